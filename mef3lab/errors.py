@@ -1,0 +1,128 @@
+"""The exception hierarchy every layer of mef3lab shares.
+
+Each class names the gRPC status it travels as (`grpc_status`, a string so this module
+never imports grpc), so the server maps errors to statuses in one place and the client
+maps them back to the same class: a user sees the same exception embedded or remote.
+Each also subclasses the builtin a Python user would naturally catch.
+"""
+
+from __future__ import annotations
+
+
+class Mef3LabError(Exception):
+    """Base class of every error mef3lab raises on purpose."""
+
+    grpc_status: str = "INTERNAL"
+
+
+class RecordingNotFoundError(Mef3LabError, FileNotFoundError):
+    """The path does not exist."""
+
+    grpc_status = "NOT_FOUND"
+
+
+class NotAMefSessionError(Mef3LabError, ValueError):
+    """The path exists but is not a MEF 3.0 session (.mefd folder with channels)."""
+
+    grpc_status = "INVALID_ARGUMENT"
+
+
+class PasswordError(Mef3LabError, PermissionError):
+    """The session is encrypted and the password is missing, wrong or of too low a level."""
+
+    grpc_status = "PERMISSION_DENIED"
+
+
+class Level1PasswordError(PasswordError):
+    """A level-1 (technical) password, which pymef accepts but cannot decode samples with."""
+
+
+class UnknownChannelError(Mef3LabError, KeyError):
+    """A channel name that the recording does not have."""
+
+    grpc_status = "INVALID_ARGUMENT"
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class TimeRangeError(Mef3LabError, ValueError):
+    """An empty or inverted time range, or one wholly outside the recording."""
+
+    grpc_status = "INVALID_ARGUMENT"
+
+
+class SegmentIndexError(Mef3LabError, IndexError):
+    """A segment index outside the recording's segment grid."""
+
+    grpc_status = "OUT_OF_RANGE"
+
+
+class MixedRatesError(Mef3LabError, ValueError):
+    """Channels of different sampling rates asked for on one sample grid."""
+
+    grpc_status = "INVALID_ARGUMENT"
+
+
+class RateChangeError(Mef3LabError, ValueError):
+    """A channel whose sampling rate changes between MEF segments (no single grid exists)."""
+
+    grpc_status = "FAILED_PRECONDITION"
+
+
+class CorruptDataError(Mef3LabError):
+    """The files are damaged: a decoder crashed, or returned no data where the index says there is."""
+
+    grpc_status = "DATA_LOSS"
+
+
+class ReadTooLargeError(Mef3LabError):
+    """A single read larger than the configured maximum."""
+
+    grpc_status = "RESOURCE_EXHAUSTED"
+
+
+class NotOpenError(Mef3LabError):
+    """An operation on a recording this client has not opened."""
+
+    grpc_status = "FAILED_PRECONDITION"
+
+
+class ServerUnavailableError(Mef3LabError, ConnectionError):
+    """The mef3lab server cannot be reached (down, wrong address, or went away mid-call)."""
+
+    grpc_status = "UNAVAILABLE"
+
+
+class CancelledError(Mef3LabError):
+    """The read was cancelled (the caller went away or interrupted it)."""
+
+    grpc_status = "CANCELLED"
+
+
+#: Every concrete error class by name: how an error crosses a process or network boundary.
+ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
+    cls.__name__: cls
+    for cls in (
+        Mef3LabError,
+        RecordingNotFoundError,
+        NotAMefSessionError,
+        PasswordError,
+        Level1PasswordError,
+        UnknownChannelError,
+        TimeRangeError,
+        SegmentIndexError,
+        MixedRatesError,
+        RateChangeError,
+        CorruptDataError,
+        ReadTooLargeError,
+        NotOpenError,
+        ServerUnavailableError,
+        CancelledError,
+    )
+}
+
+
+def rebuild(name: str, message: str) -> Mef3LabError:
+    """The error named `name` with `message`; the base class for names this version does not know."""
+    return ERROR_CLASSES.get(name, Mef3LabError)(message)

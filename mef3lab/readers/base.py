@@ -1,0 +1,419 @@
+"""The one reader interface every engine implements, and the sample-grid rules they share.
+
+Why a grid of our own: MEF stores blocks with their own start times, and an engine
+places a window's samples relative to the window's start. If every read is issued on
+one grid per sampling rate (sample k of rate fs lies at ``grid.start_uutc + k * 1e6 / fs``,
+anchored at the earliest channel of that rate), the same sample always lands at the same
+index, whoever asks, for whatever channel subset and window. Segments of a server, dask
+chunks and direct reads then agree sample for sample.
+
+Engines implement three small hooks (`_open`, `_read_float`, `_read_counts`, plus
+`_block_envelope`); everything that must be identical across engines (validation,
+grids, rate groups, error detection, NaN handling) lives here, once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import (
+    CorruptDataError,
+    MixedRatesError,
+    NotAMefSessionError,
+    RecordingNotFoundError,
+    TimeRangeError,
+    UnknownChannelError,
+)
+
+#: The int32 value that marks "no sample here" in raw (count) reads: meflib's RED_NAN.
+RAW_NAN = np.int32(-(2**31))
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """What a scientist needs to know about one channel before reading it."""
+
+    name: str
+    fs: float
+    start_uutc: int
+    end_uutc: int
+    n_samples: int  # samples stored (gaps not counted)
+    units: str
+    conversion_factor: float  # physical units per stored count
+
+
+@dataclass(frozen=True)
+class Span:
+    """A contiguous run of recorded data, ``[start_uutc, end_uutc)``."""
+
+    start_uutc: int
+    end_uutc: int
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One MEF record (annotation), at session level (`channel` None) or channel level."""
+
+    time_uutc: int
+    type: str
+    text: str
+    duration_us: int | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The regular sample grid of one sampling rate: sample k lies at start + k * 1e6 / fs µs."""
+
+    fs: float
+    start_uutc: int
+    n_samples: int
+
+    @property
+    def period_us(self) -> float:
+        return 1e6 / self.fs
+
+    @property
+    def end_uutc(self) -> int:
+        """Time just past the last sample of the grid."""
+        return self.uutc_of(self.n_samples)
+
+    def time_of(self, k: int | np.ndarray) -> float | np.ndarray:
+        """Exact (fractional) µUTC of sample k."""
+        return self.start_uutc + np.asarray(k, dtype=np.float64) * self.period_us
+
+    def uutc_of(self, k: int) -> int:
+        """µUTC of sample k, rounded to the microsecond (MEF's time resolution)."""
+        return int(round(self.start_uutc + k * self.period_us))
+
+    def index_at(self, t_uutc: float) -> int:
+        """Index of the first sample at or after time t (half-open windows include their start)."""
+        # The tolerance absorbs the microsecond rounding of uutc_of: index_at(uutc_of(k)) == k.
+        return math.ceil((t_uutc - self.start_uutc) * self.fs / 1e6 - 1e-3)
+
+    def indices(self, start_uutc: float, end_uutc: float) -> tuple[int, int]:
+        """Half-open sample index range of the window ``[start_uutc, end_uutc)``."""
+        return self.index_at(start_uutc), self.index_at(end_uutc)
+
+
+@dataclass(frozen=True)
+class RateGroup:
+    """Channels that share one sampling rate, hence one grid."""
+
+    fs: float
+    channels: tuple[str, ...]
+    grid: Grid
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """Everything known about a recording without decoding samples."""
+
+    path: str
+    channels: tuple[ChannelInfo, ...]
+    spans: dict[str, tuple[Span, ...]] = field(repr=False)
+    annotations: tuple[Annotation, ...] = ()
+    encrypted: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels)
+
+    @property
+    def start_uutc(self) -> int:
+        return min(c.start_uutc for c in self.channels)
+
+    @property
+    def end_uutc(self) -> int:
+        return max(c.end_uutc for c in self.channels)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_uutc - self.start_uutc) / 1e6
+
+    def channel(self, name: str) -> ChannelInfo:
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise UnknownChannelError(
+            f"no channel {name!r} in {self.path}; it has {len(self.channels)} channels: "
+            f"{_short_list(self.names)}"
+        )
+
+    def check_channels(self, names: Iterable[str] | None) -> tuple[str, ...]:
+        """The requested channel names (all when None), validated, in the caller's order."""
+        if names is None:
+            return self.names
+        if isinstance(names, str):
+            names = [names]
+        names = tuple(names)
+        if not names:
+            raise UnknownChannelError("no channels were asked for")
+        for n in names:
+            self.channel(n)
+        return names
+
+    @property
+    def rate_groups(self) -> tuple[RateGroup, ...]:
+        """One group per sampling rate, fastest first; each with the grid all its channels share."""
+        by_fs: dict[float, list[ChannelInfo]] = {}
+        for c in self.channels:
+            by_fs.setdefault(c.fs, []).append(c)
+        groups = []
+        for fs in sorted(by_fs, reverse=True):
+            chans = by_fs[fs]
+            start = min(c.start_uutc for c in chans)
+            end = max(c.end_uutc for c in chans)
+            n = math.ceil((end - start) * fs / 1e6 - 1e-3)
+            groups.append(RateGroup(fs, tuple(c.name for c in chans), Grid(fs, start, n)))
+        return tuple(groups)
+
+    def group_of(self, names: Sequence[str]) -> RateGroup:
+        """The rate group of `names`; MixedRatesError naming the groups when they differ."""
+        rates = {self.channel(n).fs for n in names}
+        if len(rates) > 1:
+            parts = "; ".join(
+                f"{g.fs:g} Hz: {_short_list([n for n in names if n in g.channels])}"
+                for g in self.rate_groups
+                if g.fs in rates
+            )
+            raise MixedRatesError(
+                f"the channels asked for have {len(rates)} different sampling rates ({parts}); "
+                "read each rate group separately (Reader.read_groups does this)"
+            )
+        fs = rates.pop()
+        return next(g for g in self.rate_groups if g.fs == fs)
+
+    def gaps(self, name: str) -> tuple[Span, ...]:
+        """The holes between a channel's contiguous spans (data missing there)."""
+        spans = self.spans[self.channel(name).name]
+        return tuple(
+            Span(a.end_uutc, b.start_uutc) for a, b in zip(spans, spans[1:]) if b.start_uutc > a.end_uutc
+        )
+
+
+@dataclass(frozen=True)
+class RawSamples:
+    """Stored counts for transport: ``counts * factor`` are the values, RAW_NAN marks gaps."""
+
+    counts: np.ndarray  # int32, (n_channels, n_samples)
+    factors: np.ndarray  # float64, (n_channels,)
+
+    def to_float(self, dtype: str = "float32") -> np.ndarray:
+        """The physical values, computed exactly as the float read computes them."""
+        out = self.counts.astype(np.float64) * self.factors[:, None]
+        out[self.counts == RAW_NAN] = np.nan
+        return out.astype(DTYPES[dtype], copy=False)
+
+
+def check_session_path(path: str | os.PathLike) -> Path:
+    """The session folder, or the error a person understands when it is not one."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise RecordingNotFoundError(f"no such file or folder: {p}")
+    if not p.is_dir() or p.suffix != ".mefd":
+        raise NotAMefSessionError(f"{p} is not a MEF 3.0 session (expected a folder ending in .mefd)")
+    if not any(c.suffix == ".timd" for c in p.iterdir()):
+        raise NotAMefSessionError(f"{p} is a .mefd folder without any time-series channel (.timd)")
+    return p
+
+
+class Reader(ABC):
+    """An open MEF 3.0 recording. Engines subclass this; callers use only what is defined here.
+
+    Not thread-safe by design: pymef keeps global state, so concurrency is one reader
+    per process (the server's pool), never shared threads.
+    """
+
+    engine: str = ""
+
+    def __init__(self, path: str | os.PathLike, password: str | None = None) -> None:
+        self.path = check_session_path(path)
+        self.password = password or ""
+        self.info: SessionInfo = self._open()
+
+    # -- engine hooks -------------------------------------------------------------------
+    @abstractmethod
+    def _open(self) -> SessionInfo:
+        """Open the session and describe it; raise mef3lab errors for bad passwords etc."""
+
+    @abstractmethod
+    def _read_float(self, names: Sequence[str], t0: int, t1: int, n: int, dtype: np.dtype) -> np.ndarray:
+        """Values in channel units, shape (len(names), n), NaN in gaps, for ``[t0, t1)``."""
+
+    @abstractmethod
+    def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
+        """Stored counts, int32 (len(names), n), RAW_NAN in gaps, for ``[t0, t1)``."""
+
+    @abstractmethod
+    def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
+        """Per-block ``start_uutc``, ``end_uutc``, ``min``, ``max`` (channel units) overlapping the window."""
+
+    def close(self) -> None:
+        """Release files and engine state. Idempotent."""
+
+    # -- public API ---------------------------------------------------------------------
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(
+        self,
+        channels: Sequence[str] | str | None = None,
+        start_uutc: float | None = None,
+        end_uutc: float | None = None,
+        dtype: str = "float32",
+    ) -> np.ndarray:
+        """Samples of `channels` (one rate) in ``[start_uutc, end_uutc)``: (n_channels, n_samples), NaN in gaps."""
+        names, group, k0, k1 = self._window(channels, start_uutc, end_uutc)
+        return self.read_index(names, k0, k1, dtype)
+
+    def read_groups(
+        self,
+        channels: Sequence[str] | str | None = None,
+        start_uutc: float | None = None,
+        end_uutc: float | None = None,
+        dtype: str = "float32",
+    ) -> dict[float, tuple[tuple[str, ...], np.ndarray]]:
+        """Like `read`, for channels of any rates: ``{fs: (names, array)}``, one entry per rate group."""
+        names = self.info.check_channels(channels)
+        out = {}
+        for g in self.info.rate_groups:
+            mine = tuple(n for n in names if n in g.channels)
+            if mine:
+                out[g.fs] = (mine, self.read(mine, start_uutc, end_uutc, dtype))
+        return out
+
+    def read_index(
+        self,
+        channels: Sequence[str] | str | None,
+        k0: int,
+        k1: int,
+        dtype: str = "float32",
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Samples ``[k0, k1)`` of the channels' rate-group grid (indices may lie outside the recording: NaN).
+
+        `out`, when given, receives the result (e.g. a shared-memory buffer) and is returned.
+        """
+        names = self.info.check_channels(channels)
+        group = self.info.group_of(names)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+        if k1 < k0:
+            raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
+        n = k1 - k0
+        if n == 0:
+            data = np.empty((len(names), 0), DTYPES[dtype])
+        else:
+            t0, t1 = group.grid.uutc_of(k0), group.grid.uutc_of(k1)
+            data = self._read_float(names, t0, t1, n, np.dtype(dtype))
+            self._verify(names, data, n, t0, t1, lambda row: np.isnan(row).all())
+        if out is None:
+            return data
+        out[...] = data
+        return out
+
+    def read_raw(self, channels: Sequence[str] | str | None, k0: int, k1: int) -> RawSamples:
+        """Stored int32 counts ``[k0, k1)`` plus one conversion factor per channel (compact transport)."""
+        names = self.info.check_channels(channels)
+        group = self.info.group_of(names)
+        if k1 < k0:
+            raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
+        n = k1 - k0
+        factors = np.array([self.info.channel(c).conversion_factor for c in names], np.float64)
+        if n == 0:
+            return RawSamples(np.empty((len(names), 0), np.int32), factors)
+        t0, t1 = group.grid.uutc_of(k0), group.grid.uutc_of(k1)
+        counts = self._read_counts(names, t0, t1, n)
+        self._verify(names, counts, n, t0, t1, lambda row: (row == RAW_NAN).all())
+        return RawSamples(counts, factors)
+
+    def block_envelope(
+        self, channel: str, start_uutc: int | None = None, end_uutc: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Min/max of every stored block overlapping the window, from the index (nothing decoded)."""
+        self.info.channel(channel)
+        if start_uutc is not None and end_uutc is not None and end_uutc <= start_uutc:
+            raise TimeRangeError(_inverted(start_uutc, end_uutc))
+        return self._block_envelope(channel, start_uutc, end_uutc)
+
+    # -- shared checks ------------------------------------------------------------------
+    def _window(
+        self, channels: Sequence[str] | str | None, start_uutc: float | None, end_uutc: float | None
+    ) -> tuple[tuple[str, ...], RateGroup, int, int]:
+        names = self.info.check_channels(channels)
+        group = self.info.group_of(names)
+        g = group.grid
+        t0 = g.start_uutc if start_uutc is None else start_uutc
+        t1 = g.end_uutc if end_uutc is None else end_uutc
+        if t1 <= t0:
+            raise TimeRangeError(_inverted(t0, t1))
+        if t1 <= g.start_uutc or t0 >= g.end_uutc:
+            raise TimeRangeError(
+                f"the window [{int(t0)}, {int(t1)}) µUTC lies wholly outside the recording "
+                f"[{g.start_uutc}, {g.end_uutc}) of these channels"
+            )
+        k0, k1 = g.indices(t0, t1)
+        return names, group, k0, k1
+
+    def _verify(self, names, data: np.ndarray, n: int, t0: int, t1: int, empty) -> None:
+        """Raise CorruptDataError where the engine returned less than the index promises.
+
+        pymef returns short or all-NaN arrays on some damaged files instead of raising;
+        a silent NaN row would be indistinguishable from a real gap, so it is refused.
+        """
+        if data.shape != (len(names), n):
+            raise CorruptDataError(
+                f"{self.path}: the {self.engine} engine returned {data.shape[-1] if data.ndim else 0} "
+                f"samples for {n} requested in [{t0}, {t1}); the recording may be damaged"
+            )
+        for i, name in enumerate(names):
+            if empty(data[i]) and self._has_data(name, t0, t1):
+                raise CorruptDataError(
+                    f"{self.path}: channel {name!r} returned no data in [{t0}, {t1}) although its index "
+                    "lists recorded samples there; the files may be damaged"
+                )
+
+    def _has_data(self, name: str, t0: int, t1: int) -> bool:
+        period = 1e6 / self.info.channel(name).fs
+        return any(min(s.end_uutc, t1) - max(s.start_uutc, t0) >= period for s in self.info.spans[name])
+
+
+def spans_from_toc(
+    starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
+) -> tuple[Span, ...]:
+    """Contiguous spans from a block table of contents (what both engines expose)."""
+    spans: list[Span] = []
+    cur_start = cur_end = None
+    for t, n, disc in zip(starts_uutc, n_samples, discontinuity):
+        t, n = int(t), int(n)
+        end = int(round(t + n * 1e6 / fs))
+        if cur_start is None or disc or t > cur_end + 1e6 / fs:
+            if cur_start is not None:
+                spans.append(Span(cur_start, cur_end))
+            cur_start = t
+        cur_end = end
+    if cur_start is not None:
+        spans.append(Span(cur_start, cur_end))
+    return tuple(spans)
+
+
+def _inverted(t0: float, t1: float) -> str:
+    return f"the time range ends before it starts (start {int(t0)} µUTC, end {int(t1)} µUTC)"
+
+
+def _short_list(names: Sequence[str], most: int = 8) -> str:
+    shown = ", ".join(map(repr, list(names)[:most]))
+    return shown + (f", … ({len(names) - most} more)" if len(names) > most else "")
