@@ -1,0 +1,33 @@
+"""mef3lab: MEF 3.0 recordings in Jupyter, fast and correct.
+
+Public names are imported lazily (PEP 562) so that ``import mef3lab`` in a notebook
+neither loads a C decoder nor starts gRPC machinery until something is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "open_reader": "mef3lab.readers",
+    "synthesize": "mef3lab.synth",
+    "Mef3Client": "mef3lab.client",
+    "open_recording": "mef3lab.xarray_backend",
+    "Server": "mef3lab.server.app",
+    "ServerConfig": "mef3lab.server.config",
+}
+
+__all__ = sorted(_LAZY) + ["errors", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "errors":
+        return importlib.import_module("mef3lab.errors")
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'mef3lab' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)
