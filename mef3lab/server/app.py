@@ -1,0 +1,132 @@
+"""Assembling a running server: engine + services + health on a gRPC server, and its lifecycle.
+
+`Server(...).start()` runs in the background of the calling process (notebooks, tests,
+the seed's `gRPCMef3ServerHandler` use); `serve(config)` runs in the foreground until
+SIGTERM or Ctrl-C, then drains in-flight calls and stops every reader process.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import weakref
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .._proto import mef3lab_pb2_grpc as pb_grpc
+from ..wire import MAX_MESSAGE_BYTES
+from .config import ServerConfig
+from .engine import Engine
+from .service import Mef3LabService
+
+log = logging.getLogger("mef3lab.server")
+
+#: Receive limit: requests are small, but a generous limit costs nothing and avoids surprises.
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 16 * MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+SERVICE_NAMES = ("mef3lab.v1.Mef3Lab",)
+
+
+class Server:
+    """A mef3lab server running in this process (its readers in worker processes)."""
+
+    def __init__(self, config: ServerConfig | None = None, **overrides: Any) -> None:
+        self.config = ServerConfig.from_env(**overrides) if config is None else config
+        self.engine: Engine | None = None
+        self._grpc: grpc.Server | None = None
+        self._health: health.HealthServicer | None = None
+        self.port: int | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def address(self) -> str:
+        """Where clients connect: ``host:port``."""
+        host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{self.port}"
+
+    def start(self) -> "Server":
+        if self._grpc is not None:
+            return self
+        engine = Engine(self.config)
+        server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
+                             options=GRPC_OPTIONS)
+        pb_grpc.add_Mef3LabServicer_to_server(Mef3LabService(engine), server)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        try:
+            self.port = server.add_insecure_port(self.config.address)
+            if not self.port:
+                raise OSError(f"cannot listen on {self.config.address}")
+            if self.config.unix_socket:
+                server.add_insecure_port(f"unix:{self.config.unix_socket}")
+            server.start()
+        except BaseException:
+            server.stop(None)
+            engine.shutdown()
+            raise
+        for name in ("",) + SERVICE_NAMES:
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.engine, self._grpc = engine, server
+        # No orphans even if the owner forgets stop(): the finalizer runs at exit or collection.
+        self._finalizer = weakref.finalize(self, _stop, server, engine, self._health, 1.0)
+        log.info("mef3lab server listening on %s (%d reader processes)", self.address,
+                 self.config.n_process_workers)
+        return self
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Stop accepting calls, let in-flight ones finish for up to `grace` s, stop the workers."""
+        if self._finalizer is not None and self._finalizer.alive:
+            self._finalizer.detach()
+            _stop(self._grpc, self.engine, self._health, grace)
+        self._grpc = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stops (True) or `timeout` passes (False)."""
+        return self._grpc.wait_for_termination(timeout) if self._grpc else True
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"listening on {self.address}" if self._grpc else "stopped"
+        return f"<mef3lab.Server {state}>"
+
+
+def _stop(server: grpc.Server, engine: Engine, health_servicer, grace: float | None) -> None:
+    if health_servicer is not None:
+        health_servicer.enter_graceful_shutdown()
+    server.stop(grace).wait()
+    engine.shutdown()
+
+
+def serve(config: ServerConfig) -> int:
+    """Run in the foreground until SIGTERM/SIGINT; drain, stop workers, return 0."""
+    server = Server(config).start()
+    done = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s: draining in-flight calls", signal.Signals(signum).name)
+        done.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        print(f"mef3lab server listening on {server.address}", flush=True)
+        while not done.wait(0.5):
+            pass
+    finally:
+        server.stop(grace=5.0)
+        for s, h in previous.items():
+            signal.signal(s, h)
+    log.info("mef3lab server stopped")
+    return 0

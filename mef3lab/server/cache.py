@@ -1,0 +1,127 @@
+"""A thread-safe LRU of decoded segments, bounded in bytes rather than in entries.
+
+Bytes, because segments differ wildly in size (2 channels or 256, 1 s or 10 min), and
+memory is what runs out. Only successful results are ever put here (errors never are),
+and a value larger than the whole budget is served but not kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Generic, Hashable, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass
+class CacheStats:
+    bytes: int = 0
+    budget_bytes: int = 0
+    entries: int = 0
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+
+
+class ByteLRU(Generic[K, V]):
+    """LRU mapping whose total `size_of(value)` never exceeds `budget_bytes`.
+
+    `on_evict(key, value)` runs (outside the lock) for every value that leaves the
+    cache, so owners of shared memory can release it.
+    """
+
+    def __init__(
+        self,
+        budget_bytes: int,
+        size_of: Callable[[V], int],
+        on_evict: Callable[[K, V], None] | None = None,
+    ) -> None:
+        if budget_bytes < 0:
+            raise ValueError("cache budget must be >= 0 bytes")
+        self._budget = budget_bytes
+        self._size_of = size_of
+        self._on_evict = on_evict
+        self._data: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._stats = CacheStats(budget_bytes=budget_bytes)
+
+    def get(self, key: K) -> V | None:
+        """The value (now most recently used), or None; counts a hit or a miss."""
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                self._stats.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self._stats.hits += 1
+            return item[0]
+
+    def peek(self, key: K) -> V | None:
+        """The value without touching recency or statistics (for prefetch decisions)."""
+        with self._lock:
+            item = self._data.get(key)
+            return None if item is None else item[0]
+
+    def __contains__(self, key: K) -> bool:
+        with self._lock:
+            return key in self._data
+
+    def put(self, key: K, value: V) -> bool:
+        """Insert (or refresh) `value`; evict least recently used entries to fit. False if too large."""
+        size = self._size_of(value)
+        evicted: list[tuple[K, V]] = []
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+                if old[0] is not value:
+                    evicted.append((key, old[0]))
+            stored = size <= self._budget
+            if stored:
+                while self._data and self._bytes + size > self._budget:
+                    k, (v, s) = self._data.popitem(last=False)
+                    self._bytes -= s
+                    self._stats.evictions += 1
+                    evicted.append((k, v))
+                self._data[key] = (value, size)
+                self._bytes += size
+        self._evicted(evicted)
+        return stored
+
+    def resize(self, budget_bytes: int) -> None:
+        """Change the budget; shrinking evicts least recently used entries at once."""
+        evicted: list[tuple[K, V]] = []
+        with self._lock:
+            self._budget = self._stats.budget_bytes = budget_bytes
+            while self._data and self._bytes > self._budget:
+                k, (v, s) = self._data.popitem(last=False)
+                self._bytes -= s
+                self._stats.evictions += 1
+                evicted.append((k, v))
+        self._evicted(evicted)
+
+    def drop(self, predicate: Callable[[K], bool]) -> int:
+        """Remove every entry whose key matches (e.g. all segments of a closed recording)."""
+        with self._lock:
+            keys = [k for k in self._data if predicate(k)]
+            evicted = [(k, self._data.pop(k)[0]) for k in keys]
+            self._bytes = sum(s for _, s in self._data.values())
+        self._evicted(evicted)
+        return len(evicted)
+
+    def clear(self) -> None:
+        self.drop(lambda _k: True)
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            s = self._stats
+            return CacheStats(self._bytes, self._budget, len(self._data), s.hits, s.misses, s.evictions)
+
+    def _evicted(self, items: list[tuple[K, V]]) -> None:
+        if self._on_evict is not None:
+            for k, v in items:
+                self._on_evict(k, v)

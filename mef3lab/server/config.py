@@ -1,0 +1,83 @@
+"""Server settings: one dataclass, filled from defaults < environment variables < flags.
+
+The seed server's variables (PORT, N_PREFETCH, CACHE_CAPACITY_MULTIPLIER,
+N_PROCESS_WORKERS) keep their meaning so an existing deployment keeps working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `mef3lab serve` can be told. Each field has an env var (upper case) and a flag."""
+
+    host: str = "127.0.0.1"  # localhost by default: a shared service must opt in to exposure
+    port: int = 50051  # 0 = pick a free port
+    unix_socket: str = ""  # also listen on this Unix socket path
+    n_prefetch: int = 3
+    cache_capacity_multiplier: int = 3
+    cache_mb: float = 0.0  # byte budget of the segment cache; 0 = derive from the two above
+    n_process_workers: int = 2  # 0 = decode inside the server process (debugging)
+    segment_seconds: float = 300.0  # default segment size of a client that sets none
+    max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
+    engine: str = "pymef"
+    grpc_threads: int = 16
+    log_level: str = "INFO"
+
+    def cache_budget_bytes(self, segment_bytes: int) -> int:
+        """The cache budget: `cache_mb`, or the seed's segment count times one segment's size."""
+        if self.cache_mb > 0:
+            return int(self.cache_mb * 2**20)
+        return max(1, self.n_prefetch + self.cache_capacity_multiplier) * segment_bytes
+
+    @property
+    def max_read_bytes(self) -> int:
+        return int(self.max_read_mb * 2**20)
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ServerConfig":
+        """Defaults, then environment variables, then explicit keyword overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw not in (None, ""):
+                values[f.name] = _parse(f.type, raw, f.name.upper())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One `--flag` per field (default None, so an unset flag leaves the env var in force)."""
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            parser.add_argument(flag, dest=f.name, type=_TYPES[f.type], default=None,
+                                help=f"(env {f.name.upper()}, default {f.default!r})")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | Sequence[str], environ: Mapping[str, str] | None = None) -> "ServerConfig":
+        if not isinstance(args, argparse.Namespace):
+            parser = argparse.ArgumentParser()
+            cls.add_arguments(parser)
+            args = parser.parse_args(list(args))
+        return cls.from_env(environ, **{f.name: getattr(args, f.name, None) for f in fields(cls)})
+
+
+_TYPES = {"str": str, "int": int, "float": float}
+
+
+def _parse(type_name: str, raw: str, var: str) -> Any:
+    try:
+        return _TYPES[type_name](raw)
+    except ValueError:
+        raise ValueError(f"environment variable {var}={raw!r} is not a valid {type_name}") from None

@@ -1,0 +1,168 @@
+"""mef3lab's own gRPC servicer: protobuf in, engine call, protobuf out. Nothing else.
+
+Errors become gRPC statuses in one place (`grpc_errors`), with the mef3lab exception
+class in trailing metadata so the client re-raises the same class.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Callable
+
+import grpc
+import numpy as np
+
+from .._proto import mef3lab_pb2 as pb
+from .._proto import mef3lab_pb2_grpc as pb_grpc
+from ..errors import Mef3LabError, TimeRangeError
+from ..wire import CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, array_to_chunks, info_to_proto
+from .engine import Engine, Samples
+
+log = logging.getLogger(__name__)
+
+
+def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> str:
+    """Who is calling: the id the client sent in metadata, else its connection."""
+    for k, v in context.invocation_metadata() or ():
+        if k == key and v:
+            return f"id:{v}"
+    return f"peer:{context.peer()}"
+
+
+def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
+    """Abort the call with the status that fits `exc` and a message a person understands."""
+    if isinstance(exc, Mef3LabError):
+        code, name, text = getattr(grpc.StatusCode, exc.grpc_status), type(exc).__name__, str(exc)
+    elif isinstance(exc, (ValueError, TypeError)):
+        code, name, text = grpc.StatusCode.INVALID_ARGUMENT, "Mef3LabError", str(exc)
+    else:
+        log.exception("unexpected error")
+        code, name, text = grpc.StatusCode.INTERNAL, "Mef3LabError", f"internal server error: {exc}"
+    context.set_trailing_metadata(((ERROR_KEY, name),))
+    context.abort(code, text)
+
+
+def grpc_errors(method: Callable) -> Callable:
+    """Decorate a unary or streaming handler so every exception ends as a proper status."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream(self, request, context):
+            try:
+                yield from method(self, request, context)
+            except Exception as exc:  # noqa: BLE001 - every error must become a status
+                abort_with(context, exc)
+        return stream
+
+    @functools.wraps(method)
+    def unary(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc)
+    return unary
+
+
+def samples_header(s: Samples, dtype: str, factors: np.ndarray | None = None) -> pb.SampleChunk:
+    return pb.SampleChunk(
+        dtype=CODE_OF[dtype], channels=s.channels, fs=s.group.fs, start_index=s.start_index,
+        first_sample_uutc=s.first_sample_uutc,
+        conversion_factors=[] if factors is None else factors.tolist(),
+    )
+
+
+class Mef3LabService(pb_grpc.Mef3LabServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @grpc_errors
+    def Open(self, request, context):
+        info = self.engine.open(client_id(context), request.path, request.password, request.engine or None)
+        return info_to_proto(info, self.engine.recording_engine(request.path))
+
+    @grpc_errors
+    def Close(self, request, context):
+        return pb.CloseResponse(path=request.path, closed=self.engine.close(client_id(context), request.path))
+
+    @grpc_errors
+    def ListOpen(self, request, context):
+        return pb.ListOpenResponse(paths=self.engine.list_open(client_id(context)))
+
+    @grpc_errors
+    def Info(self, request, context):
+        info = self.engine.info(client_id(context), request.path)
+        return info_to_proto(info, self.engine.recording_engine(request.path))
+
+    @grpc_errors
+    def SetSegmentSize(self, request, context):
+        self.engine.set_segment_seconds(client_id(context), request.path, request.seconds)
+        return self._grid(client_id(context), request.path)
+
+    @grpc_errors
+    def GetSegmentGrid(self, request, context):
+        return self._grid(client_id(context), request.path)
+
+    def _grid(self, client: str, path: str) -> pb.SegmentGrid:
+        info = self.engine.info(client, path)
+        groups = []
+        for g in info.rate_groups:
+            length, n_seg = self.engine.segment_grid(client, path, g)
+            groups.append(pb.RateGrid(fs=g.fs, channels=g.channels, start_uutc=g.grid.start_uutc,
+                                      n_samples=g.grid.n_samples, segment_samples=length, n_segments=n_seg))
+        return pb.SegmentGrid(path=path, seconds=self.engine.segment_seconds(client, path), groups=groups)
+
+    @grpc_errors
+    def ReadSegment(self, request, context):
+        dtype = DTYPE_OF[request.dtype]
+        s = self.engine.read_segment(client_id(context), request.path, request.index,
+                                     list(request.channels) or None, dtype, not request.no_prefetch)
+        yield from array_to_chunks(s.data, samples_header(s, dtype, self.engine.factors(request.path, s.channels, dtype)))
+
+    @grpc_errors
+    def ReadRange(self, request, context):
+        dtype = DTYPE_OF[request.dtype]
+        s = self._window(request, context, dtype, not request.no_prefetch)
+        yield from array_to_chunks(s.data, samples_header(s, dtype, self.engine.factors(request.path, s.channels, dtype)))
+
+    @grpc_errors
+    def ReadEnvelope(self, request, context):
+        if request.bins <= 0:
+            raise TimeRangeError(f"an envelope needs a positive number of bins, not {request.bins}")
+        s = self._window(request, context, "float32", True)
+        env = envelope(s.data, request.bins)
+        yield from array_to_chunks(env, samples_header(s, "float32"))
+
+    def _window(self, request, context, dtype: str, prefetch: bool) -> Samples:
+        client, names = client_id(context), list(request.channels) or None
+        which = request.WhichOneof("window")
+        if which == "time":
+            return self.engine.read_time(client, request.path, names, request.time.start_uutc,
+                                         request.time.end_uutc, dtype, prefetch)
+        if which == "samples":
+            return self.engine.read_index(client, request.path, names, request.samples.start,
+                                          request.samples.stop, dtype, prefetch)
+        raise TimeRangeError("the request names no window (give a time or a sample window)")
+
+    @grpc_errors
+    def Prefetch(self, request, context):
+        n = self.engine.hint(client_id(context), request.path, list(request.channels) or None,
+                             request.samples.start, request.samples.stop, DTYPE_OF[request.dtype])
+        return pb.PrefetchResponse(queued=n)
+
+    @grpc_errors
+    def GetStats(self, request, context):
+        return pb.ServerStats(**self.engine.stats())
+
+
+def envelope(data: np.ndarray, bins: int) -> np.ndarray:
+    """Min and max of each of `bins` near-equal slices along time: shape (2, channels, bins), NaN-aware."""
+    n = data.shape[1]
+    bins = max(1, min(bins, n)) if n else 0
+    out = np.full((2, data.shape[0], bins), np.nan, np.float32)
+    if bins:
+        edges = np.linspace(0, n, bins + 1).astype(np.int64)[:-1]
+        with np.errstate(invalid="ignore"):
+            out[0] = np.fmin.reduceat(data, edges, axis=1)
+            out[1] = np.fmax.reduceat(data, edges, axis=1)
+    return out
