@@ -1,0 +1,30 @@
+"""Settings: defaults < environment (the seed's variable names) < flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from mef3lab.server.config import ServerConfig
+
+
+def test_seed_defaults():
+    c = ServerConfig.from_env({})
+    assert (c.port, c.n_prefetch, c.cache_capacity_multiplier, c.n_process_workers) == (50051, 3, 3, 2)
+    assert c.host == "127.0.0.1"
+
+
+def test_env_then_flags():
+    env = {"PORT": "6000", "N_PREFETCH": "5", "N_PROCESS_WORKERS": "0", "CACHE_MB": "64"}
+    c = ServerConfig.from_args(["--port", "7000"], environ=env)
+    assert (c.port, c.n_prefetch, c.n_process_workers) == (7000, 5, 0)
+    assert c.cache_budget_bytes(10**9) == 64 * 2**20
+
+
+def test_segment_count_sizes_the_cache_without_cache_mb():
+    c = ServerConfig.from_env({"N_PREFETCH": "2", "CACHE_CAPACITY_MULTIPLIER": "4"})
+    assert c.cache_budget_bytes(1000) == 6000
+
+
+def test_bad_env_value_is_named():
+    with pytest.raises(ValueError, match="N_PREFETCH"):
+        ServerConfig.from_env({"N_PREFETCH": "lots"})

@@ -1,0 +1,62 @@
+"""Readahead policy and the tracker that cancels stale prefetches."""
+
+from __future__ import annotations
+
+from mef3lab.server.prefetch import PrefetchTracker, Readahead
+
+
+class Handle:
+    def __init__(self):
+        self.cancelled = False
+
+    def cancel(self):
+        self.cancelled = True
+        return True
+
+
+def test_forward_plan_stays_inside_the_recording():
+    p = Readahead(3)
+    assert p.plan(None, 0, 10) == [1, 2, 3]
+    assert p.plan(4, 5, 10) == [6, 7, 8]
+    assert p.plan(7, 8, 10) == [9]
+
+
+def test_backward_travel_prefetches_backwards():
+    assert Readahead(3).plan(6, 5, 10) == [4, 3, 2]
+    assert Readahead(3).plan(2, 1, 10) == [0]
+
+
+def test_zero_depth_plans_nothing():
+    assert Readahead(0).plan(None, 3, 10) == []
+
+
+def test_jump_cancels_prefetches_no_longer_planned():
+    t = PrefetchTracker(Readahead(2))
+    plan = t.advance("s", 0, 100)
+    handles = {i: Handle() for i in plan}
+    for i, h in handles.items():
+        t.queued("s", i, h)
+    t.advance("s", 50, 100)  # the user leapt ahead
+    assert all(h.cancelled for h in handles.values())
+
+
+def test_sequential_reading_keeps_the_still_planned_prefetches():
+    t = PrefetchTracker(Readahead(3))
+    for i in t.advance("s", 0, 100):
+        t.queued("s", i, Handle())
+    kept = t._streams["s"].queued[2]
+    t.advance("s", 1, 100)
+    assert not kept.cancelled
+
+
+def test_streams_are_independent_and_forget_cancels():
+    t = PrefetchTracker(Readahead(1))
+    a, b = Handle(), Handle()
+    t.advance(("c1", "f"), 0, 10)
+    t.queued(("c1", "f"), 1, a)
+    t.advance(("c2", "f"), 5, 10)
+    t.queued(("c2", "f"), 6, b)
+    t.advance(("c2", "f"), 9, 10)
+    assert b.cancelled and not a.cancelled
+    t.forget(lambda s: s[0] == "c1")
+    assert a.cancelled
