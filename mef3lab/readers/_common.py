@@ -1,0 +1,80 @@
+"""Small pieces both engines share: annotations, rate-change detection, messages."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import RateChangeError
+from .base import Annotation
+
+
+def annotation(rec: dict, channel: str | None) -> Annotation:
+    """One engine record dict (``time``, ``type``, ``text``, ``duration``) as an Annotation."""
+    text = rec.get("text")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    duration = rec.get("duration")
+    return Annotation(
+        time_uutc=int(rec["time"]),
+        type=str(rec.get("type", "")),
+        text="" if text is None else str(text).rstrip("\x00"),
+        duration_us=None if duration is None else int(duration),
+        channel=channel,
+    )
+
+
+def sorted_annotations(items: Iterable[Annotation]) -> tuple[Annotation, ...]:
+    """Annotations in one order whatever the engine: by time, then level and content."""
+    return tuple(sorted(items, key=lambda a: (a.time_uutc, a.channel or "", a.type, a.text)))
+
+
+def effective_factor(f: float | None) -> float:
+    """A stored conversion factor as reads apply it: unset (<= 0, None, NaN) means 1."""
+    return float(f) if f is not None and f > 0 else 1.0
+
+
+def rate_change_message(path: object, name: str, rates: Sequence[float]) -> str:
+    shown = ", ".join(f"{r:g} Hz" for r in dict.fromkeys(rates))
+    return (
+        f"{path}: channel {name!r} changes sampling rate between MEF segments ({shown}); "
+        "no single sample grid exists for it, so it cannot be read. Read the other channels, "
+        "or split the recording into sessions of one rate each"
+    )
+
+
+def check_rates(changes: dict[str, str], names: Sequence[str]) -> None:
+    """Raise RateChangeError when any of `names` changes rate between segments."""
+    for n in names:
+        if n in changes:
+            raise RateChangeError(changes[n])
+
+
+def implied_rates(
+    starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, seg_end: np.ndarray, fs: float
+) -> list[float]:
+    """Sampling rates a block index implies, for engines that store no rate per segment.
+
+    A block followed seamlessly (no discontinuity) by the next spans ``next.start - start``
+    µs; the last block of a segment spans to the segment's end; a block followed by a gap
+    says nothing. A rate off `fs` by more than one sample per block is a different rate.
+    """
+    out = []
+    last = len(starts) - 1
+    for i, (t, n) in enumerate(zip(starts, counts)):
+        if i < last and not disc[i + 1]:
+            dt = float(starts[i + 1] - t)
+        elif i == last:
+            dt = float(seg_end - t)
+        else:
+            continue  # followed by a gap: its span is unknown
+        if n > 1 and dt > 0:
+            r = n * 1e6 / dt
+            if abs(r - fs) * dt / 1e6 > 1.0 + 2e-6 * fs:  # more than a sample (plus µs rounding)
+                out.append(float(round(r, 3)))
+    return out
+
+
+def nan_rows(n_rows: int, n: int, dtype: np.dtype) -> np.ndarray:
+    return np.full((n_rows, n), np.nan, dtype=dtype)

@@ -1,0 +1,147 @@
+"""The mef3io engine: a C++ decoder that releases the GIL and reads with a level-1 password.
+
+Behaviour worth knowing:
+- A level-1 password reads samples and technical metadata but not the records, whose
+  bodies MEF encrypts at level 2: such a session opens with no annotations (logged).
+- A channel whose sampling rate changes between segments is found at open from the
+  block index (mef3io stores no rate per segment) and raises RateChangeError when read;
+  the other channels read normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from contextlib import contextmanager
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, PasswordError
+from ._common import annotation, check_rates, effective_factor, implied_rates, rate_change_message
+from ._common import sorted_annotations
+from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
+
+log = logging.getLogger(__name__)
+
+
+class Mef3ioReader(Reader):
+    """A recording decoded by mef3io."""
+
+    engine = "mef3io"
+
+    def _open(self) -> SessionInfo:
+        import mef3io
+
+        self._m = mef3io
+        self._r = None
+        self.rate_changes: dict[str, str] = {}
+        with self._mapped("open"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", mef3io.SessionDeclarationWarning)
+                self._r = mef3io.Reader(str(self.path), self.password, warn_declarations=False)
+            channels, spans = [], {}
+            for name in self._r.channels:
+                found = self._channel(name)
+                if found is not None:
+                    channels.append(found[0])
+                    spans[name] = found[1]
+            if not channels:
+                raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
+            notes = self._annotations()
+        protected = getattr(self._r._impl, "password_protected", None)
+        encrypted = bool(protected()) if protected is not None else bool(self.password)
+        return SessionInfo(str(self.path), tuple(channels), spans, notes, encrypted)
+
+    def _channel(self, name: str) -> tuple[ChannelInfo, tuple[Span, ...]] | None:
+        info = self._r.info(name)
+        toc = self._r.toc(name)
+        if not toc:
+            log.warning("%s: channel %r has no samples; left out", self.path, name)
+            return None
+        fs = float(info["sampling_frequency"])
+        starts = np.array([b["start_uutc"] for b in toc], np.int64)
+        counts = np.array([b["number_of_samples"] for b in toc], np.int64)
+        disc = np.array([b["discontinuity"] for b in toc], bool)
+        first = np.array([b["start_sample"] for b in toc], np.int64)
+        segs = self._r.segments(name)
+        factor = info["units_conversion_factor"]
+        if factor is None:  # segments store different factors: reads scale each by its own
+            factor = segs[0]["units_conversion_factor"]
+        rates, seg_spans = [], []
+        for s in segs:  # blocks of each segment, by their channel-wide sample index
+            mine = (first >= s["start_sample"]) & (first < s["start_sample"] + s["number_of_samples"])
+            if mine.any():
+                found = implied_rates(starts[mine], counts[mine], disc[mine], s["end_time"], fs)
+                rates += found
+                seg_spans += spans_from_toc(starts[mine], counts[mine], disc[mine], found[0] if found else fs)
+        if rates:
+            self.rate_changes[name] = rate_change_message(self.path, name, [fs, *rates])
+            spans = tuple(seg_spans)  # each segment timed by its own rate
+        else:
+            spans = spans_from_toc(starts, counts, disc, fs)
+        return ChannelInfo(
+            name=name,
+            fs=fs,
+            start_uutc=spans[0].start_uutc,
+            end_uutc=spans[-1].end_uutc,
+            n_samples=int(counts.sum()),
+            units=str(info["units_description"] or ""),
+            conversion_factor=effective_factor(factor),
+        ), spans
+
+    def _annotations(self):
+        try:
+            recs = self._r.records(level="all")
+        except self._m.PasswordError:
+            log.info("%s: the records need the level-2 password; opened without annotations", self.path)
+            return ()
+        return sorted_annotations(annotation(r, r.get("channel")) for r in recs)
+
+    def _read_float(self, names: Sequence[str], t0: int, t1: int, n: int, dtype: np.dtype) -> np.ndarray:
+        check_rates(self.rate_changes, names)
+        with self._mapped("read"):
+            return self._r.read(list(names), t0, t1, dtype=dtype.name)
+
+    def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
+        check_rates(self.rate_changes, names)
+        out = np.empty((len(names), n), np.int32)
+        with self._mapped("read"):
+            for i, name in enumerate(names):
+                raw = self._r.read_raw(name, t0, t1)
+                samples, valid = raw["samples"], raw["valid"]
+                if samples.shape != (n,):
+                    raise CorruptDataError(
+                        f"{self.path}: mef3io returned {samples.size} raw samples of {name!r} for "
+                        f"{n} requested in [{t0}, {t1}); the recording may be damaged"
+                    )
+                out[i] = np.where(valid != 0, samples, RAW_NAN)
+        return out
+
+    def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
+        check_rates(self.rate_changes, [name])
+        with self._mapped("read"):
+            return dict(self._r.block_envelope(name, t0, t1))
+
+    def close(self) -> None:
+        r, self._r = getattr(self, "_r", None), None
+        if r is not None:
+            r.close()
+
+    @contextmanager
+    def _mapped(self, what: str):
+        """Turn mef3io's exceptions into the mef3lab errors a scientist can act on."""
+        try:
+            yield
+        except Mef3LabError:
+            raise
+        except self._m.PasswordError as exc:
+            if not self.password:
+                msg = f"{self.path} is encrypted: give its password (level 2, or level 1 for the samples only)"
+            else:
+                msg = f"the password does not open {self.path} (mef3io: {exc})"
+            raise PasswordError(msg) from exc
+        except (self._m.MefError, RuntimeError, OSError) as exc:
+            raise CorruptDataError(
+                f"{self.path}: mef3io could not {what} the recording, which looks damaged ({exc})"
+            ) from exc

@@ -1,0 +1,192 @@
+"""The pymef engine (meflib's own Python binding): what the lab's files are written with.
+
+Behaviour worth knowing:
+- pymef returns unscaled counts as float64; values are ``counts * factor`` here, in
+  float64, then cast, so results equal mef3io's bit for bit.
+- It cannot decode samples with a level-1 password (its metadata comes out garbled):
+  the password level is checked at open and Level1PasswordError raised, which
+  `open_reader` answers by switching to mef3io.
+- A channel whose segments store different sampling rates raises RateChangeError when
+  read (each segment's metadata holds its rate); the other channels read normally.
+- pymef holds the GIL and can crash the process on some damaged files: the server reads
+  in worker processes for that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from contextlib import contextmanager
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import CorruptDataError, Level1PasswordError, Mef3LabError, NotAMefSessionError, PasswordError
+from ._common import annotation, check_rates, effective_factor, nan_rows, rate_change_message
+from ._common import sorted_annotations
+from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
+
+log = logging.getLogger(__name__)
+
+
+class PymefReader(Reader):
+    """A recording decoded by pymef."""
+
+    engine = "pymef"
+
+    def _open(self) -> SessionInfo:
+        from pymef.mef_file.pymef3_file import check_mef_password
+        from pymef.mef_session import MefSession
+
+        self._s = None
+        self.rate_changes: dict[str, str] = {}
+        level = self._password_level(check_mef_password)
+        with self._mapped("open"):
+            self._s = MefSession(str(self.path), self.password, check_all_passwords=False)
+            md = self._s.session_md["time_series_channels"]
+            self._segs = {name: [md[name]["segments"][k] for k in sorted(md[name]["segments"])] for name in md}
+            channels, spans = [], {}
+            for name in sorted(md):
+                found = self._channel(name)
+                if found is not None:
+                    channels.append(found[0])
+                    spans[name] = found[1]
+            if not channels:
+                raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
+            self._chan = {c.name: c for c in channels}
+            notes = self._annotations(md)
+        return SessionInfo(str(self.path), tuple(channels), spans, notes, level > 0)
+
+    def _password_level(self, check) -> int:
+        """0 (not encrypted), 1 or 2, from the first metadata file; raises for bad passwords."""
+        tmet = next(iter(sorted(self.path.glob("*.timd/*.segd/*.tmet"))), None)
+        if tmet is None:
+            raise NotAMefSessionError(f"{self.path} has channel folders but no segment metadata (.tmet)")
+        level = check(str(tmet), self.password)
+        if level < 0:
+            if not self.password:
+                raise PasswordError(f"{self.path} is encrypted: give its password")
+            raise PasswordError(f"the password does not open {self.path}")
+        if level == 1:
+            raise Level1PasswordError(
+                f"{self.path} was opened with its level-1 password, with which pymef cannot decode "
+                "samples; use the level-2 password, or the mef3io engine"
+            )
+        return int(level)
+
+    def _channel(self, name: str) -> tuple[ChannelInfo, tuple[Span, ...]] | None:
+        segs = self._segs[name]
+        rates = [float(s["section_2"]["sampling_frequency"][0]) for s in segs]
+        toc = self._s.get_channel_toc(name)
+        if not segs or toc.shape[1] == 0:
+            log.warning("%s: channel %r has no samples; left out", self.path, name)
+            return None
+        fs = rates[0]
+        if any(r != fs for r in rates):
+            self.rate_changes[name] = rate_change_message(self.path, name, rates)
+        s2 = segs[0]["section_2"]
+        if name in self.rate_changes:  # each segment timed by its own rate
+            spans = tuple(
+                sp for s, r in zip(segs, rates) for sp in spans_from_toc(s["TOC"][3], s["TOC"][1], s["TOC"][0], r)
+            )
+        else:
+            spans = spans_from_toc(toc[3], toc[1], toc[0].astype(bool), fs)
+        units = s2["units_description"][0]
+        return ChannelInfo(
+            name=name,
+            fs=fs,
+            start_uutc=spans[0].start_uutc,
+            end_uutc=spans[-1].end_uutc,
+            n_samples=int(toc[1].sum()),
+            units=units.decode("utf-8", "replace") if isinstance(units, bytes) else str(units),
+            conversion_factor=effective_factor(float(s2["units_conversion_factor"][0])),
+        ), spans
+
+    def _annotations(self, md) -> tuple:
+        """Session-, channel- and segment-level records (pymef lacks the keys of absent files)."""
+        s = self._s
+        notes = [annotation(r, None) for r in s.read_records()] if s.session_md.get("records_info") else []
+        for name in md:
+            if md[name].get("records_info"):
+                notes += [annotation(r, name) for r in s.read_records(name)]
+            for k, seg in sorted(md[name]["segments"].items()):
+                if seg.get("records_info"):
+                    notes += [annotation(r, name) for r in s.read_records(name, int(k.rsplit("-", 1)[1]))]
+        return sorted_annotations(notes)
+
+    def _read_channel(self, name: str, t0: int, t1: int, n: int) -> np.ndarray:
+        """Counts (float64, NaN in gaps) of one channel for ``[t0, t1)``."""
+        c = self._chan[name]
+        if t1 <= c.start_uutc or t0 >= c.end_uutc:
+            # pymef sizes an all-outside window by truncation, not by the read rule.
+            return np.full(n, np.nan)
+        with self._mapped("read"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "window exceeds the recording"
+            data = self._s.read_ts_channels_uutc(name, [int(t0), int(t1)])
+        if data is None or np.shape(data) != (n,):
+            raise CorruptDataError(
+                f"{self.path}: pymef returned {np.size(data) if data is not None else 0} samples of "
+                f"{name!r} for {n} requested in [{t0}, {t1}); the recording may be damaged"
+            )
+        return data
+
+    def _read_float(self, names: Sequence[str], t0: int, t1: int, n: int, dtype: np.dtype) -> np.ndarray:
+        check_rates(self.rate_changes, names)
+        out = nan_rows(len(names), n, dtype)
+        for i, name in enumerate(names):
+            out[i] = self._read_channel(name, t0, t1, n) * self._chan[name].conversion_factor
+        return out
+
+    def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
+        check_rates(self.rate_changes, names)
+        out = np.empty((len(names), n), np.int32)
+        for i, name in enumerate(names):
+            counts = self._read_channel(name, t0, t1, n)
+            gap = np.isnan(counts)
+            counts[gap] = 0
+            out[i] = counts.astype(np.int32)
+            out[i][gap] = RAW_NAN
+        return out
+
+    def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
+        check_rates(self.rate_changes, [name])
+        c = self._chan[name]
+        idx = np.concatenate([s["indices"] for s in self._segs[name]])
+        start = idx["start_time"].astype(np.int64)
+        n = idx["number_of_samples"].astype(np.int64)
+        # Block end as mef3io reports it: start + n / fs, rounded half up.
+        end = np.floor(start + n * 1e6 / c.fs + 0.5).astype(np.int64)
+        lo = c.start_uutc if t0 is None else t0
+        hi = c.end_uutc if t1 is None else t1
+        keep = (end > lo) & (start < hi)
+        f = c.conversion_factor
+        return {
+            "start_uutc": start[keep],
+            "end_uutc": end[keep],
+            "min": idx["minimum_sample_value"][keep].astype(np.float64) * f,
+            "max": idx["maximum_sample_value"][keep].astype(np.float64) * f,
+        }
+
+    def close(self) -> None:
+        s, self._s = getattr(self, "_s", None), None
+        if s is not None:
+            s.close()
+
+    @contextmanager
+    def _mapped(self, what: str):
+        """Turn pymef's exceptions into the mef3lab errors a scientist can act on."""
+        try:
+            yield
+        except Mef3LabError:
+            raise
+        except RuntimeError as exc:
+            if "password" in str(exc).lower():
+                raise PasswordError(f"the password does not open {self.path}") from exc
+            raise CorruptDataError(
+                f"{self.path}: pymef could not {what} the recording, which looks damaged ({exc})"
+            ) from exc
+        except (OSError, ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+            raise CorruptDataError(
+                f"{self.path}: pymef could not {what} the recording, which looks damaged ({exc!r})"
+            ) from exc
+
