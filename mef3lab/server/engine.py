@@ -275,6 +275,14 @@ class Engine:
             data = _assemble(pieces, length, k0, k1, len(canon), dtype, rows)
         return Samples(data, names, group, k0)
 
+    def block_envelope(
+        self, client: str, path: str, channel: str, start_uutc: int | None = None, end_uutc: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-MEF-block min/max of one channel from the block index (decoded in a reader process)."""
+        rec, _ = self._open_view(client, path)
+        rec.info.channel(channel)
+        return self.pool.call(rec.path, rec.password, rec.engine, "block_envelope", channel, start_uutc, end_uutc)
+
     def hint(self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, dtype: str = "float32") -> int:
         """Queue background loads of the segments covering ``[k0, k1)``; returns how many were queued."""
         rec, _ = self._open_view(client, path)
