@@ -36,6 +36,7 @@ class Mef3ioReader(Reader):
         self._m = mef3io
         self._r = None
         self.rate_changes: dict[str, str] = {}
+        self.annotations_locked = False  # True: the records need the level-2 password
         with self._mapped("open"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", mef3io.SessionDeclarationWarning)
@@ -94,6 +95,7 @@ class Mef3ioReader(Reader):
         try:
             recs = self._r.records(level="all")
         except self._m.PasswordError:
+            self.annotations_locked = True
             log.info("%s: the records need the level-2 password; opened without annotations", self.path)
             return ()
         return sorted_annotations(annotation(r, r.get("channel")) for r in recs)
