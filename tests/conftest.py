@@ -1,0 +1,118 @@
+"""Shared fixtures: small real recordings written once per test session by `synthesize`.
+
+Each recording fixture is a `pathlib.Path` to a .mefd folder; its `*_plan` twin is the
+`SynthPlan` it was written from (`plan.signal(i)` = channel i exactly as written, NaN in
+gaps), so any layer can compare what it serves with what is on disk, sample for sample.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mef3lab.synth import plan, synthesize
+
+#: 8 ch x 256 Hz x 10 min; gaps of 0.4 s, 3 s, 20 s and 0.02 s (5 samples); annotations.
+RECORDING = dict(
+    channels=8, fs=256.0, seconds=600.0, precision=2,
+    gaps=[(61.2, 0.4), (150.0, 3.0), (333.3, 20.0), (480.01, 0.02)], seed=0,
+)
+#: 6 ch alternating 1024 Hz / 256 Hz x 2 min, staggered starts and ends (2.5 s steps), 2 gaps.
+MIXED_RATE = dict(
+    channels=6, fs=[1024.0, 256.0], seconds=120.0, precision=1,
+    gaps=[(40.0, 0.3), (70.0, 5.0)], stagger_s=2.5, seed=1,
+)
+#: 3 ch x 256 Hz x 1 min, one 0.5 s gap, encrypted with PASSWORDS.
+ENCRYPTED = dict(channels=3, fs=256.0, seconds=60.0, precision=2, gaps=[(20.0, 0.5)], seed=2)
+
+Passwords = namedtuple("Passwords", "level1 level2")
+PASSWORDS = Passwords(level1="tech-only-1", level2="subject-2")
+
+
+@pytest.fixture(scope="session")
+def recordings_dir(tmp_path_factory) -> Path:
+    """A session-wide temporary folder holding the shared recordings."""
+    return tmp_path_factory.mktemp("recordings")
+
+
+@pytest.fixture(scope="session")
+def recording(recordings_dir) -> Path:
+    """Plain recording (RECORDING): 8 ch, 256 Hz, 10 min, 4 gaps (one of 5 samples), annotations."""
+    return synthesize(recordings_dir / "plain.mefd", **RECORDING)
+
+
+@pytest.fixture(scope="session")
+def recording_plan():
+    """The SynthPlan the `recording` fixture was written from."""
+    return plan(**RECORDING)
+
+
+@pytest.fixture(scope="session")
+def mixed_rate_recording(recordings_dir) -> Path:
+    """Two rate groups (1024 Hz: ch000/2/4, 256 Hz: ch001/3/5), channels starting and ending apart."""
+    return synthesize(recordings_dir / "mixed.mefd", **MIXED_RATE)
+
+
+@pytest.fixture(scope="session")
+def mixed_rate_plan():
+    """The SynthPlan the `mixed_rate_recording` fixture was written from."""
+    return plan(**MIXED_RATE)
+
+
+@pytest.fixture(scope="session")
+def passwords() -> Passwords:
+    """The level-1 and level-2 passwords of `encrypted_recording`."""
+    return PASSWORDS
+
+
+@pytest.fixture(scope="session")
+def encrypted_recording(recordings_dir) -> Path:
+    """Encrypted recording (ENCRYPTED) with PASSWORDS.level1 / PASSWORDS.level2."""
+    return synthesize(
+        recordings_dir / "encrypted.mefd", **ENCRYPTED, password1=PASSWORDS.level1, password2=PASSWORDS.level2
+    )
+
+
+@pytest.fixture(scope="session")
+def encrypted_plan():
+    """The SynthPlan the `encrypted_recording` fixture was written from."""
+    return plan(**ENCRYPTED)
+
+
+@pytest.fixture(scope="session")
+def direct_read():
+    """`direct_read(path, channels, t0, t1, password=None, dtype="float32")`: mef3io alone, no mef3lab.
+
+    A reference independent of mef3lab's readers: channels of one rate, window [t0, t1) µUTC,
+    shape (n_channels, n), NaN in gaps.
+    """
+    import mef3io
+
+    def read(path, channels, t0, t1, password=None, dtype="float32") -> np.ndarray:
+        names = [channels] if isinstance(channels, str) else list(channels)
+        with mef3io.Reader(str(path), password or "") as r:
+            return np.atleast_2d(r.read(names, int(t0), int(t1), dtype=dtype))
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def expected_read():
+    """`expected_read(plan, names, grid, k0, k1, dtype="float32")`: what reading samples [k0, k1)
+    of rate-group `grid` must return for channels `names` of `plan` (NaN outside and in gaps)."""
+
+    def expected(plan_, names, grid, k0: int, k1: int, dtype="float32") -> np.ndarray:
+        out = np.full((len(names), k1 - k0), np.nan, dtype=np.float64)
+        for row, name in enumerate(names):
+            i = plan_.index(name)
+            off = grid.index_at(plan_.starts_uutc[i])  # channel sample 0 on the group grid
+            sig = plan_.signal(i)
+            a, b = max(k0, off), min(k1, off + sig.size)
+            if b > a:
+                out[row, a - k0 : b - k0] = sig[a - off : b - off]
+        return out.astype(dtype)
+
+    return expected
