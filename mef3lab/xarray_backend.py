@@ -1,0 +1,431 @@
+"""The ``mef3`` xarray engine: a MEF 3.0 recording as a lazy, dask-friendly `xarray.Dataset`.
+
+    >>> ds = mef3lab.open_recording("/data/sub-01.mefd")            # dask-backed, nothing read yet
+    >>> ds = xr.open_dataset("/data/sub-01.mefd", engine="mef3", chunks={})   # the same
+    >>> ds.signal.sel(channel="LA1", time=slice(10, 20)).values     # reads ~10 s of one channel
+
+Layout
+    One data variable per sampling rate, dims ``(channel, time)``, values in channel
+    units (float32 by default). When every channel shares one rate it is ``signal`` on
+    dims ``("channel", "time")``; otherwise ``signal_<fs>Hz`` on
+    ``("channel_<fs>Hz", "time_<fs>Hz")`` (e.g. ``signal_256Hz``), never resampled.
+    ``ds.mef3.groups`` gives every group with plain ``("channel", "time")`` dims.
+
+Time
+    ``time`` is float64 seconds from the recording start (the earliest channel start,
+    attrs ``start_uutc`` and ``start_time``), the same reference for every rate group.
+    It is a lazy `GridTimeIndex` (no 8 bytes per sample): ``.sel(time=slice(a, b))``
+    selects the samples with ``a <= t <= b`` (pandas' inclusive label slicing), clipped
+    to the recording; a slice wholly outside the recording is an *empty* selection, not
+    NaN. ``.sel(time=t)`` needs ``t`` on the sample grid unless ``method="nearest"`` (or
+    "pad"/"backfill") is given; a time outside the recording raises KeyError.
+
+Gaps and missing data
+    Recording gaps are NaN on the regular grid (``ds.mef3.gaps`` lists them), as are
+    samples before a channel starts or after it ends. Reductions such as ``.mean`` skip
+    NaN (xarray's default ``skipna=True`` for floats); pass ``skipna=False`` to see them.
+
+Chunks
+    ``chunks={}`` (open_recording's default) gives dask chunks of one source segment
+    (`RecordingSource.segment_samples`, all channels of the group per chunk); ``chunks=None``
+    gives xarray's lazy non-dask array; every read goes through `Mef3BackendArray`.
+    A long load can show progress with dask's progress bar::
+
+        from dask.diagnostics import ProgressBar
+        with ProgressBar():
+            ds.signal.load()
+
+    Interrupting a compute (Ctrl-C) leaves the dataset usable; compute again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from xarray.backends import BackendArray, BackendEntrypoint
+from xarray.core import indexing
+from xarray.core.indexing import IndexSelResult
+from xarray.indexes import RangeIndex
+from xarray.indexes.range_index import RangeCoordinateTransform
+
+from . import accessor as _accessor  # noqa: F401 - registers the .mef3 accessors
+from .readers.base import DTYPES, SessionInfo
+from .source import SourceSpec, acquire, release, resolve, retain
+
+__all__ = ["GridTimeIndex", "Mef3BackendArray", "Mef3BackendEntrypoint", "open_recording", "rate_label"]
+
+log = logging.getLogger(__name__)
+
+#: Positions within this many samples of a grid point count as on the grid.
+_EPS = 1e-6
+
+
+def rate_label(fs: float) -> str:
+    """``256`` -> ``"256Hz"``, ``512.5`` -> ``"512p5Hz"`` (usable in variable names)."""
+    text = f"{fs:.6f}".rstrip("0").rstrip(".")
+    return text.replace(".", "p") + "Hz"
+
+
+# -- the lazy time index ----------------------------------------------------------------
+
+
+class _GridCoordinateArray(indexing.CoordinateTransformIndexingAdapter):
+    """The time coordinate's values, computed only for the positions asked for.
+
+    Reported as in memory so that dask chunking (``chunks={}``) leaves the coordinate
+    alone instead of wrapping the whole axis in one giant dask chunk.
+    """
+
+    @property
+    def _in_memory(self) -> bool:
+        return True
+
+
+class GridTimeIndex(RangeIndex):
+    """A regular time axis (start + k * step seconds) that never materialises its values.
+
+    xarray's `RangeIndex` only selects with ``method="nearest"``; this one adds what a
+    time axis needs: ``.sel(time=slice(a, b))`` with plain floats (inclusive bounds, like
+    pandas), exact scalar/array lookup with a tolerance of a millionth of a sample, and
+    ``method="nearest" | "pad" | "backfill"`` with an optional ``tolerance`` in seconds.
+    """
+
+    @classmethod
+    def regular(cls, start: float, step: float, size: int, dim: str) -> "GridTimeIndex":
+        transform = RangeCoordinateTransform(start, start + size * step, size, dim, dim, step=step)
+        return cls(transform)
+
+    def create_variables(self, variables: Mapping[Any, xr.Variable] | None = None) -> dict[Hashable, xr.Variable]:
+        out = {}
+        for name, var in super().create_variables(variables).items():
+            data = _GridCoordinateArray(self.transform, name, var.dims)
+            out[name] = xr.Variable(var.dims, data, attrs=var.attrs, encoding=var.encoding)
+        return out
+
+    def isel(self, indexers: Mapping[Any, Any]) -> Any:
+        index = super().isel(indexers)
+        if type(index) is RangeIndex:
+            return type(self)(index.transform)
+        return index
+
+    def _positions(self, labels: np.ndarray) -> np.ndarray:
+        if labels.dtype.kind not in "iuf":
+            raise TypeError(
+                f"{self.dim} is in seconds from the recording start; select it with numbers, "
+                f"not {labels.dtype} values"
+            )
+        return (labels.astype(np.float64) - self.start) / self.step
+
+    def sel(self, labels: dict[Any, Any], method: str | None = None, tolerance: Any = None) -> IndexSelResult:
+        label = labels[self.coord_name]
+        if isinstance(label, slice):
+            return IndexSelResult({self.dim: self._slice(label)})
+
+        if isinstance(label, xr.DataArray | xr.Variable):
+            values = np.asarray(label.values)
+        else:
+            values = np.asarray(label)
+        pos = self._positions(values)
+        if method is None:
+            k = np.rint(pos)
+            off = np.abs(pos - k) > _EPS
+            if np.any(off):
+                bad = np.atleast_1d(values)[np.atleast_1d(off)][0]
+                raise KeyError(
+                    f"{self.dim}={bad!r} s is not on the sample grid (step {self.step:.9g} s); "
+                    "use method='nearest' to take the closest sample"
+                )
+        elif method == "nearest":
+            k = np.clip(np.rint(pos), 0, self.size - 1)
+        elif method in ("pad", "ffill"):
+            k = np.floor(pos + _EPS)
+        elif method in ("backfill", "bfill"):
+            k = np.ceil(pos - _EPS)
+        else:
+            raise ValueError(f"method must be None, 'nearest', 'pad' or 'backfill', not {method!r}")
+        outside = (k < 0) | (k >= self.size)
+        if np.any(outside):
+            bad = np.atleast_1d(values)[np.atleast_1d(outside)][0]
+            raise KeyError(
+                f"{self.dim}={bad!r} s is outside the recording "
+                f"[{self.start:.6g}, {self.start + self.size * self.step:.6g}) s"
+            )
+        if tolerance is not None:
+            dist = np.abs(values - (self.start + k * self.step))
+            if np.any(dist > tolerance):
+                bad = np.atleast_1d(values)[np.atleast_1d(dist > tolerance)][0]
+                raise KeyError(f"no sample of {self.dim} within {tolerance} s of {bad!r} s")
+        k = k.astype(np.int64)
+
+        if isinstance(label, xr.DataArray):
+            indexer: Any = xr.DataArray(k, coords=label._coords, dims=label.dims)
+        elif isinstance(label, xr.Variable):
+            indexer = xr.Variable(label.dims, k)
+        elif k.ndim == 0:
+            indexer = int(k)
+        else:
+            indexer = k
+        return IndexSelResult({self.dim: indexer})
+
+    def _slice(self, label: slice) -> slice:
+        def pos(x: Any) -> float:
+            return float(self._positions(np.asarray(x)))
+
+        i0 = 0 if label.start is None else max(0, math.ceil(pos(label.start) - _EPS))
+        i1 = self.size if label.stop is None else min(self.size, math.floor(pos(label.stop) + _EPS) + 1)
+        i0 = min(i0, self.size)
+        step = None
+        if label.step is not None:
+            step = int(round(abs(label.step / self.step)))
+            if step < 1:
+                raise ValueError(f"a {self.dim} slice step of {label.step} s is below one sample")
+        return slice(i0, max(i0, i1), step)
+
+
+# -- the data path ----------------------------------------------------------------------
+
+
+class Mef3BackendArray(BackendArray):
+    """One rate group, ``(channel, time)``: every sample xarray or dask reads comes through here.
+
+    Holds only the (picklable) `SourceSpec` and the group's names; the source itself
+    is looked up in the process's cache on each read, so pickled copies reopen lazily.
+    """
+
+    def __init__(self, spec: SourceSpec, channels: tuple[str, ...], n_time: int, dtype: str) -> None:
+        self.spec = spec
+        self.channels = tuple(channels)
+        self.shape = (len(self.channels), int(n_time))
+        self.dtype = np.dtype(dtype)
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._getitem
+        )
+
+    def _getitem(self, key: tuple[Any, Any]) -> np.ndarray:
+        ckey, tkey = key
+        n_time = self.shape[1]
+
+        # channels: int (dimension dropped), slice, or sorted int array (maybe repeated)
+        all_names = np.asarray(self.channels, dtype=object)
+        if isinstance(ckey, slice):
+            cidx: Any = np.arange(len(self.channels))[ckey]
+        else:
+            cidx = np.asarray(ckey, dtype=np.int64)
+        uniq, inverse = np.unique(np.atleast_1d(cidx), return_inverse=True)
+
+        # time: int (dimension dropped), positive-step slice, or sorted int array
+        if isinstance(tkey, slice):
+            start, stop, step = tkey.indices(n_time)
+            k0, k1 = start, max(start, stop)
+            take: Any = slice(None, None, step)
+        else:
+            tidx = np.asarray(tkey, dtype=np.int64)
+            if tidx.size:
+                k0, k1 = int(tidx.min()), int(tidx.max()) + 1
+            else:
+                k0 = k1 = 0
+            take = tidx - k0
+
+        if uniq.size == 0 or k1 <= k0:
+            block = np.empty((uniq.size, 0), self.dtype)
+        else:
+            names = [str(n) for n in all_names[uniq]]
+            source = acquire(self.spec)
+            if k1 < n_time:
+                try:
+                    source.hint(names, k1, min(n_time, k1 + (k1 - k0)))
+                except Exception:  # noqa: BLE001 - a hint must never fail a read
+                    log.debug("hint failed", exc_info=True)
+            block = source.read_index(names, k0, k1, self.dtype.name)
+        block = block[inverse.reshape(np.shape(cidx))] if np.ndim(cidx) else block[inverse[0]]
+        return np.asarray(block[..., take], dtype=self.dtype)
+
+
+# -- building the Dataset ---------------------------------------------------------------
+
+
+def _iso(uutc: int) -> str:
+    return str(np.datetime64(int(uutc), "us"))
+
+
+def _source_attrs(spec: SourceSpec) -> dict[str, str]:
+    return {"mef3_path": spec.path, "mef3_address": spec.address or "", "mef3_engine": spec.engine or ""}
+
+
+def _channel_list(info: SessionInfo, channels: Iterable[str] | str | None) -> tuple[str, ...]:
+    names = info.check_channels(channels)
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"channel {n!r} is asked for twice")
+        seen.add(n)
+    return names
+
+
+def build_dataset(
+    spec: SourceSpec,
+    *,
+    channels: Iterable[str] | str | None = None,
+    dtype: str = "float32",
+    drop_variables: Iterable[str] | str | None = None,
+) -> xr.Dataset:
+    """The lazy Dataset of the recording `spec` names (what the engine returns before chunking)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+    if isinstance(drop_variables, str):
+        drop_variables = [drop_variables]
+    drop = set(drop_variables or ())
+
+    source = retain(spec)
+    try:
+        info = source.info
+        names = _channel_list(info, channels)
+        groups = [
+            (g, tuple(n for n in names if n in g.channels))
+            for g in info.rate_groups
+            if any(n in g.channels for n in names)
+        ]
+        single = len(groups) == 1
+        start = info.start_uutc
+        common = {"start_uutc": int(start), "start_time": _iso(start), **_source_attrs(spec)}
+
+        data_vars: dict[Hashable, xr.Variable] = {}
+        coords: dict[Hashable, Any] = {}
+        indexes: list[xr.Coordinates] = []
+        for group, mine in groups:
+            suffix = "" if single else "_" + rate_label(group.fs)
+            var, cdim, tdim = "signal" + suffix, "channel" + suffix, "time" + suffix
+            if var in drop:
+                continue
+            chans = [info.channel(n) for n in mine]
+            units = [c.units for c in chans]
+
+            array = Mef3BackendArray(spec, mine, group.grid.n_samples, dtype)
+            attrs = {"long_name": "signal", "fs": float(group.fs), **common}
+            if len(set(units)) == 1:
+                attrs["units"] = units[0]
+            v = xr.Variable((cdim, tdim), indexing.LazilyIndexedArray(array), attrs=attrs)
+            v.encoding = {
+                "preferred_chunks": {cdim: len(mine), tdim: source.segment_samples(group.fs)},
+                "dtype": np.dtype(dtype),
+            }
+            data_vars[var] = v
+
+            coords[cdim] = xr.Variable(cdim, np.array(mine, dtype=object))
+            coords["fs" + suffix] = xr.Variable(cdim, np.array([c.fs for c in chans], np.float64), {"units": "Hz"})
+            coords["units" + suffix] = xr.Variable(cdim, np.array(units, dtype=object))
+
+            offset = (group.grid.start_uutc - start) / 1e6
+            index = GridTimeIndex.regular(offset, 1.0 / group.fs, group.grid.n_samples, tdim)
+            tcoords = xr.Coordinates.from_xindex(index)
+            tcoords[tdim].attrs.update({"units": "s", "long_name": "time from recording start", "fs": float(group.fs)})
+            indexes.append(tcoords)
+    except BaseException:
+        release(spec)
+        raise
+
+    ds = xr.Dataset(data_vars, coords=coords)
+    for tcoords in indexes:
+        ds = ds.assign_coords(tcoords)
+    ds.attrs.update(
+        {
+            **common,
+            "end_uutc": int(info.end_uutc),
+            "duration_s": float(info.duration_s),
+            "n_channels": len(names),
+        }
+    )
+    ds.encoding["source"] = spec.path
+    ds.set_close(lambda: release(spec))
+    return ds
+
+
+class Mef3BackendEntrypoint(BackendEntrypoint):
+    """``xr.open_dataset(path_or_uri, engine="mef3", chunks={})``.
+
+    Backend keywords: ``password``, ``reader_engine`` ("pymef" / "mef3io"; named so as
+    not to clash with xarray's own ``engine``), ``address`` ("host:port" of a mef3lab
+    server, or False to read in this process even when a default server is set),
+    ``channels`` (names, in the order wanted) and ``dtype`` ("float32" / "float64").
+    """
+
+    description = "MEF 3.0 recordings (.mefd sessions, or mef3://host:port/path URIs) via mef3lab"
+    url = "https://github.com/mef3lab/mef3lab"
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "password", "reader_engine", "address", "channels", "dtype")
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Iterable[str] | str | None = None,
+        password: str | None = None,
+        reader_engine: str | None = None,
+        address: str | None | bool = None,
+        channels: Iterable[str] | str | None = None,
+        dtype: str = "float32",
+    ) -> xr.Dataset:
+        if isinstance(filename_or_obj, SourceSpec):
+            spec = filename_or_obj
+        else:
+            spec = resolve(filename_or_obj, password, reader_engine, address)
+        return build_dataset(spec, channels=channels, dtype=dtype, drop_variables=drop_variables)
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        if isinstance(filename_or_obj, SourceSpec):
+            return True
+        try:
+            p = os.fspath(filename_or_obj)
+        except TypeError:
+            return False
+        if isinstance(p, bytes):
+            return False
+        return p.startswith("mef3://") or p.rstrip("/").endswith(".mefd")
+
+
+def open_recording(
+    path: str | os.PathLike,
+    *,
+    password: str | None = None,
+    engine: str | None = None,
+    address: str | None | bool = None,
+    chunks: Any = {},  # noqa: B006 - xarray's own convention; never mutated
+    channels: Iterable[str] | str | None = None,
+    dtype: str = "float32",
+) -> xr.Dataset:
+    """Open a MEF 3.0 recording lazily; the same Dataset as ``xr.open_dataset(..., engine="mef3")``.
+
+    `path` is a ``.mefd`` folder or a ``mef3://host:port/abs/path.mefd`` URI (read
+    through that server). `address` ("host:port") reads a plain path through a server;
+    by default plain paths are read in this process unless
+    `mef3lab.source.set_default_address` named a server (``address=False`` overrides it).
+    `engine` picks the decoder for in-process reads ("pymef" or "mef3io").
+    `chunks` is passed to xarray: ``{}`` (default) gives dask chunks of one source segment,
+    None a lazy non-dask array. `channels` selects (and orders) channels; an unknown name
+    raises `mef3lab.errors.UnknownChannelError`. `dtype` is "float32" (default) or "float64".
+
+    Nothing is read until values are needed. See the module docstring for the layout,
+    the time axis, NaN/gap handling and progress bars.
+    """
+    ds = xr.open_dataset(
+        os.fspath(path),
+        engine=Mef3BackendEntrypoint,
+        chunks=chunks,
+        password=password,
+        reader_engine=engine,
+        address=address,
+        channels=channels,
+        dtype=dtype,
+    )
+    # xarray makes every non-index coordinate a dask array; per-channel ones are tiny
+    for name, coord in ds.coords.items():
+        if name not in ds.xindexes and coord.chunks is not None:
+            ds[name].load()
+    return ds
