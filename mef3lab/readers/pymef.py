@@ -62,6 +62,11 @@ class PymefReader(Reader):
         tmet = next(iter(sorted(self.path.glob("*.timd/*.segd/*.tmet"))), None)
         if tmet is None:
             raise NotAMefSessionError(f"{self.path} has channel folders but no segment metadata (.tmet)")
+        if len(self.password.encode("utf-8")) > 15:  # meflib's 16-byte buffer: pymef would crash
+            raise PasswordError(
+                f"pymef cannot use passwords longer than 15 bytes, so it cannot open {self.path} with "
+                "this one; the mef3io engine can (engine='mef3io')"
+            )
         level = check(str(tmet), self.password)
         if level < 0:
             if not self.password:
