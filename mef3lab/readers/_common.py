@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import RateChangeError
+from ..errors import CorruptDataError, RateChangeError
 from .base import Annotation
 
 
@@ -74,6 +75,33 @@ def implied_rates(
             if abs(r - fs) * dt / 1e6 > 1.0 + 2e-6 * fs:  # more than a sample (plus µs rounding)
                 out.append(float(round(r, 3)))
     return out
+
+
+def check_index(
+    path: object, name: str, fs: float, starts: np.ndarray, counts: np.ndarray, last_end: int,
+    n_meta: int, t_start: int, t_end: int, extra: str | None = None,
+) -> None:
+    """CorruptDataError when a channel's metadata and block index cannot both be right.
+
+    Damaged metadata or index files otherwise turn into absurd grids (petabyte reads)
+    or silently missing samples; checked at open, from what is already in memory.
+    """
+    problem = extra
+    if not (math.isfinite(fs) and 0 < fs <= 1e7):
+        problem = f"its sampling rate reads as {fs:g} Hz"
+    elif (counts <= 0).any():
+        problem = "its block index lists blocks without samples"
+    elif int(counts.sum()) != int(n_meta):
+        problem = f"its block index lists {int(counts.sum())} samples, its metadata {int(n_meta)}"
+    elif (np.diff(starts) < 0).any():
+        problem = "the block times in its index go backwards"
+    elif starts[0] < t_start - 1e6 or last_end > t_end + 1e6:
+        problem = "its block index places samples outside the time its metadata gives"
+    if problem:
+        raise CorruptDataError(
+            f"{path}: channel {name!r} is damaged: {problem}. The session cannot be read safely; "
+            "a copy repaired with mef3io's validate/recover tools may be"
+        )
 
 
 def nan_rows(n_rows: int, n: int, dtype: np.dtype) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, PasswordError
-from ._common import annotation, check_rates, effective_factor, implied_rates, rate_change_message
+from ._common import annotation, check_index, check_rates, effective_factor, implied_rates, rate_change_message
 from ._common import sorted_annotations
 from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
 
@@ -81,6 +81,8 @@ class Mef3ioReader(Reader):
             spans = tuple(seg_spans)  # each segment timed by its own rate
         else:
             spans = spans_from_toc(starts, counts, disc, fs)
+        check_index(self.path, name, fs, starts, counts, spans[-1].end_uutc,
+                    info["number_of_samples"], info["start_time"], info["end_time"])
         return ChannelInfo(
             name=name,
             fs=fs,

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CorruptDataError, Level1PasswordError, Mef3LabError, NotAMefSessionError, PasswordError
-from ._common import annotation, check_rates, effective_factor, nan_rows, rate_change_message
+from ._common import annotation, check_index, check_rates, effective_factor, nan_rows, rate_change_message
 from ._common import sorted_annotations
 from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
 
@@ -40,6 +40,7 @@ class PymefReader(Reader):
 
         self._s = None
         self.rate_changes: dict[str, str] = {}
+        self._span_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         level = self._password_level(check_mef_password)
         with self._mapped("open"):
             self._s = MefSession(str(self.path), self.password, check_all_passwords=False)
@@ -89,13 +90,19 @@ class PymefReader(Reader):
         fs = rates[0]
         if any(r != fs for r in rates):
             self.rate_changes[name] = rate_change_message(self.path, name, rates)
-        s2 = segs[0]["section_2"]
         if name in self.rate_changes:  # each segment timed by its own rate
             spans = tuple(
                 sp for s, r in zip(segs, rates) for sp in spans_from_toc(s["TOC"][3], s["TOC"][1], s["TOC"][0], r)
             )
         else:
             spans = spans_from_toc(toc[3], toc[1], toc[0].astype(bool), fs)
+        spec = self._s.session_md["time_series_channels"][name]["channel_specific_metadata"]
+        check_index(
+            self.path, name, fs, toc[3], toc[1], spans[-1].end_uutc,
+            sum(int(s["section_2"]["number_of_samples"][0]) for s in segs),
+            int(spec["earliest_start_time"][0]), int(spec["latest_end_time"][0]), self._tdat_problem(name),
+        )
+        s2 = segs[0]["section_2"]
         units = s2["units_description"][0]
         return ChannelInfo(
             name=name,
@@ -106,6 +113,17 @@ class PymefReader(Reader):
             units=units.decode("utf-8", "replace") if isinstance(units, bytes) else str(units),
             conversion_factor=effective_factor(float(s2["units_conversion_factor"][0])),
         ), spans
+
+    def _tdat_problem(self, name: str) -> str | None:
+        """Why a segment's data file cannot hold the blocks its index lists (pymef would read NaN)."""
+        md = self._s.session_md["time_series_channels"][name]["segments"]
+        for seg in sorted(md):
+            idx = md[seg]["indices"]
+            tdat = self.path / f"{name}.timd" / f"{seg}.segd" / f"{seg}.tdat"
+            size = tdat.stat().st_size if tdat.exists() else 0
+            if idx.size and int((idx["file_offset"] + idx["block_bytes"]).max()) > size:
+                return f"{tdat.name} is shorter than its index says ({size} bytes; truncated?)"
+        return None
 
     def _annotations(self, md) -> tuple:
         """Session-, channel- and segment-level records (pymef lacks the keys of absent files)."""
@@ -133,7 +151,27 @@ class PymefReader(Reader):
                 f"{self.path}: pymef returned {np.size(data) if data is not None else 0} samples of "
                 f"{name!r} for {n} requested in [{t0}, {t1}); the recording may be damaged"
             )
+        got, listed = int(np.count_nonzero(~np.isnan(data))), self._listed(name, t0, n)
+        if got != listed:
+            # pymef does not check block CRCs: an undecodable block comes back as NaN, a fake gap.
+            raise CorruptDataError(
+                f"{self.path}: channel {name!r} gave {got} samples in [{t0}, {t1}) where its index lists "
+                f"{listed}; a data block could not be decoded, the files may be damaged"
+            )
         return data
+
+    def _listed(self, name: str, t0: int, n: int) -> int:
+        """How many of the n samples from t0 lie in the channel's recorded spans."""
+        if name not in self._span_arrays:
+            sp = self.info.spans[name]
+            self._span_arrays[name] = (np.array([s.start_uutc for s in sp], np.float64),
+                                       np.array([s.end_uutc for s in sp], np.float64))
+        starts, ends = self._span_arrays[name]
+        p = 1e6 / self._chan[name].fs
+        # Sample j lies at t0 + j * p; span edges sit on sample times, so half a period decides.
+        a = np.clip(np.ceil((starts - p / 2 - t0) / p), 0, n)
+        b = np.clip(np.ceil((ends - p / 2 - t0) / p), 0, n)
+        return int((b - a).sum())
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, n: int, dtype: np.dtype) -> np.ndarray:
         check_rates(self.rate_changes, names)
@@ -190,7 +228,7 @@ class PymefReader(Reader):
             raise CorruptDataError(
                 f"{self.path}: pymef could not {what} the recording, which looks damaged ({exc})"
             ) from exc
-        except (OSError, ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, KeyError, IndexError, TypeError, ArithmeticError) as exc:
             raise CorruptDataError(
                 f"{self.path}: pymef could not {what} the recording, which looks damaged ({exc!r})"
             ) from exc
