@@ -38,7 +38,7 @@ class _Mef3Accessor:
         """How to reopen the recording this object was read from."""
         attrs = self._obj.attrs
         if "mef3_path" not in attrs:
-            raise AttributeError(
+            raise ValueError(
                 "this object has lost the mef3_* attrs that name its recording (an operation "
                 "dropped attrs); ask .mef3 on the object open_recording returned, or a selection of it"
             )

@@ -87,8 +87,40 @@ class _GridCoordinateArray(indexing.CoordinateTransformIndexingAdapter):
         return True
 
 
+class GridTransform(RangeCoordinateTransform):
+    """Position i -> ``origin + (k_first + i * stride) / fs`` seconds: grid sample k at k / fs.
+
+    Keeping the integer grid index (instead of a float start that drifts as slices of
+    slices accumulate) makes a selection's times bit-identical to the full axis's.
+    """
+
+    __slots__ = ("fs", "k_first", "origin", "stride")
+
+    def __init__(
+        self, origin: float, fs: float, k_first: int, stride: int, size: int, coord_name: Hashable, dim: str
+    ) -> None:
+        self.origin, self.fs, self.k_first, self.stride = float(origin), float(fs), int(k_first), int(stride)
+        start = self.origin + self.k_first / self.fs
+        super().__init__(start, start + size * stride / self.fs, size, coord_name, dim, step=stride / self.fs)
+
+    def forward(self, dim_positions: dict[str, Any]) -> dict[Hashable, Any]:
+        k = self.k_first + np.asarray(dim_positions[self.dim]) * self.stride
+        return {self.coord_name: self.origin + k / self.fs}
+
+    def reverse(self, coord_labels: dict[Hashable, Any]) -> dict[str, Any]:
+        k = (np.asarray(coord_labels[self.coord_name], np.float64) - self.origin) * self.fs
+        return {self.dim: (k - self.k_first) / self.stride}
+
+    def slice(self, sl: slice) -> "GridTransform":
+        r = range(self.size)[sl]
+        return type(self)(
+            self.origin, self.fs, self.k_first + r.start * self.stride, self.stride * r.step, len(r),
+            self.coord_name, self.dim,
+        )
+
+
 class GridTimeIndex(RangeIndex):
-    """A regular time axis (start + k * step seconds) that never materialises its values.
+    """A regular time axis (sample k at ``origin + k / fs`` seconds) that never materialises its values.
 
     xarray's `RangeIndex` only selects with ``method="nearest"``; this one adds what a
     time axis needs: ``.sel(time=slice(a, b))`` with plain floats (inclusive bounds, like
@@ -96,10 +128,11 @@ class GridTimeIndex(RangeIndex):
     ``method="nearest" | "pad" | "backfill"`` with an optional ``tolerance`` in seconds.
     """
 
+    transform: GridTransform
+
     @classmethod
-    def regular(cls, start: float, step: float, size: int, dim: str) -> "GridTimeIndex":
-        transform = RangeCoordinateTransform(start, start + size * step, size, dim, dim, step=step)
-        return cls(transform)
+    def regular(cls, origin: float, fs: float, size: int, dim: str) -> "GridTimeIndex":
+        return cls(GridTransform(origin, fs, 0, 1, size, dim, dim))
 
     def create_variables(self, variables: Mapping[Any, xr.Variable] | None = None) -> dict[Hashable, xr.Variable]:
         out = {}
@@ -110,7 +143,7 @@ class GridTimeIndex(RangeIndex):
 
     def isel(self, indexers: Mapping[Any, Any]) -> Any:
         index = super().isel(indexers)
-        if type(index) is RangeIndex:
+        if isinstance(index, RangeIndex) and not isinstance(index, GridTimeIndex):
             return type(self)(index.transform)
         return index
 
@@ -120,7 +153,7 @@ class GridTimeIndex(RangeIndex):
                 f"{self.dim} is in seconds from the recording start; select it with numbers, "
                 f"not {labels.dtype} values"
             )
-        return (labels.astype(np.float64) - self.start) / self.step
+        return self.transform.reverse({self.coord_name: labels})[self.dim]
 
     def sel(self, labels: dict[Any, Any], method: str | None = None, tolerance: Any = None) -> IndexSelResult:
         label = labels[self.coord_name]
@@ -157,7 +190,7 @@ class GridTimeIndex(RangeIndex):
                 f"[{self.start:.6g}, {self.start + self.size * self.step:.6g}) s"
             )
         if tolerance is not None:
-            dist = np.abs(values - (self.start + k * self.step))
+            dist = np.abs(values - self.transform.forward({self.dim: k})[self.coord_name])
             if np.any(dist > tolerance):
                 bad = np.atleast_1d(values)[np.atleast_1d(dist > tolerance)][0]
                 raise KeyError(f"no sample of {self.dim} within {tolerance} s of {bad!r} s")
@@ -235,7 +268,7 @@ class Mef3BackendArray(BackendArray):
             take = tidx - k0
 
         if uniq.size == 0 or k1 <= k0:
-            block = np.empty((uniq.size, 0), self.dtype)
+            block = np.empty((uniq.size, k1 - k0), self.dtype)
         else:
             names = [str(n) for n in all_names[uniq]]
             source = acquire(self.spec)
@@ -268,6 +301,25 @@ def _channel_list(info: SessionInfo, channels: Iterable[str] | str | None) -> tu
             raise ValueError(f"channel {n!r} is asked for twice")
         seen.add(n)
     return names
+
+
+class _Release:
+    """A Dataset's close(): gives its counted use of the source back, once.
+
+    A pickled copy did not count a use, so its close does nothing (its process's
+    source, if any, lives until `mef3lab.source.close_all` or the process ends).
+    """
+
+    def __init__(self, spec: SourceSpec, owned: bool = True) -> None:
+        self.spec, self.owned = spec, owned
+
+    def __call__(self) -> None:
+        if self.owned:
+            self.owned = False
+            release(self.spec)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Release, (self.spec, False))
 
 
 def build_dataset(
@@ -324,7 +376,7 @@ def build_dataset(
             coords["units" + suffix] = xr.Variable(cdim, np.array(units, dtype=object))
 
             offset = (group.grid.start_uutc - start) / 1e6
-            index = GridTimeIndex.regular(offset, 1.0 / group.fs, group.grid.n_samples, tdim)
+            index = GridTimeIndex.regular(offset, group.fs, group.grid.n_samples, tdim)
             tcoords = xr.Coordinates.from_xindex(index)
             tcoords[tdim].attrs.update({"units": "s", "long_name": "time from recording start", "fs": float(group.fs)})
             indexes.append(tcoords)
@@ -344,7 +396,7 @@ def build_dataset(
         }
     )
     ds.encoding["source"] = spec.path
-    ds.set_close(lambda: release(spec))
+    ds.set_close(_Release(spec))
     return ds
 
 
