@@ -1,4 +1,4 @@
-"""Recordings and source doubles for the xarray engine tests."""
+"""Source doubles for the xarray engine tests (the recordings come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,44 +9,8 @@ import pytest
 
 from mef3lab import source
 from mef3lab.readers.base import Annotation, ChannelInfo, SessionInfo, Span
-from mef3lab.synth import synthesize
 
 START = 1_705_305_600_000_000
-
-
-@pytest.fixture(scope="session")
-def single_path(tmp_path_factory):
-    """3 channels at 256 Hz, 90 s, three gaps, staggered starts and ends."""
-    return synthesize(
-        tmp_path_factory.mktemp("xr") / "single.mefd", channels=3, fs=256.0, seconds=90, gaps=3, stagger_s=1.0
-    )
-
-
-@pytest.fixture(scope="session")
-def mixed_path(tmp_path_factory):
-    """5 channels alternating 256 / 1024 Hz, 60 s, gaps, staggered starts."""
-    return synthesize(
-        tmp_path_factory.mktemp("xr") / "mixed.mefd",
-        channels=5,
-        fs=[256.0, 1024.0],
-        seconds=60,
-        gaps=3,
-        stagger_s=0.7,
-        seed=3,
-    )
-
-
-@pytest.fixture(scope="session")
-def encrypted_path(tmp_path_factory):
-    return synthesize(
-        tmp_path_factory.mktemp("xr") / "secret.mefd",
-        channels=2,
-        fs=256.0,
-        seconds=20,
-        gaps=1,
-        password1="tech",
-        password2="doctor",
-    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,84 @@
+"""What gets read when: only touched chunks, hints for what follows, progress bars, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from dask.diagnostics import ProgressBar
+
+import mef3lab
+from mef3lab.readers import open_reader
+
+
+def _segment_bounds(ds):
+    edges = np.cumsum((0,) + ds.signal.chunks[1])
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def test_sel_reads_only_the_chunks_it_touches(recording, counting):
+    c = counting(recording)
+    ds = mef3lab.open_recording(recording)
+    seg = c.segment_samples(256.0)
+    assert ds.signal.chunks[1][0] == seg and len(ds.signal.chunks[1]) > 5
+    names = tuple(ds.channel.values)
+    assert c.calls == []
+
+    ds.signal.sel(time=slice(125, 130)).values  # inside the third chunk
+    assert c.calls == [(names, 125 * 256, 130 * 256 + 1)]
+
+    c.calls.clear()
+    a, b = seg / 256 - 10, seg / 256 + 10  # across the first chunk boundary
+    ds.sel(time=slice(a, b)).signal.load()
+    assert sorted(c.calls) == [(names, int(a * 256), seg), (names, seg, int(b * 256) + 1)]
+
+    c.calls.clear()
+    ds.signal.sel(channel="ch003", time=slice(300, 301)).mean().compute()
+    assert c.calls == [(("ch003",), 300 * 256, 301 * 256 + 1)]
+
+
+def test_each_chunk_is_read_once_and_hints_the_next(fake):
+    f = fake(seconds=100.0, segment_s=10.0)
+    ds = mef3lab.open_recording("/nowhere/fake.mefd")
+    bounds = _segment_bounds(ds)
+    assert len(bounds) == 10
+    ds.signal.load(scheduler="sync")  # sequential, in order
+    assert sorted((k0, k1) for _, k0, k1 in f.calls) == bounds
+    assert all(ch == ("a", "b") for ch, _, _ in f.calls)
+    # reading chunk N announced chunk N+1; the last chunk has nothing after it
+    assert sorted((k0, k1) for _, k0, k1 in f.hints) == bounds[1:]
+    np.testing.assert_array_equal(ds.signal.values, f.expected(["a", "b"], 0, ds.sizes["time"]))
+
+
+def test_progress_bar(recording, capsys):
+    ds = mef3lab.open_recording(recording)
+    with ProgressBar(dt=0.001):
+        x = ds.signal.load()
+    out = capsys.readouterr().out
+    assert "100%" in out and "Completed" in out
+    np.testing.assert_array_equal(x.values, open_reader(recording).read_index(None, 0, ds.sizes["time"]))
+
+
+def test_keyboard_interrupt_leaves_the_dataset_usable(recording, counting):
+    c = counting(recording)
+    ds = mef3lab.open_recording(recording)
+    real_read = c.read_index
+    fired = []
+
+    def read_then_interrupt(channels, k0, k1, dtype="float32"):
+        out = real_read(channels, k0, k1, dtype)
+        if not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives while dask is computing
+        return out
+
+    c.read_index = read_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        ds.signal.mean("time").compute(scheduler="threads", num_workers=2)
+    assert fired
+    # the same dataset computes again, correctly, on the same cached reader
+    got = ds.signal.mean("time").compute(scheduler="threads", num_workers=2).values
+    ref = np.nanmean(open_reader(recording).read_index(None, 0, ds.sizes["time"], "float64"), axis=1)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
