@@ -50,10 +50,10 @@ def run_synth(args: argparse.Namespace) -> int:
     path = synthesize(args.out, **opts, password1=args.password1, password2=args.password2,
                       overwrite=args.overwrite)
     took = time.perf_counter() - t
-    n = sum(spec.n_samples)
+    n = sum(spec.n_samples[i] - sum(s.stop - s.start for s in spec.gap_slices(i)) for i in range(len(spec.names)))
     rates = ", ".join(f"{r:g}" for r in dict.fromkeys(spec.rates))
     print(f"wrote {path}: {len(spec.names)} channels, {args.seconds:g} s at {rates} Hz, "
-          f"{n:,} samples in {took:.1f} s ({n / took / 1e6:.1f} M samples/s)")
+          f"{n:,} samples written in {took:.1f} s ({n / took / 1e6:.1f} M samples/s)")
     return 0
 
 
