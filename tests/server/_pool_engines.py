@@ -1,0 +1,47 @@
+"""A reader engine for the pool tests: mef3io, plus files that make a read hang or crash.
+
+A recording misbehaves under this engine when its folder holds a marker file:
+
+* ``hang-on-read``: a read writes its process id into the marker, then sleeps (to be killed);
+* ``segfault-on-read``: a read kills its own process with SIGSEGV, as pymef does on some
+  damaged blocks;
+* ``read-log``: every open and read appends a line to it (what ran, in which order).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from mef3lab.readers.mef3io import Mef3ioReader
+
+ENGINE = "misbehaving"
+
+
+class MisbehavingReader(Mef3ioReader):
+    engine = ENGINE
+
+    def _open(self):
+        self._log(f"open {os.getpid()}")
+        return super()._open()
+
+    def _read_float(self, names, t0, t1, n, dtype):
+        self._log(f"read {','.join(names)} {t0} {t1}")
+        hang = self.path / "hang-on-read"
+        if hang.exists():
+            hang.write_text(str(os.getpid()))
+            time.sleep(120)
+        if (self.path / "segfault-on-read").exists():
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super()._read_float(names, t0, t1, n, dtype)
+
+    def _log(self, line: str) -> None:
+        log = self.path / "read-log"
+        if log.exists():
+            with open(log, "a") as f:
+                f.write(line + "\n")
+
+
+#: What `ReaderPool(engines=...)` takes to make this engine available in its workers.
+SPEC = {ENGINE: f"{__name__}:MisbehavingReader"}
