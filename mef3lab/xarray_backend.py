@@ -410,8 +410,9 @@ class Mef3BackendEntrypoint(BackendEntrypoint):
     """
 
     description = "MEF 3.0 recordings (.mefd sessions, or mef3://host:port/path URIs) via mef3lab"
-    url = "https://github.com/mef3lab/mef3lab"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "password", "reader_engine", "address", "channels", "dtype")
+    open_dataset_parameters = (
+        "filename_or_obj", "drop_variables", "password", "reader_engine", "address", "channels", "dtype",
+    )
 
     def open_dataset(  # type: ignore[override]
         self,
@@ -463,8 +464,11 @@ def open_recording(
     None a lazy non-dask array. `channels` selects (and orders) channels; an unknown name
     raises `mef3lab.errors.UnknownChannelError`. `dtype` is "float32" (default) or "float64".
 
-    Nothing is read until values are needed. See the module docstring for the layout,
-    the time axis, NaN/gap handling and progress bars.
+    Nothing is read until values are needed. ``.sel(time=slice(a, b))`` takes seconds
+    from the recording start, inclusive, clipped to the recording (empty outside it);
+    gaps are NaN and ``.mean()`` etc. skip them. A long load shows progress with
+    ``with dask.diagnostics.ProgressBar(): ds.signal.load()``. See the module docstring
+    for the full layout and the time-axis rules.
     """
     ds = xr.open_dataset(
         os.fspath(path),
