@@ -155,3 +155,38 @@ class Mef3Client:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+class RemoteSource:
+    """A recording on a mef3lab server, as the xarray engine sees it (`mef3lab.source.RecordingSource`).
+
+    Chunks are the server's segments (`segment_samples`), reads never trigger the
+    server's own readahead (dask reads chunks in any order); instead the engine's
+    explicit `hint` asks for what comes next.
+    """
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.client = Mef3Client(spec.address)
+        self.info = self.client.open_file(spec.path, spec.password, spec.engine)
+        grid = self.client.segment_grid(spec.path)
+        self._segment = {g.fs: g.segment_samples for g in grid.groups}
+        self._closed = False
+
+    def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
+        return self.client.read_index(self.spec.path, k0, k1, list(channels), dtype, prefetch=False)
+
+    def segment_samples(self, fs: float) -> int:
+        return self._segment[fs]
+
+    def hint(self, channels: Sequence[str], k0: int, k1: int) -> None:
+        self.client.prefetch(self.spec.path, k0, k1, list(channels))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.client.close_file(self.spec.path)
+            except Mef3LabError:
+                pass  # the server is gone: nothing left to release there
+            self.client.shutdown()
