@@ -109,7 +109,7 @@ class ReadRequest:
 
     def __post_init__(self) -> None:
         chans = (self.channels,) if isinstance(self.channels, str) else tuple(self.channels)
-        object.__setattr__(self, "path", os.fspath(self.path))
+        object.__setattr__(self, "path", _absolute(self.path))
         object.__setattr__(self, "channels", chans)
         object.__setattr__(self, "k0", operator.index(self.k0))
         object.__setattr__(self, "k1", operator.index(self.k1))
@@ -229,7 +229,8 @@ class ReaderPool:
         """
         if method not in CALLABLE:
             raise ValueError(f"method must be one of {sorted(CALLABLE)}, not {method!r}")
-        job = _Job("call", (os.fspath(path), password or "", engine, method, args), _key(path, password, engine), True)
+        self._core.check_blocking()
+        job = _Job("call", (_absolute(path), password or "", engine, method, args), _key(path, password, engine), True)
         return self._core.submit(job).result(timeout)
 
     def close_recording(self, path: str | os.PathLike) -> None:
@@ -261,7 +262,13 @@ class ReaderPool:
 # ---------------------------------------------------------------------------------------
 # What both sides share
 # ---------------------------------------------------------------------------------------
+def _absolute(path: str | os.PathLike) -> str:
+    """The path workers open: absolute (they may not share our working directory), links kept."""
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
 def _canonical(path: str | os.PathLike) -> str:
+    """The path readers are cached under: every spelling of one recording is one key."""
     return os.path.realpath(os.path.expanduser(os.fspath(path)))
 
 
@@ -405,7 +412,10 @@ class _InProcess:
             self._readers.drop(path)
 
     def stats(self) -> dict[str, Any]:
-        return {"workers": 0, "alive": 0, "busy": 0, "queued": 0, "restarts": 0, "crashes": 0, "pids": []}
+        return {"workers": 0, "alive": 0, "ready": 0, "busy": 0, "queued": 0, "restarts": 0, "crashes": 0, "pids": []}
+
+    def check_blocking(self) -> None:
+        pass
 
     def close(self) -> None:
         with self._lock:
@@ -479,6 +489,10 @@ class _Dispatcher:
                 "pids": [w.process.pid for w in self._workers],
                 **self._counts,
             }
+
+    def check_blocking(self) -> None:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a blocking pool call from a done-callback would wait for itself forever")
 
     def close(self) -> None:
         atexit.unregister(self.close)

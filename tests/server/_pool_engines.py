@@ -6,10 +6,14 @@ A recording misbehaves under this engine when its folder holds a marker file:
 * ``segfault-on-read``: a read kills its own process with SIGSEGV, as pymef does on some
   damaged blocks;
 * ``read-log``: every open and read appends a line to it (what ran, in which order).
+
+`StillbornContext` is a start method whose workers die before they can report for work,
+as in a broken environment.
 """
 
 from __future__ import annotations
 
+import multiprocessing.context
 import os
 import signal
 import time
@@ -45,3 +49,12 @@ class MisbehavingReader(Mef3ioReader):
 
 #: What `ReaderPool(engines=...)` takes to make this engine available in its workers.
 SPEC = {ENGINE: f"{__name__}:MisbehavingReader"}
+
+
+class _StillbornProcess(multiprocessing.context.SpawnProcess):
+    def run(self):
+        os._exit(3)
+
+
+class StillbornContext(multiprocessing.context.SpawnContext):
+    Process = _StillbornProcess

@@ -268,6 +268,18 @@ def test_segfault_fails_only_that_read_and_is_not_retried(engine_pool, small, re
     assert not shm_blocks()
 
 
+def test_workers_that_cannot_start_fail_requests_with_the_reason(recording):
+    with ReaderPool(2, mp_context=misbehaving.StillbornContext()) as p:
+        fut = p.submit(ReadRequest(recording, None, "mef3io", ("ch000",), 0, 10))
+        with pytest.raises(RuntimeError, match="die while starting .*exited with code 3"):
+            fut.result(timeout=30)
+        s = p.stats()
+        assert s["crashes"] == 0 and s["restarts"] >= 3
+        with pytest.raises(RuntimeError, match="die while starting"):
+            p.submit(ReadRequest(recording, None, "mef3io", ("ch000",), 0, 10))
+    assert not shm_blocks()
+
+
 # -- scheduling ------------------------------------------------------------------------
 def test_foreground_first_and_cancelled_never_run(small):
     log = small / "read-log"
