@@ -52,29 +52,25 @@ def check_rates(changes: dict[str, str], names: Sequence[str]) -> None:
             raise RateChangeError(changes[n])
 
 
-def implied_rates(
-    starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, seg_end: np.ndarray, fs: float
-) -> list[float]:
-    """Sampling rates a block index implies, for engines that store no rate per segment.
+def implied_rate(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, seg_end: int, fs: float) -> float | None:
+    """The rate a segment's block index implies when it is not `fs`, else None.
 
-    A block followed seamlessly (no discontinuity) by the next spans ``next.start - start``
-    µs; the last block of a segment spans to the segment's end; a block followed by a gap
-    says nothing. A rate off `fs` by more than one sample per block is a different rate.
+    For engines that store no rate per segment. A block followed seamlessly (no
+    discontinuity) by the next spans ``next.start - start`` µs; only when a segment has
+    no such pair is its last block measured against the segment's end time. A rate off
+    `fs` by more than one sample per block is a different rate.
     """
-    out = []
-    last = len(starts) - 1
-    for i, (t, n) in enumerate(zip(starts, counts)):
-        if i < last and not disc[i + 1]:
-            dt = float(starts[i + 1] - t)
-        elif i == last:
-            dt = float(seg_end - t)
-        else:
-            continue  # followed by a gap: its span is unknown
-        if n > 1 and dt > 0:
-            r = n * 1e6 / dt
-            if abs(r - fs) * dt / 1e6 > 1.0 + 2e-6 * fs:  # more than a sample (plus µs rounding)
-                out.append(float(round(r, 3)))
-    return out
+    seamless = np.flatnonzero(~disc[1:].astype(bool))
+    if seamless.size:
+        n, dt = counts[seamless], (starts[seamless + 1] - starts[seamless]).astype(np.float64)
+    else:
+        n, dt = counts[-1:], np.array([seg_end - starts[-1]], np.float64)
+    ok = (n > 1) & (dt > 0)
+    if not ok.any():
+        return None
+    n, dt = n[ok], dt[ok]
+    off = np.abs(n * 1e6 / dt - fs) * dt / 1e6 > 1.0 + 2e-6 * fs  # more than a sample (plus µs rounding)
+    return float(round(float(np.median(n[off] * 1e6 / dt[off])), 3)) if off.any() else None
 
 
 def check_index(

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, PasswordError
-from ._common import annotation, check_index, check_rates, effective_factor, implied_rates, rate_change_message
+from ._common import annotation, check_index, check_rates, effective_factor, implied_rate, rate_change_message
 from ._common import sorted_annotations
 from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
 
@@ -70,12 +70,12 @@ class Mef3ioReader(Reader):
         if factor is None:  # segments store different factors: reads scale each by its own
             factor = segs[0]["units_conversion_factor"]
         rates, seg_spans = [], []
-        for s in segs:  # blocks of each segment, by their channel-wide sample index
-            mine = (first >= s["start_sample"]) & (first < s["start_sample"] + s["number_of_samples"])
-            if mine.any():
-                found = implied_rates(starts[mine], counts[mine], disc[mine], s["end_time"], fs)
-                rates += found
-                seg_spans += spans_from_toc(starts[mine], counts[mine], disc[mine], found[0] if found else fs)
+        for s in segs:  # blocks of each segment, by their channel-wide sample index (sorted)
+            a, b = np.searchsorted(first, [s["start_sample"], s["start_sample"] + s["number_of_samples"]])
+            if b > a:
+                r = implied_rate(starts[a:b], counts[a:b], disc[a:b], s["end_time"], fs)
+                rates += [r] if r is not None else []
+                seg_spans += spans_from_toc(starts[a:b], counts[a:b], disc[a:b], r or fs)
         if rates:
             self.rate_changes[name] = rate_change_message(self.path, name, [fs, *rates])
             spans = tuple(seg_spans)  # each segment timed by its own rate

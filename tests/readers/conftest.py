@@ -72,7 +72,8 @@ def pymef_recording(tmp_path_factory, pymef_written) -> Path:
 
 @pytest.fixture(scope="session")
 def rate_change_recording(tmp_path_factory) -> Path:
-    """Channel 'changes' is 256 Hz in segment 0 and 512 Hz in segment 1; 'steady' is 256 Hz."""
+    """'changes': 256 Hz in segment 0, 512 Hz in segment 1; 'steady': 256 Hz; 'segmented': 256 Hz
+    in three segments (the second seamless, the third after a 5 s gap)."""
     import mef3io
 
     path = tmp_path_factory.mktemp("rate_change") / "rate_change.mefd"
@@ -81,6 +82,10 @@ def rate_change_recording(tmp_path_factory) -> Path:
         w.write("changes", x, START, 256.0, precision=2)
         w.write("steady", x, START, 256.0, precision=2)
         w.write("changes", x, START + 30_000_000, 512.0, precision=2, new_segment=True)
+        w.write("segmented", x[:1000], START, 256.0, precision=2)
+        w.write("segmented", x[1000:3000], START + round(1000 * 1e6 / 256), 256.0, precision=2, new_segment=True)
+        w.write("segmented", x[3000:], START + 5_000_000 + round(3000 * 1e6 / 256), 256.0, precision=2,
+                new_segment=True)
     return path
 
 

@@ -83,7 +83,7 @@ def test_synth_refuses_to_overwrite(tmp_path):
 
 
 def test_signal_is_seeded_rounded_and_eeg_like():
-    a, b, c = plan(channels=2, seconds=60, seed=1), plan(channels=2, seconds=60, seed=1), plan(channels=2, seconds=60, seed=2)
+    a, b, c = (plan(channels=2, seconds=60, seed=s) for s in (1, 1, 2))
     np.testing.assert_array_equal(a.signal(1), b.signal(1))
     assert not np.array_equal(a.signal(1), c.signal(1), equal_nan=True)
     assert not np.array_equal(a.signal(0), a.signal(1), equal_nan=True)

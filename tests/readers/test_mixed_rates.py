@@ -77,7 +77,7 @@ def test_engines_agree_on_mixed_rates(mixed_rate_recording, open_both):
 
 def test_rate_change_between_segments(rate_change_recording, engine):
     with open_reader(rate_change_recording, engine=engine) as r:
-        assert r.info.names == ("changes", "steady")
+        assert r.info.names == ("changes", "segmented", "steady")
         assert r.info.channel("changes").end_uutc == r.info.channel("changes").start_uutc + 40_000_000
         steady = r.read("steady", None, r.info.start_uutc + 20_000_000)
         assert steady.shape == (1, 256 * 20) and not np.isnan(steady).any()
@@ -87,3 +87,16 @@ def test_rate_change_between_segments(rate_change_recording, engine):
                 call()
         with pytest.raises(RateChangeError):
             r.read(["steady", "changes"])
+
+
+def test_segments_of_one_rate_are_not_a_rate_change(rate_change_recording, open_both):
+    a, b = open_both(rate_change_recording)
+    for r in (a, b):
+        assert "segmented" not in r.rate_changes
+        assert len(r.info.gaps("segmented")) == 1
+        c = r.info.channel("segmented")
+        assert c.end_uutc - c.start_uutc == 25_000_000
+        x = r.read("segmented", c.start_uutc, c.end_uutc, dtype="float64")[0]
+        assert x.size == 256 * 25 and np.isnan(x).sum() == 256 * 5
+    assert a.info.spans["segmented"] == b.info.spans["segmented"]
+    np.testing.assert_array_equal(a.read("segmented"), b.read("segmented"))
