@@ -17,8 +17,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from .._proto import gRPCMef3Server_pb2_grpc as compat_pb_grpc
 from .._proto import mef3lab_pb2_grpc as pb_grpc
 from ..wire import MAX_MESSAGE_BYTES
+from .compat import CompatService
 from .config import ServerConfig
 from .engine import Engine
 from .service import Mef3LabService
@@ -31,7 +33,7 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
 ]
-SERVICE_NAMES = ("mef3lab.v1.Mef3Lab",)
+SERVICE_NAMES = ("mef3lab.v1.Mef3Lab", "gRPCMef3Server")
 
 
 class Server:
@@ -59,6 +61,7 @@ class Server:
         server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
                              options=GRPC_OPTIONS)
         pb_grpc.add_Mef3LabServicer_to_server(Mef3LabService(engine), server)
+        compat_pb_grpc.add_gRPCMef3ServerServicer_to_server(CompatService(engine), server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
