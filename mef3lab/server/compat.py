@@ -39,7 +39,8 @@ Decisions their clients can rely on:
   answered "File not open"). Without SetSignalSegmentSize the server's default
   segment size (`segment_seconds`) applies.
 - SetActiveChannels with an unknown name changes nothing and names the unknown
-  channels; an empty list means all channels again.
+  channels; an empty list means all channels again. Active channels apply to
+  GetSignalSegment only: GetSignalRange and GetEnvelope naming no channels mean all.
 - Errors travel in `error_message` (stream: a single message carrying it) with an OK
   status, so the old clients, which check the field, behave as they always did; the
   mef3lab error class also travels in the `x-mef3lab-error` trailing metadata.
@@ -237,12 +238,12 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         client, path = compat_client(context), request.file_path
         t0, t1 = request.start_uutc, request.end_uutc
         n_points = request.n_points if request.HasField("n_points") else None
-        names = self.engine.channels(client, path, list(request.channel_names) or None)
+        info = self.engine.info(client, path)
+        names = self.engine.channels(client, path, list(request.channel_names) or info.names)  # not the active
         if t1 <= t0:
             raise TimeRangeError(f"the time range ends before it starts (start {t0} µUTC, end {t1} µUTC)")
         if n_points is not None and n_points < 2:
             raise ValueError(f"n_points must be at least 2 (a minimum and a maximum), not {n_points}")
-        info = self.engine.info(client, path)
         if n_points is None:
             _one_rate(info, names, "ask for one rate group per call, or set n_points for a display read")
         groups = [(g, [n for n in dict.fromkeys(names) if n in g.channels]) for g in info.rate_groups]
@@ -272,7 +273,8 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
     @in_band(lambda req, text: pb.ChannelEnvelope(file_path=req.file_path, error_message=text))
     def GetEnvelope(self, request, context):
         client, path = compat_client(context), request.file_path
-        names = self.engine.channels(client, path, list(request.channel_names) or None)
+        every = self.engine.info(client, path).names
+        names = self.engine.channels(client, path, list(request.channel_names) or every)
         t0 = request.start_uutc if request.HasField("start_uutc") else None
         t1 = request.end_uutc if request.HasField("end_uutc") else None
         if t0 is not None and t1 is not None and t1 <= t0:

@@ -72,6 +72,8 @@ def test_reordered_active_channels_on_a_cache_hit(make_client, recording, reader
         _check(c, path, rd, 2, 60, ["ch006", "ch003", "ch000"])
         after = own.stats()
     assert after["hits"] > before["hits"] and after["misses"] == before["misses"]
+    t0 = rd.info.start_uutc
+    assert c.range(path, [], t0, t0 + S).array.shape == (8, 256)  # range reads ignore the active channels
     reset = c.SetActiveChannels(c.pb.SetActiveChannelsRequest(file_path=path, channel_names=[]))
     assert list(reset.active_channels) == list(rd.info.names)
     c.CloseFile(c.pb.FileInfoRequest(file_path=path))
