@@ -113,8 +113,58 @@ def describe(reader) -> list[str]:
     return lines
 
 
-#: Each adds one subcommand; `serve` and `demo` are added here the same way.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_synth, add_info]
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    from .server.config import ServerConfig
+
+    p = sub.add_parser("serve", help="run the mef3lab server in the foreground", description=run_serve.__doc__)
+    ServerConfig.add_arguments(p)
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve MEF 3.0 recordings over gRPC until SIGTERM or Ctrl-C (flags override environment variables)."""
+    from .server.app import serve
+    from .server.config import ServerConfig
+
+    config = ServerConfig.from_args(args)
+    _log_to_stderr(config.log_level)
+    return serve(config)
+
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="serve a recording (a generated one by default) and show it working",
+                       description=run_demo.__doc__)
+    p.add_argument("path", nargs="?", metavar="PATH.mefd", help="recording to serve (default: a generated demo)")
+    p.add_argument("--password", help="password of an encrypted recording")
+    p.add_argument("--port", type=int, default=50051, help="port to listen on (default 50051, 0 = any free)")
+    p.add_argument("--data", default="demo-data", help="folder for the generated recording (default demo-data)")
+    p.add_argument("--once", action="store_true", help="stop after the walkthrough instead of serving on")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start a mef3lab server on a recording, read it through the server once, then serve until Ctrl-C."""
+    from pathlib import Path
+
+    from .demo import demo_recording, walkthrough
+    from .server.app import Server
+
+    path = Path(args.path) if args.path else demo_recording(Path(args.data))
+    _log_to_stderr("WARNING")
+    with Server(port=args.port) as server:
+        walkthrough(server.address, str(path.resolve()), args.password, out=print)
+        if args.once:
+            return 0
+        print(f"\nServing on {server.address}; Ctrl-C to stop.", flush=True)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
+    return 0
+
+
+#: Each adds one subcommand.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_synth, add_info, add_serve, add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +189,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mef3lab {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _log_to_stderr(level: str) -> None:
+    """Send mef3lab's own log records to stderr, leaving the root logger alone."""
+    import logging
+
+    log = logging.getLogger("mef3lab")
+    log.setLevel(level.upper())
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
 
 
 def _iso(uutc: int) -> str:

@@ -1,0 +1,147 @@
+"""A mef3lab server in a child process: start it, know its address, always stop it.
+
+Used wherever a server must outlive nothing but its owner: the notebook extension,
+tests, benchmarks. The child is `python -m mef3lab serve --port 0 ...`; it prints its
+address on its first line. It dies with its owner however the owner ends: `stop()`,
+garbage collection or interpreter exit (`weakref.finalize`), and — on Linux — even
+a SIGKILL of the owner (the kernel sends the child SIGTERM via PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from dataclasses import fields
+from typing import Any
+
+from .config import ServerConfig
+
+READY_PREFIX = "mef3lab server listening on "
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def serve_command(config: ServerConfig) -> list[str]:
+    """The command line that runs `config` (only the settings that differ from the defaults)."""
+    cmd = [sys.executable, "-m", "mef3lab", "serve"]
+    default = ServerConfig()
+    for f in fields(ServerConfig):
+        value = getattr(config, f.name)
+        if value != getattr(default, f.name):
+            cmd += ["--" + f.name.replace("_", "-"), str(value)]
+    return cmd
+
+
+class ServerProcess:
+    """A background mef3lab server process owned by this Python process."""
+
+    def __init__(self, config: ServerConfig | None = None, *, startup_timeout: float = 60.0,
+                 env: dict[str, str] | None = None, **overrides: Any) -> None:
+        overrides.setdefault("port", 0)
+        self.config = ServerConfig.from_env({}, **overrides) if config is None else config
+        self.startup_timeout = startup_timeout
+        self.env = env
+        self.address: str | None = None
+        self.log_path: str | None = None  # the server's log (its stderr)
+        self.proc: subprocess.Popen | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def start(self) -> "ServerProcess":
+        if self.proc is not None:
+            return self
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        # The log goes to a file, never to an unread pipe that would stall a chatty server.
+        fd, self.log_path = tempfile.mkstemp(prefix="mef3lab-server-", suffix=".log")
+        with os.fdopen(fd, "w") as log:
+            proc = subprocess.Popen(serve_command(self.config), stdout=subprocess.PIPE, stderr=log,
+                                    stdin=subprocess.DEVNULL, text=True, env=env, preexec_fn=_die_with_parent)
+        self._finalizer = weakref.finalize(self, _terminate, proc, 10.0)
+        try:
+            self.address = _await_ready(proc, self.startup_timeout, self.log_path)
+        except BaseException:
+            self._finalizer()
+            raise
+        self.proc = proc
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (the server drains in-flight calls), then SIGKILL after `timeout`; the exit code."""
+        if self._finalizer is not None and self._finalizer.alive:
+            self._finalizer.detach()
+            return _terminate(self.proc, timeout)
+        return self.proc.returncode if self.proc else None
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"running at {self.address} (pid {self.pid})" if self.running else "stopped"
+        return f"<mef3lab.ServerProcess {state}>"
+
+    def _repr_html_(self) -> str:
+        state = (f"<b>running</b> at <code>{self.address}</code> (pid {self.pid})" if self.running
+                 else "<b>stopped</b>")
+        return (f"<div><b>mef3lab server</b>: {state}<br>"
+                f"{self.config.n_process_workers} reader processes, prefetch {self.config.n_prefetch}</div>")
+
+
+def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> str:
+    """The address the child prints once it listens; a clear error if it dies or hangs instead."""
+    deadline = time.monotonic() + timeout
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        while time.monotonic() < deadline:
+            if sel.select(timeout=min(0.5, max(0.0, deadline - time.monotonic()))):
+                line = proc.stdout.readline()
+                if line.startswith(READY_PREFIX):
+                    return line[len(READY_PREFIX):].strip()
+                if not line and proc.poll() is not None:
+                    break
+            elif proc.poll() is not None:
+                break
+    finally:
+        sel.close()
+    with open(log_path) as f:
+        err = f.read().strip()[-2000:]
+    raise RuntimeError(
+        f"the mef3lab server did not start (exit code {proc.poll()}): {err or 'no message'}"
+        if proc.poll() is not None else f"the mef3lab server did not report ready within {timeout:g} s")
+
+
+def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+    return proc.returncode
