@@ -17,7 +17,7 @@ import numpy as np
 
 from ._proto import mef3lab_pb2 as pb
 from ._proto import mef3lab_pb2_grpc as pb_grpc
-from .errors import Mef3LabError, ServerUnavailableError, rebuild
+from .errors import Mef3LabError, NotOpenError, ServerUnavailableError, rebuild
 from .readers.base import RawSamples, SessionInfo
 from .wire import CLIENT_ID_KEY, CODE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, chunks_to_array, info_from_proto
 
@@ -50,30 +50,49 @@ class Mef3Client:
         self._stub = pb_grpc.Mef3LabStub(self._channel)
         self._metadata = ((CLIENT_ID_KEY, self.client_id),)
         self._active: dict[str, list[str]] = {}
+        self._opened: dict[str, tuple[str | None, str | None, float | None]] = {}  # (password, engine, seg s)
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, name: str, request):
-        try:
-            return getattr(self._stub, name)(request, metadata=self._metadata, timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise _raise_from(err, self.address) from None
+        return self._retrying(lambda: getattr(self._stub, name)(request, metadata=self._metadata,
+                                                               timeout=self.timeout), request)
 
     def _stream(self, name: str, request) -> tuple[pb.SampleChunk, np.ndarray]:
+        return self._retrying(lambda: chunks_to_array(getattr(self._stub, name)(
+            request, metadata=self._metadata, timeout=self.timeout)), request)
+
+    def _retrying(self, call, request):
+        """Run `call`; if the server forgot a recording this client opened (it was idle for
+        hours, or the server restarted), open it again and retry once."""
         try:
-            return chunks_to_array(getattr(self._stub, name)(request, metadata=self._metadata, timeout=self.timeout))
+            try:
+                return call()
+            except grpc.RpcError as err:
+                exc = _raise_from(err, self.address)
+                path = getattr(request, "path", None)
+                if not isinstance(exc, NotOpenError) or path not in self._opened:
+                    raise exc from None
+            password, engine, seconds = self._opened[path]
+            self.open_file(path, password, engine)
+            if seconds is not None:
+                self.set_signal_chunk_size(path, seconds)
+            return call()
         except grpc.RpcError as err:
             raise _raise_from(err, self.address) from None
 
     # -- recordings -----------------------------------------------------------------------
     def open_file(self, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
         """Open a recording on the server; returns its description (channels, rates, gaps, annotations)."""
-        return info_from_proto(self._call("Open", pb.OpenRequest(path=str(path), password=password or "",
+        info = info_from_proto(self._call("Open", pb.OpenRequest(path=str(path), password=password or "",
                                                                    engine=engine or "")))
+        self._opened[str(path)] = (password, engine, None)
+        return info
 
     def info(self, path: str) -> SessionInfo:
         return info_from_proto(self._call("Info", pb.RecordingRequest(path=str(path))))
 
     def close_file(self, path: str) -> bool:
+        self._opened.pop(str(path), None)
         return self._call("Close", pb.RecordingRequest(path=str(path))).closed
 
     def list_open_files(self) -> list[str]:
@@ -82,7 +101,10 @@ class Mef3Client:
     # -- segments -------------------------------------------------------------------------
     def set_signal_chunk_size(self, path: str, seconds: float) -> pb.SegmentGrid:
         """Cut the recording into segments of `seconds` (for this client only)."""
-        return self._call("SetSegmentSize", pb.SegmentSizeRequest(path=str(path), seconds=seconds))
+        grid = self._call("SetSegmentSize", pb.SegmentSizeRequest(path=str(path), seconds=seconds))
+        if str(path) in self._opened:
+            self._opened[str(path)] = self._opened[str(path)][:2] + (seconds,)
+        return grid
 
     def segment_grid(self, path: str) -> pb.SegmentGrid:
         return self._call("GetSegmentGrid", pb.RecordingRequest(path=str(path)))

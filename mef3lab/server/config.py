@@ -25,6 +25,7 @@ class ServerConfig:
     n_process_workers: int = 2  # 0 = decode inside the server process (debugging)
     segment_seconds: float = 300.0  # default segment size of a client that sets none
     max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
+    client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
     engine: str = "pymef"
     grpc_threads: int = 16
     log_level: str = "INFO"

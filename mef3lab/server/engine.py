@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import threading
+import time
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -115,11 +116,15 @@ class Engine:
         self._prefetched: set[SegmentKey] = set()
         self._lock = threading.RLock()
         self._counters = {"prefetches": 0, "prefetch_hits": 0, "decoded_samples": 0}
+        self._last_seen: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._janitor = threading.Thread(target=self._expire_loop, name="mef3lab-janitor", daemon=True)
+        self._janitor.start()
 
     # -- recordings and clients -----------------------------------------------------------
     def open(self, client: str, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
         """Open `path` for `client` (a second client, or a second open, is a normal open)."""
-        key = _canonical_path(path)
+        key = canonical_path(path)
         password = password or ""
         with self._lock:
             rec = self._recordings.get(key)
@@ -133,11 +138,12 @@ class Engine:
         with self._lock:
             rec.clients.add(client)
             self._views.setdefault((client, key), ClientView(self.config.segment_seconds))
+            self._last_seen[client] = time.monotonic()
         return rec.info
 
     def close(self, client: str, path: str) -> bool:
         """Close `path` for `client`; the last client out frees its cache entries and readers."""
-        key = _canonical_path(path)
+        key = canonical_path(path)
         with self._lock:
             view = self._views.pop((client, key), None)
             rec = self._recordings.get(key)
@@ -163,7 +169,7 @@ class Engine:
     def recording_engine(self, path: str) -> str:
         """The decoding engine serving `path` ("" when it is not open)."""
         with self._lock:
-            rec = self._recordings.get(_canonical_path(path))
+            rec = self._recordings.get(canonical_path(path))
         return rec.engine if rec else ""
 
     def factors(self, path: str, channels: Sequence[str], dtype: str) -> np.ndarray | None:
@@ -171,13 +177,30 @@ class Engine:
         if dtype != "int32":
             return None
         with self._lock:
-            info = self._recordings[_canonical_path(path)].info
+            info = self._recordings[canonical_path(path)].info
         return np.array([info.channel(c).conversion_factor for c in channels], np.float64)
 
     def forget_client(self, client: str) -> None:
-        """Close everything a client had open (it disconnected)."""
+        """Close everything a client had open (it went away)."""
         for path in self.list_open(client):
             self.close(client, path)
+        with self._lock:
+            self._last_seen.pop(client, None)
+
+    def expire_idle(self, now: float | None = None) -> list[str]:
+        """Forget clients silent for longer than `client_idle_s` (a client known only by its
+        connection can never come back once that connection is gone); returns who was forgotten."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            idle = [c for c, t in self._last_seen.items() if now - t > self.config.client_idle_s]
+        for client in idle:
+            log.info("closing the recordings of %s: idle for more than %g s", client, self.config.client_idle_s)
+            self.forget_client(client)
+        return idle
+
+    def _expire_loop(self) -> None:
+        while not self._stopping.wait(min(60.0, self.config.client_idle_s / 4)):
+            self.expire_idle()
 
     # -- per-client settings --------------------------------------------------------------
     def set_segment_seconds(self, client: str, path: str, seconds: float) -> dict[float, int]:
@@ -376,10 +399,12 @@ class Engine:
         shared.release()
 
     def _open_view(self, client: str, path: str) -> tuple[Recording, ClientView]:
-        key = _canonical_path(path)
+        key = canonical_path(path)
         with self._lock:
             view = self._views.get((client, key))
             rec = self._recordings.get(key)
+            if view is not None:
+                self._last_seen[client] = time.monotonic()
         if view is None or rec is None:
             raise NotOpenError(f"{path} is not open for this client; open it first")
         return rec, view
@@ -399,11 +424,13 @@ class Engine:
 
     def shutdown(self) -> None:
         """Stop every worker and free every cached segment."""
+        self._stopping.set()
         self.pool.close()
         self.cache.clear()
 
 
-def _canonical_path(path: str) -> str:
+def canonical_path(path: str) -> str:
+    """The one spelling of a recording's path that keys recordings, views and cache entries."""
     return os.path.realpath(os.path.expanduser(path)) if path else path
 
 
