@@ -1,0 +1,82 @@
+"""The engine in-process (reader pool of 0 workers): sharing, single-flight loads, expiry."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mef3lab.errors import NotOpenError, SegmentIndexError
+from mef3lab.readers import open_reader
+from mef3lab.server.config import ServerConfig
+from mef3lab.server.engine import Engine
+
+
+@pytest.fixture
+def engine():
+    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0, segment_seconds=60.0))
+    yield e
+    e.shutdown()
+
+
+def test_subset_in_any_order_shares_one_cache_entry(engine, recording):
+    engine.open("a", str(recording))
+    direct = open_reader(recording).read_index(["ch005", "ch002"], 15360, 30720)
+    first = engine.read_segment("a", str(recording), 1, ["ch005", "ch002"]).data
+    second = engine.read_segment("a", str(recording), 1, ["ch002", "ch005"]).data
+    np.testing.assert_array_equal(first, direct)
+    np.testing.assert_array_equal(second, direct[::-1])
+    s = engine.stats()
+    assert (s["misses"], s["hits"], s["cache_entries"]) == (1, 1, 1)
+
+
+def test_concurrent_reads_of_one_segment_decode_it_once(engine, recording):
+    engine.open("a", str(recording))
+    engine.open("b", str(recording))
+    out = []
+    threads = [threading.Thread(target=lambda c=c: out.append(engine.read_segment(c, str(recording), 3).data))
+               for c in "abab"]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(out) == 4 and all(np.array_equal(o, out[0], equal_nan=True) for o in out)
+    assert engine.stats()["decoded_samples"] == out[0].size
+
+
+def test_views_are_per_client(engine, recording):
+    engine.open("a", str(recording))
+    engine.open("b", str(recording))
+    engine.set_segment_seconds("a", str(recording), 10)
+    assert engine.read_segment("a", str(recording), 0).data.shape[1] == 2560
+    assert engine.read_segment("b", str(recording), 0).data.shape[1] == 15360
+    with pytest.raises(SegmentIndexError, match="10 s"):
+        engine.read_segment("a", str(recording), 60)
+    engine.close("a", str(recording))
+    with pytest.raises(NotOpenError):
+        engine.read_segment("a", str(recording), 0)
+    assert engine.read_segment("b", str(recording), 0).data.shape[1] == 15360
+
+
+def test_last_close_frees_the_cache(engine, recording):
+    engine.open("a", str(recording))
+    engine.read_segment("a", str(recording), 0)
+    assert engine.stats()["cache_bytes"] > 0
+    engine.close("a", str(recording))
+    assert engine.stats()["cache_bytes"] == 0 and engine.stats()["open_recordings"] == 0
+
+
+def test_idle_clients_are_forgotten(engine, recording):
+    engine.open("quiet", str(recording))
+    engine.open("busy", str(recording))
+    later = time.monotonic() + engine.config.client_idle_s + 1
+    engine._last_seen["busy"] = later
+    assert engine.expire_idle(now=later) == ["quiet"]
+    assert engine.list_open("quiet") == [] and engine.list_open("busy") == [str(recording)]
+
+
+def test_errors_are_not_cached(engine, recording):
+    engine.open("a", str(recording))
+    with pytest.raises(SegmentIndexError):
+        engine.read_segment("a", str(recording), 10**6)
+    assert engine.stats()["cache_entries"] == 0
