@@ -54,8 +54,6 @@ Decisions their clients can rely on:
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import threading
 from typing import Callable, Iterator, Sequence
@@ -69,7 +67,7 @@ from ..errors import Mef3LabError, MixedRatesError, NotOpenError, PasswordError,
 from ..readers.base import SessionInfo
 from ..wire import ERROR_KEY, MAX_MESSAGE_BYTES
 from .engine import Engine, canonical_path
-from .service import client_id
+from .service import client_id, handle_errors
 
 log = logging.getLogger(__name__)
 
@@ -100,30 +98,12 @@ def error_text(exc: BaseException) -> str:
 def in_band(make_error: Callable[[object, str], object]) -> Callable:
     """Turn every exception of a handler into `make_error(request, text)`, sent with an OK status."""
 
-    def decorate(method: Callable) -> Callable:
-        def failed(request, context, exc: BaseException):
-            context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__ if isinstance(exc, Mef3LabError)
-                                            else "Mef3LabError"),))
-            return make_error(request, error_text(exc))
+    def failed(request, context, exc: BaseException):
+        context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__ if isinstance(exc, Mef3LabError)
+                                        else "Mef3LabError"),))
+        return make_error(request, error_text(exc))
 
-        if inspect.isgeneratorfunction(method):
-            @functools.wraps(method)
-            def stream(self, request, context):
-                try:
-                    yield from method(self, request, context)
-                except Exception as exc:  # noqa: BLE001 - every error travels in-band
-                    yield failed(request, context, exc)
-            return stream
-
-        @functools.wraps(method)
-        def unary(self, request, context):
-            try:
-                return method(self, request, context)
-            except Exception as exc:  # noqa: BLE001
-                return failed(request, context, exc)
-        return unary
-
-    return decorate
+    return handle_errors(failed)
 
 
 def _info_error(req, text):

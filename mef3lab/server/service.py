@@ -44,24 +44,35 @@ def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
     context.abort(code, text)
 
 
-def grpc_errors(method: Callable) -> Callable:
-    """Decorate a unary or streaming handler so every exception ends as a proper status."""
-    if inspect.isgeneratorfunction(method):
-        @functools.wraps(method)
-        def stream(self, request, context):
-            try:
-                yield from method(self, request, context)
-            except Exception as exc:  # noqa: BLE001 - every error must become a status
-                abort_with(context, exc)
-        return stream
+def handle_errors(on_error: Callable[[object, grpc.ServicerContext, Exception], object]) -> Callable:
+    """Decorator factory: every exception of a unary or streaming handler goes to `on_error`,
+    whose return value (if any) is the reply — the one place both services shape failures."""
 
-    @functools.wraps(method)
-    def unary(self, request, context):
-        try:
-            return method(self, request, context)
-        except Exception as exc:  # noqa: BLE001
-            abort_with(context, exc)
-    return unary
+    def decorate(method: Callable) -> Callable:
+        if inspect.isgeneratorfunction(method):
+            @functools.wraps(method)
+            def stream(self, request, context):
+                try:
+                    yield from method(self, request, context)
+                except Exception as exc:  # noqa: BLE001 - every error must reach on_error
+                    reply = on_error(request, context, exc)
+                    if reply is not None:
+                        yield reply
+            return stream
+
+        @functools.wraps(method)
+        def unary(self, request, context):
+            try:
+                return method(self, request, context)
+            except Exception as exc:  # noqa: BLE001
+                return on_error(request, context, exc)
+        return unary
+
+    return decorate
+
+
+#: mef3lab's own API: every error becomes a gRPC status.
+grpc_errors = handle_errors(lambda request, context, exc: abort_with(context, exc))
 
 
 def samples_header(s: Samples, dtype: str, factors: np.ndarray | None = None) -> pb.SampleChunk:
