@@ -67,6 +67,7 @@ from ..errors import Mef3LabError, MixedRatesError, NotOpenError, PasswordError,
 from ..readers.base import SessionInfo
 from ..wire import ERROR_KEY, MAX_MESSAGE_BYTES
 from .engine import Engine, canonical_path
+from .decimate import minmax_points
 from .service import client_id, handle_errors
 
 log = logging.getLogger(__name__)
@@ -319,28 +320,3 @@ def _messages(
         yield pb.SignalChunk(file_path=path, array_bytes=block.tobytes(), dtype=dtype or block.dtype.name,
                              shape=block.shape, start_uutc=time_of(a), end_uutc=time_of(b), fs=fs,
                              channel_names=names)
-
-
-def minmax_points(data: np.ndarray, n_out: int) -> np.ndarray:
-    """Each row reduced to ``2 * (n_out // 2)`` points: every slice's min and max in time order.
-
-    Rows with at most `n_out` samples come back unchanged. NaN is ignored (a slice with
-    no data gives NaN twice), so gaps stay visible and no extreme is lost.
-    """
-    n_ch, n = data.shape
-    if n <= n_out:
-        return data
-    nb = n_out // 2
-    starts = (np.arange(nb, dtype=np.int64) * n) // nb
-    bucket = np.repeat(np.arange(nb), np.diff(np.append(starts, n)))
-    pos = np.arange(n)
-    out = np.empty((n_ch, 2 * nb), data.dtype)
-    with np.errstate(invalid="ignore"):
-        for i, row in enumerate(data):
-            lo, hi = np.fmin.reduceat(row, starts), np.fmax.reduceat(row, starts)
-            at_lo = np.minimum.reduceat(np.where(row == lo[bucket], pos, n), starts)
-            at_hi = np.minimum.reduceat(np.where(row == hi[bucket], pos, n), starts)
-            lo_first = at_lo <= at_hi
-            out[i, 0::2] = np.where(lo_first, lo, hi)
-            out[i, 1::2] = np.where(lo_first, hi, lo)
-    return out

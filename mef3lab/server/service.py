@@ -18,6 +18,7 @@ from .._proto import mef3lab_pb2 as pb
 from .._proto import mef3lab_pb2_grpc as pb_grpc
 from ..errors import Mef3LabError, TimeRangeError
 from ..wire import CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, array_to_chunks, info_to_proto
+from .decimate import envelope
 from .engine import Engine, Samples
 
 log = logging.getLogger(__name__)
@@ -164,16 +165,3 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     @grpc_errors
     def GetStats(self, request, context):
         return pb.ServerStats(**self.engine.stats())
-
-
-def envelope(data: np.ndarray, bins: int) -> np.ndarray:
-    """Min and max of each of `bins` near-equal slices along time: shape (2, channels, bins), NaN-aware."""
-    n = data.shape[1]
-    bins = max(1, min(bins, n)) if n else 0
-    out = np.full((2, data.shape[0], bins), np.nan, np.float32)
-    if bins:
-        edges = np.linspace(0, n, bins + 1).astype(np.int64)[:-1]
-        with np.errstate(invalid="ignore"):
-            out[0] = np.fmin.reduceat(data, edges, axis=1)
-            out[1] = np.fmax.reduceat(data, edges, axis=1)
-    return out

@@ -1,0 +1,44 @@
+"""Display decimation keeps every peak, in time order, and leaves gaps visible."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mef3lab.server.decimate import envelope, minmax_points
+
+
+def test_envelope_matches_a_direct_min_max_per_bin():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 1000)).astype(np.float32)
+    x[1, 200:450] = np.nan
+    env = envelope(x, 7)
+    starts = (np.arange(7) * 1000) // 7
+    for b, (a, z) in enumerate(zip(starts, list(starts[1:]) + [1000])):
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(env[0, :, b], np.nanmin(x[:, a:z], axis=1))
+            np.testing.assert_array_equal(env[1, :, b], np.nanmax(x[:, a:z], axis=1))
+    assert env.dtype == np.float32 and env.shape == (2, 3, 7)
+
+
+def test_all_nan_bin_stays_nan():
+    x = np.ones((1, 100), np.float64)
+    x[0, 50:] = np.nan
+    env = envelope(x, 2)
+    assert env[0, 0, 0] == 1 and np.isnan(env[:, 0, 1]).all()
+
+
+def test_minmax_points_keep_a_spike_in_time_order():
+    x = np.zeros((2, 10_000), np.float32)
+    x[0, 1234] = 50.0
+    x[0, 1240] = -30.0
+    x[1, 7777] = -9.0
+    pts = minmax_points(x, 100)
+    assert pts.shape == (2, 100)
+    assert pts[0].max() == 50 and pts[0].min() == -30 and pts[1].min() == -9
+    bin_of_spike = pts[0].tolist().index(50.0) // 2
+    assert pts[0, 2 * bin_of_spike:2 * bin_of_spike + 2].tolist() == [50.0, -30.0]  # max came first
+
+
+def test_short_rows_come_back_unchanged():
+    x = np.arange(20, dtype=np.float64).reshape(2, 10)
+    assert minmax_points(x, 50) is x
