@@ -30,7 +30,7 @@ from ..errors import NotOpenError, PasswordError, ReadTooLargeError, SegmentInde
 from ..readers.base import DTYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
 from .config import ServerConfig
-from .pool import ReaderPool, ReadRequest
+from .pool import ReaderPool, ReadRequest, SharedArray
 from .prefetch import PrefetchTracker, Readahead
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class Engine:
         self.pool = pool or ReaderPool(self.config.n_process_workers)
         self._segment_count = max(1, self.config.n_prefetch + self.config.cache_capacity_multiplier)
         budget = self.config.cache_budget_bytes(0) if self.config.cache_mb > 0 else 0
-        self.cache: ByteLRU[SegmentKey, object] = ByteLRU(budget, lambda a: a.array.nbytes, self._evicted)
+        self.cache: ByteLRU[SegmentKey, np.ndarray] = ByteLRU(budget, lambda a: a.nbytes, self._evicted)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
@@ -318,11 +318,12 @@ class Engine:
 
     # -- the segment path -----------------------------------------------------------------
     def _segment(self, rec: Recording, group: RateGroup, canon: tuple[str, ...], k0: int, k1: int, dtype: str) -> np.ndarray:
+        """One segment (read-only), from the cache or from the load that fills it."""
         key = SegmentKey(rec.path, group.fs, canon, k0, k1, dtype)
         hit = self.cache.get(key)
         while hit is None:
             try:
-                hit = self._load(rec, key, foreground=True).result()
+                hit = _array(self._load(rec, key, foreground=True).result())
             except FutureCancelled:
                 continue  # lost a race with a prefetch cancel: load it in the foreground
         if key in self._prefetched:
@@ -330,9 +331,7 @@ class Engine:
                 if key in self._prefetched:
                     self._prefetched.discard(key)
                     self._counters["prefetch_hits"] += 1
-        view = hit.array.view()
-        view.flags.writeable = False
-        return view
+        return hit
 
     def _load(self, rec: Recording, key: SegmentKey, foreground: bool) -> Future:
         """The load of `key`: the one in flight, or a new one. Never two loads of one segment."""
@@ -341,8 +340,7 @@ class Engine:
             if flight is not None and foreground and flight.cancel():
                 flight = None  # a queued prefetch: re-issue it ahead of the queue
             if flight is None:
-                req = ReadRequest(rec.path, rec.password, rec.engine, key.channels, key.k0, key.k1, key.dtype)
-                flight = _Flight(self.pool.submit(req, foreground=foreground), not foreground, self._lock)
+                flight = _Flight(self._submit(rec, key, foreground), not foreground, self._lock)
                 self._inflight[key] = flight
                 if flight.background:
                     self._counters["prefetches"] += 1
@@ -351,6 +349,16 @@ class Engine:
                 flight.background = False  # from now on nobody may cancel it
         return flight.future
 
+    def _submit(self, rec: Recording, key: SegmentKey, foreground: bool) -> Future:
+        """Hand the decode to the pool. A foreground miss is split by channels over the reader
+        processes, so the one read a user waits for uses every core; prefetches are not split
+        (their parallelism is several segments at once)."""
+        parts = _split(key.channels, self.config.n_process_workers if foreground else 1,
+                       (key.k1 - key.k0) * len(key.channels))
+        futures = [self.pool.submit(ReadRequest(rec.path, rec.password, rec.engine, part, key.k0, key.k1, key.dtype),
+                                    foreground=foreground) for part in parts]
+        return futures[0] if len(futures) == 1 else _stacked(futures)
+
     def _loaded(self, key: SegmentKey, flight: "_Flight") -> None:
         fut = flight.future
         with self._lock:
@@ -358,15 +366,14 @@ class Engine:
                 del self._inflight[key]
             if fut.cancelled() or fut.exception() is not None:
                 return  # errors are never cached
-            shared = fut.result()
-            self._counters["decoded_samples"] += shared.array.size
+            data = _array(fut.result())
+            self._counters["decoded_samples"] += data.size
             if key.path not in self._recordings:
-                shared.release()
                 return  # closed while loading
             if flight.background:
                 self._prefetched.add(key)
-        self._grow_budget(shared.array.nbytes)
-        self.cache.put(key, shared)
+        self._grow_budget(data.nbytes)
+        self.cache.put(key, data)
 
     def _background(self, rec, group, canon, dtype, length, index) -> "_Flight | None":
         k0, k1 = index * length, min((index + 1) * length, group.grid.n_samples)
@@ -393,10 +400,10 @@ class Engine:
         if self.config.cache_mb <= 0:
             self.cache.resize(max(self.cache.stats().budget_bytes, self._segment_count * segment_bytes))
 
-    def _evicted(self, key: SegmentKey, shared) -> None:
+    def _evicted(self, key: SegmentKey, _data: np.ndarray) -> None:
+        # Memory returns to the OS when the last view of the array is gone (see pool.SharedArray).
         with self._lock:
             self._prefetched.discard(key)
-        shared.release()
 
     def _open_view(self, client: str, path: str) -> tuple[Recording, ClientView]:
         key = canonical_path(path)
@@ -432,6 +439,50 @@ class Engine:
 def canonical_path(path: str) -> str:
     """The one spelling of a recording's path that keys recordings, views and cache entries."""
     return os.path.realpath(os.path.expanduser(path)) if path else path
+
+
+#: Below this many samples a foreground read is not split over processes (not worth a round trip).
+SPLIT_MIN_SAMPLES = 1 << 20
+
+
+def _split(channels: tuple[str, ...], ways: int, samples: int) -> list[tuple[str, ...]]:
+    """`channels` in up to `ways` contiguous parts (one when the read is small)."""
+    ways = min(ways, len(channels)) if samples >= SPLIT_MIN_SAMPLES else 1
+    if ways <= 1:
+        return [channels]
+    edges = [round(i * len(channels) / ways) for i in range(ways + 1)]
+    return [channels[a:b] for a, b in zip(edges, edges[1:])]
+
+
+def _array(result) -> np.ndarray:
+    """The samples of a finished load: a pool result (SharedArray) or an already stacked array."""
+    return result.array if isinstance(result, SharedArray) else result
+
+
+def _stacked(parts: list[Future]) -> Future:
+    """One future for channel-split loads: their rows stacked in order, or the first failure."""
+    out: Future = Future()
+    out.set_running_or_notify_cancel()
+    remaining = [len(parts)]
+    lock = threading.Lock()
+
+    def done(_f: Future) -> None:
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] or out.done():
+                return
+        errors = [FutureCancelled() if f.cancelled() else f.exception() for f in parts
+                  if f.cancelled() or f.exception() is not None]
+        if errors:
+            out.set_exception(errors[0])
+        else:
+            data = np.concatenate([f.result().array for f in parts], axis=0)
+            data.flags.writeable = False
+            out.set_result(data)
+
+    for f in parts:
+        f.add_done_callback(done)
+    return out
 
 
 def _assemble(pieces, length: int, k0: int, k1: int, n_ch: int, dtype: str, rows) -> np.ndarray:
