@@ -1,0 +1,369 @@
+"""The parent side: one dispatcher thread that owns every worker process and pipe.
+
+It starts workers, hands a queued request to an idle one (foreground requests before
+background prefetches, FIFO within each, preferring a worker that already has the recording
+open), and waits on result pipes and process sentinels together, so a death is seen at once
+without polling. A worker that dies takes only its current request with it: that request
+fails with `CorruptDataError`, the worker is replaced, everything else keeps being served.
+
+Crash policy. A request whose worker dies is failed, never retried on another worker: a
+deterministic segfault on a damaged block would otherwise take down every worker in turn,
+and an out-of-memory kill would most likely repeat. The caller (or the user) may retry.
+A worker that dies before it has even started up (a broken environment) fails nobody's
+request; its requests wait for the replacement, and after a few consecutive start-up
+failures the pool gives up and fails everything with the reason.
+"""
+
+from __future__ import annotations
+
+import atexit
+import heapq
+import itertools
+import logging
+import multiprocessing.connection
+import os
+import signal
+import threading
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
+from typing import Any, Mapping
+
+from ...errors import CancelledError, CorruptDataError
+from .errors import _rebuild_error
+from .requests import ReadRequest, _Job
+from .shm import _create_block, _discard_block, _result_array
+from .worker import _worker_main
+
+log = logging.getLogger(__name__)
+
+#: Consecutive workers dying before they report ready, after which the pool gives up.
+MAX_STARTUP_FAILURES = 3
+
+#: Seconds `close` gives idle workers to exit on their own before killing them.
+STOP_GRACE_S = 2.0
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: Any  # multiprocessing.Process
+    conn: multiprocessing.connection.Connection
+    ready: bool = False
+    eof: bool = False
+    job: _Job | None = None
+    keys: set = field(default_factory=set)  # readers it (probably) has open: dispatch affinity
+
+
+class _Dispatcher:
+    """The pool's core when it has worker processes; its public methods are thread-safe."""
+
+    def __init__(self, n_workers: int, ctx: BaseContext, max_open: int, engines: Mapping[str, str]) -> None:
+        self._n = n_workers
+        self._ctx = ctx
+        self._worker_args = (os.getpid(), max_open, dict(engines))
+        self._lock = threading.Lock()
+        self._queue: list[tuple[int, int, _Job]] = []  # heap of (background?, seq, job)
+        self._seq = itertools.count()
+        self._controls: list[tuple] = []  # messages for every worker, e.g. ("drop", path)
+        self._workers: list[_Worker] = []
+        self._closing = False
+        self._failure: str | None = None  # why the pool gave up
+        self._startup_failures = 0
+        self._counts = {"restarts": 0, "crashes": 0}
+        self._wake_r, self._wake_w = multiprocessing.connection.Pipe(duplex=False)
+        self._wake_pending = False
+        self._thread = threading.Thread(target=self._run, name="mef3lab-reader-pool", daemon=True)
+        self._thread.start()
+        # Registered after multiprocessing's own exit handler, so it runs first (LIFO): the
+        # workers are stopped here, not terminated under a dispatcher that would replace them.
+        atexit.register(self.close)
+
+    # -- called from any thread -----------------------------------------------------------
+    def submit(self, job: _Job) -> Future:
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the reader pool is closed")
+            if self._failure is not None:
+                raise RuntimeError(self._failure)
+            heapq.heappush(self._queue, (0 if job.foreground else 1, next(self._seq), job))
+            self._wake_locked()
+        return job.future
+
+    def close_recording(self, path: str) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            for w in self._workers:
+                w.keys = {k for k in w.keys if k[0] != path}
+            self._controls.append(("drop", path))
+            self._wake_locked()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "workers": self._n,
+                "alive": len(self._workers),
+                "ready": sum(w.ready for w in self._workers),
+                "busy": sum(w.job is not None for w in self._workers),
+                "queued": sum(not j.future.cancelled() for _, _, j in self._queue),
+                "pids": [w.process.pid for w in self._workers],
+                **self._counts,
+            }
+
+    def check_blocking(self) -> None:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a blocking pool call from a done-callback would wait for itself forever")
+
+    def close(self) -> None:
+        atexit.unregister(self.close)
+        with self._lock:
+            self._closing = True
+            self._wake_locked()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _wake_locked(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_w.send_bytes(b"")
+            except OSError:  # the dispatcher is gone (closed)
+                pass
+
+    # -- the dispatcher thread ------------------------------------------------------------
+    def _run(self) -> None:
+        # Children inherit the signal mask of the thread that starts them: with SIGINT blocked
+        # here, a Ctrl-C while a worker boots cannot reach it before it ignores SIGINT itself.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            while self._step():
+                pass
+        except BaseException:
+            log.critical("the reader pool's dispatcher failed; closing the pool", exc_info=True)
+            with self._lock:
+                self._closing = True
+        finally:
+            self._shutdown()
+
+    def _step(self) -> bool:
+        """Start missing workers, hand out work, then wait for wake-ups, results and deaths."""
+        while self._wake_r.poll():
+            self._wake_r.recv_bytes()
+        with self._lock:
+            self._wake_pending = False
+            if self._closing:
+                return False
+            missing = self._n - len(self._workers) if self._failure is None else 0
+        for _ in range(missing):
+            self._start_worker()
+        with self._lock:
+            controls, self._controls = self._controls, []
+            sends, failed = self._assign()
+        for job, exc in failed:
+            _fail(job.future, exc)
+        for w in self._workers:
+            for msg in controls:
+                self._send(w, msg)
+        for w, msg in sends:
+            self._send(w, msg)
+        waitables: list[Any] = [self._wake_r]
+        for w in self._workers:
+            if not w.eof:
+                waitables.append(w.conn)
+            waitables.append(w.process.sentinel)
+        ready = set(multiprocessing.connection.wait(waitables))
+        for w in list(self._workers):
+            if w.conn in ready:
+                self._receive(w)
+        for w in list(self._workers):
+            if w.process.sentinel in ready:
+                self._died(w)
+        return True
+
+    def _start_worker(self) -> None:
+        parent_end, child_end = multiprocessing.connection.Pipe()
+        p = self._ctx.Process(
+            target=_worker_main, args=(child_end, *self._worker_args), name="mef3lab-reader", daemon=True
+        )
+        try:
+            p.start()
+        except Exception as exc:
+            parent_end.close()
+            self._give_up(f"cannot start reader worker processes: {exc}")
+            return
+        finally:
+            child_end.close()  # so that our end sees EOF when the worker dies
+        with self._lock:
+            self._workers.append(_Worker(p, parent_end))
+
+    def _assign(self) -> tuple[list[tuple[_Worker, tuple]], list[tuple[_Job, BaseException]]]:
+        """Hand queued jobs to idle workers, preferring one that already has the recording open."""
+        sends, failed = [], []
+        idle = [w for w in self._workers if w.job is None and not w.eof]
+        while idle and self._queue:
+            job = heapq.heappop(self._queue)[2]
+            if not job.started:
+                if not job.future.set_running_or_notify_cancel():
+                    continue  # cancelled while queued: never run
+                job.started = True
+            try:
+                msg = self._message(job)
+            except Exception as exc:
+                failed.append((job, exc))
+                continue
+            w = next((w for w in idle if job.key in w.keys), idle[0])
+            idle.remove(w)
+            w.job = job
+            w.keys.add(job.key)
+            sends.append((w, msg))
+        return sends, failed
+
+    def _message(self, job: _Job) -> tuple:
+        if job.kind == "call":
+            return ("call", job.key, *job.payload)
+        req: ReadRequest = job.payload
+        name = None
+        if req.nbytes > 0 and job.block is None:
+            job.block = _create_block(req.nbytes)
+        if job.block is not None:
+            name = job.block.name
+        return ("read", job.key, req, name)
+
+    def _send(self, w: _Worker, msg: tuple) -> None:
+        try:
+            w.conn.send(msg)
+        except OSError:
+            pass  # the worker is dying; its sentinel will tell
+
+    def _receive(self, w: _Worker) -> None:
+        try:
+            msg = w.conn.recv()
+        except (EOFError, OSError):
+            w.eof = True  # dead or dying: the sentinel follows
+            return
+        if msg[0] == "ready":
+            with self._lock:
+                w.ready = True
+                self._startup_failures = 0
+            return
+        job, w.job = w.job, None
+        if job is None:  # cannot happen: a reply without a request
+            log.error("reader worker %s replied without a request", w.process.pid)
+            return
+        ok, payload = msg[1], msg[2]
+        if not ok:
+            _discard_block(job)
+            _fail(job.future, _rebuild_error(payload))
+        elif job.kind == "call":
+            _succeed(job.future, payload)
+        else:
+            _succeed(job.future, _result_array(job))
+
+    def _died(self, w: _Worker) -> None:
+        while not w.eof and w.conn.poll():  # a last reply may be waiting in the pipe
+            self._receive(w)
+        w.process.join()
+        code = w.process.exitcode
+        w.conn.close()
+        job, w.job = w.job, None
+        with self._lock:
+            self._workers.remove(w)
+            closing = self._closing
+            if not closing:
+                self._counts["restarts"] += 1
+                if not w.ready:
+                    self._startup_failures += 1
+                    if job is not None:  # it never ran: it goes first to the replacement
+                        heapq.heappush(self._queue, (0, -1 - next(self._seq), job))
+                        job = None
+                elif job is not None:
+                    self._counts["crashes"] += 1
+            startup_failures = self._startup_failures
+        if closing:
+            if job is not None:
+                _discard_block(job)
+                _fail(job.future, _closed_error())
+            return
+        log.warning("reader worker %s %s%s", w.process.pid, _how(code),
+                    f" while {job.describe()}" if job is not None else "")
+        if job is not None:
+            _discard_block(job)
+            _fail(job.future, CorruptDataError(
+                f"the decoder crashed {job.describe()} (reader process {_how(code)}); the recording may be damaged"
+            ))
+        if startup_failures >= MAX_STARTUP_FAILURES:
+            self._give_up(
+                f"reader worker processes die while starting ({_how(code)}, {startup_failures} times in a row); "
+                "see their error output"
+            )
+
+    def _give_up(self, reason: str) -> None:
+        """Stop starting workers and fail everything queued, now and later, with `reason`."""
+        log.error("%s", reason)
+        with self._lock:
+            self._failure = reason
+            queued, self._queue = self._queue, []
+        for _, _, job in queued:
+            _discard_block(job)
+            if job.started or job.future.set_running_or_notify_cancel():
+                _fail(job.future, RuntimeError(reason))
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            self._closing = True
+            queued, self._queue = self._queue, []
+            workers = list(self._workers)
+        for _, _, job in queued:
+            _discard_block(job)
+            if job.started or job.future.set_running_or_notify_cancel():
+                _fail(job.future, _closed_error())
+        for w in workers:
+            if w.job is not None:
+                w.process.kill()  # mid-read: nothing to save
+            else:
+                self._send(w, ("stop",))
+        for w in workers:
+            w.process.join(STOP_GRACE_S)
+            if w.process.exitcode is None:
+                w.process.kill()
+                w.process.join()
+            if w.job is not None:
+                _discard_block(w.job)
+                _fail(w.job.future, _closed_error())
+                w.job = None
+            w.conn.close()
+        with self._lock:
+            self._workers.clear()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _closed_error() -> CancelledError:
+    return CancelledError("the reader pool was closed before this request finished")
+
+
+def _succeed(fut: Future, result: Any) -> None:
+    try:
+        fut.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+def _fail(fut: Future, exc: BaseException) -> None:
+    try:
+        fut.set_exception(exc)
+    except InvalidStateError:
+        pass
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "vanished"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}" + (", e.g. out of memory" if -exitcode == signal.SIGKILL else "")
+    return f"exited with code {exitcode}"

@@ -1,0 +1,59 @@
+"""n_workers=0: the pool's API and results without worker processes, for debugging.
+
+No crash isolation and no shared memory: the worker's reader cache runs in the calling
+thread, and a read's result is an ordinary array.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any, Mapping
+
+from .requests import SharedArray, _Job
+from .worker import _Readers
+
+
+class _InProcess:
+    """Reads in the calling thread, one at a time (readers are not thread-safe)."""
+
+    def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
+        self._readers = _Readers(max_open, engines)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, job: _Job) -> Future:
+        fut = job.future
+        fut.set_running_or_notify_cancel()
+        error: BaseException | None = None
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the reader pool is closed")
+            try:
+                if job.kind == "read":
+                    result: Any = SharedArray(self._readers.read(job.payload, job.key, None))
+                else:
+                    result = self._readers.call(job.key, *job.payload)
+            except Exception as exc:
+                error = exc
+        # Outside the lock: done-callbacks may submit again.
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
+        return fut
+
+    def close_recording(self, path: str) -> None:
+        with self._lock:
+            self._readers.drop(path)
+
+    def stats(self) -> dict[str, Any]:
+        return {"workers": 0, "alive": 0, "ready": 0, "busy": 0, "queued": 0, "restarts": 0, "crashes": 0, "pids": []}
+
+    def check_blocking(self) -> None:
+        pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._readers.close_all()

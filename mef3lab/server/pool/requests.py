@@ -1,0 +1,127 @@
+"""What callers ask of the pool and what they get back, and how a request is tracked.
+
+Both sides share these: the parent builds `ReadRequest`s and `_Job`s, a worker receives the
+`ReadRequest` (pickled) and decodes into an array of its shape and dtype.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+
+#: Result dtypes: float reads in channel units, or the stored int32 counts (Reader.read_raw).
+RESULT_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32}
+
+#: What `ReaderPool.call` may ask of a reader (read-only; "info" is the attribute).
+CALLABLE = frozenset({"info", "block_envelope", "read", "read_groups", "read_index", "read_raw"})
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """Samples ``[k0, k1)`` of `channels` on their rate group's grid, as `dtype`.
+
+    dtype "float32"/"float64" are values in channel units (NaN in gaps, Reader.read_index);
+    "int32" are the stored counts (RAW_NAN in gaps, Reader.read_raw).
+    """
+
+    path: str
+    password: str | None
+    engine: str | None
+    channels: tuple[str, ...]
+    k0: int
+    k1: int
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        chans = (self.channels,) if isinstance(self.channels, str) else tuple(self.channels)
+        object.__setattr__(self, "path", _absolute(self.path))
+        object.__setattr__(self, "channels", chans)
+        object.__setattr__(self, "k0", operator.index(self.k0))
+        object.__setattr__(self, "k1", operator.index(self.k1))
+        if self.dtype not in RESULT_DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(RESULT_DTYPES)}, not {self.dtype!r}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.channels), max(self.k1 - self.k0, 0))
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self.shape[1] * np.dtype(self.dtype).itemsize
+
+    def describe(self) -> str:
+        names = ", ".join(self.channels[:8]) + (f", … ({len(self.channels) - 8} more)" if len(self.channels) > 8 else "")
+        return f"{self.path} channels [{names}] samples [{self.k0}, {self.k1})"
+
+
+class SharedArray:
+    """The samples of one read, ``(n_channels, n_samples)``, read-only, in shared memory.
+
+    `array` is valid for as long as it (or a view of it) is referenced, whether or not
+    `release` was called: `release` drops this object's hold, and the memory goes back to
+    the OS when nothing else holds a view. A cache holds these and releases them on eviction.
+    """
+
+    __slots__ = ("_array", "nbytes", "shape", "dtype")
+
+    def __init__(self, array: np.ndarray) -> None:
+        array.flags.writeable = False
+        self._array: np.ndarray | None = array
+        self.nbytes = array.nbytes
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            raise ValueError("this SharedArray was released")
+        return self._array
+
+    @property
+    def released(self) -> bool:
+        return self._array is None
+
+    def release(self) -> None:
+        """Give up this object's hold on the memory. Idempotent."""
+        self._array = None
+
+    def __repr__(self) -> str:
+        state = "released" if self._array is None else f"{self.nbytes} bytes"
+        return f"SharedArray(shape={self.shape}, dtype={self.dtype}, {state})"
+
+
+def _absolute(path: str | os.PathLike) -> str:
+    """The path workers open: absolute (they may not share our working directory), links kept."""
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
+def _canonical(path: str | os.PathLike) -> str:
+    """The path readers are cached under: every spelling of one recording is one key."""
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
+
+
+def _key(path: str | os.PathLike, password: str | None, engine: str | None) -> tuple[str, str, str | None]:
+    return (_canonical(path), password or "", engine)
+
+
+@dataclass(eq=False)
+class _Job:
+    kind: str  # "read" | "call"
+    payload: Any  # ReadRequest | (path, password, engine, method, args)
+    key: tuple[str, str, str | None]
+    foreground: bool
+    future: Future = field(default_factory=Future)
+    started: bool = False  # its future is RUNNING (it may still be requeued if its worker never booted)
+    block: SharedMemory | None = None
+
+    def describe(self) -> str:
+        if self.kind == "read":
+            return f"reading {self.payload.describe()}"
+        path, _, _, method, args = self.payload
+        return f"opening {path}" if method == "info" else f"calling {method}{args!r} on {path}"

@@ -1,0 +1,173 @@
+"""What runs inside a reader worker process: its open readers, and serving the parent's requests.
+
+Each worker keeps its own open readers, cached per (path, password, engine) because opening
+is costly. It ignores SIGINT (the parent handles Ctrl-C and closes the pool), exits when its
+pipe reaches EOF, and on Linux is also killed by the kernel when the parent dies
+(PR_SET_PDEATHSIG), so no worker outlives the server even when it is killed outright.
+
+The pipe carries, from the parent: ``("read", key, ReadRequest, block name or None)``,
+``("call", key, path, password, engine, method, args)``, ``("drop", canonical path)`` and
+``("stop",)``; from the worker: ``("ready", pid)`` once, then ``("done", ok, result or
+error payload)`` for each read or call. Samples never cross it: they go into the block.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import os
+import signal
+import sys
+from collections import OrderedDict
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import _error_payload
+from .requests import RESULT_DTYPES, ReadRequest
+from .shm import _attach, _reserve
+
+log = logging.getLogger(__name__)
+
+
+class _Readers:
+    """One process's open readers, least recently used closed first, and what it does with them."""
+
+    def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
+        self.max_open = max_open
+        self.engines = dict(engines)
+        self._open: OrderedDict[tuple, Any] = OrderedDict()
+
+    def get(self, key: tuple, path: str, password: str, engine: str | None) -> Any:
+        reader = self._open.get(key)
+        if reader is not None:
+            self._open.move_to_end(key)
+            return reader
+        if engine in self.engines:
+            import importlib
+
+            module, cls = self.engines[engine].split(":")
+            reader = getattr(importlib.import_module(module), cls)(path, password or None)
+        else:
+            from ...readers import open_reader
+
+            reader = open_reader(path, password or None, engine)
+        self._open[key] = reader
+        while len(self._open) > self.max_open:
+            self._close(self._open.popitem(last=False)[1])
+        return reader
+
+    def drop(self, canonical_path: str) -> None:
+        for key in [k for k in self._open if k[0] == canonical_path]:
+            self._close(self._open.pop(key))
+
+    def close_all(self) -> None:
+        while self._open:
+            self._close(self._open.popitem()[1])
+
+    def read(self, req: ReadRequest, key: tuple, out: np.ndarray | None) -> np.ndarray:
+        reader = self.get(key, req.path, req.password or "", req.engine)
+        if req.dtype == "int32":
+            counts = reader.read_raw(req.channels, req.k0, req.k1).counts
+            if out is None:
+                return counts
+            out[...] = counts
+            return out
+        return reader.read_index(req.channels, req.k0, req.k1, req.dtype, out=out)
+
+    def call(self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple) -> Any:
+        reader = self.get(key, path, password, engine)
+        return reader.info if method == "info" else getattr(reader, method)(*args)
+
+    @staticmethod
+    def _close(reader: Any) -> None:
+        try:
+            reader.close()
+        except Exception:  # a reader that fails to close must not take the worker down
+            log.warning("closing %s failed", getattr(reader, "path", reader), exc_info=True)
+
+
+def _worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str, str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the dispatcher
+    _die_with_parent(parent_pid)
+    readers = _Readers(max_open, engines)
+    try:
+        conn.send(("ready", os.getpid()))
+        while True:
+            msg = conn.recv()
+            op = msg[0]
+            if op == "stop":
+                return
+            if op == "drop":
+                readers.drop(msg[1])
+                continue
+            conn.send(_serve_read(readers, *msg[1:]) if op == "read" else _serve_call(readers, *msg[1:]))
+    except (EOFError, OSError):
+        return  # the parent is gone
+    finally:
+        readers.close_all()
+
+
+def _serve_call(readers: _Readers, key: tuple, *call: Any) -> tuple:
+    try:
+        return ("done", True, readers.call(key, *call))
+    except Exception as exc:
+        return ("done", False, _error_payload(exc))
+
+
+def _serve_read(readers: _Readers, key: tuple, req: ReadRequest, block_name: str | None) -> tuple:
+    if block_name is None:  # empty result (or an invalid request): validate only
+        try:
+            readers.read(req, key, None)
+            return ("done", True, None)
+        except Exception as exc:
+            return ("done", False, _error_payload(exc))
+    try:
+        block = _attach(block_name)
+    except Exception as exc:
+        return ("done", False, _error_payload(exc))
+    reply = _read_into(readers, key, req, block)
+    try:
+        block.close()
+    except BufferError:  # something (a traceback cycle) still holds the view
+        gc.collect()
+        try:
+            block.close()
+        except BufferError:
+            log.warning("a view of shared block %s outlived its read", block_name)
+    return reply
+
+
+def _read_into(readers: _Readers, key: tuple, req: ReadRequest, block: SharedMemory) -> tuple:
+    # Kept apart from `_serve_read` so that the view and any traceback holding it are gone
+    # by the time the block is closed.
+    try:
+        _reserve(block, req)
+    except Exception as exc:
+        return ("done", False, _error_payload(exc))
+    out = np.ndarray(req.shape, RESULT_DTYPES[req.dtype], buffer=block.buf)
+    try:
+        readers.read(req, key, out)
+        return ("done", True, None)
+    except Exception as exc:
+        return ("done", False, _error_payload(exc))
+    finally:
+        del out
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this worker when the parent dies, even mid-decode (Linux)."""
+    if os.getppid() != parent_pid:
+        return  # started through a fork server: rely on the pipe's EOF
+    if sys.platform.startswith("linux"):
+        try:
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(0)
