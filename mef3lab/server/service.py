@@ -76,6 +76,14 @@ def handle_errors(on_error: Callable[[object, grpc.ServicerContext, Exception], 
 grpc_errors = handle_errors(lambda request, context, exc: abort_with(context, exc))
 
 
+def sample_type(code: int) -> str:
+    """The dtype a request's SampleType stands for; an unknown code is the caller's error."""
+    try:
+        return DTYPE_OF[code]
+    except KeyError:
+        raise ValueError(f"unknown sample type {code}; use FLOAT32, FLOAT64 or INT32") from None
+
+
 def samples_header(s: Samples, dtype: str, factors: np.ndarray | None = None) -> pb.SampleChunk:
     return pb.SampleChunk(
         dtype=CODE_OF[dtype], channels=s.channels, fs=s.group.fs, start_index=s.start_index,
@@ -126,14 +134,14 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def ReadSegment(self, request, context):
-        dtype = DTYPE_OF[request.dtype]
+        dtype = sample_type(request.dtype)
         s = self.engine.read_segment(client_id(context), request.path, request.index,
                                      list(request.channels) or None, dtype, not request.no_prefetch)
         yield from array_to_chunks(s.data, samples_header(s, dtype, self.engine.factors(request.path, s.channels, dtype)))
 
     @grpc_errors
     def ReadRange(self, request, context):
-        dtype = DTYPE_OF[request.dtype]
+        dtype = sample_type(request.dtype)
         s = self._window(request, context, dtype, not request.no_prefetch)
         yield from array_to_chunks(s.data, samples_header(s, dtype, self.engine.factors(request.path, s.channels, dtype)))
 
@@ -159,7 +167,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     @grpc_errors
     def Prefetch(self, request, context):
         n = self.engine.hint(client_id(context), request.path, list(request.channels) or None,
-                             request.samples.start, request.samples.stop, DTYPE_OF[request.dtype])
+                             request.samples.start, request.samples.stop, sample_type(request.dtype))
         return pb.PrefetchResponse(queued=n)
 
     @grpc_errors
