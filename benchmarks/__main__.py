@@ -51,11 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress, not results
 
     t = time.perf_counter()
-    tables = run(params, only, log=log)
+    try:
+        tables = run(params, only, log=log)
+    except KeyboardInterrupt:
+        log("interrupted (every server started here has been stopped)")
+        return 130
     meta = {"recording": params.recording.label, "params": repr(params), "python": platform.python_version(),
             "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "seconds": round(time.perf_counter() - t, 1)}
     print(f"mef3lab benchmarks: {params.recording.label}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at the end\n")
+    if args.quick:
+        print("(--quick: the targets are set for the full recording; here they only show the layout)\n")
     for table in tables:
         print(table.render() + "\n")
     print(summary(tables))

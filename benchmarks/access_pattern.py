@@ -100,11 +100,14 @@ def concurrent(path: Path, params: Params, n_total: int, want: dict) -> float:
                 _unless_error(ready.get(timeout=120))
             go.set()
             results = [_unless_error(done.get(timeout=600)) for _ in procs]
-        finally:
+        except BaseException:
             for p in procs:
-                p.join(timeout=10)
                 if p.is_alive():
                     p.terminate()
+            raise
+        finally:
+            for p in procs:
+                if p.pid is not None:
                     p.join()
     for _, _, kept in results:
         for i, data in kept.items():
