@@ -9,6 +9,7 @@ server raised, with its message — never as a silent None.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Sequence
 
@@ -184,16 +185,35 @@ class RemoteSource:
 
     Chunks are the server's segments (`segment_samples`), reads never trigger the
     server's own readahead (dask reads chunks in any order); instead the engine's
-    explicit `hint` asks for what comes next.
+    explicit `hint` asks for what comes next, without waiting for the answer.
+
+    Opening first pings the server with a `connect_timeout` deadline, so a server that
+    is down fails at once (connection refused) and one that never answers fails within
+    that bound, rather than after a read's much longer deadline.
     """
+
+    #: Seconds to wait for a first answer from the server when opening.
+    connect_timeout: float = 10.0
+    #: Hints still unanswered beyond this many are dropped (a busy server needs no more work).
+    max_pending_hints: int = 4
 
     def __init__(self, spec) -> None:
         self.spec = spec
         self.client = Mef3Client(spec.address)
-        self.info = self.client.open_file(spec.path, spec.password, spec.engine)
-        grid = self.client.segment_grid(spec.path)
-        self._segment = {g.fs: g.segment_samples for g in grid.groups}
+        self._read_timeout = self.client.timeout
+        self._hints: set = set()
+        self._hints_lock = threading.Lock()
         self._closed = False
+        try:
+            self.client.timeout = self.connect_timeout
+            self.client.list_open_files()  # the ping: answered without touching any recording
+            self.client.timeout = self._read_timeout
+            self.info = self.client.open_file(spec.path, spec.password, spec.engine)
+            grid = self.client.segment_grid(spec.path)
+        except BaseException:
+            self.client.shutdown()
+            raise
+        self._segment = {g.fs: g.segment_samples for g in grid.groups}
 
     def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
         return self.client.read_index(self.spec.path, k0, k1, list(channels), dtype, prefetch=False)
@@ -201,14 +221,33 @@ class RemoteSource:
     def segment_samples(self, fs: float) -> int:
         return self._segment[fs]
 
-    def hint(self, channels: Sequence[str], k0: int, k1: int) -> None:
-        self.client.prefetch(self.spec.path, k0, k1, list(channels))
+    def hint(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> None:
+        """Send a Prefetch for ``[k0, k1)`` and return at once; its answer (or failure) is ignored."""
+        with self._hints_lock:
+            if self._closed or len(self._hints) >= self.max_pending_hints:
+                return
+            req = pb.PrefetchRequest(path=str(self.spec.path), channels=list(channels), dtype=CODE_OF[dtype],
+                                     samples=pb.IndexWindow(start=int(k0), stop=int(k1)))
+            call = self.client._stub.Prefetch.future(req, metadata=self.client._metadata,
+                                                      timeout=self.connect_timeout)
+            self._hints.add(call)
+        call.add_done_callback(self._hint_done)
+
+    def _hint_done(self, call) -> None:
+        with self._hints_lock:
+            self._hints.discard(call)
 
     def close(self) -> None:
-        if not self._closed:
+        with self._hints_lock:
+            if self._closed:
+                return
             self._closed = True
-            try:
-                self.client.close_file(self.spec.path)
-            except Mef3LabError:
-                pass  # the server is gone: nothing left to release there
-            self.client.shutdown()
+            pending, self._hints = list(self._hints), set()
+        for call in pending:
+            call.cancel()
+        try:
+            self.client.timeout = self.connect_timeout  # a server that is gone must not hold up a close
+            self.client.close_file(self.spec.path)
+        except Mef3LabError:
+            pass  # the server is gone: nothing left to release there
+        self.client.shutdown()
