@@ -31,11 +31,14 @@ def run(path: Path, params: Params, log=print) -> Table:
         base, want = best(t for t, _ in runs), runs[0][1]
         table.add("1. direct pymef read (baseline)", base, "s", 1.0, samples=[t for t, _ in runs])
 
+        stats = {}
+
         def client_sequence(**config) -> float:
             with server(params, **config) as srv, Mef3Client(srv.address) as client:
                 client.open_file(str(path))
                 client.set_signal_chunk_size(str(path), params.segment_s)
                 seconds, got = sequence(lambda i: client.get_signal_segment(str(path), i), seq, w)
+                stats[config["n_prefetch"]] = client.stats()
             for i in got:  # the first segment (decoded on demand) and the last (prefetched, if on)
                 check_same(f"server segment {i} ({config})", got[i], want[i])
             return seconds
@@ -52,12 +55,12 @@ def run(path: Path, params: Params, log=print) -> Table:
                   Target("ratio", "<=", 0.5, f"aim 0.42, limit ≈{limit:.2f}"), samples=s)
 
         log(f"A4 {len(offsets)} concurrent clients ...")
-        s = repeat(params.repeat, lambda: concurrent(path, params, direct.n_total, want))
+        s = repeat(params.repeat, lambda: concurrent(path, params, direct.n_total, want, stats))
         wall = best(s)
         k = len(offsets)
         table.add(f"4. {k} concurrent clients ({k}×{n} segments), wall", wall, "s", wall / (k * base), samples=s)
         gain = (k * n * mb / wall) / (n * mb / one)
-        table.add(f"   aggregate throughput ÷ one client (row 3)", gain, "×", None, Target("value", ">=", 1.7),
+        table.add("   aggregate throughput ÷ one client (row 3)", gain, "×", None, Target("value", ">=", 1.7),
                   note=f"{k * n * mb / wall:.0f} vs {n * mb / one:.0f} MB/s")
 
         log("A5 cold segment and cache hits ...")
@@ -72,8 +75,16 @@ def run(path: Path, params: Params, log=print) -> Table:
         f"one segment = {len(direct.names)} ch × {direct.length} samples float32 = {mb:.1f} MB; "
         f"times are the best of {params.repeat}; "
         f"offsets of the concurrent clients: {', '.join(map(str, offsets))}.",
+        *(f"server after row {row}: {_stats_text(stats[key], len(direct.names) * direct.length)}" for row, key in
+          [(2, 0), (3, params.n_prefetch), (4, "concurrent")] if key in stats),
     ]
     return table
+
+
+def _stats_text(s: dict, segment_samples: int) -> str:
+    return (f"{s['hits']} hits ({s['prefetch_hits']} prefetched), {s['misses']} misses, "
+            f"{s['prefetches']} prefetches, {s['decoded_samples'] / segment_samples:.1f} segments decoded, "
+            f"cache budget {s['cache_budget_bytes'] / 1e6:.0f} MB")
 
 
 def direct_time_one(runs, n: int, w: float) -> float:
@@ -81,7 +92,7 @@ def direct_time_one(runs, n: int, w: float) -> float:
     return (best(t for t, _ in runs) - n * w) / n
 
 
-def concurrent(path: Path, params: Params, n_total: int, want: dict) -> float:
+def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict) -> float:
     """Clients in their own processes, each with its own connection, reading from their offsets at once.
 
     The wall time runs from the common start to the last client's last segment (each client
@@ -100,6 +111,8 @@ def concurrent(path: Path, params: Params, n_total: int, want: dict) -> float:
                 _unless_error(ready.get(timeout=120))
             go.set()
             results = [_unless_error(done.get(timeout=600)) for _ in procs]
+            with Mef3Client(srv.address) as c:
+                stats["concurrent"] = c.stats()
         except BaseException:
             for p in procs:
                 if p.is_alive():

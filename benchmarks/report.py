@@ -32,8 +32,8 @@ class Target:
         return x <= self.bound if self.op == "<=" else x >= self.bound
 
     def text(self, unit: str) -> str:
-        what = "×direct" if self.on == "ratio" else unit
-        s = f"{self.op.replace('<=', '≤').replace('>=', '≥')} {self.bound:g} {what}".strip()
+        what = " ×direct" if self.on == "ratio" else ("×" if unit == "×" else f" {unit}")
+        s = f"{self.op.replace('<=', '≤').replace('>=', '≥')} {self.bound:g}{what}"
         return f"{s} ({self.note})" if self.note else s
 
 
@@ -66,14 +66,15 @@ class Table:
         return row
 
     def render(self) -> str:
-        head = ("", "value", "×direct", "target", "")
+        head = ("", "value", "×direct", "target", "", "")
         body = [(r.label, _fmt(r.value, r.unit), "" if r.ratio is None else f"{r.ratio:.2f}",
-                 r.target.text(r.unit) if r.target else "—", r.status) for r in self.rows]
-        widths = [max(len(line[i]) for line in [head, *body]) for i in range(5)]
-        out = [f"{self.key}. {self.title}", "  " + "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+                 r.target.text(r.unit) if r.target else "—", r.status, r.note) for r in self.rows]
+        widths = [max(len(line[i]) for line in [head, *body]) for i in range(6)]
+        out = [f"{self.key}. {self.title}",
+               "  " + "  ".join(h.rjust(w) if i in (1, 2) else h.ljust(w)
+                                for i, (h, w) in enumerate(zip(head, widths))).rstrip()]
         for line in body:
-            cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:3], widths[1:3])]
-            cells += [line[3].ljust(widths[3]), line[4]]
+            cells = [c.rjust(w) if i in (1, 2) else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))]
             out.append("  " + "  ".join(cells).rstrip())
         out += [f"  {n}" for n in self.notes]
         return "\n".join(out)
