@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import mef3lab
+from mef3lab.client import Mef3Client
 
 from .common import Direct, Params, check_same, server
 from .report import Stopwatch, Table, Target, best, percentile, repeat
@@ -33,13 +34,17 @@ def run(path: Path, params: Params, log=print) -> Table:
         log("C2 full-recording mean ...")
         runs = [direct_mean(direct) for _ in range(params.repeat)]
         d, want = [t for t, _ in runs], runs[0][1]
-        s = repeat(params.repeat, lambda: remote_mean(path, params, want))
+        stats: dict = {}
+        s = repeat(params.repeat, lambda: remote_mean(path, params, want, stats))
+        decoded = stats["decoded_samples"] / (len(direct.names) * direct.length)
     table.add("mean(\"time\") of the whole recording, direct (baseline)", best(d), "s", 1.0, samples=d)
     table.add(f"mean(\"time\") via server, prefetch {params.n_prefetch}", best(s), "s", best(s) / best(d),
               Target("ratio", "<=", 0.6), samples=s)
     table.notes += [
         f"windows: {params.n_windows} random t; ×direct = ÷ the same window read in this process "
         f"(p50 {p50d:.1f} ms); the mean: times are the best of {params.repeat}, dask's default scheduler.",
+        f"server after the mean: {stats['hits']} hits ({stats['prefetch_hits']} prefetched), {stats['misses']} "
+        f"misses, {stats['prefetches']} prefetches, {decoded:.1f} segments decoded of {direct.n_total}.",
     ]
     return table
 
@@ -88,7 +93,7 @@ def direct_mean(direct: Direct) -> tuple[float, np.ndarray]:
     return time.perf_counter() - t, total / count
 
 
-def remote_mean(path: Path, params: Params, want: np.ndarray) -> float:
+def remote_mean(path: Path, params: Params, want: np.ndarray, stats: dict) -> float:
     with server(params) as srv:
         rec = mef3lab.open_recording(str(path), address=srv.address)
         try:
@@ -96,6 +101,8 @@ def remote_mean(path: Path, params: Params, want: np.ndarray) -> float:
                 got = rec.signal.mean("time").compute().values
         finally:
             rec.close()
+        with Mef3Client(srv.address) as client:
+            stats.update(client.stats())
     if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
         raise AssertionError(f"the mean via the server differs from the direct one by up to "
                              f"{np.nanmax(np.abs(got - want)):.3g}")
