@@ -69,8 +69,11 @@ class RecordingSource(Protocol):
         """The preferred read length, in samples, at rate `fs` (a server's segment length)."""
         ...
 
-    def hint(self, channels: Sequence[str], k0: int, k1: int) -> None:
-        """Samples ``[k0, k1)`` of `channels` will probably be read next (a server may prefetch)."""
+    def hint(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> None:
+        """Samples ``[k0, k1)`` of `channels` will probably be read next, as `dtype` (a server may prefetch).
+
+        Called just before each read, so it must return at once; the engine ignores its failures.
+        """
         ...
 
     def close(self) -> None:
@@ -143,7 +146,7 @@ class EmbeddedSource:
         seconds = max(1.0, min(EMBEDDED_SEGMENT_SECONDS, math.floor(seconds)))
         return max(1, int(round(seconds * fs)))
 
-    def hint(self, channels: Sequence[str], k0: int, k1: int) -> None:
+    def hint(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> None:
         """Nothing to prefetch embedded: the OS page cache does that."""
 
     def close(self) -> None:

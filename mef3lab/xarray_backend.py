@@ -36,6 +36,17 @@ Chunks
             ds.signal.load()
 
     Interrupting a compute (Ctrl-C) leaves the dataset usable; compute again.
+
+Through a server
+    ``mef3://host:port/abs/path.mefd``, ``address="host:port"`` or
+    `mef3lab.source.set_default_address` read through a mef3lab server: chunks are the
+    server's segments (``mef3lab serve --segment-seconds``), and each chunk read asks the
+    server to prefetch the neighbouring chunk in the direction reads travel (dask's local
+    schedulers go from the last chunk to the first), so decoding overlaps the
+    computation. After Ctrl-C the reads already running finish and the server decodes
+    at most the segments those reads hinted; nothing else is queued. A server that is
+    down raises `mef3lab.errors.ServerUnavailableError` naming its address, at open or
+    mid-compute.
 """
 
 from __future__ import annotations
@@ -43,6 +54,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
+import weakref
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
@@ -229,13 +242,17 @@ class Mef3BackendArray(BackendArray):
 
     Holds only the (picklable) `SourceSpec` and the group's names; the source itself
     is looked up in the process's cache on each read, so pickled copies reopen lazily.
+    `fs` (the group's rate) lets a read's hint skip the segments that read loads anyway.
     """
 
-    def __init__(self, spec: SourceSpec, channels: tuple[str, ...], n_time: int, dtype: str) -> None:
+    def __init__(
+        self, spec: SourceSpec, channels: tuple[str, ...], n_time: int, dtype: str, fs: float | None = None
+    ) -> None:
         self.spec = spec
         self.channels = tuple(channels)
         self.shape = (len(self.channels), int(n_time))
         self.dtype = np.dtype(dtype)
+        self.fs = fs
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
@@ -247,7 +264,6 @@ class Mef3BackendArray(BackendArray):
         n_time = self.shape[1]
 
         # channels: int (dimension dropped), slice, or sorted int array (maybe repeated)
-        all_names = np.asarray(self.channels, dtype=object)
         if isinstance(ckey, slice):
             cidx: Any = np.arange(len(self.channels))[ckey]
         else:
@@ -270,16 +286,80 @@ class Mef3BackendArray(BackendArray):
         if uniq.size == 0 or k1 <= k0:
             block = np.empty((uniq.size, k1 - k0), self.dtype)
         else:
-            names = [str(n) for n in all_names[uniq]]
+            names = [self.channels[i] for i in uniq.tolist()]
             source = acquire(self.spec)
-            if k1 < n_time:
-                try:
-                    source.hint(names, k1, min(n_time, k1 + (k1 - k0)))
-                except Exception:  # noqa: BLE001 - a hint must never fail a read
-                    log.debug("hint failed", exc_info=True)
+            self._hint(source, names, k0, k1)
             block = source.read_index(names, k0, k1, self.dtype.name)
-        block = block[inverse.reshape(np.shape(cidx))] if np.ndim(cidx) else block[inverse[0]]
-        return np.asarray(block[..., take], dtype=self.dtype)
+        if np.ndim(cidx) == 0:
+            block = block[inverse[0]]
+        elif not np.array_equal(uniq, cidx):  # repeated or reordered channels: rows as asked for
+            block = block[inverse.reshape(np.shape(cidx))]
+        if not (isinstance(take, slice) and take.step in (None, 1)):  # a contiguous window needs no copy
+            block = block[..., take]
+        block = np.asarray(block, dtype=self.dtype)
+        return block if block.flags.writeable else block.copy()  # users may modify what they get
+
+    def _hint(self, source: Any, names: list[str], k0: int, k1: int) -> None:
+        """Announce the window next to ``[k0, k1)`` (as long again) in the direction reads travel.
+
+        dask's local schedulers run a whole-array compute from the last chunk to the first,
+        a user scrolls forwards, so the direction is learnt from this process's previous
+        read of the same channels (forwards at first). The segments this read loads anyway
+        are left out: for chunk-aligned reads (dask chunks are segments) the hint is exactly
+        the neighbouring chunk; a short window inside a segment announces nothing until
+        the next window would reach another segment.
+        """
+        n_time = self.shape[1]
+        step = _travel(source, names, self.dtype.name, k0)
+        seg = 0
+        if self.fs is not None:
+            try:
+                seg = source.segment_samples(self.fs)
+            except Exception:  # noqa: BLE001 - a source that cannot tell just gets the plain hint
+                seg = 0
+        if step > 0:
+            h0, h1 = k1, min(n_time, k1 + (k1 - k0))
+            if seg > 0:
+                h0 = max(h0, -(-k1 // seg) * seg)  # the segment holding k1 - 1 is read now
+        else:
+            h0, h1 = max(0, k0 - (k1 - k0)), k0
+            if seg > 0:
+                h1 = min(h1, k0 // seg * seg)  # the segment holding k0 is read now
+        if h0 >= h1:
+            return
+        try:
+            source.hint(names, h0, h1, self.dtype.name)
+        except Exception:  # noqa: BLE001 - a hint must never fail a read
+            log.debug("hint failed", exc_info=True)
+
+
+#: Per source of this process, per (channels, dtype): where the last read began, and which way reads go.
+_travels: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]]" = weakref.WeakKeyDictionary()
+_travels_lock = threading.Lock()
+
+
+def _travel(source: Any, names: list[str], dtype: str, k0: int) -> int:
+    """+1 (forwards) or -1: the direction from the previous read of these channels to this one."""
+    key = (tuple(names), dtype)
+    with _travels_lock:
+        try:
+            mine = _travels.setdefault(source, {})
+        except TypeError:  # a source that cannot be weakly referenced: always forwards
+            return 1
+        previous = mine.get(key)
+        step = 1 if previous is None else (previous[1] if k0 == previous[0] else (1 if k0 > previous[0] else -1))
+        mine[key] = (k0, step)
+    return step
+
+
+def _travels_after_fork() -> None:
+    global _travels_lock
+    _travels_lock = threading.Lock()
+    _travels.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_travels_after_fork)
 
 
 # -- building the Dataset ---------------------------------------------------------------
@@ -360,7 +440,7 @@ def build_dataset(
             chans = [info.channel(n) for n in mine]
             units = [c.units for c in chans]
 
-            array = Mef3BackendArray(spec, mine, group.grid.n_samples, dtype)
+            array = Mef3BackendArray(spec, mine, group.grid.n_samples, dtype, float(group.fs))
             attrs = {"long_name": "signal", "fs": float(group.fs), **common}
             if len(set(units)) == 1:
                 attrs["units"] = units[0]

@@ -1,4 +1,4 @@
-"""Source doubles for the xarray engine tests (the recordings come from tests/conftest.py)."""
+"""Source doubles and real servers for the xarray engine tests (the recordings come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from _remote import start_server
 from mef3lab import source
 from mef3lab.readers.base import Annotation, ChannelInfo, SessionInfo, Span
 
@@ -72,7 +73,7 @@ class FakeSource:
     def segment_samples(self, fs):
         return int(round(self.segment_s * fs))
 
-    def hint(self, channels, k0, k1):
+    def hint(self, channels, k0, k1, dtype="float32"):
         with self._lock:
             self.hints.append((tuple(channels), k0, k1))
 
@@ -95,8 +96,8 @@ class CountingSource:
     def segment_samples(self, fs):
         return self.inner.segment_samples(fs)
 
-    def hint(self, channels, k0, k1):
-        self.inner.hint(channels, k0, k1)
+    def hint(self, channels, k0, k1, dtype="float32"):
+        self.inner.hint(channels, k0, k1, dtype)
 
     def close(self):
         self.inner.close()
@@ -130,3 +131,53 @@ def counting():
         return c
 
     return wrap
+
+
+# -- a real server (remote mode) --------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def shared_server():
+    """One server for the tests that only compare values (stopped at the end of the session)."""
+    srv = start_server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def server():
+    """A server of this test alone: fresh statistics, and free to be killed."""
+    srv = start_server()
+    yield srv
+    source.close_all()  # close connections before the server goes
+    srv.stop()
+
+
+@pytest.fixture
+def settled():
+    """`settled(address) -> stats`: the server's statistics once its background work has stopped.
+
+    Polls until two readings 0.3 s apart agree on everything that counts work.
+    """
+    from mef3lab.client import Mef3Client
+
+    keys = ("hits", "misses", "prefetches", "prefetch_hits", "decoded_samples")
+    clients = {}
+
+    def wait(address, timeout=30.0):
+        import time
+
+        c = clients.get(address) or clients.setdefault(address, Mef3Client(address, timeout=10.0))
+        deadline = time.monotonic() + timeout
+        last = c.stats()
+        while True:
+            time.sleep(0.3)
+            now = c.stats()
+            if all(now[k] == last[k] for k in keys):
+                return now
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server at {address} is still busy after {timeout} s: {now}")
+            last = now
+
+    yield wait
+    for c in clients.values():
+        c.shutdown()

@@ -39,17 +39,41 @@ def test_sel_reads_only_the_chunks_it_touches(recording, counting):
     assert c.calls == [(("ch003",), 300 * 256, 301 * 256 + 1)]
 
 
-def test_each_chunk_is_read_once_and_hints_the_next(fake):
+def test_each_chunk_is_read_once_and_hints_the_next_in_the_direction_of_travel(fake):
     f = fake(seconds=100.0, segment_s=10.0)
     ds = mef3lab.open_recording("/nowhere/fake.mefd")
     bounds = _segment_bounds(ds)
     assert len(bounds) == 10
-    ds.signal.load(scheduler="sync")  # sequential, in order
-    assert sorted((k0, k1) for _, k0, k1 in f.calls) == bounds
+    ds.signal.load(scheduler="sync")  # sequential (dask's local schedulers go from the last chunk)
+    reads = [(k0, k1) for _, k0, k1 in f.calls]
+    assert sorted(reads) == bounds
     assert all(ch == ("a", "b") for ch, _, _ in f.calls)
-    # reading chunk N announced chunk N+1; the last chunk has nothing after it
-    assert sorted((k0, k1) for _, k0, k1 in f.hints) == bounds[1:]
+    # from the second read on (the first sets the direction) each read announced the next one
+    assert [(k0, k1) for _, k0, k1 in f.hints] == reads[2:]
     np.testing.assert_array_equal(ds.signal.values, f.expected(["a", "b"], 0, ds.sizes["time"]))
+
+    # a user stepping forwards through the chunks: each announces the one after it
+    f = fake(seconds=100.0, segment_s=10.0)  # a new source: no history of reads
+    ds = mef3lab.open_recording("/nowhere/fake.mefd", chunks=None)
+    for k0, k1 in bounds:
+        ds.signal.isel(time=slice(k0, k1)).values
+    assert [(k0, k1) for _, k0, k1 in f.hints] == bounds[1:]
+    # then backwards (from the last chunk again, which announces nothing after it): each
+    # following read announces the one before it
+    f.hints.clear()
+    for k0, k1 in bounds[::-1]:
+        ds.signal.isel(time=slice(k0, k1)).values
+    assert [(k0, k1) for _, k0, k1 in f.hints] == bounds[-3::-1]
+
+
+def test_a_short_window_hints_only_segments_it_does_not_read(fake):
+    f = fake(seconds=100.0, segment_s=10.0)
+    ds = mef3lab.open_recording("/nowhere/fake.mefd", chunks=None)
+    ds.signal.sel(time=slice(21.0, 23.0)).values  # the next 2 s lie in the segment just read
+    assert f.hints == []
+    ds.signal.sel(time=slice(26.0, 28.0)).values  # the next 2 s reach the following segment
+    k0, k1 = 26 * 256, 28 * 256 + 1
+    assert [(k0, k1) for _, k0, k1 in f.hints] == [(30 * 256, k1 + (k1 - k0))]
 
 
 def test_progress_bar(recording, capsys):
