@@ -35,6 +35,7 @@ __all__ = [
     "SourceSpec",
     "acquire",
     "close_all",
+    "discard",
     "get_default_address",
     "install",
     "known_spec",
@@ -219,6 +220,22 @@ def install(spec: SourceSpec, source: RecordingSource) -> None:
         _sources[spec] = source
     if old is not None and old is not source:
         old.close()
+
+
+def discard(spec: SourceSpec, source: RecordingSource) -> None:
+    """Forget `source` as this process's source for `spec` (if it still is), and close it.
+
+    For a connection that failed: the next `acquire` opens a fresh one instead of
+    waiting out the old one's reconnection backoff. Counted uses are kept.
+    """
+    with _lock:
+        if _sources.get(spec) is not source:
+            return
+        del _sources[spec]
+    try:
+        source.close()
+    except Exception:  # noqa: BLE001 - it failed already; closing is best effort
+        log.debug("closing a failed source failed", exc_info=True)
 
 
 def retain(spec: SourceSpec) -> RecordingSource:

@@ -46,7 +46,8 @@ Through a server
     computation. After Ctrl-C the reads already running finish and the server decodes
     at most the segments those reads hinted; nothing else is queued. A server that is
     down raises `mef3lab.errors.ServerUnavailableError` naming its address, at open or
-    mid-compute.
+    mid-compute; the failed connection is dropped, so computing again once the server
+    is back reconnects at once.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ from xarray.indexes.range_index import RangeCoordinateTransform
 
 from . import accessor as _accessor  # noqa: F401 - registers the .mef3 accessors
 from .readers.base import DTYPES, SessionInfo
-from .source import SourceSpec, acquire, release, resolve, retain
+from .errors import ServerUnavailableError
+from .source import SourceSpec, acquire, discard, release, resolve, retain
 
 __all__ = ["GridTimeIndex", "Mef3BackendArray", "Mef3BackendEntrypoint", "open_recording", "rate_label"]
 
@@ -289,7 +291,11 @@ class Mef3BackendArray(BackendArray):
             names = [self.channels[i] for i in uniq.tolist()]
             source = acquire(self.spec)
             self._hint(source, names, k0, k1)
-            block = source.read_index(names, k0, k1, self.dtype.name)
+            try:
+                block = source.read_index(names, k0, k1, self.dtype.name)
+            except ServerUnavailableError:
+                discard(self.spec, source)  # computing again after the server is back reconnects at once
+                raise
         if np.ndim(cidx) == 0:
             block = block[inverse[0]]
         elif not np.array_equal(uniq, cidx):  # repeated or reordered channels: rows as asked for

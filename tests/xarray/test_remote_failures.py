@@ -10,6 +10,7 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
+from _remote import start_server
 
 import mef3lab
 from mef3lab import source
@@ -131,3 +132,29 @@ def test_server_going_down_mid_compute_raises_promptly(server, recording, how):
     ds.close()
     source.close_all()
     assert time.monotonic() - t1 < 5.0
+
+
+def test_computing_again_once_the_server_is_back(recording):
+    """After a failed read the connection is dropped, so a restarted server is used at once
+    (not after the old connection's reconnection backoff, which grows while it is down)."""
+    port = _free_port()
+    server = start_server(port=port)
+    try:
+        ds = mef3lab.open_recording(recording, address=server.address)
+        ref = ds.signal.sel(time=slice(10, 20)).values
+        server.stop()
+        deadline = time.monotonic() + 3.0
+        failures = 0
+        while time.monotonic() < deadline:  # a user retrying while it is down
+            with pytest.raises(ServerUnavailableError):
+                ds.signal.sel(time=slice(30, 40)).values
+            failures += 1
+            time.sleep(0.1)
+        server = start_server(port=port)
+        t0 = time.monotonic()
+        np.testing.assert_array_equal(ds.signal.sel(time=slice(10, 20)).values, ref)
+        assert time.monotonic() - t0 < 5.0
+        assert failures > 3
+    finally:
+        source.close_all()
+        server.stop()
