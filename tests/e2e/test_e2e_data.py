@@ -145,10 +145,13 @@ def test_raw_counts(plain, recording, reference, names):
 
 # -- envelopes ---------------------------------------------------------------------------------
 def envelope_of(data: np.ndarray, bins: int) -> np.ndarray:
-    """(2, channels, bins) min/max of near-equal slices, from plain numpy (NaN where a bin has no data)."""
+    """(2, channels, bins) min/max of near-equal slices, from plain numpy (NaN where a bin has no data).
+
+    Bin j is samples ``[j * n // bins, (j + 1) * n // bins)``, in exact integer arithmetic.
+    """
     n = data.shape[1]
     bins = min(bins, n)
-    edges = np.linspace(0, n, bins + 1).astype(np.int64)
+    edges = np.arange(bins + 1, dtype=np.int64) * n // bins
     out = np.full((2, data.shape[0], bins), np.nan, np.float32)
     for j in range(bins):
         part = data[:, edges[j]:edges[j + 1]]
@@ -305,3 +308,25 @@ def test_encrypted_session_open_elsewhere_still_needs_the_password(
     assert_same(owner.read_index(path, 0, 5000), want)
     assert_same(friend.read_index(path, 0, 5000), want)
     assert owner.close_file(path) and friend.close_file(path)
+
+
+def test_mixed_rates_envelope_per_group(mixed, mixed_rate_recording, reference):
+    ref = reference(mixed_rate_recording)
+    for group in ref.info.rate_groups:
+        g, names = group.grid, list(group.channels)
+        t0, t1 = g.start_uutc - 2 * US, g.start_uutc + 80 * US  # over both gaps and the staggered starts
+        assert_same(mixed.read_envelope(mixed_rate_recording, t0, t1, 200, channels=names),
+                    envelope_of(ref.read(names, t0, t1, "float32"), 200))
+
+
+def test_one_recording_under_several_spellings(connect, server, recording, reference, tmp_path):
+    link = tmp_path / "link.mefd"
+    link.symlink_to(recording)
+    c = connect(server)
+    for spelling in (recording, link, f"{recording}/"):
+        c.open_file(spelling)
+    assert c.list_open_files() == [str(recording.resolve())]
+    want = reference(recording).read_index(["ch002", "ch002", "ch000"], 1000, 4000)
+    assert_same(c.read_index(link, 1000, 4000, ["ch002", "ch002", "ch000"]), want)  # a channel twice: twice
+    assert_same(c.read_index(recording, 1000, 4000, ["ch002", "ch002", "ch000"]), want)
+    assert c.close_file(link) and c.list_open_files() == []

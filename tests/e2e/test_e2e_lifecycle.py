@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mef3lab.errors import ServerUnavailableError
 from mef3lab.server.config import ServerConfig
 
 from .conftest import alive, assert_same, busy_worker, clean_env, cpu_seconds, descendants, wait_for, worker_pids
@@ -123,3 +125,45 @@ def test_an_explicit_default_wins_over_the_environment(launch, connect, recordin
     c = connect(srv)
     assert prefetches_after_a_read(c, recording) == 3
     assert c.stats()["workers"] == 2
+
+
+def test_sigint_is_a_clean_stop_too(launch, connect, recording):
+    srv = launch(n_process_workers=2)
+    read_some_segments(connect(srv), recording)
+    family = [p.pid for p in descendants(srv.pid)]
+    srv.proc.send_signal(signal.SIGINT)
+    assert srv.proc.wait(15) == 0
+    wait_for(lambda: not alive(family + [srv.pid]), timeout=5, what="every child of the server to exit")
+
+
+def test_a_killed_server_leaves_no_orphans_or_shared_memory(_servers, connect, big_recording):
+    """SIGKILL of the server mid-read: its workers and resource tracker still go, with every block."""
+    srv = _servers.start(n_process_workers=2, n_prefetch=0)
+    try:
+        c = connect(srv)
+        c.open_file(big_recording)
+        pids = wait_for(lambda: len(p := worker_pids(srv.pid)) == 2 and p, what="the workers")
+        family = [p.pid for p in descendants(srv.pid)]
+        _servers.note(srv)
+        baseline = {pid: cpu_seconds(pid) for pid in pids}
+        outcome = {}
+
+        def read():
+            try:
+                outcome["data"] = c.read_index(big_recording, 0, 76_800)
+            except Exception as exc:  # noqa: BLE001 - examined below
+                outcome["error"] = exc
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        wait_for(lambda: busy_worker(pids, baseline), timeout=20, interval=0.005, what="a worker decoding")
+        srv.proc.kill()
+        assert srv.proc.wait(10) == -signal.SIGKILL
+        reader.join(30)
+        assert isinstance(outcome.get("error"), ServerUnavailableError), outcome
+        wait_for(lambda: not alive(family), timeout=10, what="the killed server's workers and tracker to exit")
+        prefix = f"mef3lab_{srv.pid}_"
+        wait_for(lambda: not [n for n in os.listdir("/dev/shm") if n.startswith(prefix)], timeout=5,
+                 what="the killed server's shared-memory blocks to be unlinked")
+    finally:
+        srv.stop()
