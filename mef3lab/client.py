@@ -25,6 +25,13 @@ from .wire import CLIENT_ID_KEY, CODE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, chunks_t
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 16 * MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
+    # A server that hangs with its connection open is noticed in ~40 s, not at a read's deadline.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    # After a server restart, reconnect within ~2 s instead of gRPC's growing backoff.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
 
 
@@ -54,9 +61,9 @@ class Mef3Client:
         self._opened: dict[str, tuple[str | None, str | None, float | None]] = {}  # (password, engine, seg s)
 
     # -- plumbing -------------------------------------------------------------------------
-    def _call(self, name: str, request):
+    def _call(self, name: str, request, timeout: float | None = None):
         return self._retrying(lambda: getattr(self._stub, name)(request, metadata=self._metadata,
-                                                               timeout=self.timeout), request)
+                                                               timeout=timeout or self.timeout), request)
 
     def _stream(self, name: str, request) -> tuple[pb.SampleChunk, np.ndarray]:
         return self._retrying(lambda: chunks_to_array(getattr(self._stub, name)(
@@ -92,12 +99,13 @@ class Mef3Client:
     def info(self, path: str) -> SessionInfo:
         return info_from_proto(self._call("Info", pb.RecordingRequest(path=str(path))))
 
-    def close_file(self, path: str) -> bool:
+    def close_file(self, path: str, timeout: float | None = None) -> bool:
         self._opened.pop(str(path), None)
-        return self._call("Close", pb.RecordingRequest(path=str(path))).closed
+        return self._call("Close", pb.RecordingRequest(path=str(path)), timeout).closed
 
-    def list_open_files(self) -> list[str]:
-        return list(self._call("ListOpen", pb.ListOpenRequest()).paths)
+    def list_open_files(self, timeout: float | None = None) -> list[str]:
+        """This client's open recordings (also a cheap way to check the server answers)."""
+        return list(self._call("ListOpen", pb.ListOpenRequest(), timeout).paths)
 
     # -- segments -------------------------------------------------------------------------
     def set_signal_chunk_size(self, path: str, seconds: float) -> pb.SegmentGrid:
@@ -159,10 +167,19 @@ class Mef3Client:
 
     def prefetch(self, path: str, start: int, stop: int, channels: Sequence[str] | None = None,
                  dtype: str = "float32") -> int:
-        """Ask the server to decode grid samples ``[start, stop)`` in the background."""
-        req = pb.PrefetchRequest(path=str(path), channels=channels or [], dtype=CODE_OF[dtype],
-                                 samples=pb.IndexWindow(start=start, stop=stop))
-        return self._call("Prefetch", req).queued
+        """Ask the server to decode grid samples ``[start, stop)`` in the background; how many segments it queued."""
+        return self._call("Prefetch", self._prefetch_request(path, start, stop, channels, dtype)).queued
+
+    def prefetch_nowait(self, path: str, start: int, stop: int, channels: Sequence[str] | None = None,
+                        dtype: str = "float32", timeout: float = 10.0) -> grpc.Future:
+        """Like `prefetch`, without waiting: the call's future (its outcome is only advice)."""
+        return self._stub.Prefetch.future(self._prefetch_request(path, start, stop, channels, dtype),
+                                          metadata=self._metadata, timeout=timeout)
+
+    @staticmethod
+    def _prefetch_request(path, start, stop, channels, dtype) -> pb.PrefetchRequest:
+        return pb.PrefetchRequest(path=str(path), channels=list(channels or []), dtype=CODE_OF[dtype],
+                                  samples=pb.IndexWindow(start=int(start), stop=int(stop)))
 
     def stats(self) -> dict[str, int]:
         msg = self._call("GetStats", pb.StatsRequest())
@@ -200,14 +217,11 @@ class RemoteSource:
     def __init__(self, spec) -> None:
         self.spec = spec
         self.client = Mef3Client(spec.address)
-        self._read_timeout = self.client.timeout
         self._hints: set = set()
         self._hints_lock = threading.Lock()
         self._closed = False
         try:
-            self.client.timeout = self.connect_timeout
-            self.client.list_open_files()  # the ping: answered without touching any recording
-            self.client.timeout = self._read_timeout
+            self.client.list_open_files(timeout=self.connect_timeout)  # a ping that touches no recording
             self.info = self.client.open_file(spec.path, spec.password, spec.engine)
             grid = self.client.segment_grid(spec.path)
         except BaseException:
@@ -226,10 +240,7 @@ class RemoteSource:
         with self._hints_lock:
             if self._closed or len(self._hints) >= self.max_pending_hints:
                 return
-            req = pb.PrefetchRequest(path=str(self.spec.path), channels=list(channels), dtype=CODE_OF[dtype],
-                                     samples=pb.IndexWindow(start=int(k0), stop=int(k1)))
-            call = self.client._stub.Prefetch.future(req, metadata=self.client._metadata,
-                                                      timeout=self.connect_timeout)
+            call = self.client.prefetch_nowait(self.spec.path, k0, k1, channels, dtype, self.connect_timeout)
             self._hints.add(call)
         call.add_done_callback(self._hint_done)
 
@@ -246,8 +257,7 @@ class RemoteSource:
         for call in pending:
             call.cancel()
         try:
-            self.client.timeout = self.connect_timeout  # a server that is gone must not hold up a close
-            self.client.close_file(self.spec.path)
+            self.client.close_file(self.spec.path, timeout=self.connect_timeout)  # a dead server must not hold it up
         except Mef3LabError:
             pass  # the server is gone: nothing left to release there
         self.client.shutdown()
