@@ -345,8 +345,9 @@ class Engine:
                 if flight.background:
                     self._counters["prefetches"] += 1
                 flight.future.add_done_callback(lambda f, key=key, fl=flight: self._loaded(key, fl))
-            elif foreground:
+            elif foreground and flight.background:
                 flight.background = False  # from now on nobody may cancel it
+                self._counters["prefetch_hits"] += 1  # a prefetch under way serves this read
         return flight.future
 
     def _submit(self, rec: Recording, key: SegmentKey, foreground: bool) -> Future:
