@@ -56,6 +56,7 @@ class Samples:
     channels: tuple[str, ...]
     group: RateGroup
     start_index: int
+    factors: np.ndarray | None = None  # per-channel conversion factors when data are raw int32 counts
 
     @property
     def first_sample_uutc(self) -> int:
@@ -171,14 +172,6 @@ class Engine:
         with self._lock:
             rec = self._recordings.get(canonical_path(path))
         return rec.engine if rec else ""
-
-    def factors(self, path: str, channels: Sequence[str], dtype: str) -> np.ndarray | None:
-        """Conversion factors of `channels` when `dtype` is raw counts (int32), else None."""
-        if dtype != "int32":
-            return None
-        with self._lock:
-            info = self._recordings[canonical_path(path)].info
-        return np.array([info.channel(c).conversion_factor for c in channels], np.float64)
 
     def forget_client(self, client: str) -> None:
         """Close everything a client had open (it went away)."""
@@ -296,7 +289,9 @@ class Engine:
             data = pieces[0][1] if rows is None else pieces[0][1][rows]
         else:
             data = _assemble(pieces, length, k0, k1, len(canon), dtype, rows)
-        return Samples(data, names, group, k0)
+        factors = (np.array([rec.info.channel(c).conversion_factor for c in names], np.float64)
+                   if dtype == "int32" else None)
+        return Samples(data, names, group, k0, factors)
 
     def block_envelope(
         self, client: str, path: str, channel: str, start_uutc: int | None = None, end_uutc: int | None = None,

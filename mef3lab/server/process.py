@@ -35,13 +35,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 def serve_command(config: ServerConfig) -> list[str]:
-    """The command line that runs `config` (only the settings that differ from the defaults)."""
+    """The command line that runs exactly `config`: every setting as a flag, so no inherited
+    environment variable can make the child run something else than `config` says."""
     cmd = [sys.executable, "-m", "mef3lab", "serve"]
-    default = ServerConfig()
     for f in fields(ServerConfig):
-        value = getattr(config, f.name)
-        if value != getattr(default, f.name):
-            cmd += ["--" + f.name.replace("_", "-"), str(value)]
+        cmd += ["--" + f.name.replace("_", "-"), str(getattr(config, f.name))]
     return cmd
 
 
@@ -51,7 +49,8 @@ class ServerProcess:
     def __init__(self, config: ServerConfig | None = None, *, startup_timeout: float = 60.0,
                  env: dict[str, str] | None = None, **overrides: Any) -> None:
         overrides.setdefault("port", 0)
-        self.config = ServerConfig.from_env({}, **overrides) if config is None else config
+        # Like `mef3lab serve`: defaults < environment variables < explicit settings.
+        self.config = ServerConfig.from_env(env, **overrides) if config is None else config
         self.startup_timeout = startup_timeout
         self.env = env
         self.address: str | None = None

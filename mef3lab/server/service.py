@@ -12,7 +12,6 @@ import logging
 from typing import Callable
 
 import grpc
-import numpy as np
 
 from .._proto import mef3lab_pb2 as pb
 from .._proto import mef3lab_pb2_grpc as pb_grpc
@@ -84,11 +83,11 @@ def sample_type(code: int) -> str:
         raise ValueError(f"unknown sample type {code}; use FLOAT32, FLOAT64 or INT32") from None
 
 
-def samples_header(s: Samples, dtype: str, factors: np.ndarray | None = None) -> pb.SampleChunk:
+def samples_header(s: Samples, dtype: str) -> pb.SampleChunk:
     return pb.SampleChunk(
         dtype=CODE_OF[dtype], channels=s.channels, fs=s.group.fs, start_index=s.start_index,
         first_sample_uutc=s.first_sample_uutc,
-        conversion_factors=[] if factors is None else factors.tolist(),
+        conversion_factors=[] if s.factors is None else s.factors.tolist(),
     )
 
 
@@ -137,13 +136,13 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
         dtype = sample_type(request.dtype)
         s = self.engine.read_segment(client_id(context), request.path, request.index,
                                      list(request.channels) or None, dtype, not request.no_prefetch)
-        yield from array_to_chunks(s.data, samples_header(s, dtype, self.engine.factors(request.path, s.channels, dtype)))
+        yield from array_to_chunks(s.data, samples_header(s, dtype))
 
     @grpc_errors
     def ReadRange(self, request, context):
         dtype = sample_type(request.dtype)
         s = self._window(request, context, dtype, not request.no_prefetch)
-        yield from array_to_chunks(s.data, samples_header(s, dtype, self.engine.factors(request.path, s.channels, dtype)))
+        yield from array_to_chunks(s.data, samples_header(s, dtype))
 
     @grpc_errors
     def ReadEnvelope(self, request, context):

@@ -190,11 +190,6 @@ def test_two_threads_of_one_client(small_cache_server, connect, recording, refer
     assert c.close_file(recording)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an INT32 read racing a close of the recording by its last client fails with INTERNAL "
-    "('internal server error: <path>', a KeyError logged as unexpected) instead of NotOpenError: "
-    "the service asks Engine.factors for the conversion factors after the read, and factors() "
-    "looks the recording up in Engine._recordings without a check, after close() has removed it"))
 def test_raw_reads_racing_a_close_fail_only_as_not_open(launch, connect, recording):
     c = connect(launch(n_prefetch=0, cache_mb=64), "closes-while-reading")
     c.open_file(recording)

@@ -93,14 +93,27 @@ def prefetches_after_a_read(client, path) -> int:
     return client.stats()["prefetches"]
 
 
-def test_environment_variables_are_honoured(launch, connect, recording):
+def test_environment_variables_are_honoured(connect, recording):
+    """`mef3lab serve` itself (no flags) takes the seed's variables from its environment."""
     port = free_port()
-    srv = launch(config=ServerConfig(), env=clean_env(PORT=str(port), N_PREFETCH="0", N_PROCESS_WORKERS="1"))
-    assert srv.address.endswith(f":{port}")
-    c = connect(srv)
-    assert prefetches_after_a_read(c, recording) == 0
-    assert c.stats()["workers"] == 1
-    wait_for(lambda: len(worker_pids(srv.pid)) == 1, what="one worker")
+    env = clean_env(PORT=str(port), N_PREFETCH="0", N_PROCESS_WORKERS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mef3lab", "serve"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip().endswith(f":{port}"), line
+        c = connect(f"127.0.0.1:{port}")
+        assert prefetches_after_a_read(c, recording) == 0
+        assert c.stats()["workers"] == 1
+        wait_for(lambda: len(worker_pids(proc.pid)) == 1, what="one worker")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def test_server_process_takes_the_environment_like_serve(launch):
+    srv = launch(env=clean_env(N_PREFETCH="0", N_PROCESS_WORKERS="1"))
+    assert (srv.config.n_prefetch, srv.config.n_process_workers) == (0, 1)
 
 
 def test_a_flag_wins_over_its_environment_variable(launch, connect, recording):
@@ -114,11 +127,6 @@ def test_a_flag_wins_over_its_environment_variable(launch, connect, recording):
     wait_for(lambda: len(worker_pids(srv.pid)) == 3, what="three workers")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ServerProcess passes only the settings that differ from ServerConfig's defaults as flags "
-    "(serve_command), so an explicit override equal to a default (n_prefetch=3, n_process_workers=2) "
-    "is not passed and the child takes N_PREFETCH / N_PROCESS_WORKERS from the inherited environment; "
-    "ServerProcess.config then misreports what the server runs"))
 def test_an_explicit_default_wins_over_the_environment(launch, connect, recording):
     srv = launch(env=clean_env(N_PREFETCH="0", N_PROCESS_WORKERS="1"), n_prefetch=3, n_process_workers=2)
     assert (srv.config.n_prefetch, srv.config.n_process_workers) == (3, 2)
