@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from queue import Empty
 from pathlib import Path
 
 from mef3lab.client import Mef3Client
@@ -108,9 +109,9 @@ def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict
             for p in procs:
                 p.start()
             for _ in procs:
-                _unless_error(ready.get(timeout=120))
+                _receive(ready, procs, 120)
             go.set()
-            results = [_unless_error(done.get(timeout=600)) for _ in procs]
+            results = [_receive(done, procs, 600) for _ in procs]
             with Mef3Client(srv.address) as c:
                 stats["concurrent"] = c.stats()
         except BaseException:
@@ -128,10 +129,22 @@ def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict
     return max(r[1] for r in results) - min(r[0] for r in results)
 
 
-def _unless_error(msg):
-    if isinstance(msg, str):
-        raise RuntimeError(f"a concurrent client failed: {msg}")
-    return msg
+def _receive(queue, procs, timeout: float):
+    """The next message of a client; an error if one reported a failure, died, or all went silent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            msg = queue.get(timeout=0.5)
+        except Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"concurrent client {dead[0].name} died (exit code {dead[0].exitcode})") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no concurrent client reported within {timeout:g} s") from None
+            continue
+        if isinstance(msg, str):
+            raise RuntimeError(f"a concurrent client failed: {msg}")
+        return msg
 
 
 def _client(address, path, params, offset, n_total, keep, go, ready, done) -> None:
