@@ -123,12 +123,15 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve MEF 3.0 recordings over gRPC until SIGTERM or Ctrl-C (flags override environment variables)."""
+    import os
+
     from .server.app import serve
-    from .server.config import ServerConfig
+    from .server.config import OWNER_PID_ENV, ServerConfig
 
     config = ServerConfig.from_args(args)
     _log_to_stderr(config.log_level)
-    return serve(config)
+    owner = os.environ.get(OWNER_PID_ENV)
+    return serve(config, owner_pid=int(owner) if owner else None)
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:

@@ -8,6 +8,7 @@ SIGTERM or Ctrl-C, then drains in-flight calls and stops every reader process.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import weakref
@@ -113,8 +114,8 @@ def _stop(server: grpc.Server, engine: Engine, health_servicer, grace: float | N
     engine.shutdown()
 
 
-def serve(config: ServerConfig) -> int:
-    """Run in the foreground until SIGTERM/SIGINT; drain, stop workers, return 0."""
+def serve(config: ServerConfig, owner_pid: int | None = None) -> int:
+    """Run in the foreground until SIGTERM/SIGINT (or until `owner_pid` exits); drain, stop workers, return 0."""
     server = Server(config).start()
     done = threading.Event()
 
@@ -126,7 +127,9 @@ def serve(config: ServerConfig) -> int:
     try:
         print(f"mef3lab server listening on {server.address}", flush=True)
         while not done.wait(0.5):
-            pass
+            if owner_pid is not None and os.getppid() != owner_pid:
+                log.info("the process that started this server (pid %d) is gone: stopping", owner_pid)
+                break
     finally:
         server.stop(grace=5.0)
         for s, h in previous.items():

@@ -12,6 +12,10 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
 
+#: Set by a process that owns a server (`ServerProcess`): the server stops when that process is gone.
+OWNER_PID_ENV = "MEF3LAB_OWNER_PID"
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything `mef3lab serve` can be told. Each field has an env var (upper case) and a flag."""

@@ -3,13 +3,14 @@
 Used wherever a server must outlive nothing but its owner: the notebook extension,
 tests, benchmarks. The child is `python -m mef3lab serve --port 0 ...`; it prints its
 address on its first line. It dies with its owner however the owner ends: `stop()`,
-garbage collection or interpreter exit (`weakref.finalize`), and — on Linux — even
-a SIGKILL of the owner (the kernel sends the child SIGTERM via PR_SET_PDEATHSIG).
+garbage collection or interpreter exit (`weakref.finalize`), and even a SIGKILL of the
+owner: the child watches its parent process (MEF3LAB_OWNER_PID) and stops when it is
+gone. No `preexec_fn`: forking a process that holds gRPC channels can abort or hang in
+gRPC's fork handlers, so the child is started by a plain spawn.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import selectors
 import signal
@@ -21,17 +22,9 @@ import weakref
 from dataclasses import fields
 from typing import Any
 
-from .config import ServerConfig
+from .config import OWNER_PID_ENV, ServerConfig
 
 READY_PREFIX = "mef3lab server listening on "
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
 
 
 def serve_command(config: ServerConfig) -> list[str]:
@@ -63,11 +56,12 @@ class ServerProcess:
             return self
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[OWNER_PID_ENV] = str(os.getpid())
         # The log goes to a file, never to an unread pipe that would stall a chatty server.
         fd, self.log_path = tempfile.mkstemp(prefix="mef3lab-server-", suffix=".log")
         with os.fdopen(fd, "w") as log:
             proc = subprocess.Popen(serve_command(self.config), stdout=subprocess.PIPE, stderr=log,
-                                    stdin=subprocess.DEVNULL, text=True, env=env, preexec_fn=_die_with_parent)
+                                    stdin=subprocess.DEVNULL, text=True, env=env)
         self._finalizer = weakref.finalize(self, _terminate, proc, 10.0)
         try:
             self.address = _await_ready(proc, self.startup_timeout, self.log_path)
