@@ -34,11 +34,14 @@ class ServerConfig:
     grpc_threads: int = 16
     log_level: str = "INFO"
 
-    def cache_budget_bytes(self, segment_bytes: int) -> int:
-        """The cache budget: `cache_mb`, or the seed's segment count times one segment's size."""
+    def cache_budget_bytes(self, segment_bytes: int, readers: int = 1) -> int:
+        """The cache budget: `cache_mb` when set; otherwise sized in segments like the seed
+        (N_PREFETCH ahead plus CACHE_CAPACITY_MULTIPLIER behind), but per active reader, since
+        every sequential reader keeps its own prefetches in flight — capped at a quarter of RAM."""
         if self.cache_mb > 0:
             return int(self.cache_mb * 2**20)
-        return max(1, self.n_prefetch + self.cache_capacity_multiplier) * segment_bytes
+        segments = self.cache_capacity_multiplier + max(1, readers) * (self.n_prefetch + 1)
+        return min(segments * segment_bytes, _physical_memory() // 4)
 
     @property
     def max_read_bytes(self) -> int:
@@ -79,6 +82,13 @@ class ServerConfig:
 
 
 _TYPES = {"str": str, "int": int, "float": float}
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
 
 
 def _parse(type_name: str, raw: str, var: str) -> Any:

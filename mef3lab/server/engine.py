@@ -107,7 +107,6 @@ class Engine:
     def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None) -> None:
         self.config = config or ServerConfig()
         self.pool = pool or ReaderPool(self.config.n_process_workers)
-        self._segment_count = max(1, self.config.n_prefetch + self.config.cache_capacity_multiplier)
         budget = self.config.cache_budget_bytes(0) if self.config.cache_mb > 0 else 0
         self.cache: ByteLRU[SegmentKey, np.ndarray] = ByteLRU(budget, lambda a: a.nbytes, self._evicted)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
@@ -392,9 +391,12 @@ class Engine:
                 self.prefetch.queued(stream, i, fut)
 
     def _grow_budget(self, segment_bytes: int) -> None:
-        """Without CACHE_MB, the budget is the seed's segment count times the largest segment seen."""
+        """Without CACHE_MB the budget follows the largest segment and the number of readers
+        moving through recordings now, so concurrent readers' prefetches are not evicted unread."""
         if self.config.cache_mb <= 0:
-            self.cache.resize(max(self.cache.stats().budget_bytes, self._segment_count * segment_bytes))
+            wanted = self.config.cache_budget_bytes(segment_bytes, self.prefetch.active())
+            if wanted > self.cache.stats().budget_bytes:
+                self.cache.resize(wanted)
 
     def _evicted(self, key: SegmentKey, _data: np.ndarray) -> None:
         # Memory returns to the OS when the last view of the array is gone (see pool.SharedArray).

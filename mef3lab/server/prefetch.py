@@ -13,6 +13,7 @@ named readahead caches):
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Hashable, Protocol
 
@@ -42,6 +43,7 @@ class Readahead:
 class _Stream:
     previous: int | None = None
     queued: dict[int, Cancellable] = field(default_factory=dict)
+    last_seen: float = field(default_factory=time.monotonic)
 
 
 class PrefetchTracker:
@@ -57,7 +59,7 @@ class PrefetchTracker:
         with self._lock:
             s = self._streams.setdefault(stream, _Stream())
             plan = self.policy.plan(s.previous, current, n_segments)
-            s.previous = current
+            s.previous, s.last_seen = current, time.monotonic()
             stale = [f for i, f in s.queued.items() if i not in plan]
             s.queued = {i: f for i, f in s.queued.items() if i in plan}
         for f in stale:
@@ -67,6 +69,12 @@ class PrefetchTracker:
     def queued(self, stream: Hashable, index: int, handle: Cancellable) -> None:
         with self._lock:
             self._streams.setdefault(stream, _Stream()).queued[index] = handle
+
+    def active(self, within_s: float = 300.0) -> int:
+        """How many streams advanced in the last `within_s` seconds (readers moving now)."""
+        now = time.monotonic()
+        with self._lock:
+            return sum(now - s.last_seen <= within_s for s in self._streams.values())
 
     def forget(self, predicate) -> None:
         """Cancel and drop the streams whose key matches (a client closed the recording)."""

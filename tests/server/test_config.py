@@ -22,7 +22,9 @@ def test_env_then_flags():
 
 def test_segment_count_sizes_the_cache_without_cache_mb():
     c = ServerConfig.from_env({"N_PREFETCH": "2", "CACHE_CAPACITY_MULTIPLIER": "4"})
-    assert c.cache_budget_bytes(1000) == 6000
+    assert c.cache_budget_bytes(1000) == (4 + 3) * 1000  # history + (prefetch + current) of one reader
+    assert c.cache_budget_bytes(1000, readers=3) == (4 + 3 * 3) * 1000
+    assert c.cache_budget_bytes(2**40, readers=1000) < 2**40  # never more than a share of RAM
 
 
 def test_bad_env_value_is_named():

@@ -60,3 +60,12 @@ def test_streams_are_independent_and_forget_cancels():
     assert b.cancelled and not a.cancelled
     t.forget(lambda s: s[0] == "c1")
     assert a.cancelled
+
+
+def test_active_counts_recently_moving_streams():
+    t = PrefetchTracker(Readahead(1))
+    t.advance("a", 0, 10)
+    t.advance("b", 0, 10)
+    assert t.active() == 2
+    t._streams["a"].last_seen -= 1000
+    assert t.active(within_s=300) == 1
