@@ -127,3 +127,18 @@ def test_no_readahead_when_n_prefetch_is_0(launch, connect, recording, reference
         read_segment_checked(c, recording, ref, i)
     s = c.stats()
     assert (s["prefetches"], s["prefetch_hits"], s["misses"]) == (3, 3, 5), s
+
+
+def test_a_read_that_asks_for_no_readahead_gets_none(launch, connect, recording, reference):
+    srv = launch(n_prefetch=2, cache_mb=16)
+    c = connect(srv)
+    ref = reference(recording)
+    c.open_file(recording)
+    c.set_signal_chunk_size(recording, 10.0)
+    for i in range(4):
+        assert_same(c.read_index(recording, i * SEG, (i + 1) * SEG, prefetch=False),
+                    ref.read_index(None, i * SEG, (i + 1) * SEG))
+    s = c.stats()
+    assert (s["prefetches"], s["cache_entries"], s["misses"]) == (0, 4, 4), s
+    read_segment_checked(c, recording, ref, 4)  # a segment read does ask for it
+    assert c.stats()["prefetches"] == 2

@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 
-import pytest
 
 from mef3lab.errors import CorruptDataError
 

@@ -141,6 +141,9 @@ def test_raw_counts(plain, recording, reference, names):
         assert_same(raw.factors, want.factors)
         assert_same(raw.to_float(), plain.read_index(recording, k0, k1, channels=names, dtype="float32"))
         assert_same(raw.to_float("float64"), plain.read_index(recording, k0, k1, channels=names, dtype="float64"))
+    for i in (0, 34, 85):  # whole segments of counts, too
+        assert_same(plain.get_signal_segment(recording, i, channels=names, dtype="int32"),
+                    ref.read_raw(names, i * 1792, min((i + 1) * 1792, n)).counts)
 
 
 # -- envelopes ---------------------------------------------------------------------------------

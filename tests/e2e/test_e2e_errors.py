@@ -136,7 +136,8 @@ def test_read_too_large(launch, connect, recording, reference):
     c.set_signal_chunk_size(recording, 10.0)  # segments now larger than the limit
     with pytest.raises(ReadTooLargeError):
         c.get_signal_segment(recording, 0)
-    assert_same(c.get_signal_segment(recording, 0, channels=["ch000"]), reference(recording).read_index(["ch000"], 0, 2560))
+    assert_same(c.get_signal_segment(recording, 0, channels=["ch000"]),
+                reference(recording).read_index(["ch000"], 0, 2560))
 
 
 def test_wrong_password(client, good, encrypted_recording, passwords):
