@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4}
 
+#: Shorter segments would cost a reader-process round trip per few samples.
+MIN_SEGMENT_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class SegmentKey:
@@ -197,8 +200,8 @@ class Engine:
     # -- per-client settings --------------------------------------------------------------
     def set_segment_seconds(self, client: str, path: str, seconds: float) -> dict[float, int]:
         """Set this client's segment size; returns the number of segments per rate."""
-        if not (seconds > 0 and math.isfinite(seconds)):
-            raise TimeRangeError(f"segment size must be a positive number of seconds, not {seconds!r}")
+        if not (seconds >= MIN_SEGMENT_SECONDS and math.isfinite(seconds)):
+            raise TimeRangeError(f"a segment must last at least {MIN_SEGMENT_SECONDS:g} s (and be finite), not {seconds!r}")
         rec, view = self._open_view(client, path)
         view.segment_seconds = float(seconds)
         return {g.fs: self.segment_grid(client, path, g)[1] for g in rec.info.rate_groups}
@@ -280,8 +283,8 @@ class Engine:
         canon = tuple(n for n in rec.info.names if n in set(names))
         rows = None if canon == names else [canon.index(n) for n in names]
         first, last = max(k0, 0) // length, (min(k1, group.grid.n_samples) - 1) // length
-        pieces = [(i, self._segment(rec, group, canon, i * length, min((i + 1) * length, group.grid.n_samples), dtype))
-                  for i in range(first, last + 1)] if k1 > max(k0, 0) and k0 < group.grid.n_samples else []
+        indices = range(first, last + 1) if k1 > max(k0, 0) and k0 < group.grid.n_samples else range(0)
+        pieces = list(zip(indices, self._segments(rec, group, canon, indices, length, dtype)))
         if prefetch and pieces:
             self._prefetch_after(client, rec, group, canon, dtype, length, n_seg, pieces[-1][0])
         if len(pieces) == 1 and (pieces[0][0] * length, pieces[0][0] * length + pieces[0][1].shape[1]) == (k0, k1):
@@ -311,21 +314,28 @@ class Engine:
         return sum(self._background(rec, group, canon, dtype, length, i) is not None for i in range(lo, hi + 1))
 
     # -- the segment path -----------------------------------------------------------------
-    def _segment(self, rec: Recording, group: RateGroup, canon: tuple[str, ...], k0: int, k1: int, dtype: str) -> np.ndarray:
-        """One segment (read-only), from the cache or from the load that fills it."""
-        key = SegmentKey(rec.path, group.fs, canon, k0, k1, dtype)
-        hit = self.cache.get(key)
-        while hit is None:
-            try:
-                hit = _array(self._load(rec, key, foreground=True).result())
-            except FutureCancelled:
-                continue  # lost a race with a prefetch cancel: load it in the foreground
-        if key in self._prefetched:
-            with self._lock:
-                if key in self._prefetched:
-                    self._prefetched.discard(key)
-                    self._counters["prefetch_hits"] += 1
-        return hit
+    def _segments(self, rec: Recording, group: RateGroup, canon: tuple[str, ...], indices: range, length: int,
+                  dtype: str) -> list[np.ndarray]:
+        """Segments `indices` (read-only), from the cache or from loads that fill it. Every miss
+        is submitted before any is waited for, so a long cold read keeps all reader processes busy."""
+        n = group.grid.n_samples
+        keys = [SegmentKey(rec.path, group.fs, canon, i * length, min((i + 1) * length, n), dtype) for i in indices]
+        hits = [self.cache.get(k) for k in keys]
+        loads = {k: self._load(rec, k, foreground=True) for k, h in zip(keys, hits) if h is None}
+        out = []
+        for key, hit in zip(keys, hits):
+            while hit is None:
+                try:
+                    hit = _array(loads[key].result())
+                except FutureCancelled:  # lost a race with a prefetch cancel: load it in the foreground
+                    loads[key] = self._load(rec, key, foreground=True)
+            if key in self._prefetched:
+                with self._lock:
+                    if key in self._prefetched:
+                        self._prefetched.discard(key)
+                        self._counters["prefetch_hits"] += 1
+            out.append(hit)
+        return out
 
     def _load(self, rec: Recording, key: SegmentKey, foreground: bool) -> Future:
         """The load of `key`: the one in flight, or a new one. Never two loads of one segment."""
@@ -423,7 +433,7 @@ class Engine:
             out = dict(self._counters)
             n_open = len(self._recordings)
         out.update(cache_bytes=c.bytes, cache_budget_bytes=c.budget_bytes, cache_entries=c.entries,
-                   hits=c.hits, misses=c.misses, workers=p.get("workers", 0),
+                   hits=c.hits, misses=c.misses, workers=p.get("alive", p.get("workers", 0)),
                    worker_restarts=p.get("restarts", 0), open_recordings=n_open, clients=clients)
         return out
 
