@@ -68,7 +68,7 @@ def test_segment_and_time_errors(opened, reader):
         err = c.segment(path, index).error
         assert f"segment {index} does not exist" in err and "10 segments" in err
     bad_size = c.SetSignalSegmentSize(c.pb.SetSignalSegmentRequest(file_path=path, seconds=0))
-    assert "positive" in bad_size.error_message
+    assert "at least 1 s" in bad_size.error_message
     assert c.GetNumberOfSegments(c.pb.FileInfoRequest(file_path=path)).number_of_segments == 10
     assert "ends before it starts" in c.range(path, ["ch000"], t0 + 2 * S, t0 + S).error
     assert "outside the recording" in c.range(path, ["ch000"], t0 - 20 * S, t0 - 10 * S).error
