@@ -104,6 +104,17 @@ class Grid:
         """Half-open sample index range of the window ``[start_uutc, end_uutc)``."""
         return self.index_at(start_uutc), self.index_at(end_uutc)
 
+    def window(self, start_uutc: float, end_uutc: float, what: str = "these channels") -> tuple[int, int]:
+        """`indices` of a window a user asked for: an inverted one, or one wholly outside the grid, is refused."""
+        if end_uutc <= start_uutc:
+            raise TimeRangeError(_inverted(start_uutc, end_uutc))
+        if end_uutc <= self.start_uutc or start_uutc >= self.end_uutc:
+            raise TimeRangeError(
+                f"the window [{int(start_uutc)}, {int(end_uutc)}) µUTC lies wholly outside the recording "
+                f"[{self.start_uutc}, {self.end_uutc}) of {what}"
+            )
+        return self.indices(start_uutc, end_uutc)
+
 
 @dataclass(frozen=True)
 class RateGroup:
@@ -356,16 +367,8 @@ class Reader(ABC):
         names = self.info.check_channels(channels)
         group = self.info.group_of(names)
         g = group.grid
-        t0 = g.start_uutc if start_uutc is None else start_uutc
-        t1 = g.end_uutc if end_uutc is None else end_uutc
-        if t1 <= t0:
-            raise TimeRangeError(_inverted(t0, t1))
-        if t1 <= g.start_uutc or t0 >= g.end_uutc:
-            raise TimeRangeError(
-                f"the window [{int(t0)}, {int(t1)}) µUTC lies wholly outside the recording "
-                f"[{g.start_uutc}, {g.end_uutc}) of these channels"
-            )
-        k0, k1 = g.indices(t0, t1)
+        k0, k1 = g.window(g.start_uutc if start_uutc is None else start_uutc,
+                          g.end_uutc if end_uutc is None else end_uutc)
         return names, group, k0, k1
 
     def _verify(self, names, data: np.ndarray, n: int, t0: int, t1: int, empty) -> None:

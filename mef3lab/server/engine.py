@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import NotOpenError, PasswordError, ReadTooLargeError, SegmentIndexError, TimeRangeError
 from ..readers.base import DTYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
+from .decimate import bin_starts
 from .config import ServerConfig
 from .pool import ReaderPool, ReadRequest, SharedArray
 from .prefetch import PrefetchTracker, Readahead
@@ -244,23 +245,19 @@ class Engine:
         return self.read_index(client, path, names, index * length,
                                min((index + 1) * length, group.grid.n_samples), dtype, prefetch)
 
+    def time_window(self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float,
+                    end_uutc: float) -> tuple[int, int]:
+        """Grid indices of ``[start_uutc, end_uutc)`` for the channels' rate group (refusing bad windows)."""
+        rec, _ = self._open_view(client, path)
+        return rec.info.group_of(self.channels(client, path, channels)).grid.window(start_uutc, end_uutc, rec.path)
+
     def read_time(
         self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float, end_uutc: float,
         dtype: str = "float32", prefetch: bool = True,
     ) -> Samples:
         """Samples in ``[start_uutc, end_uutc)`` on the channels' grid (NaN outside the data)."""
-        rec, _ = self._open_view(client, path)
-        names = self.channels(client, path, channels)
-        g = rec.info.group_of(names).grid
-        if end_uutc <= start_uutc:
-            raise TimeRangeError(
-                f"the time range ends before it starts (start {int(start_uutc)} µUTC, end {int(end_uutc)} µUTC)")
-        if end_uutc <= g.start_uutc or start_uutc >= g.end_uutc:
-            raise TimeRangeError(
-                f"the window [{int(start_uutc)}, {int(end_uutc)}) µUTC lies wholly outside the recording "
-                f"[{g.start_uutc}, {g.end_uutc}) of {rec.path}")
-        k0, k1 = g.indices(start_uutc, end_uutc)
-        return self.read_index(client, path, names, k0, k1, dtype, prefetch)
+        k0, k1 = self.time_window(client, path, channels, start_uutc, end_uutc)
+        return self.read_index(client, path, channels, k0, k1, dtype, prefetch)
 
     def read_index(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int,
@@ -274,11 +271,7 @@ class Engine:
             raise ValueError(f"dtype must be one of {sorted(ITEMSIZE)}, not {dtype!r}")
         if k1 < k0:
             raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
-        size = len(names) * (k1 - k0) * ITEMSIZE[dtype]
-        if size > self.config.max_read_bytes:
-            raise ReadTooLargeError(
-                f"a read of {size / 2**20:.0f} MiB ({len(names)} channels × {k1 - k0} samples) exceeds the "
-                f"server's limit of {self.config.max_read_mb:g} MiB; read it in smaller windows")
+        self._check_size(len(names), k1 - k0, dtype)
         length, n_seg = self.segment_grid(client, path, group)
         canon = tuple(n for n in rec.info.names if n in set(names))
         rows = None if canon == names else [canon.index(n) for n in names]
@@ -294,6 +287,45 @@ class Engine:
         factors = (np.array([rec.info.channel(c).conversion_factor for c in names], np.float64)
                    if dtype == "int32" else None)
         return Samples(data, names, group, k0, factors)
+
+    def envelope(
+        self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, bins: int,
+    ) -> Samples:
+        """Min and max of `bins` near-equal bins of grid samples ``[k0, k1)``: data (2, channels, bins).
+
+        Segment by segment through the cache, so an overview of hours costs memory for one
+        segment at a time (no `max_read_mb` limit applies: the reply is small)."""
+        if bins <= 0 or k1 <= k0:
+            raise TimeRangeError(f"an envelope needs a non-empty window and a positive number of bins, "
+                                 f"not [{k0}, {k1}) in {bins} bins")
+        rec, _ = self._open_view(client, path)
+        names = self.channels(client, path, channels)
+        group = rec.info.group_of(names)
+        length, _ = self.segment_grid(client, path, group)
+        canon = tuple(n for n in rec.info.names if n in set(names))
+        self._check_size(len(canon), min(length, k1 - k0), "float32")
+        bins = min(bins, k1 - k0)
+        starts = k0 + bin_starts(k1 - k0, bins)
+        out = np.full((2, len(canon), bins), np.nan, np.float32)
+        lo_i, hi_i = max(k0, 0) // length, (min(k1, group.grid.n_samples) - 1) // length
+        for i in range(lo_i, hi_i + 1) if k1 > 0 and k0 < group.grid.n_samples else ():
+            (seg,) = self._segments(rec, group, canon, range(i, i + 1), length, "float32")
+            a, b = max(k0, i * length), min(k1, i * length + seg.shape[1])
+            j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
+            edges = np.maximum(starts[j0:j1 + 1], a) - a
+            chunk = seg[:, a - i * length:b - i * length]
+            with np.errstate(invalid="ignore"):
+                out[0, :, j0:j1 + 1] = np.fmin(out[0, :, j0:j1 + 1], np.fmin.reduceat(chunk, edges, axis=1))
+                out[1, :, j0:j1 + 1] = np.fmax(out[1, :, j0:j1 + 1], np.fmax.reduceat(chunk, edges, axis=1))
+        rows = None if canon == names else [canon.index(n) for n in names]
+        return Samples(out if rows is None else out[:, rows], names, group, k0)
+
+    def _check_size(self, n_channels: int, n_samples: int, dtype: str) -> None:
+        size = n_channels * n_samples * ITEMSIZE[dtype]
+        if size > self.config.max_read_bytes:
+            raise ReadTooLargeError(
+                f"a read of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) exceeds the "
+                f"server's limit of {self.config.max_read_mb:g} MiB; read it in smaller windows")
 
     def block_envelope(
         self, client: str, path: str, channel: str, start_uutc: int | None = None, end_uutc: int | None = None,

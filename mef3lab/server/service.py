@@ -17,7 +17,6 @@ from .._proto import mef3lab_pb2 as pb
 from .._proto import mef3lab_pb2_grpc as pb_grpc
 from ..errors import Mef3LabError, TimeRangeError
 from ..wire import CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, array_to_chunks, info_to_proto
-from .decimate import envelope
 from .engine import Engine, Samples
 
 log = logging.getLogger(__name__)
@@ -146,21 +145,23 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def ReadEnvelope(self, request, context):
-        if request.bins <= 0:
-            raise TimeRangeError(f"an envelope needs a positive number of bins, not {request.bins}")
-        s = self._window(request, context, "float32", True)
-        env = envelope(s.data, request.bins)
-        yield from array_to_chunks(env, samples_header(s, "float32"))
+        client, names = client_id(context), list(request.channels) or None
+        s = self.engine.envelope(client, request.path, names, *self._indices(request, client, names), request.bins)
+        yield from array_to_chunks(s.data, samples_header(s, "float32"))
 
     def _window(self, request, context, dtype: str, prefetch: bool) -> Samples:
         client, names = client_id(context), list(request.channels) or None
+        k0, k1 = self._indices(request, client, names)
+        return self.engine.read_index(client, request.path, names, k0, k1, dtype, prefetch)
+
+    def _indices(self, request, client: str, names) -> tuple[int, int]:
+        """The request's window as grid indices, whether it was given in time or in samples."""
         which = request.WhichOneof("window")
         if which == "time":
-            return self.engine.read_time(client, request.path, names, request.time.start_uutc,
-                                         request.time.end_uutc, dtype, prefetch)
+            return self.engine.time_window(client, request.path, names, request.time.start_uutc,
+                                           request.time.end_uutc)
         if which == "samples":
-            return self.engine.read_index(client, request.path, names, request.samples.start,
-                                          request.samples.stop, dtype, prefetch)
+            return request.samples.start, request.samples.stop
         raise TimeRangeError("the request names no window (give a time or a sample window)")
 
     @grpc_errors

@@ -140,6 +140,8 @@ class Servers:
 def _server_like(p: psutil.Process) -> bool:
     try:
         cmd = " ".join(p.cmdline())
+        if "resource_tracker" in cmd and p.ppid() == os.getpid():
+            return False  # this test process's own tracker (in-process pools of other tests): it ends with us
         return p.status() != psutil.STATUS_ZOMBIE and ("mef3lab" in cmd or "multiprocessing" in cmd)
     except psutil.NoSuchProcess:
         return False
