@@ -42,8 +42,11 @@ def _raise_from(err: grpc.RpcError, address: str) -> Mef3LabError:
     details = err.details() if hasattr(err, "details") else str(err)
     if name:
         return rebuild(name, details)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if code == grpc.StatusCode.UNAVAILABLE:
         return ServerUnavailableError(f"the mef3lab server at {address} is not reachable ({details})")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ServerUnavailableError(f"the mef3lab server at {address} did not answer in time "
+                                      f"(busy, hung or unreachable; {details})")
     return Mef3LabError(f"{code.name if code else 'error'}: {details}")
 
 
