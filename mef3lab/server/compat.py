@@ -316,7 +316,7 @@ def _messages(
     names = list(channels)
     for a in range(0, max(n, 1), per):
         b = min(a + per, n)
-        block = np.ascontiguousarray(data[:, a:b])
+        block = data[:, a:b]  # tobytes() writes C order: one copy, even of this strided view
         yield pb.SignalChunk(file_path=path, array_bytes=block.tobytes(), dtype=dtype or block.dtype.name,
                              shape=block.shape, start_uutc=time_of(a), end_uutc=time_of(b), fs=fs,
                              channel_names=names)

@@ -387,14 +387,13 @@ class Engine:
         return flight.future
 
     def _submit(self, rec: Recording, key: SegmentKey, foreground: bool) -> Future:
-        """Hand the decode to the pool. A foreground miss is split by channels over the reader
-        processes, so the one read a user waits for uses every core; prefetches are not split
-        (their parallelism is several segments at once)."""
-        parts = _split(key.channels, self.config.n_process_workers if foreground else 1,
-                       (key.k1 - key.k0) * len(key.channels))
+        """Hand the decode to the pool, split by channels over the reader processes: the read a
+        user waits for uses every core, and prefetches complete nearest first (segment N+1 is
+        ready twice as soon as when each process decodes a whole segment of its own)."""
+        parts = _split(key.channels, self.config.n_process_workers, (key.k1 - key.k0) * len(key.channels))
         futures = [self.pool.submit(ReadRequest(rec.path, rec.password, rec.engine, part, key.k0, key.k1, key.dtype),
                                     foreground=foreground) for part in parts]
-        return futures[0] if len(futures) == 1 else _stacked(futures)
+        return futures[0] if len(futures) == 1 else _Stacked(futures)
 
     def _loaded(self, key: SegmentKey, flight: "_Flight") -> None:
         fut = flight.future
@@ -499,30 +498,40 @@ def _array(result) -> np.ndarray:
     return result.array if isinstance(result, SharedArray) else result
 
 
-def _stacked(parts: list[Future]) -> Future:
-    """One future for channel-split loads: their rows stacked in order, or the first failure."""
-    out: Future = Future()
-    out.set_running_or_notify_cancel()
-    remaining = [len(parts)]
-    lock = threading.Lock()
+class _Stacked(Future):
+    """One future for a channel-split load: the parts' rows stacked in order, or the first
+    failure. Cancelling it cancels the parts, and succeeds only while none has started."""
 
-    def done(_f: Future) -> None:
-        with lock:
-            remaining[0] -= 1
-            if remaining[0] or out.done():
+    def __init__(self, parts: list[Future]) -> None:
+        super().__init__()
+        self._parts = parts
+        self._left = len(parts)
+        self._count_lock = threading.Lock()
+        for f in parts:
+            f.add_done_callback(self._part_done)
+
+    def cancel(self) -> bool:
+        if any(p.running() or p.done() for p in self._parts) or not super().cancel():
+            return False
+        for p in self._parts:
+            p.cancel()  # a part that started meanwhile finishes unused
+        return True
+
+    def _part_done(self, _part: Future) -> None:
+        with self._count_lock:
+            self._left -= 1
+            if self._left:
                 return
-        errors = [FutureCancelled() if f.cancelled() else f.exception() for f in parts
+        if not self.set_running_or_notify_cancel():
+            return  # cancelled
+        errors = [FutureCancelled() if f.cancelled() else f.exception() for f in self._parts
                   if f.cancelled() or f.exception() is not None]
         if errors:
-            out.set_exception(errors[0])
+            self.set_exception(errors[0])
         else:
-            data = np.concatenate([f.result().array for f in parts], axis=0)
+            data = np.concatenate([f.result().array for f in self._parts], axis=0)
             data.flags.writeable = False
-            out.set_result(data)
-
-    for f in parts:
-        f.add_done_callback(done)
-    return out
+            self.set_result(data)
 
 
 def _assemble(pieces, length: int, k0: int, k1: int, n_ch: int, dtype: str, rows) -> np.ndarray:

@@ -89,11 +89,25 @@ class _Readers:
             log.warning("closing %s failed", getattr(reader, "path", reader), exc_info=True)
 
 
+#: How much lower than the server's the workers' CPU priority is.
+WORKER_NICENESS = 10
+
+
+def _yield_to_serving() -> None:
+    """Lower this worker's CPU priority: when decoding (mostly prefetch) fills every core, the
+    server's own threads, which stream already decoded data to waiting users, still run at once."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
+
+
 def _worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the dispatcher
     _die_with_parent(parent_pid)
+    _yield_to_serving()
     readers = _Readers(max_open, engines)
     try:
         conn.send(("ready", os.getpid()))
