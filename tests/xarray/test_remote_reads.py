@@ -35,21 +35,23 @@ def _touched(sub, seg):
 
 
 # (a, b) of .sel(time=slice(a, b)), then how many segments the server decodes for it, and
-# how many of the touched segments were already in its cache (hits) or prefetched for it.
+# how many of the touched segments were already in its cache (hits) or prefetched for it
+# (prefetch_hits: the acceptable counts — a chunk read while the hint of its neighbour is
+# being decoded joins that load, which counts as a prefetch hit when the decode had started).
 CASES = {
     # inside one segment, far from its end: one segment decoded, nothing after it asked for
-    "inside": [((125.0, 135.0), dict(decoded=1, hits=0, prefetch_hits=0))],
+    "inside": [((125.0, 135.0), dict(decoded=1, hits=0, prefetch_hits={0}))],
     # the inclusive end 180 s is sample 0 of the next segment: that segment is touched too
-    "inclusive end": [((170.0, 180.0), dict(decoded=2, hits=0, prefetch_hits=0))],
+    "inclusive end": [((170.0, 180.0), dict(decoded=2, hits=0, prefetch_hits={0, 1}))],
     # across a boundary; then inside a cached segment, near its end: the next one is prefetched
     "across, then cached": [
-        ((295.0, 305.0), dict(decoded=2, hits=0, prefetch_hits=0)),
-        ((350.0, 359.0), dict(decoded=1, hits=1, prefetch_hits=0)),
+        ((295.0, 305.0), dict(decoded=2, hits=0, prefetch_hits={0, 1})),
+        ((350.0, 359.0), dict(decoded=1, hits=1, prefetch_hits={0})),
     ],
     # near a segment's end the next segment is prefetched, and the next window finds it ready
     "prefetched next": [
-        ((405.0, 415.0), dict(decoded=2, hits=0, prefetch_hits=0)),
-        ((420.0, 430.0), dict(decoded=0, hits=1, prefetch_hits=1)),
+        ((405.0, 415.0), dict(decoded=2, hits=0, prefetch_hits={0})),
+        ((420.0, 430.0), dict(decoded=0, hits=1, prefetch_hits={1})),
     ],
 }
 
@@ -70,7 +72,7 @@ def test_sel_decodes_only_the_segments_it_touches_and_the_hinted_next(server, se
         touched = _touched(sub, seg)
         # one cache lookup per touched segment (one dask chunk each)
         assert d["hits"] + d["misses"] == len(touched), d
-        assert (d["hits"], d["prefetch_hits"]) == (want["hits"], want["prefetch_hits"]), d
+        assert d["hits"] == want["hits"] and d["prefetch_hits"] in want["prefetch_hits"], d
         # each read hints at most once; only the last one can reach past the window's segments
         assert d["prefetches"] <= len(touched), d
         assert d["decoded_samples"] == want["decoded"] * n_ch * seg, d
