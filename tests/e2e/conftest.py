@@ -169,34 +169,30 @@ def _servers() -> Servers:
     assert not described, "mef3lab server/worker processes left after the e2e tests:\n" + "\n".join(described)
 
 
-@pytest.fixture
-def launch(_servers):
-    """`launch(**overrides)`: a server for this test only; stopped (and checked) at its end."""
+def _launching(servers: Servers):
+    """Yield a `start(**overrides)` function; stop (and check) what it started afterwards."""
     started: list[ServerProcess] = []
 
     def start(**kw) -> ServerProcess:
-        srv = _servers.start(**kw)
+        srv = servers.start(**kw)
         started.append(srv)
         return srv
 
     yield start
     for srv in reversed(started):
-        _servers.stop(srv)
+        servers.stop(srv)
+
+
+@pytest.fixture
+def launch(_servers):
+    """`launch(**overrides)`: a server for this test only; stopped (and checked) at its end."""
+    yield from _launching(_servers)
 
 
 @pytest.fixture(scope="module")
 def module_launch(_servers):
     """`module_launch(**overrides)`: like `launch`, but the server lives for the whole module."""
-    started: list[ServerProcess] = []
-
-    def start(**kw) -> ServerProcess:
-        srv = _servers.start(**kw)
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in reversed(started):
-        _servers.stop(srv)
+    yield from _launching(_servers)
 
 
 @pytest.fixture(scope="module")
