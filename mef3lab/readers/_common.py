@@ -98,7 +98,3 @@ def check_index(
             f"{path}: channel {name!r} is damaged: {problem}. The session cannot be read safely; "
             "a copy repaired with mef3io's validate/recover tools may be"
         )
-
-
-def nan_rows(n_rows: int, n: int, dtype: np.dtype) -> np.ndarray:
-    return np.full((n_rows, n), np.nan, dtype=dtype)

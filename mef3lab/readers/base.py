@@ -258,8 +258,11 @@ class Reader(ABC):
         """Open the session and describe it; raise mef3lab errors for bad passwords etc."""
 
     @abstractmethod
-    def _read_float(self, names: Sequence[str], t0: int, t1: int, n: int, dtype: np.dtype) -> np.ndarray:
-        """Values in channel units, shape (len(names), n), NaN in gaps, for ``[t0, t1)``."""
+    def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
+        """Fill `out` (len(names), n) with values in channel units, NaN in gaps, for ``[t0, t1)``.
+
+        Decoding straight into `out` (a shared-memory block, in the server) saves a copy of
+        every sample; an engine that returns fewer samples than asked raises CorruptDataError."""
 
     @abstractmethod
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
@@ -325,16 +328,12 @@ class Reader(ABC):
         if k1 < k0:
             raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
         n = k1 - k0
-        if n == 0:
-            data = np.empty((len(names), 0), DTYPES[dtype])
-        else:
+        data = np.empty((len(names), n), DTYPES[dtype]) if out is None else out
+        if n:
             t0, t1 = group.grid.uutc_of(k0), group.grid.uutc_of(k1)
-            data = self._read_float(names, t0, t1, n, np.dtype(dtype))
+            self._read_float(names, t0, t1, data)
             self._verify(names, data, n, t0, t1, lambda row: np.isnan(row).all())
-        if out is None:
-            return data
-        out[...] = data
-        return out
+        return data
 
     def read_raw(self, channels: Sequence[str] | str | None, k0: int, k1: int) -> RawSamples:
         """Stored int32 counts ``[k0, k1)`` plus one conversion factor per channel (compact transport)."""

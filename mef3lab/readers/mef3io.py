@@ -102,10 +102,15 @@ class Mef3ioReader(Reader):
             return ()
         return sorted_annotations(annotation(r, r.get("channel")) for r in recs)
 
-    def _read_float(self, names: Sequence[str], t0: int, t1: int, n: int, dtype: np.dtype) -> np.ndarray:
+    def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         check_rates(self.rate_changes, names)
         with self._mapped("read"):
-            return self._r.read(list(names), t0, t1, dtype=dtype.name)
+            data = self._r.read(list(names), t0, t1, dtype=out.dtype.name)
+        if data.shape != out.shape:
+            raise CorruptDataError(
+                f"{self.path}: the mef3io engine returned {data.shape[-1]} samples for {out.shape[1]} "
+                f"requested in [{t0}, {t1}); the recording may be damaged")
+        out[...] = data
 
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
         check_rates(self.rate_changes, names)

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CorruptDataError, Level1PasswordError, Mef3LabError, NotAMefSessionError, PasswordError
-from ._common import annotation, check_index, check_rates, effective_factor, nan_rows, rate_change_message
+from ._common import annotation, check_index, check_rates, effective_factor, rate_change_message
 from ._common import sorted_annotations
 from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
 
@@ -173,12 +173,12 @@ class PymefReader(Reader):
         b = np.clip(np.ceil((ends - p / 2 - t0) / p), 0, n)
         return int((b - a).sum())
 
-    def _read_float(self, names: Sequence[str], t0: int, t1: int, n: int, dtype: np.dtype) -> np.ndarray:
+    def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         check_rates(self.rate_changes, names)
-        out = nan_rows(len(names), n, dtype)
         for i, name in enumerate(names):
-            out[i] = self._read_channel(name, t0, t1, n) * self._chan[name].conversion_factor
-        return out
+            # Computed in float64 and rounded once into out's type: exactly (counts * factor).astype(...).
+            np.multiply(self._read_channel(name, t0, t1, out.shape[1]), self._chan[name].conversion_factor,
+                        out=out[i], casting="same_kind")
 
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
         check_rates(self.rate_changes, names)

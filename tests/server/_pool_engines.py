@@ -30,7 +30,7 @@ class MisbehavingReader(Mef3ioReader):
         self._log(f"open {os.getpid()}")
         return super()._open()
 
-    def _read_float(self, names, t0, t1, n, dtype):
+    def _read_float(self, names, t0, t1, out):
         self._log(f"read {','.join(names)} {t0} {t1}")
         hang = self.path / "hang-on-read"
         if hang.exists():
@@ -38,7 +38,7 @@ class MisbehavingReader(Mef3ioReader):
             time.sleep(120)
         if (self.path / "segfault-on-read").exists():
             os.kill(os.getpid(), signal.SIGSEGV)
-        return super()._read_float(names, t0, t1, n, dtype)
+        return super()._read_float(names, t0, t1, out)
 
     def _log(self, line: str) -> None:
         log = self.path / "read-log"
