@@ -18,6 +18,8 @@ _LAZY = {
     "open_recording": "mef3lab.xarray_backend",
     "Server": "mef3lab.server.app",
     "ServerConfig": "mef3lab.server.config",
+    "ServerProcess": "mef3lab.server.process",
+    "set_default_address": "mef3lab.source",
 }
 
 __all__ = sorted(_LAZY) + ["errors", "__version__"]
