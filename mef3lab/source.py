@@ -63,7 +63,8 @@ class RecordingSource(Protocol):
     info: SessionInfo
 
     def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
-        """Samples ``[k0, k1)`` of the channels' (one rate group's) grid: (n_channels, k1 - k0), NaN outside data."""
+        """Samples ``[k0, k1)`` of the channels' (one rate group's) grid: (n_channels, k1 - k0), NaN outside data
+        (dtype "int32": the stored counts, RAW_NAN outside data)."""
         ...
 
     def segment_samples(self, fs: float) -> int:
@@ -132,6 +133,8 @@ class EmbeddedSource:
 
     def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
         with self._decode_lock:
+            if dtype == "int32":
+                return self.reader.read_raw(list(channels), k0, k1).counts
             return self.reader.read_index(list(channels), k0, k1, dtype)
 
     def segment_samples(self, fs: float) -> int:

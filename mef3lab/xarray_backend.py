@@ -69,7 +69,10 @@ from xarray.indexes import RangeIndex
 from xarray.indexes.range_index import RangeCoordinateTransform
 
 from . import accessor as _accessor  # noqa: F401 - registers the .mef3 accessors
-from .readers.base import DTYPES, SessionInfo
+from .readers.base import DTYPES, RAW_NAN, SessionInfo
+
+#: What a recording can be opened as: values in channel units, or the stored counts.
+OPEN_DTYPES = (*DTYPES, "int32")
 from .errors import ServerUnavailableError
 from .source import SourceSpec, acquire, discard, release, resolve, retain
 
@@ -416,8 +419,8 @@ def build_dataset(
     drop_variables: Iterable[str] | str | None = None,
 ) -> xr.Dataset:
     """The lazy Dataset of the recording `spec` names (what the engine returns before chunking)."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+    if dtype not in OPEN_DTYPES:
+        raise ValueError(f"dtype must be one of {list(OPEN_DTYPES)}, not {dtype!r}")
     if isinstance(drop_variables, str):
         drop_variables = [drop_variables]
     drop = set(drop_variables or ())
@@ -448,7 +451,10 @@ def build_dataset(
 
             array = Mef3BackendArray(spec, mine, group.grid.n_samples, dtype, float(group.fs))
             attrs = {"long_name": "signal", "fs": float(group.fs), **common}
-            if len(set(units)) == 1:
+            if dtype == "int32":  # not `_FillValue`: CF decoding would turn the counts into floats
+                attrs.update(long_name="stored counts (value = count × conversion_factor)",
+                             gap_value=int(RAW_NAN))
+            elif len(set(units)) == 1:
                 attrs["units"] = units[0]
             v = xr.Variable((cdim, tdim), indexing.LazilyIndexedArray(array), attrs=attrs)
             v.encoding = {
@@ -460,6 +466,8 @@ def build_dataset(
             coords[cdim] = xr.Variable(cdim, np.array(mine, dtype=object))
             coords["fs" + suffix] = xr.Variable(cdim, np.array([c.fs for c in chans], np.float64), {"units": "Hz"})
             coords["units" + suffix] = xr.Variable(cdim, np.array(units, dtype=object))
+            coords["conversion_factor" + suffix] = xr.Variable(
+                cdim, np.array([c.conversion_factor for c in chans], np.float64), {"long_name": "units per count"})
 
             offset = (group.grid.start_uutc - start) / 1e6
             index = GridTimeIndex.regular(offset, group.fs, group.grid.n_samples, tdim)
@@ -548,7 +556,10 @@ def open_recording(
     `engine` picks the decoder for in-process reads ("pymef" or "mef3io").
     `chunks` is passed to xarray: ``{}`` (default) gives dask chunks of one source segment,
     None a lazy non-dask array. `channels` selects (and orders) channels; an unknown name
-    raises `mef3lab.errors.UnknownChannelError`. `dtype` is "float32" (default) or "float64".
+    raises `mef3lab.errors.UnknownChannelError`. `dtype` is "float32" (default), "float64",
+    or "int32": the stored counts (half the bytes of float64, exact), with a per-channel
+    ``conversion_factor`` coordinate (``ds.signal * ds.conversion_factor`` is µV) and gaps
+    marked by the ``gap_value`` attribute (-2**31).
 
     Nothing is read until values are needed. ``.sel(time=slice(a, b))`` takes seconds
     from the recording start, inclusive, clipped to the recording (empty outside it);
