@@ -10,7 +10,7 @@ import pytest
 import mef3lab
 from mef3lab import source
 from mef3lab.readers import open_reader
-from mef3lab.xarray_backend import Mef3BackendArray
+from mef3lab.xarray_array import Mef3BackendArray
 
 
 @pytest.mark.parametrize("chunks", [{}, None])

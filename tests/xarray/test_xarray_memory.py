@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import mef3lab
-from mef3lab.xarray_backend import GridTimeIndex
+from mef3lab.xarray_index import GridTimeIndex
 
 DAY_S = 24 * 3600.0
 FS = 2000.0

@@ -12,7 +12,8 @@ import mef3lab
 from mef3lab import source
 from mef3lab.errors import PasswordError, UnknownChannelError
 from mef3lab.readers import open_reader
-from mef3lab.xarray_backend import GridTimeIndex, Mef3BackendEntrypoint, rate_label
+from mef3lab.xarray_backend import Mef3BackendEntrypoint, rate_label
+from mef3lab.xarray_index import GridTimeIndex
 
 
 def test_entry_point_is_registered(recording):
