@@ -1,15 +1,14 @@
-"""The server's engine: open recordings, per-client views, and the segment read path.
+"""The server's engine: open recordings, per-client views, and windows cut from segments.
 
 Every service (mef3lab's own API, the lab's compatibility API) calls only this.
-Data flows one way: a read asks the cache; a miss joins an in-flight load of the same
-segment or submits one to the reader pool; a finished load fills the cache; then the
-next segments in the reader's direction are queued in the background.
+A read is cut into segments of the client's grid, which the `SegmentStore` serves from
+its cache or loads; then the next segments in the reader's direction are queued there
+in the background.
 
 Per-client state (segment size, channel selection, open recordings) lives in
 `ClientView`s keyed by client id, so one client's settings never change another's
-reads. Decoded segments are keyed by recording, rate, channel *set*, sample range and
-dtype, so a channel subset can never be served as another; rows are put in the
-order each caller asked for on the way out.
+reads. Segments hold a channel *set* in session order; rows are put in the order each
+caller asked for on the way out.
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import CancelledError as FutureCancelled
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -31,8 +28,9 @@ from ..readers.base import DTYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
 from .decimate import bin_starts
 from .config import ServerConfig
-from .pool import ReaderPool, ReadRequest, SharedArray
+from .pool import ReaderPool
 from .prefetch import PrefetchTracker, Readahead
+from .segments import SegmentKey, SegmentStore
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +38,6 @@ ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4}
 
 #: Shorter segments would cost a reader-process round trip per few samples.
 MIN_SEGMENT_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class SegmentKey:
-    path: str
-    fs: float
-    channels: tuple[str, ...]  # canonical (session) order: one entry per channel *set*
-    k0: int
-    k1: int
-    dtype: str
 
 
 @dataclass(frozen=True)
@@ -84,20 +72,6 @@ class Recording:
 
 
 @dataclass
-class _Flight:
-    """A segment load under way; `background` until a foreground read waits for it."""
-
-    future: Future
-    background: bool
-    lock: threading.RLock
-
-    def cancel(self) -> bool:
-        """Cancel a queued prefetch, never a load that a foreground read is waiting for."""
-        with self.lock:
-            return self.background and self.future.cancel()
-
-
-@dataclass
 class ClientView:
     """One client's settings for one recording."""
 
@@ -106,24 +80,28 @@ class ClientView:
 
 
 class Engine:
-    """Recordings, clients, cache, prefetch and pool, tied together. Thread-safe."""
+    """Recordings, clients, segment store, prefetch and pool, tied together. Thread-safe.
+
+    The engine's lock guards recordings, views and last-seen times. It is taken inside the
+    store's lock (see `segments`), so the engine never calls the store while holding it."""
 
     def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None) -> None:
         self.config = config or ServerConfig()
         self.pool = pool or ReaderPool(self.config.n_process_workers)
-        budget = self.config.cache_budget_bytes(0) if self.config.cache_mb > 0 else 0
-        self.cache: ByteLRU[SegmentKey, np.ndarray] = ByteLRU(budget, lambda a: a.nbytes, self._evicted)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
+        self.segments = SegmentStore(self.config, self.pool, self._is_open, self.prefetch.active)
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
-        self._inflight: dict[SegmentKey, Future] = {}
-        self._prefetched: set[SegmentKey] = set()
         self._lock = threading.RLock()
-        self._counters = {"prefetches": 0, "prefetch_hits": 0, "decoded_samples": 0}
         self._last_seen: dict[str, float] = {}
         self._stopping = threading.Event()
         self._janitor = threading.Thread(target=self._expire_loop, name="mef3lab-janitor", daemon=True)
         self._janitor.start()
+
+    @property
+    def cache(self) -> ByteLRU[SegmentKey, np.ndarray]:
+        """The store's segment cache."""
+        return self.segments.cache
 
     # -- recordings and clients -----------------------------------------------------------
     def open(self, client: str, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
@@ -159,7 +137,7 @@ class Engine:
                 del self._recordings[key]
         self.prefetch.forget(lambda s: s[0] == client and s[1] == key)
         if last:
-            self.cache.drop(lambda k: k.path == key)
+            self.segments.drop_recording(key)
             self.pool.close_recording(key)
         return True
 
@@ -277,7 +255,8 @@ class Engine:
         rows = None if canon == names else [canon.index(n) for n in names]
         first, last = max(k0, 0) // length, (min(k1, group.grid.n_samples) - 1) // length
         indices = range(first, last + 1) if k1 > max(k0, 0) and k0 < group.grid.n_samples else range(0)
-        pieces = list(zip(indices, self._segments(rec, group, canon, indices, length, dtype)))
+        keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in indices]
+        pieces = list(zip(indices, self.segments.get(rec, keys)))
         if prefetch and pieces:
             self._prefetch_after(client, rec, group, canon, dtype, length, n_seg, pieces[-1][0])
         if len(pieces) == 1 and (pieces[0][0] * length, pieces[0][0] * length + pieces[0][1].shape[1]) == (k0, k1):
@@ -309,7 +288,7 @@ class Engine:
         out = np.full((2, len(canon), bins), np.nan, np.float32)
         lo_i, hi_i = max(k0, 0) // length, (min(k1, group.grid.n_samples) - 1) // length
         for i in range(lo_i, hi_i + 1) if k1 > 0 and k0 < group.grid.n_samples else ():
-            (seg,) = self._segments(rec, group, canon, range(i, i + 1), length, "float32")
+            (seg,) = self.segments.get(rec, [SegmentKey.of(rec.path, group, canon, i, length, "float32")])
             a, b = max(k0, i * length), min(k1, i * length + seg.shape[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
             edges = np.maximum(starts[j0:j1 + 1], a) - a
@@ -343,106 +322,21 @@ class Engine:
         canon = tuple(n for n in rec.info.names if n in set(names))
         length, n_seg = self.segment_grid(client, path, group)
         lo, hi = max(k0, 0) // length, min(n_seg - 1, (k1 - 1) // length)
-        return sum(self._background(rec, group, canon, dtype, length, i) is not None for i in range(lo, hi + 1))
-
-    # -- the segment path -----------------------------------------------------------------
-    def _segments(self, rec: Recording, group: RateGroup, canon: tuple[str, ...], indices: range, length: int,
-                  dtype: str) -> list[np.ndarray]:
-        """Segments `indices` (read-only), from the cache or from loads that fill it. Every miss
-        is submitted before any is waited for, so a long cold read keeps all reader processes busy."""
-        n = group.grid.n_samples
-        keys = [SegmentKey(rec.path, group.fs, canon, i * length, min((i + 1) * length, n), dtype) for i in indices]
-        hits = [self.cache.get(k) for k in keys]
-        loads = {k: self._load(rec, k, foreground=True) for k, h in zip(keys, hits) if h is None}
-        out = []
-        for key, hit in zip(keys, hits):
-            while hit is None:
-                try:
-                    hit = _array(loads[key].result())
-                except FutureCancelled:  # lost a race with a prefetch cancel: load it in the foreground
-                    loads[key] = self._load(rec, key, foreground=True)
-            if key in self._prefetched:
-                with self._lock:
-                    if key in self._prefetched:
-                        self._prefetched.discard(key)
-                        self._counters["prefetch_hits"] += 1
-            out.append(hit)
-        return out
-
-    def _load(self, rec: Recording, key: SegmentKey, foreground: bool) -> Future:
-        """The load of `key`: the one in flight, or a new one. Never two loads of one segment."""
-        with self._lock:
-            flight = self._inflight.get(key)
-            if flight is not None and foreground and flight.cancel():
-                flight = None  # a queued prefetch: re-issue it ahead of the queue
-            if flight is None:
-                flight = _Flight(self._submit(rec, key, foreground), not foreground, self._lock)
-                self._inflight[key] = flight
-                if flight.background:
-                    self._counters["prefetches"] += 1
-                flight.future.add_done_callback(lambda f, key=key, fl=flight: self._loaded(key, fl))
-            elif foreground and flight.background:
-                flight.background = False  # from now on nobody may cancel it
-                self._counters["prefetch_hits"] += 1  # a prefetch under way serves this read
-        return flight.future
-
-    def _submit(self, rec: Recording, key: SegmentKey, foreground: bool) -> Future:
-        """Hand the decode to the pool, split by channels over the reader processes: the read a
-        user waits for uses every core, and prefetches complete nearest first (segment N+1 is
-        ready twice as soon as when each process decodes a whole segment of its own)."""
-        parts = _split(key.channels, self.config.n_process_workers, (key.k1 - key.k0) * len(key.channels))
-        futures = [self.pool.submit(ReadRequest(rec.path, rec.password, rec.engine, part, key.k0, key.k1, key.dtype),
-                                    foreground=foreground) for part in parts]
-        return futures[0] if len(futures) == 1 else _Stacked(futures)
-
-    def _loaded(self, key: SegmentKey, flight: "_Flight") -> None:
-        fut = flight.future
-        with self._lock:
-            if self._inflight.get(key) is flight:
-                del self._inflight[key]
-            if fut.cancelled() or fut.exception() is not None:
-                return  # errors are never cached
-            data = _array(fut.result())
-            self._counters["decoded_samples"] += data.size
-            if key.path not in self._recordings:
-                return  # closed while loading
-            if flight.background:
-                self._prefetched.add(key)
-        self._grow_budget(data.nbytes)
-        self.cache.put(key, data)
-
-    def _background(self, rec, group, canon, dtype, length, index) -> "_Flight | None":
-        k0, k1 = index * length, min((index + 1) * length, group.grid.n_samples)
-        key = SegmentKey(rec.path, group.fs, canon, k0, k1, dtype)
-        if key in self.cache:
-            return None
-        with self._lock:
-            if key in self._inflight:
-                return None
-            self._load(rec, key, foreground=False)
-            return self._inflight.get(key)
+        keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in range(lo, hi + 1)]
+        return sum(self.segments.prefetch(rec, key) is not None for key in keys)
 
     def _prefetch_after(self, client, rec, group, canon, dtype, length, n_seg, index) -> None:
         if self.config.n_prefetch <= 0:
             return
         stream = (client, rec.path, group.fs, canon, dtype, length)
         for i in self.prefetch.advance(stream, index, n_seg):
-            fut = self._background(rec, group, canon, dtype, length, i)
-            if fut is not None:
-                self.prefetch.queued(stream, i, fut)
+            handle = self.segments.prefetch(rec, SegmentKey.of(rec.path, group, canon, i, length, dtype))
+            if handle is not None:
+                self.prefetch.queued(stream, i, handle)
 
-    def _grow_budget(self, segment_bytes: int) -> None:
-        """Without CACHE_MB the budget follows the largest segment and the number of readers
-        moving through recordings now, so concurrent readers' prefetches are not evicted unread."""
-        if self.config.cache_mb <= 0:
-            wanted = self.config.cache_budget_bytes(segment_bytes, self.prefetch.active())
-            if wanted > self.cache.stats().budget_bytes:
-                self.cache.resize(wanted)
-
-    def _evicted(self, key: SegmentKey, _data: np.ndarray) -> None:
-        # Memory returns to the OS when the last view of the array is gone (see pool.SharedArray).
+    def _is_open(self, path: str) -> bool:
         with self._lock:
-            self._prefetched.discard(key)
+            return path in self._recordings
 
     def _open_view(self, client: str, path: str) -> tuple[Recording, ClientView]:
         key = canonical_path(path)
@@ -457,14 +351,12 @@ class Engine:
 
     # -- operations -----------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        c = self.cache.stats()
+        out = self.segments.stats()
         p = self.pool.stats()
         with self._lock:
-            clients = len({c_ for c_, _ in self._views})
-            out = dict(self._counters)
+            clients = len({c for c, _ in self._views})
             n_open = len(self._recordings)
-        out.update(cache_bytes=c.bytes, cache_budget_bytes=c.budget_bytes, cache_entries=c.entries,
-                   hits=c.hits, misses=c.misses, workers=p.get("alive", p.get("workers", 0)),
+        out.update(workers=p.get("alive", p.get("workers", 0)),
                    worker_restarts=p.get("restarts", 0), open_recordings=n_open, clients=clients)
         return out
 
@@ -472,66 +364,12 @@ class Engine:
         """Stop every worker and free every cached segment."""
         self._stopping.set()
         self.pool.close()
-        self.cache.clear()
+        self.segments.close()
 
 
 def canonical_path(path: str) -> str:
     """The one spelling of a recording's path that keys recordings, views and cache entries."""
     return os.path.realpath(os.path.expanduser(path)) if path else path
-
-
-#: Below this many samples a foreground read is not split over processes (not worth a round trip).
-SPLIT_MIN_SAMPLES = 1 << 20
-
-
-def _split(channels: tuple[str, ...], ways: int, samples: int) -> list[tuple[str, ...]]:
-    """`channels` in up to `ways` contiguous parts (one when the read is small)."""
-    ways = min(ways, len(channels)) if samples >= SPLIT_MIN_SAMPLES else 1
-    if ways <= 1:
-        return [channels]
-    edges = [round(i * len(channels) / ways) for i in range(ways + 1)]
-    return [channels[a:b] for a, b in zip(edges, edges[1:])]
-
-
-def _array(result) -> np.ndarray:
-    """The samples of a finished load: a pool result (SharedArray) or an already stacked array."""
-    return result.array if isinstance(result, SharedArray) else result
-
-
-class _Stacked(Future):
-    """One future for a channel-split load: the parts' rows stacked in order, or the first
-    failure. Cancelling it cancels the parts, and succeeds only while none has started."""
-
-    def __init__(self, parts: list[Future]) -> None:
-        super().__init__()
-        self._parts = parts
-        self._left = len(parts)
-        self._count_lock = threading.Lock()
-        for f in parts:
-            f.add_done_callback(self._part_done)
-
-    def cancel(self) -> bool:
-        if any(p.running() or p.done() for p in self._parts) or not super().cancel():
-            return False
-        for p in self._parts:
-            p.cancel()  # a part that started meanwhile finishes unused
-        return True
-
-    def _part_done(self, _part: Future) -> None:
-        with self._count_lock:
-            self._left -= 1
-            if self._left:
-                return
-        if not self.set_running_or_notify_cancel():
-            return  # cancelled
-        errors = [FutureCancelled() if f.cancelled() else f.exception() for f in self._parts
-                  if f.cancelled() or f.exception() is not None]
-        if errors:
-            self.set_exception(errors[0])
-        else:
-            data = np.concatenate([f.result().array for f in self._parts], axis=0)
-            data.flags.writeable = False
-            self.set_result(data)
 
 
 def _assemble(pieces, length: int, k0: int, k1: int, n_ch: int, dtype: str, rows) -> np.ndarray:
