@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import NotOpenError, PasswordError, ReadTooLargeError, SegmentIndexError, TimeRangeError
+from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError
 from ..readers.base import DTYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
 from .decimate import bin_starts

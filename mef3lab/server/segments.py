@@ -164,19 +164,23 @@ class SegmentStore:
 
     def _loaded(self, key: SegmentKey, flight: _Flight) -> None:
         fut = flight.future
-        with self._lock:
-            if self._inflight.get(key) is flight:
-                del self._inflight[key]
-            if fut.cancelled() or fut.exception() is not None:
-                return  # errors are never cached
-            data = _array(fut.result())
-            self._counters["decoded_samples"] += data.size
-            if not self._is_open(key.path):
-                return  # closed while loading
-            if flight.background:
-                self._prefetched.add(key)
-        self._grow_budget(data.nbytes)
-        self.cache.put(key, data)
+        try:
+            with self._lock:
+                if fut.cancelled() or fut.exception() is not None:
+                    return  # errors are never cached
+                data = _array(fut.result())
+                self._counters["decoded_samples"] += data.size
+                if not self._is_open(key.path):
+                    return  # closed while loading
+                if flight.background:
+                    self._prefetched.add(key)
+            self._grow_budget(data.nbytes)
+            self.cache.put(key, data)
+        finally:
+            # Only now: until the segment is in the cache, a reader must find this finished load.
+            with self._lock:
+                if self._inflight.get(key) is flight:
+                    del self._inflight[key]
 
     def _grow_budget(self, segment_bytes: int) -> None:
         """Without CACHE_MB the budget follows the largest segment and the number of readers
