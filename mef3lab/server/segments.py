@@ -157,10 +157,9 @@ class SegmentStore:
         """Hand the decode to the pool, split by channels over the reader processes: the read a
         user waits for uses every core, and prefetches complete nearest first (segment N+1 is
         ready twice as soon as when each process decodes a whole segment of its own)."""
-        parts = _split(key.channels, self.config.n_process_workers, (key.k1 - key.k0) * len(key.channels))
-        futures = [self.pool.submit(ReadRequest(rec.path, rec.password, rec.engine, part, key.k0, key.k1, key.dtype),
-                                    foreground=foreground) for part in parts]
-        return futures[0] if len(futures) == 1 else _Stacked(futures)
+        req = ReadRequest(rec.path, rec.password, rec.engine, key.channels, key.k0, key.k1, key.dtype)
+        small = (key.k1 - key.k0) * len(key.channels) < SPLIT_MIN_SAMPLES
+        return self.pool.submit_split(req, 1 if small else self.config.n_process_workers, foreground=foreground)
 
     def _loaded(self, key: SegmentKey, flight: _Flight) -> None:
         fut = flight.future
@@ -200,51 +199,8 @@ class SegmentStore:
 SPLIT_MIN_SAMPLES = 1 << 20
 
 
-def _split(channels: tuple[str, ...], ways: int, samples: int) -> list[tuple[str, ...]]:
-    """`channels` in up to `ways` contiguous parts (one when the read is small)."""
-    ways = min(ways, len(channels)) if samples >= SPLIT_MIN_SAMPLES else 1
-    if ways <= 1:
-        return [channels]
-    edges = [round(i * len(channels) / ways) for i in range(ways + 1)]
-    return [channels[a:b] for a, b in zip(edges, edges[1:])]
-
-
 def _array(result) -> np.ndarray:
-    """The samples of a finished load: a pool result (SharedArray) or an already stacked array."""
+    """The samples of a finished load: a pool result (SharedArray), or a cached array."""
     return result.array if isinstance(result, SharedArray) else result
 
 
-class _Stacked(Future):
-    """One future for a channel-split load: the parts' rows stacked in order, or the first
-    failure. Cancelling it cancels the parts, and succeeds only while none has started."""
-
-    def __init__(self, parts: list[Future]) -> None:
-        super().__init__()
-        self._parts = parts
-        self._left = len(parts)
-        self._count_lock = threading.Lock()
-        for f in parts:
-            f.add_done_callback(self._part_done)
-
-    def cancel(self) -> bool:
-        if any(p.running() or p.done() for p in self._parts) or not super().cancel():
-            return False
-        for p in self._parts:
-            p.cancel()  # a part that started meanwhile finishes unused
-        return True
-
-    def _part_done(self, _part: Future) -> None:
-        with self._count_lock:
-            self._left -= 1
-            if self._left:
-                return
-        if not self.set_running_or_notify_cancel():
-            return  # cancelled
-        errors = [FutureCancelled() if f.cancelled() else f.exception() for f in self._parts
-                  if f.cancelled() or f.exception() is not None]
-        if errors:
-            self.set_exception(errors[0])
-        else:
-            data = np.concatenate([f.result().array for f in self._parts], axis=0)
-            data.flags.writeable = False
-            self.set_result(data)

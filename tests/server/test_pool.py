@@ -388,3 +388,49 @@ def test_workers_die_with_their_parent(small, death):
     assert gone(pids, timeout=5), f"workers {pids} outlived their parent"
     # The block of the read in flight was the dead parent's: its resource tracker removes it.
     assert wait_for(lambda: not [n for n in os.listdir("/dev/shm") if n.startswith(f"mef3lab_{proc.pid}_")])
+
+
+# -- split reads ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+def test_split_reads_equal_direct_reads(pool, recording, dtype):
+    with open_reader(recording) as direct:
+        names = direct.info.names
+        for chans, ways in ((names, 2), (names[:3], 2), (names[::-1], 5), ((names[4],), 2)):
+            got = pool.submit_split(ReadRequest(recording, None, None, chans, 5000, 90_000, dtype), ways).result()
+            assert isinstance(got, SharedArray) and not got.array.flags.writeable
+            want = (direct.read_raw(chans, 5000, 90_000).counts if dtype == "int32"
+                    else direct.read_index(chans, 5000, 90_000, dtype))
+            np.testing.assert_array_equal(got.array, want)
+    assert not shm_blocks()
+
+
+def test_a_split_read_whose_part_dies_fails_whole_and_leaks_nothing(engine_pool, small):
+    (small / "hang-on-read").touch()
+    doomed = engine_pool.submit_split(ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch001", "ch002"),
+                                                  0, 5000), 2)
+    os.kill(hang_pid(small), signal.SIGKILL)
+    with pytest.raises(CorruptDataError, match="SIGKILL"):
+        doomed.result(timeout=10)  # at once, though the other part still runs
+    (small / "hang-on-read").unlink()
+    for pid in engine_pool.stats()["pids"]:  # end the other part too (it hangs by design)
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: engine_pool.stats()["ready"] == 2)
+    wait_for(lambda: not shm_blocks())
+
+
+def test_a_split_read_cancelled_before_it_starts_never_runs(engine_pool, small, recording):
+    wait_for(lambda: engine_pool.stats()["ready"] == 2)  # started workers: a kill below fails their reads
+    (small / "hang-on-read").touch()
+    blockers = [engine_pool.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch000",), 0, 100)) for _ in range(2)]
+    wait_for(lambda: engine_pool.stats()["busy"] == 2)
+    queued = engine_pool.submit_split(ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 50_000), 2)
+    assert queued.cancel() and queued.cancelled()
+    for pid in engine_pool.stats()["pids"]:
+        os.kill(pid, signal.SIGKILL)
+    for f in blockers:
+        with pytest.raises(CorruptDataError):
+            f.result(timeout=10)
+    (small / "hang-on-read").unlink()
+    wait_for(lambda: engine_pool.stats()["ready"] == 2)
+    assert engine_pool.stats()["queued"] == 0  # the cancelled parts were dropped, not run
+    wait_for(lambda: not shm_blocks())

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 from .dispatcher import _Dispatcher
 from .inprocess import _InProcess
 from .requests import CALLABLE, ReadRequest, SharedArray, _absolute, _canonical, _Job, _key
+from .split import part_jobs
 
 __all__ = ["CALLABLE", "ReadRequest", "ReaderPool", "SharedArray"]
 
@@ -85,6 +86,23 @@ class ReaderPool:
         if not isinstance(req, ReadRequest):
             raise TypeError(f"submit takes a ReadRequest, not {type(req).__name__}")
         return self._core.submit(_Job("read", req, _key(req.path, req.password, req.engine), foreground))
+
+    def submit_split(self, req: ReadRequest, ways: int, *, foreground: bool = True) -> "Future[SharedArray]":
+        """Like `submit`, with the channels divided among up to `ways` workers that decode at
+        once, each into its own rows of one result (see `split`). One way, or no workers, is `submit`."""
+        if not isinstance(req, ReadRequest):
+            raise TypeError(f"submit_split takes a ReadRequest, not {type(req).__name__}")
+        if ways <= 1 or self.n_workers == 0 or req.nbytes == 0 or len(req.channels) < 2:
+            return self.submit(req, foreground=foreground)
+        group, jobs = part_jobs(req, _key(req.path, req.password, req.engine), foreground, ways)
+        for i, job in enumerate(jobs):
+            try:
+                self._core.submit(job)
+            except BaseException:
+                for unsent in jobs[i:]:
+                    unsent.future.cancel()  # so the group ends and frees its block
+                raise
+        return group
 
     def info(
         self, path: str | os.PathLike, password: str | None = None, engine: str | None = None,

@@ -223,12 +223,14 @@ class _Dispatcher:
         if job.kind == "call":
             return ("call", job.key, *job.payload)
         req: ReadRequest = job.payload
+        if job.target is not None:  # a part of a split read: its rows of the group's block
+            return ("read", job.key, req, *job.target)
         name = None
         if req.nbytes > 0 and job.block is None:
             job.block = _create_block(req.nbytes)
         if job.block is not None:
             name = job.block.name
-        return ("read", job.key, req, name)
+        return ("read", job.key, req, name, 0)
 
     def _send(self, w: _Worker, msg: tuple) -> None:
         try:
@@ -255,7 +257,7 @@ class _Dispatcher:
         if not ok:
             _discard_block(job)
             _fail(job.future, _rebuild_error(payload))
-        elif job.kind == "call":
+        elif job.kind == "call" or job.target is not None:
             _succeed(job.future, payload)
         else:
             _succeed(job.future, _result_array(job))

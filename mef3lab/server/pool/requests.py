@@ -119,6 +119,7 @@ class _Job:
     future: Future = field(default_factory=Future)
     started: bool = False  # its future is RUNNING (it may still be requeued if its worker never booted)
     block: SharedMemory | None = None
+    target: tuple[str, int] | None = None  # part of a split read: (its group's block, byte offset)
 
     def describe(self) -> str:
         if self.kind == "read":

@@ -133,7 +133,7 @@ def _serve_call(readers: _Readers, key: tuple, *call: Any) -> tuple:
         return ("done", False, _error_payload(exc))
 
 
-def _serve_read(readers: _Readers, key: tuple, req: ReadRequest, block_name: str | None) -> tuple:
+def _serve_read(readers: _Readers, key: tuple, req: ReadRequest, block_name: str | None, offset: int) -> tuple:
     if block_name is None:  # empty result (or an invalid request): validate only
         try:
             readers.read(req, key, None)
@@ -144,7 +144,7 @@ def _serve_read(readers: _Readers, key: tuple, req: ReadRequest, block_name: str
         block = _attach(block_name)
     except Exception as exc:
         return ("done", False, _error_payload(exc))
-    reply = _read_into(readers, key, req, block)
+    reply = _read_into(readers, key, req, block, offset)
     try:
         block.close()
     except BufferError:  # something (a traceback cycle) still holds the view
@@ -156,14 +156,14 @@ def _serve_read(readers: _Readers, key: tuple, req: ReadRequest, block_name: str
     return reply
 
 
-def _read_into(readers: _Readers, key: tuple, req: ReadRequest, block: SharedMemory) -> tuple:
+def _read_into(readers: _Readers, key: tuple, req: ReadRequest, block: SharedMemory, offset: int) -> tuple:
     # Kept apart from `_serve_read` so that the view and any traceback holding it are gone
     # by the time the block is closed.
     try:
         _reserve(block, req)
     except Exception as exc:
         return ("done", False, _error_payload(exc))
-    out = np.ndarray(req.shape, RESULT_DTYPES[req.dtype], buffer=block.buf)
+    out = np.ndarray(req.shape, RESULT_DTYPES[req.dtype], buffer=block.buf, offset=offset)
     try:
         readers.read(req, key, out)
         return ("done", True, None)
