@@ -195,7 +195,7 @@ class SegmentStore:
             self._prefetched.discard(key)
 
 
-#: Below this many samples a foreground read is not split over processes (not worth a round trip).
+#: Below this many samples a read is not split over processes (not worth the round trips).
 SPLIT_MIN_SAMPLES = 1 << 20
 
 
