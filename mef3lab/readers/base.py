@@ -18,6 +18,7 @@ import math
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -151,10 +152,14 @@ class SessionInfo:
     def duration_s(self) -> float:
         return (self.end_uutc - self.start_uutc) / 1e6
 
+    @cached_property
+    def _by_name(self) -> dict[str, ChannelInfo]:
+        return {c.name: c for c in self.channels}
+
     def channel(self, name: str) -> ChannelInfo:
-        for c in self.channels:
-            if c.name == name:
-                return c
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
         raise UnknownChannelError(
             f"no channel {name!r} in {self.path}; it has {len(self.channels)} channels: "
             f"{_short_list(self.names)}"
@@ -173,7 +178,7 @@ class SessionInfo:
             self.channel(n)
         return names
 
-    @property
+    @cached_property  # every read asks; the description never changes
     def rate_groups(self) -> tuple[RateGroup, ...]:
         """One group per sampling rate, fastest first; each with the grid all its channels share."""
         by_fs: dict[float, list[ChannelInfo]] = {}
