@@ -59,15 +59,13 @@ from xarray.backends import BackendEntrypoint
 from xarray.core import indexing
 
 from . import accessor as _accessor  # noqa: F401 - registers the .mef3 accessors
-from .readers.base import DTYPES, RAW_NAN, SessionInfo
+from .readers.base import RAW_NAN, SAMPLE_TYPES, SessionInfo
 from .source import SourceSpec, release, resolve, retain
 from .xarray_array import Mef3BackendArray
 from .xarray_index import GridTimeIndex
 
 __all__ = ["Mef3BackendEntrypoint", "build_dataset", "open_recording", "rate_label"]
 
-#: What a recording can be opened as: values in channel units, or the stored counts.
-OPEN_DTYPES = (*DTYPES, "int32")
 
 
 def rate_label(fs: float) -> str:
@@ -124,8 +122,8 @@ def build_dataset(
     drop_variables: Iterable[str] | str | None = None,
 ) -> xr.Dataset:
     """The lazy Dataset of the recording `spec` names (what the engine returns before chunking)."""
-    if dtype not in OPEN_DTYPES:
-        raise ValueError(f"dtype must be one of {list(OPEN_DTYPES)}, not {dtype!r}")
+    if dtype not in SAMPLE_TYPES:
+        raise ValueError(f"dtype must be one of {list(SAMPLE_TYPES)}, not {dtype!r}")
     if isinstance(drop_variables, str):
         drop_variables = [drop_variables]
     drop = set(drop_variables or ())

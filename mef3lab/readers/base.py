@@ -36,7 +36,10 @@ from ..errors import (
 #: The int32 value that marks "no sample here" in raw (count) reads: meflib's RED_NAN.
 RAW_NAN = np.int32(-(2**31))
 
+#: Values in channel units (what `Reader.read` returns).
 DTYPES = {"float32": np.float32, "float64": np.float64}
+#: Everything samples travel as: values, or the stored int32 counts (`Reader.read_raw`).
+SAMPLE_TYPES = {**DTYPES, "int32": np.int32}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError
-from ..readers.base import DTYPES, RateGroup, SessionInfo
+from ..readers.base import RAW_NAN, SAMPLE_TYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
 from .decimate import bin_starts
 from .config import ServerConfig
@@ -33,8 +33,6 @@ from .prefetch import PrefetchTracker, Readahead
 from .segments import SegmentKey, SegmentStore
 
 log = logging.getLogger(__name__)
-
-ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4}
 
 #: Shorter segments would cost a reader-process round trip per few samples.
 MIN_SEGMENT_SECONDS = 1.0
@@ -245,16 +243,14 @@ class Engine:
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
-        if dtype not in ITEMSIZE:
-            raise ValueError(f"dtype must be one of {sorted(ITEMSIZE)}, not {dtype!r}")
+        if dtype not in SAMPLE_TYPES:
+            raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
         if k1 < k0:
             raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
         self._check_size(len(names), k1 - k0, dtype)
         length, n_seg = self.segment_grid(client, path, group)
-        canon = tuple(n for n in rec.info.names if n in set(names))
-        rows = None if canon == names else [canon.index(n) for n in names]
-        first, last = max(k0, 0) // length, (min(k1, group.grid.n_samples) - 1) // length
-        indices = range(first, last + 1) if k1 > max(k0, 0) and k0 < group.grid.n_samples else range(0)
+        canon, rows = _channel_set(rec.info, names)
+        indices = _touched(group, length, k0, k1)
         keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in indices]
         pieces = list(zip(indices, self.segments.get(rec, keys)))
         if prefetch and pieces:
@@ -262,7 +258,7 @@ class Engine:
         if len(pieces) == 1 and (pieces[0][0] * length, pieces[0][0] * length + pieces[0][1].shape[1]) == (k0, k1):
             data = pieces[0][1] if rows is None else pieces[0][1][rows]
         else:
-            data = _assemble(pieces, length, k0, k1, len(canon), dtype, rows)
+            data = _assemble(pieces, length, k0, k1, len(names), dtype, rows)
         factors = (np.array([rec.info.channel(c).conversion_factor for c in names], np.float64)
                    if dtype == "int32" else None)
         return Samples(data, names, group, k0, factors)
@@ -281,13 +277,12 @@ class Engine:
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
-        canon = tuple(n for n in rec.info.names if n in set(names))
+        canon, rows = _channel_set(rec.info, names)
         self._check_size(len(canon), min(length, k1 - k0), "float32")
         bins = min(bins, k1 - k0)
         starts = k0 + bin_starts(k1 - k0, bins)
         out = np.full((2, len(canon), bins), np.nan, np.float32)
-        lo_i, hi_i = max(k0, 0) // length, (min(k1, group.grid.n_samples) - 1) // length
-        for i in range(lo_i, hi_i + 1) if k1 > 0 and k0 < group.grid.n_samples else ():
+        for i in _touched(group, length, k0, k1):
             (seg,) = self.segments.get(rec, [SegmentKey.of(rec.path, group, canon, i, length, "float32")])
             a, b = max(k0, i * length), min(k1, i * length + seg.shape[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
@@ -296,11 +291,10 @@ class Engine:
             with np.errstate(invalid="ignore"):
                 out[0, :, j0:j1 + 1] = np.fmin(out[0, :, j0:j1 + 1], np.fmin.reduceat(chunk, edges, axis=1))
                 out[1, :, j0:j1 + 1] = np.fmax(out[1, :, j0:j1 + 1], np.fmax.reduceat(chunk, edges, axis=1))
-        rows = None if canon == names else [canon.index(n) for n in names]
         return Samples(out if rows is None else out[:, rows], names, group, k0)
 
     def _check_size(self, n_channels: int, n_samples: int, dtype: str) -> None:
-        size = n_channels * n_samples * ITEMSIZE[dtype]
+        size = n_channels * n_samples * np.dtype(SAMPLE_TYPES[dtype]).itemsize
         if size > self.config.max_read_bytes:
             raise ReadTooLargeError(
                 f"a read of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) exceeds the "
@@ -319,10 +313,9 @@ class Engine:
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
-        canon = tuple(n for n in rec.info.names if n in set(names))
-        length, n_seg = self.segment_grid(client, path, group)
-        lo, hi = max(k0, 0) // length, min(n_seg - 1, (k1 - 1) // length)
-        keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in range(lo, hi + 1)]
+        canon, _ = _channel_set(rec.info, names)
+        length, _ = self.segment_grid(client, path, group)
+        keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in _touched(group, length, k0, k1)]
         return sum(self.segments.prefetch(rec, key) is not None for key in keys)
 
     def _prefetch_after(self, client, rec, group, canon, dtype, length, n_seg, index) -> None:
@@ -372,15 +365,31 @@ def canonical_path(path: str) -> str:
     return os.path.realpath(os.path.expanduser(path)) if path else path
 
 
-def _assemble(pieces, length: int, k0: int, k1: int, n_ch: int, dtype: str, rows) -> np.ndarray:
-    """One array for ``[k0, k1)`` from whole segments; NaN (or the raw gap marker) outside the grid."""
-    from ..readers.base import RAW_NAN
+def _channel_set(info: SessionInfo, names: tuple[str, ...]) -> tuple[tuple[str, ...], list[int] | None]:
+    """The channel set segments are keyed by (`names` in session order), and the rows that put
+    a segment back in the caller's order (None when it already is)."""
+    wanted = set(names)
+    canon = tuple(n for n in info.names if n in wanted)
+    return canon, None if canon == names else [canon.index(n) for n in names]
 
-    out = np.empty((n_ch, k1 - k0), DTYPES.get(dtype, np.int32))
+
+def _touched(group: RateGroup, length: int, k0: int, k1: int) -> range:
+    """Indices of the segments (of `length` samples) that hold grid samples ``[k0, k1)``."""
+    n = group.grid.n_samples
+    if k1 <= max(k0, 0) or k0 >= n:
+        return range(0)
+    return range(max(k0, 0) // length, (min(k1, n) - 1) // length + 1)
+
+
+def _assemble(pieces, length: int, k0: int, k1: int, n_ch: int, dtype: str, rows) -> np.ndarray:
+    """One array for ``[k0, k1)`` from whole segments, rows in the caller's order (gathered per
+    piece, so nothing is copied twice); NaN (or the raw gap marker) outside the grid."""
+    out = np.empty((n_ch, k1 - k0), SAMPLE_TYPES[dtype])
     out.fill(RAW_NAN if dtype == "int32" else np.nan)
+    take = slice(None) if rows is None else rows
     for i, seg in pieces:
         s0 = i * length
         a, b = max(k0, s0), min(k1, s0 + seg.shape[1])
         if b > a:
-            out[:, a - k0:b - k0] = seg[:, a - s0:b - s0]
-    return out if rows is None else out[rows]
+            out[:, a - k0:b - k0] = seg[take, a - s0:b - s0]
+    return out

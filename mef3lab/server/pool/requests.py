@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ...readers.base import SAMPLE_TYPES
+
 #: Result dtypes: float reads in channel units, or the stored int32 counts (Reader.read_raw).
-RESULT_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32}
 
 #: What `ReaderPool.call` may ask of a reader (read-only; "info" is the attribute).
 CALLABLE = frozenset({"info", "block_envelope", "read", "read_groups", "read_index", "read_raw"})
@@ -44,8 +45,8 @@ class ReadRequest:
         object.__setattr__(self, "channels", chans)
         object.__setattr__(self, "k0", operator.index(self.k0))
         object.__setattr__(self, "k1", operator.index(self.k1))
-        if self.dtype not in RESULT_DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(RESULT_DTYPES)}, not {self.dtype!r}")
+        if self.dtype not in SAMPLE_TYPES:
+            raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {self.dtype!r}")
 
     @property
     def shape(self) -> tuple[int, int]:

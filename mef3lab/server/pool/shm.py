@@ -21,7 +21,8 @@ from multiprocessing.shared_memory import SharedMemory
 import numpy as np
 
 from ...errors import ReadTooLargeError
-from .requests import RESULT_DTYPES, ReadRequest, SharedArray, _Job
+from ...readers.base import SAMPLE_TYPES
+from .requests import ReadRequest, SharedArray, _Job
 
 
 def _create_block(nbytes: int) -> SharedMemory:
@@ -90,7 +91,7 @@ def _result_array(job: _Job) -> SharedArray:
     req: ReadRequest = job.payload
     block, job.block = job.block, None
     if block is None:  # nothing to share: an empty read
-        return SharedArray(np.empty(req.shape, RESULT_DTYPES[req.dtype]))
+        return SharedArray(np.empty(req.shape, SAMPLE_TYPES[req.dtype]))
     _unlink(block)  # the name goes now; the memory lives as long as the array
     return SharedArray(np.asarray(_Mapping(block, req.shape, req.dtype)))
 

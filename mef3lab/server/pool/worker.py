@@ -25,8 +25,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ...readers.base import SAMPLE_TYPES
 from .errors import _error_payload
-from .requests import RESULT_DTYPES, ReadRequest
+from .requests import ReadRequest
 from .shm import _attach, _reserve
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def _read_into(readers: _Readers, key: tuple, req: ReadRequest, block: SharedMem
         _reserve(block, req)
     except Exception as exc:
         return ("done", False, _error_payload(exc))
-    out = np.ndarray(req.shape, RESULT_DTYPES[req.dtype], buffer=block.buf, offset=offset)
+    out = np.ndarray(req.shape, SAMPLE_TYPES[req.dtype], buffer=block.buf, offset=offset)
     try:
         readers.read(req, key, out)
         return ("done", True, None)
