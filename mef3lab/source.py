@@ -160,23 +160,12 @@ class EmbeddedSource:
                 self.reader.close()
 
 
-def _remote_source(spec: SourceSpec) -> RecordingSource:
-    try:
-        from .client import RemoteSource  # noqa: PLC0415 - optional until the client lands
-    except ImportError as exc:
-        if exc.name != "mef3lab.client":  # the client exists but something it needs is missing
-            raise
-        raise NotImplementedError(
-            f"reading from a mef3lab server ({spec.address}) is not available in this version; "
-            "open the recording by its path to read it in this process"
-        ) from None
-    return RemoteSource(spec)
-
-
 def open_source(spec: SourceSpec) -> RecordingSource:
     """Open a new source for `spec`: the one place that decides embedded vs remote."""
     if spec.remote:
-        return _remote_source(spec)
+        from .client import RemoteSource  # noqa: PLC0415 - gRPC is loaded only for remote reads
+
+        return RemoteSource(spec)
     from .readers import open_reader
 
     return EmbeddedSource(open_reader(spec.path, spec.password, spec.engine))

@@ -11,7 +11,6 @@ import threading
 from dataclasses import fields
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mef3lab.errors import ServerUnavailableError

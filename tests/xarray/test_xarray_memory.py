@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import xarray as xr
 
 import mef3lab
 from mef3lab.xarray_index import GridTimeIndex

@@ -237,16 +237,10 @@ def test_resolve_paths_uris_and_default_server(tmp_path, monkeypatch):
 
 def test_remote_source_plugs_in_at_open_source(monkeypatch):
     spec = source.resolve("mef3://srv:50051/data/rec.mefd")
-    try:
-        from mef3lab.client import RemoteSource  # noqa: F401
-    except ImportError:
-        with pytest.raises(NotImplementedError, match="srv:50051"):
-            mef3lab.open_recording("mef3://srv:50051/data/rec.mefd")
-    else:  # the client has landed: the engine hands remote specs to it
-        made = []
-        monkeypatch.setattr("mef3lab.client.RemoteSource", lambda s: made.append(s) or object())
-        source.open_source(spec)
-        assert made == [spec]
+    made = []
+    monkeypatch.setattr("mef3lab.client.RemoteSource", lambda s: made.append(s) or object())
+    source.open_source(spec)
+    assert made == [spec]
 
 
 def test_default_address_routes_plain_paths(monkeypatch, fake):
