@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from .errors import Mef3LabError
+from .readers import ENGINES
 
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
@@ -61,8 +62,7 @@ def add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="summarize a recording", description=run_info.__doc__)
     p.add_argument("path", metavar="PATH", help="a MEF 3.0 session folder (.mefd)")
     p.add_argument("--password", help="the session's password, if it is encrypted")
-    p.add_argument("--engine", choices=["pymef", "mef3io"], help="decoder (default: pymef, or mef3io "
-                   "for a level-1 password)")
+    p.add_argument("--engine", choices=sorted(ENGINES), help="decoder (default: numba)")
     p.set_defaults(func=run_info)
 
 

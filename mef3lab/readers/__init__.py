@@ -7,10 +7,8 @@ Engines are imported lazily, so `import mef3lab` never loads a C decoder.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 
-from ..errors import Level1PasswordError
 from .base import RAW_NAN, Annotation, ChannelInfo, Grid, RateGroup, RawSamples, Reader, SessionInfo, Span
 
 __all__ = [
@@ -25,17 +23,17 @@ __all__ = [
     "SessionInfo",
     "Span",
     "open_reader",
+    "warm_up",
 ]
-
-log = logging.getLogger(__name__)
 
 #: engine name -> "module:class"
 ENGINES = {
     "pymef": "mef3lab.readers.pymef:PymefReader",
     "mef3io": "mef3lab.readers.mef3io:Mef3ioReader",
+    "numba": "mef3lab.readers.numba:NumbaReader",
 }
 
-DEFAULT_ENGINE = "pymef"
+DEFAULT_ENGINE = "numba"
 
 
 def engine_class(engine: str) -> type[Reader]:
@@ -47,16 +45,16 @@ def engine_class(engine: str) -> type[Reader]:
 
 
 def open_reader(path: str | os.PathLike, password: str | None = None, engine: str | None = None) -> Reader:
-    """Open a recording with `engine` (default: pymef, what the lab's files are written with).
+    """Open a recording with `engine` (default: numba, mef3lab's own decoder over mef3io's metadata).
 
-    With the default engine, a session opened with its level-1 password is handed to
-    mef3io, since pymef returns no samples for it; naming an engine explicitly never
-    switches engines behind the caller's back.
+    pymef, what the lab's files are written with, stays available by name; it cannot
+    decode a session opened with its level-1 password (it raises Level1PasswordError).
     """
-    if engine is not None:
-        return engine_class(engine)(path, password)
-    try:
-        return engine_class(DEFAULT_ENGINE)(path, password)
-    except Level1PasswordError:
-        log.info("%s: level-1 password; reading with mef3io (pymef cannot decode with it)", path)
-        return engine_class("mef3io")(path, password)
+    return engine_class(engine or DEFAULT_ENGINE)(path, password)
+
+
+def warm_up(engine: str = DEFAULT_ENGINE) -> None:
+    """Import `engine` and prepare its decoder (numba loads its kernels), so no read pays for it."""
+    prepare = getattr(engine_class(engine), "warm_up", None)
+    if prepare is not None:
+        prepare()

@@ -4,8 +4,8 @@ Behaviour worth knowing:
 - pymef returns unscaled counts as float64; values are ``counts * factor`` here, in
   float64, then cast, so results equal mef3io's bit for bit.
 - It cannot decode samples with a level-1 password (its metadata comes out garbled):
-  the password level is checked at open and Level1PasswordError raised, which
-  `open_reader` answers by switching to mef3io.
+  the password level is checked at open and Level1PasswordError raised, naming the
+  engines that can.
 - A channel whose segments store different sampling rates raises RateChangeError when
   read (each segment's metadata holds its rate); the other channels read normally.
 - pymef holds the GIL and can crash the process on some damaged files: the server reads

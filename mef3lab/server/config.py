@@ -30,7 +30,7 @@ class ServerConfig:
     segment_seconds: float = 300.0  # default segment size of a client that sets none
     max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
     client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
-    engine: str = "pymef"
+    engine: str = "numba"
     grpc_threads: int = 16
     log_level: str = "INFO"
 

@@ -9,7 +9,7 @@ import pytest
 
 from mef3lab.readers import open_reader
 
-ENGINES = ("pymef", "mef3io")
+ENGINES = ("pymef", "mef3io", "numba")
 START = 1_705_305_600_000_000
 
 
@@ -96,15 +96,15 @@ def engine(request) -> str:
 
 
 @pytest.fixture
-def open_both():
-    """`open_both(path, password=None)` -> (pymef reader, mef3io reader), closed after the test."""
+def open_all():
+    """`open_all(path, password=None)` -> a reader per engine (pymef first), closed after the test."""
     opened = []
 
-    def both(path, password=None):
-        pair = tuple(open_reader(path, password, engine=e) for e in ENGINES)
-        opened.extend(pair)
-        return pair
+    def every(path, password=None):
+        readers = tuple(open_reader(path, password, engine=e) for e in ENGINES)
+        opened.extend(readers)
+        return readers
 
-    yield both
+    yield every
     for r in opened:
         r.close()

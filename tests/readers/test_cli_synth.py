@@ -28,7 +28,7 @@ def test_synth_then_info(tmp_path):
     assert info.returncode == 0, info.stderr
     text = info.stdout
     for expected in [
-        "read with pymef; not encrypted",
+        "read with numba; not encrypted",
         "start        2024-01-15T08:00:00.000+00:00",
         "duration     30.000 s (0:00:30)",
         "channels     3: ch000, ch001, ch002",
@@ -52,7 +52,7 @@ def test_info_on_mixed_rates_and_encrypted(tmp_path):
     assert "1024 Hz: 2 channels" in full and "256 Hz: 2 channels" in full and "; encrypted" in full
     assert "gaps         differ between channels" in full  # staggered channels
     level1 = mef3lab("info", out, "--password", "one").stdout
-    assert "read with mef3io" in level1 and "annotations  unavailable" in level1
+    assert "read with numba" in level1 and "annotations  unavailable" in level1
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""pymef and mef3io return the same samples, for files of two different writers."""
+"""Every engine returns what pymef returns, for files of two different writers."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from mef3lab.readers import open_reader
 FILES = ("recording", "pymef_recording")
 
 
-@pytest.fixture(scope="module", params=FILES)
+@pytest.fixture(scope="module", params=[(f, e) for f in FILES for e in ("mef3io", "numba")], ids=str)
 def pair(request):
-    """(path, pymef reader, mef3io reader) for each writer's file."""
-    path = request.getfixturevalue(request.param)
-    readers = [open_reader(path, engine=e) for e in ("pymef", "mef3io")]
+    """(path, pymef reader, other engine's reader) for each writer's file."""
+    file, other = request.param
+    path = request.getfixturevalue(file)
+    readers = [open_reader(path, engine=e) for e in ("pymef", other)]
     yield path, readers[0], readers[1]
     for r in readers:
         r.close()

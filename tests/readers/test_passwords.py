@@ -21,9 +21,9 @@ def test_level2_password_on_both_engines(encrypted_recording, encrypted_plan, pa
         _check_data(r, encrypted_plan, expected_read)
 
 
-def test_level1_password_falls_back_to_mef3io(encrypted_recording, encrypted_plan, passwords, expected_read):
+def test_level1_password_with_the_default_engine(encrypted_recording, encrypted_plan, passwords, expected_read):
     with open_reader(encrypted_recording, passwords.level1) as r:
-        assert r.engine == "mef3io"
+        assert r.engine == "numba"
         assert r.info.encrypted
         _check_data(r, encrypted_plan, expected_read)
         assert r.info.annotations == () and r.annotations_locked  # records need level 2

@@ -109,6 +109,9 @@ def _worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the dispatcher
     _die_with_parent(parent_pid)
     _yield_to_serving()
+    from ...readers import warm_up
+
+    warm_up()  # before "ready": the first read must not pay for loading the decoder
     readers = _Readers(max_open, engines)
     try:
         conn.send(("ready", os.getpid()))

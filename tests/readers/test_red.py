@@ -1,0 +1,130 @@
+"""mef3lab's own RED decoder (the numba engine): that it really decodes, and knows when not to.
+
+The sample-for-sample agreement with pymef runs in test_engines_agree / test_data for
+every engine; here: which channels the kernels decode, the CRC table, block-level errors,
+and the hand-over to mef3io.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from mef3lab.errors import CorruptDataError
+from mef3lab.readers import open_reader, red
+from mef3lab.readers.numba import _regular
+
+
+def test_crc_table_is_meflibs():
+    # The first entries of CRC_KOOPMAN32_KEY in meflib.h.
+    assert [hex(v) for v in red.CRC_TABLE[:4]] == ["0x0", "0x9695c4ca", "0xfb4839c9", "0x6dddfd03"]
+
+
+@pytest.mark.parametrize("file", ["recording", "pymef_recording"])
+def test_every_plain_channel_is_decoded_by_the_kernels(request, file):
+    # Both writers' files (mef3io's, and meflib's with truncated block times).
+    with open_reader(request.getfixturevalue(file), engine="numba") as r:
+        assert r.decoded_here == r.info.names
+        with open_reader(r.path, engine="pymef") as ref:
+            np.testing.assert_array_equal(r.read(dtype="float64"), ref.read(dtype="float64"))
+
+
+def test_encrypted_sessions_are_decoded_by_the_kernels(encrypted_recording, passwords):
+    # mef3io's writer encrypts metadata and records, not sample blocks.
+    for password in passwords:
+        with open_reader(encrypted_recording, password, engine="numba") as r, \
+                open_reader(encrypted_recording, password, engine="mef3io") as ref:
+            assert r.decoded_here == r.info.names
+            for g in r.info.rate_groups:
+                np.testing.assert_array_equal(r.read(g.channels, dtype="float64"),
+                                              ref.read(g.channels, dtype="float64"))
+
+
+def test_a_block_the_kernels_cannot_decode_is_handed_to_mef3io(recording, tmp_path):
+    copy = tmp_path / "lossy.mefd"
+    shutil.copytree(recording, copy)
+    with open_reader(copy, engine="numba") as r:
+        name = r.info.names[0]
+        tdat = next((copy / f"{name}.timd").glob("*.segd/*.tdat"))
+        off = int(r._blocks[name].offsets[2])
+        buf = np.fromfile(tdat, np.uint8)
+        buf[off + 24 : off + 28] = np.frombuffer(np.float32(2.0).tobytes(), np.uint8)  # a lossy block
+        _with_crc(buf, off).tofile(tdat)
+        got = r.read(name, dtype="float64")
+        assert name not in r.decoded_here and r.info.names[1] in r.decoded_here
+        with open_reader(copy, engine="mef3io") as ref:
+            np.testing.assert_array_equal(got, ref.read(name, dtype="float64"))
+
+
+def test_a_damaged_block_names_file_channel_and_offset(recording, tmp_path):
+    copy = tmp_path / "copy.mefd"
+    shutil.copytree(recording, copy)
+    with open_reader(copy, engine="numba") as r:
+        name = r.info.names[1]
+        tdat = next((copy / f"{name}.timd").glob("*.segd/*.tdat"))
+        offsets = r._blocks[name].offsets
+        data = bytearray(tdat.read_bytes())
+        at = int(offsets[3]) + red.HEADER_BYTES + 10  # inside the fourth block's samples
+        data[at] ^= 0xFF
+        tdat.write_bytes(bytes(data))
+        with pytest.raises(CorruptDataError, match=rf"{name}.*byte {int(offsets[3])} of {tdat.name}.*CRC"):
+            r.read(name)
+        # The blocks before it still read, and equal pymef's.
+        with open_reader(copy, engine="pymef") as ref:
+            t1 = int(r.info.channel(name).start_uutc + 2 * 10_000_000)
+            np.testing.assert_array_equal(r.read(name, None, t1), ref.read(name, None, t1))
+
+
+@pytest.fixture
+def blocks(tmp_path):
+    """The blocks of a small synthetic channel: (its .tdat bytes, block offsets, block counts)."""
+    from mef3lab.synth import synthesize
+
+    path = synthesize(tmp_path / "k.mefd", channels=1, seconds=60.0, gaps=[], seed=1)
+    with open_reader(path, engine="numba") as r:
+        b = r._blocks[r.info.names[0]]
+        return np.fromfile(b.files[0], np.uint8), b.offsets, b.counts
+
+
+def test_kernel_reports_each_problem(blocks):
+    buf, offsets, counts = blocks
+    out = np.empty(int(counts[:2].sum()), np.int32)
+    firsts = np.array([0, counts[0]], np.int64)
+
+    def decode(b, c=counts[:2]):
+        return red.decode_blocks(b, offsets[:2], c, firsts, out, red.CRC_TABLE)
+
+    assert decode(buf) == (red.OK, -1)
+    assert decode(buf[: offsets[1] + 100]) == (red.BAD_HEADER, 1)  # the second block cut short
+    assert decode(buf, np.array([counts[0], counts[1] + 1])) == (red.WRONG_COUNT, 1)
+    flagged = buf.copy()
+    flagged[offsets[1] + 4] |= red.LEVEL_1
+    assert decode(flagged)[1] == 1 and decode(flagged)[0] == red.BAD_CRC  # flags are under the CRC
+    fixed = _with_crc(flagged, offsets[1])
+    assert decode(fixed) == (red.UNSUPPORTED, 1)
+    lossy = buf.copy()
+    lossy[offsets[0] + 24 : offsets[0] + 28] = np.frombuffer(np.float32(2.0).tobytes(), np.uint8)
+    assert decode(_with_crc(lossy, offsets[0])) == (red.UNSUPPORTED, 0)
+
+
+def test_regular_block_times():
+    counts = np.array([2560, 2560, 2560, 100])
+    p = 1e6 / 256
+    starts = np.array([0, 2560 * p, 5120 * p, 9_000_000_000], np.float64).round().astype(np.int64)
+    disc = np.array([True, False, False, True])
+    assert _regular(starts, counts, disc, 256.0)
+    late = starts.copy()
+    late[2] += 2  # two microseconds off its sample count: not placed the same by every rule
+    assert not _regular(late, counts, disc, 256.0)
+    late_but_new_run = late.copy()
+    late_but_new_run[2] += 10_000_000  # a gap: starts a run of its own
+    assert _regular(late_but_new_run, counts, disc, 256.0)
+
+
+def _with_crc(buf: np.ndarray, off: int) -> np.ndarray:
+    size = int(buf[off + 36 : off + 40].view(np.uint32)[0])
+    out = buf.copy()
+    out[off : off + 4] = np.frombuffer(np.uint32(red.crc32(out, off + 4, off + size, red.CRC_TABLE)).tobytes(), np.uint8)
+    return out
