@@ -19,7 +19,16 @@ from mef3lab.readers.numba import _regular
 
 def test_crc_table_is_meflibs():
     # The first entries of CRC_KOOPMAN32_KEY in meflib.h.
-    assert [hex(v) for v in red.CRC_TABLE[:4]] == ["0x0", "0x9695c4ca", "0xfb4839c9", "0x6dddfd03"]
+    assert [hex(v) for v in red.CRC_TABLE[0, :4]] == ["0x0", "0x9695c4ca", "0xfb4839c9", "0x6dddfd03"]
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 300])
+def test_crc_8_bytes_a_step_equals_bytewise(length):
+    data = np.random.default_rng(length).integers(0, 256, length + 3, dtype=np.uint8)
+    crc = 0xFFFFFFFF
+    for byte in data[3:]:  # meflib's CRC_update, a byte at a time
+        crc = (crc >> 8) ^ int(red.CRC_TABLE[0, (crc ^ int(byte)) & 0xFF])
+    assert red.crc32(data, 3, length + 3, red.CRC_TABLE) == crc
 
 
 @pytest.mark.parametrize("file", ["recording", "pymef_recording"])
