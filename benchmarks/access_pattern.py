@@ -56,9 +56,8 @@ def run(path: Path, params: Params, log=print) -> Table:
         log(f"A3 server with prefetch {params.n_prefetch} ...")
         s = repeat(params.repeat, lambda: client_sequence(n_prefetch=params.n_prefetch))
         one = best(s)
-        limit = (direct_time_one(runs, n, w) + n * w) / base
-        table.add(f"3. server, prefetch {params.n_prefetch}, {params.workers} readers", one, "s", one / base,
-                  Target("ratio", "<=", 0.5, f"aim 0.42, limit ≈{limit:.2f}"), samples=s)
+        prefetched = table.add(f"3. server, prefetch {params.n_prefetch}, {params.workers} readers", one, "s",
+                               one / base, Target("ratio", "<=", 0.5, "aim 0.42"), samples=s)
 
         log(f"A4 {len(offsets)} concurrent clients ...")
         s = repeat(params.repeat, lambda: concurrent(path, params, direct.n_total, want, stats))
@@ -72,6 +71,8 @@ def run(path: Path, params: Params, log=print) -> Table:
 
         log("A5 cold segment and cache hits ...")
         cold, hit, cold_direct = cold_and_hits(path, params, direct)
+        # Row 3 can at best wait for one cold read, then only for its own work.
+        prefetched.target = Target("ratio", "<=", 0.5, f"aim 0.42, limit ≈{(cold + n * w) / base:.2f}")
         table.add("cold segment via server (no prefetch)", cold * 1e3, "ms", cold / cold_direct,
                   Target("ratio", "<=", 1.1))
         table.add(f"cache hit over TCP ({mb:.0f} MB segment)", mb / hit, "MB/s", hit / cold_direct,
@@ -92,11 +93,6 @@ def _stats_text(s: dict, segment_samples: int) -> str:
     return (f"{s['hits']} hits ({s['prefetch_hits']} prefetched), {s['misses']} misses, "
             f"{s['prefetches']} prefetches, {s['decoded_samples'] / segment_samples:.1f} segments decoded, "
             f"cache budget {s['cache_budget_bytes'] / 1e6:.0f} MB")
-
-
-def direct_time_one(runs, n: int, w: float) -> float:
-    """One direct segment read, from the baseline run (its reads without the work)."""
-    return (best(t for t, _ in runs) - n * w) / n
 
 
 def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict) -> float:

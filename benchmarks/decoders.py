@@ -20,7 +20,7 @@ def run(path: Path, params: Params, log=print) -> Table:
     n = params.n_segments
     table = Table("D", f"Decoders in this process: {n} sequential {params.segment_s:g} s segments, all channels, "
                        "float32")
-    base, want, notes = None, None, []
+    base, want = None, None
     for engine in ENGINES:
         log(f"D {engine} ...")
         with Direct(path, params, engine) as direct:
