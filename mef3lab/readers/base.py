@@ -404,20 +404,22 @@ class Reader(ABC):
 def spans_from_toc(
     starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
 ) -> tuple[Span, ...]:
-    """Contiguous spans from a block table of contents (what both engines expose)."""
-    spans: list[Span] = []
-    cur_start = cur_end = None
-    for t, n, disc in zip(starts_uutc, n_samples, discontinuity):
-        t, n = int(t), int(n)
-        end = int(round(t + n * 1e6 / fs))
-        if cur_start is None or disc or t > cur_end + 1e6 / fs:
-            if cur_start is not None:
-                spans.append(Span(cur_start, cur_end))
-            cur_start = t
-        cur_end = end
-    if cur_start is not None:
-        spans.append(Span(cur_start, cur_end))
-    return tuple(spans)
+    """Contiguous spans from a block table of contents (what both engines expose).
+
+    A block starts a new span when flagged discontinuous or when it starts more than a
+    sample period after the previous block's end; a span ends where its last block ends.
+    """
+    t = np.asarray(starts_uutc, np.int64)
+    if t.size == 0:
+        return ()
+    period = 1e6 / fs
+    end = np.round(t + np.asarray(n_samples, np.int64) * period).astype(np.int64)
+    new = np.asarray(discontinuity, bool).copy()
+    new[0] = True
+    new[1:] |= t[1:] > end[:-1] + period
+    first = np.flatnonzero(new)
+    last = np.append(first[1:] - 1, t.size - 1)
+    return tuple(Span(int(a), int(b)) for a, b in zip(t[first], end[last]))
 
 
 def _inverted(t0: float, t1: float) -> str:
