@@ -1,4 +1,4 @@
-"""Table C: the xarray engine through a server.
+"""Table C: the xarray engine, through a server and in this process.
 
 Warm windows: ``rec.signal.sel(time=slice(t, t + window)).values`` at random t, timed
 after one untimed pass has decoded every segment they touch (the server's cache holds
@@ -22,7 +22,7 @@ from .report import Stopwatch, Table, Target, best, percentile, repeat
 
 
 def run(path: Path, params: Params, log=print) -> Table:
-    table = Table("C", f"xarray engine via a server ({params.recording.channels} channels)")
+    table = Table("C", f"xarray engine, through a server and in this process ({params.recording.channels} channels)")
     with Direct(path, params) as direct:
         log(f"C1 warm {params.window_s:g} s windows ...")
         remote_ms, direct_ms = warm_windows(path, params, direct)
@@ -37,9 +37,12 @@ def run(path: Path, params: Params, log=print) -> Table:
         stats: dict = {}
         s = repeat(params.repeat, lambda: remote_mean(path, params, want, stats))
         decoded = stats["decoded_samples"] / (len(direct.names) * direct.length)
+        e = repeat(params.repeat, lambda: embedded_mean(path, want))
     table.add("mean(\"time\") of the whole recording, direct (baseline)", best(d), "s", 1.0, samples=d)
     table.add(f"mean(\"time\") via server, prefetch {params.n_prefetch}", best(s), "s", best(s) / best(d),
               Target("ratio", "<=", 0.6), samples=s)
+    table.add("mean(\"time\") in this process (numba engine, dask threads)", best(e), "s", best(e) / best(d),
+              samples=e)
     table.notes += [
         f"windows: {params.n_windows} random t; ×direct = ÷ the same window read in this process "
         f"(p50 {p50d:.1f} ms); the mean: times are the best of {params.repeat}, dask's default scheduler.",
@@ -95,15 +98,26 @@ def direct_mean(direct: Direct) -> tuple[float, np.ndarray]:
 
 def remote_mean(path: Path, params: Params, want: np.ndarray, stats: dict) -> float:
     with server(params) as srv:
-        rec = mef3lab.open_recording(str(path), address=srv.address)
-        try:
-            with Stopwatch() as sw:
-                got = rec.signal.mean("time").compute().values
-        finally:
-            rec.close()
+        seconds = timed_mean(path, srv.address, want)
         with Mef3Client(srv.address) as client:
             stats.update(client.stats())
+    return seconds
+
+
+def embedded_mean(path: Path, want: np.ndarray) -> float:
+    return timed_mean(path, None, want)
+
+
+def timed_mean(path: Path, address: str | None, want: np.ndarray) -> float:
+    """Seconds of ``rec.signal.mean("time").compute()`` (opened untimed), checked against `want`."""
+    rec = mef3lab.open_recording(str(path), address=address)
+    try:
+        with Stopwatch() as sw:
+            got = rec.signal.mean("time").compute().values
+    finally:
+        rec.close()
     if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
-        raise AssertionError(f"the mean via the server differs from the direct one by up to "
+        where = "via the server" if address else "in this process"
+        raise AssertionError(f"the mean {where} differs from the direct one by up to "
                              f"{np.nanmax(np.abs(got - want)):.3g}")
     return sw.seconds

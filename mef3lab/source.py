@@ -16,12 +16,13 @@ its own reader or connection on first use.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import ContextManager, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -118,10 +119,10 @@ EMBEDDED_CHUNK_BYTES = 64 * 2**20
 class EmbeddedSource:
     """A `Reader` of this process, behind the `RecordingSource` protocol.
 
-    Readers are not thread-safe (pymef keeps global state), so every read of every
-    embedded source of the process is serialised on one lock. dask's threaded scheduler
-    therefore gains nothing from threads for embedded reads; processes (dask.distributed)
-    or the server scale, and this keeps correctness simple.
+    pymef keeps global state, so reads of pymef readers (of every recording of the process)
+    take turns on one lock. Engines that declare themselves thread-safe (mef3io and numba
+    release the GIL while decoding) read at once, so dask's threaded scheduler decodes
+    chunks on every core.
     """
 
     _decode_lock = threading.Lock()
@@ -131,8 +132,11 @@ class EmbeddedSource:
         self.info = reader.info
         self._closed = False
 
+    def _turn(self) -> ContextManager:
+        return contextlib.nullcontext() if self.reader.thread_safe else EmbeddedSource._decode_lock
+
     def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
-        with self._decode_lock:
+        with self._turn():
             if dtype == "int32":
                 return self.reader.read_raw(list(channels), k0, k1).counts
             return self.reader.read_index(list(channels), k0, k1, dtype)
@@ -156,7 +160,7 @@ class EmbeddedSource:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            with self._decode_lock:
+            with self._turn():
                 self.reader.close()
 
 

@@ -249,11 +249,14 @@ def check_session_path(path: str | os.PathLike) -> Path:
 class Reader(ABC):
     """An open MEF 3.0 recording. Engines subclass this; callers use only what is defined here.
 
-    Not thread-safe by design: pymef keeps global state, so concurrency is one reader
-    per process (the server's pool), never shared threads.
+    Thread safety is per engine (`thread_safe`): pymef keeps global state, so its reads
+    never share a process's threads; the server reads in a pool of processes either way.
     """
 
     engine: str = ""
+    #: True when reads may run from several threads at once (the engine keeps no global
+    #: state and releases the GIL); False (pymef) makes every caller take turns.
+    thread_safe: bool = False
 
     def __init__(self, path: str | os.PathLike, password: str | None = None) -> None:
         self.path = check_session_path(path)

@@ -29,6 +29,7 @@ class Mef3ioReader(Reader):
     """A recording decoded by mef3io."""
 
     engine = "mef3io"
+    thread_safe = True  # mef3io reads from several threads at once, with the GIL released
 
     def _open(self) -> SessionInfo:
         import mef3io

@@ -134,7 +134,7 @@ class NumbaReader(Mef3ioReader):
             buf = _pread(b.files[seg], lo, hi - lo)
             status, k = red.decode_blocks(buf, b.offsets[sel] - lo, b.counts[sel], firsts[sel], row, red.CRC_TABLE)
             if status == red.UNSUPPORTED:
-                self._blocks.pop(name)
+                self._blocks.pop(name, None)
                 self._slow(name, red.PROBLEMS[status])
                 return False
             if status != red.OK:

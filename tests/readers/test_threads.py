@@ -1,0 +1,22 @@
+"""Engines that declare themselves thread-safe return the right samples when read from many threads."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from mef3lab.readers import open_reader
+
+
+@pytest.mark.parametrize("engine", ["mef3io", "numba"])
+def test_thread_safe_engines_read_at_once_correctly(recording, engine):
+    with open_reader(recording, engine=engine) as r, open_reader(recording, engine="pymef") as ref:
+        assert r.thread_safe and not ref.thread_safe
+        n = r.info.rate_groups[0].grid.n_samples
+        windows = [(k, k + 3000) for k in range(-500, n, 1700)]  # overlapping, past both ends, across gaps
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda w: r.read_index(None, *w), windows * 3))
+        for w, x in zip(windows * 3, got):
+            np.testing.assert_array_equal(x, ref.read_index(None, *w))
