@@ -51,29 +51,31 @@ def test_encrypted_sessions_are_decoded_by_the_kernels(encrypted_recording, pass
                                               ref.read(g.channels, dtype="float64"))
 
 
-def test_a_block_the_kernels_cannot_decode_is_handed_to_mef3io(recording, tmp_path):
-    copy = tmp_path / "lossy.mefd"
+def _open_copy(recording, tmp_path, channel: int):
+    """A numba reader of a copy of `recording`; the name, .tdat file and block offsets of its `channel`-th channel."""
+    copy = tmp_path / "copy.mefd"
     shutil.copytree(recording, copy)
-    with open_reader(copy, engine="numba") as r:
-        name = r.info.names[0]
-        tdat = next((copy / f"{name}.timd").glob("*.segd/*.tdat"))
-        off = int(r._blocks[name].offsets[2])
+    r = open_reader(copy, engine="numba")
+    name = r.info.names[channel]
+    return r, name, next((copy / f"{name}.timd").glob("*.segd/*.tdat")), r._blocks[name].offsets
+
+
+def test_a_block_the_kernels_cannot_decode_is_handed_to_mef3io(recording, tmp_path):
+    r, name, tdat, offsets = _open_copy(recording, tmp_path, 0)
+    with r:
+        off = int(offsets[2])
         buf = np.fromfile(tdat, np.uint8)
         buf[off + 24 : off + 28] = np.frombuffer(np.float32(2.0).tobytes(), np.uint8)  # a lossy block
         _with_crc(buf, off).tofile(tdat)
         got = r.read(name, dtype="float64")
         assert name not in r.decoded_here and r.info.names[1] in r.decoded_here
-        with open_reader(copy, engine="mef3io") as ref:
+        with open_reader(r.path, engine="mef3io") as ref:
             np.testing.assert_array_equal(got, ref.read(name, dtype="float64"))
 
 
 def test_a_damaged_block_names_file_channel_and_offset(recording, tmp_path):
-    copy = tmp_path / "copy.mefd"
-    shutil.copytree(recording, copy)
-    with open_reader(copy, engine="numba") as r:
-        name = r.info.names[1]
-        tdat = next((copy / f"{name}.timd").glob("*.segd/*.tdat"))
-        offsets = r._blocks[name].offsets
+    r, name, tdat, offsets = _open_copy(recording, tmp_path, 1)
+    with r:
         data = bytearray(tdat.read_bytes())
         at = int(offsets[3]) + red.HEADER_BYTES + 10  # inside the fourth block's samples
         data[at] ^= 0xFF
@@ -81,7 +83,7 @@ def test_a_damaged_block_names_file_channel_and_offset(recording, tmp_path):
         with pytest.raises(CorruptDataError, match=rf"{name}.*byte {int(offsets[3])} of {tdat.name}.*CRC"):
             r.read(name)
         # The blocks before it still read, and equal pymef's.
-        with open_reader(copy, engine="pymef") as ref:
+        with open_reader(r.path, engine="pymef") as ref:
             t1 = int(r.info.channel(name).start_uutc + 2 * 10_000_000)
             np.testing.assert_array_equal(r.read(name, None, t1), ref.read(name, None, t1))
 
