@@ -200,7 +200,7 @@ def build_dataset(
 class Mef3BackendEntrypoint(BackendEntrypoint):
     """``xr.open_dataset(path_or_uri, engine="mef3", chunks={})``.
 
-    Backend keywords: ``password``, ``reader_engine`` ("pymef" / "mef3io"; named so as
+    Backend keywords: ``password``, ``reader_engine`` ("numba", the default, "pymef" or "mef3io"; named so as
     not to clash with xarray's own ``engine``), ``address`` ("host:port" of a mef3lab
     server, or False to read in this process even when a default server is set),
     ``channels`` (names, in the order wanted) and ``dtype`` ("float32" / "float64").
@@ -256,7 +256,7 @@ def open_recording(
     through that server). `address` ("host:port") reads a plain path through a server;
     by default plain paths are read in this process unless
     `mef3lab.source.set_default_address` named a server (``address=False`` overrides it).
-    `engine` picks the decoder for in-process reads ("pymef" or "mef3io").
+    `engine` picks the decoder for in-process reads ("numba", the default, "pymef" or "mef3io").
     `chunks` is passed to xarray: ``{}`` (default) gives dask chunks of one source segment,
     None a lazy non-dask array. `channels` selects (and orders) channels; an unknown name
     raises `mef3lab.errors.UnknownChannelError`. `dtype` is "float32" (default), "float64",
