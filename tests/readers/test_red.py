@@ -40,6 +40,25 @@ def test_every_plain_channel_is_decoded_by_the_kernels(request, file):
             np.testing.assert_array_equal(r.read(dtype="float64"), ref.read(dtype="float64"))
 
 
+def test_channels_between_grid_samples_land_where_pymef_puts_them(tmp_path):
+    import mef3io
+
+    from .conftest import START
+
+    x = np.round(np.random.default_rng(3).normal(0, 30, 256 * 30), 2)
+    path = tmp_path / "offsets.mefd"
+    with mef3io.Writer(str(path), overwrite=True, units="uV") as w:
+        w.write("a", x, START, 256.0, precision=2)
+        w.write("b", x, START + 1000, 256.0, precision=2)  # 0.256 of a period after the grid
+        w.write("c", x, START + 2500, 256.0, precision=2)  # 0.64
+        w.write("d", x[:5000], START + 1953, 256.0, precision=2)  # just under half, then a gap
+        w.write("d", x[5000:], START + 1953 + round(5000 * 1e6 / 256) + 3_001_000, 256.0, precision=2)
+    with open_reader(path, engine="numba") as r, open_reader(path, engine="pymef") as ref:
+        assert r.decoded_here == ("a", "b", "c", "d")
+        for t0, t1 in [(None, None), (START + 7, START + 5_000_000), (START + 19_000_000, START + 27_000_017)]:
+            np.testing.assert_array_equal(r.read(None, t0, t1, dtype="float64"), ref.read(None, t0, t1, dtype="float64"))
+
+
 def test_encrypted_sessions_are_decoded_by_the_kernels(encrypted_recording, passwords):
     # mef3io's writer encrypts metadata and records, not sample blocks.
     for password in passwords:
