@@ -43,8 +43,7 @@ def test_every_plain_channel_is_decoded_by_the_kernels(request, file):
 def test_channels_between_grid_samples_land_where_pymef_puts_them(tmp_path):
     import mef3io
 
-    from .conftest import START
-
+    START = 1_705_305_600_000_000
     x = np.round(np.random.default_rng(3).normal(0, 30, 256 * 30), 2)
     path = tmp_path / "offsets.mefd"
     with mef3io.Writer(str(path), overwrite=True, units="uV") as w:
