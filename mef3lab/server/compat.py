@@ -209,9 +209,12 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         client, path = compat_client(context), request.file_path
         names = self.engine.channels(client, path)
         _one_rate(self.engine.info(client, path), names, "SetActiveChannels to the channels of one rate")
-        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE)
+        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True)
         grid, k0 = s.group.grid, s.start_index
-        yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k))
+        try:
+            yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k))
+        finally:
+            s.start_prefetch()
 
     # -- the successor's range reads --------------------------------------------------------------
     @in_band(lambda req, text: pb.SignalChunk(file_path=req.file_path, error_message=text))
@@ -228,28 +231,33 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         if n_points is None:
             _one_rate(info, names, "ask for one rate group per call, or set n_points for a display read")
         groups = [(g, [n for n in dict.fromkeys(names) if n in g.channels]) for g in info.rate_groups]
-        reads = [(g, self.engine.read_time(client, path, mine, t0, t1, RANGE_DTYPE)) for g, mine in groups if mine]
-        if len(reads) == 1 and (n_points is None or reads[0][1].data.shape[1] <= n_points):
-            s = reads[0][1]
-            grid, k0 = s.group.grid, s.start_index
-            yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k))
-            return
-        # Decimated: every rate group to the same number of points over the window.
-        n_out = min([n_points] + [s.data.shape[1] for _, s in reads])
-        if any(s.data.shape[1] > n_out for _, s in reads):
-            n_out -= n_out % 2
-        if n_out < 2:
-            raise TimeRangeError(
-                f"the window [{t0}, {t1}) µUTC holds too few samples of {_groups_text(info, names)} for one "
-                "display read; read each rate group separately")
-        rows = {}
-        for _, s in reads:
-            for name, row in zip(s.channels, minmax_points(s.data, n_out)):
-                rows[name] = row
-        data = np.stack([rows[n] for n in names])
-        first = reads[0][1]  # the fastest group's window sets the times
-        a, b = first.first_sample_uutc, first.end_uutc
-        yield from _messages(path, data, names, n_out * 1e6 / (b - a), lambda p: int(round(a + p * (b - a) / n_out)))
+        reads = [(g, self.engine.read_time(client, path, mine, t0, t1, RANGE_DTYPE, defer_prefetch=True))
+                 for g, mine in groups if mine]
+        try:
+            if len(reads) == 1 and (n_points is None or reads[0][1].data.shape[1] <= n_points):
+                s = reads[0][1]
+                grid, k0 = s.group.grid, s.start_index
+                yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k))
+                return
+            # Decimated: every rate group to the same number of points over the window.
+            n_out = min([n_points] + [s.data.shape[1] for _, s in reads])
+            if any(s.data.shape[1] > n_out for _, s in reads):
+                n_out -= n_out % 2
+            if n_out < 2:
+                raise TimeRangeError(
+                    f"the window [{t0}, {t1}) µUTC holds too few samples of {_groups_text(info, names)} for one "
+                    "display read; read each rate group separately")
+            rows = {}
+            for _, s in reads:
+                for name, row in zip(s.channels, minmax_points(s.data, n_out)):
+                    rows[name] = row
+            data = np.stack([rows[n] for n in names])
+            first = reads[0][1]  # the fastest group's window sets the times
+            a, b = first.first_sample_uutc, first.end_uutc
+            yield from _messages(path, data, names, n_out * 1e6 / (b - a), lambda p: int(round(a + p * (b - a) / n_out)))
+        finally:
+            for _, read in reads:
+                read.start_prefetch()
 
     @in_band(lambda req, text: pb.ChannelEnvelope(file_path=req.file_path, error_message=text))
     def GetEnvelope(self, request, context):

@@ -19,7 +19,8 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -47,6 +48,13 @@ class Samples:
     group: RateGroup
     start_index: int
     factors: np.ndarray | None = None  # per-channel conversion factors when data are raw int32 counts
+    #: The background loads this read asks for, when the caller starts them (`defer_prefetch`).
+    deferred_prefetch: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def start_prefetch(self) -> None:
+        """Start the deferred background loads, if any (once the reply is on its way)."""
+        if self.deferred_prefetch is not None:
+            self.deferred_prefetch()
 
     @property
     def first_sample_uutc(self) -> int:
@@ -206,7 +214,7 @@ class Engine:
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
         self, client: str, path: str, index: int, channels: Sequence[str] | None = None,
-        dtype: str = "float32", prefetch: bool = True,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
     ) -> Samples:
         """Segment `index` of this client's grid for `channels` (one rate group)."""
         rec, _ = self._open_view(client, path)
@@ -219,7 +227,7 @@ class Engine:
                 f"{length / group.fs:g} s at {group.fs:g} Hz (indices 0..{n_seg - 1})"
             )
         return self.read_index(client, path, names, index * length,
-                               min((index + 1) * length, group.grid.n_samples), dtype, prefetch)
+                               min((index + 1) * length, group.grid.n_samples), dtype, prefetch, defer_prefetch)
 
     def time_window(self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float,
                     end_uutc: float) -> tuple[int, int]:
@@ -229,17 +237,23 @@ class Engine:
 
     def read_time(
         self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float, end_uutc: float,
-        dtype: str = "float32", prefetch: bool = True,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
     ) -> Samples:
         """Samples in ``[start_uutc, end_uutc)`` on the channels' grid (NaN outside the data)."""
         k0, k1 = self.time_window(client, path, channels, start_uutc, end_uutc)
-        return self.read_index(client, path, channels, k0, k1, dtype, prefetch)
+        return self.read_index(client, path, channels, k0, k1, dtype, prefetch, defer_prefetch)
 
     def read_index(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int,
-        dtype: str = "float32", prefetch: bool = True,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
     ) -> Samples:
-        """Grid samples ``[k0, k1)``, assembled from (cached) segments of this client's grid."""
+        """Grid samples ``[k0, k1)``, assembled from (cached) segments of this client's grid.
+
+        `prefetch` queues the segments after these in the client's direction. With
+        `defer_prefetch` they are queued only when the caller calls `Samples.start_prefetch`:
+        a server does so once its reply is sent, since a decode running beside the reply's
+        transfer doubles the time a cache hit takes to arrive.
+        """
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
@@ -253,15 +267,19 @@ class Engine:
         indices = _touched(group, length, k0, k1)
         keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in indices]
         pieces = list(zip(indices, self.segments.get(rec, keys)))
+        later = None
         if prefetch and pieces:
-            self._prefetch_after(client, rec, group, canon, dtype, length, n_seg, pieces[-1][0])
+            later = partial(self._prefetch_after, client, rec, group, canon, dtype, length, n_seg, pieces[-1][0])
+            if not defer_prefetch:
+                later()
+                later = None
         if len(pieces) == 1 and (pieces[0][0] * length, pieces[0][0] * length + pieces[0][1].shape[1]) == (k0, k1):
             data = pieces[0][1] if rows is None else pieces[0][1][rows]
         else:
             data = _assemble(pieces, length, k0, k1, len(names), dtype, rows)
         factors = (np.array([rec.info.channel(c).conversion_factor for c in names], np.float64)
                    if dtype == "int32" else None)
-        return Samples(data, names, group, k0, factors)
+        return Samples(data, names, group, k0, factors, later)
 
     def envelope(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, bins: int,

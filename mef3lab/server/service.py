@@ -134,14 +134,20 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     def ReadSegment(self, request, context):
         dtype = sample_type(request.dtype)
         s = self.engine.read_segment(client_id(context), request.path, request.index,
-                                     list(request.channels) or None, dtype, not request.no_prefetch)
-        yield from array_to_chunks(s.data, samples_header(s, dtype))
+                                     list(request.channels) or None, dtype, not request.no_prefetch, True)
+        try:
+            yield from array_to_chunks(s.data, samples_header(s, dtype))
+        finally:
+            s.start_prefetch()
 
     @grpc_errors
     def ReadRange(self, request, context):
         dtype = sample_type(request.dtype)
         s = self._window(request, context, dtype, not request.no_prefetch)
-        yield from array_to_chunks(s.data, samples_header(s, dtype))
+        try:
+            yield from array_to_chunks(s.data, samples_header(s, dtype))
+        finally:
+            s.start_prefetch()
 
     @grpc_errors
     def ReadEnvelope(self, request, context):
@@ -152,7 +158,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     def _window(self, request, context, dtype: str, prefetch: bool) -> Samples:
         client, names = client_id(context), list(request.channels) or None
         k0, k1 = self._indices(request, client, names)
-        return self.engine.read_index(client, request.path, names, k0, k1, dtype, prefetch)
+        return self.engine.read_index(client, request.path, names, k0, k1, dtype, prefetch, defer_prefetch=True)
 
     def _indices(self, request, client: str, names) -> tuple[int, int]:
         """The request's window as grid indices, whether it was given in time or in samples."""

@@ -80,3 +80,19 @@ def test_errors_are_not_cached(engine, recording):
     with pytest.raises(SegmentIndexError):
         engine.read_segment("a", str(recording), 10**6)
     assert engine.stats()["cache_entries"] == 0
+
+
+@pytest.mark.parametrize("defer", [False, True])
+def test_prefetch_starts_when_the_caller_says_so(recording, defer):
+    # A server defers it until its reply is sent; direct users of the engine get it at once.
+    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=2, segment_seconds=60.0))
+    try:
+        e.open("a", str(recording))
+        s = e.read_segment("a", str(recording), 0, defer_prefetch=defer)
+        assert e.stats()["prefetches"] == (0 if defer else 2)
+        s.start_prefetch()  # a no-op when nothing was deferred
+        assert e.stats()["prefetches"] == 2
+        assert e.read_segment("a", str(recording), 2, prefetch=False).data.shape == s.data.shape
+        assert e.stats()["prefetch_hits"] >= 1
+    finally:
+        e.shutdown()

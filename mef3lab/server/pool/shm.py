@@ -13,6 +13,7 @@ which would otherwise unlink (or warn about) blocks it does not own.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import sys
@@ -78,6 +79,7 @@ class _Mapping:
         probe = np.frombuffer(block.buf, np.uint8, count=1)
         address = probe.__array_interface__["data"][0]
         del probe
+        _populate(address, block.size)
         self._block = block
         self.__array_interface__ = {
             "version": 3, "shape": shape, "typestr": np.dtype(dtype).str, "data": (address, False),
@@ -85,6 +87,36 @@ class _Mapping:
 
     def __del__(self) -> None:
         self._block.close()
+
+
+#: madvise(2) advice that maps a range's pages now (Linux 5.14+; elsewhere a no-op).
+_MADV_POPULATE_READ = 22
+
+
+def _populate(address: int, nbytes: int) -> None:
+    """Map the worker-written pages into this process before anyone reads them.
+
+    Otherwise the first read of a result (often the client's first cache hit on a
+    prefetched segment) takes a page fault per 4 KiB page: 5,000 for a 20 MB segment, a
+    10-15 ms penalty. Done where the result arrives (the pool's thread, GIL released).
+    """
+    if _libc is None or nbytes == 0:
+        return
+    _libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(nbytes), _MADV_POPULATE_READ)
+
+
+def _load_libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_libc = _load_libc()
 
 
 def _result_array(job: _Job) -> SharedArray:
