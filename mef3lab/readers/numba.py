@@ -23,8 +23,7 @@ import numpy as np
 
 from ..errors import CorruptDataError
 from . import red
-from ._common import check_rates
-from .base import RAW_NAN
+from .base import RAW_NAN, SessionInfo
 from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ class NumbaReader(Mef3ioReader):
     engine = "numba"
     warm_up = staticmethod(red.warm_up)
 
-    def _open(self):
+    def _open(self) -> SessionInfo:
         info = super()._open()
         self._blocks: dict[str, _Blocks] = {}
         for c in info.channels:
@@ -118,11 +117,11 @@ class NumbaReader(Mef3ioReader):
             out[i][counts == RAW_NAN] = np.nan
 
     def _decode(self, name: str, t0: int, n: int, row: np.ndarray) -> bool:
-        """Counts of `name` on the n grid samples from t0 into `row`; False: mef3io must read it."""
+        """Counts of `name` on the n grid samples from t0 into `row`; False: mef3io must read it
+        (as for every channel left out of `_blocks`, including those that change rate)."""
         b = self._blocks.get(name)
         if b is None:
             return False
-        check_rates(self.rate_changes, [name])
         period = 1e6 / self.info.channel(name).fs
         # A block's first sample lands at the grid index nearest its time (half a period decides).
         firsts = np.ceil((b.starts - t0) / period - 0.5).astype(np.int64)

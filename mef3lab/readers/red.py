@@ -39,7 +39,7 @@ PROBLEMS = {
     BAD_CRC: "its CRC does not match its contents",
     BAD_STREAM: "its compressed samples do not decode",
     WRONG_COUNT: "it holds a different number of samples than the index lists",
-    UNSUPPORTED: "it is encrypted, lossy or detrended (read by mef3io instead)",
+    UNSUPPORTED: "a block is encrypted, lossy or detrended",
 }
 
 
