@@ -28,6 +28,7 @@ class ServerConfig:
     cache_mb: float = 0.0  # byte budget of the segment cache; 0 = derive from the two above
     n_process_workers: int = 2  # 0 = decode inside the server process (debugging)
     segment_seconds: float = 300.0  # default segment size of a client that sets none
+    segment_mb: float = 256.0  # ...shortened (whole seconds) where a rate group's channels would exceed this
     max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
     client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
     engine: str = "numba"

@@ -81,7 +81,7 @@ class Recording:
 class ClientView:
     """One client's settings for one recording."""
 
-    segment_seconds: float
+    segment_seconds: float | None = None  # None: the server's default (see `Engine.segment_grid`)
     channels: tuple[str, ...] | None = None  # selection used when a read names none
 
 
@@ -125,7 +125,7 @@ class Engine:
             self.pool.info(key, password, rec.engine)  # this client must prove its own password
         with self._lock:
             rec.clients.add(client)
-            self._views.setdefault((client, key), ClientView(self.config.segment_seconds))
+            self._views.setdefault((client, key), ClientView())
             self._last_seen[client] = time.monotonic()
         return rec.info
 
@@ -192,7 +192,9 @@ class Engine:
         return {g.fs: self.segment_grid(client, path, g)[1] for g in rec.info.rate_groups}
 
     def segment_seconds(self, client: str, path: str) -> float:
-        return self._open_view(client, path)[1].segment_seconds
+        """The client's segment size, or the server's default (which wide, fast groups shorten)."""
+        chosen = self._open_view(client, path)[1].segment_seconds
+        return self.config.segment_seconds if chosen is None else chosen
 
     def set_channels(self, client: str, path: str, channels: Sequence[str] | None) -> tuple[str, ...]:
         """This client's channel selection for reads that name none (None or empty = all)."""
@@ -206,9 +208,20 @@ class Engine:
         return rec.info.check_channels(channels or view.channels)
 
     def segment_grid(self, client: str, path: str, group: RateGroup) -> tuple[int, int]:
-        """(samples per segment, number of segments) of `group` for this client."""
+        """(samples per segment, number of segments) of `group` for this client.
+
+        A client that chose no size gets `segment_seconds`, shortened to whole seconds where
+        a segment of all the group's channels would exceed `segment_mb` as float32 (256
+        channels at 32 kHz: 8 s, not 300 s and 9.8 GB), or half the read limit (so that
+        float64 segments are never refused); never below one second.
+        """
         _, view = self._open_view(client, path)
-        length = max(1, int(round(view.segment_seconds * group.fs)))
+        seconds = view.segment_seconds
+        if seconds is None:
+            budget = min(self.config.segment_mb * 2**20, self.config.max_read_bytes / 2)
+            fits = math.floor(budget / (4 * len(group.channels) * group.fs))
+            seconds = min(self.config.segment_seconds, max(MIN_SEGMENT_SECONDS, fits))
+        length = max(1, int(round(seconds * group.fs)))
         return length, max(1, math.ceil(group.grid.n_samples / length))
 
     # -- reads ----------------------------------------------------------------------------
@@ -264,6 +277,7 @@ class Engine:
         self._check_size(len(names), k1 - k0, dtype)
         length, n_seg = self.segment_grid(client, path, group)
         canon, rows = _channel_set(rec.info, names)
+        self._check_segments(len(canon), length, dtype)
         indices = _touched(group, length, k0, k1)
         keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in indices]
         pieces = list(zip(indices, self.segments.get(rec, keys)))
@@ -296,7 +310,7 @@ class Engine:
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
         canon, rows = _channel_set(rec.info, names)
-        self._check_size(len(canon), min(length, k1 - k0), "float32")
+        self._check_segments(len(canon), length, "float32")
         bins = min(bins, k1 - k0)
         starts = k0 + bin_starts(k1 - k0, bins)
         out = np.full((2, len(canon), bins), np.nan, np.float32)
@@ -311,12 +325,18 @@ class Engine:
                 out[1, :, j0:j1 + 1] = np.fmax(out[1, :, j0:j1 + 1], np.fmax.reduceat(chunk, edges, axis=1))
         return Samples(out if rows is None else out[:, rows], names, group, k0)
 
-    def _check_size(self, n_channels: int, n_samples: int, dtype: str) -> None:
+    def _check_size(self, n_channels: int, n_samples: int, dtype: str, what: str = "a read",
+                    advice: str = "read it in smaller windows") -> None:
         size = n_channels * n_samples * np.dtype(SAMPLE_TYPES[dtype]).itemsize
         if size > self.config.max_read_bytes:
             raise ReadTooLargeError(
-                f"a read of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) exceeds the "
-                f"server's limit of {self.config.max_read_mb:g} MiB; read it in smaller windows")
+                f"{what} of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) exceeds the "
+                f"server's limit of {self.config.max_read_mb:g} MiB; {advice}")
+
+    def _check_segments(self, n_channels: int, length: int, dtype: str) -> None:
+        """Segments are decoded whole, however little of one a read wants."""
+        self._check_size(n_channels, length, dtype, "a segment (decoded whole)",
+                         "set a shorter segment size for this recording")
 
     def block_envelope(
         self, client: str, path: str, channel: str, start_uutc: int | None = None, end_uutc: int | None = None,
@@ -333,6 +353,7 @@ class Engine:
         group = rec.info.group_of(names)
         canon, _ = _channel_set(rec.info, names)
         length, _ = self.segment_grid(client, path, group)
+        self._check_segments(len(canon), length, dtype)
         keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in _touched(group, length, k0, k1)]
         return sum(self.segments.prefetch(rec, key) is not None for key in keys)
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from mef3lab.errors import NotOpenError, SegmentIndexError
+from mef3lab.errors import NotOpenError, ReadTooLargeError, SegmentIndexError
 from mef3lab.readers import open_reader
 from mef3lab.server.config import ServerConfig
 from mef3lab.server.engine import Engine
@@ -94,5 +94,35 @@ def test_prefetch_starts_when_the_caller_says_so(recording, defer):
         assert e.stats()["prefetches"] == 2
         assert e.read_segment("a", str(recording), 2, prefetch=False).data.shape == s.data.shape
         assert e.stats()["prefetch_hits"] >= 1
+    finally:
+        e.shutdown()
+
+
+def test_default_segments_of_wide_fast_groups_are_shortened(recording):
+    # 8 channels at 256 Hz: 0.5 MiB of float32 hold 64 s of them.
+    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0, segment_seconds=300.0, segment_mb=0.5))
+    try:
+        e.open("a", str(recording))
+        group = e.info("a", str(recording)).rate_groups[0]
+        assert e.segment_grid("a", str(recording), group)[0] == 64 * 256
+        e.set_segment_seconds("a", str(recording), 100.0)  # a size the client chose is kept
+        assert e.segment_grid("a", str(recording), group)[0] == 100 * 256
+    finally:
+        e.shutdown()
+
+
+def test_segments_larger_than_the_read_limit_are_refused_before_decoding(recording):
+    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0, max_read_mb=0.5))
+    try:
+        e.open("a", str(recording))
+        e.set_segment_seconds("a", str(recording), 120.0)  # 8 ch x 30720 samples: 0.94 MiB of float32
+        for read in (lambda: e.read_index("a", str(recording), None, 0, 10),
+                     lambda: e.envelope("a", str(recording), None, 0, 100, 10),
+                     lambda: e.hint("a", str(recording), None, 0, 10)):
+            with pytest.raises(ReadTooLargeError, match="a segment .*set a shorter segment size"):
+                read()
+        assert e.stats()["misses"] == 0  # nothing was decoded
+        e.set_segment_seconds("a", str(recording), 30.0)
+        assert e.read_index("a", str(recording), ["ch000"], 0, 10).data.shape == (1, 10)
     finally:
         e.shutdown()
