@@ -1,0 +1,58 @@
+"""Damaged blocks whose CRC still matches (a writer's bug, not a flipped bit) never make the
+kernels read or write out of bounds: run with numba's bounds checks on, every mutation must
+end in a status, never in an IndexError (or, without the checks, in memory corruption)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CHILD = r"""
+import json, sys
+import numpy as np
+from mef3lab.readers import open_reader, red
+from mef3lab.synth import synthesize
+
+try:  # the bounds checks are on: an access past the end raises
+    red.crc32(np.zeros(2, np.uint8), 0, 3, red.CRC_TABLE)
+    raise SystemExit("numba's bounds checks are off")
+except IndexError:
+    pass
+path = synthesize(sys.argv[1] + "/f.mefd", channels=1, seconds=40.0, gaps=[], seed=4)
+with open_reader(path, engine="numba") as r:
+    b = r._blocks[r.info.names[0]]
+    pristine = np.fromfile(b.files[0], np.uint8)
+rng = np.random.default_rng(int(sys.argv[2]))
+firsts = np.concatenate([[0], np.cumsum(b.counts)[:-1]]).astype(np.int64)
+out = np.empty(int(b.counts.sum()), np.int32)
+seen = {}
+for trial in range(400):
+    buf = pristine.copy()
+    k = int(rng.integers(len(b.offsets)))
+    off, size = int(b.offsets[k]), int(b.sizes[k])
+    where = rng.choice([28, 32, 48, 300, 304], p=[0.15, 0.1, 0.25, 0.1, 0.4])  # counts, statistics, stream
+    span = 4 if where < 48 else (256 if where == 48 else size - where)
+    for _ in range(int(rng.integers(1, 6))):
+        buf[off + where + int(rng.integers(span))] = rng.integers(256)
+    crc = red.crc32(buf, off + 4, off + size, red.CRC_TABLE)
+    buf[off:off + 4] = np.frombuffer(np.uint32(crc).tobytes(), np.uint8)
+    status, _ = red.decode_blocks(buf, b.offsets, b.counts, firsts, out, red.CRC_TABLE)
+    seen[int(status)] = seen.get(int(status), 0) + 1
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_mutated_blocks_with_matching_crcs_stay_in_bounds(tmp_path, seed):
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), str(seed)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    assert sum(seen.values()) == 400
+    assert set(seen) <= {0, 3, 4}  # OK, BAD_STREAM or WRONG_COUNT: never an exception
+    assert seen.get(3, 0) + seen.get(4, 0) >= 40  # the mutations do reach the decoder's checks
