@@ -58,8 +58,8 @@ def server(params: Params, **overrides) -> Iterator[ServerProcess]:
 class Direct:
     """The baseline: pymef (what the lab reads its files with) in this process, on the server's segment grid."""
 
-    def __init__(self, path: Path, params: Params, engine: str = "pymef") -> None:
-        self.reader = open_reader(path, engine=engine)
+    def __init__(self, path: Path, params: Params, engine: str = "pymef", threads: int = 0) -> None:
+        self.reader = open_reader(path, engine=engine, threads=threads)
         self.names = list(self.reader.info.names)
         self.grid = self.reader.info.group_of(self.names).grid
         self.length = int(round(params.segment_s * self.grid.fs))

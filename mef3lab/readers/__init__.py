@@ -44,13 +44,16 @@ def engine_class(engine: str) -> type[Reader]:
     return getattr(importlib.import_module(module), cls)
 
 
-def open_reader(path: str | os.PathLike, password: str | None = None, engine: str | None = None) -> Reader:
+def open_reader(
+    path: str | os.PathLike, password: str | None = None, engine: str | None = None, threads: int = 0,
+) -> Reader:
     """Open a recording with `engine` (default: numba, mef3lab's own decoder over mef3io's metadata).
 
     pymef, what the lab's files are written with, stays available by name; it cannot
     decode a session opened with its level-1 password (it raises Level1PasswordError).
+    `threads`: how many threads one read may decode on (0: one per core).
     """
-    return engine_class(engine or DEFAULT_ENGINE)(path, password)
+    return engine_class(engine or DEFAULT_ENGINE)(path, password, threads)
 
 
 def warm_up(engine: str = DEFAULT_ENGINE) -> None:

@@ -258,9 +258,14 @@ class Reader(ABC):
     #: state and releases the GIL); False (pymef) makes every caller take turns.
     thread_safe: bool = False
 
-    def __init__(self, path: str | os.PathLike, password: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, password: str | None = None, threads: int = 0) -> None:
+        """threads: how many threads one read may decode on (0: one per core). Engines that
+        hold the GIL ignore it; the server's reader processes use 1 each."""
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = one per core), not {threads}")
         self.path = check_session_path(path)
         self.password = password or ""
+        self.threads = threads or os.cpu_count() or 1
         self.info: SessionInfo = self._open()
 
     # -- engine hooks -------------------------------------------------------------------

@@ -41,7 +41,8 @@ class Mef3ioReader(Reader):
         with self._mapped("open"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", mef3io.SessionDeclarationWarning)
-                self._r = mef3io.Reader(str(self.path), self.password, warn_declarations=False)
+                self._r = mef3io.Reader(str(self.path), self.password, warn_declarations=False,
+                                        n_threads=self.threads)
             channels, spans = [], {}
             for name in self._r.channels:
                 found = self._channel(name)

@@ -15,9 +15,11 @@ mef3io exactly as the mef3io engine would.
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +29,10 @@ from .base import RAW_NAN, SessionInfo
 from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)
+
+#: Reads of fewer samples (all channels) decode on the calling thread: a few ms, less than
+#: handing channels to threads would save.
+PARALLEL_SAMPLES = 200_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class NumbaReader(Mef3ioReader):
     warm_up = staticmethod(red.warm_up)
 
     def _open(self) -> SessionInfo:
+        self._pool: ThreadPoolExecutor | None = None  # decoding threads, started by the first large read
+        self._pool_lock = threading.Lock()
         info = super()._open()
         self._blocks: dict[str, _Blocks] = {}
         for c in info.channels:
@@ -89,6 +97,13 @@ class NumbaReader(Mef3ioReader):
         return _Blocks(starts, counts, idx["file_offset"].astype(np.int64), idx["block_bytes"].astype(np.int64),
                        np.concatenate([np.full(len(p), i) for i, p in parts]), tuple(files))
 
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+        super().close()
+
     @property
     def decoded_here(self) -> tuple[str, ...]:
         """The channels whose samples mef3lab's kernels decode (the others: mef3io)."""
@@ -101,20 +116,38 @@ class NumbaReader(Mef3ioReader):
     # -- reads ------------------------------------------------------------------------------
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
         out = np.empty((len(names), n), np.int32)
-        for i, name in enumerate(names):
-            if not self._decode(name, t0, n, out[i]):
-                out[i] = super()._read_counts([name], t0, t1, n)[0]
+
+        def channel(i: int) -> None:
+            if not self._decode(names[i], t0, n, out[i]):
+                out[i] = Mef3ioReader._read_counts(self, [names[i]], t0, t1, n)[0]
+
+        self._each_channel(len(names), n, channel)
         return out
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
-        counts = np.empty(out.shape[1], np.int32)
-        for i, name in enumerate(names):
-            if not self._decode(name, t0, out.shape[1], counts):
-                super()._read_float([name], t0, t1, out[i:i + 1])
-                continue
+        def channel(i: int) -> None:
+            counts = np.empty(out.shape[1], np.int32)
+            if not self._decode(names[i], t0, out.shape[1], counts):
+                Mef3ioReader._read_float(self, [names[i]], t0, t1, out[i:i + 1])
+                return
             # In float64, rounded once into out's type: exactly (counts * factor).astype(...), as mef3io.
-            np.multiply(counts, self.info.channel(name).conversion_factor, out=out[i], casting="unsafe")
+            np.multiply(counts, self.info.channel(names[i]).conversion_factor, out=out[i], casting="unsafe")
             out[i][counts == RAW_NAN] = np.nan
+
+        self._each_channel(len(names), out.shape[1], channel)
+
+    def _each_channel(self, n_channels: int, n_samples: int, work: Callable[[int], None]) -> None:
+        """work(i) for every channel, on up to `threads` threads: the kernels release the GIL."""
+        if self.threads <= 1 or n_channels < 2 or n_channels * n_samples < PARALLEL_SAMPLES:
+            for i in range(n_channels):
+                work(i)
+            return
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mef3lab-decode")
+            pool = self._pool
+        for done in [pool.submit(work, i) for i in range(n_channels)]:
+            done.result()
 
     def _decode(self, name: str, t0: int, n: int, row: np.ndarray) -> bool:
         """Counts of `name` on the n grid samples from t0 into `row`; False: mef3io must read it

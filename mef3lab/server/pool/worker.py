@@ -50,11 +50,11 @@ class _Readers:
             import importlib
 
             module, cls = self.engines[engine].split(":")
-            reader = getattr(importlib.import_module(module), cls)(path, password or None)
+            reader = getattr(importlib.import_module(module), cls)(path, password or None, 1)
         else:
             from ...readers import open_reader
 
-            reader = open_reader(path, password or None, engine)
+            reader = open_reader(path, password or None, engine, threads=1)  # parallel: the processes
         self._open[key] = reader
         while len(self._open) > self.max_open:
             self._close(self._open.popitem(last=False)[1])
