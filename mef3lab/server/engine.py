@@ -119,6 +119,7 @@ class Engine:
         if rec is None:
             engine = engine or self.config.engine
             info = self.pool.info(key, password, engine)
+            self.pool.preopen(key, password, engine)  # the first (split) read needs every worker
             with self._lock:
                 rec = self._recordings.setdefault(key, Recording(key, password, engine, info))
         elif rec.info.encrypted and password != rec.password:

@@ -434,3 +434,18 @@ def test_a_split_read_cancelled_before_it_starts_never_runs(engine_pool, small, 
     wait_for(lambda: engine_pool.stats()["ready"] == 2)
     assert engine_pool.stats()["queued"] == 0  # the cancelled parts were dropped, not run
     wait_for(lambda: not shm_blocks())
+
+
+def test_preopen_opens_the_recording_in_every_worker(small):
+    log = small / "read-log"
+    log.touch()
+    with ReaderPool(2, engines=misbehaving.SPEC) as p:
+        p.info(small, None, misbehaving.ENGINE)  # one worker opens it
+        p.preopen(small, None, misbehaving.ENGINE)
+
+        def opened_by():
+            return {line.split()[1] for line in log.read_text().splitlines() if line.startswith("open")}
+
+        assert wait_for(lambda: len(opened_by()) == 2) and opened_by() == {str(pid) for pid in p.stats()["pids"]}
+        p.submit_split(ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch001"), 0, 100), 2).result(timeout=30)
+        assert len([line for line in log.read_text().splitlines() if line.startswith("open")]) == 2  # no more opens

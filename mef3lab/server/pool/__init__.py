@@ -126,6 +126,11 @@ class ReaderPool:
         job = _Job("call", (_absolute(path), password or "", engine, method, args), _key(path, password, engine), True)
         return self._core.submit(job).result(timeout)
 
+    def preopen(self, path: str | os.PathLike, password: str | None = None, engine: str | None = None) -> None:
+        """Every worker opens `path` when it is next idle, so that the first read split
+        across them does not wait for the others to open it. Returns at once."""
+        self._core.preopen(_key(path, password, engine), _absolute(path), password or "", engine)
+
     def close_recording(self, path: str | os.PathLike) -> None:
         """Workers close their readers of `path` (after the request each is running).
 

@@ -89,6 +89,15 @@ class _Dispatcher:
             self._wake_locked()
         return job.future
 
+    def preopen(self, key: tuple, path: str, password: str, engine: str | None) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            for w in self._workers:
+                w.keys.add(key)
+            self._controls.append(("open", key, path, password, engine))
+            self._wake_locked()
+
     def close_recording(self, path: str) -> None:
         with self._lock:
             if self._closing:

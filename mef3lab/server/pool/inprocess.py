@@ -43,6 +43,9 @@ class _InProcess:
             fut.set_result(result)
         return fut
 
+    def preopen(self, key: tuple, path: str, password: str, engine: str | None) -> None:
+        """Nothing to do: the one reader that reads was opened by the call that asked for it."""
+
     def close_recording(self, path: str) -> None:
         with self._lock:
             self._readers.drop(path)
