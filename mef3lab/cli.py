@@ -93,6 +93,11 @@ def describe(reader) -> list[str]:
                      f"{g.grid.n_samples:,} samples from {_iso(g.grid.start_uutc)}")
     for name in getattr(reader, "rate_changes", {}):
         lines.append(f"unreadable   {name}: changes sampling rate between segments")
+    here = getattr(reader, "decoded_here", None)
+    if here is not None and len(here) < len(info.channels):  # the numba engine hands some to mef3io
+        others = [n for n in info.names if n not in here]
+        lines.append(f"decoded by   mef3io: {_count(len(others), 'channel')} ({_names(others, 4)}; "
+                     "see the INFO log for why)")
     gaps = {c.name: info.gaps(c.name) for c in info.channels}
     distinct = set(gaps.values())
     if len(distinct) == 1:

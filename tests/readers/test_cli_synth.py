@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from mef3lab.readers import open_reader
 from mef3lab.synth import plan, synthesize
 
 
@@ -107,3 +108,12 @@ def test_explicit_gaps_and_annotations():
         plan(channels=1, seconds=10, gaps=[(2.0, 2.0), (3.0, 1.0)])
     with pytest.raises(ValueError, match="inside the recording"):
         plan(channels=1, seconds=10, gaps=[(9.5, 1.0)])
+
+
+def test_info_names_channels_the_numba_engine_hands_to_mef3io(rate_change_recording, recording):
+    from mef3lab.cli import describe
+
+    with open_reader(rate_change_recording, engine="numba") as r:
+        assert "decoded by   mef3io: 1 channel (changes; see the INFO log for why)" in describe(r)
+    with open_reader(recording, engine="numba") as r:
+        assert not [line for line in describe(r) if line.startswith("decoded by")]
