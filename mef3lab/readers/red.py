@@ -4,7 +4,9 @@ Why a decoder of our own: decoding is what a server of MEF recordings spends its
 meflib (pymef) and mef3io find every decoded symbol by walking up to 128 cumulative
 counts; EEG stored at fine resolution is mostly 4-byte key samples, whose bytes are
 spread over all 256 symbols, so that walk dominates. A per-block lookup table from
-count to symbol makes each symbol O(1). The stream format is meflib's (``RED_decode``);
+count to symbol makes each symbol O(1); what remains, two divisions per symbol, is done
+in 32 bits and for two blocks in step. Together: 2.6x less CPU per sample than meflib
+(``python -m benchmarks --only D``). The stream format is meflib's (``RED_decode``);
 every block's CRC is checked before it is decoded, as meflib does, so a damaged file
 reads as an error, never as plausible numbers.
 
