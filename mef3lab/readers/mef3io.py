@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -23,6 +24,16 @@ from ._common import sorted_annotations
 from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BlockTable:
+    """One channel's blocks as mef3io reads them at open, kept for engines built on this one."""
+
+    starts: np.ndarray  # µUTC of each block's first sample
+    counts: np.ndarray  # samples per block
+    discontinuity: np.ndarray  # bool: the block starts a new contiguous run
+    segments: list[dict]  # mef3io's description of each MEF segment
 
 
 class Mef3ioReader(Reader):
@@ -37,6 +48,7 @@ class Mef3ioReader(Reader):
         self._m = mef3io
         self._r = None
         self.rate_changes: dict[str, str] = {}
+        self.block_tables: dict[str, BlockTable] = {}
         self.annotations_locked = False  # True: the records need the level-2 password
         with self._mapped("open"):
             with warnings.catch_warnings():
@@ -85,6 +97,7 @@ class Mef3ioReader(Reader):
             spans = spans_from_toc(starts, counts, disc, fs)
         check_index(self.path, name, fs, starts, counts, spans[-1].end_uutc,
                     info["number_of_samples"], info["start_time"], info["end_time"])
+        self.block_tables[name] = BlockTable(starts, counts, disc, segs)
         return ChannelInfo(
             name=name,
             fs=fs,

@@ -66,7 +66,8 @@ class NumbaReader(Mef3ioReader):
 
     def _index(self, name: str, fs: float) -> _Blocks | None:
         """The channel's block table from its .tidx files, or None (with the reason logged) for mef3io."""
-        segs = self._r.segments(name)
+        table = self.block_tables[name]  # times as mef3io reads them (files may store them offset or negated)
+        segs = table.segments
         if name in self.rate_changes or len({s["units_conversion_factor"] for s in segs}) > 1:
             return self._slow(name, "its segments differ in rate or conversion factor")
         parts, files = [], []
@@ -82,19 +83,16 @@ class NumbaReader(Mef3ioReader):
                 return self._slow(name, f"{tidx.name} cannot be read ({exc})")
             files.append(seg / (seg.stem + ".tdat"))
         idx = np.concatenate([p for _, p in parts])
-        toc = self._r.toc(name)
-        # Times as mef3io reads them (the files may store them offset or negated); the
-        # index files add where each block lies, checked to describe the same blocks.
-        starts = np.array([b["start_uutc"] for b in toc], np.int64)
-        counts = idx["number_of_samples"].astype(np.int64)
-        if (len(toc) != len(idx) or [len(p) for _, p in parts] != [s["number_of_blocks"] for s in segs]
-                or not np.array_equal(counts, [b["number_of_samples"] for b in toc])):
+        # The index files add where each block lies; they must describe mef3io's blocks.
+        if (len(idx) != len(table.counts) or [len(p) for _, p in parts] != [s["number_of_blocks"] for s in segs]
+                or not np.array_equal(idx["number_of_samples"], table.counts)):
             return self._slow(name, "its index files differ from mef3io's block table")
         if (idx["flags"] & (red.LEVEL_1 | red.LEVEL_2)).any():
             return self._slow(name, "its blocks are encrypted")
-        if not _regular(starts, counts, (idx["flags"] & red.DISCONTINUITY).astype(bool), fs):
+        if not _regular(table.starts, table.counts, table.discontinuity, fs):
             return self._slow(name, "its block times do not follow its sample counts")
-        return _Blocks(starts, counts, idx["file_offset"].astype(np.int64), idx["block_bytes"].astype(np.int64),
+        return _Blocks(table.starts, table.counts, idx["file_offset"].astype(np.int64),
+                       idx["block_bytes"].astype(np.int64),
                        np.concatenate([np.full(len(p), i) for i, p in parts]), tuple(files))
 
     def close(self) -> None:

@@ -31,8 +31,8 @@ INDEX_DTYPE = np.dtype([
     ("protected", "V4"), ("flags", "u1"), ("block_regions", "V11"),
 ])
 UNIVERSAL_HEADER_BYTES = 1024
-#: Block flag bits (header byte 4; the index repeats them).
-DISCONTINUITY, LEVEL_1, LEVEL_2 = 1, 2, 4
+#: Encryption flag bits of a block (header byte 4; the index repeats them; bit 0 is the discontinuity).
+LEVEL_1, LEVEL_2 = 2, 4
 
 # What `decode_blocks` reports (with the number of the block it stopped at).
 OK, BAD_HEADER, BAD_CRC, BAD_STREAM, WRONG_COUNT, UNSUPPORTED = range(6)
