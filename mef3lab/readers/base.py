@@ -409,23 +409,32 @@ class Reader(ABC):
         return any(min(s.end_uutc, t1) - max(s.start_uutc, t0) >= period for s in self.info.spans[name])
 
 
+def run_starts(
+    starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
+) -> np.ndarray:
+    """Which blocks of a table of contents start a contiguous run (bool per block): those
+    flagged discontinuous, and those starting more than a sample period after the previous
+    block's end (ends rounded to the microsecond, as MEF stores times)."""
+    t = np.asarray(starts_uutc, np.int64)
+    period = 1e6 / fs
+    end = np.round(t + np.asarray(n_samples, np.int64) * period)
+    new = np.asarray(discontinuity, bool).copy()
+    if t.size:
+        new[0] = True
+        new[1:] |= t[1:] > end[:-1] + period
+    return new
+
+
 def spans_from_toc(
     starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
 ) -> tuple[Span, ...]:
-    """Contiguous spans from a block table of contents (what both engines expose).
-
-    A block starts a new span when flagged discontinuous or when it starts more than a
-    sample period after the previous block's end; a span ends where its last block ends.
-    """
+    """Contiguous spans from a block table of contents (what both engines expose); a span
+    ends where its last block ends."""
     t = np.asarray(starts_uutc, np.int64)
     if t.size == 0:
         return ()
-    period = 1e6 / fs
-    end = np.round(t + np.asarray(n_samples, np.int64) * period).astype(np.int64)
-    new = np.asarray(discontinuity, bool).copy()
-    new[0] = True
-    new[1:] |= t[1:] > end[:-1] + period
-    first = np.flatnonzero(new)
+    end = np.round(t + np.asarray(n_samples, np.int64) * (1e6 / fs)).astype(np.int64)
+    first = np.flatnonzero(run_starts(t, n_samples, discontinuity, fs))
     last = np.append(first[1:] - 1, t.size - 1)
     return tuple(Span(int(a), int(b)) for a, b in zip(t[first], end[last]))
 

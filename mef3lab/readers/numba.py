@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import CorruptDataError
 from . import red
-from .base import RAW_NAN, SessionInfo
+from .base import RAW_NAN, SessionInfo, run_starts
 from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)
@@ -177,14 +177,10 @@ class NumbaReader(Mef3ioReader):
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:
     """True when, in every contiguous run, each block starts where its run's sample count puts it (±1 µs)."""
-    period = 1e6 / fs
-    ends = starts + counts * period
-    new = disc.copy()
-    new[0] = True
-    new[1:] |= starts[1:] > ends[:-1] + period  # the gap rule of `spans_from_toc`
+    new = run_starts(starts, counts, disc, fs)
     first = np.maximum.accumulate(np.where(new, np.arange(len(starts)), 0))
     before = np.concatenate([[0], np.cumsum(counts)[:-1]])  # samples before each block
-    expected = starts[first] + (before - before[first]) * period
+    expected = starts[first] + (before - before[first]) * (1e6 / fs)
     return bool((np.abs(starts - expected) <= 1.0).all())
 
 
