@@ -82,6 +82,14 @@ def sample_type(code: int) -> str:
         raise ValueError(f"unknown sample type {code}; use FLOAT32, FLOAT64 or INT32") from None
 
 
+def stream_samples(s: Samples, dtype: str):
+    """The reply's chunks; then the background loads the read deferred until its reply was sent."""
+    try:
+        yield from array_to_chunks(s.data, samples_header(s, dtype))
+    finally:
+        s.start_prefetch()
+
+
 def samples_header(s: Samples, dtype: str) -> pb.SampleChunk:
     return pb.SampleChunk(
         dtype=CODE_OF[dtype], channels=s.channels, fs=s.group.fs, start_index=s.start_index,
@@ -135,25 +143,18 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
         dtype = sample_type(request.dtype)
         s = self.engine.read_segment(client_id(context), request.path, request.index,
                                      list(request.channels) or None, dtype, not request.no_prefetch, True)
-        try:
-            yield from array_to_chunks(s.data, samples_header(s, dtype))
-        finally:
-            s.start_prefetch()
+        yield from stream_samples(s, dtype)
 
     @grpc_errors
     def ReadRange(self, request, context):
         dtype = sample_type(request.dtype)
-        s = self._window(request, context, dtype, not request.no_prefetch)
-        try:
-            yield from array_to_chunks(s.data, samples_header(s, dtype))
-        finally:
-            s.start_prefetch()
+        yield from stream_samples(self._window(request, context, dtype, not request.no_prefetch), dtype)
 
     @grpc_errors
     def ReadEnvelope(self, request, context):
         client, names = client_id(context), list(request.channels) or None
         s = self.engine.envelope(client, request.path, names, *self._indices(request, client, names), request.bins)
-        yield from array_to_chunks(s.data, samples_header(s, "float32"))
+        yield from stream_samples(s, "float32")
 
     def _window(self, request, context, dtype: str, prefetch: bool) -> Samples:
         client, names = client_id(context), list(request.channels) or None
