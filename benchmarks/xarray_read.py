@@ -37,7 +37,7 @@ def run(path: Path, params: Params, log=print) -> Table:
         stats: dict = {}
         s = repeat(params.repeat, lambda: remote_mean(path, params, want, stats))
         decoded = stats["decoded_samples"] / (len(direct.names) * direct.length)
-        e = repeat(params.repeat, lambda: embedded_mean(path, want))
+        e = repeat(params.repeat, lambda: timed_mean(path, None, want))
     table.add("mean(\"time\") of the whole recording, direct (baseline)", best(d), "s", 1.0, samples=d)
     table.add(f"mean(\"time\") via server, prefetch {params.n_prefetch}", best(s), "s", best(s) / best(d),
               Target("ratio", "<=", 0.6), samples=s)
@@ -102,10 +102,6 @@ def remote_mean(path: Path, params: Params, want: np.ndarray, stats: dict) -> fl
         with Mef3Client(srv.address) as client:
             stats.update(client.stats())
     return seconds
-
-
-def embedded_mean(path: Path, want: np.ndarray) -> float:
-    return timed_mean(path, None, want)
 
 
 def timed_mean(path: Path, address: str | None, want: np.ndarray) -> float:
