@@ -20,6 +20,9 @@ _LAZY = {
     "ServerConfig": "mef3lab.server.config",
     "ServerProcess": "mef3lab.server.process",
     "set_default_address": "mef3lab.source",
+    # `%load_ext mef3lab` looks these up on the package.
+    "load_ipython_extension": "mef3lab.jupyter",
+    "unload_ipython_extension": "mef3lab.jupyter",
 }
 
 __all__ = sorted(_LAZY) + ["errors", "__version__"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from .errors import Mef3LabError
+from .formatting import count as _count, hms as _hms, iso as _iso
 from .readers import ENGINES
 
 
@@ -210,19 +210,6 @@ def _log_to_stderr(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.propagate = False
-
-
-def _iso(uutc: int) -> str:
-    return datetime.fromtimestamp(uutc / 1e6, tz=timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _names(names: Sequence[str], most: int = 6) -> str:

@@ -188,6 +188,17 @@ class Mef3Client:
         msg = self._call("GetStats", pb.StatsRequest())
         return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields}
 
+    def healthy(self, timeout: float = 5.0) -> bool:
+        """Whether the server's gRPC health check says SERVING within `timeout` s (False if unreachable)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - only the extension asks
+
+        try:
+            reply = health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout, wait_for_ready=True)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
     # -- lifecycle ------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Close this client's connection (the server keeps running)."""

@@ -287,7 +287,7 @@ _default_address: str | None = None
 
 
 def set_default_address(address: str | None) -> None:
-    """Read plain paths through the server at `address` ("host:port"); None reads them in-process."""
+    """Read plain paths through the server at `address` ("host:port" or "unix:/path"); None reads them in-process."""
     global _default_address
     _default_address = _check_address(address) if address is not None else None
 
@@ -309,10 +309,15 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 
 def _check_address(address: str) -> str:
-    host, sep, port = str(address).rpartition(":")
+    address = str(address)
+    if address.startswith("unix:"):
+        if not address[len("unix:"):].startswith("/"):
+            raise ValueError(f"a Unix socket address is 'unix:/absolute/path', not {address!r}")
+        return address
+    host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"a server address is 'host:port', not {address!r}")
-    return str(address)
+        raise ValueError(f"a server address is 'host:port' or 'unix:/path/to/socket', not {address!r}")
+    return address
 
 
 def resolve(

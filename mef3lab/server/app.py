@@ -20,10 +20,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .._proto import gRPCMef3Server_pb2_grpc as compat_pb_grpc
 from .._proto import mef3lab_pb2_grpc as pb_grpc
+from ..jupyter import discovery
 from ..wire import MAX_MESSAGE_BYTES
 from .compat import CompatService
-from .config import ServerConfig
+from .config import HTTP_PREFIX, READY_PREFIX, ServerConfig
 from .engine import Engine
+from .http import StatusHTTP
 from .service import Mef3LabService
 
 log = logging.getLogger("mef3lab.server")
@@ -47,13 +49,21 @@ class Server:
         self._health: health.HealthServicer | None = None
         self.port: int | None = None
         self._finalizer: weakref.finalize | None = None
+        self.http: StatusHTTP | None = None
 
     @property
     def address(self) -> str:
-        """Where clients connect: ``host:port``."""
+        """Where clients connect: ``host:port``, or ``unix:/path`` for a server without a TCP listener."""
+        if self.config.port < 0:
+            return f"unix:{self.config.unix_socket}"
         host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
         host = f"[{host}]" if ":" in host else host
         return f"{host}:{self.port}"
+
+    @property
+    def http_urls(self) -> list[str]:
+        """Where the status page answers (empty without `http_port`/`http_socket`)."""
+        return self.http.urls if self.http else []
 
     def start(self) -> "Server":
         if self._grpc is not None:
@@ -65,22 +75,26 @@ class Server:
         compat_pb_grpc.add_gRPCMef3ServerServicer_to_server(CompatService(engine), server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        http = None
         try:
-            self.port = server.add_insecure_port(self.config.address)
-            if not self.port:
-                raise OSError(f"cannot listen on {self.config.address}")
-            if self.config.unix_socket:
-                server.add_insecure_port(f"unix:{self.config.unix_socket}")
+            if self.config.port >= 0:
+                self.port = server.add_insecure_port(self.config.address)
+                if not self.port:
+                    raise OSError(f"cannot listen on {self.config.address}")
+            if self.config.unix_socket and not server.add_insecure_port(f"unix:{self.config.unix_socket}"):
+                raise OSError(f"cannot listen on the Unix socket {self.config.unix_socket}")
             server.start()
+            if self.config.http_port >= 0 or self.config.http_socket:
+                http = StatusHTTP(engine, self.config, self.address).start()
         except BaseException:
             server.stop(None)
             engine.shutdown()
             raise
         for name in ("",) + SERVICE_NAMES:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self.engine, self._grpc = engine, server
+        self.engine, self._grpc, self.http = engine, server, http
         # No orphans even if the owner forgets stop(): the finalizer runs at exit or collection.
-        self._finalizer = weakref.finalize(self, _stop, server, engine, self._health, 1.0)
+        self._finalizer = weakref.finalize(self, _stop, server, engine, self._health, http, 1.0)
         log.info("mef3lab server listening on %s (%d reader processes)", self.address,
                  self.config.n_process_workers)
         return self
@@ -89,7 +103,7 @@ class Server:
         """Stop accepting calls, let in-flight ones finish for up to `grace` s, stop the workers."""
         if self._finalizer is not None and self._finalizer.alive:
             self._finalizer.detach()
-            _stop(self._grpc, self.engine, self._health, grace)
+            _stop(self._grpc, self.engine, self._health, self.http, grace)
         self._grpc = None
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -107,9 +121,12 @@ class Server:
         return f"<mef3lab.Server {state}>"
 
 
-def _stop(server: grpc.Server, engine: Engine, health_servicer, grace: float | None) -> None:
+def _stop(server: grpc.Server, engine: Engine, health_servicer, http: StatusHTTP | None,
+          grace: float | None) -> None:
     if health_servicer is not None:
         health_servicer.enter_graceful_shutdown()
+    if http is not None:
+        http.stop()
     server.stop(grace).wait()
     engine.shutdown()
 
@@ -125,12 +142,18 @@ def serve(config: ServerConfig, owner_pid: int | None = None) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        print(f"mef3lab server listening on {server.address}", flush=True)
+        for url in server.http_urls:
+            print(f"{HTTP_PREFIX}{url}", flush=True)
+        print(f"{READY_PREFIX}{server.address}", flush=True)
+        if config.discovery_file:
+            discovery.write(config.discovery_file, server.address, server.http_urls)
         while not done.wait(0.5):
             if owner_pid is not None and os.getppid() != owner_pid:
                 log.info("the process that started this server (pid %d) is gone: stopping", owner_pid)
                 break
     finally:
+        if config.discovery_file:
+            discovery.remove(config.discovery_file)
         server.stop(grace=5.0)
         for s, h in previous.items():
             signal.signal(s, h)

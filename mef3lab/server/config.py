@@ -14,6 +14,10 @@ from typing import Any, Mapping, Sequence
 
 #: Set by a process that owns a server (`ServerProcess`): the server stops when that process is gone.
 OWNER_PID_ENV = "MEF3LAB_OWNER_PID"
+#: The lines `mef3lab serve` prints on stdout once it listens (what `ServerProcess` waits for):
+#: the status page's URLs first, then the gRPC address.
+HTTP_PREFIX = "mef3lab status page on "
+READY_PREFIX = "mef3lab server listening on "
 
 
 @dataclass(frozen=True)
@@ -21,8 +25,11 @@ class ServerConfig:
     """Everything `mef3lab serve` can be told. Each field has an env var (upper case) and a flag."""
 
     host: str = "127.0.0.1"  # localhost by default: a shared service must opt in to exposure
-    port: int = 50051  # 0 = pick a free port
+    port: int = 50051  # 0 = pick a free port; -1 = no TCP listener (then unix_socket is the only one)
     unix_socket: str = ""  # also listen on this Unix socket path
+    http_port: int = -1  # the status page, /api/status and /metrics: -1 = none, 0 = a free port (on `host`)
+    http_socket: str = ""  # ...and/or on this Unix socket path (what jupyter-server-proxy connects to)
+    discovery_file: str = ""  # write where this server listens to this JSON file while it runs
     n_prefetch: int = 3
     cache_capacity_multiplier: int = 3
     cache_mb: float = 0.0  # byte budget of the segment cache; 0 = derive from the two above
@@ -52,6 +59,10 @@ class ServerConfig:
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    def __post_init__(self) -> None:
+        if self.port < 0 and not self.unix_socket:
+            raise ValueError("port -1 (no TCP listener) needs a Unix socket to listen on (--unix-socket)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ServerConfig":

@@ -148,6 +148,11 @@ class Engine:
             self.pool.close_recording(key)
         return True
 
+    def recordings(self) -> list[Recording]:
+        """Every open recording (a snapshot, for status pages)."""
+        with self._lock:
+            return list(self._recordings.values())
+
     def list_open(self, client: str) -> list[str]:
         with self._lock:
             return sorted(p for (c, p) in self._views if c == client)

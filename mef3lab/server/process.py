@@ -22,9 +22,7 @@ import weakref
 from dataclasses import fields
 from typing import Any
 
-from .config import OWNER_PID_ENV, ServerConfig
-
-READY_PREFIX = "mef3lab server listening on "
+from .config import HTTP_PREFIX, OWNER_PID_ENV, READY_PREFIX, ServerConfig
 
 
 def serve_command(config: ServerConfig) -> list[str]:
@@ -47,6 +45,7 @@ class ServerProcess:
         self.startup_timeout = startup_timeout
         self.env = env
         self.address: str | None = None
+        self.http_urls: list[str] = []  # where its status page answers (with http_port / http_socket)
         self.log_path: str | None = None  # the server's log (its stderr)
         self.proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
@@ -64,7 +63,7 @@ class ServerProcess:
                                     stdin=subprocess.DEVNULL, text=True, env=env)
         self._finalizer = weakref.finalize(self, _terminate, proc, 10.0)
         try:
-            self.address = _await_ready(proc, self.startup_timeout, self.log_path)
+            self.address, self.http_urls = _await_ready(proc, self.startup_timeout, self.log_path)
         except BaseException:
             self._finalizer()
             raise
@@ -103,19 +102,31 @@ class ServerProcess:
                 f"{self.config.n_process_workers} reader processes, prefetch {self.config.n_prefetch}</div>")
 
 
-def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> str:
-    """The address the child prints once it listens; a clear error if it dies or hangs instead."""
+def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple[str, list[str]]:
+    """The address (and status page URLs) the child prints once it listens; a clear error if it
+    dies or hangs instead. Reads the pipe's bytes itself: a buffered readline could swallow the
+    ready line together with the one before it and leave select() waiting for nothing."""
+    http: list[str] = []
+    pending = b""
+    fd = proc.stdout.fileno()
     deadline = time.monotonic() + timeout
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    sel.register(fd, selectors.EVENT_READ)
     try:
         while time.monotonic() < deadline:
             if sel.select(timeout=min(0.5, max(0.0, deadline - time.monotonic()))):
-                line = proc.stdout.readline()
-                if line.startswith(READY_PREFIX):
-                    return line[len(READY_PREFIX):].strip()
-                if not line and proc.poll() is not None:
+                chunk = os.read(fd, 65536)
+                if not chunk and proc.poll() is not None:
                     break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in (raw.decode(errors="replace").strip() for raw in lines):
+                    if line.startswith(HTTP_PREFIX):
+                        http.append(line[len(HTTP_PREFIX):])
+                    elif line.startswith(READY_PREFIX):
+                        return line[len(READY_PREFIX):], http
+                if not chunk:
+                    time.sleep(0.05)  # end of file, but the child is still closing
             elif proc.poll() is not None:
                 break
     finally:
