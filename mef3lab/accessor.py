@@ -145,6 +145,11 @@ class _Mef3Accessor:
         df = df.astype({"time_s": "float64", "time_uutc": "int64", "duration_s": "float64"})
         return df.sort_values("time_uutc", kind="stable").reset_index(drop=True)
 
+    def _repr_html_(self) -> str:
+        from .jupyter.summary import recording_html  # noqa: PLC0415 - only notebooks ask
+
+        return recording_html(self)
+
     def to_uutc(self, seconds: Any) -> Any:
         """Seconds from the recording start -> µUTC (rounded to the microsecond)."""
         return np.round(np.asarray(seconds, np.float64) * 1e6).astype(np.int64) + self.start_uutc

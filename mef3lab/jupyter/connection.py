@@ -1,0 +1,201 @@
+"""Which server this kernel reads through, and the one it owns if it started one.
+
+In order: the server named by ``MEF3LAB_SERVER`` (a shared hub's: nothing is started, and a
+wrong address fails on first use with `ServerUnavailableError` naming it); else this user's
+server announced in the Jupyter runtime directory (started by Jupyter, see `user_server`), if
+it answers its health check; else a server of this kernel's own, private to this user: it
+listens only on Unix sockets in a fresh 0700 directory, and dies with the kernel however the
+kernel ends. If none can be had, reads stay in this process and `problem` says why.
+
+When the hub issue (#11) adds tokens, `_named` is where ``MEF3LAB_TOKEN`` /
+``MEF3LAB_TOKEN_FILE`` are read and handed on with the address.
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import json
+import os
+import shutil
+import socket
+import tempfile
+from typing import Any
+
+from .. import source
+from ..client import Mef3Client
+from ..server.process import ServerProcess
+from ..server.status import render_html
+from . import discovery
+
+SERVER_ENV = "MEF3LAB_SERVER"
+
+OWN, USER, NAMED, NONE = "own", "user", "named", "none"
+_DESCRIBE = {
+    OWN: "started by this kernel (private to you; stops with the kernel)",
+    USER: "your Jupyter's shared server (one cache for all your notebooks)",
+    NAMED: f"named by {SERVER_ENV}",
+    NONE: "none: recordings are read in this process",
+}
+
+
+class Connection:
+    """Where `open_recording` and ``engine="mef3"`` read plain paths in this kernel."""
+
+    #: Seconds a started server may take to answer its health check.
+    health_timeout: float = 30.0
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        self.environ = dict(os.environ if environ is None else environ)
+        self.kind = NONE
+        self.address: str | None = None
+        self.http_urls: list[str] = []
+        self.process: ServerProcess | None = None
+        self.problem: str | None = None  # why no server is used, when none could be had
+        self._dir: str | None = None
+
+    # -- choosing ---------------------------------------------------------------------
+    def connect(self) -> "Connection":
+        """Use the named, the announced or a new server of our own; never raises."""
+        named = self.environ.get(SERVER_ENV, "").strip()
+        try:
+            if named:
+                self.kind, self.address = NAMED, named
+            elif not self._announced():
+                self._start_own()
+            source.set_default_address(self.address)  # checks a named address's spelling
+        except Exception as exc:  # noqa: BLE001 - the kernel must keep working whatever went wrong
+            self._forget()
+            self.problem = _explain(exc, named)
+            source.set_default_address(None)
+        return self
+
+    def _announced(self) -> bool:
+        found = discovery.find()
+        if found is None or not _healthy(found["address"], 2.0):
+            return False
+        self.kind, self.address, self.http_urls = USER, found["address"], list(found.get("http", []))
+        return True
+
+    def _start_own(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="mef3lab-")  # 0700: only this user reaches the sockets
+        proc = ServerProcess(port=-1, unix_socket=os.path.join(self._dir, "grpc.sock"),
+                             http_socket=os.path.join(self._dir, "http.sock"), http_port=-1,
+                             discovery_file="", env=self.environ)
+        self.process = proc.start()
+        if not _healthy(proc.address, self.health_timeout):
+            raise RuntimeError(f"the server at {proc.address} started but does not report SERVING "
+                               f"(its log: {proc.log_path})")
+        self.kind, self.address, self.http_urls = OWN, proc.address, list(proc.http_urls)
+
+    # -- ending -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop our own server (if any) and read in this process from now on."""
+        source.close_all()  # open datasets reconnect to whatever is the default next
+        self._forget()
+        source.set_default_address(None)
+
+    def _forget(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self.kind, self.address, self.http_urls, self.process, self._dir = NONE, None, [], None, None
+        self.problem = None
+
+    def restart(self) -> "Connection":
+        """Stop, then choose again (a crashed or reconfigured server comes back)."""
+        self.close()
+        return self.connect()
+
+    # -- showing ----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The server's status (`mef3lab.server.status`): from its status page when this user can
+        reach it (with paths), else what its gRPC stats say."""
+        if self.address is None:
+            return {}
+        for url in self.http_urls:
+            if url.startswith("unix:"):
+                try:
+                    return _get_json(url[len("unix:"):], "/api/status")
+                except OSError:
+                    break
+        try:
+            with Mef3Client(self.address, timeout=5.0) as client:
+                s = client.stats()
+        except Exception as exc:  # noqa: BLE001 - shown, not raised
+            return {"address": self.address, "error": str(exc)}
+        lookups = s["hits"] + s["misses"]
+        return {"address": self.address,
+                "workers": {"alive": s["workers"], "configured": s["workers"], "restarts": s["worker_restarts"]},
+                "cache": {"bytes": s["cache_bytes"], "budget_bytes": s["cache_budget_bytes"],
+                          "entries": s["cache_entries"], "hit_rate": s["hits"] / lookups if lookups else None},
+                "prefetch": {"started": s["prefetches"], "hits": s["prefetch_hits"]},
+                "clients": s["clients"], "recordings": [], "stats": s}
+
+    def summary(self) -> str:
+        """One line: which server, or why none."""
+        if self.address is None:
+            return f"mef3lab: {_DESCRIBE[NONE]}" + (f". {self.problem}" if self.problem else "")
+        return f"mef3lab server {self.address}: {_DESCRIBE[self.kind]}"
+
+    def __repr__(self) -> str:
+        s = self.status()
+        if "error" in s:
+            return f"{self.summary()}\n  unreachable: {s['error']}"
+        lines = [self.summary()]
+        if s:
+            c = s.get("cache", {})
+            lines.append(f"  cache {c.get('bytes', 0) / 2**20:.0f} of {c.get('budget_bytes', 0) / 2**20:.0f} MiB, "
+                         f"{len(s.get('recordings', []))} recordings open, {s.get('clients', 0)} clients, "
+                         f"{s.get('workers', {}).get('alive', '?')} reader processes")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = f"<p>{html.escape(self.summary())}</p>"
+        if self.address is None:
+            return head
+        s = self.status()
+        if "error" in s:
+            return head + f"<p><b>unreachable</b>: {html.escape(s['error'])}</p>"
+        return head + render_html(s)
+
+
+def _healthy(address: str, timeout: float) -> bool:
+    with Mef3Client(address) as client:
+        return client.healthy(timeout)
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def _get_json(socket_path: str, route: str, timeout: float = 5.0) -> dict[str, Any]:
+    conn = _UnixHTTPConnection(socket_path, timeout)
+    try:
+        conn.request("GET", route)
+        reply = conn.getresponse()
+        if reply.status != 200:
+            raise OSError(f"status page answered {reply.status}")
+        return json.loads(reply.read())
+    finally:
+        conn.close()
+
+
+def _explain(exc: BaseException, named: str) -> str:
+    """The paragraph a user reads when no server could be had."""
+    if named:
+        return (f"{SERVER_ENV}={named!r} is not a usable server address ({exc}). Set it to 'host:port' "
+                f"or 'unix:/path/to/socket', or unset it to have this kernel start its own server.")
+    return (f"No mef3lab server could be started for this kernel ({type(exc).__name__}: {exc}). "
+            "Everything still works, decoded in this process instead (no shared cache, no prefetch). "
+            f"To fix it: check that the temporary directory ({tempfile.gettempdir()}) is writable and the "
+            "server's settings in the environment (CACHE_MB, N_PROCESS_WORKERS, ...) are valid, then run "
+            f"`%mef3 restart`; or point {SERVER_ENV} at a running server.")
