@@ -9,6 +9,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	@# An editable install carries no data files: enable the server extension as a wheel install does.
+	mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
+	cp jupyter-config/jupyter_server_config.d/mef3lab.json $(VENV)/etc/jupyter/jupyter_server_config.d/
 	touch $@
 
 demo: $(VENV)/.installed
