@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench proto clean
+.PHONY: demo walkthrough test bench proto clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,13 @@ $(VENV)/.installed: pyproject.toml
 	cp jupyter-config/jupyter_server_config.d/mef3lab.json $(VENV)/etc/jupyter/jupyter_server_config.d/
 	touch $@
 
+# The demo recording, then JupyterLab on notebooks/ (prints the URL to open; Ctrl-C stops it).
 demo: $(VENV)/.installed
 	$(PY) -m mef3lab demo $(ARGS)
+
+# The terminal walkthrough: a server on the demo recording, read cold, warm and prefetched.
+walkthrough: $(VENV)/.installed
+	$(PY) -m mef3lab walkthrough $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(ARGS)

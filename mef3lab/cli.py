@@ -140,17 +140,36 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="serve a recording (a generated one by default) and show it working",
-                       description=run_demo.__doc__)
+    p = sub.add_parser("demo", help="the demo recording, then JupyterLab on the notebooks", description=run_demo.__doc__)
+    p.add_argument("--notebooks", default="notebooks", help="folder JupyterLab opens (default notebooks)")
+    p.add_argument("--data", default="demo-data", help="folder for the generated recording (default demo-data)")
+    p.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default 8888; the next free one if taken)")
+    p.add_argument("--browser", action="store_true", help="also open a browser")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Generate the demo recording if needed and run JupyterLab on the notebooks, printing the URL to open."""
+    from pathlib import Path
+
+    from .jupyter.lab import run
+
+    run(Path(args.notebooks), Path(args.data), args.port, args.browser)
+    return 0  # not reached: this process became JupyterLab
+
+
+def add_walkthrough(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("walkthrough", help="serve a recording (a generated one by default) and show it working",
+                       description=run_walkthrough.__doc__)
     p.add_argument("path", nargs="?", metavar="PATH.mefd", help="recording to serve (default: a generated demo)")
     p.add_argument("--password", help="password of an encrypted recording")
     p.add_argument("--port", type=int, default=50051, help="port to listen on (default 50051, 0 = any free)")
     p.add_argument("--data", default="demo-data", help="folder for the generated recording (default demo-data)")
     p.add_argument("--once", action="store_true", help="stop after the walkthrough instead of serving on")
-    p.set_defaults(func=run_demo)
+    p.set_defaults(func=run_walkthrough)
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_walkthrough(args: argparse.Namespace) -> int:
     """Start a mef3lab server on a recording, read it through the server once, then serve until Ctrl-C."""
     from pathlib import Path
 
@@ -172,7 +191,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 #: Each adds one subcommand.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_synth, add_info, add_serve, add_demo]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_synth, add_info, add_serve, add_demo,
+                                                                   add_walkthrough]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Mef3LabError as exc:
         print(f"mef3lab {args.command}: {exc}", file=sys.stderr)
         return 1
-    except (FileExistsError, ValueError) as exc:  # bad arguments the parser could not see
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:  # bad arguments the parser could not see
         print(f"mef3lab {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

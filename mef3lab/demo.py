@@ -1,4 +1,4 @@
-"""`mef3lab demo`: a generated recording, a running server, and one read through it.
+"""`mef3lab walkthrough`: a generated recording, a running server, and one read through it.
 
 What a newcomer should see within a minute: the recording described, a cold segment
 decoded by a reader process, the same segment again from the cache, the next one
@@ -7,6 +7,7 @@ already prefetched, and the two lines that open it as xarray in a notebook.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,11 +17,14 @@ from .synth import synthesize
 
 #: The demo recording: an hour of 64-channel scalp-EEG-like data, with gaps and annotations.
 DEMO = dict(channels=64, fs=256.0, seconds=3600.0, precision=2, gaps=4, seed=7)
+#: The folder of the demo recording (`mef3lab demo` sets it for the notebooks it opens).
+DEMO_DATA_ENV = "MEF3LAB_DEMO_DATA"
 
 
-def demo_recording(folder: Path) -> Path:
-    """The demo recording under `folder`, generated on first use (about ten seconds)."""
-    path = folder / "demo.mefd"
+def demo_recording(folder: Path | str | None = None) -> Path:
+    """The demo recording under `folder` (default: $MEF3LAB_DEMO_DATA, else ./demo-data), generated on
+    first use (about ten seconds)."""
+    path = Path(folder or os.environ.get(DEMO_DATA_ENV) or "demo-data") / "demo.mefd"
     if not (path / ".complete").exists():
         print(f"generating a demo recording: {DEMO['channels']} channels, {DEMO['fs']:g} Hz, "
               f"{DEMO['seconds'] / 3600:g} h -> {path}", flush=True)

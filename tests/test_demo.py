@@ -1,4 +1,4 @@
-"""`make demo` (``mef3lab demo``): the README's first command, end to end, as a newcomer runs it."""
+"""`make walkthrough` (``mef3lab walkthrough``): the terminal walkthrough, end to end."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.slow  # writes a 1-hour 64-channel recording (~6 s)
 def test_demo_generates_serves_reads_and_stops(tmp_path):
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    proc = subprocess.run([sys.executable, "-m", "mef3lab", "demo", "--once", "--port", "0", "--data", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "mef3lab", "walkthrough", "--once", "--port", "0", "--data", str(tmp_path)],
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

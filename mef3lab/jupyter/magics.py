@@ -38,7 +38,7 @@ class Mef3Magics(Magics):
     @line_magic
     def mef3(self, line: str) -> None:
         try:
-            words = shlex.split(line)
+            words = shlex.split(line, comments=True)
         except ValueError as exc:
             print(f"%mef3: cannot read {line!r} ({exc})\n{usage()}")
             return
