@@ -131,7 +131,7 @@ class Connection:
                 "cache": {"bytes": s["cache_bytes"], "budget_bytes": s["cache_budget_bytes"],
                           "entries": s["cache_entries"], "hit_rate": s["hits"] / lookups if lookups else None},
                 "prefetch": {"started": s["prefetches"], "hits": s["prefetch_hits"]},
-                "clients": s["clients"], "recordings": [], "stats": s}
+                "clients": s["clients"], "recordings": None, "stats": s}
 
     def summary(self) -> str:
         """One line: which server, or why none."""
@@ -147,7 +147,7 @@ class Connection:
         if s:
             c = s.get("cache", {})
             lines.append(f"  cache {c.get('bytes', 0) / 2**20:.0f} of {c.get('budget_bytes', 0) / 2**20:.0f} MiB, "
-                         f"{len(s.get('recordings', []))} recordings open, {s.get('clients', 0)} clients, "
+                         f"{s.get('stats', {}).get('open_recordings', '?')} recordings open, {s.get('clients', 0)} clients, "
                          f"{s.get('workers', {}).get('alive', '?')} reader processes")
         return "\n".join(lines)
 

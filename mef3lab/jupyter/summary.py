@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from ..formatting import count, hms, iso
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..accessor import _Mef3Accessor
 
 
@@ -24,11 +26,19 @@ def recording_html(acc: "_Mef3Accessor") -> str:
         ("read by", e(where)),
         ("channels", e(rates)),
         ("time", f"{e(iso(info.start_uutc))} + {hms(info.duration_s)}"),
-        ("gaps", f"{len(gaps)} in {gaps['channel'].nunique()} channels, "
-                 f"{gaps['duration_s'].sum():.3f} s missing" if len(gaps) else "none"),
+        ("gaps", _gaps(gaps, len(info.channels))),
         ("annotations", str(len(ann)) + (f" ({e(', '.join(sorted(set(ann['type']))))})" if len(ann) else "")),
         ("encrypted", "yes" if info.encrypted else "no"),
     ]
     body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
                    for k, v in rows)
     return f"<div class='mef3lab-recording'><table>{body}</table></div>"
+
+
+def _gaps(gaps: "pd.DataFrame", n_channels: int) -> str:
+    if not len(gaps):
+        return "none"
+    per = gaps.groupby("channel")["duration_s"].agg(["size", "sum"])
+    if len(per) == n_channels and per["size"].nunique() == 1 and per["sum"].round(6).nunique() == 1:
+        return f"{per['size'].iloc[0]} per channel, {per['sum'].iloc[0]:.3f} s missing"
+    return f"{len(gaps)} in {len(per)} channels, {gaps['duration_s'].sum():.3f} s missing"

@@ -74,7 +74,12 @@ def render_html(s: dict[str, Any], title: str = "mef3lab server") -> str:
         ("prefetch", f"depth {p.get('depth', '?')}: {p.get('started', 0)} started, {p.get('hits', 0)} used"),
         ("clients", str(s.get("clients", 0))),
     ]
-    recs = s.get("recordings", [])
+    recs = s.get("recordings")
+    if recs is None:  # a client's reduced status: counts only
+        n = s.get("stats", {}).get("open_recordings", "?")
+        recs, note = [], f"<p>{n} open (the server's own status page lists them)</p>"
+    else:
+        note = "<p>no recordings open</p>"
     head = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
                    for k, v in rows)
     if recs:
@@ -85,9 +90,9 @@ def render_html(s: dict[str, Any], title: str = "mef3lab server") -> str:
         table = ("<table><tr><th>recording</th><th>channels</th><th>rates</th><th>duration</th>"
                  f"<th>encrypted</th><th>clients</th></tr>{body}</table>")
     else:
-        table = "<p>no recordings open</p>"
+        table = note
     return (f"<div class='mef3lab-status'><b>{e(title)}</b><table>{head}</table>"
-            f"<b>{len(recs)} open recording{'' if len(recs) == 1 else 's'}</b>{table}</div>")
+            f"<b>open recordings</b>{table}</div>")
 
 
 def render_page(s: dict[str, Any], refresh_s: int = 5) -> str:
