@@ -7,12 +7,13 @@ gaps), so any layer can compare what it serves with what is on disk, sample for 
 
 from __future__ import annotations
 
-import os
 from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _processes import ProcessTag
 
 from mef3lab.synth import plan, synthesize
 
@@ -117,48 +118,6 @@ def expected_read():
         return out.astype(dtype)
 
     return expected
-
-
-class ProcessTag:
-    """Marks every process a test starts (an environment variable its children inherit), so the
-    test can find what outlived it on a machine where other mef3lab processes run too."""
-
-    VAR = "MEF3LAB_TEST_TAG"
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def tagged(self) -> list:
-        import psutil
-
-        found = []
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            try:
-                if p.environ().get(self.VAR) == self.value:
-                    found.append(p)
-            except (psutil.Error, OSError):
-                continue  # gone meanwhile, or not ours to read
-        return found
-
-    def leftovers(self, within: float = 15.0) -> list:
-        """Tagged processes still alive after up to `within` seconds (zombies count as gone)."""
-        import time
-
-        import psutil
-
-        deadline = time.monotonic() + within
-        while True:
-            alive = [p for p in self.tagged() if p.pid != os.getpid() and _alive(p, psutil)]
-            if not alive or time.monotonic() > deadline:
-                return alive
-            time.sleep(0.1)
-
-
-def _alive(p, psutil) -> bool:
-    try:
-        return p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 @pytest.fixture

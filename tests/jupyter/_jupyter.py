@@ -1,5 +1,9 @@
-"""A real Jupyter server (or JupyterLab) process for tests: started on a free port with a known token,
-waited for until its API answers, stopped with SIGTERM as Ctrl-C would."""
+"""Real Jupyter parts for tests and benchmarks/jupyter_front.py.
+
+`Kernel`: an IPython kernel in its own process (`jupyter_client`); every cell's output comes
+back as text. `Jupyter`: a Jupyter server (or JupyterLab) process, started on a free port with
+a known token, waited for until its API answers, stopped with SIGTERM as Ctrl-C would.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,67 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_client import KernelManager
+
 TOKEN = "mef3lab-test-token"
+
+
+@dataclass
+class Output:
+    stdout: str = ""
+    stderr: str = ""
+    displays: list[dict] = field(default_factory=list)  # the data of display_data / execute_result
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Everything a person would read: printed text, then every display's plain text and HTML."""
+        shown = [d.get("text/plain", "") + "\n" + d.get("text/html", "") for d in self.displays]
+        return "\n".join([self.stdout, self.stderr, *shown])
+
+
+class Kernel:
+    """One running kernel; `run(code)` executes a cell and returns its `Output` (errors included)."""
+
+    def __init__(self, env: dict[str, str], cwd: str) -> None:
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(env=env, cwd=cwd)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.pid = int(self.run("import os; print(os.getpid())").stdout)
+
+    def run(self, code: str, timeout: float = 120) -> Output:
+        out = Output()
+
+        def hook(msg: dict) -> None:
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    out.stdout += content["text"]
+                else:
+                    out.stderr += content["text"]
+            elif kind in ("display_data", "execute_result"):
+                out.displays.append(content["data"])
+            elif kind == "error":
+                out.error = f"{content['ename']}: {content['evalue']}"
+
+        self.kc.execute_interactive(code, output_hook=hook, timeout=timeout)
+        return out
+
+    def ok(self, code: str, timeout: float = 120) -> Output:
+        """`run`, failing the test on an exception in the kernel."""
+        out = self.run(code, timeout)
+        assert out.error is None, f"{out.error}\n{out.stderr}"
+        return out
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        if self.km.has_kernel:
+            self.km.shutdown_kernel(now=True)
 
 
 def free_port() -> int:

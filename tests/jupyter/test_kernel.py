@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import psutil
-import pytest
 
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
