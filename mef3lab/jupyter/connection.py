@@ -46,7 +46,7 @@ class Connection:
     health_timeout: float = 30.0
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
-        self.environ = dict(os.environ if environ is None else environ)
+        self._environ = environ  # None: this process's environment as it is at each connect()
         self.kind = NONE
         self.address: str | None = None
         self.http_urls: list[str] = []
@@ -57,12 +57,13 @@ class Connection:
     # -- choosing ---------------------------------------------------------------------
     def connect(self) -> "Connection":
         """Use the named, the announced or a new server of our own; never raises."""
-        named = self.environ.get(SERVER_ENV, "").strip()
+        environ = dict(os.environ if self._environ is None else self._environ)
+        named = environ.get(SERVER_ENV, "").strip()
         try:
             if named:
                 self.kind, self.address = NAMED, named
             elif not self._announced():
-                self._start_own()
+                self._start_own(environ)
             source.set_default_address(self.address)  # checks a named address's spelling
         except Exception as exc:  # noqa: BLE001 - the kernel must keep working whatever went wrong
             self._forget()
@@ -77,11 +78,11 @@ class Connection:
         self.kind, self.address, self.http_urls = USER, found["address"], list(found.get("http", []))
         return True
 
-    def _start_own(self) -> None:
+    def _start_own(self, environ: dict[str, str]) -> None:
         self._dir = tempfile.mkdtemp(prefix="mef3lab-")  # 0700: only this user reaches the sockets
         proc = ServerProcess(port=-1, unix_socket=os.path.join(self._dir, "grpc.sock"),
                              http_socket=os.path.join(self._dir, "http.sock"), http_port=-1,
-                             discovery_file="", env=self.environ)
+                             discovery_file="", env=environ)
         self.process = proc.start()
         if not _healthy(proc.address, self.health_timeout):
             raise RuntimeError(f"the server at {proc.address} started but does not report SERVING "

@@ -50,7 +50,7 @@ def remove(path: str | os.PathLike) -> None:
     """Withdraw the announcement, if it is still this process's (a newer server may have replaced it)."""
     record = _load(Path(path))
     if record is not None and record.get("pid") == os.getpid():
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(path)
 
 

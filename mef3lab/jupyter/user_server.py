@@ -38,8 +38,12 @@ class UserServer:
         """The running server, started now if it is not running (a crashed one is replaced)."""
         with self._lock:
             if self.process is None or not self.process.running:
-                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.chmod(self.folder, 0o700)
+                try:
+                    self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    os.chmod(self.folder, 0o700)
+                except OSError as exc:
+                    raise RuntimeError(f"mef3lab cannot create its socket folder {self.folder} ({exc}); "
+                                       "point JUPYTER_RUNTIME_DIR at a writable folder") from exc
                 self.process = ServerProcess(port=-1, unix_socket=str(self.grpc_socket),
                                              http_socket=str(self.http_socket), http_port=-1,
                                              discovery_file=str(discovery.default_path())).start()
