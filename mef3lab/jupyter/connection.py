@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import tempfile
+import weakref
 from typing import Any
 
 from .. import source
@@ -80,6 +81,9 @@ class Connection:
 
     def _start_own(self, environ: dict[str, str]) -> None:
         self._dir = tempfile.mkdtemp(prefix="mef3lab-")  # 0700: only this user reaches the sockets
+        # Removed at any normal end of the kernel (after the server's own finalizer stopped it);
+        # after a kill -9 the server removes its sockets and an empty folder is left.
+        weakref.finalize(self, shutil.rmtree, self._dir, True)
         proc = ServerProcess(port=-1, unix_socket=os.path.join(self._dir, "grpc.sock"),
                              http_socket=os.path.join(self._dir, "http.sock"), http_port=-1,
                              discovery_file="", env=environ)

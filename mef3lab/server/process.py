@@ -6,7 +6,8 @@ address on its first line. It dies with its owner however the owner ends: `stop(
 garbage collection or interpreter exit (`weakref.finalize`), and even a SIGKILL of the
 owner: the child watches its parent process (MEF3LAB_OWNER_PID) and stops when it is
 gone. No `preexec_fn`: forking a process that holds gRPC channels can abort or hang in
-gRPC's fork handlers, so the child is started by a plain spawn.
+gRPC's fork handlers, so the child is started by a plain spawn (its own process group is
+set by `process_group`, which needs no Python code between fork and exec).
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ class ServerProcess:
         # The log goes to a file, never to an unread pipe that would stall a chatty server.
         fd, self.log_path = tempfile.mkstemp(prefix="mef3lab-server-", suffix=".log")
         with os.fdopen(fd, "w") as log:
+            # Its own process group: a signal to the owner's group (Ctrl-C in a terminal, a kernel
+            # manager's killpg) does not kill it mid-request; it stops by SIGTERM or its owner watch.
             proc = subprocess.Popen(serve_command(self.config), stdout=subprocess.PIPE, stderr=log,
-                                    stdin=subprocess.DEVNULL, text=True, env=env)
+                                    stdin=subprocess.DEVNULL, text=True, env=env, process_group=0)
         self._finalizer = weakref.finalize(self, _terminate, proc, 10.0)
         try:
             self.address, self.http_urls = _await_ready(proc, self.startup_timeout, self.log_path)

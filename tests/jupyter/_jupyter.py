@@ -76,7 +76,7 @@ class Kernel:
     def close(self) -> None:
         self.kc.stop_channels()
         if self.km.has_kernel:
-            self.km.shutdown_kernel(now=True)
+            self.km.shutdown_kernel(now=False)  # as JupyterLab shuts a kernel down
 
 
 def free_port() -> int:
