@@ -30,5 +30,6 @@ def setup_mef3lab() -> dict[str, Any]:
         "unix_socket": str(user_server.get().http_socket),
         "timeout": 60,
         "new_browser_tab": False,
-        "launcher_entry": {"title": "mef3lab", "icon_path": str(ICON), "category": "Other"},
+        # The "Notebook" category (the default) is where JupyterLab shows an entry's icon.
+        "launcher_entry": {"title": "mef3lab", "icon_path": str(ICON)},
     }
