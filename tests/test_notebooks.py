@@ -29,7 +29,6 @@ def test_notebook_runs(notebook, demo_data, tmp_path, monkeypatch, process_tag):
     nb = nbformat.read(notebook, as_version=4)
     assert any(c.cell_type == "code" and c.source.strip() for c in nb.cells), f"{notebook.name} has no code"
     monkeypatch.setenv(DEMO_DATA_ENV, str(demo_data))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))  # no user server of this machine
     monkeypatch.delenv("MEF3LAB_SERVER", raising=False)
     client = NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})

@@ -59,6 +59,8 @@ def test_load_ext_reads_through_its_own_server_and_kill_9_leaves_nothing(start_k
     folder = os.path.dirname(address[len("unix:"):])
     assert os.stat(folder).st_mode & 0o777 == 0o700  # only this user reaches its sockets
     assert _read_and_compare(k, recording, tmp_path) == address
+    engine = k.ok(f"import xarray as xr; print(xr.open_dataset({str(recording)!r}, engine='mef3').attrs['mef3_address'])")
+    assert engine.stdout.strip() == address  # the xarray engine reads through the same default server
 
     status = k.ok("%mef3 status").text
     assert address in status and str(recording) in status and "reader processes" in status
