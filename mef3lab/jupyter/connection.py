@@ -95,8 +95,9 @@ class Connection:
 
     # -- ending -----------------------------------------------------------------------
     def close(self) -> None:
-        """Stop our own server (if any) and read in this process from now on."""
-        source.close_all()  # open datasets reconnect to whatever is the default next
+        """Stop our own server (if any) and read in this process from now on. Datasets opened
+        through a stopped server fail on their next read (naming it): open them again."""
+        source.close_all()
         self._forget()
         source.set_default_address(None)
 

@@ -15,8 +15,9 @@ from .connection import Connection
 HELP: dict[str, tuple[str, str]] = {
     "status": ("", "show the server this kernel reads through (address, reader processes, cache, recordings)"),
     "open": ("PATH [NAME]", "open a recording as the Dataset NAME (default: rec) and show its summary"),
-    "stop": ("", "stop this kernel's server; recordings are read in this process from now on"),
-    "restart": ("", "stop, then find or start a server again (after a crash or a change of MEF3LAB_SERVER)"),
+    "stop": ("", "stop using the server (stopping it if this kernel started it); recordings opened from now on are read here"),
+    "restart": ("", "stop, then find or start a server again (after a crash or a change of MEF3LAB_SERVER); "
+                    "open recordings again"),
     "progress": ("on|off", "progress bars for dask computes longer than a second"),
     "help": ("", "this list"),
 }
