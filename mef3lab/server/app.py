@@ -144,13 +144,13 @@ def serve(config: ServerConfig, owner_pid: int | None = None) -> int:
     try:
         for url in server.http_urls:
             print(f"{HTTP_PREFIX}{url}", flush=True)
-        print(f"{READY_PREFIX}{server.address}", flush=True)
-        if config.discovery_file:
+        if config.discovery_file:  # before the ready line: whoever waits for it can read the file
             try:
                 discovery.write(config.discovery_file, server.address, server.http_urls)
             except OSError as exc:  # serving matters more than being found
                 log.warning("cannot write the discovery file %s (%s): kernels will start their own servers",
                             config.discovery_file, exc)
+        print(f"{READY_PREFIX}{server.address}", flush=True)
         while not done.wait(0.5):
             if owner_pid is not None and os.getppid() != owner_pid:
                 log.info("the process that started this server (pid %d) is gone: stopping", owner_pid)
