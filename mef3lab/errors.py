@@ -37,6 +37,26 @@ class Level1PasswordError(PasswordError):
     """A level-1 (technical) password, which pymef accepts but cannot decode samples with."""
 
 
+class PathNotServedError(Mef3LabError, PermissionError):
+    """A path outside the server's served roots (or in a root this user may not read).
+
+    The message never says whether the path exists: that would let anyone probe the disk."""
+
+    grpc_status = "PERMISSION_DENIED"
+
+
+class NoRootsError(Mef3LabError):
+    """Listing recordings on a server that serves any path (it was started without --root)."""
+
+    grpc_status = "FAILED_PRECONDITION"
+
+
+class AuthenticationError(Mef3LabError, PermissionError):
+    """The server wants a valid token (missing, wrong or expired)."""
+
+    grpc_status = "UNAUTHENTICATED"
+
+
 class UnknownChannelError(Mef3LabError, KeyError):
     """A channel name that the recording does not have."""
 
@@ -109,6 +129,9 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
         NotAMefSessionError,
         PasswordError,
         Level1PasswordError,
+        PathNotServedError,
+        NoRootsError,
+        AuthenticationError,
         UnknownChannelError,
         TimeRangeError,
         SegmentIndexError,

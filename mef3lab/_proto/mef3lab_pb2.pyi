@@ -52,6 +52,26 @@ class ListOpenResponse(_message.Message):
     paths: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ListRequest(_message.Message):
+    __slots__ = ("folder",)
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    folder: str
+    def __init__(self, folder: _Optional[str] = ...) -> None: ...
+
+class ListEntry(_message.Message):
+    __slots__ = ("name", "recording")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    recording: bool
+    def __init__(self, name: _Optional[str] = ..., recording: _Optional[bool] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ListEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[ListEntry, _Mapping]]] = ...) -> None: ...
+
 class Channel(_message.Message):
     __slots__ = ("name", "fs", "start_uutc", "end_uutc", "n_samples", "units", "conversion_factor")
     NAME_FIELD_NUMBER: _ClassVar[int]

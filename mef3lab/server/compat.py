@@ -66,7 +66,7 @@ from .._proto import gRPCMef3Server_pb2_grpc as pb_grpc
 from ..errors import Mef3LabError, MixedRatesError, NotOpenError, PasswordError, TimeRangeError
 from ..readers.base import SessionInfo
 from ..wire import ERROR_KEY, MAX_MESSAGE_BYTES
-from .engine import Engine, canonical_path
+from .engine import Engine
 from .decimate import minmax_points
 from .service import client_id, handle_errors
 
@@ -138,7 +138,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
             raise PasswordError(f"{exc}, as {PASSWORD_KEY} call metadata (this interface has no password "
                                 "field)") from exc
         with self._lock:
-            self._spelling[(client, canonical_path(request.file_path))] = request.file_path
+            self._spelling[(client, self.engine.resolve(client, request.file_path))] = request.file_path
         return _file_info(request.file_path, info)
 
     @in_band(_info_error)
@@ -146,7 +146,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         client = compat_client(context)
         self.engine.close(client, request.file_path)
         with self._lock:
-            self._spelling.pop((client, canonical_path(request.file_path)), None)
+            self._spelling.pop((client, self.engine.resolve(client, request.file_path)), None)
         return pb.FileInfoResponse(file_path=request.file_path, file_opened=False)
 
     @in_band(_info_error)

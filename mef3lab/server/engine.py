@@ -91,8 +91,11 @@ class Engine:
     The engine's lock guards recordings, views and last-seen times. It is taken inside the
     store's lock (see `segments`), so the engine never calls the store while holding it."""
 
-    def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None,
+                 resolve: Callable[[str, str], str] | None = None) -> None:
         self.config = config or ServerConfig()
+        #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
+        self._resolve = resolve or (lambda client, path: canonical_path(path))
         self.pool = pool or ReaderPool(self.config.n_process_workers)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
         self.segments = SegmentStore(self.config, self.pool, self._is_open, self.prefetch.active)
@@ -112,7 +115,7 @@ class Engine:
     # -- recordings and clients -----------------------------------------------------------
     def open(self, client: str, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
         """Open `path` for `client` (a second client, or a second open, is a normal open)."""
-        key = canonical_path(path)
+        key = self.resolve(client, path)
         password = password or ""
         with self._lock:
             rec = self._recordings.get(key)
@@ -132,7 +135,7 @@ class Engine:
 
     def close(self, client: str, path: str) -> bool:
         """Close `path` for `client`; the last client out frees its cache entries and readers."""
-        key = canonical_path(path)
+        key = self.resolve(client, path)
         with self._lock:
             view = self._views.pop((client, key), None)
             rec = self._recordings.get(key)
@@ -155,10 +158,14 @@ class Engine:
     def info(self, client: str, path: str) -> SessionInfo:
         return self._open_view(client, path)[0].info
 
-    def recording_engine(self, path: str) -> str:
+    def resolve(self, client: str, path: str) -> str:
+        """The key of the recording `client` means by `path` (refused when the server does not serve it)."""
+        return self._resolve(client, path)
+
+    def recording_engine(self, client: str, path: str) -> str:
         """The decoding engine serving `path` ("" when it is not open)."""
         with self._lock:
-            rec = self._recordings.get(canonical_path(path))
+            rec = self._recordings.get(self.resolve(client, path))
         return rec.engine if rec else ""
 
     def forget_client(self, client: str) -> None:
@@ -372,7 +379,7 @@ class Engine:
             return path in self._recordings
 
     def _open_view(self, client: str, path: str) -> tuple[Recording, ClientView]:
-        key = canonical_path(path)
+        key = self.resolve(client, path)
         with self._lock:
             view = self._views.get((client, key))
             rec = self._recordings.get(key)
