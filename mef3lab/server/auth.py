@@ -141,7 +141,10 @@ def authenticator_for(config: ServerConfig, environ: Mapping[str, str] | None = 
     if config.hub_auth:
         if config.token_file or token:
             raise ValueError(f"--hub-auth and static tokens (--token-file, {TOKEN_ENV}) exclude each other")
-        return HubTokens()
+        hub = {"api_token": env.get("JUPYTERHUB_API_TOKEN", "")}
+        if env.get("JUPYTERHUB_API_URL"):
+            hub["api_url"] = env["JUPYTERHUB_API_URL"]
+        return HubTokens(**hub)
     if config.allow_group:
         raise ValueError("--allow-group limits roots to hub groups: it needs --hub-auth")
     if config.token_file or token:
