@@ -34,10 +34,11 @@ from .conftest import alive, assert_same, clean_env, wait_for
 pytestmark = pytest.mark.slow
 
 ADMIN_TOKEN = "test-admin-token-3b9e"
-#: What the README's jupyterhub_config.py gives a kernel's JUPYTERHUB_API_TOKEN.
-KERNEL_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", "access:services!service=mef3lab",
-                       "read:users:groups!user"]
 
+README = Path(__file__).parents[2] / "README.md"
+SNIPPET_START = "# jupyterhub_config.py: mef3lab as a managed hub service"
+
+#: The test's own hub settings: loopback ports, a work folder, DummyAuthenticator, a token to issue user tokens with.
 HUB_CONFIG = """
 import os, sys
 c = get_config()  # noqa
@@ -53,20 +54,30 @@ c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{workdir}/cookie_secret"
 c.JupyterHub.pid_file = "{workdir}/jupyterhub.pid"
 c.JupyterHub.load_groups = {{"neuro": {{"users": ["alice"]}}, "students": {{"users": ["bob"]}}}}  # creates both users
-# As in the README: mef3lab as a managed service, and hub users allowed to use it.
-c.JupyterHub.services = [
-    {{"name": "mef3lab", "command": [sys.executable, "-m", "mef3lab", "serve", "--hub-auth", "--port", "{port}",
-                                    "--root", "eeg={eeg}", "--root", "ieeg={ieeg}", "--allow-group", "ieeg=neuro",
-                                    "--n-process-workers", "1", "--n-prefetch", "0"],
-      "environment": {{"MEF3LAB_OWNER_PID": str(os.getpid())}}}},
-    {{"name": "tester", "api_token": "{admin_token}"}},
-]
-c.JupyterHub.load_roles = [
-    {{"name": "user", "scopes": ["self", "access:services!service=mef3lab"]}},
-    {{"name": "tester", "scopes": ["admin:users", "tokens", "admin:groups"], "services": ["tester"]}},
-]
-c.Spawner.server_token_scopes = {kernel_scopes!r}
 """
+#: After the README's snippet: a small service, stopped with its hub, and the test's admin service.
+HUB_CONFIG_AFTER = """
+c.JupyterHub.services[0]["command"] += ["--n-process-workers", "1", "--n-prefetch", "0"]
+c.JupyterHub.services[0]["environment"] = {{"MEF3LAB_OWNER_PID": str(os.getpid())}}
+c.JupyterHub.services.append({{"name": "tester", "api_token": "{admin_token}"}})
+c.JupyterHub.load_roles.append({{"name": "tester", "scopes": ["admin:users", "tokens"], "services": ["tester"]}})
+"""
+
+
+def readme_snippet() -> str:
+    """The jupyterhub_config.py lines the README gives, as written there."""
+    text = README.read_text()
+    start = text.index(SNIPPET_START)
+    return text[start:text.index("```", start)]
+
+
+def kernel_token_scopes() -> list[str]:
+    """What the README's snippet gives a kernel's JUPYTERHUB_API_TOKEN."""
+    from traitlets.config import Config
+
+    c = Config()
+    exec(readme_snippet(), {"c": c})
+    return list(c.Spawner.server_token_scopes)
 
 
 def free_port() -> int:
@@ -118,8 +129,10 @@ def hub(tmp_path_factory, recording):
     shutil.copytree(recording, ieeg / "pt-01.mefd")
     ports = dict(proxy_port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), port=free_port())
     config = work / "jupyterhub_config.py"
-    config.write_text(HUB_CONFIG.format(**ports, chp=proxy_command(), workdir=work, eeg=eeg, ieeg=ieeg,
-                                        admin_token=ADMIN_TOKEN, kernel_scopes=KERNEL_TOKEN_SCOPES))
+    snippet = (readme_snippet().replace('["mef3lab", "serve"', '[sys.executable, "-m", "mef3lab", "serve"')
+               .replace('"50051"', f'"{ports["port"]}"').replace("=/data/eeg", f"={eeg}").replace("=/data/ieeg", f"={ieeg}"))
+    config.write_text(HUB_CONFIG.format(**ports, chp=proxy_command(), workdir=work) + snippet
+                      + HUB_CONFIG_AFTER.format(admin_token=ADMIN_TOKEN))
     env = clean_env(CONFIGPROXY_AUTH_TOKEN="proxy-token-for-tests")
     env.pop("JUPYTERHUB_API_TOKEN", None)
     log = open(work / "hub.log", "wb")
@@ -165,7 +178,7 @@ def test_a_hub_token_reads_as_its_user(hub, reference, recording, monkeypatch):
     # A kernel's own token, with the scopes the README gives it, sent without any setting.
     monkeypatch.delenv("MEF3LAB_TOKEN", raising=False)
     monkeypatch.delenv("MEF3LAB_TOKEN_FILE", raising=False)
-    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token_for(hub_port, "alice", KERNEL_TOKEN_SCOPES))
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token_for(hub_port, "alice", kernel_token_scopes()))
     with Mef3Client(address) as c:
         c.open_file("eeg/sub-01.mefd")
         assert_same(c.read_index("eeg/sub-01.mefd", 0, 1000), reference(recording).read_index(None, 0, 1000))
