@@ -171,7 +171,11 @@ def _is_loopback(host: str) -> bool:
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Lets a call through only with a valid bearer token, and runs its handler as that caller."""
+    """Lets a call through only with a valid bearer token, and runs its handler as that caller.
+
+    The token is checked when the handler runs (in the server's thread pool), never in
+    `intercept_service`, which gRPC calls on the thread that serves every connection: a
+    slow hub must delay only the calls waiting for it."""
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
@@ -181,11 +185,39 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
             return handler
         token = bearer_token(handler_call_details.invocation_metadata)
+        return _replace(handler, lambda behavior: self._guarded(token, behavior, handler.response_streaming))
+
+    def _admit(self, token: str, context: grpc.ServicerContext) -> contextvars.Context:
+        """A context in which `token`'s caller is the current caller; the call is aborted without one."""
         caller = self.authenticator.authenticate(token) if token else None
         if caller is None:
-            why = "this server needs a token" if not token else "the token was not accepted"
-            return _replace(handler, lambda behavior: _refuse(why))
-        return _replace(handler, lambda behavior: _as_caller(caller, behavior, handler.response_streaming))
+            context.set_trailing_metadata(((ERROR_KEY, AuthenticationError.__name__),))
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          f"{'the token was not accepted' if token else 'this server needs a token'}: send "
+                          f"'authorization: Bearer <token>' (mef3lab's client reads {TOKEN_ENV}, "
+                          "MEF3LAB_TOKEN_FILE or, in a JupyterHub kernel, JUPYTERHUB_API_TOKEN)")
+        ctx = contextvars.copy_context()
+        ctx.run(_CALLER.set, caller)
+        return ctx
+
+    def _guarded(self, token: str, behavior: Callable, streaming: bool) -> Callable:
+        """`behavior` behind the token check, run (every step of its stream, too) as the caller."""
+        if not streaming:
+            return lambda request, context: self._admit(token, context).run(behavior, request, context)
+
+        def stream(request, context) -> Iterator:
+            ctx = self._admit(token, context)
+            replies = ctx.run(behavior, request, context)
+            try:
+                while True:
+                    try:
+                        reply = ctx.run(next, replies)
+                    except StopIteration:
+                        return
+                    yield reply
+            finally:
+                ctx.run(getattr(replies, "close", lambda: None))
+        return stream
 
 
 def bearer_token(metadata) -> str:
@@ -196,40 +228,6 @@ def bearer_token(metadata) -> str:
             if scheme.lower() == "bearer":
                 return token.strip()
     return ""
-
-
-def _refuse(why: str) -> Callable:
-    def refuse(request, context):
-        context.set_trailing_metadata(((ERROR_KEY, AuthenticationError.__name__),))
-        context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                      f"{why}: send 'authorization: Bearer <token>' (mef3lab's client reads {TOKEN_ENV}, "
-                      "MEF3LAB_TOKEN_FILE or, in a JupyterHub kernel, JUPYTERHUB_API_TOKEN)")
-    return refuse
-
-
-def _as_caller(caller: Caller, behavior: Callable, streaming: bool) -> Callable:
-    """`behavior` run (every step of its stream, too) with `caller` as the current caller."""
-    if not streaming:
-        def unary(request, context):
-            ctx = contextvars.copy_context()
-            ctx.run(_CALLER.set, caller)
-            return ctx.run(behavior, request, context)
-        return unary
-
-    def stream(request, context) -> Iterator:
-        ctx = contextvars.copy_context()
-        ctx.run(_CALLER.set, caller)
-        replies = ctx.run(behavior, request, context)
-        try:
-            while True:
-                try:
-                    reply = ctx.run(next, replies)
-                except StopIteration:
-                    return
-                yield reply
-        finally:
-            ctx.run(getattr(replies, "close", lambda: None))
-    return stream
 
 
 def _replace(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable], Callable]) -> grpc.RpcMethodHandler:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mef3lab import credentials
+from mef3lab._proto import mef3lab_pb2
 from mef3lab.server.auth import Caller, StaticTokens, authenticator_for, bearer_token, check_exposure
 from mef3lab.server.config import ServerConfig
 
@@ -72,3 +73,36 @@ def test_settings_that_contradict_each_other(tmp_path):
     with pytest.raises(ValueError, match="JUPYTERHUB_API_TOKEN"):
         authenticator_for(ServerConfig(hub_auth=True), {})
     assert authenticator_for(ServerConfig(), {}) is None
+
+
+def test_a_slow_token_check_holds_up_only_its_own_call(monkeypatch, recording):
+    """Tokens are checked in the handler's thread: while the hub is slow to answer for one
+    call, other calls are served (a check in intercept_service would stall every connection)."""
+    import threading
+
+    from mef3lab.client import Mef3Client
+    from mef3lab.server import app
+
+    release, waiting = threading.Event(), threading.Event()
+
+    class SlowForOne:
+        def authenticate(self, token):
+            if token == "slow":
+                waiting.set()
+                release.wait(60)
+            return Caller(token)
+
+    monkeypatch.setattr(app, "authenticator_for", lambda config: SlowForOne())
+    with app.Server(port=0, n_process_workers=0) as server:
+        slow = Mef3Client(server.address, token="slow")
+        pending = slow._stub.ListOpen.future(mef3lab_pb2.ListOpenRequest(),
+                                             metadata=slow._metadata, timeout=60)
+        try:
+            assert waiting.wait(30)
+            with Mef3Client(server.address, token="fast") as fast:
+                assert fast.open_file(str(recording)).names  # served while the slow check waits
+            assert not pending.done()
+        finally:
+            release.set()
+        assert list(pending.result().paths) == []
+        slow.shutdown()
