@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Mapping, Protocol
 
 import grpc
 
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, Mef3LabError, ServerUnavailableError
 from ..wire import ERROR_KEY
 from .config import ServerConfig
 
@@ -61,7 +61,7 @@ class ClientId(str):
 
 class Authenticator(Protocol):
     def authenticate(self, token: str) -> Caller | None:
-        """The caller `token` belongs to; None when it is not valid."""
+        """The caller `token` belongs to; None when it is not valid (a `Mef3LabError` when it cannot tell)."""
 
 
 _CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("mef3lab_caller", default=None)
@@ -125,7 +125,8 @@ class HubTokens:
             model = self.hub.user_for_token(token)
         except Exception as exc:  # noqa: BLE001 - the hub is down or answered nonsense: nobody gets in
             log.warning("could not check a token with the hub at %s: %s", self.hub.api_url, exc)
-            return None
+            raise ServerUnavailableError(f"this server could not check the token with JupyterHub ({exc}); "
+                                         "try again when the hub is up") from None
         if not model or model.get("kind", "user") != "user":
             return None
         if self.hub.access_scopes and not self.hub.check_scopes(self.hub.access_scopes, model):
@@ -189,7 +190,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def _admit(self, token: str, context: grpc.ServicerContext) -> contextvars.Context:
         """A context in which `token`'s caller is the current caller; the call is aborted without one."""
-        caller = self.authenticator.authenticate(token) if token else None
+        try:
+            caller = self.authenticator.authenticate(token) if token else None
+        except Mef3LabError as exc:  # the check itself failed (the hub is down): say so, not "wrong token"
+            context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__),))
+            context.abort(getattr(grpc.StatusCode, exc.grpc_status), str(exc))
         if caller is None:
             context.set_trailing_metadata(((ERROR_KEY, AuthenticationError.__name__),))
             context.abort(grpc.StatusCode.UNAUTHENTICATED,

@@ -106,3 +106,16 @@ def test_a_slow_token_check_holds_up_only_its_own_call(monkeypatch, recording):
             release.set()
         assert list(pending.result().paths) == []
         slow.shutdown()
+
+
+def test_a_hub_that_does_not_answer_is_unavailable_not_a_wrong_token():
+    import socket
+
+    from mef3lab.errors import ServerUnavailableError
+    from mef3lab.server.auth import HubTokens
+
+    with socket.socket() as s:  # bound, never listening: connections to it are refused
+        s.bind(("127.0.0.1", 0))
+        hub = HubTokens(api_token="service-token", api_url=f"http://127.0.0.1:{s.getsockname()[1]}/hub/api")
+        with pytest.raises(ServerUnavailableError, match="could not check the token with JupyterHub"):
+            hub.authenticate("some-user-token")
