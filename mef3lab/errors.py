@@ -96,6 +96,18 @@ class CorruptDataError(Mef3LabError):
     grpc_status = "DATA_LOSS"
 
 
+class ReaderCrashedError(CorruptDataError):
+    """A reader process died while decoding this (a decoder crash on damaged files, or a kill)."""
+
+    def __init__(self, message: str, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode  # the process's exit code; -N: killed by signal N
+
+
+class QuarantinedError(CorruptDataError):
+    """A recording that crashed reader processes repeatedly: the server no longer tries to read it."""
+
+
 class ReadTooLargeError(Mef3LabError):
     """A single read larger than the configured maximum."""
 
@@ -138,6 +150,8 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
         MixedRatesError,
         RateChangeError,
         CorruptDataError,
+        ReaderCrashedError,
+        QuarantinedError,
         ReadTooLargeError,
         NotOpenError,
         ServerUnavailableError,

@@ -25,6 +25,8 @@ from .auth import AuthInterceptor, authenticator_for, check_exposure
 from .compat import CompatService
 from .config import ServerConfig
 from .engine import Engine
+from .pool import ReaderPool
+from .quarantine import Quarantine
 from .roots import ServedRoots
 from .service import Mef3LabService
 
@@ -65,7 +67,8 @@ class Server:
         authenticator = authenticator_for(self.config)
         check_exposure(self.config, authenticator is not None)
         credentials = tls_credentials(self.config)
-        engine = Engine(self.config, resolve=_resolver(roots) if roots else None)
+        pool = Quarantine(ReaderPool(self.config.n_process_workers), self.config.quarantine_crashes)
+        engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
         interceptors = [AuthInterceptor(authenticator)] if authenticator else []
         server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
                              options=GRPC_OPTIONS, interceptors=interceptors)

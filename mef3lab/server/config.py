@@ -33,6 +33,7 @@ class ServerConfig:
     client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
     engine: str = "numba"
     grpc_threads: int = 16
+    quarantine_crashes: int = 3  # a recording whose reads crashed this many reader processes is refused (0: never)
     log_level: str = "INFO"
     # -- a shared server (see auth.py, roots.py) --
     root: tuple[str, ...] = ()  # DIR or NAME=DIR, repeatable: only recordings under these open (none: any path)
