@@ -114,6 +114,12 @@ class ReadTooLargeError(Mef3LabError):
     grpc_status = "RESOURCE_EXHAUSTED"
 
 
+class TooManyOpenError(Mef3LabError):
+    """Opening one more recording would pass the server's limit (per client or in total)."""
+
+    grpc_status = "RESOURCE_EXHAUSTED"
+
+
 class NotOpenError(Mef3LabError):
     """An operation on a recording this client has not opened."""
 
@@ -153,6 +159,7 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
         ReaderCrashedError,
         QuarantinedError,
         ReadTooLargeError,
+        TooManyOpenError,
         NotOpenError,
         ServerUnavailableError,
         CancelledError,

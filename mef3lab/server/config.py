@@ -31,6 +31,8 @@ class ServerConfig:
     segment_mb: float = 256.0  # ...shortened (whole seconds) where a rate group's channels would exceed this
     max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
     client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
+    max_open_per_client: int = 32  # recordings one client may have open at once (0: no limit)
+    max_open_total: int = 256  # recordings open on the server at once, all clients (0: no limit)
     engine: str = "numba"
     grpc_threads: int = 16
     quarantine_crashes: int = 3  # a recording whose reads crashed this many reader processes is refused (0: never)

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError
+from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError, TooManyOpenError
 from ..readers.base import RAW_NAN, SAMPLE_TYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
 from .decimate import bin_starts
@@ -119,6 +119,7 @@ class Engine:
         password = password or ""
         with self._lock:
             rec = self._recordings.get(key)
+            self._check_open_limits(client, key, rec is None)
         if rec is None:
             engine = engine or self.config.engine
             info = self.pool.info(key, password, engine)
@@ -132,6 +133,19 @@ class Engine:
             self._views.setdefault((client, key), ClientView())
             self._last_seen[client] = time.monotonic()
         return rec.info
+
+    def _check_open_limits(self, client: str, key: str, new_recording: bool) -> None:
+        """Refuse an open beyond `max_open_per_client` or `max_open_total` (re-opening is free)."""
+        if (client, key) in self._views:
+            return
+        mine = sum(1 for c, _ in self._views if c == client)
+        per_client, total = self.config.max_open_per_client, self.config.max_open_total
+        if per_client and mine >= per_client:
+            raise TooManyOpenError(f"this client has {mine} recordings open, the server's limit; close one "
+                                   "(Mef3Client.close_file) before opening another")
+        if total and new_recording and len(self._recordings) >= total:
+            raise TooManyOpenError(f"the server has {len(self._recordings)} recordings open, its limit; "
+                                   "try again when others have closed theirs")
 
     def close(self, client: str, path: str) -> bool:
         """Close `path` for `client`; the last client out frees its cache entries and readers."""
