@@ -68,6 +68,7 @@ from ..readers.base import SessionInfo
 from ..wire import ERROR_KEY, MAX_MESSAGE_BYTES
 from .engine import Engine
 from .decimate import minmax_points
+from .auth import ClientId
 from .service import client_id, handle_errors
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,10 @@ RANGE_DTYPE = "float32"  # GetSignalRange, as the successor sent
 ENVELOPE_ROWS = 65_536  # rows per ChannelEnvelope message (32 B each: 2 MiB)
 
 
-def compat_client(context: grpc.ServicerContext) -> str:
-    """The engine's client id of a caller of this interface (its own namespace)."""
-    return f"{SERVICE_NAME}/{client_id(context, key=CLIENT_ID_KEY)}"
+def compat_client(context: grpc.ServicerContext) -> ClientId:
+    """The engine's client id of a caller of this interface (its own namespace, the same caller)."""
+    own = client_id(context, key=CLIENT_ID_KEY)
+    return ClientId(f"{SERVICE_NAME}/{own}", own.caller)
 
 
 def error_text(exc: BaseException) -> str:

@@ -26,7 +26,10 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mef3lab._proto import gRPCMef3Server_pb2 as cpb
+from mef3lab._proto import gRPCMef3Server_pb2_grpc as cpb_grpc
 from mef3lab.client import Mef3Client
+from mef3lab.credentials import bearer
 from mef3lab.errors import AuthenticationError, PathNotServedError
 
 from .conftest import alive, assert_same, clean_env, wait_for
@@ -192,6 +195,21 @@ def test_a_made_up_token_is_unauthenticated(hub):
         with Mef3Client(address, token=token) as c:
             with pytest.raises(AuthenticationError):
                 c.list_recordings()
+
+
+def test_the_lab_clients_api_knows_the_hub_user_too(hub, reference, recording):
+    """gRPCMef3Server (the lab's old clients, with the README's interceptor line): same user, same groups."""
+    address, hub_port, (eeg, ieeg) = hub
+    for user, opens in (("alice", True), ("bob", False)):
+        channel = grpc.intercept_channel(grpc.insecure_channel(address), bearer(token_for(hub_port, user)))
+        try:
+            stub = cpb_grpc.gRPCMef3ServerStub(channel)
+            reply = stub.OpenFile(cpb.OpenFileRequest(file_path="ieeg/pt-01.mefd"), timeout=30)
+            assert reply.file_opened == opens, reply.error_message
+            if not opens:
+                assert "not in a folder this server serves you" in reply.error_message
+        finally:
+            channel.close()
 
 
 def test_a_user_outside_a_roots_group_is_denied_it(hub, reference, recording):
