@@ -50,3 +50,10 @@ def test_the_recording_is_reused_while_its_parameters_hold(tmp_path):
     first = ensure_recording(SMOKE_RUN.recording, tmp_path, log=written.append)
     again = ensure_recording(SMOKE_RUN.recording, tmp_path, log=written.append)
     assert first == again and len([m for m in written if m.startswith("writing")]) == 1
+
+
+def test_the_load_table_checks_every_reply(tmp_path):
+    (table,) = run(SMOKE_RUN, "E", data_dir=tmp_path, log=lambda msg: None)
+    rows = {r.label.split(".")[0]: r for r in table.rows}
+    assert len(table.rows) == 7 and rows["6"].value == 0 and rows["6"].status == "PASS", rows["6"].note
+    assert rows["7"].status == "PASS" and rows["5"].value > 0

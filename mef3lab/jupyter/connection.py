@@ -7,8 +7,8 @@ it answers its health check; else a server of this kernel's own, private to this
 listens only on Unix sockets in a fresh 0700 directory, and dies with the kernel however the
 kernel ends. If none can be had, reads stay in this process and `problem` says why.
 
-When the hub issue (#11) adds tokens, `_named` is where ``MEF3LAB_TOKEN`` /
-``MEF3LAB_TOKEN_FILE`` are read and handed on with the address.
+A named server's token (``MEF3LAB_TOKEN``, ``MEF3LAB_TOKEN_FILE``, a hub kernel's own token)
+and CA are sent by every client this kernel makes (`mef3lab.credentials`): nothing to do here.
 """
 
 from __future__ import annotations
