@@ -1,6 +1,7 @@
 # The headless mef3lab server, installed as the tests install it (pip, Python 3.11).
 # Not built by CI (no container runtime on the project's machines).
-#   docker build -t mef3lab . && docker run -p 50051:50051 -p 8080:8080 -v /data:/data:ro mef3lab
+#   docker build -t mef3lab .
+#   docker run -p 50051:50051 -p 8080:8080 -v /data:/data:ro -v $PWD/tokens:/etc/mef3lab/tokens:ro mef3lab --root /data
 FROM python:3.11-slim
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -8,8 +9,9 @@ COPY mef3lab ./mef3lab
 COPY jupyter-config ./jupyter-config
 RUN pip install --no-cache-dir . && useradd --create-home mef3lab
 USER mef3lab
-# Inside a container the server must listen beyond localhost; the status page over TCP hides paths.
-ENV HOST=0.0.0.0 PORT=50051 HTTP_PORT=8080
+# Inside a container the server must listen beyond localhost, so it needs tokens (lines "TOKEN" or
+# "USER TOKEN"; without them it refuses to start). The status page over TCP shows no paths.
+ENV HOST=0.0.0.0 PORT=50051 HTTP_PORT=8080 TOKEN_FILE=/etc/mef3lab/tokens
 EXPOSE 50051 8080
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/api/status')"
 ENTRYPOINT ["mef3lab", "serve"]
