@@ -5,11 +5,11 @@ listener is what the proxy (and a lab's Prometheus) talks to. It listens where g
 (`host`, localhost by default) on `http_port`, and/or on the Unix socket `http_socket`.
 
 Who sees paths: a recording's path says whose recording it is, so it is shown only to a
-caller who could open it. Until the hub's auth layer (#11) knows callers, that is decided
-by `owner_only`: a caller on the Unix socket whose peer credentials are the server's own
-user (the proxy of that user's Jupyter, or the user's own kernel). TCP callers cannot be
-told apart, so they get everything but paths. `StatusHTTP(authorize=...)` is the seam for
-a token- or hub-based decision later.
+caller who could open it. The HTTP side does not check the gRPC side's tokens (`auth`) yet,
+so that is decided by `owner_only`: a caller on the Unix socket whose peer credentials are
+the server's own user (the proxy of that user's Jupyter, or the user's own kernel). TCP
+callers cannot be told apart, so they get everything but paths. `StatusHTTP(authorize=...)`
+is the seam for a token- or hub-based decision (per caller, per root).
 """
 
 from __future__ import annotations
