@@ -20,6 +20,7 @@ _LAZY = {
     "ServerConfig": "mef3lab.server.config",
     "ServerProcess": "mef3lab.server.process",
     "set_default_address": "mef3lab.source",
+    "Scroller": "mef3lab.widget",
 }
 
 __all__ = sorted(_LAZY) + ["errors", "__version__"]

@@ -1,4 +1,4 @@
-"""The ``.mef3`` accessor on what `open_recording` returns: gaps, annotations, rate groups.
+"""The ``.mef3`` accessor on what `open_recording` returns: gaps, annotations, rate groups, scroll().
 
     >>> ds = mef3lab.open_recording(path)
     >>> ds.mef3.gaps                      # every recording gap of every channel
@@ -144,6 +144,12 @@ class _Mef3Accessor:
         df = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS)
         df = df.astype({"time_s": "float64", "time_uutc": "int64", "duration_s": "float64"})
         return df.sort_values("time_uutc", kind="stable").reset_index(drop=True)
+
+    def scroll(self, **kwargs: Any) -> Any:
+        """A `mef3lab.Scroller` on this recording (or selection's channels); keywords as Scroller's."""
+        from .widget import Scroller  # noqa: PLC0415 - the widget stack loads only when asked for
+
+        return Scroller(self._obj, **kwargs)
 
     def to_uutc(self, seconds: Any) -> Any:
         """Seconds from the recording start -> µUTC (rounded to the microsecond)."""
