@@ -6,10 +6,10 @@ Two pieces:
   flip that asks for a page the read-ahead is still reading waits for that read
   instead of starting a second one.
 - `Readahead`: after each shown page, the direction of travel (forward unless the
-  last move was backward) decides what comes next: the next page is read into the
-  cache on a background thread, and the source is told about the `depth` pages after
-  it (`RecordingSource.hint`: a server decodes those segments in the background; an
-  embedded recording has nothing to be told, the read-ahead thread is its prefetch).
+  last move was backward) decides what comes next: the source is told about the next
+  ``depth + 1`` pages (`RecordingSource.hint`: a server decodes their segments in the
+  background; an embedded recording has nothing to be told) and the next page is read
+  into the cache on a background thread (for an embedded recording, its prefetch).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Readahead:
         self._last: View | None = None
 
     def shown(self, view: View) -> None:
-        """`view` is on screen: read the next page and hint the `depth` after it. Returns at once."""
+        """`view` is on screen: hint the next ``depth + 1`` pages and read the next one. Returns at once."""
         last, self._last = self._last, view
         if last is not None and last.channels == view.channels and last.length_us == view.length_us:
             if view.start_us != last.start_us:
@@ -99,10 +99,10 @@ class Readahead:
         following = [v for v in following if self._inside(v)]
         if not following:
             return
+        # the hint first: the read of the next page then finds its segment under way on a server
+        self._hint(min(v.start_us for v in following), max(v.start_us for v in following) + view.length_us,
+                   view.channels)
         self.cache.prefetch(following[0])
-        if len(following) > 1:
-            self._hint(min(v.start_us for v in following[1:]), max(v.start_us for v in following[1:]) + view.length_us,
-                       view.channels)
 
     def _inside(self, view: View) -> bool:
         return view.start_us + view.length_us > 0 and view.start_us < self.duration_us
