@@ -38,7 +38,7 @@ function render({ model, el }) {
     b.addEventListener("click", () => { stamp(); model.send({ type: "key", key: key.key, shift: !!key.shift }); });
     bar.append(b);
   };
-  button("⏮", { key: "Home" }, "recording start (Home)");
+  button("|◀", { key: "Home" }, "recording start (Home)");
   button("◀", { key: "ArrowLeft" }, "previous page (←)");
   button("◁", { key: "ArrowLeft", shift: true }, "half a page back (Shift+←)");
   button("▷", { key: "ArrowRight", shift: true }, "half a page on (Shift+→)");
@@ -85,7 +85,7 @@ function render({ model, el }) {
 
   function size() {
     const dpr = window.devicePixelRatio || 1;
-    const width = Math.max(200, root.clientWidth || 800);
+    const width = Math.max(200, (root.clientWidth || 800) - 10); // inside the padding
     const n = reply ? reply.msg.traces.length : Math.min(model.get("rows"), model.get("channels").length);
     const height = TOP + n * model.get("row_px") + AXIS;
     if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
@@ -187,6 +187,7 @@ function render({ model, el }) {
     if (msg.type !== "page" || msg.id < model.get("view_id") || msg.id <= drawnId) return; // stale
     reply = { msg, data: floats(buffers[0]) };
     draw();
+    root.dataset.pages = String(Number(root.dataset.pages || 0) + 1); // pages drawn (tests, benchmarks)
   }
 
   root.addEventListener("keydown", (e) => {
@@ -209,7 +210,7 @@ function render({ model, el }) {
   const observer = new ResizeObserver(() => {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => {
-      const columns = Math.max(50, Math.floor((root.clientWidth || 800) - GUTTER));
+      const columns = Math.max(50, Math.floor((root.clientWidth || 800) - 10 - GUTTER));
       if (columns !== model.get("width_px")) model.send({ type: "resize", width: columns });
       draw();
     }, 80);
