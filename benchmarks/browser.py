@@ -108,7 +108,8 @@ class Lab:
     def open(self, notebook: str):
         """A browser tab with `notebook` (a path under the root) open and its kernel idle."""
         page = self.context.new_page()
-        page.goto(f"{self.url}/lab/tree/{notebook}?token={self.token}", timeout=90_000)
+        # ?reset: a fresh workspace, so notebooks opened earlier are not restored beside it
+        page.goto(f"{self.url}/lab/tree/{notebook}?reset&token={self.token}", timeout=90_000)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
         page.wait_for_function("""() => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -126,14 +127,18 @@ class Lab:
             return prompts.length && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
         }""", timeout=timeout_s * 1000)
 
-    def close(self) -> None:
-        """Shut kernels down, then stop the browser and the server (killing what does not stop)."""
+    def shutdown_kernels(self) -> None:
+        """Shut down every kernel the server runs (what the notebooks opened so far started)."""
         if self._server is not None and self._server.poll() is None:
             try:
                 for kernel in self.api("GET", "/api/kernels") or []:
                     self.api("DELETE", f"/api/kernels/{kernel['id']}")
             except OSError:
                 pass
+
+    def close(self) -> None:
+        """Shut kernels down, then stop the browser and the server (killing what does not stop)."""
+        self.shutdown_kernels()
         if self.context is not None:
             try:
                 self.context.close()
