@@ -30,7 +30,8 @@ from .report import Stopwatch, Table, Target, percentile
 PAGE_S = 10.0
 WIDE_PAGE_S = 30.0
 PAUSE_S = 0.25  # a look at each 10-s page
-WIDE_PAUSE_S = 1.0  # a look at each 30-s page of 256 channels
+WIDE_PAUSE_S = 1.0  # at least this long a look at each 30-s page of 256 channels ...
+WIDE_PAUSE_READS = 1.5  # ... and long enough for the read-ahead: this many direct reads of such a page (p95)
 FIRST_S = 600.0  # where paging starts (past the first server segment; a quarter in, in short recordings)
 
 
@@ -56,6 +57,7 @@ def run(path: Path, params: Params, log=print) -> Table:
     warm_page_cache(wide)
     wide_starts = [WIDE_PAGE_S * (1 + i) for i in range(params.wide_flips + 1)]
     wide_base = direct_pages(wide, wide_starts, WIDE_PAGE_S)
+    wide_pause = max(WIDE_PAUSE_S, WIDE_PAUSE_READS * percentile(wide_base, 95) / 1e3)
     with tempfile.TemporaryDirectory(prefix="mef3lab-bench-lab-") as root:
         log("E browser ...")
         with Lab(Path(root)) as lab:
@@ -63,12 +65,14 @@ def run(path: Path, params: Params, log=print) -> Table:
             _rows(table, "browser (JupyterLab, chromium), canvas redrawn", ms, base, 100)
             lab.shutdown_kernels()
             log(f"E browser, {params.wide.label} ...")
-            ms = browser_flips(lab, wide, wide_starts, WIDE_PAGE_S, WIDE_PAUSE_S, row_px=3)
+            ms = browser_flips(lab, wide, wide_starts, WIDE_PAGE_S, wide_pause, row_px=3)
     table.add(f"wide: direct read_index of a {WIDE_PAGE_S:g} s page, {params.wide.channels} ch at "
               f"{params.wide.fs:g} Hz, p95", percentile(wide_base, 95), "ms", 1.0, samples=wide_base)
     p95 = percentile(ms, 95)
-    table.add(f"wide: browser, {params.wide_flips} flips ({WIDE_PAUSE_S:g} s between), canvas redrawn p95", p95,
+    table.add(f"wide: browser, {params.wide_flips} flips ({wide_pause:.1f} s between), canvas redrawn p95", p95,
               "ms", p95 / percentile(wide_base, 95), Target("value", "<=", 250), samples=ms)
+    table.notes.append(f"wide pages: {WIDE_PAUSE_READS:g} × the direct read's p95 between flips (at least "
+                       f"{WIDE_PAUSE_S:g} s), so read-ahead has finished: the prefetched case the target is for.")
     table.notes.append("browser times run from the widget's keydown handler to the end of its canvas drawing "
                        "(performance.now() in the page); ×direct = ÷ the same percentile of the direct reads.")
     return table

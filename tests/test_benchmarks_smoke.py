@@ -50,3 +50,19 @@ def test_the_recording_is_reused_while_its_parameters_hold(tmp_path):
     first = ensure_recording(SMOKE_RUN.recording, tmp_path, log=written.append)
     again = ensure_recording(SMOKE_RUN.recording, tmp_path, log=written.append)
     assert first == again and len([m for m in written if m.startswith("writing")]) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_scroller_table_produces_its_rows(tmp_path):
+    """Table E end to end: the widget model (embedded, via a server) and, where chromium is there, the browser."""
+    from benchmarks.browser import ensure_chromium
+
+    browser = ensure_chromium() is None
+    (table,) = run(SMOKE_RUN, "E", data_dir=tmp_path, log=lambda msg: None)
+    labels = [r.label for r in table.rows]
+    assert table.key == "E" and "model, via a server p95" in labels
+    assert len(labels) == (10 if browser else 6)  # direct, model ×2 (p50, p95); browser, wide (2 each)
+    assert browser == any(label.startswith("wide: browser") for label in labels)
+    for r in table.rows:
+        assert r.value > 0 and r.status in ("PASS", "MISS", "—")

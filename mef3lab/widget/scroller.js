@@ -197,6 +197,7 @@ function render({ model, el }) {
       if (e.key === "Enter") { model.send({ type: "goto", text: jump.value }); root.focus(); }
       return;
     }
+    if (e.target === length) return; // its own arrow keys choose a length
     if (KEYS.has(e.key)) {
       e.preventDefault();
       stamp();
@@ -217,29 +218,22 @@ function render({ model, el }) {
   });
   observer.observe(root);
 
-  const redraw = () => draw();
-  const onTexts = () => texts();
-  const onLength = () => fillLengths();
-  model.on("msg:custom", onPage);
-  model.on("change:gain", redraw);
-  model.on("change:annotations", redraw);
-  model.on("change:gain", onTexts);
-  model.on("change:page_label", onTexts);
-  model.on("change:message", onTexts);
-  model.on("change:page_seconds", onLength);
+  const listeners = [
+    ["msg:custom", onPage],
+    ["change:gain", () => { draw(); texts(); }],
+    ["change:annotations", () => draw()],
+    ["change:page_label", () => texts()],
+    ["change:message", () => texts()],
+    ["change:page_seconds", () => fillLengths()],
+  ];
+  for (const [event, listener] of listeners) model.on(event, listener);
   fillLengths();
   texts();
   draw();
   return () => {
     observer.disconnect();
     clearTimeout(resizeTimer);
-    model.off("msg:custom", onPage);
-    model.off("change:gain", redraw);
-    model.off("change:annotations", redraw);
-    model.off("change:gain", onTexts);
-    model.off("change:page_label", onTexts);
-    model.off("change:message", onTexts);
-    model.off("change:page_seconds", onLength);
+    for (const [event, listener] of listeners) model.off(event, listener);
   };
 }
 

@@ -138,10 +138,7 @@ class Scroller(anywidget.AnyWidget):
     # -- validation -------------------------------------------------------------------
     @t.validate("page_seconds")
     def _valid_page_seconds(self, proposal: dict) -> float:
-        value = float(proposal["value"])
-        if not (math.isfinite(value) and value > 0):
-            raise t.TraitError(f"page_seconds must be a positive number of seconds, not {proposal['value']!r}")
-        return value
+        return _positive(proposal, "page_seconds must be a positive number of seconds")
 
     @t.validate("start")
     def _valid_start(self, proposal: dict) -> float:
@@ -161,10 +158,7 @@ class Scroller(anywidget.AnyWidget):
 
     @t.validate("gain")
     def _valid_gain(self, proposal: dict) -> float:
-        value = float(proposal["value"])
-        if not (math.isfinite(value) and value > 0):
-            raise t.TraitError(f"gain must be a positive number of µV per division, not {proposal['value']!r}")
-        return value
+        return _positive(proposal, "gain must be a positive number of µV per division")
 
     @t.validate("first_row")
     def _valid_first_row(self, proposal: dict) -> int:
@@ -262,6 +256,14 @@ def _block_array(block, attrs: dict, units: str) -> xr.DataArray:
     return xr.DataArray(block.data, dims=("channel", "time"), name="signal",
                         coords={"channel": list(block.names), "time": ("time", time, {"units": "s"})},
                         attrs={**keep, "fs": block.fs, "units": units})
+
+
+def _positive(proposal: dict, rule: str) -> float:
+    """The proposed value as a finite positive float, or a TraitError saying `rule`."""
+    value = float(proposal["value"])
+    if not (math.isfinite(value) and value > 0):
+        raise t.TraitError(f"{rule}, not {proposal['value']!r}")
+    return value
 
 
 def _step_gain(gain: float, finer: bool) -> float:
