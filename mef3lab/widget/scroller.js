@@ -185,6 +185,7 @@ function render({ model, el }) {
 
   function onPage(msg, buffers) {
     if (msg.type !== "page" || msg.id < model.get("view_id") || msg.id <= drawnId) return; // stale
+    root.dataset.gotAt = String(performance.now());
     reply = { msg, data: floats(buffers[0]) };
     draw();
     root.dataset.pages = String(Number(root.dataset.pages || 0) + 1); // pages drawn (tests, benchmarks)
