@@ -50,6 +50,14 @@ function render({ model, el }) {
   const gain = html("span", "m3s-gain");
   bar.append(gain);
   button("+", { key: "ArrowUp" }, "more gain (↑)");
+  button("▲", { key: "PageUp" }, "channels above (PgUp)");
+  const rowsText = html("span", "m3s-rows");
+  bar.append(rowsText);
+  button("▼", { key: "PageDown" }, "channels below (PgDn)");
+  const picker = html("details", "m3s-chans");
+  const pickerList = html("div", "m3s-chans-list");
+  picker.append(html("summary", "", "channels"), pickerList);
+  bar.append(picker);
   const jump = html("input", "m3s-goto");
   jump.placeholder = "go to: s or HH:MM:SS";
   bar.append(jump);
@@ -76,7 +84,29 @@ function render({ model, el }) {
     }));
   }
 
+  function fillPicker() {
+    const shown = new Set(model.get("channels"));
+    pickerList.replaceChildren(...model.get("all_channels").map((name) => {
+      const label = html("label", "m3s-chan");
+      const box = html("input");
+      box.type = "checkbox";
+      box.value = name;
+      box.checked = shown.has(name);
+      label.append(box, document.createTextNode(name));
+      return label;
+    }));
+  }
+
+  function pick() {
+    const chosen = [...pickerList.querySelectorAll("input:checked")].map((b) => b.value);
+    if (!chosen.length) { fillPicker(); return; } // at least one channel stays
+    model.set("channels", chosen);
+    model.save_changes();
+  }
+
   function texts() {
+    const n = model.get("channels").length, first = model.get("first_row");
+    rowsText.textContent = `ch ${first + 1}–${Math.min(first + model.get("rows"), n)} of ${n}`;
     start.textContent = model.get("page_label");
     gain.textContent = `${model.get("gain")} ${model.get("units")}/div`;
     message.textContent = model.get("message");
@@ -180,6 +210,7 @@ function render({ model, el }) {
     drawnId = msg.id;
     root.dataset.drawnId = String(msg.id);
     root.dataset.drawnStart = String(msg.start);
+    root.dataset.drawnChannels = msg.traces.map((tr) => tr.name).join(",");
     root.dataset.drawnAt = String(performance.now());
   }
 
@@ -198,7 +229,7 @@ function render({ model, el }) {
       if (e.key === "Enter") { model.send({ type: "goto", text: jump.value }); root.focus(); }
       return;
     }
-    if (e.target === length) return; // its own arrow keys choose a length
+    if (e.target === length || pickerList.contains(e.target)) return; // their own keys
     if (KEYS.has(e.key)) {
       e.preventDefault();
       stamp();
@@ -206,6 +237,7 @@ function render({ model, el }) {
     }
   });
   canvas.addEventListener("mousedown", () => setTimeout(() => root.focus(), 0));
+  pickerList.addEventListener("change", pick);
   length.addEventListener("change", () => { model.set("page_seconds", Number(length.value)); model.save_changes(); });
 
   let resizeTimer = 0;
@@ -226,9 +258,12 @@ function render({ model, el }) {
     ["change:page_label", () => texts()],
     ["change:message", () => texts()],
     ["change:page_seconds", () => fillLengths()],
+    ["change:channels", () => { fillPicker(); texts(); }],
+    ["change:first_row", () => texts()],
   ];
   for (const [event, listener] of listeners) model.on(event, listener);
   fillLengths();
+  fillPicker();
   texts();
   draw();
   return () => {

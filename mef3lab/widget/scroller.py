@@ -52,6 +52,7 @@ class Scroller(anywidget.AnyWidget):
     start = t.Float(0.0, help="page start, seconds from the recording start").tag(sync=True)
     page_seconds = t.Float(10.0, help="page length in seconds").tag(sync=True)
     channels = t.List(t.Unicode(), help="the channels shown, in screen order").tag(sync=True)
+    all_channels = t.List(t.Unicode(), help="the channels there are to choose from").tag(sync=True)
     first_row = t.Int(0, help="index in `channels` of the top row on screen").tag(sync=True)
     rows = t.Int(20, help="rows (channels) on screen at once").tag(sync=True)
     gain = t.Float(50.0, help="µV per division (one division = one row's height)").tag(sync=True)
@@ -82,6 +83,7 @@ class Scroller(anywidget.AnyWidget):
         notes = rec.mef3.annotations
         super().__init__(
             duration=info.duration_s, start_uutc=int(info.start_uutc), channels=list(channels or present),
+            all_channels=present,
             page_seconds=page_seconds, start=start, gain=gain or 50.0,
             rows=min(rows or 20, len(channels or present)),
             units=str(rec.attrs.get("units", "µV")).replace("uV", "µV"),

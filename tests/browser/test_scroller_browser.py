@@ -3,7 +3,7 @@
 Runs notebooks/05-scroller.ipynb, focuses the first scroller, presses → and checks the page
 start shown as text advanced and the canvas changed; holding → lands on the right page
 without drawing every page in between; keys pressed in the widget never reach the
-notebook's shortcuts. Screenshots are kept in tests/artifacts/ (git-ignored).
+notebook's shortcuts; channels chosen in the widget are the ones drawn. Screenshots are kept in tests/artifacts/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -79,4 +79,14 @@ def test_scroller_in_jupyterlab(lab):
     held = state(widget)
     assert "(+568.000 s)" in held["start"] and held["drawnStart"] == 568  # the right page, and it stays
     assert held["pages"] - after["pages"] < 20, "every page on the way was drawn"
+
+    # choosing channels in the widget: the notebook showed every second one; drop the first
+    assert widget.evaluate("el => el.dataset.drawnChannels").startswith("ch000,ch002,")
+    assert "ch 1–12 of 12" in widget.locator(".m3s-rows").text_content()
+    widget.locator(".m3s-chans summary").click()
+    widget.locator(".m3s-chans input[value=ch000]").uncheck()
+    page.wait_for_function("el => el.dataset.drawnChannels.startsWith('ch002,ch004,')", arg=widget.element_handle(),
+                           timeout=20_000)
+    assert "ch 1–11 of 11" in widget.locator(".m3s-rows").text_content()
+    widget.screenshot(path=str(ARTIFACTS / "scroller-channels.png"))
     page.close()
