@@ -73,12 +73,10 @@ class PageCache:
             with self._lock:
                 self._loading.pop(view, None)
 
-    def clear(self) -> None:
-        self._pages.clear()
-
     def close(self) -> None:
+        """Stop the read-ahead thread (after the read under way) and free the pages."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.clear()
+        self._pages.clear()
 
 
 class Readahead:

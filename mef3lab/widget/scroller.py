@@ -91,7 +91,6 @@ class Scroller(anywidget.AnyWidget):
                           "duration": None if math.isnan(r.duration_s) else float(r.duration_s)}
                          for r in notes.itertuples()],
             **kwargs)
-        self._info = info
         self.on_msg(self._on_msg)
         self._ready = True
         self._request()
