@@ -127,6 +127,22 @@ class Lab:
             return prompts.length && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
         }""", timeout=timeout_s * 1000)
 
+    def processes(self) -> list:
+        """What this lab runs: the jupyter server, its kernels, and the chromium processes of its profile."""
+        import psutil  # noqa: PLC0415 - a test dependency, needed only to check for leftovers
+
+        out = []
+        if self._server is not None:
+            try:
+                server = psutil.Process(self._server.pid)
+                out += [server, *server.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(self._profile in part for part in proc.info["cmdline"] or ()):
+                out.append(proc)
+        return out
+
     def shutdown_kernels(self) -> None:
         """Shut down every kernel the server runs (what the notebooks opened so far started)."""
         if self._server is not None and self._server.poll() is None:

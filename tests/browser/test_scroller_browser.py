@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +36,11 @@ def lab(tmp_path_factory):
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     with Lab(root) as lab:
         yield lab
+        running = lab.processes()
+    assert running, "the lab's processes were not found"
+    gone, alive = psutil.wait_procs(running, timeout=15)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"left running after the lab closed: {[p.cmdline()[:3] for p in alive]}"
 
 
 def state(widget) -> dict:
