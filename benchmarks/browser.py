@@ -1,6 +1,6 @@
 """A real JupyterLab and a real browser: what the scroller's browser test and benchmark run in.
 
-`Lab` starts ``jupyter lab`` (its own free port, a random token, a temporary root
+`Lab` starts ``jupyter lab`` or Notebook 7 (its own free port, a random token, a temporary root
 folder, no browser of its own) and Debian's chromium, headless, driven by Playwright
 (Playwright's own browser download is not available here; `ensure_chromium` installs
 Debian's package where it is missing). Leaving the `with` block shuts every kernel
@@ -47,10 +47,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Lab:
-    """``with Lab(root) as lab: page = lab.open("nb.ipynb"); lab.run_all(page)``."""
+#: app -> (module run with ``python -m``, its config class, the URL path of a notebook).
+#: Lab's ``?reset``: a fresh workspace, so notebooks opened earlier are not restored beside it.
+APPS = {"lab": ("jupyterlab", "LabApp", "/lab/tree/{}?reset&"),
+        "notebook": ("notebook", "JupyterNotebookApp", "/notebooks/{}?")}
 
-    def __init__(self, root: Path, viewport: tuple[int, int] = (1400, 1000)) -> None:
+
+class Lab:
+    """``with Lab(root) as lab: page = lab.open("nb.ipynb"); lab.run_all(page)``; app "lab" or "notebook" (7)."""
+
+    def __init__(self, root: Path, viewport: tuple[int, int] = (1400, 1000), app: str = "lab") -> None:
+        self.module, self.app_class, self.notebook_url = APPS[app]
         self.root = Path(root)
         self.viewport = viewport
         self.port = _free_port()
@@ -79,10 +86,9 @@ class Lab:
         self.close()
 
     def _start_server(self) -> None:
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
+        cmd = [sys.executable, "-m", self.module, "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
-               "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False", "--allow-root",
-               "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               f"--{self.app_class}.expose_app_in_browser=True", "--ServerApp.open_browser=False", "--allow-root"]
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / ".jupyter-config"),
                    JUPYTER_RUNTIME_DIR=str(self.root / ".jupyter-runtime"))
         self._log = open(self.root / "jupyter-lab.log", "w")
@@ -108,8 +114,7 @@ class Lab:
     def open(self, notebook: str):
         """A browser tab with `notebook` (a path under the root) open and its kernel idle."""
         page = self.context.new_page()
-        # ?reset: a fresh workspace, so notebooks opened earlier are not restored beside it
-        page.goto(f"{self.url}/lab/tree/{notebook}?reset&token={self.token}", timeout=90_000)
+        page.goto(f"{self.url}{self.notebook_url.format(notebook)}token={self.token}", timeout=90_000)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
         page.wait_for_function("""() => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;

@@ -1,4 +1,4 @@
-"""The scroller in a real JupyterLab and a real browser (Debian's chromium, driven by Playwright).
+"""The scroller in a real JupyterLab and Notebook 7, in a real browser (Debian's chromium, driven by Playwright).
 
 Runs notebooks/05-scroller.ipynb, focuses the first scroller, presses → and checks the page
 start shown as text advanced and the canvas changed; holding → lands on the right page
@@ -27,14 +27,14 @@ NOTEBOOK = REPO / "notebooks" / "05-scroller.ipynb"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(params=["lab", "notebook"], ids=["jupyterlab", "notebook7"])
+def lab(request, tmp_path_factory):
     why = ensure_chromium()
     if why:
         pytest.skip(f"no browser for the scroller test: {why}")
-    root = tmp_path_factory.mktemp("lab")
+    root = tmp_path_factory.mktemp(request.param)
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    with Lab(root) as lab:
+    with Lab(root, app=request.param) as lab:
         yield lab
         running = lab.processes()
     assert running, "the lab's processes were not found"
@@ -50,7 +50,7 @@ def state(widget) -> dict:
         cells: document.querySelectorAll('.jp-Notebook .jp-Cell').length})""")
 
 
-def test_scroller_in_jupyterlab(lab):
+def test_scroller_in_the_browser(lab):
     page = lab.open(NOTEBOOK.name)
     lab.run_all(page)
     widget = page.locator(".m3s").first
@@ -59,7 +59,7 @@ def test_scroller_in_jupyterlab(lab):
                            timeout=60_000)  # the notebook's last go_to(358) is on screen
     ARTIFACTS.mkdir(exist_ok=True)
     widget.scroll_into_view_if_needed()
-    widget.screenshot(path=str(ARTIFACTS / "scroller-358s.png"))
+    widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-358s.png"))
 
     widget.locator("canvas").click(position={"x": 400, "y": 100})
     page.wait_for_function("el => document.activeElement === el", arg=widget.element_handle(), timeout=5000)
@@ -71,7 +71,7 @@ def test_scroller_in_jupyterlab(lab):
     after = state(widget)
     assert "08:06:08.000 UTC (+368.000 s)" in after["start"]
     assert after["pixels"] != before["pixels"] and after["focused"]
-    widget.screenshot(path=str(ARTIFACTS / "scroller-368s.png"))
+    widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-368s.png"))
 
     page.keyboard.press("a")  # in a notebook's command mode, a new cell above: not from inside the widget
     page.keyboard.press("ArrowDown")
@@ -94,5 +94,5 @@ def test_scroller_in_jupyterlab(lab):
     page.wait_for_function("el => el.dataset.drawnChannels.startsWith('ch002,ch004,')", arg=widget.element_handle(),
                            timeout=20_000)
     assert "ch 1–11 of 11" in widget.locator(".m3s-rows").text_content()
-    widget.screenshot(path=str(ARTIFACTS / "scroller-channels.png"))
+    widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-channels.png"))
     page.close()
