@@ -30,6 +30,8 @@ class Params:
     hit_reads: int = 10  # reads of one cached segment
     window_s: float = 10.0  # xarray: the window selected
     n_windows: int = 50  # xarray: random windows
+    load_clients: int = 50  # table E: concurrent clients...
+    load_s: float = 60.0  # ...for this long
     repeat: int = 1  # each measurement this many times, the best kept
     seed: int = 0
     flips: int = 100  # scroller: page flips timed per row
@@ -41,11 +43,12 @@ class Params:
 
 
 FULL_RUN = Params()
-QUICK_RUN = Params(recording=QUICK, segment_s=60, offsets=(0, 5, 10), flips=30, wide=WIDE_QUICK, wide_flips=6)
+QUICK_RUN = Params(recording=QUICK, segment_s=60, offsets=(0, 5, 10), load_s=15.0, flips=30, wide=WIDE_QUICK,
+                   wide_flips=6)
 #: A few seconds end to end (the smoke test): 4 segments of 30 s, no client work.
 SMOKE_RUN = Params(recording=RecordingSpec("smoke-4ch-2min", channels=4, fs=256.0, seconds=120.0, gaps=1),
                    segment_s=30, n_segments=2, work_s=0.0, offsets=(0, 1, 2), hit_reads=2,
-                   window_s=5.0, n_windows=3, flips=3,
+                   window_s=5.0, n_windows=3, load_clients=4, load_s=2.0, flips=3,
                    wide=RecordingSpec("smoke-8ch-2kHz-2min", channels=8, fs=2048.0, seconds=120.0, gaps=1),
                    wide_flips=2)
 

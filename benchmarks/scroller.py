@@ -1,4 +1,4 @@
-"""Table E: the scroller, key press to new page, in the widget model and in a real browser.
+"""Table F: the scroller, key press to new page, in the widget model and in a real browser.
 
 A reviewer presses → and looks at the page before the next press (`PAUSE_S`; longer for
 the wide 30-s pages of 256 channels), so read-ahead has the next page ready: that is
@@ -37,7 +37,7 @@ FIRST_S = 600.0  # where paging starts (past the first server segment; a quarter
 
 def run(path: Path, params: Params, log=print) -> Table:
     n_ch = params.recording.channels
-    table = Table("E", f"Scroller: key press → new page, {n_ch} ch × {PAGE_S:g} s pages at "
+    table = Table("F", f"Scroller: key press → new page, {n_ch} ch × {PAGE_S:g} s pages at "
                        f"{params.recording.fs:g} Hz, {params.flips} flips (read-ahead, {PAUSE_S:g} s between)")
     first = min(FIRST_S, params.recording.seconds / 4)
     starts = [first + i * PAGE_S for i in range(params.flips + 1)]

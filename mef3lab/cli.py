@@ -93,6 +93,8 @@ def describe(reader) -> list[str]:
                      f"{g.grid.n_samples:,} samples from {_iso(g.grid.start_uutc)}")
     for name in getattr(reader, "rate_changes", {}):
         lines.append(f"unreadable   {name}: changes sampling rate between segments")
+    for name, why in info.damaged.items():
+        lines.append(f"damaged      {name}: {why}")
     here = getattr(reader, "decoded_here", None)
     if here is not None and len(here) < len(info.channels):  # the numba engine hands some to mef3io
         others = [n for n in info.names if n not in here]

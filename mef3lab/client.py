@@ -18,6 +18,7 @@ import numpy as np
 
 from ._proto import mef3lab_pb2 as pb
 from ._proto import mef3lab_pb2_grpc as pb_grpc
+from .credentials import channel_for
 from .errors import Mef3LabError, NotOpenError, ServerUnavailableError, rebuild
 from .readers.base import RawSamples, SessionInfo
 from .wire import CLIENT_ID_KEY, CODE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, chunks_to_array, info_from_proto
@@ -53,11 +54,13 @@ def _raise_from(err: grpc.RpcError, address: str) -> Mef3LabError:
 class Mef3Client:
     """Talks to one mef3lab server. One client id per instance: its settings are its own."""
 
-    def __init__(self, address: str, *, client_id: str | None = None, timeout: float | None = 300.0) -> None:
+    def __init__(self, address: str, *, client_id: str | None = None, timeout: float | None = 300.0,
+                 token: str | None = None, tls_ca: bytes | None = None) -> None:
+        """`token` and `tls_ca` (PEM bytes) default to the environment (`mef3lab.credentials`)."""
         self.address = address
         self.client_id = client_id or uuid.uuid4().hex
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = channel_for(address, CHANNEL_OPTIONS, token=token, ca=tls_ca)
         self._stub = pb_grpc.Mef3LabStub(self._channel)
         self._metadata = ((CLIENT_ID_KEY, self.client_id),)
         self._active: dict[str, list[str]] = {}
@@ -98,6 +101,11 @@ class Mef3Client:
                                                                    engine=engine or "")))
         self._opened[str(path)] = (password, engine, None)
         return info
+
+    def list_recordings(self, folder: str = "") -> list[tuple[str, bool]]:
+        """What the server serves: ``(name, is_recording)`` for its roots (`folder` empty) or for
+        the sessions and folders in `folder` (a name from an earlier listing)."""
+        return [(e.name, e.recording) for e in self._call("List", pb.ListRequest(folder=folder)).entries]
 
     def info(self, path: str) -> SessionInfo:
         return info_from_proto(self._call("Info", pb.RecordingRequest(path=str(path))))

@@ -37,6 +37,26 @@ class Level1PasswordError(PasswordError):
     """A level-1 (technical) password, which pymef accepts but cannot decode samples with."""
 
 
+class PathNotServedError(Mef3LabError, PermissionError):
+    """A path outside the server's served roots (or in a root this user may not read).
+
+    The message never says whether the path exists: that would let anyone probe the disk."""
+
+    grpc_status = "PERMISSION_DENIED"
+
+
+class NoRootsError(Mef3LabError):
+    """Listing recordings on a server that serves any path (it was started without --root)."""
+
+    grpc_status = "FAILED_PRECONDITION"
+
+
+class AuthenticationError(Mef3LabError, PermissionError):
+    """The server wants a valid token (missing, wrong or expired)."""
+
+    grpc_status = "UNAUTHENTICATED"
+
+
 class UnknownChannelError(Mef3LabError, KeyError):
     """A channel name that the recording does not have."""
 
@@ -76,8 +96,26 @@ class CorruptDataError(Mef3LabError):
     grpc_status = "DATA_LOSS"
 
 
+class ReaderCrashedError(CorruptDataError):
+    """A reader process died while decoding this (a decoder crash on damaged files, or a kill)."""
+
+    def __init__(self, message: str, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode  # the process's exit code; -N: killed by signal N
+
+
+class QuarantinedError(CorruptDataError):
+    """A recording that crashed reader processes repeatedly: the server no longer tries to read it."""
+
+
 class ReadTooLargeError(Mef3LabError):
     """A single read larger than the configured maximum."""
+
+    grpc_status = "RESOURCE_EXHAUSTED"
+
+
+class TooManyOpenError(Mef3LabError):
+    """Opening one more recording would pass the server's limit (per client or in total)."""
 
     grpc_status = "RESOURCE_EXHAUSTED"
 
@@ -109,13 +147,19 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
         NotAMefSessionError,
         PasswordError,
         Level1PasswordError,
+        PathNotServedError,
+        NoRootsError,
+        AuthenticationError,
         UnknownChannelError,
         TimeRangeError,
         SegmentIndexError,
         MixedRatesError,
         RateChangeError,
         CorruptDataError,
+        ReaderCrashedError,
+        QuarantinedError,
         ReadTooLargeError,
+        TooManyOpenError,
         NotOpenError,
         ServerUnavailableError,
         CancelledError,

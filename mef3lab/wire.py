@@ -42,6 +42,7 @@ def info_to_proto(info: SessionInfo, engine: str = "") -> pb.RecordingInfo:
         ],
         encrypted=info.encrypted,
         engine=engine,
+        damaged=[pb.DamagedChannel(channel=name, reason=why) for name, why in info.damaged.items()],
     )
 
 
@@ -60,6 +61,7 @@ def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
             for a in msg.annotations
         ),
         encrypted=msg.encrypted,
+        damaged={d.channel: d.reason for d in msg.damaged},
     )
 
 

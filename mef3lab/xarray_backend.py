@@ -192,6 +192,8 @@ def build_dataset(
             "n_channels": len(names),
         }
     )
+    if info.damaged:  # left out of the variables; a string, so the Dataset still writes to netCDF
+        ds.attrs["damaged_channels"] = "; ".join(f"{name}: {why}" for name, why in info.damaged.items())
     ds.encoding["source"] = spec.path
     ds.set_close(_Release(spec))
     return ds

@@ -52,6 +52,26 @@ class ListOpenResponse(_message.Message):
     paths: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ListRequest(_message.Message):
+    __slots__ = ("folder",)
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    folder: str
+    def __init__(self, folder: _Optional[str] = ...) -> None: ...
+
+class ListEntry(_message.Message):
+    __slots__ = ("name", "recording")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    recording: bool
+    def __init__(self, name: _Optional[str] = ..., recording: _Optional[bool] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ListEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[ListEntry, _Mapping]]] = ...) -> None: ...
+
 class Channel(_message.Message):
     __slots__ = ("name", "fs", "start_uutc", "end_uutc", "n_samples", "units", "conversion_factor")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -101,20 +121,30 @@ class Annotation(_message.Message):
     def __init__(self, time_uutc: _Optional[int] = ..., type: _Optional[str] = ..., text: _Optional[str] = ..., duration_us: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class RecordingInfo(_message.Message):
-    __slots__ = ("path", "channels", "spans", "annotations", "encrypted", "engine")
+    __slots__ = ("path", "channels", "spans", "annotations", "encrypted", "engine", "damaged")
     PATH_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
     path: str
     channels: _containers.RepeatedCompositeFieldContainer[Channel]
     spans: _containers.RepeatedCompositeFieldContainer[ChannelSpans]
     annotations: _containers.RepeatedCompositeFieldContainer[Annotation]
     encrypted: bool
     engine: str
-    def __init__(self, path: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., spans: _Optional[_Iterable[_Union[ChannelSpans, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ..., encrypted: _Optional[bool] = ..., engine: _Optional[str] = ...) -> None: ...
+    damaged: _containers.RepeatedCompositeFieldContainer[DamagedChannel]
+    def __init__(self, path: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., spans: _Optional[_Iterable[_Union[ChannelSpans, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ..., encrypted: _Optional[bool] = ..., engine: _Optional[str] = ..., damaged: _Optional[_Iterable[_Union[DamagedChannel, _Mapping]]] = ...) -> None: ...
+
+class DamagedChannel(_message.Message):
+    __slots__ = ("channel", "reason")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    reason: str
+    def __init__(self, channel: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SegmentSizeRequest(_message.Message):
     __slots__ = ("path", "seconds")

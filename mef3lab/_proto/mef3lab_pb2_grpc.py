@@ -50,6 +50,11 @@ class Mef3LabStub:
                 request_serializer=mef3lab__pb2.ListOpenRequest.SerializeToString,
                 response_deserializer=mef3lab__pb2.ListOpenResponse.FromString,
                 _registered_method=True)
+        self.List = channel.unary_unary(
+                '/mef3lab.v1.Mef3Lab/List',
+                request_serializer=mef3lab__pb2.ListRequest.SerializeToString,
+                response_deserializer=mef3lab__pb2.ListResponse.FromString,
+                _registered_method=True)
         self.Info = channel.unary_unary(
                 '/mef3lab.v1.Mef3Lab/Info',
                 request_serializer=mef3lab__pb2.RecordingRequest.SerializeToString,
@@ -109,6 +114,13 @@ class Mef3LabServicer:
 
     def ListOpen(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Browse the server's served roots (FAILED_PRECONDITION on a server without roots).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -183,6 +195,11 @@ def add_Mef3LabServicer_to_server(servicer, server):
                     servicer.ListOpen,
                     request_deserializer=mef3lab__pb2.ListOpenRequest.FromString,
                     response_serializer=mef3lab__pb2.ListOpenResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=mef3lab__pb2.ListRequest.FromString,
+                    response_serializer=mef3lab__pb2.ListResponse.SerializeToString,
             ),
             'Info': grpc.unary_unary_rpc_method_handler(
                     servicer.Info,
@@ -306,6 +323,33 @@ class Mef3Lab:
             '/mef3lab.v1.Mef3Lab/ListOpen',
             mef3lab__pb2.ListOpenRequest.SerializeToString,
             mef3lab__pb2.ListOpenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mef3lab.v1.Mef3Lab/List',
+            mef3lab__pb2.ListRequest.SerializeToString,
+            mef3lab__pb2.ListResponse.FromString,
             options,
             channel_credentials,
             insecure,

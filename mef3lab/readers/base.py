@@ -138,6 +138,8 @@ class SessionInfo:
     spans: dict[str, tuple[Span, ...]] = field(repr=False)
     annotations: tuple[Annotation, ...] = ()
     encrypted: bool = False
+    #: Channels left out because their files are damaged: name -> why (reading one says so).
+    damaged: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -163,6 +165,9 @@ class SessionInfo:
         found = self._by_name.get(name)
         if found is not None:
             return found
+        if name in self.damaged:
+            raise CorruptDataError(f"{self.path}: channel {name!r} is damaged and cannot be read "
+                                   f"({self.damaged[name]}); the other channels read normally")
         raise UnknownChannelError(
             f"no channel {name!r} in {self.path}; it has {len(self.channels)} channels: "
             f"{_short_list(self.names)}"

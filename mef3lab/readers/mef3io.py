@@ -11,9 +11,11 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +24,7 @@ from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, Passwo
 from ._common import annotation, check_index, check_rates, effective_factor, implied_rate, rate_change_message
 from ._common import sorted_annotations
 from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
+from .salvage import Shadow, channel_dirs, missing_files, open_salvaged
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +53,42 @@ class Mef3ioReader(Reader):
         self.rate_changes: dict[str, str] = {}
         self.block_tables: dict[str, BlockTable] = {}
         self.annotations_locked = False  # True: the records need the level-2 password
+        self._shadow: Shadow | None = None  # the session without its damaged channels (see salvage)
+        self.damaged: dict[str, str] = {}
+        try:
+            self._r = self._reader(self.path)
+        except (CorruptDataError, PasswordError) as exc:  # one channel's files, or its password?
+            self._r, self._shadow, self.damaged = open_salvaged(self.path, self._reader, exc)
+        for name, folder in channel_dirs(self.path).items():  # those mef3io leaves out without a word
+            if name not in self._r.channels and name not in self.damaged:
+                self.damaged[name] = missing_files(folder) or "mef3io found no readable segment in it"
+        channels, spans = [], {}
+        for name in self._r.channels:
+            try:
+                with self._mapped("open"):
+                    found = self._channel(name)
+            except CorruptDataError as exc:  # this channel's index or metadata disagree: leave it out
+                self.damaged[name] = str(exc)
+                continue
+            if found is not None:
+                channels.append(found[0])
+                spans[name] = found[1]
+        if not channels:
+            if self.damaged:
+                raise CorruptDataError(f"{self.path}: every channel is damaged: " + "; ".join(
+                    f"{n}: {why}" for n, why in self.damaged.items()))
+            raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
         with self._mapped("open"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", mef3io.SessionDeclarationWarning)
-                self._r = mef3io.Reader(str(self.path), self.password, warn_declarations=False,
-                                        n_threads=self.threads)
-            channels, spans = [], {}
-            for name in self._r.channels:
-                found = self._channel(name)
-                if found is not None:
-                    channels.append(found[0])
-                    spans[name] = found[1]
-            if not channels:
-                raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
             notes = self._annotations()
         protected = getattr(self._r._impl, "password_protected", None)
         encrypted = bool(protected()) if protected is not None else bool(self.password)
-        return SessionInfo(str(self.path), tuple(channels), spans, notes, encrypted)
+        return SessionInfo(str(self.path), tuple(channels), spans, notes, encrypted, dict(self.damaged))
+
+    def _reader(self, session: Path):
+        """mef3io's reader of a session folder (the recording itself or its salvaged shadow)."""
+        with self._mapped("open"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", self._m.SessionDeclarationWarning)
+            return self._m.Reader(str(session), self.password, warn_declarations=False, n_threads=self.threads)
 
     def _channel(self, name: str) -> tuple[ChannelInfo, tuple[Span, ...]] | None:
         info = self._r.info(name)
@@ -75,6 +97,8 @@ class Mef3ioReader(Reader):
             log.warning("%s: channel %r has no samples; left out", self.path, name)
             return None
         fs = float(info["sampling_frequency"])
+        if not (math.isfinite(fs) and fs > 0):
+            raise CorruptDataError(f"{self.path}: channel {name!r} states a sampling rate of {fs!r} Hz")
         starts = np.array([b["start_uutc"] for b in toc], np.int64)
         counts = np.array([b["number_of_samples"] for b in toc], np.int64)
         disc = np.array([b["discontinuity"] for b in toc], bool)
@@ -151,6 +175,9 @@ class Mef3ioReader(Reader):
         r, self._r = getattr(self, "_r", None), None
         if r is not None:
             r.close()
+        shadow, self._shadow = getattr(self, "_shadow", None), None
+        if shadow is not None:
+            shadow.remove()
 
     @contextmanager
     def _mapped(self, what: str):

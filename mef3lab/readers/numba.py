@@ -161,7 +161,12 @@ class NumbaReader(Mef3ioReader):
         for seg in np.unique(b.segment[hit]):
             sel = hit[b.segment[hit] == seg]
             lo, hi = int(b.offsets[sel].min()), int((b.offsets[sel] + b.sizes[sel]).max())
-            buf = _pread(b.files[seg], lo, hi - lo)
+            size = b.files[seg].stat().st_size  # an index may place blocks past the file's end
+            if lo >= size:
+                raise CorruptDataError(
+                    f"{self.path}: channel {name!r}: the index places blocks at byte {lo} of {b.files[seg].name}, "
+                    f"which has {size} bytes; the files are damaged")
+            buf = _pread(b.files[seg], lo, min(hi, size) - lo)
             status, k = red.decode_blocks(buf, b.offsets[sel] - lo, b.counts[sel], firsts[sel], row, red.CRC_TABLE)
             if status == red.UNSUPPORTED:
                 self._blocks.pop(name, None)

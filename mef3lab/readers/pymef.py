@@ -9,7 +9,8 @@ Behaviour worth knowing:
 - A channel whose segments store different sampling rates raises RateChangeError when
   read (each segment's metadata holds its rate); the other channels read normally.
 - pymef holds the GIL and can crash the process on some damaged files: the server reads
-  in worker processes for that reason.
+  in worker processes for that reason, and at open mef3io first finds the damaged channels,
+  which pymef then never opens (a shadow session without them, see `salvage`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from ..errors import CorruptDataError, Level1PasswordError, Mef3LabError, NotAMe
 from ._common import annotation, check_index, check_rates, effective_factor, rate_change_message
 from ._common import sorted_annotations
 from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
+from .mef3io import Mef3ioReader
+from .red import UNIVERSAL_HEADER_BYTES
+from .salvage import Shadow, channel_dirs
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +45,29 @@ class PymefReader(Reader):
         self._s = None
         self.rate_changes: dict[str, str] = {}
         self._span_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._shadow: Shadow | None = None
         level = self._password_level(check_mef_password)
+        # meflib crashes the process on some damaged files (an empty or missing .tmet or .tidx):
+        # mef3io, which does not, says first which channels are damaged, and pymef never sees them.
+        with Mef3ioReader(self.path, self.password, threads=1) as scan:
+            damaged = dict(scan.info.damaged)
+        if damaged:
+            self._shadow = Shadow(self.path, [n for n in channel_dirs(self.path) if n not in damaged])
+        session = self.path if self._shadow is None else self._shadow.path
         with self._mapped("open"):
-            self._s = MefSession(str(self.path), self.password, check_all_passwords=False)
+            self._s = MefSession(str(session), self.password, check_all_passwords=False)
             md = self._s.session_md["time_series_channels"]
-            self._segs = {name: [md[name]["segments"][k] for k in sorted(md[name]["segments"])] for name in md}
-            channels, spans = [], {}
+            self._segs, channels, spans = {}, [], {}
             for name in sorted(md):
-                found = self._channel(name)
+                if "segments" not in md[name]:  # meflib read none of its segments (an empty .tdat)
+                    damaged[name] = "pymef reads none of its segments (is a .tdat empty or cut short?)"
+                    continue
+                self._segs[name] = [md[name]["segments"][k] for k in sorted(md[name]["segments"])]
+                try:
+                    found = self._channel(name)
+                except CorruptDataError as exc:  # this channel's index or metadata disagree: leave it out
+                    damaged[name] = str(exc).replace(str(session), str(self.path))
+                    continue
                 if found is not None:
                     channels.append(found[0])
                     spans[name] = found[1]
@@ -56,11 +75,12 @@ class PymefReader(Reader):
                 raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
             self._chan = {c.name: c for c in channels}
             notes = self._annotations(md)
-        return SessionInfo(str(self.path), tuple(channels), spans, notes, level > 0)
+        return SessionInfo(str(self.path), tuple(channels), spans, notes, level > 0, damaged)
 
     def _password_level(self, check) -> int:
         """0 (not encrypted), 1 or 2, from the first metadata file; raises for bad passwords."""
-        tmet = next(iter(sorted(self.path.glob("*.timd/*.segd/*.tmet"))), None)
+        tmet = next(iter(sorted(f for f in self.path.glob("*.timd/*.segd/*.tmet")
+                                if f.stat().st_size > UNIVERSAL_HEADER_BYTES)), None)  # an empty one crashes meflib
         if tmet is None:
             raise NotAMefSessionError(f"{self.path} has channel folders but no segment metadata (.tmet)")
         if len(self.password.encode("utf-8")) > 15:  # meflib's 16-byte buffer: pymef would crash
@@ -132,7 +152,7 @@ class PymefReader(Reader):
         for name in md:
             if md[name].get("records_info"):
                 notes += [annotation(r, name) for r in s.read_records(name)]
-            for k, seg in sorted(md[name]["segments"].items()):
+            for k, seg in sorted(md[name].get("segments", {}).items()):
                 if seg.get("records_info"):
                     notes += [annotation(r, name) for r in s.read_records(name, int(k.rsplit("-", 1)[1]))]
         return sorted_annotations(notes)
@@ -214,6 +234,9 @@ class PymefReader(Reader):
         s, self._s = getattr(self, "_s", None), None
         if s is not None:
             s.close()
+        shadow, self._shadow = getattr(self, "_shadow", None), None
+        if shadow is not None:
+            shadow.remove()
 
     @contextmanager
     def _mapped(self, what: str):

@@ -21,9 +21,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .._proto import gRPCMef3Server_pb2_grpc as compat_pb_grpc
 from .._proto import mef3lab_pb2_grpc as pb_grpc
 from ..wire import MAX_MESSAGE_BYTES
+from .auth import AuthInterceptor, authenticator_for, check_exposure
 from .compat import CompatService
 from .config import ServerConfig
 from .engine import Engine
+from .pool import ReaderPool
+from .quarantine import Quarantine
+from .roots import ServedRoots
 from .service import Mef3LabService
 
 log = logging.getLogger("mef3lab.server")
@@ -58,19 +62,27 @@ class Server:
     def start(self) -> "Server":
         if self._grpc is not None:
             return self
-        engine = Engine(self.config)
+        # Everything a shared server is told is checked before any reader process starts.
+        roots = ServedRoots.parse(self.config.root, self.config.allow_group)
+        authenticator = authenticator_for(self.config)
+        check_exposure(self.config, authenticator is not None)
+        credentials = tls_credentials(self.config)
+        pool = Quarantine(ReaderPool(self.config.n_process_workers), self.config.quarantine_crashes)
+        engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
+        interceptors = [AuthInterceptor(authenticator)] if authenticator else []
         server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
-                             options=GRPC_OPTIONS)
-        pb_grpc.add_Mef3LabServicer_to_server(Mef3LabService(engine), server)
+                             options=GRPC_OPTIONS, interceptors=interceptors)
+        pb_grpc.add_Mef3LabServicer_to_server(Mef3LabService(engine, roots), server)
         compat_pb_grpc.add_gRPCMef3ServerServicer_to_server(CompatService(engine), server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
-            self.port = server.add_insecure_port(self.config.address)
+            self.port = (server.add_secure_port(self.config.address, credentials) if credentials
+                         else server.add_insecure_port(self.config.address))
             if not self.port:
                 raise OSError(f"cannot listen on {self.config.address}")
             if self.config.unix_socket:
-                server.add_insecure_port(f"unix:{self.config.unix_socket}")
+                _listen_unix(server, self.config.unix_socket, owner_only=authenticator is None)
             server.start()
         except BaseException:
             server.stop(None)
@@ -81,8 +93,10 @@ class Server:
         self.engine, self._grpc = engine, server
         # No orphans even if the owner forgets stop(): the finalizer runs at exit or collection.
         self._finalizer = weakref.finalize(self, _stop, server, engine, self._health, 1.0)
-        log.info("mef3lab server listening on %s (%d reader processes)", self.address,
-                 self.config.n_process_workers)
+        log.info("mef3lab server listening on %s (%d reader processes; %s; %s; %s)", self.address,
+                 self.config.n_process_workers, "TLS" if credentials else "no TLS",
+                 type(authenticator).__name__ if authenticator else "no authentication",
+                 f"roots {', '.join(roots.roots)}" if roots else "any path")
         return self
 
     def stop(self, grace: float | None = 5.0) -> None:
@@ -105,6 +119,33 @@ class Server:
     def __repr__(self) -> str:
         state = f"listening on {self.address}" if self._grpc else "stopped"
         return f"<mef3lab.Server {state}>"
+
+
+def _resolver(roots: ServedRoots):
+    """The engine's path rule on a server with roots: inside a root this caller may read, or refused."""
+    return lambda client, path: roots.resolve(path, getattr(client, "groups", None))
+
+
+def tls_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """The server's TLS credentials from --tls-cert/--tls-key (None: plain TCP)."""
+    if not (config.tls_cert or config.tls_key):
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    with open(config.tls_key, "rb") as k, open(config.tls_cert, "rb") as c:
+        return grpc.ssl_server_credentials([(k.read(), c.read())])
+
+
+def _listen_unix(server: grpc.Server, path: str, owner_only: bool) -> None:
+    """Listen on a Unix socket; without authentication, only this server's user may connect."""
+    previous = os.umask(0o177) if owner_only else None
+    try:
+        server.add_insecure_port(f"unix:{path}")
+    finally:
+        if previous is not None:
+            os.umask(previous)
+    if owner_only and os.path.exists(path):
+        os.chmod(path, 0o600)
 
 
 def _stop(server: grpc.Server, engine: Engine, health_servicer, grace: float | None) -> None:

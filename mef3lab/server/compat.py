@@ -66,8 +66,9 @@ from .._proto import gRPCMef3Server_pb2_grpc as pb_grpc
 from ..errors import Mef3LabError, MixedRatesError, NotOpenError, PasswordError, TimeRangeError
 from ..readers.base import SessionInfo
 from ..wire import ERROR_KEY, MAX_MESSAGE_BYTES
-from .engine import Engine, canonical_path
+from .engine import Engine
 from .decimate import minmax_points
+from .auth import ClientId
 from .service import client_id, handle_errors
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,10 @@ RANGE_DTYPE = "float32"  # GetSignalRange, as the successor sent
 ENVELOPE_ROWS = 65_536  # rows per ChannelEnvelope message (32 B each: 2 MiB)
 
 
-def compat_client(context: grpc.ServicerContext) -> str:
-    """The engine's client id of a caller of this interface (its own namespace)."""
-    return f"{SERVICE_NAME}/{client_id(context, key=CLIENT_ID_KEY)}"
+def compat_client(context: grpc.ServicerContext) -> ClientId:
+    """The engine's client id of a caller of this interface (its own namespace, the same caller)."""
+    own = client_id(context, key=CLIENT_ID_KEY)
+    return ClientId(f"{SERVICE_NAME}/{own}", own.caller)
 
 
 def error_text(exc: BaseException) -> str:
@@ -138,7 +140,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
             raise PasswordError(f"{exc}, as {PASSWORD_KEY} call metadata (this interface has no password "
                                 "field)") from exc
         with self._lock:
-            self._spelling[(client, canonical_path(request.file_path))] = request.file_path
+            self._spelling[(client, self.engine.resolve(client, request.file_path))] = request.file_path
         return _file_info(request.file_path, info)
 
     @in_band(_info_error)
@@ -146,7 +148,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         client = compat_client(context)
         self.engine.close(client, request.file_path)
         with self._lock:
-            self._spelling.pop((client, canonical_path(request.file_path)), None)
+            self._spelling.pop((client, self.engine.resolve(client, request.file_path)), None)
         return pb.FileInfoResponse(file_path=request.file_path, file_opened=False)
 
     @in_band(_info_error)

@@ -31,9 +31,20 @@ class ServerConfig:
     segment_mb: float = 256.0  # ...shortened (whole seconds) where a rate group's channels would exceed this
     max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
     client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
+    max_open_per_client: int = 32  # recordings one client may have open at once (0: no limit)
+    max_open_total: int = 256  # recordings open on the server at once, all clients (0: no limit)
     engine: str = "numba"
     grpc_threads: int = 16
+    quarantine_crashes: int = 3  # a recording whose reads crashed this many reader processes is refused (0: never)
     log_level: str = "INFO"
+    # -- a shared server (see auth.py, roots.py) --
+    root: tuple[str, ...] = ()  # DIR or NAME=DIR, repeatable: only recordings under these open (none: any path)
+    allow_group: tuple[str, ...] = ()  # NAME=GROUP, repeatable: root NAME only for these hub groups
+    token_file: str = ""  # static bearer tokens, one a line ("TOKEN" or "USER TOKEN"); also MEF3LAB_TOKEN
+    hub_auth: bool = False  # check bearer tokens with the JupyterHub this server is a service of
+    insecure_public: bool = False  # allow listening beyond localhost without authentication
+    tls_cert: str = ""  # PEM certificate chain: serve TLS (with tls_key)
+    tls_key: str = ""  # PEM private key of tls_cert
 
     def cache_budget_bytes(self, segment_bytes: int, readers: int = 1) -> int:
         """The cache budget: `cache_mb` when set; otherwise sized in segments like the seed
@@ -67,11 +78,20 @@ class ServerConfig:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """One `--flag` per field (default None, so an unset flag leaves the env var in force)."""
+        """One `--flag` per field (default None, so an unset flag leaves the env var in force).
+
+        A list setting's flag repeats (``--root a --root b``; an empty value clears it) and its
+        variable separates items with ``os.pathsep``; a switch's flag may stand alone
+        (``--hub-auth``) or take a value (``--hub-auth false``)."""
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            parser.add_argument(flag, dest=f.name, type=_TYPES[f.type], default=None,
-                                help=f"(env {f.name.upper()}, default {f.default!r})")
+            help = f"(env {f.name.upper()}, default {f.default!r})"
+            if f.type in _LISTS:
+                parser.add_argument(flag, dest=f.name, action="append", default=None, help=help)
+            elif f.type == "bool":
+                parser.add_argument(flag, dest=f.name, type=_bool, nargs="?", const=True, default=None, help=help)
+            else:
+                parser.add_argument(flag, dest=f.name, type=_TYPES[f.type], default=None, help=help)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | Sequence[str], environ: Mapping[str, str] | None = None) -> "ServerConfig":
@@ -79,10 +99,28 @@ class ServerConfig:
             parser = argparse.ArgumentParser()
             cls.add_arguments(parser)
             args = parser.parse_args(list(args))
-        return cls.from_env(environ, **{f.name: getattr(args, f.name, None) for f in fields(cls)})
+        values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
+        for name in (f.name for f in fields(cls) if f.type in _LISTS):
+            if values[name] is not None:  # given on the command line: wins, even when cleared with ""
+                values[name] = tuple(v for v in values[name] if v)
+        return cls.from_env(environ, **values)
 
 
-_TYPES = {"str": str, "int": int, "float": float}
+def _bool(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{raw!r} is not a yes/no value (use true or false)")
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(v for v in raw.split(os.pathsep) if v)
+
+
+_LISTS = ("tuple[str, ...]",)
+_TYPES = {"str": str, "int": int, "float": float, "bool": _bool, "tuple[str, ...]": _list}
 
 
 def _physical_memory() -> int:

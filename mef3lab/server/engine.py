@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError
+from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError, TooManyOpenError
 from ..readers.base import RAW_NAN, SAMPLE_TYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
 from .decimate import bin_starts
@@ -91,8 +91,11 @@ class Engine:
     The engine's lock guards recordings, views and last-seen times. It is taken inside the
     store's lock (see `segments`), so the engine never calls the store while holding it."""
 
-    def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None,
+                 resolve: Callable[[str, str], str] | None = None) -> None:
         self.config = config or ServerConfig()
+        #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
+        self._resolve = resolve or (lambda client, path: canonical_path(path))
         self.pool = pool or ReaderPool(self.config.n_process_workers)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
         self.segments = SegmentStore(self.config, self.pool, self._is_open, self.prefetch.active)
@@ -112,10 +115,11 @@ class Engine:
     # -- recordings and clients -----------------------------------------------------------
     def open(self, client: str, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
         """Open `path` for `client` (a second client, or a second open, is a normal open)."""
-        key = canonical_path(path)
+        key = self.resolve(client, path)
         password = password or ""
         with self._lock:
             rec = self._recordings.get(key)
+            self._check_open_limits(client, key, rec is None)
         if rec is None:
             engine = engine or self.config.engine
             info = self.pool.info(key, password, engine)
@@ -130,9 +134,22 @@ class Engine:
             self._last_seen[client] = time.monotonic()
         return rec.info
 
+    def _check_open_limits(self, client: str, key: str, new_recording: bool) -> None:
+        """Refuse an open beyond `max_open_per_client` or `max_open_total` (re-opening is free)."""
+        if (client, key) in self._views:
+            return
+        mine = sum(1 for c, _ in self._views if c == client)
+        per_client, total = self.config.max_open_per_client, self.config.max_open_total
+        if per_client and mine >= per_client:
+            raise TooManyOpenError(f"this client has {mine} recordings open, the server's limit; close one "
+                                   "(Mef3Client.close_file) before opening another")
+        if total and new_recording and len(self._recordings) >= total:
+            raise TooManyOpenError(f"the server has {len(self._recordings)} recordings open, its limit; "
+                                   "try again when others have closed theirs")
+
     def close(self, client: str, path: str) -> bool:
         """Close `path` for `client`; the last client out frees its cache entries and readers."""
-        key = canonical_path(path)
+        key = self.resolve(client, path)
         with self._lock:
             view = self._views.pop((client, key), None)
             rec = self._recordings.get(key)
@@ -155,10 +172,14 @@ class Engine:
     def info(self, client: str, path: str) -> SessionInfo:
         return self._open_view(client, path)[0].info
 
-    def recording_engine(self, path: str) -> str:
+    def resolve(self, client: str, path: str) -> str:
+        """The key of the recording `client` means by `path` (refused when the server does not serve it)."""
+        return self._resolve(client, path)
+
+    def recording_engine(self, client: str, path: str) -> str:
         """The decoding engine serving `path` ("" when it is not open)."""
         with self._lock:
-            rec = self._recordings.get(canonical_path(path))
+            rec = self._recordings.get(self.resolve(client, path))
         return rec.engine if rec else ""
 
     def forget_client(self, client: str) -> None:
@@ -372,7 +393,7 @@ class Engine:
             return path in self._recordings
 
     def _open_view(self, client: str, path: str) -> tuple[Recording, ClientView]:
-        key = canonical_path(path)
+        key = self.resolve(client, path)
         with self._lock:
             view = self._views.get((client, key))
             rec = self._recordings.get(key)

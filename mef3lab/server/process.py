@@ -32,7 +32,11 @@ def serve_command(config: ServerConfig) -> list[str]:
     environment variable can make the child run something else than `config` says."""
     cmd = [sys.executable, "-m", "mef3lab", "serve"]
     for f in fields(ServerConfig):
-        cmd += ["--" + f.name.replace("_", "-"), str(getattr(config, f.name))]
+        flag, value = "--" + f.name.replace("_", "-"), getattr(config, f.name)
+        if isinstance(value, tuple):
+            cmd += [f"{flag}={item}" for item in value] or [f"{flag}="]  # "--root=" clears ROOT
+        else:
+            cmd += [flag, str(value)]
     return cmd
 
 

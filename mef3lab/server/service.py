@@ -15,19 +15,22 @@ import grpc
 
 from .._proto import mef3lab_pb2 as pb
 from .._proto import mef3lab_pb2_grpc as pb_grpc
-from ..errors import Mef3LabError, TimeRangeError
+from ..errors import Mef3LabError, NoRootsError, TimeRangeError
 from ..wire import CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, array_to_chunks, info_to_proto
+from .auth import ClientId, current_caller
 from .engine import Engine, Samples
+from .roots import ServedRoots
 
 log = logging.getLogger(__name__)
 
 
-def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> str:
-    """Who is calling: the id the client sent in metadata, else its connection."""
-    for k, v in context.invocation_metadata() or ():
-        if k == key and v:
-            return f"id:{v}"
-    return f"peer:{context.peer()}"
+def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> ClientId:
+    """Who is calling: the id the client sent in metadata, else its connection; under the
+    authenticated user's name when auth is on, so no one can take another user's id."""
+    own = next((f"id:{v}" for k, v in context.invocation_metadata() or () if k == key and v),
+               f"peer:{context.peer()}")
+    caller = current_caller()
+    return ClientId(own if caller is None else f"user:{caller.user}/{own}", caller)
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
@@ -99,13 +102,14 @@ def samples_header(s: Samples, dtype: str) -> pb.SampleChunk:
 
 
 class Mef3LabService(pb_grpc.Mef3LabServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, roots: ServedRoots | None = None) -> None:
         self.engine = engine
+        self.roots = roots
 
     @grpc_errors
     def Open(self, request, context):
         info = self.engine.open(client_id(context), request.path, request.password, request.engine or None)
-        return info_to_proto(info, self.engine.recording_engine(request.path))
+        return info_to_proto(info, self.engine.recording_engine(client_id(context), request.path))
 
     @grpc_errors
     def Close(self, request, context):
@@ -116,9 +120,16 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
         return pb.ListOpenResponse(paths=self.engine.list_open(client_id(context)))
 
     @grpc_errors
+    def List(self, request, context):
+        if not self.roots:
+            raise NoRootsError("this server has no served roots to list (it opens any path it can read)")
+        entries = self.roots.list(request.folder, client_id(context).groups)
+        return pb.ListResponse(entries=[pb.ListEntry(name=e.name, recording=e.recording) for e in entries])
+
+    @grpc_errors
     def Info(self, request, context):
         info = self.engine.info(client_id(context), request.path)
-        return info_to_proto(info, self.engine.recording_engine(request.path))
+        return info_to_proto(info, self.engine.recording_engine(client_id(context), request.path))
 
     @grpc_errors
     def SetSegmentSize(self, request, context):

@@ -30,3 +30,20 @@ def test_segment_count_sizes_the_cache_without_cache_mb():
 def test_bad_env_value_is_named():
     with pytest.raises(ValueError, match="N_PREFETCH"):
         ServerConfig.from_env({"N_PREFETCH": "lots"})
+
+
+def test_list_and_switch_settings():
+    env = {"ROOT": "/a:b=/c", "HUB_AUTH": "yes"}
+    c = ServerConfig.from_env(env)
+    assert (c.root, c.hub_auth, c.insecure_public) == (("/a", "b=/c"), True, False)
+    c = ServerConfig.from_args(["--root", "/x", "--root", "y=/z", "--hub-auth", "false", "--insecure-public"], env)
+    assert (c.root, c.hub_auth, c.insecure_public) == (("/x", "y=/z"), False, True)
+    assert ServerConfig.from_args(["--root="], env).root == ()  # an empty flag clears the variable
+
+
+def test_serve_command_round_trips_every_setting():
+    from mef3lab.server.process import serve_command
+
+    c = ServerConfig(root=("/x", "n=/y"), hub_auth=True, tls_cert="c.pem", port=0)
+    assert ServerConfig.from_args(serve_command(c)[4:], {"ROOT": "/elsewhere"}) == c
+    assert ServerConfig.from_args(serve_command(ServerConfig())[4:], {"ROOT": "/elsewhere"}).root == ()

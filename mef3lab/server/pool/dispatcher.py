@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any, Mapping
 
-from ...errors import CancelledError, CorruptDataError
+from ...errors import CancelledError, ReaderCrashedError
 from .errors import _rebuild_error
 from .requests import ReadRequest, _Job
 from .shm import _create_block, _discard_block, _result_array
@@ -300,9 +300,9 @@ class _Dispatcher:
                     f" while {job.describe()}" if job is not None else "")
         if job is not None:
             _discard_block(job)
-            _fail(job.future, CorruptDataError(
-                f"the decoder crashed {job.describe()} (reader process {_how(code)}); the recording may be damaged"
-            ))
+            _fail(job.future, ReaderCrashedError(
+                f"the decoder crashed {job.describe()} (reader process {_how(code)}); the recording may be damaged",
+                code))
         if startup_failures >= MAX_STARTUP_FAILURES:
             self._give_up(
                 f"reader worker processes die while starting ({_how(code)}, {startup_failures} times in a row); "

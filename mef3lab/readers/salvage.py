@@ -1,0 +1,106 @@
+"""Opening a session some of whose channels are damaged, without losing the others.
+
+mef3io opens a session as a whole: one channel's truncated or bit-flipped ``.tmet`` or
+``.tidx`` makes the whole session fail to open, and a channel whose ``.tdat``, ``.tidx``
+or ``.tmet`` is missing silently disappears. A damaged channel must not cost a reading
+of all the others, so when the session does not open, each channel is tried alone and
+the session is opened again through a *shadow*: a temporary folder of symlinks to the
+session's own files, leaving the damaged channels out. Nothing is copied or written
+next to the recording. Every channel that is left out is reported with its reason
+(`SessionInfo.damaged`); reading it raises `CorruptDataError` with that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from ..errors import CorruptDataError, PasswordError
+
+log = logging.getLogger(__name__)
+
+CHANNEL_SUFFIX = ".timd"
+SEGMENT_SUFFIX = ".segd"
+SEGMENT_FILES = (".tmet", ".tidx", ".tdat")
+
+Opened = TypeVar("Opened")
+
+
+def channel_dirs(session: Path) -> dict[str, Path]:
+    """The session's time-series channel folders by channel name."""
+    return {p.name[:-len(CHANNEL_SUFFIX)]: p for p in sorted(session.iterdir())
+            if p.name.endswith(CHANNEL_SUFFIX) and p.is_dir()}
+
+
+def missing_files(channel: Path) -> str | None:
+    """Why a channel folder cannot be read for want of files (None: every file is there)."""
+    segments = sorted(p for p in channel.iterdir() if p.name.endswith(SEGMENT_SUFFIX) and p.is_dir())
+    if not segments:
+        return f"{channel.name} holds no segment"
+    for seg in segments:
+        for ext in SEGMENT_FILES:
+            if not (seg / (seg.name[:-len(SEGMENT_SUFFIX)] + ext)).is_file():
+                return f"{seg.name} has no {ext} file"
+    return None
+
+
+class Shadow:
+    """A temporary session folder of symlinks to `session`'s files, with only some of its channels."""
+
+    def __init__(self, session: Path, channels: list[str]) -> None:
+        self._tmp = Path(tempfile.mkdtemp(prefix="mef3lab-salvage-"))
+        self.path = self._tmp / session.name
+        self.path.mkdir()
+        dirs = channel_dirs(session)
+        for item in session.iterdir():
+            if not item.name.endswith(CHANNEL_SUFFIX):  # session records etc.
+                (self.path / item.name).symlink_to(item.resolve())
+        for name in channels:
+            (self.path / dirs[name].name).symlink_to(dirs[name].resolve())
+
+    def remove(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def open_salvaged(session: Path, open_session: Callable[[Path], Opened],
+                  failure: CorruptDataError) -> tuple[Opened, Shadow, dict[str, str]]:
+    """Open the channels of `session` that open on their own, through a `Shadow`.
+
+    `open_session(path)` opens a session folder (raising mef3lab errors); `failure` is why the
+    whole session did not open, raised again when no channel opens alone. Returns what
+    `open_session` returned for the shadow, the shadow (remove it once closed) and the
+    damaged channels with their reasons."""
+    damaged: dict[str, str] = {}
+    healthy: list[str] = []
+    for name, folder in channel_dirs(session).items():
+        reason = missing_files(folder)
+        if reason is None:
+            alone = Shadow(session, [name])
+            try:
+                close = getattr(open_session(alone.path), "close", None)
+                if close is not None:
+                    close()
+            except PasswordError as exc:  # the session's password opens the others
+                reason = f"it does not open with the session's password ({exc})"
+            except CorruptDataError as exc:
+                reason = str(exc.__cause__ or exc).replace(str(alone.path), str(session))
+            finally:
+                alone.remove()
+        if reason is None:
+            healthy.append(name)
+        else:
+            damaged[name] = reason
+    if not healthy:
+        raise failure
+    shadow = Shadow(session, healthy)
+    try:
+        opened = open_session(shadow.path)
+    except BaseException:
+        shadow.remove()
+        raise
+    for name, reason in damaged.items():
+        log.warning("%s: channel %r is damaged and left out: %s", session, name, reason)
+    return opened, shadow, damaged
