@@ -3,6 +3,7 @@ in the direction of travel; and its newest-request loader on its own."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 
@@ -143,3 +144,15 @@ def test_paging_prefetches_in_the_direction_of_travel(recording, server, scroll,
     # the segments came in by hints in the direction of travel: at most the first page's and the one
     # after turning round were decoded cold (hinting the other way, it would be all five)
     assert cold <= 2 and d["prefetch_hits"] >= 3, d
+
+
+def test_a_padded_page_reaches_past_its_edges(recording):
+    """What a display filter will need: the page plus neighbouring samples, on the same grid."""
+    from mef3lab.source import EmbeddedSource
+    from mef3lab.widget.pages import View, read_page
+
+    with contextlib.closing(EmbeddedSource(open_reader(recording))) as source:
+        page = read_page(source, View(100_000_000, 10_000_000, ("ch002", "ch006")), pad_s=2.0)
+        (block,) = page.blocks
+        assert block.first_s == 98.0 and block.data.shape == (2, 14 * 256)
+        np.testing.assert_array_equal(block.data, source.reader.read_index(["ch002", "ch006"], 98 * 256, 112 * 256))
