@@ -77,7 +77,7 @@ def run(path: Path, params: Params, log=print) -> Table:
                        f"{WIDE_PAUSE_S:g} s), so read-ahead has finished: the prefetched case the target is for.")
     table.notes.append("browser times run from the widget's keydown handler to the end of its canvas drawing "
                        "(performance.now() in the page); ×direct = ÷ the same percentile of the direct reads. "
-                       f"Of which drawing the canvas, p50: {percentile(draws, 50):.0f} ms (64 ch), "
+                       f"Of which drawing the canvas, p50: {percentile(draws, 50):.0f} ms ({n_ch} ch), "
                        f"{percentile(wide_draws, 50):.0f} ms (wide).")
     return table
 
