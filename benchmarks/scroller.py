@@ -44,9 +44,9 @@ def run(path: Path, params: Params, log=print) -> Table:
     base = direct_pages(path, starts, PAGE_S)
     table.add("direct read_index of one page p50 (baseline)", percentile(base, 50), "ms", 1.0, samples=base)
     table.add("direct read_index of one page p95", percentile(base, 95), "ms", 1.0)
-    log("E model, in this process ...")
+    log("F model, in this process ...")
     _rows(table, "model, in this process", model_flips(path, None, starts, PAGE_S, PAUSE_S), base, 50)
-    log("E model, via a server ...")
+    log("F model, via a server ...")
     with server(params) as srv:
         _rows(table, "model, via a server", model_flips(path, srv.address, starts, PAGE_S, PAUSE_S), base, 50)
     why = ensure_chromium(log)
@@ -59,13 +59,13 @@ def run(path: Path, params: Params, log=print) -> Table:
     wide_base = direct_pages(wide, wide_starts, WIDE_PAGE_S)
     wide_pause = max(WIDE_PAUSE_S, WIDE_PAUSE_READS * percentile(wide_base, 95) / 1e3)
     with tempfile.TemporaryDirectory(prefix="mef3lab-bench-lab-") as root:
-        log("E browser ...")
+        log("F browser ...")
         with Lab(Path(root)) as lab:
             draws: list[float] = []
             ms = browser_flips(lab, path, starts, PAGE_S, PAUSE_S, row_px=10, draws=draws)
             _rows(table, "browser (JupyterLab, chromium), canvas redrawn", ms, base, 100)
             lab.shutdown_kernels()
-            log(f"E browser, {params.wide.label} ...")
+            log(f"F browser, {params.wide.label} ...")
             wide_draws: list[float] = []
             ms = browser_flips(lab, wide, wide_starts, WIDE_PAGE_S, wide_pause, row_px=3, draws=wide_draws)
     table.add(f"wide: direct read_index of a {WIDE_PAGE_S:g} s page, {params.wide.channels} ch at "
