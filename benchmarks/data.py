@@ -41,6 +41,10 @@ class RecordingSpec:
 FULL = RecordingSpec("full-64ch-2h", channels=64, fs=256.0, seconds=7200.0)
 #: A small one for development runs (`--quick`).
 QUICK = RecordingSpec("quick-16ch-20min", channels=16, fs=256.0, seconds=1200.0)
+#: The scroller's wide case (table F): 30-s pages of 256 channels at 2 kHz.
+WIDE = RecordingSpec("wide-256ch-2kHz-11min", channels=256, fs=2048.0, seconds=660.0, gaps=1)
+#: Its small twin for `--quick`.
+WIDE_QUICK = RecordingSpec("wide-64ch-2kHz-4min", channels=64, fs=2048.0, seconds=240.0, gaps=1)
 
 
 def ensure_recording(spec: RecordingSpec, folder: Path = DATA_DIR, log=print) -> Path:

@@ -23,6 +23,7 @@ _LAZY = {
     # `%load_ext mef3lab` looks these up on the package.
     "load_ipython_extension": "mef3lab.jupyter",
     "unload_ipython_extension": "mef3lab.jupyter",
+    "Scroller": "mef3lab.widget",
 }
 
 __all__ = sorted(_LAZY) + ["errors", "__version__"]

@@ -1,4 +1,4 @@
-"""The ``.mef3`` accessor on what `open_recording` returns: gaps, annotations, rate groups.
+"""The ``.mef3`` accessor on what `open_recording` returns: gaps, annotations, rate groups, scroll().
 
     >>> ds = mef3lab.open_recording(path)
     >>> ds.mef3.gaps                      # every recording gap of every channel
@@ -149,6 +149,12 @@ class _Mef3Accessor:
         from .jupyter.summary import recording_html  # noqa: PLC0415 - only notebooks ask
 
         return recording_html(self)
+
+    def scroll(self, **kwargs: Any) -> Any:
+        """A `mef3lab.Scroller` on this recording (or selection's channels); keywords as Scroller's."""
+        from .widget import Scroller  # noqa: PLC0415 - the widget stack loads only when asked for
+
+        return Scroller(self._obj, **kwargs)
 
     def to_uutc(self, seconds: Any) -> Any:
         """Seconds from the recording start -> µUTC (rounded to the microsecond)."""

@@ -57,3 +57,19 @@ def test_the_load_table_checks_every_reply(tmp_path):
     rows = {r.label.split(".")[0]: r for r in table.rows}
     assert len(table.rows) == 7 and rows["6"].value == 0 and rows["6"].status == "PASS", rows["6"].note
     assert rows["7"].status == "PASS" and rows["5"].value > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_scroller_table_produces_its_rows(tmp_path):
+    """Table F end to end: the widget model (embedded, via a server) and, where chromium is there, the browser."""
+    from benchmarks.browser import ensure_chromium
+
+    browser = ensure_chromium() is None
+    (table,) = run(SMOKE_RUN, "F", data_dir=tmp_path, log=lambda msg: None)
+    labels = [r.label for r in table.rows]
+    assert table.key == "F" and "model, via a server p95" in labels
+    assert len(labels) == (10 if browser else 6)  # direct, model ×2 (p50, p95); browser, wide (2 each)
+    assert browser == any(label.startswith("wide: browser") for label in labels)
+    for r in table.rows:
+        assert r.value > 0 and r.status in ("PASS", "MISS", "—")

@@ -1,0 +1,195 @@
+"""A real JupyterLab and a real browser: what the scroller's browser test and benchmark run in.
+
+`Lab` starts ``jupyter lab`` or Notebook 7 (its own free port, a random token, a temporary root
+folder, no browser of its own) and Debian's chromium, headless, driven by Playwright
+(Playwright's own browser download is not available here; `ensure_chromium` installs
+Debian's package where it is missing). Leaving the `with` block shuts every kernel
+down and stops the browser and the server, whatever happened inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def ensure_chromium(log=print) -> str | None:
+    """None when `CHROMIUM` is there (installing Debian's package first if need be), else why not."""
+    if os.path.exists(CHROMIUM):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)"
+    log("installing Debian's chromium (apt-get) ...")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            return f"{' '.join(cmd)} failed: {done.stderr.strip()[-500:]}"
+    return None if os.path.exists(CHROMIUM) else f"apt-get installed chromium but {CHROMIUM} is missing"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: app -> (module run with ``python -m``, its config class, the URL path of a notebook).
+#: Lab's ``?reset``: a fresh workspace, so notebooks opened earlier are not restored beside it.
+APPS = {"lab": ("jupyterlab", "LabApp", "/lab/tree/{}?reset&"),
+        "notebook": ("notebook", "JupyterNotebookApp", "/notebooks/{}?")}
+
+
+class Lab:
+    """``with Lab(root) as lab: page = lab.open("nb.ipynb"); lab.run_all(page)``; app "lab" or "notebook" (7)."""
+
+    def __init__(self, root: Path, viewport: tuple[int, int] = (1400, 1000), app: str = "lab") -> None:
+        self.module, self.app_class, self.notebook_url = APPS[app]
+        self.root = Path(root)
+        self.viewport = viewport
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: subprocess.Popen | None = None
+        self._profile = tempfile.mkdtemp(prefix="mef3lab-chromium-")
+        self._playwright = None
+        self.context = None
+
+    def __enter__(self) -> "Lab":
+        try:
+            self._start_server()
+            from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only browser runs need it
+
+            self._playwright = sync_playwright().start()
+            self.context = self._playwright.chromium.launch_persistent_context(
+                self._profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": self.viewport[0], "height": self.viewport[1]})
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start_server(self) -> None:
+        cmd = [sys.executable, "-m", self.module, "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
+               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+               f"--{self.app_class}.expose_app_in_browser=True", "--ServerApp.open_browser=False", "--allow-root"]
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / ".jupyter-config"),
+                   JUPYTER_RUNTIME_DIR=str(self.root / ".jupyter-runtime"))
+        self._log = open(self.root / "jupyter-lab.log", "w")
+        self._server = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                self.api("GET", "/api/status")
+                return
+            except OSError:
+                if self._server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"jupyter lab did not start; see {self.root / 'jupyter-lab.log'}") from None
+                time.sleep(0.3)
+
+    def api(self, method: str, path: str):
+        req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def open(self, notebook: str):
+        """A browser tab with `notebook` (a path under the root) open and its kernel idle."""
+        page = self.context.new_page()
+        page.goto(f"{self.url}{self.notebook_url.format(notebook)}token={self.token}", timeout=90_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+        page.wait_for_function("""() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
+                && w.sessionContext.session.kernel.status === "idle";
+        }""", timeout=120_000)
+        return page
+
+    @staticmethod
+    def run_all(page, timeout_s: float = 240) -> None:
+        """Run every cell of the open notebook and wait until the kernel has finished them."""
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function("""() => {
+            const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+            return prompts.length && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""", timeout=timeout_s * 1000)
+
+    def processes(self) -> list:
+        """What this lab runs: the jupyter server, its kernels, and the chromium processes of its profile."""
+        import psutil  # noqa: PLC0415 - a test dependency, needed only to check for leftovers
+
+        out = []
+        if self._server is not None:
+            try:
+                server = psutil.Process(self._server.pid)
+                out += [server, *server.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(self._profile in part for part in proc.info["cmdline"] or ()):
+                out.append(proc)
+        return out
+
+    def shutdown_kernels(self) -> None:
+        """Shut down every kernel the server runs (what the notebooks opened so far started)."""
+        if self._server is not None and self._server.poll() is None:
+            try:
+                for kernel in self.api("GET", "/api/kernels") or []:
+                    self.api("DELETE", f"/api/kernels/{kernel['id']}")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Shut kernels down, then stop the browser and the server (killing what does not stop)."""
+        self.shutdown_kernels()
+        if self.context is not None:
+            try:
+                self.context.close()
+            finally:
+                self.context = None
+        if self._playwright is not None:
+            self._playwright.stop()
+            self._playwright = None
+        if self._server is not None:
+            _stop_group(self._server)
+            self._server = None
+            self._log.close()
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (it and anything it started), SIGKILL after a grace period."""
+    import signal  # noqa: PLC0415
+
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)

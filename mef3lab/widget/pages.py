@@ -1,0 +1,110 @@
+"""The scroller's data path, first stage: a page of a view read at full resolution.
+
+    View ──read_page──▶ Page (one Block per rate group, NaN in gaps) ──display.encode──▶ buffers
+
+A `View` is what the screen is asked to show (a window and the channels on screen); it
+is also the key of cached and read-ahead pages. Stages that transform samples (montages,
+display filters that need neighbouring samples) take a Page and give a Page, between
+`read_page` and `display.encode`; `read_page` takes a ``pad_s`` margin for them.
+
+Each rate group is read on its own grid (nothing is resampled). A group whose read fails
+(a damaged file) is read again channel by channel, so only the damaged channels come
+back empty, each with the error that explains why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import Mef3LabError
+from ..readers.base import RateGroup, SessionInfo
+from ..source import RecordingSource
+
+__all__ = ["Block", "Page", "View", "read_page"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class View:
+    """A window ``[start, start + length)`` in µs from the recording start, of `channels` (screen order)."""
+
+    start_us: int
+    length_us: int
+    channels: tuple[str, ...]
+
+    @property
+    def start_s(self) -> float:
+        return self.start_us / 1e6
+
+    @property
+    def length_s(self) -> float:
+        return self.length_us / 1e6
+
+    def shifted(self, pages: float) -> "View":
+        """The same view `pages` page lengths later (earlier when negative)."""
+        return replace(self, start_us=self.start_us + round(pages * self.length_us))
+
+
+@dataclass
+class Block:
+    """Samples of one rate group's channels over a view: row i is channel ``names[i]``."""
+
+    fs: float
+    names: tuple[str, ...]
+    first_s: float  # time of column 0, seconds from the recording start (a grid sample)
+    data: np.ndarray  # (len(names), n) float32, NaN in gaps, outside the channel and where reading failed
+    errors: dict[str, str] = field(default_factory=dict)  # channel -> why it is empty
+
+
+@dataclass
+class Page:
+    """A view's samples, one block per rate group (fastest first)."""
+
+    view: View
+    blocks: tuple[Block, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.data.nbytes for b in self.blocks)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {name: msg for b in self.blocks for name, msg in b.errors.items()}
+
+
+def read_page(source: RecordingSource, view: View, pad_s: float = 0.0) -> Page:
+    """The samples of `view` (plus `pad_s` on each side), every rate group on its own grid."""
+    info = source.info
+    t0 = info.start_uutc + view.start_us - round(pad_s * 1e6)
+    t1 = info.start_uutc + view.start_us + view.length_us + round(pad_s * 1e6)
+    blocks = []
+    for group in info.rate_groups:
+        names = tuple(n for n in view.channels if n in group.channels)
+        if names:
+            blocks.append(_read_block(source, info, group, names, t0, t1))
+    return Page(view, tuple(blocks))
+
+
+def _read_block(source: RecordingSource, info: SessionInfo, group: RateGroup, names: tuple[str, ...],
+                t0: int, t1: int) -> Block:
+    grid = group.grid
+    k0, k1 = grid.index_at(t0), grid.index_at(t1)
+    first_s = (float(grid.time_of(k0)) - info.start_uutc) / 1e6
+    data = np.full((len(names), max(0, k1 - k0)), np.nan, np.float32)
+    a, b = max(k0, 0), min(k1, grid.n_samples)  # the part inside the grid; the rest stays NaN
+    errors: dict[str, str] = {}
+    if b > a:
+        try:
+            data[:, a - k0 : b - k0] = source.read_index(names, a, b)
+        except Mef3LabError as e:
+            log.warning("reading %d channels at %g Hz failed (%s); reading them one by one", len(names), group.fs, e)
+            for row, name in enumerate(names):
+                try:
+                    data[row, a - k0 : b - k0] = source.read_index([name], a, b)[0]
+                except Mef3LabError as e1:
+                    errors[name] = f"{type(e1).__name__}: {e1}"
+    return Block(group.fs, names, first_s, data, errors)

@@ -1,0 +1,283 @@
+"""`Scroller`: page through a recording in a notebook; the widget's state and its request loop.
+
+The model lives in the kernel and holds the state as traitlets (what the buttons, the
+keys and the scriptable API all change); the ES module beside this file (`scroller.js`)
+draws it on a canvas and forwards keys and clicks as custom messages. Every change of
+what is on screen is one request with a new id (`view_id`): a `LatestLoader` thread
+serves only the newest, the page data goes out as one binary buffer (`display.encode`),
+and the front end draws a reply only if it is still the newest it knows of. After each
+page the `Readahead` reads the next one in the direction of travel, so the kernel never
+blocks and a steady reviewer never waits for decoding.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets as t
+import xarray as xr
+
+from ..errors import Mef3LabError
+from ..source import acquire
+from ..xarray_backend import rate_label
+from .clock import clock_label, parse_time
+from .display import encode
+from .loader import LatestLoader
+from .pages import Page, View, read_page
+from .readahead import PageCache, Readahead
+
+__all__ = ["Scroller"]
+
+_HERE = Path(__file__).resolve().parent
+#: µV per division the gain steps through (↑ / ↓), a 1-2-5 series.
+GAINS = tuple(m * 10.0**e for e in range(-1, 6) for m in (1, 2, 5))
+
+
+class Scroller(anywidget.AnyWidget):
+    """An EEG page viewer for what `mef3lab.open_recording` returns (a Dataset, or one rate group's DataArray).
+
+    Keys while the widget has focus: ←/→ a page, Shift+←/→ half a page, ↑/↓ gain,
+    PgUp/PgDn the channels above/below, Home/End the recording's start/end. The same
+    state is scriptable: `go_to`, `next_page`, `prev_page`, `page`, `page_seconds`,
+    `channels`, `gain`, `page_data()`.
+    """
+
+    _esm = _HERE / "scroller.js"
+    _css = _HERE / "scroller.css"
+
+    start = t.Float(0.0, help="page start, seconds from the recording start").tag(sync=True)
+    page_seconds = t.Float(10.0, help="page length in seconds").tag(sync=True)
+    channels = t.List(t.Unicode(), help="the channels shown, in screen order").tag(sync=True)
+    all_channels = t.List(t.Unicode(), help="the channels there are to choose from").tag(sync=True)
+    first_row = t.Int(0, help="index in `channels` of the top row on screen").tag(sync=True)
+    rows = t.Int(20, help="rows (channels) on screen at once").tag(sync=True)
+    gain = t.Float(50.0, help="µV per division (one division = one row's height)").tag(sync=True)
+    width_px = t.Int(1000, help="pixel columns of the trace area (set by the front end)").tag(sync=True)
+    row_px = t.Int(26, help="pixels per row").tag(sync=True)
+    view_id = t.Int(0, help="id of the newest page request; replies with older ids are stale").tag(sync=True)
+    page_label = t.Unicode("", help="the page start as text (clock time and seconds)").tag(sync=True)
+    message = t.Unicode("", help="what went wrong, for the reviewer").tag(sync=True)
+    duration = t.Float(0.0).tag(sync=True)
+    start_uutc = t.Int(0).tag(sync=True)
+    units = t.Unicode("µV").tag(sync=True)
+    annotations = t.List(t.Dict(), help="[{t, text, type, duration}] in seconds from the start").tag(sync=True)
+
+    def __init__(self, rec: xr.Dataset | xr.DataArray, *, start: float = 0.0, page_seconds: float = 10.0,
+                 channels: list[str] | None = None, gain: float | None = None, rows: int | None = None,
+                 **kwargs: Any) -> None:
+        self._ready = False
+        self._rec = rec
+        self._source = acquire(rec.mef3.spec)
+        info = self._source.info
+        present = _channels_of(rec, info.names) or list(info.names)
+        self._cache = PageCache(lambda view: read_page(self._source, view))
+        self._readahead = Readahead(self._source, self._cache, info.end_uutc - info.start_uutc)
+        self._loader = LatestLoader(self._serve)
+        self._auto_gain = gain is None
+        self.sent = 0  # replies sent to the front end
+        self.dropped = 0  # replies dropped because a newer request came in
+        notes = rec.mef3.annotations
+        super().__init__(
+            duration=info.duration_s, start_uutc=int(info.start_uutc), channels=list(channels or present),
+            all_channels=present,
+            page_seconds=page_seconds, start=start, gain=gain or 50.0,
+            rows=min(rows or 20, len(channels or present)),
+            units=str(rec.attrs.get("units", "µV")).replace("uV", "µV"),
+            annotations=[{"t": float(r.time_s), "text": str(r.text), "type": str(r.type),
+                          "duration": None if math.isnan(r.duration_s) else float(r.duration_s)}
+                         for r in notes.itertuples()],
+            **kwargs)
+        self.on_msg(self._on_msg)
+        self._ready = True
+        self._request()
+
+    # -- the scriptable API ---------------------------------------------------------
+    @property
+    def page(self) -> tuple[float, float]:
+        """(start, stop) of the page in seconds from the recording start."""
+        return (self.start, self.start + self.page_seconds)
+
+    def go_to(self, when: float | str) -> None:
+        """Put the page start at `when`: seconds from the start, or a clock time ("08:30:00", ISO)."""
+        self.start = parse_time(str(when), self.start_uutc, self.duration)
+
+    def next_page(self, pages: float = 1.0) -> None:
+        self.start = self.start + pages * self.page_seconds
+
+    def prev_page(self, pages: float = 1.0) -> None:
+        self.start = self.start - pages * self.page_seconds
+
+    def page_data(self) -> xr.DataArray | xr.Dataset:
+        """The samples of the channels on screen at full resolution (µV, NaN in gaps), before display decimation.
+
+        A DataArray (channel, time) with time in seconds from the recording start; when
+        the rows on screen have different rates, a Dataset of one ``signal_<fs>Hz``
+        variable per rate (as `open_recording` names them).
+        """
+        page = self._cache.get(self._view())
+        arrays = {b.fs: _block_array(b, self._rec.attrs, self.units) for b in page.blocks}
+        if len(arrays) == 1:
+            return next(iter(arrays.values()))
+        return xr.Dataset({f"signal_{rate_label(fs)}": a.rename({"channel": f"channel_{rate_label(fs)}",
+                                                                "time": f"time_{rate_label(fs)}"})
+                           for fs, a in arrays.items()})
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        """Block until the newest page has been served (for scripts and tests; a notebook need not)."""
+        return self._loader.wait(timeout)
+
+    def close(self) -> None:
+        """Stop the loader and read-ahead threads and close the widget (the recording stays open)."""
+        self._loader.close()
+        self._cache.close()
+        super().close()
+
+    # -- validation -------------------------------------------------------------------
+    @t.validate("page_seconds")
+    def _valid_page_seconds(self, proposal: dict) -> float:
+        return _positive(proposal, "page_seconds must be a positive number of seconds")
+
+    @t.validate("start")
+    def _valid_start(self, proposal: dict) -> float:
+        value = float(proposal["value"])
+        if not math.isfinite(value):
+            raise t.TraitError(f"start must be a number of seconds, not {proposal['value']!r}")
+        return min(max(value, 0.0), max(0.0, self.duration - self.page_seconds))  # paging stops at the ends
+
+    @t.validate("channels")
+    def _valid_channels(self, proposal: dict) -> list[str]:
+        names = list(proposal["value"])
+        if not names:
+            raise t.TraitError("channels must name at least one channel")
+        for name in names:
+            self._source.info.channel(name)  # UnknownChannelError naming what there is
+        return names
+
+    @t.validate("gain")
+    def _valid_gain(self, proposal: dict) -> float:
+        return _positive(proposal, "gain must be a positive number of µV per division")
+
+    @t.validate("first_row")
+    def _valid_first_row(self, proposal: dict) -> int:
+        return min(max(int(proposal["value"]), 0), max(0, len(self.channels) - self.rows))
+
+    # -- requests -----------------------------------------------------------------------
+    @t.observe("start", "page_seconds", "channels", "first_row", "rows", "width_px")
+    def _view_changed(self, change: dict) -> None:
+        if self._ready:
+            self._request()
+
+    def _view(self) -> View:
+        shown = tuple(self.channels[self.first_row : self.first_row + self.rows])
+        return View(round(self.start * 1e6), round(self.page_seconds * 1e6), shown)
+
+    def _request(self) -> None:
+        """A new view: one request with a new id; nothing here waits for data."""
+        view = self._view()
+        with self.hold_sync():
+            self.page_label = clock_label(self.start_uutc, self.start)
+            self.view_id = self._loader.submit((view, self.width_px))
+
+    def _serve(self, id: int, request: tuple[View, int]) -> None:
+        """On the loader thread: read (or take the read-ahead's) page, drop it if stale, else send it."""
+        view, width = request
+        try:
+            page = self._cache.get(view)
+        except Mef3LabError as e:
+            self.message = f"could not read the page at {view.start_s:g} s: {type(e).__name__}: {e}"
+            return
+        if not self._loader.is_current(id):
+            self.dropped += 1
+            return
+        traces, buffer = encode(page, width)
+        if not self._loader.is_current(id):
+            self.dropped += 1
+            return
+        if self._auto_gain:
+            self._auto_gain = False
+            self.gain = _gain_for(page)
+        self.send({"type": "page", "id": id, "start": view.start_s, "seconds": view.length_s, "traces": traces},
+                  [buffer])
+        self.sent += 1
+        errors = page.errors
+        self.message = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
+        self._readahead.shown(view)
+
+    # -- what the front end sends ---------------------------------------------------------
+    def _on_msg(self, widget: Any, content: dict, buffers: list) -> None:
+        kind = content.get("type")
+        if kind == "key":
+            self.press(str(content.get("key", "")), bool(content.get("shift")))
+        elif kind == "goto":
+            try:
+                self.go_to(str(content.get("text", "")))
+            except ValueError as e:
+                self.message = str(e)
+        elif kind == "resize":
+            self.width_px = max(50, int(content.get("width", self.width_px)))
+
+    def press(self, key: str, shift: bool = False) -> bool:
+        """Do what `key` (a DOM ``KeyboardEvent.key``) does in the widget; whether it did anything."""
+        step = 0.5 if shift else 1.0
+        if key == "ArrowRight":
+            self.next_page(step)
+        elif key == "ArrowLeft":
+            self.prev_page(step)
+        elif key in ("ArrowUp", "ArrowDown"):
+            self.gain = _step_gain(self.gain, finer=key == "ArrowUp")
+        elif key in ("PageDown", "PageUp"):
+            self.first_row = self.first_row + (self.rows if key == "PageDown" else -self.rows)
+        elif key == "Home":
+            self.start = 0.0
+        elif key == "End":
+            self.start = self.duration
+        else:
+            return False
+        return True
+
+
+def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:
+    """The channel names `rec` holds (its ``channel*`` coordinates): its own order for one rate
+    group, the recording's (`order`) across several."""
+    coords = [c for c in rec.coords if str(c).startswith("channel")]
+    names = [str(v) for c in coords for v in np.atleast_1d(rec[c].values)]
+    if len(coords) > 1:
+        names.sort(key=order.index)
+    return names
+
+
+def _block_array(block, attrs: dict, units: str) -> xr.DataArray:
+    n = block.data.shape[1]
+    time = block.first_s + np.arange(n) / block.fs
+    keep = {k: v for k, v in attrs.items() if k.startswith("mef3_") or k in ("start_uutc", "start_time")}
+    return xr.DataArray(block.data, dims=("channel", "time"), name="signal",
+                        coords={"channel": list(block.names), "time": ("time", time, {"units": "s"})},
+                        attrs={**keep, "fs": block.fs, "units": units})
+
+
+def _positive(proposal: dict, rule: str) -> float:
+    """The proposed value as a finite positive float, or a TraitError saying `rule`."""
+    value = float(proposal["value"])
+    if not (math.isfinite(value) and value > 0):
+        raise t.TraitError(f"{rule}, not {proposal['value']!r}")
+    return value
+
+
+def _step_gain(gain: float, finer: bool) -> float:
+    """The next value of `GAINS` below (finer: more sensitive) or above `gain`."""
+    if finer:
+        return max([g for g in GAINS if g < gain * (1 - 1e-9)], default=GAINS[0])
+    return min([g for g in GAINS if g > gain * (1 + 1e-9)], default=GAINS[-1])
+
+
+def _gain_for(page: Page) -> float:
+    """A first gain that shows the page's typical channel at about ±2 divisions peak to peak."""
+    spread = [float(np.nanstd(row)) for b in page.blocks for row in b.data if np.isfinite(row).any()]
+    if not spread:
+        return 50.0
+    target = 4 * float(np.median(spread))
+    return min([g for g in GAINS if g >= target], default=GAINS[-1])

@@ -1,0 +1,68 @@
+"""Scroller fixtures: widgets on the shared recordings, with what they send to the front end captured.
+
+`Replies` stands in for the comm: `Scroller.send` is replaced for the test, so a test sees
+exactly the custom messages (content + binary buffers) the front end would get, from the
+first page on, decoded into arrays per trace. Messages from the front end go in through ipywidgets' own entry point,
+``widget._handle_custom_msg(content, buffers)``, as a comm delivers them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import mef3lab
+from mef3lab.widget import Scroller
+
+
+class Replies:
+    """The page replies one widget sent, in order."""
+
+    def __init__(self, widget, messages: list) -> None:
+        self.widget = widget
+        self.messages = messages
+
+    def key(self, key: str, shift: bool = False) -> None:
+        """A key press in the browser, as the front end reports it."""
+        self.widget._handle_custom_msg({"type": "key", "key": key, "shift": shift}, [])
+
+    def last(self) -> dict:
+        """The newest reply (after waiting for the newest request), traces decoded: {name: trace dict + values}."""
+        assert self.widget.wait(30), "the page never arrived"
+        content, buffers = self.messages[-1]
+        assert content["id"] == self.widget.view_id, "the newest reply is not for the newest request"
+        data = np.frombuffer(buffers[0], np.float32)
+        out = {"start": content["start"], "seconds": content["seconds"], "id": content["id"], "traces": {}}
+        for tr in content["traces"]:
+            size = tr["n"] * (2 if tr["kind"] == "minmax" else 1)
+            out["traces"][tr["name"]] = {**tr, "values": data[tr["offset"] : tr["offset"] + size]}
+        return out
+
+
+@pytest.fixture
+def scroll(monkeypatch):
+    """`scroll(path_or_rec, **kwargs)` -> (widget, Replies); widgets and recordings are closed after the test."""
+    made = []
+    sent: dict[int, list] = {}
+    lock = threading.Lock()
+
+    def send(self, content, buffers=None):
+        with lock:
+            sent.setdefault(id(self), []).append((content, list(buffers or [])))
+
+    monkeypatch.setattr(Scroller, "send", send)
+
+    def make(what, address=None, **kwargs):
+        rec = mef3lab.open_recording(what, address=address) if not hasattr(what, "mef3") else what
+        widget = Scroller(rec, **kwargs)
+        made.append((widget, rec))
+        widget.wait(30)
+        return widget, Replies(widget, sent.setdefault(id(widget), []))
+
+    yield make
+    for widget, rec in made:
+        widget.close()
+        rec.close()
+

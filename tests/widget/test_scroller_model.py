@@ -1,0 +1,189 @@
+"""The scroller's model, driven as the front end drives it: keys and buttons move the page, the data
+that reaches the front end equals a direct read (min/max of the right samples when decimated)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import xarray as xr
+from _widget_helpers import column_minmax
+
+import mef3lab
+from mef3lab.readers import open_reader
+
+FS = 256.0
+
+
+def direct(path, names, start_s, seconds, fs=FS):
+    """Samples [start, start + seconds) of `names` read by a plain reader, on the recording's grid."""
+    with open_reader(path) as r:
+        k0 = int(np.ceil(start_s * fs - 1e-6))
+        return r.read_index(list(names), k0, k0 + int(round(seconds * fs)))
+
+
+def test_keys_move_the_page_and_change_gain_and_rows(recording, scroll):
+    w, replies = scroll(recording, rows=4)
+    assert w.page == (0.0, 10.0) and replies.last()["start"] == 0.0
+    replies.key("ArrowRight")
+    assert w.page == (10.0, 20.0) and replies.last()["start"] == 10.0
+    replies.key("ArrowRight", shift=True)
+    assert w.page == (15.0, 25.0)
+    replies.key("ArrowLeft")
+    assert w.page == (5.0, 15.0)
+    replies.key("End")
+    assert w.page == (590.0, 600.0) and replies.last()["start"] == 590.0
+    replies.key("ArrowRight")  # paging stops at the end
+    assert w.page == (590.0, 600.0)
+    replies.key("Home")
+    assert w.page == (0.0, 10.0)
+    replies.key("ArrowLeft")
+    assert w.page == (0.0, 10.0)
+
+    gain = w.gain
+    replies.key("ArrowUp")
+    assert w.gain < gain and f"{w.gain:g}"[0] in "125"
+    replies.key("ArrowDown")
+    replies.key("ArrowDown")
+    assert w.gain > gain
+
+    assert list(replies.last()["traces"]) == ["ch000", "ch001", "ch002", "ch003"]
+    replies.key("PageDown")
+    assert w.first_row == 4 and list(replies.last()["traces"]) == ["ch004", "ch005", "ch006", "ch007"]
+    replies.key("PageDown")  # no rows below: stays
+    assert w.first_row == 4
+    replies.key("PageUp")
+    assert w.first_row == 0
+    assert w._handle_custom_msg({"type": "key", "key": "q"}, []) is None and w.page == (0.0, 10.0)
+
+
+def test_decimated_page_is_the_min_max_of_each_pixel_column(recording, scroll):
+    w, replies = scroll(recording, start=100.0, page_seconds=10.0)
+    w.width_px = 700  # 2560 samples per trace > 700 columns
+    got = replies.last()
+    want = direct(recording, w.channels, 100.0, 10.0)
+    for row, name in enumerate(w.channels):
+        tr = got["traces"][name]
+        assert tr["kind"] == "minmax" and tr["n"] == 700 and tr["error"] is None
+        assert tr["t0"] == 0.0 and tr["dt"] == pytest.approx(10.0 / 700)
+        lo, hi = column_minmax(want[row], 700)
+        np.testing.assert_array_equal(tr["values"][:700], lo)
+        np.testing.assert_array_equal(tr["values"][700:], hi)
+
+
+def test_zoomed_in_page_is_the_raw_samples(recording, scroll):
+    w, replies = scroll(recording, start=33.0, page_seconds=2.0)
+    w.width_px = 1200  # 512 samples fit
+    got = replies.last()
+    want = direct(recording, w.channels, 33.0, 2.0)
+    for row, name in enumerate(w.channels):
+        tr = got["traces"][name]
+        assert tr["kind"] == "raw" and tr["n"] == 512 and tr["dt"] == 1 / FS
+        np.testing.assert_array_equal(tr["values"], want[row])
+
+
+def test_gaps_arrive_as_nan(recording, scroll, recording_plan):
+    w, replies = scroll(recording, start=145.0, page_seconds=10.0)  # the 3 s gap at 150 s
+    w.width_px = 2560  # one column per sample: raw
+    tr = replies.last()["traces"]["ch003"]
+    t = 145.0 + np.arange(tr["n"]) * tr["dt"]
+    inside = (t >= 150.0) & (t < 153.0)
+    assert np.isnan(tr["values"][inside]).all() and not np.isnan(tr["values"][~inside]).any()
+    w.width_px = 500  # decimated: a column wholly inside the gap is NaN, the others are not
+    tr = replies.last()["traces"]["ch003"]
+    c0, c1 = np.ceil(5.0 / 10 * 500), np.floor(8.0 / 10 * 500)
+    cols = np.arange(500)
+    lo = tr["values"][:500]
+    assert np.isnan(lo[(cols >= c0 + 1) & (cols < c1 - 1)]).all()
+    assert not np.isnan(lo[(cols < c0 - 1) | (cols > c1 + 1)]).any()
+
+
+def test_page_data_is_the_page_at_full_resolution(recording, scroll):
+    w, _ = scroll(recording, start=61.0, page_seconds=1.0, rows=3)
+    w.first_row = 2
+    data = w.page_data()
+    assert isinstance(data, xr.DataArray) and data.dims == ("channel", "time")
+    assert list(data.channel.values) == ["ch002", "ch003", "ch004"]
+    np.testing.assert_array_equal(data.values, direct(recording, ["ch002", "ch003", "ch004"], 61.0, 1.0))
+    assert data.time.values[0] == 61.0 and np.allclose(np.diff(data.time.values), 1 / FS)
+    gaps = data.mef3.gaps  # it still knows its recording: the gap at 61.2 s of its three channels
+    assert data.attrs["units"] == "µV" and gaps.channel.tolist() == ["ch002", "ch003", "ch004"]
+    assert np.allclose(gaps.start_s, 61.2, atol=1 / FS)
+
+
+def test_go_to_seconds_clock_time_and_bad_input(recording, scroll):
+    w, replies = scroll(recording)
+    w.go_to(123.5)
+    assert w.page == (123.5, 133.5) and "08:02:03.500 UTC (+123.500 s)" in w.page_label
+    w._handle_custom_msg({"type": "goto", "text": "08:05:00"}, [])
+    assert w.start == 300.0 and replies.last()["start"] == 300.0
+    w._handle_custom_msg({"type": "goto", "text": "yesterday"}, [])
+    assert "neither seconds" in w.message and w.start == 300.0
+    with pytest.raises(ValueError, match="outside the recording"):
+        w.go_to(-5)
+    with pytest.raises(ValueError, match="outside the recording"):
+        w.go_to("09:00:00")
+
+
+def test_bad_settings_are_refused_with_a_clear_error(recording, scroll):
+    w, _ = scroll(recording)
+    with pytest.raises(mef3lab.errors.UnknownChannelError, match="nope"):
+        w.channels = ["ch000", "nope"]
+    with pytest.raises(Exception, match="positive number of seconds"):
+        w.page_seconds = 0
+    with pytest.raises(Exception, match="µV per division"):
+        w.gain = -1
+    assert w.page_seconds == 10.0 and w.channels[0] == "ch000"
+
+
+def test_channels_page_seconds_and_gain_are_scriptable(recording, scroll):
+    w, replies = scroll(recording, channels=["ch005", "ch001"], page_seconds=30.0, gain=20.0)
+    got = replies.last()
+    assert list(got["traces"]) == ["ch005", "ch001"] and got["seconds"] == 30.0 and w.gain == 20.0
+    w.page_seconds = 60.0
+    w.next_page()
+    assert w.page == (60.0, 120.0) and replies.last()["seconds"] == 60.0
+    assert [a["text"] for a in w.annotations][:2] == ["recording started", "eyes closed"]
+
+
+def test_holding_the_key_lands_on_the_right_page_without_sending_every_page(recording, scroll):
+    w, replies = scroll(recording)
+    before = len(replies.messages)
+    for _ in range(30):  # a held → (keyboard repeat) arrives faster than pages are read
+        replies.key("ArrowRight")
+    got = replies.last()
+    assert got["start"] == 300.0 and w.page == (300.0, 310.0)
+    new = replies.messages[before:]
+    ids = [c["id"] for c, _ in new]
+    assert ids == sorted(ids) and len(new) < 30  # never an older page after a newer one
+    assert w.sent == len(replies.messages)
+    np.testing.assert_array_equal(w.page_data().values, direct(recording, w.channels, 300.0, 10.0))
+
+
+def test_a_slow_read_does_not_block_the_kernel(recording, scroll):
+    w, replies = scroll(recording)
+    real, gate, reading = w._source.read_index, threading.Event(), threading.Event()
+
+    def slow(*args, **kwargs):  # the real read, held until the test lets it go
+        reading.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    w._source.read_index = slow
+    try:
+        w.go_to(400.0)
+        assert reading.wait(10)  # the read is under way on the loader thread ...
+        replies.key("ArrowRight")  # ... and the kernel still takes keys
+        assert w.page == (410.0, 420.0) and "+410.000 s" in w.page_label
+    finally:
+        gate.set()
+        w._source.read_index = real
+    assert replies.last()["start"] == 410.0
+
+
+def test_a_data_array_of_one_rate_group(mixed_rate_recording, scroll):
+    rec = mef3lab.open_recording(mixed_rate_recording)
+    w, replies = scroll(rec.signal_256Hz, start=50.0)
+    assert w.channels == ["ch001", "ch003", "ch005"]
+    assert {tr["fs"] for tr in replies.last()["traces"].values()} == {256.0}
