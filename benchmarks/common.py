@@ -13,7 +13,7 @@ import numpy as np
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
 
-from .data import FULL, QUICK, RecordingSpec
+from .data import FULL, MIXED, QUICK, RecordingSpec
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class Params:
     hit_reads: int = 10  # reads of one cached segment
     window_s: float = 10.0  # xarray: the window selected
     n_windows: int = 50  # xarray: random windows
+    mixed_recording: RecordingSpec = MIXED  # table E: one recording many clients read subsets of
+    mixed_clients: int = 30  # table E: concurrent clients
+    mixed_s: float = 15.0  # table E: how long they read
     repeat: int = 1  # each measurement this many times, the best kept
     seed: int = 0
 
@@ -38,11 +41,13 @@ class Params:
 
 
 FULL_RUN = Params()
-QUICK_RUN = Params(recording=QUICK, segment_s=60, offsets=(0, 5, 10))
+QUICK_RUN = Params(recording=QUICK, segment_s=60, offsets=(0, 5, 10), mixed_s=5.0)
 #: A few seconds end to end (the smoke test): 4 segments of 30 s, no client work.
 SMOKE_RUN = Params(recording=RecordingSpec("smoke-4ch-2min", channels=4, fs=256.0, seconds=120.0, gaps=1),
                    segment_s=30, n_segments=2, work_s=0.0, offsets=(0, 1, 2), hit_reads=2,
-                   window_s=5.0, n_windows=3)
+                   window_s=5.0, n_windows=3,
+                   mixed_recording=RecordingSpec("smoke-mixed-4ch-10min", channels=4, fs=256.0, seconds=600.0, gaps=1),
+                   mixed_clients=3, mixed_s=1.0)
 
 
 @contextlib.contextmanager

@@ -41,6 +41,8 @@ class RecordingSpec:
 FULL = RecordingSpec("full-64ch-2h", channels=64, fs=256.0, seconds=7200.0)
 #: A small one for development runs (`--quick`).
 QUICK = RecordingSpec("quick-16ch-20min", channels=16, fs=256.0, seconds=1200.0)
+#: Table E's: the recording of issue 9's mixed-subset workload (8 channels, 20 minutes).
+MIXED = RecordingSpec("mixed-8ch-20min", channels=8, fs=256.0, seconds=1200.0)
 
 
 def ensure_recording(spec: RecordingSpec, folder: Path = DATA_DIR, log=print) -> Path:
