@@ -105,6 +105,7 @@ def test_default_segments_of_wide_fast_groups_are_shortened(recording):
         e.open("a", str(recording))
         group = e.info("a", str(recording)).rate_groups[0]
         assert e.segment_grid("a", str(recording), group)[0] == 64 * 256
+        assert e.segment_seconds("a", str(recording)) == 64.0  # what the grid reports: the seconds used
         e.set_segment_seconds("a", str(recording), 100.0)  # a size the client chose is kept
         assert e.segment_grid("a", str(recording), group)[0] == 100 * 256
     finally:
