@@ -142,3 +142,22 @@ def test_concurrent_overlapping_subsets_decode_each_channel_once(launch, connect
     assert s["misses"] >= 2, s  # at least two reads found channels still loading (else this proves nothing)
     assert s["decoded_samples"] == 64 * seg, s  # the union, each channel once
     assert s["cache_entries"] == 64
+
+
+def test_closing_returns_the_cached_rows_memory_to_the_system(launch, connect, big_recording):
+    # Not only the counter: the server process's resident memory drops by what the cache held.
+    import psutil
+
+    srv = launch(n_prefetch=0, cache_mb=256)
+    c = connect(srv)
+    c.open_file(big_recording)
+    big = [f"ch{i:03d}" for i in range(64)]
+    for i in range(3):  # 3 x 64 channel-segments of 5 min, loaded 48 and 16 channels at a time
+        c.get_signal_segment(big_recording, i, channels=big[:48])
+        c.get_signal_segment(big_recording, i, channels=big[48:][::-1])
+    held = c.stats()["cache_bytes"]
+    assert held == 3 * 64 * 300 * 256 * 4
+    rss = psutil.Process(srv.pid).memory_info().rss
+    c.close_file(big_recording)
+    wait_for(lambda: rss - psutil.Process(srv.pid).memory_info().rss >= 0.8 * held, timeout=5,
+             what=f"the server to give back the {held / 2**20:.0f} MiB its cache held")
