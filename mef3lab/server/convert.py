@@ -44,6 +44,18 @@ def convert_into(counts: np.ndarray, factor: float, out: np.ndarray) -> None:
         _scale(counts, factor, out)
 
 
+def to_values(counts: np.ndarray, factors: Sequence[float], dtype: str) -> np.ndarray:
+    """(channels, n) int32 counts (e.g. one message's columns of a read) as `dtype` values.
+
+    For replies streamed in blocks: converting block by block keeps the working set in the
+    CPU cache and never allocates the whole reply in the wider type (a 40 MB float64 array
+    is above glibc's mmap threshold, so it was page-faulted afresh for every read)."""
+    out = np.empty(counts.shape, SAMPLE_TYPES[dtype])
+    for j, factor in enumerate(factors):
+        convert_into(counts[j], factor, out[j])
+    return out
+
+
 def gap_value(dtype: str) -> float | int:
     """What marks "no sample here" in an array of `dtype`."""
     return int(RAW_NAN) if dtype == "int32" else np.nan
