@@ -211,7 +211,8 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         names = self.engine.channels(client, path)
         _one_rate(self.engine.info(client, path), names, "SetActiveChannels to the channels of one rate")
         # Counts, converted to float64 message by message (see `convert.to_values`).
-        s = self.engine.read_segment(client, path, request.chunk_idx, names, "int32", defer_prefetch=True)
+        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True,
+                                     as_counts=True)
         grid, k0 = s.group.grid, s.start_index
         try:
             yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k),

@@ -11,7 +11,7 @@ cases: numpy needs two passes (multiply, then the NaN mask) and a temporary, 3.9
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numba
 import numpy as np
@@ -54,6 +54,24 @@ def to_values(counts: np.ndarray, factors: Sequence[float], dtype: str) -> np.nd
     for j, factor in enumerate(factors):
         convert_into(counts[j], factor, out[j])
     return out
+
+
+def value_pieces(counts: np.ndarray, factors: Sequence[float], dtype: str, max_bytes: int) -> Iterator[bytes]:
+    """The bytes of (channels, n) `counts` as `dtype` values in C order, in consecutive pieces of
+    at most `max_bytes` (at least one, maybe empty), each converted as it is asked for."""
+    n = counts.shape[1]
+    total = counts.size
+    step = max(1, max_bytes // np.dtype(dtype).itemsize)
+    buf = np.empty(min(step, total), SAMPLE_TYPES[dtype])
+    for p in range(0, max(total, 1), step):
+        q = min(p + step, total)
+        pos = p
+        while pos < q:  # the piece's part of each row it touches
+            r, c = divmod(pos, n)
+            m = min(q - pos, n - c)
+            convert_into(counts[r, c:c + m], factors[r], buf[pos - p:pos - p + m])
+            pos += m
+        yield buf[:q - p].tobytes()
 
 
 def gap_value(dtype: str) -> float | int:

@@ -234,7 +234,7 @@ class Engine:
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
         self, client: str, path: str, index: int, channels: Sequence[str] | None = None,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False, *, as_counts: bool = False,
     ) -> Samples:
         """Segment `index` of this client's grid for `channels` (one rate group)."""
         rec, _ = self._open_view(client, path)
@@ -246,8 +246,8 @@ class Engine:
                 f"segment {index} does not exist: {rec.path} has {n_seg} segments of "
                 f"{length / group.fs:g} s at {group.fs:g} Hz (indices 0..{n_seg - 1})"
             )
-        return self.read_index(client, path, names, index * length,
-                               min((index + 1) * length, group.grid.n_samples), dtype, prefetch, defer_prefetch)
+        return self.read_index(client, path, names, index * length, min((index + 1) * length, group.grid.n_samples),
+                               dtype, prefetch, defer_prefetch, as_counts=as_counts)
 
     def time_window(self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float,
                     end_uutc: float) -> tuple[int, int]:
@@ -265,14 +265,16 @@ class Engine:
 
     def read_index(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False, *, as_counts: bool = False,
     ) -> Samples:
         """Grid samples ``[k0, k1)``, assembled from (cached) segments of this client's grid.
 
         `prefetch` queues the segments after these in the client's direction. With
         `defer_prefetch` they are queued only when the caller calls `Samples.start_prefetch`:
         a server does so once its reply is sent, since a decode running beside the reply's
-        transfer doubles the time a cache hit takes to arrive.
+        transfer doubles the time a cache hit takes to arrive. `as_counts` gives the int32
+        counts and factors a reply in `dtype` is converted from block by block as it is sent
+        (`convert.to_values`); the read limit still applies to `dtype`.
         """
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
@@ -295,8 +297,9 @@ class Engine:
                 later()
                 later = None
         factors = [rec.info.channel(c).conversion_factor for c in names]
-        data = gather([(s[0], r) for s, r in zip(spans, rows)], names, factors, k0, k1, dtype)
-        return Samples(data, names, group, k0, np.array(factors, np.float64) if dtype == "int32" else None, later)
+        raw = as_counts or dtype == "int32"
+        data = gather([(s[0], r) for s, r in zip(spans, rows)], names, factors, k0, k1, "int32" if raw else dtype)
+        return Samples(data, names, group, k0, np.array(factors, np.float64) if raw else None, later)
 
     def envelope(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, bins: int,
