@@ -49,6 +49,8 @@ windows = st.tuples(st.integers(-3000, N + 3000), st.integers(1, 4 * SEG))
 @given(names=subsets, window=windows, dtype=st.sampled_from(["float32", "float64", "int32"]))
 def test_any_subset_order_dtype_and_window_reads_as_a_direct_read(shared, recording, reference, names, window,
                                                                    dtype):
+    # Also the guard against the seed's swapped-rows bug: rows gathered from per-channel entries
+    # loaded by earlier reads of other subsets, in other orders, must come back as asked.
     _, c = shared
     k0, k1 = window[0], window[0] + window[1]
     if k1 <= 0 or k0 >= N:
