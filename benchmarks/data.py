@@ -45,6 +45,8 @@ QUICK = RecordingSpec("quick-16ch-20min", channels=16, fs=256.0, seconds=1200.0)
 WIDE = RecordingSpec("wide-256ch-2kHz-11min", channels=256, fs=2048.0, seconds=660.0, gaps=1)
 #: Its small twin for `--quick`.
 WIDE_QUICK = RecordingSpec("wide-64ch-2kHz-4min", channels=64, fs=2048.0, seconds=240.0, gaps=1)
+#: Table G's: the recording of issue 9's mixed-subset workload (8 channels, 20 minutes).
+MIXED = RecordingSpec("mixed-8ch-20min", channels=8, fs=256.0, seconds=1200.0)
 
 
 def ensure_recording(spec: RecordingSpec, folder: Path = DATA_DIR, log=print) -> Path:
