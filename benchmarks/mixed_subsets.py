@@ -117,6 +117,7 @@ def conversion_ms(repeat: int) -> tuple[float, float]:
     A hit gathers 64 cached rows of counts and converts them to float32 message by message
     (`convert.gather` + `convert.value_pieces`); before, the reply's bytes were sliced out of a
     cached float32 array. The difference of the two is the cost of one representation."""
+    from mef3lab.readers.base import FactorRuns
     from mef3lab.server.convert import gather, value_pieces
     from mef3lab.wire import MAX_MESSAGE_BYTES
 
@@ -125,10 +126,11 @@ def conversion_ms(repeat: int) -> tuple[float, float]:
     n = 78_125
     rows = {name: rng.integers(-4000, 4000, n).astype(np.int32) for name in names}
     factors = [0.01] * len(names)
+    runs = [FactorRuns.single(f) for f in factors]
     cached = np.stack([rows[name] for name in names]).astype(np.float32)
 
     def now() -> None:
-        for _ in value_pieces(gather([(0, rows)], names, factors, 0, n, "int32"), factors, "float32",
+        for _ in value_pieces(gather([(0, rows)], names, runs, 0, n, "int32"), factors, "float32",
                               MAX_MESSAGE_BYTES):
             pass
 
