@@ -267,6 +267,12 @@ class SessionInfo:
         starts = tuple(math.ceil((t - grid.start_uutc) * grid.fs / 1e6 - 0.5) for t, _ in changes)
         return FactorRuns(starts, tuple(f for _, f in changes))
 
+    def factors_at(self, name: str, times_uutc: np.ndarray) -> np.ndarray:
+        """`name`'s conversion factor at each of `times_uutc` (e.g. its blocks' starts)."""
+        changes = self.factor_changes.get(name) or ((0, self.channel(name).conversion_factor),)
+        at = np.searchsorted(np.array([t for t, _ in changes], np.int64), times_uutc, "right") - 1
+        return np.array([f for _, f in changes], np.float64)[np.maximum(at, 0)]
+
     def check_one_factor(self, names: Iterable[str]) -> None:
         """Raise FactorChangeError for any of `names` that one conversion factor cannot describe."""
         for n in names:

@@ -230,7 +230,7 @@ class PymefReader(Reader):
         lo = c.start_uutc if t0 is None else t0
         hi = c.end_uutc if t1 is None else t1
         keep = (end > lo) & (start < hi)
-        f = c.conversion_factor
+        f = self.info.factors_at(name, start[keep])  # each block by its own segment's factor
         return {
             "start_uutc": start[keep],
             "end_uutc": end[keep],

@@ -79,3 +79,12 @@ def test_embedded_xarray_int32_refuses_a_changing_factor(factor_change_recording
             ds.signal.sel(channel="gain").values
     finally:
         ds.close()
+
+
+@pytest.mark.parametrize("engine", ["numba", "pymef"])
+def test_block_envelopes_scale_each_block_by_its_segments_factor(mef3io_reader, factor_change_recording, engine):
+    want = mef3io_reader.block_envelope("gain")
+    with open_reader(factor_change_recording, engine=engine) as r:
+        got = r.block_envelope("gain")
+    for key in ("start_uutc", "end_uutc", "min", "max"):
+        np.testing.assert_array_equal(got[key], want[key])
