@@ -69,6 +69,12 @@ def test_envelope_scales_each_segment_by_its_factor(client, direct, factor_chang
         np.testing.assert_array_equal(env[1, 0], np.nanmax(values, axis=1))
 
 
+def test_the_client_knows_where_factors_change(client, direct, factor_change_recording):
+    info = client.info(factor_change_recording)
+    assert info.factor_changes == direct.info.factor_changes and set(info.factor_changes) == {"gain"}
+    assert info.factor_runs("gain") == direct.info.factor_runs("gain")
+
+
 def test_int32_of_a_changing_factor_is_refused(client, direct, factor_change_recording):
     with pytest.raises(FactorChangeError, match=r"'gain' stores different conversion factors in its MEF "
                                                 r"segments \(0.5, 0.1, 0.25 units per count\)"):
