@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import os
-from bisect import bisect_right
 from abc import ABC, abstractmethod
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
