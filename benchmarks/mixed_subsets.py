@@ -40,9 +40,11 @@ def run(path: Path, params: Params, log=print) -> Table:
               note=f"{w['peak_cache'] / 1e6:.1f} MB, {w['entries']} entries at the end")
     table.add("read latency p50", w["p50"] * 1e3, "ms", note=f"{w['reads']} reads, {w['errors']} errors")
     table.add("read latency p95", w["p95"] * 1e3, "ms")
-    extra, total = conversion_ms(params.repeat)
+    extra, total, changing = conversion_ms(params.repeat)
     table.add("conversion a cache hit adds, 5 M samples → float32", extra, "ms", None, Target("value", "<=", 2.0),
               note=f"{total:.1f} ms to gather, convert and cut the reply into messages")
+    table.add("the same, every channel's factor changing mid-window", changing, "ms",
+              note="MEF segments of different conversion factors: converted piece by piece")
     table.notes += [f"default server settings ({params.workers} readers, prefetch {params.n_prefetch}, "
                     "segments of the server's default size); every reply checked against a direct read."]
     return table
@@ -111,12 +113,16 @@ def workload(path: Path, params: Params) -> dict:
                 p95=percentile(latencies, 95))
 
 
-def conversion_ms(repeat: int) -> tuple[float, float]:
-    """What a cache hit's conversion adds per 5 M samples: (ms, ms of the whole reply's bytes).
+def conversion_ms(repeat: int) -> tuple[float, float, float]:
+    """What a cache hit's conversion adds per 5 M samples: (ms, ms of the whole reply's bytes,
+    ms added when every channel's conversion factor changes mid-window).
 
     A hit gathers 64 cached rows of counts and converts them to float32 message by message
     (`convert.gather` + `convert.value_pieces`); before, the reply's bytes were sliced out of a
-    cached float32 array. The difference of the two is the cost of one representation."""
+    cached float32 array. The difference of the two is the cost of one representation. Rows
+    whose factor changes (MEF segments of different factors) are gathered as values at once,
+    piece by piece, and the reply sliced from them."""
+    from mef3lab.readers.base import FactorRuns
     from mef3lab.server.convert import gather, value_pieces
     from mef3lab.wire import MAX_MESSAGE_BYTES
 
@@ -125,17 +131,26 @@ def conversion_ms(repeat: int) -> tuple[float, float]:
     n = 78_125
     rows = {name: rng.integers(-4000, 4000, n).astype(np.int32) for name in names}
     factors = [0.01] * len(names)
+    runs = [FactorRuns.single(f) for f in factors]
     cached = np.stack([rows[name] for name in names]).astype(np.float32)
 
     def now() -> None:
-        for _ in value_pieces(gather([(0, rows)], names, factors, 0, n, "int32"), factors, "float32",
+        for _ in value_pieces(gather([(0, rows)], names, runs, 0, n, "int32"), factors, "float32",
                               MAX_MESSAGE_BYTES):
             pass
 
-    def before() -> None:
-        raw = memoryview(cached).cast("B")
+    def sliced(values: np.ndarray) -> None:
+        raw = memoryview(values).cast("B")
         for a in range(0, len(raw), MAX_MESSAGE_BYTES):
             bytes(raw[a:a + MAX_MESSAGE_BYTES])
+
+    def before() -> None:
+        sliced(cached)
+
+    changing = [FactorRuns((0, n // 2), (f, f / 2)) for f in factors]
+
+    def factor_changes() -> None:
+        sliced(gather([(0, rows)], names, changing, 0, n, "float32"))
 
     def timed(fn) -> float:
         fn()  # compiled, memory touched: not timed
@@ -146,5 +161,5 @@ def conversion_ms(repeat: int) -> tuple[float, float]:
             times.append(time.perf_counter() - t)
         return best(times) * 1e3
 
-    total = timed(now)
-    return total - timed(before), total
+    total, base = timed(now), timed(before)
+    return total - base, total, timed(factor_changes) - base

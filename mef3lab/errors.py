@@ -90,6 +90,13 @@ class RateChangeError(Mef3LabError, ValueError):
     grpc_status = "FAILED_PRECONDITION"
 
 
+class FactorChangeError(Mef3LabError, ValueError):
+    """Stored counts asked for a channel whose MEF segments store different conversion factors:
+    one factor per channel (int32 reads, xarray ``dtype="int32"``) cannot describe them."""
+
+    grpc_status = "FAILED_PRECONDITION"
+
+
 class CorruptDataError(Mef3LabError):
     """The files are damaged: a decoder crashed, or returned no data where the index says there is."""
 
@@ -155,6 +162,7 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
         SegmentIndexError,
         MixedRatesError,
         RateChangeError,
+        FactorChangeError,
         CorruptDataError,
         ReaderCrashedError,
         QuarantinedError,

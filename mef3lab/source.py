@@ -137,7 +137,8 @@ class EmbeddedSource:
 
     def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
         with self._turn():
-            if dtype == "int32":
+            if dtype == "int32":  # one conversion_factor per channel: refused where it changes, as remote
+                self.info.check_one_factor(channels)
                 return self.reader.read_raw(list(channels), k0, k1).counts
             return self.reader.read_index(list(channels), k0, k1, dtype)
 

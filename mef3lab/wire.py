@@ -43,6 +43,10 @@ def info_to_proto(info: SessionInfo, engine: str = "") -> pb.RecordingInfo:
         encrypted=info.encrypted,
         engine=engine,
         damaged=[pb.DamagedChannel(channel=name, reason=why) for name, why in info.damaged.items()],
+        factor_changes=[
+            pb.ChannelFactors(channel=name, changes=[pb.FactorChange(start_uutc=t, conversion_factor=f) for t, f in runs])
+            for name, runs in info.factor_changes.items()
+        ],
     )
 
 
@@ -62,6 +66,8 @@ def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
         ),
         encrypted=msg.encrypted,
         damaged={d.channel: d.reason for d in msg.damaged},
+        factor_changes={cf.channel: tuple((c.start_uutc, c.conversion_factor) for c in cf.changes)
+                        for cf in msg.factor_changes},
     )
 
 

@@ -264,7 +264,8 @@ def open_recording(
     raises `mef3lab.errors.UnknownChannelError`. `dtype` is "float32" (default), "float64",
     or "int32": the stored counts (half the bytes of float64, exact), with a per-channel
     ``conversion_factor`` coordinate (``ds.signal * ds.conversion_factor`` is µV) and gaps
-    marked by the ``gap_value`` attribute (-2**31).
+    marked by the ``gap_value`` attribute (-2**31); reading a channel whose MEF segments
+    store different factors as int32 raises `mef3lab.errors.FactorChangeError`.
 
     Nothing is read until values are needed. ``.sel(time=slice(a, b))`` takes seconds
     from the recording start, inclusive, clipped to the recording (empty outside it);

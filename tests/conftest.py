@@ -128,3 +128,26 @@ def process_tag(monkeypatch) -> ProcessTag:
     tag = ProcessTag(uuid.uuid4().hex)
     monkeypatch.setenv(ProcessTag.VAR, tag.value)
     return tag
+
+
+#: `factor_change_recording`: channel 'gain' stores each MEF segment with its own conversion
+#: factor: (first channel sample, samples, factor, start offset in µs) per segment; 'steady' one.
+FACTOR_SEGMENTS = ((0, 10_240, 0.5, 0), (10_240, 10_240, 0.1, 40_000_000), (20_480, 9_728, 0.25, 82_000_000))
+FACTOR_STEADY = 0.2
+
+
+@pytest.fixture(scope="session")
+def factor_change_recording(recordings_dir) -> Path:
+    """256 Hz, 2 min: 'gain' in three MEF segments of factors 0.5, 0.1 (seamless, at 40 s) and
+    0.25 (after a 2 s gap), as a gain change mid-recording leaves them; 'steady' one factor."""
+    import mef3io
+
+    path = recordings_dir / "factor_change.mefd"
+    start = 1_705_305_600_000_000
+    rng = np.random.default_rng(11)
+    with mef3io.Writer(str(path), overwrite=True, units="uV") as w:
+        for i, (_, n, factor, offset) in enumerate(FACTOR_SEGMENTS):
+            w.write_int32("gain", rng.integers(-4000, 4000, n).astype(np.int32), factor, start + offset, 256.0,
+                          new_segment=i > 0)
+        w.write_int32("steady", rng.integers(-4000, 4000, 30_720).astype(np.int32), FACTOR_STEADY, start, 256.0)
+    return path

@@ -30,7 +30,7 @@ def test_every_table_produces_its_rows(tmp_path):
     labels = {t.key: [r.label for r in t.rows] for t in tables}
     assert len(labels["A"]) == 7 and labels["A"][0].startswith("1. direct")
     assert len(labels["B"]) == 3 and len(labels["C"]) == 5 and labels["D"] == ["pymef", "mef3io", "numba, 1 thread", "numba"]
-    assert len(labels["G"]) == 5 and labels["G"][0].startswith("decoded samples")
+    assert len(labels["G"]) == 6 and labels["G"][0].startswith("decoded samples")
     for t in tables:
         text = t.render()
         assert all(r.label in text for r in t.rows)

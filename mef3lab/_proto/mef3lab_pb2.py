@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rmef3lab.proto\x12\nmef3lab.v1\"=\n\x0bOpenRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\" \n\x10RecordingRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"-\n\rCloseResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\"\x11\n\x0fListOpenRequest\"!\n\x10ListOpenResponse\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1d\n\x0bListRequest\x12\x0e\n\x06\x66older\x18\x01 \x01(\t\",\n\tListEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\trecording\x18\x02 \x01(\x08\"6\n\x0cListResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.mef3lab.v1.ListEntry\"\x86\x01\n\x07\x43hannel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02\x66s\x18\x02 \x01(\x01\x12\x12\n\nstart_uutc\x18\x03 \x01(\x03\x12\x10\n\x08\x65nd_uutc\x18\x04 \x01(\x03\x12\x11\n\tn_samples\x18\x05 \x01(\x03\x12\r\n\x05units\x18\x06 \x01(\t\x12\x19\n\x11\x63onversion_factor\x18\x07 \x01(\x01\",\n\x04Span\x12\x12\n\nstart_uutc\x18\x01 \x01(\x03\x12\x10\n\x08\x65nd_uutc\x18\x02 \x01(\x03\"@\n\x0c\x43hannelSpans\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x1f\n\x05spans\x18\x02 \x03(\x0b\x32\x10.mef3lab.v1.Span\"\x87\x01\n\nAnnotation\x12\x11\n\ttime_uutc\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x18\n\x0b\x64uration_us\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x07\x63hannel\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_duration_usB\n\n\x08_channel\"\xea\x01\n\rRecordingInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12%\n\x08\x63hannels\x18\x02 \x03(\x0b\x32\x13.mef3lab.v1.Channel\x12\'\n\x05spans\x18\x03 \x03(\x0b\x32\x18.mef3lab.v1.ChannelSpans\x12+\n\x0b\x61nnotations\x18\x04 \x03(\x0b\x32\x16.mef3lab.v1.Annotation\x12\x11\n\tencrypted\x18\x05 \x01(\x08\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12+\n\x07\x64\x61maged\x18\x07 \x03(\x0b\x32\x1a.mef3lab.v1.DamagedChannel\"1\n\x0e\x44\x61magedChannel\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x12SegmentSizeRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"|\n\x08RateGrid\x12\n\n\x02\x66s\x18\x01 \x01(\x01\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12\x12\n\nstart_uutc\x18\x03 \x01(\x03\x12\x11\n\tn_samples\x18\x04 \x01(\x03\x12\x17\n\x0fsegment_samples\x18\x05 \x01(\x03\x12\x12\n\nn_segments\x18\x06 \x01(\x03\"R\n\x0bSegmentGrid\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\x12$\n\x06groups\x18\x03 \x03(\x0b\x32\x14.mef3lab.v1.RateGrid\"\x7f\n\x12ReadSegmentRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x10\n\x08\x63hannels\x18\x03 \x03(\t\x12%\n\x05\x64type\x18\x04 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\x12\x13\n\x0bno_prefetch\x18\x05 \x01(\x08\"\xcc\x01\n\x10ReadRangeRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12%\n\x05\x64type\x18\x03 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\x12&\n\x04time\x18\x04 \x01(\x0b\x32\x16.mef3lab.v1.TimeWindowH\x00\x12*\n\x07samples\x18\x05 \x01(\x0b\x32\x17.mef3lab.v1.IndexWindowH\x00\x12\x13\n\x0bno_prefetch\x18\x06 \x01(\x08\x42\x08\n\x06window\"2\n\nTimeWindow\x12\x12\n\nstart_uutc\x18\x01 \x01(\x03\x12\x10\n\x08\x65nd_uutc\x18\x02 \x01(\x03\"*\n\x0bIndexWindow\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"\x9d\x01\n\x0f\x45nvelopeRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12&\n\x04time\x18\x03 \x01(\x0b\x32\x16.mef3lab.v1.TimeWindowH\x00\x12*\n\x07samples\x18\x04 \x01(\x0b\x32\x17.mef3lab.v1.IndexWindowH\x00\x12\x0c\n\x04\x62ins\x18\x05 \x01(\x03\x42\x08\n\x06window\"\xbb\x01\n\x0bSampleChunk\x12%\n\x05\x64type\x18\x01 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x10\n\x08\x63hannels\x18\x03 \x03(\t\x12\n\n\x02\x66s\x18\x04 \x01(\x01\x12\x13\n\x0bstart_index\x18\x05 \x01(\x03\x12\x19\n\x11\x66irst_sample_uutc\x18\x06 \x01(\x03\x12\x1a\n\x12\x63onversion_factors\x18\x07 \x03(\x01\x12\x0c\n\x04\x64\x61ta\x18\x08 \x01(\x0c\"\x82\x01\n\x0fPrefetchRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12(\n\x07samples\x18\x03 \x01(\x0b\x32\x17.mef3lab.v1.IndexWindow\x12%\n\x05\x64type\x18\x04 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\"\"\n\x10PrefetchResponse\x12\x0e\n\x06queued\x18\x01 \x01(\x03\"\x0e\n\x0cStatsRequest\"\x8b\x02\n\x0bServerStats\x12\x13\n\x0b\x63\x61\x63he_bytes\x18\x01 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_budget_bytes\x18\x02 \x01(\x03\x12\x15\n\rcache_entries\x18\x03 \x01(\x03\x12\x0c\n\x04hits\x18\x04 \x01(\x03\x12\x0e\n\x06misses\x18\x05 \x01(\x03\x12\x12\n\nprefetches\x18\x06 \x01(\x03\x12\x15\n\rprefetch_hits\x18\x07 \x01(\x03\x12\x0f\n\x07workers\x18\x08 \x01(\x03\x12\x17\n\x0fworker_restarts\x18\t \x01(\x03\x12\x17\n\x0fopen_recordings\x18\n \x01(\x03\x12\x0f\n\x07\x63lients\x18\x0b \x01(\x03\x12\x17\n\x0f\x64\x65\x63oded_samples\x18\x0c \x01(\x03*N\n\nSampleType\x12\x1b\n\x17SAMPLE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x0b\n\x07\x46LOAT64\x10\x02\x12\t\n\x05INT32\x10\x03\x32\xbc\x06\n\x07Mef3Lab\x12:\n\x04Open\x12\x17.mef3lab.v1.OpenRequest\x1a\x19.mef3lab.v1.RecordingInfo\x12@\n\x05\x43lose\x12\x1c.mef3lab.v1.RecordingRequest\x1a\x19.mef3lab.v1.CloseResponse\x12\x45\n\x08ListOpen\x12\x1b.mef3lab.v1.ListOpenRequest\x1a\x1c.mef3lab.v1.ListOpenResponse\x12\x39\n\x04List\x12\x17.mef3lab.v1.ListRequest\x1a\x18.mef3lab.v1.ListResponse\x12?\n\x04Info\x12\x1c.mef3lab.v1.RecordingRequest\x1a\x19.mef3lab.v1.RecordingInfo\x12I\n\x0eSetSegmentSize\x12\x1e.mef3lab.v1.SegmentSizeRequest\x1a\x17.mef3lab.v1.SegmentGrid\x12G\n\x0eGetSegmentGrid\x12\x1c.mef3lab.v1.RecordingRequest\x1a\x17.mef3lab.v1.SegmentGrid\x12H\n\x0bReadSegment\x12\x1e.mef3lab.v1.ReadSegmentRequest\x1a\x17.mef3lab.v1.SampleChunk0\x01\x12\x44\n\tReadRange\x12\x1c.mef3lab.v1.ReadRangeRequest\x1a\x17.mef3lab.v1.SampleChunk0\x01\x12\x46\n\x0cReadEnvelope\x12\x1b.mef3lab.v1.EnvelopeRequest\x1a\x17.mef3lab.v1.SampleChunk0\x01\x12\x45\n\x08Prefetch\x12\x1b.mef3lab.v1.PrefetchRequest\x1a\x1c.mef3lab.v1.PrefetchResponse\x12=\n\x08GetStats\x12\x18.mef3lab.v1.StatsRequest\x1a\x17.mef3lab.v1.ServerStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rmef3lab.proto\x12\nmef3lab.v1\"=\n\x0bOpenRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\" \n\x10RecordingRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"-\n\rCloseResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\"\x11\n\x0fListOpenRequest\"!\n\x10ListOpenResponse\x12\r\n\x05paths\x18\x01 \x03(\t\"\x1d\n\x0bListRequest\x12\x0e\n\x06\x66older\x18\x01 \x01(\t\",\n\tListEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\trecording\x18\x02 \x01(\x08\"6\n\x0cListResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.mef3lab.v1.ListEntry\"\x86\x01\n\x07\x43hannel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02\x66s\x18\x02 \x01(\x01\x12\x12\n\nstart_uutc\x18\x03 \x01(\x03\x12\x10\n\x08\x65nd_uutc\x18\x04 \x01(\x03\x12\x11\n\tn_samples\x18\x05 \x01(\x03\x12\r\n\x05units\x18\x06 \x01(\t\x12\x19\n\x11\x63onversion_factor\x18\x07 \x01(\x01\",\n\x04Span\x12\x12\n\nstart_uutc\x18\x01 \x01(\x03\x12\x10\n\x08\x65nd_uutc\x18\x02 \x01(\x03\"@\n\x0c\x43hannelSpans\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x1f\n\x05spans\x18\x02 \x03(\x0b\x32\x10.mef3lab.v1.Span\"\x87\x01\n\nAnnotation\x12\x11\n\ttime_uutc\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x18\n\x0b\x64uration_us\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x07\x63hannel\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_duration_usB\n\n\x08_channel\"\x9e\x02\n\rRecordingInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12%\n\x08\x63hannels\x18\x02 \x03(\x0b\x32\x13.mef3lab.v1.Channel\x12\'\n\x05spans\x18\x03 \x03(\x0b\x32\x18.mef3lab.v1.ChannelSpans\x12+\n\x0b\x61nnotations\x18\x04 \x03(\x0b\x32\x16.mef3lab.v1.Annotation\x12\x11\n\tencrypted\x18\x05 \x01(\x08\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12+\n\x07\x64\x61maged\x18\x07 \x03(\x0b\x32\x1a.mef3lab.v1.DamagedChannel\x12\x32\n\x0e\x66\x61\x63tor_changes\x18\x08 \x03(\x0b\x32\x1a.mef3lab.v1.ChannelFactors\"L\n\x0e\x43hannelFactors\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12)\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x18.mef3lab.v1.FactorChange\"=\n\x0c\x46\x61\x63torChange\x12\x12\n\nstart_uutc\x18\x01 \x01(\x03\x12\x19\n\x11\x63onversion_factor\x18\x02 \x01(\x01\"1\n\x0e\x44\x61magedChannel\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x12SegmentSizeRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"|\n\x08RateGrid\x12\n\n\x02\x66s\x18\x01 \x01(\x01\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12\x12\n\nstart_uutc\x18\x03 \x01(\x03\x12\x11\n\tn_samples\x18\x04 \x01(\x03\x12\x17\n\x0fsegment_samples\x18\x05 \x01(\x03\x12\x12\n\nn_segments\x18\x06 \x01(\x03\"R\n\x0bSegmentGrid\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\x12$\n\x06groups\x18\x03 \x03(\x0b\x32\x14.mef3lab.v1.RateGrid\"\x7f\n\x12ReadSegmentRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x10\n\x08\x63hannels\x18\x03 \x03(\t\x12%\n\x05\x64type\x18\x04 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\x12\x13\n\x0bno_prefetch\x18\x05 \x01(\x08\"\xcc\x01\n\x10ReadRangeRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12%\n\x05\x64type\x18\x03 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\x12&\n\x04time\x18\x04 \x01(\x0b\x32\x16.mef3lab.v1.TimeWindowH\x00\x12*\n\x07samples\x18\x05 \x01(\x0b\x32\x17.mef3lab.v1.IndexWindowH\x00\x12\x13\n\x0bno_prefetch\x18\x06 \x01(\x08\x42\x08\n\x06window\"2\n\nTimeWindow\x12\x12\n\nstart_uutc\x18\x01 \x01(\x03\x12\x10\n\x08\x65nd_uutc\x18\x02 \x01(\x03\"*\n\x0bIndexWindow\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"\x9d\x01\n\x0f\x45nvelopeRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12&\n\x04time\x18\x03 \x01(\x0b\x32\x16.mef3lab.v1.TimeWindowH\x00\x12*\n\x07samples\x18\x04 \x01(\x0b\x32\x17.mef3lab.v1.IndexWindowH\x00\x12\x0c\n\x04\x62ins\x18\x05 \x01(\x03\x42\x08\n\x06window\"\xbb\x01\n\x0bSampleChunk\x12%\n\x05\x64type\x18\x01 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x10\n\x08\x63hannels\x18\x03 \x03(\t\x12\n\n\x02\x66s\x18\x04 \x01(\x01\x12\x13\n\x0bstart_index\x18\x05 \x01(\x03\x12\x19\n\x11\x66irst_sample_uutc\x18\x06 \x01(\x03\x12\x1a\n\x12\x63onversion_factors\x18\x07 \x03(\x01\x12\x0c\n\x04\x64\x61ta\x18\x08 \x01(\x0c\"\x82\x01\n\x0fPrefetchRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12(\n\x07samples\x18\x03 \x01(\x0b\x32\x17.mef3lab.v1.IndexWindow\x12%\n\x05\x64type\x18\x04 \x01(\x0e\x32\x16.mef3lab.v1.SampleType\"\"\n\x10PrefetchResponse\x12\x0e\n\x06queued\x18\x01 \x01(\x03\"\x0e\n\x0cStatsRequest\"\x8b\x02\n\x0bServerStats\x12\x13\n\x0b\x63\x61\x63he_bytes\x18\x01 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_budget_bytes\x18\x02 \x01(\x03\x12\x15\n\rcache_entries\x18\x03 \x01(\x03\x12\x0c\n\x04hits\x18\x04 \x01(\x03\x12\x0e\n\x06misses\x18\x05 \x01(\x03\x12\x12\n\nprefetches\x18\x06 \x01(\x03\x12\x15\n\rprefetch_hits\x18\x07 \x01(\x03\x12\x0f\n\x07workers\x18\x08 \x01(\x03\x12\x17\n\x0fworker_restarts\x18\t \x01(\x03\x12\x17\n\x0fopen_recordings\x18\n \x01(\x03\x12\x0f\n\x07\x63lients\x18\x0b \x01(\x03\x12\x17\n\x0f\x64\x65\x63oded_samples\x18\x0c \x01(\x03*N\n\nSampleType\x12\x1b\n\x17SAMPLE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x0b\n\x07\x46LOAT64\x10\x02\x12\t\n\x05INT32\x10\x03\x32\xbc\x06\n\x07Mef3Lab\x12:\n\x04Open\x12\x17.mef3lab.v1.OpenRequest\x1a\x19.mef3lab.v1.RecordingInfo\x12@\n\x05\x43lose\x12\x1c.mef3lab.v1.RecordingRequest\x1a\x19.mef3lab.v1.CloseResponse\x12\x45\n\x08ListOpen\x12\x1b.mef3lab.v1.ListOpenRequest\x1a\x1c.mef3lab.v1.ListOpenResponse\x12\x39\n\x04List\x12\x17.mef3lab.v1.ListRequest\x1a\x18.mef3lab.v1.ListResponse\x12?\n\x04Info\x12\x1c.mef3lab.v1.RecordingRequest\x1a\x19.mef3lab.v1.RecordingInfo\x12I\n\x0eSetSegmentSize\x12\x1e.mef3lab.v1.SegmentSizeRequest\x1a\x17.mef3lab.v1.SegmentGrid\x12G\n\x0eGetSegmentGrid\x12\x1c.mef3lab.v1.RecordingRequest\x1a\x17.mef3lab.v1.SegmentGrid\x12H\n\x0bReadSegment\x12\x1e.mef3lab.v1.ReadSegmentRequest\x1a\x17.mef3lab.v1.SampleChunk0\x01\x12\x44\n\tReadRange\x12\x1c.mef3lab.v1.ReadRangeRequest\x1a\x17.mef3lab.v1.SampleChunk0\x01\x12\x46\n\x0cReadEnvelope\x12\x1b.mef3lab.v1.EnvelopeRequest\x1a\x17.mef3lab.v1.SampleChunk0\x01\x12\x45\n\x08Prefetch\x12\x1b.mef3lab.v1.PrefetchRequest\x1a\x1c.mef3lab.v1.PrefetchResponse\x12=\n\x08GetStats\x12\x18.mef3lab.v1.StatsRequest\x1a\x17.mef3lab.v1.ServerStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mef3lab_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SAMPLETYPE']._serialized_start=2535
-  _globals['_SAMPLETYPE']._serialized_end=2613
+  _globals['_SAMPLETYPE']._serialized_start=2728
+  _globals['_SAMPLETYPE']._serialized_end=2806
   _globals['_OPENREQUEST']._serialized_start=29
   _globals['_OPENREQUEST']._serialized_end=90
   _globals['_RECORDINGREQUEST']._serialized_start=92
@@ -59,35 +59,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANNOTATION']._serialized_start=610
   _globals['_ANNOTATION']._serialized_end=745
   _globals['_RECORDINGINFO']._serialized_start=748
-  _globals['_RECORDINGINFO']._serialized_end=982
-  _globals['_DAMAGEDCHANNEL']._serialized_start=984
-  _globals['_DAMAGEDCHANNEL']._serialized_end=1033
-  _globals['_SEGMENTSIZEREQUEST']._serialized_start=1035
-  _globals['_SEGMENTSIZEREQUEST']._serialized_end=1086
-  _globals['_RATEGRID']._serialized_start=1088
-  _globals['_RATEGRID']._serialized_end=1212
-  _globals['_SEGMENTGRID']._serialized_start=1214
-  _globals['_SEGMENTGRID']._serialized_end=1296
-  _globals['_READSEGMENTREQUEST']._serialized_start=1298
-  _globals['_READSEGMENTREQUEST']._serialized_end=1425
-  _globals['_READRANGEREQUEST']._serialized_start=1428
-  _globals['_READRANGEREQUEST']._serialized_end=1632
-  _globals['_TIMEWINDOW']._serialized_start=1634
-  _globals['_TIMEWINDOW']._serialized_end=1684
-  _globals['_INDEXWINDOW']._serialized_start=1686
-  _globals['_INDEXWINDOW']._serialized_end=1728
-  _globals['_ENVELOPEREQUEST']._serialized_start=1731
-  _globals['_ENVELOPEREQUEST']._serialized_end=1888
-  _globals['_SAMPLECHUNK']._serialized_start=1891
-  _globals['_SAMPLECHUNK']._serialized_end=2078
-  _globals['_PREFETCHREQUEST']._serialized_start=2081
-  _globals['_PREFETCHREQUEST']._serialized_end=2211
-  _globals['_PREFETCHRESPONSE']._serialized_start=2213
-  _globals['_PREFETCHRESPONSE']._serialized_end=2247
-  _globals['_STATSREQUEST']._serialized_start=2249
-  _globals['_STATSREQUEST']._serialized_end=2263
-  _globals['_SERVERSTATS']._serialized_start=2266
-  _globals['_SERVERSTATS']._serialized_end=2533
-  _globals['_MEF3LAB']._serialized_start=2616
-  _globals['_MEF3LAB']._serialized_end=3444
+  _globals['_RECORDINGINFO']._serialized_end=1034
+  _globals['_CHANNELFACTORS']._serialized_start=1036
+  _globals['_CHANNELFACTORS']._serialized_end=1112
+  _globals['_FACTORCHANGE']._serialized_start=1114
+  _globals['_FACTORCHANGE']._serialized_end=1175
+  _globals['_DAMAGEDCHANNEL']._serialized_start=1177
+  _globals['_DAMAGEDCHANNEL']._serialized_end=1226
+  _globals['_SEGMENTSIZEREQUEST']._serialized_start=1228
+  _globals['_SEGMENTSIZEREQUEST']._serialized_end=1279
+  _globals['_RATEGRID']._serialized_start=1281
+  _globals['_RATEGRID']._serialized_end=1405
+  _globals['_SEGMENTGRID']._serialized_start=1407
+  _globals['_SEGMENTGRID']._serialized_end=1489
+  _globals['_READSEGMENTREQUEST']._serialized_start=1491
+  _globals['_READSEGMENTREQUEST']._serialized_end=1618
+  _globals['_READRANGEREQUEST']._serialized_start=1621
+  _globals['_READRANGEREQUEST']._serialized_end=1825
+  _globals['_TIMEWINDOW']._serialized_start=1827
+  _globals['_TIMEWINDOW']._serialized_end=1877
+  _globals['_INDEXWINDOW']._serialized_start=1879
+  _globals['_INDEXWINDOW']._serialized_end=1921
+  _globals['_ENVELOPEREQUEST']._serialized_start=1924
+  _globals['_ENVELOPEREQUEST']._serialized_end=2081
+  _globals['_SAMPLECHUNK']._serialized_start=2084
+  _globals['_SAMPLECHUNK']._serialized_end=2271
+  _globals['_PREFETCHREQUEST']._serialized_start=2274
+  _globals['_PREFETCHREQUEST']._serialized_end=2404
+  _globals['_PREFETCHRESPONSE']._serialized_start=2406
+  _globals['_PREFETCHRESPONSE']._serialized_end=2440
+  _globals['_STATSREQUEST']._serialized_start=2442
+  _globals['_STATSREQUEST']._serialized_end=2456
+  _globals['_SERVERSTATS']._serialized_start=2459
+  _globals['_SERVERSTATS']._serialized_end=2726
+  _globals['_MEF3LAB']._serialized_start=2809
+  _globals['_MEF3LAB']._serialized_end=3637
 # @@protoc_insertion_point(module_scope)

@@ -121,7 +121,7 @@ class Annotation(_message.Message):
     def __init__(self, time_uutc: _Optional[int] = ..., type: _Optional[str] = ..., text: _Optional[str] = ..., duration_us: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class RecordingInfo(_message.Message):
-    __slots__ = ("path", "channels", "spans", "annotations", "encrypted", "engine", "damaged")
+    __slots__ = ("path", "channels", "spans", "annotations", "encrypted", "engine", "damaged", "factor_changes")
     PATH_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class RecordingInfo(_message.Message):
     ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_CHANGES_FIELD_NUMBER: _ClassVar[int]
     path: str
     channels: _containers.RepeatedCompositeFieldContainer[Channel]
     spans: _containers.RepeatedCompositeFieldContainer[ChannelSpans]
@@ -136,7 +137,24 @@ class RecordingInfo(_message.Message):
     encrypted: bool
     engine: str
     damaged: _containers.RepeatedCompositeFieldContainer[DamagedChannel]
-    def __init__(self, path: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., spans: _Optional[_Iterable[_Union[ChannelSpans, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ..., encrypted: _Optional[bool] = ..., engine: _Optional[str] = ..., damaged: _Optional[_Iterable[_Union[DamagedChannel, _Mapping]]] = ...) -> None: ...
+    factor_changes: _containers.RepeatedCompositeFieldContainer[ChannelFactors]
+    def __init__(self, path: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., spans: _Optional[_Iterable[_Union[ChannelSpans, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ..., encrypted: _Optional[bool] = ..., engine: _Optional[str] = ..., damaged: _Optional[_Iterable[_Union[DamagedChannel, _Mapping]]] = ..., factor_changes: _Optional[_Iterable[_Union[ChannelFactors, _Mapping]]] = ...) -> None: ...
+
+class ChannelFactors(_message.Message):
+    __slots__ = ("channel", "changes")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    changes: _containers.RepeatedCompositeFieldContainer[FactorChange]
+    def __init__(self, channel: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[FactorChange, _Mapping]]] = ...) -> None: ...
+
+class FactorChange(_message.Message):
+    __slots__ = ("start_uutc", "conversion_factor")
+    START_UUTC_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    start_uutc: int
+    conversion_factor: float
+    def __init__(self, start_uutc: _Optional[int] = ..., conversion_factor: _Optional[float] = ...) -> None: ...
 
 class DamagedChannel(_message.Message):
     __slots__ = ("channel", "reason")

@@ -17,15 +17,17 @@ from __future__ import annotations
 import math
 import os
 from abc import ABC, abstractmethod
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import (
     CorruptDataError,
+    FactorChangeError,
     MixedRatesError,
     NotAMefSessionError,
     RecordingNotFoundError,
@@ -121,6 +123,39 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class FactorRuns:
+    """A channel's conversion factor along its grid: ``factors[i]`` from sample ``starts[i]`` on.
+
+    Why runs: MEF stores a factor per segment (a gain change mid-recording starts a new one),
+    and values are each count times the factor of the segment it was stored in. Nearly every
+    channel has one run; samples before ``starts[0]`` (outside the channel) take the first."""
+
+    starts: tuple[int, ...]
+    factors: tuple[float, ...]
+
+    @classmethod
+    def single(cls, factor: float) -> "FactorRuns":
+        return cls((0,), (factor,))
+
+    def pieces(self, a: int, b: int) -> Iterator[tuple[int, int, float]]:
+        """The sub-ranges ``[lo, hi)`` of ``[a, b)`` with the factor of each (none when empty)."""
+        if len(self.factors) == 1:
+            if b > a:
+                yield a, b, self.factors[0]
+            return
+        i = max(bisect_right(self.starts, a) - 1, 0)
+        while a < b:
+            hi = min(b, self.starts[i + 1]) if i + 1 < len(self.starts) else b
+            yield a, hi, self.factors[i]
+            a, i = hi, i + 1
+
+    def window(self, k0: int, k1: int) -> "FactorRuns":
+        """The runs of samples ``[k0, k1)``, indexed from k0 (one run when nothing changes there)."""
+        parts = list(self.pieces(k0, k1)) or [(k0, k1, self.factors[max(bisect_right(self.starts, k0) - 1, 0)])]
+        return FactorRuns(tuple(lo - k0 for lo, _, _ in parts), tuple(f for _, _, f in parts))
+
+
+@dataclass(frozen=True)
 class RateGroup:
     """Channels that share one sampling rate, hence one grid."""
 
@@ -140,6 +175,10 @@ class SessionInfo:
     encrypted: bool = False
     #: Channels left out because their files are damaged: name -> why (reading one says so).
     damaged: dict[str, str] = field(default_factory=dict, compare=False)
+    #: Channels whose MEF segments store different conversion factors: name -> ((µUTC of the
+    #: first sample stored with a factor, that factor), ...), first segment first. Their
+    #: ChannelInfo.conversion_factor is the first segment's; `factor_runs` places the rest.
+    factor_changes: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict, compare=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -217,6 +256,34 @@ class SessionInfo:
         fs = rates.pop()
         return next(g for g in self.rate_groups if g.fs == fs)
 
+    def factor_runs(self, name: str) -> FactorRuns:
+        """`name`'s conversion factors on its rate group's grid. A segment's first sample lands
+        at the grid index nearest its time (half a period decides), as the engines place blocks."""
+        c = self.channel(name)
+        changes = self.factor_changes.get(name)
+        if not changes:
+            return FactorRuns.single(c.conversion_factor)
+        grid = self.group_of([name]).grid
+        starts = tuple(math.ceil((t - grid.start_uutc) * grid.fs / 1e6 - 0.5) for t, _ in changes)
+        return FactorRuns(starts, tuple(f for _, f in changes))
+
+    def factors_at(self, name: str, times_uutc: np.ndarray) -> np.ndarray:
+        """`name`'s conversion factor at each of `times_uutc` (e.g. its blocks' starts)."""
+        changes = self.factor_changes.get(name) or ((0, self.channel(name).conversion_factor),)
+        at = np.searchsorted(np.array([t for t, _ in changes], np.int64), times_uutc, "right") - 1
+        return np.array([f for _, f in changes], np.float64)[np.maximum(at, 0)]
+
+    def check_one_factor(self, names: Iterable[str]) -> None:
+        """Raise FactorChangeError for any of `names` that one conversion factor cannot describe."""
+        for n in names:
+            changes = self.factor_changes.get(n)
+            if changes:
+                shown = ", ".join(f"{f:g}" for _, f in changes)
+                raise FactorChangeError(
+                    f"{self.path}: channel {n!r} stores different conversion factors in its MEF segments "
+                    f"({shown} units per count), so its counts cannot be given with one factor; "
+                    "read it as float32 or float64 (each sample scaled by its own segment's factor)")
+
     def gaps(self, name: str) -> tuple[Span, ...]:
         """The holes between a channel's contiguous spans (data missing there)."""
         spans = self.spans[self.channel(name).name]
@@ -227,14 +294,23 @@ class SessionInfo:
 
 @dataclass(frozen=True)
 class RawSamples:
-    """Stored counts for transport: ``counts * factor`` are the values, RAW_NAN marks gaps."""
+    """Stored counts for transport: ``counts * factor`` are the values, RAW_NAN marks gaps.
+
+    `factors` holds each row's factor at the window's first sample; a row whose factor changes
+    within the window (its MEF segments store different ones) is in `changes` too, with its
+    runs indexed from the window's start."""
 
     counts: np.ndarray  # int32, (n_channels, n_samples)
     factors: np.ndarray  # float64, (n_channels,)
+    changes: dict[int, FactorRuns] = field(default_factory=dict)
 
     def to_float(self, dtype: str = "float32") -> np.ndarray:
         """The physical values, computed exactly as the float read computes them."""
-        out = self.counts.astype(np.float64) * self.factors[:, None]
+        out = self.counts.astype(np.float64)
+        for i, f in enumerate(self.factors):
+            runs = self.changes.get(i, FactorRuns.single(f))
+            for a, b, factor in runs.pieces(0, out.shape[1]):
+                out[i, a:b] *= factor
         out[self.counts == RAW_NAN] = np.nan
         return out.astype(DTYPES[dtype], copy=False)
 
@@ -357,19 +433,22 @@ class Reader(ABC):
         return data
 
     def read_raw(self, channels: Sequence[str] | str | None, k0: int, k1: int) -> RawSamples:
-        """Stored int32 counts ``[k0, k1)`` plus one conversion factor per channel (compact transport)."""
+        """Stored int32 counts ``[k0, k1)`` plus each channel's conversion factor (compact
+        transport), and where a channel's factor changes within the window (`RawSamples`)."""
         names = self.info.check_channels(channels)
         group = self.info.group_of(names)
         if k1 < k0:
             raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
         n = k1 - k0
-        factors = np.array([self.info.channel(c).conversion_factor for c in names], np.float64)
+        runs = [self.info.factor_runs(c).window(k0, k1) for c in names]
+        factors = np.array([r.factors[0] for r in runs], np.float64)
+        changes = {i: r for i, r in enumerate(runs) if len(r.factors) > 1}
         if n == 0:
             return RawSamples(np.empty((len(names), 0), np.int32), factors)
         t0, t1 = group.grid.uutc_of(k0), group.grid.uutc_of(k1)
         counts = self._read_counts(names, t0, t1, n)
         self._verify(names, counts, n, t0, t1, lambda row: (row == RAW_NAN).all())
-        return RawSamples(counts, factors)
+        return RawSamples(counts, factors, changes)
 
     def block_envelope(
         self, channel: str, start_uutc: int | None = None, end_uutc: int | None = None

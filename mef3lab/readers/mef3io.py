@@ -6,6 +6,8 @@ Behaviour worth knowing:
 - A channel whose sampling rate changes between segments is found at open from the
   block index (mef3io stores no rate per segment) and raises RateChangeError when read;
   the other channels read normally.
+- A channel whose segments store different conversion factors (a gain change) reads each
+  segment scaled by its own; `SessionInfo.factor_changes` says where each factor starts.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Mef3ioReader(Reader):
         self._m = mef3io
         self._r = None
         self.rate_changes: dict[str, str] = {}
+        self.factor_changes: dict[str, tuple[tuple[int, float], ...]] = {}
         self.block_tables: dict[str, BlockTable] = {}
         self.annotations_locked = False  # True: the records need the level-2 password
         self._shadow: Shadow | None = None  # the session without its damaged channels (see salvage)
@@ -82,7 +85,8 @@ class Mef3ioReader(Reader):
             notes = self._annotations()
         protected = getattr(self._r._impl, "password_protected", None)
         encrypted = bool(protected()) if protected is not None else bool(self.password)
-        return SessionInfo(str(self.path), tuple(channels), spans, notes, encrypted, dict(self.damaged))
+        return SessionInfo(str(self.path), tuple(channels), spans, notes, encrypted, dict(self.damaged),
+                           {n: f for n, f in self.factor_changes.items() if n in spans})
 
     def _reader(self, session: Path):
         """mef3io's reader of a session folder (the recording itself or its salvaged shadow)."""
@@ -107,10 +111,13 @@ class Mef3ioReader(Reader):
         factor = info["units_conversion_factor"]
         if factor is None:  # segments store different factors: reads scale each by its own
             factor = segs[0]["units_conversion_factor"]
-        rates, seg_spans = [], []
+        rates, seg_spans, factors = [], [], []
         for s in segs:  # blocks of each segment, by their channel-wide sample index (sorted)
             a, b = np.searchsorted(first, [s["start_sample"], s["start_sample"] + s["number_of_samples"]])
             if b > a:
+                f = effective_factor(s["units_conversion_factor"])
+                if not factors or f != factors[-1][1]:
+                    factors.append((int(starts[a]), f))
                 r = implied_rate(starts[a:b], counts[a:b], disc[a:b], s["end_time"], fs)
                 rates += [r] if r is not None else []
                 seg_spans += spans_from_toc(starts[a:b], counts[a:b], disc[a:b], r or fs)
@@ -122,6 +129,8 @@ class Mef3ioReader(Reader):
         check_index(self.path, name, fs, starts, counts, spans[-1].end_uutc,
                     info["number_of_samples"], info["start_time"], info["end_time"])
         self.block_tables[name] = BlockTable(starts, counts, disc, segs)
+        if len(factors) > 1:  # reads scale each segment by its own factor
+            self.factor_changes[name] = tuple(factors)
         return ChannelInfo(
             name=name,
             fs=fs,

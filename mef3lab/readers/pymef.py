@@ -8,6 +8,8 @@ Behaviour worth knowing:
   engines that can.
 - A channel whose segments store different sampling rates raises RateChangeError when
   read (each segment's metadata holds its rate); the other channels read normally.
+- pymef scales every sample of a channel by its first segment's conversion factor; here
+  each segment's samples get their own (found by mef3io at open), as mef3io reads them.
 - pymef holds the GIL and can crash the process on some damaged files: the server reads
   in worker processes for that reason, and at open mef3io first finds the damaged channels,
   which pymef then never opens (a shadow session without them, see `salvage`).
@@ -51,6 +53,7 @@ class PymefReader(Reader):
         # mef3io, which does not, says first which channels are damaged, and pymef never sees them.
         with Mef3ioReader(self.path, self.password, threads=1) as scan:
             damaged = dict(scan.info.damaged)
+            factor_changes = dict(scan.info.factor_changes)  # pymef applies none but the first segment's
         if damaged:
             self._shadow = Shadow(self.path, [n for n in channel_dirs(self.path) if n not in damaged])
         session = self.path if self._shadow is None else self._shadow.path
@@ -75,7 +78,8 @@ class PymefReader(Reader):
                 raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
             self._chan = {c.name: c for c in channels}
             notes = self._annotations(md)
-        return SessionInfo(str(self.path), tuple(channels), spans, notes, level > 0, damaged)
+        return SessionInfo(str(self.path), tuple(channels), spans, notes, level > 0, damaged,
+                           {n: f for n, f in factor_changes.items() if n in spans})
 
     def _password_level(self, check) -> int:
         """0 (not encrypted), 1 or 2, from the first metadata file; raises for bad passwords."""
@@ -195,10 +199,14 @@ class PymefReader(Reader):
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         check_rates(self.rate_changes, names)
+        n = out.shape[1]
         for i, name in enumerate(names):
-            # Computed in float64 and rounded once into out's type: exactly (counts * factor).astype(...).
-            np.multiply(self._read_channel(name, t0, t1, out.shape[1]), self._chan[name].conversion_factor,
-                        out=out[i], casting="same_kind")
+            counts = self._read_channel(name, t0, t1, n)
+            k0 = self.info.group_of([name]).grid.index_at(t0)
+            for a, b, factor in self.info.factor_runs(name).window(k0, k0 + n).pieces(0, n):
+                # Computed in float64 and rounded once into out's type: exactly (counts * factor).astype(...),
+                # each segment's samples by its own factor (as mef3io; pymef scales all by the first's).
+                np.multiply(counts[a:b], factor, out=out[i, a:b], casting="same_kind")
 
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
         check_rates(self.rate_changes, names)
@@ -222,7 +230,7 @@ class PymefReader(Reader):
         lo = c.start_uutc if t0 is None else t0
         hi = c.end_uutc if t1 is None else t1
         keep = (end > lo) & (start < hi)
-        f = c.conversion_factor
+        f = self.info.factors_at(name, start[keep])  # each block by its own segment's factor
         return {
             "start_uutc": start[keep],
             "end_uutc": end[keep],

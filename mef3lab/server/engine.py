@@ -300,7 +300,9 @@ class Engine:
         a server does so once its reply is sent, since a decode running beside the reply's
         transfer doubles the time a cache hit takes to arrive. `as_counts` gives the int32
         counts and factors a reply in `dtype` is converted from block by block as it is sent
-        (`convert.to_values`); the read limit still applies to `dtype`.
+        (`convert.to_values`), or the values when a channel's factor changes in the window
+        (`factors` None); the read limit still applies to `dtype`. int32 is refused for a
+        channel whose MEF segments store different factors (`SessionInfo.check_one_factor`).
         """
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
@@ -309,6 +311,8 @@ class Engine:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
         if k1 < k0:
             raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
+        if dtype == "int32":
+            rec.info.check_one_factor(names)
         self._check_size(len(names), k1 - k0, dtype)
         length, n_seg = self.segment_grid(client, path, group)
         self._check_segments(len(set(names)), length)
@@ -322,10 +326,12 @@ class Engine:
             if not defer_prefetch:
                 later()
                 later = None
-        factors = [rec.info.channel(c).conversion_factor for c in names]
-        raw = as_counts or dtype == "int32"
-        data = gather([(s[0], r) for s, r in zip(spans, rows)], names, factors, k0, k1, "int32" if raw else dtype)
-        return Samples(data, names, group, k0, np.array(factors, np.float64) if raw else None, later)
+        runs = [rec.info.factor_runs(c) for c in names]
+        here = [r.window(k0, k1).factors for r in runs]
+        # Counts travel with one factor per row: converted here where a row's factor changes.
+        raw = dtype == "int32" or (as_counts and all(len(f) == 1 for f in here))
+        data = gather([(s[0], r) for s, r in zip(spans, rows)], names, runs, k0, k1, "int32" if raw else dtype)
+        return Samples(data, names, group, k0, np.array([f[0] for f in here], np.float64) if raw else None, later)
 
     def envelope(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, bins: int,
@@ -342,7 +348,7 @@ class Engine:
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
         self._check_segments(len(set(names)), length)
-        factors = [rec.info.channel(c).conversion_factor for c in names]
+        runs = [rec.info.factor_runs(c) for c in names]
         bins = min(bins, k1 - k0)
         starts = k0 + bin_starts(k1 - k0, bins)
         out = np.full((2, len(names), bins), np.nan, np.float32)
@@ -352,7 +358,7 @@ class Engine:
             a, b = max(k0, span[0]), min(k1, span[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
             edges = np.maximum(starts[j0:j1 + 1], a) - a
-            chunk = gather([(span[0], rows)], names, factors, a, b, "float32")
+            chunk = gather([(span[0], rows)], names, runs, a, b, "float32")
             with np.errstate(invalid="ignore"):
                 out[0, :, j0:j1 + 1] = np.fmin(out[0, :, j0:j1 + 1], np.fmin.reduceat(chunk, edges, axis=1))
                 out[1, :, j0:j1 + 1] = np.fmax(out[1, :, j0:j1 + 1], np.fmax.reduceat(chunk, edges, axis=1))

@@ -7,6 +7,8 @@ the caller's order and converts them on the way out), so a lab's clients reading
 channels of one recording, or the legacy float64 API beside the own float32 one, never
 decode or hold the same samples twice. Keys name their channel: a row can only ever be
 served as the channel it was decoded for (the seed's swapped-rows bug cannot come back).
+Entries hold no factor: a segment may span a change of conversion factor between MEF
+segments, and the engine scales rows by the channel's `SessionInfo.factor_runs`.
 
 Why one entry per channel rather than per channel *set* with subsets served from
 supersets: a per-set cache decodes every new selection again (127× the recording under a

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mef3lab.readers.base import RAW_NAN, RawSamples
+from mef3lab.readers.base import RAW_NAN, FactorRuns, RawSamples
 from mef3lab.server.convert import gather
 
 SEG = 100
@@ -31,7 +31,7 @@ def test_gather_equals_the_reader_arithmetic(order, k0, n, dtype):
     segs, whole = pieces(3)
     names = [NAMES[i] for i in order]
     factors = [FACTORS[i] for i in order]
-    got = gather(segs, names, factors, k0, k0 + n, dtype)
+    got = gather(segs, names, [FactorRuns.single(f) for f in factors], k0, k0 + n, dtype)
     # What a reader returns for [k0, k0 + n): gaps outside the grid of 300 samples.
     padded = np.full((3, n), RAW_NAN, np.int32)
     a, b = max(k0, 0), min(k0 + n, whole.shape[1])
@@ -51,7 +51,7 @@ def test_gather_equals_the_reader_arithmetic(order, k0, n, dtype):
 
 def test_a_row_repeated_in_the_request_is_served_twice():
     segs, whole = pieces(1)
-    got = gather(segs, ["b", "b"], [1.0, 1.0], 0, SEG, "int32")
+    got = gather(segs, ["b", "b"], [FactorRuns.single(1.0)] * 2, 0, SEG, "int32")
     np.testing.assert_array_equal(got, whole[[1, 1]])
 
 
@@ -61,5 +61,30 @@ def test_read_only_cached_rows_convert(dtype):
     for rows in (r for _, r in segs):
         for row in rows.values():
             row.flags.writeable = False
-    got = gather(segs, NAMES, FACTORS, 0, SEG, dtype)
+    got = gather(segs, NAMES, [FactorRuns.single(f) for f in FACTORS], 0, SEG, dtype)
     np.testing.assert_array_equal(got, RawSamples(whole, np.array(FACTORS)).to_float(dtype))
+
+
+@settings(max_examples=200, deadline=None)
+@given(k0=st.integers(-50, 350), n=st.integers(0, 300), dtype=st.sampled_from(["float32", "float64"]),
+       cuts=st.lists(st.integers(-20, 320), min_size=1, max_size=4, unique=True))
+def test_a_factor_changing_within_the_read_scales_each_sample_by_its_own(k0, n, dtype, cuts):
+    # As a reader does for a channel whose MEF segments store different factors: each count
+    # times the factor in effect at its sample, float64 exact, float32 rounded once.
+    segs, whole = pieces(3)
+    starts = tuple(sorted(cuts))
+    runs = FactorRuns(starts, tuple(FACTORS[i % 3] * (i + 1) for i in range(len(starts))))
+    got = gather(segs, NAMES, [runs] * 3, k0, k0 + n, dtype)
+    padded = np.full((3, n), RAW_NAN, np.int32)
+    a, b = max(k0, 0), min(k0 + n, whole.shape[1])
+    if b > a:
+        padded[:, a - k0:b - k0] = whole[:, a:b]
+    scale = np.array([runs.factors[max(np.searchsorted(starts, k, "right") - 1, 0)] for k in range(k0, k0 + n)])
+    want = padded.astype(np.float64) * scale
+    want[padded == RAW_NAN] = np.nan
+    want = want.astype(dtype)
+    ok = ~np.isnan(want)
+    assert got.shape == want.shape and np.isnan(got[~ok]).all() and got[ok].tobytes() == want[ok].tobytes()
+    window = runs.window(k0, k0 + n)  # what read_raw hands out: the same values
+    raw = RawSamples(padded, np.full(3, window.factors[0]), {i: window for i in range(3)} if n else {})
+    assert raw.to_float(dtype)[ok].tobytes() == want[ok].tobytes()
