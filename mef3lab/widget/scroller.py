@@ -13,22 +13,29 @@ blocks and a steady reviewer never waits for decoding.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import numpy as np
+import pandas as pd
 import traitlets as t
 import xarray as xr
 
 from ..errors import Mef3LabError
 from ..source import acquire
 from ..xarray_backend import rate_label
+from . import events as ev
 from .clock import clock_label, parse_time
 from .display import encode
+from .filters import DisplayFilter
 from .loader import LatestLoader
-from .pages import Page, View, read_page
+from .montage import MontageSpec, resolve
+from .overview import overview
+from .pages import Page, View
 from .readahead import PageCache, Readahead
+from .review import Review, read_reviewed
 
 __all__ = ["Scroller"]
 
@@ -65,16 +72,29 @@ class Scroller(anywidget.AnyWidget):
     start_uutc = t.Int(0).tag(sync=True)
     units = t.Unicode("µV").tag(sync=True)
     annotations = t.List(t.Dict(), help="[{t, text, type, duration}] in seconds from the start").tag(sync=True)
+    montage = t.Any(None, help="None (as recorded), 'average', 'double banana', 'transverse' or ['A-B', ...]")
+    montage_label = t.Unicode("as recorded", help="the montage on screen, as text").tag(sync=True)
+    highpass = t.Float(None, allow_none=True, help="display high-pass cut-off in Hz (None: off)").tag(sync=True)
+    lowpass = t.Float(None, allow_none=True, help="display low-pass cut-off in Hz (None: off)").tag(sync=True)
+    notch = t.Any([], help="notch frequencies in Hz: a list, or a number (it and its first harmonic)").tag(sync=True)
+    note = t.Unicode("", help="what the montage skipped, for the reviewer").tag(sync=True)
+    bad_channels = t.List(t.Unicode(), help="rows marked bad (drawn greyed)").tag(sync=True)
+    marks = t.List(t.Dict(), help="[{t, duration, text}] the events marked, for drawing").tag(sync=True)
 
     def __init__(self, rec: xr.Dataset | xr.DataArray, *, start: float = 0.0, page_seconds: float = 10.0,
                  channels: list[str] | None = None, gain: float | None = None, rows: int | None = None,
-                 **kwargs: Any) -> None:
+                 montage: MontageSpec = None, highpass: float | None = None, lowpass: float | None = None,
+                 notch: float | list[float] | None = None, **kwargs: Any) -> None:
         self._ready = False
         self._rec = rec
         self._source = acquire(rec.mef3.spec)
         info = self._source.info
         present = _channels_of(rec, info.names) or list(info.names)
-        self._cache = PageCache(lambda view: read_page(self._source, view))
+        self._rates = {c: g.fs for g in info.rate_groups for c in g.channels}
+        self._review: Review | None = None
+        self._events = ev.empty()
+        self._overview_width = 0
+        self._cache = PageCache(lambda view: read_reviewed(self._source, view))
         self._readahead = Readahead(self._source, self._cache, info.end_uutc - info.start_uutc)
         self._loader = LatestLoader(self._serve)
         self._auto_gain = gain is None
@@ -92,6 +112,12 @@ class Scroller(anywidget.AnyWidget):
                          for r in notes.itertuples()],
             **kwargs)
         self.on_msg(self._on_msg)
+        self._recorded = present
+        self.notch = notch
+        self.highpass, self.lowpass = highpass, lowpass
+        self._guard(lambda: self._check_filter(self._filter(), self.page_seconds))
+        if montage is not None:
+            self.montage = montage
         self._ready = True
         self._request()
 
@@ -126,6 +152,30 @@ class Scroller(anywidget.AnyWidget):
                                                                 "time": f"time_{rate_label(fs)}"})
                            for fs, a in arrays.items()})
 
+    @property
+    def events(self) -> pd.DataFrame:
+        """The events marked or loaded: onset and duration (seconds from the start), trial_type (text)."""
+        return self._events.copy()
+
+    def mark(self, onset: float, duration: float = 0.0, text: str = "event") -> None:
+        """Mark an event (what the `m` key does at the cursor)."""
+        self._events = self._guard(lambda: ev.with_event(self._events, onset, duration, text, self.duration))
+        self._sync_marks()
+
+    def save_events(self, path: str | Path | None = None) -> Path:
+        """Write the events as BIDS-style events.tsv: at `path`, or next to the recording (never into it)."""
+        if path is None:
+            if self._rec.mef3.spec.remote:
+                raise ValueError("the recording is on a server: give save_events a path on this machine")
+            path = ev.events_path(self._rec.mef3.spec.path)
+        return self._guard(lambda: ev.save(self._events, path))
+
+    def load_events(self, path: str | Path) -> pd.DataFrame:
+        """Replace the events with those of an events.tsv (checked: columns, numbers, times inside)."""
+        self._events = self._guard(lambda: ev.load(path, self.duration))
+        self._sync_marks()
+        return self.events
+
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until the newest page has been served (for scripts and tests; a notebook need not)."""
         return self._loader.wait(timeout)
@@ -136,10 +186,92 @@ class Scroller(anywidget.AnyWidget):
         self._cache.close()
         super().close()
 
+    def _guard(self, action):
+        """`action()`, or its ValueError shown in the widget and raised again with the same text."""
+        try:
+            return action()
+        except (ValueError, Mef3LabError) as e:
+            self.message = str(e)
+            raise
+
+    def _sync_marks(self) -> None:
+        self.marks = [{"t": float(r.onset), "duration": float(r.duration), "text": str(r.trial_type)}
+                      for r in self._events.itertuples()]
+
     # -- validation -------------------------------------------------------------------
     @t.validate("page_seconds")
     def _valid_page_seconds(self, proposal: dict) -> float:
-        return _positive(proposal, "page_seconds must be a positive number of seconds")
+        value = _positive(proposal, "page_seconds must be a positive number of seconds")
+        if self._ready:
+            self._guard(lambda: self._check_filter(self._filter(), value))
+        return value
+
+    @t.validate("montage")
+    def _valid_montage(self, proposal: dict) -> MontageSpec:
+        spec = proposal["value"]
+        derivations, notes = self._guard(lambda: resolve(spec, self._recorded, self._rates))
+        self._derivations = derivations
+        self._notes = notes
+        return spec
+
+    @t.observe("montage")
+    def _montage_changed(self, change: dict) -> None:
+        names = [d.name for d in self._derivations]
+        spec = change["new"]
+        ready, self._ready = self._ready, False  # one request for the whole switch, not one per trait
+        with self.hold_sync():
+            self.note = "; ".join(self._notes)
+            self.montage_label = "as recorded" if spec is None else spec if isinstance(spec, str) else "pairs"
+            self._set_review()
+            self.all_channels = names
+            self.first_row = 0
+            self.rows = min(max(self.rows, 1), len(names))
+            self.channels = names
+        self._ready = ready
+        if ready:
+            self._request()
+
+    @t.validate("highpass", "lowpass")
+    def _valid_cutoff(self, proposal: dict) -> float | None:
+        value = proposal["value"]
+        name = proposal["trait"].name
+        if value is not None and self._ready:
+            self._guard(lambda: self._check_filter(replace(self._filter(), **{name: float(value)}), self.page_seconds))
+        return value
+
+    @t.validate("notch")
+    def _valid_notch(self, proposal: dict) -> list[float]:
+        value = proposal["value"]
+        if value is None:
+            return []
+        if isinstance(value, (int, float, str)):
+            fs = max(self._rates[c] for c in self._recorded)
+            value = [f for f in (float(value), 2.0 * float(value)) if f < fs / 2] or [float(value)]
+        value = [float(f) for f in value]
+        if self._ready:
+            self._guard(lambda: self._check_filter(replace(self._filter(), notch=tuple(value)), self.page_seconds))
+        return value
+
+    @t.observe("highpass", "lowpass", "notch")
+    def _filter_changed(self, change: dict) -> None:
+        self._set_review()
+        if self._ready:
+            self._request()
+
+    def _filter(self) -> DisplayFilter:
+        return DisplayFilter(self.highpass, self.lowpass, tuple(self.notch))
+
+    def _check_filter(self, f: DisplayFilter, page_s: float) -> None:
+        for fs in sorted({self._rates[c] for d in self._all_derivations() for c in d.inputs}):
+            f.check(fs, page_s)
+
+    def _all_derivations(self):
+        return getattr(self, "_derivations", None) or resolve(None, self._recorded)[0]
+
+    def _set_review(self) -> None:
+        f = self._filter()
+        plain = self.montage is None and not f.active
+        self._review = None if plain else Review(self._all_derivations(), f)
 
     @t.validate("start")
     def _valid_start(self, proposal: dict) -> float:
@@ -153,6 +285,12 @@ class Scroller(anywidget.AnyWidget):
         names = list(proposal["value"])
         if not names:
             raise t.TraitError("channels must name at least one channel")
+        if self._review is not None:
+            known = {d.name for d in self._review.derivations}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise t.TraitError(f"{', '.join(unknown)} not in the montage on screen; it has {', '.join(known)}")
+            return names
         for name in names:
             self._source.info.channel(name)  # UnknownChannelError naming what there is
         return names
@@ -173,7 +311,7 @@ class Scroller(anywidget.AnyWidget):
 
     def _view(self) -> View:
         shown = tuple(self.channels[self.first_row : self.first_row + self.rows])
-        return View(round(self.start * 1e6), round(self.page_seconds * 1e6), shown)
+        return View(round(self.start * 1e6), round(self.page_seconds * 1e6), shown, self._review)
 
     def _request(self) -> None:
         """A new view: one request with a new id; nothing here waits for data."""
@@ -205,7 +343,19 @@ class Scroller(anywidget.AnyWidget):
         self.sent += 1
         errors = page.errors
         self.message = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
+        if width != self._overview_width:
+            self._send_overview(width)
         self._readahead.shown(view)
+
+    def _send_overview(self, width: int) -> None:
+        """The whole recording's bar from the block index, sent once per width (nothing decoded)."""
+        self._overview_width = width
+        try:
+            strip = overview(self._source, self._recorded, width).strip()
+        except Mef3LabError as e:
+            self.message = f"no overview: {type(e).__name__}: {e}"
+            return
+        self.send({"type": "overview", "n": int(strip.size), "seconds": self.duration}, [strip.tobytes()])
 
     # -- what the front end sends ---------------------------------------------------------
     def _on_msg(self, widget: Any, content: dict, buffers: list) -> None:
@@ -217,6 +367,21 @@ class Scroller(anywidget.AnyWidget):
                 self.go_to(str(content.get("text", "")))
             except ValueError as e:
                 self.message = str(e)
+        elif kind == "set" and content.get("name") in ("montage", "highpass", "lowpass", "notch"):
+            try:
+                setattr(self, str(content["name"]), content.get("value"))
+            except (ValueError, Mef3LabError, t.TraitError) as e:
+                self.message = str(e)
+        elif kind == "bad":
+            name = str(content.get("name", ""))
+            self.bad_channels = ([b for b in self.bad_channels if b != name] if name in self.bad_channels
+                                 else [*self.bad_channels, name])
+        elif kind == "mark":
+            try:
+                self.mark(float(content.get("t", self.start)), float(content.get("duration", 0.0)),
+                          str(content.get("text", "event")))
+            except ValueError:
+                pass  # shown in the widget by mark
         elif kind == "resize":
             self.width_px = max(50, int(content.get("width", self.width_px)))
 
