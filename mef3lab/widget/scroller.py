@@ -113,7 +113,7 @@ class Scroller(anywidget.AnyWidget):
             **kwargs)
         self.on_msg(self._on_msg)
         self._recorded = present
-        self.notch = notch
+        self.notch = [] if notch is None else notch
         self.highpass, self.lowpass = highpass, lowpass
         self._guard(lambda: self._check_filter(self._filter(), self.page_seconds))
         if montage is not None:
@@ -259,7 +259,7 @@ class Scroller(anywidget.AnyWidget):
             self._request()
 
     def _filter(self) -> DisplayFilter:
-        return DisplayFilter(self.highpass, self.lowpass, tuple(self.notch))
+        return DisplayFilter(self.highpass, self.lowpass, tuple(self.notch or ()))
 
     def _check_filter(self, f: DisplayFilter, page_s: float) -> None:
         for fs in sorted({self._rates[c] for d in self._all_derivations() for c in d.inputs}):
