@@ -4,18 +4,18 @@ round-trip through events.tsv, and bad input is refused with the same text in th
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import signal
 
+from mef3lab.client import Mef3Client
 from mef3lab.readers import open_reader
+from mef3lab.server.process import ServerProcess
+from mef3lab.source import EmbeddedSource, SourceSpec, open_source
 from mef3lab.synth import synthesize
 from mef3lab.widget.filters import DisplayFilter
 from mef3lab.widget.overview import overview
-from mef3lab.source import EmbeddedSource
 
 FS = 256.0
 NAMES = ["Fp1", "F3", "C3", "P3", "O1", "Fp2", "F4", "C4", "P4", "O2",
@@ -177,3 +177,23 @@ def test_bad_events_files_are_refused(eeg1020, scroll, tmp_path):
     with pytest.raises(ValueError, match="never written"):
         w.save_events(eeg1020)
     assert w.events.empty
+
+
+def test_overview_through_a_server_comes_from_the_block_index_with_nothing_decoded(eeg1020):
+    with ServerProcess(n_process_workers=1, n_prefetch=0, log_level="WARNING") as srv, \
+            Mef3Client(srv.address) as client:
+        remote = open_source(SourceSpec(str(eeg1020), address=srv.address))
+        try:
+            before = client.stats()
+            got = overview(remote, ["C3", "O2"], 64)
+            after = client.stats()
+        finally:
+            remote.close()
+        with open_reader(eeg1020) as r:
+            want = overview(EmbeddedSource(r), ["C3", "O2"], 64)
+        assert after["decoded_samples"] == before["decoded_samples"] and after["misses"] == before["misses"]
+        np.testing.assert_array_equal(got.lo, want.lo)
+        np.testing.assert_array_equal(got.hi, want.hi)
+        client.open_file(str(eeg1020))
+        with pytest.raises(Exception, match="Nope"):
+            client.block_index(str(eeg1020), "Nope")
