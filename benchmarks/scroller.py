@@ -149,7 +149,7 @@ def browser_flips(lab: Lab, path: Path, starts: list[float], page_s: float, paus
         widget = page.locator(".m3s").first
         handle = widget.element_handle()
         page.wait_for_function(f"el => Number(el.dataset.drawnStart) === {starts[0]!r}", arg=handle, timeout=120_000)
-        widget.locator("canvas").click(position={"x": 300, "y": 20})
+        widget.locator("canvas.m3s-canvas").click(position={"x": 300, "y": 20})
         page.wait_for_timeout(pause_s * 1000)
         out = []
         for s in starts[1:]:
