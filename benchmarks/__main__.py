@@ -6,7 +6,8 @@
 
 Tables: A access pattern (mef3lab.v1 client), B the legacy gRPCMef3Server API,
 C the xarray engine, D the decoders alone, E 50 clients at once (load),
-F the scroller (widget model and a real browser). Ratios compare with the direct read measured in the same run, so
+F the scroller (widget model and a real browser), G clinical review (a 24-h recording: overview, filtered
+bipolar flips, 1-hour pages). Ratios compare with the direct read measured in the same run, so
 they are meaningful on any machine; absolute times are not (and are noisy when other
 work shares the CPU).
 """
@@ -20,13 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import access_pattern, compat, decoders, load, scroller, xarray_read
+from . import access_pattern, clinical, compat, decoders, load, scroller, xarray_read
 from .common import FULL_RUN, QUICK_RUN, Params
 from .data import DATA_DIR, ensure_recording, warm_page_cache
 from .report import Table, save_json, summary
 
 TABLES = {"A": access_pattern.run, "B": compat.run, "C": xarray_read.run, "D": decoders.run, "E": load.run,
-          "F": scroller.run}
+          "F": scroller.run, "G": clinical.run}
 
 
 def run(params: Params, only: str = "ABCDE", data_dir: Path = DATA_DIR, log=print) -> list[Table]:
