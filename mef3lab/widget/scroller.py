@@ -34,6 +34,7 @@ from .overview import overview
 from .pages import Page, View
 from .readahead import PageCache, Readahead
 from .review import Review, read_reviewed
+from .zoom import ZOOM_SAMPLES_PER_COLUMN, EnvelopeStore
 
 __all__ = ["Scroller"]
 
@@ -85,6 +86,7 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         self._events = ev.empty()
         self._overview_width = 0
         self._cache = PageCache(lambda view: read_reviewed(self._source, view))
+        self._zoom = EnvelopeStore(self._source)
         self._readahead = Readahead(self._source, self._cache, info.end_uutc - info.start_uutc)
         self._loader = LatestLoader(self._serve)
         self._auto_gain = gain is None
@@ -208,31 +210,42 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
             self.view_id = self._loader.submit((view, self.width_px))
 
     def _serve(self, id: int, request: tuple[View, int]) -> None:
-        """On the loader thread: read (or take the read-ahead's) page, drop it if stale, else send it."""
+        """On the loader thread: read (or take the read-ahead's) page, drop it if stale, else send it.
+
+        A zoomed-out page as recorded (many samples per column) comes from the envelope store
+        instead: per-column min/max of cached per-segment envelopes, never the full samples."""
         view, width = request
+        zoomed = view.review is None and self._samples_per_column(view, width) >= ZOOM_SAMPLES_PER_COLUMN
+        page: Page | None = None
         try:
-            page = self._cache.get(view)
+            if zoomed:
+                traces, buffer = self._zoom.encode(view, width)
+            else:
+                page = self._cache.get(view)
         except Mef3LabError as e:
             self.message = f"could not read the page at {view.start_s:g} s: {type(e).__name__}: {e}"
             return
+        if page is not None and self._loader.is_current(id):
+            traces, buffer = encode(page, width)
         if not self._loader.is_current(id):
             self.dropped += 1
             return
-        traces, buffer = encode(page, width)
-        if not self._loader.is_current(id):
-            self.dropped += 1
-            return
-        if self._auto_gain:
+        if self._auto_gain and page is not None:
             self._auto_gain = False
             self.gain = _gain_for(page)
         self.send({"type": "page", "id": id, "start": view.start_s, "seconds": view.length_s, "traces": traces},
                   [buffer])
         self.sent += 1
-        errors = page.errors
+        errors = page.errors if page is not None else {}
         self.message = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
         if width != self._overview_width:
             self._send_overview(width)
-        self._readahead.shown(view)
+        if not zoomed:
+            self._readahead.shown(view)
+
+    def _samples_per_column(self, view: View, width: int) -> float:
+        fastest = max(self._rates.get(c, 0.0) for c in view.channels)
+        return fastest * view.length_s / max(1, width)
 
     def _send_overview(self, width: int) -> None:
         """The whole recording's bar from the block index, sent once per width (nothing decoded)."""
