@@ -152,6 +152,7 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         """Stop the loader and read-ahead threads and close the widget (the recording stays open)."""
         self._loader.close()
         self._cache.close()
+        self._zoom.close()
         super().close()
 
     # -- validation -------------------------------------------------------------------
@@ -240,7 +241,12 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         self.message = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
         if width != self._overview_width:
             self._send_overview(width)
-        if not zoomed:
+        if zoomed:
+            self._readahead.shown(view, prefetch=False)  # the hint to a server only; the envelopes ahead here
+            ahead = view.shifted(self._readahead.direction)
+            if 0 <= ahead.start_us < self._source.info.end_uutc - self._source.info.start_uutc:
+                self._zoom.ahead(ahead, width)
+        else:
             self._readahead.shown(view)
 
     def _samples_per_column(self, view: View, width: int) -> float:

@@ -15,7 +15,9 @@ the samples themselves.
 
 from __future__ import annotations
 
+import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -25,6 +27,8 @@ from ..source import RecordingSource
 from .pages import View
 
 __all__ = ["EnvelopeStore", "ZOOM_SAMPLES_PER_COLUMN"]
+
+log = logging.getLogger(__name__)
 
 #: Pages with at least this many samples per column (and no review) are drawn from cached envelopes.
 ZOOM_SAMPLES_PER_COLUMN = 256
@@ -37,7 +41,23 @@ class EnvelopeStore:
         self.source = source
         self._bins: ByteLRU[tuple, np.ndarray] = ByteLRU(budget_bytes, lambda a: a.nbytes)
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mef3lab-zoom-ahead")
         self.decoded = 0  # samples decoded for envelopes (per channel), for tests and benchmarks
+
+    def ahead(self, view: View, columns: int) -> None:
+        """Compute the envelopes of `view` on a background thread (the next page in the direction of travel)."""
+        self._pool.submit(self._ahead, view, columns)
+
+    def _ahead(self, view: View, columns: int) -> None:
+        try:
+            self.encode(view, columns)
+        except Exception:  # noqa: BLE001 - reading ahead is only advice
+            log.debug("zoomed read-ahead of %s failed", view, exc_info=True)
+
+    def close(self) -> None:
+        """Stop the read-ahead thread (after the envelope under way) and free the envelopes."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._bins.clear()
 
     def encode(self, view: View, columns: int) -> tuple[list[dict], bytes]:
         """What `display.encode` gives for a zoomed-out page: "minmax" traces and their float32 buffer."""
