@@ -229,3 +229,25 @@ def test_a_zoomed_out_page_is_each_columns_true_extent_from_cached_envelopes(rec
     w.width_px = 299  # a new request over the same samples (same bins): cached, nothing decoded again
     replies.last()
     assert w._zoom.decoded == decoded
+
+
+def test_columns_wider_than_blocks_come_from_the_block_index_and_are_exact(eeg1020, scroll):
+    """300 s (10-s blocks) on 6 columns: 50 s each, so whole blocks come from the index and only the
+    blocks across column edges are decoded; each column is exactly its samples' min/max."""
+    w, replies = scroll(eeg1020, page_seconds=300.0, rows=4)
+    w.width_px = 50  # the model's floor; 1536 samples per column, less than 4 blocks: fine bins
+    replies.last()
+    w._zoom.decoded = 0
+    with open_reader(eeg1020) as r:
+        data = r.read_index(list(w.channels[:4]), 0, int(300 * FS))
+    w._serve(w.view_id, (w._view(), 6))  # 6 columns of 12800 samples (5 blocks each), as a narrow screen asks
+    content, buffers = replies.pages[-1]
+    values = np.frombuffer(buffers[0], np.float32)
+    starts = np.append((np.arange(6) * data.shape[1]) // 6, data.shape[1])
+    for row, tr in enumerate(content["traces"]):
+        lo, hi = values[tr["offset"] : tr["offset"] + 6], values[tr["offset"] + 6 : tr["offset"] + 12]
+        want_lo = [np.nanmin(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:])]
+        want_hi = [np.nanmax(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:])]
+        np.testing.assert_allclose(lo, want_lo, atol=1e-3)
+        np.testing.assert_allclose(hi, want_hi, atol=1e-3)
+    assert 0 < w._zoom.decoded <= 5 * int(10 * FS)  # the (at most 5) blocks across the column edges
