@@ -48,11 +48,14 @@ class ClinicalReview(t.HasTraits):
 
     def save_events(self, path: str | Path | None = None) -> Path:
         """Write the events as BIDS-style events.tsv: at `path`, or next to the recording (never into it)."""
-        if path is None:
+        def save() -> Path:
+            if path is not None:
+                return ev.save(self._events, path)
             if self._rec.mef3.spec.remote:
                 raise ValueError("the recording is on a server: give save_events a path on this machine")
-            path = ev.events_path(self._rec.mef3.spec.path)
-        return self._guard(lambda: ev.save(self._events, path))
+            return ev.save(self._events, ev.events_path(self._rec.mef3.spec.path))
+
+        return self._guard(save)
 
     def load_events(self, path: str | Path) -> pd.DataFrame:
         """Replace the events with those of an events.tsv (checked: columns, numbers, times inside)."""

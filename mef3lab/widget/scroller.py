@@ -105,11 +105,15 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
             **kwargs)
         self.on_msg(self._on_msg)
         self._recorded = present
-        self.notch = [] if notch is None else notch
-        self.highpass, self.lowpass = highpass, lowpass
-        self._guard(lambda: self._check_filter(self._filter(), self.page_seconds))
-        if montage is not None:
-            self.montage = montage
+        try:
+            self.notch = [] if notch is None else notch
+            self.highpass, self.lowpass = highpass, lowpass
+            self._guard(lambda: self._check_filter(self._filter(), self.page_seconds))
+            if montage is not None:
+                self.montage = montage
+        except BaseException:
+            self.close()  # no loader or read-ahead thread outlives a refused widget
+            raise
         self._ready = True
         self._request()
 

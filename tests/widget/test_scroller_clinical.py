@@ -163,6 +163,25 @@ def test_bad_settings_are_refused_with_the_same_text_in_the_widget(eeg1020, scro
     assert text in w.message
 
 
+def test_a_widget_created_with_bad_settings_is_refused_and_leaves_no_thread(eeg1020):
+    import threading
+
+    import mef3lab
+    from mef3lab.widget import Scroller
+
+    rec = mef3lab.open_recording(eeg1020)
+    try:
+        before = {t.name for t in threading.enumerate()}
+        with pytest.raises(ValueError, match="Nyquist"):
+            Scroller(rec, lowpass=300.0)
+        with pytest.raises(Exception, match="'Xy9'"):
+            Scroller(rec, montage=["Fp1-Xy9"])
+        left = {t.name for t in threading.enumerate()} - before
+        assert not {n for n in left if n.startswith("mef3lab")}, left
+    finally:
+        rec.close()
+
+
 def test_bad_events_files_are_refused(eeg1020, scroll, tmp_path):
     w, _ = scroll(eeg1020)
     missing = tmp_path / "a.tsv"
