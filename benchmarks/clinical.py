@@ -1,4 +1,4 @@
-"""Table G: clinical review in the scroller on a 24-hour, 64-channel recording.
+"""Table H: clinical review in the scroller on a 24-hour, 64-channel recording.
 
 Opening the recording; the overview bar from the MEF block index (no samples decoded) from
 the widget's creation to its bar sent; filtered + bipolar page flips (64 pairs, high-pass
@@ -31,7 +31,7 @@ def run(path: Path, params: Params, log=print) -> Table:
     spec = params.day
     day = ensure_recording(spec, path.parent, log=log)
     warm_page_cache(day)
-    table = Table("G", f"Clinical review: {spec.label}")
+    table = Table("H", f"Clinical review: {spec.label}")
     with open_reader(day) as r:
         names = list(r.info.names)
     options = {"montage": [f"{a}-{b}" for a, b in zip(names, names[1:] + names[:1])],
@@ -56,13 +56,13 @@ def run(path: Path, params: Params, log=print) -> Table:
     starts = [first + i * PAGE_S for i in range(params.flips + 1)]
     base = direct_pages(day, starts, PAGE_S)
     table.add("direct read_index of one 10-s page p95 (baseline)", percentile(base, 95), "ms", 1.0, samples=base)
-    log("G model, filtered + bipolar ...")
+    log("H model, filtered + bipolar ...")
     ms = model_flips(day, None, starts, PAGE_S, PAUSE_S, options)
     v = percentile(ms, 95)
     table.add("model, filtered + bipolar flip p95", v, "ms", v / percentile(base, 95), Target("value", "<=", 50),
               samples=ms)
 
-    log("G model, 1-hour pages ...")
+    log("H model, 1-hour pages ...")
     hour_base = direct_pages(day, [0.0, 3600.0], 3600.0)
     table.add("direct read_index of a 1-hour page (baseline)", hour_base[0], "ms", 1.0, samples=hour_base)
     hours = [i * 3600.0 for i in range(min(HOUR_PAGES, int(spec.seconds // 3600) - 1) + 1)]
@@ -79,7 +79,7 @@ def run(path: Path, params: Params, log=print) -> Table:
         table.notes.append(f"browser row not measured: {why}")
         return table
     with tempfile.TemporaryDirectory(prefix="mef3lab-bench-lab-") as root, Lab(Path(root)) as lab:
-        log("G browser, filtered + bipolar ...")
+        log("H browser, filtered + bipolar ...")
         ms = browser_flips(lab, day, starts, PAGE_S, PAUSE_S, row_px=10, draws=[], options=options)
     v = percentile(ms, 95)
     table.add("browser (JupyterLab, chromium), filtered + bipolar flip p95", v, "ms", v / percentile(base, 95),

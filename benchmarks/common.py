@@ -13,7 +13,7 @@ import numpy as np
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
 
-from .data import DAY, DAY_QUICK, FULL, QUICK, WIDE, WIDE_QUICK, RecordingSpec
+from .data import DAY, DAY_QUICK, FULL, MIXED, QUICK, WIDE, WIDE_QUICK, RecordingSpec
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,15 @@ class Params:
     n_windows: int = 50  # xarray: random windows
     load_clients: int = 50  # table E: concurrent clients...
     load_s: float = 60.0  # ...for this long
+    mixed_recording: RecordingSpec = MIXED  # table G: one recording many clients read subsets of
+    mixed_clients: int = 30  # table G: concurrent clients
+    mixed_s: float = 15.0  # table G: how long they read
     repeat: int = 1  # each measurement this many times, the best kept
     seed: int = 0
     flips: int = 100  # scroller: page flips timed per row
     wide: RecordingSpec = WIDE  # scroller: the recording of its wide rows (30-s pages)
     wide_flips: int = 20
-    day: RecordingSpec = DAY  # clinical review (table G): a 24-h recording
+    day: RecordingSpec = DAY  # clinical review (table H): a 24-h recording
 
     def with_repeat(self, n: int) -> "Params":
         return replace(self, repeat=max(1, n))
@@ -45,13 +48,15 @@ class Params:
 
 FULL_RUN = Params()
 QUICK_RUN = Params(recording=QUICK, segment_s=60, offsets=(0, 5, 10), load_s=15.0, flips=30, wide=WIDE_QUICK,
-                   wide_flips=6, day=DAY_QUICK)
+                   wide_flips=6, mixed_s=5.0, day=DAY_QUICK)
 #: A few seconds end to end (the smoke test): 4 segments of 30 s, no client work.
 SMOKE_RUN = Params(recording=RecordingSpec("smoke-4ch-2min", channels=4, fs=256.0, seconds=120.0, gaps=1),
                    segment_s=30, n_segments=2, work_s=0.0, offsets=(0, 1, 2), hit_reads=2,
                    window_s=5.0, n_windows=3, load_clients=4, load_s=2.0, flips=3,
                    wide=RecordingSpec("smoke-8ch-2kHz-2min", channels=8, fs=2048.0, seconds=120.0, gaps=1),
-                   wide_flips=2)
+                   wide_flips=2,
+                   mixed_recording=RecordingSpec("smoke-mixed-4ch-10min", channels=4, fs=256.0, seconds=600.0, gaps=1),
+                   mixed_clients=3, mixed_s=1.0)
 
 
 @contextlib.contextmanager

@@ -52,7 +52,7 @@ def walkthrough(address: str, path: str, password: str | None = None, out: Calla
             if "cold" in label:
                 time.sleep(1.0)  # the user looks at the data; the server prefetches meanwhile
         s = client.stats()
-        out(f"cache        {s['cache_bytes'] / 2**20:.0f} MiB in {s['cache_entries']} segments, "
+        out(f"cache        {s['cache_bytes'] / 2**20:.0f} MiB in {s['cache_entries']} channel-segments, "
             f"{s['hits']} hits, {s['misses']} misses, {s['prefetches']} prefetches")
         out("\nIn a notebook:\n"
             "    import mef3lab\n"

@@ -24,12 +24,13 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_every_table_produces_its_rows(tmp_path):
-    tables = run(SMOKE_RUN, "ABCD", data_dir=tmp_path, log=lambda msg: None)
+    tables = run(SMOKE_RUN, "ABCDG", data_dir=tmp_path, log=lambda msg: None)
 
-    assert [t.key for t in tables] == ["A", "B", "C", "D"]
+    assert [t.key for t in tables] == ["A", "B", "C", "D", "G"]
     labels = {t.key: [r.label for r in t.rows] for t in tables}
     assert len(labels["A"]) == 7 and labels["A"][0].startswith("1. direct")
     assert len(labels["B"]) == 3 and len(labels["C"]) == 5 and labels["D"] == ["pymef", "mef3io", "numba, 1 thread", "numba"]
+    assert len(labels["G"]) == 5 and labels["G"][0].startswith("decoded samples")
     for t in tables:
         text = t.render()
         assert all(r.label in text for r in t.rows)
@@ -40,7 +41,7 @@ def test_every_table_produces_its_rows(tmp_path):
 
     out = tmp_path / "out.json"
     save_json(str(out), tables, {"smoke": True})
-    assert [t["key"] for t in json.loads(out.read_text())["tables"]] == ["A", "B", "C", "D"]
+    assert [t["key"] for t in json.loads(out.read_text())["tables"]] == ["A", "B", "C", "D", "G"]
 
 
 def test_the_recording_is_reused_while_its_parameters_hold(tmp_path):

@@ -66,6 +66,7 @@ from .._proto import gRPCMef3Server_pb2_grpc as pb_grpc
 from ..errors import Mef3LabError, MixedRatesError, NotOpenError, PasswordError, TimeRangeError
 from ..readers.base import SessionInfo
 from ..wire import ERROR_KEY, MAX_MESSAGE_BYTES
+from .convert import to_values
 from .engine import Engine
 from .decimate import minmax_points
 from .auth import ClientId
@@ -211,10 +212,13 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         client, path = compat_client(context), request.file_path
         names = self.engine.channels(client, path)
         _one_rate(self.engine.info(client, path), names, "SetActiveChannels to the channels of one rate")
-        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True)
+        # Counts, converted to float64 message by message (see `convert.to_values`).
+        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True,
+                                     as_counts=True)
         grid, k0 = s.group.grid, s.start_index
         try:
-            yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k))
+            yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k),
+                                 SEGMENT_DTYPE, factors=s.factors)
         finally:
             s.start_prefetch()
 
@@ -318,15 +322,19 @@ def _one_rate(info: SessionInfo, names: Sequence[str], advice: str) -> None:
 
 def _messages(
     path: str, data: np.ndarray, channels: Sequence[str], fs: float, time_of: Callable[[int], int],
-    dtype: str | None = None, max_bytes: int = MAX_MESSAGE_BYTES,
+    dtype: str | None = None, max_bytes: int = MAX_MESSAGE_BYTES, factors: Sequence[float] | None = None,
 ) -> Iterator[pb.SignalChunk]:
-    """`data` as SignalChunks split along time; message [a, b) spans ``time_of(a)`` to ``time_of(b)``."""
+    """`data` as SignalChunks split along time; message [a, b) spans ``time_of(a)`` to ``time_of(b)``.
+
+    With `factors`, `data` are int32 counts, sent as `dtype` values converted block by block."""
     n_ch, n = data.shape
-    per = max(1, max_bytes // max(1, n_ch * data.dtype.itemsize))
+    itemsize = data.dtype.itemsize if factors is None else np.dtype(dtype).itemsize
+    per = max(1, max_bytes // max(1, n_ch * itemsize))
     names = list(channels)
     for a in range(0, max(n, 1), per):
         b = min(a + per, n)
-        block = data[:, a:b]  # tobytes() writes C order: one copy, even of this strided view
+        # tobytes() writes C order: one copy, even of this strided view
+        block = data[:, a:b] if factors is None else to_values(data[:, a:b], factors, dtype)
         yield pb.SignalChunk(file_path=path, array_bytes=block.tobytes(), dtype=dtype or block.dtype.name,
                              shape=block.shape, start_uutc=time_of(a), end_uutc=time_of(b), fs=fs,
                              channel_names=names)

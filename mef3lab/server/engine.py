@@ -7,8 +7,8 @@ in the background.
 
 Per-client state (segment size, channel selection, open recordings) lives in
 `ClientView`s keyed by client id, so one client's settings never change another's
-reads. Segments hold a channel *set* in session order; rows are put in the order each
-caller asked for on the way out.
+reads. The store caches each channel's int32 counts per segment; a read gathers its rows
+in the caller's order and converts them to the dtype asked for on the way out (`convert`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError, TooManyOpenError
-from ..readers.base import RAW_NAN, SAMPLE_TYPES, RateGroup, SessionInfo
+from ..readers.base import SAMPLE_TYPES, RateGroup, SessionInfo
 from .cache import ByteLRU
-from .decimate import bin_starts
 from .config import ServerConfig
+from .convert import gather
+from .decimate import bin_starts
 from .pool import ReaderPool
 from .prefetch import PrefetchTracker, Readahead
 from .segments import SegmentKey, SegmentStore
@@ -122,8 +123,10 @@ class Engine:
             self._check_open_limits(client, key, rec is None)
         if rec is None:
             engine = engine or self.config.engine
+            # Every worker starts opening it now, beside the one that answers `info`: the first
+            # (split) read needs them all, and one still opening made it 60-70 ms slower.
+            self.pool.preopen(key, password, engine)
             info = self.pool.info(key, password, engine)
-            self.pool.preopen(key, password, engine)  # the first (split) read needs every worker
             with self._lock:
                 rec = self._recordings.setdefault(key, Recording(key, password, engine, info))
         elif rec.info.encrypted and password != rec.password:
@@ -219,9 +222,12 @@ class Engine:
         return {g.fs: self.segment_grid(client, path, g)[1] for g in rec.info.rate_groups}
 
     def segment_seconds(self, client: str, path: str) -> float:
-        """The client's segment size, or the server's default (which wide, fast groups shorten)."""
-        chosen = self._open_view(client, path)[1].segment_seconds
-        return self.config.segment_seconds if chosen is None else chosen
+        """The segment size this client's reads use: its own, else the server's default as the
+        rate groups use it (the shortest group's where wide, fast groups were shortened)."""
+        rec, view = self._open_view(client, path)
+        if view.segment_seconds is not None:
+            return view.segment_seconds
+        return min(self.segment_grid(client, path, g)[0] / g.fs for g in rec.info.rate_groups)
 
     def set_channels(self, client: str, path: str, channels: Sequence[str] | None) -> tuple[str, ...]:
         """This client's channel selection for reads that name none (None or empty = all)."""
@@ -254,7 +260,7 @@ class Engine:
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
         self, client: str, path: str, index: int, channels: Sequence[str] | None = None,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False, *, as_counts: bool = False,
     ) -> Samples:
         """Segment `index` of this client's grid for `channels` (one rate group)."""
         rec, _ = self._open_view(client, path)
@@ -266,8 +272,8 @@ class Engine:
                 f"segment {index} does not exist: {rec.path} has {n_seg} segments of "
                 f"{length / group.fs:g} s at {group.fs:g} Hz (indices 0..{n_seg - 1})"
             )
-        return self.read_index(client, path, names, index * length,
-                               min((index + 1) * length, group.grid.n_samples), dtype, prefetch, defer_prefetch)
+        return self.read_index(client, path, names, index * length, min((index + 1) * length, group.grid.n_samples),
+                               dtype, prefetch, defer_prefetch, as_counts=as_counts)
 
     def time_window(self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float,
                     end_uutc: float) -> tuple[int, int]:
@@ -285,14 +291,16 @@ class Engine:
 
     def read_index(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False, *, as_counts: bool = False,
     ) -> Samples:
         """Grid samples ``[k0, k1)``, assembled from (cached) segments of this client's grid.
 
         `prefetch` queues the segments after these in the client's direction. With
         `defer_prefetch` they are queued only when the caller calls `Samples.start_prefetch`:
         a server does so once its reply is sent, since a decode running beside the reply's
-        transfer doubles the time a cache hit takes to arrive.
+        transfer doubles the time a cache hit takes to arrive. `as_counts` gives the int32
+        counts and factors a reply in `dtype` is converted from block by block as it is sent
+        (`convert.to_values`); the read limit still applies to `dtype`.
         """
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
@@ -303,24 +311,21 @@ class Engine:
             raise TimeRangeError(f"sample range [{k0}, {k1}) ends before it starts")
         self._check_size(len(names), k1 - k0, dtype)
         length, n_seg = self.segment_grid(client, path, group)
-        canon, rows = _channel_set(rec.info, names)
-        self._check_segments(len(canon), length, dtype)
+        self._check_segments(len(set(names)), length)
         indices = _touched(group, length, k0, k1)
-        keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in indices]
-        pieces = list(zip(indices, self.segments.get(rec, keys)))
+        spans = [_span(group, length, i) for i in indices]
+        rows = self.segments.get(rec, group.fs, names, spans)
         later = None
-        if prefetch and pieces:
-            later = partial(self._prefetch_after, client, rec, group, canon, dtype, length, n_seg, pieces[-1][0])
+        if prefetch and spans:
+            later = partial(self._prefetch_after, client, rec, group, _channel_set(rec.info, names), length, n_seg,
+                            indices[-1])
             if not defer_prefetch:
                 later()
                 later = None
-        if len(pieces) == 1 and (pieces[0][0] * length, pieces[0][0] * length + pieces[0][1].shape[1]) == (k0, k1):
-            data = pieces[0][1] if rows is None else pieces[0][1][rows]
-        else:
-            data = _assemble(pieces, length, k0, k1, len(names), dtype, rows)
-        factors = (np.array([rec.info.channel(c).conversion_factor for c in names], np.float64)
-                   if dtype == "int32" else None)
-        return Samples(data, names, group, k0, factors, later)
+        factors = [rec.info.channel(c).conversion_factor for c in names]
+        raw = as_counts or dtype == "int32"
+        data = gather([(s[0], r) for s, r in zip(spans, rows)], names, factors, k0, k1, "int32" if raw else dtype)
+        return Samples(data, names, group, k0, np.array(factors, np.float64) if raw else None, later)
 
     def envelope(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, bins: int,
@@ -336,21 +341,22 @@ class Engine:
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
-        canon, rows = _channel_set(rec.info, names)
-        self._check_segments(len(canon), length, "float32")
+        self._check_segments(len(set(names)), length)
+        factors = [rec.info.channel(c).conversion_factor for c in names]
         bins = min(bins, k1 - k0)
         starts = k0 + bin_starts(k1 - k0, bins)
-        out = np.full((2, len(canon), bins), np.nan, np.float32)
+        out = np.full((2, len(names), bins), np.nan, np.float32)
         for i in _touched(group, length, k0, k1):
-            (seg,) = self.segments.get(rec, [SegmentKey.of(rec.path, group, canon, i, length, "float32")])
-            a, b = max(k0, i * length), min(k1, i * length + seg.shape[1])
+            span = _span(group, length, i)
+            (rows,) = self.segments.get(rec, group.fs, names, [span])
+            a, b = max(k0, span[0]), min(k1, span[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
             edges = np.maximum(starts[j0:j1 + 1], a) - a
-            chunk = seg[:, a - i * length:b - i * length]
+            chunk = gather([(span[0], rows)], names, factors, a, b, "float32")
             with np.errstate(invalid="ignore"):
                 out[0, :, j0:j1 + 1] = np.fmin(out[0, :, j0:j1 + 1], np.fmin.reduceat(chunk, edges, axis=1))
                 out[1, :, j0:j1 + 1] = np.fmax(out[1, :, j0:j1 + 1], np.fmax.reduceat(chunk, edges, axis=1))
-        return Samples(out if rows is None else out[:, rows], names, group, k0)
+        return Samples(out, names, group, k0)
 
     def _check_size(self, n_channels: int, n_samples: int, dtype: str, what: str = "a read",
                     advice: str = "read it in smaller windows") -> None:
@@ -360,9 +366,9 @@ class Engine:
                 f"{what} of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) exceeds the "
                 f"server's limit of {self.config.max_read_mb:g} MiB; {advice}")
 
-    def _check_segments(self, n_channels: int, length: int, dtype: str) -> None:
-        """Segments are decoded whole, however little of one a read wants."""
-        self._check_size(n_channels, length, dtype, "a segment (decoded whole)",
+    def _check_segments(self, n_channels: int, length: int) -> None:
+        """Segments are decoded whole (as int32 counts), however little of one a read wants."""
+        self._check_size(n_channels, length, "int32", "a segment (decoded whole)",
                          "set a shorter segment size for this recording")
 
     def block_envelope(
@@ -374,22 +380,28 @@ class Engine:
         return self.pool.call(rec.path, rec.password, rec.engine, "block_envelope", channel, start_uutc, end_uutc)
 
     def hint(self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, dtype: str = "float32") -> int:
-        """Queue background loads of the segments covering ``[k0, k1)``; returns how many were queued."""
+        """Queue background loads of the segments covering ``[k0, k1)``; returns how many were queued.
+
+        `dtype` is accepted for the API's sake: every dtype is served from the same entries."""
+        if dtype not in SAMPLE_TYPES:
+            raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
-        canon, _ = _channel_set(rec.info, names)
         length, _ = self.segment_grid(client, path, group)
-        self._check_segments(len(canon), length, dtype)
-        keys = [SegmentKey.of(rec.path, group, canon, i, length, dtype) for i in _touched(group, length, k0, k1)]
-        return sum(self.segments.prefetch(rec, key) is not None for key in keys)
+        self._check_segments(len(set(names)), length)
+        return sum(self.segments.prefetch(rec, group.fs, names, *_span(group, length, i)) is not None
+                   for i in _touched(group, length, k0, k1))
 
-    def _prefetch_after(self, client, rec, group, canon, dtype, length, n_seg, index) -> None:
+    def _prefetch_after(self, client: str, rec: Recording, group: RateGroup, channels: tuple[str, ...],
+                        length: int, n_seg: int, index: int) -> None:
+        """Queue the segments after `index` in this reader's direction (per channel set: a
+        client reading two montages moves through each on its own)."""
         if self.config.n_prefetch <= 0:
             return
-        stream = (client, rec.path, group.fs, canon, dtype, length)
+        stream = (client, rec.path, group.fs, channels, length)
         for i in self.prefetch.advance(stream, index, n_seg):
-            handle = self.segments.prefetch(rec, SegmentKey.of(rec.path, group, canon, i, length, dtype))
+            handle = self.segments.prefetch(rec, group.fs, channels, *_span(group, length, i))
             if handle is not None:
                 self.prefetch.queued(stream, i, handle)
 
@@ -431,12 +443,15 @@ def canonical_path(path: str) -> str:
     return os.path.realpath(os.path.expanduser(path)) if path else path
 
 
-def _channel_set(info: SessionInfo, names: tuple[str, ...]) -> tuple[tuple[str, ...], list[int] | None]:
-    """The channel set segments are keyed by (`names` in session order), and the rows that put
-    a segment back in the caller's order (None when it already is)."""
+def _channel_set(info: SessionInfo, names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` as a set, in session order: what identifies a reading stream for prefetch."""
     wanted = set(names)
-    canon = tuple(n for n in info.names if n in wanted)
-    return canon, None if canon == names else [canon.index(n) for n in names]
+    return tuple(n for n in info.names if n in wanted)
+
+
+def _span(group: RateGroup, length: int, index: int) -> tuple[int, int]:
+    """Grid samples ``[k0, k1)`` of segment `index` (of `length` samples; the last may be shorter)."""
+    return index * length, min((index + 1) * length, group.grid.n_samples)
 
 
 def _touched(group: RateGroup, length: int, k0: int, k1: int) -> range:
@@ -445,17 +460,3 @@ def _touched(group: RateGroup, length: int, k0: int, k1: int) -> range:
     if k1 <= max(k0, 0) or k0 >= n:
         return range(0)
     return range(max(k0, 0) // length, (min(k1, n) - 1) // length + 1)
-
-
-def _assemble(pieces, length: int, k0: int, k1: int, n_ch: int, dtype: str, rows) -> np.ndarray:
-    """One array for ``[k0, k1)`` from whole segments, rows in the caller's order (gathered per
-    piece, so nothing is copied twice); NaN (or the raw gap marker) outside the grid."""
-    out = np.empty((n_ch, k1 - k0), SAMPLE_TYPES[dtype])
-    out.fill(RAW_NAN if dtype == "int32" else np.nan)
-    take = slice(None) if rows is None else rows
-    for i, seg in pieces:
-        s0 = i * length
-        a, b = max(k0, s0), min(k1, s0 + seg.shape[1])
-        if b > a:
-            out[:, a - k0:b - k0] = seg[take, a - s0:b - s0]
-    return out

@@ -91,3 +91,24 @@ def test_range_reads_of_two_clients_do_not_mix(make_client, recording, reader):
     np.testing.assert_array_equal(ra.array, rd.read(["ch000", "ch007"], t0, t0 + 10 * S, "float32"))
     a.CloseFile(a.pb.FileInfoRequest(file_path=str(recording)))
     assert not b.range(recording, ["ch001"], t0, t0 + S).error
+
+
+def test_legacy_float64_and_own_float32_reads_share_cached_channels(make_client, recording, reader, server):
+    """One cache representation (int32 counts) for every dtype and API: the legacy float64 read of
+    a segment decodes only the channel the own API's float32 read of it did not."""
+    rd = reader(recording)
+    path = str(recording)
+    last = 9  # of 10 one-minute segments: no readahead after it to blur the count
+    with Mef3Client(server.address, client_id="own-float32") as own:
+        own.open_file(path)
+        own.set_signal_chunk_size(path, 60)
+        np.testing.assert_array_equal(own.get_signal_segment(path, last, channels=["ch001", "ch004"]),
+                                      rd.read_index(["ch001", "ch004"], last * 60 * 256, 600 * 256))
+        before = own.stats()
+        c = make_client("legacy-float64")
+        _setup(c, path, 60, ["ch004", "ch006", "ch001"])
+        _check(c, path, rd, last, 60, ["ch004", "ch006", "ch001"])
+        after = own.stats()
+        own.close_file(path)
+    assert after["decoded_samples"] - before["decoded_samples"] == 60 * 256  # ch006 only
+    c.CloseFile(c.pb.FileInfoRequest(file_path=path))

@@ -8,6 +8,7 @@ from .conftest import assert_same, wait_for
 
 N = 153_600
 SEG = 2560  # 10 s at 256 Hz
+N_CH = 8  # the recording's channels: a segment of all of them is N_CH cache entries
 
 
 def read_segment_checked(client, path, ref, i, length=SEG, names=None, dtype="float32"):
@@ -69,9 +70,10 @@ def test_closing_by_the_last_client_frees_the_cache(launch, connect, recording, 
 
 
 # -- readahead ---------------------------------------------------------------------------------
-def cached(client, entries: int):
-    return wait_for(lambda: (s := client.stats())["cache_entries"] >= entries and s, timeout=10,
-                    what=f"{entries} cached segments")
+def cached(client, segments: int):
+    """Stats once `segments` segments of every channel are cached (one entry per channel-segment)."""
+    return wait_for(lambda: (s := client.stats())["cache_entries"] >= segments * N_CH and s, timeout=10,
+                    what=f"{segments} cached segments")
 
 
 def test_readahead_serves_the_next_segments(launch, connect, recording, reference):
@@ -119,7 +121,7 @@ def test_no_readahead_when_n_prefetch_is_0(launch, connect, recording, reference
     for i in range(5):
         read_segment_checked(c, recording, ref, i)
     s = c.stats()
-    assert (s["prefetches"], s["prefetch_hits"], s["cache_entries"], s["misses"]) == (0, 0, 5, 5), s
+    assert (s["prefetches"], s["prefetch_hits"], s["cache_entries"], s["misses"]) == (0, 0, 5 * N_CH, 5), s
     # An explicit hint still decodes ahead, and the reads it covers are prefetch hits.
     assert c.prefetch(recording, 10 * SEG, 13 * SEG) == 3
     cached(c, 8)
@@ -139,6 +141,6 @@ def test_a_read_that_asks_for_no_readahead_gets_none(launch, connect, recording,
         assert_same(c.read_index(recording, i * SEG, (i + 1) * SEG, prefetch=False),
                     ref.read_index(None, i * SEG, (i + 1) * SEG))
     s = c.stats()
-    assert (s["prefetches"], s["cache_entries"], s["misses"]) == (0, 4, 4), s
+    assert (s["prefetches"], s["cache_entries"], s["misses"]) == (0, 4 * N_CH, 4), s
     read_segment_checked(c, recording, ref, 4)  # a segment read does ask for it
     assert c.stats()["prefetches"] == 2

@@ -21,7 +21,7 @@ def engine():
     e.shutdown()
 
 
-def test_subset_in_any_order_shares_one_cache_entry(engine, recording):
+def test_subset_in_any_order_shares_its_channels_entries(engine, recording):
     engine.open("a", str(recording))
     direct = open_reader(recording).read_index(["ch005", "ch002"], 15360, 30720)
     first = engine.read_segment("a", str(recording), 1, ["ch005", "ch002"]).data
@@ -29,7 +29,7 @@ def test_subset_in_any_order_shares_one_cache_entry(engine, recording):
     np.testing.assert_array_equal(first, direct)
     np.testing.assert_array_equal(second, direct[::-1])
     s = engine.stats()
-    assert (s["misses"], s["hits"], s["cache_entries"]) == (1, 1, 1)
+    assert (s["misses"], s["hits"], s["cache_entries"]) == (1, 1, 2)  # one entry per channel-segment
 
 
 def test_concurrent_reads_of_one_segment_decode_it_once(engine, recording):
@@ -105,6 +105,7 @@ def test_default_segments_of_wide_fast_groups_are_shortened(recording):
         e.open("a", str(recording))
         group = e.info("a", str(recording)).rate_groups[0]
         assert e.segment_grid("a", str(recording), group)[0] == 64 * 256
+        assert e.segment_seconds("a", str(recording)) == 64.0  # what the grid reports: the seconds used
         e.set_segment_seconds("a", str(recording), 100.0)  # a size the client chose is kept
         assert e.segment_grid("a", str(recording), group)[0] == 100 * 256
     finally:

@@ -52,7 +52,8 @@ def test_status_json_on_the_unix_socket_shows_paths_to_its_own_user(server, reco
     assert s["version"] == __version__ and s["address"] == server.address and s["paths_shown"]
     assert s["recordings"] == [{"path": str(recording), "channels": 8, "rates_hz": [256.0], "duration_s": 600.0,
                                 "encrypted": False, "clients": 1}]
-    assert s["cache"]["hit_rate"] == 0.5 and s["cache"]["entries"] == 1 and s["clients"] == 1
+    # one segment read twice: a miss, then a hit; the cache holds it as one entry per channel
+    assert s["cache"]["hit_rate"] == 0.5 and s["cache"]["entries"] == 8 and s["clients"] == 1
     assert s["workers"]["alive"] == 1 and len(s["workers"]["pids"]) == 1
     assert s["stats"]["hits"] == 1 and s["stats"]["misses"] == 1  # every engine stat, whatever it holds
 

@@ -1,17 +1,20 @@
 """The parent side: one dispatcher thread that owns every worker process and pipe.
 
-It starts workers, hands a queued request to an idle one (foreground requests before
-background prefetches, FIFO within each, preferring a worker that already has the recording
-open), and waits on result pipes and process sentinels together, so a death is seen at once
-without polling. A worker that dies takes only its current request with it: that request
+It starts workers, hands a queued request to an idle one that has finished starting
+(foreground requests before background prefetches, FIFO within each, preferring a worker that
+already has the recording open), and waits on result pipes and process sentinels together, so
+a death is seen at once without polling. Only started workers get work: a part of a split read
+sent to a worker still starting (loading numpy, numba and the decoders) waited for it, and the
+first read after a server started was ~1.5x slower than any later cold read; now a started
+worker that finishes first takes the part instead. A worker that dies takes only its current request with it: that request
 fails with `CorruptDataError`, the worker is replaced, everything else keeps being served.
 
 Crash policy. A request whose worker dies is failed, never retried on another worker: a
 deterministic segfault on a damaged block would otherwise take down every worker in turn,
 and an out-of-memory kill would most likely repeat. The caller (or the user) may retry.
 A worker that dies before it has even started up (a broken environment) fails nobody's
-request; its requests wait for the replacement, and after a few consecutive start-up
-failures the pool gives up and fails everything with the reason.
+request (it had none); requests wait for a worker that starts, and after a few consecutive
+start-up failures the pool gives up and fails everything with the reason.
 """
 
 from __future__ import annotations
@@ -209,13 +212,11 @@ class _Dispatcher:
     def _assign(self) -> tuple[list[tuple[_Worker, tuple]], list[tuple[_Job, BaseException]]]:
         """Hand queued jobs to idle workers, preferring one that already has the recording open."""
         sends, failed = [], []
-        idle = [w for w in self._workers if w.job is None and not w.eof]
+        idle = [w for w in self._workers if w.ready and w.job is None and not w.eof]
         while idle and self._queue:
             job = heapq.heappop(self._queue)[2]
-            if not job.started:
-                if not job.future.set_running_or_notify_cancel():
-                    continue  # cancelled while queued: never run
-                job.started = True
+            if not job.future.set_running_or_notify_cancel():
+                continue  # cancelled while queued: never run
             try:
                 msg = self._message(job)
             except Exception as exc:
@@ -285,9 +286,6 @@ class _Dispatcher:
                 self._counts["restarts"] += 1
                 if not w.ready:
                     self._startup_failures += 1
-                    if job is not None:  # it never ran: it goes first to the replacement
-                        heapq.heappush(self._queue, (0, -1 - next(self._seq), job))
-                        job = None
                 elif job is not None:
                     self._counts["crashes"] += 1
             startup_failures = self._startup_failures
@@ -317,7 +315,7 @@ class _Dispatcher:
             queued, self._queue = self._queue, []
         for _, _, job in queued:
             _discard_block(job)
-            if job.started or job.future.set_running_or_notify_cancel():
+            if job.future.set_running_or_notify_cancel():
                 _fail(job.future, RuntimeError(reason))
 
     def _shutdown(self) -> None:
@@ -327,7 +325,7 @@ class _Dispatcher:
             workers = list(self._workers)
         for _, _, job in queued:
             _discard_block(job)
-            if job.started or job.future.set_running_or_notify_cancel():
+            if job.future.set_running_or_notify_cancel():
                 _fail(job.future, _closed_error())
         for w in workers:
             if w.job is not None:

@@ -118,7 +118,6 @@ class _Job:
     key: tuple[str, str, str | None]
     foreground: bool
     future: Future = field(default_factory=Future)
-    started: bool = False  # its future is RUNNING (it may still be requeued if its worker never booted)
     block: SharedMemory | None = None
     target: tuple[str, int] | None = None  # part of a split read: (its group's block, byte offset)
 
