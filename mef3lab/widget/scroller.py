@@ -49,7 +49,9 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
     Keys while the widget has focus: ←/→ a page, Shift+←/→ half a page, ↑/↓ gain,
     PgUp/PgDn the channels above/below, Home/End the recording's start/end. The same
     state is scriptable: `go_to`, `next_page`, `prev_page`, `page`, `page_seconds`,
-    `channels`, `gain`, `page_data()`.
+    `channels`, `gain`, `page_data()`; clinical review (`montage`, `highpass`, `lowpass`,
+    `notch`, `bad_channels`, `events`, `mark`, `save_events`, `load_events`) comes from
+    `ClinicalReview`.
     """
 
     _esm = _HERE / "scroller.js"
@@ -134,7 +136,8 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         self.start = self.start - pages * self.page_seconds
 
     def page_data(self) -> xr.DataArray | xr.Dataset:
-        """The samples of the channels on screen at full resolution (µV, NaN in gaps), before display decimation.
+        """The rows on screen at full resolution (µV, NaN in gaps), before display decimation: the montage's
+        rows (named like ``"Fp1-F3"``) with the display filters applied, or the channels as recorded.
 
         A DataArray (channel, time) with time in seconds from the recording start; when
         the rows on screen have different rates, a Dataset of one ``signal_<fs>Hz``
