@@ -6,7 +6,8 @@
 
 Tables: A access pattern (mef3lab.v1 client), B the legacy gRPCMef3Server API,
 C the xarray engine, D the decoders alone, E 50 clients at once (load),
-F the scroller (widget model and a real browser), G many clients reading random channel subsets.
+F the scroller (widget model and a real browser), G many clients reading random channel subsets,
+H clinical review (a 24-h recording: overview, filtered bipolar flips, 1-hour pages).
 Ratios compare with the direct read measured in the same run, so
 they are meaningful on any machine; absolute times are not (and are noisy when other
 work shares the CPU).
@@ -21,16 +22,16 @@ import sys
 import time
 from pathlib import Path
 
-from . import access_pattern, compat, decoders, load, mixed_subsets, scroller, xarray_read
+from . import access_pattern, clinical, compat, decoders, load, mixed_subsets, scroller, xarray_read
 from .common import FULL_RUN, QUICK_RUN, Params
 from .data import DATA_DIR, ensure_recording, warm_page_cache
 from .report import Table, save_json, summary
 
 TABLES = {"A": access_pattern.run, "B": compat.run, "C": xarray_read.run, "D": decoders.run, "E": load.run,
-          "F": scroller.run, "G": mixed_subsets.run}
+          "F": scroller.run, "G": mixed_subsets.run, "H": clinical.run}
 
 
-def run(params: Params, only: str = "ABCDEFG", data_dir: Path = DATA_DIR, log=print) -> list[Table]:
+def run(params: Params, only: str = "ABCDEFGH", data_dir: Path = DATA_DIR, log=print) -> list[Table]:
     """Write (or reuse) the recording, then measure the tables named in `only`, in order."""
     path = ensure_recording(params.recording, data_dir, log=log)
     tables = []
@@ -43,7 +44,7 @@ def run(params: Params, only: str = "ABCDEFG", data_dir: Path = DATA_DIR, log=pr
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small recording for development runs")
-    parser.add_argument("--only", default="A,B,C,D,E,F,G", help="tables to run, e.g. A,C (default: all)")
+    parser.add_argument("--only", default="A,B,C,D,E,F,G,H", help="tables to run, e.g. A,C (default: all)")
     parser.add_argument("--repeat", type=int, default=1, help="repeat each measurement, keep the best")
     parser.add_argument("--json", metavar="OUT", help="also save the results to this JSON file")
     args = parser.parse_args(argv)

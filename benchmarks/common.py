@@ -13,7 +13,7 @@ import numpy as np
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
 
-from .data import FULL, MIXED, QUICK, WIDE, WIDE_QUICK, RecordingSpec
+from .data import DAY, DAY_QUICK, FULL, MIXED, QUICK, WIDE, WIDE_QUICK, RecordingSpec
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Params:
     flips: int = 100  # scroller: page flips timed per row
     wide: RecordingSpec = WIDE  # scroller: the recording of its wide rows (30-s pages)
     wide_flips: int = 20
+    day: RecordingSpec = DAY  # clinical review (table H): a 24-h recording
 
     def with_repeat(self, n: int) -> "Params":
         return replace(self, repeat=max(1, n))
@@ -47,7 +48,7 @@ class Params:
 
 FULL_RUN = Params()
 QUICK_RUN = Params(recording=QUICK, segment_s=60, offsets=(0, 5, 10), load_s=15.0, flips=30, wide=WIDE_QUICK,
-                   wide_flips=6, mixed_s=5.0)
+                   wide_flips=6, mixed_s=5.0, day=DAY_QUICK)
 #: A few seconds end to end (the smoke test): 4 segments of 30 s, no client work.
 SMOKE_RUN = Params(recording=RecordingSpec("smoke-4ch-2min", channels=4, fs=256.0, seconds=120.0, gaps=1),
                    segment_s=30, n_segments=2, work_s=0.0, offsets=(0, 1, 2), hit_reads=2,

@@ -47,6 +47,10 @@ WIDE = RecordingSpec("wide-256ch-2kHz-11min", channels=256, fs=2048.0, seconds=6
 WIDE_QUICK = RecordingSpec("wide-64ch-2kHz-4min", channels=64, fs=2048.0, seconds=240.0, gaps=1)
 #: Table G's: the recording of issue 9's mixed-subset workload (8 channels, 20 minutes).
 MIXED = RecordingSpec("mixed-8ch-20min", channels=8, fs=256.0, seconds=1200.0)
+#: Clinical review (table H): a night and a day, 64 ch; precision 0 writes fastest (~5 min once).
+DAY = RecordingSpec("day-64ch-24h", channels=64, fs=256.0, seconds=86400.0, precision=0)
+#: Its small twin for `--quick`.
+DAY_QUICK = RecordingSpec("day-64ch-2h", channels=64, fs=256.0, seconds=7200.0, precision=0)
 
 
 def ensure_recording(spec: RecordingSpec, folder: Path = DATA_DIR, log=print) -> Path:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 
 import mef3lab
 from mef3lab.readers import open_reader
@@ -104,13 +105,15 @@ def direct_pages(path: Path, starts: list[float], page_s: float) -> list[float]:
     return out
 
 
-def model_flips(path: Path, address: str | None, starts: list[float], page_s: float, pause_s: float) -> list[float]:
-    """Milliseconds from a → key message to the reply sent, per flip; the last page checked against a direct read."""
+def model_flips(path: Path, address: str | None, starts: list[float], page_s: float, pause_s: float,
+                options: dict | None = None) -> list[float]:
+    """Milliseconds from a → key message to the reply sent, per flip; the last page checked against a direct read
+    (when no `options`: montage and filter keywords of `Scroller`, whose pages tests/widget compares instead)."""
     rec = mef3lab.open_recording(str(path), address=address)
     sent: dict[int, float] = {}
     try:
-        w = Scroller(rec, start=starts[0], page_seconds=page_s, rows=len(rec.mef3.info.names))
-        w.send = lambda content, buffers=None: sent.__setitem__(content["id"], time.perf_counter())
+        w = Scroller(rec, start=starts[0], page_seconds=page_s, rows=len(rec.mef3.info.names), **(options or {}))
+        w.send = lambda content, buffers=None: sent.__setitem__(content.get("id", 0), time.perf_counter())
         w.wait()
         time.sleep(pause_s)
         out = []
@@ -122,6 +125,11 @@ def model_flips(path: Path, address: str | None, starts: list[float], page_s: fl
             time.sleep(pause_s)
         got = w.page_data()
         with open_reader(path) as r:
+            if options:
+                if list(got.channel.values) != w.channels[: w.rows] or not np.isfinite(got.values).any():
+                    raise AssertionError("scroller page_data: not the montage's rows on screen")
+                w.close()
+                return out
             fs = float(got.attrs["fs"])
             k0 = int(round(w.start * fs))
             check_same("scroller page_data", got.values, r.read_index(list(got.channel.values), k0, k0 + got.sizes["time"]))
@@ -132,16 +140,16 @@ def model_flips(path: Path, address: str | None, starts: list[float], page_s: fl
 
 
 def browser_flips(lab: Lab, path: Path, starts: list[float], page_s: float, pause_s: float, row_px: int,
-                  draws: list[float]) -> list[float]:
+                  draws: list[float], options: dict | None = None) -> list[float]:
     """Milliseconds from keydown to canvas drawn in the browser, per flip of a notebook's scroller
-    (appending to `draws` the part spent drawing, from the reply's arrival)."""
+    (appending to `draws` the part spent drawing, from the reply's arrival); `options`: more Scroller keywords."""
     name = f"bench-{path.stem}.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
     nb.cells = [nbformat.v4.new_code_cell(
         f"import mef3lab\nrec = mef3lab.open_recording({str(path)!r})\n"
         f"w = rec.mef3.scroll(start={starts[0]!r}, page_seconds={page_s!r}, rows=len(rec.mef3.info.names), "
-        f"row_px={row_px})\nw")]
+        f"row_px={row_px}, **{options or {}!r})\nw")]
     nbformat.write(nb, str(lab.root / name))
     page = lab.open(name)
     try:
@@ -149,7 +157,7 @@ def browser_flips(lab: Lab, path: Path, starts: list[float], page_s: float, paus
         widget = page.locator(".m3s").first
         handle = widget.element_handle()
         page.wait_for_function(f"el => Number(el.dataset.drawnStart) === {starts[0]!r}", arg=handle, timeout=120_000)
-        widget.locator("canvas").click(position={"x": 300, "y": 20})
+        widget.locator("canvas.m3s-canvas").click(position={"x": 300, "y": 20})
         page.wait_for_timeout(pause_s * 1000)
         out = []
         for s in starts[1:]:

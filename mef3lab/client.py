@@ -176,6 +176,12 @@ class Mef3Client:
                                  time=pb.TimeWindow(start_uutc=int(start_uutc), end_uutc=int(end_uutc)))
         return self._stream("ReadEnvelope", req)[1]
 
+    def block_index(self, path: str, channel: str) -> dict[str, np.ndarray]:
+        """Every stored block of `channel`: start_uutc, end_uutc, min, max, from the block index (nothing decoded)."""
+        msg = self._call("ReadBlockIndex", pb.BlockIndexRequest(path=str(path), channel=channel))
+        return {"start_uutc": np.array(msg.start_uutc, np.int64), "end_uutc": np.array(msg.end_uutc, np.int64),
+                "min": np.array(msg.min, np.float64), "max": np.array(msg.max, np.float64)}
+
     def prefetch(self, path: str, start: int, stop: int, channels: Sequence[str] | None = None,
                  dtype: str = "float32") -> int:
         """Ask the server to decode grid samples ``[start, stop)`` in the background; how many segments it queued."""
@@ -265,6 +271,9 @@ class RemoteSource:
             call = self.client.prefetch_nowait(self.spec.path, k0, k1, channels, dtype, self.connect_timeout)
             self._hints.add(call)
         call.add_done_callback(self._hint_done)
+
+    def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
+        return self.client.block_index(self.spec.path, channel)
 
     def _hint_done(self, call) -> None:
         with self._hints_lock:

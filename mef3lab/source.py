@@ -79,6 +79,11 @@ class RecordingSource(Protocol):
         """
         ...
 
+    def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
+        """Every stored block of `channel`: ``start_uutc``, ``end_uutc``, ``min``, ``max`` (channel units),
+        from the block index (nothing decoded)."""
+        ...
+
     def close(self) -> None:
         """Release the reader or connection. Idempotent."""
         ...
@@ -157,6 +162,10 @@ class EmbeddedSource:
 
     def hint(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> None:
         """Nothing to prefetch embedded: the OS page cache does that."""
+
+    def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
+        with self._turn():
+            return self.reader.block_envelope(channel)
 
     def close(self) -> None:
         if not self._closed:

@@ -258,6 +258,26 @@ class EnvelopeRequest(_message.Message):
     bins: int
     def __init__(self, path: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., time: _Optional[_Union[TimeWindow, _Mapping]] = ..., samples: _Optional[_Union[IndexWindow, _Mapping]] = ..., bins: _Optional[int] = ...) -> None: ...
 
+class BlockIndexRequest(_message.Message):
+    __slots__ = ("path", "channel")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    channel: str
+    def __init__(self, path: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class BlockIndex(_message.Message):
+    __slots__ = ("start_uutc", "end_uutc", "min", "max")
+    START_UUTC_FIELD_NUMBER: _ClassVar[int]
+    END_UUTC_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    start_uutc: _containers.RepeatedScalarFieldContainer[int]
+    end_uutc: _containers.RepeatedScalarFieldContainer[int]
+    min: _containers.RepeatedScalarFieldContainer[float]
+    max: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, start_uutc: _Optional[_Iterable[int]] = ..., end_uutc: _Optional[_Iterable[int]] = ..., min: _Optional[_Iterable[float]] = ..., max: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class SampleChunk(_message.Message):
     __slots__ = ("dtype", "shape", "channels", "fs", "start_index", "first_sample_uutc", "conversion_factors", "data")
     DTYPE_FIELD_NUMBER: _ClassVar[int]

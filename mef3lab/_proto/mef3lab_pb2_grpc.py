@@ -85,6 +85,11 @@ class Mef3LabStub:
                 request_serializer=mef3lab__pb2.EnvelopeRequest.SerializeToString,
                 response_deserializer=mef3lab__pb2.SampleChunk.FromString,
                 _registered_method=True)
+        self.ReadBlockIndex = channel.unary_unary(
+                '/mef3lab.v1.Mef3Lab/ReadBlockIndex',
+                request_serializer=mef3lab__pb2.BlockIndexRequest.SerializeToString,
+                response_deserializer=mef3lab__pb2.BlockIndex.FromString,
+                _registered_method=True)
         self.Prefetch = channel.unary_unary(
                 '/mef3lab.v1.Mef3Lab/Prefetch',
                 request_serializer=mef3lab__pb2.PrefetchRequest.SerializeToString,
@@ -165,6 +170,14 @@ class Mef3LabServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadBlockIndex(self, request, context):
+        """Every stored MEF block of one channel with its min and max, from the block index
+        (nothing is decoded): the whole-recording overview of a viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Prefetch(self, request, context):
         """"I will read this next": decode it in the background.
         """
@@ -230,6 +243,11 @@ def add_Mef3LabServicer_to_server(servicer, server):
                     servicer.ReadEnvelope,
                     request_deserializer=mef3lab__pb2.EnvelopeRequest.FromString,
                     response_serializer=mef3lab__pb2.SampleChunk.SerializeToString,
+            ),
+            'ReadBlockIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadBlockIndex,
+                    request_deserializer=mef3lab__pb2.BlockIndexRequest.FromString,
+                    response_serializer=mef3lab__pb2.BlockIndex.SerializeToString,
             ),
             'Prefetch': grpc.unary_unary_rpc_method_handler(
                     servicer.Prefetch,
@@ -512,6 +530,33 @@ class Mef3Lab:
             '/mef3lab.v1.Mef3Lab/ReadEnvelope',
             mef3lab__pb2.EnvelopeRequest.SerializeToString,
             mef3lab__pb2.SampleChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadBlockIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mef3lab.v1.Mef3Lab/ReadBlockIndex',
+            mef3lab__pb2.BlockIndexRequest.SerializeToString,
+            mef3lab__pb2.BlockIndex.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ import logging
 from typing import Callable
 
 import grpc
+import numpy as np
 
 from .._proto import mef3lab_pb2 as pb
 from .._proto import mef3lab_pb2_grpc as pb_grpc
@@ -176,6 +177,14 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
         client, names = client_id(context), list(request.channels) or None
         s = self.engine.envelope(client, request.path, names, *self._indices(request, client, names), request.bins)
         yield from stream_samples(s, "float32")
+
+    @grpc_errors
+    def ReadBlockIndex(self, request, context):
+        env = self.engine.block_envelope(client_id(context), request.path, request.channel)
+        return pb.BlockIndex(start_uutc=np.asarray(env["start_uutc"], np.int64).tolist(),
+                             end_uutc=np.asarray(env["end_uutc"], np.int64).tolist(),
+                             min=np.asarray(env["min"], np.float64).tolist(),
+                             max=np.asarray(env["max"], np.float64).tolist())
 
     def _window(self, request, context, dtype: str, prefetch: bool) -> Samples:
         client, names = client_id(context), list(request.channels) or None

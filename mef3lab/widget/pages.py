@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -30,11 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class View:
-    """A window ``[start, start + length)`` in µs from the recording start, of `channels` (screen order)."""
+    """A window ``[start, start + length)`` in µs from the recording start, of `channels` (screen order).
+
+    `review` (a `review.Review`: montage and display filters) is part of the key, so a page
+    cached or read ahead under other settings is never shown; None shows channels as recorded."""
 
     start_us: int
     length_us: int
     channels: tuple[str, ...]
+    review: Any = None
 
     @property
     def start_s(self) -> float:

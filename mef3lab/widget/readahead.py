@@ -87,8 +87,8 @@ class Readahead:
         self.direction = 1
         self._last: View | None = None
 
-    def shown(self, view: View) -> None:
-        """`view` is on screen: hint the next ``depth + 1`` pages and read the next one. Returns at once."""
+    def shown(self, view: View, prefetch: bool = True) -> None:
+        """`view` is on screen: hint the next ``depth + 1`` pages and (`prefetch`) read the next one. Returns at once."""
         last, self._last = self._last, view
         if last is not None and last.channels == view.channels and last.length_us == view.length_us:
             if view.start_us != last.start_us:
@@ -100,7 +100,8 @@ class Readahead:
         # the hint first: the read of the next page then finds its segment under way on a server
         self._hint(min(v.start_us for v in following), max(v.start_us for v in following) + view.length_us,
                    view.channels)
-        self.cache.prefetch(following[0])
+        if prefetch:
+            self.cache.prefetch(following[0])
 
     def _inside(self, view: View) -> bool:
         return view.start_us + view.length_us > 0 and view.start_us < self.duration_us

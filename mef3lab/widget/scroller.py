@@ -24,11 +24,17 @@ import xarray as xr
 from ..errors import Mef3LabError
 from ..source import acquire
 from ..xarray_backend import rate_label
+from . import events as ev
+from .clinical import ClinicalReview
 from .clock import clock_label, parse_time
 from .display import encode
 from .loader import LatestLoader
-from .pages import Page, View, read_page
+from .montage import MontageSpec
+from .overview import overview
+from .pages import Page, View
 from .readahead import PageCache, Readahead
+from .review import Review, read_reviewed
+from .zoom import ZOOM_SAMPLES_PER_COLUMN, EnvelopeStore
 
 __all__ = ["Scroller"]
 
@@ -37,13 +43,15 @@ _HERE = Path(__file__).resolve().parent
 GAINS = tuple(m * 10.0**e for e in range(-1, 6) for m in (1, 2, 5))
 
 
-class Scroller(anywidget.AnyWidget):
+class Scroller(ClinicalReview, anywidget.AnyWidget):
     """An EEG page viewer for what `mef3lab.open_recording` returns (a Dataset, or one rate group's DataArray).
 
     Keys while the widget has focus: ←/→ a page, Shift+←/→ half a page, ↑/↓ gain,
     PgUp/PgDn the channels above/below, Home/End the recording's start/end. The same
     state is scriptable: `go_to`, `next_page`, `prev_page`, `page`, `page_seconds`,
-    `channels`, `gain`, `page_data()`.
+    `channels`, `gain`, `page_data()`; clinical review (`montage`, `highpass`, `lowpass`,
+    `notch`, `bad_channels`, `events`, `mark`, `save_events`, `load_events`) comes from
+    `ClinicalReview`.
     """
 
     _esm = _HERE / "scroller.js"
@@ -68,13 +76,19 @@ class Scroller(anywidget.AnyWidget):
 
     def __init__(self, rec: xr.Dataset | xr.DataArray, *, start: float = 0.0, page_seconds: float = 10.0,
                  channels: list[str] | None = None, gain: float | None = None, rows: int | None = None,
-                 **kwargs: Any) -> None:
+                 montage: MontageSpec = None, highpass: float | None = None, lowpass: float | None = None,
+                 notch: float | list[float] | None = None, **kwargs: Any) -> None:
         self._ready = False
         self._rec = rec
         self._source = acquire(rec.mef3.spec)
         info = self._source.info
         present = _channels_of(rec, info.names) or list(info.names)
-        self._cache = PageCache(lambda view: read_page(self._source, view))
+        self._rates = {c: g.fs for g in info.rate_groups for c in g.channels}
+        self._review: Review | None = None
+        self._events = ev.empty()
+        self._overview_width = 0
+        self._cache = PageCache(lambda view: read_reviewed(self._source, view))
+        self._zoom = EnvelopeStore(self._source)
         self._readahead = Readahead(self._source, self._cache, info.end_uutc - info.start_uutc)
         self._loader = LatestLoader(self._serve)
         self._auto_gain = gain is None
@@ -92,6 +106,16 @@ class Scroller(anywidget.AnyWidget):
                          for r in notes.itertuples()],
             **kwargs)
         self.on_msg(self._on_msg)
+        self._recorded = present
+        try:
+            self.notch = [] if notch is None else notch
+            self.highpass, self.lowpass = highpass, lowpass
+            self._guard(lambda: self._check_filter(self._filter(), self.page_seconds))
+            if montage is not None:
+                self.montage = montage
+        except BaseException:
+            self.close()  # no loader or read-ahead thread outlives a refused widget
+            raise
         self._ready = True
         self._request()
 
@@ -112,7 +136,8 @@ class Scroller(anywidget.AnyWidget):
         self.start = self.start - pages * self.page_seconds
 
     def page_data(self) -> xr.DataArray | xr.Dataset:
-        """The samples of the channels on screen at full resolution (µV, NaN in gaps), before display decimation.
+        """The rows on screen at full resolution (µV, NaN in gaps), before display decimation: the montage's
+        rows (named like ``"Fp1-F3"``) with the display filters applied, or the channels as recorded.
 
         A DataArray (channel, time) with time in seconds from the recording start; when
         the rows on screen have different rates, a Dataset of one ``signal_<fs>Hz``
@@ -134,12 +159,16 @@ class Scroller(anywidget.AnyWidget):
         """Stop the loader and read-ahead threads and close the widget (the recording stays open)."""
         self._loader.close()
         self._cache.close()
+        self._zoom.close()
         super().close()
 
     # -- validation -------------------------------------------------------------------
     @t.validate("page_seconds")
     def _valid_page_seconds(self, proposal: dict) -> float:
-        return _positive(proposal, "page_seconds must be a positive number of seconds")
+        value = _positive(proposal, "page_seconds must be a positive number of seconds")
+        if self._ready:
+            self._guard(lambda: self._check_filter(self._filter(), value))
+        return value
 
     @t.validate("start")
     def _valid_start(self, proposal: dict) -> float:
@@ -153,6 +182,12 @@ class Scroller(anywidget.AnyWidget):
         names = list(proposal["value"])
         if not names:
             raise t.TraitError("channels must name at least one channel")
+        if self._review is not None:
+            known = {d.name for d in self._review.derivations}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise t.TraitError(f"{', '.join(unknown)} not in the montage on screen; it has {', '.join(known)}")
+            return names
         for name in names:
             self._source.info.channel(name)  # UnknownChannelError naming what there is
         return names
@@ -173,7 +208,7 @@ class Scroller(anywidget.AnyWidget):
 
     def _view(self) -> View:
         shown = tuple(self.channels[self.first_row : self.first_row + self.rows])
-        return View(round(self.start * 1e6), round(self.page_seconds * 1e6), shown)
+        return View(round(self.start * 1e6), round(self.page_seconds * 1e6), shown, self._review)
 
     def _request(self) -> None:
         """A new view: one request with a new id; nothing here waits for data."""
@@ -183,29 +218,57 @@ class Scroller(anywidget.AnyWidget):
             self.view_id = self._loader.submit((view, self.width_px))
 
     def _serve(self, id: int, request: tuple[View, int]) -> None:
-        """On the loader thread: read (or take the read-ahead's) page, drop it if stale, else send it."""
+        """On the loader thread: read (or take the read-ahead's) page, drop it if stale, else send it.
+
+        A zoomed-out page as recorded (many samples per column) comes from the envelope store
+        instead: per-column min/max of cached per-segment envelopes, never the full samples."""
         view, width = request
+        zoomed = view.review is None and self._samples_per_column(view, width) >= ZOOM_SAMPLES_PER_COLUMN
+        page: Page | None = None
         try:
-            page = self._cache.get(view)
+            if zoomed:
+                traces, buffer = self._zoom.encode(view, width)
+            else:
+                page = self._cache.get(view)
         except Mef3LabError as e:
             self.message = f"could not read the page at {view.start_s:g} s: {type(e).__name__}: {e}"
             return
+        if page is not None and self._loader.is_current(id):
+            traces, buffer = encode(page, width)
         if not self._loader.is_current(id):
             self.dropped += 1
             return
-        traces, buffer = encode(page, width)
-        if not self._loader.is_current(id):
-            self.dropped += 1
-            return
-        if self._auto_gain:
+        if self._auto_gain and page is not None:
             self._auto_gain = False
             self.gain = _gain_for(page)
         self.send({"type": "page", "id": id, "start": view.start_s, "seconds": view.length_s, "traces": traces},
                   [buffer])
         self.sent += 1
-        errors = page.errors
+        errors = page.errors if page is not None else {}
         self.message = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
-        self._readahead.shown(view)
+        if width != self._overview_width:
+            self._send_overview(width)
+        if zoomed:
+            self._readahead.shown(view, prefetch=False)  # the hint to a server only; the envelopes ahead here
+            ahead = view.shifted(self._readahead.direction)
+            if 0 <= ahead.start_us < self._source.info.end_uutc - self._source.info.start_uutc:
+                self._zoom.ahead(ahead, width)
+        else:
+            self._readahead.shown(view)
+
+    def _samples_per_column(self, view: View, width: int) -> float:
+        fastest = max(self._rates.get(c, 0.0) for c in view.channels)
+        return fastest * view.length_s / max(1, width)
+
+    def _send_overview(self, width: int) -> None:
+        """The whole recording's bar from the block index, sent once per width (nothing decoded)."""
+        self._overview_width = width
+        try:
+            strip = overview(self._source, self._recorded, width).strip()
+        except Mef3LabError as e:
+            self.message = f"no overview: {type(e).__name__}: {e}"
+            return
+        self.send({"type": "overview", "n": int(strip.size), "seconds": self.duration}, [strip.tobytes()])
 
     # -- what the front end sends ---------------------------------------------------------
     def _on_msg(self, widget: Any, content: dict, buffers: list) -> None:
@@ -217,6 +280,21 @@ class Scroller(anywidget.AnyWidget):
                 self.go_to(str(content.get("text", "")))
             except ValueError as e:
                 self.message = str(e)
+        elif kind == "set" and content.get("name") in ("montage", "highpass", "lowpass", "notch"):
+            try:
+                setattr(self, str(content["name"]), content.get("value"))
+            except (ValueError, Mef3LabError, t.TraitError) as e:
+                self.message = str(e)
+        elif kind == "bad":
+            name = str(content.get("name", ""))
+            self.bad_channels = ([b for b in self.bad_channels if b != name] if name in self.bad_channels
+                                 else [*self.bad_channels, name])
+        elif kind == "mark":
+            try:
+                self.mark(float(content.get("t", self.start)), float(content.get("duration", 0.0)),
+                          str(content.get("text", "event")))
+            except ValueError:
+                pass  # shown in the widget by mark
         elif kind == "resize":
             self.width_px = max(50, int(content.get("width", self.width_px)))
 

@@ -3,7 +3,8 @@
 Runs notebooks/05-scroller.ipynb, focuses the first scroller, presses → and checks the page
 start shown as text advanced and the canvas changed; holding → lands on the right page
 without drawing every page in between; keys pressed in the widget never reach the
-notebook's shortcuts; channels chosen in the widget are the ones drawn. Screenshots are kept in tests/artifacts/ (git-ignored).
+notebook's shortcuts; channels chosen in the widget are the ones drawn; a click in the overview
+bar moves the page there; a montage the recording cannot have is refused with a message. Screenshots are kept in tests/artifacts/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def test_scroller_in_the_browser(lab):
     widget.scroll_into_view_if_needed()
     widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-358s.png"))
 
-    widget.locator("canvas").click(position={"x": 400, "y": 100})
+    widget.locator("canvas.m3s-canvas").click(position={"x": 400, "y": 100})
     page.wait_for_function("el => document.activeElement === el", arg=widget.element_handle(), timeout=5000)
     before = state(widget)
     assert "08:05:58.000 UTC (+358.000 s)" in before["start"] and before["focused"]
@@ -95,4 +96,23 @@ def test_scroller_in_the_browser(lab):
                            timeout=20_000)
     assert "ch 1–11 of 11" in widget.locator(".m3s-rows").text_content()
     widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-channels.png"))
+
+    # the overview bar (the whole 20 minutes, from the block index): a click three quarters along
+    # centres the page on 900 s
+    page.wait_for_function("el => Number(el.dataset.overviewColumns) > 0", arg=widget.element_handle(), timeout=20_000)
+    strip = widget.locator(".m3s-overview")
+    box = strip.bounding_box()
+    strip.click(position={"x": 96 + 0.75 * (box["width"] - 96), "y": box["height"] / 2})
+    page.wait_for_function("el => Math.abs(Number(el.dataset.drawnStart) - 895) < 2", arg=widget.element_handle(),
+                           timeout=20_000)
+
+    # a montage this recording cannot have (no 10-20 names): the message, and the page stays drawn and usable
+    drawn = widget.evaluate("el => el.dataset.drawnId")
+    widget.locator("select.m3s-montage").select_option(label="double banana")
+    page.wait_for_function("el => el.querySelector('.m3s-msg').textContent.includes('10-20 channel names')",
+                           arg=widget.element_handle(), timeout=20_000)
+    assert widget.evaluate("el => el.dataset.drawnId") == drawn
+    widget.locator("select.m3s-highpass").select_option(label="HP 1")  # a display filter: the page is drawn again
+    page.wait_for_function(f"el => Number(el.dataset.drawnId) > {drawn}", arg=widget.element_handle(), timeout=20_000)
+    widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-overview-hp.png"))
     page.close()

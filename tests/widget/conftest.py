@@ -18,7 +18,7 @@ from mef3lab.widget import Scroller
 
 
 class Replies:
-    """The page replies one widget sent, in order."""
+    """The replies one widget sent, in order (pages, and the overview bar once per width)."""
 
     def __init__(self, widget, messages: list) -> None:
         self.widget = widget
@@ -28,10 +28,15 @@ class Replies:
         """A key press in the browser, as the front end reports it."""
         self.widget._handle_custom_msg({"type": "key", "key": key, "shift": shift}, [])
 
+    @property
+    def pages(self) -> list:
+        """The page replies (content, buffers), without the overview bar."""
+        return [m for m in self.messages if m[0]["type"] == "page"]
+
     def last(self) -> dict:
         """The newest reply (after waiting for the newest request), traces decoded: {name: trace dict + values}."""
         assert self.widget.wait(30), "the page never arrived"
-        content, buffers = self.messages[-1]
+        content, buffers = self.pages[-1]
         assert content["id"] == self.widget.view_id, "the newest reply is not for the newest request"
         data = np.frombuffer(buffers[0], np.float32)
         out = {"start": content["start"], "seconds": content["seconds"], "id": content["id"], "traces": {}}

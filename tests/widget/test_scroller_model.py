@@ -149,15 +149,15 @@ def test_channels_page_seconds_and_gain_are_scriptable(recording, scroll):
 
 def test_holding_the_key_lands_on_the_right_page_without_sending_every_page(recording, scroll):
     w, replies = scroll(recording)
-    before = len(replies.messages)
+    before = len(replies.pages)
     for _ in range(30):  # a held → (keyboard repeat) arrives faster than pages are read
         replies.key("ArrowRight")
     got = replies.last()
     assert got["start"] == 300.0 and w.page == (300.0, 310.0)
-    new = replies.messages[before:]
+    new = replies.pages[before:]
     ids = [c["id"] for c, _ in new]
     assert ids == sorted(ids) and len(new) < 30  # never an older page after a newer one
-    assert w.sent == len(replies.messages)
+    assert w.sent == len(replies.pages)
     np.testing.assert_array_equal(w.page_data().values, direct(recording, w.channels, 300.0, 10.0))
 
 
