@@ -77,7 +77,8 @@ class Server:
         authenticator = authenticator_for(self.config)
         check_exposure(self.config, authenticator is not None)
         credentials = tls_credentials(self.config)
-        pool = Quarantine(ReaderPool(self.config.n_process_workers), self.config.quarantine_crashes)
+        pool = Quarantine(ReaderPool(self.config.n_process_workers, engines=self.config.reader_engines,
+                                     read_timeout_s=self.config.read_timeout_s), self.config.quarantine_crashes)
         engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
         interceptors = [AuthInterceptor(authenticator)] if authenticator else []
         server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),

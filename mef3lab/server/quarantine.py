@@ -5,7 +5,8 @@ recording on which a decoder segfaults deterministically would cost a process st
 and every prefetch and retry another, for as long as anyone asks. `Quarantine` wraps
 the engine's `ReaderPool`: once reads of one recording have crashed `limit` reader
 processes (by a fault signal: SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, what a decoder
-dies of; a SIGKILL is the OOM killer or an operator, not the file), every request for it fails at once with `QuarantinedError`, saying why, until
+dies of; a SIGKILL is the OOM killer or an operator, not the file) or outlived the read timeout (a
+hung decoder, `ReadTimeoutError`), every request for it fails at once with `QuarantinedError`, saying why, until
 the server restarts. Everything else passes through to the pool unchanged. A crash is
 counted when its failure is delivered, so a request racing the last counted crash may
 still reach a process: one more at most per request in flight.
@@ -21,7 +22,7 @@ from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
-from ..errors import QuarantinedError, ReaderCrashedError
+from ..errors import QuarantinedError, ReaderCrashedError, ReadTimeoutError
 from .pool import ReaderPool, ReadRequest
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Quarantine:
         self._check(path)
         try:
             return self._pool.call(path, password, engine, method, *args, timeout=timeout)
-        except ReaderCrashedError as exc:
+        except (ReaderCrashedError, ReadTimeoutError) as exc:
             self._crashed(path, exc)
             raise
 
@@ -67,18 +68,19 @@ class Quarantine:
             crashes = self._crashes[key]
         if self.limit and crashes >= self.limit:
             raise QuarantinedError(
-                f"{path} is quarantined: reading it crashed {crashes} reader processes, so this server no "
+                f"{path} is quarantined: reading it crashed {crashes} reader processes "
+                "(or hung one past the read timeout), so this server no "
                 "longer reads it (its files are damaged; it is tried again after a server restart)")
 
     def _watched(self, path, future: Future) -> Future:
         def done(f: Future) -> None:
-            if not f.cancelled() and isinstance(f.exception(), ReaderCrashedError):
+            if not f.cancelled() and isinstance(f.exception(), (ReaderCrashedError, ReadTimeoutError)):
                 self._crashed(path, f.exception())
         future.add_done_callback(done)
         return future
 
-    def _crashed(self, path, exc: ReaderCrashedError) -> None:
-        if exc.exitcode is None or -exc.exitcode not in FAULTS:
+    def _crashed(self, path, exc: ReaderCrashedError | ReadTimeoutError) -> None:
+        if isinstance(exc, ReaderCrashedError) and (exc.exitcode is None or -exc.exitcode not in FAULTS):
             return
         key = os.path.realpath(path)
         with self._lock:

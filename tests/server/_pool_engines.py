@@ -2,7 +2,8 @@
 
 A recording misbehaves under this engine when its folder holds a marker file:
 
-* ``hang-on-read``: a read writes its process id into the marker, then sleeps (to be killed);
+* ``hang-on-read``: a read writes its process id into the marker, then sleeps (to be killed)
+  for as long as the marker exists (at most two minutes): removing it lets a hung read finish;
 * ``segfault-on-read``: a read kills its own process with SIGSEGV, as pymef does on some
   damaged blocks;
 * ``read-log``: every open and read appends a line to it (what ran, in which order).
@@ -31,14 +32,23 @@ class MisbehavingReader(Mef3ioReader):
         return super()._open()
 
     def _read_float(self, names, t0, t1, out):
+        self._misbehave(names, t0, t1)
+        return super()._read_float(names, t0, t1, out)
+
+    def _read_counts(self, names, t0, t1, n):  # what the server's segment store reads
+        self._misbehave(names, t0, t1)
+        return super()._read_counts(names, t0, t1, n)
+
+    def _misbehave(self, names, t0, t1) -> None:
         self._log(f"read {','.join(names)} {t0} {t1}")
         hang = self.path / "hang-on-read"
         if hang.exists():
             hang.write_text(str(os.getpid()))
-            time.sleep(120)
+            end = time.monotonic() + 120
+            while hang.exists() and time.monotonic() < end:
+                time.sleep(0.05)
         if (self.path / "segfault-on-read").exists():
             os.kill(os.getpid(), signal.SIGSEGV)
-        return super()._read_float(names, t0, t1, out)
 
     def _log(self, line: str) -> None:
         log = self.path / "read-log"

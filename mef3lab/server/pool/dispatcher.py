@@ -15,6 +15,14 @@ and an out-of-memory kill would most likely repeat. The caller (or the user) may
 A worker that dies before it has even started up (a broken environment) fails nobody's
 request (it had none); requests wait for a worker that starts, and after a few consecutive
 start-up failures the pool gives up and fails everything with the reason.
+
+Stopping a decode. A decode cannot be interrupted inside a reader (pymef and numba hold
+the process in C), so a request that must stop while it runs costs its process: it is
+killed and replaced, and the request fails with the reason. That happens when a decode
+outlives `read_timeout_s` (a hung decoder: `ReadTimeoutError`), and when its caller
+`abort`s it (nobody waits for it any more: `CancelledError`). Neither counts as a crash.
+The dispatcher waits for results with the nearest deadline as its timeout, so a hung
+worker is killed within the timeout, however busy or idle the others are.
 """
 
 from __future__ import annotations
@@ -27,12 +35,13 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any, Mapping
 
-from ...errors import CancelledError, ReaderCrashedError
+from ...errors import CancelledError, ReaderCrashedError, ReadTimeoutError
 from .errors import _rebuild_error
 from .requests import ReadRequest, _Job
 from .shm import _create_block, _discard_block, _result_array
@@ -55,13 +64,17 @@ class _Worker:
     eof: bool = False
     job: _Job | None = None
     keys: set = field(default_factory=set)  # readers it (probably) has open: dispatch affinity
+    deadline: float | None = None  # monotonic time its current job must be done by
+    stopped: str | None = None  # why it was killed mid-job: "timeout" | "aborted"
 
 
 class _Dispatcher:
     """The pool's core when it has worker processes; its public methods are thread-safe."""
 
-    def __init__(self, n_workers: int, ctx: BaseContext, max_open: int, engines: Mapping[str, str]) -> None:
+    def __init__(self, n_workers: int, ctx: BaseContext, max_open: int, engines: Mapping[str, str],
+                 read_timeout_s: float = 0.0) -> None:
         self._n = n_workers
+        self._timeout = read_timeout_s
         self._ctx = ctx
         self._worker_args = (os.getpid(), max_open, dict(engines))
         self._lock = threading.Lock()
@@ -72,7 +85,7 @@ class _Dispatcher:
         self._closing = False
         self._failure: str | None = None  # why the pool gave up
         self._startup_failures = 0
-        self._counts = {"restarts": 0, "crashes": 0}
+        self._counts = {"restarts": 0, "crashes": 0, "timeouts": 0, "aborted": 0}
         self._wake_r, self._wake_w = multiprocessing.connection.Pipe(duplex=False)
         self._wake_pending = False
         self._thread = threading.Thread(target=self._run, name="mef3lab-reader-pool", daemon=True)
@@ -91,6 +104,16 @@ class _Dispatcher:
             heapq.heappush(self._queue, (0 if job.foreground else 1, next(self._seq), job))
             self._wake_locked()
         return job.future
+
+    def abort(self, future: Future) -> None:
+        """Stop the job of `future`: cancelled while queued, its worker killed while running."""
+        if future.cancel():  # outside the lock: this runs its done-callbacks
+            return
+        with self._lock:
+            for w in self._workers:
+                if w.job is not None and w.job.future is future and w.stopped is None:
+                    w.stopped = "aborted"
+                    w.process.kill()  # the dispatcher sees the death and replaces it
 
     def preopen(self, key: tuple, path: str, password: str, engine: str | None) -> None:
         with self._lock:
@@ -184,7 +207,8 @@ class _Dispatcher:
             if not w.eof:
                 waitables.append(w.conn)
             waitables.append(w.process.sentinel)
-        ready = set(multiprocessing.connection.wait(waitables))
+        ready = set(multiprocessing.connection.wait(waitables, self._next_deadline()))
+        self._kill_overdue()
         for w in list(self._workers):
             if w.conn in ready:
                 self._receive(w)
@@ -192,6 +216,21 @@ class _Dispatcher:
             if w.process.sentinel in ready:
                 self._died(w)
         return True
+
+    def _next_deadline(self) -> float | None:
+        """Seconds until the nearest running job's deadline (None: no deadline to keep)."""
+        deadlines = [w.deadline for w in self._workers if w.deadline is not None and w.stopped is None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _kill_overdue(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for w in self._workers:
+                if w.deadline is not None and w.deadline <= now and w.job is not None and w.stopped is None:
+                    w.stopped = "timeout"
+                    log.error("reader worker %s: %s took longer than %g s; killing it", w.process.pid,
+                              w.job.describe(), self._timeout)
+                    w.process.kill()
 
     def _start_worker(self) -> None:
         parent_end, child_end = multiprocessing.connection.Pipe()
@@ -212,7 +251,7 @@ class _Dispatcher:
     def _assign(self) -> tuple[list[tuple[_Worker, tuple]], list[tuple[_Job, BaseException]]]:
         """Hand queued jobs to idle workers, preferring one that already has the recording open."""
         sends, failed = [], []
-        idle = [w for w in self._workers if w.ready and w.job is None and not w.eof]
+        idle = [w for w in self._workers if w.ready and w.job is None and not w.eof and w.stopped is None]
         while idle and self._queue:
             job = heapq.heappop(self._queue)[2]
             if not job.future.set_running_or_notify_cancel():
@@ -225,6 +264,7 @@ class _Dispatcher:
             w = next((w for w in idle if job.key in w.keys), idle[0])
             idle.remove(w)
             w.job = job
+            w.deadline = time.monotonic() + self._timeout if self._timeout > 0 else None
             w.keys.add(job.key)
             sends.append((w, msg))
         return sends, failed
@@ -259,7 +299,7 @@ class _Dispatcher:
                 w.ready = True
                 self._startup_failures = 0
             return
-        job, w.job = w.job, None
+        job, w.job, w.deadline = w.job, None, None
         if job is None:  # cannot happen: a reply without a request
             log.error("reader worker %s replied without a request", w.process.pid)
             return
@@ -287,12 +327,17 @@ class _Dispatcher:
                 if not w.ready:
                     self._startup_failures += 1
                 elif job is not None:
-                    self._counts["crashes"] += 1
+                    self._counts["crashes" if w.stopped is None else "timeouts" if w.stopped == "timeout"
+                                 else "aborted"] += 1
             startup_failures = self._startup_failures
         if closing:
             if job is not None:
                 _discard_block(job)
                 _fail(job.future, _closed_error())
+            return
+        if job is not None and w.stopped is not None:
+            _discard_block(job)
+            _fail(job.future, self._stopped_error(w.stopped, job))
             return
         log.warning("reader worker %s %s%s", w.process.pid, _how(code),
                     f" while {job.describe()}" if job is not None else "")
@@ -306,6 +351,14 @@ class _Dispatcher:
                 f"reader worker processes die while starting ({_how(code)}, {startup_failures} times in a row); "
                 "see their error output"
             )
+
+    def _stopped_error(self, why: str, job: _Job) -> BaseException:
+        if why == "timeout":
+            return ReadTimeoutError(
+                f"the decoder did not finish {job.describe()} within the server's read timeout of "
+                f"{self._timeout:g} s; its reader process was killed and replaced (the recording may be damaged, "
+                "or the server overloaded)")
+        return CancelledError(f"stopped {job.describe()}: nobody waits for it any more")
 
     def _give_up(self, reason: str) -> None:
         """Stop starting workers and fail everything queued, now and later, with `reason`."""
