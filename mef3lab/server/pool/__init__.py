@@ -31,7 +31,7 @@ import os
 import weakref
 from concurrent.futures import Future
 from multiprocessing.context import BaseContext
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .dispatcher import _Dispatcher
 from .inprocess import _InProcess
@@ -106,6 +106,11 @@ class ReaderPool:
                     unsent.future.cancel()  # so the group ends and frees its block
                 raise
         return group
+
+    def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
+        """Have `callback(canonical path, error)` hear of every request failed because its
+        reader process died or was killed for the read timeout, before the request fails."""
+        self._core.watch_failures(callback)
 
     def abort(self, future: "Future[SharedArray]") -> None:
         """Stop a read nobody waits for any more: cancelled while queued; while it runs, its

@@ -39,7 +39,7 @@ import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ...errors import CancelledError, ReaderCrashedError, ReadTimeoutError
 from .errors import _rebuild_error
@@ -75,6 +75,7 @@ class _Dispatcher:
                  read_timeout_s: float = 0.0) -> None:
         self._n = n_workers
         self._timeout = read_timeout_s
+        self._on_failure: Callable[[str, BaseException], None] | None = None
         self._ctx = ctx
         self._worker_args = (os.getpid(), max_open, dict(engines))
         self._lock = threading.Lock()
@@ -104,6 +105,9 @@ class _Dispatcher:
             heapq.heappush(self._queue, (0 if job.foreground else 1, next(self._seq), job))
             self._wake_locked()
         return job.future
+
+    def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
+        self._on_failure = callback
 
     def abort(self, future: Future) -> None:
         """Stop the job of `future`: cancelled while queued, its worker killed while running."""
@@ -336,14 +340,12 @@ class _Dispatcher:
                 _fail(job.future, _closed_error())
             return
         if job is not None and w.stopped is not None:
-            _discard_block(job)
-            _fail(job.future, self._stopped_error(w.stopped, job))
+            self._failed(job, self._stopped_error(w.stopped, job))
             return
         log.warning("reader worker %s %s%s", w.process.pid, _how(code),
                     f" while {job.describe()}" if job is not None else "")
         if job is not None:
-            _discard_block(job)
-            _fail(job.future, ReaderCrashedError(
+            self._failed(job, ReaderCrashedError(
                 f"the decoder crashed {job.describe()} (reader process {_how(code)}); the recording may be damaged",
                 code))
         if startup_failures >= MAX_STARTUP_FAILURES:
@@ -351,6 +353,17 @@ class _Dispatcher:
                 f"reader worker processes die while starting ({_how(code)}, {startup_failures} times in a row); "
                 "see their error output"
             )
+
+    def _failed(self, job: _Job, exc: BaseException) -> None:
+        """Fail a job whose worker died; the watcher hears of it first, so a caller who
+        retries at once already meets the consequence (a quarantine)."""
+        _discard_block(job)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(job.key[0], exc)
+            except Exception:  # noqa: BLE001 - a watcher must not take the dispatcher down
+                log.exception("the reader pool's failure watcher failed")
+        _fail(job.future, exc)
 
     def _stopped_error(self, why: str, job: _Job) -> BaseException:
         if why == "timeout":

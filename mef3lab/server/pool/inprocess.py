@@ -43,6 +43,9 @@ class _InProcess:
             fut.set_result(result)
         return fut
 
+    def watch_failures(self, callback) -> None:
+        """Nothing to watch: without worker processes, no reader dies or is stopped."""
+
     def abort(self, future: Future) -> None:
         """Nothing to stop: a read here is finished by the time anyone holds its future."""
 
