@@ -98,7 +98,7 @@ class Server:
                 _listen_unix(server, self.config.unix_socket, owner_only=authenticator is None)
             server.start()
             if self.config.http_port >= 0 or self.config.http_socket:
-                http = StatusHTTP(engine, self.config, self.address).start()
+                http = StatusHTTP(engine, self.config, self.address, authenticator).start()
         except BaseException:
             server.stop(None)
             engine.shutdown()
