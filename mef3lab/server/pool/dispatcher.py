@@ -36,13 +36,12 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any, Callable, Mapping
 
-from ...errors import CancelledError, ReaderCrashedError, ReadTimeoutError
-from .errors import _rebuild_error
+from .errors import _closed_error, _crash_error, _fail, _how, _rebuild_error, _stopped_error, _succeed
 from .requests import ReadRequest, _Job
 from .shm import _create_block, _discard_block, _result_array
 from .worker import _worker_main
@@ -340,14 +339,12 @@ class _Dispatcher:
                 _fail(job.future, _closed_error())
             return
         if job is not None and w.stopped is not None:
-            self._failed(job, self._stopped_error(w.stopped, job))
+            self._failed(job, _stopped_error(w.stopped, job, self._timeout))
             return
         log.warning("reader worker %s %s%s", w.process.pid, _how(code),
                     f" while {job.describe()}" if job is not None else "")
         if job is not None:
-            self._failed(job, ReaderCrashedError(
-                f"the decoder crashed {job.describe()} (reader process {_how(code)}); the recording may be damaged",
-                code))
+            self._failed(job, _crash_error(job, code))
         if startup_failures >= MAX_STARTUP_FAILURES:
             self._give_up(
                 f"reader worker processes die while starting ({_how(code)}, {startup_failures} times in a row); "
@@ -364,14 +361,6 @@ class _Dispatcher:
             except Exception:  # noqa: BLE001 - a watcher must not take the dispatcher down
                 log.exception("the reader pool's failure watcher failed")
         _fail(job.future, exc)
-
-    def _stopped_error(self, why: str, job: _Job) -> BaseException:
-        if why == "timeout":
-            return ReadTimeoutError(
-                f"the decoder did not finish {job.describe()} within the server's read timeout of "
-                f"{self._timeout:g} s; its reader process was killed and replaced (the recording may be damaged, "
-                "or the server overloaded)")
-        return CancelledError(f"stopped {job.describe()}: nobody waits for it any more")
 
     def _give_up(self, reason: str) -> None:
         """Stop starting workers and fail everything queued, now and later, with `reason`."""
@@ -412,33 +401,3 @@ class _Dispatcher:
             self._workers.clear()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _closed_error() -> CancelledError:
-    return CancelledError("the reader pool was closed before this request finished")
-
-
-def _succeed(fut: Future, result: Any) -> None:
-    try:
-        fut.set_result(result)
-    except InvalidStateError:
-        pass
-
-
-def _fail(fut: Future, exc: BaseException) -> None:
-    try:
-        fut.set_exception(exc)
-    except InvalidStateError:
-        pass
-
-
-def _how(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "vanished"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"was killed by {name}" + (", e.g. out of memory" if -exitcode == signal.SIGKILL else "")
-    return f"exited with code {exitcode}"
