@@ -4,6 +4,10 @@ gRPC cannot pass through jupyter-server-proxy, which carries HTTP and websockets
 listener is what the proxy (and a lab's Prometheus) talks to. It listens where gRPC does
 (`host`, localhost by default) on `http_port`, and/or on the Unix socket `http_socket`.
 
+Run as a JupyterHub service with a `url`, the hub's proxy forwards
+``<hub>/services/NAME/...`` with that prefix kept: routes are also served under the
+``JUPYTERHUB_SERVICE_PREFIX`` the hub gives its services.
+
 Who sees what is decided per request by `http_access`: with authentication on, every page
 needs the same token as the gRPC side (except for the server's own user on the Unix socket),
 and a user sees only their own recordings.
@@ -37,6 +41,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the http.server spelling
         app: StatusHTTP = self.server.app  # type: ignore[attr-defined]
         route = self.path.split("?", 1)[0]
+        if app.prefix != "/" and route.startswith(app.prefix):
+            route = "/" + route[len(app.prefix):]
         try:
             if route not in ("/", "/index.html", "/api/status", "/metrics"):
                 self._send(404, "application/json", json.dumps(
@@ -81,6 +87,7 @@ class StatusHTTP:
     def __init__(self, engine: Engine, config: ServerConfig, address: str,
                  authenticator: Authenticator | None = None) -> None:
         self.engine, self.config, self.address, self.authenticator = engine, config, address, authenticator
+        self.prefix = _service_prefix()
         self.urls: list[str] = []
         self._servers: list[socketserver.BaseServer] = []
 
@@ -113,6 +120,12 @@ class StatusHTTP:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.config.http_socket)
         self._servers.clear()
+
+
+def _service_prefix() -> str:
+    """The hub's JUPYTERHUB_SERVICE_PREFIX as ``/services/NAME/`` ("/" outside a hub)."""
+    inner = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "").strip("/")
+    return f"/{inner}/" if inner else "/"
 
 
 def _unlink_stale_socket(path: str) -> None:
