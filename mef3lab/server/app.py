@@ -25,9 +25,8 @@ from ..wire import MAX_MESSAGE_BYTES
 from .auth import AuthInterceptor, authenticator_for, check_exposure
 from .compat import CompatService
 from .config import HTTP_PREFIX, READY_PREFIX, ServerConfig
-from .engine import Engine
+from .engine import Engine, pool_for
 from .http import StatusHTTP
-from .pool import ReaderPool
 from .quarantine import Quarantine
 from .roots import ServedRoots
 from .service import Mef3LabService
@@ -77,8 +76,7 @@ class Server:
         authenticator = authenticator_for(self.config)
         check_exposure(self.config, authenticator is not None)
         credentials = tls_credentials(self.config)
-        pool = Quarantine(ReaderPool(self.config.n_process_workers, engines=self.config.reader_engines,
-                                     read_timeout_s=self.config.read_timeout_s), self.config.quarantine_crashes)
+        pool = Quarantine(pool_for(self.config), self.config.quarantine_crashes)
         engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
         interceptors = [AuthInterceptor(authenticator)] if authenticator else []
         server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),

@@ -43,7 +43,7 @@ class ServerConfig:
     engine: str = "numba"
     grpc_threads: int = 16
     read_timeout_s: float = 60.0  # a decode still running after this is killed (its process replaced); 0: never
-    reader_engine: tuple[str, ...] = ()  # NAME=module:Class, repeatable: extra reader engines (Reader subclasses)
+    reader_engine: tuple[str, ...] = ()  # NAME=package.module.Class, repeatable: extra engines (Reader subclasses)
     quarantine_crashes: int = 3  # a recording whose reads crashed this many reader processes is refused (0: never)
     log_level: str = "INFO"
     # -- a shared server (see auth.py, roots.py) --
@@ -75,13 +75,15 @@ class ServerConfig:
 
     @property
     def reader_engines(self) -> dict[str, str]:
-        """`reader_engine` as the pool takes it: name -> "module:Class"."""
+        """`reader_engine` as the pool takes it: name -> "module:Class" (dotted here, since the
+        variable separates items with ":")."""
         engines = {}
         for spec in self.reader_engine:
             name, sep, target = spec.partition("=")
-            if not (sep and name and ":" in target):
-                raise ValueError(f"--reader-engine {spec!r}: write NAME=module:Class")
-            engines[name] = target
+            module, dot, cls = target.rpartition(".")
+            if not (sep and name and dot and module and cls):
+                raise ValueError(f"--reader-engine {spec!r}: write NAME=package.module.Class")
+            engines[name] = f"{module}:{cls}"
         return engines
 
     def __post_init__(self) -> None:

@@ -97,7 +97,7 @@ class Engine:
         self.config = config or ServerConfig()
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
         self._resolve = resolve or (lambda client, path: canonical_path(path))
-        self.pool = pool or ReaderPool(self.config.n_process_workers)
+        self.pool = pool or pool_for(self.config)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
         self.segments = SegmentStore(self.config, self.pool, self._is_open, self.prefetch.active)
         self._recordings: dict[str, Recording] = {}
@@ -451,6 +451,11 @@ class Engine:
         self._stopping.set()
         self.pool.close()
         self.segments.close()
+
+
+def pool_for(config: ServerConfig) -> ReaderPool:
+    """The reader pool `config` describes: its processes, extra engines and read timeout."""
+    return ReaderPool(config.n_process_workers, engines=config.reader_engines, read_timeout_s=config.read_timeout_s)
 
 
 def canonical_path(path: str) -> str:

@@ -45,7 +45,7 @@ def hung(tmp_path):
 def server():
     """Every recording opens with the hanging engine (the old API cannot choose one); the read
     timeout is far away, so whatever stops a read here is its caller."""
-    engines = tuple(f"{name}={target}" for name, target in misbehaving.SPEC.items())
+    engines = tuple(f"{name}={target.replace(':', '.')}" for name, target in misbehaving.SPEC.items())
     with Server(port=0, n_process_workers=2, reader_engine=engines, engine=misbehaving.ENGINE, read_timeout_s=120,
                 n_prefetch=0, log_level="WARNING") as srv:
         yield srv

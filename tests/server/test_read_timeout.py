@@ -104,7 +104,7 @@ def test_abort_kills_a_running_read_and_cancels_a_queued_one(hung, recording):
 
 @pytest.fixture
 def server():
-    engines = tuple(f"{name}={target}" for name, target in misbehaving.SPEC.items())
+    engines = tuple(f"{name}={target.replace(':', '.')}" for name, target in misbehaving.SPEC.items())
     with Server(port=0, n_process_workers=2, reader_engine=engines, read_timeout_s=TIMEOUT_S, n_prefetch=0,
                 log_level="WARNING") as srv:
         yield srv
