@@ -24,8 +24,10 @@ from mef3lab.synth import synthesize
 
 try:
     from . import _pool_engines as misbehaving
+    from .test_pool import gone, hang_pid
 except ImportError:
     import _pool_engines as misbehaving
+    from test_pool import gone, hang_pid
 
 TIMEOUT_S = 2.0
 
@@ -35,27 +37,6 @@ def hung(tmp_path):
     path = synthesize(tmp_path / "hung.mefd", channels=2, fs=256.0, seconds=20.0, gaps=0, seed=5)
     (path / "hang-on-read").touch()
     return path
-
-
-def hang_pid(session) -> int:
-    """The pid of the worker hanging in a read of `session` (once it wrote it into the marker)."""
-    marker = session / "hang-on-read"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        text = marker.read_text() if marker.exists() else ""
-        if text:
-            return int(text)
-        time.sleep(0.02)
-    raise AssertionError(f"nothing hung in a read of {session}")
-
-
-def gone(pid: int, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_hung_decode_is_killed_after_the_timeout_and_the_pool_reads_on(hung, recording):
@@ -69,7 +50,7 @@ def test_a_hung_decode_is_killed_after_the_timeout_and_the_pool_reads_on(hung, r
         with pytest.raises(ReadTimeoutError, match=f"{hung}.*within the server's read timeout of 2 s"):
             stuck.result(timeout=30)
         assert TIMEOUT_S <= time.monotonic() - t0 < TIMEOUT_S + 5
-        assert gone(pid)
+        assert gone([pid])
         stats = p.stats()  # counted before the failure is delivered
         assert (stats["timeouts"], stats["crashes"]) == (1, 0)
         (hung / "hang-on-read").unlink()
@@ -97,7 +78,7 @@ def test_abort_kills_a_running_read_and_cancels_a_queued_one(hung, recording):
         p.abort(running)
         with pytest.raises(CancelledError, match="nobody waits for it"):
             running.result(timeout=30)
-        assert gone(pid)
+        assert gone([pid])
         assert p.stats()["aborted"] == 1 and p.stats()["crashes"] == 0
         assert p.submit(ReadRequest(recording, None, "mef3io", ("ch000",), 0, 10)).result(timeout=30).shape == (1, 10)
 
@@ -135,7 +116,7 @@ def test_the_server_answers_a_hung_read_within_the_timeout_and_serves_everyone_e
         (exc, when), = failures
         assert isinstance(exc, ReadTimeoutError) and str(hung) in str(exc)
         assert when - t0 < TIMEOUT_S + 5
-        assert gone(pid)
+        assert gone([pid])
         assert other.stats()["worker_restarts"] == 1
         (hung / "hang-on-read").unlink()
         assert stuck.read_index(str(hung), 0, 100).shape == (2, 100)  # not cached as an error
