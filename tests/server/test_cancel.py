@@ -24,7 +24,6 @@ from mef3lab.client import Mef3Client
 from mef3lab.errors import ServerUnavailableError
 from mef3lab.readers import open_reader
 from mef3lab.server.app import Server
-from mef3lab.synth import synthesize
 
 try:
     from . import _pool_engines as misbehaving
@@ -32,13 +31,6 @@ try:
 except ImportError:
     import _pool_engines as misbehaving
     from test_pool import gone, hang_pid
-
-
-@pytest.fixture
-def hung(tmp_path):
-    path = synthesize(tmp_path / "hung.mefd", channels=2, fs=256.0, seconds=20.0, gaps=0, seed=6)
-    (path / "hang-on-read").touch()
-    return path
 
 
 @pytest.fixture

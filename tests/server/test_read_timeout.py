@@ -20,7 +20,6 @@ from mef3lab.errors import CancelledError, ReadTimeoutError
 from mef3lab.readers import open_reader
 from mef3lab.server.app import Server
 from mef3lab.server.pool import ReaderPool, ReadRequest
-from mef3lab.synth import synthesize
 
 try:
     from . import _pool_engines as misbehaving
@@ -30,13 +29,6 @@ except ImportError:
     from test_pool import gone, hang_pid
 
 TIMEOUT_S = 2.0
-
-
-@pytest.fixture
-def hung(tmp_path):
-    path = synthesize(tmp_path / "hung.mefd", channels=2, fs=256.0, seconds=20.0, gaps=0, seed=5)
-    (path / "hang-on-read").touch()
-    return path
 
 
 def test_a_hung_decode_is_killed_after_the_timeout_and_the_pool_reads_on(hung, recording):
