@@ -107,7 +107,9 @@ class Servers:
     """Starts servers, remembers every process they ever had, and stops them with checks."""
 
     def __init__(self) -> None:
-        self.seen: set[int] = set()
+        # Process objects, not pids: a pid of a server long gone may be reused by anything by the
+        # end of the session, and psutil tells the two apart by their start time.
+        self.seen: dict[int, psutil.Process] = {}
         self._lock = threading.Lock()
 
     def start(self, env: dict[str, str] | None = None, config: ServerConfig | None = None,
@@ -118,8 +120,12 @@ class Servers:
 
     def note(self, srv: ServerProcess) -> None:
         with self._lock:
-            self.seen.add(srv.pid)
-            self.seen.update(p.pid for p in descendants(srv.pid))
+            try:
+                self.seen.setdefault(srv.pid, psutil.Process(srv.pid))
+            except psutil.NoSuchProcess:
+                pass
+            for p in descendants(srv.pid):
+                self.seen.setdefault(p.pid, p)
 
     def stop(self, srv: ServerProcess, timeout: float = 10.0) -> None:
         """SIGTERM; assert exit code 0 and that every process of the server is gone."""
@@ -135,6 +141,14 @@ class Servers:
         while alive(family) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not alive(family), f"processes {alive(family)} of server {srv.pid} outlived it; log:\n{log}"
+
+
+def _running(p: psutil.Process) -> bool:
+    """`p` itself (not a later process with its pid) is still running and not a zombie."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _server_like(p: psutil.Process) -> bool:
@@ -155,7 +169,7 @@ def _servers() -> Servers:
     yield servers
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
-        left = set(alive(servers.seen))
+        left = {p.pid for p in servers.seen.values() if _running(p)}
         left |= {p.pid for p in psutil.Process().children(recursive=True) if p.pid not in before and _server_like(p)}
         if not left:
             return

@@ -62,6 +62,19 @@ def test_load_ext_reads_through_its_own_server_and_kill_9_leaves_nothing(start_k
     engine = k.ok(f"import xarray as xr; print(xr.open_dataset({str(recording)!r}, engine='mef3').attrs['mef3_address'])")
     assert engine.stdout.strip() == address  # the xarray engine reads through the same default server
 
+    # The scroller reads through the kernel's server too: a page equals a direct read, served from
+    # the server's cache (the read above decoded its segment).
+    page = tmp_path / "page.npy"
+    before = k.ok("from mef3lab import Mef3Client\n"
+                  f"print(Mef3Client({address!r}).stats()['hits'])").stdout.strip()
+    k.ok("s = rec.mef3.scroll(start=120, page_seconds=10); assert s.wait()\n"
+         f"np.save({str(page)!r}, s.page_data().values)")
+    after = k.ok(f"print(Mef3Client({address!r}).stats()['hits'])").stdout.strip()
+    with open_reader(recording) as r:
+        k0 = int(round(120 * 256))
+        np.testing.assert_array_equal(np.load(page), r.read_index(list(r.info.names), k0, k0 + 2560))
+    assert int(after) > int(before)
+
     status = k.ok("%mef3 status").text
     assert address in status and str(recording) in status and "reader processes" in status
     assert "1 recordings open" in status
