@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable, Sequence
 
@@ -184,9 +184,10 @@ class Engine:
         return True
 
     def recordings(self) -> list[Recording]:
-        """Every open recording (a snapshot, for status pages)."""
+        """Every open recording (a snapshot, for status pages: its client sets are copies, since
+        opens and closes change them while a page is being made)."""
         with self._lock:
-            return list(self._recordings.values())
+            return [replace(r, clients=set(r.clients)) for r in self._recordings.values()]
 
     def list_open(self, client: str) -> list[str]:
         with self._lock:
