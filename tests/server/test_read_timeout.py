@@ -75,6 +75,15 @@ def test_abort_kills_a_running_read_and_cancels_a_queued_one(hung, recording):
         assert p.submit(ReadRequest(recording, None, "mef3io", ("ch000",), 0, 10)).result(timeout=30).shape == (1, 10)
 
 
+def test_a_hung_open_is_killed_after_the_timeout_too(hung):
+    (hung / "hang-on-read").rename(hung / "hang-on-open")
+    with ReaderPool(1, engines=misbehaving.SPEC, read_timeout_s=TIMEOUT_S) as p:
+        with pytest.raises(ReadTimeoutError, match=f"opening {hung}"):
+            p.info(hung, None, misbehaving.ENGINE)
+        (hung / "hang-on-open").unlink()
+        assert p.info(hung, None, misbehaving.ENGINE).names == ("ch000", "ch001")
+
+
 @pytest.fixture
 def server():
     engines = tuple(f"{name}={target.replace(':', '.')}" for name, target in misbehaving.SPEC.items())
