@@ -111,6 +111,12 @@ class ReaderCrashedError(CorruptDataError):
         self.exitcode = exitcode  # the process's exit code; -N: killed by signal N
 
 
+class ReadTimeoutError(Mef3LabError, TimeoutError):
+    """A decoder took longer than the server's read timeout: its reader process was killed and replaced."""
+
+    grpc_status = "DEADLINE_EXCEEDED"
+
+
 class QuarantinedError(CorruptDataError):
     """A recording that crashed reader processes repeatedly: the server no longer tries to read it."""
 
@@ -166,6 +172,7 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
         CorruptDataError,
         ReaderCrashedError,
         QuarantinedError,
+        ReadTimeoutError,
         ReadTooLargeError,
         TooManyOpenError,
         NotOpenError,

@@ -25,9 +25,8 @@ from ..wire import MAX_MESSAGE_BYTES
 from .auth import AuthInterceptor, authenticator_for, check_exposure
 from .compat import CompatService
 from .config import HTTP_PREFIX, READY_PREFIX, ServerConfig
-from .engine import Engine
+from .engine import Engine, pool_for
 from .http import StatusHTTP
-from .pool import ReaderPool
 from .quarantine import Quarantine
 from .roots import ServedRoots
 from .service import Mef3LabService
@@ -77,7 +76,7 @@ class Server:
         authenticator = authenticator_for(self.config)
         check_exposure(self.config, authenticator is not None)
         credentials = tls_credentials(self.config)
-        pool = Quarantine(ReaderPool(self.config.n_process_workers), self.config.quarantine_crashes)
+        pool = Quarantine(pool_for(self.config), self.config.quarantine_crashes)
         engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
         interceptors = [AuthInterceptor(authenticator)] if authenticator else []
         server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
@@ -97,7 +96,7 @@ class Server:
                 _listen_unix(server, self.config.unix_socket, owner_only=authenticator is None)
             server.start()
             if self.config.http_port >= 0 or self.config.http_socket:
-                http = StatusHTTP(engine, self.config, self.address).start()
+                http = StatusHTTP(engine, self.config, self.address, authenticator).start()
         except BaseException:
             server.stop(None)
             engine.shutdown()

@@ -42,6 +42,8 @@ class ServerConfig:
     max_open_total: int = 256  # recordings open on the server at once, all clients (0: no limit)
     engine: str = "numba"
     grpc_threads: int = 16
+    read_timeout_s: float = 60.0  # a decode still running after this is killed (its process replaced); 0: never
+    reader_engine: tuple[str, ...] = ()  # NAME=package.module.Class, repeatable: extra engines (Reader subclasses)
     quarantine_crashes: int = 3  # a recording whose reads crashed this many reader processes is refused (0: never)
     log_level: str = "INFO"
     # -- a shared server (see auth.py, roots.py) --
@@ -70,6 +72,19 @@ class ServerConfig:
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def reader_engines(self) -> dict[str, str]:
+        """`reader_engine` as the pool takes it: name -> "module:Class" (dotted here, since the
+        variable separates items with ":")."""
+        engines = {}
+        for spec in self.reader_engine:
+            name, sep, target = spec.partition("=")
+            module, dot, cls = target.rpartition(".")
+            if not (sep and name and dot and module and cls):
+                raise ValueError(f"--reader-engine {spec!r}: write NAME=package.module.Class")
+            engines[name] = f"{module}:{cls}"
+        return engines
 
     def __post_init__(self) -> None:
         if self.port < 0 and not self.unix_socket:

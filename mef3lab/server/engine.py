@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable, Sequence
 
@@ -97,11 +97,12 @@ class Engine:
         self.config = config or ServerConfig()
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
         self._resolve = resolve or (lambda client, path: canonical_path(path))
-        self.pool = pool or ReaderPool(self.config.n_process_workers)
+        self.pool = pool or pool_for(self.config)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
         self.segments = SegmentStore(self.config, self.pool, self._is_open, self.prefetch.active)
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
+        self._opening: set[tuple[str, str]] = set()  # (client, key) opens under way: they hold a place
         self._lock = threading.RLock()
         self._last_seen: dict[str, float] = {}
         self._stopping = threading.Event()
@@ -120,7 +121,15 @@ class Engine:
         password = password or ""
         with self._lock:
             rec = self._recordings.get(key)
-            self._check_open_limits(client, key, rec is None)
+            reserved = self._reserve(client, key)
+        try:
+            return self._open(client, key, password, engine, rec)
+        finally:
+            if reserved:
+                with self._lock:
+                    self._opening.discard((client, key))
+
+    def _open(self, client: str, key: str, password: str, engine: str | None, rec: Recording | None) -> SessionInfo:
         if rec is None:
             engine = engine or self.config.engine
             # Every worker starts opening it now, beside the one that answers `info`: the first
@@ -137,18 +146,24 @@ class Engine:
             self._last_seen[client] = time.monotonic()
         return rec.info
 
-    def _check_open_limits(self, client: str, key: str, new_recording: bool) -> None:
-        """Refuse an open beyond `max_open_per_client` or `max_open_total` (re-opening is free)."""
-        if (client, key) in self._views:
-            return
-        mine = sum(1 for c, _ in self._views if c == client)
+    def _reserve(self, client: str, key: str) -> bool:
+        """Check the open limits and hold a place for this open (called under the lock, so two
+        opens at once cannot both take the last place); False when it needs none (re-opening).
+
+        Refuses an open beyond `max_open_per_client` or `max_open_total`; opens under way count."""
+        if (client, key) in self._views or (client, key) in self._opening:
+            return False
+        mine = sum(1 for c, _ in self._views if c == client) + sum(1 for c, _ in self._opening if c == client)
         per_client, total = self.config.max_open_per_client, self.config.max_open_total
         if per_client and mine >= per_client:
             raise TooManyOpenError(f"this client has {mine} recordings open, the server's limit; close one "
                                    "(Mef3Client.close_file) before opening another")
-        if total and new_recording and len(self._recordings) >= total:
-            raise TooManyOpenError(f"the server has {len(self._recordings)} recordings open, its limit; "
+        held = set(self._recordings) | {k for _, k in self._opening}
+        if total and key not in held and len(held) >= total:
+            raise TooManyOpenError(f"the server has {len(held)} recordings open, its limit; "
                                    "try again when others have closed theirs")
+        self._opening.add((client, key))
+        return True
 
     def close(self, client: str, path: str) -> bool:
         """Close `path` for `client`; the last client out frees its cache entries and readers."""
@@ -169,9 +184,10 @@ class Engine:
         return True
 
     def recordings(self) -> list[Recording]:
-        """Every open recording (a snapshot, for status pages)."""
+        """Every open recording (a snapshot, for status pages: its client sets are copies, since
+        opens and closes change them while a page is being made)."""
         with self._lock:
-            return list(self._recordings.values())
+            return [replace(r, clients=set(r.clients)) for r in self._recordings.values()]
 
     def list_open(self, client: str) -> list[str]:
         with self._lock:
@@ -442,6 +458,11 @@ class Engine:
         self._stopping.set()
         self.pool.close()
         self.segments.close()
+
+
+def pool_for(config: ServerConfig) -> ReaderPool:
+    """The reader pool `config` describes: its processes, extra engines and read timeout."""
+    return ReaderPool(config.n_process_workers, engines=config.reader_engines, read_timeout_s=config.read_timeout_s)
 
 
 def canonical_path(path: str) -> str:

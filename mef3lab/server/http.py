@@ -4,12 +4,13 @@ gRPC cannot pass through jupyter-server-proxy, which carries HTTP and websockets
 listener is what the proxy (and a lab's Prometheus) talks to. It listens where gRPC does
 (`host`, localhost by default) on `http_port`, and/or on the Unix socket `http_socket`.
 
-Who sees paths: a recording's path says whose recording it is, so it is shown only to a
-caller who could open it. The HTTP side does not check the gRPC side's tokens (`auth`) yet,
-so that is decided by `owner_only`: a caller on the Unix socket whose peer credentials are
-the server's own user (the proxy of that user's Jupyter, or the user's own kernel). TCP
-callers cannot be told apart, so they get everything but paths. `StatusHTTP(authorize=...)`
-is the seam for a token- or hub-based decision (per caller, per root).
+Run as a JupyterHub service with a `url`, the hub's proxy forwards
+``<hub>/services/NAME/...`` with that prefix kept: routes are also served under the
+``JUPYTERHUB_SERVICE_PREFIX`` the hub gives its services.
+
+Who sees what is decided per request by `http_access`: with authentication on, every page
+needs the same token as the gRPC side (except for the server's own user on the Unix socket),
+and a user sees only their own recordings.
 """
 
 from __future__ import annotations
@@ -21,30 +22,17 @@ import os
 import socket
 import socketserver
 import stat
-import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
+from .auth import Authenticator
 from .config import ServerConfig
 from .engine import Engine
+from .http_access import Refused, viewer_for
 from .metrics import CONTENT_TYPE_LATEST, exposition
 from .status import render_page, status
 
 log = logging.getLogger(__name__)
-
-#: Decides whether the caller of a request may see recording paths.
-Authorize = Callable[[BaseHTTPRequestHandler], bool]
-
-
-def owner_only(handler: BaseHTTPRequestHandler) -> bool:
-    """True for a Unix-socket caller running as this server's user; False for everyone else."""
-    sock = handler.connection
-    if sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
-        return False
-    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                          struct.calcsize("3i")))
-    return uid == os.geteuid()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,22 +41,32 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the http.server spelling
         app: StatusHTTP = self.server.app  # type: ignore[attr-defined]
         route = self.path.split("?", 1)[0]
+        if app.prefix != "/" and route.startswith(app.prefix):
+            route = "/" + route[len(app.prefix):]
         try:
-            if route in ("/", "/index.html"):
-                self._send(200, "text/html; charset=utf-8", render_page(app.status(self)).encode())
-            elif route == "/api/status":
-                self._send(200, "application/json", json.dumps(app.status(self), indent=1).encode())
-            elif route == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, exposition(app.engine))
-            else:
+            if route not in ("/", "/index.html", "/api/status", "/metrics"):
                 self._send(404, "application/json", json.dumps(
                     {"error": f"no such page: {route}; try /, /api/status or /metrics"}).encode())
+                return
+            viewer = viewer_for(self, app.authenticator)
+            if route == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, exposition(app.engine))
+            elif route == "/api/status":
+                body = json.dumps(status(app.engine, app.address, viewer), indent=1)
+                self._send(200, "application/json", body.encode())
+            else:
+                self._send(200, "text/html; charset=utf-8", render_page(status(app.engine, app.address, viewer)).encode())
+        except Refused as no:
+            self._send(no.status, "application/json", json.dumps({"error": str(no)}).encode(),
+                       {"WWW-Authenticate": 'Bearer realm="mef3lab"'} if no.status == 401 else {})
         except Exception as exc:  # noqa: BLE001 - a status page must never take the server down
             log.exception("status page request %s failed", route)
             self._send(500, "application/json", json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
 
-    def _send(self, code: int, content_type: str, body: bytes) -> None:
+    def _send(self, code: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -86,13 +84,12 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 class StatusHTTP:
     """The HTTP listeners of one server (TCP and/or Unix socket), each served by a daemon thread."""
 
-    def __init__(self, engine: Engine, config: ServerConfig, address: str, authorize: Authorize = owner_only) -> None:
-        self.engine, self.config, self.address, self.authorize = engine, config, address, authorize
+    def __init__(self, engine: Engine, config: ServerConfig, address: str,
+                 authenticator: Authenticator | None = None) -> None:
+        self.engine, self.config, self.address, self.authenticator = engine, config, address, authenticator
+        self.prefix = _service_prefix()
         self.urls: list[str] = []
         self._servers: list[socketserver.BaseServer] = []
-
-    def status(self, handler: BaseHTTPRequestHandler) -> dict:
-        return status(self.engine, self.address, show_paths=self.authorize(handler))
 
     def start(self) -> "StatusHTTP":
         try:
@@ -123,6 +120,12 @@ class StatusHTTP:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.config.http_socket)
         self._servers.clear()
+
+
+def _service_prefix() -> str:
+    """The hub's JUPYTERHUB_SERVICE_PREFIX as ``/services/NAME/`` ("/" outside a hub)."""
+    inner = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "").strip("/")
+    return f"/{inner}/" if inner else "/"
 
 
 def _unlink_stale_socket(path: str) -> None:

@@ -5,10 +5,12 @@ recording on which a decoder segfaults deterministically would cost a process st
 and every prefetch and retry another, for as long as anyone asks. `Quarantine` wraps
 the engine's `ReaderPool`: once reads of one recording have crashed `limit` reader
 processes (by a fault signal: SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, what a decoder
-dies of; a SIGKILL is the OOM killer or an operator, not the file), every request for it fails at once with `QuarantinedError`, saying why, until
+dies of; a SIGKILL is the OOM killer or an operator, not the file) or outlived the read timeout (a
+hung decoder, `ReadTimeoutError`), every request for it fails at once with `QuarantinedError`, saying why, until
 the server restarts. Everything else passes through to the pool unchanged. A crash is
-counted when its failure is delivered, so a request racing the last counted crash may
-still reach a process: one more at most per request in flight.
+counted before its failure is delivered (`ReaderPool.watch_failures`), so a caller who
+retries at once is refused; requests already in flight when the limit is reached still
+run (at most one more crash per request in flight, none per later request).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
-from ..errors import QuarantinedError, ReaderCrashedError
+from ..errors import QuarantinedError, ReaderCrashedError, ReadTimeoutError
 from .pool import ReaderPool, ReadRequest
 
 log = logging.getLogger(__name__)
@@ -38,28 +40,26 @@ class Quarantine:
         self.limit = limit
         self._crashes: Counter[str] = Counter()
         self._lock = threading.Lock()
+        if pool is not None:
+            pool.watch_failures(self._crashed)
 
     def __getattr__(self, name: str) -> Any:  # every other part of the pool's API, as the pool
         return getattr(self._pool, name)
 
     def submit(self, req: ReadRequest, **kw: Any) -> Future:
         self._check(req.path)
-        return self._watched(req.path, self._pool.submit(req, **kw))
+        return self._pool.submit(req, **kw)
 
     def submit_split(self, req: ReadRequest, ways: int, **kw: Any) -> Future:
         self._check(req.path)
-        return self._watched(req.path, self._pool.submit_split(req, ways, **kw))
+        return self._pool.submit_split(req, ways, **kw)
 
     def info(self, path, password=None, engine=None, *, timeout=None) -> Any:
         return self.call(path, password, engine, "info", timeout=timeout)
 
     def call(self, path, password, engine, method: str, *args: Any, timeout=None) -> Any:
         self._check(path)
-        try:
-            return self._pool.call(path, password, engine, method, *args, timeout=timeout)
-        except ReaderCrashedError as exc:
-            self._crashed(path, exc)
-            raise
+        return self._pool.call(path, password, engine, method, *args, timeout=timeout)
 
     def _check(self, path) -> None:
         key = os.path.realpath(path)
@@ -67,19 +67,17 @@ class Quarantine:
             crashes = self._crashes[key]
         if self.limit and crashes >= self.limit:
             raise QuarantinedError(
-                f"{path} is quarantined: reading it crashed {crashes} reader processes, so this server no "
+                f"{path} is quarantined: reading it crashed {crashes} reader processes "
+                "(or hung one past the read timeout), so this server no "
                 "longer reads it (its files are damaged; it is tried again after a server restart)")
 
-    def _watched(self, path, future: Future) -> Future:
-        def done(f: Future) -> None:
-            if not f.cancelled() and isinstance(f.exception(), ReaderCrashedError):
-                self._crashed(path, f.exception())
-        future.add_done_callback(done)
-        return future
-
-    def _crashed(self, path, exc: ReaderCrashedError) -> None:
-        if exc.exitcode is None or -exc.exitcode not in FAULTS:
-            return
+    def _crashed(self, path: str, exc: BaseException) -> None:
+        """Count a request failed by its reader's death: a fault signal, or the read timeout."""
+        if isinstance(exc, ReaderCrashedError):
+            if exc.exitcode is None or -exc.exitcode not in FAULTS:
+                return
+        elif not isinstance(exc, ReadTimeoutError):
+            return  # stopped because nobody waited for it: not the file's doing
         key = os.path.realpath(path)
         with self._lock:
             self._crashes[key] += 1

@@ -24,6 +24,12 @@ asking overlapping subsets at once decode each channel once); the rest are decod
 pool request for all of them, split over the reader processes. Every miss is submitted
 before any is waited for. Errors are never cached.
 
+When a read's call ends before its data are ready (the client cancelled, or its deadline
+passed: `cancel.current()`), the read stops waiting, and every load it started that no
+other read waits for is stopped (`ReaderPool.abort`: its reader process is freed) and
+forgotten, so a later read loads afresh. A load another read still waits for goes on, and
+so does a prefetch a read joined: that is the prefetch's work, wanted by the reader who asked.
+
 Lock order: the store's lock comes before the engine's. A load that finishes at once
 runs its done-callback inside the store's lock, and that callback asks `is_open` (the
 engine's lock) and `readers` (the prefetch tracker's lock); so the engine never calls
@@ -43,6 +49,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from . import cancel
 from .cache import ByteLRU
 from .config import ServerConfig
 from .pool import ReaderPool, ReadRequest, SharedArray
@@ -74,11 +81,14 @@ class Source(Protocol):
 
 class _Flight:
     """One pool request loading some channels of one segment; `background` (a prefetch)
-    until a foreground read joins it. `done` gets the rows once they are cached."""
+    until a foreground read joins it. `done` gets the rows once they are cached. `waiters`
+    counts the foreground reads waiting for it; `abortable`: started by one (not a prefetch)."""
 
     def __init__(self, keys: tuple[SegmentKey, ...], background: bool, lock: threading.RLock) -> None:
         self.keys = keys
         self.background = background
+        self.abortable = not background
+        self.waiters = 0
         self.lock = lock
         self.done: Future = Future()
         self.load: Future | None = None
@@ -88,7 +98,9 @@ class _Flight:
         with self.lock:
             return self.background and self.load is not None and self.load.cancel()
 
-    def row(self, channel: str) -> np.ndarray:
+    def row(self, channel: str, call: cancel.CallCancel | None) -> np.ndarray:
+        if call is not None:
+            call.wait_for(self.done)
         return self.done.result()[channel]
 
 
@@ -129,20 +141,29 @@ class SegmentStore:
         cold read keeps all reader processes busy. A segment counts as a hit when all its
         rows were cached, as a prefetch hit when a prefetch loaded (or is loading) any."""
         names = tuple(dict.fromkeys(channels))
+        call = cancel.current()
+        held: set[_Flight] = set()
+        try:
+            return self._get(rec, fs, names, spans, call, held)
+        finally:
+            self._release(held, aborted=call is not None and call.is_set)
+
+    def _get(self, rec: Source, fs: float, names: tuple[str, ...], spans: Sequence[tuple[int, int]],
+             call: cancel.CallCancel | None, held: set[_Flight]) -> list[Rows]:
         waiting = []
         for k0, k1 in spans:
             keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in names]
             rows = {k.channel: a for k in keys if (a := self.cache.get(k)) is not None}
-            flights, joined = self._load(rec, [k for k in keys if k.channel not in rows], foreground=True)
+            flights, joined = self._load(rec, [k for k in keys if k.channel not in rows], True, held)
             waiting.append((keys, rows, flights, joined))
         out = []
         for keys, rows, flights, joined in waiting:
             for key, flight in flights.items():
                 while key.channel not in rows:
                     try:
-                        rows[key.channel] = flight.row(key.channel)
+                        rows[key.channel] = flight.row(key.channel, call)
                     except FutureCancelled:  # lost a race with a prefetch cancel: load it in the foreground
-                        flight = self._load(rec, [key], foreground=True)[0][key]
+                        flight = self._load(rec, [key], True, held)[0][key]
             with self._lock:
                 self._counters["misses" if flights else "hits"] += 1
                 prefetched = self._prefetched.intersection(keys)
@@ -174,9 +195,27 @@ class SegmentStore:
         """Free every cached row."""
         self.cache.clear()
 
-    def _load(self, rec: Source, keys: Sequence[SegmentKey], foreground: bool) -> tuple[dict[SegmentKey, _Flight], bool]:
+    def _release(self, held: set[_Flight], aborted: bool) -> None:
+        """A read stops waiting for `held`. When its call was `aborted`, the unfinished loads it
+        started that nobody else waits for are stopped and forgotten (never cached)."""
+        stop = []
+        with self._lock:
+            for flight in held:
+                flight.waiters -= 1
+                if aborted and flight.abortable and not flight.waiters and not flight.done.done():
+                    for key in flight.keys:
+                        if self._inflight.get(key) is flight:
+                            del self._inflight[key]
+                    stop.append(flight)
+        for flight in stop:  # outside the lock: aborting runs the load's done-callback
+            if flight.load is not None:
+                self.pool.abort(flight.load)
+
+    def _load(self, rec: Source, keys: Sequence[SegmentKey], foreground: bool,
+              held: set[_Flight] | None = None) -> tuple[dict[SegmentKey, _Flight], bool]:
         """The loads that deliver `keys`: those in flight, and one new one for the rest (never
-        two loads of one channel-segment); and whether a prefetch under way serves any."""
+        two loads of one channel-segment); and whether a prefetch under way serves any. A
+        foreground caller's loads count it as a waiter and are added to `held`."""
         found: dict[SegmentKey, _Flight] = {}
         joined = False
         with self._lock:
@@ -199,6 +238,10 @@ class SegmentStore:
             if new:
                 flight = self._start(rec, new, foreground)
                 found.update((k, flight) for k in new)
+            if held is not None:
+                for flight in set(found.values()) - held:
+                    flight.waiters += 1
+                    held.add(flight)
         return found, joined
 
     def _start(self, rec: Source, keys: Sequence[SegmentKey], foreground: bool) -> _Flight:

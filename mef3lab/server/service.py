@@ -20,6 +20,7 @@ from ..errors import Mef3LabError, NoRootsError, TimeRangeError
 from ..wire import (CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, array_to_chunks, info_to_proto,
                     pieces_to_chunks)
 from .auth import ClientId, current_caller
+from .cancel import call_scope
 from .convert import value_pieces
 from .engine import Engine, Samples
 from .roots import ServedRoots
@@ -51,14 +52,16 @@ def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
 
 def handle_errors(on_error: Callable[[object, grpc.ServicerContext, Exception], object]) -> Callable:
     """Decorator factory: every exception of a unary or streaming handler goes to `on_error`,
-    whose return value (if any) is the reply — the one place both services shape failures."""
+    whose return value (if any) is the reply — the one place both services shape failures.
+    The handler runs in its call's `cancel.call_scope`: reads stop when the call ends."""
 
     def decorate(method: Callable) -> Callable:
         if inspect.isgeneratorfunction(method):
             @functools.wraps(method)
             def stream(self, request, context):
                 try:
-                    yield from method(self, request, context)
+                    with call_scope(context):
+                        yield from method(self, request, context)
                 except Exception as exc:  # noqa: BLE001 - every error must reach on_error
                     reply = on_error(request, context, exc)
                     if reply is not None:
@@ -68,7 +71,8 @@ def handle_errors(on_error: Callable[[object, grpc.ServicerContext, Exception], 
         @functools.wraps(method)
         def unary(self, request, context):
             try:
-                return method(self, request, context)
+                with call_scope(context):
+                    return method(self, request, context)
             except Exception as exc:  # noqa: BLE001
                 return on_error(request, context, exc)
         return unary

@@ -5,8 +5,9 @@ render it with `render_html`, so the three always agree. Engine counters are tak
 generically (whatever `Engine.stats()` holds ends up under ``"stats"``), so new cache or
 prefetch counters appear without touching this module.
 
-Paths are shown only to a caller who may see them (`show_paths`): the server's own user
-(see `mef3lab.server.http` for who that is); anyone else learns what is open, never where.
+What a caller sees is its `Viewer`'s (see `http_access`): the server's own user sees every
+recording with its path; an authenticated user only their own recordings, with paths; an
+unauthenticated caller of a server without auth what is open, never where.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from typing import Any
 from .. import __version__
 from ..formatting import hms
 from .engine import Engine
+from .http_access import Viewer
 
 _STARTED = time.time()
 
 
-def status(engine: Engine, address: str, *, show_paths: bool) -> dict[str, Any]:
-    """The server's state: version, address, workers, cache, prefetch, clients, recordings."""
+def status(engine: Engine, address: str, viewer: Viewer) -> dict[str, Any]:
+    """The server's state: version, address, workers, cache, prefetch, clients, the recordings `viewer` may see."""
+    show_paths = viewer.shows_paths
     stats = engine.stats()
     pool = engine.pool.stats()
     lookups = stats.get("hits", 0) + stats.get("misses", 0)
     recordings = []
-    for rec in sorted(engine.recordings(), key=lambda r: r.path):
+    for rec in sorted(filter(viewer.sees, engine.recordings()), key=lambda r: r.path):
         info = rec.info
         recordings.append({
             "path": rec.path if show_paths else None,

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,13 +58,20 @@ c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{workdir}/cookie_secret"
 c.JupyterHub.pid_file = "{workdir}/jupyterhub.pid"
 c.JupyterHub.load_groups = {{"neuro": {{"users": ["alice"]}}, "students": {{"users": ["bob"]}}}}  # creates both users
+# Real single-user servers, as this process's user, in the work folder (root needs --allow-root).
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "{workdir}/home/{{username}}"
+c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+c.Spawner.args = ["--allow-root"] if os.getuid() == 0 else []
+c.Spawner.start_timeout = c.Spawner.http_timeout = 120
 """
 #: After the README's snippet: a small service, stopped with its hub, and the test's admin service.
 HUB_CONFIG_AFTER = """
 c.JupyterHub.services[0]["command"] += ["--n-process-workers", "1", "--n-prefetch", "0"]
 c.JupyterHub.services[0]["environment"] = {{"MEF3LAB_OWNER_PID": str(os.getpid())}}
 c.JupyterHub.services.append({{"name": "tester", "api_token": "{admin_token}"}})
-c.JupyterHub.load_roles.append({{"name": "tester", "scopes": ["admin:users", "tokens"], "services": ["tester"]}})
+c.JupyterHub.load_roles.append({{"name": "tester", "scopes": ["admin:users", "tokens", "servers"],
+                                 "services": ["tester"]}})
 """
 
 
@@ -130,10 +138,11 @@ def hub(tmp_path_factory, recording):
     eeg.mkdir()
     shutil.copytree(recording, eeg / "sub-01.mefd")
     shutil.copytree(recording, ieeg / "pt-01.mefd")
-    ports = dict(proxy_port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), port=free_port())
+    ports = dict(proxy_port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), port=free_port(),
+                 http_port=free_port())
     config = work / "jupyterhub_config.py"
     snippet = (readme_snippet().replace('["mef3lab", "serve"', '[sys.executable, "-m", "mef3lab", "serve"')
-               .replace('"50051"', f'"{ports["port"]}"').replace("=/data/eeg", f"={eeg}").replace("=/data/ieeg", f"={ieeg}"))
+               .replace('"50051"', f'"{ports["port"]}"').replace("50052", str(ports["http_port"])).replace("=/data/eeg", f"={eeg}").replace("=/data/ieeg", f"={ieeg}"))
     config.write_text(HUB_CONFIG.format(**ports, chp=proxy_command(), workdir=work) + snippet
                       + HUB_CONFIG_AFTER.format(admin_token=ADMIN_TOKEN))
     env = clean_env(CONFIGPROXY_AUTH_TOKEN="proxy-token-for-tests")
@@ -151,7 +160,7 @@ def hub(tmp_path_factory, recording):
             return serving(address)
         wait_for(up, timeout=120, interval=0.5, what="the hub and its mef3lab service")
         family.update(p.pid for p in psutil.Process(proc.pid).children(recursive=True))
-        yield address, ports["hub_port"], (eeg, ieeg)
+        yield address, ports["hub_port"], (eeg, ieeg), ports["proxy_port"]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -171,7 +180,7 @@ def token_for(hub_port: int, user: str, scopes: list[str] | None = None) -> str:
 
 
 def test_a_hub_token_reads_as_its_user(hub, reference, recording, monkeypatch):
-    address, hub_port, (eeg, ieeg) = hub
+    address, hub_port, (eeg, ieeg), _ = hub
     alice = token_for(hub_port, "alice")
     with Mef3Client(address, token=alice) as c:
         assert c.list_recordings() == [("eeg", False), ("ieeg", False)]
@@ -189,7 +198,7 @@ def test_a_hub_token_reads_as_its_user(hub, reference, recording, monkeypatch):
 
 
 def test_a_made_up_token_is_unauthenticated(hub):
-    address, hub_port, _ = hub
+    address, hub_port, _, _ = hub
     no_access = token_for(hub_port, "alice", ["read:users:groups!user"])  # real, but not for this service
     for token in ("made-up-token", None, no_access):
         with Mef3Client(address, token=token) as c:
@@ -199,7 +208,7 @@ def test_a_made_up_token_is_unauthenticated(hub):
 
 def test_the_lab_clients_api_knows_the_hub_user_too(hub, reference, recording):
     """gRPCMef3Server (the lab's old clients, with the README's interceptor line): same user, same groups."""
-    address, hub_port, (eeg, ieeg) = hub
+    address, hub_port, (eeg, ieeg), _ = hub
     for user, opens in (("alice", True), ("bob", False)):
         channel = grpc.intercept_channel(grpc.insecure_channel(address), bearer(token_for(hub_port, user)))
         try:
@@ -213,7 +222,7 @@ def test_the_lab_clients_api_knows_the_hub_user_too(hub, reference, recording):
 
 
 def test_a_user_outside_a_roots_group_is_denied_it(hub, reference, recording):
-    address, hub_port, (eeg, ieeg) = hub
+    address, hub_port, (eeg, ieeg), _ = hub
     with Mef3Client(address, token=token_for(hub_port, "bob")) as bob:
         assert bob.list_recordings() == [("eeg", False)]
         for name in ("ieeg/pt-01.mefd", str(ieeg / "pt-01.mefd")):
@@ -224,3 +233,65 @@ def test_a_user_outside_a_roots_group_is_denied_it(hub, reference, recording):
         bob.open_file("eeg/sub-01.mefd")
         assert_same(bob.read_index("eeg/sub-01.mefd", 0, 500), reference(recording).read_index(None, 0, 500))
         assert bob.list_open_files() == [str(eeg / "sub-01.mefd")]  # not alice's
+
+
+def spawned_server_env(hub_port: int, user: str) -> dict[str, str]:
+    """The environment the hub gave `user`'s running single-user server (what its kernels inherit)."""
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "jupyterhub.singleuser" in " ".join(p.info["cmdline"] or ()):
+                env = p.environ()
+                if env.get("JUPYTERHUB_USER") == user and f":{hub_port}/" in env.get("JUPYTERHUB_API_URL", ""):
+                    return env
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    raise AssertionError(f"no single-user server of {user} is running")
+
+
+def test_a_spawned_servers_own_token_reads_with_no_setting(hub, reference, recording, monkeypatch):
+    """A real single-user server, spawned by the hub with the README's server_token_scopes: the
+    JUPYTERHUB_API_TOKEN it (and so every kernel it starts) has is all a client needs."""
+    address, hub_port, (eeg, ieeg), _ = hub
+    hub_api(hub_port, "POST", "/users/alice/server")
+    try:
+        wait_for(lambda: (hub_api(hub_port, "GET", "/users/alice")["servers"].get("") or {}).get("ready"),
+                 timeout=120, interval=0.5, what="alice's single-user server")
+        env = spawned_server_env(hub_port, "alice")
+        for name in ("MEF3LAB_TOKEN", "MEF3LAB_TOKEN_FILE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("JUPYTERHUB_API_TOKEN", env["JUPYTERHUB_API_TOKEN"])
+        with Mef3Client(address) as c:
+            assert ("ieeg", False) in c.list_recordings()  # alice's group reaches through this token too
+            c.open_file("ieeg/pt-01.mefd")
+            assert_same(c.read_index("ieeg/pt-01.mefd", 100, 900, ["ch001"]),
+                        reference(recording).read_index(["ch001"], 100, 900))
+    finally:
+        hub_api(hub_port, "DELETE", "/users/alice/server")
+        wait_for(lambda: not hub_api(hub_port, "GET", "/users/alice")["servers"], timeout=60, interval=0.5,
+                 what="alice's single-user server to stop")
+
+
+def test_the_status_page_through_the_hub_needs_a_token_and_shows_only_ones_own(hub):
+    """<hub>/services/mef3lab/ reaches the service's status page: with a hub token a user sees the
+    recordings they have open (paths included) and nobody else's; without one, 401."""
+    address, hub_port, (eeg, ieeg), proxy_port = hub
+    tokens = {user: token_for(hub_port, user) for user in ("alice", "bob")}
+    opened = {"alice": "ieeg/pt-01.mefd", "bob": "eeg/sub-01.mefd"}
+    clients = [Mef3Client(address, token=tokens[user]) for user in opened]
+    try:
+        for c, (user, name) in zip(clients, opened.items()):
+            c.open_file(name)
+        url = f"http://127.0.0.1:{proxy_port}/services/mef3lab/api/status"
+        seen = {}
+        for user, token in tokens.items():
+            request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                seen[user] = {r["path"] for r in json.loads(reply.read())["recordings"]}
+        assert str(ieeg / "pt-01.mefd") in seen["alice"]
+        assert str(eeg / "sub-01.mefd") in seen["bob"] and str(ieeg / "pt-01.mefd") not in seen["bob"]
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=30)
+        assert err.value.code == 401
+    finally:
+        for c in clients:
+            c.shutdown()

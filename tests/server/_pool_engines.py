@@ -2,7 +2,9 @@
 
 A recording misbehaves under this engine when its folder holds a marker file:
 
-* ``hang-on-read``: a read writes its process id into the marker, then sleeps (to be killed);
+* ``hang-on-read``: a read writes its process id into the marker, then sleeps (to be killed)
+  for as long as the marker exists (at most two minutes): removing it lets a hung read finish;
+* ``hang-on-open``: the same when the recording is opened;
 * ``segfault-on-read``: a read kills its own process with SIGSEGV, as pymef does on some
   damaged blocks;
 * ``read-log``: every open and read appends a line to it (what ran, in which order).
@@ -28,17 +30,30 @@ class MisbehavingReader(Mef3ioReader):
 
     def _open(self):
         self._log(f"open {os.getpid()}")
+        self._hang(self.path / "hang-on-open")
         return super()._open()
 
     def _read_float(self, names, t0, t1, out):
+        self._misbehave(names, t0, t1)
+        return super()._read_float(names, t0, t1, out)
+
+    def _read_counts(self, names, t0, t1, n):  # what the server's segment store reads
+        self._misbehave(names, t0, t1)
+        return super()._read_counts(names, t0, t1, n)
+
+    def _misbehave(self, names, t0, t1) -> None:
         self._log(f"read {','.join(names)} {t0} {t1}")
-        hang = self.path / "hang-on-read"
-        if hang.exists():
-            hang.write_text(str(os.getpid()))
-            time.sleep(120)
+        self._hang(self.path / "hang-on-read")
         if (self.path / "segfault-on-read").exists():
             os.kill(os.getpid(), signal.SIGSEGV)
-        return super()._read_float(names, t0, t1, out)
+
+    @staticmethod
+    def _hang(marker) -> None:
+        if marker.exists():
+            marker.write_text(str(os.getpid()))
+            end = time.monotonic() + 120
+            while marker.exists() and time.monotonic() < end:
+                time.sleep(0.05)
 
     def _log(self, line: str) -> None:
         log = self.path / "read-log"

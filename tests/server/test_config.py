@@ -47,3 +47,15 @@ def test_serve_command_round_trips_every_setting():
     c = ServerConfig(root=("/x", "n=/y"), hub_auth=True, tls_cert="c.pem", port=0)
     assert ServerConfig.from_args(serve_command(c)[4:], {"ROOT": "/elsewhere"}) == c
     assert ServerConfig.from_args(serve_command(ServerConfig())[4:], {"ROOT": "/elsewhere"}).root == ()
+
+
+def test_read_timeout_and_reader_engines():
+    assert ServerConfig.from_env({}).read_timeout_s == 60.0
+    env = {"READ_TIMEOUT_S": "5", "READER_ENGINE": "a=pkg.mod.A:b=mod.B"}
+    c = ServerConfig.from_env(env)
+    assert c.read_timeout_s == 5.0 and c.reader_engines == {"a": "pkg.mod:A", "b": "mod:B"}
+    c = ServerConfig.from_args(["--read-timeout-s", "0", "--reader-engine", "x=m.X"], env)
+    assert c.read_timeout_s == 0.0 and c.reader_engines == {"x": "m:X"}
+    for bad in ("noequals.X", "=m.X", "x=Class", "x=m."):
+        with pytest.raises(ValueError, match="NAME=package.module.Class"):
+            ServerConfig(reader_engine=(bad,)).reader_engines

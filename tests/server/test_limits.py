@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from mef3lab.client import Mef3Client
@@ -45,3 +47,52 @@ def test_the_client_sees_resource_exhausted(four):
         c.open_file(four[0])
         with pytest.raises(TooManyOpenError, match="close one"):
             c.open_file(four[1])
+
+
+class _SlowOpens:
+    """A real in-process pool whose opens wait until `gate` is set: two opens overlap for sure."""
+
+    def __init__(self, gate) -> None:
+        from mef3lab.server.pool import ReaderPool
+
+        self._pool, self.gate = ReaderPool(0), gate
+        self.entered = threading.Event()
+
+    def info(self, *args, **kw):
+        self.entered.set()
+        self.gate.wait(10)
+        return self._pool.info(*args, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+
+@pytest.mark.parametrize("limit", ["max_open_per_client", "max_open_total"])
+def test_two_opens_at_once_cannot_both_take_the_last_place(four, limit):
+    gate = threading.Event()
+    slow = _SlowOpens(gate)
+    engine = Engine(ServerConfig(n_process_workers=0, **{limit: 1}), pool=slow)
+    outcomes = []
+
+    def open_(client, path):
+        try:
+            engine.open(client, path)
+            outcomes.append("opened")
+        except TooManyOpenError:
+            outcomes.append("refused")
+        finally:
+            gate.set()  # the one that got in may go on
+
+    try:
+        first = threading.Thread(target=open_, args=("a", four[0]))
+        first.start()
+        assert slow.entered.wait(10)  # the first open holds its place, waiting in the pool
+        second = "a" if limit == "max_open_per_client" else "b"
+        open_(second, four[1])
+        first.join(30)
+        assert outcomes == ["refused", "opened"]
+        assert engine.stats()["open_recordings"] == 1
+        engine.close("a", four[0])
+        engine.open(second, four[1])  # the places were given back
+    finally:
+        engine.shutdown()

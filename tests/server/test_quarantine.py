@@ -3,11 +3,9 @@ after `limit` crashes, without costing another process, while every other record
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from mef3lab.errors import CorruptDataError, QuarantinedError, ReaderCrashedError
+from mef3lab.errors import CancelledError, CorruptDataError, QuarantinedError, ReaderCrashedError, ReadTimeoutError
 from mef3lab.server.pool import ReaderPool, ReadRequest
 from mef3lab.server.quarantine import Quarantine
 from mef3lab.synth import synthesize
@@ -32,15 +30,7 @@ def test_a_recording_that_crashes_readers_is_quarantined(crasher, recording):
         for _ in range(2):
             with pytest.raises(ReaderCrashedError, match="SIGSEGV"):
                 pool.submit(read).result(timeout=60)
-        # A crash is counted as its failure is delivered, just after the caller may see it:
-        # wait with a request that does not crash (opening), until the recording is refused.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                pool.info(crasher, None, misbehaving.ENGINE)
-            except QuarantinedError:
-                break
-            time.sleep(0.05)
+        # Counted before the failure was delivered: refused at once, with no retry loop.
         with pytest.raises(QuarantinedError, match="crashed 2 reader processes") as err:
             pool.submit(read)
         assert isinstance(err.value, CorruptDataError)  # what a client catching damage already handles
@@ -65,7 +55,19 @@ def test_a_killed_reader_is_not_the_files_fault(recording):
 
     pool = Quarantine(None, limit=1)
     pool._crashed(recording, ReaderCrashedError("killed", -signal.SIGKILL))
+    pool._crashed(recording, CancelledError("stopped: nobody waits for it"))  # killed for its caller's sake
     pool._check(recording)  # not refused
     pool._crashed(recording, ReaderCrashedError("segfault", -signal.SIGSEGV))
     with pytest.raises(QuarantinedError):
         pool._check(recording)
+
+
+def test_a_recording_that_hangs_readers_is_quarantined(hung):
+    with ReaderPool(1, engines=misbehaving.SPEC, read_timeout_s=1.0) as raw:
+        pool = Quarantine(raw, limit=1)
+        read = ReadRequest(hung, None, misbehaving.ENGINE, ("ch000",), 0, 100)
+        with pytest.raises(ReadTimeoutError):
+            pool.submit(read).result(timeout=60)
+        with pytest.raises(QuarantinedError, match="or hung one past the read timeout"):
+            pool.submit(read)  # at once: the timeout was counted before it was delivered
+        assert raw.stats()["timeouts"] == 1

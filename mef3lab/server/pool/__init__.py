@@ -31,7 +31,7 @@ import os
 import weakref
 from concurrent.futures import Future
 from multiprocessing.context import BaseContext
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .dispatcher import _Dispatcher
 from .inprocess import _InProcess
@@ -49,6 +49,8 @@ class ReaderPool:
     (the default) or forkserver, never fork in a process that runs gRPC. max_open: readers
     each worker keeps open (least recently used closed first). engines: extra engines,
     name -> "module:Class" (Reader subclasses), made available to `engine=` in every worker.
+    read_timeout_s: a request still running after this long has its worker killed and
+    replaced, and fails with `ReadTimeoutError` (0: no limit; not with n_workers=0).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class ReaderPool:
         mp_context: str | BaseContext = "spawn",
         max_open: int = 16,
         engines: Mapping[str, str] | None = None,
+        read_timeout_s: float = 0.0,
     ) -> None:
         if n_workers < 0:
             raise ValueError(f"n_workers must be >= 0, not {n_workers}")
@@ -70,7 +73,7 @@ class ReaderPool:
         if n_workers == 0:
             self._core = _InProcess(max_open, engines)
         else:
-            self._core = _Dispatcher(n_workers, ctx, max_open, engines)
+            self._core = _Dispatcher(n_workers, ctx, max_open, engines, read_timeout_s)
         # The dispatcher holds no reference to this object, so a forgotten pool is collected
         # and closed; atexit covers the rest.
         self._finalizer = weakref.finalize(self, self._core.close)
@@ -103,6 +106,18 @@ class ReaderPool:
                     unsent.future.cancel()  # so the group ends and frees its block
                 raise
         return group
+
+    def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
+        """Have `callback(canonical path, error)` hear of every request failed because its
+        reader process died or was killed for the read timeout, before the request fails."""
+        self._core.watch_failures(callback)
+
+    def abort(self, future: "Future[SharedArray]") -> None:
+        """Stop a read nobody waits for any more: cancelled while queued; while it runs, its
+        worker is killed and replaced (a decode cannot be interrupted) and it fails with
+        `CancelledError`. Every part of a split read is stopped. A finished read is left alone."""
+        for part in getattr(future, "parts", (future,)):
+            self._core.abort(part)
 
     def info(
         self, path: str | os.PathLike, password: str | None = None, engine: str | None = None,
@@ -139,7 +154,7 @@ class ReaderPool:
         self._core.close_recording(_canonical(path))
 
     def stats(self) -> dict[str, Any]:
-        """workers (configured), alive, busy, queued, restarts, crashes, pids."""
+        """workers (configured), alive, busy, queued, restarts, crashes, timeouts, aborted, pids."""
         return self._core.stats()
 
     def close(self) -> None:

@@ -15,6 +15,14 @@ and an out-of-memory kill would most likely repeat. The caller (or the user) may
 A worker that dies before it has even started up (a broken environment) fails nobody's
 request (it had none); requests wait for a worker that starts, and after a few consecutive
 start-up failures the pool gives up and fails everything with the reason.
+
+Stopping a decode. A decode cannot be interrupted inside a reader (pymef and numba hold
+the process in C), so a request that must stop while it runs costs its process: it is
+killed and replaced, and the request fails with the reason. That happens when a decode
+outlives `read_timeout_s` (a hung decoder: `ReadTimeoutError`), and when its caller
+`abort`s it (nobody waits for it any more: `CancelledError`). Neither counts as a crash.
+The dispatcher waits for results with the nearest deadline as its timeout, so a hung
+worker is killed within the timeout, however busy or idle the others are.
 """
 
 from __future__ import annotations
@@ -27,13 +35,13 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from concurrent.futures import Future, InvalidStateError
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from ...errors import CancelledError, ReaderCrashedError
-from .errors import _rebuild_error
+from .errors import _closed_error, _crash_error, _fail, _how, _rebuild_error, _stopped_error, _succeed
 from .requests import ReadRequest, _Job
 from .shm import _create_block, _discard_block, _result_array
 from .worker import _worker_main
@@ -55,13 +63,18 @@ class _Worker:
     eof: bool = False
     job: _Job | None = None
     keys: set = field(default_factory=set)  # readers it (probably) has open: dispatch affinity
+    deadline: float | None = None  # monotonic time its current job must be done by
+    stopped: str | None = None  # why it was killed mid-job: "timeout" | "aborted"
 
 
 class _Dispatcher:
     """The pool's core when it has worker processes; its public methods are thread-safe."""
 
-    def __init__(self, n_workers: int, ctx: BaseContext, max_open: int, engines: Mapping[str, str]) -> None:
+    def __init__(self, n_workers: int, ctx: BaseContext, max_open: int, engines: Mapping[str, str],
+                 read_timeout_s: float = 0.0) -> None:
         self._n = n_workers
+        self._timeout = read_timeout_s
+        self._on_failure: Callable[[str, BaseException], None] | None = None
         self._ctx = ctx
         self._worker_args = (os.getpid(), max_open, dict(engines))
         self._lock = threading.Lock()
@@ -72,7 +85,7 @@ class _Dispatcher:
         self._closing = False
         self._failure: str | None = None  # why the pool gave up
         self._startup_failures = 0
-        self._counts = {"restarts": 0, "crashes": 0}
+        self._counts = {"restarts": 0, "crashes": 0, "timeouts": 0, "aborted": 0}
         self._wake_r, self._wake_w = multiprocessing.connection.Pipe(duplex=False)
         self._wake_pending = False
         self._thread = threading.Thread(target=self._run, name="mef3lab-reader-pool", daemon=True)
@@ -91,6 +104,19 @@ class _Dispatcher:
             heapq.heappush(self._queue, (0 if job.foreground else 1, next(self._seq), job))
             self._wake_locked()
         return job.future
+
+    def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
+        self._on_failure = callback
+
+    def abort(self, future: Future) -> None:
+        """Stop the job of `future`: cancelled while queued, its worker killed while running."""
+        if future.cancel():  # outside the lock: this runs its done-callbacks
+            return
+        with self._lock:
+            for w in self._workers:
+                if w.job is not None and w.job.future is future and w.stopped is None:
+                    w.stopped = "aborted"
+                    w.process.kill()  # the dispatcher sees the death and replaces it
 
     def preopen(self, key: tuple, path: str, password: str, engine: str | None) -> None:
         with self._lock:
@@ -184,7 +210,8 @@ class _Dispatcher:
             if not w.eof:
                 waitables.append(w.conn)
             waitables.append(w.process.sentinel)
-        ready = set(multiprocessing.connection.wait(waitables))
+        ready = set(multiprocessing.connection.wait(waitables, self._next_deadline()))
+        self._kill_overdue()
         for w in list(self._workers):
             if w.conn in ready:
                 self._receive(w)
@@ -192,6 +219,21 @@ class _Dispatcher:
             if w.process.sentinel in ready:
                 self._died(w)
         return True
+
+    def _next_deadline(self) -> float | None:
+        """Seconds until the nearest running job's deadline (None: no deadline to keep)."""
+        deadlines = [w.deadline for w in self._workers if w.deadline is not None and w.stopped is None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _kill_overdue(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for w in self._workers:
+                if w.deadline is not None and w.deadline <= now and w.job is not None and w.stopped is None:
+                    w.stopped = "timeout"
+                    log.error("reader worker %s: %s took longer than %g s; killing it", w.process.pid,
+                              w.job.describe(), self._timeout)
+                    w.process.kill()
 
     def _start_worker(self) -> None:
         parent_end, child_end = multiprocessing.connection.Pipe()
@@ -212,7 +254,7 @@ class _Dispatcher:
     def _assign(self) -> tuple[list[tuple[_Worker, tuple]], list[tuple[_Job, BaseException]]]:
         """Hand queued jobs to idle workers, preferring one that already has the recording open."""
         sends, failed = [], []
-        idle = [w for w in self._workers if w.ready and w.job is None and not w.eof]
+        idle = [w for w in self._workers if w.ready and w.job is None and not w.eof and w.stopped is None]
         while idle and self._queue:
             job = heapq.heappop(self._queue)[2]
             if not job.future.set_running_or_notify_cancel():
@@ -225,6 +267,7 @@ class _Dispatcher:
             w = next((w for w in idle if job.key in w.keys), idle[0])
             idle.remove(w)
             w.job = job
+            w.deadline = time.monotonic() + self._timeout if self._timeout > 0 else None
             w.keys.add(job.key)
             sends.append((w, msg))
         return sends, failed
@@ -259,7 +302,7 @@ class _Dispatcher:
                 w.ready = True
                 self._startup_failures = 0
             return
-        job, w.job = w.job, None
+        job, w.job, w.deadline = w.job, None, None
         if job is None:  # cannot happen: a reply without a request
             log.error("reader worker %s replied without a request", w.process.pid)
             return
@@ -287,25 +330,37 @@ class _Dispatcher:
                 if not w.ready:
                     self._startup_failures += 1
                 elif job is not None:
-                    self._counts["crashes"] += 1
+                    self._counts["crashes" if w.stopped is None else "timeouts" if w.stopped == "timeout"
+                                 else "aborted"] += 1
             startup_failures = self._startup_failures
         if closing:
             if job is not None:
                 _discard_block(job)
                 _fail(job.future, _closed_error())
             return
+        if job is not None and w.stopped is not None:
+            self._failed(job, _stopped_error(w.stopped, job, self._timeout))
+            return
         log.warning("reader worker %s %s%s", w.process.pid, _how(code),
                     f" while {job.describe()}" if job is not None else "")
         if job is not None:
-            _discard_block(job)
-            _fail(job.future, ReaderCrashedError(
-                f"the decoder crashed {job.describe()} (reader process {_how(code)}); the recording may be damaged",
-                code))
+            self._failed(job, _crash_error(job, code))
         if startup_failures >= MAX_STARTUP_FAILURES:
             self._give_up(
                 f"reader worker processes die while starting ({_how(code)}, {startup_failures} times in a row); "
                 "see their error output"
             )
+
+    def _failed(self, job: _Job, exc: BaseException) -> None:
+        """Fail a job whose worker died; the watcher hears of it first, so a caller who
+        retries at once already meets the consequence (a quarantine)."""
+        _discard_block(job)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(job.key[0], exc)
+            except Exception:  # noqa: BLE001 - a watcher must not take the dispatcher down
+                log.exception("the reader pool's failure watcher failed")
+        _fail(job.future, exc)
 
     def _give_up(self, reason: str) -> None:
         """Stop starting workers and fail everything queued, now and later, with `reason`."""
@@ -346,33 +401,3 @@ class _Dispatcher:
             self._workers.clear()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _closed_error() -> CancelledError:
-    return CancelledError("the reader pool was closed before this request finished")
-
-
-def _succeed(fut: Future, result: Any) -> None:
-    try:
-        fut.set_result(result)
-    except InvalidStateError:
-        pass
-
-
-def _fail(fut: Future, exc: BaseException) -> None:
-    try:
-        fut.set_exception(exc)
-    except InvalidStateError:
-        pass
-
-
-def _how(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "vanished"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"was killed by {name}" + (", e.g. out of memory" if -exitcode == signal.SIGKILL else "")
-    return f"exited with code {exitcode}"

@@ -1,16 +1,22 @@
-"""How a reader's exception crosses the pipe from a worker and is raised again in the parent.
+"""What a request fails with: a reader's exception crossing the pipe, or its worker's end.
 
 The caller gets the reader's own error (same class and message): pickled when it can be,
 otherwise rebuilt from its class name and message. Errors that are not mef3lab's own carry
 the worker's traceback as a note, since the frames that raised them are in another process.
+A request whose worker died, was killed (read timeout, abort) or was closed fails with
+the error built here, which says which request and why.
 """
 
 from __future__ import annotations
 
 import pickle
+import signal
 import traceback
+from concurrent.futures import Future, InvalidStateError
+from typing import Any
 
-from ...errors import ERROR_CLASSES, Mef3LabError, rebuild
+from ...errors import ERROR_CLASSES, CancelledError, Mef3LabError, ReaderCrashedError, ReadTimeoutError, rebuild
+from .requests import _Job
 
 #: An exception in transit: (pickle or None, class name, message, traceback or None).
 _ErrorPayload = tuple[bytes | None, str, str, str | None]
@@ -39,3 +45,48 @@ def _rebuild_error(payload: _ErrorPayload) -> BaseException:
     if tb:
         exc.add_note("raised in the reader process:\n" + tb.rstrip())
     return exc
+
+
+def _crash_error(job: _Job, exitcode: int | None) -> ReaderCrashedError:
+    return ReaderCrashedError(
+        f"the decoder crashed {job.describe()} (reader process {_how(exitcode)}); the recording may be damaged",
+        exitcode)
+
+
+def _stopped_error(why: str, job: _Job, timeout_s: float) -> BaseException:
+    """The error of a job whose worker was killed on purpose: `why` is "timeout" or "aborted"."""
+    if why == "timeout":
+        return ReadTimeoutError(
+            f"the decoder did not finish {job.describe()} within the server's read timeout of {timeout_s:g} s; "
+            "its reader process was killed and replaced (the recording may be damaged, or the server overloaded)")
+    return CancelledError(f"stopped {job.describe()}: nobody waits for it any more")
+
+
+def _closed_error() -> CancelledError:
+    return CancelledError("the reader pool was closed before this request finished")
+
+
+def _succeed(fut: Future, result: Any) -> None:
+    try:
+        fut.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+def _fail(fut: Future, exc: BaseException) -> None:
+    try:
+        fut.set_exception(exc)
+    except InvalidStateError:
+        pass
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "vanished"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}" + (", e.g. out of memory" if -exitcode == signal.SIGKILL else "")
+    return f"exited with code {exitcode}"

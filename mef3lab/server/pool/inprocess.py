@@ -43,6 +43,12 @@ class _InProcess:
             fut.set_result(result)
         return fut
 
+    def watch_failures(self, callback) -> None:
+        """Nothing to watch: without worker processes, no reader dies or is stopped."""
+
+    def abort(self, future: Future) -> None:
+        """Nothing to stop: a read here is finished by the time anyone holds its future."""
+
     def preopen(self, key: tuple, path: str, password: str, engine: str | None) -> None:
         """Nothing to do: the one reader that reads was opened by the call that asked for it."""
 
@@ -51,7 +57,8 @@ class _InProcess:
             self._readers.drop(path)
 
     def stats(self) -> dict[str, Any]:
-        return {"workers": 0, "alive": 0, "ready": 0, "busy": 0, "queued": 0, "restarts": 0, "crashes": 0, "pids": []}
+        return {"workers": 0, "alive": 0, "ready": 0, "busy": 0, "queued": 0, "restarts": 0, "crashes": 0,
+                "timeouts": 0, "aborted": 0, "pids": []}
 
     def check_blocking(self) -> None:
         pass

@@ -52,6 +52,11 @@ class SplitRead(Future):
         for f in parts:
             f.add_done_callback(self._part_done)
 
+    @property
+    def parts(self) -> tuple[Future, ...]:
+        """The parts' futures (what `ReaderPool.abort` stops)."""
+        return tuple(self._parts)
+
     def cancel(self) -> bool:
         if any(p.running() or p.done() for p in self._parts) or not super().cancel():
             return False
