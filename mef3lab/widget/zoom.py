@@ -5,9 +5,11 @@ columns. Reading it at full resolution for every flip (and holding it in the pag
 is what a zoomed-out page must not do. Instead each source segment, once decoded, is
 reduced to the min and max of fine bins of ``b`` samples (a power of two, at most an
 eighth of a column) and kept in a byte-bounded cache like decoded segments are; a page's
-columns are then reduced from those bins. A column takes every bin that overlaps it, so
-it shows the true extent of its samples (no peak is lost) and at most ``b - 1`` samples
-of its neighbours'; a column without data stays NaN (a gap).
+columns are then reduced from those bins. Each bin belongs to exactly one column, the one
+its first sample falls in, so a column shows exactly the extent of the samples it stands
+for: none is lost and none is drawn twice (a column's edges sit on bin edges, less than
+``b`` samples, an eighth of a column, from its pixel edges); a column without data stays
+NaN (a gap).
 
 Where columns are at least `INDEX_BLOCKS_PER_COLUMN` MEF blocks wide (a day on one
 screen), a column's whole blocks come from the block index instead (each block's stored
@@ -111,16 +113,12 @@ class EnvelopeStore:
             x0, x1 = max(a, j0), min(a + fine.shape[2], j1)
             lo[:, x0 - j0 : x1 - j0] = fine[0, :, x0 - a : x1 - a]
             hi[:, x0 - j0 : x1 - j0] = fine[1, :, x0 - a : x1 - a]
-        starts = k0 + bin_starts(k1 - k0, count)
-        ends = np.append(starts[1:], k1)
-        first = starts // b - j0  # each column's first bin; reduceat runs to the next column's first bin
+        # Each column's first bin: the bin its first sample lies in; reduceat then gives a column
+        # every bin up to the next column's first, so each bin lands in one column only. Columns
+        # are at least 8 bins wide, so no two start in the same bin.
+        first = (k0 + bin_starts(k1 - k0, count)) // b - j0
         with np.errstate(invalid="ignore"):
-            col_lo, col_hi = np.fmin.reduceat(lo, first, axis=1), np.fmax.reduceat(hi, first, axis=1)
-            shared = (ends % b != 0) & (ends // b - j0 < lo.shape[1])  # a column's last bin starts the next
-            idx = (ends // b - j0)[shared]
-            col_lo[:, shared] = np.fmin(col_lo[:, shared], lo[:, idx])
-            col_hi[:, shared] = np.fmax(col_hi[:, shared], hi[:, idx])
-        return col_lo, col_hi
+            return np.fmin.reduceat(lo, first, axis=1), np.fmax.reduceat(hi, first, axis=1)
 
     def _blocks(self, grid, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Block [start, end) grid indices and (channels, blocks) minima and maxima, or None if the channels'

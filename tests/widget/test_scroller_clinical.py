@@ -219,33 +219,32 @@ def test_overview_through_a_server_comes_from_the_block_index_with_nothing_decod
 
 
 def test_a_zoomed_out_page_is_each_columns_true_extent_from_cached_envelopes(recording, scroll):
-    """10 minutes on 300 columns (512 samples each): drawn from per-segment envelopes, not a full read."""
+    """10 minutes on 299 columns (513.7 samples each, so column edges fall inside fine bins): drawn
+    from per-segment envelopes, not a full read."""
     w, replies = scroll(recording, page_seconds=600.0, rows=8)
-    w.width_px = 300
+    w.width_px = 299
     got = replies.last()
-    b = 64  # the fine bins: a power of two dividing the 60-s segment (15360), at most an eighth of a column (512)
+    b = 64  # the fine bins: a power of two dividing the 60-s segment (15360), at most an eighth of a column (513)
     with open_reader(recording) as r:
         data = r.read_index(list(w.channels), 0, int(600 * FS))
-    n, cols = data.shape[1], 300
+    n, cols = data.shape[1], 299
     starts = (np.arange(cols) * n) // cols
-    ends = np.append(starts[1:], n)
+    edges = np.append(starts // b * b, n)  # a column's samples: from its first sample's bin to the next column's
+    assert (np.diff(edges) > 0).all() and (np.abs(edges[:-1] - starts) < b).all()
     for row, name in enumerate(w.channels):
         tr = got["traces"][name]
         assert tr["kind"] == "minmax" and tr["n"] == cols
         lo, hi = tr["values"][:cols], tr["values"][cols:]
         for c in range(cols):
-            exact = data[row, starts[c] : ends[c]]
-            reach = data[row, starts[c] // b * b : -(-ends[c] // b) * b]  # the bins that overlap the column
-            if np.isnan(reach).all():
+            own = data[row, edges[c] : edges[c + 1]]  # every sample in exactly one column
+            if np.isnan(own).all():
                 assert np.isnan(lo[c]) and np.isnan(hi[c])  # a gap stays a gap
                 continue
-            assert lo[c] == np.nanmin(reach) and hi[c] == np.nanmax(reach)
-            if not np.isnan(exact).all():
-                assert lo[c] <= np.nanmin(exact) and hi[c] >= np.nanmax(exact)  # never less than the true extent
+            assert lo[c] == np.nanmin(own) and hi[c] == np.nanmax(own)  # exactly the extent of its samples
     decoded = w._zoom.decoded
     assert decoded >= n
     w.start = 0.0
-    w.width_px = 299  # a new request over the same samples (same bins): cached, nothing decoded again
+    w.width_px = 300  # a new request over the same samples (same bins): cached, nothing decoded again
     replies.last()
     assert w._zoom.decoded == decoded
 
