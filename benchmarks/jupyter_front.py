@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=10, help="loads per row (default 10)")
     parser.add_argument("--data", default="demo-data", help="folder of the demo recording (default demo-data)")
     args = parser.parse_args(argv)
-    recording = demo_recording(Path(args.data))
+    recording = demo_recording(Path(args.data).resolve())  # absolute: the kernels run elsewhere
     tag = ProcessTag(uuid.uuid4().hex)
     os.environ[ProcessTag.VAR] = tag.value  # everything started from here inherits it
     with tempfile.TemporaryDirectory(prefix="mef3lab-front-") as cwd:
