@@ -26,13 +26,12 @@ import numpy as np
 
 from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError, TooManyOpenError
 from ..readers.base import SAMPLE_TYPES, RateGroup, SessionInfo
-from .cache import ByteLRU
 from .config import ServerConfig
 from .convert import gather
 from .decimate import bin_starts
 from .pool import ReaderPool
 from .prefetch import PrefetchTracker, Readahead
-from .segments import SegmentKey, SegmentStore
+from .segments import SegmentStore
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +107,6 @@ class Engine:
         self._stopping = threading.Event()
         self._janitor = threading.Thread(target=self._expire_loop, name="mef3lab-janitor", daemon=True)
         self._janitor.start()
-
-    @property
-    def cache(self) -> ByteLRU[SegmentKey, np.ndarray]:
-        """The store's segment cache."""
-        return self.segments.cache
 
     # -- recordings and clients -----------------------------------------------------------
     def open(self, client: str, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
