@@ -85,8 +85,11 @@ class Reader(ABC):
         every sample; an engine that returns fewer samples than asked raises CorruptDataError."""
 
     @abstractmethod
-    def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
-        """Stored counts, int32 (len(names), n), RAW_NAN in gaps, for ``[t0, t1)``."""
+    def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
+        """Fill `out` (len(names), n) int32 with the stored counts, RAW_NAN in gaps, for ``[t0, t1)``.
+
+        Into `out` for the same reason as `_read_float`: the server's segment store reads
+        counts, and a fresh array copied into the shared block cost every cold segment."""
 
     @abstractmethod
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
@@ -155,9 +158,12 @@ class Reader(ABC):
             self._verify(names, data, n, t0, t1, lambda row: np.isnan(row).all())
         return data
 
-    def read_raw(self, channels: Sequence[str] | str | None, k0: int, k1: int) -> RawSamples:
+    def read_raw(
+        self, channels: Sequence[str] | str | None, k0: int, k1: int, out: np.ndarray | None = None,
+    ) -> RawSamples:
         """Stored int32 counts ``[k0, k1)`` plus each channel's conversion factor (compact
-        transport), and where a channel's factor changes within the window (`RawSamples`)."""
+        transport), and where a channel's factor changes within the window (`RawSamples`).
+        `out`, when given (int32, channels × samples), receives the counts."""
         names = self.info.check_channels(channels)
         group = self.info.group_of(names)
         if k1 < k0:
@@ -166,10 +172,11 @@ class Reader(ABC):
         runs = [self.info.factor_runs(c).window(k0, k1) for c in names]
         factors = np.array([r.factors[0] for r in runs], np.float64)
         changes = {i: r for i, r in enumerate(runs) if len(r.factors) > 1}
+        counts = np.empty((len(names), n), np.int32) if out is None else out
         if n == 0:
-            return RawSamples(np.empty((len(names), 0), np.int32), factors)
+            return RawSamples(counts, factors)
         t0, t1 = group.grid.uutc_of(k0), group.grid.uutc_of(k1)
-        counts = self._read_counts(names, t0, t1, n)
+        self._read_counts(names, t0, t1, counts)
         self._verify(names, counts, n, t0, t1, lambda row: (row == RAW_NAN).all())
         return RawSamples(counts, factors, changes)
 

@@ -160,9 +160,9 @@ class Mef3ioReader(Reader):
                 f"requested in [{t0}, {t1}); the recording may be damaged")
         out[...] = data
 
-    def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
+    def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         check_rates(self.rate_changes, names)
-        out = np.empty((len(names), n), np.int32)
+        n = out.shape[1]
         with self._mapped("read"):
             for i, name in enumerate(names):
                 raw = self._r.read_raw(name, t0, t1)
@@ -172,8 +172,7 @@ class Mef3ioReader(Reader):
                         f"{self.path}: mef3io returned {samples.size} raw samples of {name!r} for "
                         f"{n} requested in [{t0}, {t1}); the recording may be damaged"
                     )
-                out[i] = np.where(valid != 0, samples, RAW_NAN)
-        return out
+                np.copyto(out[i], np.where(valid != 0, samples, RAW_NAN))
 
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
         check_rates(self.rate_changes, [name])

@@ -112,15 +112,14 @@ class NumbaReader(Mef3ioReader):
         return None
 
     # -- reads ------------------------------------------------------------------------------
-    def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
-        out = np.empty((len(names), n), np.int32)
+    def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
+        n = out.shape[1]
 
         def channel(i: int) -> None:
             if not self._decode(names[i], t0, n, out[i]):
-                out[i] = Mef3ioReader._read_counts(self, [names[i]], t0, t1, n)[0]
+                Mef3ioReader._read_counts(self, [names[i]], t0, t1, out[i:i + 1])
 
         self._each_channel(len(names), n, channel)
-        return out
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         def channel(i: int) -> None:

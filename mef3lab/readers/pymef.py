@@ -208,16 +208,15 @@ class PymefReader(Reader):
                 # each segment's samples by its own factor (as mef3io; pymef scales all by the first's).
                 np.multiply(counts[a:b], factor, out=out[i, a:b], casting="same_kind")
 
-    def _read_counts(self, names: Sequence[str], t0: int, t1: int, n: int) -> np.ndarray:
+    def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         check_rates(self.rate_changes, names)
-        out = np.empty((len(names), n), np.int32)
+        n = out.shape[1]
         for i, name in enumerate(names):
             counts = self._read_channel(name, t0, t1, n)
             gap = np.isnan(counts)
             counts[gap] = 0
-            out[i] = counts.astype(np.int32)
+            out[i] = counts
             out[i][gap] = RAW_NAN
-        return out
 
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
         check_rates(self.rate_changes, [name])

@@ -37,9 +37,9 @@ class MisbehavingReader(Mef3ioReader):
         self._misbehave(names, t0, t1)
         return super()._read_float(names, t0, t1, out)
 
-    def _read_counts(self, names, t0, t1, n):  # what the server's segment store reads
+    def _read_counts(self, names, t0, t1, out):  # what the server's segment store reads
         self._misbehave(names, t0, t1)
-        return super()._read_counts(names, t0, t1, n)
+        return super()._read_counts(names, t0, t1, out)
 
     def _misbehave(self, names, t0, t1) -> None:
         self._log(f"read {','.join(names)} {t0} {t1}")

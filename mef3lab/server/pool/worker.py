@@ -71,11 +71,7 @@ class _Readers:
     def read(self, req: ReadRequest, key: tuple, out: np.ndarray | None) -> np.ndarray:
         reader = self.get(key, req.path, req.password or "", req.engine)
         if req.dtype == "int32":
-            counts = reader.read_raw(req.channels, req.k0, req.k1).counts
-            if out is None:
-                return counts
-            out[...] = counts
-            return out
+            return reader.read_raw(req.channels, req.k0, req.k1, out=out).counts
         return reader.read_index(req.channels, req.k0, req.k1, req.dtype, out=out)
 
     def call(self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple) -> Any:
