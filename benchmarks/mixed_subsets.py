@@ -42,7 +42,7 @@ def run(path: Path, params: Params, log=print) -> Table:
     table.add("read latency p95", w["p95"] * 1e3, "ms")
     extra, total, changing = conversion_ms(params.repeat)
     table.add("conversion a cache hit adds, 5 M samples → float32", extra, "ms", None, Target("value", "<=", 2.0),
-              note=f"{total:.1f} ms to gather, convert and cut the reply into messages")
+              note=f"{total:.1f} ms to convert the reply and cut it into messages")
     table.add("the same, every channel's factor changing mid-window", changing, "ms",
               note="MEF segments of different conversion factors: converted piece by piece")
     table.notes += [f"default server settings ({params.workers} readers, prefetch {params.n_prefetch}, "
@@ -117,13 +117,12 @@ def conversion_ms(repeat: int) -> tuple[float, float, float]:
     """What a cache hit's conversion adds per 5 M samples: (ms, ms of the whole reply's bytes,
     ms added when every channel's conversion factor changes mid-window).
 
-    A hit gathers 64 cached rows of counts and converts them to float32 message by message
-    (`convert.gather` + `convert.value_pieces`); before, the reply's bytes were sliced out of a
-    cached float32 array. The difference of the two is the cost of one representation. Rows
-    whose factor changes (MEF segments of different factors) are gathered as values at once,
-    piece by piece, and the reply sliced from them."""
+    A hit converts 64 cached rows of counts to float32 message by message (`convert.Window`);
+    before, the reply's bytes were sliced out of a cached float32 array. The difference of the
+    two is the cost of one representation. Rows whose factor changes (MEF segments of
+    different factors) are converted the same way, piece by piece."""
     from mef3lab.readers.base import FactorRuns
-    from mef3lab.server.convert import gather, value_pieces
+    from mef3lab.server.convert import Window
     from mef3lab.wire import MAX_MESSAGE_BYTES
 
     rng = np.random.default_rng(0)
@@ -134,9 +133,8 @@ def conversion_ms(repeat: int) -> tuple[float, float, float]:
     runs = [FactorRuns.single(f) for f in factors]
     cached = np.stack([rows[name] for name in names]).astype(np.float32)
 
-    def now() -> None:
-        for _ in value_pieces(gather([(0, rows)], names, runs, 0, n, "int32"), factors, "float32",
-                              MAX_MESSAGE_BYTES):
+    def sent(factors: list[FactorRuns]) -> None:
+        for _ in Window([(0, rows)], names, factors, 0, n).pieces("float32", MAX_MESSAGE_BYTES):
             pass
 
     def sliced(values: np.ndarray) -> None:
@@ -149,9 +147,6 @@ def conversion_ms(repeat: int) -> tuple[float, float, float]:
 
     changing = [FactorRuns((0, n // 2), (f, f / 2)) for f in factors]
 
-    def factor_changes() -> None:
-        sliced(gather([(0, rows)], names, changing, 0, n, "float32"))
-
     def timed(fn) -> float:
         fn()  # compiled, memory touched: not timed
         times = []
@@ -161,5 +156,5 @@ def conversion_ms(repeat: int) -> tuple[float, float, float]:
             times.append(time.perf_counter() - t)
         return best(times) * 1e3
 
-    total, base = timed(now), timed(before)
-    return total - base, total, timed(factor_changes) - base
+    total, base = timed(lambda: sent(runs)), timed(before)
+    return total - base, total, timed(lambda: sent(changing)) - base

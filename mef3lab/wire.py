@@ -71,16 +71,6 @@ def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
     )
 
 
-def array_to_chunks(
-    data: np.ndarray, header: pb.SampleChunk, max_bytes: int = MAX_MESSAGE_BYTES
-) -> Iterator[pb.SampleChunk]:
-    """Stream `data` (C order) as `header` plus consecutive byte slices of at most `max_bytes`."""
-    arr = np.ascontiguousarray(data)
-    raw = memoryview(arr).cast("B") if arr.size else memoryview(b"")
-    step = max(arr.itemsize, max_bytes - max_bytes % max(arr.itemsize, 1))
-    return pieces_to_chunks(arr.shape, (bytes(raw[a:a + step]) for a in range(0, max(len(raw), 1), step)), header)
-
-
 def pieces_to_chunks(shape: tuple[int, ...], pieces: Iterable[bytes], header: pb.SampleChunk) -> Iterator[pb.SampleChunk]:
     """Stream an array of `shape` given as consecutive byte pieces (at least one): `header`
     carries the first, plain messages the others."""

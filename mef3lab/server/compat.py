@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import grpc
 import numpy as np
@@ -66,7 +66,7 @@ from .._proto import gRPCMef3Server_pb2_grpc as pb_grpc
 from ..errors import Mef3LabError, MixedRatesError, NotOpenError, PasswordError, TimeRangeError
 from ..readers.base import SessionInfo
 from ..wire import ERROR_KEY, MAX_MESSAGE_BYTES
-from .convert import to_values
+from .convert import array_blocks
 from .engine import Engine
 from .decimate import minmax_points
 from .auth import ClientId
@@ -212,13 +212,11 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         client, path = compat_client(context), request.file_path
         names = self.engine.channels(client, path)
         _one_rate(self.engine.info(client, path), names, "SetActiveChannels to the channels of one rate")
-        # Counts, converted to float64 message by message (see `convert.to_values`).
-        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True,
-                                     as_counts=True)
+        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True)
         grid, k0 = s.group.grid, s.start_index
         try:
-            yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k),
-                                 SEGMENT_DTYPE, factors=s.factors)
+            yield from _messages(path, s.blocks(MAX_MESSAGE_BYTES), s.channels, s.group.fs,
+                                 lambda k: grid.uutc_of(k0 + k))
         finally:
             s.start_prefetch()
 
@@ -240,14 +238,15 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         reads = [(g, self.engine.read_time(client, path, mine, t0, t1, RANGE_DTYPE, defer_prefetch=True))
                  for g, mine in groups if mine]
         try:
-            if len(reads) == 1 and (n_points is None or reads[0][1].data.shape[1] <= n_points):
+            if len(reads) == 1 and (n_points is None or reads[0][1].shape[1] <= n_points):
                 s = reads[0][1]
                 grid, k0 = s.group.grid, s.start_index
-                yield from _messages(path, s.data, s.channels, s.group.fs, lambda k: grid.uutc_of(k0 + k))
+                yield from _messages(path, s.blocks(MAX_MESSAGE_BYTES), s.channels, s.group.fs,
+                                     lambda k: grid.uutc_of(k0 + k))
                 return
             # Decimated: every rate group to the same number of points over the window.
-            n_out = min([n_points] + [s.data.shape[1] for _, s in reads])
-            if any(s.data.shape[1] > n_out for _, s in reads):
+            n_out = min([n_points] + [s.shape[1] for _, s in reads])
+            if any(s.shape[1] > n_out for _, s in reads):
                 n_out -= n_out % 2
             if n_out < 2:
                 raise TimeRangeError(
@@ -260,7 +259,8 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
             data = np.stack([rows[n] for n in names])
             first = reads[0][1]  # the fastest group's window sets the times
             a, b = first.first_sample_uutc, first.end_uutc
-            yield from _messages(path, data, names, n_out * 1e6 / (b - a), lambda p: int(round(a + p * (b - a) / n_out)))
+            yield from _messages(path, array_blocks(data, MAX_MESSAGE_BYTES), names, n_out * 1e6 / (b - a),
+                                 lambda p: int(round(a + p * (b - a) / n_out)))
         finally:
             for _, read in reads:
                 read.start_prefetch()
@@ -321,20 +321,13 @@ def _one_rate(info: SessionInfo, names: Sequence[str], advice: str) -> None:
 
 
 def _messages(
-    path: str, data: np.ndarray, channels: Sequence[str], fs: float, time_of: Callable[[int], int],
-    dtype: str | None = None, max_bytes: int = MAX_MESSAGE_BYTES, factors: Sequence[float] | None = None,
+    path: str, blocks: Iterable[tuple[int, int, np.ndarray]], channels: Sequence[str], fs: float,
+    time_of: Callable[[int], int],
 ) -> Iterator[pb.SignalChunk]:
-    """`data` as SignalChunks split along time; message [a, b) spans ``time_of(a)`` to ``time_of(b)``.
-
-    With `factors`, `data` are int32 counts, sent as `dtype` values converted block by block."""
-    n_ch, n = data.shape
-    itemsize = data.dtype.itemsize if factors is None else np.dtype(dtype).itemsize
-    per = max(1, max_bytes // max(1, n_ch * itemsize))
+    """Column `blocks` ``(a, b, values)`` as SignalChunks; message [a, b) spans ``time_of(a)`` to ``time_of(b)``."""
     names = list(channels)
-    for a in range(0, max(n, 1), per):
-        b = min(a + per, n)
-        # tobytes() writes C order: one copy, even of this strided view
-        block = data[:, a:b] if factors is None else to_values(data[:, a:b], factors, dtype)
-        yield pb.SignalChunk(file_path=path, array_bytes=block.tobytes(), dtype=dtype or block.dtype.name,
+    for a, b, block in blocks:
+        # tobytes() writes C order: one copy, even of a strided view
+        yield pb.SignalChunk(file_path=path, array_bytes=block.tobytes(), dtype=block.dtype.name,
                              shape=block.shape, start_uutc=time_of(a), end_uutc=time_of(b), fs=fs,
                              channel_names=names)

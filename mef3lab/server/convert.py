@@ -1,16 +1,21 @@
-"""Cached counts to what a caller asked for: rows gathered and converted in one pass.
+"""Cached counts to what a caller asked for: a read's rows converted as its reply is sent.
 
 The store caches what the file holds, int32 counts (``RAW_NAN`` in gaps), one array per
-channel-segment; every read gathers its rows, in the caller's order, from those arrays
-straight into its output, converting on the way: float64 is exactly ``count × factor``
-(as every reader computes it), float32 that float64 value rounded once (bit for bit what
-the readers return), int32 the counts themselves. One small numba kernel does the float
-cases: numpy needs two passes (multiply, then the NaN mask) and a temporary, 3.9 ms per
-5 M samples against numba's 0.7 ms, which a cache hit of ~10 ms would feel.
+channel-segment. A read is a `Window` over those arrays, rows in the caller's order; it
+converts on the way out: float64 is exactly ``count × factor`` (as every reader computes
+it), float32 that float64 value rounded once (bit for bit what the readers return), int32
+the counts themselves. One small numba kernel does the float cases: numpy needs two passes
+(multiply, then the NaN mask) and a temporary, 3.9 ms per 5 M samples against numba's 0.7.
+
+Why a window and not an array: a reply is converted one message at a time into one small
+buffer that stays in the CPU cache, so the whole reply is never allocated in its wire type.
+A fresh 20 MB array costs ~5 ms of page faults alone, more than converting it; assembling
+the reply first (then cutting it into messages) made a cache hit twice as slow as sending
+the bytes of a cached array. `Window.array` builds the whole array for those who need it.
 
 A channel whose MEF segments store different conversion factors (a gain change) is scaled
 piece by piece, each sample by its own segment's factor as mef3io reads it (`FactorRuns`);
-a channel with one factor, nearly all of them, is one piece: the fast path, unchanged.
+a channel with one factor, nearly all of them, is one piece per segment.
 """
 
 from __future__ import annotations
@@ -48,62 +53,107 @@ def convert_into(counts: np.ndarray, factor: float, out: np.ndarray) -> None:
         _scale(counts, factor, out)
 
 
-def to_values(counts: np.ndarray, factors: Sequence[float], dtype: str) -> np.ndarray:
-    """(channels, n) int32 counts (e.g. one message's columns of a read) as `dtype` values.
-
-    For replies streamed in blocks: converting block by block keeps the working set in the
-    CPU cache and never allocates the whole reply in the wider type (a 40 MB float64 array
-    is above glibc's mmap threshold, so it was page-faulted afresh for every read)."""
-    out = np.empty(counts.shape, SAMPLE_TYPES[dtype])
-    for j, factor in enumerate(factors):
-        convert_into(counts[j], factor, out[j])
-    return out
-
-
-def value_pieces(counts: np.ndarray, factors: Sequence[float], dtype: str, max_bytes: int) -> Iterator[bytes]:
-    """The bytes of (channels, n) `counts` as `dtype` values in C order, in consecutive pieces of
-    at most `max_bytes` (at least one, maybe empty), each converted as it is asked for."""
-    n = counts.shape[1]
-    total = counts.size
-    step = max(1, max_bytes // np.dtype(dtype).itemsize)
-    buf = np.empty(min(step, total), SAMPLE_TYPES[dtype])
-    for p in range(0, max(total, 1), step):
-        q = min(p + step, total)
-        pos = p
-        while pos < q:  # the piece's part of each row it touches
-            r, c = divmod(pos, n)
-            m = min(q - pos, n - c)
-            convert_into(counts[r, c:c + m], factors[r], buf[pos - p:pos - p + m])
-            pos += m
-        yield buf[:q - p].tobytes()
-
-
 def gap_value(dtype: str) -> float | int:
     """What marks "no sample here" in an array of `dtype`."""
     return int(RAW_NAN) if dtype == "int32" else np.nan
 
 
-def gather(
-    pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequence[str], factors: Sequence[FactorRuns],
-    k0: int, k1: int, dtype: str,
-) -> np.ndarray:
-    """Grid samples ``[k0, k1)`` of `names` (rows in that order) as `dtype`, from `pieces`:
-    (first sample, {channel: counts}) of consecutive segments, each row scaled by its
-    channel's factors on the grid. Samples no piece covers (outside the grid) are gaps;
-    nothing is written twice."""
-    out = np.empty((len(names), max(k1 - k0, 0)), SAMPLE_TYPES[dtype])
-    lo = hi = k0
+#: One stretch of a row: columns ``[start, stop)`` come from ``counts[offset:]`` times
+#: `factor`; counts None: no sample there (outside the grid).
+_Stretch = tuple[int, int, "np.ndarray | None", int, float]
+
+
+class Window:
+    """Grid samples ``[k0, k1)`` of `names` (rows in that order, a name may repeat) over
+    `pieces`: (first sample, {channel: counts}) of consecutive segments, each row scaled by
+    its channel's `factors` on the grid. Samples no piece covers are gaps. Nothing is
+    converted until asked for, and then only once."""
+
+    def __init__(self, pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequence[str],
+                 factors: Sequence[FactorRuns], k0: int, k1: int) -> None:
+        self.names = tuple(names)
+        self.shape = (len(self.names), max(k1 - k0, 0))
+        self._rows = [_stretches(pieces, name, runs, k0, k1) for name, runs in zip(self.names, factors)]
+
+    def fill(self, j: int, a: int, b: int, out: np.ndarray) -> None:
+        """Write row j's columns ``[a, b)`` into `out` (1-D, contiguous) as out's dtype."""
+        for start, stop, counts, offset, factor in self._rows[j]:
+            lo, hi = max(a, start), min(b, stop)
+            if lo >= hi:
+                continue
+            if counts is None:
+                out[lo - a:hi - a] = gap_value(out.dtype.name)
+            else:
+                convert_into(counts[offset + lo - start:offset + hi - start], factor, out[lo - a:hi - a])
+
+    def array(self, dtype: str) -> np.ndarray:
+        """The whole window as a new (channels, samples) array of `dtype`."""
+        out = np.empty(self.shape, SAMPLE_TYPES[dtype])
+        for j in range(self.shape[0]):
+            self.fill(j, 0, self.shape[1], out[j])
+        return out
+
+    def blocks(self, dtype: str, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Consecutive column blocks ``(a, b, values)`` of at most `max_bytes` (at least one,
+        maybe empty). `values` (channels, b - a) is one buffer reused: use it before the next."""
+        n_ch, n = self.shape
+        step = max(1, max_bytes // max(1, n_ch * np.dtype(dtype).itemsize))
+        buf = np.empty(n_ch * min(step, n), SAMPLE_TYPES[dtype])
+        for a in range(0, max(n, 1), step):
+            b = min(a + step, n)
+            block = buf[:n_ch * (b - a)].reshape(n_ch, b - a)
+            for j in range(n_ch):
+                self.fill(j, a, b, block[j])
+            yield a, b, block
+
+    def pieces(self, dtype: str, max_bytes: int) -> Iterator[bytes]:
+        """The window's bytes as `dtype` in C order, in consecutive pieces of at most
+        `max_bytes` (at least one, maybe empty), each converted as it is asked for."""
+        n = self.shape[1]
+        total = self.shape[0] * n
+        step = max(1, max_bytes // np.dtype(dtype).itemsize)
+        buf = np.empty(min(step, total), SAMPLE_TYPES[dtype])
+        for p in range(0, max(total, 1), step):
+            q = min(p + step, total)
+            pos = p
+            while pos < q:  # the piece's part of each row it touches
+                r, c = divmod(pos, n)
+                m = min(q - pos, n - c)
+                self.fill(r, c, c + m, buf[pos - p:pos - p + m])
+                pos += m
+            yield buf[:q - p].tobytes()
+
+
+def _stretches(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], name: str, runs: FactorRuns,
+               k0: int, k1: int) -> list[_Stretch]:
+    """Where row `name`'s columns of ``[k0, k1)`` come from, in order, gaps included."""
+    out: list[_Stretch] = []
+    edge = k0  # the first grid sample not yet placed
     for s0, rows in pieces:
-        a, b = max(k0, s0), min(k1, s0 + len(rows[names[0]]))
+        counts = rows[name]
+        a, b = max(k0, s0, edge), min(k1, s0 + len(counts))
         if b <= a:
             continue
-        if lo == hi:
-            lo = a
-        hi = b
-        for j, (name, runs) in enumerate(zip(names, factors)):
-            row = rows[name]
-            for p, q, factor in runs.pieces(a, b):
-                convert_into(row[p - s0:q - s0], factor, out[j, p - k0:q - k0])
-    out[:, :lo - k0] = gap_value(dtype)
-    out[:, hi - k0:] = gap_value(dtype)
+        if a > edge:
+            out.append((edge - k0, a - k0, None, 0, 0.0))
+        for p, q, factor in runs.pieces(a, b):
+            out.append((p - k0, q - k0, counts, p - s0, factor))
+        edge = b
+    if edge < k1:
+        out.append((edge - k0, k1 - k0, None, 0, 0.0))
     return out
+
+
+def array_pieces(data: np.ndarray, max_bytes: int) -> Iterator[bytes]:
+    """The bytes of `data` in C order, in consecutive pieces of at most `max_bytes` (at least one)."""
+    arr = np.ascontiguousarray(data)
+    raw = memoryview(arr).cast("B") if arr.size else memoryview(b"")
+    step = max(arr.itemsize, max_bytes - max_bytes % max(arr.itemsize, 1))
+    return (bytes(raw[a:a + step]) for a in range(0, max(len(raw), 1), step))
+
+
+def array_blocks(data: np.ndarray, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Column blocks ``(a, b, data[:, a:b])`` of (channels, n) `data`, each at most `max_bytes`."""
+    n_ch, n = data.shape
+    step = max(1, max_bytes // max(1, n_ch * data.itemsize))
+    return ((a, min(a + step, n), data[:, a:a + step]) for a in range(0, max(n, 1), step))

@@ -7,8 +7,8 @@ in the background.
 
 Per-client state (segment size, channel selection, open recordings) lives in
 `ClientView`s keyed by client id, so one client's settings never change another's
-reads. The store caches each channel's int32 counts per segment; a read gathers its rows
-in the caller's order and converts them to the dtype asked for on the way out (`convert`).
+reads. The store caches each channel's int32 counts per segment; a read is a window over
+them, rows in the caller's order, converted to the dtype asked for on the way out (`convert`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Callable, Sequence
+from functools import cached_property, partial
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError, TooManyOpenError
 from ..readers.base import SAMPLE_TYPES, RateGroup, SessionInfo
 from .config import ServerConfig
-from .convert import gather
+from .convert import Window, array_blocks, array_pieces
 from .decimate import bin_starts
 from .pool import ReaderPool
 from .prefetch import PrefetchTracker, Readahead
@@ -41,15 +41,40 @@ MIN_SEGMENT_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Samples:
-    """A block of samples on a rate group's grid, rows in the caller's channel order."""
+    """A block of samples on a rate group's grid, rows in the caller's channel order.
 
-    data: np.ndarray  # (n_channels, n_samples); read-only view when it is cache memory
+    A read's `source` is a `Window` over cached counts, converted to `dtype` as the reply is
+    sent (`pieces`, `blocks`); computed values (an envelope) are an array already."""
+
+    source: Window | np.ndarray
     channels: tuple[str, ...]
     group: RateGroup
     start_index: int
-    factors: np.ndarray | None = None  # per-channel conversion factors when data are raw int32 counts
+    dtype: str = "float32"
+    factors: np.ndarray | None = None  # each row's conversion factor, for int32 counts
     #: The background loads this read asks for, when the caller starts them (`defer_prefetch`).
     deferred_prefetch: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def data(self) -> np.ndarray:
+        """All of it as one array of `dtype` (a window is converted when first asked)."""
+        return self.source.array(self.dtype) if isinstance(self.source, Window) else self.source
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.source.shape
+
+    def pieces(self, max_bytes: int) -> Iterator[bytes]:
+        """The bytes of `data` in C order, in consecutive pieces of at most `max_bytes`."""
+        if isinstance(self.source, Window):
+            return self.source.pieces(self.dtype, max_bytes)
+        return array_pieces(self.source, max_bytes)
+
+    def blocks(self, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Column blocks ``(a, b, values)`` of at most `max_bytes` (see `Window.blocks`)."""
+        if isinstance(self.source, Window):
+            return self.source.blocks(self.dtype, max_bytes)
+        return array_blocks(self.source, max_bytes)
 
     def start_prefetch(self) -> None:
         """Start the deferred background loads, if any (once the reply is on its way)."""
@@ -63,7 +88,7 @@ class Samples:
     @property
     def end_uutc(self) -> int:
         """Time just past the last sample."""
-        return self.group.grid.uutc_of(self.start_index + self.data.shape[1])
+        return self.group.grid.uutc_of(self.start_index + self.shape[-1])
 
 
 @dataclass
@@ -270,7 +295,7 @@ class Engine:
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
         self, client: str, path: str, index: int, channels: Sequence[str] | None = None,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False, *, as_counts: bool = False,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
     ) -> Samples:
         """Segment `index` of this client's grid for `channels` (one rate group)."""
         rec, _ = self._open_view(client, path)
@@ -283,7 +308,7 @@ class Engine:
                 f"{length / group.fs:g} s at {group.fs:g} Hz (indices 0..{n_seg - 1})"
             )
         return self.read_index(client, path, names, index * length, min((index + 1) * length, group.grid.n_samples),
-                               dtype, prefetch, defer_prefetch, as_counts=as_counts)
+                               dtype, prefetch, defer_prefetch)
 
     def time_window(self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float,
                     end_uutc: float) -> tuple[int, int]:
@@ -301,9 +326,9 @@ class Engine:
 
     def read_index(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False, *, as_counts: bool = False,
+        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
     ) -> Samples:
-        """Grid samples ``[k0, k1)``, assembled from (cached) segments of this client's grid.
+        """Grid samples ``[k0, k1)``, from (cached) segments of this client's grid.
 
         `prefetch` queues the segments after these in the client's direction. With
         `defer_prefetch` they are queued only when the caller calls `Samples.start_prefetch`:
@@ -337,11 +362,9 @@ class Engine:
                 later()
                 later = None
         runs = [rec.info.factor_runs(c) for c in names]
-        here = [r.window(k0, k1).factors for r in runs]
-        # Counts travel with one factor per row: converted here where a row's factor changes.
-        raw = dtype == "int32" or (as_counts and all(len(f) == 1 for f in here))
-        data = gather([(s[0], r) for s, r in zip(spans, rows)], names, runs, k0, k1, "int32" if raw else dtype)
-        return Samples(data, names, group, k0, np.array([f[0] for f in here], np.float64) if raw else None, later)
+        window = Window([(s[0], r) for s, r in zip(spans, rows)], names, runs, k0, k1)
+        factors = np.array([r.window(k0, k1).factors[0] for r in runs], np.float64) if dtype == "int32" else None
+        return Samples(window, names, group, k0, dtype, factors, later)
 
     def envelope(
         self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, bins: int,
@@ -368,7 +391,7 @@ class Engine:
             a, b = max(k0, span[0]), min(k1, span[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
             edges = np.maximum(starts[j0:j1 + 1], a) - a
-            chunk = gather([(span[0], rows)], names, runs, a, b, "float32")
+            chunk = Window([(span[0], rows)], names, runs, a, b).array("float32")
             with np.errstate(invalid="ignore"):
                 out[0, :, j0:j1 + 1] = np.fmin(out[0, :, j0:j1 + 1], np.fmin.reduceat(chunk, edges, axis=1))
                 out[1, :, j0:j1 + 1] = np.fmax(out[1, :, j0:j1 + 1], np.fmax.reduceat(chunk, edges, axis=1))

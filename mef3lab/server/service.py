@@ -17,11 +17,9 @@ import numpy as np
 from .._proto import mef3lab_pb2 as pb
 from .._proto import mef3lab_pb2_grpc as pb_grpc
 from ..errors import Mef3LabError, NoRootsError, TimeRangeError
-from ..wire import (CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, array_to_chunks, info_to_proto,
-                    pieces_to_chunks)
+from ..wire import CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, info_to_proto, pieces_to_chunks
 from .auth import ClientId, current_caller
 from .cancel import call_scope
-from .convert import value_pieces
 from .engine import Engine, Samples
 from .roots import ServedRoots
 
@@ -92,26 +90,21 @@ def sample_type(code: int) -> str:
         raise ValueError(f"unknown sample type {code}; use FLOAT32, FLOAT64 or INT32") from None
 
 
-def stream_samples(s: Samples, dtype: str):
-    """The reply's chunks; then the background loads the read deferred until its reply was sent.
-
-    Values read `as_counts` are converted message by message (`convert.value_pieces`)."""
-    header = samples_header(s, dtype)
+def stream_samples(s: Samples):
+    """The reply's chunks, converted message by message as they are sent (`Samples.pieces`);
+    then the background loads the read deferred until its reply was sent."""
+    header = samples_header(s)
     try:
-        if s.factors is None or dtype == "int32":
-            yield from array_to_chunks(s.data, header)
-        else:
-            yield from pieces_to_chunks(s.data.shape, value_pieces(s.data, s.factors, dtype, MAX_MESSAGE_BYTES),
-                                        header)
+        yield from pieces_to_chunks(s.shape, s.pieces(MAX_MESSAGE_BYTES), header)
     finally:
         s.start_prefetch()
 
 
-def samples_header(s: Samples, dtype: str) -> pb.SampleChunk:
+def samples_header(s: Samples) -> pb.SampleChunk:
     return pb.SampleChunk(
-        dtype=CODE_OF[dtype], channels=s.channels, fs=s.group.fs, start_index=s.start_index,
+        dtype=CODE_OF[s.dtype], channels=s.channels, fs=s.group.fs, start_index=s.start_index,
         first_sample_uutc=s.first_sample_uutc,
-        conversion_factors=s.factors.tolist() if dtype == "int32" else [],
+        conversion_factors=s.factors.tolist() if s.factors is not None else [],
     )
 
 
@@ -167,20 +160,19 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     def ReadSegment(self, request, context):
         dtype = sample_type(request.dtype)
         s = self.engine.read_segment(client_id(context), request.path, request.index,
-                                     list(request.channels) or None, dtype, not request.no_prefetch, True,
-                                     as_counts=True)
-        yield from stream_samples(s, dtype)
+                                     list(request.channels) or None, dtype, not request.no_prefetch, True)
+        yield from stream_samples(s)
 
     @grpc_errors
     def ReadRange(self, request, context):
         dtype = sample_type(request.dtype)
-        yield from stream_samples(self._window(request, context, dtype, not request.no_prefetch), dtype)
+        yield from stream_samples(self._window(request, context, dtype, not request.no_prefetch))
 
     @grpc_errors
     def ReadEnvelope(self, request, context):
         client, names = client_id(context), list(request.channels) or None
         s = self.engine.envelope(client, request.path, names, *self._indices(request, client, names), request.bins)
-        yield from stream_samples(s, "float32")
+        yield from stream_samples(s)
 
     @grpc_errors
     def ReadBlockIndex(self, request, context):
@@ -193,8 +185,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     def _window(self, request, context, dtype: str, prefetch: bool) -> Samples:
         client, names = client_id(context), list(request.channels) or None
         k0, k1 = self._indices(request, client, names)
-        return self.engine.read_index(client, request.path, names, k0, k1, dtype, prefetch, defer_prefetch=True,
-                                      as_counts=True)
+        return self.engine.read_index(client, request.path, names, k0, k1, dtype, prefetch, defer_prefetch=True)
 
     def _indices(self, request, client: str, names) -> tuple[int, int]:
         """The request's window as grid indices, whether it was given in time or in samples."""
