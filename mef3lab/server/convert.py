@@ -4,8 +4,9 @@ The store caches what the file holds, int32 counts (``RAW_NAN`` in gaps), one ar
 channel-segment. A read is a `Window` over those arrays, rows in the caller's order; it
 converts on the way out: float64 is exactly ``count × factor`` (as every reader computes
 it), float32 that float64 value rounded once (bit for bit what the readers return), int32
-the counts themselves. One small numba kernel does the float cases: numpy needs two passes
-(multiply, then the NaN mask) and a temporary, 3.9 ms per 5 M samples against numba's 0.7.
+the counts themselves. Small numba kernels do it, one call per message for all its rows:
+numpy needs two passes (multiply, then the NaN mask) and a temporary, 3.9 ms per 5 M
+samples against numba's 0.7, and a call per row and message cost as much again.
 
 Why a window and not an array: a reply is converted one message at a time into one small
 buffer that stays in the CPU cache, so the whole reply is never allocated in its wire type.
@@ -24,33 +25,58 @@ from typing import Iterator, Mapping, Sequence
 
 import numba
 import numpy as np
+from numba.typed import List as TypedList
 
 from ..readers.base import RAW_NAN, SAMPLE_TYPES, FactorRuns
 
 _RAW_NAN = int(RAW_NAN)
 
-
-#: Compiled ahead (at import; numba caches the machine code on disk) for cached, read-only
-#: rows and writable ones, into float32 or float64: no compile pause on a first read.
-_SIGNATURES = [
-    numba.void(numba.types.Array(numba.int32, 1, "C", readonly=ro), numba.float64, out[::1])
-    for ro in (True, False) for out in (numba.float32, numba.float64)
-]
+#: What the kernels read: a read's distinct cached rows (read-only int32 counts).
+_ROWS = numba.types.ListType(numba.types.Array(numba.int32, 1, "C", readonly=True))
+#: Where each output row's columns come from: `_Plan` (first, start, stop, source, offset, factor).
+_PLAN = (numba.int64[::1],) * 5 + (numba.float64[::1],)
+_OUTS = (numba.float32, numba.float64, numba.int32)
 
 
-@numba.njit(_SIGNATURES, nogil=True, cache=True)
-def _scale(counts, factor, out):  # pragma: no cover - compiled
-    for i in range(counts.size):
-        c = counts[i]
-        out[i] = np.nan if c == _RAW_NAN else np.float64(c) * factor
+@numba.njit(nogil=True, cache=True)
+def _fill_row(rows, first, start, stop, source, offset, factor, j, a, b, raw, out, o):  # pragma: no cover
+    """Row j's columns [a, b) into out[o:o + b - a]: float64 exactly count × factor (then
+    rounded once into out's type), or `raw` (out int32) the counts; gaps NaN or RAW_NAN."""
+    for s in range(first[j], first[j + 1]):
+        lo, hi = max(a, start[s]), min(b, stop[s])
+        if hi <= lo:
+            continue
+        dst = out[o + lo - a:o + hi - a]
+        if source[s] < 0:
+            dst[:] = _RAW_NAN if raw else np.nan
+            continue
+        src = rows[source[s]][offset[s] + lo - start[s]:offset[s] + hi - start[s]]
+        f = factor[s]
+        for i in range(hi - lo):
+            c = src[i]
+            if raw:
+                dst[i] = c
+            else:
+                dst[i] = np.nan if c == _RAW_NAN else np.float64(c) * f
 
 
-def convert_into(counts: np.ndarray, factor: float, out: np.ndarray) -> None:
-    """Write `counts` (1-D int32) into `out` (1-D, contiguous) as out's dtype."""
-    if out.dtype == np.int32:
-        out[...] = counts
-    else:
-        _scale(counts, factor, out)
+@numba.njit([numba.void(_ROWS, *_PLAN, numba.int64, numba.int64, numba.boolean, t[:, ::1]) for t in _OUTS],
+            nogil=True, cache=True)
+def _fill_block(rows, first, start, stop, source, offset, factor, a, b, raw, out):  # pragma: no cover - compiled
+    for j in range(out.shape[0]):
+        _fill_row(rows, first, start, stop, source, offset, factor, j, a, b, raw, out[j], 0)
+
+
+@numba.njit([numba.void(_ROWS, *_PLAN, numba.int64, numba.int64, numba.int64, numba.boolean, t[::1]) for t in _OUTS],
+            nogil=True, cache=True)
+def _fill_flat(rows, first, start, stop, source, offset, factor, n, p, q, raw, out):  # pragma: no cover - compiled
+    """Samples [p, q) of the window flattened in C order (n per row) into out."""
+    pos = p
+    while pos < q:
+        r, c = pos // n, pos % n
+        m = min(q - pos, n - c)
+        _fill_row(rows, first, start, stop, source, offset, factor, r, c, c + m, raw, out, pos - p)
+        pos += m
 
 
 def gap_value(dtype: str) -> float | int:
@@ -58,39 +84,22 @@ def gap_value(dtype: str) -> float | int:
     return int(RAW_NAN) if dtype == "int32" else np.nan
 
 
-#: One stretch of a row: columns ``[start, stop)`` come from ``counts[offset:]`` times
-#: `factor`; counts None: no sample there (outside the grid).
-_Stretch = tuple[int, int, "np.ndarray | None", int, float]
-
-
 class Window:
     """Grid samples ``[k0, k1)`` of `names` (rows in that order, a name may repeat) over
     `pieces`: (first sample, {channel: counts}) of consecutive segments, each row scaled by
     its channel's `factors` on the grid. Samples no piece covers are gaps. Nothing is
-    converted until asked for, and then only once."""
+    converted until asked for, and then one compiled call converts a whole message."""
 
     def __init__(self, pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequence[str],
                  factors: Sequence[FactorRuns], k0: int, k1: int) -> None:
         self.names = tuple(names)
         self.shape = (len(self.names), max(k1 - k0, 0))
-        self._rows = [_stretches(pieces, name, runs, k0, k1) for name, runs in zip(self.names, factors)]
-
-    def fill(self, j: int, a: int, b: int, out: np.ndarray) -> None:
-        """Write row j's columns ``[a, b)`` into `out` (1-D, contiguous) as out's dtype."""
-        for start, stop, counts, offset, factor in self._rows[j]:
-            lo, hi = max(a, start), min(b, stop)
-            if lo >= hi:
-                continue
-            if counts is None:
-                out[lo - a:hi - a] = gap_value(out.dtype.name)
-            else:
-                convert_into(counts[offset + lo - start:offset + hi - start], factor, out[lo - a:hi - a])
+        self._rows, self._plan = _plan(pieces, self.names, factors, k0, k1)
 
     def array(self, dtype: str) -> np.ndarray:
         """The whole window as a new (channels, samples) array of `dtype`."""
         out = np.empty(self.shape, SAMPLE_TYPES[dtype])
-        for j in range(self.shape[0]):
-            self.fill(j, 0, self.shape[1], out[j])
+        _fill_block(self._rows, *self._plan, 0, self.shape[1], dtype == "int32", out)
         return out
 
     def blocks(self, dtype: str, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -102,8 +111,7 @@ class Window:
         for a in range(0, max(n, 1), step):
             b = min(a + step, n)
             block = buf[:n_ch * (b - a)].reshape(n_ch, b - a)
-            for j in range(n_ch):
-                self.fill(j, a, b, block[j])
+            _fill_block(self._rows, *self._plan, a, b, dtype == "int32", block)
             yield a, b, block
 
     def pieces(self, dtype: str, max_bytes: int) -> Iterator[bytes]:
@@ -115,33 +123,39 @@ class Window:
         buf = np.empty(min(step, total), SAMPLE_TYPES[dtype])
         for p in range(0, max(total, 1), step):
             q = min(p + step, total)
-            pos = p
-            while pos < q:  # the piece's part of each row it touches
-                r, c = divmod(pos, n)
-                m = min(q - pos, n - c)
-                self.fill(r, c, c + m, buf[pos - p:pos - p + m])
-                pos += m
+            _fill_flat(self._rows, *self._plan, n, p, q, dtype == "int32", buf[:q - p])
             yield buf[:q - p].tobytes()
 
 
-def _stretches(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], name: str, runs: FactorRuns,
-               k0: int, k1: int) -> list[_Stretch]:
-    """Where row `name`'s columns of ``[k0, k1)`` come from, in order, gaps included."""
-    out: list[_Stretch] = []
-    edge = k0  # the first grid sample not yet placed
-    for s0, rows in pieces:
-        counts = rows[name]
-        a, b = max(k0, s0, edge), min(k1, s0 + len(counts))
-        if b <= a:
-            continue
-        if a > edge:
-            out.append((edge - k0, a - k0, None, 0, 0.0))
-        for p, q, factor in runs.pieces(a, b):
-            out.append((p - k0, q - k0, counts, p - s0, factor))
-        edge = b
-    if edge < k1:
-        out.append((edge - k0, k1 - k0, None, 0, 0.0))
-    return out
+def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: tuple[str, ...],
+          factors: Sequence[FactorRuns], k0: int, k1: int) -> tuple[TypedList, tuple[np.ndarray, ...]]:
+    """The distinct rows the window reads, and for each output row j its stretches
+    ``first[j]:first[j + 1]``: columns ``[start, stop)`` from ``rows[source][offset:]`` times
+    `factor` (source -1: a gap), in order, covering the window."""
+    rows = TypedList.empty_list(_ROWS.item_type)
+    index: dict[int, int] = {}
+    first, table = [0], []
+    for name, runs in zip(names, factors):
+        edge = k0  # the first grid sample not yet placed
+        for s0, segment in pieces:
+            counts = segment[name]
+            a, b = max(k0, s0, edge), min(k1, s0 + len(counts))
+            if b <= a:
+                continue
+            if id(counts) not in index:
+                index[id(counts)] = len(rows)
+                rows.append(counts)
+            if a > edge:
+                table.append((edge - k0, a - k0, -1, 0, 0.0))
+            table.extend((p - k0, q - k0, index[id(counts)], p - s0, f) for p, q, f in runs.pieces(a, b))
+            edge = b
+        if edge < k1:
+            table.append((edge - k0, k1 - k0, -1, 0, 0.0))
+        first.append(len(table))
+    columns = list(zip(*table)) or [()] * 5
+    plan = (np.array(first, np.int64), *(np.array(c, np.int64) for c in columns[:4]),
+            np.array(columns[4], np.float64))
+    return rows, plan
 
 
 def array_pieces(data: np.ndarray, max_bytes: int) -> Iterator[bytes]:
