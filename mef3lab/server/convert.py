@@ -25,21 +25,33 @@ from typing import Iterator, Mapping, Sequence
 
 import numba
 import numpy as np
-from numba.typed import List as TypedList
+from numba.extending import intrinsic
 
 from ..readers.base import RAW_NAN, SAMPLE_TYPES, FactorRuns
 
 _RAW_NAN = int(RAW_NAN)
 
-#: What the kernels read: a read's distinct cached rows (read-only int32 counts).
-_ROWS = numba.types.ListType(numba.types.Array(numba.int32, 1, "C", readonly=True))
-#: Where each output row's columns come from: `_Plan` (first, start, stop, source, offset, factor).
+#: Where each output row's columns come from: the `_plan` (first, start, stop, address, offset, factor).
 _PLAN = (numba.int64[::1],) * 5 + (numba.float64[::1],)
 _OUTS = (numba.float32, numba.float64, numba.int32)
 
 
+@intrinsic
+def _counts_at(typingctx, address):  # pragma: no cover - compiled
+    """The int32 counts at `address`. Why raw addresses: a read's rows are separate arrays,
+    and numba's typed list of them compiles on first use in every process (0.25 s, the
+    server's first read). The `Window` that hands them out holds its rows, and its plan
+    only names samples inside them."""
+    pointer = numba.types.CPointer(numba.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+
+    return pointer(numba.int64), codegen
+
+
 @numba.njit(nogil=True, cache=True)
-def _fill_row(rows, first, start, stop, source, offset, factor, j, a, b, raw, out, o):  # pragma: no cover
+def _fill_row(first, start, stop, address, offset, factor, j, a, b, raw, out, o):  # pragma: no cover - compiled
     """Row j's columns [a, b) into out[o:o + b - a]: float64 exactly count × factor (then
     rounded once into out's type), or `raw` (out int32) the counts; gaps NaN or RAW_NAN."""
     for s in range(first[j], first[j + 1]):
@@ -47,35 +59,34 @@ def _fill_row(rows, first, start, stop, source, offset, factor, j, a, b, raw, ou
         if hi <= lo:
             continue
         dst = out[o + lo - a:o + hi - a]
-        if source[s] < 0:
+        if address[s] == 0:
             dst[:] = _RAW_NAN if raw else np.nan
             continue
-        src = rows[source[s]][offset[s] + lo - start[s]:offset[s] + hi - start[s]]
-        f = factor[s]
+        counts, shift, f = _counts_at(address[s]), offset[s] + lo - start[s], factor[s]
         for i in range(hi - lo):
-            c = src[i]
+            c = counts[shift + i]
             if raw:
                 dst[i] = c
             else:
                 dst[i] = np.nan if c == _RAW_NAN else np.float64(c) * f
 
 
-@numba.njit([numba.void(_ROWS, *_PLAN, numba.int64, numba.int64, numba.boolean, t[:, ::1]) for t in _OUTS],
+@numba.njit([numba.void(*_PLAN, numba.int64, numba.int64, numba.boolean, t[:, ::1]) for t in _OUTS],
             nogil=True, cache=True)
-def _fill_block(rows, first, start, stop, source, offset, factor, a, b, raw, out):  # pragma: no cover - compiled
+def _fill_block(first, start, stop, address, offset, factor, a, b, raw, out):  # pragma: no cover - compiled
     for j in range(out.shape[0]):
-        _fill_row(rows, first, start, stop, source, offset, factor, j, a, b, raw, out[j], 0)
+        _fill_row(first, start, stop, address, offset, factor, j, a, b, raw, out[j], 0)
 
 
-@numba.njit([numba.void(_ROWS, *_PLAN, numba.int64, numba.int64, numba.int64, numba.boolean, t[::1]) for t in _OUTS],
+@numba.njit([numba.void(*_PLAN, numba.int64, numba.int64, numba.int64, numba.boolean, t[::1]) for t in _OUTS],
             nogil=True, cache=True)
-def _fill_flat(rows, first, start, stop, source, offset, factor, n, p, q, raw, out):  # pragma: no cover - compiled
+def _fill_flat(first, start, stop, address, offset, factor, n, p, q, raw, out):  # pragma: no cover - compiled
     """Samples [p, q) of the window flattened in C order (n per row) into out."""
     pos = p
     while pos < q:
         r, c = pos // n, pos % n
         m = min(q - pos, n - c)
-        _fill_row(rows, first, start, stop, source, offset, factor, r, c, c + m, raw, out, pos - p)
+        _fill_row(first, start, stop, address, offset, factor, r, c, c + m, raw, out, pos - p)
         pos += m
 
 
@@ -99,7 +110,7 @@ class Window:
     def array(self, dtype: str) -> np.ndarray:
         """The whole window as a new (channels, samples) array of `dtype`."""
         out = np.empty(self.shape, SAMPLE_TYPES[dtype])
-        _fill_block(self._rows, *self._plan, 0, self.shape[1], dtype == "int32", out)
+        _fill_block(*self._plan, 0, self.shape[1], dtype == "int32", out)
         return out
 
     def blocks(self, dtype: str, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -111,7 +122,7 @@ class Window:
         for a in range(0, max(n, 1), step):
             b = min(a + step, n)
             block = buf[:n_ch * (b - a)].reshape(n_ch, b - a)
-            _fill_block(self._rows, *self._plan, a, b, dtype == "int32", block)
+            _fill_block(*self._plan, a, b, dtype == "int32", block)
             yield a, b, block
 
     def pieces(self, dtype: str, max_bytes: int) -> Iterator[bytes]:
@@ -123,17 +134,16 @@ class Window:
         buf = np.empty(min(step, total), SAMPLE_TYPES[dtype])
         for p in range(0, max(total, 1), step):
             q = min(p + step, total)
-            _fill_flat(self._rows, *self._plan, n, p, q, dtype == "int32", buf[:q - p])
+            _fill_flat(*self._plan, n, p, q, dtype == "int32", buf[:q - p])
             yield buf[:q - p].tobytes()
 
 
 def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: tuple[str, ...],
-          factors: Sequence[FactorRuns], k0: int, k1: int) -> tuple[TypedList, tuple[np.ndarray, ...]]:
-    """The distinct rows the window reads, and for each output row j its stretches
-    ``first[j]:first[j + 1]``: columns ``[start, stop)`` from ``rows[source][offset:]`` times
-    `factor` (source -1: a gap), in order, covering the window."""
-    rows = TypedList.empty_list(_ROWS.item_type)
-    index: dict[int, int] = {}
+          factors: Sequence[FactorRuns], k0: int, k1: int) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
+    """The rows the window reads (to be held while it lives), and for each output row j its
+    stretches ``first[j]:first[j + 1]``: columns ``[start, stop)`` from the counts at
+    `address` (0: a gap) from sample `offset` on, times `factor`, in order, covering the window."""
+    rows = []
     first, table = [0], []
     for name, runs in zip(names, factors):
         edge = k0  # the first grid sample not yet placed
@@ -142,15 +152,16 @@ def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: tuple[s
             a, b = max(k0, s0, edge), min(k1, s0 + len(counts))
             if b <= a:
                 continue
-            if id(counts) not in index:
-                index[id(counts)] = len(rows)
-                rows.append(counts)
+            if counts.dtype != np.int32 or not counts.flags.c_contiguous:
+                raise TypeError(f"cached counts must be contiguous int32, not {counts.dtype} {counts.strides}")
+            rows.append(counts)
+            address = counts.__array_interface__["data"][0]
             if a > edge:
-                table.append((edge - k0, a - k0, -1, 0, 0.0))
-            table.extend((p - k0, q - k0, index[id(counts)], p - s0, f) for p, q, f in runs.pieces(a, b))
+                table.append((edge - k0, a - k0, 0, 0, 0.0))
+            table.extend((p - k0, q - k0, address, p - s0, f) for p, q, f in runs.pieces(a, b))
             edge = b
         if edge < k1:
-            table.append((edge - k0, k1 - k0, -1, 0, 0.0))
+            table.append((edge - k0, k1 - k0, 0, 0, 0.0))
         first.append(len(table))
     columns = list(zip(*table)) or [()] * 5
     plan = (np.array(first, np.int64), *(np.array(c, np.int64) for c in columns[:4]),
