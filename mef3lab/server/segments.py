@@ -14,9 +14,10 @@ Why one entry per channel rather than per channel *set* with subsets served from
 supersets: a per-set cache decodes every new selection again (127× the recording under a
 30-client mixed workload) and holds overlapping copies; per channel, memory tracks the
 distinct samples held, and eviction frees exactly what it accounts for. Each entry owns
-its memory: a load's rows are copied out of the pool's shared block into mappings of their
-own (a few ms per 20 MB, against ~100 ms of decoding), since rows left as views would keep
-the whole block mapped until the last sibling went.
+its memory without a copy: the reader processes decode every row onto pages of its own in
+the pool's shared block, and an evicted row gives its pages back at once, whatever became
+of its siblings (`SharedArray.take_rows`). Copying the rows out instead cost a cold read
+~20 ms (64 fresh mappings and 20 MB copied while the reply was being sent).
 
 How a read is served. A segment's cached channels are hit; channels another read or a
 prefetch is already loading are joined (single flight per channel-segment, so two clients
@@ -38,7 +39,6 @@ the store while it holds its own lock.
 
 from __future__ import annotations
 
-import mmap
 import threading
 import weakref
 from concurrent.futures import CancelledError as FutureCancelled
@@ -52,7 +52,7 @@ import numpy as np
 from . import cancel
 from .cache import ByteLRU
 from .config import ServerConfig
-from .pool import ReaderPool, ReadRequest, SharedArray
+from .pool import ReaderPool, ReadRequest
 from .prefetch import Cancellable
 
 
@@ -280,15 +280,12 @@ class SegmentStore:
                 keep = self._is_open(flight.keys[0].path)  # not closed while loading
                 if keep and flight.background:
                     self._prefetched.update(flight.keys)
-            # Waiters are answered from the load's block at once; the rows are copied into the
-            # cache after that, off the path of the read that waits (the copy is ~6 ms per 20 MB).
-            flight.done.set_result(_rows(result.array, flight.keys))
+            rows = dict(zip((k.channel for k in flight.keys), result.take_rows()))
+            flight.done.set_result(rows)
             if keep:
-                rows = _own_rows(result, flight.keys)
                 self._grow_budget(sum(a.nbytes for a in rows.values()))
                 for key in flight.keys:
                     self.cache.put(key, rows[key.channel])
-            result.release()  # the finished pool future must not keep the block mapped
         finally:
             # Only now: until the rows are in the cache, a reader must find this finished load.
             with self._lock:
@@ -311,38 +308,3 @@ class SegmentStore:
 
 #: Below this many samples a read is not split over processes (not worth the round trips).
 SPLIT_MIN_SAMPLES = 1 << 20
-
-
-def _rows(block: np.ndarray, keys: tuple[SegmentKey, ...]) -> Rows:
-    """Each key's row of `block`, read-only (views keep the block mapped while they live)."""
-    return _frozen({k.channel: block[i] for i, k in enumerate(keys)})
-
-
-def _own_rows(result: SharedArray, keys: tuple[SegmentKey, ...]) -> Rows:
-    """Each key's row of a load in memory of its own, for the cache: a row left as a view
-    would keep its whole block mapped until the last sibling went."""
-    block = result.array
-    if len(keys) == 1:
-        return _rows(block, keys)  # the block is the row: it lives as long as the row
-    return _frozen({k.channel: _mapped_copy(block[i]) for i, k in enumerate(keys)})
-
-
-def _frozen(rows: Rows) -> Rows:
-    for row in rows.values():
-        row.flags.writeable = False
-    return rows
-
-
-def _mapped_copy(row: np.ndarray) -> np.ndarray:
-    """`row` copied into an anonymous mapping of its own, unmapped when the last view goes.
-
-    Not malloc: glibc keeps freed blocks of this size in the heap, so a server that evicted
-    or closed gigabytes of rows would keep them resident (measured: 417 MB after closing a
-    225 MB cache; the shared-memory blocks rows used to live in were unmapped). Its pages
-    are mapped in one go (MAP_POPULATE): 6 ms per 20 MB instead of 12 ms of page faults."""
-    out = np.frombuffer(mmap.mmap(-1, max(row.nbytes, 1), flags=_PRIVATE_MAP), row.dtype, row.size)
-    out[...] = row
-    return out
-
-
-_PRIVATE_MAP = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)

@@ -227,6 +227,47 @@ def test_results_outlive_release_and_free_their_memory(pool, recording):
     assert mapping() is None  # the last view gone: unmapped
 
 
+def resident_bytes(address: int) -> int:
+    """Resident bytes of this process's mapping that holds `address` (/proc/self/smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "Rss:":
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="rows give their pages back on Linux")
+@pytest.mark.parametrize("split", [False, True])
+def test_rows_taken_one_by_one_give_their_memory_back_one_by_one(pool, recording, split):
+    # What the segment store relies on: a read's rows cached as separate entries with no copy,
+    # each row's pages returned when that row is evicted, the block unmapped with the last.
+    names = ("ch000", "ch001", "ch002")
+    req = ReadRequest(recording, None, "mef3io", names, 0, 50_000, "int32")
+    got = (pool.submit_split(req, 2) if split else pool.submit(req)).result()
+    mapping = weakref.ref(got._mapping)
+    rows = list(got.take_rows())
+    assert got.released and not shm_blocks()
+    with open_reader(recording, engine="mef3io") as direct:
+        want = direct.read_raw(list(names), 0, 50_000).counts
+    for row, expected in zip(rows, want):
+        np.testing.assert_array_equal(row, expected)
+        assert not row.flags.writeable and row.flags.c_contiguous
+    start = rows[0].__array_interface__["data"][0]
+    assert resident_bytes(start) == 3 * req.row_bytes
+    del row
+    rows.pop(1)
+    gc.collect()
+    assert resident_bytes(start) == 2 * req.row_bytes  # the middle row's pages went, the others stay
+    np.testing.assert_array_equal(rows[1], want[2])
+    rows.clear()
+    gc.collect()
+    assert mapping() is None
+
+
 # -- crashes ---------------------------------------------------------------------------
 def test_killed_worker_fails_its_read_and_is_replaced(engine_pool, small, recording):
     (small / "hang-on-read").touch()

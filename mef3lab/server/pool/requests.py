@@ -6,6 +6,7 @@ Both sides share these: the parent builds `ReadRequest`s and `_Job`s, a worker r
 
 from __future__ import annotations
 
+import mmap
 import operator
 import os
 from concurrent.futures import Future
@@ -53,8 +54,16 @@ class ReadRequest:
         return (len(self.channels), max(self.k1 - self.k0, 0))
 
     @property
+    def row_bytes(self) -> int:
+        """Bytes from one row of the result to the next: whole pages, so that each row's
+        memory can go back to the OS on its own (`SharedArray.take_rows`)."""
+        n = self.shape[1] * np.dtype(self.dtype).itemsize
+        return (n + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+
+    @property
     def nbytes(self) -> int:
-        return self.shape[0] * self.shape[1] * np.dtype(self.dtype).itemsize
+        """The size of the result's shared block (rows padded to whole pages)."""
+        return self.shape[0] * self.row_bytes
 
     def describe(self) -> str:
         names = ", ".join(self.channels[:8]) + (f", … ({len(self.channels) - 8} more)" if len(self.channels) > 8 else "")
@@ -62,21 +71,35 @@ class ReadRequest:
 
 
 class SharedArray:
-    """The samples of one read, ``(n_channels, n_samples)``, read-only, in shared memory.
+    """The samples of one read, ``(n_channels, n_samples)``, read-only, in shared memory
+    (each row on pages of its own: `array` is C-contiguous along rows only).
 
     `array` is valid for as long as it (or a view of it) is referenced, whether or not
     `release` was called: `release` drops this object's hold, and the memory goes back to
-    the OS when nothing else holds a view. A cache holds these and releases them on eviction.
+    the OS when nothing else holds a view. `take_rows` hands the rows out one by one.
     """
 
-    __slots__ = ("_array", "nbytes", "shape", "dtype")
+    __slots__ = ("_array", "_mapping", "nbytes", "shape", "dtype")
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, mapping: Any = None) -> None:
         array.flags.writeable = False
         self._array: np.ndarray | None = array
+        self._mapping = mapping  # shm._Mapping under `array`, None for an ordinary array
         self.nbytes = array.nbytes
         self.shape = array.shape
         self.dtype = array.dtype
+
+    def take_rows(self) -> tuple[np.ndarray, ...]:
+        """The rows as read-only arrays of their own, releasing this object's hold: a row's
+        memory goes back to the OS as soon as that row (and every view of it) is gone, whatever
+        became of its siblings. For a cache that keeps and evicts rows one by one, with no copy.
+        Views of `array` taken earlier must be gone by then (a freed row reads as zeros)."""
+        array, mapping = self.array, self._mapping
+        self.release()
+        rows = tuple(array) if mapping is None else mapping.rows()
+        for row in rows:
+            row.flags.writeable = False
+        return rows
 
     @property
     def array(self) -> np.ndarray:
@@ -90,7 +113,7 @@ class SharedArray:
 
     def release(self) -> None:
         """Give up this object's hold on the memory. Idempotent."""
-        self._array = None
+        self._array = self._mapping = None
 
     def __repr__(self) -> str:
         state = "released" if self._array is None else f"{self.nbytes} bytes"

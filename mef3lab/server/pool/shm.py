@@ -2,7 +2,11 @@
 
 The result size is known before the read (channels × samples × itemsize), so the parent
 creates a POSIX shared-memory block of that size and the worker decodes straight into an
-array over it; only a few-byte status message crosses the pipe. The parent owns every block:
+array over it; only a few-byte status message crosses the pipe. Each row starts on a page
+of its own (`ReadRequest.row_bytes`), so that the segment store can keep the rows of one
+read as separate cache entries without copying them, and give each row's pages back when
+it is evicted (`SharedArray.take_rows`; Linux's MADV_REMOVE; elsewhere the block's memory
+goes with its last row). The parent owns every block:
 it unlinks the name the moment the request ends, however it ends (success, error, worker
 crash, pool closed), so nothing lingers in /dev/shm. The memory itself stays mapped for as
 long as the result array, or any view of it, lives, and returns to the OS when the last one
@@ -14,6 +18,7 @@ which would otherwise unlink (or warn about) blocks it does not own.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import secrets
 import sys
@@ -69,54 +74,76 @@ def _discard_block(job: _Job) -> None:
 
 
 class _Mapping:
-    """The parent's mapping of one block, kept open by every array over it; unmapped with the last.
+    """The parent's mapping of one block, kept by every array over it; unmapped with the last.
 
-    Arrays are built from `__array_interface__` (a raw address) rather than the buffer
-    protocol, so no buffer export pins the mapping: closing it here never fails.
+    Mapped anew with mmap(2) and the block's descriptors closed at once: a cache of
+    thousands of rows must not hold two file descriptors each. Arrays are built from
+    `__array_interface__` (a raw address), so no buffer export pins the mapping.
     """
 
-    def __init__(self, block: SharedMemory, shape: tuple[int, ...], dtype: str) -> None:
-        probe = np.frombuffer(block.buf, np.uint8, count=1)
-        address = probe.__array_interface__["data"][0]
-        del probe
-        _populate(address, block.size)
-        self._block = block
+    def __init__(self, block: SharedMemory, req: ReadRequest) -> None:
+        size = block.size
+        address = _libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED,
+                             block._fd, 0)  # SharedMemory's descriptor (POSIX); closed just below
+        block.close()
+        if address in (None, _MAP_FAILED):
+            raise OSError(ctypes.get_errno(), f"mapping a shared block of {size} bytes failed")
+        self.address, self.size, self.row_bytes = address, size, req.row_bytes
+        _advise(self.address, self.size, _MADV_POPULATE_READ)
+        self._n = req.shape[1]
+        self._typestr = np.dtype(req.dtype).str
         self.__array_interface__ = {
-            "version": 3, "shape": shape, "typestr": np.dtype(dtype).str, "data": (address, False),
+            "version": 3, "shape": req.shape, "typestr": self._typestr, "data": (self.address, False),
+            "strides": (self.row_bytes, np.dtype(req.dtype).itemsize),
+        }
+
+    def rows(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(_Row(self, i)) for i in range(self.__array_interface__["shape"][0]))
+
+    def __del__(self) -> None:
+        _libc.munmap(ctypes.c_void_p(self.address), ctypes.c_size_t(self.size))
+
+
+class _Row:
+    """One row of a mapping; its pages go back to the OS when the last array over it goes."""
+
+    def __init__(self, mapping: _Mapping, i: int) -> None:
+        self._mapping = mapping
+        self._address = mapping.address + i * mapping.row_bytes
+        self.__array_interface__ = {
+            "version": 3, "shape": (mapping._n,), "typestr": mapping._typestr, "data": (self._address, False),
         }
 
     def __del__(self) -> None:
-        self._block.close()
+        _advise(self._address, self._mapping.row_bytes, _MADV_REMOVE)
 
 
-#: madvise(2) advice that maps a range's pages now (Linux 5.14+; elsewhere a no-op).
-_MADV_POPULATE_READ = 22
+#: madvise(2) advice (Linux): map a range's pages now (5.14+), and free a shared range's
+#: pages and their backing store. Populating matters because otherwise the first read of a
+#: result (often a client's first cache hit on a prefetched segment) takes a page fault per
+#: 4 KiB page: 5,000 for a 20 MB segment, a 10-15 ms penalty; done where the result arrives
+#: (the pool's thread, GIL released).
+_MADV_POPULATE_READ, _MADV_REMOVE = 22, 9
+_LINUX = sys.platform.startswith("linux")
 
 
-def _populate(address: int, nbytes: int) -> None:
-    """Map the worker-written pages into this process before anyone reads them.
-
-    Otherwise the first read of a result (often the client's first cache hit on a
-    prefetched segment) takes a page fault per 4 KiB page: 5,000 for a 20 MB segment, a
-    10-15 ms penalty. Done where the result arrives (the pool's thread, GIL released).
-    """
-    if _libc is None or nbytes == 0:
-        return
-    _libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(nbytes), _MADV_POPULATE_READ)
+def _advise(address: int, nbytes: int, advice: int) -> None:
+    """madvise(2) on Linux (a failure, e.g. an older kernel, leaves things as they are); elsewhere nothing."""
+    if _LINUX and nbytes:
+        _libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(nbytes), advice)
 
 
-def _load_libc():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-        return libc
-    except (OSError, AttributeError):
-        return None
+def _load_libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    return libc
 
 
 _libc = _load_libc()
+_MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 def _result_array(job: _Job) -> SharedArray:
@@ -125,7 +152,13 @@ def _result_array(job: _Job) -> SharedArray:
     if block is None:  # nothing to share: an empty read
         return SharedArray(np.empty(req.shape, SAMPLE_TYPES[req.dtype]))
     _unlink(block)  # the name goes now; the memory lives as long as the array
-    return SharedArray(np.asarray(_Mapping(block, req.shape, req.dtype)))
+    return _shared(block, req)
+
+
+def _shared(block: SharedMemory, req: ReadRequest) -> SharedArray:
+    """A finished read's block as its result (the block's own mapping and descriptor closed)."""
+    mapping = _Mapping(block, req)
+    return SharedArray(np.asarray(mapping), mapping)
 
 
 def _attach(name: str) -> SharedMemory:

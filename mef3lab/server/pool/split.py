@@ -14,10 +14,9 @@ import threading
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 
-import numpy as np
 
-from .requests import ReadRequest, SharedArray, _Job
-from .shm import _create_block, _Mapping, _unlink
+from .requests import ReadRequest, _Job
+from .shm import _create_block, _shared, _unlink
 
 
 def split_rows(n_rows: int, ways: int) -> list[tuple[int, int]]:
@@ -30,10 +29,9 @@ def split_rows(n_rows: int, ways: int) -> list[tuple[int, int]]:
 def part_jobs(req: ReadRequest, key: tuple, foreground: bool, ways: int) -> tuple["SplitRead", list[_Job]]:
     """The group future and its part jobs (to be submitted) for `req` split `ways` ways."""
     block = _create_block(req.nbytes)
-    row_bytes = req.shape[1] * np.dtype(req.dtype).itemsize
     jobs = [
         _Job("read", ReadRequest(req.path, req.password, req.engine, req.channels[a:b], req.k0, req.k1, req.dtype),
-             key, foreground, target=(block.name, a * row_bytes))
+             key, foreground, target=(block.name, a * req.row_bytes))
         for a, b in split_rows(len(req.channels), ways)
     ]
     return SplitRead(req, block, [j.future for j in jobs]), jobs
@@ -76,7 +74,7 @@ class SplitRead(Future):
         block, self._block = self._block, None
         _unlink(block)  # every part has ended: the name goes; the memory lives with the array
         if self._answer() and self.set_running_or_notify_cancel():  # every part succeeded
-            self.set_result(SharedArray(np.asarray(_Mapping(block, self._req.shape, self._req.dtype))))
+            self.set_result(_shared(block, self._req))
         else:
             block.close()
 

@@ -174,7 +174,9 @@ def _read_into(readers: _Readers, key: tuple, req: ReadRequest, block: SharedMem
         _reserve(block, req)
     except Exception as exc:
         return ("done", False, _error_payload(exc))
-    out = np.ndarray(req.shape, SAMPLE_TYPES[req.dtype], buffer=block.buf, offset=offset)
+    itemsize = np.dtype(SAMPLE_TYPES[req.dtype]).itemsize
+    out = np.ndarray(req.shape, SAMPLE_TYPES[req.dtype], buffer=block.buf, offset=offset,
+                     strides=(req.row_bytes, itemsize))  # each row on pages of its own
     try:
         readers.read(req, key, out)
         return ("done", True, None)
