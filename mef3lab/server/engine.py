@@ -1,296 +1,50 @@
-"""The server's engine: open recordings, per-client views, and windows cut from segments.
+"""The server's engine: windows cut from segments of the clients' grids, and their prefetch.
 
-Every service (mef3lab's own API, the lab's compatibility API) calls only this.
-A read is cut into segments of the client's grid, which the `SegmentStore` serves from
-its cache or loads; then the next segments in the reader's direction are queued there
-in the background.
-
-Per-client state (segment size, channel selection, open recordings) lives in
-`ClientView`s keyed by client id, so one client's settings never change another's
-reads. The store caches each channel's int32 counts per segment; a read is a window over
-them, rows in the caller's order, converted to the dtype asked for on the way out (`convert`).
+Every service (mef3lab's own API, the lab's compatibility API) calls only this. Who has
+what open, and each client's settings, are the `Sessions` it builds on. A read is cut into
+segments of the client's grid, which the `SegmentStore` serves from its cache or loads;
+then the next segments in the reader's direction are queued there in the background. The
+store caches each channel's int32 counts per segment; a read is a window over them, rows
+in the caller's order, converted to the dtype asked for on the way out (`Samples`).
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-import threading
-import time
-from dataclasses import dataclass, field, replace
-from functools import cached_property, partial
-from typing import Callable, Iterator, Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import NotOpenError, ReadTooLargeError, SegmentIndexError, TimeRangeError, TooManyOpenError
+from ..errors import ReadTooLargeError, SegmentIndexError, TimeRangeError
 from ..readers.base import SAMPLE_TYPES, RateGroup, SessionInfo
 from .config import ServerConfig
-from .convert import Window, array_blocks, array_pieces
+from .convert import Window
 from .decimate import bin_starts
 from .pool import ReaderPool
 from .prefetch import PrefetchTracker, Readahead
+from .samples import Samples
 from .segments import SegmentStore
-
-log = logging.getLogger(__name__)
-
-#: Shorter segments would cost a reader-process round trip per few samples.
-MIN_SEGMENT_SECONDS = 1.0
+from .sessions import Recording, Sessions
 
 
-@dataclass(frozen=True)
-class Samples:
-    """A block of samples on a rate group's grid, rows in the caller's channel order.
-
-    A read's `source` is a `Window` over cached counts, converted to `dtype` as the reply is
-    sent (`pieces`, `blocks`); computed values (an envelope) are an array already."""
-
-    source: Window | np.ndarray
-    channels: tuple[str, ...]
-    group: RateGroup
-    start_index: int
-    dtype: str = "float32"
-    factors: np.ndarray | None = None  # each row's conversion factor, for int32 counts
-    #: The background loads this read asks for, when the caller starts them (`defer_prefetch`).
-    deferred_prefetch: Callable[[], None] | None = field(default=None, compare=False, repr=False)
-
-    @cached_property
-    def data(self) -> np.ndarray:
-        """All of it as one array of `dtype` (a window is converted when first asked)."""
-        return self.source.array(self.dtype) if isinstance(self.source, Window) else self.source
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.source.shape
-
-    def pieces(self, max_bytes: int) -> Iterator[bytes]:
-        """The bytes of `data` in C order, in consecutive pieces of at most `max_bytes`."""
-        if isinstance(self.source, Window):
-            return self.source.pieces(self.dtype, max_bytes)
-        return array_pieces(self.source, max_bytes)
-
-    def blocks(self, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Column blocks ``(a, b, values)`` of at most `max_bytes` (see `Window.blocks`)."""
-        if isinstance(self.source, Window):
-            return self.source.blocks(self.dtype, max_bytes)
-        return array_blocks(self.source, max_bytes)
-
-    def start_prefetch(self) -> None:
-        """Start the deferred background loads, if any (once the reply is on its way)."""
-        if self.deferred_prefetch is not None:
-            self.deferred_prefetch()
-
-    @property
-    def first_sample_uutc(self) -> int:
-        return self.group.grid.uutc_of(self.start_index)
-
-    @property
-    def end_uutc(self) -> int:
-        """Time just past the last sample."""
-        return self.group.grid.uutc_of(self.start_index + self.shape[-1])
-
-
-@dataclass
-class Recording:
-    """A recording open on the server (shared by every client that opened it)."""
-
-    path: str
-    password: str
-    engine: str
-    info: SessionInfo
-    clients: set[str] = field(default_factory=set)
-
-
-@dataclass
-class ClientView:
-    """One client's settings for one recording."""
-
-    segment_seconds: float | None = None  # None: the server's default (see `Engine.segment_grid`)
-    channels: tuple[str, ...] | None = None  # selection used when a read names none
-
-
-class Engine:
+class Engine(Sessions):
     """Recordings, clients, segment store, prefetch and pool, tied together. Thread-safe.
 
-    The engine's lock guards recordings, views and last-seen times. It is taken inside the
-    store's lock (see `segments`), so the engine never calls the store while holding it."""
+    The sessions' lock is taken inside the store's lock (see `segments`), so the engine
+    never calls the store while holding it."""
 
     def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None,
                  resolve: Callable[[str, str], str] | None = None) -> None:
-        self.config = config or ServerConfig()
-        #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
-        self._resolve = resolve or (lambda client, path: canonical_path(path))
-        self.pool = pool or pool_for(self.config)
+        config = config or ServerConfig()
+        super().__init__(config, pool or pool_for(config), resolve)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
         self.segments = SegmentStore(self.config, self.pool, self._is_open, self.prefetch.active)
-        self._recordings: dict[str, Recording] = {}
-        self._views: dict[tuple[str, str], ClientView] = {}
-        self._opening: set[tuple[str, str]] = set()  # (client, key) opens under way: they hold a place
-        self._lock = threading.RLock()
-        self._last_seen: dict[str, float] = {}
-        self._stopping = threading.Event()
-        self._janitor = threading.Thread(target=self._expire_loop, name="mef3lab-janitor", daemon=True)
-        self._janitor.start()
 
-    # -- recordings and clients -----------------------------------------------------------
-    def open(self, client: str, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
-        """Open `path` for `client` (a second client, or a second open, is a normal open)."""
-        key = self.resolve(client, path)
-        password = password or ""
-        with self._lock:
-            rec = self._recordings.get(key)
-            reserved = self._reserve(client, key)
-        try:
-            return self._open(client, key, password, engine, rec)
-        finally:
-            if reserved:
-                with self._lock:
-                    self._opening.discard((client, key))
-
-    def _open(self, client: str, key: str, password: str, engine: str | None, rec: Recording | None) -> SessionInfo:
-        if rec is None:
-            engine = engine or self.config.engine
-            # Every worker starts opening it now, beside the one that answers `info`: the first
-            # (split) read needs them all, and one still opening made it 60-70 ms slower.
-            self.pool.preopen(key, password, engine)
-            info = self.pool.info(key, password, engine)
-            with self._lock:
-                rec = self._recordings.setdefault(key, Recording(key, password, engine, info))
-        elif rec.info.encrypted and password != rec.password:
-            self.pool.info(key, password, rec.engine)  # this client must prove its own password
-        with self._lock:
-            rec.clients.add(client)
-            self._views.setdefault((client, key), ClientView())
-            self._last_seen[client] = time.monotonic()
-        return rec.info
-
-    def _reserve(self, client: str, key: str) -> bool:
-        """Check the open limits and hold a place for this open (called under the lock, so two
-        opens at once cannot both take the last place); False when it needs none (re-opening).
-
-        Refuses an open beyond `max_open_per_client` or `max_open_total`; opens under way count."""
-        if (client, key) in self._views or (client, key) in self._opening:
-            return False
-        mine = sum(1 for c, _ in self._views if c == client) + sum(1 for c, _ in self._opening if c == client)
-        per_client, total = self.config.max_open_per_client, self.config.max_open_total
-        if per_client and mine >= per_client:
-            raise TooManyOpenError(f"this client has {mine} recordings open, the server's limit; close one "
-                                   "(Mef3Client.close_file) before opening another")
-        held = set(self._recordings) | {k for _, k in self._opening}
-        if total and key not in held and len(held) >= total:
-            raise TooManyOpenError(f"the server has {len(held)} recordings open, its limit; "
-                                   "try again when others have closed theirs")
-        self._opening.add((client, key))
-        return True
-
-    def close(self, client: str, path: str) -> bool:
-        """Close `path` for `client`; the last client out frees its cache entries and readers."""
-        key = self.resolve(client, path)
-        with self._lock:
-            view = self._views.pop((client, key), None)
-            rec = self._recordings.get(key)
-            if view is None or rec is None:
-                return False
-            rec.clients.discard(client)
-            last = not rec.clients
-            if last:
-                del self._recordings[key]
+    def _closed(self, client: str, key: str, last: bool) -> None:
         self.prefetch.forget(lambda s: s[0] == client and s[1] == key)
         if last:
             self.segments.drop_recording(key)
             self.pool.close_recording(key)
-        return True
-
-    def recordings(self) -> list[Recording]:
-        """Every open recording (a snapshot, for status pages: its client sets are copies, since
-        opens and closes change them while a page is being made)."""
-        with self._lock:
-            return [replace(r, clients=set(r.clients)) for r in self._recordings.values()]
-
-    def list_open(self, client: str) -> list[str]:
-        with self._lock:
-            return sorted(p for (c, p) in self._views if c == client)
-
-    def info(self, client: str, path: str) -> SessionInfo:
-        return self._open_view(client, path)[0].info
-
-    def resolve(self, client: str, path: str) -> str:
-        """The key of the recording `client` means by `path` (refused when the server does not serve it)."""
-        return self._resolve(client, path)
-
-    def recording_engine(self, client: str, path: str) -> str:
-        """The decoding engine serving `path` ("" when it is not open)."""
-        with self._lock:
-            rec = self._recordings.get(self.resolve(client, path))
-        return rec.engine if rec else ""
-
-    def forget_client(self, client: str) -> None:
-        """Close everything a client had open (it went away)."""
-        for path in self.list_open(client):
-            self.close(client, path)
-        with self._lock:
-            self._last_seen.pop(client, None)
-
-    def expire_idle(self, now: float | None = None) -> list[str]:
-        """Forget clients silent for longer than `client_idle_s` (a client known only by its
-        connection can never come back once that connection is gone); returns who was forgotten."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            idle = [c for c, t in self._last_seen.items() if now - t > self.config.client_idle_s]
-        for client in idle:
-            log.info("closing the recordings of %s: idle for more than %g s", client, self.config.client_idle_s)
-            self.forget_client(client)
-        return idle
-
-    def _expire_loop(self) -> None:
-        while not self._stopping.wait(min(60.0, self.config.client_idle_s / 4)):
-            self.expire_idle()
-
-    # -- per-client settings --------------------------------------------------------------
-    def set_segment_seconds(self, client: str, path: str, seconds: float) -> dict[float, int]:
-        """Set this client's segment size; returns the number of segments per rate."""
-        if not (seconds >= MIN_SEGMENT_SECONDS and math.isfinite(seconds)):
-            raise TimeRangeError(f"a segment must last at least {MIN_SEGMENT_SECONDS:g} s (and be finite), not {seconds!r}")
-        rec, view = self._open_view(client, path)
-        view.segment_seconds = float(seconds)
-        return {g.fs: self.segment_grid(client, path, g)[1] for g in rec.info.rate_groups}
-
-    def segment_seconds(self, client: str, path: str) -> float:
-        """The segment size this client's reads use: its own, else the server's default as the
-        rate groups use it (the shortest group's where wide, fast groups were shortened)."""
-        rec, view = self._open_view(client, path)
-        if view.segment_seconds is not None:
-            return view.segment_seconds
-        return min(self.segment_grid(client, path, g)[0] / g.fs for g in rec.info.rate_groups)
-
-    def set_channels(self, client: str, path: str, channels: Sequence[str] | None) -> tuple[str, ...]:
-        """This client's channel selection for reads that name none (None or empty = all)."""
-        rec, view = self._open_view(client, path)
-        view.channels = rec.info.check_channels(channels) if channels else None
-        return view.channels or rec.info.names
-
-    def channels(self, client: str, path: str, channels: Sequence[str] | None = None) -> tuple[str, ...]:
-        """The channels a read means: those named, else the client's selection, else all."""
-        rec, view = self._open_view(client, path)
-        return rec.info.check_channels(channels or view.channels)
-
-    def segment_grid(self, client: str, path: str, group: RateGroup) -> tuple[int, int]:
-        """(samples per segment, number of segments) of `group` for this client.
-
-        A client that chose no size gets `segment_seconds`, shortened to whole seconds where
-        a segment of all the group's channels would exceed `segment_mb` as float32 (256
-        channels at 32 kHz: 8 s, not 300 s and 9.8 GB), or half the read limit (so that
-        float64 segments are never refused); never below one second.
-        """
-        _, view = self._open_view(client, path)
-        seconds = view.segment_seconds
-        if seconds is None:
-            budget = min(self.config.segment_mb * 2**20, self.config.max_read_bytes / 2)
-            fits = math.floor(budget / (4 * len(group.channels) * group.fs))
-            seconds = min(self.config.segment_seconds, max(MIN_SEGMENT_SECONDS, fits))
-        length = max(1, int(round(seconds * group.fs)))
-        return length, max(1, math.ceil(group.grid.n_samples / length))
 
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
@@ -444,21 +198,6 @@ class Engine:
             if handle is not None:
                 self.prefetch.queued(stream, i, handle)
 
-    def _is_open(self, path: str) -> bool:
-        with self._lock:
-            return path in self._recordings
-
-    def _open_view(self, client: str, path: str) -> tuple[Recording, ClientView]:
-        key = self.resolve(client, path)
-        with self._lock:
-            view = self._views.get((client, key))
-            rec = self._recordings.get(key)
-            if view is not None:
-                self._last_seen[client] = time.monotonic()
-        if view is None or rec is None:
-            raise NotOpenError(f"{path} is not open for this client; open it first")
-        return rec, view
-
     # -- operations -----------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
         out = self.segments.stats()
@@ -480,11 +219,6 @@ class Engine:
 def pool_for(config: ServerConfig) -> ReaderPool:
     """The reader pool `config` describes: its processes, extra engines and read timeout."""
     return ReaderPool(config.n_process_workers, engines=config.reader_engines, read_timeout_s=config.read_timeout_s)
-
-
-def canonical_path(path: str) -> str:
-    """The one spelling of a recording's path that keys recordings, views and cache entries."""
-    return os.path.realpath(os.path.expanduser(path)) if path else path
 
 
 def _channel_set(info: SessionInfo, names: tuple[str, ...]) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler
 
 from ..errors import Mef3LabError
 from .auth import Authenticator
-from .engine import Recording
+from .sessions import Recording
 
 
 @dataclass(frozen=True)

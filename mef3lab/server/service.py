@@ -20,8 +20,9 @@ from ..errors import Mef3LabError, NoRootsError, TimeRangeError
 from ..wire import CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, info_to_proto, pieces_to_chunks
 from .auth import ClientId, current_caller
 from .cancel import call_scope
-from .engine import Engine, Samples
+from .engine import Engine
 from .roots import ServedRoots
+from .samples import Samples
 
 log = logging.getLogger(__name__)
 
