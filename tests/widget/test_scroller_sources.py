@@ -12,7 +12,6 @@ import pytest
 import xarray as xr
 from _widget_helpers import column_minmax
 
-import mef3lab
 from mef3lab.client import Mef3Client
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
