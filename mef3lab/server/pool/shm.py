@@ -90,15 +90,14 @@ class _Mapping:
             raise OSError(ctypes.get_errno(), f"mapping a shared block of {size} bytes failed")
         self.address, self.size, self.row_bytes = address, size, req.row_bytes
         _advise(self.address, self.size, _MADV_POPULATE_READ)
-        self._n = req.shape[1]
-        self._typestr = np.dtype(req.dtype).str
+        self._shape, self._typestr = req.shape, np.dtype(req.dtype).str
         self.__array_interface__ = {
             "version": 3, "shape": req.shape, "typestr": self._typestr, "data": (self.address, False),
             "strides": (self.row_bytes, np.dtype(req.dtype).itemsize),
         }
 
     def rows(self) -> tuple[np.ndarray, ...]:
-        return tuple(np.asarray(_Row(self, i)) for i in range(self.__array_interface__["shape"][0]))
+        return tuple(np.asarray(_Row(self, i)) for i in range(self._shape[0]))
 
     def __del__(self) -> None:
         _libc.munmap(ctypes.c_void_p(self.address), ctypes.c_size_t(self.size))
@@ -111,7 +110,7 @@ class _Row:
         self._mapping = mapping
         self._address = mapping.address + i * mapping.row_bytes
         self.__array_interface__ = {
-            "version": 3, "shape": (mapping._n,), "typestr": mapping._typestr, "data": (self._address, False),
+            "version": 3, "shape": mapping._shape[1:], "typestr": mapping._typestr, "data": (self._address, False),
         }
 
     def __del__(self) -> None:

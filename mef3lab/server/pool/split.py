@@ -14,7 +14,6 @@ import threading
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 
-
 from .requests import ReadRequest, _Job
 from .shm import _create_block, _shared, _unlink
 
