@@ -90,11 +90,6 @@ def _fill_flat(first, start, stop, address, offset, factor, n, p, q, raw, out): 
         pos += m
 
 
-def gap_value(dtype: str) -> float | int:
-    """What marks "no sample here" in an array of `dtype`."""
-    return int(RAW_NAN) if dtype == "int32" else np.nan
-
-
 class Window:
     """Grid samples ``[k0, k1)`` of `names` (rows in that order, a name may repeat) over
     `pieces`: (first sample, {channel: counts}) of consecutive segments, each row scaled by
@@ -103,9 +98,8 @@ class Window:
 
     def __init__(self, pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequence[str],
                  factors: Sequence[FactorRuns], k0: int, k1: int) -> None:
-        self.names = tuple(names)
-        self.shape = (len(self.names), max(k1 - k0, 0))
-        self._rows, self._plan = _plan(pieces, self.names, factors, k0, k1)
+        self.shape = (len(names), max(k1 - k0, 0))
+        self._rows, self._plan = _plan(pieces, names, factors, k0, k1)
 
     def array(self, dtype: str) -> np.ndarray:
         """The whole window as a new (channels, samples) array of `dtype`."""
@@ -138,7 +132,7 @@ class Window:
             yield buf[:q - p].tobytes()
 
 
-def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: tuple[str, ...],
+def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequence[str],
           factors: Sequence[FactorRuns], k0: int, k1: int) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
     """The rows the window reads (to be held while it lives), and for each output row j its
     stretches ``first[j]:first[j + 1]``: columns ``[start, stop)`` from the counts at
