@@ -13,8 +13,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from mef3lab._proto import gRPCMef3Server_pb2 as pb
-from mef3lab._proto import gRPCMef3Server_pb2_grpc as pb_grpc
+from mef3lab.protocol import gRPCMef3Server_pb2 as pb
+from mef3lab.protocol import gRPCMef3Server_pb2_grpc as pb_grpc
 
 from .common import Direct, Params, check_same, sequence, server
 from .report import Table, Target, best, repeat

@@ -1,4 +1,4 @@
-"""The benchmark recordings: written once by `mef3lab.synth.synthesize`, reused while unchanged.
+"""The benchmark recordings: written once by `mef3lab.testing.synth.synthesize`, reused while unchanged.
 
 A recording lives in ``benchmarks/data/<name>.mefd`` beside ``<name>.json``, a stamp of
 the parameters it was written with. It is regenerated when the folder or the stamp is
@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mef3lab.synth import synthesize
+from mef3lab.testing.synth import synthesize
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

@@ -22,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from mef3lab.demo import demo_recording
+from mef3lab.testing.demo import demo_recording
 from mef3lab.server.process import ServerProcess
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"

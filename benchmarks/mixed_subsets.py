@@ -121,9 +121,9 @@ def conversion_ms(repeat: int) -> tuple[float, float, float]:
     before, the reply's bytes were sliced out of a cached float32 array. The difference of the
     two is the cost of one representation. Rows whose factor changes (MEF segments of
     different factors) are converted the same way, piece by piece."""
-    from mef3lab.readers.base import FactorRuns
-    from mef3lab.server.convert import Window
-    from mef3lab.wire import MAX_MESSAGE_BYTES
+    from mef3lab.model import FactorRuns
+    from mef3lab.server.core.convert import Window
+    from mef3lab.protocol.wire import MAX_MESSAGE_BYTES
 
     rng = np.random.default_rng(0)
     names = [f"ch{i:03d}" for i in range(64)]

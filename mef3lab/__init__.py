@@ -9,17 +9,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {
     "open_reader": "mef3lab.readers",
-    "synthesize": "mef3lab.synth",
+    "synthesize": "mef3lab.testing.synth",
     "Mef3Client": "mef3lab.client",
-    "open_recording": "mef3lab.xarray_backend",
+    "open_recording": "mef3lab.xr.backend",
     "Server": "mef3lab.server.app",
     "ServerConfig": "mef3lab.server.config",
     "ServerProcess": "mef3lab.server.process",
-    "set_default_address": "mef3lab.source",
+    "set_default_address": "mef3lab.sources",
     # `%load_ext mef3lab` looks these up on the package.
     "load_ipython_extension": "mef3lab.jupyter",
     "unload_ipython_extension": "mef3lab.jupyter",

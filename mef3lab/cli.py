@@ -39,7 +39,7 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Write a seeded synthetic EEG recording (pink noise + 10 Hz alpha, real gaps, annotations)."""
-    from .synth import plan, synthesize
+    from .testing.synth import plan, synthesize
 
     opts = dict(
         channels=args.channels, fs=args.fs, seconds=args.seconds, precision=args.precision,
@@ -175,7 +175,7 @@ def run_walkthrough(args: argparse.Namespace) -> int:
     """Start a mef3lab server on a recording, read it through the server once, then serve until Ctrl-C."""
     from pathlib import Path
 
-    from .demo import demo_recording, walkthrough
+    from .testing.demo import demo_recording, walkthrough
     from .server.app import Server
 
     path = Path(args.path) if args.path else demo_recording(Path(args.data))

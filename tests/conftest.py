@@ -15,7 +15,7 @@ import pytest
 
 from _processes import ProcessTag
 
-from mef3lab.synth import plan, synthesize
+from mef3lab.testing.synth import plan, synthesize
 
 #: 8 ch x 256 Hz x 10 min; gaps of 0.4 s, 3 s, 20 s and 0.02 s (5 samples); annotations.
 RECORDING = dict(

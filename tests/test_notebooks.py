@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from mef3lab.demo import DEMO_DATA_ENV, demo_recording
+from mef3lab.testing.demo import DEMO_DATA_ENV, demo_recording
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 

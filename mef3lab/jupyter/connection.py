@@ -8,7 +8,7 @@ listens only on Unix sockets in a fresh 0700 directory, and dies with the kernel
 kernel ends. If none can be had, reads stay in this process and `problem` says why.
 
 A named server's token (``MEF3LAB_TOKEN``, ``MEF3LAB_TOKEN_FILE``, a hub kernel's own token)
-and CA are sent by every client this kernel makes (`mef3lab.credentials`): nothing to do here.
+and CA are sent by every client this kernel makes (`mef3lab.client.credentials`): nothing to do here.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import tempfile
 import weakref
 from typing import Any
 
-from .. import source
+from .. import sources
 from ..client import Mef3Client
 from ..server.process import ServerProcess
-from ..server.status import render_html
-from . import discovery
+from ..server.http.status import render_html
+from ..server import discovery
 
 SERVER_ENV = "MEF3LAB_SERVER"
 
@@ -65,11 +65,11 @@ class Connection:
                 self.kind, self.address = NAMED, named
             elif not self._announced():
                 self._start_own(environ)
-            source.set_default_address(self.address)  # checks a named address's spelling
+            sources.set_default_address(self.address)  # checks a named address's spelling
         except Exception as exc:  # noqa: BLE001 - the kernel must keep working whatever went wrong
             self._forget()
             self.problem = _explain(exc, named)
-            source.set_default_address(None)
+            sources.set_default_address(None)
         return self
 
     def _announced(self) -> bool:
@@ -97,9 +97,9 @@ class Connection:
     def close(self) -> None:
         """Stop our own server (if any) and read in this process from now on. Datasets opened
         through a stopped server fail on their next read (naming it): open them again."""
-        source.close_all()
+        sources.close_all()
         self._forget()
-        source.set_default_address(None)
+        sources.set_default_address(None)
 
     def _forget(self) -> None:
         if self.process is not None:
@@ -116,7 +116,7 @@ class Connection:
 
     # -- showing ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The server's status (`mef3lab.server.status`): from its status page when this user can
+        """The server's status (`mef3lab.server.http.status`): from its status page when this user can
         reach it (with paths), else what its gRPC stats say."""
         if self.address is None:
             return {}

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..demo import DEMO_DATA_ENV, demo_recording
+from ..testing.demo import DEMO_DATA_ENV, demo_recording
 
 
 def lab_command(notebooks: Path, port: int, browser: bool) -> list[str]:

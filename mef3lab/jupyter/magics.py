@@ -61,10 +61,10 @@ class Mef3Magics(Magics):
         if not 1 <= len(args) <= 2 or (len(args) == 2 and not args[1].isidentifier()):
             print(f"%mef3 open: expected a path and optionally a Python name: %mef3 open {HELP['open'][0]}")
             return
-        import mef3lab
+        from ..xr import open_recording  # noqa: PLC0415 - xarray loads only when a recording is opened
 
         name = args[1] if len(args) == 2 else "rec"
-        ds = mef3lab.open_recording(args[0])
+        ds = open_recording(args[0])
         self.shell.user_ns[name] = ds
         print(f"{name} = mef3lab.open_recording({args[0]!r})")
         display(ds.mef3)

@@ -17,7 +17,7 @@ import weakref
 from pathlib import Path
 
 from ..server.process import ServerProcess
-from . import discovery
+from ..server import discovery
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import os
 
-from .base import RAW_NAN, Annotation, ChannelInfo, Grid, RateGroup, RawSamples, Reader, SessionInfo, Span
+from ..model import RAW_NAN, Annotation, ChannelInfo, Grid, RateGroup, RawSamples, SessionInfo, Span
+from .base import Reader
 
 __all__ = [
     "ENGINES",

@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import CorruptDataError, RateChangeError
-from .base import Annotation
+from ..model import Annotation
 
 
 def annotation(rec: dict, channel: str | None) -> Annotation:

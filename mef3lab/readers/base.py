@@ -14,28 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import (
-    CorruptDataError,
-    NotAMefSessionError,
-    RecordingNotFoundError,
-    TimeRangeError,
-)
-from .session import (  # noqa: F401 - the session types, importable from here as before
-    RAW_NAN,
-    DTYPES,
-    SAMPLE_TYPES,
-    Annotation,
-    ChannelInfo,
-    FactorRuns,
-    Grid,
-    RateGroup,
-    RawSamples,
-    SessionInfo,
-    Span,
-    run_starts,
-    spans_from_toc,
-    _inverted,
-)
+from ..errors import CorruptDataError, NotAMefSessionError, RecordingNotFoundError, TimeRangeError
+from ..model import RAW_NAN, DTYPES, RateGroup, RawSamples, SessionInfo, inverted_range
 
 
 def check_session_path(path: str | os.PathLike) -> Path:
@@ -186,7 +166,7 @@ class Reader(ABC):
         """Min/max of every stored block overlapping the window, from the index (nothing decoded)."""
         self.info.channel(channel)
         if start_uutc is not None and end_uutc is not None and end_uutc <= start_uutc:
-            raise TimeRangeError(_inverted(start_uutc, end_uutc))
+            raise TimeRangeError(inverted_range(start_uutc, end_uutc))
         return self._block_envelope(channel, start_uutc, end_uutc)
 
     # -- shared checks ------------------------------------------------------------------

@@ -25,7 +25,8 @@ import numpy as np
 from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, PasswordError
 from ._common import annotation, check_index, check_rates, effective_factor, implied_rate, rate_change_message
 from ._common import sorted_annotations
-from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
+from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
+from .base import Reader
 from .salvage import Shadow, channel_dirs, missing_files, open_salvaged
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import CorruptDataError
 from . import red
-from .base import RAW_NAN, SessionInfo, run_starts
+from ..model import RAW_NAN, SessionInfo, run_starts
 from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ import numpy as np
 from ..errors import CorruptDataError, Level1PasswordError, Mef3LabError, NotAMefSessionError, PasswordError
 from ._common import annotation, check_index, check_rates, effective_factor, rate_change_message
 from ._common import sorted_annotations
-from .base import RAW_NAN, ChannelInfo, Reader, SessionInfo, Span, spans_from_toc
+from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
+from .base import Reader
 from .mef3io import Mef3ioReader
 from .red import UNIVERSAL_HEADER_BYTES
 from .salvage import Shadow, channel_dirs

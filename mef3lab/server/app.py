@@ -18,18 +18,18 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from .._proto import gRPCMef3Server_pb2_grpc as compat_pb_grpc
-from .._proto import mef3lab_pb2_grpc as pb_grpc
-from ..jupyter import discovery
-from ..wire import MAX_MESSAGE_BYTES
-from .auth import AuthInterceptor, authenticator_for, check_exposure
-from .compat import CompatService
+from ..protocol import gRPCMef3Server_pb2_grpc as compat_pb_grpc
+from ..protocol import mef3lab_pb2_grpc as pb_grpc
+from . import discovery
+from ..protocol.wire import MAX_MESSAGE_BYTES
+from .rpc.auth import AuthInterceptor, authenticator_for, check_exposure
+from .rpc.compat import CompatService
 from .config import HTTP_PREFIX, READY_PREFIX, ServerConfig
-from .engine import Engine, pool_for
-from .http import StatusHTTP
-from .quarantine import Quarantine
-from .roots import ServedRoots
-from .service import Mef3LabService
+from .core.engine import Engine, pool_for
+from .http.server import StatusHTTP
+from .core.quarantine import Quarantine
+from .core.roots import ServedRoots
+from .rpc.service import Mef3LabService
 
 log = logging.getLogger("mef3lab.server")
 

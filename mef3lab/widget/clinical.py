@@ -17,7 +17,7 @@ import traitlets as t
 
 from ..errors import Mef3LabError
 from . import events as ev
-from .filters import DisplayFilter
+from ..signal.filters import DisplayFilter
 from .montage import Derivation, MontageSpec, resolve
 from .review import Review
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..server.decimate import envelope
+from ..signal.decimate import envelope
 from .pages import Page
 
 __all__ = ["encode"]

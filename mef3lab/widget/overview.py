@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..source import RecordingSource
+from ..sources import RecordingSource
 
 __all__ = ["Overview", "overview"]
 

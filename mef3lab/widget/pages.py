@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import Mef3LabError
-from ..readers.base import RateGroup, SessionInfo
-from ..source import RecordingSource
+from ..model import RateGroup, SessionInfo
+from ..sources import RecordingSource
 
 __all__ = ["Block", "Page", "View", "read_page"]
 

@@ -19,8 +19,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-from ..server.cache import ByteLRU
-from ..source import RecordingSource
+from ..caching import ByteLRU
+from ..sources import RecordingSource
 from .pages import Page, View
 
 __all__ = ["PageCache", "Readahead"]

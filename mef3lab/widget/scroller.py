@@ -22,8 +22,8 @@ import traitlets as t
 import xarray as xr
 
 from ..errors import Mef3LabError
-from ..source import acquire
-from ..xarray_backend import rate_label
+from ..sources import acquire
+from ..xr.backend import rate_label
 from . import events as ev
 from .clinical import ClinicalReview
 from .clock import clock_label, parse_time

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..server.cache import ByteLRU
-from ..server.decimate import bin_starts
-from ..source import RecordingSource
+from ..caching import ByteLRU
+from ..signal.decimate import bin_starts
+from ..sources import RecordingSource
 from .pages import View
 
 __all__ = ["EnvelopeStore", "ZOOM_SAMPLES_PER_COLUMN"]

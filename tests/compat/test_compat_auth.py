@@ -19,7 +19,7 @@ import grpc
 import numpy as np
 import pytest
 
-import mef3lab.credentials
+import mef3lab.client.credentials
 from mef3lab.server.process import ServerProcess
 
 from tests.compat.conftest import Client
@@ -27,7 +27,7 @@ from tests.compat.conftest import Client
 TOKEN = "lab-token-0c1d"
 SUCCESSOR = "mef3io-server==3.1.0"
 #: The line the README gives for the lab's clients.
-ONE_LINE = "client.stub = type(client.stub)(grpc.intercept_channel(client.channel, mef3lab.credentials.bearer()))"
+ONE_LINE = "client.stub = type(client.stub)(grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer()))"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_the_original_client_with_the_interceptor(spec, guarded, recording, read
             client.open(recording)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         monkeypatch.setenv("MEF3LAB_TOKEN", TOKEN)
-        client.stub = type(client.stub)(grpc.intercept_channel(client.channel, mef3lab.credentials.bearer()))
+        client.stub = type(client.stub)(grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer()))
         assert client.open(recording).file_opened
         t0 = reader(recording).info.start_uutc
         reply = client.range(recording, ["ch002", "ch005"], t0, t0 + 4_000_000)
@@ -67,7 +67,7 @@ def test_the_original_client_with_the_interceptor(spec, guarded, recording, read
 SUCCESSOR_SCRIPT = """
 import json, sys
 import grpc, numpy as np
-import mef3lab.credentials
+import mef3lab.client.credentials
 from mef3io_server.client import Mef3Client
 
 address, path, t0, out, with_token = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"

@@ -7,7 +7,7 @@ import grpc
 import numpy as np
 import pytest
 
-from mef3lab.synth import synthesize
+from mef3lab.testing.synth import synthesize
 
 S = 1_000_000
 

@@ -234,7 +234,7 @@ def connect():
 @pytest.fixture(scope="session")
 def big_recording(tmp_path_factory):
     """64 channels x 15 min at 256 Hz: a cold read keeps the workers decoding for a good while."""
-    from mef3lab.synth import synthesize
+    from mef3lab.testing.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("big") / "big.mefd", channels=64, fs=256.0, seconds=900.0,
                       gaps=2, annotations=False, seed=11)

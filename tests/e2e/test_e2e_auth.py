@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import mef3lab
-from mef3lab._proto import mef3lab_pb2, mef3lab_pb2_grpc
+from mef3lab.protocol import mef3lab_pb2, mef3lab_pb2_grpc
 from mef3lab.client import Mef3Client
 from mef3lab.errors import AuthenticationError, NotOpenError
 

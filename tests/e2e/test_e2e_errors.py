@@ -8,19 +8,10 @@ import grpc
 import numpy as np
 import pytest
 
-from mef3lab._proto import mef3lab_pb2 as pb
-from mef3lab._proto import mef3lab_pb2_grpc as pb_grpc
-from mef3lab.errors import (
-    NotAMefSessionError,
-    NotOpenError,
-    PasswordError,
-    ReadTooLargeError,
-    RecordingNotFoundError,
-    SegmentIndexError,
-    TimeRangeError,
-    UnknownChannelError,
-)
-from mef3lab.wire import CLIENT_ID_KEY, ERROR_KEY
+from mef3lab.protocol import mef3lab_pb2 as pb
+from mef3lab.protocol import mef3lab_pb2_grpc as pb_grpc
+from mef3lab.errors import NotAMefSessionError, NotOpenError, PasswordError, ReadTooLargeError, RecordingNotFoundError, SegmentIndexError, TimeRangeError, UnknownChannelError
+from mef3lab.protocol.wire import CLIENT_ID_KEY, ERROR_KEY
 
 from .conftest import assert_same
 

@@ -26,10 +26,10 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mef3lab._proto import gRPCMef3Server_pb2 as cpb
-from mef3lab._proto import gRPCMef3Server_pb2_grpc as cpb_grpc
+from mef3lab.protocol import gRPCMef3Server_pb2 as cpb
+from mef3lab.protocol import gRPCMef3Server_pb2_grpc as cpb_grpc
 from mef3lab.client import Mef3Client
-from mef3lab.credentials import bearer
+from mef3lab.client.credentials import bearer
 from mef3lab.errors import AuthenticationError, PathNotServedError
 
 from .conftest import alive, assert_same, clean_env, wait_for

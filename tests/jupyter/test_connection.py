@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mef3lab import source
+from mef3lab import sources as source
 from mef3lab.jupyter.connection import NONE, Connection
 
 

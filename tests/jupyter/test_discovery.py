@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from mef3lab.client import Mef3Client
-from mef3lab.jupyter import discovery
+from mef3lab.server import discovery
 from mef3lab.server.process import ServerProcess
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mef3lab.readers import open_reader
-from mef3lab.synth import plan, synthesize
+from mef3lab.testing.synth import plan, synthesize
 
 
 def mef3lab(*args, timeout=120):

@@ -1,4 +1,4 @@
-"""Every case of `mef3lab.damage` on one channel: the session opens, the damaged channel fails with a
+"""Every case of `mef3lab.testing.damage` on one channel: the session opens, the damaged channel fails with a
 clear CorruptDataError (or, where the damage is in a field no decoder uses, reads exactly as intact:
 never different data), and every other channel equals a direct read of the intact copy."""
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from mef3lab.cli import describe
-from mef3lab.damage import CASES, damaged_copy
+from mef3lab.testing.damage import CASES, damaged_copy
 from mef3lab.errors import CorruptDataError
 from mef3lab.readers import open_reader
-from mef3lab.synth import synthesize
+from mef3lab.testing.synth import synthesize
 
 VICTIM = "ch001"
 #: Damage to fields the decoders never read: the channel reads exactly as intact.

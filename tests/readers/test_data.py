@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mef3lab.readers import open_reader
-from mef3lab.readers.base import Annotation
+from mef3lab.model import Annotation
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from mef3lab.errors import (
-    Mef3LabError,
-    NotAMefSessionError,
-    PasswordError,
-    RecordingNotFoundError,
-    TimeRangeError,
-    UnknownChannelError,
-)
+from mef3lab.errors import Mef3LabError, NotAMefSessionError, PasswordError, RecordingNotFoundError, TimeRangeError, UnknownChannelError
 from mef3lab.readers import open_reader
 
 
@@ -100,7 +93,7 @@ import json, sys
 import numpy as np
 from mef3lab.errors import Mef3LabError
 from mef3lab.readers import open_reader
-from mef3lab.synth import plan
+from mef3lab.testing.synth import plan
 path, engine, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 try:
     with open_reader(path, engine=engine) as r:
@@ -145,7 +138,7 @@ DAMAGES = {
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    from mef3lab.synth import synthesize
+    from mef3lab.testing.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("pristine") / "small.mefd", **SMALL)
 

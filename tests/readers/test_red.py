@@ -109,7 +109,7 @@ def test_a_damaged_block_names_file_channel_and_offset(recording, tmp_path):
 @pytest.fixture
 def blocks(tmp_path):
     """The blocks of a small synthetic channel: (its .tdat bytes, block offsets, block counts)."""
-    from mef3lab.synth import synthesize
+    from mef3lab.testing.synth import synthesize
 
     path = synthesize(tmp_path / "k.mefd", channels=1, seconds=60.0, gaps=[], seed=1)
     with open_reader(path, engine="numba") as r:

@@ -15,7 +15,7 @@ CHILD = r"""
 import json, sys
 import numpy as np
 from mef3lab.readers import open_reader, red
-from mef3lab.synth import synthesize
+from mef3lab.testing.synth import synthesize
 
 try:  # the bounds checks are on: an access past the end raises
     red.crc32(np.zeros(2, np.uint8), 0, 3, red.CRC_TABLE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mef3lab.synth import synthesize
+from mef3lab.testing.synth import synthesize
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mef3lab import credentials
-from mef3lab._proto import mef3lab_pb2
-from mef3lab.server.auth import Caller, StaticTokens, authenticator_for, bearer_token, check_exposure
+from mef3lab.client import credentials
+from mef3lab.protocol import mef3lab_pb2
+from mef3lab.server.rpc.auth import Caller, StaticTokens, authenticator_for, bearer_token, check_exposure
 from mef3lab.server.config import ServerConfig
 
 
@@ -112,7 +112,7 @@ def test_a_hub_that_does_not_answer_is_unavailable_not_a_wrong_token():
     import socket
 
     from mef3lab.errors import ServerUnavailableError
-    from mef3lab.server.auth import HubTokens
+    from mef3lab.server.rpc.auth import HubTokens
 
     with socket.socket() as s:  # bound, never listening: connections to it are refused
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from mef3lab.server.cache import ByteLRU
+from mef3lab.caching import ByteLRU
 
 
 def lru(budget, evicted=None):

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mef3lab.readers.base import RAW_NAN, FactorRuns, RawSamples
-from mef3lab.server.convert import Window
+from mef3lab.model import RAW_NAN, FactorRuns, RawSamples
+from mef3lab.server.core.convert import Window
 
 SEG = 100
 NAMES = ["a", "b", "c"]

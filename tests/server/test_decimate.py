@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from mef3lab.server.decimate import envelope, minmax_points
+from mef3lab.signal.decimate import envelope, minmax_points
 
 
 def test_envelope_matches_a_direct_min_max_per_bin():

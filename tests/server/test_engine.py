@@ -11,7 +11,7 @@ import pytest
 from mef3lab.errors import NotOpenError, ReadTooLargeError, SegmentIndexError
 from mef3lab.readers import open_reader
 from mef3lab.server.config import ServerConfig
-from mef3lab.server.engine import Engine
+from mef3lab.server.core.engine import Engine
 
 
 @pytest.fixture

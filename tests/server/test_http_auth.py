@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mef3lab.client import Mef3Client
 from mef3lab.server.app import Server
-from mef3lab.synth import synthesize
+from mef3lab.testing.synth import synthesize
 
 try:
     from .test_http import _get_unix

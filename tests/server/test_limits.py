@@ -10,8 +10,8 @@ from mef3lab.client import Mef3Client
 from mef3lab.errors import TooManyOpenError
 from mef3lab.server.app import Server
 from mef3lab.server.config import ServerConfig
-from mef3lab.server.engine import Engine
-from mef3lab.synth import synthesize
+from mef3lab.server.core.engine import Engine
+from mef3lab.testing.synth import synthesize
 
 
 @pytest.fixture(scope="module")

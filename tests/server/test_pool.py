@@ -19,16 +19,10 @@ import numpy as np
 import psutil
 import pytest
 
-from mef3lab.errors import (
-    CancelledError,
-    CorruptDataError,
-    RecordingNotFoundError,
-    TimeRangeError,
-    UnknownChannelError,
-)
+from mef3lab.errors import CancelledError, CorruptDataError, RecordingNotFoundError, TimeRangeError, UnknownChannelError
 from mef3lab.readers import open_reader
 from mef3lab.server.pool import ReaderPool, ReadRequest, SharedArray
-from mef3lab.synth import synthesize
+from mef3lab.testing.synth import synthesize
 
 try:
     from . import _pool_engines as misbehaving

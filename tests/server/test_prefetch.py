@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mef3lab.server.prefetch import PrefetchTracker, Readahead
+from mef3lab.server.core.prefetch import PrefetchTracker, Readahead
 
 
 class Handle:

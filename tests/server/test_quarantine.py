@@ -7,8 +7,8 @@ import pytest
 
 from mef3lab.errors import CancelledError, CorruptDataError, QuarantinedError, ReaderCrashedError, ReadTimeoutError
 from mef3lab.server.pool import ReaderPool, ReadRequest
-from mef3lab.server.quarantine import Quarantine
-from mef3lab.synth import synthesize
+from mef3lab.server.core.quarantine import Quarantine
+from mef3lab.testing.synth import synthesize
 
 try:
     from . import _pool_engines as misbehaving

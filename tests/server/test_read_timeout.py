@@ -124,8 +124,8 @@ def test_the_server_answers_a_hung_read_within_the_timeout_and_serves_everyone_e
 
 
 def test_a_hung_read_is_deadline_exceeded_on_the_wire(server, hung):
-    from mef3lab._proto import mef3lab_pb2 as pb
-    from mef3lab._proto import mef3lab_pb2_grpc as pb_grpc
+    from mef3lab.protocol import mef3lab_pb2 as pb
+    from mef3lab.protocol import mef3lab_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(server.address) as channel:
         stub = pb_grpc.Mef3LabStub(channel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mef3lab.errors import PathNotServedError, RecordingNotFoundError
-from mef3lab.server.roots import Entry, ServedRoots
+from mef3lab.server.core.roots import Entry, ServedRoots
 
 
 @pytest.fixture

@@ -147,7 +147,7 @@ def test_paging_prefetches_in_the_direction_of_travel(recording, server, scroll,
 
 def test_a_padded_page_reaches_past_its_edges(recording):
     """What a display filter will need: the page plus neighbouring samples, on the same grid."""
-    from mef3lab.source import EmbeddedSource
+    from mef3lab.sources import EmbeddedSource
     from mef3lab.widget.pages import View, read_page
 
     with contextlib.closing(EmbeddedSource(open_reader(recording))) as source:

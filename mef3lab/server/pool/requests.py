@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...readers.base import SAMPLE_TYPES
+from ...model import SAMPLE_TYPES
 
 #: Result dtypes: float reads in channel units, or the stored int32 counts (Reader.read_raw).
 

@@ -27,7 +27,7 @@ from multiprocessing.shared_memory import SharedMemory
 import numpy as np
 
 from ...errors import ReadTooLargeError
-from ...readers.base import SAMPLE_TYPES
+from ...model import SAMPLE_TYPES
 from .requests import ReadRequest, SharedArray, _Job
 
 

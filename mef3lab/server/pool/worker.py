@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ...readers.base import SAMPLE_TYPES
+from ...model import SAMPLE_TYPES
 from .errors import _error_payload
 from .requests import ReadRequest
 from .shm import _attach, _reserve

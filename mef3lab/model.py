@@ -1,0 +1,341 @@
+"""What a MEF 3.0 session is, as every engine describes it: channels, spans, rate groups and
+their sample grids, factor runs, annotations, and the raw-count transport type.
+
+Why a grid of our own: MEF stores blocks with their own start times, and an engine
+places a window's samples relative to the window's start. If every read is issued on
+one grid per sampling rate (sample k of rate fs lies at ``grid.start_uutc + k * 1e6 / fs``,
+anchored at the earliest channel of that rate), the same sample always lands at the same
+index, whoever asks, for whatever channel subset and window. Segments of a server, dask
+chunks and direct reads then agree sample for sample.
+"""
+
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import CorruptDataError, FactorChangeError, MixedRatesError, TimeRangeError, UnknownChannelError
+
+#: The int32 value that marks "no sample here" in raw (count) reads: meflib's RED_NAN.
+RAW_NAN = np.int32(-(2**31))
+
+#: Values in channel units (what `Reader.read` returns).
+DTYPES = {"float32": np.float32, "float64": np.float64}
+#: Everything samples travel as: values, or the stored int32 counts (`Reader.read_raw`).
+SAMPLE_TYPES = {**DTYPES, "int32": np.int32}
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """What a scientist needs to know about one channel before reading it."""
+
+    name: str
+    fs: float
+    start_uutc: int
+    end_uutc: int
+    n_samples: int  # samples stored (gaps not counted)
+    units: str
+    conversion_factor: float  # physical units per stored count
+
+
+@dataclass(frozen=True)
+class Span:
+    """A contiguous run of recorded data, ``[start_uutc, end_uutc)``."""
+
+    start_uutc: int
+    end_uutc: int
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One MEF record (annotation), at session level (`channel` None) or channel level."""
+
+    time_uutc: int
+    type: str
+    text: str
+    duration_us: int | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The regular sample grid of one sampling rate: sample k lies at start + k * 1e6 / fs µs."""
+
+    fs: float
+    start_uutc: int
+    n_samples: int
+
+    @property
+    def period_us(self) -> float:
+        return 1e6 / self.fs
+
+    @property
+    def end_uutc(self) -> int:
+        """Time just past the last sample of the grid."""
+        return self.uutc_of(self.n_samples)
+
+    def time_of(self, k: int | np.ndarray) -> float | np.ndarray:
+        """Exact (fractional) µUTC of sample k."""
+        return self.start_uutc + np.asarray(k, dtype=np.float64) * self.period_us
+
+    def uutc_of(self, k: int) -> int:
+        """µUTC of sample k, rounded to the microsecond (MEF's time resolution)."""
+        return int(round(self.start_uutc + k * self.period_us))
+
+    def index_at(self, t_uutc: float) -> int:
+        """Index of the first sample at or after time t (half-open windows include their start)."""
+        # The tolerance absorbs the microsecond rounding of uutc_of: index_at(uutc_of(k)) == k.
+        return math.ceil((t_uutc - self.start_uutc) * self.fs / 1e6 - 1e-3)
+
+    def indices(self, start_uutc: float, end_uutc: float) -> tuple[int, int]:
+        """Half-open sample index range of the window ``[start_uutc, end_uutc)``."""
+        return self.index_at(start_uutc), self.index_at(end_uutc)
+
+    def window(self, start_uutc: float, end_uutc: float, what: str = "these channels") -> tuple[int, int]:
+        """`indices` of a window a user asked for: an inverted one, or one wholly outside the grid, is refused."""
+        if end_uutc <= start_uutc:
+            raise TimeRangeError(inverted_range(start_uutc, end_uutc))
+        if end_uutc <= self.start_uutc or start_uutc >= self.end_uutc:
+            raise TimeRangeError(
+                f"the window [{int(start_uutc)}, {int(end_uutc)}) µUTC lies wholly outside the recording "
+                f"[{self.start_uutc}, {self.end_uutc}) of {what}"
+            )
+        return self.indices(start_uutc, end_uutc)
+
+
+@dataclass(frozen=True)
+class FactorRuns:
+    """A channel's conversion factor along its grid: ``factors[i]`` from sample ``starts[i]`` on.
+
+    Why runs: MEF stores a factor per segment (a gain change mid-recording starts a new one),
+    and values are each count times the factor of the segment it was stored in. Nearly every
+    channel has one run; samples before ``starts[0]`` (outside the channel) take the first."""
+
+    starts: tuple[int, ...]
+    factors: tuple[float, ...]
+
+    @classmethod
+    def single(cls, factor: float) -> "FactorRuns":
+        return cls((0,), (factor,))
+
+    def pieces(self, a: int, b: int) -> Iterator[tuple[int, int, float]]:
+        """The sub-ranges ``[lo, hi)`` of ``[a, b)`` with the factor of each (none when empty)."""
+        if len(self.factors) == 1:
+            if b > a:
+                yield a, b, self.factors[0]
+            return
+        i = max(bisect_right(self.starts, a) - 1, 0)
+        while a < b:
+            hi = min(b, self.starts[i + 1]) if i + 1 < len(self.starts) else b
+            yield a, hi, self.factors[i]
+            a, i = hi, i + 1
+
+    def window(self, k0: int, k1: int) -> "FactorRuns":
+        """The runs of samples ``[k0, k1)``, indexed from k0 (one run when nothing changes there)."""
+        parts = list(self.pieces(k0, k1)) or [(k0, k1, self.factors[max(bisect_right(self.starts, k0) - 1, 0)])]
+        return FactorRuns(tuple(lo - k0 for lo, _, _ in parts), tuple(f for _, _, f in parts))
+
+
+@dataclass(frozen=True)
+class RateGroup:
+    """Channels that share one sampling rate, hence one grid."""
+
+    fs: float
+    channels: tuple[str, ...]
+    grid: Grid
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """Everything known about a recording without decoding samples."""
+
+    path: str
+    channels: tuple[ChannelInfo, ...]
+    spans: dict[str, tuple[Span, ...]] = field(repr=False)
+    annotations: tuple[Annotation, ...] = ()
+    encrypted: bool = False
+    #: Channels left out because their files are damaged: name -> why (reading one says so).
+    damaged: dict[str, str] = field(default_factory=dict, compare=False)
+    #: Channels whose MEF segments store different conversion factors: name -> ((µUTC of the
+    #: first sample stored with a factor, that factor), ...), first segment first. Their
+    #: ChannelInfo.conversion_factor is the first segment's; `factor_runs` places the rest.
+    factor_changes: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict, compare=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels)
+
+    @property
+    def start_uutc(self) -> int:
+        return min(c.start_uutc for c in self.channels)
+
+    @property
+    def end_uutc(self) -> int:
+        return max(c.end_uutc for c in self.channels)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_uutc - self.start_uutc) / 1e6
+
+    @cached_property
+    def _by_name(self) -> dict[str, ChannelInfo]:
+        return {c.name: c for c in self.channels}
+
+    def channel(self, name: str) -> ChannelInfo:
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
+        if name in self.damaged:
+            raise CorruptDataError(f"{self.path}: channel {name!r} is damaged and cannot be read "
+                                   f"({self.damaged[name]}); the other channels read normally")
+        raise UnknownChannelError(
+            f"no channel {name!r} in {self.path}; it has {len(self.channels)} channels: "
+            f"{_short_list(self.names)}"
+        )
+
+    def check_channels(self, names: Iterable[str] | None) -> tuple[str, ...]:
+        """The requested channel names (all when None), validated, in the caller's order."""
+        if names is None:
+            return self.names
+        if isinstance(names, str):
+            names = [names]
+        names = tuple(names)
+        if not names:
+            raise UnknownChannelError("no channels were asked for")
+        for n in names:
+            self.channel(n)
+        return names
+
+    @cached_property  # every read asks; the description never changes
+    def rate_groups(self) -> tuple[RateGroup, ...]:
+        """One group per sampling rate, fastest first; each with the grid all its channels share."""
+        by_fs: dict[float, list[ChannelInfo]] = {}
+        for c in self.channels:
+            by_fs.setdefault(c.fs, []).append(c)
+        groups = []
+        for fs in sorted(by_fs, reverse=True):
+            chans = by_fs[fs]
+            start = min(c.start_uutc for c in chans)
+            end = max(c.end_uutc for c in chans)
+            n = math.ceil((end - start) * fs / 1e6 - 1e-3)
+            groups.append(RateGroup(fs, tuple(c.name for c in chans), Grid(fs, start, n)))
+        return tuple(groups)
+
+    def group_of(self, names: Sequence[str]) -> RateGroup:
+        """The rate group of `names`; MixedRatesError naming the groups when they differ."""
+        rates = {self.channel(n).fs for n in names}
+        if len(rates) > 1:
+            parts = "; ".join(
+                f"{g.fs:g} Hz: {_short_list([n for n in names if n in g.channels])}"
+                for g in self.rate_groups
+                if g.fs in rates
+            )
+            raise MixedRatesError(
+                f"the channels asked for have {len(rates)} different sampling rates ({parts}); "
+                "read each rate group separately (Reader.read_groups does this)"
+            )
+        fs = rates.pop()
+        return next(g for g in self.rate_groups if g.fs == fs)
+
+    def factor_runs(self, name: str) -> FactorRuns:
+        """`name`'s conversion factors on its rate group's grid. A segment's first sample lands
+        at the grid index nearest its time (half a period decides), as the engines place blocks."""
+        c = self.channel(name)
+        changes = self.factor_changes.get(name)
+        if not changes:
+            return FactorRuns.single(c.conversion_factor)
+        grid = self.group_of([name]).grid
+        starts = tuple(math.ceil((t - grid.start_uutc) * grid.fs / 1e6 - 0.5) for t, _ in changes)
+        return FactorRuns(starts, tuple(f for _, f in changes))
+
+    def factors_at(self, name: str, times_uutc: np.ndarray) -> np.ndarray:
+        """`name`'s conversion factor at each of `times_uutc` (e.g. its blocks' starts)."""
+        changes = self.factor_changes.get(name) or ((0, self.channel(name).conversion_factor),)
+        at = np.searchsorted(np.array([t for t, _ in changes], np.int64), times_uutc, "right") - 1
+        return np.array([f for _, f in changes], np.float64)[np.maximum(at, 0)]
+
+    def check_one_factor(self, names: Iterable[str]) -> None:
+        """Raise FactorChangeError for any of `names` that one conversion factor cannot describe."""
+        for n in names:
+            changes = self.factor_changes.get(n)
+            if changes:
+                shown = ", ".join(f"{f:g}" for _, f in changes)
+                raise FactorChangeError(
+                    f"{self.path}: channel {n!r} stores different conversion factors in its MEF segments "
+                    f"({shown} units per count), so its counts cannot be given with one factor; "
+                    "read it as float32 or float64 (each sample scaled by its own segment's factor)")
+
+    def gaps(self, name: str) -> tuple[Span, ...]:
+        """The holes between a channel's contiguous spans (data missing there)."""
+        spans = self.spans[self.channel(name).name]
+        return tuple(
+            Span(a.end_uutc, b.start_uutc) for a, b in zip(spans, spans[1:]) if b.start_uutc > a.end_uutc
+        )
+
+
+@dataclass(frozen=True)
+class RawSamples:
+    """Stored counts for transport: ``counts * factor`` are the values, RAW_NAN marks gaps.
+
+    `factors` holds each row's factor at the window's first sample; a row whose factor changes
+    within the window (its MEF segments store different ones) is in `changes` too, with its
+    runs indexed from the window's start."""
+
+    counts: np.ndarray  # int32, (n_channels, n_samples)
+    factors: np.ndarray  # float64, (n_channels,)
+    changes: dict[int, FactorRuns] = field(default_factory=dict)
+
+    def to_float(self, dtype: str = "float32") -> np.ndarray:
+        """The physical values, computed exactly as the float read computes them."""
+        out = self.counts.astype(np.float64)
+        for i, f in enumerate(self.factors):
+            runs = self.changes.get(i, FactorRuns.single(f))
+            for a, b, factor in runs.pieces(0, out.shape[1]):
+                out[i, a:b] *= factor
+        out[self.counts == RAW_NAN] = np.nan
+        return out.astype(DTYPES[dtype], copy=False)
+
+
+def run_starts(
+    starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
+) -> np.ndarray:
+    """Which blocks of a table of contents start a contiguous run (bool per block): those
+    flagged discontinuous, and those starting more than a sample period after the previous
+    block's end (ends rounded to the microsecond, as MEF stores times)."""
+    t = np.asarray(starts_uutc, np.int64)
+    period = 1e6 / fs
+    end = np.round(t + np.asarray(n_samples, np.int64) * period)
+    new = np.asarray(discontinuity, bool).copy()
+    if t.size:
+        new[0] = True
+        new[1:] |= t[1:] > end[:-1] + period
+    return new
+
+
+def spans_from_toc(
+    starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
+) -> tuple[Span, ...]:
+    """Contiguous spans from a block table of contents (what both engines expose); a span
+    ends where its last block ends."""
+    t = np.asarray(starts_uutc, np.int64)
+    if t.size == 0:
+        return ()
+    end = np.round(t + np.asarray(n_samples, np.int64) * (1e6 / fs)).astype(np.int64)
+    first = np.flatnonzero(run_starts(t, n_samples, discontinuity, fs))
+    last = np.append(first[1:] - 1, t.size - 1)
+    return tuple(Span(int(a), int(b)) for a, b in zip(t[first], end[last]))
+
+
+def inverted_range(t0: float, t1: float) -> str:
+    return f"the time range ends before it starts (start {int(t0)} µUTC, end {int(t1)} µUTC)"
+
+
+def _short_list(names: Sequence[str], most: int = 8) -> str:
+    shown = ", ".join(map(repr, list(names)[:most]))
+    return shown + (f", … ({len(names) - most} more)" if len(names) > most else "")

@@ -1,0 +1,149 @@
+"""Served roots: the folders a shared server opens recordings from, and how clients name them.
+
+`mef3lab serve --root /data/epilepsy --root ieeg=/data/ieeg` serves only sessions under
+those folders. A client names a recording relative to a root (``ieeg/sub-01.mefd``; with
+a single root, plainly relative, ``sub-01.mefd``) or by an absolute path inside one. The
+rules, all decided on the name as written (nothing is decoded or rewritten):
+
+- a ``..`` component, a NUL byte or a percent escape (``%2e%2e``: how a traversal is
+  smuggled through a ``mef3://`` URL) is refused outright;
+- whatever the name, the *resolved* path (every symlink followed) must lie inside the
+  root it was named under (absolute names: inside any root);
+- a root limited to hub groups (``--allow-group ieeg=neuro``) is served only to members.
+
+Every refusal is the same `PathNotServedError` (PERMISSION_DENIED) whether or not the
+path exists, so nobody learns anything about the disk outside the roots. Without roots
+the server opens any path it can read (the local or kernel server of one user).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from typing import Collection, Sequence
+from urllib.parse import unquote
+
+from ...errors import PathNotServedError, RecordingNotFoundError
+
+SESSION_SUFFIX = ".mefd"
+
+
+@dataclass(frozen=True)
+class Root:
+    """One served folder: the name clients use for it, its resolved path, who may read it."""
+
+    name: str
+    path: str  # realpath
+    groups: frozenset[str] = frozenset()  # empty: every user the server lets in
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a listing: `name` is what to pass to open (``NAME/sub/x.mefd``)."""
+
+    name: str
+    recording: bool  # a MEF 3.0 session (.mefd folder); otherwise a folder to list further
+
+
+class ServedRoots:
+    """Maps the names clients send to real paths inside the roots, refusing everything else."""
+
+    def __init__(self, roots: Sequence[Root]) -> None:
+        names = [r.name for r in roots]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"two served roots are both named {', '.join(duplicated)}; name them: --root NAME=DIR")
+        self.roots = {r.name: r for r in roots}
+
+    @classmethod
+    def parse(cls, specs: Sequence[str], allow_groups: Sequence[str] = ()) -> "ServedRoots":
+        """Roots from ``--root DIR`` / ``--root NAME=DIR`` and ``--allow-group NAME=GROUP`` values."""
+        named: list[tuple[str, str]] = []
+        for spec in specs:
+            name, sep, folder = spec.partition("=")
+            if not sep:
+                name, folder = os.path.basename(os.path.normpath(spec)), spec
+            if not name or "/" in name or name in (".", ".."):
+                raise ValueError(f"--root {spec!r}: a root's name must be one plain folder name")
+            real = os.path.realpath(os.path.expanduser(folder))
+            if not os.path.isdir(real):
+                raise ValueError(f"--root {spec!r}: {folder} is not a folder")
+            named.append((name, real))
+        groups: dict[str, set[str]] = {}
+        for spec in allow_groups:
+            name, sep, group = spec.partition("=")
+            if not sep or not group:
+                raise ValueError(f"--allow-group {spec!r}: write NAME=GROUP")
+            if name not in dict(named):
+                raise ValueError(f"--allow-group {spec!r}: no served root is named {name!r}")
+            groups.setdefault(name, set()).add(group)
+        return cls([Root(n, p, frozenset(groups.get(n, ()))) for n, p in named])
+
+    def __bool__(self) -> bool:
+        return bool(self.roots)
+
+    def visible(self, groups: Collection[str] | None) -> list[Root]:
+        """The roots a caller in `groups` may read (None: a caller without groups)."""
+        mine = set(groups or ())
+        return [r for r in self.roots.values() if not r.groups or r.groups & mine]
+
+    def resolve(self, name: str, groups: Collection[str] | None = None) -> str:
+        """The real path `name` stands for, if it lies inside a root this caller may read."""
+        return self._locate(name, groups)[1]
+
+    def list(self, folder: str = "", groups: Collection[str] | None = None) -> list[Entry]:
+        """The roots (``folder`` empty), or the sessions and folders directly in `folder`."""
+        if not folder.strip("/"):
+            return [Entry(r.name, _is_session(r.path)) for r in self.visible(groups)]
+        root, real = self._locate(folder, groups)
+        if not os.path.isdir(real):
+            raise RecordingNotFoundError(f"{folder} is not a folder")
+        relative = os.path.relpath(real, root.path)
+        prefix = root.name if relative == "." else posixpath.join(root.name, relative)
+        out = []
+        for child in sorted(os.listdir(real)):
+            target = os.path.realpath(os.path.join(real, child))
+            if child.startswith(".") or not _inside(target, root.path) or not os.path.isdir(target):
+                continue  # hidden, escaping the root, or not a folder: not shown
+            out.append(Entry(posixpath.join(prefix, child), _is_session(child)))
+        return out
+
+    def _locate(self, name: str, groups: Collection[str] | None) -> tuple[Root, str]:
+        if not isinstance(name, str) or not name or "\0" in name or unquote(name) != name \
+                or ".." in name.split("/"):
+            raise self._denied(name)
+        visible = self.visible(groups)
+        if os.path.isabs(name):
+            real = os.path.realpath(name)
+            for root in visible:
+                if _inside(real, root.path):
+                    return root, real
+            raise self._denied(name)
+        first, _, rest = name.partition("/")
+        if first in self.roots:
+            root, relative = self.roots[first], rest
+        elif len(self.roots) == 1:
+            root, relative = next(iter(self.roots.values())), name
+        else:
+            raise self._denied(name)
+        real = os.path.realpath(os.path.join(root.path, relative))
+        if root not in visible or not _inside(real, root.path):
+            raise self._denied(name)
+        return root, real
+
+    def _denied(self, name: object) -> PathNotServedError:
+        return PathNotServedError(
+            f"{name!r} is not in a folder this server serves you; name a recording as ROOT/path "
+            "(Mef3Client.list_recordings() lists them)")
+
+
+def _inside(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip("/") + "/")
+
+
+def _is_session(name: str) -> bool:
+    return name.endswith(SESSION_SUFFIX)
+
+
+__all__ = ["Entry", "Root", "ServedRoots", "SESSION_SUFFIX"]

@@ -1,0 +1,246 @@
+"""Who may call: one gRPC server interceptor in front of both APIs (mef3lab's and `gRPCMef3Server`).
+
+A caller sends ``authorization: Bearer <token>`` call metadata. The token is checked by
+an `Authenticator`: static tokens (`StaticTokens`: ``--token-file`` and/or
+``MEF3LAB_TOKEN``, compared in constant time) or the JupyterHub this server is a service
+of (`HubTokens`, ``--hub-auth``). A missing or unknown token ends the call with
+UNAUTHENTICATED before any handler runs; the health check stays open (load balancers and
+``ServerProcess`` probe it without credentials).
+
+A call that passes knows its `Caller` (user name and hub groups) for as long as its
+handler runs (`current_caller`); the services make it part of the engine's client id, so
+one user's open recordings and settings are never another's, whatever client id they send.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping, Protocol
+
+import grpc
+
+from ...errors import AuthenticationError, Mef3LabError, ServerUnavailableError
+from ...protocol.wire import ERROR_KEY
+from ..config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+AUTH_KEY = "authorization"
+TOKEN_ENV = "MEF3LAB_TOKEN"
+#: Methods anyone may call.
+OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: the user a token belongs to and the hub groups they are in."""
+
+    user: str
+    groups: frozenset[str] = frozenset()
+
+
+class ClientId(str):
+    """The engine's client id (a plain string key), carrying the `Caller` it was made for."""
+
+    caller: Caller | None
+
+    def __new__(cls, value: str, caller: Caller | None = None) -> "ClientId":
+        self = super().__new__(cls, value)
+        self.caller = caller
+        return self
+
+    @property
+    def groups(self) -> frozenset[str] | None:
+        return None if self.caller is None else self.caller.groups
+
+
+class Authenticator(Protocol):
+    def authenticate(self, token: str) -> Caller | None:
+        """The caller `token` belongs to; None when it is not valid (a `Mef3LabError` when it cannot tell)."""
+
+
+_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("mef3lab_caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    """The authenticated caller of the RPC this thread is handling (None: auth is off)."""
+    return _CALLER.get()
+
+
+class StaticTokens:
+    """Tokens fixed at start: a file of lines ``TOKEN`` or ``USER TOKEN`` (``#`` comments), and/or one token."""
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        if any(not t for t in tokens):
+            raise ValueError("an empty token would let anyone in")
+        self._tokens = [(t.encode(), user) for t, user in tokens.items()]
+
+    @classmethod
+    def load(cls, token_file: str = "", token: str = "") -> "StaticTokens":
+        tokens: dict[str, str] = {}
+        if token_file:
+            with open(token_file) as f:
+                for n, line in enumerate(f, 1):
+                    parts = line.split("#", 1)[0].split()
+                    if len(parts) > 2:
+                        raise ValueError(f"{token_file}:{n}: write TOKEN or USER TOKEN")
+                    if parts:
+                        tokens[parts[-1]] = parts[0] if len(parts) == 2 else f"token-{len(tokens) + 1}"
+            if not tokens:
+                raise ValueError(f"{token_file} holds no token")
+        if token:
+            tokens[token] = "token"
+        return cls(tokens)
+
+    def authenticate(self, token: str) -> Caller | None:
+        given, found = token.encode(), None
+        for known, user in self._tokens:  # every token compared, in constant time each
+            if hmac.compare_digest(given, known) and found is None:
+                found = Caller(user)
+        return found
+
+
+class HubTokens:
+    """Tokens the JupyterHub issued, checked with the hub (this server runs as a hub service).
+
+    `jupyterhub.services.auth.HubAuth` asks the hub who owns a token (``/hub/api/user``),
+    caching the answer for `cache_s` seconds, and the token must grant access to this
+    service (``access:services!service=NAME``, HubAuth's `access_scopes`)."""
+
+    def __init__(self, cache_s: int = 60, **hub_settings) -> None:
+        from jupyterhub.services.auth import HubAuth
+
+        self.hub = HubAuth(cache_max_age=cache_s, **hub_settings)
+        if not self.hub.api_token:
+            raise ValueError("--hub-auth needs JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_URL (run mef3lab serve "
+                             "as a JupyterHub service)")
+
+    def authenticate(self, token: str) -> Caller | None:
+        try:
+            model = self.hub.user_for_token(token)
+        except Exception as exc:  # noqa: BLE001 - the hub is down or answered nonsense: nobody gets in
+            log.warning("could not check a token with the hub at %s: %s", self.hub.api_url, exc)
+            raise ServerUnavailableError(f"this server could not check the token with JupyterHub ({exc}); "
+                                         "try again when the hub is up") from None
+        if not model or model.get("kind", "user") != "user":
+            return None
+        if self.hub.access_scopes and not self.hub.check_scopes(self.hub.access_scopes, model):
+            log.info("hub user %s has no %s scope: refused", model.get("name"), sorted(self.hub.access_scopes))
+            return None
+        return Caller(model["name"], frozenset(model.get("groups") or ()))
+
+
+def authenticator_for(config: ServerConfig, environ: Mapping[str, str] | None = None) -> Authenticator | None:
+    """The authenticator `config` asks for (None: no authentication)."""
+    env = os.environ if environ is None else environ
+    token = env.get(TOKEN_ENV, "")
+    if config.hub_auth:
+        if config.token_file or token:
+            raise ValueError(f"--hub-auth and static tokens (--token-file, {TOKEN_ENV}) exclude each other")
+        hub = {"api_token": env.get("JUPYTERHUB_API_TOKEN", "")}
+        if env.get("JUPYTERHUB_API_URL"):
+            hub["api_url"] = env["JUPYTERHUB_API_URL"]
+        return HubTokens(**hub)
+    if config.allow_group:
+        raise ValueError("--allow-group limits roots to hub groups: it needs --hub-auth")
+    if config.token_file or token:
+        return StaticTokens.load(config.token_file, token)
+    return None
+
+
+def check_exposure(config: ServerConfig, authenticated: bool) -> None:
+    """Refuse to serve beyond this machine without authentication, unless told to."""
+    if authenticated or config.insecure_public or _is_loopback(config.host):
+        return
+    raise ValueError(
+        f"refusing to listen on {config.host} without authentication: anyone who can reach it could read "
+        f"every recording. Give --token-file, {TOKEN_ENV} or --hub-auth (or --insecure-public to accept that)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Lets a call through only with a valid bearer token, and runs its handler as that caller.
+
+    The token is checked when the handler runs (in the server's thread pool), never in
+    `intercept_service`, which gRPC calls on the thread that serves every connection: a
+    slow hub must delay only the calls waiting for it."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
+            return handler
+        token = bearer_token(handler_call_details.invocation_metadata)
+        return _replace(handler, lambda behavior: self._guarded(token, behavior, handler.response_streaming))
+
+    def _admit(self, token: str, context: grpc.ServicerContext) -> contextvars.Context:
+        """A context in which `token`'s caller is the current caller; the call is aborted without one."""
+        try:
+            caller = self.authenticator.authenticate(token) if token else None
+        except Mef3LabError as exc:  # the check itself failed (the hub is down): say so, not "wrong token"
+            context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__),))
+            context.abort(getattr(grpc.StatusCode, exc.grpc_status), str(exc))
+        if caller is None:
+            context.set_trailing_metadata(((ERROR_KEY, AuthenticationError.__name__),))
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          f"{'the token was not accepted' if token else 'this server needs a token'}: send "
+                          f"'authorization: Bearer <token>' (mef3lab's client reads {TOKEN_ENV}, "
+                          "MEF3LAB_TOKEN_FILE or, in a JupyterHub kernel, JUPYTERHUB_API_TOKEN)")
+        ctx = contextvars.copy_context()
+        ctx.run(_CALLER.set, caller)
+        return ctx
+
+    def _guarded(self, token: str, behavior: Callable, streaming: bool) -> Callable:
+        """`behavior` behind the token check, run (every step of its stream, too) as the caller."""
+        if not streaming:
+            return lambda request, context: self._admit(token, context).run(behavior, request, context)
+
+        def stream(request, context) -> Iterator:
+            ctx = self._admit(token, context)
+            replies = ctx.run(behavior, request, context)
+            try:
+                while True:
+                    try:
+                        reply = ctx.run(next, replies)
+                    except StopIteration:
+                        return
+                    yield reply
+            finally:
+                ctx.run(getattr(replies, "close", lambda: None))
+        return stream
+
+
+def bearer_token(metadata) -> str:
+    """The token of an ``authorization: Bearer <token>`` metadata entry ("" without one)."""
+    for key, value in metadata or ():
+        if key == AUTH_KEY:
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+    return ""
+
+
+def _replace(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable], Callable]) -> grpc.RpcMethodHandler:
+    """The same kind of handler as `handler`, its behaviour wrapped."""
+    kinds = {(False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+             (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+             (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+             (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler)}
+    attr, make = kinds[(handler.request_streaming, handler.response_streaming)]
+    return make(wrap(getattr(handler, attr)), request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)

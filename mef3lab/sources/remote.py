@@ -1,0 +1,82 @@
+"""`RemoteSource`: a recording on a mef3lab server behind the `RecordingSource` protocol."""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from ..client import Mef3Client
+from ..errors import Mef3LabError
+
+__all__ = ["RemoteSource"]
+
+
+class RemoteSource:
+    """A recording on a mef3lab server, as the xarray engine sees it (`mef3lab.sources.RecordingSource`).
+
+    Chunks are the server's segments (`segment_samples`), reads never trigger the
+    server's own readahead (dask reads chunks in any order); instead the engine's
+    explicit `hint` asks for what comes next, without waiting for the answer.
+
+    Opening first pings the server with a `connect_timeout` deadline, so a server that
+    is down fails at once (connection refused) and one that never answers fails within
+    that bound, rather than after a read's much longer deadline.
+    """
+
+    #: Seconds to wait for a first answer from the server when opening.
+    connect_timeout: float = 10.0
+    #: Hints still unanswered beyond this many are dropped (a busy server needs no more work).
+    max_pending_hints: int = 4
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.client = Mef3Client(spec.address)
+        self._hints: set = set()
+        self._hints_lock = threading.Lock()
+        self._closed = False
+        try:
+            self.client.list_open_files(timeout=self.connect_timeout)  # a ping that touches no recording
+            self.info = self.client.open_file(spec.path, spec.password, spec.engine)
+            grid = self.client.segment_grid(spec.path)
+        except BaseException:
+            self.client.shutdown()
+            raise
+        self._segment = {g.fs: g.segment_samples for g in grid.groups}
+
+    def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
+        return self.client.read_index(self.spec.path, k0, k1, list(channels), dtype, prefetch=False)
+
+    def segment_samples(self, fs: float) -> int:
+        return self._segment[fs]
+
+    def hint(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> None:
+        """Send a Prefetch for ``[k0, k1)`` and return at once; its answer (or failure) is ignored."""
+        with self._hints_lock:
+            if self._closed or len(self._hints) >= self.max_pending_hints:
+                return
+            call = self.client.prefetch_nowait(self.spec.path, k0, k1, channels, dtype, self.connect_timeout)
+            self._hints.add(call)
+        call.add_done_callback(self._hint_done)
+
+    def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
+        return self.client.block_index(self.spec.path, channel)
+
+    def _hint_done(self, call) -> None:
+        with self._hints_lock:
+            self._hints.discard(call)
+
+    def close(self) -> None:
+        with self._hints_lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending, self._hints = list(self._hints), set()
+        for call in pending:
+            call.cancel()
+        try:
+            self.client.close_file(self.spec.path, timeout=self.connect_timeout)  # a dead server must not hold it up
+        except Mef3LabError:
+            pass  # the server is gone: nothing left to release there
+        self.client.shutdown()

@@ -1,0 +1,203 @@
+"""The ``.mef3`` accessor on what `open_recording` returns: gaps, annotations, rate groups, scroll().
+
+    >>> ds = mef3lab.open_recording(path)
+    >>> ds.mef3.gaps                      # every recording gap of every channel
+    >>> ds.signal.sel(channel="LA1", time=slice(60, 120)).mef3.annotations   # just those
+
+Tables follow the object they are asked on: only its channels, and only rows that
+overlap its time extent (a Dataset's extent is that of all its time axes together).
+Times are given twice: seconds from the recording start (like the ``time`` coordinate)
+and absolute µUTC. The session description comes from the object's ``mef3_*`` attrs;
+the password, never stored in attrs, is remembered from the open in this process.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..model import SessionInfo
+from ..sources import SourceSpec, acquire, known_spec
+
+__all__ = ["Mef3Accessor", "Mef3DataArrayAccessor", "Mef3DatasetAccessor", "viewer"]
+
+#: The entry-point group where packages above this one offer ``.mef3`` viewers (``scroll``).
+VIEWERS_GROUP = "mef3lab.viewers"
+
+GAP_COLUMNS = ["channel", "start_s", "end_s", "start_uutc", "end_uutc", "duration_s"]
+ANNOTATION_COLUMNS = ["time_s", "time_uutc", "type", "text", "duration_s", "channel"]
+
+
+def viewer(name: str) -> Any:
+    """The viewer registered as `name` in the ``mef3lab.viewers`` entry points (e.g. ``scroll``)."""
+    found = entry_points(group=VIEWERS_GROUP, name=name)
+    if not found:
+        raise RuntimeError(f"no {name!r} viewer is installed ({VIEWERS_GROUP} entry points); "
+                           "reinstall mef3lab, or use mef3lab.Scroller(rec)")
+    return next(iter(found)).load()
+
+
+class Mef3Accessor:
+    """What ``.mef3`` offers on a DataArray and on a Dataset: where it came from, gaps, annotations."""
+
+    def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:
+        self._obj = obj
+
+    # -- where it came from -----------------------------------------------------------
+    @property
+    def spec(self) -> SourceSpec:
+        """How to reopen the recording this object was read from."""
+        attrs = self._obj.attrs
+        if "mef3_path" not in attrs:
+            raise ValueError(
+                "this object has lost the mef3_* attrs that name its recording (an operation "
+                "dropped attrs); ask .mef3 on the object open_recording returned, or a selection of it"
+            )
+        return known_spec(attrs["mef3_path"], attrs.get("mef3_address") or None, attrs.get("mef3_engine") or None)
+
+    @property
+    def info(self) -> SessionInfo:
+        """The recording's description (channels, spans, annotations)."""
+        return acquire(self.spec).info
+
+    @property
+    def start_uutc(self) -> int:
+        """µUTC of ``time == 0`` (the recording start)."""
+        start = self._obj.attrs.get("start_uutc")
+        return int(start) if start is not None else self.info.start_uutc
+
+    # -- what this object covers ------------------------------------------------------
+    def _axes(self) -> list[tuple[str, str]]:
+        """(channel coordinate, time coordinate) name pairs present, one per rate group."""
+        obj = self._obj
+        out = []
+        for name in obj.coords:
+            name = str(name)
+            if name == "channel" or name.startswith("channel_"):
+                out.append((name, "time" + name[len("channel") :]))
+        return out
+
+    def _channels(self) -> list[str]:
+        names: list[str] = []
+        for cname, _ in self._axes():
+            names.extend(str(v) for v in np.atleast_1d(self._obj[cname].values))
+        if not names and "mef3_path" in self._obj.attrs:
+            names = list(self.info.names)
+        return names
+
+    def _extent(self) -> tuple[float, float] | None:
+        """[first, last] sample time in seconds covered, or None when no time axis is left."""
+        lo, hi = np.inf, -np.inf
+        found = False
+        for _, tname in self._axes():
+            if tname not in self._obj.coords:
+                continue
+            found = True
+            index = self._obj.xindexes.get(tname)
+            if getattr(index, "step", None) is not None and hasattr(index, "size"):
+                if index.size == 0:
+                    continue
+                a = index.start
+                b = index.start + (index.size - 1) * index.step
+                a, b = min(a, b), max(a, b)
+            else:
+                values = np.atleast_1d(self._obj[tname].values)
+                if values.size == 0:
+                    continue
+                a, b = float(values.min()), float(values.max())
+            lo, hi = min(lo, a), max(hi, b)
+        if not found:
+            return None
+        return (lo, hi)
+
+    # -- tables -----------------------------------------------------------------------
+    @property
+    def gaps(self) -> pd.DataFrame:
+        """Recording gaps (NaN runs between stored spans) of this object's channels and time extent.
+
+        Columns: channel, start_s, end_s (seconds from the recording start), start_uutc,
+        end_uutc (µUTC), duration_s. Samples before a channel's first or after its last
+        stored sample are NaN too but are not gaps (see ``info.channel(name)``).
+        """
+        info, t0 = self.info, self.start_uutc
+        extent = self._extent()
+        rows = []
+        for name in self._channels():
+            for g in info.gaps(name):
+                a, b = (g.start_uutc - t0) / 1e6, (g.end_uutc - t0) / 1e6
+                if extent is not None and (b <= extent[0] or a > extent[1]):
+                    continue
+                rows.append((name, a, b, g.start_uutc, g.end_uutc, b - a))
+        df = pd.DataFrame(rows, columns=GAP_COLUMNS)
+        return df.astype({"start_uutc": "int64", "end_uutc": "int64", "start_s": "float64",
+                          "end_s": "float64", "duration_s": "float64"})
+
+    @property
+    def annotations(self) -> pd.DataFrame:
+        """MEF records (annotations) of this object's channels (plus session-level ones) in its time extent.
+
+        Columns: time_s (seconds from the recording start), time_uutc, type, text,
+        duration_s (NaN when the record has none), channel (None for session-level).
+        """
+        info, t0 = self.info, self.start_uutc
+        extent = self._extent()
+        channels = set(self._channels())
+        rows = []
+        for a in info.annotations:
+            if a.channel is not None and a.channel not in channels:
+                continue
+            t = (a.time_uutc - t0) / 1e6
+            dur = a.duration_us / 1e6 if a.duration_us is not None else np.nan
+            end = t + (0.0 if np.isnan(dur) else dur)
+            if extent is not None and (end < extent[0] or t > extent[1]):
+                continue
+            rows.append((t, a.time_uutc, a.type, a.text, dur, a.channel))
+        df = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS)
+        df = df.astype({"time_s": "float64", "time_uutc": "int64", "duration_s": "float64"})
+        return df.sort_values("time_uutc", kind="stable").reset_index(drop=True)
+
+    def _repr_html_(self) -> str:
+        from .summary import recording_html  # noqa: PLC0415 - only notebooks ask
+
+        return recording_html(self)
+
+    def scroll(self, **kwargs: Any) -> Any:
+        """A `mef3lab.Scroller` on this recording (or selection's channels); keywords as Scroller's.
+
+        The widget package sits above this one, so the scroller is found through the
+        ``mef3lab.viewers`` entry point that the package declares, and loads only when asked for.
+        """
+        return viewer("scroll")(self._obj, **kwargs)
+
+    def to_uutc(self, seconds: Any) -> Any:
+        """Seconds from the recording start -> µUTC (rounded to the microsecond)."""
+        return np.round(np.asarray(seconds, np.float64) * 1e6).astype(np.int64) + self.start_uutc
+
+
+@xr.register_dataarray_accessor("mef3")
+class Mef3DataArrayAccessor(Mef3Accessor):
+    """``da.mef3``: gaps, annotations and session info of a recording's DataArray (or a selection)."""
+
+
+@xr.register_dataset_accessor("mef3")
+class Mef3DatasetAccessor(Mef3Accessor):
+    """``ds.mef3``: gaps, annotations, session info and the rate groups of a recording's Dataset."""
+
+    @property
+    def groups(self) -> dict[float, xr.DataArray]:
+        """Each rate group's signal with plain ``channel``/``time``/``fs``/``units`` names, fastest first."""
+        out: dict[float, xr.DataArray] = {}
+        for name, da in self._obj.data_vars.items():
+            name = str(name)
+            if name != "signal" and not name.startswith("signal_"):
+                continue
+            suffix = name[len("signal") :]
+            if suffix:
+                rename = {k + suffix: k for k in ("channel", "time", "fs", "units") if k + suffix in da.coords}
+                da = da.rename(rename)
+            out[float(da.attrs["fs"])] = da.rename("signal")
+        return dict(sorted(out.items(), key=lambda kv: -kv[0]))

@@ -1,0 +1,158 @@
+"""The single data path of the ``mef3`` engine: `Mef3BackendArray`, and read-ahead hints.
+
+Every sample xarray or dask reads comes through `Mef3BackendArray`. Through a server,
+each chunk read asks the server to prefetch the neighbouring chunk in the direction
+reads travel (dask's local schedulers go from the last chunk to the first), so decoding
+overlaps the computation. After Ctrl-C the reads already running finish and the server
+decodes at most the segments those reads hinted; nothing else is queued. A server that
+goes down mid-compute raises `mef3lab.errors.ServerUnavailableError`; the failed
+connection is dropped, so computing again once the server is back reconnects at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+from xarray.backends import BackendArray
+from xarray.core import indexing
+
+from ..errors import ServerUnavailableError
+from ..sources import SourceSpec, acquire, discard
+
+__all__ = ["Mef3BackendArray"]
+
+log = logging.getLogger(__name__)
+
+
+class Mef3BackendArray(BackendArray):
+    """One rate group, ``(channel, time)``: every sample xarray or dask reads comes through here.
+
+    Holds only the (picklable) `SourceSpec` and the group's names; the source itself
+    is looked up in the process's cache on each read, so pickled copies reopen lazily.
+    `fs` (the group's rate) lets a read's hint skip the segments that read loads anyway.
+    """
+
+    def __init__(
+        self, spec: SourceSpec, channels: tuple[str, ...], n_time: int, dtype: str, fs: float | None = None
+    ) -> None:
+        self.spec = spec
+        self.channels = tuple(channels)
+        self.shape = (len(self.channels), int(n_time))
+        self.dtype = np.dtype(dtype)
+        self.fs = fs
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._getitem
+        )
+
+    def _getitem(self, key: tuple[Any, Any]) -> np.ndarray:
+        ckey, tkey = key
+        n_time = self.shape[1]
+
+        # channels: int (dimension dropped), slice, or sorted int array (maybe repeated)
+        if isinstance(ckey, slice):
+            cidx: Any = np.arange(len(self.channels))[ckey]
+        else:
+            cidx = np.asarray(ckey, dtype=np.int64)
+        uniq, inverse = np.unique(np.atleast_1d(cidx), return_inverse=True)
+
+        # time: int (dimension dropped), positive-step slice, or sorted int array
+        if isinstance(tkey, slice):
+            start, stop, step = tkey.indices(n_time)
+            k0, k1 = start, max(start, stop)
+            take: Any = slice(None, None, step)
+        else:
+            tidx = np.asarray(tkey, dtype=np.int64)
+            if tidx.size:
+                k0, k1 = int(tidx.min()), int(tidx.max()) + 1
+            else:
+                k0 = k1 = 0
+            take = tidx - k0
+
+        if uniq.size == 0 or k1 <= k0:
+            block = np.empty((uniq.size, k1 - k0), self.dtype)
+        else:
+            names = [self.channels[i] for i in uniq.tolist()]
+            source = acquire(self.spec)
+            self._hint(source, names, k0, k1)
+            try:
+                block = source.read_index(names, k0, k1, self.dtype.name)
+            except ServerUnavailableError:
+                discard(self.spec, source)  # computing again after the server is back reconnects at once
+                raise
+        if np.ndim(cidx) == 0:
+            block = block[inverse[0]]
+        elif not np.array_equal(uniq, cidx):  # repeated or reordered channels: rows as asked for
+            block = block[inverse.reshape(np.shape(cidx))]
+        if not (isinstance(take, slice) and take.step in (None, 1)):  # a contiguous window needs no copy
+            block = block[..., take]
+        block = np.asarray(block, dtype=self.dtype)
+        return block if block.flags.writeable else block.copy()  # users may modify what they get
+
+    def _hint(self, source: Any, names: list[str], k0: int, k1: int) -> None:
+        """Announce the window next to ``[k0, k1)`` (as long again) in the direction reads travel.
+
+        dask's local schedulers run a whole-array compute from the last chunk to the first,
+        a user scrolls forwards, so the direction is learnt from this process's previous
+        read of the same channels (forwards at first). The segments this read loads anyway
+        are left out: for chunk-aligned reads (dask chunks are segments) the hint is exactly
+        the neighbouring chunk; a short window inside a segment announces nothing until
+        the next window would reach another segment.
+        """
+        n_time = self.shape[1]
+        step = _travel(source, names, self.dtype.name, k0)
+        seg = 0
+        if self.fs is not None:
+            try:
+                seg = source.segment_samples(self.fs)
+            except Exception:  # noqa: BLE001 - a source that cannot tell just gets the plain hint
+                seg = 0
+        if step > 0:
+            h0, h1 = k1, min(n_time, k1 + (k1 - k0))
+            if seg > 0:
+                h0 = max(h0, -(-k1 // seg) * seg)  # the segment holding k1 - 1 is read now
+        else:
+            h0, h1 = max(0, k0 - (k1 - k0)), k0
+            if seg > 0:
+                h1 = min(h1, k0 // seg * seg)  # the segment holding k0 is read now
+        if h0 >= h1:
+            return
+        try:
+            source.hint(names, h0, h1, self.dtype.name)
+        except Exception:  # noqa: BLE001 - a hint must never fail a read
+            log.debug("hint failed", exc_info=True)
+
+
+#: Per source of this process, per (channels, dtype): where the last read began, and which way reads go.
+_travels: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]]" = weakref.WeakKeyDictionary()
+_travels_lock = threading.Lock()
+
+
+def _travel(source: Any, names: list[str], dtype: str, k0: int) -> int:
+    """+1 (forwards) or -1: the direction from the previous read of these channels to this one."""
+    key = (tuple(names), dtype)
+    with _travels_lock:
+        try:
+            mine = _travels.setdefault(source, {})
+        except TypeError:  # a source that cannot be weakly referenced: always forwards
+            return 1
+        previous = mine.get(key)
+        step = 1 if previous is None else (previous[1] if k0 == previous[0] else (1 if k0 > previous[0] else -1))
+        mine[key] = (k0, step)
+    return step
+
+
+def _travels_after_fork() -> None:
+    global _travels_lock
+    _travels_lock = threading.Lock()
+    _travels.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_travels_after_fork)
