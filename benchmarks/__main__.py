@@ -27,11 +27,21 @@ from .common import FULL_RUN, QUICK_RUN, Params
 from .data import DATA_DIR, ensure_recording, warm_page_cache
 from .report import Table, save_json, summary
 
-TABLES = {"A": access_pattern.run, "B": compat.run, "C": xarray_read.run, "D": decoders.run, "E": load.run,
-          "F": scroller.run, "G": mixed_subsets.run, "H": clinical.run}
+TABLES = {
+    "A": access_pattern.run,
+    "B": compat.run,
+    "C": xarray_read.run,
+    "D": decoders.run,
+    "E": load.run,
+    "F": scroller.run,
+    "G": mixed_subsets.run,
+    "H": clinical.run,
+}
 
 
-def run(params: Params, only: str = "ABCDEFGH", data_dir: Path = DATA_DIR, log=print) -> list[Table]:
+def run(
+    params: Params, only: str = "ABCDEFGH", data_dir: Path = DATA_DIR, log=print
+) -> list[Table]:
     """Write (or reuse) the recording, then measure the tables named in `only`, in order."""
     path = ensure_recording(params.recording, data_dir, log=log)
     tables = []
@@ -42,15 +52,25 @@ def run(params: Params, only: str = "ABCDEFGH", data_dir: Path = DATA_DIR, log=p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small recording for development runs")
-    parser.add_argument("--only", default="A,B,C,D,E,F,G,H", help="tables to run, e.g. A,C (default: all)")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat each measurement, keep the best")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small recording for development runs"
+    )
+    parser.add_argument(
+        "--only", default="A,B,C,D,E,F,G,H", help="tables to run, e.g. A,C (default: all)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="repeat each measurement, keep the best"
+    )
     parser.add_argument("--json", metavar="OUT", help="also save the results to this JSON file")
     args = parser.parse_args(argv)
     only = "".join(k.strip().upper() for k in args.only.split(",") if k.strip())
     if not only or set(only) - set(TABLES):
-        parser.error(f"--only takes a comma-separated subset of {','.join(TABLES)}, not {args.only!r}")
+        parser.error(
+            f"--only takes a comma-separated subset of {','.join(TABLES)}, not {args.only!r}"
+        )
     params = (QUICK_RUN if args.quick else FULL_RUN).with_repeat(args.repeat)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress, not results
 
@@ -60,12 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted (every server started here has been stopped)")
         return 130
-    meta = {"recording": params.recording.label, "params": repr(params), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "seconds": round(time.perf_counter() - t, 1)}
-    print(f"mef3lab benchmarks: {params.recording.label}; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f} at the end\n")
+    meta = {
+        "recording": params.recording.label,
+        "params": repr(params),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "seconds": round(time.perf_counter() - t, 1),
+    }
+    print(
+        f"mef3lab benchmarks: {params.recording.label}; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f} at the end\n"
+    )
     if args.quick:
-        print("(--quick: the targets are set for the full recording; here they only show the layout)\n")
+        print(
+            "(--quick: the targets are set for the full recording; here they only show the layout)\n"
+        )
     for table in tables:
         print(table.render() + "\n")
     print(summary(tables))

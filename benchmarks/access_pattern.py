@@ -26,8 +26,11 @@ CONCURRENT_CACHE_MB = 1024
 
 def run(path: Path, params: Params, log=print) -> Table:
     n, w, offsets = params.n_segments, params.work_s, params.offsets
-    table = Table("A", f"Access pattern: {n} sequential {params.segment_s:g} s segments, all channels, "
-                       f"{w:g} s of client work after each")
+    table = Table(
+        "A",
+        f"Access pattern: {n} sequential {params.segment_s:g} s segments, all channels, "
+        f"{w:g} s of client work after each",
+    )
     with Direct(path, params) as direct:
         seq = list(range(n))
         mb = direct.segment(0).nbytes / 1e6
@@ -56,43 +59,78 @@ def run(path: Path, params: Params, log=print) -> Table:
         log(f"A3 server with prefetch {params.n_prefetch} ...")
         s = repeat(params.repeat, lambda: client_sequence(n_prefetch=params.n_prefetch))
         one = best(s)
-        prefetched = table.add(f"3. server, prefetch {params.n_prefetch}, {params.workers} readers", one, "s",
-                               one / base, Target("ratio", "<=", 0.5, "aim 0.42"), samples=s)
+        prefetched = table.add(
+            f"3. server, prefetch {params.n_prefetch}, {params.workers} readers",
+            one,
+            "s",
+            one / base,
+            Target("ratio", "<=", 0.5, "aim 0.42"),
+            samples=s,
+        )
 
         log(f"A4 {len(offsets)} concurrent clients ...")
         s = repeat(params.repeat, lambda: concurrent(path, params, direct.n_total, want, stats))
         wall = best(s)
         k = len(offsets)
-        table.add(f"4. {k} concurrent clients ({k}×{n} segments, cache {CONCURRENT_CACHE_MB} MB), wall", wall, "s",
-                  wall / (k * base), samples=s)
+        table.add(
+            f"4. {k} concurrent clients ({k}×{n} segments, cache {CONCURRENT_CACHE_MB} MB), wall",
+            wall,
+            "s",
+            wall / (k * base),
+            samples=s,
+        )
         gain = (k * n * mb / wall) / (n * mb / one)
-        table.add("   aggregate throughput ÷ one client (row 3)", gain, "×", None, Target("value", ">=", 1.7),
-                  note=f"{k * n * mb / wall:.0f} vs {n * mb / one:.0f} MB/s")
+        table.add(
+            "   aggregate throughput ÷ one client (row 3)",
+            gain,
+            "×",
+            None,
+            Target("value", ">=", 1.7),
+            note=f"{k * n * mb / wall:.0f} vs {n * mb / one:.0f} MB/s",
+        )
 
         log("A5 cold segment and cache hits ...")
         cold, hit, cold_direct = cold_and_hits(path, params, direct)
         # Row 3 can at best wait for one cold read, then only for its own work.
-        prefetched.target = Target("ratio", "<=", 0.5, f"aim 0.42, limit ≈{(cold + n * w) / base:.2f}")
-        table.add("cold segment via server (no prefetch)", cold * 1e3, "ms", cold / cold_direct,
-                  Target("ratio", "<=", 1.1))
-        table.add(f"cache hit over TCP ({mb:.0f} MB segment)", mb / hit, "MB/s", hit / cold_direct,
-                  Target("value", ">=", 400), note=f"{hit * 1e3:.1f} ms per read")
+        prefetched.target = Target(
+            "ratio", "<=", 0.5, f"aim 0.42, limit ≈{(cold + n * w) / base:.2f}"
+        )
+        table.add(
+            "cold segment via server (no prefetch)",
+            cold * 1e3,
+            "ms",
+            cold / cold_direct,
+            Target("ratio", "<=", 1.1),
+        )
+        table.add(
+            f"cache hit over TCP ({mb:.0f} MB segment)",
+            mb / hit,
+            "MB/s",
+            hit / cold_direct,
+            Target("value", ">=", 400),
+            note=f"{hit * 1e3:.1f} ms per read",
+        )
     table.notes += [
         f"×direct: time ÷ the direct read of the same segments (row 4: ÷ {k}× row 1); "
         f"cold/hit rows: ÷ one direct segment read ({cold_direct * 1e3:.0f} ms).",
         f"one segment = {len(direct.names)} ch × {direct.length} samples float32 = {mb:.1f} MB; "
         f"times are the best of {params.repeat}; "
         f"offsets of the concurrent clients: {', '.join(map(str, offsets))}.",
-        *(f"server after row {row}: {_stats_text(stats[key], len(direct.names) * direct.length)}" for row, key in
-          [(2, 0), (3, params.n_prefetch), (4, "concurrent")] if key in stats),
+        *(
+            f"server after row {row}: {_stats_text(stats[key], len(direct.names) * direct.length)}"
+            for row, key in [(2, 0), (3, params.n_prefetch), (4, "concurrent")]
+            if key in stats
+        ),
     ]
     return table
 
 
 def _stats_text(s: dict, segment_samples: int) -> str:
-    return (f"{s['hits']} hits ({s['prefetch_hits']} prefetched), {s['misses']} misses, "
-            f"{s['prefetches']} prefetches, {s['decoded_samples'] / segment_samples:.1f} segments decoded, "
-            f"cache budget {s['cache_budget_bytes'] / 1e6:.0f} MB")
+    return (
+        f"{s['hits']} hits ({s['prefetch_hits']} prefetched), {s['misses']} misses, "
+        f"{s['prefetches']} prefetches, {s['decoded_samples'] / segment_samples:.1f} segments decoded, "
+        f"cache budget {s['cache_budget_bytes'] / 1e6:.0f} MB"
+    )
 
 
 def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict) -> float:
@@ -104,9 +142,15 @@ def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict
     ctx = mp.get_context("spawn")  # no fork of a process holding gRPC state
     go, ready, done = ctx.Event(), ctx.Queue(), ctx.Queue()
     with server(params, cache_mb=CONCURRENT_CACHE_MB) as srv:
-        procs = [ctx.Process(target=_client, daemon=True, name=f"bench-client-{off}",
-                             args=(srv.address, str(path), params, off, n_total, set(want), go, ready, done))
-                 for off in params.offsets]
+        procs = [
+            ctx.Process(
+                target=_client,
+                daemon=True,
+                name=f"bench-client-{off}",
+                args=(srv.address, str(path), params, off, n_total, set(want), go, ready, done),
+            )
+            for off in params.offsets
+        ]
         try:
             for p in procs:
                 p.start()
@@ -140,7 +184,9 @@ def _receive(queue, procs, timeout: float):
         except Empty:
             dead = [p for p in procs if p.exitcode not in (None, 0)]
             if dead:
-                raise RuntimeError(f"concurrent client {dead[0].name} died (exit code {dead[0].exitcode})") from None
+                raise RuntimeError(
+                    f"concurrent client {dead[0].name} died (exit code {dead[0].exitcode})"
+                ) from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no concurrent client reported within {timeout:g} s") from None
             continue

@@ -22,8 +22,14 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def ensure_chromium(log=print) -> str | None:
@@ -34,11 +40,18 @@ def ensure_chromium(log=print) -> str | None:
         return f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)"
     log("installing Debian's chromium (apt-get) ...")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+    for cmd in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+    ):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             return f"{' '.join(cmd)} failed: {done.stderr.strip()[-500:]}"
-    return None if os.path.exists(CHROMIUM) else f"apt-get installed chromium but {CHROMIUM} is missing"
+    return (
+        None
+        if os.path.exists(CHROMIUM)
+        else f"apt-get installed chromium but {CHROMIUM} is missing"
+    )
 
 
 def _free_port() -> int:
@@ -49,14 +62,18 @@ def _free_port() -> int:
 
 #: app -> (module run with ``python -m``, its config class, the URL path of a notebook).
 #: Lab's ``?reset``: a fresh workspace, so notebooks opened earlier are not restored beside it.
-APPS = {"lab": ("jupyterlab", "LabApp", "/lab/tree/{}?reset&"),
-        "notebook": ("notebook", "JupyterNotebookApp", "/notebooks/{}?")}
+APPS = {
+    "lab": ("jupyterlab", "LabApp", "/lab/tree/{}?reset&"),
+    "notebook": ("notebook", "JupyterNotebookApp", "/notebooks/{}?"),
+}
 
 
 class Lab:
     """``with Lab(root) as lab: page = lab.open("nb.ipynb"); lab.run_all(page)``; app "lab" or "notebook" (7)."""
 
-    def __init__(self, root: Path, viewport: tuple[int, int] = (1400, 1000), app: str = "lab") -> None:
+    def __init__(
+        self, root: Path, viewport: tuple[int, int] = (1400, 1000), app: str = "lab"
+    ) -> None:
         self.module, self.app_class, self.notebook_url = APPS[app]
         self.root = Path(root)
         self.viewport = viewport
@@ -75,8 +92,12 @@ class Lab:
 
             self._playwright = sync_playwright().start()
             self.context = self._playwright.chromium.launch_persistent_context(
-                self._profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": self.viewport[0], "height": self.viewport[1]})
+                self._profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": self.viewport[0], "height": self.viewport[1]},
+            )
         except BaseException:
             self.close()
             raise
@@ -86,14 +107,33 @@ class Lab:
         self.close()
 
     def _start_server(self) -> None:
-        cmd = [sys.executable, "-m", self.module, "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
-               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
-               f"--{self.app_class}.expose_app_in_browser=True", "--ServerApp.open_browser=False", "--allow-root"]
-        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / ".jupyter-config"),
-                   JUPYTER_RUNTIME_DIR=str(self.root / ".jupyter-runtime"))
+        cmd = [
+            sys.executable,
+            "-m",
+            self.module,
+            "--no-browser",
+            f"--port={self.port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            f"--{self.app_class}.expose_app_in_browser=True",
+            "--ServerApp.open_browser=False",
+            "--allow-root",
+        ]
+        env = dict(
+            os.environ,
+            JUPYTER_CONFIG_DIR=str(self.root / ".jupyter-config"),
+            JUPYTER_RUNTIME_DIR=str(self.root / ".jupyter-runtime"),
+        )
         self._log = open(self.root / "jupyter-lab.log", "w")
-        self._server = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self._server = subprocess.Popen(
+            cmd,
+            cwd=self.root,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -101,12 +141,15 @@ class Lab:
                 return
             except OSError:
                 if self._server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"jupyter lab did not start; see {self.root / 'jupyter-lab.log'}") from None
+                    raise RuntimeError(
+                        f"jupyter lab did not start; see {self.root / 'jupyter-lab.log'}"
+                    ) from None
                 time.sleep(0.3)
 
     def api(self, method: str, path: str):
-        req = urllib.request.Request(f"{self.url}{path}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             body = r.read()
         return json.loads(body) if body else None
@@ -114,23 +157,31 @@ class Lab:
     def open(self, notebook: str):
         """A browser tab with `notebook` (a path under the root) open and its kernel idle."""
         page = self.context.new_page()
-        page.goto(f"{self.url}{self.notebook_url.format(notebook)}token={self.token}", timeout=90_000)
+        page.goto(
+            f"{self.url}{self.notebook_url.format(notebook)}token={self.token}", timeout=90_000
+        )
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-        page.wait_for_function("""() => {
+        page.wait_for_function(
+            """() => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
             return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
                 && w.sessionContext.session.kernel.status === "idle";
-        }""", timeout=120_000)
+        }""",
+            timeout=120_000,
+        )
         return page
 
     @staticmethod
     def run_all(page, timeout_s: float = 240) -> None:
         """Run every cell of the open notebook and wait until the kernel has finished them."""
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function("""() => {
+        page.wait_for_function(
+            """() => {
             const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
             return prompts.length && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""", timeout=timeout_s * 1000)
+        }""",
+            timeout=timeout_s * 1000,
+        )
 
     def processes(self) -> list:
         """What this lab runs: the jupyter server, its kernels, and the chromium processes of its profile."""

@@ -34,45 +34,85 @@ def run(path: Path, params: Params, log=print) -> Table:
     table = Table("H", f"Clinical review: {spec.label}")
     with open_reader(day) as r:
         names = list(r.info.names)
-    options = {"montage": [f"{a}-{b}" for a, b in zip(names, names[1:] + names[:1])],
-               "highpass": 0.5, "lowpass": 70.0, "notch": 50.0}
+    options = {
+        "montage": [f"{a}-{b}" for a, b in zip(names, names[1:] + names[:1])],
+        "highpass": 0.5,
+        "lowpass": 70.0,
+        "notch": 50.0,
+    }
 
     base_open = [_ms(lambda: open_reader(day).close()) for _ in range(OPENS)]
     opens = [_ms(lambda: mef3lab.open_recording(str(day)).close()) for _ in range(OPENS)]
     table.add("open_reader (baseline) p50", percentile(base_open, 50), "ms", 1.0, samples=base_open)
     v = percentile(opens, 50)
-    table.add("open_recording p50", v, "ms", v / percentile(base_open, 50), Target("value", "<=", 1000), samples=opens)
+    table.add(
+        "open_recording p50",
+        v,
+        "ms",
+        v / percentile(base_open, 50),
+        Target("value", "<=", 1000),
+        samples=opens,
+    )
 
     with open_reader(day) as r:
         index = [_ms(lambda: [r.block_envelope(n) for n in names]) for _ in range(3)]
-    table.add("block index of every channel, read directly (baseline) p50", percentile(index, 50), "ms", 1.0,
-              samples=index)
+    table.add(
+        "block index of every channel, read directly (baseline) p50",
+        percentile(index, 50),
+        "ms",
+        1.0,
+        samples=index,
+    )
     bars = [_overview_ms(day) for _ in range(3)]
     v = percentile(bars, 50)
-    table.add("widget created → overview bar sent (first page read too) p50", v, "ms",
-              v / percentile(index, 50), Target("value", "<=", 300), samples=bars)
+    table.add(
+        "widget created → overview bar sent (first page read too) p50",
+        v,
+        "ms",
+        v / percentile(index, 50),
+        Target("value", "<=", 300),
+        samples=bars,
+    )
 
     first = spec.seconds / 4
     starts = [first + i * PAGE_S for i in range(params.flips + 1)]
     base = direct_pages(day, starts, PAGE_S)
-    table.add("direct read_index of one 10-s page p95 (baseline)", percentile(base, 95), "ms", 1.0, samples=base)
+    table.add(
+        "direct read_index of one 10-s page p95 (baseline)",
+        percentile(base, 95),
+        "ms",
+        1.0,
+        samples=base,
+    )
     log("H model, filtered + bipolar ...")
     ms = model_flips(day, None, starts, PAGE_S, PAUSE_S, options)
     v = percentile(ms, 95)
-    table.add("model, filtered + bipolar flip p95", v, "ms", v / percentile(base, 95), Target("value", "<=", 50),
-              samples=ms)
+    table.add(
+        "model, filtered + bipolar flip p95",
+        v,
+        "ms",
+        v / percentile(base, 95),
+        Target("value", "<=", 50),
+        samples=ms,
+    )
 
     log("H model, 1-hour pages ...")
     hour_base = direct_pages(day, [0.0, 3600.0], 3600.0)
-    table.add("direct read_index of a 1-hour page (baseline)", hour_base[0], "ms", 1.0, samples=hour_base)
+    table.add(
+        "direct read_index of a 1-hour page (baseline)", hour_base[0], "ms", 1.0, samples=hour_base
+    )
     hours = [i * 3600.0 for i in range(min(HOUR_PAGES, int(spec.seconds // 3600) - 1) + 1)]
     cold, warm = hour_flips(day, hours)
-    for what, ms, target in (("first visit (envelopes read ahead)", cold, None),
-                             ("warm (envelopes cached)", warm, Target("value", "<=", 300))):
+    for what, ms, target in (
+        ("first visit (envelopes read ahead)", cold, None),
+        ("warm (envelopes cached)", warm, Target("value", "<=", 300)),
+    ):
         v = percentile(ms, 95)
         table.add(f"model, 1-hour page, {what}, p95", v, "ms", v / hour_base[0], target, samples=ms)
-    table.notes.append("1-hour pages (≥ 256 samples per column) are drawn from per-segment min/max envelopes, "
-                       f"cached; {len(hours) - 1} flips forward 1 s apart, then the same pages again (warm)")
+    table.notes.append(
+        "1-hour pages (≥ 256 samples per column) are drawn from per-segment min/max envelopes, "
+        f"cached; {len(hours) - 1} flips forward 1 s apart, then the same pages again (warm)"
+    )
 
     why = ensure_chromium(log)
     if why:
@@ -82,10 +122,18 @@ def run(path: Path, params: Params, log=print) -> Table:
         log("H browser, filtered + bipolar ...")
         ms = browser_flips(lab, day, starts, PAGE_S, PAUSE_S, row_px=10, draws=[], options=options)
     v = percentile(ms, 95)
-    table.add("browser (JupyterLab, chromium), filtered + bipolar flip p95", v, "ms", v / percentile(base, 95),
-              Target("value", "<=", 100), samples=ms)
-    table.notes.append("flips: the filtered pages read their filter's pad (here 10.8 s each side) as well; "
-                       "×direct = ÷ the direct read of the bare 10-s page")
+    table.add(
+        "browser (JupyterLab, chromium), filtered + bipolar flip p95",
+        v,
+        "ms",
+        v / percentile(base, 95),
+        Target("value", "<=", 100),
+        samples=ms,
+    )
+    table.notes.append(
+        "flips: the filtered pages read their filter's pad (here 10.8 s each side) as well; "
+        "×direct = ÷ the direct read of the bare 10-s page"
+    )
     return table
 
 
@@ -95,7 +143,9 @@ def hour_flips(path: Path, starts: list[float]) -> tuple[list[float], list[float
     sent: dict[int, float] = {}
     try:
         w = Scroller(rec, start=starts[0], page_seconds=3600.0, rows=len(rec.mef3.info.names))
-        w.send = lambda content, buffers=None: sent.__setitem__(content.get("id", 0), time.perf_counter())
+        w.send = lambda content, buffers=None: sent.__setitem__(
+            content.get("id", 0), time.perf_counter()
+        )
         w.wait(120)
         passes = []
         for _ in range(2):
@@ -127,7 +177,9 @@ def _overview_ms(path: Path) -> float:
     sent: dict[str, float] = {}
     try:
         original = Scroller.send
-        Scroller.send = lambda self, content, buffers=None: sent.setdefault(content["type"], time.perf_counter())
+        Scroller.send = lambda self, content, buffers=None: sent.setdefault(
+            content["type"], time.perf_counter()
+        )
         try:
             t = time.perf_counter()
             w = Scroller(rec)

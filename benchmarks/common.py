@@ -47,23 +47,49 @@ class Params:
 
 
 FULL_RUN = Params()
-QUICK_RUN = Params(recording=QUICK, segment_s=60, offsets=(0, 5, 10), load_s=15.0, flips=30, wide=WIDE_QUICK,
-                   wide_flips=6, mixed_s=5.0, day=DAY_QUICK)
+QUICK_RUN = Params(
+    recording=QUICK,
+    segment_s=60,
+    offsets=(0, 5, 10),
+    load_s=15.0,
+    flips=30,
+    wide=WIDE_QUICK,
+    wide_flips=6,
+    mixed_s=5.0,
+    day=DAY_QUICK,
+)
 #: A few seconds end to end (the smoke test): 4 segments of 30 s, no client work.
-SMOKE_RUN = Params(recording=RecordingSpec("smoke-4ch-2min", channels=4, fs=256.0, seconds=120.0, gaps=1),
-                   segment_s=30, n_segments=2, work_s=0.0, offsets=(0, 1, 2), hit_reads=2,
-                   window_s=5.0, n_windows=3, load_clients=4, load_s=2.0, flips=3,
-                   wide=RecordingSpec("smoke-8ch-2kHz-2min", channels=8, fs=2048.0, seconds=120.0, gaps=1),
-                   wide_flips=2,
-                   mixed_recording=RecordingSpec("smoke-mixed-4ch-10min", channels=4, fs=256.0, seconds=600.0, gaps=1),
-                   mixed_clients=3, mixed_s=1.0)
+SMOKE_RUN = Params(
+    recording=RecordingSpec("smoke-4ch-2min", channels=4, fs=256.0, seconds=120.0, gaps=1),
+    segment_s=30,
+    n_segments=2,
+    work_s=0.0,
+    offsets=(0, 1, 2),
+    hit_reads=2,
+    window_s=5.0,
+    n_windows=3,
+    load_clients=4,
+    load_s=2.0,
+    flips=3,
+    wide=RecordingSpec("smoke-8ch-2kHz-2min", channels=8, fs=2048.0, seconds=120.0, gaps=1),
+    wide_flips=2,
+    mixed_recording=RecordingSpec(
+        "smoke-mixed-4ch-10min", channels=4, fs=256.0, seconds=600.0, gaps=1
+    ),
+    mixed_clients=3,
+    mixed_s=1.0,
+)
 
 
 @contextlib.contextmanager
 def server(params: Params, **overrides) -> Iterator[ServerProcess]:
     """A fresh server process (nothing cached), stopped on leaving, whatever happens."""
-    config = dict(n_prefetch=params.n_prefetch, n_process_workers=params.workers,
-                  segment_seconds=float(params.segment_s), log_level="WARNING")
+    config = dict(
+        n_prefetch=params.n_prefetch,
+        n_process_workers=params.workers,
+        segment_seconds=float(params.segment_s),
+        log_level="WARNING",
+    )
     config.update(overrides)
     with ServerProcess(**config) as proc:
         yield proc
@@ -114,6 +140,12 @@ def sequence(read, indices, work_s: float) -> tuple[float, dict[int, np.ndarray]
 
 def check_same(what: str, got: np.ndarray, want: np.ndarray) -> None:
     """Refuse a fast-but-wrong path: the samples must equal the direct read's, NaN for NaN."""
-    if got.shape != want.shape or got.dtype != want.dtype or not np.array_equal(got, want, equal_nan=True):
-        raise AssertionError(f"{what}: the data differ from the direct read "
-                             f"(got {got.dtype}{got.shape}, direct {want.dtype}{want.shape})")
+    if (
+        got.shape != want.shape
+        or got.dtype != want.dtype
+        or not np.array_equal(got, want, equal_nan=True)
+    ):
+        raise AssertionError(
+            f"{what}: the data differ from the direct read "
+            f"(got {got.dtype}{got.shape}, direct {want.dtype}{want.shape})"
+        )

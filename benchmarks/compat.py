@@ -19,7 +19,10 @@ from mef3lab.protocol import gRPCMef3Server_pb2_grpc as pb_grpc
 from .common import Direct, Params, check_same, sequence, server
 from .report import Table, Target, best, repeat
 
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 2**20), ("grpc.use_local_subchannel_pool", 1)]
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 2**20),
+    ("grpc.use_local_subchannel_pool", 1),
+]
 
 
 class LegacyClient:
@@ -33,15 +36,18 @@ class LegacyClient:
         reply = self.stub.OpenFile(pb.OpenFileRequest(file_path=path), timeout=60)
         if reply.error_message:
             raise RuntimeError(reply.error_message)
-        reply = self.stub.SetSignalSegmentSize(pb.SetSignalSegmentRequest(file_path=path, seconds=segment_s),
-                                               timeout=60)
+        reply = self.stub.SetSignalSegmentSize(
+            pb.SetSignalSegmentRequest(file_path=path, seconds=segment_s), timeout=60
+        )
         if reply.error_message:
             raise RuntimeError(reply.error_message)
         return reply.number_of_segments
 
     def segment(self, path: str, index: int) -> np.ndarray:
         parts = []
-        for msg in self.stub.GetSignalSegment(pb.SignalChunkRequest(file_path=path, chunk_idx=index), timeout=300):
+        for msg in self.stub.GetSignalSegment(
+            pb.SignalChunkRequest(file_path=path, chunk_idx=index), timeout=300
+        ):
             if msg.error_message:
                 raise RuntimeError(msg.error_message)
             parts.append(np.frombuffer(msg.array_bytes, dtype=msg.dtype).reshape(tuple(msg.shape)))
@@ -53,14 +59,21 @@ class LegacyClient:
 
 def run(path: Path, params: Params, log=print) -> Table:
     n, w = params.n_segments, params.work_s
-    table = Table("B", f"Legacy gRPCMef3Server API: SetSignalSegmentSize({params.segment_s}) + {n} × "
-                       f"GetSignalSegment, {w:g} s of work after each (float64)")
+    table = Table(
+        "B",
+        f"Legacy gRPCMef3Server API: SetSignalSegmentSize({params.segment_s}) + {n} × "
+        f"GetSignalSegment, {w:g} s of work after each (float64)",
+    )
     seq = list(range(n))
     with Direct(path, params) as direct:
         log("B1 direct read, float64 ...")
-        runs = [sequence(lambda i: direct.segment(i, "float64"), seq, w) for _ in range(params.repeat)]
+        runs = [
+            sequence(lambda i: direct.segment(i, "float64"), seq, w) for _ in range(params.repeat)
+        ]
         base, want = best(t for t, _ in runs), runs[0][1]
-    table.add("1. direct pymef read, float64 (baseline)", base, "s", 1.0, samples=[t for t, _ in runs])
+    table.add(
+        "1. direct pymef read, float64 (baseline)", base, "s", 1.0, samples=[t for t, _ in runs]
+    )
 
     def legacy(**config) -> float:
         with server(params, **config) as srv:
@@ -76,8 +89,11 @@ def run(path: Path, params: Params, log=print) -> Table:
 
     for label, config, target in [
         ("2. legacy API, no prefetch", dict(n_prefetch=0), None),
-        (f"3. legacy API, prefetch {params.n_prefetch}, {params.workers} readers", {},
-         Target("ratio", "<=", 0.5)),
+        (
+            f"3. legacy API, prefetch {params.n_prefetch}, {params.workers} readers",
+            {},
+            Target("ratio", "<=", 0.5),
+        ),
     ]:
         log(f"B{label[0]} {label[3:]} ...")
         s = repeat(params.repeat, lambda: legacy(**config))

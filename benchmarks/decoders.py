@@ -15,14 +15,21 @@ from .common import Direct, Params, check_same
 from .report import Table, best
 
 #: (label, engine, threads; 0 = one per core)
-DECODERS = (("pymef", "pymef", 0), ("mef3io", "mef3io", 0), ("numba, 1 thread", "numba", 1),
-            ("numba", "numba", 0))
+DECODERS = (
+    ("pymef", "pymef", 0),
+    ("mef3io", "mef3io", 0),
+    ("numba, 1 thread", "numba", 1),
+    ("numba", "numba", 0),
+)
 
 
 def run(path: Path, params: Params, log=print) -> Table:
     n = params.n_segments
-    table = Table("D", f"Decoders in this process: {n} sequential {params.segment_s:g} s segments, all channels, "
-                       "float32")
+    table = Table(
+        "D",
+        f"Decoders in this process: {n} sequential {params.segment_s:g} s segments, all channels, "
+        "float32",
+    )
     base, want = None, None
     for label, engine, threads in DECODERS:
         log(f"D {label} ...")
@@ -40,8 +47,16 @@ def run(path: Path, params: Params, log=print) -> Table:
             samples = n * len(direct.names) * direct.length
         wall = best(walls)
         base = wall if base is None else base
-        table.add(label, samples / wall / 1e6, "M samples/s", wall / base, samples=walls,
-                  note=f"{best(cpus) / n:.3f} CPU-s per segment")
-    table.notes += ["×direct: time ÷ pymef's time for the same segments (segments 1 to "
-                    f"{n}; segment 0 opens the reader and is compared with pymef's)."]
+        table.add(
+            label,
+            samples / wall / 1e6,
+            "M samples/s",
+            wall / base,
+            samples=walls,
+            note=f"{best(cpus) / n:.3f} CPU-s per segment",
+        )
+    table.notes += [
+        "×direct: time ÷ pymef's time for the same segments (segments 1 to "
+        f"{n}; segment 0 opens the reader and is compared with pymef's)."
+    ]
     return table

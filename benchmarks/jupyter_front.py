@@ -29,8 +29,11 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path[:0] = [str(TESTS), str(TESTS / "jupyter")]
 from _jupyter import Jupyter, Kernel, free_port  # noqa: E402 - the tests' real kernels and Jupyter
 from _processes import ProcessTag  # noqa: E402
-TIMED_LOAD = ("import time; _t = time.perf_counter(); get_ipython().run_line_magic('load_ext', 'mef3lab'); "
-              "print(f'@@{time.perf_counter() - _t:.4f}')")
+
+TIMED_LOAD = (
+    "import time; _t = time.perf_counter(); get_ipython().run_line_magic('load_ext', 'mef3lab'); "
+    "print(f'@@{time.perf_counter() - _t:.4f}')"
+)
 
 
 def _seconds(out) -> float:
@@ -41,7 +44,9 @@ def startup(n: int, env: dict[str, str], cwd: str) -> dict[str, list[float]]:
     bare = []
     for _ in range(n):
         t = time.perf_counter()
-        with ServerProcess(n_process_workers=2, port=-1, unix_socket=os.path.join(cwd, "bare.sock")):
+        with ServerProcess(
+            n_process_workers=2, port=-1, unix_socket=os.path.join(cwd, "bare.sock")
+        ):
             bare.append(time.perf_counter() - t)
     cold, warm = [], []
     for _ in range(n):
@@ -58,8 +63,11 @@ def startup(n: int, env: dict[str, str], cwd: str) -> dict[str, list[float]]:
             k.ok("%unload_ext mef3lab")
     finally:
         k.close()
-    return {"bare ServerProcess start (baseline)": bare, "%load_ext mef3lab, cold (fresh kernel)": cold,
-            "%load_ext mef3lab, warm (same kernel)": warm}
+    return {
+        "bare ServerProcess start (baseline)": bare,
+        "%load_ext mef3lab, cold (fresh kernel)": cold,
+        "%load_ext mef3lab, warm (same kernel)": warm,
+    }
 
 
 def status_through_proxy(env: dict[str, str], cwd: str, recording: Path) -> dict:
@@ -70,8 +78,10 @@ def status_through_proxy(env: dict[str, str], cwd: str, recording: Path) -> dict
         k = Kernel(env, cwd)
         try:
             k.ok("%load_ext mef3lab")
-            k.ok(f"import mef3lab; rec = mef3lab.open_recording({str(recording)!r}); "
-                 "rec.signal.sel(time=slice(0, 60)).values")
+            k.ok(
+                f"import mef3lab; rec = mef3lab.open_recording({str(recording)!r}); "
+                "rec.signal.sel(time=slice(0, 60)).values"
+            )
             return j.get_json("mef3lab/api/status")
         finally:
             k.close()
@@ -80,9 +90,13 @@ def status_through_proxy(env: dict[str, str], cwd: str, recording: Path) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.jupyter_front", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.jupyter_front", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("-n", type=int, default=10, help="loads per row (default 10)")
-    parser.add_argument("--data", default="demo-data", help="folder of the demo recording (default demo-data)")
+    parser.add_argument(
+        "--data", default="demo-data", help="folder of the demo recording (default demo-data)"
+    )
     args = parser.parse_args(argv)
     recording = demo_recording(Path(args.data).resolve())  # absolute: the kernels run elsewhere
     tag = ProcessTag(uuid.uuid4().hex)
@@ -96,13 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         print("| what | p50 | min | max | × baseline |\n|---|---|---|---|---|")
         for name, xs in rows.items():
             p50 = statistics.median(xs)
-            print(f"| {name} | {p50 * 1e3:.0f} ms | {min(xs) * 1e3:.0f} ms | {max(xs) * 1e3:.0f} ms | {p50 / base:.2f} |")
+            print(
+                f"| {name} | {p50 * 1e3:.0f} ms | {min(xs) * 1e3:.0f} ms | {max(xs) * 1e3:.0f} ms | {p50 / base:.2f} |"
+            )
         status = status_through_proxy(env, cwd, recording)
         print("\nGET <jupyter>/mef3lab/api/status with the demo recording open:\n")
         print(json.dumps(status, indent=1))
     left = tag.leftovers(within=15)
-    print(f"\norphan check: {len(left)} process(es) started here still running 15 s after the end"
-          + "".join(f"\n  {p.pid} {' '.join(p.cmdline())}" for p in left))
+    print(
+        f"\norphan check: {len(left)} process(es) started here still running 15 s after the end"
+        + "".join(f"\n  {p.pid} {' '.join(p.cmdline())}" for p in left)
+    )
     return 1 if left else 0
 
 

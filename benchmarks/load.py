@@ -47,8 +47,17 @@ class LoadResult:
         return percentile(self.latencies_ms, q)
 
 
-def drive(address: str, path: str, reference: np.ndarray, server_pid: int, clients: int, seconds: float,
-          segment_s: float, window_s: float, seed: int = 0) -> LoadResult:
+def drive(
+    address: str,
+    path: str,
+    reference: np.ndarray,
+    server_pid: int,
+    clients: int,
+    seconds: float,
+    segment_s: float,
+    window_s: float,
+    seed: int = 0,
+) -> LoadResult:
     """Load the server at `address` as the module docstring says; `reference` is every channel of `path`
     on its grid (float32, NaN in gaps), as a direct read gives it."""
     result = LoadResult()
@@ -86,8 +95,11 @@ def drive(address: str, path: str, reference: np.ndarray, server_pid: int, clien
                     k1 = k0 + int(window_s * grid.fs)
                 t = time.perf_counter()
                 try:
-                    got = (c.get_signal_segment(path, segment) if paging
-                           else c.read_index(path, k0, k1, prefetch=False))
+                    got = (
+                        c.get_signal_segment(path, segment)
+                        if paging
+                        else c.read_index(path, k0, k1, prefetch=False)
+                    )
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
                     record(None, f"client {i}: {type(exc).__name__}: {exc}")
                     continue
@@ -107,7 +119,9 @@ def drive(address: str, path: str, reference: np.ndarray, server_pid: int, clien
     while time.perf_counter() - t0 < seconds:
         result.rss_peak_mb = max(result.rss_peak_mb, proc.memory_info().rss / 2**20)
         time.sleep(0.1)
-    with Mef3Client(address, timeout=30.0) as probe:  # the budget as the load left it (it follows the readers)
+    with Mef3Client(
+        address, timeout=30.0
+    ) as probe:  # the budget as the load left it (it follows the readers)
         result.cache_budget_mb = probe.stats()["cache_budget_bytes"] / 2**20
     stop.set()
     for t in threads:
@@ -137,24 +151,54 @@ def direct_window_ms(path: Path, reference_length: int, window_s: float, n: int 
 
 
 def run(path: Path, params: Params, log=print) -> Table:
-    table = Table("E", f"{params.load_clients} concurrent clients for {params.load_s:g} s: half paging "
-                       f"{params.segment_s} s segments, half reading random {params.window_s:g} s windows")
+    table = Table(
+        "E",
+        f"{params.load_clients} concurrent clients for {params.load_s:g} s: half paging "
+        f"{params.segment_s} s segments, half reading random {params.window_s:g} s windows",
+    )
     log("E load: reading the whole recording directly (the reference) ...")
     reference = whole_recording(path)
     base = direct_window_ms(path, reference.shape[1], params.window_s)
-    table.add(f"1. direct pymef read of a random {params.window_s:g} s window, p50 (baseline)", base, "ms", 1.0)
+    table.add(
+        f"1. direct pymef read of a random {params.window_s:g} s window, p50 (baseline)",
+        base,
+        "ms",
+        1.0,
+    )
     log(f"E load: {params.load_clients} clients for {params.load_s:g} s ...")
     with server(params) as srv:
-        res = drive(srv.address, str(path), reference, srv.pid, params.load_clients, params.load_s,
-                    float(params.segment_s), params.window_s, params.seed)
+        res = drive(
+            srv.address,
+            str(path),
+            reference,
+            srv.pid,
+            params.load_clients,
+            params.load_s,
+            float(params.segment_s),
+            params.window_s,
+            params.seed,
+        )
     for row, q in enumerate((50, 95, 99), start=2):
         table.add(f"{row}. latency of a call under load, p{q}", res.p(q), "ms", res.p(q) / base)
-    table.add("5. calls answered per second, all clients", len(res.latencies_ms) / res.seconds, "calls/s")
-    table.add("6. failed calls (errors or wrong samples)", float(len(res.failures)), "calls",
-              target=Target("value", "<=", 0), note="; ".join(res.failures[:3]))
+    table.add(
+        "5. calls answered per second, all clients", len(res.latencies_ms) / res.seconds, "calls/s"
+    )
+    table.add(
+        "6. failed calls (errors or wrong samples)",
+        float(len(res.failures)),
+        "calls",
+        target=Target("value", "<=", 0),
+        note="; ".join(res.failures[:3]),
+    )
     budget = res.cache_budget_mb + RSS_OVERHEAD_MB
-    table.add("7. server RSS, peak", res.rss_peak_mb, "MB", target=Target("value", "<=", round(budget),
-                                                                       "cache budget + overhead"))
-    table.notes.append(f"{res.calls} calls in {res.seconds:.1f} s; server RSS {res.rss_start_mb:.0f} MB at the start; "
-                       f"cache budget {res.cache_budget_mb:.0f} MB + {RSS_OVERHEAD_MB:g} MB overhead allowed")
+    table.add(
+        "7. server RSS, peak",
+        res.rss_peak_mb,
+        "MB",
+        target=Target("value", "<=", round(budget), "cache budget + overhead"),
+    )
+    table.notes.append(
+        f"{res.calls} calls in {res.seconds:.1f} s; server RSS {res.rss_start_mb:.0f} MB at the start; "
+        f"cache budget {res.cache_budget_mb:.0f} MB + {RSS_OVERHEAD_MB:g} MB overhead allowed"
+    )
     return table

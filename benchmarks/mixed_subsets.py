@@ -29,24 +29,53 @@ from .report import Table, Target, best, percentile
 
 def run(path: Path, params: Params, log=print) -> Table:
     rec = params.mixed_recording
-    table = Table("G", f"Mixed subsets: {params.mixed_clients} clients, random channel subsets and orders of one "
-                       f"{rec.label} recording, {params.mixed_s:g} s")
+    table = Table(
+        "G",
+        f"Mixed subsets: {params.mixed_clients} clients, random channel subsets and orders of one "
+        f"{rec.label} recording, {params.mixed_s:g} s",
+    )
     mixed = ensure_recording(rec, path.parent, log=log)
     log(f"E mixed-subset workload, {params.mixed_clients} clients ...")
     w = workload(mixed, params)
-    table.add("decoded samples ÷ samples in the recording", w["decoded_ratio"], "×", None,
-              Target("value", "<=", 1.1), note=f"{w['decoded'] / 1e6:.1f} M of {w['samples'] / 1e6:.2f} M")
-    table.add("peak cache bytes ÷ recording as int32", w["cache_ratio"], "×", None, Target("value", "<=", 1.2),
-              note=f"{w['peak_cache'] / 1e6:.1f} MB, {w['entries']} entries at the end")
-    table.add("read latency p50", w["p50"] * 1e3, "ms", note=f"{w['reads']} reads, {w['errors']} errors")
+    table.add(
+        "decoded samples ÷ samples in the recording",
+        w["decoded_ratio"],
+        "×",
+        None,
+        Target("value", "<=", 1.1),
+        note=f"{w['decoded'] / 1e6:.1f} M of {w['samples'] / 1e6:.2f} M",
+    )
+    table.add(
+        "peak cache bytes ÷ recording as int32",
+        w["cache_ratio"],
+        "×",
+        None,
+        Target("value", "<=", 1.2),
+        note=f"{w['peak_cache'] / 1e6:.1f} MB, {w['entries']} entries at the end",
+    )
+    table.add(
+        "read latency p50", w["p50"] * 1e3, "ms", note=f"{w['reads']} reads, {w['errors']} errors"
+    )
     table.add("read latency p95", w["p95"] * 1e3, "ms")
     extra, total, changing = conversion_ms(params.repeat)
-    table.add("conversion a cache hit adds, 5 M samples → float32", extra, "ms", None, Target("value", "<=", 2.0),
-              note=f"{total:.1f} ms to convert the reply and cut it into messages")
-    table.add("the same, every channel's factor changing mid-window", changing, "ms",
-              note="MEF segments of different conversion factors: converted piece by piece")
-    table.notes += [f"default server settings ({params.workers} readers, prefetch {params.n_prefetch}, "
-                    "segments of the server's default size); every reply checked against a direct read."]
+    table.add(
+        "conversion a cache hit adds, 5 M samples → float32",
+        extra,
+        "ms",
+        None,
+        Target("value", "<=", 2.0),
+        note=f"{total:.1f} ms to convert the reply and cut it into messages",
+    )
+    table.add(
+        "the same, every channel's factor changing mid-window",
+        changing,
+        "ms",
+        note="MEF segments of different conversion factors: converted piece by piece",
+    )
+    table.notes += [
+        f"default server settings ({params.workers} readers, prefetch {params.n_prefetch}, "
+        "segments of the server's default size); every reply checked against a direct read."
+    ]
     return table
 
 
@@ -81,8 +110,11 @@ def workload(path: Path, params: Params) -> dict:
                         t = time.perf_counter()
                         got = c.get_signal_segment(str(path), i, channels=subset)
                         dt = time.perf_counter() - t
-                        check_same(f"segment {i} of {subset}", got,
-                                   full[[row[s] for s in subset], i * length:min((i + 1) * length, n)])
+                        check_same(
+                            f"segment {i} of {subset}",
+                            got,
+                            full[[row[s] for s in subset], i * length : min((i + 1) * length, n)],
+                        )
                         with lock:
                             latencies.append(dt)
             except Exception as exc:  # noqa: BLE001 - counted and reported in the table
@@ -94,7 +126,10 @@ def workload(path: Path, params: Params) -> dict:
                 peak[0] = max(peak[0], c.stats()["cache_bytes"])
 
         with Mef3Client(srv.address, client_id="monitor") as mon:
-            threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(params.mixed_clients)]
+            threads = [
+                threading.Thread(target=client, args=(k,), daemon=True)
+                for k in range(params.mixed_clients)
+            ]
             threads.append(threading.Thread(target=monitor, args=(mon,), daemon=True))
             for t in threads:
                 t.start()
@@ -107,10 +142,18 @@ def workload(path: Path, params: Params) -> dict:
         raise RuntimeError(f"mixed-subset clients failed ({len(errors)} errors): {errors[:3]}")
     samples = len(names) * n
     peak_cache = max(peak[0], stats["cache_bytes"])
-    return dict(decoded=stats["decoded_samples"], samples=samples, decoded_ratio=stats["decoded_samples"] / samples,
-                peak_cache=peak_cache, cache_ratio=peak_cache / (4 * samples), entries=stats["cache_entries"],
-                reads=len(latencies), errors=len(errors), p50=percentile(latencies, 50),
-                p95=percentile(latencies, 95))
+    return dict(
+        decoded=stats["decoded_samples"],
+        samples=samples,
+        decoded_ratio=stats["decoded_samples"] / samples,
+        peak_cache=peak_cache,
+        cache_ratio=peak_cache / (4 * samples),
+        entries=stats["cache_entries"],
+        reads=len(latencies),
+        errors=len(errors),
+        p50=percentile(latencies, 50),
+        p95=percentile(latencies, 95),
+    )
 
 
 def conversion_ms(repeat: int) -> tuple[float, float, float]:
@@ -140,7 +183,7 @@ def conversion_ms(repeat: int) -> tuple[float, float, float]:
     def sliced(values: np.ndarray) -> None:
         raw = memoryview(values).cast("B")
         for a in range(0, len(raw), MAX_MESSAGE_BYTES):
-            bytes(raw[a:a + MAX_MESSAGE_BYTES])
+            bytes(raw[a : a + MAX_MESSAGE_BYTES])
 
     def before() -> None:
         sliced(cached)

@@ -67,14 +67,31 @@ class Table:
 
     def render(self) -> str:
         head = ("", "value", "×direct", "target", "", "")
-        body = [(r.label, _fmt(r.value, r.unit), "" if r.ratio is None else f"{r.ratio:.2f}",
-                 r.target.text(r.unit) if r.target else "—", r.status, r.note) for r in self.rows]
+        body = [
+            (
+                r.label,
+                _fmt(r.value, r.unit),
+                "" if r.ratio is None else f"{r.ratio:.2f}",
+                r.target.text(r.unit) if r.target else "—",
+                r.status,
+                r.note,
+            )
+            for r in self.rows
+        ]
         widths = [max(len(line[i]) for line in [head, *body]) for i in range(6)]
-        out = [f"{self.key}. {self.title}",
-               "  " + "  ".join(h.rjust(w) if i in (1, 2) else h.ljust(w)
-                                for i, (h, w) in enumerate(zip(head, widths))).rstrip()]
+        out = [
+            f"{self.key}. {self.title}",
+            "  "
+            + "  ".join(
+                h.rjust(w) if i in (1, 2) else h.ljust(w)
+                for i, (h, w) in enumerate(zip(head, widths))
+            ).rstrip(),
+        ]
         for line in body:
-            cells = [c.rjust(w) if i in (1, 2) else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))]
+            cells = [
+                c.rjust(w) if i in (1, 2) else c.ljust(w)
+                for i, (c, w) in enumerate(zip(line, widths))
+            ]
             out.append("  " + "  ".join(cells).rstrip())
         out += [f"  {n}" for n in self.notes]
         return "\n".join(out)
@@ -100,7 +117,11 @@ def repeat(n: int, measure: Callable[[], float]) -> list[float]:
 
 
 def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        if len(values) > 1
+        else values[0]
+    )
 
 
 class Stopwatch:
@@ -117,14 +138,25 @@ class Stopwatch:
 def summary(tables: list[Table]) -> str:
     rows = [r for t in tables for r in t.rows if r.target]
     missed = [f"{t.key}: {r.label.strip()}" for t in tables for r in t.rows if r.status == "MISS"]
-    text = f"targets: {sum(r.status == 'PASS' for r in rows)} PASS, {len(missed)} MISS of {len(rows)}"
+    text = (
+        f"targets: {sum(r.status == 'PASS' for r in rows)} PASS, {len(missed)} MISS of {len(rows)}"
+    )
     return text + "".join(f"\n  MISS {m}" for m in missed)
 
 
 def save_json(path: str, tables: list[Table], meta: dict) -> None:
-    doc = {"meta": meta, "tables": [
-        {"key": t.key, "title": t.title, "notes": t.notes,
-         "rows": [{**asdict(r), "status": r.status} for r in t.rows]} for t in tables]}
+    doc = {
+        "meta": meta,
+        "tables": [
+            {
+                "key": t.key,
+                "title": t.title,
+                "notes": t.notes,
+                "rows": [{**asdict(r), "status": r.status} for r in t.rows],
+            }
+            for t in tables
+        ],
+    }
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, default=str)
         f.write("\n")

@@ -32,24 +32,45 @@ PAGE_S = 10.0
 WIDE_PAGE_S = 30.0
 PAUSE_S = 0.25  # a look at each 10-s page
 WIDE_PAUSE_S = 1.0  # at least this long a look at each 30-s page of 256 channels ...
-WIDE_PAUSE_READS = 1.5  # ... and long enough for the read-ahead: this many direct reads of such a page (p95)
-FIRST_S = 600.0  # where paging starts (past the first server segment; a quarter in, in short recordings)
+WIDE_PAUSE_READS = (
+    1.5  # ... and long enough for the read-ahead: this many direct reads of such a page (p95)
+)
+FIRST_S = (
+    600.0  # where paging starts (past the first server segment; a quarter in, in short recordings)
+)
 
 
 def run(path: Path, params: Params, log=print) -> Table:
     n_ch = params.recording.channels
-    table = Table("F", f"Scroller: key press → new page, {n_ch} ch × {PAGE_S:g} s pages at "
-                       f"{params.recording.fs:g} Hz, {params.flips} flips (read-ahead, {PAUSE_S:g} s between)")
+    table = Table(
+        "F",
+        f"Scroller: key press → new page, {n_ch} ch × {PAGE_S:g} s pages at "
+        f"{params.recording.fs:g} Hz, {params.flips} flips (read-ahead, {PAUSE_S:g} s between)",
+    )
     first = min(FIRST_S, params.recording.seconds / 4)
     starts = [first + i * PAGE_S for i in range(params.flips + 1)]
     base = direct_pages(path, starts, PAGE_S)
-    table.add("direct read_index of one page p50 (baseline)", percentile(base, 50), "ms", 1.0, samples=base)
+    table.add(
+        "direct read_index of one page p50 (baseline)",
+        percentile(base, 50),
+        "ms",
+        1.0,
+        samples=base,
+    )
     table.add("direct read_index of one page p95", percentile(base, 95), "ms", 1.0)
     log("F model, in this process ...")
-    _rows(table, "model, in this process", model_flips(path, None, starts, PAGE_S, PAUSE_S), base, 50)
+    _rows(
+        table, "model, in this process", model_flips(path, None, starts, PAGE_S, PAUSE_S), base, 50
+    )
     log("F model, via a server ...")
     with server(params) as srv:
-        _rows(table, "model, via a server", model_flips(path, srv.address, starts, PAGE_S, PAUSE_S), base, 50)
+        _rows(
+            table,
+            "model, via a server",
+            model_flips(path, srv.address, starts, PAGE_S, PAUSE_S),
+            base,
+            50,
+        )
     why = ensure_chromium(log)
     if why:
         table.notes.append(f"browser rows not measured: {why}")
@@ -68,26 +89,50 @@ def run(path: Path, params: Params, log=print) -> Table:
             lab.shutdown_kernels()
             log(f"F browser, {params.wide.label} ...")
             wide_draws: list[float] = []
-            ms = browser_flips(lab, wide, wide_starts, WIDE_PAGE_S, wide_pause, row_px=3, draws=wide_draws)
-    table.add(f"wide: direct read_index of a {WIDE_PAGE_S:g} s page, {params.wide.channels} ch at "
-              f"{params.wide.fs:g} Hz, p95", percentile(wide_base, 95), "ms", 1.0, samples=wide_base)
+            ms = browser_flips(
+                lab, wide, wide_starts, WIDE_PAGE_S, wide_pause, row_px=3, draws=wide_draws
+            )
+    table.add(
+        f"wide: direct read_index of a {WIDE_PAGE_S:g} s page, {params.wide.channels} ch at "
+        f"{params.wide.fs:g} Hz, p95",
+        percentile(wide_base, 95),
+        "ms",
+        1.0,
+        samples=wide_base,
+    )
     p95 = percentile(ms, 95)
-    table.add(f"wide: browser, {params.wide_flips} flips ({wide_pause:.1f} s between), canvas redrawn p95", p95,
-              "ms", p95 / percentile(wide_base, 95), Target("value", "<=", 250), samples=ms)
-    table.notes.append(f"wide pages: {WIDE_PAUSE_READS:g} × the direct read's p95 between flips (at least "
-                       f"{WIDE_PAUSE_S:g} s), so read-ahead has finished: the prefetched case the target is for.")
-    table.notes.append("browser times run from the widget's keydown handler to the end of its canvas drawing "
-                       "(performance.now() in the page); ×direct = ÷ the same percentile of the direct reads. "
-                       f"Of which drawing the canvas, p50: {percentile(draws, 50):.0f} ms ({n_ch} ch), "
-                       f"{percentile(wide_draws, 50):.0f} ms (wide).")
+    table.add(
+        f"wide: browser, {params.wide_flips} flips ({wide_pause:.1f} s between), canvas redrawn p95",
+        p95,
+        "ms",
+        p95 / percentile(wide_base, 95),
+        Target("value", "<=", 250),
+        samples=ms,
+    )
+    table.notes.append(
+        f"wide pages: {WIDE_PAUSE_READS:g} × the direct read's p95 between flips (at least "
+        f"{WIDE_PAUSE_S:g} s), so read-ahead has finished: the prefetched case the target is for."
+    )
+    table.notes.append(
+        "browser times run from the widget's keydown handler to the end of its canvas drawing "
+        "(performance.now() in the page); ×direct = ÷ the same percentile of the direct reads. "
+        f"Of which drawing the canvas, p50: {percentile(draws, 50):.0f} ms ({n_ch} ch), "
+        f"{percentile(wide_draws, 50):.0f} ms (wide)."
+    )
     return table
 
 
 def _rows(table: Table, what: str, ms: list[float], base: list[float], target_ms: float) -> None:
     for q in (50, 95):
         v = percentile(ms, q)
-        table.add(f"{what} p{q}", v, "ms", v / percentile(base, q),
-                  Target("value", "<=", target_ms) if q == 95 else None, samples=ms if q == 50 else [])
+        table.add(
+            f"{what} p{q}",
+            v,
+            "ms",
+            v / percentile(base, q),
+            Target("value", "<=", target_ms) if q == 95 else None,
+            samples=ms if q == 50 else [],
+        )
 
 
 def direct_pages(path: Path, starts: list[float], page_s: float) -> list[float]:
@@ -105,15 +150,29 @@ def direct_pages(path: Path, starts: list[float], page_s: float) -> list[float]:
     return out
 
 
-def model_flips(path: Path, address: str | None, starts: list[float], page_s: float, pause_s: float,
-                options: dict | None = None) -> list[float]:
+def model_flips(
+    path: Path,
+    address: str | None,
+    starts: list[float],
+    page_s: float,
+    pause_s: float,
+    options: dict | None = None,
+) -> list[float]:
     """Milliseconds from a → key message to the reply sent, per flip; the last page checked against a direct read
     (when no `options`: montage and filter keywords of `Scroller`, whose pages tests/widget compares instead)."""
     rec = mef3lab.open_recording(str(path), address=address)
     sent: dict[int, float] = {}
     try:
-        w = Scroller(rec, start=starts[0], page_seconds=page_s, rows=len(rec.mef3.info.names), **(options or {}))
-        w.send = lambda content, buffers=None: sent.__setitem__(content.get("id", 0), time.perf_counter())
+        w = Scroller(
+            rec,
+            start=starts[0],
+            page_seconds=page_s,
+            rows=len(rec.mef3.info.names),
+            **(options or {}),
+        )
+        w.send = lambda content, buffers=None: sent.__setitem__(
+            content.get("id", 0), time.perf_counter()
+        )
         w.wait()
         time.sleep(pause_s)
         out = []
@@ -126,45 +185,71 @@ def model_flips(path: Path, address: str | None, starts: list[float], page_s: fl
         got = w.page_data()
         with open_reader(path) as r:
             if options:
-                if list(got.channel.values) != w.channels[: w.rows] or not np.isfinite(got.values).any():
+                if (
+                    list(got.channel.values) != w.channels[: w.rows]
+                    or not np.isfinite(got.values).any()
+                ):
                     raise AssertionError("scroller page_data: not the montage's rows on screen")
                 w.close()
                 return out
             fs = float(got.attrs["fs"])
             k0 = int(round(w.start * fs))
-            check_same("scroller page_data", got.values, r.read_index(list(got.channel.values), k0, k0 + got.sizes["time"]))
+            check_same(
+                "scroller page_data",
+                got.values,
+                r.read_index(list(got.channel.values), k0, k0 + got.sizes["time"]),
+            )
         w.close()
     finally:
         rec.close()
     return out
 
 
-def browser_flips(lab: Lab, path: Path, starts: list[float], page_s: float, pause_s: float, row_px: int,
-                  draws: list[float], options: dict | None = None) -> list[float]:
+def browser_flips(
+    lab: Lab,
+    path: Path,
+    starts: list[float],
+    page_s: float,
+    pause_s: float,
+    row_px: int,
+    draws: list[float],
+    options: dict | None = None,
+) -> list[float]:
     """Milliseconds from keydown to canvas drawn in the browser, per flip of a notebook's scroller
     (appending to `draws` the part spent drawing, from the reply's arrival); `options`: more Scroller keywords."""
     name = f"bench-{path.stem}.ipynb"
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
-    nb.cells = [nbformat.v4.new_code_cell(
-        f"import mef3lab\nrec = mef3lab.open_recording({str(path)!r})\n"
-        f"w = rec.mef3.scroll(start={starts[0]!r}, page_seconds={page_s!r}, rows=len(rec.mef3.info.names), "
-        f"row_px={row_px}, **{options or {}!r})\nw")]
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import mef3lab\nrec = mef3lab.open_recording({str(path)!r})\n"
+            f"w = rec.mef3.scroll(start={starts[0]!r}, page_seconds={page_s!r}, rows=len(rec.mef3.info.names), "
+            f"row_px={row_px}, **{options or {}!r})\nw"
+        )
+    ]
     nbformat.write(nb, str(lab.root / name))
     page = lab.open(name)
     try:
         lab.run_all(page)
         widget = page.locator(".m3s").first
         handle = widget.element_handle()
-        page.wait_for_function(f"el => Number(el.dataset.drawnStart) === {starts[0]!r}", arg=handle, timeout=120_000)
+        page.wait_for_function(
+            f"el => Number(el.dataset.drawnStart) === {starts[0]!r}", arg=handle, timeout=120_000
+        )
         widget.locator("canvas.m3s-canvas").click(position={"x": 300, "y": 20})
         page.wait_for_timeout(pause_s * 1000)
         out = []
         for s in starts[1:]:
             page.keyboard.press("ArrowRight")
-            page.wait_for_function(f"el => Number(el.dataset.drawnStart) === {s!r}", arg=handle, timeout=60_000)
-            total, drawing = widget.evaluate("el => [Number(el.dataset.drawnAt) - Number(el.dataset.keyAt), "
-                                             "Number(el.dataset.drawnAt) - Number(el.dataset.gotAt)]")
+            page.wait_for_function(
+                f"el => Number(el.dataset.drawnStart) === {s!r}", arg=handle, timeout=60_000
+            )
+            total, drawing = widget.evaluate(
+                "el => [Number(el.dataset.drawnAt) - Number(el.dataset.keyAt), "
+                "Number(el.dataset.drawnAt) - Number(el.dataset.gotAt)]"
+            )
             out.append(total)
             draws.append(drawing)
             page.wait_for_timeout(pause_s * 1000)

@@ -22,15 +22,24 @@ from .report import Stopwatch, Table, Target, best, percentile, repeat
 
 
 def run(path: Path, params: Params, log=print) -> Table:
-    table = Table("C", f"xarray engine, through a server and in this process ({params.recording.channels} channels)")
+    table = Table(
+        "C",
+        f"xarray engine, through a server and in this process ({params.recording.channels} channels)",
+    )
     with Direct(path, params) as direct:
         log(f"C1 warm {params.window_s:g} s windows ...")
         remote_ms, direct_ms = warm_windows(path, params, direct)
         p50d = percentile(direct_ms, 50)
         for q, target in [(50, Target("value", "<=", 10)), (90, None)]:
             v = percentile(remote_ms, q)
-            table.add(f"warm sel(time=slice(t, t+{params.window_s:g})).values p{q}", v, "ms",
-                      v / percentile(direct_ms, q), target, samples=remote_ms if q == 50 else [])
+            table.add(
+                f"warm sel(time=slice(t, t+{params.window_s:g})).values p{q}",
+                v,
+                "ms",
+                v / percentile(direct_ms, q),
+                target,
+                samples=remote_ms if q == 50 else [],
+            )
         log("C2 full-recording mean ...")
         runs = [direct_mean(direct) for _ in range(params.repeat)]
         d, want = [t for t, _ in runs], runs[0][1]
@@ -38,11 +47,24 @@ def run(path: Path, params: Params, log=print) -> Table:
         s = repeat(params.repeat, lambda: remote_mean(path, params, want, stats))
         decoded = stats["decoded_samples"] / (len(direct.names) * direct.length)
         e = repeat(params.repeat, lambda: timed_mean(path, None, want))
-    table.add("mean(\"time\") of the whole recording, direct (baseline)", best(d), "s", 1.0, samples=d)
-    table.add(f"mean(\"time\") via server, prefetch {params.n_prefetch}", best(s), "s", best(s) / best(d),
-              Target("ratio", "<=", 0.6), samples=s)
-    table.add("mean(\"time\") in this process (numba engine, dask threads)", best(e), "s", best(e) / best(d),
-              samples=e)
+    table.add(
+        'mean("time") of the whole recording, direct (baseline)', best(d), "s", 1.0, samples=d
+    )
+    table.add(
+        f'mean("time") via server, prefetch {params.n_prefetch}',
+        best(s),
+        "s",
+        best(s) / best(d),
+        Target("ratio", "<=", 0.6),
+        samples=s,
+    )
+    table.add(
+        'mean("time") in this process (numba engine, dask threads)',
+        best(e),
+        "s",
+        best(e) / best(d),
+        samples=e,
+    )
     table.notes += [
         f"windows: {params.n_windows} random t; ×direct = ÷ the same window read in this process "
         f"(p50 {p50d:.1f} ms); the mean: times are the best of {params.repeat}, dask's default scheduler.",
@@ -64,7 +86,11 @@ def warm_windows(path: Path, params: Params, direct: Direct) -> tuple[list[float
             sig = rec.signal
             first = sig.sel(time=slice(starts[0], starts[0] + params.window_s))
             k0 = int(round(float(first.time[0]) * direct.grid.fs))
-            check_same("xarray window", first.values, direct.reader.read_index(direct.names, k0, k0 + first.sizes["time"]))
+            check_same(
+                "xarray window",
+                first.values,
+                direct.reader.read_index(direct.names, k0, k0 + first.sizes["time"]),
+            )
             for t in starts:  # warm: decode every touched segment once
                 sig.sel(time=slice(t, t + params.window_s)).values
             remote = []
@@ -78,7 +104,9 @@ def warm_windows(path: Path, params: Params, direct: Direct) -> tuple[list[float
     for t in starts:
         k0 = int(np.ceil(t * direct.grid.fs))
         with Stopwatch() as sw:
-            direct.reader.read_index(direct.names, k0, k0 + int(params.window_s * direct.grid.fs) + 1)
+            direct.reader.read_index(
+                direct.names, k0, k0 + int(params.window_s * direct.grid.fs) + 1
+            )
         local.append(sw.seconds * 1e3)
     return remote, local
 
@@ -114,6 +142,8 @@ def timed_mean(path: Path, address: str | None, want: np.ndarray) -> float:
         rec.close()
     if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
         where = "via the server" if address else "in this process"
-        raise AssertionError(f"the mean {where} differs from the direct one by up to "
-                             f"{np.nanmax(np.abs(got - want)):.3g}")
+        raise AssertionError(
+            f"the mean {where} differs from the direct one by up to "
+            f"{np.nanmax(np.abs(got - want)):.3g}"
+        )
     return sw.seconds

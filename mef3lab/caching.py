@@ -119,7 +119,9 @@ class ByteLRU(Generic[K, V]):
     def stats(self) -> CacheStats:
         with self._lock:
             s = self._stats
-            return CacheStats(self._bytes, self._budget, len(self._data), s.hits, s.misses, s.evictions)
+            return CacheStats(
+                self._bytes, self._budget, len(self._data), s.hits, s.misses, s.evictions
+            )
 
     def _evicted(self, items: list[tuple[K, V]]) -> None:
         if self._on_evict is not None:

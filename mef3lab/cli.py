@@ -18,17 +18,34 @@ from .readers import ENGINES
 
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="write a synthetic EEG recording", description=run_synth.__doc__)
+    p = sub.add_parser(
+        "synth", help="write a synthetic EEG recording", description=run_synth.__doc__
+    )
     p.add_argument("out", metavar="OUT.mefd", help="session folder to create")
     p.add_argument("--channels", type=int, default=64, help="number of channels (default 64)")
-    p.add_argument("--fs", type=float, nargs="+", default=[256.0], help="sampling rate(s) in Hz; "
-                   "several rates are given to the channels in turn (default 256)")
+    p.add_argument(
+        "--fs",
+        type=float,
+        nargs="+",
+        default=[256.0],
+        help="sampling rate(s) in Hz; "
+        "several rates are given to the channels in turn (default 256)",
+    )
     p.add_argument("--seconds", type=float, default=7200.0, help="duration (default 7200)")
     p.add_argument("--precision", type=int, default=2, help="decimals of µV kept (default 2)")
-    p.add_argument("--gaps", type=int, default=3, help="number of gaps, the first shorter than 1 s (default 3)")
-    p.add_argument("--mixed-rates", action="store_true", help="give every other channel 4x the rate")
-    p.add_argument("--stagger", type=float, default=0.0, metavar="SECONDS",
-                   help="start and end channels at different times (default 0)")
+    p.add_argument(
+        "--gaps", type=int, default=3, help="number of gaps, the first shorter than 1 s (default 3)"
+    )
+    p.add_argument(
+        "--mixed-rates", action="store_true", help="give every other channel 4x the rate"
+    )
+    p.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="start and end channels at different times (default 0)",
+    )
     p.add_argument("--no-annotations", action="store_true", help="write no annotations")
     p.add_argument("--password1", help="level-1 password (encrypts the session)")
     p.add_argument("--password2", help="level-2 password")
@@ -42,19 +59,35 @@ def run_synth(args: argparse.Namespace) -> int:
     from .testing.synth import plan, synthesize
 
     opts = dict(
-        channels=args.channels, fs=args.fs, seconds=args.seconds, precision=args.precision,
-        gaps=args.gaps, mixed_rates=args.mixed_rates, stagger_s=args.stagger,
-        annotations=not args.no_annotations, seed=args.seed,
+        channels=args.channels,
+        fs=args.fs,
+        seconds=args.seconds,
+        precision=args.precision,
+        gaps=args.gaps,
+        mixed_rates=args.mixed_rates,
+        stagger_s=args.stagger,
+        annotations=not args.no_annotations,
+        seed=args.seed,
     )
     spec = plan(**opts)
     t = time.perf_counter()
-    path = synthesize(args.out, **opts, password1=args.password1, password2=args.password2,
-                      overwrite=args.overwrite)
+    path = synthesize(
+        args.out,
+        **opts,
+        password1=args.password1,
+        password2=args.password2,
+        overwrite=args.overwrite,
+    )
     took = time.perf_counter() - t
-    n = sum(spec.n_samples[i] - sum(s.stop - s.start for s in spec.gap_slices(i)) for i in range(len(spec.names)))
+    n = sum(
+        spec.n_samples[i] - sum(s.stop - s.start for s in spec.gap_slices(i))
+        for i in range(len(spec.names))
+    )
     rates = ", ".join(f"{r:g}" for r in dict.fromkeys(spec.rates))
-    print(f"wrote {path}: {len(spec.names)} channels, {args.seconds:g} s at {rates} Hz, "
-          f"{n:,} samples written in {took:.1f} s ({n / took / 1e6:.1f} M samples/s)")
+    print(
+        f"wrote {path}: {len(spec.names)} channels, {args.seconds:g} s at {rates} Hz, "
+        f"{n:,} samples written in {took:.1f} s ({n / took / 1e6:.1f} M samples/s)"
+    )
     return 0
 
 
@@ -89,8 +122,10 @@ def describe(reader) -> list[str]:
         f"units        {', '.join(sorted({c.units or '?' for c in info.channels}))}",
     ]
     for g in info.rate_groups:
-        lines.append(f"rate         {g.fs:g} Hz: {_count(len(g.channels), 'channel')} ({_names(g.channels, 4)}), "
-                     f"{g.grid.n_samples:,} samples from {_iso(g.grid.start_uutc)}")
+        lines.append(
+            f"rate         {g.fs:g} Hz: {_count(len(g.channels), 'channel')} ({_names(g.channels, 4)}), "
+            f"{g.grid.n_samples:,} samples from {_iso(g.grid.start_uutc)}"
+        )
     for name in getattr(reader, "rate_changes", {}):
         lines.append(f"unreadable   {name}: changes sampling rate between segments")
     for name, why in info.damaged.items():
@@ -98,21 +133,30 @@ def describe(reader) -> list[str]:
     here = getattr(reader, "decoded_here", None)
     if here is not None and len(here) < len(info.channels):  # the numba engine hands some to mef3io
         others = [n for n in info.names if n not in here]
-        lines.append(f"decoded by   mef3io: {_count(len(others), 'channel')} ({_names(others, 4)}; "
-                     "see the INFO log for why)")
+        lines.append(
+            f"decoded by   mef3io: {_count(len(others), 'channel')} ({_names(others, 4)}; "
+            "see the INFO log for why)"
+        )
     gaps = {c.name: info.gaps(c.name) for c in info.channels}
     distinct = set(gaps.values())
     if len(distinct) == 1:
         only = next(iter(distinct))
         lines.append(f"gaps         {len(only)} (the same in every channel){':' if only else ''}")
-        lines += [f"  {_iso(g.start_uutc)}  {(g.end_uutc - g.start_uutc) / 1e6:.3f} s" for g in only]
+        lines += [
+            f"  {_iso(g.start_uutc)}  {(g.end_uutc - g.start_uutc) / 1e6:.3f} s" for g in only
+        ]
     else:
         lines.append("gaps         differ between channels:")
-        lines += [f"  {n}: {_count(len(g), 'gap')}, {sum(s.end_uutc - s.start_uutc for s in g) / 1e6:.3f} s missing"
-                  for n, g in gaps.items()]
+        lines += [
+            f"  {n}: {_count(len(g), 'gap')}, {sum(s.end_uutc - s.start_uutc for s in g) / 1e6:.3f} s missing"
+            for n, g in gaps.items()
+        ]
     locked = getattr(reader, "annotations_locked", False)
-    lines.append("annotations  unavailable: the records need the level-2 password" if locked
-                 else f"annotations  {len(info.annotations)}")
+    lines.append(
+        "annotations  unavailable: the records need the level-2 password"
+        if locked
+        else f"annotations  {len(info.annotations)}"
+    )
     for a in info.annotations:
         where = f" [{a.channel}]" if a.channel else ""
         dur = f" ({a.duration_us / 1e6:g} s)" if a.duration_us else ""
@@ -123,7 +167,9 @@ def describe(reader) -> list[str]:
 def add_serve(sub: argparse._SubParsersAction) -> None:
     from .server.config import ServerConfig
 
-    p = sub.add_parser("serve", help="run the mef3lab server in the foreground", description=run_serve.__doc__)
+    p = sub.add_parser(
+        "serve", help="run the mef3lab server in the foreground", description=run_serve.__doc__
+    )
     ServerConfig.add_arguments(p)
     p.set_defaults(func=run_serve)
 
@@ -142,10 +188,23 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the demo recording, then JupyterLab on the notebooks", description=run_demo.__doc__)
-    p.add_argument("--notebooks", default="notebooks", help="folder JupyterLab opens (default notebooks)")
-    p.add_argument("--data", default="demo-data", help="folder for the generated recording (default demo-data)")
-    p.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default 8888; the next free one if taken)")
+    p = sub.add_parser(
+        "demo",
+        help="the demo recording, then JupyterLab on the notebooks",
+        description=run_demo.__doc__,
+    )
+    p.add_argument(
+        "--notebooks", default="notebooks", help="folder JupyterLab opens (default notebooks)"
+    )
+    p.add_argument(
+        "--data", default="demo-data", help="folder for the generated recording (default demo-data)"
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8888,
+        help="JupyterLab's port (default 8888; the next free one if taken)",
+    )
     p.add_argument("--browser", action="store_true", help="also open a browser")
     p.set_defaults(func=run_demo)
 
@@ -161,13 +220,27 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def add_walkthrough(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("walkthrough", help="serve a recording (a generated one by default) and show it working",
-                       description=run_walkthrough.__doc__)
-    p.add_argument("path", nargs="?", metavar="PATH.mefd", help="recording to serve (default: a generated demo)")
+    p = sub.add_parser(
+        "walkthrough",
+        help="serve a recording (a generated one by default) and show it working",
+        description=run_walkthrough.__doc__,
+    )
+    p.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH.mefd",
+        help="recording to serve (default: a generated demo)",
+    )
     p.add_argument("--password", help="password of an encrypted recording")
-    p.add_argument("--port", type=int, default=50051, help="port to listen on (default 50051, 0 = any free)")
-    p.add_argument("--data", default="demo-data", help="folder for the generated recording (default demo-data)")
-    p.add_argument("--once", action="store_true", help="stop after the walkthrough instead of serving on")
+    p.add_argument(
+        "--port", type=int, default=50051, help="port to listen on (default 50051, 0 = any free)"
+    )
+    p.add_argument(
+        "--data", default="demo-data", help="folder for the generated recording (default demo-data)"
+    )
+    p.add_argument(
+        "--once", action="store_true", help="stop after the walkthrough instead of serving on"
+    )
     p.set_defaults(func=run_walkthrough)
 
 
@@ -193,12 +266,19 @@ def run_walkthrough(args: argparse.Namespace) -> int:
 
 
 #: Each adds one subcommand.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_synth, add_info, add_serve, add_demo,
-                                                                   add_walkthrough]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_synth,
+    add_info,
+    add_serve,
+    add_demo,
+    add_walkthrough,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mef3lab", description="MEF 3.0 recordings, fast and correct.")
+    parser = argparse.ArgumentParser(
+        prog="mef3lab", description="MEF 3.0 recordings, fast and correct."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
@@ -213,7 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Mef3LabError as exc:
         print(f"mef3lab {args.command}: {exc}", file=sys.stderr)
         return 1
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:  # bad arguments the parser could not see
+    except (
+        FileExistsError,
+        FileNotFoundError,
+        ValueError,
+    ) as exc:  # bad arguments the parser could not see
         print(f"mef3lab {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,7 +9,6 @@ index, whoever asks, for whatever channel subset and window. Segments of a serve
 chunks and direct reads then agree sample for sample.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -20,7 +19,13 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import CorruptDataError, FactorChangeError, MixedRatesError, TimeRangeError, UnknownChannelError
+from .errors import (
+    CorruptDataError,
+    FactorChangeError,
+    MixedRatesError,
+    TimeRangeError,
+    UnknownChannelError,
+)
 
 #: The int32 value that marks "no sample here" in raw (count) reads: meflib's RED_NAN.
 RAW_NAN = np.int32(-(2**31))
@@ -97,7 +102,9 @@ class Grid:
         """Half-open sample index range of the window ``[start_uutc, end_uutc)``."""
         return self.index_at(start_uutc), self.index_at(end_uutc)
 
-    def window(self, start_uutc: float, end_uutc: float, what: str = "these channels") -> tuple[int, int]:
+    def window(
+        self, start_uutc: float, end_uutc: float, what: str = "these channels"
+    ) -> tuple[int, int]:
         """`indices` of a window a user asked for: an inverted one, or one wholly outside the grid, is refused."""
         if end_uutc <= start_uutc:
             raise TimeRangeError(inverted_range(start_uutc, end_uutc))
@@ -138,7 +145,9 @@ class FactorRuns:
 
     def window(self, k0: int, k1: int) -> "FactorRuns":
         """The runs of samples ``[k0, k1)``, indexed from k0 (one run when nothing changes there)."""
-        parts = list(self.pieces(k0, k1)) or [(k0, k1, self.factors[max(bisect_right(self.starts, k0) - 1, 0)])]
+        parts = list(self.pieces(k0, k1)) or [
+            (k0, k1, self.factors[max(bisect_right(self.starts, k0) - 1, 0)])
+        ]
         return FactorRuns(tuple(lo - k0 for lo, _, _ in parts), tuple(f for _, _, f in parts))
 
 
@@ -165,7 +174,9 @@ class SessionInfo:
     #: Channels whose MEF segments store different conversion factors: name -> ((µUTC of the
     #: first sample stored with a factor, that factor), ...), first segment first. Their
     #: ChannelInfo.conversion_factor is the first segment's; `factor_runs` places the rest.
-    factor_changes: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict, compare=False)
+    factor_changes: dict[str, tuple[tuple[int, float], ...]] = field(
+        default_factory=dict, compare=False
+    )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -192,8 +203,10 @@ class SessionInfo:
         if found is not None:
             return found
         if name in self.damaged:
-            raise CorruptDataError(f"{self.path}: channel {name!r} is damaged and cannot be read "
-                                   f"({self.damaged[name]}); the other channels read normally")
+            raise CorruptDataError(
+                f"{self.path}: channel {name!r} is damaged and cannot be read "
+                f"({self.damaged[name]}); the other channels read normally"
+            )
         raise UnknownChannelError(
             f"no channel {name!r} in {self.path}; it has {len(self.channels)} channels: "
             f"{_short_list(self.names)}"
@@ -269,13 +282,16 @@ class SessionInfo:
                 raise FactorChangeError(
                     f"{self.path}: channel {n!r} stores different conversion factors in its MEF segments "
                     f"({shown} units per count), so its counts cannot be given with one factor; "
-                    "read it as float32 or float64 (each sample scaled by its own segment's factor)")
+                    "read it as float32 or float64 (each sample scaled by its own segment's factor)"
+                )
 
     def gaps(self, name: str) -> tuple[Span, ...]:
         """The holes between a channel's contiguous spans (data missing there)."""
         spans = self.spans[self.channel(name).name]
         return tuple(
-            Span(a.end_uutc, b.start_uutc) for a, b in zip(spans, spans[1:]) if b.start_uutc > a.end_uutc
+            Span(a.end_uutc, b.start_uutc)
+            for a, b in zip(spans, spans[1:])
+            if b.start_uutc > a.end_uutc
         )
 
 

@@ -27,8 +27,14 @@ def generate(out: Path = OUT) -> list[Path]:
         if not src.exists():
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            args = ["protoc", f"-I{src.parent}", f"--python_out={tmp}", f"--pyi_out={tmp}",
-                    f"--grpc_python_out={tmp}", src.name]
+            args = [
+                "protoc",
+                f"-I{src.parent}",
+                f"--python_out={tmp}",
+                f"--pyi_out={tmp}",
+                f"--grpc_python_out={tmp}",
+                src.name,
+            ]
             if protoc.main(args) != 0:
                 raise SystemExit(f"protoc failed on {src}")
             for f in sorted(Path(tmp).iterdir()):

@@ -19,13 +19,22 @@ from mef3lab.testing.synth import plan, synthesize
 
 #: 8 ch x 256 Hz x 10 min; gaps of 0.4 s, 3 s, 20 s and 0.02 s (5 samples); annotations.
 RECORDING = dict(
-    channels=8, fs=256.0, seconds=600.0, precision=2,
-    gaps=[(61.2, 0.4), (150.0, 3.0), (333.3, 20.0), (480.01, 0.02)], seed=0,
+    channels=8,
+    fs=256.0,
+    seconds=600.0,
+    precision=2,
+    gaps=[(61.2, 0.4), (150.0, 3.0), (333.3, 20.0), (480.01, 0.02)],
+    seed=0,
 )
 #: 6 ch alternating 1024 Hz / 256 Hz x 2 min, staggered starts and ends (2.5 s steps), 2 gaps.
 MIXED_RATE = dict(
-    channels=6, fs=[1024.0, 256.0], seconds=120.0, precision=1,
-    gaps=[(40.0, 0.3), (70.0, 5.0)], stagger_s=2.5, seed=1,
+    channels=6,
+    fs=[1024.0, 256.0],
+    seconds=120.0,
+    precision=1,
+    gaps=[(40.0, 0.3), (70.0, 5.0)],
+    stagger_s=2.5,
+    seed=1,
 )
 #: 3 ch x 256 Hz x 1 min, one 0.5 s gap, encrypted with PASSWORDS.
 ENCRYPTED = dict(channels=3, fs=256.0, seconds=60.0, precision=2, gaps=[(20.0, 0.5)], seed=2)
@@ -74,7 +83,10 @@ def passwords() -> Passwords:
 def encrypted_recording(recordings_dir) -> Path:
     """Encrypted recording (ENCRYPTED) with PASSWORDS.level1 / PASSWORDS.level2."""
     return synthesize(
-        recordings_dir / "encrypted.mefd", **ENCRYPTED, password1=PASSWORDS.level1, password2=PASSWORDS.level2
+        recordings_dir / "encrypted.mefd",
+        **ENCRYPTED,
+        password1=PASSWORDS.level1,
+        password2=PASSWORDS.level2,
     )
 
 
@@ -132,7 +144,11 @@ def process_tag(monkeypatch) -> ProcessTag:
 
 #: `factor_change_recording`: channel 'gain' stores each MEF segment with its own conversion
 #: factor: (first channel sample, samples, factor, start offset in µs) per segment; 'steady' one.
-FACTOR_SEGMENTS = ((0, 10_240, 0.5, 0), (10_240, 10_240, 0.1, 40_000_000), (20_480, 9_728, 0.25, 82_000_000))
+FACTOR_SEGMENTS = (
+    (0, 10_240, 0.5, 0),
+    (10_240, 10_240, 0.1, 40_000_000),
+    (20_480, 9_728, 0.25, 82_000_000),
+)
 FACTOR_STEADY = 0.2
 
 
@@ -147,7 +163,19 @@ def factor_change_recording(recordings_dir) -> Path:
     rng = np.random.default_rng(11)
     with mef3io.Writer(str(path), overwrite=True, units="uV") as w:
         for i, (_, n, factor, offset) in enumerate(FACTOR_SEGMENTS):
-            w.write_int32("gain", rng.integers(-4000, 4000, n).astype(np.int32), factor, start + offset, 256.0,
-                          new_segment=i > 0)
-        w.write_int32("steady", rng.integers(-4000, 4000, 30_720).astype(np.int32), FACTOR_STEADY, start, 256.0)
+            w.write_int32(
+                "gain",
+                rng.integers(-4000, 4000, n).astype(np.int32),
+                factor,
+                start + offset,
+                256.0,
+                new_segment=i > 0,
+            )
+        w.write_int32(
+            "steady",
+            rng.integers(-4000, 4000, 30_720).astype(np.int32),
+            FACTOR_STEADY,
+            start,
+            256.0,
+        )
     return path

@@ -29,7 +29,11 @@ def test_every_table_produces_its_rows(tmp_path):
     assert [t.key for t in tables] == ["A", "B", "C", "D", "G"]
     labels = {t.key: [r.label for r in t.rows] for t in tables}
     assert len(labels["A"]) == 7 and labels["A"][0].startswith("1. direct")
-    assert len(labels["B"]) == 3 and len(labels["C"]) == 5 and labels["D"] == ["pymef", "mef3io", "numba, 1 thread", "numba"]
+    assert (
+        len(labels["B"]) == 3
+        and len(labels["C"]) == 5
+        and labels["D"] == ["pymef", "mef3io", "numba, 1 thread", "numba"]
+    )
     assert len(labels["G"]) == 6 and labels["G"][0].startswith("decoded samples")
     for t in tables:
         text = t.render()
@@ -56,7 +60,9 @@ def test_the_recording_is_reused_while_its_parameters_hold(tmp_path):
 def test_the_load_table_checks_every_reply(tmp_path):
     (table,) = run(SMOKE_RUN, "E", data_dir=tmp_path, log=lambda msg: None)
     rows = {r.label.split(".")[0]: r for r in table.rows}
-    assert len(table.rows) == 7 and rows["6"].value == 0 and rows["6"].status == "PASS", rows["6"].note
+    assert len(table.rows) == 7 and rows["6"].value == 0 and rows["6"].status == "PASS", rows[
+        "6"
+    ].note
     assert rows["7"].status == "PASS" and rows["5"].value > 0
 
 
@@ -70,7 +76,9 @@ def test_scroller_table_produces_its_rows(tmp_path):
     (table,) = run(SMOKE_RUN, "F", data_dir=tmp_path, log=lambda msg: None)
     labels = [r.label for r in table.rows]
     assert table.key == "F" and "model, via a server p95" in labels
-    assert len(labels) == (10 if browser else 6)  # direct, model ×2 (p50, p95); browser, wide (2 each)
+    assert len(labels) == (
+        10 if browser else 6
+    )  # direct, model ×2 (p50, p95); browser, wide (2 each)
     assert browser == any(label.startswith("wide: browser") for label in labels)
     for r in table.rows:
         assert r.value > 0 and r.status in ("PASS", "MISS", "—")

@@ -63,14 +63,18 @@ def _imports(module: str, path: Path) -> list[tuple[str, str | None, int]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found += [(a.name, None, node.lineno) for a in node.names if a.name.split(".")[0] == "mef3lab"]
+            found += [
+                (a.name, None, node.lineno) for a in node.names if a.name.split(".")[0] == "mef3lab"
+            ]
         elif isinstance(node, ast.ImportFrom):
             target = _absolute(module, path, node.level, node.module)
             if target.split(".")[0] != "mef3lab":
                 continue
             for a in node.names:
                 sub = f"{target}.{a.name}"
-                found.append((sub, None, node.lineno) if sub in MODULES else (target, a.name, node.lineno))
+                found.append(
+                    (sub, None, node.lineno) if sub in MODULES else (target, a.name, node.lineno)
+                )
     return found
 
 
@@ -136,7 +140,9 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_every_package_has_a_layer():
-    assert {_top(m) for m in MODULES} <= set(LAYER_OF), "a new package or root module needs a layer here"
+    assert {_top(m) for m in MODULES} <= set(LAYER_OF), (
+        "a new package or root module needs a layer here"
+    )
 
 
 def test_imports_only_go_down():
@@ -148,7 +154,9 @@ def test_imports_only_go_down():
                 continue
             counts[(a or "mef3lab", b or "mef3lab")] += 1
             if LAYER_OF[b] >= LAYER_OF[a]:
-                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target} (layer {LAYER_OF[b]} >= {LAYER_OF[a]})")
+                wrong.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} imports {target} (layer {LAYER_OF[b]} >= {LAYER_OF[a]})"
+                )
     print("\nlayers, bottom up:")
     for i, names in enumerate(LAYERS):
         print(f"  {i}: {', '.join(sorted(n or '__init__' for n in names))}")
@@ -160,7 +168,9 @@ def test_imports_only_go_down():
 
 def test_no_import_circle():
     circles = _circles(_graph())
-    print(f"\n{len(MODULES)} modules, {sum(len(v) for v in _graph().values())} imports, {len(circles)} circles")
+    print(
+        f"\n{len(MODULES)} modules, {sum(len(v) for v in _graph().values())} imports, {len(circles)} circles"
+    )
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
 
 
@@ -172,10 +182,14 @@ def test_no_private_name_crosses_a_package():
                 continue
             if target.startswith(_package_of(module) + "."):
                 continue  # its own package, or a package inside it
-            private_module = any(p.startswith("_") and not p.startswith("__") for p in target.split("."))
+            private_module = any(
+                p.startswith("_") and not p.startswith("__") for p in target.split(".")
+            )
             private_name = name and name.startswith("_") and not name.startswith("__")
             if private_module or private_name:
-                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} takes {target}:{name or ''}")
+                wrong.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} takes {target}:{name or ''}"
+                )
     assert not wrong, "private names taken from another package:\n" + "\n".join(wrong)
 
 

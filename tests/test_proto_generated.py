@@ -16,4 +16,6 @@ def test_generated_code_is_current(tmp_path):
     assert written, "nothing was generated"
     for fresh in written:
         committed = ROOT / "mef3lab" / "protocol" / "_proto" / fresh.name
-        assert committed.read_text() == fresh.read_text(), f"{committed.name} is stale: run `make proto`"
+        assert committed.read_text() == fresh.read_text(), (
+            f"{committed.name} is stale: run `make proto`"
+        )

@@ -54,13 +54,21 @@ def tls_ca_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
         return f.read()
 
 
-class _Details(collections.namedtuple("_Details", "method timeout metadata credentials wait_for_ready compression"),
-               grpc.ClientCallDetails):
+class _Details(
+    collections.namedtuple(
+        "_Details", "method timeout metadata credentials wait_for_ready compression"
+    ),
+    grpc.ClientCallDetails,
+):
     pass
 
 
-class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+class BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
     """Adds ``authorization: Bearer <token>`` to every call of a channel."""
 
     def __init__(self, token: str) -> None:
@@ -68,8 +76,14 @@ class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
 
     def _with_token(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
         metadata = [m for m in (details.metadata or ()) if m[0] != "authorization"] + [self._entry]
-        return _Details(details.method, details.timeout, metadata, details.credentials,
-                        getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+        return _Details(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
 
     def intercept_unary_unary(self, continuation, details, request):
         return continuation(self._with_token(details), request)
@@ -92,12 +106,18 @@ def bearer(token: str | None = None) -> BearerToken:
     return BearerToken(token)
 
 
-def channel_for(address: str, options: Sequence[tuple] = (), token: str | None = None,
-                   ca: bytes | None = None) -> grpc.Channel:
+def channel_for(
+    address: str, options: Sequence[tuple] = (), token: str | None = None, ca: bytes | None = None
+) -> grpc.Channel:
     """A channel to `address` with this process's credentials: TLS when a CA is known, the token
     on every call when one is set (explicit arguments win over the environment)."""
     ca = ca if ca is not None else tls_ca_from_env()
-    channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca), options=list(options))
-               if ca else grpc.insecure_channel(address, options=list(options)))
+    channel = (
+        grpc.secure_channel(
+            address, grpc.ssl_channel_credentials(root_certificates=ca), options=list(options)
+        )
+        if ca
+        else grpc.insecure_channel(address, options=list(options))
+    )
     token = token or token_from_env()
     return grpc.intercept_channel(channel, BearerToken(token)) if token else channel

@@ -76,7 +76,11 @@ class Connection:
         found = discovery.find()
         if found is None or not _healthy(found["address"], 2.0):
             return False
-        self.kind, self.address, self.http_urls = USER, found["address"], list(found.get("http", []))
+        self.kind, self.address, self.http_urls = (
+            USER,
+            found["address"],
+            list(found.get("http", [])),
+        )
         return True
 
     def _start_own(self, environ: dict[str, str]) -> None:
@@ -84,13 +88,20 @@ class Connection:
         # Removed at any normal end of the kernel (after the server's own finalizer stopped it);
         # after a kill -9 the server removes its sockets and an empty folder is left.
         weakref.finalize(self, shutil.rmtree, self._dir, True)
-        proc = ServerProcess(port=-1, unix_socket=os.path.join(self._dir, "grpc.sock"),
-                             http_socket=os.path.join(self._dir, "http.sock"), http_port=-1,
-                             discovery_file="", env=environ)
+        proc = ServerProcess(
+            port=-1,
+            unix_socket=os.path.join(self._dir, "grpc.sock"),
+            http_socket=os.path.join(self._dir, "http.sock"),
+            http_port=-1,
+            discovery_file="",
+            env=environ,
+        )
         self.process = proc.start()
         if not _healthy(proc.address, self.health_timeout):
-            raise RuntimeError(f"the server at {proc.address} started but does not report SERVING "
-                               f"(its log: {proc.log_path})")
+            raise RuntimeError(
+                f"the server at {proc.address} started but does not report SERVING "
+                f"(its log: {proc.log_path})"
+            )
         self.kind, self.address, self.http_urls = OWN, proc.address, list(proc.http_urls)
 
     # -- ending -----------------------------------------------------------------------
@@ -106,7 +117,13 @@ class Connection:
             self.process.stop()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
-        self.kind, self.address, self.http_urls, self.process, self._dir = NONE, None, [], None, None
+        self.kind, self.address, self.http_urls, self.process, self._dir = (
+            NONE,
+            None,
+            [],
+            None,
+            None,
+        )
         self.problem = None
 
     def restart(self) -> "Connection":
@@ -123,7 +140,7 @@ class Connection:
         for url in self.http_urls:
             if url.startswith("unix:"):
                 try:
-                    return _get_json(url[len("unix:"):], "/api/status")
+                    return _get_json(url[len("unix:") :], "/api/status")
                 except OSError:
                     break
         try:
@@ -132,12 +149,24 @@ class Connection:
         except Exception as exc:  # noqa: BLE001 - shown, not raised
             return {"address": self.address, "error": str(exc)}
         lookups = s["hits"] + s["misses"]
-        return {"address": self.address,
-                "workers": {"alive": s["workers"], "configured": s["workers"], "restarts": s["worker_restarts"]},
-                "cache": {"bytes": s["cache_bytes"], "budget_bytes": s["cache_budget_bytes"],
-                          "entries": s["cache_entries"], "hit_rate": s["hits"] / lookups if lookups else None},
-                "prefetch": {"started": s["prefetches"], "hits": s["prefetch_hits"]},
-                "clients": s["clients"], "recordings": None, "stats": s}
+        return {
+            "address": self.address,
+            "workers": {
+                "alive": s["workers"],
+                "configured": s["workers"],
+                "restarts": s["worker_restarts"],
+            },
+            "cache": {
+                "bytes": s["cache_bytes"],
+                "budget_bytes": s["cache_budget_bytes"],
+                "entries": s["cache_entries"],
+                "hit_rate": s["hits"] / lookups if lookups else None,
+            },
+            "prefetch": {"started": s["prefetches"], "hits": s["prefetch_hits"]},
+            "clients": s["clients"],
+            "recordings": None,
+            "stats": s,
+        }
 
     def summary(self) -> str:
         """One line: which server, or why none."""
@@ -152,9 +181,11 @@ class Connection:
         lines = [self.summary()]
         if s:
             c = s.get("cache", {})
-            lines.append(f"  cache {c.get('bytes', 0) / 2**20:.0f} of {c.get('budget_bytes', 0) / 2**20:.0f} MiB, "
-                         f"{s.get('stats', {}).get('open_recordings', '?')} recordings open, {s.get('clients', 0)} clients, "
-                         f"{s.get('workers', {}).get('alive', '?')} reader processes")
+            lines.append(
+                f"  cache {c.get('bytes', 0) / 2**20:.0f} of {c.get('budget_bytes', 0) / 2**20:.0f} MiB, "
+                f"{s.get('stats', {}).get('open_recordings', '?')} recordings open, {s.get('clients', 0)} clients, "
+                f"{s.get('workers', {}).get('alive', '?')} reader processes"
+            )
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -198,10 +229,14 @@ def _get_json(socket_path: str, route: str, timeout: float = 5.0) -> dict[str, A
 def _explain(exc: BaseException, named: str) -> str:
     """The paragraph a user reads when no server could be had."""
     if named:
-        return (f"{SERVER_ENV}={named!r} is not a usable server address ({exc}). Set it to 'host:port' "
-                f"or 'unix:/path/to/socket', or unset it to have this kernel start its own server.")
-    return (f"No mef3lab server could be started for this kernel ({type(exc).__name__}: {exc}). "
-            "Everything still works, decoded in this process instead (no shared cache, no prefetch). "
-            f"To fix it: check that the temporary directory ({tempfile.gettempdir()}) is writable and the "
-            "server's settings in the environment (CACHE_MB, N_PROCESS_WORKERS, ...) are valid, then run "
-            f"`%mef3 restart`; or point {SERVER_ENV} at a running server.")
+        return (
+            f"{SERVER_ENV}={named!r} is not a usable server address ({exc}). Set it to 'host:port' "
+            f"or 'unix:/path/to/socket', or unset it to have this kernel start its own server."
+        )
+    return (
+        f"No mef3lab server could be started for this kernel ({type(exc).__name__}: {exc}). "
+        "Everything still works, decoded in this process instead (no shared cache, no prefetch). "
+        f"To fix it: check that the temporary directory ({tempfile.gettempdir()}) is writable and the "
+        "server's settings in the environment (CACHE_MB, N_PROCESS_WORKERS, ...) are valid, then run "
+        f"`%mef3 restart`; or point {SERVER_ENV} at a running server."
+    )

@@ -13,19 +13,36 @@ from .connection import Connection
 
 #: subcommand -> (arguments, one-line help)
 HELP: dict[str, tuple[str, str]] = {
-    "status": ("", "show the server this kernel reads through (address, reader processes, cache, recordings)"),
-    "open": ("PATH [NAME]", "open a recording as the Dataset NAME (default: rec) and show its summary"),
-    "stop": ("", "stop using the server (stopping it if this kernel started it); recordings opened from now on are read here"),
-    "restart": ("", "stop, then find or start a server again (after a crash or a change of MEF3LAB_SERVER); "
-                    "open recordings again"),
+    "status": (
+        "",
+        "show the server this kernel reads through (address, reader processes, cache, recordings)",
+    ),
+    "open": (
+        "PATH [NAME]",
+        "open a recording as the Dataset NAME (default: rec) and show its summary",
+    ),
+    "stop": (
+        "",
+        "stop using the server (stopping it if this kernel started it); recordings opened from now on are read here",
+    ),
+    "restart": (
+        "",
+        "stop, then find or start a server again (after a crash or a change of MEF3LAB_SERVER); "
+        "open recordings again",
+    ),
     "progress": ("on|off", "progress bars for dask computes longer than a second"),
     "help": ("", "this list"),
 }
 
 
 def usage() -> str:
-    return "\n".join(["%mef3 SUBCOMMAND, one of:"] +
-                     [f"  %mef3 {name} {args}".rstrip().ljust(28) + f"  {text}" for name, (args, text) in HELP.items()])
+    return "\n".join(
+        ["%mef3 SUBCOMMAND, one of:"]
+        + [
+            f"  %mef3 {name} {args}".rstrip().ljust(28) + f"  {text}"
+            for name, (args, text) in HELP.items()
+        ]
+    )
 
 
 @magics_class
@@ -59,7 +76,9 @@ class Mef3Magics(Magics):
 
     def _open(self, args: list[str]) -> None:
         if not 1 <= len(args) <= 2 or (len(args) == 2 and not args[1].isidentifier()):
-            print(f"%mef3 open: expected a path and optionally a Python name: %mef3 open {HELP['open'][0]}")
+            print(
+                f"%mef3 open: expected a path and optionally a Python name: %mef3 open {HELP['open'][0]}"
+            )
             return
         from ..xr import open_recording  # noqa: PLC0415 - xarray loads only when a recording is opened
 

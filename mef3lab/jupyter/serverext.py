@@ -22,16 +22,22 @@ from . import user_server
 class Mef3Lab(Configurable):
     """Settings of the mef3lab server extension."""
 
-    start_server = Enum(["eager", "lazy"], default_value="lazy", config=True,
-                        help="'eager': start this user's mef3lab server with Jupyter; 'lazy': on the first "
-                             "visit to its status page (the mef3lab launcher tile)")
+    start_server = Enum(
+        ["eager", "lazy"],
+        default_value="lazy",
+        config=True,
+        help="'eager': start this user's mef3lab server with Jupyter; 'lazy': on the first "
+        "visit to its status page (the mef3lab launcher tile)",
+    )
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     settings = Mef3Lab(parent=serverapp)
     if settings.start_server == "eager":
         # In the background: Jupyter answers at once; the first request waits on the same lock.
-        threading.Thread(target=_start, args=(serverapp.log,), name="mef3lab-start", daemon=True).start()
+        threading.Thread(
+            target=_start, args=(serverapp.log,), name="mef3lab-start", daemon=True
+        ).start()
     serverapp.log.info("mef3lab: server extension loaded (start_server=%s)", settings.start_server)
 
 

@@ -42,11 +42,17 @@ class UserServer:
                     self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
                     os.chmod(self.folder, 0o700)
                 except OSError as exc:
-                    raise RuntimeError(f"mef3lab cannot create its socket folder {self.folder} ({exc}); "
-                                       "point JUPYTER_RUNTIME_DIR at a writable folder") from exc
-                self.process = ServerProcess(port=-1, unix_socket=str(self.grpc_socket),
-                                             http_socket=str(self.http_socket), http_port=-1,
-                                             discovery_file=str(discovery.default_path())).start()
+                    raise RuntimeError(
+                        f"mef3lab cannot create its socket folder {self.folder} ({exc}); "
+                        "point JUPYTER_RUNTIME_DIR at a writable folder"
+                    ) from exc
+                self.process = ServerProcess(
+                    port=-1,
+                    unix_socket=str(self.grpc_socket),
+                    http_socket=str(self.http_socket),
+                    http_port=-1,
+                    discovery_file=str(discovery.default_path()),
+                ).start()
                 log.info("mef3lab: this user's server listens on %s", self.process.address)
             return self.process
 

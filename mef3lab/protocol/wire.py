@@ -16,7 +16,12 @@ from ..model import Annotation, ChannelInfo, SessionInfo, Span
 #: Largest payload per streamed message: gRPC Python streams 1 MiB messages ~6x faster than one big one.
 MAX_MESSAGE_BYTES = 1 << 20
 
-DTYPE_OF = {pb.SAMPLE_TYPE_UNSPECIFIED: "float32", pb.FLOAT32: "float32", pb.FLOAT64: "float64", pb.INT32: "int32"}
+DTYPE_OF = {
+    pb.SAMPLE_TYPE_UNSPECIFIED: "float32",
+    pb.FLOAT32: "float32",
+    pb.FLOAT64: "float64",
+    pb.INT32: "int32",
+}
 CODE_OF = {"float32": pb.FLOAT32, "float64": pb.FLOAT64, "int32": pb.INT32}
 NUMPY_OF = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8"), "int32": np.dtype("<i4")}
 
@@ -28,23 +33,42 @@ def info_to_proto(info: SessionInfo, engine: str = "") -> pb.RecordingInfo:
     return pb.RecordingInfo(
         path=info.path,
         channels=[
-            pb.Channel(name=c.name, fs=c.fs, start_uutc=c.start_uutc, end_uutc=c.end_uutc, n_samples=c.n_samples,
-                       units=c.units, conversion_factor=c.conversion_factor)
+            pb.Channel(
+                name=c.name,
+                fs=c.fs,
+                start_uutc=c.start_uutc,
+                end_uutc=c.end_uutc,
+                n_samples=c.n_samples,
+                units=c.units,
+                conversion_factor=c.conversion_factor,
+            )
             for c in info.channels
         ],
         spans=[
-            pb.ChannelSpans(channel=name, spans=[pb.Span(start_uutc=s.start_uutc, end_uutc=s.end_uutc) for s in spans])
+            pb.ChannelSpans(
+                channel=name,
+                spans=[pb.Span(start_uutc=s.start_uutc, end_uutc=s.end_uutc) for s in spans],
+            )
             for name, spans in info.spans.items()
         ],
         annotations=[
-            pb.Annotation(time_uutc=a.time_uutc, type=a.type, text=a.text, duration_us=a.duration_us, channel=a.channel)
+            pb.Annotation(
+                time_uutc=a.time_uutc,
+                type=a.type,
+                text=a.text,
+                duration_us=a.duration_us,
+                channel=a.channel,
+            )
             for a in info.annotations
         ],
         encrypted=info.encrypted,
         engine=engine,
         damaged=[pb.DamagedChannel(channel=name, reason=why) for name, why in info.damaged.items()],
         factor_changes=[
-            pb.ChannelFactors(channel=name, changes=[pb.FactorChange(start_uutc=t, conversion_factor=f) for t, f in runs])
+            pb.ChannelFactors(
+                channel=name,
+                changes=[pb.FactorChange(start_uutc=t, conversion_factor=f) for t, f in runs],
+            )
             for name, runs in info.factor_changes.items()
         ],
     )
@@ -54,24 +78,36 @@ def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
     return SessionInfo(
         path=msg.path,
         channels=tuple(
-            ChannelInfo(c.name, c.fs, c.start_uutc, c.end_uutc, c.n_samples, c.units, c.conversion_factor)
+            ChannelInfo(
+                c.name, c.fs, c.start_uutc, c.end_uutc, c.n_samples, c.units, c.conversion_factor
+            )
             for c in msg.channels
         ),
-        spans={cs.channel: tuple(Span(s.start_uutc, s.end_uutc) for s in cs.spans) for cs in msg.spans},
+        spans={
+            cs.channel: tuple(Span(s.start_uutc, s.end_uutc) for s in cs.spans) for cs in msg.spans
+        },
         annotations=tuple(
-            Annotation(a.time_uutc, a.type, a.text,
-                       a.duration_us if a.HasField("duration_us") else None,
-                       a.channel if a.HasField("channel") else None)
+            Annotation(
+                a.time_uutc,
+                a.type,
+                a.text,
+                a.duration_us if a.HasField("duration_us") else None,
+                a.channel if a.HasField("channel") else None,
+            )
             for a in msg.annotations
         ),
         encrypted=msg.encrypted,
         damaged={d.channel: d.reason for d in msg.damaged},
-        factor_changes={cf.channel: tuple((c.start_uutc, c.conversion_factor) for c in cf.changes)
-                        for cf in msg.factor_changes},
+        factor_changes={
+            cf.channel: tuple((c.start_uutc, c.conversion_factor) for c in cf.changes)
+            for cf in msg.factor_changes
+        },
     )
 
 
-def pieces_to_chunks(shape: tuple[int, ...], pieces: Iterable[bytes], header: pb.SampleChunk) -> Iterator[pb.SampleChunk]:
+def pieces_to_chunks(
+    shape: tuple[int, ...], pieces: Iterable[bytes], header: pb.SampleChunk
+) -> Iterator[pb.SampleChunk]:
     """Stream an array of `shape` given as consecutive byte pieces (at least one): `header`
     carries the first, plain messages the others."""
     header.shape[:] = shape
@@ -94,7 +130,7 @@ def chunks_to_array(chunks: Iterable[pb.SampleChunk]) -> tuple[pb.SampleChunk, n
     flat[:pos] = header.data
     for msg in it:
         n = len(msg.data)
-        flat[pos:pos + n] = msg.data
+        flat[pos : pos + n] = msg.data
         pos += n
     if pos != out.nbytes:
         raise ValueError(f"stream carried {pos} bytes for an array of {out.nbytes}")

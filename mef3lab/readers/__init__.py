@@ -46,7 +46,10 @@ def engine_class(engine: str) -> type[Reader]:
 
 
 def open_reader(
-    path: str | os.PathLike, password: str | None = None, engine: str | None = None, threads: int = 0,
+    path: str | os.PathLike,
+    password: str | None = None,
+    engine: str | None = None,
+    threads: int = 0,
 ) -> Reader:
     """Open a recording with `engine` (default: numba, mef3lab's own decoder over mef3io's metadata).
 

@@ -52,7 +52,9 @@ def check_rates(changes: dict[str, str], names: Sequence[str]) -> None:
             raise RateChangeError(changes[n])
 
 
-def implied_rate(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, seg_end: int, fs: float) -> float | None:
+def implied_rate(
+    starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, seg_end: int, fs: float
+) -> float | None:
     """The rate a segment's block index implies when it is not `fs`, else None.
 
     For engines that store no rate per segment. A block followed seamlessly (no
@@ -69,13 +71,23 @@ def implied_rate(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, seg_e
     if not ok.any():
         return None
     n, dt = n[ok], dt[ok]
-    off = np.abs(n * 1e6 / dt - fs) * dt / 1e6 > 1.0 + 2e-6 * fs  # more than a sample (plus µs rounding)
+    off = (
+        np.abs(n * 1e6 / dt - fs) * dt / 1e6 > 1.0 + 2e-6 * fs
+    )  # more than a sample (plus µs rounding)
     return float(round(float(np.median(n[off] * 1e6 / dt[off])), 3)) if off.any() else None
 
 
 def check_index(
-    path: object, name: str, fs: float, starts: np.ndarray, counts: np.ndarray, last_end: int,
-    n_meta: int, t_start: int, t_end: int, extra: str | None = None,
+    path: object,
+    name: str,
+    fs: float,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    last_end: int,
+    n_meta: int,
+    t_start: int,
+    t_end: int,
+    extra: str | None = None,
 ) -> None:
     """CorruptDataError when a channel's metadata and block index cannot both be right.
 

@@ -24,7 +24,9 @@ def check_session_path(path: str | os.PathLike) -> Path:
     if not p.exists():
         raise RecordingNotFoundError(f"no such file or folder: {p}")
     if not p.is_dir() or p.suffix != ".mefd":
-        raise NotAMefSessionError(f"{p} is not a MEF 3.0 session (expected a folder ending in .mefd)")
+        raise NotAMefSessionError(
+            f"{p} is not a MEF 3.0 session (expected a folder ending in .mefd)"
+        )
     if not any(c.suffix == ".timd" for c in p.iterdir()):
         raise NotAMefSessionError(f"{p} is a .mefd folder without any time-series channel (.timd)")
     return p
@@ -42,7 +44,9 @@ class Reader(ABC):
     #: state and releases the GIL); False (pymef) makes every caller take turns.
     thread_safe: bool = False
 
-    def __init__(self, path: str | os.PathLike, password: str | None = None, threads: int = 0) -> None:
+    def __init__(
+        self, path: str | os.PathLike, password: str | None = None, threads: int = 0
+    ) -> None:
         """threads: how many threads one read may decode on (0: one per core). Engines that
         hold the GIL ignore it; the server's reader processes use 1 each."""
         if threads < 0:
@@ -139,7 +143,11 @@ class Reader(ABC):
         return data
 
     def read_raw(
-        self, channels: Sequence[str] | str | None, k0: int, k1: int, out: np.ndarray | None = None,
+        self,
+        channels: Sequence[str] | str | None,
+        k0: int,
+        k1: int,
+        out: np.ndarray | None = None,
     ) -> RawSamples:
         """Stored int32 counts ``[k0, k1)`` plus each channel's conversion factor (compact
         transport), and where a channel's factor changes within the window (`RawSamples`).
@@ -176,8 +184,10 @@ class Reader(ABC):
         names = self.info.check_channels(channels)
         group = self.info.group_of(names)
         g = group.grid
-        k0, k1 = g.window(g.start_uutc if start_uutc is None else start_uutc,
-                          g.end_uutc if end_uutc is None else end_uutc)
+        k0, k1 = g.window(
+            g.start_uutc if start_uutc is None else start_uutc,
+            g.end_uutc if end_uutc is None else end_uutc,
+        )
         return names, group, k0, k1
 
     def _verify(self, names, data: np.ndarray, n: int, t0: int, t1: int, empty) -> None:
@@ -200,6 +210,6 @@ class Reader(ABC):
 
     def _has_data(self, name: str, t0: int, t1: int) -> bool:
         period = 1e6 / self.info.channel(name).fs
-        return any(min(s.end_uutc, t1) - max(s.start_uutc, t0) >= period for s in self.info.spans[name])
-
-
+        return any(
+            min(s.end_uutc, t1) - max(s.start_uutc, t0) >= period for s in self.info.spans[name]
+        )

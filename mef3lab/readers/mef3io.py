@@ -23,7 +23,14 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, PasswordError
-from ._common import annotation, check_index, check_rates, effective_factor, implied_rate, rate_change_message
+from ._common import (
+    annotation,
+    check_index,
+    check_rates,
+    effective_factor,
+    implied_rate,
+    rate_change_message,
+)
 from ._common import sorted_annotations
 from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
 from .base import Reader
@@ -63,15 +70,21 @@ class Mef3ioReader(Reader):
             self._r = self._reader(self.path)
         except (CorruptDataError, PasswordError) as exc:  # one channel's files, or its password?
             self._r, self._shadow, self.damaged = open_salvaged(self.path, self._reader, exc)
-        for name, folder in channel_dirs(self.path).items():  # those mef3io leaves out without a word
+        for name, folder in channel_dirs(
+            self.path
+        ).items():  # those mef3io leaves out without a word
             if name not in self._r.channels and name not in self.damaged:
-                self.damaged[name] = missing_files(folder) or "mef3io found no readable segment in it"
+                self.damaged[name] = (
+                    missing_files(folder) or "mef3io found no readable segment in it"
+                )
         channels, spans = [], {}
         for name in self._r.channels:
             try:
                 with self._mapped("open"):
                     found = self._channel(name)
-            except CorruptDataError as exc:  # this channel's index or metadata disagree: leave it out
+            except (
+                CorruptDataError
+            ) as exc:  # this channel's index or metadata disagree: leave it out
                 self.damaged[name] = str(exc)
                 continue
             if found is not None:
@@ -79,21 +92,32 @@ class Mef3ioReader(Reader):
                 spans[name] = found[1]
         if not channels:
             if self.damaged:
-                raise CorruptDataError(f"{self.path}: every channel is damaged: " + "; ".join(
-                    f"{n}: {why}" for n, why in self.damaged.items()))
+                raise CorruptDataError(
+                    f"{self.path}: every channel is damaged: "
+                    + "; ".join(f"{n}: {why}" for n, why in self.damaged.items())
+                )
             raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
         with self._mapped("open"):
             notes = self._annotations()
         protected = getattr(self._r._impl, "password_protected", None)
         encrypted = bool(protected()) if protected is not None else bool(self.password)
-        return SessionInfo(str(self.path), tuple(channels), spans, notes, encrypted, dict(self.damaged),
-                           {n: f for n, f in self.factor_changes.items() if n in spans})
+        return SessionInfo(
+            str(self.path),
+            tuple(channels),
+            spans,
+            notes,
+            encrypted,
+            dict(self.damaged),
+            {n: f for n, f in self.factor_changes.items() if n in spans},
+        )
 
     def _reader(self, session: Path):
         """mef3io's reader of a session folder (the recording itself or its salvaged shadow)."""
         with self._mapped("open"), warnings.catch_warnings():
             warnings.simplefilter("ignore", self._m.SessionDeclarationWarning)
-            return self._m.Reader(str(session), self.password, warn_declarations=False, n_threads=self.threads)
+            return self._m.Reader(
+                str(session), self.password, warn_declarations=False, n_threads=self.threads
+            )
 
     def _channel(self, name: str) -> tuple[ChannelInfo, tuple[Span, ...]] | None:
         info = self._r.info(name)
@@ -103,7 +127,9 @@ class Mef3ioReader(Reader):
             return None
         fs = float(info["sampling_frequency"])
         if not (math.isfinite(fs) and fs > 0):
-            raise CorruptDataError(f"{self.path}: channel {name!r} states a sampling rate of {fs!r} Hz")
+            raise CorruptDataError(
+                f"{self.path}: channel {name!r} states a sampling rate of {fs!r} Hz"
+            )
         starts = np.array([b["start_uutc"] for b in toc], np.int64)
         counts = np.array([b["number_of_samples"] for b in toc], np.int64)
         disc = np.array([b["discontinuity"] for b in toc], bool)
@@ -114,7 +140,9 @@ class Mef3ioReader(Reader):
             factor = segs[0]["units_conversion_factor"]
         rates, seg_spans, factors = [], [], []
         for s in segs:  # blocks of each segment, by their channel-wide sample index (sorted)
-            a, b = np.searchsorted(first, [s["start_sample"], s["start_sample"] + s["number_of_samples"]])
+            a, b = np.searchsorted(
+                first, [s["start_sample"], s["start_sample"] + s["number_of_samples"]]
+            )
             if b > a:
                 f = effective_factor(s["units_conversion_factor"])
                 if not factors or f != factors[-1][1]:
@@ -127,8 +155,17 @@ class Mef3ioReader(Reader):
             spans = tuple(seg_spans)  # each segment timed by its own rate
         else:
             spans = spans_from_toc(starts, counts, disc, fs)
-        check_index(self.path, name, fs, starts, counts, spans[-1].end_uutc,
-                    info["number_of_samples"], info["start_time"], info["end_time"])
+        check_index(
+            self.path,
+            name,
+            fs,
+            starts,
+            counts,
+            spans[-1].end_uutc,
+            info["number_of_samples"],
+            info["start_time"],
+            info["end_time"],
+        )
         self.block_tables[name] = BlockTable(starts, counts, disc, segs)
         if len(factors) > 1:  # reads scale each segment by its own factor
             self.factor_changes[name] = tuple(factors)
@@ -147,7 +184,9 @@ class Mef3ioReader(Reader):
             recs = self._r.records(level="all")
         except self._m.PasswordError:
             self.annotations_locked = True
-            log.info("%s: the records need the level-2 password; opened without annotations", self.path)
+            log.info(
+                "%s: the records need the level-2 password; opened without annotations", self.path
+            )
             return ()
         return sorted_annotations(annotation(r, r.get("channel")) for r in recs)
 
@@ -158,7 +197,8 @@ class Mef3ioReader(Reader):
         if data.shape != out.shape:
             raise CorruptDataError(
                 f"{self.path}: the mef3io engine returned {data.shape[-1]} samples for {out.shape[1]} "
-                f"requested in [{t0}, {t1}); the recording may be damaged")
+                f"requested in [{t0}, {t1}); the recording may be damaged"
+            )
         out[...] = data
 
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:

@@ -54,7 +54,9 @@ class NumbaReader(Mef3ioReader):
     warm_up = staticmethod(red.warm_up)
 
     def _open(self) -> SessionInfo:
-        self._pool: ThreadPoolExecutor | None = None  # decoding threads, started by the first large read
+        self._pool: ThreadPoolExecutor | None = (
+            None  # decoding threads, started by the first large read
+        )
         self._pool_lock = threading.Lock()
         info = super()._open()
         self._blocks: dict[str, _Blocks] = {}
@@ -66,7 +68,9 @@ class NumbaReader(Mef3ioReader):
 
     def _index(self, name: str, fs: float) -> _Blocks | None:
         """The channel's block table from its .tidx files, or None (with the reason logged) for mef3io."""
-        table = self.block_tables[name]  # times as mef3io reads them (files may store them offset or negated)
+        table = self.block_tables[
+            name
+        ]  # times as mef3io reads them (files may store them offset or negated)
         segs = table.segments
         if name in self.rate_changes or len({s["units_conversion_factor"] for s in segs}) > 1:
             return self._slow(name, "its segments differ in rate or conversion factor")
@@ -78,22 +82,32 @@ class NumbaReader(Mef3ioReader):
                 size = tidx.stat().st_size - red.UNIVERSAL_HEADER_BYTES
                 if size < 0 or size % red.INDEX_DTYPE.itemsize:
                     return self._slow(name, f"{tidx.name} is not a whole number of index entries")
-                parts.append((i, np.fromfile(tidx, red.INDEX_DTYPE, offset=red.UNIVERSAL_HEADER_BYTES)))
+                parts.append(
+                    (i, np.fromfile(tidx, red.INDEX_DTYPE, offset=red.UNIVERSAL_HEADER_BYTES))
+                )
             except OSError as exc:
                 return self._slow(name, f"{tidx.name} cannot be read ({exc})")
             files.append(seg / (seg.stem + ".tdat"))
         idx = np.concatenate([p for _, p in parts])
         # The index files add where each block lies; they must describe mef3io's blocks.
-        if (len(idx) != len(table.counts) or [len(p) for _, p in parts] != [s["number_of_blocks"] for s in segs]
-                or not np.array_equal(idx["number_of_samples"], table.counts)):
+        if (
+            len(idx) != len(table.counts)
+            or [len(p) for _, p in parts] != [s["number_of_blocks"] for s in segs]
+            or not np.array_equal(idx["number_of_samples"], table.counts)
+        ):
             return self._slow(name, "its index files differ from mef3io's block table")
         if (idx["flags"] & (red.LEVEL_1 | red.LEVEL_2)).any():
             return self._slow(name, "its blocks are encrypted")
         if not _regular(table.starts, table.counts, table.discontinuity, fs):
             return self._slow(name, "its block times do not follow its sample counts")
-        return _Blocks(table.starts, table.counts, idx["file_offset"].astype(np.int64),
-                       idx["block_bytes"].astype(np.int64),
-                       np.concatenate([np.full(len(p), i) for i, p in parts]), tuple(files))
+        return _Blocks(
+            table.starts,
+            table.counts,
+            idx["file_offset"].astype(np.int64),
+            idx["block_bytes"].astype(np.int64),
+            np.concatenate([np.full(len(p), i) for i, p in parts]),
+            tuple(files),
+        )
 
     def close(self) -> None:
         with self._pool_lock:
@@ -117,7 +131,7 @@ class NumbaReader(Mef3ioReader):
 
         def channel(i: int) -> None:
             if not self._decode(names[i], t0, n, out[i]):
-                Mef3ioReader._read_counts(self, [names[i]], t0, t1, out[i:i + 1])
+                Mef3ioReader._read_counts(self, [names[i]], t0, t1, out[i : i + 1])
 
         self._each_channel(len(names), n, channel)
 
@@ -125,10 +139,12 @@ class NumbaReader(Mef3ioReader):
         def channel(i: int) -> None:
             counts = np.empty(out.shape[1], np.int32)
             if not self._decode(names[i], t0, out.shape[1], counts):
-                Mef3ioReader._read_float(self, [names[i]], t0, t1, out[i:i + 1])
+                Mef3ioReader._read_float(self, [names[i]], t0, t1, out[i : i + 1])
                 return
             # In float64, rounded once into out's type: exactly (counts * factor).astype(...), as mef3io.
-            np.multiply(counts, self.info.channel(names[i]).conversion_factor, out=out[i], casting="unsafe")
+            np.multiply(
+                counts, self.info.channel(names[i]).conversion_factor, out=out[i], casting="unsafe"
+            )
             out[i][counts == RAW_NAN] = np.nan
 
         self._each_channel(len(names), out.shape[1], channel)
@@ -164,9 +180,12 @@ class NumbaReader(Mef3ioReader):
             if lo >= size:
                 raise CorruptDataError(
                     f"{self.path}: channel {name!r}: the index places blocks at byte {lo} of {b.files[seg].name}, "
-                    f"which has {size} bytes; the files are damaged")
+                    f"which has {size} bytes; the files are damaged"
+                )
             buf = _pread(b.files[seg], lo, min(hi, size) - lo)
-            status, k = red.decode_blocks(buf, b.offsets[sel] - lo, b.counts[sel], firsts[sel], row, red.CRC_TABLE)
+            status, k = red.decode_blocks(
+                buf, b.offsets[sel] - lo, b.counts[sel], firsts[sel], row, red.CRC_TABLE
+            )
             if status == red.UNSUPPORTED:
                 self._blocks.pop(name, None)
                 self._slow(name, red.PROBLEMS[status])
@@ -197,4 +216,4 @@ def _pread(path: Path, offset: int, size: int) -> np.ndarray:
             got = f.readinto(memoryview(buf))
     except OSError as exc:
         raise CorruptDataError(f"{path} cannot be read: {exc}") from exc
-    return buf[:got or 0]
+    return buf[: got or 0]

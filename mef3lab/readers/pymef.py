@@ -24,7 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import CorruptDataError, Level1PasswordError, Mef3LabError, NotAMefSessionError, PasswordError
+from ..errors import (
+    CorruptDataError,
+    Level1PasswordError,
+    Mef3LabError,
+    NotAMefSessionError,
+    PasswordError,
+)
 from ._common import annotation, check_index, check_rates, effective_factor, rate_change_message
 from ._common import sorted_annotations
 from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
@@ -54,9 +60,13 @@ class PymefReader(Reader):
         # mef3io, which does not, says first which channels are damaged, and pymef never sees them.
         with Mef3ioReader(self.path, self.password, threads=1) as scan:
             damaged = dict(scan.info.damaged)
-            factor_changes = dict(scan.info.factor_changes)  # pymef applies none but the first segment's
+            factor_changes = dict(
+                scan.info.factor_changes
+            )  # pymef applies none but the first segment's
         if damaged:
-            self._shadow = Shadow(self.path, [n for n in channel_dirs(self.path) if n not in damaged])
+            self._shadow = Shadow(
+                self.path, [n for n in channel_dirs(self.path) if n not in damaged]
+            )
         session = self.path if self._shadow is None else self._shadow.path
         with self._mapped("open"):
             self._s = MefSession(str(session), self.password, check_all_passwords=False)
@@ -64,12 +74,16 @@ class PymefReader(Reader):
             self._segs, channels, spans = {}, [], {}
             for name in sorted(md):
                 if "segments" not in md[name]:  # meflib read none of its segments (an empty .tdat)
-                    damaged[name] = "pymef reads none of its segments (is a .tdat empty or cut short?)"
+                    damaged[name] = (
+                        "pymef reads none of its segments (is a .tdat empty or cut short?)"
+                    )
                     continue
                 self._segs[name] = [md[name]["segments"][k] for k in sorted(md[name]["segments"])]
                 try:
                     found = self._channel(name)
-                except CorruptDataError as exc:  # this channel's index or metadata disagree: leave it out
+                except (
+                    CorruptDataError
+                ) as exc:  # this channel's index or metadata disagree: leave it out
                     damaged[name] = str(exc).replace(str(session), str(self.path))
                     continue
                 if found is not None:
@@ -79,15 +93,32 @@ class PymefReader(Reader):
                 raise NotAMefSessionError(f"{self.path} holds no channel with recorded samples")
             self._chan = {c.name: c for c in channels}
             notes = self._annotations(md)
-        return SessionInfo(str(self.path), tuple(channels), spans, notes, level > 0, damaged,
-                           {n: f for n, f in factor_changes.items() if n in spans})
+        return SessionInfo(
+            str(self.path),
+            tuple(channels),
+            spans,
+            notes,
+            level > 0,
+            damaged,
+            {n: f for n, f in factor_changes.items() if n in spans},
+        )
 
     def _password_level(self, check) -> int:
         """0 (not encrypted), 1 or 2, from the first metadata file; raises for bad passwords."""
-        tmet = next(iter(sorted(f for f in self.path.glob("*.timd/*.segd/*.tmet")
-                                if f.stat().st_size > UNIVERSAL_HEADER_BYTES)), None)  # an empty one crashes meflib
+        tmet = next(
+            iter(
+                sorted(
+                    f
+                    for f in self.path.glob("*.timd/*.segd/*.tmet")
+                    if f.stat().st_size > UNIVERSAL_HEADER_BYTES
+                )
+            ),
+            None,
+        )  # an empty one crashes meflib
         if tmet is None:
-            raise NotAMefSessionError(f"{self.path} has channel folders but no segment metadata (.tmet)")
+            raise NotAMefSessionError(
+                f"{self.path} has channel folders but no segment metadata (.tmet)"
+            )
         if len(self.password.encode("utf-8")) > 15:  # meflib's 16-byte buffer: pymef would crash
             raise PasswordError(
                 f"pymef cannot use passwords longer than 15 bytes, so it cannot open {self.path} with "
@@ -117,15 +148,24 @@ class PymefReader(Reader):
             self.rate_changes[name] = rate_change_message(self.path, name, rates)
         if name in self.rate_changes:  # each segment timed by its own rate
             spans = tuple(
-                sp for s, r in zip(segs, rates) for sp in spans_from_toc(s["TOC"][3], s["TOC"][1], s["TOC"][0], r)
+                sp
+                for s, r in zip(segs, rates)
+                for sp in spans_from_toc(s["TOC"][3], s["TOC"][1], s["TOC"][0], r)
             )
         else:
             spans = spans_from_toc(toc[3], toc[1], toc[0].astype(bool), fs)
         spec = self._s.session_md["time_series_channels"][name]["channel_specific_metadata"]
         check_index(
-            self.path, name, fs, toc[3], toc[1], spans[-1].end_uutc,
+            self.path,
+            name,
+            fs,
+            toc[3],
+            toc[1],
+            spans[-1].end_uutc,
             sum(int(s["section_2"]["number_of_samples"][0]) for s in segs),
-            int(spec["earliest_start_time"][0]), int(spec["latest_end_time"][0]), self._tdat_problem(name),
+            int(spec["earliest_start_time"][0]),
+            int(spec["latest_end_time"][0]),
+            self._tdat_problem(name),
         )
         s2 = segs[0]["section_2"]
         units = s2["units_description"][0]
@@ -153,13 +193,19 @@ class PymefReader(Reader):
     def _annotations(self, md) -> tuple:
         """Session-, channel- and segment-level records (pymef lacks the keys of absent files)."""
         s = self._s
-        notes = [annotation(r, None) for r in s.read_records()] if s.session_md.get("records_info") else []
+        notes = (
+            [annotation(r, None) for r in s.read_records()]
+            if s.session_md.get("records_info")
+            else []
+        )
         for name in md:
             if md[name].get("records_info"):
                 notes += [annotation(r, name) for r in s.read_records(name)]
             for k, seg in sorted(md[name].get("segments", {}).items()):
                 if seg.get("records_info"):
-                    notes += [annotation(r, name) for r in s.read_records(name, int(k.rsplit("-", 1)[1]))]
+                    notes += [
+                        annotation(r, name) for r in s.read_records(name, int(k.rsplit("-", 1)[1]))
+                    ]
         return sorted_annotations(notes)
 
     def _read_channel(self, name: str, t0: int, t1: int, n: int) -> np.ndarray:
@@ -189,8 +235,10 @@ class PymefReader(Reader):
         """How many of the n samples from t0 lie in the channel's recorded spans."""
         if name not in self._span_arrays:
             sp = self.info.spans[name]
-            self._span_arrays[name] = (np.array([s.start_uutc for s in sp], np.float64),
-                                       np.array([s.end_uutc for s in sp], np.float64))
+            self._span_arrays[name] = (
+                np.array([s.start_uutc for s in sp], np.float64),
+                np.array([s.end_uutc for s in sp], np.float64),
+            )
         starts, ends = self._span_arrays[name]
         p = 1e6 / self._chan[name].fs
         # Sample j lies at t0 + j * p; span edges sit on sample times, so half a period decides.
@@ -263,4 +311,3 @@ class PymefReader(Reader):
             raise CorruptDataError(
                 f"{self.path}: pymef could not {what} the recording, which looks damaged ({exc!r})"
             ) from exc
-

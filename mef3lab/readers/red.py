@@ -24,12 +24,20 @@ from numba.extending import intrinsic
 #: Bytes of a RED block header; the range-coded stream follows it.
 HEADER_BYTES = 304
 #: Entries of a time-series index (.tidx) file, after its 1024-byte universal header.
-INDEX_DTYPE = np.dtype([
-    ("file_offset", "<i8"), ("start_time", "<i8"), ("start_sample", "<i8"),
-    ("number_of_samples", "<u4"), ("block_bytes", "<u4"),
-    ("maximum_sample_value", "<i4"), ("minimum_sample_value", "<i4"),
-    ("protected", "V4"), ("flags", "u1"), ("block_regions", "V11"),
-])
+INDEX_DTYPE = np.dtype(
+    [
+        ("file_offset", "<i8"),
+        ("start_time", "<i8"),
+        ("start_sample", "<i8"),
+        ("number_of_samples", "<u4"),
+        ("block_bytes", "<u4"),
+        ("maximum_sample_value", "<i4"),
+        ("minimum_sample_value", "<i4"),
+        ("protected", "V4"),
+        ("flags", "u1"),
+        ("block_regions", "V11"),
+    ]
+)
 UNIVERSAL_HEADER_BYTES = 1024
 #: Encryption flag bits of a block (header byte 4; the index repeats them; bit 0 is the discontinuity).
 LEVEL_1, LEVEL_2 = 2, 4
@@ -65,8 +73,12 @@ CRC_TABLE = _crc_tables()
 
 @njit(cache=True, nogil=True)
 def _u32(buf, at):
-    return (np.int64(buf[at]) | (np.int64(buf[at + 1]) << 8) | (np.int64(buf[at + 2]) << 16)
-            | (np.int64(buf[at + 3]) << 24))
+    return (
+        np.int64(buf[at])
+        | (np.int64(buf[at + 1]) << 8)
+        | (np.int64(buf[at + 2]) << 16)
+        | (np.int64(buf[at + 3]) << 24)
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -77,10 +89,16 @@ def crc32(buf, start, stop, table):
     while i + 8 <= stop:
         one = crc ^ _u32(buf, i)
         two = _u32(buf, i + 4)
-        crc = (np.int64(table[7, one & 0xFF]) ^ np.int64(table[6, (one >> 8) & 0xFF])
-               ^ np.int64(table[5, (one >> 16) & 0xFF]) ^ np.int64(table[4, one >> 24])
-               ^ np.int64(table[3, two & 0xFF]) ^ np.int64(table[2, (two >> 8) & 0xFF])
-               ^ np.int64(table[1, (two >> 16) & 0xFF]) ^ np.int64(table[0, two >> 24]))
+        crc = (
+            np.int64(table[7, one & 0xFF])
+            ^ np.int64(table[6, (one >> 8) & 0xFF])
+            ^ np.int64(table[5, (one >> 16) & 0xFF])
+            ^ np.int64(table[4, one >> 24])
+            ^ np.int64(table[3, two & 0xFF])
+            ^ np.int64(table[2, (two >> 8) & 0xFF])
+            ^ np.int64(table[1, (two >> 16) & 0xFF])
+            ^ np.int64(table[0, two >> 24])
+        )
         i += 8
     for k in range(i, stop):
         crc = (crc >> 8) ^ np.int64(table[0, (crc ^ buf[k]) & 0xFF])
@@ -205,10 +223,15 @@ def decode_blocks(buf, offsets, counts, firsts, out, table):
             return status, a
         nd_b, total_b = 0, 1
         if b != a:
-            status, nd_b, total_b = _prepare(buf, offsets[b], counts[b], table, cum[1], lut[1], room)
+            status, nd_b, total_b = _prepare(
+                buf, offsets[b], counts[b], table, cum[1], lut[1], room
+            )
             if status != OK:
                 return status, b
-        end_a, end_b = offsets[a] + _u32(buf, offsets[a] + 36), offsets[b] + _u32(buf, offsets[b] + 36)
+        end_a, end_b = (
+            offsets[a] + _u32(buf, offsets[a] + 36),
+            offsets[b] + _u32(buf, offsets[b] + 36),
+        )
         p_a, p_b = offsets[a] + HEADER_BYTES, offsets[b] + HEADER_BYTES
         byte_a = np.int64(buf[p_a]) if p_a < end_a else np.int64(0)
         byte_b = np.int64(buf[p_b]) if p_b < end_b else np.int64(0)
@@ -218,19 +241,23 @@ def decode_blocks(buf, offsets, counts, firsts, out, table):
         diffs[0, 0] = diffs[1, 0] = 0x80  # the first key-sample flag is implied, not coded
         both = min(nd_a, nd_b)
         for i in range(both):
-            sym, low_a, rng_a, p_a, byte_a = _symbol(buf, stats_a, end_a, cum[0], lut[0], total_a,
-                                                     low_a, rng_a, p_a, byte_a)
+            sym, low_a, rng_a, p_a, byte_a = _symbol(
+                buf, stats_a, end_a, cum[0], lut[0], total_a, low_a, rng_a, p_a, byte_a
+            )
             diffs[0, i + 1] = sym
-            sym, low_b, rng_b, p_b, byte_b = _symbol(buf, stats_b, end_b, cum[1], lut[1], total_b,
-                                                     low_b, rng_b, p_b, byte_b)
+            sym, low_b, rng_b, p_b, byte_b = _symbol(
+                buf, stats_b, end_b, cum[1], lut[1], total_b, low_b, rng_b, p_b, byte_b
+            )
             diffs[1, i + 1] = sym
         for i in range(both, nd_a):
-            sym, low_a, rng_a, p_a, byte_a = _symbol(buf, stats_a, end_a, cum[0], lut[0], total_a,
-                                                     low_a, rng_a, p_a, byte_a)
+            sym, low_a, rng_a, p_a, byte_a = _symbol(
+                buf, stats_a, end_a, cum[0], lut[0], total_a, low_a, rng_a, p_a, byte_a
+            )
             diffs[0, i + 1] = sym
         for i in range(both, nd_b):
-            sym, low_b, rng_b, p_b, byte_b = _symbol(buf, stats_b, end_b, cum[1], lut[1], total_b,
-                                                     low_b, rng_b, p_b, byte_b)
+            sym, low_b, rng_b, p_b, byte_b = _symbol(
+                buf, stats_b, end_b, cum[1], lut[1], total_b, low_b, rng_b, p_b, byte_b
+            )
             diffs[1, i + 1] = sym
         if _samples(diffs[0], nd_a, counts[a], firsts[a], out) != OK:
             return BAD_STREAM, a

@@ -31,18 +31,23 @@ Opened = TypeVar("Opened")
 
 def channel_dirs(session: Path) -> dict[str, Path]:
     """The session's time-series channel folders by channel name."""
-    return {p.name[:-len(CHANNEL_SUFFIX)]: p for p in sorted(session.iterdir())
-            if p.name.endswith(CHANNEL_SUFFIX) and p.is_dir()}
+    return {
+        p.name[: -len(CHANNEL_SUFFIX)]: p
+        for p in sorted(session.iterdir())
+        if p.name.endswith(CHANNEL_SUFFIX) and p.is_dir()
+    }
 
 
 def missing_files(channel: Path) -> str | None:
     """Why a channel folder cannot be read for want of files (None: every file is there)."""
-    segments = sorted(p for p in channel.iterdir() if p.name.endswith(SEGMENT_SUFFIX) and p.is_dir())
+    segments = sorted(
+        p for p in channel.iterdir() if p.name.endswith(SEGMENT_SUFFIX) and p.is_dir()
+    )
     if not segments:
         return f"{channel.name} holds no segment"
     for seg in segments:
         for ext in SEGMENT_FILES:
-            if not (seg / (seg.name[:-len(SEGMENT_SUFFIX)] + ext)).is_file():
+            if not (seg / (seg.name[: -len(SEGMENT_SUFFIX)] + ext)).is_file():
                 return f"{seg.name} has no {ext} file"
     return None
 
@@ -65,8 +70,9 @@ class Shadow:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def open_salvaged(session: Path, open_session: Callable[[Path], Opened],
-                  failure: CorruptDataError) -> tuple[Opened, Shadow, dict[str, str]]:
+def open_salvaged(
+    session: Path, open_session: Callable[[Path], Opened], failure: CorruptDataError
+) -> tuple[Opened, Shadow, dict[str, str]]:
     """Open the channels of `session` that open on their own, through a `Shadow`.
 
     `open_session(path)` opens a session folder (raising mef3lab errors); `failure` is why the

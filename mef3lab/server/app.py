@@ -79,8 +79,11 @@ class Server:
         pool = Quarantine(pool_for(self.config), self.config.quarantine_crashes)
         engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
         interceptors = [AuthInterceptor(authenticator)] if authenticator else []
-        server = grpc.server(futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
-                             options=GRPC_OPTIONS, interceptors=interceptors)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
+            options=GRPC_OPTIONS,
+            interceptors=interceptors,
+        )
         pb_grpc.add_Mef3LabServicer_to_server(Mef3LabService(engine, roots), server)
         compat_pb_grpc.add_gRPCMef3ServerServicer_to_server(CompatService(engine), server)
         self._health = health.HealthServicer()
@@ -88,8 +91,11 @@ class Server:
         http = None
         try:
             if self.config.port >= 0:
-                self.port = (server.add_secure_port(self.config.address, credentials) if credentials
-                             else server.add_insecure_port(self.config.address))
+                self.port = (
+                    server.add_secure_port(self.config.address, credentials)
+                    if credentials
+                    else server.add_insecure_port(self.config.address)
+                )
                 if not self.port:
                     raise OSError(f"cannot listen on {self.config.address}")
             if self.config.unix_socket:
@@ -106,10 +112,14 @@ class Server:
         self.engine, self._grpc, self.http = engine, server, http
         # No orphans even if the owner forgets stop(): the finalizer runs at exit or collection.
         self._finalizer = weakref.finalize(self, _stop, server, engine, self._health, http, 1.0)
-        log.info("mef3lab server listening on %s (%d reader processes; %s; %s; %s)", self.address,
-                 self.config.n_process_workers, "TLS" if credentials else "no TLS",
-                 type(authenticator).__name__ if authenticator else "no authentication",
-                 f"roots {', '.join(roots.roots)}" if roots else "any path")
+        log.info(
+            "mef3lab server listening on %s (%d reader processes; %s; %s; %s)",
+            self.address,
+            self.config.n_process_workers,
+            "TLS" if credentials else "no TLS",
+            type(authenticator).__name__ if authenticator else "no authentication",
+            f"roots {', '.join(roots.roots)}" if roots else "any path",
+        )
         return self
 
     def stop(self, grace: float | None = 5.0) -> None:
@@ -162,8 +172,13 @@ def _listen_unix(server: grpc.Server, path: str, owner_only: bool) -> None:
         os.chmod(path, 0o600)
 
 
-def _stop(server: grpc.Server, engine: Engine, health_servicer, http: StatusHTTP | None,
-          grace: float | None) -> None:
+def _stop(
+    server: grpc.Server,
+    engine: Engine,
+    health_servicer,
+    http: StatusHTTP | None,
+    grace: float | None,
+) -> None:
     if health_servicer is not None:
         health_servicer.enter_graceful_shutdown()
     if http is not None:
@@ -189,12 +204,17 @@ def serve(config: ServerConfig, owner_pid: int | None = None) -> int:
             try:
                 discovery.write(config.discovery_file, server.address, server.http_urls)
             except OSError as exc:  # serving matters more than being found
-                log.warning("cannot write the discovery file %s (%s): kernels will start their own servers",
-                            config.discovery_file, exc)
+                log.warning(
+                    "cannot write the discovery file %s (%s): kernels will start their own servers",
+                    config.discovery_file,
+                    exc,
+                )
         print(f"{READY_PREFIX}{server.address}", flush=True)
         while not done.wait(0.5):
             if owner_pid is not None and os.getppid() != owner_pid:
-                log.info("the process that started this server (pid %d) is gone: stopping", owner_pid)
+                log.info(
+                    "the process that started this server (pid %d) is gone: stopping", owner_pid
+                )
                 break
     finally:
         if config.discovery_file:

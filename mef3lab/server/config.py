@@ -25,31 +25,49 @@ class ServerConfig:
     """Everything `mef3lab serve` can be told. Each field has an env var (upper case) and a flag."""
 
     host: str = "127.0.0.1"  # localhost by default: a shared service must opt in to exposure
-    port: int = 50051  # 0 = pick a free port; -1 = no TCP listener (then unix_socket is the only one)
+    port: int = (
+        50051  # 0 = pick a free port; -1 = no TCP listener (then unix_socket is the only one)
+    )
     unix_socket: str = ""  # also listen on this Unix socket path
-    http_port: int = -1  # the status page, /api/status and /metrics: -1 = none, 0 = a free port (on `host`)
-    http_socket: str = ""  # ...and/or on this Unix socket path (what jupyter-server-proxy connects to)
+    http_port: int = (
+        -1
+    )  # the status page, /api/status and /metrics: -1 = none, 0 = a free port (on `host`)
+    http_socket: str = (
+        ""  # ...and/or on this Unix socket path (what jupyter-server-proxy connects to)
+    )
     discovery_file: str = ""  # write where this server listens to this JSON file while it runs
     n_prefetch: int = 3
     cache_capacity_multiplier: int = 3
     cache_mb: float = 0.0  # byte budget of the segment cache; 0 = derive from the two above
     n_process_workers: int = 2  # 0 = decode inside the server process (debugging)
     segment_seconds: float = 300.0  # default segment size of a client that sets none
-    segment_mb: float = 256.0  # ...shortened (whole seconds) where a rate group's channels would exceed this
+    segment_mb: float = (
+        256.0  # ...shortened (whole seconds) where a rate group's channels would exceed this
+    )
     max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
     client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
     max_open_per_client: int = 32  # recordings one client may have open at once (0: no limit)
     max_open_total: int = 256  # recordings open on the server at once, all clients (0: no limit)
     engine: str = "numba"
     grpc_threads: int = 16
-    read_timeout_s: float = 60.0  # a decode still running after this is killed (its process replaced); 0: never
-    reader_engine: tuple[str, ...] = ()  # NAME=package.module.Class, repeatable: extra engines (Reader subclasses)
-    quarantine_crashes: int = 3  # a recording whose reads crashed this many reader processes is refused (0: never)
+    read_timeout_s: float = (
+        60.0  # a decode still running after this is killed (its process replaced); 0: never
+    )
+    reader_engine: tuple[
+        str, ...
+    ] = ()  # NAME=package.module.Class, repeatable: extra engines (Reader subclasses)
+    quarantine_crashes: int = (
+        3  # a recording whose reads crashed this many reader processes is refused (0: never)
+    )
     log_level: str = "INFO"
     # -- a shared server (see auth.py, roots.py) --
-    root: tuple[str, ...] = ()  # DIR or NAME=DIR, repeatable: only recordings under these open (none: any path)
+    root: tuple[
+        str, ...
+    ] = ()  # DIR or NAME=DIR, repeatable: only recordings under these open (none: any path)
     allow_group: tuple[str, ...] = ()  # NAME=GROUP, repeatable: root NAME only for these hub groups
-    token_file: str = ""  # static bearer tokens, one a line ("TOKEN" or "USER TOKEN"); also MEF3LAB_TOKEN
+    token_file: str = (
+        ""  # static bearer tokens, one a line ("TOKEN" or "USER TOKEN"); also MEF3LAB_TOKEN
+    )
     hub_auth: bool = False  # check bearer tokens with the JupyterHub this server is a service of
     insecure_public: bool = False  # allow listening beyond localhost without authentication
     tls_cert: str = ""  # PEM certificate chain: serve TLS (with tls_key)
@@ -88,7 +106,9 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if self.port < 0 and not self.unix_socket:
-            raise ValueError("port -1 (no TCP listener) needs a Unix socket to listen on (--unix-socket)")
+            raise ValueError(
+                "port -1 (no TCP listener) needs a Unix socket to listen on (--unix-socket)"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ServerConfig":
@@ -115,19 +135,25 @@ class ServerConfig:
             if f.type in _LISTS:
                 parser.add_argument(flag, dest=f.name, action="append", default=None, help=help)
             elif f.type == "bool":
-                parser.add_argument(flag, dest=f.name, type=_bool, nargs="?", const=True, default=None, help=help)
+                parser.add_argument(
+                    flag, dest=f.name, type=_bool, nargs="?", const=True, default=None, help=help
+                )
             else:
                 parser.add_argument(flag, dest=f.name, type=_TYPES[f.type], default=None, help=help)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace | Sequence[str], environ: Mapping[str, str] | None = None) -> "ServerConfig":
+    def from_args(
+        cls, args: argparse.Namespace | Sequence[str], environ: Mapping[str, str] | None = None
+    ) -> "ServerConfig":
         if not isinstance(args, argparse.Namespace):
             parser = argparse.ArgumentParser()
             cls.add_arguments(parser)
             args = parser.parse_args(list(args))
         values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
         for name in (f.name for f in fields(cls) if f.type in _LISTS):
-            if values[name] is not None:  # given on the command line: wins, even when cleared with ""
+            if (
+                values[name] is not None
+            ):  # given on the command line: wins, even when cleared with ""
                 values[name] = tuple(v for v in values[name] if v)
         return cls.from_env(environ, **values)
 

@@ -25,8 +25,12 @@ def runtime_dir() -> Path:
     """Jupyter's runtime directory (``JUPYTER_RUNTIME_DIR`` or the platform default)."""
     try:
         from jupyter_core.paths import jupyter_runtime_dir
-    except ImportError:  # a headless server without Jupyter: the same default jupyter_core uses on Linux
-        return Path(os.environ.get("JUPYTER_RUNTIME_DIR") or Path.home() / ".local/share/jupyter/runtime")
+    except (
+        ImportError
+    ):  # a headless server without Jupyter: the same default jupyter_core uses on Linux
+        return Path(
+            os.environ.get("JUPYTER_RUNTIME_DIR") or Path.home() / ".local/share/jupyter/runtime"
+        )
     return Path(jupyter_runtime_dir())
 
 

@@ -42,15 +42,23 @@ def serve_command(config: ServerConfig) -> list[str]:
 class ServerProcess:
     """A background mef3lab server process owned by this Python process."""
 
-    def __init__(self, config: ServerConfig | None = None, *, startup_timeout: float = 60.0,
-                 env: dict[str, str] | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        startup_timeout: float = 60.0,
+        env: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> None:
         overrides.setdefault("port", 0)
         # Like `mef3lab serve`: defaults < environment variables < explicit settings.
         self.config = ServerConfig.from_env(env, **overrides) if config is None else config
         self.startup_timeout = startup_timeout
         self.env = env
         self.address: str | None = None
-        self.http_urls: list[str] = []  # where its status page answers (with http_port / http_socket)
+        self.http_urls: list[
+            str
+        ] = []  # where its status page answers (with http_port / http_socket)
         self.log_path: str | None = None  # the server's log (its stderr)
         self.proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
@@ -66,8 +74,15 @@ class ServerProcess:
         with os.fdopen(fd, "w") as log:
             # Its own process group: a signal to the owner's group (Ctrl-C in a terminal, a kernel
             # manager's killpg) does not kill it mid-request; it stops by SIGTERM or its owner watch.
-            proc = subprocess.Popen(serve_command(self.config), stdout=subprocess.PIPE, stderr=log,
-                                    stdin=subprocess.DEVNULL, text=True, env=env, process_group=0)
+            proc = subprocess.Popen(
+                serve_command(self.config),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+                process_group=0,
+            )
         self._finalizer = weakref.finalize(self, _terminate, proc, 10.0)
         try:
             self.address, self.http_urls = _await_ready(proc, self.startup_timeout, self.log_path)
@@ -103,10 +118,15 @@ class ServerProcess:
         return f"<mef3lab.ServerProcess {state}>"
 
     def _repr_html_(self) -> str:
-        state = (f"<b>running</b> at <code>{self.address}</code> (pid {self.pid})" if self.running
-                 else "<b>stopped</b>")
-        return (f"<div><b>mef3lab server</b>: {state}<br>"
-                f"{self.config.n_process_workers} reader processes, prefetch {self.config.n_prefetch}</div>")
+        state = (
+            f"<b>running</b> at <code>{self.address}</code> (pid {self.pid})"
+            if self.running
+            else "<b>stopped</b>"
+        )
+        return (
+            f"<div><b>mef3lab server</b>: {state}<br>"
+            f"{self.config.n_process_workers} reader processes, prefetch {self.config.n_prefetch}</div>"
+        )
 
 
 def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple[str, list[str]]:
@@ -129,9 +149,9 @@ def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple
                 *lines, pending = pending.split(b"\n")
                 for line in (raw.decode(errors="replace").strip() for raw in lines):
                     if line.startswith(HTTP_PREFIX):
-                        http.append(line[len(HTTP_PREFIX):])
+                        http.append(line[len(HTTP_PREFIX) :])
                     elif line.startswith(READY_PREFIX):
-                        return line[len(READY_PREFIX):], http
+                        return line[len(READY_PREFIX) :], http
                 if not chunk:
                     time.sleep(0.05)  # end of file, but the child is still closing
             elif proc.poll() is not None:
@@ -142,7 +162,9 @@ def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple
         err = f.read().strip()[-2000:]
     raise RuntimeError(
         f"the mef3lab server did not start (exit code {proc.poll()}): {err or 'no message'}"
-        if proc.poll() is not None else f"the mef3lab server did not report ready within {timeout:g} s")
+        if proc.poll() is not None
+        else f"the mef3lab server did not report ready within {timeout:g} s"
+    )
 
 
 def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:

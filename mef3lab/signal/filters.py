@@ -43,30 +43,44 @@ class DisplayFilter:
     def check(self, fs: float, page_s: float) -> None:
         """Raise ValueError (saying what would work) if this filter cannot be applied at `fs` to pages of `page_s`."""
         nyquist = fs / 2
-        for what, f in (("high-pass", self.highpass), ("low-pass", self.lowpass),
-                        *(("notch", n) for n in self.notch)):
+        for what, f in (
+            ("high-pass", self.highpass),
+            ("low-pass", self.lowpass),
+            *(("notch", n) for n in self.notch),
+        ):
             if f is None:
                 continue
             if not (math.isfinite(f) and f > 0):
                 raise ValueError(f"a {what} frequency must be a positive number of Hz, not {f!r}")
             if f >= nyquist:
-                raise ValueError(f"a {what} at {f:g} Hz is at or above the Nyquist frequency ({nyquist:g} Hz) "
-                                 f"of channels sampled at {fs:g} Hz")
+                raise ValueError(
+                    f"a {what} at {f:g} Hz is at or above the Nyquist frequency ({nyquist:g} Hz) "
+                    f"of channels sampled at {fs:g} Hz"
+                )
         if self.highpass is not None and self.lowpass is not None and self.highpass >= self.lowpass:
-            raise ValueError(f"the high-pass ({self.highpass:g} Hz) must be below the low-pass ({self.lowpass:g} Hz)")
+            raise ValueError(
+                f"the high-pass ({self.highpass:g} Hz) must be below the low-pass ({self.lowpass:g} Hz)"
+            )
         limit = MAX_PAD_PAGES * page_s
         if self.pad_s(fs) > limit:
             lowest = SETTLE / (2 * math.pi * _damping(HIGHPASS_ORDER) * limit)
-            raise ValueError(f"a high-pass of {self.highpass:g} Hz needs {self.pad_s(fs):.0f} s of neighbouring "
-                             f"samples on each side of the page; on {page_s:g} s pages the lowest is "
-                             f"{lowest:.2g} Hz (or show longer pages)")
+            raise ValueError(
+                f"a high-pass of {self.highpass:g} Hz needs {self.pad_s(fs):.0f} s of neighbouring "
+                f"samples on each side of the page; on {page_s:g} s pages the lowest is "
+                f"{lowest:.2g} Hz (or show longer pages)"
+            )
 
     def pad_s(self, fs: float) -> float:
         """Seconds of neighbouring samples each side of a page needs so its edges show no transient."""
-        taus = [1 / (2 * math.pi * f * _damping(order))
-                for f, order in ((self.highpass, HIGHPASS_ORDER), (self.lowpass, LOWPASS_ORDER)) if f is not None]
+        taus = [
+            1 / (2 * math.pi * f * _damping(order))
+            for f, order in ((self.highpass, HIGHPASS_ORDER), (self.lowpass, LOWPASS_ORDER))
+            if f is not None
+        ]
         taus += [NOTCH_Q / (math.pi * f) for f in self.notch]  # a notch rings for ~Q/(π f0)
-        return SETTLE * max(taus, default=0.0) + (16 / fs if taus else 0.0)  # and a few samples for the fastest
+        return SETTLE * max(taus, default=0.0) + (
+            16 / fs if taus else 0.0
+        )  # and a few samples for the fastest
 
     def apply(self, data: np.ndarray, fs: float) -> np.ndarray:
         """Rows of `data` filtered run by run between NaN gaps (float32 out, NaN kept)."""

@@ -31,19 +31,23 @@ def parse_uri(uri: str) -> tuple[str, str]:
     rest = uri[len(URI_SCHEME) :]
     address, sep, path = rest.partition("/")
     if not sep or not path:
-        raise ValueError(f"{uri!r} names no recording; expected mef3://host:port/absolute/path.mefd")
+        raise ValueError(
+            f"{uri!r} names no recording; expected mef3://host:port/absolute/path.mefd"
+        )
     return _check_address(address), "/" + path
 
 
 def _check_address(address: str) -> str:
     address = str(address)
     if address.startswith("unix:"):
-        if not address[len("unix:"):].startswith("/"):
+        if not address[len("unix:") :].startswith("/"):
             raise ValueError(f"a Unix socket address is 'unix:/absolute/path', not {address!r}")
         return address
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"a server address is 'host:port' or 'unix:/path/to/socket', not {address!r}")
+        raise ValueError(
+            f"a server address is 'host:port' or 'unix:/path/to/socket', not {address!r}"
+        )
     return address
 
 

@@ -28,7 +28,9 @@ class RecordingSource(Protocol):
 
     info: SessionInfo
 
-    def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
+    def read_index(
+        self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
+    ) -> np.ndarray:
         """Samples ``[k0, k1)`` of the channels' (one rate group's) grid: (n_channels, k1 - k0), NaN outside data
         (dtype "int32": the stored counts, RAW_NAN outside data)."""
         ...

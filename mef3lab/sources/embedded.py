@@ -39,9 +39,13 @@ class EmbeddedSource:
     def _turn(self) -> ContextManager:
         return contextlib.nullcontext() if self.reader.thread_safe else EmbeddedSource._decode_lock
 
-    def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
+    def read_index(
+        self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
+    ) -> np.ndarray:
         with self._turn():
-            if dtype == "int32":  # one conversion_factor per channel: refused where it changes, as remote
+            if (
+                dtype == "int32"
+            ):  # one conversion_factor per channel: refused where it changes, as remote
                 self.info.check_one_factor(channels)
                 return self.reader.read_raw(list(channels), k0, k1).counts
             return self.reader.read_index(list(channels), k0, k1, dtype)

@@ -13,7 +13,16 @@ import threading
 
 from .base import RecordingSource, SourceSpec
 
-__all__ = ["acquire", "close_all", "discard", "install", "known_spec", "open_source", "release", "retain"]
+__all__ = [
+    "acquire",
+    "close_all",
+    "discard",
+    "install",
+    "known_spec",
+    "open_source",
+    "release",
+    "retain",
+]
 
 log = logging.getLogger(__name__)
 

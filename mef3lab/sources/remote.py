@@ -37,7 +37,9 @@ class RemoteSource:
         self._hints_lock = threading.Lock()
         self._closed = False
         try:
-            self.client.list_open_files(timeout=self.connect_timeout)  # a ping that touches no recording
+            self.client.list_open_files(
+                timeout=self.connect_timeout
+            )  # a ping that touches no recording
             self.info = self.client.open_file(spec.path, spec.password, spec.engine)
             grid = self.client.segment_grid(spec.path)
         except BaseException:
@@ -45,7 +47,9 @@ class RemoteSource:
             raise
         self._segment = {g.fs: g.segment_samples for g in grid.groups}
 
-    def read_index(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> np.ndarray:
+    def read_index(
+        self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
+    ) -> np.ndarray:
         return self.client.read_index(self.spec.path, k0, k1, list(channels), dtype, prefetch=False)
 
     def segment_samples(self, fs: float) -> int:
@@ -56,7 +60,9 @@ class RemoteSource:
         with self._hints_lock:
             if self._closed or len(self._hints) >= self.max_pending_hints:
                 return
-            call = self.client.prefetch_nowait(self.spec.path, k0, k1, channels, dtype, self.connect_timeout)
+            call = self.client.prefetch_nowait(
+                self.spec.path, k0, k1, channels, dtype, self.connect_timeout
+            )
             self._hints.add(call)
         call.add_done_callback(self._hint_done)
 
@@ -76,7 +82,9 @@ class RemoteSource:
         for call in pending:
             call.cancel()
         try:
-            self.client.close_file(self.spec.path, timeout=self.connect_timeout)  # a dead server must not hold it up
+            self.client.close_file(
+                self.spec.path, timeout=self.connect_timeout
+            )  # a dead server must not hold it up
         except Mef3LabError:
             pass  # the server is gone: nothing left to release there
         self.client.shutdown()

@@ -26,35 +26,54 @@ def demo_recording(folder: Path | str | None = None) -> Path:
     first use (about ten seconds)."""
     path = Path(folder or os.environ.get(DEMO_DATA_ENV) or "demo-data") / "demo.mefd"
     if not (path / ".complete").exists():
-        print(f"generating a demo recording: {DEMO['channels']} channels, {DEMO['fs']:g} Hz, "
-              f"{DEMO['seconds'] / 3600:g} h -> {path}", flush=True)
+        print(
+            f"generating a demo recording: {DEMO['channels']} channels, {DEMO['fs']:g} Hz, "
+            f"{DEMO['seconds'] / 3600:g} h -> {path}",
+            flush=True,
+        )
         synthesize(path, overwrite=True, **DEMO)
         (path / ".complete").touch()
     return path
 
 
-def walkthrough(address: str, path: str, password: str | None = None, out: Callable[[str], None] = print) -> None:
+def walkthrough(
+    address: str, path: str, password: str | None = None, out: Callable[[str], None] = print
+) -> None:
     """Open `path` on the server at `address`, read a segment cold, warm and prefetched; print what happened."""
     with Mef3Client(address) as client:
         info = client.open_file(path, password)
         out(f"server       {address}")
         out(f"recording    {path}")
-        out(f"channels     {len(info.channels)} at {', '.join(f'{g.fs:g} Hz' for g in info.rate_groups)}")
-        out(f"duration     {info.duration_s / 60:.1f} min, {len(info.annotations)} annotations, "
-            f"{sum(len(info.gaps(n)) for n in info.names[:1])} gaps per channel")
+        out(
+            f"channels     {len(info.channels)} at {', '.join(f'{g.fs:g} Hz' for g in info.rate_groups)}"
+        )
+        out(
+            f"duration     {info.duration_s / 60:.1f} min, {len(info.annotations)} annotations, "
+            f"{sum(len(info.gaps(n)) for n in info.names[:1])} gaps per channel"
+        )
         group = info.rate_groups[0]
-        for label in ("segment 0 (cold: decoded)", "segment 0 (warm: cache)", "segment 1 (prefetched)"):
+        for label in (
+            "segment 0 (cold: decoded)",
+            "segment 0 (warm: cache)",
+            "segment 1 (prefetched)",
+        ):
             index = 1 if label.startswith("segment 1") else 0
             t = time.perf_counter()
             data = client.get_signal_segment(path, index, channels=list(group.channels))
-            out(f"{label:28s} {data.shape[0]} ch x {data.shape[1]} samples in "
-                f"{(time.perf_counter() - t) * 1e3:7.1f} ms")
+            out(
+                f"{label:28s} {data.shape[0]} ch x {data.shape[1]} samples in "
+                f"{(time.perf_counter() - t) * 1e3:7.1f} ms"
+            )
             if "cold" in label:
                 time.sleep(1.0)  # the user looks at the data; the server prefetches meanwhile
         s = client.stats()
-        out(f"cache        {s['cache_bytes'] / 2**20:.0f} MiB in {s['cache_entries']} channel-segments, "
-            f"{s['hits']} hits, {s['misses']} misses, {s['prefetches']} prefetches")
-        out("\nIn a notebook:\n"
+        out(
+            f"cache        {s['cache_bytes'] / 2**20:.0f} MiB in {s['cache_entries']} channel-segments, "
+            f"{s['hits']} hits, {s['misses']} misses, {s['prefetches']} prefetches"
+        )
+        out(
+            "\nIn a notebook:\n"
             "    import mef3lab\n"
             f"    rec = mef3lab.open_recording({path!r}, address={address!r})\n"
-            "    rec.signal.sel(time=slice(60, 70)).plot.line(x='time', add_legend=False)")
+            "    rec.signal.sel(time=slice(60, 70)).plot.line(x='time', add_legend=False)"
+        )

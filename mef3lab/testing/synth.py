@@ -86,7 +86,11 @@ def plan(
     start_uutc: int = DEFAULT_START_UUTC,
 ) -> SynthPlan:
     """Describe a synthetic recording (see `synthesize` for the arguments)."""
-    names = tuple(f"ch{i:03d}" for i in range(channels)) if isinstance(channels, int) else tuple(channels)
+    names = (
+        tuple(f"ch{i:03d}" for i in range(channels))
+        if isinstance(channels, int)
+        else tuple(channels)
+    )
     if not names:
         raise ValueError("a recording needs at least one channel")
     rate_list = [float(fs)] if np.isscalar(fs) else [float(r) for r in fs]
@@ -108,7 +112,15 @@ def plan(
     gap_list = _gaps(gaps, seconds, start_uutc, rng)
     notes = _annotations(annotations, names, seconds, start_uutc)
     return SynthPlan(
-        names, rates, tuple(starts), tuple(lengths), gap_list, notes, int(precision), seed, start_uutc
+        names,
+        rates,
+        tuple(starts),
+        tuple(lengths),
+        gap_list,
+        notes,
+        int(precision),
+        seed,
+        start_uutc,
     )
 
 
@@ -149,12 +161,29 @@ def synthesize(
         raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it")
     if (password1 or "") == "" and password2:
         raise ValueError("a level-2 password needs a level-1 password too")
-    spec = plan(channels, fs, seconds, precision, gaps, mixed_rates, stagger_s, annotations, seed, start_uutc)
+    spec = plan(
+        channels,
+        fs,
+        seconds,
+        precision,
+        gaps,
+        mixed_rates,
+        stagger_s,
+        annotations,
+        seed,
+        start_uutc,
+    )
     with mef3io.Writer(
-        str(p), overwrite=overwrite, password1=password1 or "", password2=password2 or "", units=spec.units
+        str(p),
+        overwrite=overwrite,
+        password1=password1 or "",
+        password2=password2 or "",
+        units=spec.units,
     ) as w:
         for i, name in enumerate(spec.names):
-            w.write(name, spec.signal(i), spec.starts_uutc[i], spec.rates[i], precision=spec.precision)
+            w.write(
+                name, spec.signal(i), spec.starts_uutc[i], spec.rates[i], precision=spec.precision
+            )
         by_level: dict[str | None, list[dict]] = {}
         for a in spec.annotations:
             rec = {k: v for k, v in a.items() if k != "channel"}
@@ -180,7 +209,9 @@ def _eeg(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
     return pink
 
 
-def _gaps(gaps, seconds: float, start_uutc: int, rng: np.random.Generator) -> tuple[tuple[int, int], ...]:
+def _gaps(
+    gaps, seconds: float, start_uutc: int, rng: np.random.Generator
+) -> tuple[tuple[int, int], ...]:
     if isinstance(gaps, int):
         # One gap in each of `gaps` equal slots of the middle 90 %, so they never overlap.
         pairs = []
@@ -202,7 +233,9 @@ def _gaps(gaps, seconds: float, start_uutc: int, rng: np.random.Generator) -> tu
     return tuple(out)
 
 
-def _annotations(annotations, names: Sequence[str], seconds: float, start_uutc: int) -> tuple[dict, ...]:
+def _annotations(
+    annotations, names: Sequence[str], seconds: float, start_uutc: int
+) -> tuple[dict, ...]:
     if annotations is False or annotations is None:
         return ()
     if annotations is not True:
@@ -215,5 +248,10 @@ def _annotations(annotations, names: Sequence[str], seconds: float, start_uutc: 
         {"time": at(0.0) + 1_000, "type": "Note", "text": "recording started"},
         {"time": at(0.3), "type": "EDFA", "duration": 2_500_000, "text": "eyes closed"},
         {"time": at(0.6), "type": "Note", "text": "patient moved"},
-        {"time": at(0.45), "type": "Note", "text": f"electrode check {names[0]}", "channel": names[0]},
+        {
+            "time": at(0.45),
+            "type": "Note",
+            "text": f"electrode check {names[0]}",
+            "channel": names[0],
+        },
     )

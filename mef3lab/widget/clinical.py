@@ -27,14 +27,24 @@ __all__ = ["ClinicalReview"]
 class ClinicalReview(t.HasTraits):
     """Montage, filters, bad channels and events of a scroller (scriptable; the front end sets the same)."""
 
-    montage = t.Any(None, help="None (as recorded), 'average', 'double banana', 'transverse' or ['A-B', ...]")
+    montage = t.Any(
+        None, help="None (as recorded), 'average', 'double banana', 'transverse' or ['A-B', ...]"
+    )
     montage_label = t.Unicode("as recorded", help="the montage on screen, as text").tag(sync=True)
-    highpass = t.Float(None, allow_none=True, help="display high-pass cut-off in Hz (None: off)").tag(sync=True)
-    lowpass = t.Float(None, allow_none=True, help="display low-pass cut-off in Hz (None: off)").tag(sync=True)
-    notch = t.Any([], help="notch frequencies in Hz: a list, or a number (it and its first harmonic)").tag(sync=True)
+    highpass = t.Float(
+        None, allow_none=True, help="display high-pass cut-off in Hz (None: off)"
+    ).tag(sync=True)
+    lowpass = t.Float(None, allow_none=True, help="display low-pass cut-off in Hz (None: off)").tag(
+        sync=True
+    )
+    notch = t.Any(
+        [], help="notch frequencies in Hz: a list, or a number (it and its first harmonic)"
+    ).tag(sync=True)
     note = t.Unicode("", help="what the montage skipped, for the reviewer").tag(sync=True)
     bad_channels = t.List(t.Unicode(), help="rows marked bad (drawn greyed)").tag(sync=True)
-    marks = t.List(t.Dict(), help="[{t, duration, text}] the events marked, for drawing").tag(sync=True)
+    marks = t.List(t.Dict(), help="[{t, duration, text}] the events marked, for drawing").tag(
+        sync=True
+    )
 
     @property
     def events(self) -> pd.DataFrame:
@@ -43,16 +53,21 @@ class ClinicalReview(t.HasTraits):
 
     def mark(self, onset: float, duration: float = 0.0, text: str = "event") -> None:
         """Mark an event (what the `m` key does at the cursor)."""
-        self._events = self._guard(lambda: ev.with_event(self._events, onset, duration, text, self.duration))
+        self._events = self._guard(
+            lambda: ev.with_event(self._events, onset, duration, text, self.duration)
+        )
         self._sync_marks()
 
     def save_events(self, path: str | Path | None = None) -> Path:
         """Write the events as BIDS-style events.tsv: at `path`, or next to the recording (never into it)."""
+
         def save() -> Path:
             if path is not None:
                 return ev.save(self._events, path)
             if self._rec.mef3.spec.remote:
-                raise ValueError("the recording is on a server: give save_events a path on this machine")
+                raise ValueError(
+                    "the recording is on a server: give save_events a path on this machine"
+                )
             return ev.save(self._events, ev.events_path(self._rec.mef3.spec.path))
 
         return self._guard(save)
@@ -72,8 +87,10 @@ class ClinicalReview(t.HasTraits):
             raise
 
     def _sync_marks(self) -> None:
-        self.marks = [{"t": float(r.onset), "duration": float(r.duration), "text": str(r.trial_type)}
-                      for r in self._events.itertuples()]
+        self.marks = [
+            {"t": float(r.onset), "duration": float(r.duration), "text": str(r.trial_type)}
+            for r in self._events.itertuples()
+        ]
 
     @t.validate("montage")
     def _valid_montage(self, proposal: dict) -> MontageSpec:
@@ -87,10 +104,15 @@ class ClinicalReview(t.HasTraits):
     def _montage_changed(self, change: dict) -> None:
         names = [d.name for d in self._derivations]
         spec = change["new"]
-        ready, self._ready = self._ready, False  # one request for the whole switch, not one per trait
+        ready, self._ready = (
+            self._ready,
+            False,
+        )  # one request for the whole switch, not one per trait
         with self.hold_sync():
             self.note = "; ".join(self._notes)
-            self.montage_label = "as recorded" if spec is None else spec if isinstance(spec, str) else "pairs"
+            self.montage_label = (
+                "as recorded" if spec is None else spec if isinstance(spec, str) else "pairs"
+            )
             self._set_review()
             self.all_channels = names
             self.first_row = 0
@@ -105,7 +127,11 @@ class ClinicalReview(t.HasTraits):
         value = proposal["value"]
         name = proposal["trait"].name
         if value is not None and self._ready:
-            self._guard(lambda: self._check_filter(replace(self._filter(), **{name: float(value)}), self.page_seconds))
+            self._guard(
+                lambda: self._check_filter(
+                    replace(self._filter(), **{name: float(value)}), self.page_seconds
+                )
+            )
         return value
 
     @t.validate("notch")
@@ -118,7 +144,11 @@ class ClinicalReview(t.HasTraits):
             value = [f for f in (float(value), 2.0 * float(value)) if f < fs / 2] or [float(value)]
         value = [float(f) for f in value]
         if self._ready:
-            self._guard(lambda: self._check_filter(replace(self._filter(), notch=tuple(value)), self.page_seconds))
+            self._guard(
+                lambda: self._check_filter(
+                    replace(self._filter(), notch=tuple(value)), self.page_seconds
+                )
+            )
         return value
 
     @t.observe("highpass", "lowpass", "notch")

@@ -19,7 +19,9 @@ _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?$")
 
 def clock_label(start_uutc: int, seconds: float) -> str:
     """``2026-01-01 08:00:10.000 UTC (+10.000 s)`` for `seconds` after the recording start."""
-    t = dt.datetime.fromtimestamp(0, _UTC) + dt.timedelta(microseconds=start_uutc + round(seconds * 1e6))
+    t = dt.datetime.fromtimestamp(0, _UTC) + dt.timedelta(
+        microseconds=start_uutc + round(seconds * 1e6)
+    )
     return f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 1000:03d} UTC (+{seconds:.3f} s)"
 
 
@@ -37,8 +39,10 @@ def parse_time(text: str, start_uutc: int, duration_s: float) -> float:
     except ValueError:
         seconds = _clock_seconds(s, start_uutc)
     if not math.isfinite(seconds) or not 0 <= seconds <= duration_s:
-        raise ValueError(f"{text!r} is outside the recording (0 to {duration_s:.3f} s, "
-                         f"{clock_label(start_uutc, 0)[:23]} to {clock_label(start_uutc, duration_s)[:23]} UTC)")
+        raise ValueError(
+            f"{text!r} is outside the recording (0 to {duration_s:.3f} s, "
+            f"{clock_label(start_uutc, 0)[:23]} to {clock_label(start_uutc, duration_s)[:23]} UTC)"
+        )
     return seconds
 
 
@@ -57,8 +61,10 @@ def _clock_seconds(s: str, start_uutc: int) -> float:
     try:
         t = dt.datetime.fromisoformat(s)
     except ValueError:
-        raise ValueError(f"{s!r} is neither seconds from the start (e.g. 3600) nor a clock time "
-                         "(HH:MM:SS, or an ISO date-time)") from None
+        raise ValueError(
+            f"{s!r} is neither seconds from the start (e.g. 3600) nor a clock time "
+            "(HH:MM:SS, or an ISO date-time)"
+        ) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=_UTC)
     return (t - start).total_seconds()

@@ -41,8 +41,16 @@ def encode(page: Page, columns: int) -> tuple[list[dict], bytes]:
         else:
             values, kind, count, dt = block.data, "raw", n, 1.0 / block.fs
         for row, name in enumerate(block.names):
-            traces[name] = {"name": name, "fs": block.fs, "kind": kind, "n": count, "t0": t0, "dt": dt,
-                            "offset": offset + row * values.shape[1], "error": block.errors.get(name)}
+            traces[name] = {
+                "name": name,
+                "fs": block.fs,
+                "kind": kind,
+                "n": count,
+                "t0": t0,
+                "dt": dt,
+                "offset": offset + row * values.shape[1],
+                "error": block.errors.get(name),
+            }
         parts.append(np.ascontiguousarray(values, np.float32).reshape(-1))
         offset += values.size
     buffer = np.concatenate(parts).tobytes() if parts else b""

@@ -19,14 +19,23 @@ COLUMNS = ("onset", "duration", "trial_type")
 
 
 def empty() -> pd.DataFrame:
-    return pd.DataFrame({"onset": pd.Series(dtype="float64"), "duration": pd.Series(dtype="float64"),
-                         "trial_type": pd.Series(dtype="object")})
+    return pd.DataFrame(
+        {
+            "onset": pd.Series(dtype="float64"),
+            "duration": pd.Series(dtype="float64"),
+            "trial_type": pd.Series(dtype="object"),
+        }
+    )
 
 
-def with_event(events: pd.DataFrame, onset: float, duration: float, text: str, recording_s: float) -> pd.DataFrame:
+def with_event(
+    events: pd.DataFrame, onset: float, duration: float, text: str, recording_s: float
+) -> pd.DataFrame:
     """`events` plus one event, sorted by onset; ValueError if it lies outside the recording."""
     _check_times([onset], [duration], recording_s, "the event")
-    row = pd.DataFrame({"onset": [float(onset)], "duration": [float(duration)], "trial_type": [str(text)]})
+    row = pd.DataFrame(
+        {"onset": [float(onset)], "duration": [float(duration)], "trial_type": [str(text)]}
+    )
     out = pd.concat([events, row], ignore_index=True) if len(events) else row
     return out.sort_values("onset", kind="stable").reset_index(drop=True)
 
@@ -46,8 +55,12 @@ def save(events: pd.DataFrame, path: str | Path) -> Path:
     """Write `events` as tab-separated onset, duration, trial_type ("n/a" for missing, as BIDS writes it)."""
     path = Path(path)
     if path.suffix.lower() == ".mefd" or path.is_dir():
-        raise ValueError(f"events go to a .tsv file, not into {str(path)!r} (a MEF session is never written to)")
-    events.loc[:, list(COLUMNS)].to_csv(path, sep="\t", index=False, na_rep="n/a", float_format="%.6f")
+        raise ValueError(
+            f"events go to a .tsv file, not into {str(path)!r} (a MEF session is never written to)"
+        )
+    events.loc[:, list(COLUMNS)].to_csv(
+        path, sep="\t", index=False, na_rep="n/a", float_format="%.6f"
+    )
     return path
 
 
@@ -55,29 +68,41 @@ def load(path: str | Path, recording_s: float) -> pd.DataFrame:
     """Read an events.tsv; ValueError naming what is wrong (missing columns, bad numbers, times outside)."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={"trial_type": str})
+        table = pd.read_csv(
+            path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={"trial_type": str}
+        )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ValueError(f"cannot read events from {str(path)!r}: {e}") from e
     missing = [c for c in ("onset", "duration") if c not in table.columns]
     if missing:
-        raise ValueError(f"{str(path)!r} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                         f"(an events.tsv needs onset and duration, in seconds; trial_type is the text)")
+        raise ValueError(
+            f"{str(path)!r} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(an events.tsv needs onset and duration, in seconds; trial_type is the text)"
+        )
     try:
         onset = pd.to_numeric(table["onset"]).astype("float64")
         duration = pd.to_numeric(table["duration"]).astype("float64").fillna(0.0)
     except ValueError as e:
-        raise ValueError(f"{str(path)!r}: onset and duration must be numbers of seconds ({e})") from e
+        raise ValueError(
+            f"{str(path)!r}: onset and duration must be numbers of seconds ({e})"
+        ) from e
     _check_times(onset.tolist(), duration.tolist(), recording_s, f"{str(path)!r}: an event")
     text = table["trial_type"].fillna("").astype(str) if "trial_type" in table.columns else ""
     out = pd.DataFrame({"onset": onset, "duration": duration, "trial_type": text})
     return out.sort_values("onset", kind="stable").reset_index(drop=True)
 
 
-def _check_times(onsets: list[float], durations: list[float], recording_s: float, what: str) -> None:
+def _check_times(
+    onsets: list[float], durations: list[float], recording_s: float, what: str
+) -> None:
     for onset, duration in zip(onsets, durations):
         if not (math.isfinite(onset) and math.isfinite(duration) and duration >= 0):
-            raise ValueError(f"{what} at onset {onset!r} with duration {duration!r} is not a time "
-                             f"(onset and a non-negative duration in seconds)")
+            raise ValueError(
+                f"{what} at onset {onset!r} with duration {duration!r} is not a time "
+                f"(onset and a non-negative duration in seconds)"
+            )
         if onset < 0 or onset + duration > recording_s + 1e-6:
-            raise ValueError(f"{what} at {onset:g} s (lasting {duration:g} s) lies outside the recording "
-                             f"(0 to {recording_s:g} s)")
+            raise ValueError(
+                f"{what} at {onset:g} s (lasting {duration:g} s) lies outside the recording "
+                f"(0 to {recording_s:g} s)"
+            )

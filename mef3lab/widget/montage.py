@@ -29,11 +29,41 @@ ALIASES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
 #: The standard bipolar chains, written in 10-20 names.
 CHAINS: dict[str, tuple[str, ...]] = {
     "double banana": (
-        "Fp1-F7", "F7-T3", "T3-T5", "T5-O1", "Fp2-F8", "F8-T4", "T4-T6", "T6-O2",
-        "Fp1-F3", "F3-C3", "C3-P3", "P3-O1", "Fp2-F4", "F4-C4", "C4-P4", "P4-O2", "Fz-Cz", "Cz-Pz"),
+        "Fp1-F7",
+        "F7-T3",
+        "T3-T5",
+        "T5-O1",
+        "Fp2-F8",
+        "F8-T4",
+        "T4-T6",
+        "T6-O2",
+        "Fp1-F3",
+        "F3-C3",
+        "C3-P3",
+        "P3-O1",
+        "Fp2-F4",
+        "F4-C4",
+        "C4-P4",
+        "P4-O2",
+        "Fz-Cz",
+        "Cz-Pz",
+    ),
     "transverse": (
-        "Fp1-Fp2", "F7-F3", "F3-Fz", "Fz-F4", "F4-F8", "T3-C3", "C3-Cz", "Cz-C4", "C4-T4",
-        "T5-P3", "P3-Pz", "Pz-P4", "P4-T6", "O1-O2"),
+        "Fp1-Fp2",
+        "F7-F3",
+        "F3-Fz",
+        "Fz-F4",
+        "F4-F8",
+        "T3-C3",
+        "C3-Cz",
+        "Cz-C4",
+        "C4-T4",
+        "T5-P3",
+        "P3-Pz",
+        "Pz-P4",
+        "P4-T6",
+        "O1-O2",
+    ),
 }
 
 
@@ -55,8 +85,9 @@ def _key(name: str) -> str:
     return ALIASES.get(k, k)
 
 
-def resolve(spec: MontageSpec, names: Sequence[str],
-            group_of: dict[str, float] | None = None) -> tuple[tuple[Derivation, ...], list[str]]:
+def resolve(
+    spec: MontageSpec, names: Sequence[str], group_of: dict[str, float] | None = None
+) -> tuple[tuple[Derivation, ...], list[str]]:
     """The derivations `spec` means for a recording with channels `names`, and notes on what was skipped.
 
     `group_of` (channel -> rate) keeps an average or a pair within one rate group, since
@@ -65,15 +96,22 @@ def resolve(spec: MontageSpec, names: Sequence[str],
     """
     rate = group_of or {n: 0.0 for n in names}
     lookup = {_key(n): n for n in names}
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "as recorded", "referential")):
+    if spec is None or (
+        isinstance(spec, str) and spec.strip().lower() in ("", "as recorded", "referential")
+    ):
         return tuple(Derivation(n, n) for n in names), []
     if isinstance(spec, str):
         kind = spec.strip().lower()
         if kind in ("average", "car", "common average"):
-            return tuple(Derivation(f"{n}-avg", n, tuple(m for m in names if rate[m] == rate[n])) for n in names), []
+            return tuple(
+                Derivation(f"{n}-avg", n, tuple(m for m in names if rate[m] == rate[n]))
+                for n in names
+            ), []
         if kind not in CHAINS:
-            raise ValueError(f"unknown montage {spec!r}: use None (as recorded), 'average', "
-                             f"{', '.join(repr(c) for c in CHAINS)} or a list of 'A-B' pairs")
+            raise ValueError(
+                f"unknown montage {spec!r}: use None (as recorded), 'average', "
+                f"{', '.join(repr(c) for c in CHAINS)} or a list of 'A-B' pairs"
+            )
         found, missing = [], []
         for link in CHAINS[kind]:
             a, b = link.split("-")
@@ -82,10 +120,18 @@ def resolve(spec: MontageSpec, names: Sequence[str],
             else:
                 missing.append(link)
         if not found:
-            raise UnknownChannelError(f"the {kind} montage needs 10-20 channel names (Fp1, F3, T3/T7, ...); "
-                                      f"this recording has {_some(names)}")
-        notes = [f"{kind}: {len(missing)} of {len(CHAINS[kind])} links skipped (channels missing): "
-                 f"{', '.join(missing)}"] if missing else []
+            raise UnknownChannelError(
+                f"the {kind} montage needs 10-20 channel names (Fp1, F3, T3/T7, ...); "
+                f"this recording has {_some(names)}"
+            )
+        notes = (
+            [
+                f"{kind}: {len(missing)} of {len(CHAINS[kind])} links skipped (channels missing): "
+                f"{', '.join(missing)}"
+            ]
+            if missing
+            else []
+        )
         return tuple(found), notes
     pairs = [str(p) for p in spec]
     if not pairs:
@@ -93,22 +139,28 @@ def resolve(spec: MontageSpec, names: Sequence[str],
     return tuple(_parse_pair(p, lookup, names, rate) for p in pairs), []
 
 
-def _parse_pair(text: str, lookup: dict[str, str], names: Sequence[str], rate: dict[str, float]) -> Derivation:
+def _parse_pair(
+    text: str, lookup: dict[str, str], names: Sequence[str], rate: dict[str, float]
+) -> Derivation:
     """ "A-B" split at the dash that leaves two channel names (names may contain dashes themselves)."""
     for i, ch in enumerate(text):
-        if ch == "-" and _key(text[:i]) in lookup and _key(text[i + 1:]) in lookup:
-            return _pair(lookup[_key(text[:i])], lookup[_key(text[i + 1:])], rate)
+        if ch == "-" and _key(text[:i]) in lookup and _key(text[i + 1 :]) in lookup:
+            return _pair(lookup[_key(text[:i])], lookup[_key(text[i + 1 :])], rate)
     if "-" not in text:
         raise ValueError(f"montage pair {text!r} is not of the form 'A-B' (e.g. 'Fp1-F3')")
     unknown = [p for p in text.split("-") if _key(p) not in lookup]
-    raise UnknownChannelError(f"montage pair {text!r} names {', '.join(repr(u) for u in unknown) or 'channels'} "
-                              f"which this recording does not have; it has {_some(names)}")
+    raise UnknownChannelError(
+        f"montage pair {text!r} names {', '.join(repr(u) for u in unknown) or 'channels'} "
+        f"which this recording does not have; it has {_some(names)}"
+    )
 
 
 def _pair(a: str, b: str, rate: dict[str, float]) -> Derivation:
     if rate[a] != rate[b]:
-        raise ValueError(f"{a}-{b}: {a} is sampled at {rate[a]:g} Hz and {b} at {rate[b]:g} Hz; "
-                         "a bipolar pair needs two channels of one rate")
+        raise ValueError(
+            f"{a}-{b}: {a} is sampled at {rate[a]:g} Hz and {b} at {rate[b]:g} Hz; "
+            "a bipolar pair needs two channels of one rate"
+        )
     return Derivation(f"{a}-{b}", a, (b,))
 
 
@@ -136,7 +188,9 @@ def apply(derivations: Sequence[Derivation], names: Sequence[str], data: np.ndar
         if d.minus not in means:
             rows = data[[row[m] for m in d.minus]].astype(np.float64)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (a gap in every channel)
+                warnings.simplefilter(
+                    "ignore", RuntimeWarning
+                )  # all-NaN columns (a gap in every channel)
                 means[d.minus] = np.nanmean(rows, axis=0)
         out[i] = x - means[d.minus]
     return out

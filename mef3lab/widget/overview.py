@@ -54,9 +54,13 @@ def overview(source: RecordingSource, channels: Sequence[str], columns: int) -> 
         if not start.size:
             continue
         c0 = np.clip((start - t0) * columns // span, 0, columns - 1)
-        c1 = np.clip(-(-(np.maximum(end, start + 1) - t0) * columns // span) - 1, c0, columns - 1)  # ceil - 1
+        c1 = np.clip(
+            -(-(np.maximum(end, start + 1) - t0) * columns // span) - 1, c0, columns - 1
+        )  # ceil - 1
         counts = c1 - c0 + 1
-        cols = np.repeat(c0, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+        cols = np.repeat(c0, counts) + (
+            np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        )
         np.fmin.at(lo[row], cols, np.repeat(np.asarray(env["min"], np.float32), counts))
         np.fmax.at(hi[row], cols, np.repeat(np.asarray(env["max"], np.float32), counts))
     return Overview(tuple(channels), span / 1e6, lo, hi)

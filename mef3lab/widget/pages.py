@@ -61,7 +61,9 @@ class Block:
     fs: float
     names: tuple[str, ...]
     first_s: float  # time of column 0, seconds from the recording start (a grid sample)
-    data: np.ndarray  # (len(names), n) float32, NaN in gaps, outside the channel and where reading failed
+    data: (
+        np.ndarray
+    )  # (len(names), n) float32, NaN in gaps, outside the channel and where reading failed
     errors: dict[str, str] = field(default_factory=dict)  # channel -> why it is empty
 
 
@@ -94,8 +96,14 @@ def read_page(source: RecordingSource, view: View, pad_s: float = 0.0) -> Page:
     return Page(view, tuple(blocks))
 
 
-def _read_block(source: RecordingSource, info: SessionInfo, group: RateGroup, names: tuple[str, ...],
-                t0: int, t1: int) -> Block:
+def _read_block(
+    source: RecordingSource,
+    info: SessionInfo,
+    group: RateGroup,
+    names: tuple[str, ...],
+    t0: int,
+    t1: int,
+) -> Block:
     grid = group.grid
     k0, k1 = grid.index_at(t0), grid.index_at(t1)
     first_s = (float(grid.time_of(k0)) - info.start_uutc) / 1e6
@@ -106,7 +114,12 @@ def _read_block(source: RecordingSource, info: SessionInfo, group: RateGroup, na
         try:
             data[:, a - k0 : b - k0] = source.read_index(names, a, b)
         except Mef3LabError as e:
-            log.warning("reading %d channels at %g Hz failed (%s); reading them one by one", len(names), group.fs, e)
+            log.warning(
+                "reading %d channels at %g Hz failed (%s); reading them one by one",
+                len(names),
+                group.fs,
+                e,
+            )
             for row, name in enumerate(names):
                 try:
                     data[row, a - k0 : b - k0] = source.read_index([name], a, b)[0]

@@ -82,7 +82,9 @@ class PageCache:
 class Readahead:
     """What to read next after each shown page, in the direction of travel."""
 
-    def __init__(self, source: RecordingSource, cache: PageCache, duration_us: int, depth: int = 2) -> None:
+    def __init__(
+        self, source: RecordingSource, cache: PageCache, duration_us: int, depth: int = 2
+    ) -> None:
         self.source, self.cache, self.duration_us, self.depth = source, cache, duration_us, depth
         self.direction = 1
         self._last: View | None = None
@@ -98,8 +100,11 @@ class Readahead:
         if not following:
             return
         # the hint first: the read of the next page then finds its segment under way on a server
-        self._hint(min(v.start_us for v in following), max(v.start_us for v in following) + view.length_us,
-                   view.channels)
+        self._hint(
+            min(v.start_us for v in following),
+            max(v.start_us for v in following) + view.length_us,
+            view.channels,
+        )
         if prefetch:
             self.cache.prefetch(following[0])
 

@@ -43,18 +43,34 @@ def read_reviewed(source: RecordingSource, view: View) -> Page:
     inputs = tuple(dict.fromkeys(c for d in shown for c in d.inputs))
     info = source.info
     fs_of = {c: g.fs for g in info.rate_groups for c in g.channels}
-    pad = max((review.filter.pad_s(fs_of[c]) for c in inputs), default=0.0) if review.filter.active else 0.0
+    pad = (
+        max((review.filter.pad_s(fs_of[c]) for c in inputs), default=0.0)
+        if review.filter.active
+        else 0.0
+    )
     raw = read_page(source, View(view.start_us, view.length_us, inputs), pad_s=pad)
     blocks = []
     for block in raw.blocks:
         rows = [d for d in shown if d.plus in block.names]
         data = review.filter.apply(apply(rows, block.names, block.data), block.fs)
-        grid = next(g.grid for g in info.rate_groups if g.fs == block.fs and block.names[0] in g.channels)
+        grid = next(
+            g.grid for g in info.rate_groups if g.fs == block.fs and block.names[0] in g.channels
+        )
         k0 = grid.index_at(info.start_uutc + view.start_us)
         k1 = grid.index_at(info.start_uutc + view.start_us + view.length_us)
         skip = k0 - grid.index_at(info.start_uutc + view.start_us - round(pad * 1e6))
-        errors = {d.name: "; ".join(block.errors[c] for c in d.inputs if c in block.errors)
-                  for d in rows if any(c in block.errors for c in d.inputs)}
-        blocks.append(Block(block.fs, tuple(d.name for d in rows), (float(grid.time_of(k0)) - info.start_uutc) / 1e6,
-                            data[:, skip : skip + (k1 - k0)], errors))
+        errors = {
+            d.name: "; ".join(block.errors[c] for c in d.inputs if c in block.errors)
+            for d in rows
+            if any(c in block.errors for c in d.inputs)
+        }
+        blocks.append(
+            Block(
+                block.fs,
+                tuple(d.name for d in rows),
+                (float(grid.time_of(k0)) - info.start_uutc) / 1e6,
+                data[:, skip : skip + (k1 - k0)],
+                errors,
+            )
+        )
     return replace(raw, view=view, blocks=tuple(blocks))

@@ -64,20 +64,39 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
     first_row = t.Int(0, help="index in `channels` of the top row on screen").tag(sync=True)
     rows = t.Int(20, help="rows (channels) on screen at once").tag(sync=True)
     gain = t.Float(50.0, help="µV per division (one division = one row's height)").tag(sync=True)
-    width_px = t.Int(1000, help="pixel columns of the trace area (set by the front end)").tag(sync=True)
+    width_px = t.Int(1000, help="pixel columns of the trace area (set by the front end)").tag(
+        sync=True
+    )
     row_px = t.Int(26, help="pixels per row").tag(sync=True)
-    view_id = t.Int(0, help="id of the newest page request; replies with older ids are stale").tag(sync=True)
-    page_label = t.Unicode("", help="the page start as text (clock time and seconds)").tag(sync=True)
+    view_id = t.Int(0, help="id of the newest page request; replies with older ids are stale").tag(
+        sync=True
+    )
+    page_label = t.Unicode("", help="the page start as text (clock time and seconds)").tag(
+        sync=True
+    )
     message = t.Unicode("", help="what went wrong, for the reviewer").tag(sync=True)
     duration = t.Float(0.0).tag(sync=True)
     start_uutc = t.Int(0).tag(sync=True)
     units = t.Unicode("µV").tag(sync=True)
-    annotations = t.List(t.Dict(), help="[{t, text, type, duration}] in seconds from the start").tag(sync=True)
+    annotations = t.List(
+        t.Dict(), help="[{t, text, type, duration}] in seconds from the start"
+    ).tag(sync=True)
 
-    def __init__(self, rec: xr.Dataset | xr.DataArray, *, start: float = 0.0, page_seconds: float = 10.0,
-                 channels: list[str] | None = None, gain: float | None = None, rows: int | None = None,
-                 montage: MontageSpec = None, highpass: float | None = None, lowpass: float | None = None,
-                 notch: float | list[float] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        rec: xr.Dataset | xr.DataArray,
+        *,
+        start: float = 0.0,
+        page_seconds: float = 10.0,
+        channels: list[str] | None = None,
+        gain: float | None = None,
+        rows: int | None = None,
+        montage: MontageSpec = None,
+        highpass: float | None = None,
+        lowpass: float | None = None,
+        notch: float | list[float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._ready = False
         self._rec = rec
         self._source = acquire(rec.mef3.spec)
@@ -96,15 +115,26 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         self.dropped = 0  # replies dropped because a newer request came in
         notes = rec.mef3.annotations
         super().__init__(
-            duration=info.duration_s, start_uutc=int(info.start_uutc), channels=list(channels or present),
+            duration=info.duration_s,
+            start_uutc=int(info.start_uutc),
+            channels=list(channels or present),
             all_channels=present,
-            page_seconds=page_seconds, start=start, gain=gain or 50.0,
+            page_seconds=page_seconds,
+            start=start,
+            gain=gain or 50.0,
             rows=min(rows or 20, len(channels or present)),
             units=str(rec.attrs.get("units", "µV")).replace("uV", "µV"),
-            annotations=[{"t": float(r.time_s), "text": str(r.text), "type": str(r.type),
-                          "duration": None if math.isnan(r.duration_s) else float(r.duration_s)}
-                         for r in notes.itertuples()],
-            **kwargs)
+            annotations=[
+                {
+                    "t": float(r.time_s),
+                    "text": str(r.text),
+                    "type": str(r.type),
+                    "duration": None if math.isnan(r.duration_s) else float(r.duration_s),
+                }
+                for r in notes.itertuples()
+            ],
+            **kwargs,
+        )
         self.on_msg(self._on_msg)
         self._recorded = present
         try:
@@ -147,9 +177,14 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         arrays = {b.fs: _block_array(b, self._rec.attrs, self.units) for b in page.blocks}
         if len(arrays) == 1:
             return next(iter(arrays.values()))
-        return xr.Dataset({f"signal_{rate_label(fs)}": a.rename({"channel": f"channel_{rate_label(fs)}",
-                                                                "time": f"time_{rate_label(fs)}"})
-                           for fs, a in arrays.items()})
+        return xr.Dataset(
+            {
+                f"signal_{rate_label(fs)}": a.rename(
+                    {"channel": f"channel_{rate_label(fs)}", "time": f"time_{rate_label(fs)}"}
+                )
+                for fs, a in arrays.items()
+            }
+        )
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until the newest page has been served (for scripts and tests; a notebook need not)."""
@@ -175,7 +210,9 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         value = float(proposal["value"])
         if not math.isfinite(value):
             raise t.TraitError(f"start must be a number of seconds, not {proposal['value']!r}")
-        return min(max(value, 0.0), max(0.0, self.duration - self.page_seconds))  # paging stops at the ends
+        return min(
+            max(value, 0.0), max(0.0, self.duration - self.page_seconds)
+        )  # paging stops at the ends
 
     @t.validate("channels")
     def _valid_channels(self, proposal: dict) -> list[str]:
@@ -186,7 +223,9 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
             known = {d.name for d in self._review.derivations}
             unknown = [n for n in names if n not in known]
             if unknown:
-                raise t.TraitError(f"{', '.join(unknown)} not in the montage on screen; it has {', '.join(known)}")
+                raise t.TraitError(
+                    f"{', '.join(unknown)} not in the montage on screen; it has {', '.join(known)}"
+                )
             return names
         for name in names:
             self._source.info.channel(name)  # UnknownChannelError naming what there is
@@ -223,7 +262,9 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         A zoomed-out page as recorded (many samples per column) comes from the envelope store
         instead: per-column min/max of cached per-segment envelopes, never the full samples."""
         view, width = request
-        zoomed = view.review is None and self._samples_per_column(view, width) >= ZOOM_SAMPLES_PER_COLUMN
+        zoomed = (
+            view.review is None and self._samples_per_column(view, width) >= ZOOM_SAMPLES_PER_COLUMN
+        )
         page: Page | None = None
         try:
             if zoomed:
@@ -241,15 +282,27 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         if self._auto_gain and page is not None:
             self._auto_gain = False
             self.gain = _gain_for(page)
-        self.send({"type": "page", "id": id, "start": view.start_s, "seconds": view.length_s, "traces": traces},
-                  [buffer])
+        self.send(
+            {
+                "type": "page",
+                "id": id,
+                "start": view.start_s,
+                "seconds": view.length_s,
+                "traces": traces,
+            },
+            [buffer],
+        )
         self.sent += 1
         errors = page.errors if page is not None else {}
-        self.message = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
+        self.message = "; ".join(
+            f"{name} could not be read ({msg})" for name, msg in errors.items()
+        )
         if width != self._overview_width:
             self._send_overview(width)
         if zoomed:
-            self._readahead.shown(view, prefetch=False)  # the hint to a server only; the envelopes ahead here
+            self._readahead.shown(
+                view, prefetch=False
+            )  # the hint to a server only; the envelopes ahead here
             ahead = view.shifted(self._readahead.direction)
             if 0 <= ahead.start_us < self._source.info.end_uutc - self._source.info.start_uutc:
                 self._zoom.ahead(ahead, width)
@@ -268,7 +321,9 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         except Mef3LabError as e:
             self.message = f"no overview: {type(e).__name__}: {e}"
             return
-        self.send({"type": "overview", "n": int(strip.size), "seconds": self.duration}, [strip.tobytes()])
+        self.send(
+            {"type": "overview", "n": int(strip.size), "seconds": self.duration}, [strip.tobytes()]
+        )
 
     # -- what the front end sends ---------------------------------------------------------
     def _on_msg(self, widget: Any, content: dict, buffers: list) -> None:
@@ -287,12 +342,18 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
                 self.message = str(e)
         elif kind == "bad":
             name = str(content.get("name", ""))
-            self.bad_channels = ([b for b in self.bad_channels if b != name] if name in self.bad_channels
-                                 else [*self.bad_channels, name])
+            self.bad_channels = (
+                [b for b in self.bad_channels if b != name]
+                if name in self.bad_channels
+                else [*self.bad_channels, name]
+            )
         elif kind == "mark":
             try:
-                self.mark(float(content.get("t", self.start)), float(content.get("duration", 0.0)),
-                          str(content.get("text", "event")))
+                self.mark(
+                    float(content.get("t", self.start)),
+                    float(content.get("duration", 0.0)),
+                    str(content.get("text", "event")),
+                )
             except ValueError:
                 pass  # shown in the widget by mark
         elif kind == "resize":
@@ -331,10 +392,16 @@ def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list
 def _block_array(block, attrs: dict, units: str) -> xr.DataArray:
     n = block.data.shape[1]
     time = block.first_s + np.arange(n) / block.fs
-    keep = {k: v for k, v in attrs.items() if k.startswith("mef3_") or k in ("start_uutc", "start_time")}
-    return xr.DataArray(block.data, dims=("channel", "time"), name="signal",
-                        coords={"channel": list(block.names), "time": ("time", time, {"units": "s"})},
-                        attrs={**keep, "fs": block.fs, "units": units})
+    keep = {
+        k: v for k, v in attrs.items() if k.startswith("mef3_") or k in ("start_uutc", "start_time")
+    }
+    return xr.DataArray(
+        block.data,
+        dims=("channel", "time"),
+        name="signal",
+        coords={"channel": list(block.names), "time": ("time", time, {"units": "s"})},
+        attrs={**keep, "fs": block.fs, "units": units},
+    )
 
 
 def _positive(proposal: dict, rule: str) -> float:
@@ -354,7 +421,9 @@ def _step_gain(gain: float, finer: bool) -> float:
 
 def _gain_for(page: Page) -> float:
     """A first gain that shows the page's typical channel at about ±2 divisions peak to peak."""
-    spread = [float(np.nanstd(row)) for b in page.blocks for row in b.data if np.isfinite(row).any()]
+    spread = [
+        float(np.nanstd(row)) for b in page.blocks for row in b.data if np.isfinite(row).any()
+    ]
     if not spread:
         return 50.0
     target = 4 * float(np.median(spread))

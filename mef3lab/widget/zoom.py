@@ -87,27 +87,41 @@ class EnvelopeStore:
             n = k1 - k0
             count = max(1, min(columns, n))
             got = self._index_columns(grid, names, k0, k1, count)
-            lo, hi = got if got is not None else self._columns(group.fs, names, grid.n_samples, k0, k1, count)
+            lo, hi = (
+                got
+                if got is not None
+                else self._columns(group.fs, names, grid.n_samples, k0, k1, count)
+            )
             first_s = (float(grid.time_of(k0)) - info.start_uutc) / 1e6
             for row, name in enumerate(names):
-                traces[name] = {"name": name, "fs": group.fs, "kind": "minmax", "n": count,
-                                "t0": first_s - view.start_s, "dt": n / group.fs / count,
-                                "offset": offset + row * 2 * count, "error": None}
+                traces[name] = {
+                    "name": name,
+                    "fs": group.fs,
+                    "kind": "minmax",
+                    "n": count,
+                    "t0": first_s - view.start_s,
+                    "dt": n / group.fs / count,
+                    "offset": offset + row * 2 * count,
+                    "error": None,
+                }
             values = np.concatenate([lo, hi], axis=1).astype(np.float32)
             parts.append(values.reshape(-1))
             offset += values.size
         buffer = np.concatenate(parts).tobytes() if parts else b""
         return [traces[name] for name in view.channels], buffer
 
-    def _columns(self, fs: float, names: tuple[str, ...], total: int, k0: int, k1: int,
-                 count: int) -> tuple[np.ndarray, np.ndarray]:
+    def _columns(
+        self, fs: float, names: tuple[str, ...], total: int, k0: int, k1: int, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-column (lo, hi) of grid samples ``[k0, k1)`` in `count` columns: (len(names), count) each."""
         seg = self.source.segment_samples(fs)
         b = _bin_size(seg, (k1 - k0) // count)
         j0, j1 = k0 // b, -(-k1 // b)  # the fine bins overlapping the page
         lo = np.full((len(names), j1 - j0), np.nan, np.float32)
         hi = np.full((len(names), j1 - j0), np.nan, np.float32)
-        for i in range(max(k0, 0) // seg, (min(k1, total) - 1) // seg + 1 if min(k1, total) > max(k0, 0) else 0):
+        for i in range(
+            max(k0, 0) // seg, (min(k1, total) - 1) // seg + 1 if min(k1, total) > max(k0, 0) else 0
+        ):
             fine = self._segment(fs, names, total, i, seg, b)
             a = i * seg // b  # the segment's first bin
             x0, x1 = max(a, j0), min(a + fine.shape[2], j1)
@@ -120,7 +134,9 @@ class EnvelopeStore:
         with np.errstate(invalid="ignore"):
             return np.fmin.reduceat(lo, first, axis=1), np.fmax.reduceat(hi, first, axis=1)
 
-    def _blocks(self, grid, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    def _blocks(
+        self, grid, names: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Block [start, end) grid indices and (channels, blocks) minima and maxima, or None if the channels'
         blocks do not start together."""
         key = ("blocks", grid.fs, names)
@@ -129,17 +145,22 @@ class EnvelopeStore:
         if got is None:
             envs = [self.source.block_envelope(n) for n in names]
             starts = np.asarray(envs[0]["start_uutc"], np.int64)
-            if any(not np.array_equal(np.asarray(e["start_uutc"], np.int64), starts) for e in envs[1:]):
+            if any(
+                not np.array_equal(np.asarray(e["start_uutc"], np.int64), starts) for e in envs[1:]
+            ):
                 return None
             end = np.max([np.asarray(e["end_uutc"], np.int64) for e in envs], axis=0)
             to_k = lambda t: np.ceil((t - grid.start_uutc) * grid.fs / 1e6 - 1e-3)  # noqa: E731 - Grid.index_at
-            got = np.vstack([to_k(starts), to_k(end), *[e["min"] for e in envs], *[e["max"] for e in envs]])
+            got = np.vstack(
+                [to_k(starts), to_k(end), *[e["min"] for e in envs], *[e["max"] for e in envs]]
+            )
             self._bins.put(key, got)
         n = len(names)
         return got[0].astype(np.int64), got[1].astype(np.int64), got[2 : 2 + n], got[2 + n :]
 
-    def _index_columns(self, grid, names: tuple[str, ...], k0: int, k1: int,
-                       count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def _index_columns(
+        self, grid, names: tuple[str, ...], k0: int, k1: int, count: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Columns from the block index plus the decoded blocks across column edges, or None where that
         does not apply (blocks not aligned, or columns narrower than `INDEX_BLOCKS_PER_COLUMN` blocks)."""
         blocks = self._blocks(grid, names)
@@ -160,16 +181,23 @@ class EnvelopeStore:
             np.fmin.at(lo[row], first[whole], bmin[row, whole].astype(np.float32))
             np.fmax.at(hi[row], first[whole], bmax[row, whole].astype(np.float32))
         for a, z in zip(ks[~whole].tolist(), ke[~whole].tolist()):
-            cols, part_lo, part_hi = self._split_block(grid, names, max(a, k0, 0), min(z, k1, grid.n_samples), edges)
+            cols, part_lo, part_hi = self._split_block(
+                grid, names, max(a, k0, 0), min(z, k1, grid.n_samples), edges
+            )
             lo[:, cols] = np.fmin(lo[:, cols], part_lo)
             hi[:, cols] = np.fmax(hi[:, cols], part_hi)
         return lo, hi
 
-    def _split_block(self, grid, names: tuple[str, ...], a: int, z: int,
-                     edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _split_block(
+        self, grid, names: tuple[str, ...], a: int, z: int, edges: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A block across column edges, decoded once per set of edges: its columns and each one's (lo, hi) of it."""
         if z <= a:
-            return np.empty(0, np.int64), np.empty((len(names), 0), np.float32), np.empty((len(names), 0), np.float32)
+            return (
+                np.empty(0, np.int64),
+                np.empty((len(names), 0), np.float32),
+                np.empty((len(names), 0), np.float32),
+            )
         cuts = edges[(edges > a) & (edges < z)]
         key = ("edge", grid.fs, names, a, z, tuple(cuts.tolist()))
         with self._lock:
@@ -188,7 +216,9 @@ class EnvelopeStore:
         self._bins.put(key, got)
         return got
 
-    def _segment(self, fs: float, names: tuple[str, ...], total: int, i: int, seg: int, b: int) -> np.ndarray:
+    def _segment(
+        self, fs: float, names: tuple[str, ...], total: int, i: int, seg: int, b: int
+    ) -> np.ndarray:
         """(2, channels, bins) fine min/max of segment `i`, decoded once and cached."""
         key = (fs, names, i, b)
         with self._lock:
@@ -200,8 +230,12 @@ class EnvelopeStore:
         self.decoded += data.shape[1]
         bins = -(-(z - a) // b)
         with np.errstate(invalid="ignore"):
-            fine = np.stack([np.fmin.reduceat(data, np.arange(bins) * b, axis=1),
-                             np.fmax.reduceat(data, np.arange(bins) * b, axis=1)]).astype(np.float32)
+            fine = np.stack(
+                [
+                    np.fmin.reduceat(data, np.arange(bins) * b, axis=1),
+                    np.fmax.reduceat(data, np.arange(bins) * b, axis=1),
+                ]
+            ).astype(np.float32)
         self._bins.put(key, fine)
         return fine
 

@@ -36,8 +36,10 @@ def viewer(name: str) -> Any:
     """The viewer registered as `name` in the ``mef3lab.viewers`` entry points (e.g. ``scroll``)."""
     found = entry_points(group=VIEWERS_GROUP, name=name)
     if not found:
-        raise RuntimeError(f"no {name!r} viewer is installed ({VIEWERS_GROUP} entry points); "
-                           "reinstall mef3lab, or use mef3lab.Scroller(rec)")
+        raise RuntimeError(
+            f"no {name!r} viewer is installed ({VIEWERS_GROUP} entry points); "
+            "reinstall mef3lab, or use mef3lab.Scroller(rec)"
+        )
     return next(iter(found)).load()
 
 
@@ -57,7 +59,9 @@ class Mef3Accessor:
                 "this object has lost the mef3_* attrs that name its recording (an operation "
                 "dropped attrs); ask .mef3 on the object open_recording returned, or a selection of it"
             )
-        return known_spec(attrs["mef3_path"], attrs.get("mef3_address") or None, attrs.get("mef3_engine") or None)
+        return known_spec(
+            attrs["mef3_path"], attrs.get("mef3_address") or None, attrs.get("mef3_engine") or None
+        )
 
     @property
     def info(self) -> SessionInfo:
@@ -133,8 +137,15 @@ class Mef3Accessor:
                     continue
                 rows.append((name, a, b, g.start_uutc, g.end_uutc, b - a))
         df = pd.DataFrame(rows, columns=GAP_COLUMNS)
-        return df.astype({"start_uutc": "int64", "end_uutc": "int64", "start_s": "float64",
-                          "end_s": "float64", "duration_s": "float64"})
+        return df.astype(
+            {
+                "start_uutc": "int64",
+                "end_uutc": "int64",
+                "start_s": "float64",
+                "end_s": "float64",
+                "duration_s": "float64",
+            }
+        )
 
     @property
     def annotations(self) -> pd.DataFrame:
@@ -197,7 +208,11 @@ class Mef3DatasetAccessor(Mef3Accessor):
                 continue
             suffix = name[len("signal") :]
             if suffix:
-                rename = {k + suffix: k for k in ("channel", "time", "fs", "units") if k + suffix in da.coords}
+                rename = {
+                    k + suffix: k
+                    for k in ("channel", "time", "fs", "units")
+                    if k + suffix in da.coords
+                }
                 da = da.rename(rename)
             out[float(da.attrs["fs"])] = da.rename("signal")
         return dict(sorted(out.items(), key=lambda kv: -kv[0]))

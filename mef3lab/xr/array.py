@@ -38,7 +38,12 @@ class Mef3BackendArray(BackendArray):
     """
 
     def __init__(
-        self, spec: SourceSpec, channels: tuple[str, ...], n_time: int, dtype: str, fs: float | None = None
+        self,
+        spec: SourceSpec,
+        channels: tuple[str, ...],
+        n_time: int,
+        dtype: str,
+        fs: float | None = None,
     ) -> None:
         self.spec = spec
         self.channels = tuple(channels)
@@ -84,13 +89,17 @@ class Mef3BackendArray(BackendArray):
             try:
                 block = source.read_index(names, k0, k1, self.dtype.name)
             except ServerUnavailableError:
-                discard(self.spec, source)  # computing again after the server is back reconnects at once
+                discard(
+                    self.spec, source
+                )  # computing again after the server is back reconnects at once
                 raise
         if np.ndim(cidx) == 0:
             block = block[inverse[0]]
         elif not np.array_equal(uniq, cidx):  # repeated or reordered channels: rows as asked for
             block = block[inverse.reshape(np.shape(cidx))]
-        if not (isinstance(take, slice) and take.step in (None, 1)):  # a contiguous window needs no copy
+        if not (
+            isinstance(take, slice) and take.step in (None, 1)
+        ):  # a contiguous window needs no copy
             block = block[..., take]
         block = np.asarray(block, dtype=self.dtype)
         return block if block.flags.writeable else block.copy()  # users may modify what they get
@@ -130,7 +139,9 @@ class Mef3BackendArray(BackendArray):
 
 
 #: Per source of this process, per (channels, dtype): where the last read began, and which way reads go.
-_travels: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]]" = weakref.WeakKeyDictionary()
+_travels: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]]" = (
+    weakref.WeakKeyDictionary()
+)
 _travels_lock = threading.Lock()
 
 
@@ -143,7 +154,11 @@ def _travel(source: Any, names: list[str], dtype: str, k0: int) -> int:
         except TypeError:  # a source that cannot be weakly referenced: always forwards
             return 1
         previous = mine.get(key)
-        step = 1 if previous is None else (previous[1] if k0 == previous[0] else (1 if k0 > previous[0] else -1))
+        step = (
+            1
+            if previous is None
+            else (previous[1] if k0 == previous[0] else (1 if k0 > previous[0] else -1))
+        )
         mine[key] = (k0, step)
     return step
 

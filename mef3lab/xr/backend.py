@@ -67,7 +67,6 @@ from .index import GridTimeIndex
 __all__ = ["Mef3BackendEntrypoint", "build_dataset", "open_recording", "rate_label"]
 
 
-
 def rate_label(fs: float) -> str:
     """``256`` -> ``"256Hz"``, ``512.5`` -> ``"512p5Hz"`` (usable in variable names)."""
     text = f"{fs:.6f}".rstrip("0").rstrip(".")
@@ -82,7 +81,11 @@ def _iso(uutc: int) -> str:
 
 
 def _source_attrs(spec: SourceSpec) -> dict[str, str]:
-    return {"mef3_path": spec.path, "mef3_address": spec.address or "", "mef3_engine": spec.engine or ""}
+    return {
+        "mef3_path": spec.path,
+        "mef3_address": spec.address or "",
+        "mef3_engine": spec.engine or "",
+    }
 
 
 def _channel_list(info: SessionInfo, channels: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -155,8 +158,10 @@ def build_dataset(
             array = Mef3BackendArray(spec, mine, group.grid.n_samples, dtype, float(group.fs))
             attrs = {"long_name": "signal", "fs": float(group.fs), **common}
             if dtype == "int32":  # not `_FillValue`: CF decoding would turn the counts into floats
-                attrs.update(long_name="stored counts (value = count × conversion_factor)",
-                             gap_value=int(RAW_NAN))
+                attrs.update(
+                    long_name="stored counts (value = count × conversion_factor)",
+                    gap_value=int(RAW_NAN),
+                )
             elif len(set(units)) == 1:
                 attrs["units"] = units[0]
             v = xr.Variable((cdim, tdim), indexing.LazilyIndexedArray(array), attrs=attrs)
@@ -167,15 +172,22 @@ def build_dataset(
             data_vars[var] = v
 
             coords[cdim] = xr.Variable(cdim, np.array(mine, dtype=object))
-            coords["fs" + suffix] = xr.Variable(cdim, np.array([c.fs for c in chans], np.float64), {"units": "Hz"})
+            coords["fs" + suffix] = xr.Variable(
+                cdim, np.array([c.fs for c in chans], np.float64), {"units": "Hz"}
+            )
             coords["units" + suffix] = xr.Variable(cdim, np.array(units, dtype=object))
             coords["conversion_factor" + suffix] = xr.Variable(
-                cdim, np.array([c.conversion_factor for c in chans], np.float64), {"long_name": "units per count"})
+                cdim,
+                np.array([c.conversion_factor for c in chans], np.float64),
+                {"long_name": "units per count"},
+            )
 
             offset = (group.grid.start_uutc - start) / 1e6
             index = GridTimeIndex.regular(offset, group.fs, group.grid.n_samples, tdim)
             tcoords = xr.Coordinates.from_xindex(index)
-            tcoords[tdim].attrs.update({"units": "s", "long_name": "time from recording start", "fs": float(group.fs)})
+            tcoords[tdim].attrs.update(
+                {"units": "s", "long_name": "time from recording start", "fs": float(group.fs)}
+            )
             indexes.append(tcoords)
     except BaseException:
         release(spec)
@@ -193,7 +205,9 @@ def build_dataset(
         }
     )
     if info.damaged:  # left out of the variables; a string, so the Dataset still writes to netCDF
-        ds.attrs["damaged_channels"] = "; ".join(f"{name}: {why}" for name, why in info.damaged.items())
+        ds.attrs["damaged_channels"] = "; ".join(
+            f"{name}: {why}" for name, why in info.damaged.items()
+        )
     ds.encoding["source"] = spec.path
     ds.set_close(_Release(spec))
     return ds
@@ -210,7 +224,13 @@ class Mef3BackendEntrypoint(BackendEntrypoint):
 
     description = "MEF 3.0 recordings (.mefd sessions, or mef3://host:port/path URIs) via mef3lab"
     open_dataset_parameters = (
-        "filename_or_obj", "drop_variables", "password", "reader_engine", "address", "channels", "dtype",
+        "filename_or_obj",
+        "drop_variables",
+        "password",
+        "reader_engine",
+        "address",
+        "channels",
+        "dtype",
     )
 
     def open_dataset(  # type: ignore[override]

@@ -49,11 +49,25 @@ class GridTransform(RangeCoordinateTransform):
     __slots__ = ("fs", "k_first", "origin", "stride")
 
     def __init__(
-        self, origin: float, fs: float, k_first: int, stride: int, size: int, coord_name: Hashable, dim: str
+        self,
+        origin: float,
+        fs: float,
+        k_first: int,
+        stride: int,
+        size: int,
+        coord_name: Hashable,
+        dim: str,
     ) -> None:
-        self.origin, self.fs, self.k_first, self.stride = float(origin), float(fs), int(k_first), int(stride)
+        self.origin, self.fs, self.k_first, self.stride = (
+            float(origin),
+            float(fs),
+            int(k_first),
+            int(stride),
+        )
         start = self.origin + self.k_first / self.fs
-        super().__init__(start, start + size * stride / self.fs, size, coord_name, dim, step=stride / self.fs)
+        super().__init__(
+            start, start + size * stride / self.fs, size, coord_name, dim, step=stride / self.fs
+        )
 
     def forward(self, dim_positions: dict[str, Any]) -> dict[Hashable, Any]:
         k = self.k_first + np.asarray(dim_positions[self.dim]) * self.stride
@@ -66,8 +80,13 @@ class GridTransform(RangeCoordinateTransform):
     def slice(self, sl: slice) -> "GridTransform":
         r = range(self.size)[sl]
         return type(self)(
-            self.origin, self.fs, self.k_first + r.start * self.stride, self.stride * r.step, len(r),
-            self.coord_name, self.dim,
+            self.origin,
+            self.fs,
+            self.k_first + r.start * self.stride,
+            self.stride * r.step,
+            len(r),
+            self.coord_name,
+            self.dim,
         )
 
 
@@ -86,7 +105,9 @@ class GridTimeIndex(RangeIndex):
     def regular(cls, origin: float, fs: float, size: int, dim: str) -> "GridTimeIndex":
         return cls(GridTransform(origin, fs, 0, 1, size, dim, dim))
 
-    def create_variables(self, variables: Mapping[Any, xr.Variable] | None = None) -> dict[Hashable, xr.Variable]:
+    def create_variables(
+        self, variables: Mapping[Any, xr.Variable] | None = None
+    ) -> dict[Hashable, xr.Variable]:
         out = {}
         for name, var in super().create_variables(variables).items():
             data = _GridCoordinateArray(self.transform, name, var.dims)
@@ -107,7 +128,9 @@ class GridTimeIndex(RangeIndex):
             )
         return self.transform.reverse({self.coord_name: labels})[self.dim]
 
-    def sel(self, labels: dict[Any, Any], method: str | None = None, tolerance: Any = None) -> IndexSelResult:
+    def sel(
+        self, labels: dict[Any, Any], method: str | None = None, tolerance: Any = None
+    ) -> IndexSelResult:
         label = labels[self.coord_name]
         if isinstance(label, slice):
             return IndexSelResult({self.dim: self._slice(label)})
@@ -163,7 +186,11 @@ class GridTimeIndex(RangeIndex):
             return float(self._positions(np.asarray(x)))
 
         i0 = 0 if label.start is None else max(0, math.ceil(pos(label.start) - _EPS))
-        i1 = self.size if label.stop is None else min(self.size, math.floor(pos(label.stop) + _EPS) + 1)
+        i1 = (
+            self.size
+            if label.stop is None
+            else min(self.size, math.floor(pos(label.stop) + _EPS) + 1)
+        )
         i0 = min(i0, self.size)
         step = None
         if label.step is not None:

@@ -38,7 +38,9 @@ def recording_html(acc: Summarized) -> str:
     """Channels and rates, duration as clock time, gaps, annotations, encryption, where it is read."""
     info = acc.info
     e = html.escape
-    rates = "; ".join(f"{count(len(g.channels), 'channel')} at {g.fs:g} Hz" for g in info.rate_groups)
+    rates = "; ".join(
+        f"{count(len(g.channels), 'channel')} at {g.fs:g} Hz" for g in info.rate_groups
+    )
     gaps = acc.gaps
     ann = acc.annotations
     where = acc.spec.address or "this process"
@@ -48,11 +50,16 @@ def recording_html(acc: Summarized) -> str:
         ("channels", e(rates)),
         ("time", f"{e(iso(info.start_uutc))} + {hms(info.duration_s)}"),
         ("gaps", _gaps(gaps, len(info.channels))),
-        ("annotations", str(len(ann)) + (f" ({e(', '.join(sorted(set(ann['type']))))})" if len(ann) else "")),
+        (
+            "annotations",
+            str(len(ann)) + (f" ({e(', '.join(sorted(set(ann['type']))))})" if len(ann) else ""),
+        ),
         ("encrypted", "yes" if info.encrypted else "no"),
     ]
-    body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
-                   for k, v in rows)
+    body = "".join(
+        f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
+        for k, v in rows
+    )
     return f"<div class='mef3lab-recording'><table>{body}</table></div>"
 
 

@@ -17,7 +17,9 @@ import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
+if (
+    str(REPO) not in sys.path
+):  # `benchmarks` is a folder of the repository, not an installed package
     sys.path.insert(0, str(REPO))
 
 from benchmarks.browser import Lab, ensure_chromium  # noqa: E402
@@ -56,35 +58,46 @@ def test_scroller_in_the_browser(lab):
     lab.run_all(page)
     widget = page.locator(".m3s").first
     widget.wait_for(timeout=60_000)
-    page.wait_for_function("el => Number(el.dataset.drawnStart) === 358", arg=widget.element_handle(),
-                           timeout=60_000)  # the notebook's last go_to(358) is on screen
+    page.wait_for_function(
+        "el => Number(el.dataset.drawnStart) === 358", arg=widget.element_handle(), timeout=60_000
+    )  # the notebook's last go_to(358) is on screen
     ARTIFACTS.mkdir(exist_ok=True)
     widget.scroll_into_view_if_needed()
     widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-358s.png"))
 
     widget.locator("canvas.m3s-canvas").click(position={"x": 400, "y": 100})
-    page.wait_for_function("el => document.activeElement === el", arg=widget.element_handle(), timeout=5000)
+    page.wait_for_function(
+        "el => document.activeElement === el", arg=widget.element_handle(), timeout=5000
+    )
     before = state(widget)
     assert "08:05:58.000 UTC (+358.000 s)" in before["start"] and before["focused"]
 
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("el => Number(el.dataset.drawnStart) === 368", arg=widget.element_handle(), timeout=20_000)
+    page.wait_for_function(
+        "el => Number(el.dataset.drawnStart) === 368", arg=widget.element_handle(), timeout=20_000
+    )
     after = state(widget)
     assert "08:06:08.000 UTC (+368.000 s)" in after["start"]
     assert after["pixels"] != before["pixels"] and after["focused"]
     widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-368s.png"))
 
-    page.keyboard.press("a")  # in a notebook's command mode, a new cell above: not from inside the widget
+    page.keyboard.press(
+        "a"
+    )  # in a notebook's command mode, a new cell above: not from inside the widget
     page.keyboard.press("ArrowDown")
     assert state(widget)["cells"] == before["cells"]
 
     # a held → faster than pages can be read: 20 key repeats at once
     widget.evaluate("""el => { for (let i = 0; i < 20; i++)
         el.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true})); }""")
-    page.wait_for_function("el => Number(el.dataset.drawnStart) === 568", arg=widget.element_handle(), timeout=30_000)
+    page.wait_for_function(
+        "el => Number(el.dataset.drawnStart) === 568", arg=widget.element_handle(), timeout=30_000
+    )
     page.wait_for_timeout(1000)
     held = state(widget)
-    assert "(+568.000 s)" in held["start"] and held["drawnStart"] == 568  # the right page, and it stays
+    assert (
+        "(+568.000 s)" in held["start"] and held["drawnStart"] == 568
+    )  # the right page, and it stays
     assert held["pages"] - after["pages"] < 20, "every page on the way was drawn"
 
     # choosing channels in the widget: the notebook showed every second one; drop the first
@@ -92,27 +105,42 @@ def test_scroller_in_the_browser(lab):
     assert "ch 1–12 of 12" in widget.locator(".m3s-rows").text_content()
     widget.locator(".m3s-chans summary").click()
     widget.locator(".m3s-chans input[value=ch000]").uncheck()
-    page.wait_for_function("el => el.dataset.drawnChannels.startsWith('ch002,ch004,')", arg=widget.element_handle(),
-                           timeout=20_000)
+    page.wait_for_function(
+        "el => el.dataset.drawnChannels.startsWith('ch002,ch004,')",
+        arg=widget.element_handle(),
+        timeout=20_000,
+    )
     assert "ch 1–11 of 11" in widget.locator(".m3s-rows").text_content()
     widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-channels.png"))
 
     # the overview bar (the whole 20 minutes, from the block index): a click three quarters along
     # centres the page on 900 s
-    page.wait_for_function("el => Number(el.dataset.overviewColumns) > 0", arg=widget.element_handle(), timeout=20_000)
+    page.wait_for_function(
+        "el => Number(el.dataset.overviewColumns) > 0", arg=widget.element_handle(), timeout=20_000
+    )
     strip = widget.locator(".m3s-overview")
     box = strip.bounding_box()
     strip.click(position={"x": 96 + 0.75 * (box["width"] - 96), "y": box["height"] / 2})
-    page.wait_for_function("el => Math.abs(Number(el.dataset.drawnStart) - 895) < 2", arg=widget.element_handle(),
-                           timeout=20_000)
+    page.wait_for_function(
+        "el => Math.abs(Number(el.dataset.drawnStart) - 895) < 2",
+        arg=widget.element_handle(),
+        timeout=20_000,
+    )
 
     # a montage this recording cannot have (no 10-20 names): the message, and the page stays drawn and usable
     drawn = widget.evaluate("el => el.dataset.drawnId")
     widget.locator("select.m3s-montage").select_option(label="double banana")
-    page.wait_for_function("el => el.querySelector('.m3s-msg').textContent.includes('10-20 channel names')",
-                           arg=widget.element_handle(), timeout=20_000)
+    page.wait_for_function(
+        "el => el.querySelector('.m3s-msg').textContent.includes('10-20 channel names')",
+        arg=widget.element_handle(),
+        timeout=20_000,
+    )
     assert widget.evaluate("el => el.dataset.drawnId") == drawn
-    widget.locator("select.m3s-highpass").select_option(label="HP 1")  # a display filter: the page is drawn again
-    page.wait_for_function(f"el => Number(el.dataset.drawnId) > {drawn}", arg=widget.element_handle(), timeout=20_000)
+    widget.locator("select.m3s-highpass").select_option(
+        label="HP 1"
+    )  # a display filter: the page is drawn again
+    page.wait_for_function(
+        f"el => Number(el.dataset.drawnId) > {drawn}", arg=widget.element_handle(), timeout=20_000
+    )
     widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-overview-hp.png"))
     page.close()

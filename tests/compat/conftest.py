@@ -44,18 +44,34 @@ def spec(tmp_path_factory) -> SimpleNamespace:
     out = tmp_path_factory.mktemp("spec_client")
     pkg = out / "compat_spec_client"
     pkg.mkdir()
-    args = ["protoc", f"-I{SPEC.parent}", f"--python_out={pkg}", f"--grpc_python_out={pkg}", SPEC.name]
+    args = [
+        "protoc",
+        f"-I{SPEC.parent}",
+        f"--python_out={pkg}",
+        f"--grpc_python_out={pkg}",
+        SPEC.name,
+    ]
     assert protoc.main(args) == 0, "protoc failed on the spec proto"
     (pkg / "__init__.py").write_text("")
     pb2, pb2_grpc = pkg / "gRPCMef3Server_pb2.py", pkg / "gRPCMef3Server_pb2_grpc.py"
     # A private descriptor pool: the spec's messages (no package) must not meet mef3lab's.
-    pb2.write_text(pb2.read_text().replace("_descriptor_pool.Default()", "_descriptor_pool.DescriptorPool()"))
-    pb2_grpc.write_text(re.sub(r"^import gRPCMef3Server_pb2 as", "from . import gRPCMef3Server_pb2 as",
-                               pb2_grpc.read_text(), flags=re.M))
+    pb2.write_text(
+        pb2.read_text().replace("_descriptor_pool.Default()", "_descriptor_pool.DescriptorPool()")
+    )
+    pb2_grpc.write_text(
+        re.sub(
+            r"^import gRPCMef3Server_pb2 as",
+            "from . import gRPCMef3Server_pb2 as",
+            pb2_grpc.read_text(),
+            flags=re.M,
+        )
+    )
     sys.path.insert(0, str(out))
     try:
-        return SimpleNamespace(pb=importlib.import_module("compat_spec_client.gRPCMef3Server_pb2"),
-                               grpc=importlib.import_module("compat_spec_client.gRPCMef3Server_pb2_grpc"))
+        return SimpleNamespace(
+            pb=importlib.import_module("compat_spec_client.gRPCMef3Server_pb2"),
+            grpc=importlib.import_module("compat_spec_client.gRPCMef3Server_pb2_grpc"),
+        )
     finally:
         sys.path.remove(str(out))
 
@@ -64,9 +80,13 @@ def spec(tmp_path_factory) -> SimpleNamespace:
 def server(tmp_path_factory):
     """Address of a mef3lab server running in its own process (1 reader process)."""
     log = tmp_path_factory.mktemp("server") / "stderr.log"
-    env = dict(os.environ, N_PROCESS_WORKERS="1", N_PREFETCH="1", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ, N_PROCESS_WORKERS="1", N_PREFETCH="1", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1"
+    )
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE], stdout=subprocess.PIPE, stderr=err, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE], stdout=subprocess.PIPE, stderr=err, env=env
+        )
     try:
         address = _listening_address(proc, log, timeout=60)
         yield SimpleNamespace(address=address, proc=proc, log=log)
@@ -89,14 +109,18 @@ def _listening_address(proc: subprocess.Popen, log: Path, timeout: float) -> str
     buf = b""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server died at start ({proc.returncode}): {log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"the server died at start ({proc.returncode}): {log.read_text()[-2000:]}"
+            )
         if sel.select(timeout=0.2):
             chunk = os.read(proc.stdout.fileno(), 4096)
             buf += chunk
             m = re.search(rb"listening on (\S+)", buf)
             if m:
                 return m.group(1).decode()
-    raise RuntimeError(f"the server did not report its address within {timeout} s: {log.read_text()[-2000:]}")
+    raise RuntimeError(
+        f"the server did not report its address within {timeout} s: {log.read_text()[-2000:]}"
+    )
 
 
 @dataclass
@@ -111,10 +135,17 @@ class Reply:
 class Client:
     """What the lab's clients do, on the spec's generated stub (one gRPC connection each)."""
 
-    def __init__(self, spec: SimpleNamespace, address: str, client_id: str | None = None,
-                 metadata: tuple = ()) -> None:
+    def __init__(
+        self,
+        spec: SimpleNamespace,
+        address: str,
+        client_id: str | None = None,
+        metadata: tuple = (),
+    ) -> None:
         # A local subchannel pool: one connection per Client, like clients in separate processes.
-        self.channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        self.channel = grpc.insecure_channel(
+            address, options=[("grpc.use_local_subchannel_pool", 1)]
+        )
         self.stub = spec.grpc.gRPCMef3ServerStub(self.channel)
         self.pb = spec.pb
         self.metadata = (((ID_KEY, client_id),) if client_id else ()) + tuple(metadata)
@@ -130,11 +161,14 @@ class Client:
         return self.OpenFile(self.pb.OpenFileRequest(file_path=str(path), **kw))
 
     def segment(self, path, index) -> Reply:
-        return collect(self.GetSignalSegment(self.pb.SignalChunkRequest(file_path=str(path), chunk_idx=index)))
+        return collect(
+            self.GetSignalSegment(self.pb.SignalChunkRequest(file_path=str(path), chunk_idx=index))
+        )
 
     def range(self, path, channels, t0, t1, n_points=None) -> Reply:
-        req = self.pb.SignalRangeRequest(file_path=str(path), channel_names=channels, start_uutc=int(t0),
-                                         end_uutc=int(t1))
+        req = self.pb.SignalRangeRequest(
+            file_path=str(path), channel_names=channels, start_uutc=int(t0), end_uutc=int(t1)
+        )
         if n_points is not None:
             req.n_points = n_points
         return collect(self.GetSignalRange(req))

@@ -32,7 +32,9 @@ ONE_LINE = "client.stub = type(client.stub)(grpc.intercept_channel(client.channe
 
 @pytest.fixture(scope="module")
 def guarded():
-    with ServerProcess(n_process_workers=1, n_prefetch=0, env=dict(os.environ, MEF3LAB_TOKEN=TOKEN)) as srv:
+    with ServerProcess(
+        n_process_workers=1, n_prefetch=0, env=dict(os.environ, MEF3LAB_TOKEN=TOKEN)
+    ) as srv:
         yield srv
     assert srv.proc.returncode == 0
 
@@ -42,8 +44,22 @@ def successor_package() -> Path:
     """A folder holding the `mef3io_server` package (installed once, then reused)."""
     target = Path(tempfile.gettempdir()) / "mef3lab-test-deps" / SUCCESSOR.replace("==", "-")
     if not (target / "mef3io_server" / "client.py").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                        SUCCESSOR], check=True, timeout=300, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(target),
+                SUCCESSOR,
+            ],
+            check=True,
+            timeout=300,
+            capture_output=True,
+        )
     return target
 
 
@@ -54,12 +70,16 @@ def test_the_original_client_with_the_interceptor(spec, guarded, recording, read
             client.open(recording)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         monkeypatch.setenv("MEF3LAB_TOKEN", TOKEN)
-        client.stub = type(client.stub)(grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer()))
+        client.stub = type(client.stub)(
+            grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer())
+        )
         assert client.open(recording).file_opened
         t0 = reader(recording).info.start_uutc
         reply = client.range(recording, ["ch002", "ch005"], t0, t0 + 4_000_000)
         assert not reply.error
-        np.testing.assert_array_equal(reply.array, reader(recording).read_index(["ch002", "ch005"], 0, 1024))
+        np.testing.assert_array_equal(
+            reply.array, reader(recording).read_index(["ch002", "ch005"], 0, 1024)
+        )
     finally:
         client.close()
 
@@ -87,19 +107,37 @@ client.shutdown()
 
 
 @pytest.mark.parametrize("with_token", [False, True])
-def test_the_successors_pypi_client_with_the_interceptor(guarded, recording, reader, successor_package, tmp_path,
-                                                         with_token):
-    assert ONE_LINE in (Path(__file__).parents[2] / "README.md").read_text()  # what users are told to write
+def test_the_successors_pypi_client_with_the_interceptor(
+    guarded, recording, reader, successor_package, tmp_path, with_token
+):
+    assert (
+        ONE_LINE in (Path(__file__).parents[2] / "README.md").read_text()
+    )  # what users are told to write
     out = tmp_path / "range.npy"
     script = SUCCESSOR_SCRIPT.format(line=ONE_LINE)
     env = {"PYTHONPATH": str(successor_package), "MEF3LAB_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-c", script, guarded.address, str(recording),
-                          str(reader(recording).info.start_uutc), str(out), "1" if with_token else "0"],
-                         capture_output=True, text=True, timeout=120, env=env)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            guarded.address,
+            str(recording),
+            str(reader(recording).info.start_uutc),
+            str(out),
+            "1" if with_token else "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     if not with_token:
         assert result == {"code": "UNAUTHENTICATED"}
         return
     assert result["opened"] and not result["error"]
-    np.testing.assert_array_equal(np.load(out), reader(recording).read_index(["ch004", "ch000"], 0, 1024))
+    np.testing.assert_array_equal(
+        np.load(out), reader(recording).read_index(["ch004", "ch000"], 0, 1024)
+    )

@@ -14,7 +14,9 @@ def _setup(c, path, seconds, channels):
     r = c.open(path)
     assert r.file_opened and not r.HasField("error_message")  # also when another client has it open
     n = c.SetSignalSegmentSize(c.pb.SetSignalSegmentRequest(file_path=str(path), seconds=seconds))
-    active = c.SetActiveChannels(c.pb.SetActiveChannelsRequest(file_path=str(path), channel_names=channels))
+    active = c.SetActiveChannels(
+        c.pb.SetActiveChannelsRequest(file_path=str(path), channel_names=channels)
+    )
     assert not active.error_message and list(active.active_channels) == channels
     return n.number_of_segments
 
@@ -49,7 +51,9 @@ def test_two_clients_keep_their_own_segments_and_channels(make_client, recording
         _check(a, path, rd, 3, 180, ["ch007", "ch002"])
         _check(b, path, rd, 85, 7, ["ch001"])
     assert a.GetNumberOfSegments(a.pb.FileInfoRequest(file_path=path)).number_of_segments == 4
-    assert list(b.GetActiveChannels(b.pb.GetActiveChannelsRequest(file_path=path)).active_channels) == ["ch001"]
+    assert list(
+        b.GetActiveChannels(b.pb.GetActiveChannelsRequest(file_path=path)).active_channels
+    ) == ["ch001"]
 
     assert not b.CloseFile(b.pb.FileInfoRequest(file_path=path)).file_opened
     assert list(b.ListOpenFiles(b.pb.ListOpenFilesRequest()).file_paths) == []
@@ -66,14 +70,21 @@ def test_reordered_active_channels_on_a_cache_hit(make_client, recording, reader
     path = str(recording)
     _setup(c, path, 60, ["ch003", "ch000", "ch006"])
     _check(c, path, rd, 2, 60, ["ch003", "ch000", "ch006"])
-    with Mef3Client(server.address) as own:  # mef3lab's own API on the same port sees the same engine
+    with Mef3Client(
+        server.address
+    ) as own:  # mef3lab's own API on the same port sees the same engine
         before = own.stats()
-        c.SetActiveChannels(c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch006", "ch003", "ch000"]))
+        c.SetActiveChannels(
+            c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch006", "ch003", "ch000"])
+        )
         _check(c, path, rd, 2, 60, ["ch006", "ch003", "ch000"])
         after = own.stats()
     assert after["hits"] > before["hits"] and after["misses"] == before["misses"]
     t0 = rd.info.start_uutc
-    assert c.range(path, [], t0, t0 + S).array.shape == (8, 256)  # range reads ignore the active channels
+    assert c.range(path, [], t0, t0 + S).array.shape == (
+        8,
+        256,
+    )  # range reads ignore the active channels
     reset = c.SetActiveChannels(c.pb.SetActiveChannelsRequest(file_path=path, channel_names=[]))
     assert list(reset.active_channels) == list(rd.info.names)
     c.CloseFile(c.pb.FileInfoRequest(file_path=path))
@@ -93,7 +104,9 @@ def test_range_reads_of_two_clients_do_not_mix(make_client, recording, reader):
     assert not b.range(recording, ["ch001"], t0, t0 + S).error
 
 
-def test_legacy_float64_and_own_float32_reads_share_cached_channels(make_client, recording, reader, server):
+def test_legacy_float64_and_own_float32_reads_share_cached_channels(
+    make_client, recording, reader, server
+):
     """One cache representation (int32 counts) for every dtype and API: the legacy float64 read of
     a segment decodes only the channel the own API's float32 read of it did not."""
     rd = reader(recording)
@@ -102,8 +115,10 @@ def test_legacy_float64_and_own_float32_reads_share_cached_channels(make_client,
     with Mef3Client(server.address, client_id="own-float32") as own:
         own.open_file(path)
         own.set_signal_chunk_size(path, 60)
-        np.testing.assert_array_equal(own.get_signal_segment(path, last, channels=["ch001", "ch004"]),
-                                      rd.read_index(["ch001", "ch004"], last * 60 * 256, 600 * 256))
+        np.testing.assert_array_equal(
+            own.get_signal_segment(path, last, channels=["ch001", "ch004"]),
+            rd.read_index(["ch001", "ch004"], last * 60 * 256, 600 * 256),
+        )
         before = own.stats()
         c = make_client("legacy-float64")
         _setup(c, path, 60, ["ch004", "ch006", "ch001"])

@@ -38,7 +38,9 @@ def test_open_errors(make_client, tmp_path, recording, reader):
     refused = c.open(recording, cache_fs=64.0)
     assert not refused.file_opened and "cache_fs" in refused.error_message
     assert list(c.ListOpenFiles(c.pb.ListOpenFilesRequest()).file_paths) == []
-    response, call = c.stub.OpenFile.with_call(c.pb.OpenFileRequest(file_path=str(tmp_path / "x.mefd")))
+    response, call = c.stub.OpenFile.with_call(
+        c.pb.OpenFileRequest(file_path=str(tmp_path / "x.mefd"))
+    )
     assert call.code() == grpc.StatusCode.OK and "no such file" in response.error_message
     assert ("x-mef3lab-error", "RecordingNotFoundError") in call.trailing_metadata()
     c.open(recording)
@@ -49,12 +51,17 @@ def test_unknown_channels(opened, reader):
     c, path = opened
     t0 = reader(path).info.start_uutc
     assert "no channel 'nope'" in c.range(path, ["ch001", "nope"], t0, t0 + S).error
-    c.SetActiveChannels(c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch004", "ch001"]))
-    bad = c.SetActiveChannels(c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch000", "x1", "x2"]))
+    c.SetActiveChannels(
+        c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch004", "ch001"])
+    )
+    bad = c.SetActiveChannels(
+        c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch000", "x1", "x2"])
+    )
     assert "'x1', 'x2'" in bad.error_message and "unchanged" in bad.error_message
     assert list(bad.active_channels) == ["ch004", "ch001"]
-    assert list(c.GetActiveChannels(c.pb.GetActiveChannelsRequest(file_path=path)).active_channels) == [
-        "ch004", "ch001"]
+    assert list(
+        c.GetActiveChannels(c.pb.GetActiveChannelsRequest(file_path=path)).active_channels
+    ) == ["ch004", "ch001"]
     env = list(c.GetEnvelope(c.pb.EnvelopeRequest(file_path=path, channel_names=["ch000", "nope"])))
     assert len(env) == 1 and "no channel 'nope'" in env[0].error_message
     _still_serving(c, path, reader)
@@ -63,7 +70,12 @@ def test_unknown_channels(opened, reader):
 def test_segment_and_time_errors(opened, reader):
     c, path = opened
     t0 = reader(path).info.start_uutc
-    assert c.SetSignalSegmentSize(c.pb.SetSignalSegmentRequest(file_path=path, seconds=60)).number_of_segments == 10
+    assert (
+        c.SetSignalSegmentSize(
+            c.pb.SetSignalSegmentRequest(file_path=path, seconds=60)
+        ).number_of_segments
+        == 10
+    )
     for index in (10, -1):
         err = c.segment(path, index).error
         assert f"segment {index} does not exist" in err and "10 segments" in err
@@ -83,28 +95,46 @@ def test_reads_of_a_file_not_opened(make_client, recording, reader):
     path = str(recording)
     assert "not open" in c.segment(path, 0).error and "OpenFile" in c.segment(path, 0).error
     assert "not open" in c.range(path, [], 0, 1).error
-    assert "not open" in c.SetSignalSegmentSize(c.pb.SetSignalSegmentRequest(file_path=path, seconds=5)).error_message
-    assert "not open" in c.GetActiveChannels(c.pb.GetActiveChannelsRequest(file_path=path)).error_message
+    assert (
+        "not open"
+        in c.SetSignalSegmentSize(
+            c.pb.SetSignalSegmentRequest(file_path=path, seconds=5)
+        ).error_message
+    )
+    assert (
+        "not open"
+        in c.GetActiveChannels(c.pb.GetActiveChannelsRequest(file_path=path)).error_message
+    )
     assert list(c.GetEnvelope(c.pb.EnvelopeRequest(file_path=path)))[0].error_message
     assert not c.FileInfo(c.pb.FileInfoRequest(file_path=path)).file_opened
-    assert list(c.ListOpenFiles(c.pb.ListOpenFilesRequest()).file_paths) == []  # nothing opened behind its back
+    assert (
+        list(c.ListOpenFiles(c.pb.ListOpenFilesRequest()).file_paths) == []
+    )  # nothing opened behind its back
 
 
 def test_encrypted_session(make_client, encrypted_recording, passwords, reader):
     plain = make_client()
     r = plain.open(encrypted_recording)
-    assert not r.file_opened and "encrypted" in r.error_message and "x-mef3lab-password" in r.error_message
+    assert (
+        not r.file_opened
+        and "encrypted" in r.error_message
+        and "x-mef3lab-password" in r.error_message
+    )
     c = make_client(metadata=(("x-mef3lab-password", passwords.level2),))
     assert c.open(encrypted_recording).file_opened
     rd = reader(encrypted_recording, passwords.level2)
     t0 = rd.info.start_uutc + 19 * S
     rep = c.range(encrypted_recording, ["ch001"], t0, t0 + 2 * S)
     np.testing.assert_array_equal(rep.array, rd.read(["ch001"], t0, t0 + 2 * S, "float32"))
-    assert not plain.open(encrypted_recording).file_opened  # another client must bring its own password
+    assert not plain.open(
+        encrypted_recording
+    ).file_opened  # another client must bring its own password
 
 
 def test_damaged_session_is_an_error_every_time(make_client, tmp_path, reader):
-    path = synthesize(tmp_path / "damaged.mefd", channels=2, fs=256.0, seconds=30, gaps=0, annotations=False)
+    path = synthesize(
+        tmp_path / "damaged.mefd", channels=2, fs=256.0, seconds=30, gaps=0, annotations=False
+    )
     (tdat,) = (path / "ch001.timd").glob("*/*.tdat")
     size = tdat.stat().st_size
     with open(tdat, "r+b") as f:  # the index stays, the compressed blocks become noise
@@ -117,4 +147,6 @@ def test_damaged_session_is_an_error_every_time(make_client, tmp_path, reader):
         err = c.range(path, ["ch001"], t0, t0 + 20 * S).error
         assert "damaged" in err and "ch001" in err
     good = c.range(path, ["ch000"], t0, t0 + 20 * S)
-    np.testing.assert_array_equal(good.array, reader(path).read(["ch000"], t0, t0 + 20 * S, "float32"))
+    np.testing.assert_array_equal(
+        good.array, reader(path).read(["ch000"], t0, t0 + 20 * S, "float32")
+    )

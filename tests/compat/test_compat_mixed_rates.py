@@ -27,7 +27,10 @@ def test_range_of_mixed_rates_names_the_groups(mixed):
     err = c.range(path, [], t0, t0 + 10 * S).error
     assert _names_groups(err) and "n_points" in err
     assert "1024 Hz: ch004; 256 Hz: ch001" in c.range(path, ["ch004", "ch001"], t0, t0 + S).error
-    for names, fs in ((["ch004", "ch000"], 1024.0), (["ch003"], 256.0)):  # each group reads on its own grid
+    for names, fs in (
+        (["ch004", "ch000"], 1024.0),
+        (["ch003"], 256.0),
+    ):  # each group reads on its own grid
         rep = c.range(path, names, t0, t0 + 10 * S)
         assert rep.messages[0].fs == fs and rep.messages[0].start_uutc == t0
         np.testing.assert_array_equal(rep.array, rd.read(names, t0, t0 + 10 * S, "float32"))
@@ -61,12 +64,16 @@ def test_segments_of_a_mixed_rate_file(mixed):
     assert _names_groups(err) and "SetActiveChannels" in err
     r = c.SetSignalSegmentSize(c.pb.SetSignalSegmentRequest(file_path=path, seconds=20))
     assert not r.error_message and r.number_of_segments == 6
-    c.SetActiveChannels(c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch005", "ch001"]))
+    c.SetActiveChannels(
+        c.pb.SetActiveChannelsRequest(file_path=path, channel_names=["ch005", "ch001"])
+    )
     assert c.GetNumberOfSegments(c.pb.FileInfoRequest(file_path=path)).number_of_segments == 6
     grid = rd.info.group_of(SLOW).grid
     for index in (0, 3):  # 0: both channels start late (NaN first); 3: the 5 s gap
         rep = c.segment(path, index)
         k0, k1 = index * 20 * 256, min((index + 1) * 20 * 256, grid.n_samples)
         assert rep.messages[0].fs == 256.0 and rep.messages[0].start_uutc == grid.uutc_of(k0)
-        np.testing.assert_array_equal(rep.array, rd.read_index(["ch005", "ch001"], k0, k1, "float64"))
+        np.testing.assert_array_equal(
+            rep.array, rd.read_index(["ch005", "ch001"], k0, k1, "float64")
+        )
     assert np.isnan(c.segment(path, 0).array[:, :256]).all()

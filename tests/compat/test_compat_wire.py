@@ -19,13 +19,21 @@ def _descriptor(proto: Path, out: Path):
     from google.protobuf import descriptor_pb2
 
     target = out / (proto.stem + ".pb")
-    assert protoc.main(["protoc", f"-I{proto.parent}", f"--descriptor_set_out={target}", proto.name]) == 0
+    assert (
+        protoc.main(["protoc", f"-I{proto.parent}", f"--descriptor_set_out={target}", proto.name])
+        == 0
+    )
     fds = descriptor_pb2.FileDescriptorSet.FromString(target.read_bytes())
     (f,) = fds.file
-    messages = {m.name: sorted((x.number, x.name, x.type, x.label, x.proto3_optional) for x in m.field)
-                for m in f.message_type}
-    methods = {(s.name, r.name): (r.input_type, r.output_type, r.client_streaming, r.server_streaming)
-               for s in f.service for r in s.method}
+    messages = {
+        m.name: sorted((x.number, x.name, x.type, x.label, x.proto3_optional) for x in m.field)
+        for m in f.message_type
+    }
+    methods = {
+        (s.name, r.name): (r.input_type, r.output_type, r.client_streaming, r.server_streaming)
+        for s in f.service
+        for r in s.method
+    }
     return f.package, f.syntax, messages, methods
 
 
@@ -41,7 +49,9 @@ def test_health_reports_the_service(server):
     import grpc
 
     with grpc.insecure_channel(server.address) as ch:
-        status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="gRPCMef3Server"))
+        status = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service="gRPCMef3Server")
+        )
     assert status.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -77,20 +87,27 @@ def test_segments_are_float64_on_the_grid_across_gaps(make_client, recording, re
     r = c.SetSignalSegmentSize(c.pb.SetSignalSegmentRequest(file_path=path, seconds=180))
     assert r.number_of_segments == 4 and not r.error_message
     assert c.GetNumberOfSegments(c.pb.FileInfoRequest(file_path=path)).number_of_segments == 4
-    assert list(c.GetActiveChannels(c.pb.GetActiveChannelsRequest(file_path=path)).active_channels) == [
-        f"ch{i:03d}" for i in range(8)]
+    assert list(
+        c.GetActiveChannels(c.pb.GetActiveChannelsRequest(file_path=path)).active_channels
+    ) == [f"ch{i:03d}" for i in range(8)]
     rd = reader(recording)
     names = list(rd.info.names)
     grid = rd.info.group_of(names).grid
     length = 180 * 256
-    for index in (0, 1, 3):  # 0 spans the 0.4 s and 3 s gaps, 1 the 20 s gap, 3 is the short last one
+    for index in (
+        0,
+        1,
+        3,
+    ):  # 0 spans the 0.4 s and 3 s gaps, 1 the 20 s gap, 3 is the short last one
         k0, k1 = index * length, min((index + 1) * length, grid.n_samples)
         rep = c.segment(path, index)
         assert not rep.error
         np.testing.assert_array_equal(rep.array, rd.read_index(names, k0, k1, "float64"))
         assert _contiguous(rep.messages, grid, k0, k1, "float64", names, 256.0)
     assert len(c.segment(path, 0).messages) > 1  # 2.9 MB: split along time
-    assert np.isnan(c.segment(path, 1).array[:, (333 - 180) * 256 + 100]).all()  # the 20 s gap is NaN
+    assert np.isnan(
+        c.segment(path, 1).array[:, (333 - 180) * 256 + 100]
+    ).all()  # the 20 s gap is NaN
 
 
 def _contiguous(messages, grid, k0, k1, dtype, names, fs) -> bool:
@@ -98,7 +115,10 @@ def _contiguous(messages, grid, k0, k1, dtype, names, fs) -> bool:
     k = k0
     for m in messages:
         n = m.shape[1]
-        assert list(m.shape) == [len(names), n] and len(m.array_bytes) == len(names) * n * np.dtype(dtype).itemsize
+        assert (
+            list(m.shape) == [len(names), n]
+            and len(m.array_bytes) == len(names) * n * np.dtype(dtype).itemsize
+        )
         assert len(m.array_bytes) <= MAX_MESSAGE and m.dtype == dtype and m.fs == fs
         assert list(m.channel_names) == list(names)
         assert (m.start_uutc, m.end_uutc) == (grid.uutc_of(k), grid.uutc_of(k + n))
@@ -120,13 +140,17 @@ def test_range_reads_float32_subset_in_any_order(make_client, recording, reader)
     assert np.isnan(first.array[:, (151 - 140) * 256]).all()
     k0, k1 = grid.indices(t0, t1)
     assert _contiguous(first.messages, grid, k0, k1, "float32", names, 256.0)
-    again = c.range(recording, names[::-1], t0, t1)  # the same segments from the cache, rows reversed
+    again = c.range(
+        recording, names[::-1], t0, t1
+    )  # the same segments from the cache, rows reversed
     np.testing.assert_array_equal(again.array, expected[::-1])
 
     everything = c.range(recording, [], t_start, t_start + 300 * S)  # 2.4 MB: several messages
     assert len(everything.messages) > 1
     assert list(everything.messages[0].channel_names) == list(rd.info.names)
-    np.testing.assert_array_equal(everything.array, rd.read(None, t_start, t_start + 300 * S, "float32"))
+    np.testing.assert_array_equal(
+        everything.array, rd.read(None, t_start, t_start + 300 * S, "float32")
+    )
     assert _contiguous(everything.messages, grid, 0, 300 * 256, "float32", rd.info.names, 256.0)
 
 
@@ -158,7 +182,9 @@ def test_envelope_per_block_in_request_order(make_client, recording, reader):
     c.open(recording)
     rd = reader(recording)
     t0, t1 = rd.info.start_uutc + 100 * S, rd.info.start_uutc + 200 * S
-    req = c.pb.EnvelopeRequest(file_path=str(recording), channel_names=["ch004", "ch002"], start_uutc=t0, end_uutc=t1)
+    req = c.pb.EnvelopeRequest(
+        file_path=str(recording), channel_names=["ch004", "ch002"], start_uutc=t0, end_uutc=t1
+    )
     msgs = list(c.GetEnvelope(req))
     assert [m.channel_name for m in msgs] == ["ch004", "ch002"]
     for m in msgs:

@@ -37,7 +37,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""):
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+):
     """Poll `predicate` until it returns something truthy (returned); fail after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -73,7 +75,10 @@ def worker_pids(server_pid: int) -> list[int]:
     out = []
     for p in descendants(server_pid):
         try:
-            if any("spawn_main" in part for part in p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE:
+            if (
+                any("spawn_main" in part for part in p.cmdline())
+                and p.status() != psutil.STATUS_ZOMBIE
+            ):
                 out.append(p.pid)
         except psutil.NoSuchProcess:
             pass
@@ -112,8 +117,9 @@ class Servers:
         self.seen: dict[int, psutil.Process] = {}
         self._lock = threading.Lock()
 
-    def start(self, env: dict[str, str] | None = None, config: ServerConfig | None = None,
-              **overrides) -> ServerProcess:
+    def start(
+        self, env: dict[str, str] | None = None, config: ServerConfig | None = None, **overrides
+    ) -> ServerProcess:
         srv = ServerProcess(config, env=clean_env() if env is None else env, **overrides).start()
         self.note(srv)
         return srv
@@ -140,7 +146,9 @@ class Servers:
         deadline = time.monotonic() + 5.0
         while alive(family) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not alive(family), f"processes {alive(family)} of server {srv.pid} outlived it; log:\n{log}"
+        assert not alive(family), (
+            f"processes {alive(family)} of server {srv.pid} outlived it; log:\n{log}"
+        )
 
 
 def _running(p: psutil.Process) -> bool:
@@ -170,7 +178,11 @@ def _servers() -> Servers:
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         left = {p.pid for p in servers.seen.values() if _running(p)}
-        left |= {p.pid for p in psutil.Process().children(recursive=True) if p.pid not in before and _server_like(p)}
+        left |= {
+            p.pid
+            for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and _server_like(p)
+        }
         if not left:
             return
         time.sleep(0.05)
@@ -180,7 +192,9 @@ def _servers() -> Servers:
             described.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())}")
         except psutil.NoSuchProcess:
             pass
-    assert not described, "mef3lab server/worker processes left after the e2e tests:\n" + "\n".join(described)
+    assert not described, "mef3lab server/worker processes left after the e2e tests:\n" + "\n".join(
+        described
+    )
 
 
 def _launching(servers: Servers):
@@ -236,8 +250,15 @@ def big_recording(tmp_path_factory):
     """64 channels x 15 min at 256 Hz: a cold read keeps the workers decoding for a good while."""
     from mef3lab.testing.synth import synthesize
 
-    return synthesize(tmp_path_factory.mktemp("big") / "big.mefd", channels=64, fs=256.0, seconds=900.0,
-                      gaps=2, annotations=False, seed=11)
+    return synthesize(
+        tmp_path_factory.mktemp("big") / "big.mefd",
+        channels=64,
+        fs=256.0,
+        seconds=900.0,
+        gaps=2,
+        annotations=False,
+        seed=11,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -32,8 +32,13 @@ def token_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def guarded(module_launch, token_file, tmp_path_factory):
     sock = tmp_path_factory.mktemp("sock") / "mef3lab.sock"
-    return module_launch(env=clean_env(MEF3LAB_TOKEN=ENV_TOKEN), n_process_workers=1, n_prefetch=0,
-                         token_file=str(token_file), unix_socket=str(sock))
+    return module_launch(
+        env=clean_env(MEF3LAB_TOKEN=ENV_TOKEN),
+        n_process_workers=1,
+        n_prefetch=0,
+        token_file=str(token_file),
+        unix_socket=str(sock),
+    )
 
 
 def test_missing_or_wrong_tokens_are_unauthenticated(guarded, recording):
@@ -41,7 +46,9 @@ def test_missing_or_wrong_tokens_are_unauthenticated(guarded, recording):
         with Mef3Client(guarded.address, token=token) as c:
             with pytest.raises(AuthenticationError, match="needs a token|not accepted"):
                 c.open_file(str(recording))
-    with grpc.insecure_channel(guarded.address) as channel:  # not even a hint about paths without a token
+    with grpc.insecure_channel(
+        guarded.address
+    ) as channel:  # not even a hint about paths without a token
         stub = mef3lab_pb2_grpc.Mef3LabStub(channel)
         with pytest.raises(grpc.RpcError) as err:
             stub.GetStats(mef3lab_pb2.StatsRequest(), timeout=30)
@@ -50,7 +57,9 @@ def test_missing_or_wrong_tokens_are_unauthenticated(guarded, recording):
 
 def test_the_health_check_stays_open(guarded):
     with grpc.insecure_channel(guarded.address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=30)
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=30
+        )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -58,12 +67,15 @@ def test_the_health_check_stays_open(guarded):
 def test_a_valid_token_reads_what_a_direct_read_reads(guarded, recording, reference, token):
     with Mef3Client(guarded.address, token=token) as c:
         c.open_file(str(recording))
-        assert_same(c.read_index(str(recording), 5000, 9000, ["ch001", "ch006"]),
-                    reference(recording).read_index(["ch001", "ch006"], 5000, 9000))
+        assert_same(
+            c.read_index(str(recording), 5000, 9000, ["ch001", "ch006"]),
+            reference(recording).read_index(["ch001", "ch006"], 5000, 9000),
+        )
 
 
-def test_client_and_open_recording_take_the_token_from_the_environment(guarded, recording, reference, token_file,
-                                                                       monkeypatch):
+def test_client_and_open_recording_take_the_token_from_the_environment(
+    guarded, recording, reference, token_file, monkeypatch
+):
     monkeypatch.delenv("MEF3LAB_TOKEN", raising=False)
     monkeypatch.setenv("MEF3LAB_TOKEN_FILE", str(token_file))  # its first token: alice's
     with Mef3Client(guarded.address) as c:
@@ -72,14 +84,21 @@ def test_client_and_open_recording_take_the_token_from_the_environment(guarded, 
     monkeypatch.setenv("MEF3LAB_TOKEN", TOKENS["bob"])
     ds = mef3lab.open_recording(recording, address=guarded.address)
     try:
-        assert_same(ds.signal.isel(time=slice(0, 2048)).values, reference(recording).read_index(None, 0, 2048))
+        assert_same(
+            ds.signal.isel(time=slice(0, 2048)).values,
+            reference(recording).read_index(None, 0, 2048),
+        )
     finally:
         ds.close()
 
 
-def test_users_never_see_each_others_recordings_even_with_the_same_client_id(guarded, recording, reference):
-    with Mef3Client(guarded.address, token=TOKENS["alice"], client_id="shared") as alice, \
-            Mef3Client(guarded.address, token=TOKENS["bob"], client_id="shared") as bob:
+def test_users_never_see_each_others_recordings_even_with_the_same_client_id(
+    guarded, recording, reference
+):
+    with (
+        Mef3Client(guarded.address, token=TOKENS["alice"], client_id="shared") as alice,
+        Mef3Client(guarded.address, token=TOKENS["bob"], client_id="shared") as bob,
+    ):
         alice.open_file(str(recording))
         alice.set_signal_chunk_size(str(recording), 10)
         assert alice.list_open_files() == [str(recording)]
@@ -87,10 +106,14 @@ def test_users_never_see_each_others_recordings_even_with_the_same_client_id(gua
         with pytest.raises(NotOpenError):
             bob.read_index(str(recording), 0, 10)
         bob.open_file(str(recording))
-        assert bob.segment_grid(str(recording)).seconds == 300  # the server's default, not alice's 10 s
+        assert (
+            bob.segment_grid(str(recording)).seconds == 300
+        )  # the server's default, not alice's 10 s
         alice.close_file(str(recording))
         assert bob.list_open_files() == [str(recording)]
-        assert_same(bob.read_index(str(recording), 0, 512), reference(recording).read_index(None, 0, 512))
+        assert_same(
+            bob.read_index(str(recording), 0, 512), reference(recording).read_index(None, 0, 512)
+        )
         bob.close_file(str(recording))
 
 
@@ -113,7 +136,14 @@ def test_without_auth_the_unix_socket_is_owner_only(launch, tmp_path, recording)
 
 
 def test_serving_beyond_localhost_without_auth_refuses_to_start():
-    out = subprocess.run([sys.executable, "-m", "mef3lab", "serve", "--host", "0.0.0.0", "--port", "0"],
-                         capture_output=True, text=True, timeout=60, env=clean_env())
-    assert out.returncode == 2 and "refusing to listen on 0.0.0.0 without authentication" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "mef3lab", "serve", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert (
+        out.returncode == 2 and "refusing to listen on 0.0.0.0 without authentication" in out.stderr
+    )
     assert "--insecure-public" in out.stderr

@@ -27,7 +27,9 @@ def test_cache_stays_within_its_budget(launch, connect, recording, reference):
     rng = random.Random(7)
     for step in range(120):
         i = step if step < 60 else rng.randrange(120)
-        read_segment_checked(c, recording, ref, i, 1280, dtype="float64" if step % 3 == 0 else "float32")
+        read_segment_checked(
+            c, recording, ref, i, 1280, dtype="float64" if step % 3 == 0 else "float32"
+        )
         if step % 10 == 0:
             s = c.stats()
             assert s["cache_budget_bytes"] == 2**20
@@ -36,11 +38,15 @@ def test_cache_stays_within_its_budget(launch, connect, recording, reference):
     c.set_signal_chunk_size(recording, 100.0)  # 8 ch x 25600 x 8 B = 1.6 MiB
     for _ in range(2):
         read_segment_checked(c, recording, ref, 1, 25600, dtype="float64")
-    s = wait_for(lambda: (s := c.stats())["cache_bytes"] <= s["cache_budget_bytes"] and s, what="the budget")
+    s = wait_for(
+        lambda: (s := c.stats())["cache_bytes"] <= s["cache_budget_bytes"] and s, what="the budget"
+    )
     assert s["cache_budget_bytes"] == 2**20
 
 
-def test_closing_by_the_last_client_frees_the_cache(launch, connect, recording, mixed_rate_recording, reference):
+def test_closing_by_the_last_client_frees_the_cache(
+    launch, connect, recording, mixed_rate_recording, reference
+):
     srv = launch(cache_mb=8, n_prefetch=3)
     a, b = connect(srv), connect(srv)
     ref = reference(recording)
@@ -54,15 +60,20 @@ def test_closing_by_the_last_client_frees_the_cache(launch, connect, recording, 
     b.read_index(mixed_rate_recording, 0, 4096, channels=["ch001"])
     entries = wait_for(lambda: a.stats()["cache_entries"], what="cached segments")
     assert a.close_file(recording)
-    assert a.stats()["cache_entries"] >= entries, "one client's close dropped segments another still uses"
+    assert a.stats()["cache_entries"] >= entries, (
+        "one client's close dropped segments another still uses"
+    )
     assert_same(b.get_signal_segment(recording, 2), ref.read_index(None, 2 * SEG, 3 * SEG))
     assert b.close_file(recording)  # the last client of `recording`: its segments go
     s = wait_for(lambda: (s := b.stats())["open_recordings"] == 1 and s, what="one open recording")
     mixed_bytes = s["cache_bytes"]
     assert 0 < mixed_bytes < 8 * 2**20
     assert b.close_file(mixed_rate_recording)
-    s = wait_for(lambda: (s := b.stats())["cache_bytes"] == 0 and s["cache_entries"] == 0 and s,
-                 what="an empty cache", timeout=5)
+    s = wait_for(
+        lambda: (s := b.stats())["cache_bytes"] == 0 and s["cache_entries"] == 0 and s,
+        what="an empty cache",
+        timeout=5,
+    )
     assert s["open_recordings"] == 0 and s["clients"] == 0
     # ...and the recordings still open and read as before.
     b.open_file(recording)
@@ -72,8 +83,11 @@ def test_closing_by_the_last_client_frees_the_cache(launch, connect, recording, 
 # -- readahead ---------------------------------------------------------------------------------
 def cached(client, segments: int):
     """Stats once `segments` segments of every channel are cached (one entry per channel-segment)."""
-    return wait_for(lambda: (s := client.stats())["cache_entries"] >= segments * N_CH and s, timeout=10,
-                    what=f"{segments} cached segments")
+    return wait_for(
+        lambda: (s := client.stats())["cache_entries"] >= segments * N_CH and s,
+        timeout=10,
+        what=f"{segments} cached segments",
+    )
 
 
 def test_readahead_serves_the_next_segments(launch, connect, recording, reference):
@@ -121,7 +135,12 @@ def test_no_readahead_when_n_prefetch_is_0(launch, connect, recording, reference
     for i in range(5):
         read_segment_checked(c, recording, ref, i)
     s = c.stats()
-    assert (s["prefetches"], s["prefetch_hits"], s["cache_entries"], s["misses"]) == (0, 0, 5 * N_CH, 5), s
+    assert (s["prefetches"], s["prefetch_hits"], s["cache_entries"], s["misses"]) == (
+        0,
+        0,
+        5 * N_CH,
+        5,
+    ), s
     # An explicit hint still decodes ahead, and the reads it covers are prefetch hits.
     assert c.prefetch(recording, 10 * SEG, 13 * SEG) == 3
     cached(c, 8)
@@ -138,8 +157,10 @@ def test_a_read_that_asks_for_no_readahead_gets_none(launch, connect, recording,
     c.open_file(recording)
     c.set_signal_chunk_size(recording, 10.0)
     for i in range(4):
-        assert_same(c.read_index(recording, i * SEG, (i + 1) * SEG, prefetch=False),
-                    ref.read_index(None, i * SEG, (i + 1) * SEG))
+        assert_same(
+            c.read_index(recording, i * SEG, (i + 1) * SEG, prefetch=False),
+            ref.read_index(None, i * SEG, (i + 1) * SEG),
+        )
     s = c.stats()
     assert (s["prefetches"], s["cache_entries"], s["misses"]) == (0, 4 * N_CH, 4), s
     read_segment_checked(c, recording, ref, 4)  # a segment read does ask for it

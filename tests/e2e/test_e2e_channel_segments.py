@@ -45,10 +45,13 @@ subsets = st.lists(st.sampled_from(NAMES), min_size=1, max_size=8, unique=True) 
 windows = st.tuples(st.integers(-3000, N + 3000), st.integers(1, 4 * SEG))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(names=subsets, window=windows, dtype=st.sampled_from(["float32", "float64", "int32"]))
-def test_any_subset_order_dtype_and_window_reads_as_a_direct_read(shared, recording, reference, names, window,
-                                                                   dtype):
+def test_any_subset_order_dtype_and_window_reads_as_a_direct_read(
+    shared, recording, reference, names, window, dtype
+):
     # Also the guard against the seed's swapped-rows bug: rows gathered from per-channel entries
     # loaded by earlier reads of other subsets, in other orders, must come back as asked.
     _, c = shared
@@ -57,8 +60,11 @@ def test_any_subset_order_dtype_and_window_reads_as_a_direct_read(shared, record
         return  # wholly outside the recording: refused, tested elsewhere
     with reference.lock:
         want = expected(reference(recording), names, k0, k1, dtype)
-    got = c.read_raw(recording, k0, k1, names).counts if dtype == "int32" else c.read_index(recording, k0, k1,
-                                                                                           names, dtype)
+    got = (
+        c.read_raw(recording, k0, k1, names).counts
+        if dtype == "int32"
+        else c.read_index(recording, k0, k1, names, dtype)
+    )
     assert_same(got, want)
     # Each channel-segment was decoded once, whatever read came first: never more samples than
     # the distinct channel-segments cached (all fit; none was evicted).
@@ -80,8 +86,11 @@ def test_mixed_workload_decodes_each_channel_segment_once(launch, connect, recor
         names = rng.sample(NAMES, rng.randint(1, 8))
         i = rng.randrange(8)  # segments 0..7 only, so most reads overlap earlier ones
         dtype = rng.choice(["float32", "float64", "int32"])
-        got = c.read_raw(recording, i * SEG, (i + 1) * SEG, names).counts if dtype == "int32" else \
-            c.get_signal_segment(recording, i, channels=names, dtype=dtype)
+        got = (
+            c.read_raw(recording, i * SEG, (i + 1) * SEG, names).counts
+            if dtype == "int32"
+            else c.get_signal_segment(recording, i, channels=names, dtype=dtype)
+        )
         assert_same(got, expected(reference(recording), names, i * SEG, (i + 1) * SEG, dtype))
         touched.update((n, i) for n in names)
     s = clients[0].stats()
@@ -100,7 +109,9 @@ def test_mixed_workload_decodes_each_channel_segment_once(launch, connect, recor
     assert decoded(clients[0]) == (len(touched) + 1) * SEG
 
 
-def test_evicted_channel_segments_are_decoded_again_and_only_they(launch, connect, recording, reference):
+def test_evicted_channel_segments_are_decoded_again_and_only_they(
+    launch, connect, recording, reference
+):
     # Budget for 3 segments of all 8 channels (int32, 10 KiB a channel-segment).
     srv = launch(n_prefetch=0, cache_mb=3 * 8 * SEG * 4 / 2**20)
     c = connect(srv)
@@ -110,15 +121,21 @@ def test_evicted_channel_segments_are_decoded_again_and_only_they(launch, connec
         c.get_signal_segment(recording, i)
     s = c.stats()
     assert s["decoded_samples"] == 4 * 8 * SEG and s["cache_entries"] == 3 * 8, s
-    assert_same(c.get_signal_segment(recording, 3, channels=["ch007", "ch000"], dtype="float64"),
-                reference(recording).read_index(["ch007", "ch000"], 3 * SEG, 4 * SEG, "float64"))
+    assert_same(
+        c.get_signal_segment(recording, 3, channels=["ch007", "ch000"], dtype="float64"),
+        reference(recording).read_index(["ch007", "ch000"], 3 * SEG, 4 * SEG, "float64"),
+    )
     assert decoded(c) == 4 * 8 * SEG  # cached: nothing decoded
-    assert_same(c.get_signal_segment(recording, 0, channels=["ch004"]),
-                reference(recording).read_index(["ch004"], 0, SEG))
+    assert_same(
+        c.get_signal_segment(recording, 0, channels=["ch004"]),
+        reference(recording).read_index(["ch004"], 0, SEG),
+    )
     assert decoded(c) == (4 * 8 + 1) * SEG  # evicted: decoded again, that channel only
 
 
-def test_concurrent_overlapping_subsets_decode_each_channel_once(launch, connect, big_recording, reference):
+def test_concurrent_overlapping_subsets_decode_each_channel_once(
+    launch, connect, big_recording, reference
+):
     # 64 ch x 5 min: a cold segment decodes for long enough (~0.1 s) that every client asks meanwhile.
     srv = launch(n_prefetch=0, cache_mb=256)
     big = [f"ch{i:03d}" for i in range(64)]
@@ -141,7 +158,9 @@ def test_concurrent_overlapping_subsets_decode_each_channel_once(launch, connect
     for i, names in enumerate(subsets):
         assert_same(out[i], ref.read_index(names, seg, 2 * seg))
     s = clients[0].stats()
-    assert s["misses"] >= 2, s  # at least two reads found channels still loading (else this proves nothing)
+    assert s["misses"] >= 2, (
+        s
+    )  # at least two reads found channels still loading (else this proves nothing)
     assert s["decoded_samples"] == 64 * seg, s  # the union, each channel once
     assert s["cache_entries"] == 64
 
@@ -161,5 +180,8 @@ def test_closing_returns_the_cached_rows_memory_to_the_system(launch, connect, b
     assert held == 3 * 64 * 300 * 256 * 4
     rss = psutil.Process(srv.pid).memory_info().rss
     c.close_file(big_recording)
-    wait_for(lambda: rss - psutil.Process(srv.pid).memory_info().rss >= 0.8 * held, timeout=5,
-             what=f"the server to give back the {held / 2**20:.0f} MiB its cache held")
+    wait_for(
+        lambda: rss - psutil.Process(srv.pid).memory_info().rss >= 0.8 * held,
+        timeout=5,
+        what=f"the server to give back the {held / 2**20:.0f} MiB its cache held",
+    )

@@ -35,6 +35,7 @@ def run_threads(targets) -> None:
                 fn()
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
+
         return run
 
     threads = [threading.Thread(target=wrap(fn)) for fn in targets]
@@ -63,6 +64,7 @@ def test_two_clients_each_get_their_own_segments(small_cache_server, connect, re
         def run():
             for i in range(n_seg):
                 got[name][i] = client.get_signal_segment(recording, i)
+
         return run
 
     run_threads([reader(alice, "alice", 60), reader(bob, "bob", 200)])
@@ -72,11 +74,14 @@ def test_two_clients_each_get_their_own_segments(small_cache_server, connect, re
     for i, data in got["bob"].items():
         assert_same(data, ref.read_index(["ch007"], i * 768, (i + 1) * 768))
     # Settings stayed each client's own through it all.
-    assert alice.segment_grid(recording).seconds == 10.0 and bob.segment_grid(recording).seconds == 3.0
+    assert (
+        alice.segment_grid(recording).seconds == 10.0 and bob.segment_grid(recording).seconds == 3.0
+    )
 
 
-def test_closing_in_one_client_does_not_close_for_another(small_cache_server, connect, recording,
-                                                          mixed_rate_recording, reference):
+def test_closing_in_one_client_does_not_close_for_another(
+    small_cache_server, connect, recording, mixed_rate_recording, reference
+):
     alice, bob = connect(small_cache_server, "alice-2"), connect(small_cache_server, "bob-2")
     plain, mixed = str(Path(recording).resolve()), str(Path(mixed_rate_recording).resolve())
     alice.open_file(recording)
@@ -89,7 +94,9 @@ def test_closing_in_one_client_does_not_close_for_another(small_cache_server, co
     assert bob.list_open_files() == [plain]
     with pytest.raises(NotOpenError):
         alice.read_index(recording, 0, 10)
-    assert_same(bob.read_index(recording, 1000, 3000), reference(recording).read_index(None, 1000, 3000))
+    assert_same(
+        bob.read_index(recording, 1000, 3000), reference(recording).read_index(None, 1000, 3000)
+    )
     assert not alice.close_file(recording)  # closing twice: nothing to close
     assert bob.close_file(recording) and alice.close_file(mixed_rate_recording)
     assert alice.list_open_files() == [] and bob.list_open_files() == []
@@ -122,11 +129,19 @@ def random_reads(client, path, rng: random.Random, n: int, seconds: float):
         elif kind == "index":
             k0 = rng.randrange(-500, N)
             k1 = k0 + rng.randrange(0, 20 * 256)
-            out.append(("index", (names, k0, k1, "float32"), client.read_index(path, k0, k1, names)))
+            out.append(
+                ("index", (names, k0, k1, "float32"), client.read_index(path, k0, k1, names))
+            )
         elif kind == "time":
             t0 = start + rng.randrange(-2 * US, 600 * US)
             t1 = t0 + rng.randrange(1, 15 * US)
-            out.append(("time", (names, t0, t1, "float64"), client.read_range(path, t0, t1, names, "float64")))
+            out.append(
+                (
+                    "time",
+                    (names, t0, t1, "float64"),
+                    client.read_range(path, t0, t1, names, "float64"),
+                )
+            )
         else:
             k0 = rng.randrange(0, N - 10)
             k1 = min(N + 100, k0 + rng.randrange(1, 30 * 256))
@@ -158,6 +173,7 @@ def test_many_clients_random_reads_at_once(small_cache_server, connect, recordin
     def worker(i):
         def run():
             results[i] = random_reads(clients[i], recording, random.Random(1000 + i), 40, sizes[i])
+
         return run
 
     run_threads([worker(i) for i in range(len(clients))])
@@ -181,6 +197,7 @@ def test_two_threads_of_one_client(small_cache_server, connect, recording, refer
     def worker(i):
         def run():
             results[i] = random_reads(c, recording, random.Random(2000 + i), 40, 4.0)
+
         return run
 
     run_threads([worker(0), worker(1)])
@@ -208,7 +225,9 @@ def test_raw_reads_racing_a_close_fail_only_as_not_open(launch, connect, recordi
 
     def toggle():
         deadline = threading.Event()
-        timer = threading.Timer(15.0, deadline.set)  # it takes well under a second when the bug is there
+        timer = threading.Timer(
+            15.0, deadline.set
+        )  # it takes well under a second when the bug is there
         timer.start()
         try:
             while not stop.is_set() and not deadline.is_set():
@@ -222,7 +241,9 @@ def test_raw_reads_racing_a_close_fail_only_as_not_open(launch, connect, recordi
     assert not unexpected, f"{type(unexpected[0]).__name__}: {unexpected[0]}"
 
 
-def test_an_idle_client_is_forgotten_and_an_active_one_is_not(module_launch, connect, recording, reference):
+def test_an_idle_client_is_forgotten_and_an_active_one_is_not(
+    module_launch, connect, recording, reference
+):
     srv = module_launch(client_idle_s=1.0, n_prefetch=0)
     active, idle = connect(srv, "active"), connect(srv, "idle")
     for c in (active, idle):
@@ -231,10 +252,18 @@ def test_an_idle_client_is_forgotten_and_an_active_one_is_not(module_launch, con
     want = reference(recording).read_index(None, 0, 500)
     path = str(recording.resolve())
     # The active client keeps reading for longer than the idle limit; the idle one says nothing.
-    wait_for(lambda: assert_same(active.read_index(recording, 0, 500), want) or idle.list_open_files() == [],
-             timeout=10, interval=0.2, what="the idle client to be forgotten")
+    wait_for(
+        lambda: (
+            assert_same(active.read_index(recording, 0, 500), want) or idle.list_open_files() == []
+        ),
+        timeout=10,
+        interval=0.2,
+        what="the idle client to be forgotten",
+    )
     assert active.list_open_files() == [path]
     assert active.stats()["clients"] == 1
     # The idle client comes back: its client opens the recording again, with its segment size.
-    assert_same(idle.get_signal_segment(recording, 2), reference(recording).read_index(None, 2560, 3840))
+    assert_same(
+        idle.get_signal_segment(recording, 2), reference(recording).read_index(None, 2560, 3840)
+    )
     assert idle.list_open_files() == [path] and idle.segment_grid(recording).seconds == 5.0

@@ -34,7 +34,9 @@ def test_worker_killed_mid_read(launch, connect, big_recording, recording, refer
     outcomes = []
     for attempt in range(6):
         victim_client.open_file(big_recording)  # cold: the last close dropped every cached segment
-        pids = wait_for(lambda: len(p := worker_pids(srv.pid)) == N_WORKERS and p, what="the workers")
+        pids = wait_for(
+            lambda: len(p := worker_pids(srv.pid)) == N_WORKERS and p, what="the workers"
+        )
         baseline = {pid: cpu_seconds(pid) for pid in pids}
         result: dict[str, object] = {}
 
@@ -46,8 +48,12 @@ def test_worker_killed_mid_read(launch, connect, big_recording, recording, refer
 
         reader = threading.Thread(target=read)
         reader.start()
-        killed = wait_for(lambda: busy_worker(pids, baseline) or (not reader.is_alive() and -1), timeout=20,
-                          interval=0.005, what="a worker to start decoding")
+        killed = wait_for(
+            lambda: busy_worker(pids, baseline) or (not reader.is_alive() and -1),
+            timeout=20,
+            interval=0.005,
+            what="a worker to start decoding",
+        )
         if killed > 0:
             os.kill(killed, signal.SIGKILL)
         reader.join(60)
@@ -60,7 +66,10 @@ def test_worker_killed_mid_read(launch, connect, big_recording, recording, refer
         else:
             data = result["data"]
             assert data.shape == (64, n)
-            assert_same(data[:, 100_000:100_500], reference(big_recording).read_index(None, 100_000, 100_500))
+            assert_same(
+                data[:, 100_000:100_500],
+                reference(big_recording).read_index(None, 100_000, 100_500),
+            )
             outcomes.append("succeeded")
         assert victim_client.close_file(big_recording)
         if killed > 0:
@@ -73,14 +82,23 @@ def test_worker_killed_mid_read(launch, connect, big_recording, recording, refer
     stats = other.stats()
     assert stats["worker_restarts"] >= 1 and stats["workers"] == N_WORKERS, stats
     assert len(worker_pids(srv.pid)) == N_WORKERS
-    assert_same(other.read_index(recording, 40_000, 60_000), ref_small.read_index(None, 40_000, 60_000))
+    assert_same(
+        other.read_index(recording, 40_000, 60_000), ref_small.read_index(None, 40_000, 60_000)
+    )
     victim_client.open_file(big_recording)
     victim_client.set_signal_chunk_size(big_recording, 60.0)
     ref = reference(big_recording)
-    assert_same(victim_client.get_signal_segment(big_recording, 3), ref.read_index(None, 3 * 15360, 4 * 15360))
-    assert_same(victim_client.read_index(big_recording, 70_000, 140_000, ["ch063", "ch000", "ch031"]),
-                ref.read_index(["ch063", "ch000", "ch031"], 70_000, 140_000))
-    wait_for(lambda: not shm_blocks(srv.pid), timeout=5, what="no shared-memory block left in /dev/shm")
+    assert_same(
+        victim_client.get_signal_segment(big_recording, 3),
+        ref.read_index(None, 3 * 15360, 4 * 15360),
+    )
+    assert_same(
+        victim_client.read_index(big_recording, 70_000, 140_000, ["ch063", "ch000", "ch031"]),
+        ref.read_index(["ch063", "ch000", "ch031"], 70_000, 140_000),
+    )
+    wait_for(
+        lambda: not shm_blocks(srv.pid), timeout=5, what="no shared-memory block left in /dev/shm"
+    )
 
 
 def test_idle_worker_killed_is_replaced(launch, connect, recording, reference):
@@ -92,4 +110,7 @@ def test_idle_worker_killed_is_replaced(launch, connect, recording, reference):
     wait_for(lambda: workers_back(srv.pid, pids[0]), timeout=20, what="a replacement worker")
     assert c.stats()["worker_restarts"] == 1
     for k0 in (0, 50_000, 150_000):
-        assert_same(c.read_index(recording, k0, k0 + 3000), reference(recording).read_index(None, k0, k0 + 3000))
+        assert_same(
+            c.read_index(recording, k0, k0 + 3000),
+            reference(recording).read_index(None, k0, k0 + 3000),
+        )

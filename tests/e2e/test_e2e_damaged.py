@@ -20,11 +20,15 @@ HARMLESS = {"tmet-blocks-absurd", "tidx-block-bytes-absurd"}  # fields the numba
 @pytest.fixture(scope="module")
 def sessions(tmp_path_factory):
     base = tmp_path_factory.mktemp("damaged")
-    intact = synthesize(base / "intact.mefd", channels=4, fs=256.0, seconds=60.0, gaps=[(30.0, 1.0)], seed=5)
+    intact = synthesize(
+        base / "intact.mefd", channels=4, fs=256.0, seconds=60.0, gaps=[(30.0, 1.0)], seed=5
+    )
     return intact, {c.name: damaged_copy(intact, base / f"{c.name}.mefd", c, VICTIM) for c in CASES}
 
 
-def test_every_damaged_session_serves_its_undamaged_channels(module_launch, connect, sessions, recording, reference):
+def test_every_damaged_session_serves_its_undamaged_channels(
+    module_launch, connect, sessions, recording, reference
+):
     srv = module_launch(n_process_workers=2, n_prefetch=0)
     intact, damaged = sessions
     bystander = connect(srv, "bystander")
@@ -38,7 +42,9 @@ def test_every_damaged_session_serves_its_undamaged_channels(module_launch, conn
         for ch in ("ch000", "ch001", "ch003"):
             assert_same(c.read_index(str(path), 0, 15360, [ch]), ref.read_index([ch], 0, 15360))
         if name in HARMLESS:
-            assert_same(c.read_index(str(path), 0, 15360, [VICTIM]), ref.read_index([VICTIM], 0, 15360))
+            assert_same(
+                c.read_index(str(path), 0, 15360, [VICTIM]), ref.read_index([VICTIM], 0, 15360)
+            )
             outcome[name] = "reads as intact"
         else:
             with pytest.raises(CorruptDataError, match=VICTIM):

@@ -10,8 +10,12 @@ from mef3lab.errors import MixedRatesError, PasswordError
 from .conftest import assert_same
 
 SEGMENT_S = 7.0  # 1792 samples at 256 Hz: aligned with nothing in the file (blocks, gaps, the end)
-SUBSETS = [["ch003"], ["ch007", "ch006", "ch005", "ch004", "ch003", "ch002", "ch001", "ch000"],
-           ["ch005", "ch001", "ch006"], ["ch000", "ch007"]]
+SUBSETS = [
+    ["ch003"],
+    ["ch007", "ch006", "ch005", "ch004", "ch003", "ch002", "ch001", "ch000"],
+    ["ch005", "ch001", "ch006"],
+    ["ch000", "ch007"],
+]
 US = 1_000_000
 
 
@@ -46,7 +50,10 @@ def test_segment_grid_is_the_clients(plain, recording, reference):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_segment_all_channels(plain, recording, reference, dtype):
     ref = reference(recording)
-    n, n_seg = ref.info.rate_groups[0].grid.n_samples, plain.segment_grid(recording).groups[0].n_segments
+    n, n_seg = (
+        ref.info.rate_groups[0].grid.n_samples,
+        plain.segment_grid(recording).groups[0].n_segments,
+    )
     for i in range(n_seg):
         got = plain.get_signal_segment(recording, i, dtype=dtype)
         assert_same(got, ref.read_index(None, i * 1792, min((i + 1) * 1792, n), dtype))
@@ -56,7 +63,10 @@ def test_every_segment_all_channels(plain, recording, reference, dtype):
 @pytest.mark.parametrize("names", SUBSETS, ids=["single", "reversed", "shuffled", "ends"])
 def test_every_segment_channel_subsets(plain, recording, reference, names):
     ref = reference(recording)
-    n, n_seg = ref.info.rate_groups[0].grid.n_samples, plain.segment_grid(recording).groups[0].n_segments
+    n, n_seg = (
+        ref.info.rate_groups[0].grid.n_samples,
+        plain.segment_grid(recording).groups[0].n_segments,
+    )
     for i in range(n_seg):
         got = plain.get_signal_segment(recording, i, channels=names)
         assert_same(got, ref.read_index(names, i * 1792, min((i + 1) * 1792, n)))
@@ -68,8 +78,12 @@ def test_active_channels_are_what_a_segment_read_returns(connect, server, record
     c.set_signal_chunk_size(recording, SEGMENT_S)
     assert c.set_active_channels(recording, ["ch006", "ch002"]) == ["ch006", "ch002"]
     for i in (0, 8, 85):
-        assert_same(c.get_signal_segment(recording, i),
-                    reference(recording).read_index(["ch006", "ch002"], i * 1792, min((i + 1) * 1792, 153600)))
+        assert_same(
+            c.get_signal_segment(recording, i),
+            reference(recording).read_index(
+                ["ch006", "ch002"], i * 1792, min((i + 1) * 1792, 153600)
+            ),
+        )
 
 
 # -- ranges by time ----------------------------------------------------------------------------
@@ -82,7 +96,12 @@ def time_windows(info):
     out = []
     for gap in gaps:
         a, b = gap.start_uutc, gap.end_uutc
-        out += [(a - 3 * US // 2, b + 3 * US // 2), (a, b), (a - 3_000, a + 3_000), (b - 3_000, b + 3_000)]
+        out += [
+            (a - 3 * US // 2, b + 3 * US // 2),
+            (a, b),
+            (a - 3_000, a + 3_000),
+            (b - 3_000, b + 3_000),
+        ]
     t = start + 100 * US + 1_234  # inside one block, between two samples
     out += [
         (start - 5 * US, start + 2 * US),  # starts before the recording
@@ -92,13 +111,18 @@ def time_windows(info):
         (t, t + int(3 * period)),  # three samples
         (t, t + 1),  # no sample at all
         (start + 200 * US, start + 200 * US + 1),  # exactly one sample
-        (start + 7 * US - 10_000, start + 7 * US + 10_000),  # across a segment boundary of the client
+        (
+            start + 7 * US - 10_000,
+            start + 7 * US + 10_000,
+        ),  # across a segment boundary of the client
     ]
     return out
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("names", [None, ["ch004"], ["ch007", "ch000", "ch003"]], ids=["all", "one", "three"])
+@pytest.mark.parametrize(
+    "names", [None, ["ch004"], ["ch007", "ch000", "ch003"]], ids=["all", "one", "three"]
+)
 def test_read_range_by_time(plain, recording, reference, dtype, names):
     ref = reference(recording)
     for t0, t1 in time_windows(ref.info):
@@ -109,12 +133,25 @@ def test_read_range_by_time(plain, recording, reference, dtype, names):
         except AssertionError as exc:
             raise AssertionError(f"window [{t0}, {t1}) µUTC: {exc}") from None
     # The first and last windows really contain NaN outside the data and in the gap.
-    assert np.isnan(plain.read_range(recording, *time_windows(ref.info)[-8], dtype=dtype)[:, :256]).all()
+    assert np.isnan(
+        plain.read_range(recording, *time_windows(ref.info)[-8], dtype=dtype)[:, :256]
+    ).all()
 
 
 def index_windows(n: int, seg: int = 1792):
-    return [(-10, 10), (n - 10, n + 10), (-300, n + 300), (seg - 5, seg + 5), (3 * seg + 1, 7 * seg - 1),
-            (12_345, 12_346), (100, 100), (0, seg), (5 * seg, 6 * seg), (n - 1, n), (n + 5, n + 50)]
+    return [
+        (-10, 10),
+        (n - 10, n + 10),
+        (-300, n + 300),
+        (seg - 5, seg + 5),
+        (3 * seg + 1, 7 * seg - 1),
+        (12_345, 12_346),
+        (100, 100),
+        (0, seg),
+        (5 * seg, 6 * seg),
+        (n - 1, n),
+        (n + 5, n + 50),
+    ]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -139,11 +176,18 @@ def test_raw_counts(plain, recording, reference, names):
         want = ref.read_raw(names, k0, k1)
         assert_same(raw.counts, want.counts)
         assert_same(raw.factors, want.factors)
-        assert_same(raw.to_float(), plain.read_index(recording, k0, k1, channels=names, dtype="float32"))
-        assert_same(raw.to_float("float64"), plain.read_index(recording, k0, k1, channels=names, dtype="float64"))
+        assert_same(
+            raw.to_float(), plain.read_index(recording, k0, k1, channels=names, dtype="float32")
+        )
+        assert_same(
+            raw.to_float("float64"),
+            plain.read_index(recording, k0, k1, channels=names, dtype="float64"),
+        )
     for i in (0, 34, 85):  # whole segments of counts, too
-        assert_same(plain.get_signal_segment(recording, i, channels=names, dtype="int32"),
-                    ref.read_raw(names, i * 1792, min((i + 1) * 1792, n)).counts)
+        assert_same(
+            plain.get_signal_segment(recording, i, channels=names, dtype="int32"),
+            ref.read_raw(names, i * 1792, min((i + 1) * 1792, n)).counts,
+        )
 
 
 # -- envelopes ---------------------------------------------------------------------------------
@@ -157,7 +201,7 @@ def envelope_of(data: np.ndarray, bins: int) -> np.ndarray:
     edges = np.arange(bins + 1, dtype=np.int64) * n // bins
     out = np.full((2, data.shape[0], bins), np.nan, np.float32)
     for j in range(bins):
-        part = data[:, edges[j]:edges[j + 1]]
+        part = data[:, edges[j] : edges[j + 1]]
         for row in range(data.shape[0]):
             values = part[row][~np.isnan(part[row])]
             if values.size:
@@ -184,7 +228,9 @@ def test_read_envelope(plain, recording, reference, names):
             assert_same(got, want)
         except AssertionError as exc:
             raise AssertionError(f"window [{t0}, {t1}) in {bins} bins: {exc}") from None
-    gap_env = plain.read_envelope(recording, gap.start_uutc - 5 * US, gap.end_uutc + 5 * US, 30, channels=names)
+    gap_env = plain.read_envelope(
+        recording, gap.start_uutc - 5 * US, gap.end_uutc + 5 * US, 30, channels=names
+    )
     assert np.isnan(gap_env[:, :, 10:15]).all() and not np.isnan(gap_env[:, :, 0]).any()
 
 
@@ -226,7 +272,9 @@ def test_mixed_rates_each_group(mixed, mixed_rate_recording, reference):
     grid = {g.fs: g for g in mixed.segment_grid(path).groups}
     groups = ref.info.rate_groups
     assert [g.fs for g in groups] == [1024.0, 256.0]
-    assert {fs: list(g.channels) for fs, g in grid.items()} == {g.fs: list(g.channels) for g in groups}
+    assert {fs: list(g.channels) for fs, g in grid.items()} == {
+        g.fs: list(g.channels) for g in groups
+    }
     for group in groups:
         rg = grid[group.fs]
         assert (rg.start_uutc, rg.n_samples) == (group.grid.start_uutc, group.grid.n_samples)
@@ -234,14 +282,21 @@ def test_mixed_rates_each_group(mixed, mixed_rate_recording, reference):
         assert (rg.segment_samples, rg.n_segments) == (length, -(-n // length))
         for names in (list(group.channels), list(reversed(group.channels)), [group.channels[1]]):
             for i in range(rg.n_segments):
-                assert_same(mixed.get_signal_segment(path, i, channels=names),
-                            ref.read_index(names, i * length, min((i + 1) * length, n)))
+                assert_same(
+                    mixed.get_signal_segment(path, i, channels=names),
+                    ref.read_index(names, i * length, min((i + 1) * length, n)),
+                )
             g = group.grid
-            for t0, t1 in [(g.start_uutc - 3 * US, g.start_uutc + 3 * US), (g.end_uutc - 3 * US, g.end_uutc + US),
-                           (g.start_uutc + 39 * US, g.start_uutc + 76 * US)]:
+            for t0, t1 in [
+                (g.start_uutc - 3 * US, g.start_uutc + 3 * US),
+                (g.end_uutc - 3 * US, g.end_uutc + US),
+                (g.start_uutc + 39 * US, g.start_uutc + 76 * US),
+            ]:
                 for dtype in ("float32", "float64"):
-                    assert_same(mixed.read_range(path, t0, t1, channels=names, dtype=dtype),
-                                ref.read(names, t0, t1, dtype))
+                    assert_same(
+                        mixed.read_range(path, t0, t1, channels=names, dtype=dtype),
+                        ref.read(names, t0, t1, dtype),
+                    )
             raw = mixed.read_raw(path, -7, 5 * length + 3, channels=names)
             assert_same(raw.counts, ref.read_raw(names, -7, 5 * length + 3).counts)
             assert_same(raw.to_float(), mixed.read_index(path, -7, 5 * length + 3, channels=names))
@@ -261,12 +316,19 @@ def test_mixed_rates_refused_when_read_together(mixed, mixed_rate_recording):
         with pytest.raises(MixedRatesError) as err:
             read()
         text = str(err.value)
-        assert "1024 Hz" in text and "256 Hz" in text and "'ch000'" in text and "'ch001'" in text, text
-    assert_same(mixed.get_signal_segment(path, 0, channels=["ch001"]), mixed.read_index(path, 0, 1024, ["ch001"]))
+        assert "1024 Hz" in text and "256 Hz" in text and "'ch000'" in text and "'ch001'" in text, (
+            text
+        )
+    assert_same(
+        mixed.get_signal_segment(path, 0, channels=["ch001"]),
+        mixed.read_index(path, 0, 1024, ["ch001"]),
+    )
 
 
 # -- encryption --------------------------------------------------------------------------------
-def test_encrypted_session_reads_with_the_level2_password(connect, server, encrypted_recording, passwords, reference):
+def test_encrypted_session_reads_with_the_level2_password(
+    connect, server, encrypted_recording, passwords, reference
+):
     path = encrypted_recording
     c = connect(server)
     info = c.open_file(path, passwords.level2)
@@ -275,12 +337,20 @@ def test_encrypted_session_reads_with_the_level2_password(connect, server, encry
     c.set_signal_chunk_size(path, 9.0)
     n = ref.info.rate_groups[0].grid.n_samples
     for i in range(-(-n // 2304)):
-        assert_same(c.get_signal_segment(path, i), ref.read_index(None, i * 2304, min((i + 1) * 2304, n)))
+        assert_same(
+            c.get_signal_segment(path, i), ref.read_index(None, i * 2304, min((i + 1) * 2304, n))
+        )
     gap = ref.info.gaps("ch000")[0]
     for names in (None, ["ch002", "ch000"]):
         t0, t1 = gap.start_uutc - US, gap.end_uutc + US
-        assert_same(c.read_range(path, t0, t1, channels=names, dtype="float64"), ref.read(names, t0, t1, "float64"))
-        assert_same(c.read_raw(path, 100, 9000, channels=names).counts, ref.read_raw(names, 100, 9000).counts)
+        assert_same(
+            c.read_range(path, t0, t1, channels=names, dtype="float64"),
+            ref.read(names, t0, t1, "float64"),
+        )
+        assert_same(
+            c.read_raw(path, 100, 9000, channels=names).counts,
+            ref.read_raw(names, 100, 9000).counts,
+        )
     assert c.close_file(path)
 
 
@@ -317,9 +387,14 @@ def test_mixed_rates_envelope_per_group(mixed, mixed_rate_recording, reference):
     ref = reference(mixed_rate_recording)
     for group in ref.info.rate_groups:
         g, names = group.grid, list(group.channels)
-        t0, t1 = g.start_uutc - 2 * US, g.start_uutc + 80 * US  # over both gaps and the staggered starts
-        assert_same(mixed.read_envelope(mixed_rate_recording, t0, t1, 200, channels=names),
-                    envelope_of(ref.read(names, t0, t1, "float32"), 200))
+        t0, t1 = (
+            g.start_uutc - 2 * US,
+            g.start_uutc + 80 * US,
+        )  # over both gaps and the staggered starts
+        assert_same(
+            mixed.read_envelope(mixed_rate_recording, t0, t1, 200, channels=names),
+            envelope_of(ref.read(names, t0, t1, "float32"), 200),
+        )
 
 
 def test_one_recording_under_several_spellings(connect, server, recording, reference, tmp_path):
@@ -330,6 +405,8 @@ def test_one_recording_under_several_spellings(connect, server, recording, refer
         c.open_file(spelling)
     assert c.list_open_files() == [str(recording.resolve())]
     want = reference(recording).read_index(["ch002", "ch002", "ch000"], 1000, 4000)
-    assert_same(c.read_index(link, 1000, 4000, ["ch002", "ch002", "ch000"]), want)  # a channel twice: twice
+    assert_same(
+        c.read_index(link, 1000, 4000, ["ch002", "ch002", "ch000"]), want
+    )  # a channel twice: twice
     assert_same(c.read_index(recording, 1000, 4000, ["ch002", "ch002", "ch000"]), want)
     assert c.close_file(link) and c.list_open_files() == []

@@ -44,20 +44,28 @@ def client(request, srv, factor_change_recording):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("k0,k1", WINDOWS)
-def test_reads_scale_each_sample_by_its_segments_factor(client, direct, factor_change_recording, dtype, k0, k1):
+def test_reads_scale_each_sample_by_its_segments_factor(
+    client, direct, factor_change_recording, dtype, k0, k1
+):
     names = ["steady", "gain"]
-    assert_same(client.read_index(factor_change_recording, k0, k1, names, dtype=dtype),
-                direct.read_index(names, k0, k1, dtype))
-    assert_same(client.read_index(factor_change_recording, k0, k1, ["gain"], dtype=dtype),  # now cached
-                direct.read_index(["gain"], k0, k1, dtype))
+    assert_same(
+        client.read_index(factor_change_recording, k0, k1, names, dtype=dtype),
+        direct.read_index(names, k0, k1, dtype),
+    )
+    assert_same(
+        client.read_index(factor_change_recording, k0, k1, ["gain"], dtype=dtype),  # now cached
+        direct.read_index(["gain"], k0, k1, dtype),
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_segment_as_the_direct_read(client, direct, factor_change_recording, dtype):
     seg = int(SEG_S * 256)
     for i in range(N // seg):
-        assert_same(client.get_signal_segment(factor_change_recording, i, ["gain", "steady"], dtype=dtype),
-                    direct.read_index(["gain", "steady"], i * seg, (i + 1) * seg, dtype))
+        assert_same(
+            client.get_signal_segment(factor_change_recording, i, ["gain", "steady"], dtype=dtype),
+            direct.read_index(["gain", "steady"], i * seg, (i + 1) * seg, dtype),
+        )
 
 
 def test_envelope_scales_each_segment_by_its_factor(client, direct, factor_change_recording):
@@ -71,13 +79,18 @@ def test_envelope_scales_each_segment_by_its_factor(client, direct, factor_chang
 
 def test_the_client_knows_where_factors_change(client, direct, factor_change_recording):
     info = client.info(factor_change_recording)
-    assert info.factor_changes == direct.info.factor_changes and set(info.factor_changes) == {"gain"}
+    assert info.factor_changes == direct.info.factor_changes and set(info.factor_changes) == {
+        "gain"
+    }
     assert info.factor_runs("gain") == direct.info.factor_runs("gain")
 
 
 def test_int32_of_a_changing_factor_is_refused(client, direct, factor_change_recording):
-    with pytest.raises(FactorChangeError, match=r"'gain' stores different conversion factors in its MEF "
-                                                r"segments \(0.5, 0.1, 0.25 units per count\)"):
+    with pytest.raises(
+        FactorChangeError,
+        match=r"'gain' stores different conversion factors in its MEF "
+        r"segments \(0.5, 0.1, 0.25 units per count\)",
+    ):
         client.read_raw(factor_change_recording, 0, 1000, ["steady", "gain"])
     raw = client.read_raw(factor_change_recording, 0, N, ["steady"])  # the server goes on serving
     np.testing.assert_array_equal(raw.counts, direct.read_raw(["steady"], 0, N).counts)
@@ -87,7 +100,10 @@ def test_int32_of_a_changing_factor_is_refused(client, direct, factor_change_rec
 def test_xarray_through_the_server(srv, direct, factor_change_recording):
     ds = mef3lab.open_recording(factor_change_recording, address=srv.address)
     try:
-        assert_same(ds.signal.sel(channel=["gain", "steady"]).values, direct.read_index(["gain", "steady"], 0, N))
+        assert_same(
+            ds.signal.sel(channel=["gain", "steady"]).values,
+            direct.read_index(["gain", "steady"], 0, N),
+        )
     finally:
         ds.close()
     ds = mef3lab.open_recording(factor_change_recording, address=srv.address, dtype="int32")

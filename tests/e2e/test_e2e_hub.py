@@ -78,7 +78,7 @@ def readme_snippet() -> str:
     """The jupyterhub_config.py lines the README gives, as written there."""
     text = README.read_text()
     start = text.index(SNIPPET_START)
-    return text[start:text.index("```", start)]
+    return text[start : text.index("```", start)]
 
 
 def kernel_token_scopes() -> list[str]:
@@ -102,20 +102,38 @@ def proxy_command() -> str:
     if found:
         return found
     if not shutil.which("npm"):  # a hub without its proxy cannot run: say so, never skip quietly
-        pytest.fail("configurable-http-proxy is not on PATH and npm (apt-get install npm) is not there to fetch it")
+        pytest.fail(
+            "configurable-http-proxy is not on PATH and npm (apt-get install npm) is not there to fetch it"
+        )
     cache = Path(tempfile.gettempdir()) / "mef3lab-test-deps" / "configurable-http-proxy"
     binary = cache / "node_modules" / ".bin" / "configurable-http-proxy"
     if not binary.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(cache),
-                        "configurable-http-proxy@5"], check=True, timeout=300, capture_output=True)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                "--prefix",
+                str(cache),
+                "configurable-http-proxy@5",
+            ],
+            check=True,
+            timeout=300,
+            capture_output=True,
+        )
     return str(binary)
 
 
 def hub_api(hub_port: int, method: str, path: str, body: dict | None = None):
-    request = urllib.request.Request(f"http://127.0.0.1:{hub_port}/hub/api{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Authorization": f"token {ADMIN_TOKEN}"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{hub_port}/hub/api{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {ADMIN_TOKEN}"},
+    )
     with urllib.request.urlopen(request, timeout=30) as reply:
         return json.loads(reply.read() or b"null")
 
@@ -123,7 +141,9 @@ def hub_api(hub_port: int, method: str, path: str, body: dict | None = None):
 def serving(address: str) -> bool:
     try:
         with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
         return reply.status == health_pb2.HealthCheckResponse.SERVING
     except grpc.RpcError:
         return False
@@ -137,26 +157,50 @@ def hub(tmp_path_factory, recording):
     eeg.mkdir()
     shutil.copytree(recording, eeg / "sub-01.mefd")
     shutil.copytree(recording, ieeg / "pt-01.mefd")
-    ports = dict(proxy_port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), port=free_port(),
-                 http_port=free_port())
+    ports = dict(
+        proxy_port=free_port(),
+        hub_port=free_port(),
+        proxy_api_port=free_port(),
+        port=free_port(),
+        http_port=free_port(),
+    )
     config = work / "jupyterhub_config.py"
-    snippet = (readme_snippet().replace('["mef3lab", "serve"', '[sys.executable, "-m", "mef3lab", "serve"')
-               .replace('"50051"', f'"{ports["port"]}"').replace("50052", str(ports["http_port"])).replace("=/data/eeg", f"={eeg}").replace("=/data/ieeg", f"={ieeg}"))
-    config.write_text(HUB_CONFIG.format(**ports, chp=proxy_command(), workdir=work) + snippet
-                      + HUB_CONFIG_AFTER.format(admin_token=ADMIN_TOKEN))
+    snippet = (
+        readme_snippet()
+        .replace('["mef3lab", "serve"', '[sys.executable, "-m", "mef3lab", "serve"')
+        .replace('"50051"', f'"{ports["port"]}"')
+        .replace("50052", str(ports["http_port"]))
+        .replace("=/data/eeg", f"={eeg}")
+        .replace("=/data/ieeg", f"={ieeg}")
+    )
+    config.write_text(
+        HUB_CONFIG.format(**ports, chp=proxy_command(), workdir=work)
+        + snippet
+        + HUB_CONFIG_AFTER.format(admin_token=ADMIN_TOKEN)
+    )
     env = clean_env(CONFIGPROXY_AUTH_TOKEN="proxy-token-for-tests")
     env.pop("JUPYTERHUB_API_TOKEN", None)
     log = open(work / "hub.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=work, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     address = f"127.0.0.1:{ports['port']}"
     family: set[int] = {proc.pid}
     try:
+
         def up():
             if proc.poll() is not None:
-                pytest.fail(f"the hub exited ({proc.returncode}):\n{(work / 'hub.log').read_text()[-4000:]}")
+                pytest.fail(
+                    f"the hub exited ({proc.returncode}):\n{(work / 'hub.log').read_text()[-4000:]}"
+                )
             family.update(p.pid for p in psutil.Process(proc.pid).children(recursive=True))
             return serving(address)
+
         wait_for(up, timeout=120, interval=0.5, what="the hub and its mef3lab service")
         family.update(p.pid for p in psutil.Process(proc.pid).children(recursive=True))
         yield address, ports["hub_port"], (eeg, ieeg), ports["proxy_port"]
@@ -169,7 +213,11 @@ def hub(tmp_path_factory, recording):
             proc.wait(10)
             pytest.fail("the hub did not stop on SIGTERM")
         log.close()
-        wait_for(lambda: not alive(family), timeout=20, what=f"hub, proxy and mef3lab ({sorted(family)}) to exit")
+        wait_for(
+            lambda: not alive(family),
+            timeout=20,
+            what=f"hub, proxy and mef3lab ({sorted(family)}) to exit",
+        )
     assert code == 0, (work / "hub.log").read_text()[-4000:]
 
 
@@ -184,21 +232,27 @@ def test_a_hub_token_reads_as_its_user(hub, reference, recording, monkeypatch):
     with Mef3Client(address, token=alice) as c:
         assert c.list_recordings() == [("eeg", False), ("ieeg", False)]
         c.open_file("ieeg/pt-01.mefd")
-        assert_same(c.read_index("ieeg/pt-01.mefd", 2000, 6000, ["ch002", "ch007"]),
-                    reference(recording).read_index(["ch002", "ch007"], 2000, 6000))
+        assert_same(
+            c.read_index("ieeg/pt-01.mefd", 2000, 6000, ["ch002", "ch007"]),
+            reference(recording).read_index(["ch002", "ch007"], 2000, 6000),
+        )
     # A kernel's own token, with the scopes the README gives it, sent without any setting.
     monkeypatch.delenv("MEF3LAB_TOKEN", raising=False)
     monkeypatch.delenv("MEF3LAB_TOKEN_FILE", raising=False)
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token_for(hub_port, "alice", kernel_token_scopes()))
     with Mef3Client(address) as c:
         c.open_file("eeg/sub-01.mefd")
-        assert_same(c.read_index("eeg/sub-01.mefd", 0, 1000), reference(recording).read_index(None, 0, 1000))
+        assert_same(
+            c.read_index("eeg/sub-01.mefd", 0, 1000), reference(recording).read_index(None, 0, 1000)
+        )
         assert c.list_open_files() == [str(eeg / "sub-01.mefd")]
 
 
 def test_a_made_up_token_is_unauthenticated(hub):
     address, hub_port, _, _ = hub
-    no_access = token_for(hub_port, "alice", ["read:users:groups!user"])  # real, but not for this service
+    no_access = token_for(
+        hub_port, "alice", ["read:users:groups!user"]
+    )  # real, but not for this service
     for token in ("made-up-token", None, no_access):
         with Mef3Client(address, token=token) as c:
             with pytest.raises(AuthenticationError):
@@ -209,7 +263,9 @@ def test_the_lab_clients_api_knows_the_hub_user_too(hub, reference, recording):
     """gRPCMef3Server (the lab's old clients, with the README's interceptor line): same user, same groups."""
     address, hub_port, (eeg, ieeg), _ = hub
     for user, opens in (("alice", True), ("bob", False)):
-        channel = grpc.intercept_channel(grpc.insecure_channel(address), bearer(token_for(hub_port, user)))
+        channel = grpc.intercept_channel(
+            grpc.insecure_channel(address), bearer(token_for(hub_port, user))
+        )
         try:
             stub = cpb_grpc.gRPCMef3ServerStub(channel)
             reply = stub.OpenFile(cpb.OpenFileRequest(file_path="ieeg/pt-01.mefd"), timeout=30)
@@ -230,7 +286,9 @@ def test_a_user_outside_a_roots_group_is_denied_it(hub, reference, recording):
         with pytest.raises(PathNotServedError):
             bob.list_recordings("ieeg")
         bob.open_file("eeg/sub-01.mefd")
-        assert_same(bob.read_index("eeg/sub-01.mefd", 0, 500), reference(recording).read_index(None, 0, 500))
+        assert_same(
+            bob.read_index("eeg/sub-01.mefd", 0, 500), reference(recording).read_index(None, 0, 500)
+        )
         assert bob.list_open_files() == [str(eeg / "sub-01.mefd")]  # not alice's
 
 
@@ -240,7 +298,9 @@ def spawned_server_env(hub_port: int, user: str) -> dict[str, str]:
         try:
             if "jupyterhub.singleuser" in " ".join(p.info["cmdline"] or ()):
                 env = p.environ()
-                if env.get("JUPYTERHUB_USER") == user and f":{hub_port}/" in env.get("JUPYTERHUB_API_URL", ""):
+                if env.get("JUPYTERHUB_USER") == user and f":{hub_port}/" in env.get(
+                    "JUPYTERHUB_API_URL", ""
+                ):
                     return env
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -253,21 +313,36 @@ def test_a_spawned_servers_own_token_reads_with_no_setting(hub, reference, recor
     address, hub_port, (eeg, ieeg), _ = hub
     hub_api(hub_port, "POST", "/users/alice/server")
     try:
-        wait_for(lambda: (hub_api(hub_port, "GET", "/users/alice")["servers"].get("") or {}).get("ready"),
-                 timeout=120, interval=0.5, what="alice's single-user server")
+        wait_for(
+            lambda: (hub_api(hub_port, "GET", "/users/alice")["servers"].get("") or {}).get(
+                "ready"
+            ),
+            timeout=120,
+            interval=0.5,
+            what="alice's single-user server",
+        )
         env = spawned_server_env(hub_port, "alice")
         for name in ("MEF3LAB_TOKEN", "MEF3LAB_TOKEN_FILE"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("JUPYTERHUB_API_TOKEN", env["JUPYTERHUB_API_TOKEN"])
         with Mef3Client(address) as c:
-            assert ("ieeg", False) in c.list_recordings()  # alice's group reaches through this token too
+            assert (
+                "ieeg",
+                False,
+            ) in c.list_recordings()  # alice's group reaches through this token too
             c.open_file("ieeg/pt-01.mefd")
-            assert_same(c.read_index("ieeg/pt-01.mefd", 100, 900, ["ch001"]),
-                        reference(recording).read_index(["ch001"], 100, 900))
+            assert_same(
+                c.read_index("ieeg/pt-01.mefd", 100, 900, ["ch001"]),
+                reference(recording).read_index(["ch001"], 100, 900),
+            )
     finally:
         hub_api(hub_port, "DELETE", "/users/alice/server")
-        wait_for(lambda: not hub_api(hub_port, "GET", "/users/alice")["servers"], timeout=60, interval=0.5,
-                 what="alice's single-user server to stop")
+        wait_for(
+            lambda: not hub_api(hub_port, "GET", "/users/alice")["servers"],
+            timeout=60,
+            interval=0.5,
+            what="alice's single-user server to stop",
+        )
 
 
 def test_the_status_page_through_the_hub_needs_a_token_and_shows_only_ones_own(hub):
@@ -287,7 +362,9 @@ def test_the_status_page_through_the_hub_needs_a_token_and_shows_only_ones_own(h
             with urllib.request.urlopen(request, timeout=30) as reply:
                 seen[user] = {r["path"] for r in json.loads(reply.read())["recordings"]}
         assert str(ieeg / "pt-01.mefd") in seen["alice"]
-        assert str(eeg / "sub-01.mefd") in seen["bob"] and str(ieeg / "pt-01.mefd") not in seen["bob"]
+        assert (
+            str(eeg / "sub-01.mefd") in seen["bob"] and str(ieeg / "pt-01.mefd") not in seen["bob"]
+        )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(url, timeout=30)
         assert err.value.code == 401

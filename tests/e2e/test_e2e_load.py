@@ -22,11 +22,23 @@ CLIENTS, SECONDS = 50, 8.0
 
 def test_fifty_clients_at_once(module_launch, recording):
     srv = module_launch(n_process_workers=2, n_prefetch=1, segment_seconds=30.0)
-    result = drive(srv.address, str(recording), whole_recording(recording), srv.pid, CLIENTS, SECONDS,
-                   segment_s=30.0, window_s=4.0)
-    print(f"\n{CLIENTS} clients, {result.seconds:.1f} s: {result.calls} calls, p50 {result.p(50):.1f} ms, "
-          f"p95 {result.p(95):.1f} ms, p99 {result.p(99):.1f} ms; server RSS {result.rss_start_mb:.0f} -> "
-          f"{result.rss_peak_mb:.0f} MB (cache budget {result.cache_budget_mb:.0f} MB)")
+    result = drive(
+        srv.address,
+        str(recording),
+        whole_recording(recording),
+        srv.pid,
+        CLIENTS,
+        SECONDS,
+        segment_s=30.0,
+        window_s=4.0,
+    )
+    print(
+        f"\n{CLIENTS} clients, {result.seconds:.1f} s: {result.calls} calls, p50 {result.p(50):.1f} ms, "
+        f"p95 {result.p(95):.1f} ms, p99 {result.p(99):.1f} ms; server RSS {result.rss_start_mb:.0f} -> "
+        f"{result.rss_peak_mb:.0f} MB (cache budget {result.cache_budget_mb:.0f} MB)"
+    )
     assert not result.failures, result.failures[:5]
-    assert len(result.latencies_ms) >= CLIENTS  # every client was answered, more than once on average
+    assert (
+        len(result.latencies_ms) >= CLIENTS
+    )  # every client was answered, more than once on average
     assert result.rss_peak_mb <= result.cache_budget_mb + RSS_OVERHEAD_MB

@@ -26,11 +26,17 @@ def _name(common: str) -> x509.Name:
 def make_ca(common: str):
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name(common)).issuer_name(_name(common))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common))
+        .issuer_name(_name(common))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
@@ -38,11 +44,17 @@ def make_server_cert(ca_key, ca_cert):
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (x509.CertificateBuilder().subject_name(_name("localhost")).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     return key, cert
 
 
@@ -60,25 +72,39 @@ def pki(tmp_path_factory):
     (d / "ca.pem").write_bytes(pem(ca))
     (d / "other-ca.pem").write_bytes(pem(other))
     (d / "server.pem").write_bytes(pem(cert))
-    (d / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                     serialization.NoEncryption()))
+    (d / "server.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return d
 
 
 @pytest.fixture(scope="module")
 def tls_server(module_launch, pki):
-    return module_launch(env=clean_env(MEF3LAB_TOKEN=TOKEN), n_process_workers=1, n_prefetch=0,
-                         tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server.key"))
+    return module_launch(
+        env=clean_env(MEF3LAB_TOKEN=TOKEN),
+        n_process_workers=1,
+        n_prefetch=0,
+        tls_cert=str(pki / "server.pem"),
+        tls_key=str(pki / "server.key"),
+    )
 
 
-def test_a_client_trusting_the_ca_reads_over_tls(tls_server, pki, recording, reference, monkeypatch):
+def test_a_client_trusting_the_ca_reads_over_tls(
+    tls_server, pki, recording, reference, monkeypatch
+):
     monkeypatch.setenv("MEF3LAB_TLS_CA", str(pki / "ca.pem"))
     monkeypatch.setenv("MEF3LAB_TOKEN", TOKEN)
     for address in (tls_server.address, tls_server.address.replace("127.0.0.1", "localhost")):
         with Mef3Client(address) as c:
             c.open_file(str(recording))
-            assert_same(c.read_index(str(recording), 100, 4100, ["ch005"]),
-                        reference(recording).read_index(["ch005"], 100, 4100))
+            assert_same(
+                c.read_index(str(recording), 100, 4100, ["ch005"]),
+                reference(recording).read_index(["ch005"], 100, 4100),
+            )
 
 
 def test_tls_still_needs_the_token(tls_server, pki, recording):
@@ -88,7 +114,9 @@ def test_tls_still_needs_the_token(tls_server, pki, recording):
 
 
 @pytest.mark.parametrize("ca", [None, "other-ca.pem"])
-def test_a_client_that_does_not_trust_the_certificate_cannot_connect(tls_server, pki, recording, ca):
+def test_a_client_that_does_not_trust_the_certificate_cannot_connect(
+    tls_server, pki, recording, ca
+):
     trusted = None if ca is None else (pki / ca).read_bytes()
     with Mef3Client(tls_server.address, token=TOKEN, tls_ca=trusted, timeout=10) as c:
         with pytest.raises(ServerUnavailableError):

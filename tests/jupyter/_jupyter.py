@@ -90,13 +90,28 @@ class Jupyter:
         self.port, self.base = port, f"http://127.0.0.1:{port}/"
         self.log = log
         with open(log, "w") as f:
-            self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=cwd,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     @classmethod
     def server(cls, port: int, env: dict[str, str], cwd: str, log: str, *args: str) -> "Jupyter":
-        cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={port}",
-               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={cwd}", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={cwd}",
+            *args,
+        ]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         return cls(cmd, port, env, cwd, log)
@@ -104,16 +119,23 @@ class Jupyter:
     def wait(self, path: str = "api/status", timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"Jupyter exited ({self.proc.returncode}):\n{self.output()[-3000:]}"
+            assert self.proc.poll() is None, (
+                f"Jupyter exited ({self.proc.returncode}):\n{self.output()[-3000:]}"
+            )
             try:
                 self.get(path, timeout=2)
                 return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.2)
-        raise AssertionError(f"Jupyter did not answer {path} in {timeout} s:\n{self.output()[-3000:]}")
+        raise AssertionError(
+            f"Jupyter did not answer {path} in {timeout} s:\n{self.output()[-3000:]}"
+        )
 
     def get(self, path: str, timeout: float = 60) -> tuple[int, str, bytes]:
-        req = urllib.request.Request(self.base + path, headers={} if "token=" in path else {"Authorization": f"token {TOKEN}"})
+        req = urllib.request.Request(
+            self.base + path,
+            headers={} if "token=" in path else {"Authorization": f"token {TOKEN}"},
+        )
         with urllib.request.urlopen(req, timeout=timeout) as reply:
             return reply.status, reply.headers.get("Content-Type", ""), reply.read()
 

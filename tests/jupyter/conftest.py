@@ -20,7 +20,9 @@ def start_kernel(process_tag, tmp_path):
     kernels: list[Kernel] = []
 
     def start(**extra: str) -> Kernel:
-        env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS and k != "MEF3LAB_SERVER"}
+        env = {
+            k: v for k, v in os.environ.items() if k not in CONFIG_VARS and k != "MEF3LAB_SERVER"
+        }
         env.setdefault("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
         env.update(extra)
         kernels.append(Kernel(env, str(tmp_path)))

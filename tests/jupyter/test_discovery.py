@@ -14,8 +14,13 @@ from mef3lab.server.process import ServerProcess
 
 def test_a_server_announces_itself_while_it_runs(tmp_path):
     path = tmp_path / "runtime" / "mef3lab-server.json"
-    with ServerProcess(n_process_workers=0, port=-1, unix_socket=str(tmp_path / "g.sock"),
-                       http_socket=str(tmp_path / "h.sock"), discovery_file=str(path)) as srv:
+    with ServerProcess(
+        n_process_workers=0,
+        port=-1,
+        unix_socket=str(tmp_path / "g.sock"),
+        http_socket=str(tmp_path / "h.sock"),
+        discovery_file=str(path),
+    ) as srv:
         found = discovery.find(path)
         assert found["address"] == srv.address and found["pid"] == srv.pid
         assert found["http"] == [f"unix:{tmp_path / 'h.sock'}"]
@@ -25,11 +30,17 @@ def test_a_server_announces_itself_while_it_runs(tmp_path):
 
 def test_a_stale_file_is_ignored_and_a_newer_server_is_not_unannounced(tmp_path):
     path = tmp_path / "mef3lab-server.json"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    path.write_text(json.dumps({"address": "unix:/nowhere", "pid": int(dead.stdout)}))  # its server was killed
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    path.write_text(
+        json.dumps({"address": "unix:/nowhere", "pid": int(dead.stdout)})
+    )  # its server was killed
     assert discovery.find(path) is None
     discovery.write(path, "127.0.0.1:1", [])  # this process announces
-    path.write_text(json.dumps({"address": "127.0.0.1:2", "pid": 1}))  # ...then another server replaced it
+    path.write_text(
+        json.dumps({"address": "127.0.0.1:2", "pid": 1})
+    )  # ...then another server replaced it
     discovery.remove(path)
     assert json.loads(path.read_text())["address"] == "127.0.0.1:2"
 

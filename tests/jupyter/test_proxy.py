@@ -26,10 +26,15 @@ def jupyter(tmp_path, process_tag):
         j.stop()
 
 
-def test_status_page_json_and_metrics_through_the_proxy(jupyter, tmp_path, start_kernel, recording, process_tag):
+def test_status_page_json_and_metrics_through_the_proxy(
+    jupyter, tmp_path, start_kernel, recording, process_tag
+):
     entries = jupyter.get_json("server-proxy/servers-info")["server_processes"]
     tile = next(e for e in entries if e["name"] == "mef3lab")
-    assert tile["launcher_entry"]["title"] == "mef3lab" and tile["launcher_entry"]["path_info"] == "mef3lab/"
+    assert (
+        tile["launcher_entry"]["title"] == "mef3lab"
+        and tile["launcher_entry"]["path_info"] == "mef3lab/"
+    )
 
     code, kind, body = jupyter.get("mef3lab/")  # the first visit starts this user's server
     assert code == 200 and kind.startswith("text/html") and "mef3lab server" in body.decode()
@@ -37,10 +42,14 @@ def test_status_page_json_and_metrics_through_the_proxy(jupyter, tmp_path, start
 
     k = start_kernel(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))  # a kernel of the same user
     assert "your Jupyter's shared server" in k.ok("%load_ext mef3lab").text
-    k.ok(f"import mef3lab; rec = mef3lab.open_recording({str(recording)!r}); rec.signal[:, :1000].values")
+    k.ok(
+        f"import mef3lab; rec = mef3lab.open_recording({str(recording)!r}); rec.signal[:, :1000].values"
+    )
 
     status = jupyter.get_json("mef3lab/api/status")
-    assert status["address"] == discovered["address"] and status["paths_shown"]  # the proxy is this user
+    assert (
+        status["address"] == discovered["address"] and status["paths_shown"]
+    )  # the proxy is this user
     assert [r["path"] for r in status["recordings"]] == [str(recording)] and status["clients"] == 1
     assert status["stats"]["misses"] >= 1
 

@@ -31,18 +31,36 @@ def write_with_pymef(path, channels: dict, factor: float = 0.01, units: str = "u
             return int(start + k * 1e6 / fs)
 
         s2 = dict(
-            channel_description=name.encode(), session_description=b"second writer",
-            recording_duration=int(len(counts) / fs * 1e6), sampling_frequency=fs,
-            units_conversion_factor=factor, units_description=units.encode(),
-            start_sample=0, number_of_samples=0, number_of_blocks=0, acquisition_channel_number=1,
+            channel_description=name.encode(),
+            session_description=b"second writer",
+            recording_duration=int(len(counts) / fs * 1e6),
+            sampling_frequency=fs,
+            units_conversion_factor=factor,
+            units_description=units.encode(),
+            start_sample=0,
+            number_of_samples=0,
+            number_of_blocks=0,
+            acquisition_channel_number=1,
         )
         block = int(fs * 10)
         (a, b), rest = runs[0], runs[1:]
-        s.write_mef_ts_segment_metadata(name, 0, "", "", t(a), t(b), s2, dict(recording_time_offset=0, GMT_offset=0))
-        s.write_mef_ts_segment_data(name, 0, "", "", block, np.ascontiguousarray(counts[a:b], np.int32))
+        s.write_mef_ts_segment_metadata(
+            name, 0, "", "", t(a), t(b), s2, dict(recording_time_offset=0, GMT_offset=0)
+        )
+        s.write_mef_ts_segment_data(
+            name, 0, "", "", block, np.ascontiguousarray(counts[a:b], np.int32)
+        )
         for a, b in rest:
             s.append_mef_ts_segment_data(
-                name, 0, "", "", t(a), t(b), block, np.ascontiguousarray(counts[a:b], np.int32), True
+                name,
+                0,
+                "",
+                "",
+                t(a),
+                t(b),
+                block,
+                np.ascontiguousarray(counts[a:b], np.int32),
+                True,
             )
     return Path(path)
 
@@ -83,9 +101,22 @@ def rate_change_recording(tmp_path_factory) -> Path:
         w.write("steady", x, START, 256.0, precision=2)
         w.write("changes", x, START + 30_000_000, 512.0, precision=2, new_segment=True)
         w.write("segmented", x[:1000], START, 256.0, precision=2)
-        w.write("segmented", x[1000:3000], START + round(1000 * 1e6 / 256), 256.0, precision=2, new_segment=True)
-        w.write("segmented", x[3000:], START + 5_000_000 + round(3000 * 1e6 / 256), 256.0, precision=2,
-                new_segment=True)
+        w.write(
+            "segmented",
+            x[1000:3000],
+            START + round(1000 * 1e6 / 256),
+            256.0,
+            precision=2,
+            new_segment=True,
+        )
+        w.write(
+            "segmented",
+            x[3000:],
+            START + 5_000_000 + round(3000 * 1e6 / 256),
+            256.0,
+            precision=2,
+            new_segment=True,
+        )
     return path
 
 

@@ -13,18 +13,38 @@ from mef3lab.testing.synth import plan, synthesize
 
 
 def mef3lab(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "mef3lab", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mef3lab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_synth_then_info(tmp_path):
     out = tmp_path / "cli.mefd"
-    made = mef3lab("synth", out, "--channels", 3, "--fs", 256, "--seconds", 30, "--precision", 2,
-                   "--gaps", 2, "--seed", 4)
+    made = mef3lab(
+        "synth",
+        out,
+        "--channels",
+        3,
+        "--fs",
+        256,
+        "--seconds",
+        30,
+        "--precision",
+        2,
+        "--gaps",
+        2,
+        "--seed",
+        4,
+    )
     assert made.returncode == 0, made.stderr
     spec = plan(channels=3, seconds=30, gaps=2, seed=4)
     stored = sum(int((~np.isnan(spec.signal(i))).sum()) for i in range(3))
-    assert "3 channels" in made.stdout and f"{stored:,} samples written" in made.stdout  # gaps are not samples
+    assert (
+        "3 channels" in made.stdout and f"{stored:,} samples written" in made.stdout
+    )  # gaps are not samples
     info = mef3lab("info", out)
     assert info.returncode == 0, info.stderr
     text = info.stdout
@@ -46,8 +66,21 @@ def test_synth_then_info(tmp_path):
 
 def test_info_on_mixed_rates_and_encrypted(tmp_path):
     out = tmp_path / "enc.mefd"
-    made = mef3lab("synth", out, "--channels", 4, "--seconds", 20, "--mixed-rates", "--stagger", 1,
-                   "--password1", "one", "--password2", "two")
+    made = mef3lab(
+        "synth",
+        out,
+        "--channels",
+        4,
+        "--seconds",
+        20,
+        "--mixed-rates",
+        "--stagger",
+        1,
+        "--password1",
+        "one",
+        "--password2",
+        "two",
+    )
     assert made.returncode == 0, made.stderr
     full = mef3lab("info", out, "--password", "two").stdout
     assert "1024 Hz: 2 channels" in full and "256 Hz: 2 channels" in full and "; encrypted" in full
@@ -68,7 +101,9 @@ def test_info_on_mixed_rates_and_encrypted(tmp_path):
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path, encrypted_recording, args, status, words):
-    args = [a.format(tmp=tmp_path, enc=encrypted_recording) if isinstance(a, str) else a for a in args]
+    args = [
+        a.format(tmp=tmp_path, enc=encrypted_recording) if isinstance(a, str) else a for a in args
+    ]
     res = mef3lab(*args)
     assert res.returncode == status
     assert words in res.stderr and "Traceback" not in res.stderr
@@ -94,13 +129,20 @@ def test_signal_is_seeded_rounded_and_eeg_like():
     f = np.fft.rfftfreq(x.size, 1 / 256)
     alpha = spectrum[(f > 9.5) & (f < 10.5)].mean()
     assert alpha > 20 * spectrum[(f > 12) & (f < 20)].mean()  # a 10 Hz rhythm stands out
-    assert spectrum[(f > 1) & (f < 3)].mean() > 5 * spectrum[(f > 40) & (f < 60)].mean()  # 1/f background
+    assert (
+        spectrum[(f > 1) & (f < 3)].mean() > 5 * spectrum[(f > 40) & (f < 60)].mean()
+    )  # 1/f background
     assert 30 < np.abs(x).max() < 120
 
 
 def test_explicit_gaps_and_annotations():
-    p = plan(channels=1, fs=100.0, seconds=10, gaps=[(2.0, 0.05), (5.0, 1.0)],
-             annotations=[{"time": 1, "type": "Note", "text": "x"}])
+    p = plan(
+        channels=1,
+        fs=100.0,
+        seconds=10,
+        gaps=[(2.0, 0.05), (5.0, 1.0)],
+        annotations=[{"time": 1, "type": "Note", "text": "x"}],
+    )
     x = p.signal(0)
     np.testing.assert_array_equal(np.flatnonzero(np.isnan(x)), np.r_[200:205, 500:600])
     assert p.annotations == ({"time": 1, "type": "Note", "text": "x"},)

@@ -15,20 +15,31 @@ from mef3lab.testing.synth import synthesize
 
 VICTIM = "ch001"
 #: Damage to fields the decoders never read: the channel reads exactly as intact.
-HARMLESS = {"numba": {"tmet-blocks-absurd", "tidx-block-bytes-absurd"}, "mef3io": {"tmet-blocks-absurd"},
-            "pymef": {"tmet-blocks-absurd"}}
+HARMLESS = {
+    "numba": {"tmet-blocks-absurd", "tidx-block-bytes-absurd"},
+    "mef3io": {"tmet-blocks-absurd"},
+    "pymef": {"tmet-blocks-absurd"},
+}
 
 
 @pytest.fixture(scope="module")
 def intact(tmp_path_factory):
     """4 channels x 256 Hz x 60 s with a gap, and every channel as mef3io reads it (the reference)."""
-    path = synthesize(tmp_path_factory.mktemp("intact") / "intact.mefd", channels=4, fs=256.0, seconds=60.0,
-                      gaps=[(20.0, 0.5)], seed=3)
+    path = synthesize(
+        tmp_path_factory.mktemp("intact") / "intact.mefd",
+        channels=4,
+        fs=256.0,
+        seconds=60.0,
+        gaps=[(20.0, 0.5)],
+        seed=3,
+    )
     import mef3io
 
     with mef3io.Reader(str(path), "") as r:
-        reference = {n: np.atleast_2d(r.read([n], r.info(n)["start_time"], r.info(n)["end_time"] + 1))
-                     for n in r.channels}
+        reference = {
+            n: np.atleast_2d(r.read([n], r.info(n)["start_time"], r.info(n)["end_time"] + 1))
+            for n in r.channels
+        }
     return path, reference
 
 
@@ -36,7 +47,9 @@ def test_at_least_25_distinct_cases():
     assert len(CASES) >= 25 and len({c.name for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("engine", ["numba", "mef3io", "pymef"])  # pymef: it would crash on 4 of them unguarded
+@pytest.mark.parametrize(
+    "engine", ["numba", "mef3io", "pymef"]
+)  # pymef: it would crash on 4 of them unguarded
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_a_damaged_channel_costs_only_itself(intact, tmp_path, case, engine):
     path, reference = intact

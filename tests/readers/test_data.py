@@ -83,11 +83,18 @@ def test_annotations_round_trip(reader, recording_plan):
 
 def test_raw_counts_give_the_float_read_exactly(reader):
     g = reader.info.rate_groups[0].grid
-    for k0, k1 in [(0, g.n_samples), (-20, 40), (g.n_samples - 7, g.n_samples + 9), (15_000, 16_000)]:
+    for k0, k1 in [
+        (0, g.n_samples),
+        (-20, 40),
+        (g.n_samples - 7, g.n_samples + 9),
+        (15_000, 16_000),
+    ]:
         raw = reader.read_raw(None, k0, k1)
         assert raw.counts.dtype == np.int32
         for dtype in ("float32", "float64"):
-            np.testing.assert_array_equal(raw.to_float(dtype), reader.read_index(None, k0, k1, dtype))
+            np.testing.assert_array_equal(
+                raw.to_float(dtype), reader.read_index(None, k0, k1, dtype)
+            )
 
 
 def test_channel_info(reader, recording_plan):

@@ -13,7 +13,9 @@ from mef3lab.readers import open_reader
 FILES = ("recording", "pymef_recording")
 
 
-@pytest.fixture(scope="module", params=[(f, e) for f in FILES for e in ("mef3io", "numba")], ids=str)
+@pytest.fixture(
+    scope="module", params=[(f, e) for f in FILES for e in ("mef3io", "numba")], ids=str
+)
 def pair(request):
     """(path, pymef reader, other engine's reader) for each writer's file."""
     file, other = request.param
@@ -70,7 +72,12 @@ def test_same_samples_on_every_window_of_interest(pair, dtype):
 def test_same_raw_counts(pair):
     _, a, b = pair
     g = a.info.rate_groups[0].grid
-    for k0, k1 in [(-100, 600), (0, g.n_samples), (g.n_samples - 50, g.n_samples + 50), (12_345, 12_346)]:
+    for k0, k1 in [
+        (-100, 600),
+        (0, g.n_samples),
+        (g.n_samples - 50, g.n_samples + 50),
+        (12_345, 12_346),
+    ]:
         ra, rb = a.read_raw(None, k0, k1), b.read_raw(None, k0, k1)
         np.testing.assert_array_equal(ra.counts, rb.counts)
         np.testing.assert_array_equal(ra.factors, rb.factors)
@@ -96,8 +103,14 @@ def test_block_envelope_bounds_the_data(pair):
         assert np.nanmin(x) == lo and np.nanmax(x) == hi
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(start=st.floats(-0.02, 1.0), length=st.floats(1e-6, 0.3), dtype=st.sampled_from(["float32", "float64"]))
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    start=st.floats(-0.02, 1.0),
+    length=st.floats(1e-6, 0.3),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
 def test_random_windows_agree(pair, start, length, dtype):
     _, a, b = pair
     g = a.info.rate_groups[0].grid

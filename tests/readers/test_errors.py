@@ -11,7 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-from mef3lab.errors import Mef3LabError, NotAMefSessionError, PasswordError, RecordingNotFoundError, TimeRangeError, UnknownChannelError
+from mef3lab.errors import (
+    Mef3LabError,
+    NotAMefSessionError,
+    PasswordError,
+    RecordingNotFoundError,
+    TimeRangeError,
+    UnknownChannelError,
+)
 from mef3lab.readers import open_reader
 
 
@@ -120,7 +127,9 @@ def _garble(ext, start=1024, length=None):
         f = seg.with_suffix(ext)
         b = bytearray(f.read_bytes())
         stop = len(b) if length is None else start + length
-        b[start:stop] = np.random.default_rng(0).integers(0, 256, stop - start, dtype=np.uint8).tobytes()
+        b[start:stop] = (
+            np.random.default_rng(0).integers(0, 256, stop - start, dtype=np.uint8).tobytes()
+        )
         f.write_bytes(bytes(b))
 
     return damage
@@ -131,7 +140,9 @@ DAMAGES = {
     "garbled-tidx": _garble(".tidx"),
     "garbled-tmet": _garble(".tmet"),
     "garbled-tdat": _garble(".tdat"),
-    "one-garbled-block": lambda seg: _garble(".tdat", seg.with_suffix(".tdat").stat().st_size // 2, 200)(seg),
+    "one-garbled-block": lambda seg: _garble(
+        ".tdat", seg.with_suffix(".tdat").stat().st_size // 2, 200
+    )(seg),
     "emptied-tdat": lambda seg: os.truncate(seg.with_suffix(".tdat"), 0),
 }
 
@@ -150,7 +161,9 @@ def test_damaged_file_never_reads_as_good_data(pristine, tmp_path, engine, damag
     DAMAGES[damage](copy / "ch001.timd" / "ch001-000000.segd" / "ch001-000000.tmet")
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(copy), engine, json.dumps(SMALL)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     # We are still here: whatever the child did, this process survived.
     if proc.returncode != 0:
@@ -164,4 +177,6 @@ def test_damaged_file_never_reads_as_good_data(pristine, tmp_path, engine, damag
         assert result["type"] == "CorruptDataError", result
         assert str(copy) in result["message"]
     else:
-        assert result["correct"], f"{engine} returned wrong data for a {damage} file without an error"
+        assert result["correct"], (
+            f"{engine} returned wrong data for a {damage} file without an error"
+        )

@@ -24,16 +24,24 @@ def mef3io_reader(factor_change_recording):
         yield r
 
 
-def test_mef3io_scales_each_segment_by_its_own_factor(mef3io_reader, factor_change_recording, direct_read):
+def test_mef3io_scales_each_segment_by_its_own_factor(
+    mef3io_reader, factor_change_recording, direct_read
+):
     info = mef3io_reader.info
     assert [f for _, f in info.factor_changes["gain"]] == list(FACTORS)
     assert "steady" not in info.factor_changes
     runs = info.factor_runs("gain")
-    assert runs.starts == (0, 10_240, 20_992) and runs.factors == (0.5, 0.1, 0.25)  # 2 s gap = 512 samples
+    assert runs.starts == (0, 10_240, 20_992) and runs.factors == (
+        0.5,
+        0.1,
+        0.25,
+    )  # 2 s gap = 512 samples
     g = info.group_of(["gain"]).grid
     raw = mef3io_reader.read_raw(["gain"], 0, g.n_samples)
     got = mef3io_reader.read_index(["gain"], 0, g.n_samples, "float64")[0]
-    want = direct_read(factor_change_recording, "gain", g.start_uutc, g.end_uutc, dtype="float64")[0]
+    want = direct_read(factor_change_recording, "gain", g.start_uutc, g.end_uutc, dtype="float64")[
+        0
+    ]
     np.testing.assert_array_equal(got, want)
     for k, f in zip(runs.starts, runs.factors):  # exactly count × that segment's factor
         assert got[k] == raw.counts[0, k] * f and got[k + 100] == raw.counts[0, k + 100] * f
@@ -45,7 +53,9 @@ def test_every_engine_reads_as_mef3io(mef3io_reader, factor_change_recording, en
     with open_reader(factor_change_recording, engine=engine) as r:
         for k0, k1 in WINDOWS:
             want = mef3io_reader.read_index(["gain", "steady"], k0, k1, dtype)
-            np.testing.assert_array_equal(r.read_index(["steady", "gain"], k0, k1, dtype), want[::-1])
+            np.testing.assert_array_equal(
+                r.read_index(["steady", "gain"], k0, k1, dtype), want[::-1]
+            )
 
 
 @pytest.mark.parametrize("k0,k1", WINDOWS)
@@ -55,7 +65,9 @@ def test_read_raw_says_where_the_factor_changes(mef3io_reader, k0, k1):
     crosses = any(k0 < s < k1 for s in (10_240, 20_992))
     assert (1 in raw.changes) == crosses
     for dtype in ("float32", "float64"):
-        np.testing.assert_array_equal(raw.to_float(dtype), mef3io_reader.read_index(["steady", "gain"], k0, k1, dtype))
+        np.testing.assert_array_equal(
+            raw.to_float(dtype), mef3io_reader.read_index(["steady", "gain"], k0, k1, dtype)
+        )
 
 
 @pytest.mark.parametrize("engine", ["numba", "mef3io"])
@@ -73,8 +85,10 @@ def test_embedded_xarray_int32_refuses_a_changing_factor(factor_change_recording
     ds = mef3lab.open_recording(factor_change_recording, dtype="int32")
     try:
         g = mef3io_reader.info.group_of(["gain"]).grid
-        np.testing.assert_array_equal(ds.signal.sel(channel="steady").values,
-                                      mef3io_reader.read_raw(["steady"], 0, g.n_samples).counts[0])
+        np.testing.assert_array_equal(
+            ds.signal.sel(channel="steady").values,
+            mef3io_reader.read_raw(["steady"], 0, g.n_samples).counts[0],
+        )
         with pytest.raises(FactorChangeError, match="'gain' stores different conversion factors"):
             ds.signal.sel(channel="gain").values
     finally:
@@ -82,7 +96,9 @@ def test_embedded_xarray_int32_refuses_a_changing_factor(factor_change_recording
 
 
 @pytest.mark.parametrize("engine", ["numba", "pymef"])
-def test_block_envelopes_scale_each_block_by_its_segments_factor(mef3io_reader, factor_change_recording, engine):
+def test_block_envelopes_scale_each_block_by_its_segments_factor(
+    mef3io_reader, factor_change_recording, engine
+):
     want = mef3io_reader.block_envelope("gain")
     with open_reader(factor_change_recording, engine=engine) as r:
         got = r.block_envelope("gain")

@@ -34,17 +34,22 @@ def test_each_group_reads_what_was_written(reader, mixed_rate_plan, expected_rea
         for row, name in zip(got, g.channels):  # NaN before a late channel's start, data from it
             k = g.grid.index_at(mixed_rate_plan.starts_uutc[mixed_rate_plan.index(name)])
             assert np.isnan(row[:k]).all() and not np.isnan(row[k])
-        assert {g.grid.index_at(mixed_rate_plan.starts_uutc[mixed_rate_plan.index(n)]) for n in g.channels} == {
-            0, int(2.5 * g.fs), int(5 * g.fs)}
+        assert {
+            g.grid.index_at(mixed_rate_plan.starts_uutc[mixed_rate_plan.index(n)])
+            for n in g.channels
+        } == {0, int(2.5 * g.fs), int(5 * g.fs)}
 
 
 def test_windows_on_each_group(reader, mixed_rate_plan, expected_read):
     for g in reader.info.rate_groups:
-        for t0, t1 in [(g.grid.start_uutc + 39_000_000, g.grid.start_uutc + 41_000_000),
-                       (g.grid.start_uutc - 1_000_000, g.grid.start_uutc + 3_000_000)]:
+        for t0, t1 in [
+            (g.grid.start_uutc + 39_000_000, g.grid.start_uutc + 41_000_000),
+            (g.grid.start_uutc - 1_000_000, g.grid.start_uutc + 3_000_000),
+        ]:
             k0, k1 = g.grid.indices(t0, t1)
             np.testing.assert_array_equal(
-                reader.read(g.channels, t0, t1), expected_read(mixed_rate_plan, g.channels, g.grid, k0, k1)
+                reader.read(g.channels, t0, t1),
+                expected_read(mixed_rate_plan, g.channels, g.grid, k0, k1),
             )
 
 
@@ -79,11 +84,16 @@ def test_engines_agree_on_mixed_rates(mixed_rate_recording, open_all):
 def test_rate_change_between_segments(rate_change_recording, engine):
     with open_reader(rate_change_recording, engine=engine) as r:
         assert r.info.names == ("changes", "segmented", "steady")
-        assert r.info.channel("changes").end_uutc == r.info.channel("changes").start_uutc + 40_000_000
+        assert (
+            r.info.channel("changes").end_uutc == r.info.channel("changes").start_uutc + 40_000_000
+        )
         steady = r.read("steady", None, r.info.start_uutc + 20_000_000)
         assert steady.shape == (1, 256 * 20) and not np.isnan(steady).any()
-        for call in (lambda: r.read("changes"), lambda: r.read_raw("changes", 0, 10),
-                     lambda: r.block_envelope("changes")):
+        for call in (
+            lambda: r.read("changes"),
+            lambda: r.read_raw("changes", 0, 10),
+            lambda: r.block_envelope("changes"),
+        ):
             with pytest.raises(RateChangeError, match=r"'changes'.*256 Hz, 512 Hz"):
                 call()
         with pytest.raises(RateChangeError):

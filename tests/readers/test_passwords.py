@@ -14,14 +14,18 @@ def _check_data(r, plan_, expected_read):
     np.testing.assert_array_equal(r.read(), expected_read(plan_, r.info.names, g, 0, g.n_samples))
 
 
-def test_level2_password_on_both_engines(encrypted_recording, encrypted_plan, passwords, engine, expected_read):
+def test_level2_password_on_both_engines(
+    encrypted_recording, encrypted_plan, passwords, engine, expected_read
+):
     with open_reader(encrypted_recording, passwords.level2, engine=engine) as r:
         assert r.info.encrypted
         assert len(r.info.annotations) == len(encrypted_plan.annotations)
         _check_data(r, encrypted_plan, expected_read)
 
 
-def test_level1_password_with_the_default_engine(encrypted_recording, encrypted_plan, passwords, expected_read):
+def test_level1_password_with_the_default_engine(
+    encrypted_recording, encrypted_plan, passwords, expected_read
+):
     with open_reader(encrypted_recording, passwords.level1) as r:
         assert r.engine == "numba"
         assert r.info.encrypted

@@ -19,7 +19,12 @@ from mef3lab.readers.numba import _regular
 
 def test_crc_table_is_meflibs():
     # The first entries of CRC_KOOPMAN32_KEY in meflib.h.
-    assert [hex(v) for v in red.CRC_TABLE[0, :4]] == ["0x0", "0x9695c4ca", "0xfb4839c9", "0x6dddfd03"]
+    assert [hex(v) for v in red.CRC_TABLE[0, :4]] == [
+        "0x0",
+        "0x9695c4ca",
+        "0xfb4839c9",
+        "0x6dddfd03",
+    ]
 
 
 @pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 300])
@@ -51,22 +56,33 @@ def test_channels_between_grid_samples_land_where_pymef_puts_them(tmp_path):
         w.write("b", x, START + 1000, 256.0, precision=2)  # 0.256 of a period after the grid
         w.write("c", x, START + 2500, 256.0, precision=2)  # 0.64
         w.write("d", x[:5000], START + 1953, 256.0, precision=2)  # just under half, then a gap
-        w.write("d", x[5000:], START + 1953 + round(5000 * 1e6 / 256) + 3_001_000, 256.0, precision=2)
+        w.write(
+            "d", x[5000:], START + 1953 + round(5000 * 1e6 / 256) + 3_001_000, 256.0, precision=2
+        )
     with open_reader(path, engine="numba") as r, open_reader(path, engine="pymef") as ref:
         assert r.decoded_here == ("a", "b", "c", "d")
-        for t0, t1 in [(None, None), (START + 7, START + 5_000_000), (START + 19_000_000, START + 27_000_017)]:
-            np.testing.assert_array_equal(r.read(None, t0, t1, dtype="float64"), ref.read(None, t0, t1, dtype="float64"))
+        for t0, t1 in [
+            (None, None),
+            (START + 7, START + 5_000_000),
+            (START + 19_000_000, START + 27_000_017),
+        ]:
+            np.testing.assert_array_equal(
+                r.read(None, t0, t1, dtype="float64"), ref.read(None, t0, t1, dtype="float64")
+            )
 
 
 def test_encrypted_sessions_are_decoded_by_the_kernels(encrypted_recording, passwords):
     # mef3io's writer encrypts metadata and records, not sample blocks.
     for password in passwords:
-        with open_reader(encrypted_recording, password, engine="numba") as r, \
-                open_reader(encrypted_recording, password, engine="mef3io") as ref:
+        with (
+            open_reader(encrypted_recording, password, engine="numba") as r,
+            open_reader(encrypted_recording, password, engine="mef3io") as ref,
+        ):
             assert r.decoded_here == r.info.names
             for g in r.info.rate_groups:
-                np.testing.assert_array_equal(r.read(g.channels, dtype="float64"),
-                                              ref.read(g.channels, dtype="float64"))
+                np.testing.assert_array_equal(
+                    r.read(g.channels, dtype="float64"), ref.read(g.channels, dtype="float64")
+                )
 
 
 def _open_copy(recording, tmp_path, channel: int):
@@ -83,7 +99,9 @@ def test_a_block_the_kernels_cannot_decode_is_handed_to_mef3io(recording, tmp_pa
     with r:
         off = int(offsets[2])
         buf = np.fromfile(tdat, np.uint8)
-        buf[off + 24 : off + 28] = np.frombuffer(np.float32(2.0).tobytes(), np.uint8)  # a lossy block
+        buf[off + 24 : off + 28] = np.frombuffer(
+            np.float32(2.0).tobytes(), np.uint8
+        )  # a lossy block
         _with_crc(buf, off).tofile(tdat)
         got = r.read(name, dtype="float64")
         assert name not in r.decoded_here and r.info.names[1] in r.decoded_here
@@ -98,7 +116,9 @@ def test_a_damaged_block_names_file_channel_and_offset(recording, tmp_path):
         at = int(offsets[3]) + red.HEADER_BYTES + 10  # inside the fourth block's samples
         data[at] ^= 0xFF
         tdat.write_bytes(bytes(data))
-        with pytest.raises(CorruptDataError, match=rf"{name}.*byte {int(offsets[3])} of {tdat.name}.*CRC"):
+        with pytest.raises(
+            CorruptDataError, match=rf"{name}.*byte {int(offsets[3])} of {tdat.name}.*CRC"
+        ):
             r.read(name)
         # The blocks before it still read, and equal pymef's.
         with open_reader(r.path, engine="pymef") as ref:
@@ -155,5 +175,7 @@ def test_regular_block_times():
 def _with_crc(buf: np.ndarray, off: int) -> np.ndarray:
     size = int(buf[off + 36 : off + 40].view(np.uint32)[0])
     out = buf.copy()
-    out[off : off + 4] = np.frombuffer(np.uint32(red.crc32(out, off + 4, off + size, red.CRC_TABLE)).tobytes(), np.uint8)
+    out[off : off + 4] = np.frombuffer(
+        np.uint32(red.crc32(out, off + 4, off + size, red.CRC_TABLE)).tobytes(), np.uint8
+    )
     return out

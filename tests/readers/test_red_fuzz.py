@@ -49,8 +49,13 @@ print(json.dumps(seen))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_mutated_blocks_with_matching_crcs_stay_in_bounds(tmp_path, seed):
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), str(seed)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path), str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
     assert sum(seen.values()) == 400

@@ -15,7 +15,9 @@ def test_thread_safe_engines_read_at_once_correctly(recording, engine):
     with open_reader(recording, engine=engine) as r, open_reader(recording, engine="pymef") as ref:
         assert r.thread_safe and not ref.thread_safe
         n = r.info.rate_groups[0].grid.n_samples
-        windows = [(k, k + 3000) for k in range(-500, n, 1700)]  # overlapping, past both ends, across gaps
+        windows = [
+            (k, k + 3000) for k in range(-500, n, 1700)
+        ]  # overlapping, past both ends, across gaps
         with ThreadPoolExecutor(4) as pool:
             got = list(pool.map(lambda w: r.read_index(None, *w), windows * 3))
         for w, x in zip(windows * 3, got):
@@ -23,12 +25,18 @@ def test_thread_safe_engines_read_at_once_correctly(recording, engine):
 
 
 def test_one_read_on_several_threads_equals_one_thread(recording):
-    with open_reader(recording, engine="numba", threads=1) as one, \
-            open_reader(recording, engine="numba", threads=3) as many:
+    with (
+        open_reader(recording, engine="numba", threads=1) as one,
+        open_reader(recording, engine="numba", threads=3) as many,
+    ):
         assert (one.threads, many.threads) == (1, 3)
         for dtype in ("float32", "float64"):
-            np.testing.assert_array_equal(many.read(dtype=dtype), one.read(dtype=dtype))  # 8 ch x 150k samples
-        np.testing.assert_array_equal(many.read_raw(None, 0, 60_000).counts, one.read_raw(None, 0, 60_000).counts)
+            np.testing.assert_array_equal(
+                many.read(dtype=dtype), one.read(dtype=dtype)
+            )  # 8 ch x 150k samples
+        np.testing.assert_array_equal(
+            many.read_raw(None, 0, 60_000).counts, one.read_raw(None, 0, 60_000).counts
+        )
         assert many._pool is not None and one._pool is None
     assert many._pool is None  # closed with the reader
     with pytest.raises(ValueError, match="threads"):

@@ -6,7 +6,13 @@ import pytest
 
 from mef3lab.client import credentials
 from mef3lab.protocol import mef3lab_pb2
-from mef3lab.server.rpc.auth import Caller, StaticTokens, authenticator_for, bearer_token, check_exposure
+from mef3lab.server.rpc.auth import (
+    Caller,
+    StaticTokens,
+    authenticator_for,
+    bearer_token,
+    check_exposure,
+)
 from mef3lab.server.config import ServerConfig
 
 
@@ -21,7 +27,9 @@ def test_token_file_lines_name_users(tmp_path):
         assert tokens.authenticate(wrong) is None
 
 
-@pytest.mark.parametrize("text, message", [("", "holds no token"), ("a b c\n", "TOKEN or USER TOKEN")])
+@pytest.mark.parametrize(
+    "text, message", [("", "holds no token"), ("a b c\n", "TOKEN or USER TOKEN")]
+)
 def test_bad_token_files_are_explained(tmp_path, text, message):
     (tmp_path / "t").write_text(text)
     with pytest.raises(ValueError, match=message):
@@ -40,8 +48,14 @@ def test_which_token_a_client_sends(tmp_path):
     f.write_text("# mine\nalice t-file\n")
     assert credentials.token_from_env({}) is None
     assert credentials.token_from_env({"JUPYTERHUB_API_TOKEN": "t-hub"}) == "t-hub"
-    assert credentials.token_from_env({"JUPYTERHUB_API_TOKEN": "t-hub", "MEF3LAB_TOKEN_FILE": str(f)}) == "t-file"
-    assert credentials.token_from_env({"MEF3LAB_TOKEN": "t-env", "MEF3LAB_TOKEN_FILE": str(f)}) == "t-env"
+    assert (
+        credentials.token_from_env({"JUPYTERHUB_API_TOKEN": "t-hub", "MEF3LAB_TOKEN_FILE": str(f)})
+        == "t-file"
+    )
+    assert (
+        credentials.token_from_env({"MEF3LAB_TOKEN": "t-env", "MEF3LAB_TOKEN_FILE": str(f)})
+        == "t-env"
+    )
 
 
 def test_bearer_needs_a_token(monkeypatch):
@@ -51,11 +65,18 @@ def test_bearer_needs_a_token(monkeypatch):
         credentials.bearer()
 
 
-@pytest.mark.parametrize("host, auth, public, ok", [
-    ("127.0.0.1", False, False, True), ("localhost", False, False, True), ("::1", False, False, True),
-    ("0.0.0.0", False, False, False), ("192.0.2.7", False, False, False), ("0.0.0.0", True, False, True),
-    ("0.0.0.0", False, True, True),
-])
+@pytest.mark.parametrize(
+    "host, auth, public, ok",
+    [
+        ("127.0.0.1", False, False, True),
+        ("localhost", False, False, True),
+        ("::1", False, False, True),
+        ("0.0.0.0", False, False, False),
+        ("192.0.2.7", False, False, False),
+        ("0.0.0.0", True, False, True),
+        ("0.0.0.0", False, True, True),
+    ],
+)
 def test_listening_beyond_localhost_needs_auth(host, auth, public, ok):
     config = ServerConfig(host=host, insecure_public=public)
     if ok:
@@ -95,8 +116,9 @@ def test_a_slow_token_check_holds_up_only_its_own_call(monkeypatch, recording):
     monkeypatch.setattr(app, "authenticator_for", lambda config: SlowForOne())
     with app.Server(port=0, n_process_workers=0) as server:
         slow = Mef3Client(server.address, token="slow")
-        pending = slow._stub.ListOpen.future(mef3lab_pb2.ListOpenRequest(),
-                                             metadata=slow._metadata, timeout=60)
+        pending = slow._stub.ListOpen.future(
+            mef3lab_pb2.ListOpenRequest(), metadata=slow._metadata, timeout=60
+        )
         try:
             assert waiting.wait(30)
             with Mef3Client(server.address, token="fast") as fast:
@@ -116,6 +138,10 @@ def test_a_hub_that_does_not_answer_is_unavailable_not_a_wrong_token():
 
     with socket.socket() as s:  # bound, never listening: connections to it are refused
         s.bind(("127.0.0.1", 0))
-        hub = HubTokens(api_token="service-token", api_url=f"http://127.0.0.1:{s.getsockname()[1]}/hub/api")
-        with pytest.raises(ServerUnavailableError, match="could not check the token with JupyterHub"):
+        hub = HubTokens(
+            api_token="service-token", api_url=f"http://127.0.0.1:{s.getsockname()[1]}/hub/api"
+        )
+        with pytest.raises(
+            ServerUnavailableError, match="could not check the token with JupyterHub"
+        ):
             hub.authenticate("some-user-token")

@@ -11,7 +11,11 @@ from mef3lab.caching import ByteLRU
 
 
 def lru(budget, evicted=None):
-    return ByteLRU(budget, lambda a: a.nbytes, (lambda k, v: evicted.append(k)) if evicted is not None else None)
+    return ByteLRU(
+        budget,
+        lambda a: a.nbytes,
+        (lambda k, v: evicted.append(k)) if evicted is not None else None,
+    )
 
 
 def test_stays_under_budget_and_evicts_least_recently_used():

@@ -37,9 +37,18 @@ except ImportError:
 def server():
     """Every recording opens with the hanging engine (the old API cannot choose one); the read
     timeout is far away, so whatever stops a read here is its caller."""
-    engines = tuple(f"{name}={target.replace(':', '.')}" for name, target in misbehaving.SPEC.items())
-    with Server(port=0, n_process_workers=2, reader_engine=engines, engine=misbehaving.ENGINE, read_timeout_s=120,
-                n_prefetch=0, log_level="WARNING") as srv:
+    engines = tuple(
+        f"{name}={target.replace(':', '.')}" for name, target in misbehaving.SPEC.items()
+    )
+    with Server(
+        port=0,
+        n_process_workers=2,
+        reader_engine=engines,
+        engine=misbehaving.ENGINE,
+        read_timeout_s=120,
+        n_prefetch=0,
+        log_level="WARNING",
+    ) as srv:
         yield srv
 
 
@@ -64,7 +73,9 @@ def test_a_deadline_on_the_own_api_frees_the_reader_process(server, hung):
         (hung / "hang-on-read").unlink()
         c.timeout = 30
         with open_reader(hung, engine="mef3io") as direct:
-            np.testing.assert_array_equal(c.read_index(str(hung), 0, 100), direct.read_index(["ch000", "ch001"], 0, 100))
+            np.testing.assert_array_equal(
+                c.read_index(str(hung), 0, 100), direct.read_index(["ch000", "ch001"], 0, 100)
+            )
 
 
 def test_a_cancelled_stream_on_the_own_api_frees_the_reader_process(server, hung):
@@ -86,12 +97,18 @@ def test_a_deadline_and_a_cancel_on_the_old_api_free_the_reader_process(server, 
         stub = cpb_grpc.gRPCMef3ServerStub(channel)
         assert not stub.OpenFile(cpb.OpenFileRequest(file_path=str(hung)), timeout=30).error_message
         with pytest.raises(grpc.RpcError) as err:
-            list(stub.GetSignalSegment(cpb.SignalChunkRequest(file_path=str(hung), chunk_idx=0), timeout=1.5))
+            list(
+                stub.GetSignalSegment(
+                    cpb.SignalChunkRequest(file_path=str(hung), chunk_idx=0), timeout=1.5
+                )
+            )
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         first = hang_pid(hung)
         assert gone([first])
         (hung / "hang-on-read").write_text("")  # the next read hangs (and writes its pid) again
-        call = stub.GetSignalSegment(cpb.SignalChunkRequest(file_path=str(hung), chunk_idx=0), timeout=60)
+        call = stub.GetSignalSegment(
+            cpb.SignalChunkRequest(file_path=str(hung), chunk_idx=0), timeout=60
+        )
         second = hang_pid(hung)
         assert second != first
         call.cancel()
@@ -100,7 +117,10 @@ def test_a_deadline_and_a_cancel_on_the_old_api_free_the_reader_process(server, 
 
 
 def test_a_load_another_client_waits_for_goes_on(server, hung):
-    with Mef3Client(server.address, timeout=60) as quitter, Mef3Client(server.address, timeout=60) as patient:
+    with (
+        Mef3Client(server.address, timeout=60) as quitter,
+        Mef3Client(server.address, timeout=60) as patient,
+    ):
         quitter.open_file(str(hung))
         patient.open_file(str(hung))
         quitter.timeout = 1.5

@@ -9,7 +9,12 @@ from mef3lab.server.config import ServerConfig
 
 def test_seed_defaults():
     c = ServerConfig.from_env({})
-    assert (c.port, c.n_prefetch, c.cache_capacity_multiplier, c.n_process_workers) == (50051, 3, 3, 2)
+    assert (c.port, c.n_prefetch, c.cache_capacity_multiplier, c.n_process_workers) == (
+        50051,
+        3,
+        3,
+        2,
+    )
     assert c.host == "127.0.0.1"
 
 
@@ -22,7 +27,9 @@ def test_env_then_flags():
 
 def test_segment_count_sizes_the_cache_without_cache_mb():
     c = ServerConfig.from_env({"N_PREFETCH": "2", "CACHE_CAPACITY_MULTIPLIER": "4"})
-    assert c.cache_budget_bytes(1000) == (4 + 3) * 1000  # history + (prefetch + current) of one reader
+    assert (
+        c.cache_budget_bytes(1000) == (4 + 3) * 1000
+    )  # history + (prefetch + current) of one reader
     assert c.cache_budget_bytes(1000, readers=3) == (4 + 3 * 3) * 1000
     assert c.cache_budget_bytes(2**40, readers=1000) < 2**40  # never more than a share of RAM
 
@@ -36,7 +43,9 @@ def test_list_and_switch_settings():
     env = {"ROOT": "/a:b=/c", "HUB_AUTH": "yes"}
     c = ServerConfig.from_env(env)
     assert (c.root, c.hub_auth, c.insecure_public) == (("/a", "b=/c"), True, False)
-    c = ServerConfig.from_args(["--root", "/x", "--root", "y=/z", "--hub-auth", "false", "--insecure-public"], env)
+    c = ServerConfig.from_args(
+        ["--root", "/x", "--root", "y=/z", "--hub-auth", "false", "--insecure-public"], env
+    )
     assert (c.root, c.hub_auth, c.insecure_public) == (("/x", "y=/z"), False, True)
     assert ServerConfig.from_args(["--root="], env).root == ()  # an empty flag clears the variable
 
@@ -46,7 +55,9 @@ def test_serve_command_round_trips_every_setting():
 
     c = ServerConfig(root=("/x", "n=/y"), hub_auth=True, tls_cert="c.pem", port=0)
     assert ServerConfig.from_args(serve_command(c)[4:], {"ROOT": "/elsewhere"}) == c
-    assert ServerConfig.from_args(serve_command(ServerConfig())[4:], {"ROOT": "/elsewhere"}).root == ()
+    assert (
+        ServerConfig.from_args(serve_command(ServerConfig())[4:], {"ROOT": "/elsewhere"}).root == ()
+    )
 
 
 def test_read_timeout_and_reader_engines():

@@ -18,15 +18,23 @@ FACTORS = [0.1, 1.0 / 3.0, 7.25e-3]  # values whose products round differently i
 def pieces(n_seg: int, seed: int = 0):
     """`n_seg` consecutive segments of every channel, with gaps, and the counts they hold end to end."""
     rng = np.random.default_rng(seed)
-    whole = rng.integers(-2**31 + 1, 2**31 - 1, (len(NAMES), n_seg * SEG), dtype=np.int64).astype(np.int32)
+    whole = rng.integers(-(2**31) + 1, 2**31 - 1, (len(NAMES), n_seg * SEG), dtype=np.int64).astype(
+        np.int32
+    )
     whole[rng.random(whole.shape) < 0.1] = RAW_NAN
-    return [(i * SEG, {n: whole[j, i * SEG:(i + 1) * SEG] for j, n in enumerate(NAMES)})
-            for i in range(n_seg)], whole
+    return [
+        (i * SEG, {n: whole[j, i * SEG : (i + 1) * SEG] for j, n in enumerate(NAMES)})
+        for i in range(n_seg)
+    ], whole
 
 
 @settings(max_examples=200, deadline=None)
-@given(order=st.permutations(range(3)), k0=st.integers(-150, 350), n=st.integers(0, 300),
-       dtype=st.sampled_from(["float32", "float64", "int32"]))
+@given(
+    order=st.permutations(range(3)),
+    k0=st.integers(-150, 350),
+    n=st.integers(0, 300),
+    dtype=st.sampled_from(["float32", "float64", "int32"]),
+)
 def test_a_window_equals_the_reader_arithmetic(order, k0, n, dtype):
     segs, whole = pieces(3)
     names = [NAMES[i] for i in order]
@@ -36,7 +44,7 @@ def test_a_window_equals_the_reader_arithmetic(order, k0, n, dtype):
     padded = np.full((3, n), RAW_NAN, np.int32)
     a, b = max(k0, 0), min(k0 + n, whole.shape[1])
     if b > a:
-        padded[:, a - k0:b - k0] = whole[list(order), a:b]
+        padded[:, a - k0 : b - k0] = whole[list(order), a:b]
     if dtype == "int32":
         want = padded
     else:
@@ -66,8 +74,12 @@ def test_read_only_cached_rows_convert(dtype):
 
 
 @settings(max_examples=200, deadline=None)
-@given(k0=st.integers(-50, 350), n=st.integers(0, 300), dtype=st.sampled_from(["float32", "float64"]),
-       cuts=st.lists(st.integers(-20, 320), min_size=1, max_size=4, unique=True))
+@given(
+    k0=st.integers(-50, 350),
+    n=st.integers(0, 300),
+    dtype=st.sampled_from(["float32", "float64"]),
+    cuts=st.lists(st.integers(-20, 320), min_size=1, max_size=4, unique=True),
+)
 def test_a_factor_changing_within_the_read_scales_each_sample_by_its_own(k0, n, dtype, cuts):
     # As a reader does for a channel whose MEF segments store different factors: each count
     # times the factor in effect at its sample, float64 exact, float32 rounded once.
@@ -78,21 +90,34 @@ def test_a_factor_changing_within_the_read_scales_each_sample_by_its_own(k0, n, 
     padded = np.full((3, n), RAW_NAN, np.int32)
     a, b = max(k0, 0), min(k0 + n, whole.shape[1])
     if b > a:
-        padded[:, a - k0:b - k0] = whole[:, a:b]
-    scale = np.array([runs.factors[max(np.searchsorted(starts, k, "right") - 1, 0)] for k in range(k0, k0 + n)])
+        padded[:, a - k0 : b - k0] = whole[:, a:b]
+    scale = np.array(
+        [runs.factors[max(np.searchsorted(starts, k, "right") - 1, 0)] for k in range(k0, k0 + n)]
+    )
     want = padded.astype(np.float64) * scale
     want[padded == RAW_NAN] = np.nan
     want = want.astype(dtype)
     ok = ~np.isnan(want)
-    assert got.shape == want.shape and np.isnan(got[~ok]).all() and got[ok].tobytes() == want[ok].tobytes()
+    assert (
+        got.shape == want.shape
+        and np.isnan(got[~ok]).all()
+        and got[ok].tobytes() == want[ok].tobytes()
+    )
     window = runs.window(k0, k0 + n)  # what read_raw hands out: the same values
-    raw = RawSamples(padded, np.full(3, window.factors[0]), {i: window for i in range(3)} if n else {})
+    raw = RawSamples(
+        padded, np.full(3, window.factors[0]), {i: window for i in range(3)} if n else {}
+    )
     assert raw.to_float(dtype)[ok].tobytes() == want[ok].tobytes()
 
 
 @settings(max_examples=200, deadline=None)
-@given(k0=st.integers(-150, 350), n=st.integers(0, 300), dtype=st.sampled_from(["float32", "float64", "int32"]),
-       max_bytes=st.integers(1, 4000), cut=st.integers(-20, 320))
+@given(
+    k0=st.integers(-150, 350),
+    n=st.integers(0, 300),
+    dtype=st.sampled_from(["float32", "float64", "int32"]),
+    max_bytes=st.integers(1, 4000),
+    cut=st.integers(-20, 320),
+)
 def test_pieces_and_blocks_are_the_array_cut_into_messages(k0, n, dtype, max_bytes, cut):
     # What a reply sends, message by message from one reused buffer, is the whole array's bytes.
     segs, _ = pieces(3)
@@ -103,6 +128,10 @@ def test_pieces_and_blocks_are_the_array_cut_into_messages(k0, n, dtype, max_byt
     assert parts and all(len(p) <= max(max_bytes, whole.itemsize) for p in parts)
     assert b"".join(parts) == whole.tobytes()
     blocks = [(a, b, v.copy()) for a, b, v in window.blocks(dtype, max_bytes)]
-    assert blocks[0][0] == 0 and blocks[-1][1] == n and all(p[1] == q[0] for p, q in zip(blocks, blocks[1:]))
+    assert (
+        blocks[0][0] == 0
+        and blocks[-1][1] == n
+        and all(p[1] == q[0] for p, q in zip(blocks, blocks[1:]))
+    )
     assert all(v.shape == (3, b - a) and v.dtype == whole.dtype for a, b, v in blocks)
     assert np.concatenate([v for _, _, v in blocks], axis=1).tobytes() == whole.tobytes()

@@ -39,7 +39,10 @@ def test_minmax_points_keep_a_spike_in_time_order():
     assert pts.shape == (2, 100)
     assert pts[0].max() == 50 and pts[0].min() == -30 and pts[1].min() == -9
     bin_of_spike = pts[0].tolist().index(50.0) // 2
-    assert pts[0, 2 * bin_of_spike:2 * bin_of_spike + 2].tolist() == [50.0, -30.0]  # max came first
+    assert pts[0, 2 * bin_of_spike : 2 * bin_of_spike + 2].tolist() == [
+        50.0,
+        -30.0,
+    ]  # max came first
 
 
 def test_short_rows_come_back_unchanged():

@@ -29,15 +29,23 @@ def test_subset_in_any_order_shares_its_channels_entries(engine, recording):
     np.testing.assert_array_equal(first, direct)
     np.testing.assert_array_equal(second, direct[::-1])
     s = engine.stats()
-    assert (s["misses"], s["hits"], s["cache_entries"]) == (1, 1, 2)  # one entry per channel-segment
+    assert (s["misses"], s["hits"], s["cache_entries"]) == (
+        1,
+        1,
+        2,
+    )  # one entry per channel-segment
 
 
 def test_concurrent_reads_of_one_segment_decode_it_once(engine, recording):
     engine.open("a", str(recording))
     engine.open("b", str(recording))
     out = []
-    threads = [threading.Thread(target=lambda c=c: out.append(engine.read_segment(c, str(recording), 3).data))
-               for c in "abab"]
+    threads = [
+        threading.Thread(
+            target=lambda c=c: out.append(engine.read_segment(c, str(recording), 3).data)
+        )
+        for c in "abab"
+    ]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(out) == 4 and all(np.array_equal(o, out[0], equal_nan=True) for o in out)
@@ -100,12 +108,16 @@ def test_prefetch_starts_when_the_caller_says_so(recording, defer):
 
 def test_default_segments_of_wide_fast_groups_are_shortened(recording):
     # 8 channels at 256 Hz: 0.5 MiB of float32 hold 64 s of them.
-    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0, segment_seconds=300.0, segment_mb=0.5))
+    e = Engine(
+        ServerConfig(n_process_workers=0, n_prefetch=0, segment_seconds=300.0, segment_mb=0.5)
+    )
     try:
         e.open("a", str(recording))
         group = e.info("a", str(recording)).rate_groups[0]
         assert e.segment_grid("a", str(recording), group)[0] == 64 * 256
-        assert e.segment_seconds("a", str(recording)) == 64.0  # what the grid reports: the seconds used
+        assert (
+            e.segment_seconds("a", str(recording)) == 64.0
+        )  # what the grid reports: the seconds used
         e.set_segment_seconds("a", str(recording), 100.0)  # a size the client chose is kept
         assert e.segment_grid("a", str(recording), group)[0] == 100 * 256
     finally:
@@ -116,10 +128,14 @@ def test_segments_larger_than_the_read_limit_are_refused_before_decoding(recordi
     e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0, max_read_mb=0.5))
     try:
         e.open("a", str(recording))
-        e.set_segment_seconds("a", str(recording), 120.0)  # 8 ch x 30720 samples: 0.94 MiB of float32
-        for read in (lambda: e.read_index("a", str(recording), None, 0, 10),
-                     lambda: e.envelope("a", str(recording), None, 0, 100, 10),
-                     lambda: e.hint("a", str(recording), None, 0, 10)):
+        e.set_segment_seconds(
+            "a", str(recording), 120.0
+        )  # 8 ch x 30720 samples: 0.94 MiB of float32
+        for read in (
+            lambda: e.read_index("a", str(recording), None, 0, 10),
+            lambda: e.envelope("a", str(recording), None, 0, 100, 10),
+            lambda: e.hint("a", str(recording), None, 0, 10),
+        ):
             with pytest.raises(ReadTooLargeError, match="a segment .*set a shorter segment size"):
                 read()
         assert e.stats()["misses"] == 0  # nothing was decoded

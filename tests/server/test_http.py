@@ -37,7 +37,9 @@ def _get_unix(path: str, route: str) -> tuple[int, str, bytes]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, recording):
     folder = tmp_path_factory.mktemp("http")
-    with Server(port=0, http_port=0, http_socket=str(folder / "http.sock"), n_process_workers=1) as srv:
+    with Server(
+        port=0, http_port=0, http_socket=str(folder / "http.sock"), n_process_workers=1
+    ) as srv:
         with Mef3Client(srv.address) as c:
             c.open_file(str(recording))
             c.get_signal_segment(str(recording), 0)
@@ -50,19 +52,33 @@ def test_status_json_on_the_unix_socket_shows_paths_to_its_own_user(server, reco
     s = json.loads(body)
     assert code == 200 and kind == "application/json"
     assert s["version"] == __version__ and s["address"] == server.address and s["paths_shown"]
-    assert s["recordings"] == [{"path": str(recording), "channels": 8, "rates_hz": [256.0], "duration_s": 600.0,
-                                "encrypted": False, "clients": 1}]
+    assert s["recordings"] == [
+        {
+            "path": str(recording),
+            "channels": 8,
+            "rates_hz": [256.0],
+            "duration_s": 600.0,
+            "encrypted": False,
+            "clients": 1,
+        }
+    ]
     # one segment read twice: a miss, then a hit; the cache holds it as one entry per channel
     assert s["cache"]["hit_rate"] == 0.5 and s["cache"]["entries"] == 8 and s["clients"] == 1
     assert s["workers"]["alive"] == 1 and len(s["workers"]["pids"]) == 1
-    assert s["stats"]["hits"] == 1 and s["stats"]["misses"] == 1  # every engine stat, whatever it holds
+    assert (
+        s["stats"]["hits"] == 1 and s["stats"]["misses"] == 1
+    )  # every engine stat, whatever it holds
 
 
 def test_tcp_callers_see_what_is_open_but_not_where(server, recording):
     url = server.http_urls[0]
     assert url.startswith("http://127.0.0.1:")
     s = json.load(urllib.request.urlopen(url + "api/status"))
-    assert not s["paths_shown"] and s["recordings"][0]["path"] is None and s["recordings"][0]["channels"] == 8
+    assert (
+        not s["paths_shown"]
+        and s["recordings"][0]["path"] is None
+        and s["recordings"][0]["channels"] == 8
+    )
     page = urllib.request.urlopen(url).read().decode()
     assert str(recording) not in page and "(path hidden)" in page
     assert str(recording) not in urllib.request.urlopen(url + "metrics").read().decode()
@@ -72,7 +88,9 @@ def test_status_page_refreshes_itself_and_links_its_data(server, recording):
     code, kind, body = _get_unix(server.config.http_socket, "/")
     page = body.decode()
     assert code == 200 and kind.startswith("text/html")
-    assert "http-equiv='refresh'" in page and "href='api/status'" in page and "href='metrics'" in page
+    assert (
+        "http-equiv='refresh'" in page and "href='api/status'" in page and "href='metrics'" in page
+    )
     assert str(recording) in page and "hit rate 50%" in page
 
 
@@ -80,8 +98,14 @@ def test_metrics_parse_as_prometheus_text(server):
     _, kind, body = _get_unix(server.config.http_socket, "/metrics")
     assert kind.startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
-    assert families["mef3lab_hits"].type == "counter" and families["mef3lab_hits"].samples[0].value == 1
-    assert families["mef3lab_cache_bytes"].type == "gauge" and families["mef3lab_cache_bytes"].samples[0].value > 0
+    assert (
+        families["mef3lab_hits"].type == "counter"
+        and families["mef3lab_hits"].samples[0].value == 1
+    )
+    assert (
+        families["mef3lab_cache_bytes"].type == "gauge"
+        and families["mef3lab_cache_bytes"].samples[0].value > 0
+    )
     assert families["mef3lab_server_info"].samples[0].labels == {"version": __version__}
 
 

@@ -32,10 +32,22 @@ def two_users(tmp_path_factory):
     folder = tmp_path_factory.mktemp("http-auth")
     token_file = folder / "tokens"
     token_file.write_text("".join(f"{user} {token}\n" for user, token in TOKENS.items()))
-    paths = {user: str(synthesize(folder / f"{user}-rec.mefd", channels=2, fs=256.0, seconds=10.0, gaps=0, seed=i))
-             for i, user in enumerate(TOKENS)}
-    with Server(port=0, http_port=0, http_socket=str(folder / "http.sock"), n_process_workers=1,
-                token_file=str(token_file), log_level="WARNING") as srv:
+    paths = {
+        user: str(
+            synthesize(
+                folder / f"{user}-rec.mefd", channels=2, fs=256.0, seconds=10.0, gaps=0, seed=i
+            )
+        )
+        for i, user in enumerate(TOKENS)
+    }
+    with Server(
+        port=0,
+        http_port=0,
+        http_socket=str(folder / "http.sock"),
+        n_process_workers=1,
+        token_file=str(token_file),
+        log_level="WARNING",
+    ) as srv:
         clients = [Mef3Client(srv.address, token=TOKENS[user]) for user in TOKENS]
         try:
             for c, user in zip(clients, TOKENS):
@@ -47,7 +59,9 @@ def two_users(tmp_path_factory):
 
 
 def get(url: str, authorization: str | None = None) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
+    request = urllib.request.Request(
+        url, headers={"Authorization": authorization} if authorization else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, dict(reply.headers), reply.read()
@@ -56,7 +70,9 @@ def get(url: str, authorization: str | None = None) -> tuple[int, dict, bytes]:
 
 
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("authorization", [None, "Bearer made-up-token", "Basic YWxpY2U6eA==", "Bearer "])
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer made-up-token", "Basic YWxpY2U6eA==", "Bearer "]
+)
 def test_every_page_needs_a_valid_token(two_users, route, authorization):
     srv, paths = two_users
     code, headers, body = get(srv.http_urls[0] + route.lstrip("/"), authorization)
@@ -90,6 +106,8 @@ def test_metrics_with_a_token(two_users):
 def test_the_owner_on_the_unix_socket_needs_no_token_and_sees_everything(two_users):
     srv, paths = two_users
     code, _, body = _get_unix(srv.config.http_socket, "/api/status")
-    assert code == 200 and sorted(r["path"] for r in json.loads(body)["recordings"]) == sorted(paths.values())
+    assert code == 200 and sorted(r["path"] for r in json.loads(body)["recordings"]) == sorted(
+        paths.values()
+    )
     for route in ROUTES:
         assert _get_unix(srv.config.http_socket, route)[0] == 200

@@ -17,7 +17,10 @@ from mef3lab.testing.synth import synthesize
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
     d = tmp_path_factory.mktemp("four")
-    return [str(synthesize(d / f"r{i}.mefd", channels=2, fs=256.0, seconds=10.0, gaps=0, seed=i)) for i in range(4)]
+    return [
+        str(synthesize(d / f"r{i}.mefd", channels=2, fs=256.0, seconds=10.0, gaps=0, seed=i))
+        for i in range(4)
+    ]
 
 
 def test_open_limits(four):
@@ -43,7 +46,10 @@ def test_open_limits(four):
 
 
 def test_the_client_sees_resource_exhausted(four):
-    with Server(port=0, n_process_workers=0, max_open_per_client=1) as server, Mef3Client(server.address) as c:
+    with (
+        Server(port=0, n_process_workers=0, max_open_per_client=1) as server,
+        Mef3Client(server.address) as c,
+    ):
         c.open_file(four[0])
         with pytest.raises(TooManyOpenError, match="close one"):
             c.open_file(four[1])

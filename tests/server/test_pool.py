@@ -19,7 +19,13 @@ import numpy as np
 import psutil
 import pytest
 
-from mef3lab.errors import CancelledError, CorruptDataError, RecordingNotFoundError, TimeRangeError, UnknownChannelError
+from mef3lab.errors import (
+    CancelledError,
+    CorruptDataError,
+    RecordingNotFoundError,
+    TimeRangeError,
+    UnknownChannelError,
+)
 from mef3lab.readers import open_reader
 from mef3lab.server.pool import ReaderPool, ReadRequest, SharedArray
 from mef3lab.testing.synth import synthesize
@@ -82,7 +88,9 @@ def pool():
 @pytest.fixture
 def small(tmp_path) -> Path:
     """A small recording of its own (tests put marker files in it): 3 ch, 256 Hz, 60 s."""
-    return synthesize(tmp_path / "small.mefd", channels=3, fs=256.0, seconds=60.0, gaps=[(20.0, 1.0)], seed=3)
+    return synthesize(
+        tmp_path / "small.mefd", channels=3, fs=256.0, seconds=60.0, gaps=[(20.0, 1.0)], seed=3
+    )
 
 
 @pytest.fixture
@@ -107,11 +115,17 @@ def test_reads_equal_direct_reads(pool, recording, engine):
         for chans in (names, names[2:5], (names[6], names[1])):
             for k0, k1 in windows(info):
                 for dtype in ("float32", "float64"):
-                    got = pool.submit(ReadRequest(recording, None, engine, chans, k0, k1, dtype)).result()
+                    got = pool.submit(
+                        ReadRequest(recording, None, engine, chans, k0, k1, dtype)
+                    ).result()
                     assert isinstance(got, SharedArray)
                     assert got.array.dtype == np.dtype(dtype) and not got.array.flags.writeable
-                    np.testing.assert_array_equal(got.array, direct.read_index(chans, k0, k1, dtype))
-        raw = pool.submit(ReadRequest(recording, None, engine, names[:3], 100, 9000, "int32")).result()
+                    np.testing.assert_array_equal(
+                        got.array, direct.read_index(chans, k0, k1, dtype)
+                    )
+        raw = pool.submit(
+            ReadRequest(recording, None, engine, names[:3], 100, 9000, "int32")
+        ).result()
         np.testing.assert_array_equal(raw.array, direct.read_raw(names[:3], 100, 9000).counts)
     assert not shm_blocks()  # names go as soon as each read is done
 
@@ -142,8 +156,12 @@ def test_many_threads_submit_at_once(pool, recording):
     def client(t):
         try:
             barrier.wait()
-            futs = {i: pool.submit(ReadRequest(recording, None, "mef3io", *jobs[i]), foreground=i % 2 == 0)
-                    for i in range(t, len(jobs), 8)}
+            futs = {
+                i: pool.submit(
+                    ReadRequest(recording, None, "mef3io", *jobs[i]), foreground=i % 2 == 0
+                )
+                for i in range(t, len(jobs), 8)
+            }
             for i, f in futs.items():
                 results[i] = f.result(timeout=60).array
         except Exception as exc:  # reported below
@@ -203,7 +221,9 @@ def test_in_process_mode(recording):
 
 # -- shared memory ---------------------------------------------------------------------
 def test_results_outlive_release_and_free_their_memory(pool, recording):
-    got = pool.submit(ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 20_000)).result()
+    got = pool.submit(
+        ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 20_000)
+    ).result()
     assert not shm_blocks()  # no name to leak, even while the result lives
     view = got.array[1, 100:200]
     keep = view.copy()
@@ -234,7 +254,9 @@ def resident_bytes(address: int) -> int:
     raise AssertionError(f"no mapping holds {address:#x}")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="rows give their pages back on Linux")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="rows give their pages back on Linux"
+)
 @pytest.mark.parametrize("split", [False, True])
 def test_rows_taken_one_by_one_give_their_memory_back_one_by_one(pool, recording, split):
     # What the segment store relies on: a read's rows cached as separate entries with no copy,
@@ -255,7 +277,9 @@ def test_rows_taken_one_by_one_give_their_memory_back_one_by_one(pool, recording
     del row
     rows.pop(1)
     gc.collect()
-    assert resident_bytes(start) == 2 * req.row_bytes  # the middle row's pages went, the others stay
+    assert (
+        resident_bytes(start) == 2 * req.row_bytes
+    )  # the middle row's pages went, the others stay
     np.testing.assert_array_equal(rows[1], want[2])
     rows.clear()
     gc.collect()
@@ -265,10 +289,14 @@ def test_rows_taken_one_by_one_give_their_memory_back_one_by_one(pool, recording
 # -- crashes ---------------------------------------------------------------------------
 def test_killed_worker_fails_its_read_and_is_replaced(engine_pool, small, recording):
     (small / "hang-on-read").touch()
-    doomed = engine_pool.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch002"), 0, 5000))
+    doomed = engine_pool.submit(
+        ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch002"), 0, 5000)
+    )
     pid = hang_pid(small)
     # The other worker keeps serving while one hangs.
-    ok = engine_pool.submit(ReadRequest(recording, None, "mef3io", ("ch001",), 0, 100)).result(timeout=30)
+    ok = engine_pool.submit(ReadRequest(recording, None, "mef3io", ("ch001",), 0, 100)).result(
+        timeout=30
+    )
     assert ok.array.shape == (1, 100)
     assert engine_pool.stats()["busy"] == 1
     os.kill(pid, signal.SIGINT)  # workers ignore Ctrl-C
@@ -278,14 +306,20 @@ def test_killed_worker_fails_its_read_and_is_replaced(engine_pool, small, record
     with pytest.raises(CorruptDataError) as err:
         doomed.result(timeout=10)
     msg = str(err.value)
-    assert str(small) in msg and "ch000, ch002" in msg and "SIGKILL" in msg and "may be damaged" in msg
+    assert (
+        str(small) in msg and "ch000, ch002" in msg and "SIGKILL" in msg and "may be damaged" in msg
+    )
     (small / "hang-on-read").unlink()
     s = wait_for(lambda: (s := engine_pool.stats())["ready"] == 2 and s)
     assert pid not in s["pids"] and (s["restarts"], s["crashes"]) == (1, 1)
     with open_reader(small, engine="mef3io") as direct:
         want = direct.read_index(["ch000", "ch002"], 0, 5000)
-    futs = [engine_pool.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch002"), 0, 5000))
-            for _ in range(4)]
+    futs = [
+        engine_pool.submit(
+            ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch002"), 0, 5000)
+        )
+        for _ in range(4)
+    ]
     for f in futs:
         np.testing.assert_array_equal(f.result(timeout=30).array, want)
     assert not shm_blocks()
@@ -293,12 +327,18 @@ def test_killed_worker_fails_its_read_and_is_replaced(engine_pool, small, record
 
 def test_segfault_fails_only_that_read_and_is_not_retried(engine_pool, small, recording):
     (small / "segfault-on-read").touch()
-    with pytest.raises(CorruptDataError, match=r"crashed reading .*small\.mefd channels \[ch001\].*SIGSEGV"):
-        engine_pool.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch001",), 0, 10)).result(timeout=30)
+    with pytest.raises(
+        CorruptDataError, match=r"crashed reading .*small\.mefd channels \[ch001\].*SIGSEGV"
+    ):
+        engine_pool.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch001",), 0, 10)).result(
+            timeout=30
+        )
     time.sleep(0.3)  # a retry, if there were one, would kill the second worker by now
     s = engine_pool.stats()
     assert (s["restarts"], s["crashes"]) == (1, 1)
-    got = engine_pool.submit(ReadRequest(recording, None, "mef3io", ("ch001",), 0, 10)).result(timeout=30)
+    got = engine_pool.submit(ReadRequest(recording, None, "mef3io", ("ch001",), 0, 10)).result(
+        timeout=30
+    )
     assert got.array.shape == (1, 10)
     assert not shm_blocks()
 
@@ -321,6 +361,7 @@ def test_foreground_first_and_cancelled_never_run(small):
     log.touch()
     (small / "hang-on-read").touch()
     with ReaderPool(1, engines=misbehaving.SPEC) as p:
+
         def req(k0):
             return ReadRequest(small, None, misbehaving.ENGINE, ("ch000",), k0, k0 + 10)
 
@@ -367,7 +408,10 @@ def test_close_fails_pending_work_and_leaves_nothing(small, recording):
     hang_pid(small)
     pids = p.stats()["pids"]
     assert shm_blocks()  # the running read's block
-    queued = [p.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch001",), 0, 1000)) for _ in range(3)]
+    queued = [
+        p.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch001",), 0, 1000))
+        for _ in range(3)
+    ]
     t = time.monotonic()
     p.close()
     assert time.monotonic() - t < 5
@@ -406,7 +450,7 @@ def test_workers_die_with_their_parent(small, death):
             p.submit(ReadRequest({str(small)!r}, None, _pool_engines.ENGINE, ("ch000",), 0, 10))
             while True:
                 s = p.stats()
-                if s["ready"] == 2 and ({death!r} == "exit" or os.path.getsize({str(small / 'hang-on-read')!r})):
+                if s["ready"] == 2 and ({death!r} == "exit" or os.path.getsize({str(small / "hang-on-read")!r})):
                     break
                 time.sleep(0.02)
             print(*s["pids"], flush=True)
@@ -414,15 +458,25 @@ def test_workers_die_with_their_parent(small, death):
                 os._exit(0)
             os.kill(os.getpid(), signal.SIGKILL)
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = proc.communicate(timeout=60)
     pids = [int(x) for x in out.split()]
     assert len(pids) == 2, err
     assert gone(pids, timeout=5), f"workers {pids} outlived their parent"
     # The block of the read in flight was the dead parent's: its resource tracker removes it.
-    assert wait_for(lambda: not [n for n in os.listdir("/dev/shm") if n.startswith(f"mef3lab_{proc.pid}_")])
+    assert wait_for(
+        lambda: not [n for n in os.listdir("/dev/shm") if n.startswith(f"mef3lab_{proc.pid}_")]
+    )
 
 
 # -- split reads ---------------------------------------------------------------------------
@@ -431,18 +485,24 @@ def test_split_reads_equal_direct_reads(pool, recording, dtype):
     with open_reader(recording) as direct:
         names = direct.info.names
         for chans, ways in ((names, 2), (names[:3], 2), (names[::-1], 5), ((names[4],), 2)):
-            got = pool.submit_split(ReadRequest(recording, None, None, chans, 5000, 90_000, dtype), ways).result()
+            got = pool.submit_split(
+                ReadRequest(recording, None, None, chans, 5000, 90_000, dtype), ways
+            ).result()
             assert isinstance(got, SharedArray) and not got.array.flags.writeable
-            want = (direct.read_raw(chans, 5000, 90_000).counts if dtype == "int32"
-                    else direct.read_index(chans, 5000, 90_000, dtype))
+            want = (
+                direct.read_raw(chans, 5000, 90_000).counts
+                if dtype == "int32"
+                else direct.read_index(chans, 5000, 90_000, dtype)
+            )
             np.testing.assert_array_equal(got.array, want)
     assert not shm_blocks()
 
 
 def test_a_split_read_whose_part_dies_fails_whole_and_leaks_nothing(engine_pool, small):
     (small / "hang-on-read").touch()
-    doomed = engine_pool.submit_split(ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch001", "ch002"),
-                                                  0, 5000), 2)
+    doomed = engine_pool.submit_split(
+        ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch001", "ch002"), 0, 5000), 2
+    )
     os.kill(hang_pid(small), signal.SIGKILL)
     with pytest.raises(CorruptDataError, match="SIGKILL"):
         doomed.result(timeout=10)  # at once, though the other part still runs
@@ -454,11 +514,18 @@ def test_a_split_read_whose_part_dies_fails_whole_and_leaks_nothing(engine_pool,
 
 
 def test_a_split_read_cancelled_before_it_starts_never_runs(engine_pool, small, recording):
-    wait_for(lambda: engine_pool.stats()["ready"] == 2)  # started workers: a kill below fails their reads
+    wait_for(
+        lambda: engine_pool.stats()["ready"] == 2
+    )  # started workers: a kill below fails their reads
     (small / "hang-on-read").touch()
-    blockers = [engine_pool.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch000",), 0, 100)) for _ in range(2)]
+    blockers = [
+        engine_pool.submit(ReadRequest(small, None, misbehaving.ENGINE, ("ch000",), 0, 100))
+        for _ in range(2)
+    ]
     wait_for(lambda: engine_pool.stats()["busy"] == 2)
-    queued = engine_pool.submit_split(ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 50_000), 2)
+    queued = engine_pool.submit_split(
+        ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 50_000), 2
+    )
     assert queued.cancel() and queued.cancelled()
     for pid in engine_pool.stats()["pids"]:
         os.kill(pid, signal.SIGKILL)
@@ -479,8 +546,16 @@ def test_preopen_opens_the_recording_in_every_worker(small):
         p.preopen(small, None, misbehaving.ENGINE)
 
         def opened_by():
-            return {line.split()[1] for line in log.read_text().splitlines() if line.startswith("open")}
+            return {
+                line.split()[1] for line in log.read_text().splitlines() if line.startswith("open")
+            }
 
-        assert wait_for(lambda: len(opened_by()) == 2) and opened_by() == {str(pid) for pid in p.stats()["pids"]}
-        p.submit_split(ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch001"), 0, 100), 2).result(timeout=30)
-        assert len([line for line in log.read_text().splitlines() if line.startswith("open")]) == 2  # no more opens
+        assert wait_for(lambda: len(opened_by()) == 2) and opened_by() == {
+            str(pid) for pid in p.stats()["pids"]
+        }
+        p.submit_split(
+            ReadRequest(small, None, misbehaving.ENGINE, ("ch000", "ch001"), 0, 100), 2
+        ).result(timeout=30)
+        assert (
+            len([line for line in log.read_text().splitlines() if line.startswith("open")]) == 2
+        )  # no more opens

@@ -40,13 +40,21 @@ def test_start_read_stop_leaves_nothing(recording):
 
 
 def test_server_dies_with_a_killed_owner():
-    owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
         import time
         from mef3lab.server.process import ServerProcess
         srv = ServerProcess(n_process_workers=1).start()
         print(srv.pid, flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         server_pid = int(owner.stdout.readline())
         assert psutil.pid_exists(server_pid)
@@ -69,5 +77,7 @@ def test_unix_socket(tmp_path, recording):
     with Server(port=0, unix_socket=str(sock), n_process_workers=0):
         with Mef3Client(f"unix:{sock}") as c:
             c.open_file(str(recording))
-            np.testing.assert_array_equal(c.get_signal_segment(str(recording), 0, channels=["ch001"]),
-                                          open_reader(recording).read_index(["ch001"], 0, 76800))
+            np.testing.assert_array_equal(
+                c.get_signal_segment(str(recording), 0, channels=["ch001"]),
+                open_reader(recording).read_index(["ch001"], 0, 76800),
+            )

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from mef3lab.errors import CancelledError, CorruptDataError, QuarantinedError, ReaderCrashedError, ReadTimeoutError
+from mef3lab.errors import (
+    CancelledError,
+    CorruptDataError,
+    QuarantinedError,
+    ReaderCrashedError,
+    ReadTimeoutError,
+)
 from mef3lab.server.pool import ReaderPool, ReadRequest
 from mef3lab.server.core.quarantine import Quarantine
 from mef3lab.testing.synth import synthesize
@@ -33,9 +39,13 @@ def test_a_recording_that_crashes_readers_is_quarantined(crasher, recording):
         # Counted before the failure was delivered: refused at once, with no retry loop.
         with pytest.raises(QuarantinedError, match="crashed 2 reader processes") as err:
             pool.submit(read)
-        assert isinstance(err.value, CorruptDataError)  # what a client catching damage already handles
+        assert isinstance(
+            err.value, CorruptDataError
+        )  # what a client catching damage already handles
         assert raw.stats()["crashes"] == 2  # no third process was spent
-        good = pool.submit_split(ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 50), 2)
+        good = pool.submit_split(
+            ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 50), 2
+        )
         assert good.result(timeout=60).array.shape == (2, 50)
         assert pool.stats()["alive"] == 1  # the rest of the pool's API, passed through
 
@@ -55,7 +65,9 @@ def test_a_killed_reader_is_not_the_files_fault(recording):
 
     pool = Quarantine(None, limit=1)
     pool._crashed(recording, ReaderCrashedError("killed", -signal.SIGKILL))
-    pool._crashed(recording, CancelledError("stopped: nobody waits for it"))  # killed for its caller's sake
+    pool._crashed(
+        recording, CancelledError("stopped: nobody waits for it")
+    )  # killed for its caller's sake
     pool._check(recording)  # not refused
     pool._crashed(recording, ReaderCrashedError("segfault", -signal.SIGSEGV))
     with pytest.raises(QuarantinedError):

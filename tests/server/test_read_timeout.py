@@ -38,15 +38,21 @@ def test_a_hung_decode_is_killed_after_the_timeout_and_the_pool_reads_on(hung, r
         pid = hang_pid(hung)
         good = p.submit(ReadRequest(recording, None, "mef3io", ("ch000", "ch001"), 0, 500))
         with open_reader(recording, engine="mef3io") as direct:
-            np.testing.assert_array_equal(good.result(timeout=30).array, direct.read_index(["ch000", "ch001"], 0, 500))
-        with pytest.raises(ReadTimeoutError, match=f"{hung}.*within the server's read timeout of 2 s"):
+            np.testing.assert_array_equal(
+                good.result(timeout=30).array, direct.read_index(["ch000", "ch001"], 0, 500)
+            )
+        with pytest.raises(
+            ReadTimeoutError, match=f"{hung}.*within the server's read timeout of 2 s"
+        ):
             stuck.result(timeout=30)
         assert TIMEOUT_S <= time.monotonic() - t0 < TIMEOUT_S + 5
         assert gone([pid])
         stats = p.stats()  # counted before the failure is delivered
         assert (stats["timeouts"], stats["crashes"]) == (1, 0)
         (hung / "hang-on-read").unlink()
-        assert p.submit(ReadRequest(hung, None, misbehaving.ENGINE, ("ch000",), 0, 100)).result(timeout=30).shape == (1, 100)
+        assert p.submit(ReadRequest(hung, None, misbehaving.ENGINE, ("ch000",), 0, 100)).result(
+            timeout=30
+        ).shape == (1, 100)
         assert p.stats()["alive"] == 2 and pid not in p.stats()["pids"]
 
 
@@ -72,7 +78,9 @@ def test_abort_kills_a_running_read_and_cancels_a_queued_one(hung, recording):
             running.result(timeout=30)
         assert gone([pid])
         assert p.stats()["aborted"] == 1 and p.stats()["crashes"] == 0
-        assert p.submit(ReadRequest(recording, None, "mef3io", ("ch000",), 0, 10)).result(timeout=30).shape == (1, 10)
+        assert p.submit(ReadRequest(recording, None, "mef3io", ("ch000",), 0, 10)).result(
+            timeout=30
+        ).shape == (1, 10)
 
 
 def test_a_hung_open_is_killed_after_the_timeout_too(hung):
@@ -86,13 +94,23 @@ def test_a_hung_open_is_killed_after_the_timeout_too(hung):
 
 @pytest.fixture
 def server():
-    engines = tuple(f"{name}={target.replace(':', '.')}" for name, target in misbehaving.SPEC.items())
-    with Server(port=0, n_process_workers=2, reader_engine=engines, read_timeout_s=TIMEOUT_S, n_prefetch=0,
-                log_level="WARNING") as srv:
+    engines = tuple(
+        f"{name}={target.replace(':', '.')}" for name, target in misbehaving.SPEC.items()
+    )
+    with Server(
+        port=0,
+        n_process_workers=2,
+        reader_engine=engines,
+        read_timeout_s=TIMEOUT_S,
+        n_prefetch=0,
+        log_level="WARNING",
+    ) as srv:
         yield srv
 
 
-def test_the_server_answers_a_hung_read_within_the_timeout_and_serves_everyone_else(server, hung, recording):
+def test_the_server_answers_a_hung_read_within_the_timeout_and_serves_everyone_else(
+    server, hung, recording
+):
     with Mef3Client(server.address) as stuck, Mef3Client(server.address) as other:
         stuck.open_file(str(hung), engine=misbehaving.ENGINE)
         other.open_file(str(recording))
@@ -111,10 +129,11 @@ def test_the_server_answers_a_hung_read_within_the_timeout_and_serves_everyone_e
         with open_reader(recording, engine="mef3io") as direct:
             expected = direct.read_index(["ch000", "ch001"], 0, 1000)
         for _ in range(3):  # served meanwhile, by the other reader process
-            np.testing.assert_array_equal(other.read_index(str(recording), 0, 1000, channels=["ch000", "ch001"]),
-                                          expected)
+            np.testing.assert_array_equal(
+                other.read_index(str(recording), 0, 1000, channels=["ch000", "ch001"]), expected
+            )
         thread.join(30)
-        (exc, when), = failures
+        ((exc, when),) = failures
         assert isinstance(exc, ReadTimeoutError) and str(hung) in str(exc)
         assert when - t0 < TIMEOUT_S + 5
         assert gone([pid])

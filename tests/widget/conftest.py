@@ -37,9 +37,16 @@ class Replies:
         """The newest reply (after waiting for the newest request), traces decoded: {name: trace dict + values}."""
         assert self.widget.wait(30), "the page never arrived"
         content, buffers = self.pages[-1]
-        assert content["id"] == self.widget.view_id, "the newest reply is not for the newest request"
+        assert content["id"] == self.widget.view_id, (
+            "the newest reply is not for the newest request"
+        )
         data = np.frombuffer(buffers[0], np.float32)
-        out = {"start": content["start"], "seconds": content["seconds"], "id": content["id"], "traces": {}}
+        out = {
+            "start": content["start"],
+            "seconds": content["seconds"],
+            "id": content["id"],
+            "traces": {},
+        }
         for tr in content["traces"]:
             size = tr["n"] * (2 if tr["kind"] == "minmax" else 1)
             out["traces"][tr["name"]] = {**tr, "values": data[tr["offset"] : tr["offset"] + size]}
@@ -70,4 +77,3 @@ def scroll(monkeypatch):
     for widget, rec in made:
         widget.close()
         rec.close()
-

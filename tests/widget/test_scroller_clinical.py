@@ -18,14 +18,38 @@ from mef3lab.signal.filters import DisplayFilter
 from mef3lab.widget.overview import overview
 
 FS = 256.0
-NAMES = ["Fp1", "F3", "C3", "P3", "O1", "Fp2", "F4", "C4", "P4", "O2",
-         "F7", "T7", "P7", "F8", "t4", "T6", "Fz", "Cz"]  # no Pz: the chains skip its links
+NAMES = [
+    "Fp1",
+    "F3",
+    "C3",
+    "P3",
+    "O1",
+    "Fp2",
+    "F4",
+    "C4",
+    "P4",
+    "O2",
+    "F7",
+    "T7",
+    "P7",
+    "F8",
+    "t4",
+    "T6",
+    "Fz",
+    "Cz",
+]  # no Pz: the chains skip its links
 
 
 @pytest.fixture(scope="module")
 def eeg1020(tmp_path_factory):
-    return synthesize(tmp_path_factory.mktemp("clinical") / "sub-01_ieeg.mefd", channels=NAMES, fs=FS,
-                      seconds=300.0, gaps=[(100.0, 2.0)], seed=5)
+    return synthesize(
+        tmp_path_factory.mktemp("clinical") / "sub-01_ieeg.mefd",
+        channels=NAMES,
+        fs=FS,
+        seconds=300.0,
+        gaps=[(100.0, 2.0)],
+        seed=5,
+    )
 
 
 def direct(path, names, k0, k1):
@@ -42,7 +66,9 @@ def test_double_banana_is_the_differences_of_direct_reads_and_says_what_it_skipp
     raw = dict(zip(NAMES, direct(eeg1020, NAMES, k0, k0 + int(10 * FS))))
     for name in w.channels:
         a, b = name.split("-")
-        np.testing.assert_allclose(page.sel(channel=name).values, raw[a] - raw[b], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(
+            page.sel(channel=name).values, raw[a] - raw[b], rtol=0, atol=1e-4
+        )
     assert list(page.channel.values) == w.channels[: w.rows]
 
 
@@ -63,20 +89,28 @@ def test_average_and_user_pairs(eeg1020, scroll):
 
 
 def test_filtered_page_equals_sosfiltfilt_of_a_long_read(eeg1020, scroll):
-    w, replies = scroll(eeg1020, montage=["C3-P3"], highpass=0.5, lowpass=30.0, notch=50.0, start=150.0)
+    w, replies = scroll(
+        eeg1020, montage=["C3-P3"], highpass=0.5, lowpass=30.0, notch=50.0, start=150.0
+    )
     assert w.notch == [50.0, 100.0]
     page = w.page_data().sel(channel="C3-P3").values
     # a long read from just after the gap (100-102 s) to 290 s, filtered in one piece the way scipy does it
     k0, k1 = int(103 * FS), int(290 * FS)
     raw = direct(eeg1020, ["C3", "P3"], k0, k1)
     f = DisplayFilter(0.5, 30.0, (50.0, 100.0))
-    sos = np.concatenate([signal.butter(2, 0.5, "highpass", fs=FS, output="sos"),
-                          signal.butter(4, 30.0, "lowpass", fs=FS, output="sos"),
-                          *(signal.tf2sos(*signal.iirnotch(n, 30.0, fs=FS)) for n in (50.0, 100.0))])
+    sos = np.concatenate(
+        [
+            signal.butter(2, 0.5, "highpass", fs=FS, output="sos"),
+            signal.butter(4, 30.0, "lowpass", fs=FS, output="sos"),
+            *(signal.tf2sos(*signal.iirnotch(n, 30.0, fs=FS)) for n in (50.0, 100.0)),
+        ]
+    )
     long = signal.sosfiltfilt(sos, (raw[0] - raw[1]).astype(np.float64))
     a = int(150 * FS) - k0
     want = long[a : a + page.size]
-    assert f.pad_s(FS) < 40  # the long read's own edges (103 s, 290 s) are farther from the page than the pad
+    assert (
+        f.pad_s(FS) < 40
+    )  # the long read's own edges (103 s, 290 s) are farther from the page than the pad
     np.testing.assert_allclose(page, want, rtol=0, atol=1e-5 * np.abs(want).max())
     assert replies.last()["traces"]["C3-P3"]["error"] is None
 
@@ -94,7 +128,9 @@ def test_overview_is_the_block_index_min_max_and_decodes_nothing(eeg1020):
         source = EmbeddedSource(r)
         decoded = []
         original = r._read_float
-        r._read_float = lambda *a: (decoded.append(a), original(*a))[1]  # counts decoding; the real path below
+        r._read_float = lambda *a: (decoded.append(a), original(*a))[
+            1
+        ]  # counts decoding; the real path below
         ov = overview(source, ["C3", "O2"], 40)
         assert decoded == [] and ov.lo.shape == (2, 40)
         r._read_float = original
@@ -107,10 +143,15 @@ def test_overview_is_the_block_index_min_max_and_decodes_nothing(eeg1020):
                 x = r.read(name, int(s), int(e))  # the block, decoded
                 x = np.asarray(x)[np.isfinite(x)]
                 for c in range(40):
-                    c_start, c_end = r.info.start_uutc + c * span / 40, r.info.start_uutc + (c + 1) * span / 40
+                    c_start, c_end = (
+                        r.info.start_uutc + c * span / 40,
+                        r.info.start_uutc + (c + 1) * span / 40,
+                    )
                     if s < c_end and max(e, s + 1) > c_start and x.size:
                         lo[c], hi[c] = np.fmin(lo[c], x.min()), np.fmax(hi[c], x.max())
-            np.testing.assert_allclose(ov.lo[row], lo, atol=0.01)  # the index stores them to the units' precision
+            np.testing.assert_allclose(
+                ov.lo[row], lo, atol=0.01
+            )  # the index stores them to the units' precision
             np.testing.assert_allclose(ov.hi[row], hi, atol=0.01)
         gap = int(100.5 / 300 * 40)
         assert np.isfinite(ov.strip()).sum() >= 39 and np.isfinite(ov.strip()[gap]) in (True, False)
@@ -141,13 +182,16 @@ def test_bad_channels_are_toggled_by_clicking_a_label(eeg1020, scroll):
     assert w.bad_channels == ["O1"]
 
 
-@pytest.mark.parametrize("change, text", [
-    (dict(montage=["Fp1-Xy9"]), "'Xy9' which this recording does not have"),
-    (dict(montage="banana split"), "unknown montage 'banana split'"),
-    (dict(lowpass=300.0), "at or above the Nyquist frequency (128 Hz)"),
-    (dict(highpass=0.01), "on 10 s pages the lowest is"),
-    (dict(highpass=40.0, lowpass=30.0), "must be below the low-pass"),
-])
+@pytest.mark.parametrize(
+    "change, text",
+    [
+        (dict(montage=["Fp1-Xy9"]), "'Xy9' which this recording does not have"),
+        (dict(montage="banana split"), "unknown montage 'banana split'"),
+        (dict(lowpass=300.0), "at or above the Nyquist frequency (128 Hz)"),
+        (dict(highpass=0.01), "on 10 s pages the lowest is"),
+        (dict(highpass=40.0, lowpass=30.0), "must be below the low-pass"),
+    ],
+)
 def test_bad_settings_are_refused_with_the_same_text_in_the_widget(eeg1020, scroll, change, text):
     w, replies = scroll(eeg1020, start=30.0)
     before = replies.last()["traces"]
@@ -199,8 +243,10 @@ def test_bad_events_files_are_refused(eeg1020, scroll, tmp_path):
 
 
 def test_overview_through_a_server_comes_from_the_block_index_with_nothing_decoded(eeg1020):
-    with ServerProcess(n_process_workers=1, n_prefetch=0, log_level="WARNING") as srv, \
-            Mef3Client(srv.address) as client:
+    with (
+        ServerProcess(n_process_workers=1, n_prefetch=0, log_level="WARNING") as srv,
+        Mef3Client(srv.address) as client,
+    ):
         remote = open_source(SourceSpec(str(eeg1020), address=srv.address))
         try:
             before = client.stats()
@@ -210,7 +256,10 @@ def test_overview_through_a_server_comes_from_the_block_index_with_nothing_decod
             remote.close()
         with open_reader(eeg1020) as r:
             want = overview(EmbeddedSource(r), ["C3", "O2"], 64)
-        assert after["decoded_samples"] == before["decoded_samples"] and after["misses"] == before["misses"]
+        assert (
+            after["decoded_samples"] == before["decoded_samples"]
+            and after["misses"] == before["misses"]
+        )
         np.testing.assert_array_equal(got.lo, want.lo)
         np.testing.assert_array_equal(got.hi, want.hi)
         client.open_file(str(eeg1020))
@@ -229,7 +278,9 @@ def test_a_zoomed_out_page_is_each_columns_true_extent_from_cached_envelopes(rec
         data = r.read_index(list(w.channels), 0, int(600 * FS))
     n, cols = data.shape[1], 299
     starts = (np.arange(cols) * n) // cols
-    edges = np.append(starts // b * b, n)  # a column's samples: from its first sample's bin to the next column's
+    edges = np.append(
+        starts // b * b, n
+    )  # a column's samples: from its first sample's bin to the next column's
     assert (np.diff(edges) > 0).all() and (np.abs(edges[:-1] - starts) < b).all()
     for row, name in enumerate(w.channels):
         tr = got["traces"][name]
@@ -240,11 +291,15 @@ def test_a_zoomed_out_page_is_each_columns_true_extent_from_cached_envelopes(rec
             if np.isnan(own).all():
                 assert np.isnan(lo[c]) and np.isnan(hi[c])  # a gap stays a gap
                 continue
-            assert lo[c] == np.nanmin(own) and hi[c] == np.nanmax(own)  # exactly the extent of its samples
+            assert lo[c] == np.nanmin(own) and hi[c] == np.nanmax(
+                own
+            )  # exactly the extent of its samples
     decoded = w._zoom.decoded
     assert decoded >= n
     w.start = 0.0
-    w.width_px = 300  # a new request over the same samples (same bins): cached, nothing decoded again
+    w.width_px = (
+        300  # a new request over the same samples (same bins): cached, nothing decoded again
+    )
     replies.last()
     assert w._zoom.decoded == decoded
 
@@ -258,12 +313,17 @@ def test_columns_wider_than_blocks_come_from_the_block_index_and_are_exact(eeg10
     w._zoom.decoded = 0
     with open_reader(eeg1020) as r:
         data = r.read_index(list(w.channels[:4]), 0, int(300 * FS))
-    w._serve(w.view_id, (w._view(), 6))  # 6 columns of 12800 samples (5 blocks each), as a narrow screen asks
+    w._serve(
+        w.view_id, (w._view(), 6)
+    )  # 6 columns of 12800 samples (5 blocks each), as a narrow screen asks
     content, buffers = replies.pages[-1]
     values = np.frombuffer(buffers[0], np.float32)
     starts = np.append((np.arange(6) * data.shape[1]) // 6, data.shape[1])
     for row, tr in enumerate(content["traces"]):
-        lo, hi = values[tr["offset"] : tr["offset"] + 6], values[tr["offset"] + 6 : tr["offset"] + 12]
+        lo, hi = (
+            values[tr["offset"] : tr["offset"] + 6],
+            values[tr["offset"] + 6 : tr["offset"] + 12],
+        )
         want_lo = [np.nanmin(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:])]
         want_hi = [np.nanmax(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:])]
         np.testing.assert_allclose(lo, want_lo, atol=1e-3)

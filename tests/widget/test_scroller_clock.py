@@ -15,19 +15,32 @@ def test_labels_are_utc_clock_time_and_seconds():
     assert clock_label(START, 3723.25) == "2024-01-15 09:02:03.250 UTC (+3723.250 s)"
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("3600", 3600.0), (" 12.5 ", 12.5), ("08:30", 1800.0), ("08:00:10.5", 10.5),
-    ("07:59:00", DAY - 60.0),  # before the start: the next day
-    ("2024-01-15T09:00:00", 3600.0), ("2024-01-15 10:00:00+01:00", 3600.0),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("3600", 3600.0),
+        (" 12.5 ", 12.5),
+        ("08:30", 1800.0),
+        ("08:00:10.5", 10.5),
+        ("07:59:00", DAY - 60.0),  # before the start: the next day
+        ("2024-01-15T09:00:00", 3600.0),
+        ("2024-01-15 10:00:00+01:00", 3600.0),
+    ],
+)
 def test_what_a_jump_accepts(text, seconds):
     assert parse_time(text, START, 2 * DAY) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("tomorrow", "neither seconds"), ("25:00", "not a clock time"), ("-1", "outside the recording"),
-    ("nan", "outside the recording"), ("09:00", "outside the recording"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("tomorrow", "neither seconds"),
+        ("25:00", "not a clock time"),
+        ("-1", "outside the recording"),
+        ("nan", "outside the recording"),
+        ("09:00", "outside the recording"),
+    ],
+)
 def test_what_a_jump_refuses(text, message):
     with pytest.raises(ValueError, match=message):
         parse_time(text, START, 600.0)

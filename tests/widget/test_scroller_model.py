@@ -50,7 +50,12 @@ def test_keys_move_the_page_and_change_gain_and_rows(recording, scroll):
 
     assert list(replies.last()["traces"]) == ["ch000", "ch001", "ch002", "ch003"]
     replies.key("PageDown")
-    assert w.first_row == 4 and list(replies.last()["traces"]) == ["ch004", "ch005", "ch006", "ch007"]
+    assert w.first_row == 4 and list(replies.last()["traces"]) == [
+        "ch004",
+        "ch005",
+        "ch006",
+        "ch007",
+    ]
     replies.key("PageDown")  # no rows below: stays
     assert w.first_row == 4
     replies.key("PageUp")
@@ -105,7 +110,9 @@ def test_page_data_is_the_page_at_full_resolution(recording, scroll):
     data = w.page_data()
     assert isinstance(data, xr.DataArray) and data.dims == ("channel", "time")
     assert list(data.channel.values) == ["ch002", "ch003", "ch004"]
-    np.testing.assert_array_equal(data.values, direct(recording, ["ch002", "ch003", "ch004"], 61.0, 1.0))
+    np.testing.assert_array_equal(
+        data.values, direct(recording, ["ch002", "ch003", "ch004"], 61.0, 1.0)
+    )
     assert data.time.values[0] == 61.0 and np.allclose(np.diff(data.time.values), 1 / FS)
     gaps = data.mef3.gaps  # it still knows its recording: the gap at 61.2 s of its three channels
     assert data.attrs["units"] == "µV" and gaps.channel.tolist() == ["ch002", "ch003", "ch004"]

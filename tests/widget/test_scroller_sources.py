@@ -24,7 +24,9 @@ def group_read(path, names, start_s, seconds):
         grid = r.info.group_of(names).grid
         t0 = r.info.start_uutc + round(start_s * 1e6)
         k0, k1 = grid.indices(t0, t0 + round(seconds * 1e6))
-        return r.read_index(list(names), k0, k1), (float(grid.time_of(k0)) - r.info.start_uutc) / 1e6
+        return r.read_index(list(names), k0, k1), (
+            float(grid.time_of(k0)) - r.info.start_uutc
+        ) / 1e6
 
 
 def test_mixed_rates_each_channel_on_its_own_rate(mixed_rate_recording, scroll):
@@ -47,12 +49,18 @@ def test_mixed_rates_each_channel_on_its_own_rate(mixed_rate_recording, scroll):
                 np.testing.assert_array_equal(tr["values"][1500:], hi)
     data = w.page_data()
     assert isinstance(data, xr.Dataset) and set(data.data_vars) == {"signal_1024Hz", "signal_256Hz"}
-    np.testing.assert_array_equal(data.signal_256Hz.values,
-                                  group_read(mixed_rate_recording, ["ch001", "ch003", "ch005"], 38.0, 4.0)[0])
+    np.testing.assert_array_equal(
+        data.signal_256Hz.values,
+        group_read(mixed_rate_recording, ["ch001", "ch003", "ch005"], 38.0, 4.0)[0],
+    )
 
 
-def test_channels_starting_late_are_empty_before_their_start(mixed_rate_recording, mixed_rate_plan, scroll):
-    w, replies = scroll(mixed_rate_recording, start=0.0, page_seconds=10.0)  # starts staggered by 2.5 s
+def test_channels_starting_late_are_empty_before_their_start(
+    mixed_rate_recording, mixed_rate_plan, scroll
+):
+    w, replies = scroll(
+        mixed_rate_recording, start=0.0, page_seconds=10.0
+    )  # starts staggered by 2.5 s
     w.width_px = 3000
     got = replies.last()["traces"]
     for i, name in enumerate(got):
@@ -60,7 +68,9 @@ def test_channels_starting_late_are_empty_before_their_start(mixed_rate_recordin
         begins = (mixed_rate_plan.starts_uutc[i] - mixed_rate_plan.start_uutc) / 1e6
         t = tr["t0"] + np.arange(tr["n"]) * tr["dt"]  # a sample's time, or a column's start
         values = tr["values"][: tr["n"]]
-        assert np.isnan(values[t + tr["dt"] < begins - 1e-6]).all()  # wholly before the channel's start
+        assert np.isnan(
+            values[t + tr["dt"] < begins - 1e-6]
+        ).all()  # wholly before the channel's start
         assert not np.isnan(values[t >= begins + 1e-6]).any()
 
 
@@ -76,7 +86,9 @@ def damaged(tmp_path_factory, recording):
     return copy
 
 
-def test_a_damaged_channel_is_an_empty_labelled_trace_and_the_rest_draws(damaged, recording, scroll):
+def test_a_damaged_channel_is_an_empty_labelled_trace_and_the_rest_draws(
+    damaged, recording, scroll
+):
     w, replies = scroll(damaged, start=200.0)
     got = replies.last()["traces"]
     assert got["ch001"]["error"] and "CorruptDataError" in got["ch001"]["error"]
@@ -109,7 +121,10 @@ def test_loader_serves_only_the_newest_request():
             loader.submit(f"page {i}")
         gate.set()
         assert loader.wait(10)
-        assert served == [(1, "page 1", False), (6, "page 6", True)]  # 1 is stale by the time it is done
+        assert served == [
+            (1, "page 1", False),
+            (6, "page 6", True),
+        ]  # 1 is stale by the time it is done
         assert loader.skipped == 4
     finally:
         gate.set()
@@ -119,7 +134,9 @@ def test_loader_serves_only_the_newest_request():
 @pytest.fixture(scope="module")
 def server():
     """A real server with 30-s segments (so 10-s pages cross segment boundaries) and no readahead of its own."""
-    with ServerProcess(n_process_workers=1, segment_seconds=30.0, n_prefetch=0, log_level="WARNING") as srv:
+    with ServerProcess(
+        n_process_workers=1, segment_seconds=30.0, n_prefetch=0, log_level="WARNING"
+    ) as srv:
         yield srv
 
 
@@ -135,11 +152,17 @@ def test_paging_prefetches_in_the_direction_of_travel(recording, server, scroll,
             got = replies.last()
         after = client.stats()
     assert got["start"] == start + direction * 150.0
-    lo, hi = column_minmax(open_reader(recording).read_index(["ch007"], int(got["start"] * 256),
-                                                             int(got["start"] * 256) + 2560)[0], 1000)
+    lo, hi = column_minmax(
+        open_reader(recording).read_index(
+            ["ch007"], int(got["start"] * 256), int(got["start"] * 256) + 2560
+        )[0],
+        1000,
+    )
     np.testing.assert_array_equal(got["traces"]["ch007"]["values"], np.concatenate([lo, hi]))
     d = {k: after[k] - before[k] for k in ("decoded_samples", "prefetches", "prefetch_hits")}
-    cold = d["decoded_samples"] / (30 * 256 * 8) - d["prefetches"]  # segments decoded while someone waited
+    cold = (
+        d["decoded_samples"] / (30 * 256 * 8) - d["prefetches"]
+    )  # segments decoded while someone waited
     # the segments came in by hints in the direction of travel: at most the first page's and the one
     # after turning round were decoded cold (hinting the other way, it would be all five)
     assert cold <= 2 and d["prefetch_hits"] >= 3, d
@@ -154,4 +177,6 @@ def test_a_padded_page_reaches_past_its_edges(recording):
         page = read_page(source, View(100_000_000, 10_000_000, ("ch002", "ch006")), pad_s=2.0)
         (block,) = page.blocks
         assert block.first_s == 98.0 and block.data.shape == (2, 14 * 256)
-        np.testing.assert_array_equal(block.data, source.reader.read_index(["ch002", "ch006"], 98 * 256, 112 * 256))
+        np.testing.assert_array_equal(
+            block.data, source.reader.read_index(["ch002", "ch006"], 98 * 256, 112 * 256)
+        )

@@ -44,7 +44,9 @@ class FakeSource:
             infos.append(ChannelInfo(name, fs, START, end, int(seconds * fs), "uV", 0.1))
             edges = [START] + [START + int(x * 1e6) for g in gaps_s for x in g] + [end]
             spans[name] = tuple(Span(a, b) for a, b in zip(edges[::2], edges[1::2]))
-        self.info = SessionInfo(path, tuple(infos), spans, (Annotation(START + 5_000_000, "Note", "hello"),))
+        self.info = SessionInfo(
+            path, tuple(infos), spans, (Annotation(START + 5_000_000, "Note", "hello"),)
+        )
         self.segment_s = segment_s
         self.calls: list[tuple[tuple[str, ...], int, int]] = []
         self.hints: list[tuple[tuple[str, ...], int, int]] = []
@@ -135,6 +137,7 @@ def counting():
 
 # -- a real server (remote mode) --------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def shared_server():
     """One server for the tests that only compare values (stopped at the end of the session)."""
@@ -175,7 +178,9 @@ def settled():
             if all(now[k] == last[k] for k in keys):
                 return now
             if time.monotonic() > deadline:
-                raise AssertionError(f"the server at {address} is still busy after {timeout} s: {now}")
+                raise AssertionError(
+                    f"the server at {address} is still busy after {timeout} s: {now}"
+                )
             last = now
 
     yield wait

@@ -15,7 +15,9 @@ from mef3lab.readers import open_reader
 
 
 @pytest.mark.parametrize("chunks", [{}, None])
-def test_pickle_round_trip_of_a_remote_dataset(shared_server, encrypted_recording, passwords, chunks):
+def test_pickle_round_trip_of_a_remote_dataset(
+    shared_server, encrypted_recording, passwords, chunks
+):
     uri = f"mef3://{shared_server.address}{encrypted_recording}"
     ds = mef3lab.open_recording(uri, password=passwords.level2, chunks=chunks)
     blob = pickle.dumps(ds)
@@ -42,9 +44,16 @@ def test_mean_on_a_local_cluster_reading_through_the_server(server, mixed_rate_r
     ds = mef3lab.open_recording(mixed_rate_recording, address=server.address, dtype="float64")
     with Mef3Client(server.address) as stats_client:
         before = stats_client.stats()
-        with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-        ) as cluster, distributed.Client(cluster) as client:
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             futures = {name: da.mean(da.dims[1]) for name, da in ds.data_vars.items()}
             means = client.compute(futures, sync=True)
             # each worker process opened its own connection: this process's, plus the workers'
@@ -61,4 +70,6 @@ def test_mean_on_a_local_cluster_reading_through_the_server(server, mixed_rate_r
         name = next(n for n in ds.data_vars if ds[n].attrs["fs"] == g.fs)
         data = reader.read_index(g.channels, 0, g.grid.n_samples, "float64")
         assert np.isnan(data).any()  # gaps and staggered starts: .mean skips NaN (skipna=True)
-        np.testing.assert_allclose(means[name].values, np.nanmean(data, axis=1), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            means[name].values, np.nanmean(data, axis=1), rtol=1e-9, atol=1e-9
+        )

@@ -29,7 +29,9 @@ def test_unknown_channel_names_it(shared_server, recording):
     with pytest.raises(UnknownChannelError, match="nope"):
         mef3lab.open_recording(recording, address=shared_server.address, channels=["ch001", "nope"])
     with pytest.raises(UnknownChannelError, match="nope"):
-        xr.open_dataset(f"mef3://{shared_server.address}{recording}", engine="mef3", channels="nope")
+        xr.open_dataset(
+            f"mef3://{shared_server.address}{recording}", engine="mef3", channels="nope"
+        )
     ds = mef3lab.open_recording(recording, address=shared_server.address)
     with pytest.raises(KeyError):  # xarray's own lookup on the (in-memory) channel index
         ds.signal.sel(channel="nope")

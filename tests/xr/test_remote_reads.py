@@ -57,7 +57,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("windows", list(CASES.values()), ids=list(CASES))
-def test_sel_decodes_only_the_segments_it_touches_and_the_hinted_next(server, settled, recording, windows):
+def test_sel_decodes_only_the_segments_it_touches_and_the_hinted_next(
+    server, settled, recording, windows
+):
     ds = mef3lab.open_recording(recording, address=server.address)
     seg = ds.signal.chunks[1][0]
     n_ch, n_seg = ds.sizes["channel"], len(ds.signal.chunks[1])
@@ -68,7 +70,9 @@ def test_sel_decodes_only_the_segments_it_touches_and_the_hinted_next(server, se
         sub = ds.signal.sel(time=slice(a, b))
         values = sub.values
         after = settled(server.address)
-        d = _delta(after, before, "hits", "misses", "prefetches", "prefetch_hits", "decoded_samples")
+        d = _delta(
+            after, before, "hits", "misses", "prefetches", "prefetch_hits", "decoded_samples"
+        )
         touched = _touched(sub, seg)
         # one cache lookup per touched segment (one dask chunk each)
         assert d["hits"] + d["misses"] == len(touched), d
@@ -92,17 +96,23 @@ def test_sequential_compute_overlaps_decoding_with_the_users_work(server, settle
 
     before = settled(server.address)
     with dask.config.set(scheduler="synchronous"):
-        got = ds.signal.data.map_blocks(work, chunks=(n_ch, (1,) * n_seg), dtype="float32").compute()
+        got = ds.signal.data.map_blocks(
+            work, chunks=(n_ch, (1,) * n_seg), dtype="float32"
+        ).compute()
     after = settled(server.address)
     d = _delta(after, before, "hits", "misses", "prefetches", "prefetch_hits", "decoded_samples")
     assert d["decoded_samples"] == n_ch * n  # every segment decoded exactly once
     assert d["hits"] + d["misses"] == n_seg
-    assert d["prefetches"] == n_seg - 2  # every chunk after the second was announced by its predecessor
+    assert (
+        d["prefetches"] == n_seg - 2
+    )  # every chunk after the second was announced by its predecessor
     assert d["prefetch_hits"] > 0
     assert d["prefetch_hits"] >= n_seg // 2, d  # most chunks were ready before they were asked for
     ref = open_reader(recording).read_index(None, 0, n)
     seg = ds.signal.chunks[1][0]
-    expected = np.stack([np.nanmean(ref[:, i * seg:(i + 1) * seg], axis=1) for i in range(n_seg)], axis=1)
+    expected = np.stack(
+        [np.nanmean(ref[:, i * seg : (i + 1) * seg], axis=1) for i in range(n_seg)], axis=1
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
@@ -112,14 +122,20 @@ def test_progress_bar_on_a_remote_load(shared_server, recording, capsys):
         x = ds.signal.load()
     out = capsys.readouterr().out
     assert "100%" in out and "Completed" in out
-    np.testing.assert_array_equal(x.values, open_reader(recording).read_index(None, 0, ds.sizes["time"]))
+    np.testing.assert_array_equal(
+        x.values, open_reader(recording).read_index(None, 0, ds.sizes["time"])
+    )
 
 
-def test_keyboard_interrupt_leaves_the_server_idle_and_the_dataset_usable(counting, settled, recording):
-    """"Not busy" after Ctrl-C: reads already running finish, no new ones start, and the
+def test_keyboard_interrupt_leaves_the_server_idle_and_the_dataset_usable(
+    counting, settled, recording
+):
+    """ "Not busy" after Ctrl-C: reads already running finish, no new ones start, and the
     hints sent so far (at most one per read) are all the background work left; a moment
     later nothing is decoded any more, far short of the whole recording."""
-    server = start_server(segment_seconds=30.0)  # 20 chunks: an interrupted compute reads few of them
+    server = start_server(
+        segment_seconds=30.0
+    )  # 20 chunks: an interrupted compute reads few of them
     try:
         _interrupt_then_compute(server, counting, settled, recording)
     finally:
@@ -156,7 +172,11 @@ def _interrupt_then_compute(server, counting, settled, recording):
     reads = len(c.calls)
     assert 1 <= reads <= 4, c.calls  # the two running reads, and at most one more each
     assert len(hints) <= reads and d["prefetches"] <= len(hints), (d, hints)
-    assert d["decoded_samples"] <= (reads + len(hints)) * n_ch * seg < n_ch * n // 2, (d, c.calls, hints)
+    assert d["decoded_samples"] <= (reads + len(hints)) * n_ch * seg < n_ch * n // 2, (
+        d,
+        c.calls,
+        hints,
+    )
     time.sleep(1.0)
     assert settled(server.address)["decoded_samples"] == after["decoded_samples"]
 
@@ -164,4 +184,6 @@ def _interrupt_then_compute(server, counting, settled, recording):
     got = ds.signal.mean("time").compute(scheduler="threads", num_workers=2).values
     ref = np.nanmean(open_reader(recording).read_index(None, 0, n, "float64"), axis=1)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)  # float32 sums of a near-zero mean
-    assert source.acquire(source.resolve(recording, address=server.address)) is c  # on the same connection
+    assert (
+        source.acquire(source.resolve(recording, address=server.address)) is c
+    )  # on the same connection

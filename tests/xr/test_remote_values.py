@@ -35,7 +35,9 @@ def _server_segments(address, path):
 
 def test_uri_opens_through_the_server_with_its_segments_as_chunks(shared_server, recording):
     ds = xr.open_dataset(_uri(shared_server, recording), engine="mef3", chunks={})
-    assert ds.attrs["mef3_address"] == shared_server.address and ds.attrs["mef3_path"] == str(recording)
+    assert ds.attrs["mef3_address"] == shared_server.address and ds.attrs["mef3_path"] == str(
+        recording
+    )
     assert ds.signal.chunks is not None  # dask-backed: nothing read yet
     assert isinstance(source.acquire(source.resolve(_uri(shared_server, recording))), RemoteSource)
 
@@ -86,7 +88,12 @@ def test_remote_windows_equal_reader_across_gaps(shared_server, recording, data)
 @SETTINGS
 @given(data=st.data())
 def test_remote_windows_equal_reader_mixed_rates(shared_server, mixed_rate_recording, data):
-    _check_isel_remote(shared_server, mixed_rate_recording, data, dtype=data.draw(st.sampled_from(["float32", "float64"])))
+    _check_isel_remote(
+        shared_server,
+        mixed_rate_recording,
+        data,
+        dtype=data.draw(st.sampled_from(["float32", "float64"])),
+    )
 
 
 @SETTINGS
@@ -112,7 +119,9 @@ def test_remote_time_windows_equal_reader_read(shared_server, mixed_rate_recordi
         np.testing.assert_array_equal(sub.values, reader.read(names, t0, t1))
 
 
-def test_mixed_rates_have_one_variable_per_rate_with_server_chunks(shared_server, mixed_rate_recording):
+def test_mixed_rates_have_one_variable_per_rate_with_server_chunks(
+    shared_server, mixed_rate_recording
+):
     ds = mef3lab.open_recording(_uri(shared_server, mixed_rate_recording))
     segs = _server_segments(shared_server.address, mixed_rate_recording)
     assert sorted(ds.data_vars) == ["signal_1024Hz", "signal_256Hz"]
@@ -122,15 +131,21 @@ def test_mixed_rates_have_one_variable_per_rate_with_server_chunks(shared_server
         assert set(da.chunks[1][:-1]) == {segs[fs]}
 
 
-def test_encrypted_recording_passes_its_password_through(shared_server, encrypted_recording, passwords):
+def test_encrypted_recording_passes_its_password_through(
+    shared_server, encrypted_recording, passwords
+):
     reader = open_reader(encrypted_recording, passwords.level2)
     n = reader.info.rate_groups[0].grid.n_samples
     ds = xr.open_dataset(
-        _uri(shared_server, encrypted_recording), engine="mef3", chunks={}, password=passwords.level2
+        _uri(shared_server, encrypted_recording),
+        engine="mef3",
+        chunks={},
+        password=passwords.level2,
     )
     np.testing.assert_array_equal(ds.signal.values, reader.read_index(None, 0, n))
-    assert passwords.level2 not in repr(ds.attrs) and passwords.level2 not in repr(source.resolve(
-        _uri(shared_server, encrypted_recording), passwords.level2))
+    assert passwords.level2 not in repr(ds.attrs) and passwords.level2 not in repr(
+        source.resolve(_uri(shared_server, encrypted_recording), passwords.level2)
+    )
 
     with pytest.raises(PasswordError):
         mef3lab.open_recording(encrypted_recording, address=shared_server.address)

@@ -19,13 +19,17 @@ def test_gap_table_matches_the_recording(recording, recording_plan):
     t0 = info.start_uutc
     for name, rows in gaps.groupby("channel", sort=False):
         expected = info.gaps(name)
-        assert list(zip(rows.start_uutc, rows.end_uutc)) == [(g.start_uutc, g.end_uutc) for g in expected]
+        assert list(zip(rows.start_uutc, rows.end_uutc)) == [
+            (g.start_uutc, g.end_uutc) for g in expected
+        ]
         np.testing.assert_allclose(rows.start_s, (rows.start_uutc - t0) / 1e6)
         np.testing.assert_allclose(rows.duration_s, rows.end_s - rows.start_s)
         # the gaps written, to the sample (the index rounds a gap out to whole samples)
         for (g0, g1), (a, b) in zip(recording_plan.gaps_uutc, zip(rows.start_uutc, rows.end_uutc)):
             assert abs(a - g0) <= 1e6 / 256 and abs(b - g1) <= 1e6 / 256
-    assert gaps.start_uutc.dtype == np.int64 and gaps.duration_s.min() < 0.1  # the 5-sample gap is there
+    assert (
+        gaps.start_uutc.dtype == np.int64 and gaps.duration_s.min() < 0.1
+    )  # the 5-sample gap is there
 
 
 def test_gap_table_follows_the_selection(recording, recording_plan):
@@ -51,7 +55,9 @@ def test_annotation_table(recording, recording_plan):
     assert list(ann.time_uutc) == [a["time"] for a in expected]
     assert list(ann.type) == [a["type"] for a in expected]
     assert list(ann.text) == [a["text"] for a in expected]
-    assert [c if isinstance(c, str) else None for c in ann.channel] == [a.get("channel") for a in expected]
+    assert [c if isinstance(c, str) else None for c in ann.channel] == [
+        a.get("channel") for a in expected
+    ]
     np.testing.assert_allclose(ann.time_s, (ann.time_uutc - ds.attrs["start_uutc"]) / 1e6)
     eyes = ann[ann.type == "EDFA"].iloc[0]
     assert eyes.duration_s == 2.5 and np.isnan(ann[ann.type == "Note"].duration_s).all()

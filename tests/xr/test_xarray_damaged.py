@@ -19,8 +19,10 @@ def test_damaged_channel_is_named_in_the_attrs(recording, tmp_path, shared_serve
         assert "ch003" not in ds.channel.values and len(ds.channel) == 7
         assert ds.attrs["damaged_channels"].startswith("ch003: ")
         kept = [str(c) for c in ds.channel.values]
-        np.testing.assert_array_equal(ds.signal.isel(time=slice(0, 30_000)).values,
-                                      intact.signal.sel(channel=kept).isel(time=slice(0, 30_000)).values)
+        np.testing.assert_array_equal(
+            ds.signal.isel(time=slice(0, 30_000)).values,
+            intact.signal.sel(channel=kept).isel(time=slice(0, 30_000)).values,
+        )
         assert "damaged_channels" not in intact.attrs
     finally:
         ds.close()

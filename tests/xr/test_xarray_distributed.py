@@ -46,13 +46,22 @@ def test_mean_on_a_local_cluster_equals_numpy(mixed_rate_recording):
     # float64 so that chunked (dask) and whole-array (numpy) summation orders agree closely
     ds = mef3lab.open_recording(mixed_rate_recording, dtype="float64")
     reader = open_reader(mixed_rate_recording)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         futures = {name: da.mean(da.dims[1]) for name, da in ds.data_vars.items()}
         means = client.compute(futures, sync=True)
     for g in reader.info.rate_groups:
         name = next(n for n in ds.data_vars if ds[n].attrs["fs"] == g.fs)
         data = reader.read_index(g.channels, 0, g.grid.n_samples, "float64")
         assert np.isnan(data).any()  # gaps and staggered starts: .mean skips NaN (skipna=True)
-        np.testing.assert_allclose(means[name].values, np.nanmean(data, axis=1), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            means[name].values, np.nanmean(data, axis=1), rtol=1e-9, atol=1e-9
+        )

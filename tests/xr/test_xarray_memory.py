@@ -44,7 +44,9 @@ def test_a_day_at_2khz_opens_without_allocating_the_time_axis(day, chunks):
     assert values.shape == (2, 2001) and times.shape == (2001,)
     k0 = int(3599.5 * FS)
     np.testing.assert_array_equal(values, day.expected(["c00", "c31"], k0, k0 + 2001))
-    assert np.isnan(values[:, 1000:]).all() and not np.isnan(values[:, :1000]).any()  # the gap at 3600 s
+    assert (
+        np.isnan(values[:, 1000:]).all() and not np.isnan(values[:, :1000]).any()
+    )  # the gap at 3600 s
     np.testing.assert_allclose(times, 3599.5 + np.arange(2001) / FS, rtol=0, atol=1e-9)
 
 
@@ -56,5 +58,7 @@ def test_the_time_coordinate_stays_lazy_through_selection(day):
     assert isinstance(sub.xindexes["time"], GridTimeIndex)
     assert sub.time.values.tolist() == pytest.approx([40_000.0 + i / FS for i in range(21)])
     # times of a selection of a selection are bit-identical to the full axis's
-    np.testing.assert_array_equal(sub.time.values, ds.time.sel(time=slice(40_000.0, 40_000.01)).values)
+    np.testing.assert_array_equal(
+        sub.time.values, ds.time.sel(time=slice(40_000.0, 40_000.01)).values
+    )
     np.testing.assert_array_equal(sub.time.values, np.arange(80_000_000, 80_000_021) / FS)

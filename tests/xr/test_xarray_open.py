@@ -70,7 +70,11 @@ def test_mixed_rates_one_variable_per_group(mixed_rate_recording):
 
 
 def test_rate_label():
-    assert rate_label(256.0) == "256Hz" and rate_label(512.5) == "512p5Hz" and rate_label(32000) == "32000Hz"
+    assert (
+        rate_label(256.0) == "256Hz"
+        and rate_label(512.5) == "512p5Hz"
+        and rate_label(32000) == "32000Hz"
+    )
 
 
 def test_channel_selection_keeps_order_and_one_rate_gives_signal(mixed_rate_recording):

@@ -82,7 +82,9 @@ def test_progress_bar(recording, capsys):
         x = ds.signal.load()
     out = capsys.readouterr().out
     assert "100%" in out and "Completed" in out
-    np.testing.assert_array_equal(x.values, open_reader(recording).read_index(None, 0, ds.sizes["time"]))
+    np.testing.assert_array_equal(
+        x.values, open_reader(recording).read_index(None, 0, ds.sizes["time"])
+    )
 
 
 def test_keyboard_interrupt_leaves_the_dataset_usable(recording, counting):
@@ -104,5 +106,7 @@ def test_keyboard_interrupt_leaves_the_dataset_usable(recording, counting):
     assert fired
     # the same dataset computes again, correctly, on the same cached reader
     got = ds.signal.mean("time").compute(scheduler="threads", num_workers=2).values
-    ref = np.nanmean(open_reader(recording).read_index(None, 0, ds.sizes["time"], "float64"), axis=1)
+    ref = np.nanmean(
+        open_reader(recording).read_index(None, 0, ds.sizes["time"], "float64"), axis=1
+    )
     np.testing.assert_allclose(got, ref, rtol=1e-5)

@@ -27,7 +27,11 @@ def _group_array(ds, info, fs):
 def windows(draw, info, seg_s=60.0):
     """A rate group, a channel subset in random order, and a sample window, often at a gap or chunk edge."""
     group = draw(st.sampled_from(info.rate_groups))
-    names = draw(st.lists(st.sampled_from(group.channels), min_size=1, max_size=len(group.channels), unique=True))
+    names = draw(
+        st.lists(
+            st.sampled_from(group.channels), min_size=1, max_size=len(group.channels), unique=True
+        )
+    )
     n = group.grid.n_samples
     edges = [0, n] + [group.grid.index_at(s.end_uutc) for c in group.channels for s in info.gaps(c)]
     edges += [group.grid.index_at(s.start_uutc) for c in group.channels for s in info.gaps(c)]
@@ -84,22 +88,30 @@ def test_sel_windows_equal_generator(mixed_rate_recording, mixed_rate_plan, expe
         t = sub.time.values
         assert t[0] >= a - 1e-9 and t[-1] <= b + 1e-9
         np.testing.assert_allclose(t, offset + np.arange(i0, i1) / group.fs, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(sub.values, expected_read(mixed_rate_plan, names, group.grid, i0, i1))
+    np.testing.assert_array_equal(
+        sub.values, expected_read(mixed_rate_plan, names, group.grid, i0, i1)
+    )
 
 
 @pytest.mark.parametrize("engine", ["pymef", "mef3io"])
-def test_whole_recording_equals_generator_with_each_engine(engine, mixed_rate_recording, mixed_rate_plan, expected_read):
+def test_whole_recording_equals_generator_with_each_engine(
+    engine, mixed_rate_recording, mixed_rate_plan, expected_read
+):
     info = open_reader(mixed_rate_recording, engine=engine).info
     ds = mef3lab.open_recording(mixed_rate_recording, engine=engine)
     assert ds.attrs["mef3_engine"] == engine
     for g in info.rate_groups:
         got = ds[f"signal_{rate_label(g.fs)}"].values
-        np.testing.assert_array_equal(got, expected_read(mixed_rate_plan, g.channels, g.grid, 0, g.grid.n_samples))
+        np.testing.assert_array_equal(
+            got, expected_read(mixed_rate_plan, g.channels, g.grid, 0, g.grid.n_samples)
+        )
 
 
 def test_outer_indexing_channels_and_times(recording):
     reader = open_reader(recording)
-    ds = mef3lab.open_recording(recording, chunks=None)  # the non-dask path handles fancy keys itself
+    ds = mef3lab.open_recording(
+        recording, chunks=None
+    )  # the non-dask path handles fancy keys itself
     names = list(ds.channel.values)
     ks = np.array([5, 700, 3, 3, 15_000, 153_599])
     got = ds.signal.isel(channel=[4, 1, 1], time=ks).values
@@ -109,7 +121,8 @@ def test_outer_indexing_channels_and_times(recording):
             np.testing.assert_array_equal(got[row, col], ref)
     assert ds.signal.isel(channel=2, time=slice(10, 20, 3)).values.shape == (4,)
     np.testing.assert_array_equal(
-        ds.signal.isel(channel=2, time=slice(10, 20, 3)).values, reader.read_index([names[2]], 10, 20)[0, ::3]
+        ds.signal.isel(channel=2, time=slice(10, 20, 3)).values,
+        reader.read_index([names[2]], 10, 20)[0, ::3],
     )
     assert ds.signal.isel(time=7).values.shape == (8,)
     assert ds.signal.isel(channel=[], time=slice(0, 10)).values.shape == (0, 10)

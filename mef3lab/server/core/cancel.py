@@ -53,10 +53,14 @@ class CallCancel:
             with self._lock:
                 self._wakers.remove(woken)
         if not future.done():
-            raise CancelledError("the call was cancelled, or its deadline passed, before its data were read")
+            raise CancelledError(
+                "the call was cancelled, or its deadline passed, before its data were read"
+            )
 
 
-_CURRENT: contextvars.ContextVar[CallCancel | None] = contextvars.ContextVar("mef3lab_call_cancel", default=None)
+_CURRENT: contextvars.ContextVar[CallCancel | None] = contextvars.ContextVar(
+    "mef3lab_call_cancel", default=None
+)
 
 
 def current() -> CallCancel | None:
@@ -76,5 +80,7 @@ def call_scope(context: grpc.ServicerContext) -> Iterator[CallCancel]:
     finally:
         try:
             _CURRENT.reset(token)
-        except ValueError:  # a stream closed from another context (garbage collected): nothing to undo there
+        except (
+            ValueError
+        ):  # a stream closed from another context (garbage collected): nothing to undo there
             pass

@@ -51,14 +51,16 @@ def _counts_at(typingctx, address):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _fill_row(first, start, stop, address, offset, factor, j, a, b, raw, out, o):  # pragma: no cover - compiled
+def _fill_row(
+    first, start, stop, address, offset, factor, j, a, b, raw, out, o
+):  # pragma: no cover - compiled
     """Row j's columns [a, b) into out[o:o + b - a]: float64 exactly count × factor (then
     rounded once into out's type), or `raw` (out int32) the counts; gaps NaN or RAW_NAN."""
     for s in range(first[j], first[j + 1]):
         lo, hi = max(a, start[s]), min(b, stop[s])
         if hi <= lo:
             continue
-        dst = out[o + lo - a:o + hi - a]
+        dst = out[o + lo - a : o + hi - a]
         if address[s] == 0:
             dst[:] = _RAW_NAN if raw else np.nan
             continue
@@ -71,16 +73,29 @@ def _fill_row(first, start, stop, address, offset, factor, j, a, b, raw, out, o)
                 dst[i] = np.nan if c == _RAW_NAN else np.float64(c) * f
 
 
-@numba.njit([numba.void(*_PLAN, numba.int64, numba.int64, numba.boolean, t[:, ::1]) for t in _OUTS],
-            nogil=True, cache=True)
-def _fill_block(first, start, stop, address, offset, factor, a, b, raw, out):  # pragma: no cover - compiled
+@numba.njit(
+    [numba.void(*_PLAN, numba.int64, numba.int64, numba.boolean, t[:, ::1]) for t in _OUTS],
+    nogil=True,
+    cache=True,
+)
+def _fill_block(
+    first, start, stop, address, offset, factor, a, b, raw, out
+):  # pragma: no cover - compiled
     for j in range(out.shape[0]):
         _fill_row(first, start, stop, address, offset, factor, j, a, b, raw, out[j], 0)
 
 
-@numba.njit([numba.void(*_PLAN, numba.int64, numba.int64, numba.int64, numba.boolean, t[::1]) for t in _OUTS],
-            nogil=True, cache=True)
-def _fill_flat(first, start, stop, address, offset, factor, n, p, q, raw, out):  # pragma: no cover - compiled
+@numba.njit(
+    [
+        numba.void(*_PLAN, numba.int64, numba.int64, numba.int64, numba.boolean, t[::1])
+        for t in _OUTS
+    ],
+    nogil=True,
+    cache=True,
+)
+def _fill_flat(
+    first, start, stop, address, offset, factor, n, p, q, raw, out
+):  # pragma: no cover - compiled
     """Samples [p, q) of the window flattened in C order (n per row) into out."""
     pos = p
     while pos < q:
@@ -96,8 +111,14 @@ class Window:
     its channel's `factors` on the grid. Samples no piece covers are gaps. Nothing is
     converted until asked for, and then one compiled call converts a whole message."""
 
-    def __init__(self, pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequence[str],
-                 factors: Sequence[FactorRuns], k0: int, k1: int) -> None:
+    def __init__(
+        self,
+        pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]],
+        names: Sequence[str],
+        factors: Sequence[FactorRuns],
+        k0: int,
+        k1: int,
+    ) -> None:
         self.shape = (len(names), max(k1 - k0, 0))
         self._rows, self._plan = _plan(pieces, names, factors, k0, k1)
 
@@ -115,7 +136,7 @@ class Window:
         buf = np.empty(n_ch * min(step, n), SAMPLE_TYPES[dtype])
         for a in range(0, max(n, 1), step):
             b = min(a + step, n)
-            block = buf[:n_ch * (b - a)].reshape(n_ch, b - a)
+            block = buf[: n_ch * (b - a)].reshape(n_ch, b - a)
             _fill_block(*self._plan, a, b, dtype == "int32", block)
             yield a, b, block
 
@@ -128,12 +149,17 @@ class Window:
         buf = np.empty(min(step, total), SAMPLE_TYPES[dtype])
         for p in range(0, max(total, 1), step):
             q = min(p + step, total)
-            _fill_flat(*self._plan, n, p, q, dtype == "int32", buf[:q - p])
-            yield buf[:q - p].tobytes()
+            _fill_flat(*self._plan, n, p, q, dtype == "int32", buf[: q - p])
+            yield buf[: q - p].tobytes()
 
 
-def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequence[str],
-          factors: Sequence[FactorRuns], k0: int, k1: int) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
+def _plan(
+    pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]],
+    names: Sequence[str],
+    factors: Sequence[FactorRuns],
+    k0: int,
+    k1: int,
+) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
     """The rows the window reads (to be held while it lives), and for each output row j its
     stretches ``first[j]:first[j + 1]``: columns ``[start, stop)`` from the counts at
     `address` (0: a gap) from sample `offset` on, times `factor`, in order, covering the window."""
@@ -147,7 +173,9 @@ def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequenc
             if b <= a:
                 continue
             if counts.dtype != np.int32 or not counts.flags.c_contiguous:
-                raise TypeError(f"cached counts must be contiguous int32, not {counts.dtype} {counts.strides}")
+                raise TypeError(
+                    f"cached counts must be contiguous int32, not {counts.dtype} {counts.strides}"
+                )
             rows.append(counts)
             address = counts.__array_interface__["data"][0]
             if a > edge:
@@ -158,8 +186,11 @@ def _plan(pieces: Sequence[tuple[int, Mapping[str, np.ndarray]]], names: Sequenc
             table.append((edge - k0, k1 - k0, 0, 0, 0.0))
         first.append(len(table))
     columns = list(zip(*table)) or [()] * 5
-    plan = (np.array(first, np.int64), *(np.array(c, np.int64) for c in columns[:4]),
-            np.array(columns[4], np.float64))
+    plan = (
+        np.array(first, np.int64),
+        *(np.array(c, np.int64) for c in columns[:4]),
+        np.array(columns[4], np.float64),
+    )
     return rows, plan
 
 
@@ -168,11 +199,11 @@ def array_pieces(data: np.ndarray, max_bytes: int) -> Iterator[bytes]:
     arr = np.ascontiguousarray(data)
     raw = memoryview(arr).cast("B") if arr.size else memoryview(b"")
     step = max(arr.itemsize, max_bytes - max_bytes % max(arr.itemsize, 1))
-    return (bytes(raw[a:a + step]) for a in range(0, max(len(raw), 1), step))
+    return (bytes(raw[a : a + step]) for a in range(0, max(len(raw), 1), step))
 
 
 def array_blocks(data: np.ndarray, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
     """Column blocks ``(a, b, data[:, a:b])`` of (channels, n) `data`, each at most `max_bytes`."""
     n_ch, n = data.shape
     step = max(1, max_bytes // max(1, n_ch * data.itemsize))
-    return ((a, min(a + step, n), data[:, a:a + step]) for a in range(0, max(n, 1), step))
+    return ((a, min(a + step, n), data[:, a : a + step]) for a in range(0, max(n, 1), step))

@@ -33,8 +33,12 @@ class Engine(Sessions):
     The sessions' lock is taken inside the store's lock (see `segments`), so the engine
     never calls the store while holding it."""
 
-    def __init__(self, config: ServerConfig | None = None, pool: ReaderPool | None = None,
-                 resolve: Callable[[str, str], str] | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        pool: ReaderPool | None = None,
+        resolve: Callable[[str, str], str] | None = None,
+    ) -> None:
         config = config or ServerConfig()
         super().__init__(config, pool or pool_for(config), resolve)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
@@ -48,8 +52,14 @@ class Engine(Sessions):
 
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
-        self, client: str, path: str, index: int, channels: Sequence[str] | None = None,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
+        self,
+        client: str,
+        path: str,
+        index: int,
+        channels: Sequence[str] | None = None,
+        dtype: str = "float32",
+        prefetch: bool = True,
+        defer_prefetch: bool = False,
     ) -> Samples:
         """Segment `index` of this client's grid for `channels` (one rate group)."""
         rec, _ = self._open_view(client, path)
@@ -61,26 +71,56 @@ class Engine(Sessions):
                 f"segment {index} does not exist: {rec.path} has {n_seg} segments of "
                 f"{length / group.fs:g} s at {group.fs:g} Hz (indices 0..{n_seg - 1})"
             )
-        return self.read_index(client, path, names, index * length, min((index + 1) * length, group.grid.n_samples),
-                               dtype, prefetch, defer_prefetch)
+        return self.read_index(
+            client,
+            path,
+            names,
+            index * length,
+            min((index + 1) * length, group.grid.n_samples),
+            dtype,
+            prefetch,
+            defer_prefetch,
+        )
 
-    def time_window(self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float,
-                    end_uutc: float) -> tuple[int, int]:
+    def time_window(
+        self,
+        client: str,
+        path: str,
+        channels: Sequence[str] | None,
+        start_uutc: float,
+        end_uutc: float,
+    ) -> tuple[int, int]:
         """Grid indices of ``[start_uutc, end_uutc)`` for the channels' rate group (refusing bad windows)."""
         rec, _ = self._open_view(client, path)
-        return rec.info.group_of(self.channels(client, path, channels)).grid.window(start_uutc, end_uutc, rec.path)
+        return rec.info.group_of(self.channels(client, path, channels)).grid.window(
+            start_uutc, end_uutc, rec.path
+        )
 
     def read_time(
-        self, client: str, path: str, channels: Sequence[str] | None, start_uutc: float, end_uutc: float,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
+        self,
+        client: str,
+        path: str,
+        channels: Sequence[str] | None,
+        start_uutc: float,
+        end_uutc: float,
+        dtype: str = "float32",
+        prefetch: bool = True,
+        defer_prefetch: bool = False,
     ) -> Samples:
         """Samples in ``[start_uutc, end_uutc)`` on the channels' grid (NaN outside the data)."""
         k0, k1 = self.time_window(client, path, channels, start_uutc, end_uutc)
         return self.read_index(client, path, channels, k0, k1, dtype, prefetch, defer_prefetch)
 
     def read_index(
-        self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int,
-        dtype: str = "float32", prefetch: bool = True, defer_prefetch: bool = False,
+        self,
+        client: str,
+        path: str,
+        channels: Sequence[str] | None,
+        k0: int,
+        k1: int,
+        dtype: str = "float32",
+        prefetch: bool = True,
+        defer_prefetch: bool = False,
     ) -> Samples:
         """Grid samples ``[k0, k1)``, from (cached) segments of this client's grid.
 
@@ -110,26 +150,46 @@ class Engine(Sessions):
         rows = self.segments.get(rec, group.fs, names, spans)
         later = None
         if prefetch and spans:
-            later = partial(self._prefetch_after, client, rec, group, _channel_set(rec.info, names), length, n_seg,
-                            indices[-1])
+            later = partial(
+                self._prefetch_after,
+                client,
+                rec,
+                group,
+                _channel_set(rec.info, names),
+                length,
+                n_seg,
+                indices[-1],
+            )
             if not defer_prefetch:
                 later()
                 later = None
         runs = [rec.info.factor_runs(c) for c in names]
         window = Window([(s[0], r) for s, r in zip(spans, rows)], names, runs, k0, k1)
-        factors = np.array([r.window(k0, k1).factors[0] for r in runs], np.float64) if dtype == "int32" else None
+        factors = (
+            np.array([r.window(k0, k1).factors[0] for r in runs], np.float64)
+            if dtype == "int32"
+            else None
+        )
         return Samples(window, names, group, k0, dtype, factors, later)
 
     def envelope(
-        self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, bins: int,
+        self,
+        client: str,
+        path: str,
+        channels: Sequence[str] | None,
+        k0: int,
+        k1: int,
+        bins: int,
     ) -> Samples:
         """Min and max of `bins` near-equal bins of grid samples ``[k0, k1)``: data (2, channels, bins).
 
         Segment by segment through the cache, so an overview of hours costs memory for one
         segment at a time (no `max_read_mb` limit applies: the reply is small)."""
         if bins <= 0 or k1 <= k0:
-            raise TimeRangeError(f"an envelope needs a non-empty window and a positive number of bins, "
-                                 f"not [{k0}, {k1}) in {bins} bins")
+            raise TimeRangeError(
+                f"an envelope needs a non-empty window and a positive number of bins, "
+                f"not [{k0}, {k1}) in {bins} bins"
+            )
         rec, _ = self._open_view(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
@@ -144,35 +204,66 @@ class Engine(Sessions):
             (rows,) = self.segments.get(rec, group.fs, names, [span])
             a, b = max(k0, span[0]), min(k1, span[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
-            edges = np.maximum(starts[j0:j1 + 1], a) - a
+            edges = np.maximum(starts[j0 : j1 + 1], a) - a
             chunk = Window([(span[0], rows)], names, runs, a, b).array("float32")
             with np.errstate(invalid="ignore"):
-                out[0, :, j0:j1 + 1] = np.fmin(out[0, :, j0:j1 + 1], np.fmin.reduceat(chunk, edges, axis=1))
-                out[1, :, j0:j1 + 1] = np.fmax(out[1, :, j0:j1 + 1], np.fmax.reduceat(chunk, edges, axis=1))
+                out[0, :, j0 : j1 + 1] = np.fmin(
+                    out[0, :, j0 : j1 + 1], np.fmin.reduceat(chunk, edges, axis=1)
+                )
+                out[1, :, j0 : j1 + 1] = np.fmax(
+                    out[1, :, j0 : j1 + 1], np.fmax.reduceat(chunk, edges, axis=1)
+                )
         return Samples(out, names, group, k0)
 
-    def _check_size(self, n_channels: int, n_samples: int, dtype: str, what: str = "a read",
-                    advice: str = "read it in smaller windows") -> None:
+    def _check_size(
+        self,
+        n_channels: int,
+        n_samples: int,
+        dtype: str,
+        what: str = "a read",
+        advice: str = "read it in smaller windows",
+    ) -> None:
         size = n_channels * n_samples * np.dtype(SAMPLE_TYPES[dtype]).itemsize
         if size > self.config.max_read_bytes:
             raise ReadTooLargeError(
                 f"{what} of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) exceeds the "
-                f"server's limit of {self.config.max_read_mb:g} MiB; {advice}")
+                f"server's limit of {self.config.max_read_mb:g} MiB; {advice}"
+            )
 
     def _check_segments(self, n_channels: int, length: int) -> None:
         """Segments are decoded whole (as int32 counts), however little of one a read wants."""
-        self._check_size(n_channels, length, "int32", "a segment (decoded whole)",
-                         "set a shorter segment size for this recording")
+        self._check_size(
+            n_channels,
+            length,
+            "int32",
+            "a segment (decoded whole)",
+            "set a shorter segment size for this recording",
+        )
 
     def block_envelope(
-        self, client: str, path: str, channel: str, start_uutc: int | None = None, end_uutc: int | None = None,
+        self,
+        client: str,
+        path: str,
+        channel: str,
+        start_uutc: int | None = None,
+        end_uutc: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Per-MEF-block min/max of one channel from the block index (decoded in a reader process)."""
         rec, _ = self._open_view(client, path)
         rec.info.channel(channel)
-        return self.pool.call(rec.path, rec.password, rec.engine, "block_envelope", channel, start_uutc, end_uutc)
+        return self.pool.call(
+            rec.path, rec.password, rec.engine, "block_envelope", channel, start_uutc, end_uutc
+        )
 
-    def hint(self, client: str, path: str, channels: Sequence[str] | None, k0: int, k1: int, dtype: str = "float32") -> int:
+    def hint(
+        self,
+        client: str,
+        path: str,
+        channels: Sequence[str] | None,
+        k0: int,
+        k1: int,
+        dtype: str = "float32",
+    ) -> int:
         """Queue background loads of the segments covering ``[k0, k1)``; returns how many were queued.
 
         `dtype` is accepted for the API's sake: every dtype is served from the same entries."""
@@ -183,11 +274,21 @@ class Engine(Sessions):
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
         self._check_segments(len(set(names)), length)
-        return sum(self.segments.prefetch(rec, group.fs, names, *_span(group, length, i)) is not None
-                   for i in _touched(group, length, k0, k1))
+        return sum(
+            self.segments.prefetch(rec, group.fs, names, *_span(group, length, i)) is not None
+            for i in _touched(group, length, k0, k1)
+        )
 
-    def _prefetch_after(self, client: str, rec: Recording, group: RateGroup, channels: tuple[str, ...],
-                        length: int, n_seg: int, index: int) -> None:
+    def _prefetch_after(
+        self,
+        client: str,
+        rec: Recording,
+        group: RateGroup,
+        channels: tuple[str, ...],
+        length: int,
+        n_seg: int,
+        index: int,
+    ) -> None:
         """Queue the segments after `index` in this reader's direction (per channel set: a
         client reading two montages moves through each on its own)."""
         if self.config.n_prefetch <= 0:
@@ -205,8 +306,12 @@ class Engine(Sessions):
         with self._lock:
             clients = len({c for c, _ in self._views})
             n_open = len(self._recordings)
-        out.update(workers=p.get("alive", p.get("workers", 0)),
-                   worker_restarts=p.get("restarts", 0), open_recordings=n_open, clients=clients)
+        out.update(
+            workers=p.get("alive", p.get("workers", 0)),
+            worker_restarts=p.get("restarts", 0),
+            open_recordings=n_open,
+            clients=clients,
+        )
         return out
 
     def shutdown(self) -> None:
@@ -218,7 +323,11 @@ class Engine(Sessions):
 
 def pool_for(config: ServerConfig) -> ReaderPool:
     """The reader pool `config` describes: its processes, extra engines and read timeout."""
-    return ReaderPool(config.n_process_workers, engines=config.reader_engines, read_timeout_s=config.read_timeout_s)
+    return ReaderPool(
+        config.n_process_workers,
+        engines=config.reader_engines,
+        read_timeout_s=config.read_timeout_s,
+    )
 
 
 def _channel_set(info: SessionInfo, names: tuple[str, ...]) -> tuple[str, ...]:

@@ -69,7 +69,8 @@ class Quarantine:
             raise QuarantinedError(
                 f"{path} is quarantined: reading it crashed {crashes} reader processes "
                 "(or hung one past the read timeout), so this server no "
-                "longer reads it (its files are damaged; it is tried again after a server restart)")
+                "longer reads it (its files are damaged; it is tried again after a server restart)"
+            )
 
     def _crashed(self, path: str, exc: BaseException) -> None:
         """Count a request failed by its reader's death: a fault signal, or the read timeout."""
@@ -83,4 +84,6 @@ class Quarantine:
             self._crashes[key] += 1
             n = self._crashes[key]
         if n == self.limit:
-            log.error("%s crashed %d reader processes: quarantined until the server restarts", path, n)
+            log.error(
+                "%s crashed %d reader processes: quarantined until the server restarts", path, n
+            )

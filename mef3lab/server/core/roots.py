@@ -53,7 +53,9 @@ class ServedRoots:
         names = [r.name for r in roots]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
-            raise ValueError(f"two served roots are both named {', '.join(duplicated)}; name them: --root NAME=DIR")
+            raise ValueError(
+                f"two served roots are both named {', '.join(duplicated)}; name them: --root NAME=DIR"
+            )
         self.roots = {r.name: r for r in roots}
 
     @classmethod
@@ -110,8 +112,13 @@ class ServedRoots:
         return out
 
     def _locate(self, name: str, groups: Collection[str] | None) -> tuple[Root, str]:
-        if not isinstance(name, str) or not name or "\0" in name or unquote(name) != name \
-                or ".." in name.split("/"):
+        if (
+            not isinstance(name, str)
+            or not name
+            or "\0" in name
+            or unquote(name) != name
+            or ".." in name.split("/")
+        ):
             raise self._denied(name)
         visible = self.visible(groups)
         if os.path.isabs(name):
@@ -135,7 +142,8 @@ class ServedRoots:
     def _denied(self, name: object) -> PathNotServedError:
         return PathNotServedError(
             f"{name!r} is not in a folder this server serves you; name a recording as ROOT/path "
-            "(Mef3Client.list_recordings() lists them)")
+            "(Mef3Client.list_recordings() lists them)"
+        )
 
 
 def _inside(real: str, root: str) -> bool:

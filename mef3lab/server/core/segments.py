@@ -84,7 +84,9 @@ class _Flight:
     until a foreground read joins it. `done` gets the rows once they are cached. `waiters`
     counts the foreground reads waiting for it; `abortable`: started by one (not a prefetch)."""
 
-    def __init__(self, keys: tuple[SegmentKey, ...], background: bool, lock: threading.RLock) -> None:
+    def __init__(
+        self, keys: tuple[SegmentKey, ...], background: bool, lock: threading.RLock
+    ) -> None:
         self.keys = keys
         self.background = background
         self.abortable = not background
@@ -122,20 +124,35 @@ class SegmentStore:
     `is_open(path)` says whether a finished load may still be cached (its recording was
     not closed meanwhile); `readers()` counts readers moving through recordings now."""
 
-    def __init__(self, config: ServerConfig, pool: ReaderPool, is_open: Callable[[str], bool],
-                 readers: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        pool: ReaderPool,
+        is_open: Callable[[str], bool],
+        readers: Callable[[], int],
+    ) -> None:
         self.config = config
         self.pool = pool
         budget = config.cache_budget_bytes(0) if config.cache_mb > 0 else 0
-        self.cache: ByteLRU[SegmentKey, np.ndarray] = ByteLRU(budget, lambda a: a.nbytes, self._evicted)
+        self.cache: ByteLRU[SegmentKey, np.ndarray] = ByteLRU(
+            budget, lambda a: a.nbytes, self._evicted
+        )
         self._is_open = is_open
         self._readers = readers
         self._inflight: dict[SegmentKey, _Flight] = {}
         self._prefetched: set[SegmentKey] = set()
         self._lock = threading.RLock()
-        self._counters = {"hits": 0, "misses": 0, "prefetches": 0, "prefetch_hits": 0, "decoded_samples": 0}
+        self._counters = {
+            "hits": 0,
+            "misses": 0,
+            "prefetches": 0,
+            "prefetch_hits": 0,
+            "decoded_samples": 0,
+        }
 
-    def get(self, rec: Source, fs: float, channels: Sequence[str], spans: Sequence[tuple[int, int]]) -> list[Rows]:
+    def get(
+        self, rec: Source, fs: float, channels: Sequence[str], spans: Sequence[tuple[int, int]]
+    ) -> list[Rows]:
         """The rows of `channels` for each segment ``[k0, k1)`` in `spans`, from the cache or
         from loads that fill it. Every load is submitted before any is waited for, so a long
         cold read keeps all reader processes busy. A segment counts as a hit when all its
@@ -148,13 +165,22 @@ class SegmentStore:
         finally:
             self._release(held, aborted=call is not None and call.is_set)
 
-    def _get(self, rec: Source, fs: float, names: tuple[str, ...], spans: Sequence[tuple[int, int]],
-             call: cancel.CallCancel | None, held: set[_Flight]) -> list[Rows]:
+    def _get(
+        self,
+        rec: Source,
+        fs: float,
+        names: tuple[str, ...],
+        spans: Sequence[tuple[int, int]],
+        call: cancel.CallCancel | None,
+        held: set[_Flight],
+    ) -> list[Rows]:
         waiting = []
         for k0, k1 in spans:
             keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in names]
             rows = {k.channel: a for k in keys if (a := self.cache.get(k)) is not None}
-            flights, joined = self._load(rec, [k for k in keys if k.channel not in rows], True, held)
+            flights, joined = self._load(
+                rec, [k for k in keys if k.channel not in rows], True, held
+            )
             waiting.append((keys, rows, flights, joined))
         out = []
         for keys, rows, flights, joined in waiting:
@@ -162,7 +188,9 @@ class SegmentStore:
                 while key.channel not in rows:
                     try:
                         rows[key.channel] = flight.row(key.channel, call)
-                    except FutureCancelled:  # lost a race with a prefetch cancel: load it in the foreground
+                    except (
+                        FutureCancelled
+                    ):  # lost a race with a prefetch cancel: load it in the foreground
                         flight = self._load(rec, [key], True, held)[0][key]
             with self._lock:
                 self._counters["misses" if flights else "hits"] += 1
@@ -172,7 +200,9 @@ class SegmentStore:
             out.append(rows)
         return out
 
-    def prefetch(self, rec: Source, fs: float, channels: Sequence[str], k0: int, k1: int) -> Cancellable | None:
+    def prefetch(
+        self, rec: Source, fs: float, channels: Sequence[str], k0: int, k1: int
+    ) -> Cancellable | None:
         """Queue a background load of the channels of segment ``[k0, k1)`` that are neither
         cached nor loading; None when there are none."""
         keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in dict.fromkeys(channels)]
@@ -211,8 +241,13 @@ class SegmentStore:
             if flight.load is not None:
                 self.pool.abort(flight.load)
 
-    def _load(self, rec: Source, keys: Sequence[SegmentKey], foreground: bool,
-              held: set[_Flight] | None = None) -> tuple[dict[SegmentKey, _Flight], bool]:
+    def _load(
+        self,
+        rec: Source,
+        keys: Sequence[SegmentKey],
+        foreground: bool,
+        held: set[_Flight] | None = None,
+    ) -> tuple[dict[SegmentKey, _Flight], bool]:
         """The loads that deliver `keys`: those in flight, and one new one for the rest (never
         two loads of one channel-segment); and whether a prefetch under way serves any. A
         foreground caller's loads count it as a waiter and are added to `held`."""
@@ -229,7 +264,9 @@ class SegmentStore:
                         flight.background = False  # from now on nobody may cancel it
                         joined = True
                     found[key] = flight
-                elif self.cache.peek(key) is not None:  # loaded while this caller waited for the lock
+                elif (
+                    self.cache.peek(key) is not None
+                ):  # loaded while this caller waited for the lock
                     flight = _Flight((key,), False, self._lock)
                     flight.done.set_result({key.channel: self.cache.peek(key)})
                     found[key] = flight
@@ -260,9 +297,13 @@ class SegmentStore:
         user waits for uses every core, and prefetches complete nearest first (segment N+1 is
         ready twice as soon as when each process decodes a whole segment of its own)."""
         k0, k1 = keys[0].k0, keys[0].k1
-        req = ReadRequest(rec.path, rec.password, rec.engine, tuple(k.channel for k in keys), k0, k1, "int32")
+        req = ReadRequest(
+            rec.path, rec.password, rec.engine, tuple(k.channel for k in keys), k0, k1, "int32"
+        )
         small = (k1 - k0) * len(keys) < SPLIT_MIN_SAMPLES
-        return self.pool.submit_split(req, 1 if small else self.config.n_process_workers, foreground=foreground)
+        return self.pool.submit_split(
+            req, 1 if small else self.config.n_process_workers, foreground=foreground
+        )
 
     def _loaded(self, ref: weakref.ref[_Flight], fut: Future) -> None:
         flight = ref()  # alive: `_inflight` holds it until the end of this call

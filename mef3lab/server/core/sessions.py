@@ -52,22 +52,30 @@ class Sessions:
     """Open recordings and per-client views. Thread-safe: one lock guards recordings, views
     and last-seen times (never held while calling out, except `is_open`'s)."""
 
-    def __init__(self, config: ServerConfig, pool: ReaderPool, resolve: Callable[[str, str], str] | None) -> None:
+    def __init__(
+        self, config: ServerConfig, pool: ReaderPool, resolve: Callable[[str, str], str] | None
+    ) -> None:
         self.config = config
         self.pool = pool
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
         self._resolve = resolve or (lambda client, path: canonical_path(path))
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
-        self._opening: set[tuple[str, str]] = set()  # (client, key) opens under way: they hold a place
+        self._opening: set[tuple[str, str]] = (
+            set()
+        )  # (client, key) opens under way: they hold a place
         self._lock = threading.RLock()
         self._last_seen: dict[str, float] = {}
         self._stopping = threading.Event()
-        self._janitor = threading.Thread(target=self._expire_loop, name="mef3lab-janitor", daemon=True)
+        self._janitor = threading.Thread(
+            target=self._expire_loop, name="mef3lab-janitor", daemon=True
+        )
         self._janitor.start()
 
     # -- recordings and clients -----------------------------------------------------------
-    def open(self, client: str, path: str, password: str | None = None, engine: str | None = None) -> SessionInfo:
+    def open(
+        self, client: str, path: str, password: str | None = None, engine: str | None = None
+    ) -> SessionInfo:
         """Open `path` for `client` (a second client, or a second open, is a normal open)."""
         key = self.resolve(client, path)
         password = password or ""
@@ -81,7 +89,9 @@ class Sessions:
                 with self._lock:
                     self._opening.discard((client, key))
 
-    def _open(self, client: str, key: str, password: str, engine: str | None, rec: Recording | None) -> SessionInfo:
+    def _open(
+        self, client: str, key: str, password: str, engine: str | None, rec: Recording | None
+    ) -> SessionInfo:
         if rec is None:
             engine = engine or self.config.engine
             # Every worker starts opening it now, beside the one that answers `info`: the first
@@ -105,15 +115,21 @@ class Sessions:
         Refuses an open beyond `max_open_per_client` or `max_open_total`; opens under way count."""
         if (client, key) in self._views or (client, key) in self._opening:
             return False
-        mine = sum(1 for c, _ in self._views if c == client) + sum(1 for c, _ in self._opening if c == client)
+        mine = sum(1 for c, _ in self._views if c == client) + sum(
+            1 for c, _ in self._opening if c == client
+        )
         per_client, total = self.config.max_open_per_client, self.config.max_open_total
         if per_client and mine >= per_client:
-            raise TooManyOpenError(f"this client has {mine} recordings open, the server's limit; close one "
-                                   "(Mef3Client.close_file) before opening another")
+            raise TooManyOpenError(
+                f"this client has {mine} recordings open, the server's limit; close one "
+                "(Mef3Client.close_file) before opening another"
+            )
         held = set(self._recordings) | {k for _, k in self._opening}
         if total and key not in held and len(held) >= total:
-            raise TooManyOpenError(f"the server has {len(held)} recordings open, its limit; "
-                                   "try again when others have closed theirs")
+            raise TooManyOpenError(
+                f"the server has {len(held)} recordings open, its limit; "
+                "try again when others have closed theirs"
+            )
         self._opening.add((client, key))
         return True
 
@@ -169,7 +185,11 @@ class Sessions:
         with self._lock:
             idle = [c for c, t in self._last_seen.items() if now - t > self.config.client_idle_s]
         for client in idle:
-            log.info("closing the recordings of %s: idle for more than %g s", client, self.config.client_idle_s)
+            log.info(
+                "closing the recordings of %s: idle for more than %g s",
+                client,
+                self.config.client_idle_s,
+            )
             self.forget_client(client)
         return idle
 
@@ -181,7 +201,9 @@ class Sessions:
     def set_segment_seconds(self, client: str, path: str, seconds: float) -> dict[float, int]:
         """Set this client's segment size; returns the number of segments per rate."""
         if not (seconds >= MIN_SEGMENT_SECONDS and math.isfinite(seconds)):
-            raise TimeRangeError(f"a segment must last at least {MIN_SEGMENT_SECONDS:g} s (and be finite), not {seconds!r}")
+            raise TimeRangeError(
+                f"a segment must last at least {MIN_SEGMENT_SECONDS:g} s (and be finite), not {seconds!r}"
+            )
         rec, view = self._open_view(client, path)
         view.segment_seconds = float(seconds)
         return {g.fs: self.segment_grid(client, path, g)[1] for g in rec.info.rate_groups}
@@ -194,13 +216,17 @@ class Sessions:
             return view.segment_seconds
         return min(self.segment_grid(client, path, g)[0] / g.fs for g in rec.info.rate_groups)
 
-    def set_channels(self, client: str, path: str, channels: Sequence[str] | None) -> tuple[str, ...]:
+    def set_channels(
+        self, client: str, path: str, channels: Sequence[str] | None
+    ) -> tuple[str, ...]:
         """This client's channel selection for reads that name none (None or empty = all)."""
         rec, view = self._open_view(client, path)
         view.channels = rec.info.check_channels(channels) if channels else None
         return view.channels or rec.info.names
 
-    def channels(self, client: str, path: str, channels: Sequence[str] | None = None) -> tuple[str, ...]:
+    def channels(
+        self, client: str, path: str, channels: Sequence[str] | None = None
+    ) -> tuple[str, ...]:
         """The channels a read means: those named, else the client's selection, else all."""
         rec, view = self._open_view(client, path)
         return rec.info.check_channels(channels or view.channels)

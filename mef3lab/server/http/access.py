@@ -40,7 +40,9 @@ class Viewer:
         """Whether `rec` is listed for this caller at all."""
         if self.owner or self.user is None:
             return True
-        return any(getattr(getattr(c, "caller", None), "user", None) == self.user for c in rec.clients)
+        return any(
+            getattr(getattr(c, "caller", None), "user", None) == self.user for c in rec.clients
+        )
 
 
 class Refused(Exception):
@@ -74,8 +76,9 @@ def is_owner(handler: BaseHTTPRequestHandler) -> bool:
     sock = handler.connection
     if sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
         return False
-    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                          struct.calcsize("3i")))
+    _pid, uid, _gid = struct.unpack(
+        "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    )
     return uid == os.geteuid()
 
 

@@ -17,7 +17,9 @@ from ...version import __version__
 from ..core.engine import Engine
 
 #: Stats that only grow (exposed as ``mef3lab_<key>_total``).
-COUNTERS = frozenset({"hits", "misses", "prefetches", "prefetch_hits", "decoded_samples", "worker_restarts"})
+COUNTERS = frozenset(
+    {"hits", "misses", "prefetches", "prefetch_hits", "decoded_samples", "worker_restarts"}
+)
 
 __all__ = ["CONTENT_TYPE_LATEST", "EngineCollector", "exposition"]
 
@@ -29,7 +31,9 @@ class EngineCollector:
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        yield InfoMetricFamily("mef3lab_server", "mef3lab server build", value={"version": __version__})
+        yield InfoMetricFamily(
+            "mef3lab_server", "mef3lab server build", value={"version": __version__}
+        )
         for key, value in sorted(self.engine.stats().items()):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue

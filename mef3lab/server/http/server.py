@@ -42,11 +42,16 @@ class _Handler(BaseHTTPRequestHandler):
         app: StatusHTTP = self.server.app  # type: ignore[attr-defined]
         route = self.path.split("?", 1)[0]
         if app.prefix != "/" and route.startswith(app.prefix):
-            route = "/" + route[len(app.prefix):]
+            route = "/" + route[len(app.prefix) :]
         try:
             if route not in ("/", "/index.html", "/api/status", "/metrics"):
-                self._send(404, "application/json", json.dumps(
-                    {"error": f"no such page: {route}; try /, /api/status or /metrics"}).encode())
+                self._send(
+                    404,
+                    "application/json",
+                    json.dumps(
+                        {"error": f"no such page: {route}; try /, /api/status or /metrics"}
+                    ).encode(),
+                )
                 return
             viewer = viewer_for(self, app.authenticator)
             if route == "/metrics":
@@ -55,15 +60,29 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.dumps(status(app.engine, app.address, viewer), indent=1)
                 self._send(200, "application/json", body.encode())
             else:
-                self._send(200, "text/html; charset=utf-8", render_page(status(app.engine, app.address, viewer)).encode())
+                self._send(
+                    200,
+                    "text/html; charset=utf-8",
+                    render_page(status(app.engine, app.address, viewer)).encode(),
+                )
         except Refused as no:
-            self._send(no.status, "application/json", json.dumps({"error": str(no)}).encode(),
-                       {"WWW-Authenticate": 'Bearer realm="mef3lab"'} if no.status == 401 else {})
+            self._send(
+                no.status,
+                "application/json",
+                json.dumps({"error": str(no)}).encode(),
+                {"WWW-Authenticate": 'Bearer realm="mef3lab"'} if no.status == 401 else {},
+            )
         except Exception as exc:  # noqa: BLE001 - a status page must never take the server down
             log.exception("status page request %s failed", route)
-            self._send(500, "application/json", json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+            self._send(
+                500,
+                "application/json",
+                json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode(),
+            )
 
-    def _send(self, code: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, code: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(code)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -84,9 +103,19 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 class StatusHTTP:
     """The HTTP listeners of one server (TCP and/or Unix socket), each served by a daemon thread."""
 
-    def __init__(self, engine: Engine, config: ServerConfig, address: str,
-                 authenticator: Authenticator | None = None) -> None:
-        self.engine, self.config, self.address, self.authenticator = engine, config, address, authenticator
+    def __init__(
+        self,
+        engine: Engine,
+        config: ServerConfig,
+        address: str,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.engine, self.config, self.address, self.authenticator = (
+            engine,
+            config,
+            address,
+            authenticator,
+        )
         self.prefix = _service_prefix()
         self.urls: list[str] = []
         self._servers: list[socketserver.BaseServer] = []
@@ -96,11 +125,16 @@ class StatusHTTP:
             if self.config.http_port >= 0:
                 tcp = ThreadingHTTPServer((self.config.host, self.config.http_port), _Handler)
                 tcp.daemon_threads = True
-                host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
+                host = (
+                    "127.0.0.1" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
+                )
                 self._serve(tcp, f"http://{host}:{tcp.server_address[1]}/")
             if self.config.http_socket:
                 _unlink_stale_socket(self.config.http_socket)
-                self._serve(_UnixHTTPServer(self.config.http_socket, _Handler), f"unix:{self.config.http_socket}")
+                self._serve(
+                    _UnixHTTPServer(self.config.http_socket, _Handler),
+                    f"unix:{self.config.http_socket}",
+                )
         except OSError as exc:
             self.stop()
             raise OSError(f"the status page cannot listen ({exc})") from exc

@@ -88,9 +88,13 @@ class ReaderPool:
         """
         if not isinstance(req, ReadRequest):
             raise TypeError(f"submit takes a ReadRequest, not {type(req).__name__}")
-        return self._core.submit(_Job("read", req, _key(req.path, req.password, req.engine), foreground))
+        return self._core.submit(
+            _Job("read", req, _key(req.path, req.password, req.engine), foreground)
+        )
 
-    def submit_split(self, req: ReadRequest, ways: int, *, foreground: bool = True) -> "Future[SharedArray]":
+    def submit_split(
+        self, req: ReadRequest, ways: int, *, foreground: bool = True
+    ) -> "Future[SharedArray]":
         """Like `submit`, with the channels divided among up to `ways` workers that decode at
         once, each into its own rows of one result (see `split`). One way, or no workers, is `submit`."""
         if not isinstance(req, ReadRequest):
@@ -120,14 +124,23 @@ class ReaderPool:
             self._core.abort(part)
 
     def info(
-        self, path: str | os.PathLike, password: str | None = None, engine: str | None = None,
-        *, timeout: float | None = None,
+        self,
+        path: str | os.PathLike,
+        password: str | None = None,
+        engine: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Any:
         """Open `path` in a worker (opening can crash too) and return its `SessionInfo`."""
         return self.call(path, password, engine, "info", timeout=timeout)
 
     def call(
-        self, path: str | os.PathLike, password: str | None, engine: str | None, method: str, *args: Any,
+        self,
+        path: str | os.PathLike,
+        password: str | None,
+        engine: str | None,
+        method: str,
+        *args: Any,
         timeout: float | None = None,
     ) -> Any:
         """``reader.<method>(*args)`` on `path`'s reader in a worker, result pickled back.
@@ -138,10 +151,17 @@ class ReaderPool:
         if method not in CALLABLE:
             raise ValueError(f"method must be one of {sorted(CALLABLE)}, not {method!r}")
         self._core.check_blocking()
-        job = _Job("call", (_absolute(path), password or "", engine, method, args), _key(path, password, engine), True)
+        job = _Job(
+            "call",
+            (_absolute(path), password or "", engine, method, args),
+            _key(path, password, engine),
+            True,
+        )
         return self._core.submit(job).result(timeout)
 
-    def preopen(self, path: str | os.PathLike, password: str | None = None, engine: str | None = None) -> None:
+    def preopen(
+        self, path: str | os.PathLike, password: str | None = None, engine: str | None = None
+    ) -> None:
         """Every worker opens `path` when it is next idle, so that the first read split
         across them does not wait for the others to open it. Returns at once."""
         self._core.preopen(_key(path, password, engine), _absolute(path), password or "", engine)

@@ -41,7 +41,15 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any, Callable, Mapping
 
-from .errors import _closed_error, _crash_error, _fail, _how, _rebuild_error, _stopped_error, _succeed
+from .errors import (
+    _closed_error,
+    _crash_error,
+    _fail,
+    _how,
+    _rebuild_error,
+    _stopped_error,
+    _succeed,
+)
 from .requests import ReadRequest, _Job
 from .shm import _create_block, _discard_block, _result_array
 from .worker import _worker_main
@@ -70,8 +78,14 @@ class _Worker:
 class _Dispatcher:
     """The pool's core when it has worker processes; its public methods are thread-safe."""
 
-    def __init__(self, n_workers: int, ctx: BaseContext, max_open: int, engines: Mapping[str, str],
-                 read_timeout_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_workers: int,
+        ctx: BaseContext,
+        max_open: int,
+        engines: Mapping[str, str],
+        read_timeout_s: float = 0.0,
+    ) -> None:
         self._n = n_workers
         self._timeout = read_timeout_s
         self._on_failure: Callable[[str, BaseException], None] | None = None
@@ -150,7 +164,9 @@ class _Dispatcher:
 
     def check_blocking(self) -> None:
         if threading.current_thread() is self._thread:
-            raise RuntimeError("a blocking pool call from a done-callback would wait for itself forever")
+            raise RuntimeError(
+                "a blocking pool call from a done-callback would wait for itself forever"
+            )
 
     def close(self) -> None:
         atexit.unregister(self.close)
@@ -222,23 +238,37 @@ class _Dispatcher:
 
     def _next_deadline(self) -> float | None:
         """Seconds until the nearest running job's deadline (None: no deadline to keep)."""
-        deadlines = [w.deadline for w in self._workers if w.deadline is not None and w.stopped is None]
+        deadlines = [
+            w.deadline for w in self._workers if w.deadline is not None and w.stopped is None
+        ]
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _kill_overdue(self) -> None:
         now = time.monotonic()
         with self._lock:
             for w in self._workers:
-                if w.deadline is not None and w.deadline <= now and w.job is not None and w.stopped is None:
+                if (
+                    w.deadline is not None
+                    and w.deadline <= now
+                    and w.job is not None
+                    and w.stopped is None
+                ):
                     w.stopped = "timeout"
-                    log.error("reader worker %s: %s took longer than %g s; killing it", w.process.pid,
-                              w.job.describe(), self._timeout)
+                    log.error(
+                        "reader worker %s: %s took longer than %g s; killing it",
+                        w.process.pid,
+                        w.job.describe(),
+                        self._timeout,
+                    )
                     w.process.kill()
 
     def _start_worker(self) -> None:
         parent_end, child_end = multiprocessing.connection.Pipe()
         p = self._ctx.Process(
-            target=_worker_main, args=(child_end, *self._worker_args), name="mef3lab-reader", daemon=True
+            target=_worker_main,
+            args=(child_end, *self._worker_args),
+            name="mef3lab-reader",
+            daemon=True,
         )
         try:
             p.start()
@@ -254,7 +284,11 @@ class _Dispatcher:
     def _assign(self) -> tuple[list[tuple[_Worker, tuple]], list[tuple[_Job, BaseException]]]:
         """Hand queued jobs to idle workers, preferring one that already has the recording open."""
         sends, failed = [], []
-        idle = [w for w in self._workers if w.ready and w.job is None and not w.eof and w.stopped is None]
+        idle = [
+            w
+            for w in self._workers
+            if w.ready and w.job is None and not w.eof and w.stopped is None
+        ]
         while idle and self._queue:
             job = heapq.heappop(self._queue)[2]
             if not job.future.set_running_or_notify_cancel():
@@ -330,8 +364,13 @@ class _Dispatcher:
                 if not w.ready:
                     self._startup_failures += 1
                 elif job is not None:
-                    self._counts["crashes" if w.stopped is None else "timeouts" if w.stopped == "timeout"
-                                 else "aborted"] += 1
+                    self._counts[
+                        "crashes"
+                        if w.stopped is None
+                        else "timeouts"
+                        if w.stopped == "timeout"
+                        else "aborted"
+                    ] += 1
             startup_failures = self._startup_failures
         if closing:
             if job is not None:
@@ -341,8 +380,12 @@ class _Dispatcher:
         if job is not None and w.stopped is not None:
             self._failed(job, _stopped_error(w.stopped, job, self._timeout))
             return
-        log.warning("reader worker %s %s%s", w.process.pid, _how(code),
-                    f" while {job.describe()}" if job is not None else "")
+        log.warning(
+            "reader worker %s %s%s",
+            w.process.pid,
+            _how(code),
+            f" while {job.describe()}" if job is not None else "",
+        )
         if job is not None:
             self._failed(job, _crash_error(job, code))
         if startup_failures >= MAX_STARTUP_FAILURES:

@@ -15,7 +15,14 @@ import traceback
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from ...errors import ERROR_CLASSES, CancelledError, Mef3LabError, ReaderCrashedError, ReadTimeoutError, rebuild
+from ...errors import (
+    ERROR_CLASSES,
+    CancelledError,
+    Mef3LabError,
+    ReaderCrashedError,
+    ReadTimeoutError,
+    rebuild,
+)
 from .requests import _Job
 
 #: An exception in transit: (pickle or None, class name, message, traceback or None).
@@ -41,7 +48,9 @@ def _rebuild_error(payload: _ErrorPayload) -> BaseException:
         except Exception:
             exc = None
     if exc is None:
-        exc = rebuild(name, message) if name in ERROR_CLASSES else RuntimeError(f"{name}: {message}")
+        exc = (
+            rebuild(name, message) if name in ERROR_CLASSES else RuntimeError(f"{name}: {message}")
+        )
     if tb:
         exc.add_note("raised in the reader process:\n" + tb.rstrip())
     return exc
@@ -50,7 +59,8 @@ def _rebuild_error(payload: _ErrorPayload) -> BaseException:
 def _crash_error(job: _Job, exitcode: int | None) -> ReaderCrashedError:
     return ReaderCrashedError(
         f"the decoder crashed {job.describe()} (reader process {_how(exitcode)}); the recording may be damaged",
-        exitcode)
+        exitcode,
+    )
 
 
 def _stopped_error(why: str, job: _Job, timeout_s: float) -> BaseException:
@@ -58,7 +68,8 @@ def _stopped_error(why: str, job: _Job, timeout_s: float) -> BaseException:
     if why == "timeout":
         return ReadTimeoutError(
             f"the decoder did not finish {job.describe()} within the server's read timeout of {timeout_s:g} s; "
-            "its reader process was killed and replaced (the recording may be damaged, or the server overloaded)")
+            "its reader process was killed and replaced (the recording may be damaged, or the server overloaded)"
+        )
     return CancelledError(f"stopped {job.describe()}: nobody waits for it any more")
 
 
@@ -88,5 +99,7 @@ def _how(exitcode: int | None) -> str:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
-        return f"was killed by {name}" + (", e.g. out of memory" if -exitcode == signal.SIGKILL else "")
+        return f"was killed by {name}" + (
+            ", e.g. out of memory" if -exitcode == signal.SIGKILL else ""
+        )
     return f"exited with code {exitcode}"

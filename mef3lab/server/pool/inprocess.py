@@ -57,8 +57,18 @@ class _InProcess:
             self._readers.drop(path)
 
     def stats(self) -> dict[str, Any]:
-        return {"workers": 0, "alive": 0, "ready": 0, "busy": 0, "queued": 0, "restarts": 0, "crashes": 0,
-                "timeouts": 0, "aborted": 0, "pids": []}
+        return {
+            "workers": 0,
+            "alive": 0,
+            "ready": 0,
+            "busy": 0,
+            "queued": 0,
+            "restarts": 0,
+            "crashes": 0,
+            "timeouts": 0,
+            "aborted": 0,
+            "pids": [],
+        }
 
     def check_blocking(self) -> None:
         pass

@@ -66,7 +66,9 @@ class ReadRequest:
         return self.shape[0] * self.row_bytes
 
     def describe(self) -> str:
-        names = ", ".join(self.channels[:8]) + (f", … ({len(self.channels) - 8} more)" if len(self.channels) > 8 else "")
+        names = ", ".join(self.channels[:8]) + (
+            f", … ({len(self.channels) - 8} more)" if len(self.channels) > 8 else ""
+        )
         return f"{self.path} channels [{names}] samples [{self.k0}, {self.k1})"
 
 
@@ -130,7 +132,9 @@ def _canonical(path: str | os.PathLike) -> str:
     return os.path.realpath(os.path.expanduser(os.fspath(path)))
 
 
-def _key(path: str | os.PathLike, password: str | None, engine: str | None) -> tuple[str, str, str | None]:
+def _key(
+    path: str | os.PathLike, password: str | None, engine: str | None
+) -> tuple[str, str, str | None]:
     return (_canonical(path), password or "", engine)
 
 

@@ -83,8 +83,9 @@ class _Mapping:
 
     def __init__(self, block: SharedMemory, req: ReadRequest) -> None:
         size = block.size
-        address = _libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED,
-                             block._fd, 0)  # SharedMemory's descriptor (POSIX); closed just below
+        address = _libc.mmap(
+            None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, block._fd, 0
+        )  # SharedMemory's descriptor (POSIX); closed just below
         block.close()
         if address in (None, _MAP_FAILED):
             raise OSError(ctypes.get_errno(), f"mapping a shared block of {size} bytes failed")
@@ -92,7 +93,10 @@ class _Mapping:
         _advise(self.address, self.size, _MADV_POPULATE_READ)
         self._shape, self._typestr = req.shape, np.dtype(req.dtype).str
         self.__array_interface__ = {
-            "version": 3, "shape": req.shape, "typestr": self._typestr, "data": (self.address, False),
+            "version": 3,
+            "shape": req.shape,
+            "typestr": self._typestr,
+            "data": (self.address, False),
             "strides": (self.row_bytes, np.dtype(req.dtype).itemsize),
         }
 
@@ -110,7 +114,10 @@ class _Row:
         self._mapping = mapping
         self._address = mapping.address + i * mapping.row_bytes
         self.__array_interface__ = {
-            "version": 3, "shape": mapping._shape[1:], "typestr": mapping._typestr, "data": (self._address, False),
+            "version": 3,
+            "shape": mapping._shape[1:],
+            "typestr": mapping._typestr,
+            "data": (self._address, False),
         }
 
     def __del__(self) -> None:
@@ -135,7 +142,14 @@ def _advise(address: int, nbytes: int, advice: int) -> None:
 def _load_libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    libc.mmap.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    )
     libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
     libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     return libc

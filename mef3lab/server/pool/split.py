@@ -25,12 +25,21 @@ def split_rows(n_rows: int, ways: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges, edges[1:])]
 
 
-def part_jobs(req: ReadRequest, key: tuple, foreground: bool, ways: int) -> tuple["SplitRead", list[_Job]]:
+def part_jobs(
+    req: ReadRequest, key: tuple, foreground: bool, ways: int
+) -> tuple["SplitRead", list[_Job]]:
     """The group future and its part jobs (to be submitted) for `req` split `ways` ways."""
     block = _create_block(req.nbytes)
     jobs = [
-        _Job("read", ReadRequest(req.path, req.password, req.engine, req.channels[a:b], req.k0, req.k1, req.dtype),
-             key, foreground, target=(block.name, a * req.row_bytes))
+        _Job(
+            "read",
+            ReadRequest(
+                req.path, req.password, req.engine, req.channels[a:b], req.k0, req.k1, req.dtype
+            ),
+            key,
+            foreground,
+            target=(block.name, a * req.row_bytes),
+        )
         for a, b in split_rows(len(req.channels), ways)
     ]
     return SplitRead(req, block, [j.future for j in jobs]), jobs

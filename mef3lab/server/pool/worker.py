@@ -54,7 +54,9 @@ class _Readers:
         else:
             from ...readers import open_reader
 
-            reader = open_reader(path, password or None, engine, threads=1)  # parallel: the processes
+            reader = open_reader(
+                path, password or None, engine, threads=1
+            )  # parallel: the processes
         self._open[key] = reader
         while len(self._open) > self.max_open:
             self._close(self._open.popitem(last=False)[1])
@@ -74,7 +76,9 @@ class _Readers:
             return reader.read_raw(req.channels, req.k0, req.k1, out=out).counts
         return reader.read_index(req.channels, req.k0, req.k1, req.dtype, out=out)
 
-    def call(self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple) -> Any:
+    def call(
+        self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple
+    ) -> Any:
         reader = self.get(key, path, password, engine)
         return reader.info if method == "info" else getattr(reader, method)(*args)
 
@@ -122,7 +126,9 @@ def _worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str
             if op == "open":
                 _preopen(readers, *msg[1:])
                 continue
-            conn.send(_serve_read(readers, *msg[1:]) if op == "read" else _serve_call(readers, *msg[1:]))
+            conn.send(
+                _serve_read(readers, *msg[1:]) if op == "read" else _serve_call(readers, *msg[1:])
+            )
     except (EOFError, OSError):
         return  # the parent is gone
     finally:
@@ -144,7 +150,9 @@ def _serve_call(readers: _Readers, key: tuple, *call: Any) -> tuple:
         return ("done", False, _error_payload(exc))
 
 
-def _serve_read(readers: _Readers, key: tuple, req: ReadRequest, block_name: str | None, offset: int) -> tuple:
+def _serve_read(
+    readers: _Readers, key: tuple, req: ReadRequest, block_name: str | None, offset: int
+) -> tuple:
     if block_name is None:  # empty result (or an invalid request): validate only
         try:
             readers.read(req, key, None)
@@ -167,7 +175,9 @@ def _serve_read(readers: _Readers, key: tuple, req: ReadRequest, block_name: str
     return reply
 
 
-def _read_into(readers: _Readers, key: tuple, req: ReadRequest, block: SharedMemory, offset: int) -> tuple:
+def _read_into(
+    readers: _Readers, key: tuple, req: ReadRequest, block: SharedMemory, offset: int
+) -> tuple:
     # Kept apart from `_serve_read` so that the view and any traceback holding it are gone
     # by the time the block is closed.
     try:
@@ -175,8 +185,13 @@ def _read_into(readers: _Readers, key: tuple, req: ReadRequest, block: SharedMem
     except Exception as exc:
         return ("done", False, _error_payload(exc))
     itemsize = np.dtype(SAMPLE_TYPES[req.dtype]).itemsize
-    out = np.ndarray(req.shape, SAMPLE_TYPES[req.dtype], buffer=block.buf, offset=offset,
-                     strides=(req.row_bytes, itemsize))  # each row on pages of its own
+    out = np.ndarray(
+        req.shape,
+        SAMPLE_TYPES[req.dtype],
+        buffer=block.buf,
+        offset=offset,
+        strides=(req.row_bytes, itemsize),
+    )  # each row on pages of its own
     try:
         readers.read(req, key, out)
         return ("done", True, None)

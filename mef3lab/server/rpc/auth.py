@@ -64,7 +64,9 @@ class Authenticator(Protocol):
         """The caller `token` belongs to; None when it is not valid (a `Mef3LabError` when it cannot tell)."""
 
 
-_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("mef3lab_caller", default=None)
+_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+    "mef3lab_caller", default=None
+)
 
 
 def current_caller() -> Caller | None:
@@ -90,7 +92,9 @@ class StaticTokens:
                     if len(parts) > 2:
                         raise ValueError(f"{token_file}:{n}: write TOKEN or USER TOKEN")
                     if parts:
-                        tokens[parts[-1]] = parts[0] if len(parts) == 2 else f"token-{len(tokens) + 1}"
+                        tokens[parts[-1]] = (
+                            parts[0] if len(parts) == 2 else f"token-{len(tokens) + 1}"
+                        )
             if not tokens:
                 raise ValueError(f"{token_file} holds no token")
         if token:
@@ -117,31 +121,43 @@ class HubTokens:
 
         self.hub = HubAuth(cache_max_age=cache_s, **hub_settings)
         if not self.hub.api_token:
-            raise ValueError("--hub-auth needs JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_URL (run mef3lab serve "
-                             "as a JupyterHub service)")
+            raise ValueError(
+                "--hub-auth needs JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_URL (run mef3lab serve "
+                "as a JupyterHub service)"
+            )
 
     def authenticate(self, token: str) -> Caller | None:
         try:
             model = self.hub.user_for_token(token)
         except Exception as exc:  # noqa: BLE001 - the hub is down or answered nonsense: nobody gets in
             log.warning("could not check a token with the hub at %s: %s", self.hub.api_url, exc)
-            raise ServerUnavailableError(f"this server could not check the token with JupyterHub ({exc}); "
-                                         "try again when the hub is up") from None
+            raise ServerUnavailableError(
+                f"this server could not check the token with JupyterHub ({exc}); "
+                "try again when the hub is up"
+            ) from None
         if not model or model.get("kind", "user") != "user":
             return None
         if self.hub.access_scopes and not self.hub.check_scopes(self.hub.access_scopes, model):
-            log.info("hub user %s has no %s scope: refused", model.get("name"), sorted(self.hub.access_scopes))
+            log.info(
+                "hub user %s has no %s scope: refused",
+                model.get("name"),
+                sorted(self.hub.access_scopes),
+            )
             return None
         return Caller(model["name"], frozenset(model.get("groups") or ()))
 
 
-def authenticator_for(config: ServerConfig, environ: Mapping[str, str] | None = None) -> Authenticator | None:
+def authenticator_for(
+    config: ServerConfig, environ: Mapping[str, str] | None = None
+) -> Authenticator | None:
     """The authenticator `config` asks for (None: no authentication)."""
     env = os.environ if environ is None else environ
     token = env.get(TOKEN_ENV, "")
     if config.hub_auth:
         if config.token_file or token:
-            raise ValueError(f"--hub-auth and static tokens (--token-file, {TOKEN_ENV}) exclude each other")
+            raise ValueError(
+                f"--hub-auth and static tokens (--token-file, {TOKEN_ENV}) exclude each other"
+            )
         hub = {"api_token": env.get("JUPYTERHUB_API_TOKEN", "")}
         if env.get("JUPYTERHUB_API_URL"):
             hub["api_url"] = env["JUPYTERHUB_API_URL"]
@@ -159,7 +175,8 @@ def check_exposure(config: ServerConfig, authenticated: bool) -> None:
         return
     raise ValueError(
         f"refusing to listen on {config.host} without authentication: anyone who can reach it could read "
-        f"every recording. Give --token-file, {TOKEN_ENV} or --hub-auth (or --insecure-public to accept that)")
+        f"every recording. Give --token-file, {TOKEN_ENV} or --hub-auth (or --insecure-public to accept that)"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -186,21 +203,27 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
             return handler
         token = bearer_token(handler_call_details.invocation_metadata)
-        return _replace(handler, lambda behavior: self._guarded(token, behavior, handler.response_streaming))
+        return _replace(
+            handler, lambda behavior: self._guarded(token, behavior, handler.response_streaming)
+        )
 
     def _admit(self, token: str, context: grpc.ServicerContext) -> contextvars.Context:
         """A context in which `token`'s caller is the current caller; the call is aborted without one."""
         try:
             caller = self.authenticator.authenticate(token) if token else None
-        except Mef3LabError as exc:  # the check itself failed (the hub is down): say so, not "wrong token"
+        except (
+            Mef3LabError
+        ) as exc:  # the check itself failed (the hub is down): say so, not "wrong token"
             context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__),))
             context.abort(getattr(grpc.StatusCode, exc.grpc_status), str(exc))
         if caller is None:
             context.set_trailing_metadata(((ERROR_KEY, AuthenticationError.__name__),))
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          f"{'the token was not accepted' if token else 'this server needs a token'}: send "
-                          f"'authorization: Bearer <token>' (mef3lab's client reads {TOKEN_ENV}, "
-                          "MEF3LAB_TOKEN_FILE or, in a JupyterHub kernel, JUPYTERHUB_API_TOKEN)")
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"{'the token was not accepted' if token else 'this server needs a token'}: send "
+                f"'authorization: Bearer <token>' (mef3lab's client reads {TOKEN_ENV}, "
+                "MEF3LAB_TOKEN_FILE or, in a JupyterHub kernel, JUPYTERHUB_API_TOKEN)",
+            )
         ctx = contextvars.copy_context()
         ctx.run(_CALLER.set, caller)
         return ctx
@@ -208,7 +231,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def _guarded(self, token: str, behavior: Callable, streaming: bool) -> Callable:
         """`behavior` behind the token check, run (every step of its stream, too) as the caller."""
         if not streaming:
-            return lambda request, context: self._admit(token, context).run(behavior, request, context)
+            return lambda request, context: self._admit(token, context).run(
+                behavior, request, context
+            )
 
         def stream(request, context) -> Iterator:
             ctx = self._admit(token, context)
@@ -222,6 +247,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                     yield reply
             finally:
                 ctx.run(getattr(replies, "close", lambda: None))
+
         return stream
 
 
@@ -235,12 +261,19 @@ def bearer_token(metadata) -> str:
     return ""
 
 
-def _replace(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable], Callable]) -> grpc.RpcMethodHandler:
+def _replace(
+    handler: grpc.RpcMethodHandler, wrap: Callable[[Callable], Callable]
+) -> grpc.RpcMethodHandler:
     """The same kind of handler as `handler`, its behaviour wrapped."""
-    kinds = {(False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-             (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-             (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-             (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler)}
+    kinds = {
+        (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+        (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+        (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+    }
     attr, make = kinds[(handler.request_streaming, handler.response_streaming)]
-    return make(wrap(getattr(handler, attr)), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+    return make(
+        wrap(getattr(handler, attr)),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

@@ -91,8 +91,10 @@ def compat_client(context: grpc.ServicerContext) -> ClientId:
 def error_text(exc: BaseException) -> str:
     """What a person reads in `error_message`; unexpected errors are logged in full."""
     if isinstance(exc, NotOpenError):
-        return (f"{exc} with OpenFile (open files are per client: per {CLIENT_ID_KEY} metadata, "
-                "else per connection)")
+        return (
+            f"{exc} with OpenFile (open files are per client: per {CLIENT_ID_KEY} metadata, "
+            "else per connection)"
+        )
     if isinstance(exc, (Mef3LabError, ValueError, TypeError)):
         return str(exc)
     log.exception("unexpected error")
@@ -103,8 +105,9 @@ def in_band(make_error: Callable[[object, str], object]) -> Callable:
     """Turn every exception of a handler into `make_error(request, text)`, sent with an OK status."""
 
     def failed(request, context, exc: BaseException):
-        context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__ if isinstance(exc, Mef3LabError)
-                                        else "Mef3LabError"),))
+        context.set_trailing_metadata(
+            ((ERROR_KEY, type(exc).__name__ if isinstance(exc, Mef3LabError) else "Mef3LabError"),)
+        )
         return make_error(request, error_text(exc))
 
     return handle_errors(failed)
@@ -130,7 +133,8 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
             raise ValueError(
                 f"cache_fs (serving a file at a reduced rate) is not supported by this server; "
                 f"{request.file_path} was not opened. Open it without cache_fs and ask GetSignalRange "
-                "for n_points to read at display resolution")
+                "for n_points to read at display resolution"
+            )
         client = compat_client(context)
         password = _password(context)
         try:
@@ -138,10 +142,13 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         except PasswordError as exc:
             if password:
                 raise
-            raise PasswordError(f"{exc}, as {PASSWORD_KEY} call metadata (this interface has no password "
-                                "field)") from exc
+            raise PasswordError(
+                f"{exc}, as {PASSWORD_KEY} call metadata (this interface has no password field)"
+            ) from exc
         with self._lock:
-            self._spelling[(client, self.engine.resolve(client, request.file_path))] = request.file_path
+            self._spelling[(client, self.engine.resolve(client, request.file_path))] = (
+                request.file_path
+            )
         return _file_info(request.file_path, info)
 
     @in_band(_info_error)
@@ -165,29 +172,46 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         client = compat_client(context)
         paths = self.engine.list_open(client)
         with self._lock:
-            return pb.ListOpenFilesResponse(file_paths=[self._spelling.get((client, p), p) for p in paths])
+            return pb.ListOpenFilesResponse(
+                file_paths=[self._spelling.get((client, p), p) for p in paths]
+            )
 
     # -- the original's segment grid ------------------------------------------------------------
-    @in_band(lambda req, text: pb.SetSignalSegmentResponse(file_path=req.file_path, error_message=text))
+    @in_band(
+        lambda req, text: pb.SetSignalSegmentResponse(file_path=req.file_path, error_message=text)
+    )
     def SetSignalSegmentSize(self, request, context):
         client = compat_client(context)
         self.engine.set_segment_seconds(client, request.file_path, request.seconds)
-        return pb.SetSignalSegmentResponse(file_path=request.file_path,
-                                           number_of_segments=self._n_segments(client, request.file_path))
+        return pb.SetSignalSegmentResponse(
+            file_path=request.file_path,
+            number_of_segments=self._n_segments(client, request.file_path),
+        )
 
-    @in_band(lambda req, text: pb.GetNumberOfSegmentsResponse(file_path=req.file_path, error_message=text))
+    @in_band(
+        lambda req, text: pb.GetNumberOfSegmentsResponse(
+            file_path=req.file_path, error_message=text
+        )
+    )
     def GetNumberOfSegments(self, request, context):
         client = compat_client(context)
-        return pb.GetNumberOfSegmentsResponse(file_path=request.file_path,
-                                              number_of_segments=self._n_segments(client, request.file_path))
+        return pb.GetNumberOfSegmentsResponse(
+            file_path=request.file_path,
+            number_of_segments=self._n_segments(client, request.file_path),
+        )
 
     def _n_segments(self, client: str, path: str) -> int:
         info = self.engine.info(client, path)
         names = set(self.engine.channels(client, path))
-        return max(self.engine.segment_grid(client, path, g)[1] for g in info.rate_groups
-                   if names.intersection(g.channels))
+        return max(
+            self.engine.segment_grid(client, path, g)[1]
+            for g in info.rate_groups
+            if names.intersection(g.channels)
+        )
 
-    @in_band(lambda req, text: pb.SetActiveChannelsResponse(file_path=req.file_path, error_message=text))
+    @in_band(
+        lambda req, text: pb.SetActiveChannelsResponse(file_path=req.file_path, error_message=text)
+    )
     def SetActiveChannels(self, request, context):
         client, path, names = compat_client(context), request.file_path, list(request.channel_names)
         info = self.engine.info(client, path)
@@ -195,28 +219,43 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         if unknown:
             current = self.engine.channels(client, path)
             return pb.SetActiveChannelsResponse(
-                file_path=path, active_channels=current,
+                file_path=path,
+                active_channels=current,
                 error_message=f"no channel{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
-                              f"{path}; the active channels are unchanged ({len(current)} channels)")
-        return pb.SetActiveChannelsResponse(file_path=path,
-                                            active_channels=self.engine.set_channels(client, path, names or None))
+                f"{path}; the active channels are unchanged ({len(current)} channels)",
+            )
+        return pb.SetActiveChannelsResponse(
+            file_path=path, active_channels=self.engine.set_channels(client, path, names or None)
+        )
 
-    @in_band(lambda req, text: pb.GetActiveChannelsResponse(file_path=req.file_path, error_message=text))
+    @in_band(
+        lambda req, text: pb.GetActiveChannelsResponse(file_path=req.file_path, error_message=text)
+    )
     def GetActiveChannels(self, request, context):
         return pb.GetActiveChannelsResponse(
             file_path=request.file_path,
-            active_channels=self.engine.channels(compat_client(context), request.file_path))
+            active_channels=self.engine.channels(compat_client(context), request.file_path),
+        )
 
     @in_band(lambda req, text: pb.SignalChunk(file_path=req.file_path, error_message=text))
     def GetSignalSegment(self, request, context):
         client, path = compat_client(context), request.file_path
         names = self.engine.channels(client, path)
-        _one_rate(self.engine.info(client, path), names, "SetActiveChannels to the channels of one rate")
-        s = self.engine.read_segment(client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True)
+        _one_rate(
+            self.engine.info(client, path), names, "SetActiveChannels to the channels of one rate"
+        )
+        s = self.engine.read_segment(
+            client, path, request.chunk_idx, names, SEGMENT_DTYPE, defer_prefetch=True
+        )
         grid, k0 = s.group.grid, s.start_index
         try:
-            yield from _messages(path, s.blocks(MAX_MESSAGE_BYTES), s.channels, s.group.fs,
-                                 lambda k: grid.uutc_of(k0 + k))
+            yield from _messages(
+                path,
+                s.blocks(MAX_MESSAGE_BYTES),
+                s.channels,
+                s.group.fs,
+                lambda k: grid.uutc_of(k0 + k),
+            )
         finally:
             s.start_prefetch()
 
@@ -227,22 +266,40 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         t0, t1 = request.start_uutc, request.end_uutc
         n_points = request.n_points if request.HasField("n_points") else None
         info = self.engine.info(client, path)
-        names = self.engine.channels(client, path, list(request.channel_names) or info.names)  # not the active
+        names = self.engine.channels(
+            client, path, list(request.channel_names) or info.names
+        )  # not the active
         if t1 <= t0:
-            raise TimeRangeError(f"the time range ends before it starts (start {t0} µUTC, end {t1} µUTC)")
+            raise TimeRangeError(
+                f"the time range ends before it starts (start {t0} µUTC, end {t1} µUTC)"
+            )
         if n_points is not None and n_points < 2:
-            raise ValueError(f"n_points must be at least 2 (a minimum and a maximum), not {n_points}")
+            raise ValueError(
+                f"n_points must be at least 2 (a minimum and a maximum), not {n_points}"
+            )
         if n_points is None:
-            _one_rate(info, names, "ask for one rate group per call, or set n_points for a display read")
-        groups = [(g, [n for n in dict.fromkeys(names) if n in g.channels]) for g in info.rate_groups]
-        reads = [(g, self.engine.read_time(client, path, mine, t0, t1, RANGE_DTYPE, defer_prefetch=True))
-                 for g, mine in groups if mine]
+            _one_rate(
+                info, names, "ask for one rate group per call, or set n_points for a display read"
+            )
+        groups = [
+            (g, [n for n in dict.fromkeys(names) if n in g.channels]) for g in info.rate_groups
+        ]
+        reads = [
+            (g, self.engine.read_time(client, path, mine, t0, t1, RANGE_DTYPE, defer_prefetch=True))
+            for g, mine in groups
+            if mine
+        ]
         try:
             if len(reads) == 1 and (n_points is None or reads[0][1].shape[1] <= n_points):
                 s = reads[0][1]
                 grid, k0 = s.group.grid, s.start_index
-                yield from _messages(path, s.blocks(MAX_MESSAGE_BYTES), s.channels, s.group.fs,
-                                     lambda k: grid.uutc_of(k0 + k))
+                yield from _messages(
+                    path,
+                    s.blocks(MAX_MESSAGE_BYTES),
+                    s.channels,
+                    s.group.fs,
+                    lambda k: grid.uutc_of(k0 + k),
+                )
                 return
             # Decimated: every rate group to the same number of points over the window.
             n_out = min([n_points] + [s.shape[1] for _, s in reads])
@@ -251,7 +308,8 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
             if n_out < 2:
                 raise TimeRangeError(
                     f"the window [{t0}, {t1}) µUTC holds too few samples of {_groups_text(info, names)} for one "
-                    "display read; read each rate group separately")
+                    "display read; read each rate group separately"
+                )
             rows = {}
             for _, s in reads:
                 for name, row in zip(s.channels, minmax_points(s.data, n_out)):
@@ -259,8 +317,13 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
             data = np.stack([rows[n] for n in names])
             first = reads[0][1]  # the fastest group's window sets the times
             a, b = first.first_sample_uutc, first.end_uutc
-            yield from _messages(path, array_blocks(data, MAX_MESSAGE_BYTES), names, n_out * 1e6 / (b - a),
-                                 lambda p: int(round(a + p * (b - a) / n_out)))
+            yield from _messages(
+                path,
+                array_blocks(data, MAX_MESSAGE_BYTES),
+                names,
+                n_out * 1e6 / (b - a),
+                lambda p: int(round(a + p * (b - a) / n_out)),
+            )
         finally:
             for _, read in reads:
                 read.start_prefetch()
@@ -273,18 +336,22 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         t0 = request.start_uutc if request.HasField("start_uutc") else None
         t1 = request.end_uutc if request.HasField("end_uutc") else None
         if t0 is not None and t1 is not None and t1 <= t0:
-            raise TimeRangeError(f"the time range ends before it starts (start {t0} µUTC, end {t1} µUTC)")
+            raise TimeRangeError(
+                f"the time range ends before it starts (start {t0} µUTC, end {t1} µUTC)"
+            )
         for name in names:
             env = self.engine.block_envelope(client, path, name, t0, t1)
             rows = len(env["start_uutc"])
             for a in range(0, max(rows, 1), ENVELOPE_ROWS):
                 b = a + ENVELOPE_ROWS
                 yield pb.ChannelEnvelope(
-                    file_path=path, channel_name=name,
+                    file_path=path,
+                    channel_name=name,
                     start_uutc=np.asarray(env["start_uutc"][a:b], np.int64).tolist(),
                     end_uutc=np.asarray(env["end_uutc"][a:b], np.int64).tolist(),
                     min=np.asarray(env["min"][a:b], np.float64).tolist(),
-                    max=np.asarray(env["max"][a:b], np.float64).tolist())
+                    max=np.asarray(env["max"][a:b], np.float64).tolist(),
+                )
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -297,9 +364,14 @@ def _password(context: grpc.ServicerContext) -> str | None:
 
 def _file_info(path: str, info: SessionInfo) -> pb.FileInfoResponse:
     return pb.FileInfoResponse(
-        file_path=path, file_opened=True, number_of_channels=len(info.channels),
-        channel_names=info.names, channel_sampling_rates=[c.fs for c in info.channels],
-        start_uutc=info.start_uutc, end_uutc=info.end_uutc, duration_s=info.duration_s,
+        file_path=path,
+        file_opened=True,
+        number_of_channels=len(info.channels),
+        channel_names=info.names,
+        channel_sampling_rates=[c.fs for c in info.channels],
+        start_uutc=info.start_uutc,
+        end_uutc=info.end_uutc,
+        duration_s=info.duration_s,
         channel_start_uutc=[c.start_uutc for c in info.channels],
         channel_end_uutc=[c.end_uutc for c in info.channels],
         channel_served_sampling_rates=[c.fs for c in info.channels],
@@ -309,7 +381,9 @@ def _file_info(path: str, info: SessionInfo) -> pb.FileInfoResponse:
 def _groups_text(info: SessionInfo, names: Sequence[str]) -> str:
     return "; ".join(
         f"{g.fs:g} Hz: {', '.join(n for n in dict.fromkeys(names) if n in g.channels)}"
-        for g in info.rate_groups if set(names).intersection(g.channels))
+        for g in info.rate_groups
+        if set(names).intersection(g.channels)
+    )
 
 
 def _one_rate(info: SessionInfo, names: Sequence[str], advice: str) -> None:
@@ -317,17 +391,28 @@ def _one_rate(info: SessionInfo, names: Sequence[str], advice: str) -> None:
     if len(rates) > 1:
         raise MixedRatesError(
             f"the channels asked for have {len(rates)} sampling rates ({_groups_text(info, names)}); "
-            f"and one reply carries one sampling rate: {advice}")
+            f"and one reply carries one sampling rate: {advice}"
+        )
 
 
 def _messages(
-    path: str, blocks: Iterable[tuple[int, int, np.ndarray]], channels: Sequence[str], fs: float,
+    path: str,
+    blocks: Iterable[tuple[int, int, np.ndarray]],
+    channels: Sequence[str],
+    fs: float,
     time_of: Callable[[int], int],
 ) -> Iterator[pb.SignalChunk]:
     """Column `blocks` ``(a, b, values)`` as SignalChunks; message [a, b) spans ``time_of(a)`` to ``time_of(b)``."""
     names = list(channels)
     for a, b, block in blocks:
         # tobytes() writes C order: one copy, even of a strided view
-        yield pb.SignalChunk(file_path=path, array_bytes=block.tobytes(), dtype=block.dtype.name,
-                             shape=block.shape, start_uutc=time_of(a), end_uutc=time_of(b), fs=fs,
-                             channel_names=names)
+        yield pb.SignalChunk(
+            file_path=path,
+            array_bytes=block.tobytes(),
+            dtype=block.dtype.name,
+            shape=block.shape,
+            start_uutc=time_of(a),
+            end_uutc=time_of(b),
+            fs=fs,
+            channel_names=names,
+        )

@@ -17,7 +17,15 @@ import numpy as np
 from ...protocol import mef3lab_pb2 as pb
 from ...protocol import mef3lab_pb2_grpc as pb_grpc
 from ...errors import Mef3LabError, NoRootsError, TimeRangeError
-from ...protocol.wire import CLIENT_ID_KEY, CODE_OF, DTYPE_OF, ERROR_KEY, MAX_MESSAGE_BYTES, info_to_proto, pieces_to_chunks
+from ...protocol.wire import (
+    CLIENT_ID_KEY,
+    CODE_OF,
+    DTYPE_OF,
+    ERROR_KEY,
+    MAX_MESSAGE_BYTES,
+    info_to_proto,
+    pieces_to_chunks,
+)
 from .auth import ClientId, current_caller
 from ..core.cancel import call_scope
 from ..core.engine import Engine
@@ -30,8 +38,10 @@ log = logging.getLogger(__name__)
 def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> ClientId:
     """Who is calling: the id the client sent in metadata, else its connection; under the
     authenticated user's name when auth is on, so no one can take another user's id."""
-    own = next((f"id:{v}" for k, v in context.invocation_metadata() or () if k == key and v),
-               f"peer:{context.peer()}")
+    own = next(
+        (f"id:{v}" for k, v in context.invocation_metadata() or () if k == key and v),
+        f"peer:{context.peer()}",
+    )
     caller = current_caller()
     return ClientId(own if caller is None else f"user:{caller.user}/{own}", caller)
 
@@ -49,13 +59,16 @@ def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
     context.abort(code, text)
 
 
-def handle_errors(on_error: Callable[[object, grpc.ServicerContext, Exception], object]) -> Callable:
+def handle_errors(
+    on_error: Callable[[object, grpc.ServicerContext, Exception], object],
+) -> Callable:
     """Decorator factory: every exception of a unary or streaming handler goes to `on_error`,
     whose return value (if any) is the reply — the one place both services shape failures.
     The handler runs in its call's `cancel.call_scope`: reads stop when the call ends."""
 
     def decorate(method: Callable) -> Callable:
         if inspect.isgeneratorfunction(method):
+
             @functools.wraps(method)
             def stream(self, request, context):
                 try:
@@ -65,6 +78,7 @@ def handle_errors(on_error: Callable[[object, grpc.ServicerContext, Exception], 
                     reply = on_error(request, context, exc)
                     if reply is not None:
                         yield reply
+
             return stream
 
         @functools.wraps(method)
@@ -74,6 +88,7 @@ def handle_errors(on_error: Callable[[object, grpc.ServicerContext, Exception], 
                     return method(self, request, context)
             except Exception as exc:  # noqa: BLE001
                 return on_error(request, context, exc)
+
         return unary
 
     return decorate
@@ -103,7 +118,10 @@ def stream_samples(s: Samples):
 
 def samples_header(s: Samples) -> pb.SampleChunk:
     return pb.SampleChunk(
-        dtype=CODE_OF[s.dtype], channels=s.channels, fs=s.group.fs, start_index=s.start_index,
+        dtype=CODE_OF[s.dtype],
+        channels=s.channels,
+        fs=s.group.fs,
+        start_index=s.start_index,
         first_sample_uutc=s.first_sample_uutc,
         conversion_factors=s.factors.tolist() if s.factors is not None else [],
     )
@@ -116,12 +134,16 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def Open(self, request, context):
-        info = self.engine.open(client_id(context), request.path, request.password, request.engine or None)
+        info = self.engine.open(
+            client_id(context), request.path, request.password, request.engine or None
+        )
         return info_to_proto(info, self.engine.recording_engine(client_id(context), request.path))
 
     @grpc_errors
     def Close(self, request, context):
-        return pb.CloseResponse(path=request.path, closed=self.engine.close(client_id(context), request.path))
+        return pb.CloseResponse(
+            path=request.path, closed=self.engine.close(client_id(context), request.path)
+        )
 
     @grpc_errors
     def ListOpen(self, request, context):
@@ -130,9 +152,13 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     @grpc_errors
     def List(self, request, context):
         if not self.roots:
-            raise NoRootsError("this server has no served roots to list (it opens any path it can read)")
+            raise NoRootsError(
+                "this server has no served roots to list (it opens any path it can read)"
+            )
         entries = self.roots.list(request.folder, client_id(context).groups)
-        return pb.ListResponse(entries=[pb.ListEntry(name=e.name, recording=e.recording) for e in entries])
+        return pb.ListResponse(
+            entries=[pb.ListEntry(name=e.name, recording=e.recording) for e in entries]
+        )
 
     @grpc_errors
     def Info(self, request, context):
@@ -153,15 +179,32 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
         groups = []
         for g in info.rate_groups:
             length, n_seg = self.engine.segment_grid(client, path, g)
-            groups.append(pb.RateGrid(fs=g.fs, channels=g.channels, start_uutc=g.grid.start_uutc,
-                                      n_samples=g.grid.n_samples, segment_samples=length, n_segments=n_seg))
-        return pb.SegmentGrid(path=path, seconds=self.engine.segment_seconds(client, path), groups=groups)
+            groups.append(
+                pb.RateGrid(
+                    fs=g.fs,
+                    channels=g.channels,
+                    start_uutc=g.grid.start_uutc,
+                    n_samples=g.grid.n_samples,
+                    segment_samples=length,
+                    n_segments=n_seg,
+                )
+            )
+        return pb.SegmentGrid(
+            path=path, seconds=self.engine.segment_seconds(client, path), groups=groups
+        )
 
     @grpc_errors
     def ReadSegment(self, request, context):
         dtype = sample_type(request.dtype)
-        s = self.engine.read_segment(client_id(context), request.path, request.index,
-                                     list(request.channels) or None, dtype, not request.no_prefetch, True)
+        s = self.engine.read_segment(
+            client_id(context),
+            request.path,
+            request.index,
+            list(request.channels) or None,
+            dtype,
+            not request.no_prefetch,
+            True,
+        )
         yield from stream_samples(s)
 
     @grpc_errors
@@ -172,36 +215,49 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     @grpc_errors
     def ReadEnvelope(self, request, context):
         client, names = client_id(context), list(request.channels) or None
-        s = self.engine.envelope(client, request.path, names, *self._indices(request, client, names), request.bins)
+        s = self.engine.envelope(
+            client, request.path, names, *self._indices(request, client, names), request.bins
+        )
         yield from stream_samples(s)
 
     @grpc_errors
     def ReadBlockIndex(self, request, context):
         env = self.engine.block_envelope(client_id(context), request.path, request.channel)
-        return pb.BlockIndex(start_uutc=np.asarray(env["start_uutc"], np.int64).tolist(),
-                             end_uutc=np.asarray(env["end_uutc"], np.int64).tolist(),
-                             min=np.asarray(env["min"], np.float64).tolist(),
-                             max=np.asarray(env["max"], np.float64).tolist())
+        return pb.BlockIndex(
+            start_uutc=np.asarray(env["start_uutc"], np.int64).tolist(),
+            end_uutc=np.asarray(env["end_uutc"], np.int64).tolist(),
+            min=np.asarray(env["min"], np.float64).tolist(),
+            max=np.asarray(env["max"], np.float64).tolist(),
+        )
 
     def _window(self, request, context, dtype: str, prefetch: bool) -> Samples:
         client, names = client_id(context), list(request.channels) or None
         k0, k1 = self._indices(request, client, names)
-        return self.engine.read_index(client, request.path, names, k0, k1, dtype, prefetch, defer_prefetch=True)
+        return self.engine.read_index(
+            client, request.path, names, k0, k1, dtype, prefetch, defer_prefetch=True
+        )
 
     def _indices(self, request, client: str, names) -> tuple[int, int]:
         """The request's window as grid indices, whether it was given in time or in samples."""
         which = request.WhichOneof("window")
         if which == "time":
-            return self.engine.time_window(client, request.path, names, request.time.start_uutc,
-                                           request.time.end_uutc)
+            return self.engine.time_window(
+                client, request.path, names, request.time.start_uutc, request.time.end_uutc
+            )
         if which == "samples":
             return request.samples.start, request.samples.stop
         raise TimeRangeError("the request names no window (give a time or a sample window)")
 
     @grpc_errors
     def Prefetch(self, request, context):
-        n = self.engine.hint(client_id(context), request.path, list(request.channels) or None,
-                             request.samples.start, request.samples.stop, sample_type(request.dtype))
+        n = self.engine.hint(
+            client_id(context),
+            request.path,
+            list(request.channels) or None,
+            request.samples.start,
+            request.samples.stop,
+            sample_type(request.dtype),
+        )
         return pb.PrefetchResponse(queued=n)
 
     @grpc_errors
