@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from queue import Empty
 from pathlib import Path
+from queue import Empty
 
 from mef3lab.client import Mef3Client
 
 from .common import Direct, Params, check_same, sequence, server
 from .report import Stopwatch, Table, Target, best, repeat
-
 
 #: The concurrent clients' segments overlap (offsets 0, 8, 14 of 24): a cache that holds the
 #: recording's working set lets them share decodes instead of evicting each other's prefetches.

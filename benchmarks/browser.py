@@ -85,7 +85,7 @@ class Lab:
         self._playwright = None
         self.context = None
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         try:
             self._start_server()
             from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only browser runs need it

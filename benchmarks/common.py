@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class Params:
     wide_flips: int = 20
     day: RecordingSpec = DAY  # clinical review (table H): a 24-h recording
 
-    def with_repeat(self, n: int) -> "Params":
+    def with_repeat(self, n: int) -> Params:
         return replace(self, repeat=max(1, n))
 
 
@@ -117,7 +117,7 @@ class Direct:
     def close(self) -> None:
         self.reader.close()
 
-    def __enter__(self) -> "Direct":
+    def __enter__(self) -> Direct:
         return self
 
     def __exit__(self, *exc: object) -> None:

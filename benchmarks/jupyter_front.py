@@ -22,8 +22,8 @@ import time
 import uuid
 from pathlib import Path
 
-from mef3lab.testing.demo import demo_recording
 from mef3lab.server.process import ServerProcess
+from mef3lab.testing.demo import demo_recording
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path[:0] = [str(TESTS), str(TESTS / "jupyter")]

@@ -165,8 +165,8 @@ def conversion_ms(repeat: int) -> tuple[float, float, float]:
     two is the cost of one representation. Rows whose factor changes (MEF segments of
     different factors) are converted the same way, piece by piece."""
     from mef3lab.model import FactorRuns
-    from mef3lab.server.core.convert import Window
     from mef3lab.protocol.wire import MAX_MESSAGE_BYTES
+    from mef3lab.server.core.convert import Window
 
     rng = np.random.default_rng(0)
     names = [f"ch{i:03d}" for i in range(64)]

@@ -12,8 +12,8 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Target:
     bound: float
     note: str = ""  # e.g. "aim 0.42"
 
-    def met(self, row: "Row") -> bool | None:
+    def met(self, row: Row) -> bool | None:
         x = row.ratio if self.on == "ratio" else row.value
         if x is None or not math.isfinite(x):
             return None
@@ -127,7 +127,7 @@ def percentile(values: list[float], q: float) -> float:
 class Stopwatch:
     """``with Stopwatch() as sw: ...``, then ``sw.seconds``."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self._t = time.perf_counter()
         return self
 

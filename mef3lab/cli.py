@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import Mef3LabError
-from .formatting import count as _count, hms as _hms, iso as _iso
+from .formatting import count as _count
+from .formatting import hms as _hms
+from .formatting import iso as _iso
 from .readers import ENGINES
 
 
@@ -248,8 +250,8 @@ def run_walkthrough(args: argparse.Namespace) -> int:
     """Start a mef3lab server on a recording, read it through the server once, then serve until Ctrl-C."""
     from pathlib import Path
 
-    from .testing.demo import demo_recording, walkthrough
     from .server.app import Server
+    from .testing.demo import demo_recording, walkthrough
 
     path = Path(args.path) if args.path else demo_recording(Path(args.data))
     _log_to_stderr("WARNING")

@@ -40,7 +40,8 @@ class Level1PasswordError(PasswordError):
 class PathNotServedError(Mef3LabError, PermissionError):
     """A path outside the server's served roots (or in a root this user may not read).
 
-    The message never says whether the path exists: that would let anyone probe the disk."""
+    The message never says whether the path exists: that would let anyone probe the disk.
+    """
 
     grpc_status = "PERMISSION_DENIED"
 
@@ -92,7 +93,8 @@ class RateChangeError(Mef3LabError, ValueError):
 
 class FactorChangeError(Mef3LabError, ValueError):
     """Stored counts asked for a channel whose MEF segments store different conversion factors:
-    one factor per channel (int32 reads, xarray ``dtype="int32"``) cannot describe them."""
+    one factor per channel (int32 reads, xarray ``dtype="int32"``) cannot describe them.
+    """
 
     grpc_status = "FAILED_PRECONDITION"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def iso(uutc: int) -> str:
     """µUTC as an ISO 8601 UTC time, to the millisecond."""
-    return datetime.fromtimestamp(uutc / 1e6, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(uutc / 1e6, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def hms(seconds: float) -> str:

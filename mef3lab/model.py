@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -122,13 +122,14 @@ class FactorRuns:
 
     Why runs: MEF stores a factor per segment (a gain change mid-recording starts a new one),
     and values are each count times the factor of the segment it was stored in. Nearly every
-    channel has one run; samples before ``starts[0]`` (outside the channel) take the first."""
+    channel has one run; samples before ``starts[0]`` (outside the channel) take the first.
+    """
 
     starts: tuple[int, ...]
     factors: tuple[float, ...]
 
     @classmethod
-    def single(cls, factor: float) -> "FactorRuns":
+    def single(cls, factor: float) -> FactorRuns:
         return cls((0,), (factor,))
 
     def pieces(self, a: int, b: int) -> Iterator[tuple[int, int, float]]:
@@ -143,7 +144,7 @@ class FactorRuns:
             yield a, hi, self.factors[i]
             a, i = hi, i + 1
 
-    def window(self, k0: int, k1: int) -> "FactorRuns":
+    def window(self, k0: int, k1: int) -> FactorRuns:
         """The runs of samples ``[k0, k1)``, indexed from k0 (one run when nothing changes there)."""
         parts = list(self.pieces(k0, k1)) or [
             (k0, k1, self.factors[max(bisect_right(self.starts, k0) - 1, 0)])
@@ -258,7 +259,8 @@ class SessionInfo:
 
     def factor_runs(self, name: str) -> FactorRuns:
         """`name`'s conversion factors on its rate group's grid. A segment's first sample lands
-        at the grid index nearest its time (half a period decides), as the engines place blocks."""
+        at the grid index nearest its time (half a period decides), as the engines place blocks.
+        """
         c = self.channel(name)
         changes = self.factor_changes.get(name)
         if not changes:
@@ -301,7 +303,8 @@ class RawSamples:
 
     `factors` holds each row's factor at the window's first sample; a row whose factor changes
     within the window (its MEF segments store different ones) is in `changes` too, with its
-    runs indexed from the window's start."""
+    runs indexed from the window's start.
+    """
 
     counts: np.ndarray  # int32, (n_channels, n_samples)
     factors: np.ndarray  # float64, (n_channels,)
@@ -323,7 +326,8 @@ def run_starts(
 ) -> np.ndarray:
     """Which blocks of a table of contents start a contiguous run (bool per block): those
     flagged discontinuous, and those starting more than a sample period after the previous
-    block's end (ends rounded to the microsecond, as MEF stores times)."""
+    block's end (ends rounded to the microsecond, as MEF stores times).
+    """
     t = np.asarray(starts_uutc, np.int64)
     period = 1e6 / fs
     end = np.round(t + np.asarray(n_samples, np.int64) * period)
@@ -338,7 +342,8 @@ def spans_from_toc(
     starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
 ) -> tuple[Span, ...]:
     """Contiguous spans from a block table of contents (what both engines expose); a span
-    ends where its last block ends."""
+    ends where its last block ends.
+    """
     t = np.asarray(starts_uutc, np.int64)
     if t.size == 0:
         return ()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _processes import ProcessTag
 
 from mef3lab.testing.synth import plan, synthesize

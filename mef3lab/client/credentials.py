@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 
@@ -110,7 +110,8 @@ def channel_for(
     address: str, options: Sequence[tuple] = (), token: str | None = None, ca: bytes | None = None
 ) -> grpc.Channel:
     """A channel to `address` with this process's credentials: TLS when a CA is known, the token
-    on every call when one is set (explicit arguments win over the environment)."""
+    on every call when one is set (explicit arguments win over the environment).
+    """
     ca = ca if ca is not None else tls_ca_from_env()
     channel = (
         grpc.secure_channel(

@@ -9,18 +9,16 @@ server raised, with its message — never as a silent None.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 import numpy as np
 
-from ..protocol import mef3lab_pb2 as pb
-from ..protocol import mef3lab_pb2_grpc as pb_grpc
-from .credentials import channel_for
 from ..errors import Mef3LabError, NotOpenError, ServerUnavailableError, rebuild
 from ..model import RawSamples, SessionInfo
+from ..protocol import mef3lab_pb2 as pb
+from ..protocol import mef3lab_pb2_grpc as pb_grpc
 from ..protocol.wire import (
     CLIENT_ID_KEY,
     CODE_OF,
@@ -29,6 +27,7 @@ from ..protocol.wire import (
     chunks_to_array,
     info_from_proto,
 )
+from .credentials import channel_for
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 16 * MAX_MESSAGE_BYTES),
@@ -109,7 +108,8 @@ class Mef3Client:
 
     def _retrying(self, call, request):
         """Run `call`; if the server forgot a recording this client opened (it was idle for
-        hours, or the server restarted), open it again and retry once."""
+        hours, or the server restarted), open it again and retry once.
+        """
         try:
             try:
                 return call()
@@ -141,7 +141,8 @@ class Mef3Client:
 
     def list_recordings(self, folder: str = "") -> list[tuple[str, bool]]:
         """What the server serves: ``(name, is_recording)`` for its roots (`folder` empty) or for
-        the sessions and folders in `folder` (a name from an earlier listing)."""
+        the sessions and folders in `folder` (a name from an earlier listing).
+        """
         return [
             (e.name, e.recording) for e in self._call("List", pb.ListRequest(folder=folder)).entries
         ]
@@ -323,7 +324,7 @@ class Mef3Client:
         """Close this client's connection (the server keeps running)."""
         self._channel.close()
 
-    def __enter__(self) -> "Mef3Client":
+    def __enter__(self) -> Mef3Client:
         return self
 
     def __exit__(self, *exc: object) -> None:

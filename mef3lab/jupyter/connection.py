@@ -25,9 +25,9 @@ from typing import Any
 
 from .. import sources
 from ..client import Mef3Client
-from ..server.process import ServerProcess
-from ..server.http.status import render_html
 from ..server import discovery
+from ..server.http.status import render_html
+from ..server.process import ServerProcess
 
 SERVER_ENV = "MEF3LAB_SERVER"
 
@@ -56,7 +56,7 @@ class Connection:
         self._dir: str | None = None
 
     # -- choosing ---------------------------------------------------------------------
-    def connect(self) -> "Connection":
+    def connect(self) -> Connection:
         """Use the named, the announced or a new server of our own; never raises."""
         environ = dict(os.environ if self._environ is None else self._environ)
         named = environ.get(SERVER_ENV, "").strip()
@@ -107,7 +107,8 @@ class Connection:
     # -- ending -----------------------------------------------------------------------
     def close(self) -> None:
         """Stop our own server (if any) and read in this process from now on. Datasets opened
-        through a stopped server fail on their next read (naming it): open them again."""
+        through a stopped server fail on their next read (naming it): open them again.
+        """
         sources.close_all()
         self._forget()
         sources.set_default_address(None)
@@ -126,7 +127,7 @@ class Connection:
         )
         self.problem = None
 
-    def restart(self) -> "Connection":
+    def restart(self) -> Connection:
         """Stop, then choose again (a crashed or reconfigured server comes back)."""
         self.close()
         return self.connect()
@@ -134,7 +135,8 @@ class Connection:
     # -- showing ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """The server's status (`mef3lab.server.http.status`): from its status page when this user can
-        reach it (with paths), else what its gRPC stats say."""
+        reach it (with paths), else what its gRPC stats say.
+        """
         if self.address is None:
             return {}
         for url in self.http_urls:

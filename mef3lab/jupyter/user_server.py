@@ -16,8 +16,8 @@ import threading
 import weakref
 from pathlib import Path
 
-from ..server.process import ServerProcess
 from ..server import discovery
+from ..server.process import ServerProcess
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@ field, a dtype code or how an array is split into messages.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from . import mef3lab_pb2 as pb
 from ..model import Annotation, ChannelInfo, SessionInfo, Span
+from . import mef3lab_pb2 as pb
 
 #: Largest payload per streamed message: gRPC Python streams 1 MiB messages ~6x faster than one big one.
 MAX_MESSAGE_BYTES = 1 << 20
@@ -109,7 +109,8 @@ def pieces_to_chunks(
     shape: tuple[int, ...], pieces: Iterable[bytes], header: pb.SampleChunk
 ) -> Iterator[pb.SampleChunk]:
     """Stream an array of `shape` given as consecutive byte pieces (at least one): `header`
-    carries the first, plain messages the others."""
+    carries the first, plain messages the others.
+    """
     header.shape[:] = shape
     first = True
     for piece in pieces:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..errors import CorruptDataError, NotAMefSessionError, RecordingNotFoundError, TimeRangeError
-from ..model import RAW_NAN, DTYPES, RateGroup, RawSamples, SessionInfo, inverted_range
+from ..model import DTYPES, RAW_NAN, RateGroup, RawSamples, SessionInfo, inverted_range
 
 
 def check_session_path(path: str | os.PathLike) -> Path:
@@ -48,7 +48,8 @@ class Reader(ABC):
         self, path: str | os.PathLike, password: str | None = None, threads: int = 0
     ) -> None:
         """threads: how many threads one read may decode on (0: one per core). Engines that
-        hold the GIL ignore it; the server's reader processes use 1 each."""
+        hold the GIL ignore it; the server's reader processes use 1 each.
+        """
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = one per core), not {threads}")
         self.path = check_session_path(path)
@@ -66,14 +67,16 @@ class Reader(ABC):
         """Fill `out` (len(names), n) with values in channel units, NaN in gaps, for ``[t0, t1)``.
 
         Decoding straight into `out` (a shared-memory block, in the server) saves a copy of
-        every sample; an engine that returns fewer samples than asked raises CorruptDataError."""
+        every sample; an engine that returns fewer samples than asked raises CorruptDataError.
+        """
 
     @abstractmethod
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         """Fill `out` (len(names), n) int32 with the stored counts, RAW_NAN in gaps, for ``[t0, t1)``.
 
         Into `out` for the same reason as `_read_float`: the server's segment store reads
-        counts, and a fresh array copied into the shared block cost every cold segment."""
+        counts, and a fresh array copied into the shared block cost every cold segment.
+        """
 
     @abstractmethod
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
@@ -83,7 +86,7 @@ class Reader(ABC):
         """Release files and engine state. Idempotent."""
 
     # -- public API ---------------------------------------------------------------------
-    def __enter__(self) -> "Reader":
+    def __enter__(self) -> Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -151,7 +154,8 @@ class Reader(ABC):
     ) -> RawSamples:
         """Stored int32 counts ``[k0, k1)`` plus each channel's conversion factor (compact
         transport), and where a channel's factor changes within the window (`RawSamples`).
-        `out`, when given (int32, channels × samples), receives the counts."""
+        `out`, when given (int32, channels × samples), receives the counts.
+        """
         names = self.info.check_channels(channels)
         group = self.info.group_of(names)
         if k1 < k0:

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, PasswordError
+from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
 from ._common import (
     annotation,
     check_index,
@@ -30,9 +31,8 @@ from ._common import (
     effective_factor,
     implied_rate,
     rate_change_message,
+    sorted_annotations,
 )
-from ._common import sorted_annotations
-from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
 from .base import Reader
 from .salvage import Shadow, channel_dirs, missing_files, open_salvaged
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import CorruptDataError
-from . import red
 from ..model import RAW_NAN, SessionInfo, run_starts
+from . import red
 from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,8 @@ class NumbaReader(Mef3ioReader):
 
     def _decode(self, name: str, t0: int, n: int, row: np.ndarray) -> bool:
         """Counts of `name` on the n grid samples from t0 into `row`; False: mef3io must read it
-        (as for every channel left out of `_blocks`, including those that change rate)."""
+        (as for every channel left out of `_blocks`, including those that change rate).
+        """
         b = self._blocks.get(name)
         if b is None:
             return False

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Sequence
 
 import numpy as np
 
@@ -31,9 +31,15 @@ from ..errors import (
     NotAMefSessionError,
     PasswordError,
 )
-from ._common import annotation, check_index, check_rates, effective_factor, rate_change_message
-from ._common import sorted_annotations
 from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
+from ._common import (
+    annotation,
+    check_index,
+    check_rates,
+    effective_factor,
+    rate_change_message,
+    sorted_annotations,
+)
 from .base import Reader
 from .mef3io import Mef3ioReader
 from .red import UNIVERSAL_HEADER_BYTES

@@ -54,8 +54,9 @@ PROBLEMS = {
 
 
 def _crc_tables() -> np.ndarray:
-    """meflib's CRC-32 table (Koopman polynomial, reflected; entry 1 is 0x9695C4CA) in row 0,
-    and the rows that let `crc32` take 8 bytes per step ("slicing-by-8") in rows 1-7."""
+    """Meflib's CRC-32 table (Koopman polynomial, reflected; entry 1 is 0x9695C4CA) in row 0,
+    and the rows that let `crc32` take 8 bytes per step ("slicing-by-8") in rows 1-7.
+    """
     poly = 0xEB31D82E
     t = np.zeros((8, 256), np.uint32)
     for i in range(256):
@@ -83,7 +84,7 @@ def _u32(buf, at):
 
 @njit(cache=True, nogil=True)
 def crc32(buf, start, stop, table):
-    """meflib's CRC_calculate over ``buf[start:stop]`` (start value 0xFFFFFFFF, no final xor)."""
+    """Meflib's CRC_calculate over ``buf[start:stop]`` (start value 0xFFFFFFFF, no final xor)."""
     crc = np.int64(0xFFFFFFFF)
     i = start
     while i + 8 <= stop:
@@ -108,7 +109,8 @@ def crc32(buf, start, stop, table):
 @intrinsic
 def _udiv32(typingctx, a, b):
     """Unsigned 32-bit ``a // b``: numba widens integers to 64 bits, whose division is slower
-    (the decoder's two divisions per symbol are most of its time)."""
+    (the decoder's two divisions per symbol are most of its time).
+    """
 
     def codegen(context, builder, signature, args):
         i32 = ir.IntType(32)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from ..errors import CorruptDataError, PasswordError
 
@@ -78,7 +79,8 @@ def open_salvaged(
     `open_session(path)` opens a session folder (raising mef3lab errors); `failure` is why the
     whole session did not open, raised again when no channel opens alone. Returns what
     `open_session` returned for the shadow, the shadow (remove it once closed) and the
-    damaged channels with their reasons."""
+    damaged channels with their reasons.
+    """
     damaged: dict[str, str] = {}
     healthy: list[str] = []
     for name, folder in channel_dirs(session).items():

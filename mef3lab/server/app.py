@@ -20,15 +20,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..protocol import gRPCMef3Server_pb2_grpc as compat_pb_grpc
 from ..protocol import mef3lab_pb2_grpc as pb_grpc
-from . import discovery
 from ..protocol.wire import MAX_MESSAGE_BYTES
-from .rpc.auth import AuthInterceptor, authenticator_for, check_exposure
-from .rpc.compat import CompatService
+from . import discovery
 from .config import HTTP_PREFIX, READY_PREFIX, ServerConfig
 from .core.engine import Engine, pool_for
-from .http.server import StatusHTTP
 from .core.quarantine import Quarantine
 from .core.roots import ServedRoots
+from .http.server import StatusHTTP
+from .rpc.auth import AuthInterceptor, authenticator_for, check_exposure
+from .rpc.compat import CompatService
 from .rpc.service import Mef3LabService
 
 log = logging.getLogger("mef3lab.server")
@@ -68,7 +68,7 @@ class Server:
         """Where the status page answers (empty without `http_port`/`http_socket`)."""
         return self.http.urls if self.http else []
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         if self._grpc is not None:
             return self
         # Everything a shared server is told is checked before any reader process starts.
@@ -133,7 +133,7 @@ class Server:
         """Block until the server stops (True) or `timeout` passes (False)."""
         return self._grpc.wait_for_termination(timeout) if self._grpc else True
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

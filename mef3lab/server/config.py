@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
-
+from typing import Any
 
 #: Set by a process that owns a server (`ServerProcess`): the server stops when that process is gone.
 OWNER_PID_ENV = "MEF3LAB_OWNER_PID"
@@ -76,7 +76,8 @@ class ServerConfig:
     def cache_budget_bytes(self, segment_bytes: int, readers: int = 1) -> int:
         """The cache budget: `cache_mb` when set; otherwise sized in segments like the seed
         (N_PREFETCH ahead plus CACHE_CAPACITY_MULTIPLIER behind), but per active reader, since
-        every sequential reader keeps its own prefetches in flight — capped at a quarter of RAM."""
+        every sequential reader keeps its own prefetches in flight — capped at a quarter of RAM.
+        """
         if self.cache_mb > 0:
             return int(self.cache_mb * 2**20)
         segments = self.cache_capacity_multiplier + max(1, readers) * (self.n_prefetch + 1)
@@ -94,7 +95,8 @@ class ServerConfig:
     @property
     def reader_engines(self) -> dict[str, str]:
         """`reader_engine` as the pool takes it: name -> "module:Class" (dotted here, since the
-        variable separates items with ":")."""
+        variable separates items with ":").
+        """
         engines = {}
         for spec in self.reader_engine:
             name, sep, target = spec.partition("=")
@@ -111,7 +113,7 @@ class ServerConfig:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ServerConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
         """Defaults, then environment variables, then explicit keyword overrides."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -128,7 +130,8 @@ class ServerConfig:
 
         A list setting's flag repeats (``--root a --root b``; an empty value clears it) and its
         variable separates items with ``os.pathsep``; a switch's flag may stand alone
-        (``--hub-auth``) or take a value (``--hub-auth false``)."""
+        (``--hub-auth``) or take a value (``--hub-auth false``).
+        """
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
             help = f"(env {f.name.upper()}, default {f.default!r})"
@@ -144,7 +147,7 @@ class ServerConfig:
     @classmethod
     def from_args(
         cls, args: argparse.Namespace | Sequence[str], environ: Mapping[str, str] | None = None
-    ) -> "ServerConfig":
+    ) -> ServerConfig:
         if not isinstance(args, argparse.Namespace):
             parser = argparse.ArgumentParser()
             cls.add_arguments(parser)

@@ -60,7 +60,8 @@ def remove(path: str | os.PathLike) -> None:
 
 def find(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
     """The announced server's record (address, http, pid, version), or None if there is none or its
-    process is gone (a stale file, e.g. after a kill -9)."""
+    process is gone (a stale file, e.g. after a kill -9).
+    """
     record = _load(Path(path) if path is not None else default_path())
     if record is None or not isinstance(record.get("address"), str):
         return None

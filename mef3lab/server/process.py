@@ -28,7 +28,8 @@ from .config import HTTP_PREFIX, OWNER_PID_ENV, READY_PREFIX, ServerConfig
 
 def serve_command(config: ServerConfig) -> list[str]:
     """The command line that runs exactly `config`: every setting as a flag, so no inherited
-    environment variable can make the child run something else than `config` says."""
+    environment variable can make the child run something else than `config` says.
+    """
     cmd = [sys.executable, "-m", "mef3lab", "serve"]
     for f in fields(ServerConfig):
         flag, value = "--" + f.name.replace("_", "-"), getattr(config, f.name)
@@ -63,7 +64,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         if self.proc is not None:
             return self
         env = dict(os.environ if self.env is None else self.env)
@@ -107,7 +108,7 @@ class ServerProcess:
             return _terminate(self.proc, timeout)
         return self.proc.returncode if self.proc else None
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -132,7 +133,8 @@ class ServerProcess:
 def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple[str, list[str]]:
     """The address (and status page URLs) the child prints once it listens; a clear error if it
     dies or hangs instead. Reads the pipe's bytes itself: a buffered readline could swallow the
-    ready line together with the one before it and leave select() waiting for nothing."""
+    ready line together with the one before it and leave select() waiting for nothing.
+    """
     http: list[str] = []
     pending = b""
     fd = proc.stdout.fileno()

@@ -7,8 +7,9 @@ dask workers is never a source but its spec: small, frozen and picklable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,7 +33,8 @@ class RecordingSource(Protocol):
         self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
     ) -> np.ndarray:
         """Samples ``[k0, k1)`` of the channels' (one rate group's) grid: (n_channels, k1 - k0), NaN outside data
-        (dtype "int32": the stored counts, RAW_NAN outside data)."""
+        (dtype "int32": the stored counts, RAW_NAN outside data).
+        """
         ...
 
     def segment_samples(self, fs: float) -> int:
@@ -48,7 +50,8 @@ class RecordingSource(Protocol):
 
     def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
         """Every stored block of `channel`: ``start_uutc``, ``end_uutc``, ``min``, ``max`` (channel units),
-        from the block index (nothing decoded)."""
+        from the block index (nothing decoded).
+        """
         ...
 
     def close(self) -> None:

@@ -6,7 +6,8 @@ import contextlib
 import math
 import os
 import threading
-from typing import ContextManager, Sequence
+from collections.abc import Sequence
+from typing import ContextManager
 
 import numpy as np
 

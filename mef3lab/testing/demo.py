@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..client import Mef3Client
 from .synth import synthesize
@@ -23,7 +23,8 @@ DEMO_DATA_ENV = "MEF3LAB_DEMO_DATA"
 
 def demo_recording(folder: Path | str | None = None) -> Path:
     """The demo recording under `folder` (default: $MEF3LAB_DEMO_DATA, else ./demo-data), generated on
-    first use (about ten seconds)."""
+    first use (about ten seconds).
+    """
     path = Path(folder or os.environ.get(DEMO_DATA_ENV) or "demo-data") / "demo.mefd"
     if not (path / ".complete").exists():
         print(

@@ -16,8 +16,8 @@ import pandas as pd
 import traitlets as t
 
 from ..errors import Mef3LabError
-from . import events as ev
 from ..signal.filters import DisplayFilter
+from . import events as ev
 from .montage import Derivation, MontageSpec, resolve
 from .review import Review
 

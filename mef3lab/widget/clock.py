@@ -13,7 +13,7 @@ import re
 
 __all__ = ["clock_label", "parse_time"]
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?$")
 
 

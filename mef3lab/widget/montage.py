@@ -12,8 +12,8 @@ names a missing channel is an error (they meant something).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -173,7 +173,8 @@ def apply(derivations: Sequence[Derivation], names: Sequence[str], data: np.ndar
     """Rows of `derivations` from `data` (rows = `names`, one rate group, float32): NaN where an input is NaN.
 
     The average of a common-average row ignores channels that are NaN at a sample (one
-    channel's gap must not blank every row) and is NaN only where all are."""
+    channel's gap must not blank every row) and is NaN only where all are.
+    """
     row = {n: i for i, n in enumerate(names)}
     out = np.empty((len(derivations), data.shape[1]), np.float32)
     means: dict[tuple[str, ...], np.ndarray] = {}

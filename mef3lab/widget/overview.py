@@ -10,8 +10,8 @@ extent; a column no block overlaps is a gap (NaN).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -33,7 +33,8 @@ class Overview:
         """One value per column for the bar: the median over channels of the column's range (max - min).
 
         A night's arousals, artefacts and flat stretches stand out in it at a glance; NaN
-        where no channel has data (a gap)."""
+        where no channel has data (a gap).
+        """
         import warnings  # noqa: PLC0415
 
         with warnings.catch_warnings():

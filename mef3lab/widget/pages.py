@@ -34,7 +34,8 @@ class View:
     """A window ``[start, start + length)`` in µs from the recording start, of `channels` (screen order).
 
     `review` (a `review.Review`: montage and display filters) is part of the key, so a page
-    cached or read ahead under other settings is never shown; None shows channels as recorded."""
+    cached or read ahead under other settings is never shown; None shows channels as recorded.
+    """
 
     start_us: int
     length_us: int
@@ -49,7 +50,7 @@ class View:
     def length_s(self) -> float:
         return self.length_us / 1e6
 
-    def shifted(self, pages: float) -> "View":
+    def shifted(self, pages: float) -> View:
         """The same view `pages` page lengths later (earlier when negative)."""
         return replace(self, start_us=self.start_us + round(pages * self.length_us))
 

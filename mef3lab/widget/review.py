@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..sources import RecordingSource
 from ..signal.filters import DisplayFilter
+from ..sources import RecordingSource
 from .montage import Derivation, apply
 from .pages import Block, Page, View, read_page
 

@@ -260,7 +260,8 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         """On the loader thread: read (or take the read-ahead's) page, drop it if stale, else send it.
 
         A zoomed-out page as recorded (many samples per column) comes from the envelope store
-        instead: per-column min/max of cached per-segment envelopes, never the full samples."""
+        instead: per-column min/max of cached per-segment envelopes, never the full samples.
+        """
         view, width = request
         zoomed = (
             view.review is None and self._samples_per_column(view, width) >= ZOOM_SAMPLES_PER_COLUMN
@@ -381,7 +382,8 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
 
 def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:
     """The channel names `rec` holds (its ``channel*`` coordinates): its own order for one rate
-    group, the recording's (`order`) across several."""
+    group, the recording's (`order`) across several.
+    """
     coords = [c for c in rec.coords if str(c).startswith("channel")]
     names = [str(v) for c in coords for v in np.atleast_1d(rec[c].values)]
     if len(coords) > 1:

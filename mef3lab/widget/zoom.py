@@ -138,7 +138,8 @@ class EnvelopeStore:
         self, grid, names: tuple[str, ...]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Block [start, end) grid indices and (channels, blocks) minima and maxima, or None if the channels'
-        blocks do not start together."""
+        blocks do not start together.
+        """
         key = ("blocks", grid.fs, names)
         with self._lock:
             got = self._bins.get(key)
@@ -162,7 +163,8 @@ class EnvelopeStore:
         self, grid, names: tuple[str, ...], k0: int, k1: int, count: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """Columns from the block index plus the decoded blocks across column edges, or None where that
-        does not apply (blocks not aligned, or columns narrower than `INDEX_BLOCKS_PER_COLUMN` blocks)."""
+        does not apply (blocks not aligned, or columns narrower than `INDEX_BLOCKS_PER_COLUMN` blocks).
+        """
         blocks = self._blocks(grid, names)
         if blocks is None or not blocks[0].size:
             return None

@@ -139,7 +139,7 @@ class Mef3BackendArray(BackendArray):
 
 
 #: Per source of this process, per (channels, dtype): where the last read began, and which way reads go.
-_travels: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]]" = (
+_travels: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]] = (
     weakref.WeakKeyDictionary()
 )
 _travels_lock = threading.Lock()

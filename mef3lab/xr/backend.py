@@ -58,9 +58,9 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 from xarray.core import indexing
 
-from . import accessor as _accessor  # noqa: F401 - registers the .mef3 accessors
 from ..model import RAW_NAN, SAMPLE_TYPES, SessionInfo
 from ..sources import SourceSpec, release, resolve, retain
+from . import accessor as _accessor  # noqa: F401 - registers the .mef3 accessors
 from .array import Mef3BackendArray
 from .index import GridTimeIndex
 

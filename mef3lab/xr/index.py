@@ -77,7 +77,7 @@ class GridTransform(RangeCoordinateTransform):
         k = (np.asarray(coord_labels[self.coord_name], np.float64) - self.origin) * self.fs
         return {self.dim: (k - self.k_first) / self.stride}
 
-    def slice(self, sl: slice) -> "GridTransform":
+    def slice(self, sl: slice) -> GridTransform:
         r = range(self.size)[sl]
         return type(self)(
             self.origin,
@@ -102,7 +102,7 @@ class GridTimeIndex(RangeIndex):
     transform: GridTransform
 
     @classmethod
-    def regular(cls, origin: float, fs: float, size: int, dim: str) -> "GridTimeIndex":
+    def regular(cls, origin: float, fs: float, size: int, dim: str) -> GridTimeIndex:
         return cls(GridTransform(origin, fs, 0, 1, size, dim, dim))
 
     def create_variables(

@@ -63,7 +63,7 @@ def recording_html(acc: Summarized) -> str:
     return f"<div class='mef3lab-recording'><table>{body}</table></div>"
 
 
-def _gaps(gaps: "pd.DataFrame", n_channels: int) -> str:
+def _gaps(gaps: pd.DataFrame, n_channels: int) -> str:
     if not len(gaps):
         return "none"
     per = gaps.groupby("channel")["duration_s"].agg(["size", "sum"])

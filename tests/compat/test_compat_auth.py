@@ -21,7 +21,6 @@ import pytest
 
 import mef3lab.client.credentials
 from mef3lab.server.process import ServerProcess
-
 from tests.compat.conftest import Client
 
 TOKEN = "lab-token-0c1d"

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Callable
 
 import numpy as np
 import psutil

@@ -12,9 +12,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import mef3lab
-from mef3lab.protocol import mef3lab_pb2, mef3lab_pb2_grpc
 from mef3lab.client import Mef3Client
 from mef3lab.errors import AuthenticationError, NotOpenError
+from mef3lab.protocol import mef3lab_pb2, mef3lab_pb2_grpc
 
 from .conftest import assert_same, clean_env
 

@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 
-
 from mef3lab.errors import CorruptDataError
 
 from .conftest import assert_same, busy_worker, cpu_seconds, wait_for, worker_pids

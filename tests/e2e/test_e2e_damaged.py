@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mef3lab.testing.damage import CASES, damaged_copy
 from mef3lab.errors import CorruptDataError
+from mef3lab.testing.damage import CASES, damaged_copy
 from mef3lab.testing.synth import synthesize
 
 from .conftest import assert_same

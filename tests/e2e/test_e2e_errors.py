@@ -8,8 +8,6 @@ import grpc
 import numpy as np
 import pytest
 
-from mef3lab.protocol import mef3lab_pb2 as pb
-from mef3lab.protocol import mef3lab_pb2_grpc as pb_grpc
 from mef3lab.errors import (
     NotAMefSessionError,
     NotOpenError,
@@ -20,6 +18,8 @@ from mef3lab.errors import (
     TimeRangeError,
     UnknownChannelError,
 )
+from mef3lab.protocol import mef3lab_pb2 as pb
+from mef3lab.protocol import mef3lab_pb2_grpc as pb_grpc
 from mef3lab.protocol.wire import CLIENT_ID_KEY, ERROR_KEY
 
 from .conftest import assert_same

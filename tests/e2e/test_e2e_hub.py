@@ -26,11 +26,11 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mef3lab.protocol import gRPCMef3Server_pb2 as cpb
-from mef3lab.protocol import gRPCMef3Server_pb2_grpc as cpb_grpc
 from mef3lab.client import Mef3Client
 from mef3lab.client.credentials import bearer
 from mef3lab.errors import AuthenticationError, PathNotServedError
+from mef3lab.protocol import gRPCMef3Server_pb2 as cpb
+from mef3lab.protocol import gRPCMef3Server_pb2_grpc as cpb_grpc
 
 from .conftest import alive, assert_same, clean_env, wait_for
 
@@ -254,9 +254,8 @@ def test_a_made_up_token_is_unauthenticated(hub):
         hub_port, "alice", ["read:users:groups!user"]
     )  # real, but not for this service
     for token in ("made-up-token", None, no_access):
-        with Mef3Client(address, token=token) as c:
-            with pytest.raises(AuthenticationError):
-                c.list_recordings()
+        with Mef3Client(address, token=token) as c, pytest.raises(AuthenticationError):
+            c.list_recordings()
 
 
 def test_the_lab_clients_api_knows_the_hub_user_too(hub, reference, recording):

@@ -7,9 +7,9 @@ import shutil
 import grpc
 import pytest
 
+from mef3lab.errors import NoRootsError, PathNotServedError, RecordingNotFoundError
 from mef3lab.protocol import gRPCMef3Server_pb2 as cpb
 from mef3lab.protocol import gRPCMef3Server_pb2_grpc as cpb_grpc
-from mef3lab.errors import NoRootsError, PathNotServedError, RecordingNotFoundError
 
 from .conftest import assert_same
 

@@ -101,7 +101,7 @@ class Jupyter:
             )
 
     @classmethod
-    def server(cls, port: int, env: dict[str, str], cwd: str, log: str, *args: str) -> "Jupyter":
+    def server(cls, port: int, env: dict[str, str], cwd: str, log: str, *args: str) -> Jupyter:
         cmd = [
             sys.executable,
             "-m",

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _jupyter import Jupyter, free_port
 
 REPO = Path(__file__).resolve().parents[2]

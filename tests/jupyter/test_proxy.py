@@ -8,9 +8,8 @@ import json
 import os
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from _jupyter import Jupyter, free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mef3lab.cli import describe
-from mef3lab.testing.damage import CASES, damaged_copy
 from mef3lab.errors import CorruptDataError
 from mef3lab.readers import open_reader
+from mef3lab.testing.damage import CASES, damaged_copy
 from mef3lab.testing.synth import synthesize
 
 VICTIM = "ch001"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mef3lab.readers import open_reader
 from mef3lab.model import Annotation
+from mef3lab.readers import open_reader
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 
 from mef3lab.client import credentials
 from mef3lab.protocol import mef3lab_pb2
+from mef3lab.server.config import ServerConfig
 from mef3lab.server.rpc.auth import (
     Caller,
     StaticTokens,
@@ -13,7 +14,6 @@ from mef3lab.server.rpc.auth import (
     bearer_token,
     check_exposure,
 )
-from mef3lab.server.config import ServerConfig
 
 
 def test_token_file_lines_name_users(tmp_path):

@@ -16,12 +16,12 @@ import numpy as np
 import psutil
 import pytest
 
+from mef3lab.client import Mef3Client
+from mef3lab.errors import ServerUnavailableError
 from mef3lab.protocol import gRPCMef3Server_pb2 as cpb
 from mef3lab.protocol import gRPCMef3Server_pb2_grpc as cpb_grpc
 from mef3lab.protocol import mef3lab_pb2 as pb
 from mef3lab.protocol import mef3lab_pb2_grpc as pb_grpc
-from mef3lab.client import Mef3Client
-from mef3lab.errors import ServerUnavailableError
 from mef3lab.readers import open_reader
 from mef3lab.server.app import Server
 

@@ -37,14 +37,16 @@ def _get_unix(path: str, route: str) -> tuple[int, str, bytes]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, recording):
     folder = tmp_path_factory.mktemp("http")
-    with Server(
-        port=0, http_port=0, http_socket=str(folder / "http.sock"), n_process_workers=1
-    ) as srv:
-        with Mef3Client(srv.address) as c:
-            c.open_file(str(recording))
-            c.get_signal_segment(str(recording), 0)
-            c.get_signal_segment(str(recording), 0)
-            yield srv
+    with (
+        Server(
+            port=0, http_port=0, http_socket=str(folder / "http.sock"), n_process_workers=1
+        ) as srv,
+        Mef3Client(srv.address) as c,
+    ):
+        c.open_file(str(recording))
+        c.get_signal_segment(str(recording), 0)
+        c.get_signal_segment(str(recording), 0)
+        yield srv
 
 
 def test_status_json_on_the_unix_socket_shows_paths_to_its_own_user(server, recording):

@@ -12,8 +12,8 @@ from mef3lab.errors import (
     ReaderCrashedError,
     ReadTimeoutError,
 )
-from mef3lab.server.pool import ReaderPool, ReadRequest
 from mef3lab.server.core.quarantine import Quarantine
+from mef3lab.server.pool import ReaderPool, ReadRequest
 from mef3lab.testing.synth import synthesize
 
 try:

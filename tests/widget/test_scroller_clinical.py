@@ -12,9 +12,9 @@ from scipy import signal
 from mef3lab.client import Mef3Client
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
+from mef3lab.signal.filters import DisplayFilter
 from mef3lab.sources import EmbeddedSource, SourceSpec, open_source
 from mef3lab.testing.synth import synthesize
-from mef3lab.signal.filters import DisplayFilter
 from mef3lab.widget.overview import overview
 
 FS = 256.0

@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from _remote import start_server
+
 from mef3lab import sources as source
 from mef3lab.model import Annotation, ChannelInfo, SessionInfo, Span
 

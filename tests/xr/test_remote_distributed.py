@@ -10,8 +10,8 @@ import pytest
 import mef3lab
 from mef3lab import sources as source
 from mef3lab.client import Mef3Client
-from mef3lab.sources import RemoteSource
 from mef3lab.readers import open_reader
+from mef3lab.sources import RemoteSource
 
 
 @pytest.mark.parametrize("chunks", [{}, None])

@@ -14,9 +14,9 @@ from _remote import start_server
 
 import mef3lab
 from mef3lab import sources as source
-from mef3lab.sources import RemoteSource
 from mef3lab.errors import RecordingNotFoundError, ServerUnavailableError, UnknownChannelError
 from mef3lab.readers import open_reader
+from mef3lab.sources import RemoteSource
 
 
 def _free_port() -> int:

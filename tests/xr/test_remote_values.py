@@ -14,9 +14,9 @@ from test_xarray_values import windows
 import mef3lab
 from mef3lab import sources as source
 from mef3lab.client import Mef3Client
-from mef3lab.sources import RemoteSource
 from mef3lab.errors import PasswordError
 from mef3lab.readers import open_reader
+from mef3lab.sources import RemoteSource
 
 SETTINGS = settings(
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import mef3lab
-from mef3lab.xr.accessor import ANNOTATION_COLUMNS, GAP_COLUMNS
 from mef3lab.readers import open_reader
+from mef3lab.xr.accessor import ANNOTATION_COLUMNS, GAP_COLUMNS
 
 
 def test_gap_table_matches_the_recording(recording, recording_plan):

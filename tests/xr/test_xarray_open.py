@@ -10,9 +10,9 @@ import xarray as xr
 
 import mef3lab
 from mef3lab import sources as source
-from mef3lab.sources import registry
 from mef3lab.errors import PasswordError, UnknownChannelError
 from mef3lab.readers import open_reader
+from mef3lab.sources import registry
 from mef3lab.xr.backend import Mef3BackendEntrypoint, rate_label
 from mef3lab.xr.index import GridTimeIndex
 

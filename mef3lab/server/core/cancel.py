@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import Iterator
 
 import grpc
 

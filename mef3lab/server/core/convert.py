@@ -21,7 +21,7 @@ a channel with one factor, nearly all of them, is one piece per segment.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numba
 import numpy as np
@@ -41,7 +41,8 @@ def _counts_at(typingctx, address):  # pragma: no cover - compiled
     """The int32 counts at `address`. Why raw addresses: a read's rows are separate arrays,
     and numba's typed list of them compiles on first use in every process (0.25 s, the
     server's first read). The `Window` that hands them out holds its rows, and its plan
-    only names samples inside them."""
+    only names samples inside them.
+    """
     pointer = numba.types.CPointer(numba.int32)
 
     def codegen(context, builder, signature, args):
@@ -55,7 +56,8 @@ def _fill_row(
     first, start, stop, address, offset, factor, j, a, b, raw, out, o
 ):  # pragma: no cover - compiled
     """Row j's columns [a, b) into out[o:o + b - a]: float64 exactly count × factor (then
-    rounded once into out's type), or `raw` (out int32) the counts; gaps NaN or RAW_NAN."""
+    rounded once into out's type), or `raw` (out int32) the counts; gaps NaN or RAW_NAN.
+    """
     for s in range(first[j], first[j + 1]):
         lo, hi = max(a, start[s]), min(b, stop[s])
         if hi <= lo:
@@ -109,7 +111,8 @@ class Window:
     """Grid samples ``[k0, k1)`` of `names` (rows in that order, a name may repeat) over
     `pieces`: (first sample, {channel: counts}) of consecutive segments, each row scaled by
     its channel's `factors` on the grid. Samples no piece covers are gaps. Nothing is
-    converted until asked for, and then one compiled call converts a whole message."""
+    converted until asked for, and then one compiled call converts a whole message.
+    """
 
     def __init__(
         self,
@@ -130,7 +133,8 @@ class Window:
 
     def blocks(self, dtype: str, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
         """Consecutive column blocks ``(a, b, values)`` of at most `max_bytes` (at least one,
-        maybe empty). `values` (channels, b - a) is one buffer reused: use it before the next."""
+        maybe empty). `values` (channels, b - a) is one buffer reused: use it before the next.
+        """
         n_ch, n = self.shape
         step = max(1, max_bytes // max(1, n_ch * np.dtype(dtype).itemsize))
         buf = np.empty(n_ch * min(step, n), SAMPLE_TYPES[dtype])
@@ -142,7 +146,8 @@ class Window:
 
     def pieces(self, dtype: str, max_bytes: int) -> Iterator[bytes]:
         """The window's bytes as `dtype` in C order, in consecutive pieces of at most
-        `max_bytes` (at least one, maybe empty), each converted as it is asked for."""
+        `max_bytes` (at least one, maybe empty), each converted as it is asked for.
+        """
         n = self.shape[1]
         total = self.shape[0] * n
         step = max(1, max_bytes // np.dtype(dtype).itemsize)
@@ -162,7 +167,8 @@ def _plan(
 ) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
     """The rows the window reads (to be held while it lives), and for each output row j its
     stretches ``first[j]:first[j + 1]``: columns ``[start, stop)`` from the counts at
-    `address` (0: a gap) from sample `offset` on, times `factor`, in order, covering the window."""
+    `address` (0: a gap) from sample `offset` on, times `factor`, in order, covering the window.
+    """
     rows = []
     first, table = [0], []
     for name, runs in zip(names, factors):

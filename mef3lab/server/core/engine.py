@@ -10,17 +10,17 @@ in the caller's order, converted to the dtype asked for on the way out (`Samples
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ...errors import ReadTooLargeError, SegmentIndexError, TimeRangeError
 from ...model import SAMPLE_TYPES, RateGroup, SessionInfo
-from ..config import ServerConfig
-from .convert import Window
 from ...signal.decimate import bin_starts
+from ..config import ServerConfig
 from ..pool import ReaderPool
+from .convert import Window
 from .prefetch import PrefetchTracker, Readahead
 from .samples import Samples
 from .segments import SegmentStore
@@ -31,7 +31,8 @@ class Engine(Sessions):
     """Recordings, clients, segment store, prefetch and pool, tied together. Thread-safe.
 
     The sessions' lock is taken inside the store's lock (see `segments`), so the engine
-    never calls the store while holding it."""
+    never calls the store while holding it.
+    """
 
     def __init__(
         self,
@@ -184,7 +185,8 @@ class Engine(Sessions):
         """Min and max of `bins` near-equal bins of grid samples ``[k0, k1)``: data (2, channels, bins).
 
         Segment by segment through the cache, so an overview of hours costs memory for one
-        segment at a time (no `max_read_mb` limit applies: the reply is small)."""
+        segment at a time (no `max_read_mb` limit applies: the reply is small).
+        """
         if bins <= 0 or k1 <= k0:
             raise TimeRangeError(
                 f"an envelope needs a non-empty window and a positive number of bins, "
@@ -266,7 +268,8 @@ class Engine(Sessions):
     ) -> int:
         """Queue background loads of the segments covering ``[k0, k1)``; returns how many were queued.
 
-        `dtype` is accepted for the API's sake: every dtype is served from the same entries."""
+        `dtype` is accepted for the API's sake: every dtype is served from the same entries.
+        """
         if dtype not in SAMPLE_TYPES:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
         rec, _ = self._open_view(client, path)
@@ -290,7 +293,8 @@ class Engine(Sessions):
         index: int,
     ) -> None:
         """Queue the segments after `index` in this reader's direction (per channel set: a
-        client reading two montages moves through each on its own)."""
+        client reading two montages moves through each on its own).
+        """
         if self.config.n_prefetch <= 0:
             return
         stream = (client, rec.path, group.fs, channels, length)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Collection, Sequence
 from urllib.parse import unquote
 
 from ...errors import PathNotServedError, RecordingNotFoundError
@@ -59,7 +59,7 @@ class ServedRoots:
         self.roots = {r.name: r for r in roots}
 
     @classmethod
-    def parse(cls, specs: Sequence[str], allow_groups: Sequence[str] = ()) -> "ServedRoots":
+    def parse(cls, specs: Sequence[str], allow_groups: Sequence[str] = ()) -> ServedRoots:
         """Roots from ``--root DIR`` / ``--root NAME=DIR`` and ``--allow-group NAME=GROUP`` values."""
         named: list[tuple[str, str]] = []
         for spec in specs:

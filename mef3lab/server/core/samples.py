@@ -7,9 +7,9 @@ and only a caller that wants the whole array at once (a decimated display read) 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -22,7 +22,8 @@ class Samples:
     """A block of samples on a rate group's grid, rows in the caller's channel order.
 
     A read's `source` is a `Window` over cached counts, converted to `dtype` as the reply is
-    sent (`pieces`, `blocks`); computed values (an envelope) are an array already."""
+    sent (`pieces`, `blocks`); computed values (an envelope) are an array already.
+    """
 
     source: Window | np.ndarray
     channels: tuple[str, ...]

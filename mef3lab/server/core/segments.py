@@ -41,18 +41,19 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from . import cancel
 from ...caching import ByteLRU
 from ..config import ServerConfig
 from ..pool import ReaderPool, ReadRequest
+from . import cancel
 from .prefetch import Cancellable
 
 
@@ -82,7 +83,8 @@ class Source(Protocol):
 class _Flight:
     """One pool request loading some channels of one segment; `background` (a prefetch)
     until a foreground read joins it. `done` gets the rows once they are cached. `waiters`
-    counts the foreground reads waiting for it; `abortable`: started by one (not a prefetch)."""
+    counts the foreground reads waiting for it; `abortable`: started by one (not a prefetch).
+    """
 
     def __init__(
         self, keys: tuple[SegmentKey, ...], background: bool, lock: threading.RLock
@@ -108,7 +110,8 @@ class _Flight:
 
 class _Handle:
     """A prefetch's handle for the prefetch tracker: it can cancel the flight while it is
-    queued, without keeping the flight (and the rows it delivers) alive once it is done."""
+    queued, without keeping the flight (and the rows it delivers) alive once it is done.
+    """
 
     def __init__(self, flight: _Flight) -> None:
         self._flight = weakref.ref(flight)
@@ -122,7 +125,8 @@ class SegmentStore:
     """The byte-bounded channel-segment cache and the loads that fill it. Thread-safe.
 
     `is_open(path)` says whether a finished load may still be cached (its recording was
-    not closed meanwhile); `readers()` counts readers moving through recordings now."""
+    not closed meanwhile); `readers()` counts readers moving through recordings now.
+    """
 
     def __init__(
         self,
@@ -156,7 +160,8 @@ class SegmentStore:
         """The rows of `channels` for each segment ``[k0, k1)`` in `spans`, from the cache or
         from loads that fill it. Every load is submitted before any is waited for, so a long
         cold read keeps all reader processes busy. A segment counts as a hit when all its
-        rows were cached, as a prefetch hit when a prefetch loaded (or is loading) any."""
+        rows were cached, as a prefetch hit when a prefetch loaded (or is loading) any.
+        """
         names = tuple(dict.fromkeys(channels))
         call = cancel.current()
         held: set[_Flight] = set()
@@ -204,7 +209,8 @@ class SegmentStore:
         self, rec: Source, fs: float, channels: Sequence[str], k0: int, k1: int
     ) -> Cancellable | None:
         """Queue a background load of the channels of segment ``[k0, k1)`` that are neither
-        cached nor loading; None when there are none."""
+        cached nor loading; None when there are none.
+        """
         keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in dict.fromkeys(channels)]
         with self._lock:
             missing = [k for k in keys if k not in self._inflight and k not in self.cache]
@@ -227,7 +233,8 @@ class SegmentStore:
 
     def _release(self, held: set[_Flight], aborted: bool) -> None:
         """A read stops waiting for `held`. When its call was `aborted`, the unfinished loads it
-        started that nobody else waits for are stopped and forgotten (never cached)."""
+        started that nobody else waits for are stopped and forgotten (never cached).
+        """
         stop = []
         with self._lock:
             for flight in held:
@@ -250,7 +257,8 @@ class SegmentStore:
     ) -> tuple[dict[SegmentKey, _Flight], bool]:
         """The loads that deliver `keys`: those in flight, and one new one for the rest (never
         two loads of one channel-segment); and whether a prefetch under way serves any. A
-        foreground caller's loads count it as a waiter and are added to `held`."""
+        foreground caller's loads count it as a waiter and are added to `held`.
+        """
         found: dict[SegmentKey, _Flight] = {}
         joined = False
         with self._lock:
@@ -295,7 +303,8 @@ class SegmentStore:
     def _submit(self, rec: Source, keys: tuple[SegmentKey, ...], foreground: bool) -> Future:
         """Hand the decode to the pool, split by channels over the reader processes: the read a
         user waits for uses every core, and prefetches complete nearest first (segment N+1 is
-        ready twice as soon as when each process decodes a whole segment of its own)."""
+        ready twice as soon as when each process decodes a whole segment of its own).
+        """
         k0, k1 = keys[0].k0, keys[0].k1
         req = ReadRequest(
             rec.path, rec.password, rec.engine, tuple(k.channel for k in keys), k0, k1, "int32"
@@ -336,7 +345,8 @@ class SegmentStore:
 
     def _grow_budget(self, segment_bytes: int) -> None:
         """Without CACHE_MB the budget follows the largest load and the number of readers
-        moving through recordings now, so concurrent readers' prefetches are not evicted unread."""
+        moving through recordings now, so concurrent readers' prefetches are not evicted unread.
+        """
         if self.config.cache_mb <= 0:
             wanted = self.config.cache_budget_bytes(segment_bytes, self._readers())
             if wanted > self.cache.stats().budget_bytes:

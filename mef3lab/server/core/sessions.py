@@ -15,8 +15,8 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 from ...errors import NotOpenError, TimeRangeError, TooManyOpenError
 from ...model import RateGroup, SessionInfo
@@ -50,7 +50,8 @@ class ClientView:
 
 class Sessions:
     """Open recordings and per-client views. Thread-safe: one lock guards recordings, views
-    and last-seen times (never held while calling out, except `is_open`'s)."""
+    and last-seen times (never held while calling out, except `is_open`'s).
+    """
 
     def __init__(
         self, config: ServerConfig, pool: ReaderPool, resolve: Callable[[str, str], str] | None
@@ -112,7 +113,8 @@ class Sessions:
         """Check the open limits and hold a place for this open (called under the lock, so two
         opens at once cannot both take the last place); False when it needs none (re-opening).
 
-        Refuses an open beyond `max_open_per_client` or `max_open_total`; opens under way count."""
+        Refuses an open beyond `max_open_per_client` or `max_open_total`; opens under way count.
+        """
         if (client, key) in self._views or (client, key) in self._opening:
             return False
         mine = sum(1 for c, _ in self._views if c == client) + sum(
@@ -150,7 +152,8 @@ class Sessions:
 
     def recordings(self) -> list[Recording]:
         """Every open recording (a snapshot, for status pages: its client sets are copies, since
-        opens and closes change them while a page is being made)."""
+        opens and closes change them while a page is being made).
+        """
         with self._lock:
             return [replace(r, clients=set(r.clients)) for r in self._recordings.values()]
 
@@ -180,7 +183,8 @@ class Sessions:
 
     def expire_idle(self, now: float | None = None) -> list[str]:
         """Forget clients silent for longer than `client_idle_s` (a client known only by its
-        connection can never come back once that connection is gone); returns who was forgotten."""
+        connection can never come back once that connection is gone); returns who was forgotten.
+        """
         now = time.monotonic() if now is None else now
         with self._lock:
             idle = [c for c, t in self._last_seen.items() if now - t > self.config.client_idle_s]
@@ -210,7 +214,8 @@ class Sessions:
 
     def segment_seconds(self, client: str, path: str) -> float:
         """The segment size this client's reads use: its own, else the server's default as the
-        rate groups use it (the shortest group's where wide, fast groups were shortened)."""
+        rate groups use it (the shortest group's where wide, fast groups were shortened).
+        """
         rec, view = self._open_view(client, path)
         if view.segment_seconds is not None:
             return view.segment_seconds

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
 from ...errors import Mef3LabError
-from ..rpc.auth import Authenticator
 from ..core.sessions import Recording
+from ..rpc.auth import Authenticator
 
 
 @dataclass(frozen=True)

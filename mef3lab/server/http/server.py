@@ -25,9 +25,9 @@ import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ..rpc.auth import Authenticator
 from ..config import ServerConfig
 from ..core.engine import Engine
+from ..rpc.auth import Authenticator
 from .access import Refused, viewer_for
 from .metrics import CONTENT_TYPE_LATEST, exposition
 from .status import render_page, status
@@ -120,7 +120,7 @@ class StatusHTTP:
         self.urls: list[str] = []
         self._servers: list[socketserver.BaseServer] = []
 
-    def start(self) -> "StatusHTTP":
+    def start(self) -> StatusHTTP:
         try:
             if self.config.http_port >= 0:
                 tcp = ThreadingHTTPServer((self.config.host, self.config.http_port), _Handler)

@@ -17,8 +17,8 @@ import os
 import time
 from typing import Any
 
-from ...version import __version__
 from ...formatting import hms
+from ...version import __version__
 from ..core.engine import Engine
 from .access import Viewer
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import weakref
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from multiprocessing.context import BaseContext
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .dispatcher import _Dispatcher
 from .inprocess import _InProcess
@@ -78,7 +79,7 @@ class ReaderPool:
         # and closed; atexit covers the rest.
         self._finalizer = weakref.finalize(self, self._core.close)
 
-    def submit(self, req: ReadRequest, *, foreground: bool = True) -> "Future[SharedArray]":
+    def submit(self, req: ReadRequest, *, foreground: bool = True) -> Future[SharedArray]:
         """Queue a read. Foreground reads go before background ones (prefetch).
 
         Cancelling the future before a worker takes it means it is never run. The future
@@ -94,9 +95,10 @@ class ReaderPool:
 
     def submit_split(
         self, req: ReadRequest, ways: int, *, foreground: bool = True
-    ) -> "Future[SharedArray]":
+    ) -> Future[SharedArray]:
         """Like `submit`, with the channels divided among up to `ways` workers that decode at
-        once, each into its own rows of one result (see `split`). One way, or no workers, is `submit`."""
+        once, each into its own rows of one result (see `split`). One way, or no workers, is `submit`.
+        """
         if not isinstance(req, ReadRequest):
             raise TypeError(f"submit_split takes a ReadRequest, not {type(req).__name__}")
         if ways <= 1 or self.n_workers == 0 or req.nbytes == 0 or len(req.channels) < 2:
@@ -113,13 +115,15 @@ class ReaderPool:
 
     def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
         """Have `callback(canonical path, error)` hear of every request failed because its
-        reader process died or was killed for the read timeout, before the request fails."""
+        reader process died or was killed for the read timeout, before the request fails.
+        """
         self._core.watch_failures(callback)
 
-    def abort(self, future: "Future[SharedArray]") -> None:
+    def abort(self, future: Future[SharedArray]) -> None:
         """Stop a read nobody waits for any more: cancelled while queued; while it runs, its
         worker is killed and replaced (a decode cannot be interrupted) and it fails with
-        `CancelledError`. Every part of a split read is stopped. A finished read is left alone."""
+        `CancelledError`. Every part of a split read is stopped. A finished read is left alone.
+        """
         for part in getattr(future, "parts", (future,)):
             self._core.abort(part)
 
@@ -163,7 +167,8 @@ class ReaderPool:
         self, path: str | os.PathLike, password: str | None = None, engine: str | None = None
     ) -> None:
         """Every worker opens `path` when it is next idle, so that the first read split
-        across them does not wait for the others to open it. Returns at once."""
+        across them does not wait for the others to open it. Returns at once.
+        """
         self._core.preopen(_key(path, password, engine), _absolute(path), password or "", engine)
 
     def close_recording(self, path: str | os.PathLike) -> None:
@@ -174,7 +179,7 @@ class ReaderPool:
         self._core.close_recording(_canonical(path))
 
     def stats(self) -> dict[str, Any]:
-        """workers (configured), alive, busy, queued, restarts, crashes, timeouts, aborted, pids."""
+        """Workers (configured), alive, busy, queued, restarts, crashes, timeouts, aborted, pids."""
         return self._core.stats()
 
     def close(self) -> None:
@@ -185,7 +190,7 @@ class ReaderPool:
     def closed(self) -> bool:
         return not self._finalizer.alive
 
-    def __enter__(self) -> "ReaderPool":
+    def __enter__(self) -> ReaderPool:
         return self
 
     def __exit__(self, *exc: object) -> None:

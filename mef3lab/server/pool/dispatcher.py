@@ -36,10 +36,11 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import (
     _closed_error,
@@ -396,7 +397,8 @@ class _Dispatcher:
 
     def _failed(self, job: _Job, exc: BaseException) -> None:
         """Fail a job whose worker died; the watcher hears of it first, so a caller who
-        retries at once already meets the consequence (a quarantine)."""
+        retries at once already meets the consequence (a quarantine).
+        """
         _discard_block(job)
         if self._on_failure is not None:
             try:

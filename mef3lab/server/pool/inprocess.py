@@ -7,8 +7,9 @@ thread, and a read's result is an ordinary array.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import Any, Mapping
+from typing import Any
 
 from .requests import SharedArray, _Job
 from .worker import _Readers

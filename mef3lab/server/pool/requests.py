@@ -56,7 +56,8 @@ class ReadRequest:
     @property
     def row_bytes(self) -> int:
         """Bytes from one row of the result to the next: whole pages, so that each row's
-        memory can go back to the OS on its own (`SharedArray.take_rows`)."""
+        memory can go back to the OS on its own (`SharedArray.take_rows`).
+        """
         n = self.shape[1] * np.dtype(self.dtype).itemsize
         return (n + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
 
@@ -95,7 +96,8 @@ class SharedArray:
         """The rows as read-only arrays of their own, releasing this object's hold: a row's
         memory goes back to the OS as soon as that row (and every view of it) is gone, whatever
         became of its siblings. For a cache that keeps and evicts rows one by one, with no copy.
-        Views of `array` taken earlier must be gone by then (a freed row reads as zeros)."""
+        Views of `array` taken earlier must be gone by then (a freed row reads as zeros).
+        """
         array, mapping = self.array, self._mapping
         self.release()
         rows = tuple(array) if mapping is None else mapping.rows()

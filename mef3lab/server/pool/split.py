@@ -27,7 +27,7 @@ def split_rows(n_rows: int, ways: int) -> list[tuple[int, int]]:
 
 def part_jobs(
     req: ReadRequest, key: tuple, foreground: bool, ways: int
-) -> tuple["SplitRead", list[_Job]]:
+) -> tuple[SplitRead, list[_Job]]:
     """The group future and its part jobs (to be submitted) for `req` split `ways` ways."""
     block = _create_block(req.nbytes)
     jobs = [
@@ -47,7 +47,8 @@ def part_jobs(
 
 class SplitRead(Future):
     """The result of a split read: its SharedArray once every part is done, else the first
-    failure. Cancelling it cancels the parts, and succeeds only while none has started."""
+    failure. Cancelling it cancels the parts, and succeeds only while none has started.
+    """
 
     def __init__(self, req: ReadRequest, block, parts: list[Future]) -> None:
         super().__init__()

@@ -20,8 +20,9 @@ import os
 import signal
 import sys
 from collections import OrderedDict
+from collections.abc import Mapping
 from multiprocessing.shared_memory import SharedMemory
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,8 @@ WORKER_NICENESS = 10
 
 def _yield_to_serving() -> None:
     """Lower this worker's CPU priority: when decoding (mostly prefetch) fills every core, the
-    server's own threads, which stream already decoded data to waiting users, still run at once."""
+    server's own threads, which stream already decoded data to waiting users, still run at once.
+    """
     try:
         os.nice(WORKER_NICENESS)
     except OSError:

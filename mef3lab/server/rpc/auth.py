@@ -19,8 +19,9 @@ import hmac
 import ipaddress
 import logging
 import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 import grpc
 
@@ -49,7 +50,7 @@ class ClientId(str):
 
     caller: Caller | None
 
-    def __new__(cls, value: str, caller: Caller | None = None) -> "ClientId":
+    def __new__(cls, value: str, caller: Caller | None = None) -> ClientId:
         self = super().__new__(cls, value)
         self.caller = caller
         return self
@@ -83,7 +84,7 @@ class StaticTokens:
         self._tokens = [(t.encode(), user) for t, user in tokens.items()]
 
     @classmethod
-    def load(cls, token_file: str = "", token: str = "") -> "StaticTokens":
+    def load(cls, token_file: str = "", token: str = "") -> StaticTokens:
         tokens: dict[str, str] = {}
         if token_file:
             with open(token_file) as f:
@@ -114,7 +115,8 @@ class HubTokens:
 
     `jupyterhub.services.auth.HubAuth` asks the hub who owns a token (``/hub/api/user``),
     caching the answer for `cache_s` seconds, and the token must grant access to this
-    service (``access:services!service=NAME``, HubAuth's `access_scopes`)."""
+    service (``access:services!service=NAME``, HubAuth's `access_scopes`).
+    """
 
     def __init__(self, cache_s: int = 60, **hub_settings) -> None:
         from jupyterhub.services.auth import HubAuth
@@ -193,7 +195,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     The token is checked when the handler runs (in the server's thread pool), never in
     `intercept_service`, which gRPC calls on the thread that serves every connection: a
-    slow hub must delay only the calls waiting for it."""
+    slow hub must delay only the calls waiting for it.
+    """
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator

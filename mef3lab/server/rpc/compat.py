@@ -56,19 +56,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import grpc
 import numpy as np
 
-from ...protocol import gRPCMef3Server_pb2 as pb
-from ...protocol import gRPCMef3Server_pb2_grpc as pb_grpc
 from ...errors import Mef3LabError, MixedRatesError, NotOpenError, PasswordError, TimeRangeError
 from ...model import SessionInfo
+from ...protocol import gRPCMef3Server_pb2 as pb
+from ...protocol import gRPCMef3Server_pb2_grpc as pb_grpc
 from ...protocol.wire import ERROR_KEY, MAX_MESSAGE_BYTES
+from ...signal.decimate import minmax_points
 from ..core.convert import array_blocks
 from ..core.engine import Engine
-from ...signal.decimate import minmax_points
 from .auth import ClientId
 from .service import client_id, handle_errors
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 import numpy as np
 
+from ...errors import Mef3LabError, NoRootsError, TimeRangeError
 from ...protocol import mef3lab_pb2 as pb
 from ...protocol import mef3lab_pb2_grpc as pb_grpc
-from ...errors import Mef3LabError, NoRootsError, TimeRangeError
 from ...protocol.wire import (
     CLIENT_ID_KEY,
     CODE_OF,
@@ -26,18 +26,19 @@ from ...protocol.wire import (
     info_to_proto,
     pieces_to_chunks,
 )
-from .auth import ClientId, current_caller
 from ..core.cancel import call_scope
 from ..core.engine import Engine
 from ..core.roots import ServedRoots
 from ..core.samples import Samples
+from .auth import ClientId, current_caller
 
 log = logging.getLogger(__name__)
 
 
 def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> ClientId:
     """Who is calling: the id the client sent in metadata, else its connection; under the
-    authenticated user's name when auth is on, so no one can take another user's id."""
+    authenticated user's name when auth is on, so no one can take another user's id.
+    """
     own = next(
         (f"id:{v}" for k, v in context.invocation_metadata() or () if k == key and v),
         f"peer:{context.peer()}",
@@ -64,7 +65,8 @@ def handle_errors(
 ) -> Callable:
     """Decorator factory: every exception of a unary or streaming handler goes to `on_error`,
     whose return value (if any) is the reply — the one place both services shape failures.
-    The handler runs in its call's `cancel.call_scope`: reads stop when the call ends."""
+    The handler runs in its call's `cancel.call_scope`: reads stop when the call ends.
+    """
 
     def decorate(method: Callable) -> Callable:
         if inspect.isgeneratorfunction(method):
@@ -108,7 +110,8 @@ def sample_type(code: int) -> str:
 
 def stream_samples(s: Samples):
     """The reply's chunks, converted message by message as they are sent (`Samples.pieces`);
-    then the background loads the read deferred until its reply was sent."""
+    then the background loads the read deferred until its reply was sent.
+    """
     header = samples_header(s)
     try:
         yield from pieces_to_chunks(s.shape, s.pieces(MAX_MESSAGE_BYTES), header)
