@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo walkthrough test bench proto clean
+.PHONY: demo walkthrough test lint bench proto clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ demo: $(VENV)/.installed
 walkthrough: $(VENV)/.installed
 	$(PY) -m mef3lab walkthrough $(ARGS)
 
+# Lint and format checks first (fast, and what a reviewer reads), then the whole suite.
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(ARGS)
+
+# Lint alone: `ruff check` and `ruff format --check`, as `make test` runs them.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks $(ARGS)
