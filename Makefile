@@ -22,13 +22,11 @@ demo: $(VENV)/.installed
 walkthrough: $(VENV)/.installed
 	$(PY) -m mef3lab walkthrough $(ARGS)
 
-# Lint and format checks first (fast, and what a reviewer reads), then the whole suite.
-test: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+# Lint and format checks first (fast), then the whole suite.
+test: lint
 	$(PY) -m pytest $(ARGS)
 
-# Lint alone: `ruff check` and `ruff format --check`, as `make test` runs them.
+# `ruff check` and `ruff format --check` (make test runs them first).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
