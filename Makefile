@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo walkthrough test lint bench proto clean
+.PHONY: demo walkthrough test lint bench proto docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,9 @@ bench: $(VENV)/.installed
 proto: $(VENV)/.installed
 	$(PY) proto/generate.py
 
+# The HTML site (the README, docs/*.md and the API reference) in docs/_build/html; warnings fail it.
+docs: $(VENV)/.installed
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html $(ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build
