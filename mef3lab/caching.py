@@ -1,8 +1,9 @@
-"""A thread-safe LRU of decoded segments, bounded in bytes rather than in entries.
+"""A thread-safe LRU mapping bounded in bytes rather than in entries (`ByteLRU`).
 
-Bytes, because segments differ wildly in size (2 channels or 256, 1 s or 10 min), and
-memory is what runs out. Only successful results are ever put here (errors never are),
-and a value larger than the whole budget is served but not kept.
+The server's segment store and the widget's page and zoom caches use it. Bytes, because what
+they cache differs wildly in size (2 channels or 256, 1 s or 10 min), and memory is what runs
+out. Callers put only successful results here (never errors); a value larger than the whole
+budget is served but not kept.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ V = TypeVar("V")
 
 @dataclass
 class CacheStats:
+    """A snapshot of a `ByteLRU`'s size and counters (`ByteLRU.stats`)."""
+
     bytes: int = 0
     budget_bytes: int = 0
     entries: int = 0
@@ -28,10 +31,32 @@ class CacheStats:
 
 
 class ByteLRU(Generic[K, V]):
-    """LRU mapping whose total `size_of(value)` never exceeds `budget_bytes`.
+    """An LRU mapping whose total ``size_of(value)`` never exceeds `budget_bytes`.
 
-    `on_evict(key, value)` runs (outside the lock) for every value that leaves the
-    cache, so owners of shared memory can release it.
+    Parameters
+    ----------
+    budget_bytes : int
+        The most bytes the values may take together.
+    size_of : callable
+        ``size_of(value)``: the bytes one value takes.
+    on_evict : callable, optional
+        ``on_evict(key, value)``, run (outside the lock) for every value that leaves the cache,
+        so owners of shared memory can release it.
+
+    Raises
+    ------
+    ValueError
+        If `budget_bytes` is negative.
+
+    Examples
+    --------
+    >>> cache = ByteLRU(budget_bytes=10, size_of=len)
+    >>> cache.put("a", b"123456")
+    True
+    >>> cache.put("b", b"12345")  # evicts "a" to fit
+    True
+    >>> cache.get("a") is None, cache.get("b")
+    (True, b'12345')
     """
 
     def __init__(
@@ -72,7 +97,20 @@ class ByteLRU(Generic[K, V]):
             return key in self._data
 
     def put(self, key: K, value: V) -> bool:
-        """Insert (or refresh) `value`; evict least recently used entries to fit. False if too large."""
+        """Insert (or refresh) `value`, evicting the least recently used entries to fit.
+
+        Parameters
+        ----------
+        key : hashable
+            The key.
+        value : object
+            The value; ``size_of(value)`` bytes.
+
+        Returns
+        -------
+        bool
+            True if it was stored; False if it is larger than the whole budget (not kept).
+        """
         size = self._size_of(value)
         evicted: list[tuple[K, V]] = []
         with self._lock:
@@ -106,7 +144,18 @@ class ByteLRU(Generic[K, V]):
         self._evicted(evicted)
 
     def drop(self, predicate: Callable[[K], bool]) -> int:
-        """Remove every entry whose key matches (e.g. all segments of a closed recording)."""
+        """Remove every entry whose key matches (e.g. all segments of a closed recording).
+
+        Parameters
+        ----------
+        predicate : callable
+            ``predicate(key)``: True for the keys to remove.
+
+        Returns
+        -------
+        int
+            How many entries were removed.
+        """
         with self._lock:
             keys = [k for k in self._data if predicate(k)]
             evicted = [(k, self._data.pop(k)[0]) for k in keys]
@@ -115,9 +164,11 @@ class ByteLRU(Generic[K, V]):
         return len(evicted)
 
     def clear(self) -> None:
+        """Remove every entry."""
         self.drop(lambda _k: True)
 
     def stats(self) -> CacheStats:
+        """Current size and counters, as a copy."""
         with self._lock:
             s = self._stats
             return CacheStats(

@@ -1,9 +1,10 @@
 """The exception hierarchy every layer of mef3lab shares.
 
-Each class names the gRPC status it travels as (`grpc_status`, a string so this module
-never imports grpc), so the server maps errors to statuses in one place and the client
-maps them back to the same class: a user sees the same exception embedded or remote.
-Each also subclasses the builtin a Python user would naturally catch.
+Each class names the gRPC status it travels as (``grpc_status``, a string, so this module
+never imports grpc): the server maps errors to statuses in one place and the client maps them
+back to the same class, so a user sees the same exception whether reading embedded or remote.
+Each class also subclasses the builtin a Python user would naturally catch (``KeyError`` for
+an unknown channel, ``PermissionError`` for a password, ...).
 """
 
 from __future__ import annotations
@@ -92,35 +93,44 @@ class RateChangeError(Mef3LabError, ValueError):
 
 
 class FactorChangeError(Mef3LabError, ValueError):
-    """Stored counts asked for a channel whose MEF segments store different conversion factors:
-    one factor per channel (int32 reads, xarray ``dtype="int32"``) cannot describe them.
+    """Stored counts asked of a channel whose MEF segments store different conversion factors.
+
+    One factor per channel (int32 reads, xarray ``dtype="int32"``) cannot describe them.
     """
 
     grpc_status = "FAILED_PRECONDITION"
 
 
 class CorruptDataError(Mef3LabError):
-    """The files are damaged: a decoder crashed, or returned no data where the index says there is."""
+    """The files are damaged: a decoder crashed, or gave no data where the index lists some."""
 
     grpc_status = "DATA_LOSS"
 
 
 class ReaderCrashedError(CorruptDataError):
-    """A reader process died while decoding this (a decoder crash on damaged files, or a kill)."""
+    """A reader process died while decoding this (a decoder crash on damaged files, or a kill).
+
+    Parameters
+    ----------
+    message : str
+        What was being read, for the user.
+    exitcode : int, optional
+        The reader process's exit code; ``-N`` when it was killed by signal N.
+    """
 
     def __init__(self, message: str, exitcode: int | None = None) -> None:
         super().__init__(message)
-        self.exitcode = exitcode  # the process's exit code; -N: killed by signal N
+        self.exitcode = exitcode
 
 
 class ReadTimeoutError(Mef3LabError, TimeoutError):
-    """A decoder took longer than the server's read timeout: its reader process was killed and replaced."""
+    """A decoder took longer than the server's read timeout (its reader process was replaced)."""
 
     grpc_status = "DEADLINE_EXCEEDED"
 
 
 class QuarantinedError(CorruptDataError):
-    """A recording that crashed reader processes repeatedly: the server no longer tries to read it."""
+    """A recording that crashed reader processes repeatedly: the server no longer reads it."""
 
 
 class ReadTooLargeError(Mef3LabError):
@@ -185,5 +195,18 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
 
 
 def rebuild(name: str, message: str) -> Mef3LabError:
-    """The error named `name` with `message`; the base class for names this version does not know."""
+    """The error named `name` carrying `message`, as it arrives from another process.
+
+    Parameters
+    ----------
+    name : str
+        A class name from `ERROR_CLASSES`.
+    message : str
+        The error's message.
+
+    Returns
+    -------
+    Mef3LabError
+        An instance of that class, or of `Mef3LabError` for a name this version does not know.
+    """
     return ERROR_CLASSES.get(name, Mef3LabError)(message)

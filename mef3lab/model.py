@@ -1,12 +1,9 @@
-"""What a MEF 3.0 session is, as every engine describes it: channels, spans, rate groups and
-their sample grids, factor runs, annotations, and the raw-count transport type.
+"""What a MEF 3.0 recording is, whichever engine read it and wherever it is read.
 
-Why a grid of our own: MEF stores blocks with their own start times, and an engine
-places a window's samples relative to the window's start. If every read is issued on
-one grid per sampling rate (sample k of rate fs lies at ``grid.start_uutc + k * 1e6 / fs``,
-anchored at the earliest channel of that rate), the same sample always lands at the same
-index, whoever asks, for whatever channel subset and window. Segments of a server, dask
-chunks and direct reads then agree sample for sample.
+Channels, contiguous spans, rate groups and their sample grids, conversion-factor runs,
+annotations, and the raw-count transport type. Every layer imports these plain types from
+here, without importing a decoder. Why reads use a sample grid of their own (one per
+sampling rate): see ``docs/readers.md``.
 """
 
 from __future__ import annotations
@@ -38,20 +35,44 @@ SAMPLE_TYPES = {**DTYPES, "int32": np.int32}
 
 @dataclass(frozen=True)
 class ChannelInfo:
-    """What a scientist needs to know about one channel before reading it."""
+    """What a scientist needs to know about one channel before reading it.
+
+    Attributes
+    ----------
+    name : str
+        The channel's name.
+    fs : float
+        Sampling rate in Hz.
+    start_uutc, end_uutc : int
+        Time of the first sample, and just past the last one, in µs since the epoch (µUTC).
+    n_samples : int
+        Samples stored (gaps not counted).
+    units : str
+        The physical units of values, e.g. ``"uV"``.
+    conversion_factor : float
+        Physical units per stored count (of the first segment, see `SessionInfo.factor_changes`).
+    """
 
     name: str
     fs: float
     start_uutc: int
     end_uutc: int
-    n_samples: int  # samples stored (gaps not counted)
+    n_samples: int
     units: str
-    conversion_factor: float  # physical units per stored count
+    conversion_factor: float
 
 
 @dataclass(frozen=True)
 class Span:
-    """A contiguous run of recorded data, ``[start_uutc, end_uutc)``."""
+    """A contiguous run of recorded data, ``[start_uutc, end_uutc)`` in µUTC.
+
+    Attributes
+    ----------
+    start_uutc : int
+        Time of its first sample.
+    end_uutc : int
+        Time just past its last sample.
+    """
 
     start_uutc: int
     end_uutc: int
@@ -59,7 +80,21 @@ class Span:
 
 @dataclass(frozen=True)
 class Annotation:
-    """One MEF record (annotation), at session level (`channel` None) or channel level."""
+    """One MEF record (annotation), at session level or at channel level.
+
+    Attributes
+    ----------
+    time_uutc : int
+        When it happened (µUTC).
+    type : str
+        The record type, e.g. ``"Note"`` or ``"EDFA"``.
+    text : str
+        Its text.
+    duration_us : int or None
+        How long it lasts (µs), for record types that have a duration.
+    channel : str or None
+        The channel it belongs to; None at session level.
+    """
 
     time_uutc: int
     type: str
@@ -70,7 +105,17 @@ class Annotation:
 
 @dataclass(frozen=True)
 class Grid:
-    """The regular sample grid of one sampling rate: sample k lies at start + k * 1e6 / fs µs."""
+    """The regular sample grid of one sampling rate: sample k lies at ``start_uutc + k * 1e6 / fs``.
+
+    Attributes
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    start_uutc : int
+        Time of sample 0 (µUTC): the earliest start of the channels of this rate.
+    n_samples : int
+        Samples up to the end of the latest channel of this rate, gaps included.
+    """
 
     fs: float
     start_uutc: int
@@ -78,6 +123,7 @@ class Grid:
 
     @property
     def period_us(self) -> float:
+        """Time between samples, in µs."""
         return 1e6 / self.fs
 
     @property
@@ -105,13 +151,31 @@ class Grid:
     def window(
         self, start_uutc: float, end_uutc: float, what: str = "these channels"
     ) -> tuple[int, int]:
-        """`indices` of a window a user asked for: an inverted one, or one wholly outside the grid, is refused."""
+        """`indices` of a window a user asked for, checked.
+
+        Parameters
+        ----------
+        start_uutc, end_uutc : float
+            The window ``[start_uutc, end_uutc)`` in µUTC.
+        what : str
+            How the error message names the channels of this grid.
+
+        Returns
+        -------
+        tuple of int
+            The half-open sample index range ``(k0, k1)``.
+
+        Raises
+        ------
+        TimeRangeError
+            If the window is empty or inverted, or lies wholly outside the grid.
+        """
         if end_uutc <= start_uutc:
             raise TimeRangeError(inverted_range(start_uutc, end_uutc))
         if end_uutc <= self.start_uutc or start_uutc >= self.end_uutc:
             raise TimeRangeError(
-                f"the window [{int(start_uutc)}, {int(end_uutc)}) µUTC lies wholly outside the recording "
-                f"[{self.start_uutc}, {self.end_uutc}) of {what}"
+                f"the window [{int(start_uutc)}, {int(end_uutc)}) µUTC lies wholly outside the "
+                f"recording [{self.start_uutc}, {self.end_uutc}) of {what}"
             )
         return self.indices(start_uutc, end_uutc)
 
@@ -130,6 +194,7 @@ class FactorRuns:
 
     @classmethod
     def single(cls, factor: float) -> FactorRuns:
+        """One factor for every sample."""
         return cls((0,), (factor,))
 
     def pieces(self, a: int, b: int) -> Iterator[tuple[int, int, float]]:
@@ -145,7 +210,7 @@ class FactorRuns:
             a, i = hi, i + 1
 
     def window(self, k0: int, k1: int) -> FactorRuns:
-        """The runs of samples ``[k0, k1)``, indexed from k0 (one run when nothing changes there)."""
+        """The runs of samples ``[k0, k1)``, indexed from k0 (one run if nothing changes there)."""
         parts = list(self.pieces(k0, k1)) or [
             (k0, k1, self.factors[max(bisect_right(self.starts, k0) - 1, 0)])
         ]
@@ -154,7 +219,17 @@ class FactorRuns:
 
 @dataclass(frozen=True)
 class RateGroup:
-    """Channels that share one sampling rate, hence one grid."""
+    """Channels that share one sampling rate, hence one grid.
+
+    Attributes
+    ----------
+    fs : float
+        Their sampling rate in Hz.
+    channels : tuple of str
+        Their names, in the recording's order.
+    grid : Grid
+        The sample grid every read of these channels uses.
+    """
 
     fs: float
     channels: tuple[str, ...]
@@ -163,36 +238,56 @@ class RateGroup:
 
 @dataclass(frozen=True)
 class SessionInfo:
-    """Everything known about a recording without decoding samples."""
+    """Everything known about a recording without decoding samples.
+
+    Attributes
+    ----------
+    path : str
+        The session folder (``.mefd``).
+    channels : tuple of ChannelInfo
+        The readable channels, in the recording's order.
+    spans : dict of str to tuple of Span
+        Each channel's contiguous runs of recorded data; the holes between them are `gaps`.
+    annotations : tuple of Annotation
+        Session- and channel-level records, by time.
+    encrypted : bool
+        Whether the session is encrypted.
+    damaged : dict of str to str
+        Channels left out because their files are damaged: name -> why (reading one says so).
+    factor_changes : dict of str to tuple of (int, float)
+        Channels whose MEF segments store different conversion factors: name -> ((µUTC of the
+        first sample stored with a factor, that factor), ...), first segment first. Their
+        `ChannelInfo.conversion_factor` is the first segment's; `factor_runs` places the rest.
+    """
 
     path: str
     channels: tuple[ChannelInfo, ...]
     spans: dict[str, tuple[Span, ...]] = field(repr=False)
     annotations: tuple[Annotation, ...] = ()
     encrypted: bool = False
-    #: Channels left out because their files are damaged: name -> why (reading one says so).
     damaged: dict[str, str] = field(default_factory=dict, compare=False)
-    #: Channels whose MEF segments store different conversion factors: name -> ((µUTC of the
-    #: first sample stored with a factor, that factor), ...), first segment first. Their
-    #: ChannelInfo.conversion_factor is the first segment's; `factor_runs` places the rest.
     factor_changes: dict[str, tuple[tuple[int, float], ...]] = field(
         default_factory=dict, compare=False
     )
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The channel names, in the recording's order."""
         return tuple(c.name for c in self.channels)
 
     @property
     def start_uutc(self) -> int:
+        """Time of the earliest sample of any channel (µUTC)."""
         return min(c.start_uutc for c in self.channels)
 
     @property
     def end_uutc(self) -> int:
+        """Time just past the latest sample of any channel (µUTC)."""
         return max(c.end_uutc for c in self.channels)
 
     @property
     def duration_s(self) -> float:
+        """From the earliest sample to the end of the latest, in seconds."""
         return (self.end_uutc - self.start_uutc) / 1e6
 
     @cached_property
@@ -200,6 +295,25 @@ class SessionInfo:
         return {c.name: c for c in self.channels}
 
     def channel(self, name: str) -> ChannelInfo:
+        """The description of channel `name`.
+
+        Parameters
+        ----------
+        name : str
+            A channel name.
+
+        Returns
+        -------
+        ChannelInfo
+            Its description.
+
+        Raises
+        ------
+        UnknownChannelError
+            If the recording has no such channel (the message lists some it has).
+        CorruptDataError
+            If the channel was left out because its files are damaged (`damaged` says why).
+        """
         found = self._by_name.get(name)
         if found is not None:
             return found
@@ -214,7 +328,25 @@ class SessionInfo:
         )
 
     def check_channels(self, names: Iterable[str] | None) -> tuple[str, ...]:
-        """The requested channel names (all when None), validated, in the caller's order."""
+        """The requested channel names, validated, in the caller's order.
+
+        Parameters
+        ----------
+        names : iterable of str, str or None
+            Channel names, one name, or None for every channel.
+
+        Returns
+        -------
+        tuple of str
+            The names.
+
+        Raises
+        ------
+        UnknownChannelError
+            If a name is unknown, or none was given.
+        CorruptDataError
+            If a named channel is damaged.
+        """
         if names is None:
             return self.names
         if isinstance(names, str):
@@ -242,7 +374,25 @@ class SessionInfo:
         return tuple(groups)
 
     def group_of(self, names: Sequence[str]) -> RateGroup:
-        """The rate group of `names`; MixedRatesError naming the groups when they differ."""
+        """The rate group all of `names` belong to.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Channel names.
+
+        Returns
+        -------
+        RateGroup
+            Their group.
+
+        Raises
+        ------
+        MixedRatesError
+            If the channels have different sampling rates (the message names the groups).
+        UnknownChannelError
+            If a name is unknown.
+        """
         rates = {self.channel(n).fs for n in names}
         if len(rates) > 1:
             parts = "; ".join(
@@ -258,8 +408,10 @@ class SessionInfo:
         return next(g for g in self.rate_groups if g.fs == fs)
 
     def factor_runs(self, name: str) -> FactorRuns:
-        """`name`'s conversion factors on its rate group's grid. A segment's first sample lands
-        at the grid index nearest its time (half a period decides), as the engines place blocks.
+        """`name`'s conversion factors on its rate group's grid.
+
+        A segment's first sample lands at the grid index nearest its time (half a period
+        decides), as the engines place blocks.
         """
         c = self.channel(name)
         changes = self.factor_changes.get(name)
@@ -282,9 +434,10 @@ class SessionInfo:
             if changes:
                 shown = ", ".join(f"{f:g}" for _, f in changes)
                 raise FactorChangeError(
-                    f"{self.path}: channel {n!r} stores different conversion factors in its MEF segments "
-                    f"({shown} units per count), so its counts cannot be given with one factor; "
-                    "read it as float32 or float64 (each sample scaled by its own segment's factor)"
+                    f"{self.path}: channel {n!r} stores different conversion factors in its MEF "
+                    f"segments ({shown} units per count), so its counts cannot be given with one "
+                    "factor; read it as float32 or float64 (each sample scaled by its own "
+                    "segment's factor)"
                 )
 
     def gaps(self, name: str) -> tuple[Span, ...]:
@@ -292,26 +445,43 @@ class SessionInfo:
         spans = self.spans[self.channel(name).name]
         return tuple(
             Span(a.end_uutc, b.start_uutc)
-            for a, b in zip(spans, spans[1:])
+            for a, b in zip(spans, spans[1:], strict=False)
             if b.start_uutc > a.end_uutc
         )
 
 
 @dataclass(frozen=True)
 class RawSamples:
-    """Stored counts for transport: ``counts * factor`` are the values, RAW_NAN marks gaps.
+    """Stored counts for transport: ``counts * factor`` are the values, `RAW_NAN` marks gaps.
 
-    `factors` holds each row's factor at the window's first sample; a row whose factor changes
-    within the window (its MEF segments store different ones) is in `changes` too, with its
-    runs indexed from the window's start.
+    Attributes
+    ----------
+    counts : numpy.ndarray
+        int32, (n_channels, n_samples).
+    factors : numpy.ndarray
+        float64, (n_channels,): each row's conversion factor at the window's first sample.
+    changes : dict of int to FactorRuns
+        The rows whose factor changes within the window (their MEF segments store different
+        ones), with their runs indexed from the window's start.
     """
 
-    counts: np.ndarray  # int32, (n_channels, n_samples)
-    factors: np.ndarray  # float64, (n_channels,)
+    counts: np.ndarray
+    factors: np.ndarray
     changes: dict[int, FactorRuns] = field(default_factory=dict)
 
     def to_float(self, dtype: str = "float32") -> np.ndarray:
-        """The physical values, computed exactly as the float read computes them."""
+        """The physical values, computed exactly as the float read computes them.
+
+        Parameters
+        ----------
+        dtype : {"float32", "float64"}
+            The type of the result.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_channels, n_samples) values in channel units, NaN in gaps.
+        """
         out = self.counts.astype(np.float64)
         for i, f in enumerate(self.factors):
             runs = self.changes.get(i, FactorRuns.single(f))
@@ -324,9 +494,10 @@ class RawSamples:
 def run_starts(
     starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
 ) -> np.ndarray:
-    """Which blocks of a table of contents start a contiguous run (bool per block): those
-    flagged discontinuous, and those starting more than a sample period after the previous
-    block's end (ends rounded to the microsecond, as MEF stores times).
+    """Which blocks of a table of contents start a contiguous run (bool per block).
+
+    Those flagged discontinuous, and those starting more than a sample period after the
+    previous block's end (ends rounded to the microsecond, as MEF stores times).
     """
     t = np.asarray(starts_uutc, np.int64)
     period = 1e6 / fs
@@ -341,19 +512,18 @@ def run_starts(
 def spans_from_toc(
     starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
 ) -> tuple[Span, ...]:
-    """Contiguous spans from a block table of contents (what both engines expose); a span
-    ends where its last block ends.
-    """
+    """Contiguous spans from a block table of contents; a span ends where its last block ends."""
     t = np.asarray(starts_uutc, np.int64)
     if t.size == 0:
         return ()
     end = np.round(t + np.asarray(n_samples, np.int64) * (1e6 / fs)).astype(np.int64)
     first = np.flatnonzero(run_starts(t, n_samples, discontinuity, fs))
     last = np.append(first[1:] - 1, t.size - 1)
-    return tuple(Span(int(a), int(b)) for a, b in zip(t[first], end[last]))
+    return tuple(Span(int(a), int(b)) for a, b in zip(t[first], end[last], strict=True))
 
 
 def inverted_range(t0: float, t1: float) -> str:
+    """The message of a time range that ends before it starts."""
     return f"the time range ends before it starts (start {int(t0)} µUTC, end {int(t1)} µUTC)"
 
 
