@@ -27,11 +27,13 @@ from .segments import SegmentStore
 from .sessions import Recording, Sessions
 
 
-class Engine(Sessions):
+class Engine:
     """Recordings, clients, segment store, prefetch and pool, tied together. Thread-safe.
 
-    The sessions' lock is taken inside the store's lock (see `segments`), so the engine
-    never calls the store while holding it.
+    Who has what open, and each client's settings, are its `sessions`; the methods the
+    services call on them are offered here too, so that every service calls only the
+    engine. The sessions' lock is taken inside the store's lock (see `segments`), so the
+    engine never calls the store while holding it.
     """
 
     def __init__(
@@ -40,16 +42,77 @@ class Engine(Sessions):
         pool: ReaderPool | None = None,
         resolve: Callable[[str, str], str] | None = None,
     ) -> None:
-        config = config or ServerConfig()
-        super().__init__(config, pool or pool_for(config), resolve)
+        self.config = config or ServerConfig()
+        self.pool = pool or pool_for(self.config)
         self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
-        self.segments = SegmentStore(self.config, self.pool, self._is_open, self.prefetch.active)
+        self.sessions = Sessions(self.config, self.pool, resolve, self._recording_closed)
+        self.segments = SegmentStore(
+            self.config, self.pool, self.sessions.is_open, self.prefetch.active
+        )
 
-    def _closed(self, client: str, key: str, last: bool) -> None:
+    def _recording_closed(self, client: str, key: str, last: bool) -> None:
+        """Free what `client` held of `key`: its prefetch streams; the cached rows and the
+        readers too when it was the `last` client.
+        """
         self.prefetch.forget(lambda s: s[0] == client and s[1] == key)
         if last:
             self.segments.drop_recording(key)
             self.pool.close_recording(key)
+
+    # -- recordings and clients (see `Sessions`) ------------------------------------------
+    def open(
+        self, client: str, path: str, password: str | None = None, engine: str | None = None
+    ) -> SessionInfo:
+        """Open `path` for `client` (see `Sessions.open`)."""
+        return self.sessions.open(client, path, password, engine)
+
+    def close(self, client: str, path: str) -> bool:
+        """Close `path` for `client` (see `Sessions.close`)."""
+        return self.sessions.close(client, path)
+
+    def info(self, client: str, path: str) -> SessionInfo:
+        """What `path` holds, as `client` has it open."""
+        return self.sessions.info(client, path)
+
+    def list_open(self, client: str) -> list[str]:
+        """The recordings `client` has open."""
+        return self.sessions.list_open(client)
+
+    def resolve(self, client: str, path: str) -> str:
+        """The key of the recording `client` means by `path` (see `Sessions.resolve`)."""
+        return self.sessions.resolve(client, path)
+
+    def recording_engine(self, client: str, path: str) -> str:
+        """The decoding engine serving `path` ("" when it is not open)."""
+        return self.sessions.recording_engine(client, path)
+
+    def recordings(self) -> list[Recording]:
+        """Every open recording (see `Sessions.recordings`)."""
+        return self.sessions.recordings()
+
+    def set_segment_seconds(self, client: str, path: str, seconds: float) -> dict[float, int]:
+        """Set this client's segment size (see `Sessions.set_segment_seconds`)."""
+        return self.sessions.set_segment_seconds(client, path, seconds)
+
+    def segment_seconds(self, client: str, path: str) -> float:
+        """The segment size this client's reads use (see `Sessions.segment_seconds`)."""
+        return self.sessions.segment_seconds(client, path)
+
+    def set_channels(
+        self, client: str, path: str, channels: Sequence[str] | None
+    ) -> tuple[str, ...]:
+        """This client's channel selection (see `Sessions.set_channels`)."""
+        return self.sessions.set_channels(client, path, channels)
+
+    def channels(
+        self, client: str, path: str, channels: Sequence[str] | None = None
+    ) -> tuple[str, ...]:
+        """The channels a read means (see `Sessions.channels`)."""
+        return self.sessions.channels(client, path, channels)
+
+    def segment_grid(self, client: str, path: str, group: RateGroup) -> tuple[int, int]:
+        """(samples per segment, number of segments) of `group` (see `Sessions.segment_grid`)."""
+        return self.sessions.segment_grid(client, path, group)
 
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
@@ -63,7 +126,7 @@ class Engine(Sessions):
         defer_prefetch: bool = False,
     ) -> Samples:
         """Segment `index` of this client's grid for `channels` (one rate group)."""
-        rec, _ = self._open_view(client, path)
+        rec = self.sessions.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, n_seg = self.segment_grid(client, path, group)
@@ -92,7 +155,7 @@ class Engine(Sessions):
         end_uutc: float,
     ) -> tuple[int, int]:
         """Grid indices of ``[start_uutc, end_uutc)`` for the channels' rate group (refusing bad windows)."""
-        rec, _ = self._open_view(client, path)
+        rec = self.sessions.recording(client, path)
         return rec.info.group_of(self.channels(client, path, channels)).grid.window(
             start_uutc, end_uutc, rec.path
         )
@@ -134,7 +197,7 @@ class Engine(Sessions):
         (`factors` None); the read limit still applies to `dtype`. int32 is refused for a
         channel whose MEF segments store different factors (`SessionInfo.check_one_factor`).
         """
-        rec, _ = self._open_view(client, path)
+        rec = self.sessions.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         if dtype not in SAMPLE_TYPES:
@@ -192,7 +255,7 @@ class Engine(Sessions):
                 f"an envelope needs a non-empty window and a positive number of bins, "
                 f"not [{k0}, {k1}) in {bins} bins"
             )
-        rec, _ = self._open_view(client, path)
+        rec = self.sessions.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
@@ -251,7 +314,7 @@ class Engine(Sessions):
         end_uutc: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Per-MEF-block min/max of one channel from the block index (decoded in a reader process)."""
-        rec, _ = self._open_view(client, path)
+        rec = self.sessions.recording(client, path)
         rec.info.channel(channel)
         return self.pool.call(
             rec.path, rec.password, rec.engine, "block_envelope", channel, start_uutc, end_uutc
@@ -272,7 +335,7 @@ class Engine(Sessions):
         """
         if dtype not in SAMPLE_TYPES:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
-        rec, _ = self._open_view(client, path)
+        rec = self.sessions.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
@@ -307,20 +370,15 @@ class Engine(Sessions):
     def stats(self) -> dict[str, int]:
         out = self.segments.stats()
         p = self.pool.stats()
-        with self._lock:
-            clients = len({c for c, _ in self._views})
-            n_open = len(self._recordings)
         out.update(
-            workers=p.get("alive", p.get("workers", 0)),
-            worker_restarts=p.get("restarts", 0),
-            open_recordings=n_open,
-            clients=clients,
+            workers=p.get("alive", p.get("workers", 0)), worker_restarts=p.get("restarts", 0)
         )
+        out.update(self.sessions.stats())
         return out
 
     def shutdown(self) -> None:
         """Stop every worker and free every cached segment."""
-        self._stopping.set()
+        self.sessions.stop()
         self.pool.close()
         self.segments.close()
 

@@ -4,8 +4,8 @@ A recording is opened once however many clients open it (`Recording`), and close
 the last one leaves; each client keeps its own view of it (`ClientView`: segment size,
 channel selection), so one client's settings never change another's reads. Clients
 silent for `client_idle_s` are forgotten. The limits on open recordings are checked here.
-What a close must also free (cached segments, readers, prefetch streams) the engine does
-in `_closed`.
+What a close must also free (cached segments, readers, prefetch streams) is the owner's
+to do: `Sessions` calls its `on_close` after every close.
 """
 
 from __future__ import annotations
@@ -51,13 +51,21 @@ class ClientView:
 class Sessions:
     """Open recordings and per-client views. Thread-safe: one lock guards recordings, views
     and last-seen times (never held while calling out, except `is_open`'s).
+
+    `on_close(client, key, last)` is called after `client` closed the recording `key`
+    (`last`: nobody has it open any more), outside the lock.
     """
 
     def __init__(
-        self, config: ServerConfig, pool: ReaderPool, resolve: Callable[[str, str], str] | None
+        self,
+        config: ServerConfig,
+        pool: ReaderPool,
+        resolve: Callable[[str, str], str] | None,
+        on_close: Callable[[str, str, bool], None],
     ) -> None:
         self.config = config
         self.pool = pool
+        self._on_close = on_close
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
         self._resolve = resolve or (lambda client, path: canonical_path(path))
         self._recordings: dict[str, Recording] = {}
@@ -136,7 +144,7 @@ class Sessions:
         return True
 
     def close(self, client: str, path: str) -> bool:
-        """Close `path` for `client`; the last client out frees its cache entries and readers (`_closed`)."""
+        """Close `path` for `client`; the owner frees what the last client out held (`on_close`)."""
         key = self.resolve(client, path)
         with self._lock:
             view = self._views.pop((client, key), None)
@@ -147,7 +155,7 @@ class Sessions:
             last = not rec.clients
             if last:
                 del self._recordings[key]
-        self._closed(client, key, last)
+        self._on_close(client, key, last)
         return True
 
     def recordings(self) -> list[Recording]:
@@ -253,9 +261,26 @@ class Sessions:
         length = max(1, int(round(seconds * group.fs)))
         return length, max(1, math.ceil(group.grid.n_samples / length))
 
-    def _is_open(self, path: str) -> bool:
+    def is_open(self, key: str) -> bool:
+        """Whether any client has the recording `key` open."""
         with self._lock:
-            return path in self._recordings
+            return key in self._recordings
+
+    def recording(self, client: str, path: str) -> Recording:
+        """The recording `client` has open as `path` (`NotOpenError` when it has not)."""
+        return self._open_view(client, path)[0]
+
+    def stats(self) -> dict[str, int]:
+        """How many recordings are open, and by how many clients."""
+        with self._lock:
+            return {
+                "open_recordings": len(self._recordings),
+                "clients": len({c for c, _ in self._views}),
+            }
+
+    def stop(self) -> None:
+        """Stop forgetting idle clients (the server is shutting down)."""
+        self._stopping.set()
 
     def _open_view(self, client: str, path: str) -> tuple[Recording, ClientView]:
         key = self.resolve(client, path)
@@ -267,9 +292,6 @@ class Sessions:
         if view is None or rec is None:
             raise NotOpenError(f"{path} is not open for this client; open it first")
         return rec, view
-
-    def _closed(self, client: str, key: str, last: bool) -> None:
-        """`client` closed `key` (`last`: nobody has it open any more)."""
 
 
 def canonical_path(path: str) -> str:
