@@ -1,8 +1,8 @@
-"""Assembling a running server: engine + services + health on a gRPC server, and its lifecycle.
+"""A running server: the engine, both gRPC services, health and the status page, and its lifecycle.
 
-`Server(...).start()` runs in the background of the calling process (notebooks, tests,
-the seed's `gRPCMef3ServerHandler` use); `serve(config)` runs in the foreground until
-SIGTERM or Ctrl-C, then drains in-flight calls and stops every reader process.
+`Server` runs in the background of the calling process (notebooks, tests, where the seed used
+`gRPCMef3ServerHandler`); `serve` runs one in the foreground, as ``mef3lab serve`` does.
+How to run, secure and watch a server: ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .rpc.service import Mef3LabService
 
 log = logging.getLogger("mef3lab.server")
 
-#: Receive limit: requests are small, but a generous limit costs nothing and avoids surprises.
+#: Message limits well above the largest message either side sends; no port sharing.
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 16 * MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
@@ -43,7 +43,50 @@ SERVICE_NAMES = ("mef3lab.v1.Mef3Lab", "gRPCMef3Server")
 
 
 class Server:
-    """A mef3lab server running in this process (its readers in worker processes)."""
+    """A mef3lab server running in this process, its readers in worker processes.
+
+    One engine (reader processes, segment cache, prefetch) serves mef3lab's own gRPC API and
+    the lab's `gRPCMef3Server` API on one port, with gRPC health checking, and optionally a
+    status page. `start` returns once it listens; a thread pool of this process serves the
+    calls until `stop`. A server nobody stopped is stopped when it is garbage collected or
+    the interpreter exits, so no reader process outlives it.
+
+    Parameters
+    ----------
+    config : ServerConfig, optional
+        The settings. Without them: `ServerConfig.from_env`, i.e. the defaults, then the
+        environment variables, then `overrides`.
+    **overrides
+        Settings by field name (``port=0``, ``n_process_workers=2``, ...), used only without
+        `config`; a None value leaves that setting as it is.
+
+    Attributes
+    ----------
+    config : ServerConfig
+        The settings it runs with.
+    engine : Engine or None
+        The engine, while the server runs.
+    port : int or None
+        The TCP port it listens on (the one picked for ``port=0``), once started.
+    http : StatusHTTP or None
+        The status page's listeners, while it runs with ``http_port`` or ``http_socket``.
+
+    See Also
+    --------
+    ServerProcess : The same server in a child process that dies with its owner.
+    serve : The same server in the foreground, as ``mef3lab serve`` runs it.
+
+    Notes
+    -----
+    Reader processes are spawned as `multiprocessing` spawns them: in a script, start the
+    server under ``if __name__ == "__main__":``.
+
+    Examples
+    --------
+    >>> from mef3lab import Server, Mef3Client
+    >>> with Server(port=0, n_process_workers=1) as server:  # doctest: +SKIP
+    ...     Mef3Client(server.address).open_file("/data/patient1.mefd")
+    """
 
     def __init__(self, config: ServerConfig | None = None, **overrides: Any) -> None:
         self.config = ServerConfig.from_env(**overrides) if config is None else config
@@ -56,7 +99,7 @@ class Server:
 
     @property
     def address(self) -> str:
-        """Where clients connect: ``host:port``, or ``unix:/path`` for a server without a TCP listener."""
+        """Where clients connect: ``host:port``, or ``unix:/path`` without a TCP listener."""
         if self.config.port < 0:
             return f"unix:{self.config.unix_socket}"
         host = "127.0.0.1" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
@@ -69,6 +112,22 @@ class Server:
         return self.http.urls if self.http else []
 
     def start(self) -> Server:
+        """Check the settings, start the reader processes and listen; a running server is kept.
+
+        Returns
+        -------
+        Server
+            This server, listening.
+
+        Raises
+        ------
+        ValueError
+            The settings do not go together: a root that is no folder, tokens beside
+            ``hub_auth``, half of a TLS key pair, a host beyond localhost without
+            authentication, and the like. Nothing was started.
+        OSError
+            A port, Unix socket or file named in the settings cannot be used.
+        """
         if self._grpc is not None:
             return self
         # Everything a shared server is told is checked before any reader process starts.
@@ -123,14 +182,32 @@ class Server:
         return self
 
     def stop(self, grace: float | None = 5.0) -> None:
-        """Stop accepting calls, let in-flight ones finish for up to `grace` s, stop the workers."""
+        """Stop accepting calls, let in-flight ones finish, then stop the reader processes.
+
+        Parameters
+        ----------
+        grace : float or None, default 5.0
+            Seconds in-flight calls may go on; None cancels them at once. Stopping a stopped
+            server does nothing.
+        """
         if self._finalizer is not None and self._finalizer.alive:
             self._finalizer.detach()
             _stop(self._grpc, self.engine, self._health, self.http, grace)
         self._grpc = None
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the server stops (True) or `timeout` passes (False)."""
+        """Block until the server stops or `timeout` passes.
+
+        Parameters
+        ----------
+        timeout : float or None, default None
+            Seconds to wait at most; None waits for as long as it runs.
+
+        Returns
+        -------
+        bool
+            True when the server has stopped (or never ran), False when `timeout` passed.
+        """
         return self._grpc.wait_for_termination(timeout) if self._grpc else True
 
     def __enter__(self) -> Server:
@@ -145,12 +222,30 @@ class Server:
 
 
 def _resolver(roots: ServedRoots):
-    """The engine's path rule on a server with roots: inside a root this caller may read, or refused."""
+    """The engine's path rule with roots: inside a root this caller may read, or refused."""
     return lambda client, path: roots.resolve(path, getattr(client, "groups", None))
 
 
 def tls_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
-    """The server's TLS credentials from --tls-cert/--tls-key (None: plain TCP)."""
+    """The server's TLS credentials from ``--tls-cert`` and ``--tls-key``.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        The settings; their `tls_cert` and `tls_key` are PEM file paths.
+
+    Returns
+    -------
+    grpc.ServerCredentials or None
+        The credentials, or None when neither file is given (plain TCP).
+
+    Raises
+    ------
+    ValueError
+        Only one of the two files is given.
+    OSError
+        A file cannot be read.
+    """
     if not (config.tls_cert or config.tls_key):
         return None
     if not (config.tls_cert and config.tls_key):
@@ -179,6 +274,7 @@ def _stop(
     http: StatusHTTP | None,
     grace: float | None,
 ) -> None:
+    """Stop a server in order: health says so, the status page goes, calls drain, readers stop."""
     if health_servicer is not None:
         health_servicer.enter_graceful_shutdown()
     if http is not None:
@@ -188,7 +284,30 @@ def _stop(
 
 
 def serve(config: ServerConfig, owner_pid: int | None = None) -> int:
-    """Run in the foreground until SIGTERM/SIGINT (or until `owner_pid` exits); drain, stop workers, return 0."""
+    """Run a server in the foreground until SIGTERM or SIGINT, as ``mef3lab serve`` does.
+
+    Once it listens it prints the status page's URLs (`HTTP_PREFIX`), writes the discovery
+    file if `config` names one, then prints its address (`READY_PREFIX`): whoever waits for
+    that line can connect. On a signal it drains in-flight calls, stops every reader process
+    and removes the discovery file.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        The settings.
+    owner_pid : int, optional
+        Also stop when this process, the parent of this one, is gone.
+
+    Returns
+    -------
+    int
+        The exit code: 0.
+
+    Raises
+    ------
+    ValueError, OSError
+        The server cannot start (see `Server.start`).
+    """
     server = Server(config).start()
     done = threading.Event()
 

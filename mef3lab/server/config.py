@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-#: Set by a process that owns a server (`ServerProcess`): the server stops when that process is gone.
+#: Set by a process that owns a server (`ServerProcess`): the server stops when it is gone.
 OWNER_PID_ENV = "MEF3LAB_OWNER_PID"
 #: The lines `mef3lab serve` prints on stdout once it listens (what `ServerProcess` waits for):
 #: the status page's URLs first, then the gRPC address.
@@ -22,61 +22,150 @@ READY_PREFIX = "mef3lab server listening on "
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Everything `mef3lab serve` can be told. Each field has an env var (upper case) and a flag."""
+    """Everything ``mef3lab serve`` can be told, each setting also an env var and a flag.
 
-    host: str = "127.0.0.1"  # localhost by default: a shared service must opt in to exposure
-    port: int = (
-        50051  # 0 = pick a free port; -1 = no TCP listener (then unix_socket is the only one)
-    )
-    unix_socket: str = ""  # also listen on this Unix socket path
-    http_port: int = (
-        -1
-    )  # the status page, /api/status and /metrics: -1 = none, 0 = a free port (on `host`)
-    http_socket: str = (
-        ""  # ...and/or on this Unix socket path (what jupyter-server-proxy connects to)
-    )
-    discovery_file: str = ""  # write where this server listens to this JSON file while it runs
+    Each field has an environment variable, its name in upper case (``N_PREFETCH``), and a
+    flag (``--n-prefetch``); a flag wins over its variable, a variable over the default. A
+    list setting's variable separates its items with ``os.pathsep``. The settings of a shared
+    server (roots, tokens, TLS) are explained in ``docs/serving.md``.
+
+    Parameters
+    ----------
+    host : str, default "127.0.0.1"
+        Where to listen. Localhost by default: listening beyond it needs authentication
+        or `insecure_public`.
+    port : int, default 50051
+        The gRPC port; 0 picks a free one, -1 opens no TCP listener (then `unix_socket`
+        is the only one).
+    unix_socket : str, default ""
+        Also listen on this Unix socket path.
+    http_port : int, default -1
+        The status page, ``/api/status`` and ``/metrics`` on `host`: -1 none, 0 a free port.
+    http_socket : str, default ""
+        The same pages on this Unix socket path (what jupyter-server-proxy connects to).
+    discovery_file : str, default ""
+        While it runs, write where the server listens to this JSON file (`discovery`).
+    n_prefetch : int, default 3
+        Segments decoded ahead in a reader's direction.
+    cache_capacity_multiplier : int, default 3
+        Segments of history the cache keeps when `cache_mb` is 0.
+    cache_mb : float, default 0.0
+        The segment cache's budget in MiB; 0 derives it (`cache_budget_bytes`).
+    n_process_workers : int, default 2
+        Reader processes; 0 decodes inside the server process (debugging).
+    segment_seconds : float, default 300.0
+        The segment size of a client that sets none...
+    segment_mb : float, default 256.0
+        ...shortened to whole seconds where a segment of a rate group's channels would
+        exceed this many MiB (float32) or half of `max_read_mb`.
+    max_read_mb : float, default 1024.0
+        A larger single read, or a segment size whose segments would be larger, is refused
+        (RESOURCE_EXHAUSTED).
+    client_idle_s : float, default 21600.0
+        A client silent this long has its recordings closed.
+    max_open_per_client : int, default 32
+        Recordings one client may have open at once; 0: no limit.
+    max_open_total : int, default 256
+        Recordings open on the server at once, all clients together; 0: no limit.
+    engine : str, default "numba"
+        The decoder of recordings opened without one (``numba``, ``pymef``, ``mef3io``).
+    grpc_threads : int, default 16
+        Threads serving gRPC calls.
+    read_timeout_s : float, default 60.0
+        A decode still running after this long has its reader process killed and
+        replaced, and the read fails; 0: never.
+    reader_engine : tuple of str, default ()
+        ``NAME=package.module.Class`` items: extra decoders (`Reader` subclasses) a client
+        may name as its engine.
+    quarantine_crashes : int, default 3
+        A recording whose reads crashed (or hung) this many reader processes is refused
+        until a restart; 0: never.
+    log_level : str, default "INFO"
+        The level of the server's own logger (the root logger is never touched).
+    root : tuple of str, default ()
+        ``DIR`` or ``NAME=DIR`` items: only recordings under these open; none: any path.
+    allow_group : tuple of str, default ()
+        ``NAME=GROUP`` items: root ``NAME`` only for these hub groups (needs `hub_auth`).
+    token_file : str, default ""
+        Static bearer tokens, one a line (``TOKEN`` or ``USER TOKEN``); the variable
+        ``MEF3LAB_TOKEN`` adds one more.
+    hub_auth : bool, default False
+        Check bearer tokens with the JupyterHub this server is a service of.
+    insecure_public : bool, default False
+        Allow listening beyond localhost without authentication.
+    tls_cert : str, default ""
+        A PEM certificate chain: serve TLS (with `tls_key`).
+    tls_key : str, default ""
+        The PEM private key of `tls_cert`.
+
+    Raises
+    ------
+    ValueError
+        `port` is -1 and there is no `unix_socket` to listen on.
+
+    See Also
+    --------
+    Server : A server running with these settings.
+
+    Examples
+    --------
+    >>> from mef3lab import ServerConfig
+    >>> ServerConfig(port=0, n_process_workers=1).n_process_workers
+    1
+    >>> ServerConfig.from_env({"PORT": "50052", "ROOT": "/data/eeg"}, n_prefetch=5).root
+    ('/data/eeg',)
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    unix_socket: str = ""
+    http_port: int = -1
+    http_socket: str = ""
+    discovery_file: str = ""
     n_prefetch: int = 3
     cache_capacity_multiplier: int = 3
-    cache_mb: float = 0.0  # byte budget of the segment cache; 0 = derive from the two above
-    n_process_workers: int = 2  # 0 = decode inside the server process (debugging)
-    segment_seconds: float = 300.0  # default segment size of a client that sets none
-    segment_mb: float = (
-        256.0  # ...shortened (whole seconds) where a rate group's channels would exceed this
-    )
-    max_read_mb: float = 1024.0  # a single read larger than this is refused (RESOURCE_EXHAUSTED)
-    client_idle_s: float = 6 * 3600.0  # a client silent this long has its recordings closed
-    max_open_per_client: int = 32  # recordings one client may have open at once (0: no limit)
-    max_open_total: int = 256  # recordings open on the server at once, all clients (0: no limit)
+    cache_mb: float = 0.0
+    n_process_workers: int = 2
+    segment_seconds: float = 300.0
+    segment_mb: float = 256.0
+    max_read_mb: float = 1024.0
+    client_idle_s: float = 6 * 3600.0
+    max_open_per_client: int = 32
+    max_open_total: int = 256
     engine: str = "numba"
     grpc_threads: int = 16
-    read_timeout_s: float = (
-        60.0  # a decode still running after this is killed (its process replaced); 0: never
-    )
-    reader_engine: tuple[
-        str, ...
-    ] = ()  # NAME=package.module.Class, repeatable: extra engines (Reader subclasses)
-    quarantine_crashes: int = (
-        3  # a recording whose reads crashed this many reader processes is refused (0: never)
-    )
+    read_timeout_s: float = 60.0
+    reader_engine: tuple[str, ...] = ()
+    quarantine_crashes: int = 3
     log_level: str = "INFO"
-    # -- a shared server (see auth.py, roots.py) --
-    root: tuple[
-        str, ...
-    ] = ()  # DIR or NAME=DIR, repeatable: only recordings under these open (none: any path)
-    allow_group: tuple[str, ...] = ()  # NAME=GROUP, repeatable: root NAME only for these hub groups
-    token_file: str = (
-        ""  # static bearer tokens, one a line ("TOKEN" or "USER TOKEN"); also MEF3LAB_TOKEN
-    )
-    hub_auth: bool = False  # check bearer tokens with the JupyterHub this server is a service of
-    insecure_public: bool = False  # allow listening beyond localhost without authentication
-    tls_cert: str = ""  # PEM certificate chain: serve TLS (with tls_key)
-    tls_key: str = ""  # PEM private key of tls_cert
+    # -- a shared server (see rpc/auth.py, core/roots.py) --
+    root: tuple[str, ...] = ()
+    allow_group: tuple[str, ...] = ()
+    token_file: str = ""
+    hub_auth: bool = False
+    insecure_public: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def cache_budget_bytes(self, segment_bytes: int, readers: int = 1) -> int:
-        """The cache budget: `cache_mb` when set; otherwise sized in segments like the seed
-        (N_PREFETCH ahead plus CACHE_CAPACITY_MULTIPLIER behind), but per active reader, since
-        every sequential reader keeps its own prefetches in flight — capped at a quarter of RAM.
+        """The segment cache's budget in bytes.
+
+        `cache_mb` when it is set. Otherwise sized in segments like the seed's cache
+        (`n_prefetch` ahead plus `cache_capacity_multiplier` behind), but with the prefetches
+        counted per active reader, since every sequential reader keeps its own in flight;
+        at most a quarter of the machine's memory.
+
+        Parameters
+        ----------
+        segment_bytes : int
+            The size of one segment.
+        readers : int, default 1
+            Readers reading at the moment (at least one is counted).
+
+        Returns
+        -------
+        int
+            The budget in bytes.
         """
         if self.cache_mb > 0:
             return int(self.cache_mb * 2**20)
@@ -85,17 +174,26 @@ class ServerConfig:
 
     @property
     def max_read_bytes(self) -> int:
+        """`max_read_mb` in bytes."""
         return int(self.max_read_mb * 2**20)
 
     @property
     def address(self) -> str:
+        """The gRPC listener as ``host:port`` (an IPv6 host in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
     @property
     def reader_engines(self) -> dict[str, str]:
-        """`reader_engine` as the pool takes it: name -> "module:Class" (dotted here, since the
-        variable separates items with ":").
+        """`reader_engine` as the pool takes it: name -> ``"module:Class"``.
+
+        The setting writes the class dotted (``NAME=package.module.Class``), since its variable
+        separates items with ``:``.
+
+        Raises
+        ------
+        ValueError
+            An item is not of the form ``NAME=package.module.Class``.
         """
         engines = {}
         for spec in self.reader_engine:
@@ -114,7 +212,28 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
-        """Defaults, then environment variables, then explicit keyword overrides."""
+        """The settings from the defaults, then environment variables, then `overrides`.
+
+        Parameters
+        ----------
+        environ : Mapping of str to str, optional
+            The environment variables (default: ``os.environ``); empty ones are ignored.
+        **overrides
+            Settings by field name; a None value leaves that setting as it is.
+
+        Returns
+        -------
+        ServerConfig
+            The settings.
+
+        Raises
+        ------
+        ValueError
+            A variable's value is not of its setting's type, or the settings do not go
+            together.
+        TypeError
+            An override names no setting.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -126,11 +245,16 @@ class ServerConfig:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """One `--flag` per field (default None, so an unset flag leaves the env var in force).
+        """Add one ``--flag`` per field to `parser`.
 
-        A list setting's flag repeats (``--root a --root b``; an empty value clears it) and its
-        variable separates items with ``os.pathsep``; a switch's flag may stand alone
-        (``--hub-auth``) or take a value (``--hub-auth false``).
+        A flag's default is None, so a flag not given leaves its variable in force. A list
+        setting's flag repeats (``--root a --root b``; an empty value clears it); a switch's
+        flag may stand alone (``--hub-auth``) or take a value (``--hub-auth false``).
+
+        Parameters
+        ----------
+        parser : argparse.ArgumentParser
+            The parser of ``mef3lab serve`` (or any other).
         """
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
@@ -148,15 +272,36 @@ class ServerConfig:
     def from_args(
         cls, args: argparse.Namespace | Sequence[str], environ: Mapping[str, str] | None = None
     ) -> ServerConfig:
+        """The settings from the defaults, then environment variables, then command-line flags.
+
+        Parameters
+        ----------
+        args : argparse.Namespace or sequence of str
+            Flags parsed by a parser that `add_arguments` set up, or the flags themselves.
+        environ : Mapping of str to str, optional
+            The environment variables (default: ``os.environ``).
+
+        Returns
+        -------
+        ServerConfig
+            The settings.
+
+        Raises
+        ------
+        ValueError
+            A variable's value is not of its setting's type, or the settings do not go
+            together.
+        SystemExit
+            `args` are strings that do not parse (argparse has printed why).
+        """
         if not isinstance(args, argparse.Namespace):
             parser = argparse.ArgumentParser()
             cls.add_arguments(parser)
             args = parser.parse_args(list(args))
         values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
         for name in (f.name for f in fields(cls) if f.type in _LISTS):
-            if (
-                values[name] is not None
-            ):  # given on the command line: wins, even when cleared with ""
+            # Given on the command line: it wins, even when cleared with "".
+            if values[name] is not None:
                 values[name] = tuple(v for v in values[name] if v)
         return cls.from_env(environ, **values)
 
