@@ -13,7 +13,8 @@ import numpy as np
 from ..model import Annotation, ChannelInfo, SessionInfo, Span
 from . import mef3lab_pb2 as pb
 
-#: Largest payload per streamed message: gRPC Python streams 1 MiB messages ~6x faster than one big one.
+#: Largest payload per streamed message: gRPC Python streams arrays faster in 1 MiB messages
+#: than in one big one.
 MAX_MESSAGE_BYTES = 1 << 20
 
 DTYPE_OF = {
@@ -30,6 +31,20 @@ ERROR_KEY = "x-mef3lab-error"
 
 
 def info_to_proto(info: SessionInfo, engine: str = "") -> pb.RecordingInfo:
+    """A recording's description as its wire message.
+
+    Parameters
+    ----------
+    info : SessionInfo
+        The description.
+    engine : str
+        The decoder the server reads it with (empty: not said).
+
+    Returns
+    -------
+    RecordingInfo
+        The message; `info_from_proto` turns it back into an equal `SessionInfo`.
+    """
     return pb.RecordingInfo(
         path=info.path,
         channels=[
@@ -75,6 +90,18 @@ def info_to_proto(info: SessionInfo, engine: str = "") -> pb.RecordingInfo:
 
 
 def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
+    """A recording's description from its wire message (the inverse of `info_to_proto`).
+
+    Parameters
+    ----------
+    msg : RecordingInfo
+        The message.
+
+    Returns
+    -------
+    SessionInfo
+        The description.
+    """
     return SessionInfo(
         path=msg.path,
         channels=tuple(
@@ -108,8 +135,21 @@ def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
 def pieces_to_chunks(
     shape: tuple[int, ...], pieces: Iterable[bytes], header: pb.SampleChunk
 ) -> Iterator[pb.SampleChunk]:
-    """Stream an array of `shape` given as consecutive byte pieces (at least one): `header`
-    carries the first, plain messages the others.
+    """Stream an array given as consecutive byte pieces.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The array's shape.
+    pieces : iterable of bytes
+        The array's bytes in order, at least one piece (each at most `MAX_MESSAGE_BYTES`).
+    header : SampleChunk
+        The first message, with everything but the data set; it carries the first piece.
+
+    Yields
+    ------
+    SampleChunk
+        `header`, then one plain message per further piece.
     """
     header.shape[:] = shape
     first = True
@@ -121,7 +161,25 @@ def pieces_to_chunks(
 
 
 def chunks_to_array(chunks: Iterable[pb.SampleChunk]) -> tuple[pb.SampleChunk, np.ndarray]:
-    """Reassemble a stream: (its header, the array). Fills one preallocated buffer, no re-joins."""
+    """Reassemble a stream made by `pieces_to_chunks` into one preallocated array.
+
+    Parameters
+    ----------
+    chunks : iterable of SampleChunk
+        The stream.
+
+    Returns
+    -------
+    header : SampleChunk
+        The first message, its data cleared.
+    array : numpy.ndarray
+        The array.
+
+    Raises
+    ------
+    ValueError
+        If the stream carried a different number of bytes than its shape and dtype need.
+    """
     it = iter(chunks)
     header = next(it)
     dtype = NUMPY_OF[DTYPE_OF[header.dtype]]

@@ -16,7 +16,21 @@ def bin_starts(n: int, bins: int) -> np.ndarray:
 
 
 def envelope(data: np.ndarray, bins: int) -> np.ndarray:
-    """Min and max of each of `bins` slices along time: shape (2, channels, bins), in data's float type."""
+    """Min and max of each of `bins` near-equal slices along time.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        (channels, samples), NaN in gaps.
+    bins : int
+        How many bins; at most one per sample.
+
+    Returns
+    -------
+    numpy.ndarray
+        (2, channels, bins): minima, then maxima, in data's float type (float32 for integers);
+        NaN for a bin with no data.
+    """
     n = data.shape[1]
     bins = max(1, min(bins, n)) if n else 0
     dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float32
@@ -32,8 +46,19 @@ def envelope(data: np.ndarray, bins: int) -> np.ndarray:
 def minmax_points(data: np.ndarray, n_out: int) -> np.ndarray:
     """Each row reduced to ``2 * (n_out // 2)`` points: every bin's min and max in time order.
 
-    Rows with at most `n_out` samples come back unchanged, so a line plot of the result
-    traces the signal's true extent.
+    A line plot of the result traces the signal's true extent.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        (channels, samples).
+    n_out : int
+        The most points per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        (channels, 2 * (n_out // 2)); `data` itself when it has at most `n_out` samples.
     """
     n_ch, n = data.shape
     if n <= n_out:

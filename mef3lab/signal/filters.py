@@ -22,15 +22,26 @@ __all__ = ["DisplayFilter", "MAX_PAD_PAGES"]
 
 #: Filter orders (Butterworth); the notch's quality factor (bandwidth = f0 / Q).
 HIGHPASS_ORDER, LOWPASS_ORDER, NOTCH_Q = 2, 4, 30.0
-#: Time constants of each filter's slowest pole that the pad spans (e^-24 ≪ float32's 2^-23, with margin).
+#: Time constants of each filter's slowest pole that the pad spans (e^-24 ≪ float32's 2^-23,
+#: with margin).
 SETTLE = 24.0
-#: The pad may be at most this many page lengths on each side (a longer one reads too much per page).
+#: The pad may be at most this many page lengths on each side (a longer one reads too much).
 MAX_PAD_PAGES = 10.0
 
 
 @dataclass(frozen=True)
 class DisplayFilter:
-    """High-pass and low-pass cut-offs and notch frequencies in Hz (None / empty: off)."""
+    """High-pass and low-pass cut-offs and notch frequencies for display.
+
+    Attributes
+    ----------
+    highpass : float or None
+        High-pass cut-off in Hz (None: off).
+    lowpass : float or None
+        Low-pass cut-off in Hz (None: off).
+    notch : tuple of float
+        Notch frequencies in Hz (e.g. ``(50.0,)`` for mains hum; empty: none).
+    """
 
     highpass: float | None = None
     lowpass: float | None = None
@@ -38,10 +49,25 @@ class DisplayFilter:
 
     @property
     def active(self) -> bool:
+        """Whether any filter is on."""
         return self.highpass is not None or self.lowpass is not None or bool(self.notch)
 
     def check(self, fs: float, page_s: float) -> None:
-        """Raise ValueError (saying what would work) if this filter cannot be applied at `fs` to pages of `page_s`."""
+        """Check that this filter can be applied to pages of `page_s` seconds sampled at `fs`.
+
+        Parameters
+        ----------
+        fs : float
+            Sampling rate in Hz.
+        page_s : float
+            Page length in seconds.
+
+        Raises
+        ------
+        ValueError
+            Saying what would work, if a frequency is not positive or not below Nyquist, the
+            high-pass is not below the low-pass, or the pad would exceed `MAX_PAD_PAGES` pages.
+        """
         nyquist = fs / 2
         for what, f in (
             ("high-pass", self.highpass),
@@ -59,7 +85,8 @@ class DisplayFilter:
                 )
         if self.highpass is not None and self.lowpass is not None and self.highpass >= self.lowpass:
             raise ValueError(
-                f"the high-pass ({self.highpass:g} Hz) must be below the low-pass ({self.lowpass:g} Hz)"
+                f"the high-pass ({self.highpass:g} Hz) must be below the low-pass "
+                f"({self.lowpass:g} Hz)"
             )
         limit = MAX_PAD_PAGES * page_s
         if self.pad_s(fs) > limit:
@@ -71,19 +98,31 @@ class DisplayFilter:
             )
 
     def pad_s(self, fs: float) -> float:
-        """Seconds of neighbouring samples each side of a page needs so its edges show no transient."""
+        """Seconds of neighbouring samples a page needs on each side to show no edge transient."""
         taus = [
             1 / (2 * math.pi * f * _damping(order))
             for f, order in ((self.highpass, HIGHPASS_ORDER), (self.lowpass, LOWPASS_ORDER))
             if f is not None
         ]
         taus += [NOTCH_Q / (math.pi * f) for f in self.notch]  # a notch rings for ~Q/(π f0)
-        return SETTLE * max(taus, default=0.0) + (
-            16 / fs if taus else 0.0
-        )  # and a few samples for the fastest
+        # and a few samples for the fastest
+        return SETTLE * max(taus, default=0.0) + (16 / fs if taus else 0.0)
 
     def apply(self, data: np.ndarray, fs: float) -> np.ndarray:
-        """Rows of `data` filtered run by run between NaN gaps (float32 out, NaN kept)."""
+        """Filter each row of `data`, run by run between NaN gaps.
+
+        Parameters
+        ----------
+        data : numpy.ndarray
+            (channels, samples), NaN in gaps.
+        fs : float
+            Sampling rate in Hz.
+
+        Returns
+        -------
+        numpy.ndarray
+            A filtered float32 copy, NaN where `data` is NaN.
+        """
         sos = _sos(self, fs)
         out = np.array(data, np.float32, copy=True)
         if sos is None:
@@ -97,7 +136,7 @@ class DisplayFilter:
 
 
 def _damping(order: int) -> float:
-    """Damping ratio of a Butterworth filter's least damped pole pair (its slowest-dying ringing)."""
+    """Damping ratio of a Butterworth filter's least damped pole pair (its slowest ringing)."""
     return math.sin(math.pi / (2 * order)) if order > 1 else 1.0
 
 
@@ -116,4 +155,4 @@ def _sos(f: DisplayFilter, fs: float) -> np.ndarray | None:
 def _runs(finite: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) of each run of True in `finite`."""
     edges = np.flatnonzero(np.diff(np.concatenate([[False], finite, [False]]).astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
