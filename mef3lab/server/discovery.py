@@ -1,10 +1,9 @@
-"""Where a user's shared mef3lab server listens: one small JSON file in the Jupyter runtime directory.
+"""Where a user's shared mef3lab server listens: a small JSON file in Jupyter's runtime directory.
 
 The server writes it once it listens (``mef3lab serve --discovery-file PATH``) and removes it
 when it stops; a kernel that loads the extension reads it (`find`) and uses that server
 instead of starting its own, so one user's notebooks share one cache. The runtime directory
-is the user's own (Jupyter makes it 0700) and the file is written 0600. Standard library only:
-the server imports this too.
+is the user's own (Jupyter makes it 0700) and the file is written 0600.
 """
 
 from __future__ import annotations
@@ -25,9 +24,7 @@ def runtime_dir() -> Path:
     """Jupyter's runtime directory (``JUPYTER_RUNTIME_DIR`` or the platform default)."""
     try:
         from jupyter_core.paths import jupyter_runtime_dir
-    except (
-        ImportError
-    ):  # a headless server without Jupyter: the same default jupyter_core uses on Linux
+    except ImportError:  # a headless server without Jupyter: jupyter_core's default on Linux
         return Path(
             os.environ.get("JUPYTER_RUNTIME_DIR") or Path.home() / ".local/share/jupyter/runtime"
         )
@@ -40,7 +37,22 @@ def default_path() -> Path:
 
 
 def write(path: str | os.PathLike, address: str, http_urls: list[str]) -> None:
-    """Announce this process's server at `address` (atomically; readable by this user only)."""
+    """Announce this process's server, atomically, in a file only this user can read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The discovery file; its folder is created (0700) if need be.
+    address : str
+        Where the server's gRPC API listens.
+    http_urls : list of str
+        Where its status page answers.
+
+    Raises
+    ------
+    OSError
+        The file cannot be written.
+    """
     path = Path(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     record = {"address": address, "http": http_urls, "pid": os.getpid(), "version": __version__}
@@ -51,7 +63,13 @@ def write(path: str | os.PathLike, address: str, http_urls: list[str]) -> None:
 
 
 def remove(path: str | os.PathLike) -> None:
-    """Withdraw the announcement, if it is still this process's (a newer server may have replaced it)."""
+    """Withdraw the announcement if it is still this process's (a newer server may own it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The discovery file.
+    """
     record = _load(Path(path))
     if record is not None and record.get("pid") == os.getpid():
         with contextlib.suppress(OSError):
@@ -59,8 +77,18 @@ def remove(path: str | os.PathLike) -> None:
 
 
 def find(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """The announced server's record (address, http, pid, version), or None if there is none or its
-    process is gone (a stale file, e.g. after a kill -9).
+    """The announced server's record, if its process is still there.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The discovery file (default: `default_path`).
+
+    Returns
+    -------
+    dict or None
+        ``address``, ``http``, ``pid`` and ``version``; None when there is no valid file or
+        its process is gone (a stale file, e.g. after a kill -9).
     """
     record = _load(Path(path) if path is not None else default_path())
     if record is None or not isinstance(record.get("address"), str):

@@ -1,13 +1,7 @@
-"""A mef3lab server in a child process: start it, know its address, always stop it.
+"""A mef3lab server in a child process that dies with its owner: start, address, stop.
 
-Used wherever a server must outlive nothing but its owner: the notebook extension,
-tests, benchmarks. The child is `python -m mef3lab serve --port 0 ...`; it prints its
-address on its first line. It dies with its owner however the owner ends: `stop()`,
-garbage collection or interpreter exit (`weakref.finalize`), and even a SIGKILL of the
-owner: the child watches its parent process (MEF3LAB_OWNER_PID) and stops when it is
-gone. No `preexec_fn`: forking a process that holds gRPC channels can abort or hang in
-gRPC's fork handlers, so the child is started by a plain spawn (its own process group is
-set by `process_group`, which needs no Python code between fork and exec).
+For the notebook extension, tests and benchmarks. The child is ``python -m mef3lab serve``
+with every setting as a flag; how it is tied to its owner is in ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -27,8 +21,20 @@ from .config import HTTP_PREFIX, OWNER_PID_ENV, READY_PREFIX, ServerConfig
 
 
 def serve_command(config: ServerConfig) -> list[str]:
-    """The command line that runs exactly `config`: every setting as a flag, so no inherited
-    environment variable can make the child run something else than `config` says.
+    """The command line that runs a server with exactly `config`.
+
+    Every setting is a flag, so no inherited environment variable can make the child run
+    something else than `config` says.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        The settings.
+
+    Returns
+    -------
+    list of str
+        ``[sys.executable, "-m", "mef3lab", "serve", flags...]``.
     """
     cmd = [sys.executable, "-m", "mef3lab", "serve"]
     for f in fields(ServerConfig):
@@ -41,7 +47,49 @@ def serve_command(config: ServerConfig) -> list[str]:
 
 
 class ServerProcess:
-    """A background mef3lab server process owned by this Python process."""
+    """A mef3lab server in a child process owned by this Python process.
+
+    `start` runs ``mef3lab serve`` and returns once it listens. The child stops however its
+    owner ends: `stop`, garbage collection, interpreter exit, even a SIGKILL of the owner
+    (the child watches its parent). It runs in its own process group, so a Ctrl-C meant for
+    the owner does not kill it in the middle of a call. Its log (stderr) goes to a file.
+
+    Parameters
+    ----------
+    config : ServerConfig, optional
+        The settings. Without them: `ServerConfig.from_env` on `env`, then `overrides`.
+    startup_timeout : float, default 60.0
+        Seconds `start` waits for the server to listen.
+    env : dict of str to str, optional
+        The child's environment (default: this process's), also read for the settings
+        when there is no `config`.
+    **overrides
+        Settings by field name, used only without `config`; ``port`` defaults to 0 (a free
+        port) here.
+
+    Attributes
+    ----------
+    config : ServerConfig
+        The settings the child runs with.
+    address : str or None
+        Where clients connect, once started.
+    http_urls : list of str
+        Where its status page answers (with ``http_port`` or ``http_socket``).
+    log_path : str or None
+        The file its log goes to, once started.
+    proc : subprocess.Popen or None
+        The child, once started.
+
+    See Also
+    --------
+    Server : The same server in this process.
+
+    Examples
+    --------
+    >>> from mef3lab import Mef3Client, ServerProcess
+    >>> with ServerProcess(n_process_workers=2) as srv:  # doctest: +SKIP
+    ...     Mef3Client(srv.address).open_file("/data/patient1.mefd")
+    """
 
     def __init__(
         self,
@@ -57,14 +105,25 @@ class ServerProcess:
         self.startup_timeout = startup_timeout
         self.env = env
         self.address: str | None = None
-        self.http_urls: list[
-            str
-        ] = []  # where its status page answers (with http_port / http_socket)
-        self.log_path: str | None = None  # the server's log (its stderr)
+        self.http_urls: list[str] = []
+        self.log_path: str | None = None
         self.proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
 
     def start(self) -> ServerProcess:
+        """Start the child and wait until it listens; a started one is kept.
+
+        Returns
+        -------
+        ServerProcess
+            This handle, its `address` set.
+
+        Raises
+        ------
+        RuntimeError
+            The child exited (the message ends with its log) or did not report ready within
+            `startup_timeout`; it is stopped.
+        """
         if self.proc is not None:
             return self
         env = dict(os.environ if self.env is None else self.env)
@@ -73,8 +132,10 @@ class ServerProcess:
         # The log goes to a file, never to an unread pipe that would stall a chatty server.
         fd, self.log_path = tempfile.mkstemp(prefix="mef3lab-server-", suffix=".log")
         with os.fdopen(fd, "w") as log:
-            # Its own process group: a signal to the owner's group (Ctrl-C in a terminal, a kernel
-            # manager's killpg) does not kill it mid-request; it stops by SIGTERM or its owner watch.
+            # Its own process group: a signal to the owner's group (Ctrl-C in a terminal, a
+            # kernel manager's killpg) does not kill it mid-request; it stops by SIGTERM or by
+            # watching its owner. `process_group`, not a preexec_fn: no Python code may run
+            # between fork and exec in a process that holds gRPC channels.
             proc = subprocess.Popen(
                 serve_command(self.config),
                 stdout=subprocess.PIPE,
@@ -95,14 +156,27 @@ class ServerProcess:
 
     @property
     def pid(self) -> int | None:
+        """The child's process id (None before `start`)."""
         return self.proc.pid if self.proc else None
 
     @property
     def running(self) -> bool:
+        """Whether the child has been started and has not exited."""
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM (the server drains in-flight calls), then SIGKILL after `timeout`; the exit code."""
+        """Stop the child: SIGTERM (it drains in-flight calls), then SIGKILL after `timeout`.
+
+        Parameters
+        ----------
+        timeout : float, default 10.0
+            Seconds the child has to exit after SIGTERM.
+
+        Returns
+        -------
+        int or None
+            The child's exit code (0 after a clean stop), or None if it was never started.
+        """
         if self._finalizer is not None and self._finalizer.alive:
             self._finalizer.detach()
             return _terminate(self.proc, timeout)
@@ -126,14 +200,17 @@ class ServerProcess:
         )
         return (
             f"<div><b>mef3lab server</b>: {state}<br>"
-            f"{self.config.n_process_workers} reader processes, prefetch {self.config.n_prefetch}</div>"
+            f"{self.config.n_process_workers} reader processes, "
+            f"prefetch {self.config.n_prefetch}</div>"
         )
 
 
 def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple[str, list[str]]:
-    """The address (and status page URLs) the child prints once it listens; a clear error if it
-    dies or hangs instead. Reads the pipe's bytes itself: a buffered readline could swallow the
-    ready line together with the one before it and leave select() waiting for nothing.
+    """The address and status page URLs the child prints once it listens.
+
+    A clear error if it dies or hangs instead. Reads the pipe's bytes itself: a buffered
+    readline could swallow the ready line together with the one before it and leave select()
+    waiting for nothing.
     """
     http: list[str] = []
     pending = b""
@@ -170,6 +247,7 @@ def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple
 
 
 def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:
+    """SIGTERM, SIGKILL after `timeout`; the exit code."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
