@@ -1,8 +1,8 @@
-"""Readahead policy and the tracker that cancels stale prefetches."""
+"""The prefetch policy (next segments in the direction of travel) and the tracker that cancels stale prefetches."""
 
 from __future__ import annotations
 
-from mef3lab.server.core.prefetch import PrefetchTracker, Readahead
+from mef3lab.server.core.prefetch import PrefetchPolicy, PrefetchTracker
 
 
 class Handle:
@@ -15,23 +15,23 @@ class Handle:
 
 
 def test_forward_plan_stays_inside_the_recording():
-    p = Readahead(3)
+    p = PrefetchPolicy(3)
     assert p.plan(None, 0, 10) == [1, 2, 3]
     assert p.plan(4, 5, 10) == [6, 7, 8]
     assert p.plan(7, 8, 10) == [9]
 
 
 def test_backward_travel_prefetches_backwards():
-    assert Readahead(3).plan(6, 5, 10) == [4, 3, 2]
-    assert Readahead(3).plan(2, 1, 10) == [0]
+    assert PrefetchPolicy(3).plan(6, 5, 10) == [4, 3, 2]
+    assert PrefetchPolicy(3).plan(2, 1, 10) == [0]
 
 
 def test_zero_depth_plans_nothing():
-    assert Readahead(0).plan(None, 3, 10) == []
+    assert PrefetchPolicy(0).plan(None, 3, 10) == []
 
 
 def test_jump_cancels_prefetches_no_longer_planned():
-    t = PrefetchTracker(Readahead(2))
+    t = PrefetchTracker(PrefetchPolicy(2))
     plan = t.advance("s", 0, 100)
     handles = {i: Handle() for i in plan}
     for i, h in handles.items():
@@ -41,7 +41,7 @@ def test_jump_cancels_prefetches_no_longer_planned():
 
 
 def test_sequential_reading_keeps_the_still_planned_prefetches():
-    t = PrefetchTracker(Readahead(3))
+    t = PrefetchTracker(PrefetchPolicy(3))
     for i in t.advance("s", 0, 100):
         t.queued("s", i, Handle())
     kept = t._streams["s"].queued[2]
@@ -50,7 +50,7 @@ def test_sequential_reading_keeps_the_still_planned_prefetches():
 
 
 def test_streams_are_independent_and_forget_cancels():
-    t = PrefetchTracker(Readahead(1))
+    t = PrefetchTracker(PrefetchPolicy(1))
     a, b = Handle(), Handle()
     t.advance(("c1", "f"), 0, 10)
     t.queued(("c1", "f"), 1, a)
@@ -63,7 +63,7 @@ def test_streams_are_independent_and_forget_cancels():
 
 
 def test_active_counts_recently_moving_streams():
-    t = PrefetchTracker(Readahead(1))
+    t = PrefetchTracker(PrefetchPolicy(1))
     t.advance("a", 0, 10)
     t.advance("b", 0, 10)
     assert t.active() == 2

@@ -21,7 +21,7 @@ from ...signal.decimate import bin_starts
 from ..config import ServerConfig
 from ..pool import ReaderPool
 from .convert import Window
-from .prefetch import PrefetchTracker, Readahead
+from .prefetch import PrefetchPolicy, PrefetchTracker
 from .samples import Samples
 from .segments import SegmentStore
 from .sessions import Recording, Sessions
@@ -44,7 +44,7 @@ class Engine:
     ) -> None:
         self.config = config or ServerConfig()
         self.pool = pool or pool_for(self.config)
-        self.prefetch = PrefetchTracker(Readahead(self.config.n_prefetch))
+        self.prefetch = PrefetchTracker(PrefetchPolicy(self.config.n_prefetch))
         self.sessions = Sessions(self.config, self.pool, resolve, self._recording_closed)
         self.segments = SegmentStore(
             self.config, self.pool, self.sessions.is_open, self.prefetch.active
@@ -61,10 +61,10 @@ class Engine:
 
     # -- recordings and clients (see `Sessions`) ------------------------------------------
     def open(
-        self, client: str, path: str, password: str | None = None, engine: str | None = None
+        self, client: str, path: str, password: str | None = None, decoder: str | None = None
     ) -> SessionInfo:
         """Open `path` for `client` (see `Sessions.open`)."""
-        return self.sessions.open(client, path, password, engine)
+        return self.sessions.open(client, path, password, decoder)
 
     def close(self, client: str, path: str) -> bool:
         """Close `path` for `client` (see `Sessions.close`)."""
@@ -82,9 +82,9 @@ class Engine:
         """The key of the recording `client` means by `path` (see `Sessions.resolve`)."""
         return self.sessions.resolve(client, path)
 
-    def recording_engine(self, client: str, path: str) -> str:
-        """The decoding engine serving `path` ("" when it is not open)."""
-        return self.sessions.recording_engine(client, path)
+    def recording_decoder(self, client: str, path: str) -> str:
+        """The decoder serving `path` ("" when it is not open)."""
+        return self.sessions.recording_decoder(client, path)
 
     def recordings(self) -> list[Recording]:
         """Every open recording (see `Sessions.recordings`)."""
@@ -317,7 +317,7 @@ class Engine:
         rec = self.sessions.recording(client, path)
         rec.info.channel(channel)
         return self.pool.call(
-            rec.path, rec.password, rec.engine, "block_envelope", channel, start_uutc, end_uutc
+            rec.path, rec.password, rec.decoder, "block_envelope", channel, start_uutc, end_uutc
         )
 
     def hint(

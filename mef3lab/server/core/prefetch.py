@@ -3,7 +3,7 @@
 Two small pieces, each easy to reason about on its own (in the spirit of fsspec's
 named readahead caches):
 
-- `Readahead`: a pure policy. After segment N, the next `depth` segments in the
+- `PrefetchPolicy`: a pure policy. After segment N, the next `depth` segments in the
   direction the reader is moving (backwards when it moves backwards).
 - `PrefetchTracker`: per reading stream (client, recording, channels, grid), the last
   position and the prefetches still queued for it; a jump cancels those no longer
@@ -24,7 +24,7 @@ class Cancellable(Protocol):
 
 
 @dataclass(frozen=True)
-class Readahead:
+class PrefetchPolicy:
     """Sequential readahead in the direction of travel."""
 
     depth: int
@@ -50,7 +50,7 @@ class _Stream:
 class PrefetchTracker:
     """Remembers, per stream, where it was and which prefetches are outstanding."""
 
-    def __init__(self, policy: Readahead) -> None:
+    def __init__(self, policy: PrefetchPolicy) -> None:
         self.policy = policy
         self._streams: dict[Hashable, _Stream] = {}
         self._lock = threading.Lock()
