@@ -77,7 +77,7 @@ class Source(Protocol):
 
     path: str
     password: str
-    engine: str
+    decoder: str
 
 
 class _Flight:
@@ -307,7 +307,7 @@ class SegmentStore:
         """
         k0, k1 = keys[0].k0, keys[0].k1
         req = ReadRequest(
-            rec.path, rec.password, rec.engine, tuple(k.channel for k in keys), k0, k1, "int32"
+            rec.path, rec.password, rec.decoder, tuple(k.channel for k in keys), k0, k1, "int32"
         )
         small = (k1 - k0) * len(keys) < SPLIT_MIN_SAMPLES
         return self.pool.submit_split(

@@ -35,7 +35,7 @@ class Recording:
 
     path: str
     password: str
-    engine: str
+    decoder: str  # the reader engine that decodes it (`open_reader`'s engine)
     info: SessionInfo
     clients: set[str] = field(default_factory=set)
 
@@ -83,7 +83,7 @@ class Sessions:
 
     # -- recordings and clients -----------------------------------------------------------
     def open(
-        self, client: str, path: str, password: str | None = None, engine: str | None = None
+        self, client: str, path: str, password: str | None = None, decoder: str | None = None
     ) -> SessionInfo:
         """Open `path` for `client` (a second client, or a second open, is a normal open)."""
         key = self.resolve(client, path)
@@ -92,25 +92,25 @@ class Sessions:
             rec = self._recordings.get(key)
             reserved = self._reserve(client, key)
         try:
-            return self._open(client, key, password, engine, rec)
+            return self._open(client, key, password, decoder, rec)
         finally:
             if reserved:
                 with self._lock:
                     self._opening.discard((client, key))
 
     def _open(
-        self, client: str, key: str, password: str, engine: str | None, rec: Recording | None
+        self, client: str, key: str, password: str, decoder: str | None, rec: Recording | None
     ) -> SessionInfo:
         if rec is None:
-            engine = engine or self.config.engine
+            decoder = decoder or self.config.engine
             # Every worker starts opening it now, beside the one that answers `info`: the first
             # (split) read needs them all, and one still opening made it 60-70 ms slower.
-            self.pool.preopen(key, password, engine)
-            info = self.pool.info(key, password, engine)
+            self.pool.preopen(key, password, decoder)
+            info = self.pool.info(key, password, decoder)
             with self._lock:
-                rec = self._recordings.setdefault(key, Recording(key, password, engine, info))
+                rec = self._recordings.setdefault(key, Recording(key, password, decoder, info))
         elif rec.info.encrypted and password != rec.password:
-            self.pool.info(key, password, rec.engine)  # this client must prove its own password
+            self.pool.info(key, password, rec.decoder)  # this client must prove its own password
         with self._lock:
             rec.clients.add(client)
             self._views.setdefault((client, key), ClientView())
@@ -176,11 +176,11 @@ class Sessions:
         """The key of the recording `client` means by `path` (refused when the server does not serve it)."""
         return self._resolve(client, path)
 
-    def recording_engine(self, client: str, path: str) -> str:
-        """The decoding engine serving `path` ("" when it is not open)."""
+    def recording_decoder(self, client: str, path: str) -> str:
+        """The decoder serving `path` ("" when it is not open)."""
         with self._lock:
             rec = self._recordings.get(self.resolve(client, path))
-        return rec.engine if rec else ""
+        return rec.decoder if rec else ""
 
     def forget_client(self, client: str) -> None:
         """Close everything a client had open (it went away)."""

@@ -140,7 +140,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
         info = self.engine.open(
             client_id(context), request.path, request.password, request.engine or None
         )
-        return info_to_proto(info, self.engine.recording_engine(client_id(context), request.path))
+        return info_to_proto(info, self.engine.recording_decoder(client_id(context), request.path))
 
     @grpc_errors
     def Close(self, request, context):
@@ -166,7 +166,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
     @grpc_errors
     def Info(self, request, context):
         info = self.engine.info(client_id(context), request.path)
-        return info_to_proto(info, self.engine.recording_engine(client_id(context), request.path))
+        return info_to_proto(info, self.engine.recording_decoder(client_id(context), request.path))
 
     @grpc_errors
     def SetSegmentSize(self, request, context):
