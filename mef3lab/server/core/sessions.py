@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from ...errors import NotOpenError, TimeRangeError, TooManyOpenError
 from ...model import RateGroup, SessionInfo
 from ..config import ServerConfig
 from ..pool import ReaderPool
+from ..pool.requests import canonical_path
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Sessions:
         self.pool = pool
         self._on_close = on_close
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
-        self._resolve = resolve or (lambda client, path: canonical_path(path))
+        self._resolve = resolve or (lambda client, path: canonical_path(path) if path else path)
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
         self._opening: set[tuple[str, str]] = (
@@ -292,8 +292,3 @@ class Sessions:
         if view is None or rec is None:
             raise NotOpenError(f"{path} is not open for this client; open it first")
         return rec, view
-
-
-def canonical_path(path: str) -> str:
-    """The one spelling of a recording's path that keys recordings, views and cache entries."""
-    return os.path.realpath(os.path.expanduser(path)) if path else path

@@ -34,9 +34,17 @@ from concurrent.futures import Future
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from .dispatcher import _Dispatcher
-from .inprocess import _InProcess
-from .requests import CALLABLE, ReadRequest, SharedArray, _absolute, _canonical, _Job, _key
+from .dispatcher import Dispatcher
+from .inprocess import InProcess
+from .requests import (
+    CALLABLE,
+    Job,
+    ReadRequest,
+    SharedArray,
+    absolute_path,
+    canonical_path,
+    reader_key,
+)
 from .split import part_jobs
 
 __all__ = ["CALLABLE", "ReadRequest", "ReaderPool", "SharedArray"]
@@ -70,11 +78,11 @@ class ReaderPool:
         ctx = multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
         self.n_workers = n_workers
         engines = dict(engines or {})
-        self._core: _InProcess | _Dispatcher
+        self._core: InProcess | Dispatcher
         if n_workers == 0:
-            self._core = _InProcess(max_open, engines)
+            self._core = InProcess(max_open, engines)
         else:
-            self._core = _Dispatcher(n_workers, ctx, max_open, engines, read_timeout_s)
+            self._core = Dispatcher(n_workers, ctx, max_open, engines, read_timeout_s)
         # The dispatcher holds no reference to this object, so a forgotten pool is collected
         # and closed; atexit covers the rest.
         self._finalizer = weakref.finalize(self, self._core.close)
@@ -90,7 +98,7 @@ class ReaderPool:
         if not isinstance(req, ReadRequest):
             raise TypeError(f"submit takes a ReadRequest, not {type(req).__name__}")
         return self._core.submit(
-            _Job("read", req, _key(req.path, req.password, req.engine), foreground)
+            Job("read", req, reader_key(req.path, req.password, req.engine), foreground)
         )
 
     def submit_split(
@@ -103,7 +111,9 @@ class ReaderPool:
             raise TypeError(f"submit_split takes a ReadRequest, not {type(req).__name__}")
         if ways <= 1 or self.n_workers == 0 or req.nbytes == 0 or len(req.channels) < 2:
             return self.submit(req, foreground=foreground)
-        group, jobs = part_jobs(req, _key(req.path, req.password, req.engine), foreground, ways)
+        group, jobs = part_jobs(
+            req, reader_key(req.path, req.password, req.engine), foreground, ways
+        )
         for i, job in enumerate(jobs):
             try:
                 self._core.submit(job)
@@ -155,10 +165,10 @@ class ReaderPool:
         if method not in CALLABLE:
             raise ValueError(f"method must be one of {sorted(CALLABLE)}, not {method!r}")
         self._core.check_blocking()
-        job = _Job(
+        job = Job(
             "call",
-            (_absolute(path), password or "", engine, method, args),
-            _key(path, password, engine),
+            (absolute_path(path), password or "", engine, method, args),
+            reader_key(path, password, engine),
             True,
         )
         return self._core.submit(job).result(timeout)
@@ -169,14 +179,16 @@ class ReaderPool:
         """Every worker opens `path` when it is next idle, so that the first read split
         across them does not wait for the others to open it. Returns at once.
         """
-        self._core.preopen(_key(path, password, engine), _absolute(path), password or "", engine)
+        self._core.preopen(
+            reader_key(path, password, engine), absolute_path(path), password or "", engine
+        )
 
     def close_recording(self, path: str | os.PathLike) -> None:
         """Workers close their readers of `path` (after the request each is running).
 
         Requests submitted after this call open the recording afresh.
         """
-        self._core.close_recording(_canonical(path))
+        self._core.close_recording(canonical_path(path))
 
     def stats(self) -> dict[str, Any]:
         """Workers (configured), alive, busy, queued, restarts, crashes, timeouts, aborted, pids."""

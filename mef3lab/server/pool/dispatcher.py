@@ -43,17 +43,17 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from .errors import (
-    _closed_error,
-    _crash_error,
-    _fail,
-    _how,
-    _rebuild_error,
-    _stopped_error,
-    _succeed,
+    closed_error,
+    crash_error,
+    fail,
+    how_it_ended,
+    rebuild_error,
+    stopped_error,
+    succeed,
 )
-from .requests import ReadRequest, _Job
-from .shm import _create_block, _discard_block, _result_array
-from .worker import _worker_main
+from .requests import Job, ReadRequest
+from .shm import create_block, discard_block, result_array
+from .worker import worker_main
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,13 @@ class _Worker:
     conn: multiprocessing.connection.Connection
     ready: bool = False
     eof: bool = False
-    job: _Job | None = None
+    job: Job | None = None
     keys: set = field(default_factory=set)  # readers it (probably) has open: dispatch affinity
     deadline: float | None = None  # monotonic time its current job must be done by
     stopped: str | None = None  # why it was killed mid-job: "timeout" | "aborted"
 
 
-class _Dispatcher:
+class Dispatcher:
     """The pool's core when it has worker processes; its public methods are thread-safe."""
 
     def __init__(
@@ -93,7 +93,7 @@ class _Dispatcher:
         self._ctx = ctx
         self._worker_args = (os.getpid(), max_open, dict(engines))
         self._lock = threading.Lock()
-        self._queue: list[tuple[int, int, _Job]] = []  # heap of (background?, seq, job)
+        self._queue: list[tuple[int, int, Job]] = []  # heap of (background?, seq, job)
         self._seq = itertools.count()
         self._controls: list[tuple] = []  # messages for every worker, e.g. ("drop", path)
         self._workers: list[_Worker] = []
@@ -110,7 +110,7 @@ class _Dispatcher:
         atexit.register(self.close)
 
     # -- called from any thread -----------------------------------------------------------
-    def submit(self, job: _Job) -> Future:
+    def submit(self, job: Job) -> Future:
         with self._lock:
             if self._closing:
                 raise RuntimeError("the reader pool is closed")
@@ -216,7 +216,7 @@ class _Dispatcher:
             controls, self._controls = self._controls, []
             sends, failed = self._assign()
         for job, exc in failed:
-            _fail(job.future, exc)
+            fail(job.future, exc)
         for w in self._workers:
             for msg in controls:
                 self._send(w, msg)
@@ -266,7 +266,7 @@ class _Dispatcher:
     def _start_worker(self) -> None:
         parent_end, child_end = multiprocessing.connection.Pipe()
         p = self._ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(child_end, *self._worker_args),
             name="mef3lab-reader",
             daemon=True,
@@ -282,7 +282,7 @@ class _Dispatcher:
         with self._lock:
             self._workers.append(_Worker(p, parent_end))
 
-    def _assign(self) -> tuple[list[tuple[_Worker, tuple]], list[tuple[_Job, BaseException]]]:
+    def _assign(self) -> tuple[list[tuple[_Worker, tuple]], list[tuple[Job, BaseException]]]:
         """Hand queued jobs to idle workers, preferring one that already has the recording open."""
         sends, failed = [], []
         idle = [
@@ -307,7 +307,7 @@ class _Dispatcher:
             sends.append((w, msg))
         return sends, failed
 
-    def _message(self, job: _Job) -> tuple:
+    def _message(self, job: Job) -> tuple:
         if job.kind == "call":
             return ("call", job.key, *job.payload)
         req: ReadRequest = job.payload
@@ -315,7 +315,7 @@ class _Dispatcher:
             return ("read", job.key, req, *job.target)
         name = None
         if req.nbytes > 0 and job.block is None:
-            job.block = _create_block(req.nbytes)
+            job.block = create_block(req.nbytes)
         if job.block is not None:
             name = job.block.name
         return ("read", job.key, req, name, 0)
@@ -343,12 +343,12 @@ class _Dispatcher:
             return
         ok, payload = msg[1], msg[2]
         if not ok:
-            _discard_block(job)
-            _fail(job.future, _rebuild_error(payload))
+            discard_block(job)
+            fail(job.future, rebuild_error(payload))
         elif job.kind == "call" or job.target is not None:
-            _succeed(job.future, payload)
+            succeed(job.future, payload)
         else:
-            _succeed(job.future, _result_array(job))
+            succeed(job.future, result_array(job))
 
     def _died(self, w: _Worker) -> None:
         while not w.eof and w.conn.poll():  # a last reply may be waiting in the pipe
@@ -375,37 +375,37 @@ class _Dispatcher:
             startup_failures = self._startup_failures
         if closing:
             if job is not None:
-                _discard_block(job)
-                _fail(job.future, _closed_error())
+                discard_block(job)
+                fail(job.future, closed_error())
             return
         if job is not None and w.stopped is not None:
-            self._failed(job, _stopped_error(w.stopped, job, self._timeout))
+            self._failed(job, stopped_error(w.stopped, job, self._timeout))
             return
         log.warning(
             "reader worker %s %s%s",
             w.process.pid,
-            _how(code),
+            how_it_ended(code),
             f" while {job.describe()}" if job is not None else "",
         )
         if job is not None:
-            self._failed(job, _crash_error(job, code))
+            self._failed(job, crash_error(job, code))
         if startup_failures >= MAX_STARTUP_FAILURES:
             self._give_up(
-                f"reader worker processes die while starting ({_how(code)}, {startup_failures} times in a row); "
+                f"reader worker processes die while starting ({how_it_ended(code)}, {startup_failures} times in a row); "
                 "see their error output"
             )
 
-    def _failed(self, job: _Job, exc: BaseException) -> None:
+    def _failed(self, job: Job, exc: BaseException) -> None:
         """Fail a job whose worker died; the watcher hears of it first, so a caller who
         retries at once already meets the consequence (a quarantine).
         """
-        _discard_block(job)
+        discard_block(job)
         if self._on_failure is not None:
             try:
                 self._on_failure(job.key[0], exc)
             except Exception:  # noqa: BLE001 - a watcher must not take the dispatcher down
                 log.exception("the reader pool's failure watcher failed")
-        _fail(job.future, exc)
+        fail(job.future, exc)
 
     def _give_up(self, reason: str) -> None:
         """Stop starting workers and fail everything queued, now and later, with `reason`."""
@@ -414,9 +414,9 @@ class _Dispatcher:
             self._failure = reason
             queued, self._queue = self._queue, []
         for _, _, job in queued:
-            _discard_block(job)
+            discard_block(job)
             if job.future.set_running_or_notify_cancel():
-                _fail(job.future, RuntimeError(reason))
+                fail(job.future, RuntimeError(reason))
 
     def _shutdown(self) -> None:
         with self._lock:
@@ -424,9 +424,9 @@ class _Dispatcher:
             queued, self._queue = self._queue, []
             workers = list(self._workers)
         for _, _, job in queued:
-            _discard_block(job)
+            discard_block(job)
             if job.future.set_running_or_notify_cancel():
-                _fail(job.future, _closed_error())
+                fail(job.future, closed_error())
         for w in workers:
             if w.job is not None:
                 w.process.kill()  # mid-read: nothing to save
@@ -438,8 +438,8 @@ class _Dispatcher:
                 w.process.kill()
                 w.process.join()
             if w.job is not None:
-                _discard_block(w.job)
-                _fail(w.job.future, _closed_error())
+                discard_block(w.job)
+                fail(w.job.future, closed_error())
                 w.job = None
             w.conn.close()
         with self._lock:

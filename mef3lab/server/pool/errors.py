@@ -23,13 +23,13 @@ from ...errors import (
     ReadTimeoutError,
     rebuild,
 )
-from .requests import _Job
+from .requests import Job
 
 #: An exception in transit: (pickle or None, class name, message, traceback or None).
 _ErrorPayload = tuple[bytes | None, str, str, str | None]
 
 
-def _error_payload(exc: BaseException) -> _ErrorPayload:
+def error_payload(exc: BaseException) -> _ErrorPayload:
     """An exception as it crosses the pipe: pickled when possible, plus name/message to rebuild it."""
     try:
         blob: bytes | None = pickle.dumps(exc)
@@ -39,7 +39,7 @@ def _error_payload(exc: BaseException) -> _ErrorPayload:
     return blob, type(exc).__name__, str(exc), tb
 
 
-def _rebuild_error(payload: _ErrorPayload) -> BaseException:
+def rebuild_error(payload: _ErrorPayload) -> BaseException:
     blob, name, message, tb = payload
     exc: BaseException | None = None
     if blob is not None:
@@ -56,14 +56,14 @@ def _rebuild_error(payload: _ErrorPayload) -> BaseException:
     return exc
 
 
-def _crash_error(job: _Job, exitcode: int | None) -> ReaderCrashedError:
+def crash_error(job: Job, exitcode: int | None) -> ReaderCrashedError:
     return ReaderCrashedError(
-        f"the decoder crashed {job.describe()} (reader process {_how(exitcode)}); the recording may be damaged",
+        f"the decoder crashed {job.describe()} (reader process {how_it_ended(exitcode)}); the recording may be damaged",
         exitcode,
     )
 
 
-def _stopped_error(why: str, job: _Job, timeout_s: float) -> BaseException:
+def stopped_error(why: str, job: Job, timeout_s: float) -> BaseException:
     """The error of a job whose worker was killed on purpose: `why` is "timeout" or "aborted"."""
     if why == "timeout":
         return ReadTimeoutError(
@@ -73,25 +73,25 @@ def _stopped_error(why: str, job: _Job, timeout_s: float) -> BaseException:
     return CancelledError(f"stopped {job.describe()}: nobody waits for it any more")
 
 
-def _closed_error() -> CancelledError:
+def closed_error() -> CancelledError:
     return CancelledError("the reader pool was closed before this request finished")
 
 
-def _succeed(fut: Future, result: Any) -> None:
+def succeed(fut: Future, result: Any) -> None:
     try:
         fut.set_result(result)
     except InvalidStateError:
         pass
 
 
-def _fail(fut: Future, exc: BaseException) -> None:
+def fail(fut: Future, exc: BaseException) -> None:
     try:
         fut.set_exception(exc)
     except InvalidStateError:
         pass
 
 
-def _how(exitcode: int | None) -> str:
+def how_it_ended(exitcode: int | None) -> str:
     if exitcode is None:
         return "vanished"
     if exitcode < 0:

@@ -11,19 +11,19 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from .requests import SharedArray, _Job
-from .worker import _Readers
+from .requests import Job, SharedArray
+from .worker import OpenReaders
 
 
-class _InProcess:
+class InProcess:
     """Reads in the calling thread, one at a time (readers are not thread-safe)."""
 
     def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
-        self._readers = _Readers(max_open, engines)
+        self._readers = OpenReaders(max_open, engines)
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, job: _Job) -> Future:
+    def submit(self, job: Job) -> Future:
         fut = job.future
         fut.set_running_or_notify_cancel()
         error: BaseException | None = None

@@ -1,6 +1,6 @@
 """What callers ask of the pool and what they get back, and how a request is tracked.
 
-Both sides share these: the parent builds `ReadRequest`s and `_Job`s, a worker receives the
+Both sides share these: the parent builds `ReadRequest`s and `Job`s, a worker receives the
 `ReadRequest` (pickled) and decodes into an array of its shape and dtype.
 """
 
@@ -42,7 +42,7 @@ class ReadRequest:
 
     def __post_init__(self) -> None:
         chans = (self.channels,) if isinstance(self.channels, str) else tuple(self.channels)
-        object.__setattr__(self, "path", _absolute(self.path))
+        object.__setattr__(self, "path", absolute_path(self.path))
         object.__setattr__(self, "channels", chans)
         object.__setattr__(self, "k0", operator.index(self.k0))
         object.__setattr__(self, "k1", operator.index(self.k1))
@@ -124,24 +124,24 @@ class SharedArray:
         return f"SharedArray(shape={self.shape}, dtype={self.dtype}, {state})"
 
 
-def _absolute(path: str | os.PathLike) -> str:
+def absolute_path(path: str | os.PathLike) -> str:
     """The path workers open: absolute (they may not share our working directory), links kept."""
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
 
-def _canonical(path: str | os.PathLike) -> str:
+def canonical_path(path: str | os.PathLike) -> str:
     """The path readers are cached under: every spelling of one recording is one key."""
     return os.path.realpath(os.path.expanduser(os.fspath(path)))
 
 
-def _key(
+def reader_key(
     path: str | os.PathLike, password: str | None, engine: str | None
 ) -> tuple[str, str, str | None]:
-    return (_canonical(path), password or "", engine)
+    return (canonical_path(path), password or "", engine)
 
 
 @dataclass(eq=False)
-class _Job:
+class Job:
     kind: str  # "read" | "call"
     payload: Any  # ReadRequest | (path, password, engine, method, args)
     key: tuple[str, str, str | None]

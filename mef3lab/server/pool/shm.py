@@ -28,15 +28,15 @@ import numpy as np
 
 from ...errors import ReadTooLargeError
 from ...model import SAMPLE_TYPES
-from .requests import ReadRequest, SharedArray, _Job
+from .requests import Job, ReadRequest, SharedArray
 
 
-def _create_block(nbytes: int) -> SharedMemory:
+def create_block(nbytes: int) -> SharedMemory:
     # Named after the owning process, so a leak (there should be none) says whose it is.
     return SharedMemory(f"mef3lab_{os.getpid()}_{secrets.token_hex(6)}", create=True, size=nbytes)
 
 
-def _reserve(block: SharedMemory, req: ReadRequest) -> None:
+def reserve_block(block: SharedMemory, req: ReadRequest) -> None:
     """Allocate the block's memory now, so that a full /dev/shm is an error and not a SIGBUS.
 
     Without this, tmpfs allocates pages as the decoder writes, and running out of them kills
@@ -59,16 +59,16 @@ def _reserve(block: SharedMemory, req: ReadRequest) -> None:
         os.close(fd)
 
 
-def _unlink(block: SharedMemory) -> None:
+def unlink_block(block: SharedMemory) -> None:
     try:
         block.unlink()
     except FileNotFoundError:
         pass
 
 
-def _discard_block(job: _Job) -> None:
+def discard_block(job: Job) -> None:
     if job.block is not None:
-        _unlink(job.block)
+        unlink_block(job.block)
         job.block.close()
         job.block = None
 
@@ -159,22 +159,22 @@ _libc = _load_libc()
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
-def _result_array(job: _Job) -> SharedArray:
+def result_array(job: Job) -> SharedArray:
     req: ReadRequest = job.payload
     block, job.block = job.block, None
     if block is None:  # nothing to share: an empty read
         return SharedArray(np.empty(req.shape, SAMPLE_TYPES[req.dtype]))
-    _unlink(block)  # the name goes now; the memory lives as long as the array
-    return _shared(block, req)
+    unlink_block(block)  # the name goes now; the memory lives as long as the array
+    return shared_array(block, req)
 
 
-def _shared(block: SharedMemory, req: ReadRequest) -> SharedArray:
+def shared_array(block: SharedMemory, req: ReadRequest) -> SharedArray:
     """A finished read's block as its result (the block's own mapping and descriptor closed)."""
     mapping = _Mapping(block, req)
     return SharedArray(np.asarray(mapping), mapping)
 
 
-def _attach(name: str) -> SharedMemory:
+def attach_block(name: str) -> SharedMemory:
     """Attach to the parent's block without telling the resource tracker (the parent owns it)."""
     if sys.version_info >= (3, 13):
         return SharedMemory(name, track=False)

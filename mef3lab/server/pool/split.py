@@ -14,8 +14,8 @@ import threading
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 
-from .requests import ReadRequest, _Job
-from .shm import _create_block, _shared, _unlink
+from .requests import Job, ReadRequest
+from .shm import create_block, shared_array, unlink_block
 
 
 def split_rows(n_rows: int, ways: int) -> list[tuple[int, int]]:
@@ -27,11 +27,11 @@ def split_rows(n_rows: int, ways: int) -> list[tuple[int, int]]:
 
 def part_jobs(
     req: ReadRequest, key: tuple, foreground: bool, ways: int
-) -> tuple[SplitRead, list[_Job]]:
+) -> tuple[SplitRead, list[Job]]:
     """The group future and its part jobs (to be submitted) for `req` split `ways` ways."""
-    block = _create_block(req.nbytes)
+    block = create_block(req.nbytes)
     jobs = [
-        _Job(
+        Job(
             "read",
             ReadRequest(
                 req.path, req.password, req.engine, req.channels[a:b], req.k0, req.k1, req.dtype
@@ -81,9 +81,9 @@ class SplitRead(Future):
             if self._left:
                 return
         block, self._block = self._block, None
-        _unlink(block)  # every part has ended: the name goes; the memory lives with the array
+        unlink_block(block)  # every part has ended: the name goes; the memory lives with the array
         if self._answer() and self.set_running_or_notify_cancel():  # every part succeeded
-            self.set_result(_shared(block, self._req))
+            self.set_result(shared_array(block, self._req))
         else:
             block.close()
 

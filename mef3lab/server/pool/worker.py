@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 
 from ...model import SAMPLE_TYPES
-from .errors import _error_payload
+from .errors import error_payload
 from .requests import ReadRequest
-from .shm import _attach, _reserve
+from .shm import attach_block, reserve_block
 
 log = logging.getLogger(__name__)
 
 
-class _Readers:
+class OpenReaders:
     """One process's open readers, least recently used closed first, and what it does with them."""
 
     def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
@@ -105,7 +105,7 @@ def _yield_to_serving() -> None:
         pass
 
 
-def _worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str, str]) -> None:
+def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the dispatcher
@@ -114,7 +114,7 @@ def _worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str
     from ...readers import warm_up
 
     warm_up()  # before "ready": the first read must not pay for loading the decoder
-    readers = _Readers(max_open, engines)
+    readers = OpenReaders(max_open, engines)
     try:
         conn.send(("ready", os.getpid()))
         while True:
@@ -137,7 +137,9 @@ def _worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str
         readers.close_all()
 
 
-def _preopen(readers: _Readers, key: tuple, path: str, password: str, engine: str | None) -> None:
+def _preopen(
+    readers: OpenReaders, key: tuple, path: str, password: str, engine: str | None
+) -> None:
     """Open a recording ahead of its first read here; a failure will be the read's to report."""
     try:
         readers.get(key, path, password, engine)
@@ -145,26 +147,26 @@ def _preopen(readers: _Readers, key: tuple, path: str, password: str, engine: st
         log.debug("opening %s ahead of its reads failed: %s", path, exc)
 
 
-def _serve_call(readers: _Readers, key: tuple, *call: Any) -> tuple:
+def _serve_call(readers: OpenReaders, key: tuple, *call: Any) -> tuple:
     try:
         return ("done", True, readers.call(key, *call))
     except Exception as exc:
-        return ("done", False, _error_payload(exc))
+        return ("done", False, error_payload(exc))
 
 
 def _serve_read(
-    readers: _Readers, key: tuple, req: ReadRequest, block_name: str | None, offset: int
+    readers: OpenReaders, key: tuple, req: ReadRequest, block_name: str | None, offset: int
 ) -> tuple:
     if block_name is None:  # empty result (or an invalid request): validate only
         try:
             readers.read(req, key, None)
             return ("done", True, None)
         except Exception as exc:
-            return ("done", False, _error_payload(exc))
+            return ("done", False, error_payload(exc))
     try:
-        block = _attach(block_name)
+        block = attach_block(block_name)
     except Exception as exc:
-        return ("done", False, _error_payload(exc))
+        return ("done", False, error_payload(exc))
     reply = _read_into(readers, key, req, block, offset)
     try:
         block.close()
@@ -178,14 +180,14 @@ def _serve_read(
 
 
 def _read_into(
-    readers: _Readers, key: tuple, req: ReadRequest, block: SharedMemory, offset: int
+    readers: OpenReaders, key: tuple, req: ReadRequest, block: SharedMemory, offset: int
 ) -> tuple:
     # Kept apart from `_serve_read` so that the view and any traceback holding it are gone
     # by the time the block is closed.
     try:
-        _reserve(block, req)
+        reserve_block(block, req)
     except Exception as exc:
-        return ("done", False, _error_payload(exc))
+        return ("done", False, error_payload(exc))
     itemsize = np.dtype(SAMPLE_TYPES[req.dtype]).itemsize
     out = np.ndarray(
         req.shape,
@@ -198,7 +200,7 @@ def _read_into(
         readers.read(req, key, out)
         return ("done", True, None)
     except Exception as exc:
-        return ("done", False, _error_payload(exc))
+        return ("done", False, error_payload(exc))
     finally:
         del out
 
