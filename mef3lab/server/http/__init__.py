@@ -1,1 +1,4 @@
-"""The server's HTTP side: the status page, Prometheus metrics, and who may see which recording."""
+"""The server's HTTP side: the status page, Prometheus metrics, and who may see which recording.
+
+A second listener beside gRPC, since jupyter-server-proxy and Prometheus speak HTTP.
+"""

@@ -1,15 +1,9 @@
 """Who may see what on the HTTP side (status page, ``/api/status``, ``/metrics``).
 
-A recording's path says whose recording it is, so what a caller sees depends on who they are:
-
-* the server's own user on the Unix socket (peer credentials: the proxy of that user's
-  Jupyter, or the user's own kernel) sees everything, with or without authentication;
-* with authentication on (``--token-file``/``MEF3LAB_TOKEN`` or ``--hub-auth``, the same
-  `Authenticator` as the gRPC side), every other caller must send ``Authorization: Bearer
-  <token>`` (or JupyterHub's ``Authorization: token <token>``) and then sees only the
-  recordings that user has open, with their paths; without a valid token: 401, nothing;
-* without authentication, TCP callers cannot be told apart: they see every recording's
-  counts, never a path (what a server on localhost always showed).
+A recording's path says whose recording it is, so each request gets a `Viewer`: the server's
+own user on the Unix socket sees everything; with authentication on, a caller with a token
+sees that user's recordings; without authentication, TCP callers see counts, never a path.
+The rules in full are in ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -27,13 +21,14 @@ from ..rpc.auth import Authenticator
 
 @dataclass(frozen=True)
 class Viewer:
-    """What one HTTP caller may see: everything (`owner`), one `user`'s recordings, or counts only."""
+    """What one HTTP caller may see: everything (`owner`), one `user`'s recordings, or counts."""
 
     owner: bool = False
     user: str | None = None
 
     @property
     def shows_paths(self) -> bool:
+        """Whether this caller may see where recordings are."""
         return self.owner or self.user is not None
 
     def sees(self, rec: Recording) -> bool:
@@ -54,7 +49,26 @@ class Refused(Exception):
 
 
 def viewer_for(handler: BaseHTTPRequestHandler, authenticator: Authenticator | None) -> Viewer:
-    """Who the caller of `handler`'s request is; raises `Refused` when auth is on and they proved nothing."""
+    """Who the caller of `handler`'s request is.
+
+    Parameters
+    ----------
+    handler : BaseHTTPRequestHandler
+        The request (its connection and ``Authorization`` header).
+    authenticator : Authenticator or None
+        The server's token check (None: authentication is off).
+
+    Returns
+    -------
+    Viewer
+        What the caller may see.
+
+    Raises
+    ------
+    Refused
+        Authentication is on and the caller brought no valid token (401), or the token
+        could not be checked (503).
+    """
     if is_owner(handler):
         return Viewer(owner=True)
     if authenticator is None:

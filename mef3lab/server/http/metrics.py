@@ -31,6 +31,7 @@ class EngineCollector:
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
+        """The server's build, then one metric per numeric engine stat."""
         yield InfoMetricFamily(
             "mef3lab_server", "mef3lab server build", value={"version": __version__}
         )

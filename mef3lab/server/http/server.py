@@ -1,16 +1,9 @@
-"""The server's HTTP side: ``/`` (a self-refreshing status page), ``/api/status`` (JSON), ``/metrics``.
+"""The HTTP listeners: ``/`` (a self-refreshing status page), ``/api/status`` (JSON), ``/metrics``.
 
-gRPC cannot pass through jupyter-server-proxy, which carries HTTP and websockets; this second
-listener is what the proxy (and a lab's Prometheus) talks to. It listens where gRPC does
-(`host`, localhost by default) on `http_port`, and/or on the Unix socket `http_socket`.
-
-Run as a JupyterHub service with a `url`, the hub's proxy forwards
-``<hub>/services/NAME/...`` with that prefix kept: routes are also served under the
-``JUPYTERHUB_SERVICE_PREFIX`` the hub gives its services.
-
-Who sees what is decided per request by `http_access`: with authentication on, every page
-needs the same token as the gRPC side (except for the server's own user on the Unix socket),
-and a user sees only their own recordings.
+gRPC cannot pass through jupyter-server-proxy, which carries HTTP and websockets: this is
+what the proxy (and a lab's Prometheus) talks to, on `http_port` and/or `http_socket`. Under
+a JupyterHub, routes are also served under the hub's ``JUPYTERHUB_SERVICE_PREFIX``. Who sees
+what is decided per request by `access`.
 """
 
 from __future__ import annotations
@@ -38,7 +31,7 @@ log = logging.getLogger(__name__)
 class _Handler(BaseHTTPRequestHandler):
     server_version = "mef3lab"
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server spelling
+    def do_GET(self) -> None:  # the http.server spelling
         app: StatusHTTP = self.server.app  # type: ignore[attr-defined]
         route = self.path.split("?", 1)[0]
         if app.prefix != "/" and route.startswith(app.prefix):
@@ -72,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
                 json.dumps({"error": str(no)}).encode(),
                 {"WWW-Authenticate": 'Bearer realm="mef3lab"'} if no.status == 401 else {},
             )
-        except Exception as exc:  # noqa: BLE001 - a status page must never take the server down
+        except Exception as exc:  # a status page must never take the server down
             log.exception("status page request %s failed", route)
             self._send(
                 500,
@@ -92,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:  # the base class's signature
         log.debug("http: " + format, *args)
 
 
@@ -101,7 +94,24 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 
 
 class StatusHTTP:
-    """The HTTP listeners of one server (TCP and/or Unix socket), each served by a daemon thread."""
+    """The HTTP listeners of one server (TCP and/or Unix socket), each served by a daemon thread.
+
+    Parameters
+    ----------
+    engine : Engine
+        Whose state the pages show.
+    config : ServerConfig
+        Where to listen: `host` and `http_port`, `http_socket`.
+    address : str
+        The server's gRPC address, shown on the page.
+    authenticator : Authenticator, optional
+        The token check of the gRPC side (None: authentication is off).
+
+    Attributes
+    ----------
+    urls : list of str
+        Where the pages answer, once started.
+    """
 
     def __init__(
         self,
@@ -121,6 +131,19 @@ class StatusHTTP:
         self._servers: list[socketserver.BaseServer] = []
 
     def start(self) -> StatusHTTP:
+        """Listen and serve, each listener in a daemon thread.
+
+        Returns
+        -------
+        StatusHTTP
+            These listeners, serving.
+
+        Raises
+        ------
+        OSError
+            A listener cannot listen (another server on the socket, a port in use); none is
+            left running.
+        """
         try:
             if self.config.http_port >= 0:
                 tcp = ThreadingHTTPServer((self.config.host, self.config.http_port), _Handler)
@@ -147,6 +170,7 @@ class StatusHTTP:
         self.urls.append(url)
 
     def stop(self) -> None:
+        """Stop every listener and remove the Unix socket."""
         for server in self._servers:
             server.shutdown()
             server.server_close()

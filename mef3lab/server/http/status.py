@@ -2,12 +2,8 @@
 
 The dict is what ``/api/status`` returns; the status page and a notebook's server handle
 render it with `render_html`, so the three always agree. Engine counters are taken
-generically (whatever `Engine.stats()` holds ends up under ``"stats"``), so new cache or
-prefetch counters appear without touching this module.
-
-What a caller sees is its `Viewer`'s (see `http_access`): the server's own user sees every
-recording with its path; an authenticated user only their own recordings, with paths; an
-unauthenticated caller of a server without auth what is open, never where.
+generically (whatever `Engine.stats()` holds ends up under ``"stats"``). Which recordings a
+caller sees is its `Viewer`'s choice (`access`).
 """
 
 from __future__ import annotations
@@ -26,7 +22,23 @@ _STARTED = time.time()
 
 
 def status(engine: Engine, address: str, viewer: Viewer) -> dict[str, Any]:
-    """The server's state: version, address, workers, cache, prefetch, clients, the recordings `viewer` may see."""
+    """The server's state, as ``/api/status`` returns it.
+
+    Parameters
+    ----------
+    engine : Engine
+        The server's engine.
+    address : str
+        The server's gRPC address.
+    viewer : Viewer
+        Who asks: which recordings are listed, and whether with their paths.
+
+    Returns
+    -------
+    dict
+        Version, pid, uptime, address, reader processes, cache, prefetch, clients, the
+        recordings `viewer` may see, and every engine counter (``"stats"``).
+    """
     show_paths = viewer.shows_paths
     stats = engine.stats()
     pool = engine.pool.stats()
@@ -74,7 +86,20 @@ def status(engine: Engine, address: str, viewer: Viewer) -> dict[str, Any]:
 
 
 def render_html(s: dict[str, Any], title: str = "mef3lab server") -> str:
-    """A compact table of a status dict (from `status`, or a client's reduced version of one)."""
+    """A compact HTML table of a status dict.
+
+    Parameters
+    ----------
+    s : dict
+        From `status`, or a client's reduced version of one (without ``"recordings"``).
+    title : str, default "mef3lab server"
+        The table's heading.
+
+    Returns
+    -------
+    str
+        An HTML fragment.
+    """
     e = html.escape
     w, c, p = s.get("workers", {}), s.get("cache", {}), s.get("prefetch", {})
     rate = c.get("hit_rate")
@@ -111,7 +136,8 @@ def render_html(s: dict[str, Any], title: str = "mef3lab server") -> str:
     if recs:
         body = "".join(
             f"<tr><td style='text-align:left'>{_where(r)}</td><td>{r['channels']}</td>"
-            f"<td>{e(', '.join(f'{f:g}' for f in r['rates_hz']))} Hz</td><td>{hms(r['duration_s'])}</td>"
+            f"<td>{e(', '.join(f'{f:g}' for f in r['rates_hz']))} Hz</td>"
+            f"<td>{hms(r['duration_s'])}</td>"
             f"<td>{'yes' if r['encrypted'] else 'no'}</td><td>{r['clients']}</td></tr>"
             for r in recs
         )
@@ -128,7 +154,7 @@ def render_html(s: dict[str, Any], title: str = "mef3lab server") -> str:
 
 
 def render_page(s: dict[str, Any], refresh_s: int = 5) -> str:
-    """The status page: `render_html` in a document that reloads itself every `refresh_s` seconds."""
+    """The status page: `render_html` in a document that reloads itself every `refresh_s` s."""
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>mef3lab server</title>"
         f"<meta http-equiv='refresh' content='{refresh_s}'>"

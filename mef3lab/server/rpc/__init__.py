@@ -1,4 +1,4 @@
-"""The gRPC services: mef3lab's own API (`service`), the seed API (`compat`), and who calls (`auth`).
+"""The gRPC services: mef3lab's own API (`service`), the lab's seed API (`compat`), `auth`.
 
 Services are thin: protobuf in, a call on the engine, protobuf out.
 """

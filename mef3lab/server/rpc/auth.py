@@ -1,15 +1,9 @@
-"""Who may call: one gRPC server interceptor in front of both APIs (mef3lab's and `gRPCMef3Server`).
+"""Who may call: one gRPC interceptor in front of both APIs, checking bearer tokens.
 
-A caller sends ``authorization: Bearer <token>`` call metadata. The token is checked by
-an `Authenticator`: static tokens (`StaticTokens`: ``--token-file`` and/or
-``MEF3LAB_TOKEN``, compared in constant time) or the JupyterHub this server is a service
-of (`HubTokens`, ``--hub-auth``). A missing or unknown token ends the call with
-UNAUTHENTICATED before any handler runs; the health check stays open (load balancers and
-``ServerProcess`` probe it without credentials).
-
-A call that passes knows its `Caller` (user name and hub groups) for as long as its
-handler runs (`current_caller`); the services make it part of the engine's client id, so
-one user's open recordings and settings are never another's, whatever client id they send.
+An `Authenticator` checks a token: static tokens (`StaticTokens`) or the JupyterHub this
+server is a service of (`HubTokens`). A call that passes runs as its `Caller`
+(`current_caller`), which the services put into the engine's client id. What this means for
+users and deployments is in ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -51,18 +45,38 @@ class ClientId(str):
     caller: Caller | None
 
     def __new__(cls, value: str, caller: Caller | None = None) -> ClientId:
+        """The client id `value`, made for `caller` (None: auth is off)."""
         self = super().__new__(cls, value)
         self.caller = caller
         return self
 
     @property
     def groups(self) -> frozenset[str] | None:
+        """The caller's hub groups (None: auth is off, the caller is nobody in particular)."""
         return None if self.caller is None else self.caller.groups
 
 
 class Authenticator(Protocol):
+    """What checks tokens, on the gRPC side and the HTTP side alike."""
+
     def authenticate(self, token: str) -> Caller | None:
-        """The caller `token` belongs to; None when it is not valid (a `Mef3LabError` when it cannot tell)."""
+        """The caller `token` belongs to.
+
+        Parameters
+        ----------
+        token : str
+            The bearer token a call brought.
+
+        Returns
+        -------
+        Caller or None
+            Who the token belongs to; None when it is not valid.
+
+        Raises
+        ------
+        Mef3LabError
+            The authenticator cannot tell (the hub is down).
+        """
 
 
 _CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
@@ -76,7 +90,18 @@ def current_caller() -> Caller | None:
 
 
 class StaticTokens:
-    """Tokens fixed at start: a file of lines ``TOKEN`` or ``USER TOKEN`` (``#`` comments), and/or one token."""
+    """Tokens fixed at start, each mapped to its user; compared in constant time.
+
+    Parameters
+    ----------
+    tokens : Mapping of str to str
+        Token -> user name.
+
+    Raises
+    ------
+    ValueError
+        A token is empty.
+    """
 
     def __init__(self, tokens: Mapping[str, str]) -> None:
         if any(not t for t in tokens):
@@ -85,6 +110,28 @@ class StaticTokens:
 
     @classmethod
     def load(cls, token_file: str = "", token: str = "") -> StaticTokens:
+        """The tokens of a token file and/or one more token.
+
+        Parameters
+        ----------
+        token_file : str, default ""
+            A file of lines ``TOKEN`` or ``USER TOKEN`` (``#`` starts a comment); a token
+            without a user is ``token-N`` (the N-th token of the file).
+        token : str, default ""
+            One more token (``MEF3LAB_TOKEN``), of the user ``token``.
+
+        Returns
+        -------
+        StaticTokens
+            The tokens.
+
+        Raises
+        ------
+        ValueError
+            A line has more than two words, or the file holds no token.
+        OSError
+            The file cannot be read.
+        """
         tokens: dict[str, str] = {}
         if token_file:
             with open(token_file) as f:
@@ -103,6 +150,7 @@ class StaticTokens:
         return cls(tokens)
 
     def authenticate(self, token: str) -> Caller | None:
+        """The caller `token` belongs to, or None (see `Authenticator.authenticate`)."""
         given, found = token.encode(), None
         for known, user in self._tokens:  # every token compared, in constant time each
             if hmac.compare_digest(given, known) and found is None:
@@ -116,6 +164,20 @@ class HubTokens:
     `jupyterhub.services.auth.HubAuth` asks the hub who owns a token (``/hub/api/user``),
     caching the answer for `cache_s` seconds, and the token must grant access to this
     service (``access:services!service=NAME``, HubAuth's `access_scopes`).
+
+    Parameters
+    ----------
+    cache_s : int, default 60
+        Seconds an answer of the hub is reused.
+    **hub_settings
+        Passed on to `HubAuth` (``api_token``, ``api_url``).
+
+    Raises
+    ------
+    ValueError
+        There is no hub API token (the server does not run as a hub service).
+    ImportError
+        jupyterhub is not installed (the ``hub`` extra).
     """
 
     def __init__(self, cache_s: int = 60, **hub_settings) -> None:
@@ -129,9 +191,19 @@ class HubTokens:
             )
 
     def authenticate(self, token: str) -> Caller | None:
+        """The hub user `token` belongs to, with their groups, or None.
+
+        None also for a token of a service rather than a user, or one without the scope to
+        use this service.
+
+        Raises
+        ------
+        ServerUnavailableError
+            The hub cannot be asked or answered nonsense: nobody gets in.
+        """
         try:
             model = self.hub.user_for_token(token)
-        except Exception as exc:  # noqa: BLE001 - the hub is down or answered nonsense: nobody gets in
+        except Exception as exc:  # the hub is down or answered nonsense: nobody gets in
             log.warning("could not check a token with the hub at %s: %s", self.hub.api_url, exc)
             raise ServerUnavailableError(
                 f"this server could not check the token with JupyterHub ({exc}); "
@@ -152,7 +224,27 @@ class HubTokens:
 def authenticator_for(
     config: ServerConfig, environ: Mapping[str, str] | None = None
 ) -> Authenticator | None:
-    """The authenticator `config` asks for (None: no authentication)."""
+    """The authenticator `config` asks for.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        The settings: `hub_auth`, `token_file`, `allow_group`.
+    environ : Mapping of str to str, optional
+        The environment (default: ``os.environ``): ``MEF3LAB_TOKEN``, and the hub's
+        ``JUPYTERHUB_API_TOKEN`` and ``JUPYTERHUB_API_URL``.
+
+    Returns
+    -------
+    Authenticator or None
+        `HubTokens`, `StaticTokens`, or None for no authentication.
+
+    Raises
+    ------
+    ValueError
+        Hub authentication beside static tokens, `allow_group` without it, or a token file
+        or hub setting that does not work.
+    """
     env = os.environ if environ is None else environ
     token = env.get(TOKEN_ENV, "")
     if config.hub_auth:
@@ -172,12 +264,27 @@ def authenticator_for(
 
 
 def check_exposure(config: ServerConfig, authenticated: bool) -> None:
-    """Refuse to serve beyond this machine without authentication, unless told to."""
+    """Refuse to serve beyond this machine without authentication, unless told to.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        The settings: `host` and `insecure_public`.
+    authenticated : bool
+        Whether the server checks tokens.
+
+    Raises
+    ------
+    ValueError
+        `host` is not a loopback address, nothing checks tokens and `insecure_public` is
+        not set.
+    """
     if authenticated or config.insecure_public or _is_loopback(config.host):
         return
     raise ValueError(
-        f"refusing to listen on {config.host} without authentication: anyone who can reach it could read "
-        f"every recording. Give --token-file, {TOKEN_ENV} or --hub-auth (or --insecure-public to accept that)"
+        f"refusing to listen on {config.host} without authentication: anyone who can reach it "
+        f"could read every recording. Give --token-file, {TOKEN_ENV} or --hub-auth (or "
+        "--insecure-public to accept that)"
     )
 
 
@@ -202,6 +309,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self.authenticator = authenticator
 
     def intercept_service(self, continuation, handler_call_details):
+        """The method's handler behind the token check; the health check's as it is."""
         handler = continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
             return handler
@@ -211,12 +319,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
         )
 
     def _admit(self, token: str, context: grpc.ServicerContext) -> contextvars.Context:
-        """A context in which `token`'s caller is the current caller; the call is aborted without one."""
+        """A context in which `token`'s caller is the current caller (no caller: call aborted)."""
         try:
             caller = self.authenticator.authenticate(token) if token else None
-        except (
-            Mef3LabError
-        ) as exc:  # the check itself failed (the hub is down): say so, not "wrong token"
+        except Mef3LabError as exc:  # the check itself failed (the hub is down): not "wrong token"
             context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__),))
             context.abort(getattr(grpc.StatusCode, exc.grpc_status), str(exc))
         if caller is None:

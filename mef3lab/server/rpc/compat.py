@@ -1,55 +1,9 @@
 """The lab's `gRPCMef3Server` interface, served from mef3lab's engine (drop-in compatibility).
 
-Both generations of the lab's server speak this service: the original segment server
-(SetSignalSegmentSize / GetSignalSegment / SetActiveChannels ...) and its successor
-`mef3io-server` (GetSignalRange / GetEnvelope). Their unmodified clients work against
-a mef3lab server on the same port as mef3lab's own API, with the same engine: one
-cache of decoded segments, one prefetcher, one pool of reader processes. This module
-only translates messages; every read goes through `Engine`.
-
-Decisions their clients can rely on:
-
-- Who is a client: the `x-mef3io-client-id` call metadata (the successor's client),
-  else the gRPC connection (the original client sends nothing). Segment size, active
-  channels and open files are per client; one client never changes another's reads.
-  Opening a file someone else has open, or opening it again, is a normal open.
-- Data: C-order ``(channels, samples)`` bytes with `dtype` and `shape`, split along
-  time into messages of at most 1 MiB (each a valid ``(channels, n_i)`` block; the
-  client concatenates them along axis 1), rows in the order the client asked for, NaN
-  in gaps. GetSignalSegment sends ``float64`` (as the original did), GetSignalRange
-  ``float32`` (as the successor did); each is decoded at that precision, never
-  converted from the other.
-- Times per message, from the sample grid (not interpolated): `start_uutc` is the
-  time of the message's first sample, `end_uutc` the time just past its last sample,
-  which is the next message's `start_uutc` (the last sample lies at
-  ``end_uutc - 1e6 / fs``). With `n_points` decimation the points are spaced evenly
-  over the window read: `fs` is points per second and the times are those points'.
-- `n_points` (GetSignalRange): a window with more samples than `n_points` comes back
-  as ``2 * (n_points // 2)`` points: the minimum and the maximum of each of
-  ``n_points // 2`` equal slices, in the order they occur, so no peak is lost. A window
-  with at most `n_points` samples comes back unchanged. `n_points` below 2 is refused.
-- Mixed sampling rates: one message carries one sample grid, so a read of channels of
-  different rates is refused with a message naming the rate groups and their channels
-  (read each group in its own call) -- except GetSignalRange with `n_points`, where
-  every group is reduced to the same number of points over the window and one array
-  of all channels is returned. GetNumberOfSegments / SetSignalSegmentSize report the
-  largest segment count of the rate groups of the client's active channels.
-- GetSignalSegment (and every read) on a file this client has not opened is an error
-  saying so; nothing is opened behind the client's back (the original server also
-  answered "File not open"). Without SetSignalSegmentSize the server's default
-  segment size (`segment_seconds`) applies.
-- SetActiveChannels with an unknown name changes nothing and names the unknown
-  channels; an empty list means all channels again. Active channels apply to
-  GetSignalSegment only: GetSignalRange and GetEnvelope naming no channels mean all.
-- Errors travel in `error_message` (stream: a single message carrying it) with an OK
-  status, so the old clients, which check the field, behave as they always did; the
-  mef3lab error class also travels in the `x-mef3lab-error` trailing metadata.
-  FileInfo on a file that is not open answers `file_opened` false, as before.
-- Encrypted sessions: the interface has no password field; a client may send the
-  password as `x-mef3lab-password` call metadata. Without it, opening an encrypted
-  session fails with a message saying it is encrypted.
-- `cache_fs` (the successor's per-client reduced serving rate) is not supported: an
-  OpenFile that sets it is refused with a message saying so (use `n_points`).
+Both generations of the lab's server speak it: the original segment server and its successor
+`mef3io-server`; their unmodified clients work against a mef3lab server, on the same port
+and engine as mef3lab's own API. This module only translates messages; every read goes
+through `Engine`. What their clients can rely on is in ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -83,7 +37,7 @@ ENVELOPE_ROWS = 65_536  # rows per ChannelEnvelope message (32 B each: 2 MiB)
 
 
 def compat_client(context: grpc.ServicerContext) -> ClientId:
-    """The engine's client id of a caller of this interface (its own namespace, the same caller)."""
+    """The engine's client id of a caller of this interface (its own namespace, same caller)."""
     own = client_id(context, key=CLIENT_ID_KEY)
     return ClientId(f"{SERVICE_NAME}/{own}", own.caller)
 
@@ -102,7 +56,21 @@ def error_text(exc: BaseException) -> str:
 
 
 def in_band(make_error: Callable[[object, str], object]) -> Callable:
-    """Turn every exception of a handler into `make_error(request, text)`, sent with an OK status."""
+    """A decorator: every exception of a handler becomes ``make_error(request, text)``.
+
+    The old clients read errors in the reply's `error_message`, so that reply is sent with
+    an OK status; the mef3lab error class travels in the trailing metadata.
+
+    Parameters
+    ----------
+    make_error : callable
+        ``make_error(request, text)``: the reply that carries `text`.
+
+    Returns
+    -------
+    callable
+        The decorator.
+    """
 
     def failed(request, context, exc: BaseException):
         context.set_trailing_metadata(
@@ -118,7 +86,16 @@ def _info_error(req, text):
 
 
 class CompatService(pb_grpc.gRPCMef3ServerServicer):
-    """`gRPCMef3Server` on mef3lab's engine."""
+    """The lab's `gRPCMef3Server` API on mef3lab's engine.
+
+    Each method translates its request into engine calls and the result into the reply the
+    old clients expect; errors travel in the reply's `error_message` (`in_band`).
+
+    Parameters
+    ----------
+    engine : Engine
+        What answers every call (the same engine as mef3lab's own API).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -129,11 +106,12 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
     # -- files ------------------------------------------------------------------------------
     @in_band(_info_error)
     def OpenFile(self, request, context):
+        """Open a file for the caller; its description (a password comes as metadata)."""
         if request.HasField("cache_fs"):
             raise ValueError(
                 f"cache_fs (serving a file at a reduced rate) is not supported by this server; "
-                f"{request.file_path} was not opened. Open it without cache_fs and ask GetSignalRange "
-                "for n_points to read at display resolution"
+                f"{request.file_path} was not opened. Open it without cache_fs and ask "
+                "GetSignalRange for n_points to read at display resolution"
             )
         client = compat_client(context)
         password = _password(context)
@@ -153,6 +131,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
 
     @in_band(_info_error)
     def CloseFile(self, request, context):
+        """Close the caller's file."""
         client = compat_client(context)
         self.engine.close(client, request.file_path)
         with self._lock:
@@ -161,6 +140,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
 
     @in_band(_info_error)
     def FileInfo(self, request, context):
+        """The description of a file the caller has open (`file_opened` false if not)."""
         try:
             info = self.engine.info(compat_client(context), request.file_path)
         except NotOpenError:
@@ -169,6 +149,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
 
     @in_band(lambda req, text: pb.ListOpenFilesResponse(error_message=text))
     def ListOpenFiles(self, request, context):
+        """The caller's open files, spelled as the caller opened them."""
         client = compat_client(context)
         paths = self.engine.list_open(client)
         with self._lock:
@@ -181,6 +162,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         lambda req, text: pb.SetSignalSegmentResponse(file_path=req.file_path, error_message=text)
     )
     def SetSignalSegmentSize(self, request, context):
+        """Set the caller's segment size; the number of segments."""
         client = compat_client(context)
         self.engine.set_segment_seconds(client, request.file_path, request.seconds)
         return pb.SetSignalSegmentResponse(
@@ -194,6 +176,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         )
     )
     def GetNumberOfSegments(self, request, context):
+        """The number of segments of the caller's active channels."""
         client = compat_client(context)
         return pb.GetNumberOfSegmentsResponse(
             file_path=request.file_path,
@@ -213,6 +196,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         lambda req, text: pb.SetActiveChannelsResponse(file_path=req.file_path, error_message=text)
     )
     def SetActiveChannels(self, request, context):
+        """Set the channels the caller's segment reads return (none: all)."""
         client, path, names = compat_client(context), request.file_path, list(request.channel_names)
         info = self.engine.info(client, path)
         unknown = [n for n in dict.fromkeys(names) if n not in info.names]
@@ -221,8 +205,9 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
             return pb.SetActiveChannelsResponse(
                 file_path=path,
                 active_channels=current,
-                error_message=f"no channel{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
-                f"{path}; the active channels are unchanged ({len(current)} channels)",
+                error_message=f"no channel{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))} in {path}; the active channels are unchanged "
+                f"({len(current)} channels)",
             )
         return pb.SetActiveChannelsResponse(
             file_path=path, active_channels=self.engine.set_channels(client, path, names or None)
@@ -232,6 +217,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
         lambda req, text: pb.GetActiveChannelsResponse(file_path=req.file_path, error_message=text)
     )
     def GetActiveChannels(self, request, context):
+        """The channels the caller's segment reads return."""
         return pb.GetActiveChannelsResponse(
             file_path=request.file_path,
             active_channels=self.engine.channels(compat_client(context), request.file_path),
@@ -239,6 +225,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
 
     @in_band(lambda req, text: pb.SignalChunk(file_path=req.file_path, error_message=text))
     def GetSignalSegment(self, request, context):
+        """One segment of the caller's active channels, float64, streamed."""
         client, path = compat_client(context), request.file_path
         names = self.engine.channels(client, path)
         _one_rate(
@@ -262,6 +249,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
     # -- the successor's range reads --------------------------------------------------------------
     @in_band(lambda req, text: pb.SignalChunk(file_path=req.file_path, error_message=text))
     def GetSignalRange(self, request, context):
+        """A time window, float32, streamed; with `n_points` reduced to min/max points."""
         client, path = compat_client(context), request.file_path
         t0, t1 = request.start_uutc, request.end_uutc
         n_points = request.n_points if request.HasField("n_points") else None
@@ -307,12 +295,13 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
                 n_out -= n_out % 2
             if n_out < 2:
                 raise TimeRangeError(
-                    f"the window [{t0}, {t1}) µUTC holds too few samples of {_groups_text(info, names)} for one "
-                    "display read; read each rate group separately"
+                    f"the window [{t0}, {t1}) µUTC holds too few samples of "
+                    f"{_groups_text(info, names)} for one display read; read each rate group "
+                    "separately"
                 )
             rows = {}
             for _, s in reads:
-                for name, row in zip(s.channels, minmax_points(s.data, n_out)):
+                for name, row in zip(s.channels, minmax_points(s.data, n_out), strict=True):
                     rows[name] = row
             data = np.stack([rows[n] for n in names])
             first = reads[0][1]  # the fastest group's window sets the times
@@ -330,6 +319,7 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
 
     @in_band(lambda req, text: pb.ChannelEnvelope(file_path=req.file_path, error_message=text))
     def GetEnvelope(self, request, context):
+        """Each channel's per-block minimum and maximum from the index, streamed."""
         client, path = compat_client(context), request.file_path
         every = self.engine.info(client, path).names
         names = self.engine.channels(client, path, list(request.channel_names) or every)
@@ -390,8 +380,8 @@ def _one_rate(info: SessionInfo, names: Sequence[str], advice: str) -> None:
     rates = {info.channel(n).fs for n in names}
     if len(rates) > 1:
         raise MixedRatesError(
-            f"the channels asked for have {len(rates)} sampling rates ({_groups_text(info, names)}); "
-            f"and one reply carries one sampling rate: {advice}"
+            f"the channels asked for have {len(rates)} sampling rates "
+            f"({_groups_text(info, names)}); and one reply carries one sampling rate: {advice}"
         )
 
 
@@ -402,7 +392,7 @@ def _messages(
     fs: float,
     time_of: Callable[[int], int],
 ) -> Iterator[pb.SignalChunk]:
-    """Column `blocks` ``(a, b, values)`` as SignalChunks; message [a, b) spans ``time_of(a)`` to ``time_of(b)``."""
+    """Column `blocks` ``(a, b, values)`` as SignalChunks from ``time_of(a)`` to ``time_of(b)``."""
     names = list(channels)
     for a, b, block in blocks:
         # tobytes() writes C order: one copy, even of a strided view

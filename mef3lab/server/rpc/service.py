@@ -1,7 +1,8 @@
 """mef3lab's own gRPC servicer: protobuf in, engine call, protobuf out. Nothing else.
 
 Errors become gRPC statuses in one place (`grpc_errors`), with the mef3lab exception
-class in trailing metadata so the client re-raises the same class.
+class in trailing metadata so the client re-raises the same class. The API itself is
+``proto/mef3lab/v1/mef3lab.proto``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,22 @@ log = logging.getLogger(__name__)
 
 
 def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> ClientId:
-    """Who is calling: the id the client sent in metadata, else its connection; under the
-    authenticated user's name when auth is on, so no one can take another user's id.
+    """Who is calling, as the engine's client id.
+
+    The id the client sent in metadata, else its connection; under the authenticated user's
+    name when auth is on, so no one can take another user's id.
+
+    Parameters
+    ----------
+    context : grpc.ServicerContext
+        The call.
+    key : str, default CLIENT_ID_KEY
+        The metadata key the client's own id travels in.
+
+    Returns
+    -------
+    ClientId
+        The id, carrying the authenticated caller (if any).
     """
     own = next(
         (f"id:{v}" for k, v in context.invocation_metadata() or () if k == key and v),
@@ -48,7 +63,16 @@ def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> Client
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
-    """Abort the call with the status that fits `exc` and a message a person understands."""
+    """Abort the call with the status that fits `exc` and a message a person understands.
+
+    Parameters
+    ----------
+    context : grpc.ServicerContext
+        The call.
+    exc : BaseException
+        What went wrong: a `Mef3LabError` has its own status, ValueError and TypeError are
+        INVALID_ARGUMENT, anything else is INTERNAL (and logged).
+    """
     if isinstance(exc, Mef3LabError):
         code, name, text = getattr(grpc.StatusCode, exc.grpc_status), type(exc).__name__, str(exc)
     elif isinstance(exc, (ValueError, TypeError)):
@@ -63,9 +87,20 @@ def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
 def handle_errors(
     on_error: Callable[[object, grpc.ServicerContext, Exception], object],
 ) -> Callable:
-    """Decorator factory: every exception of a unary or streaming handler goes to `on_error`,
-    whose return value (if any) is the reply — the one place both services shape failures.
-    The handler runs in its call's `cancel.call_scope`: reads stop when the call ends.
+    """A decorator that hands every exception of a unary or streaming handler to `on_error`.
+
+    The one place both services shape failures. The handler runs in its call's
+    `call_scope`, so its reads stop when the call ends.
+
+    Parameters
+    ----------
+    on_error : callable
+        ``on_error(request, context, exc)``; what it returns (if not None) is the reply.
+
+    Returns
+    -------
+    callable
+        The decorator.
     """
 
     def decorate(method: Callable) -> Callable:
@@ -76,7 +111,7 @@ def handle_errors(
                 try:
                     with call_scope(context):
                         yield from method(self, request, context)
-                except Exception as exc:  # noqa: BLE001 - every error must reach on_error
+                except Exception as exc:  # every error must reach on_error
                     reply = on_error(request, context, exc)
                     if reply is not None:
                         yield reply
@@ -88,7 +123,7 @@ def handle_errors(
             try:
                 with call_scope(context):
                     return method(self, request, context)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return on_error(request, context, exc)
 
         return unary
@@ -101,7 +136,13 @@ grpc_errors = handle_errors(lambda request, context, exc: abort_with(context, ex
 
 
 def sample_type(code: int) -> str:
-    """The dtype a request's SampleType stands for; an unknown code is the caller's error."""
+    """The dtype a request's SampleType stands for.
+
+    Raises
+    ------
+    ValueError
+        An unknown code (the caller's error: INVALID_ARGUMENT).
+    """
     try:
         return DTYPE_OF[code]
     except KeyError:
@@ -109,8 +150,9 @@ def sample_type(code: int) -> str:
 
 
 def stream_samples(s: Samples):
-    """The reply's chunks, converted message by message as they are sent (`Samples.pieces`);
-    then the background loads the read deferred until its reply was sent.
+    """The reply's chunks, converted message by message as they are sent (`Samples.pieces`).
+
+    Once the reply is sent, the background loads the read deferred are started.
     """
     header = samples_header(s)
     try:
@@ -120,6 +162,7 @@ def stream_samples(s: Samples):
 
 
 def samples_header(s: Samples) -> pb.SampleChunk:
+    """The first chunk's description of a reply: dtype, channels, rate, where it starts."""
     return pb.SampleChunk(
         dtype=CODE_OF[s.dtype],
         channels=s.channels,
@@ -131,12 +174,26 @@ def samples_header(s: Samples) -> pb.SampleChunk:
 
 
 class Mef3LabService(pb_grpc.Mef3LabServicer):
+    """mef3lab's own API (``mef3lab.v1.Mef3Lab``) on an engine.
+
+    Each method translates its request into one engine call and the result into its reply;
+    errors become gRPC statuses (`grpc_errors`).
+
+    Parameters
+    ----------
+    engine : Engine
+        What answers every call.
+    roots : ServedRoots, optional
+        The served roots `List` browses (None: the server opens any path).
+    """
+
     def __init__(self, engine: Engine, roots: ServedRoots | None = None) -> None:
         self.engine = engine
         self.roots = roots
 
     @grpc_errors
     def Open(self, request, context):
+        """Open a recording for the caller; its description."""
         info = self.engine.open(
             client_id(context), request.path, request.password, request.engine or None
         )
@@ -144,16 +201,19 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def Close(self, request, context):
+        """Close the caller's recording; whether it was open."""
         return pb.CloseResponse(
             path=request.path, closed=self.engine.close(client_id(context), request.path)
         )
 
     @grpc_errors
     def ListOpen(self, request, context):
+        """The paths the caller has open."""
         return pb.ListOpenResponse(paths=self.engine.list_open(client_id(context)))
 
     @grpc_errors
     def List(self, request, context):
+        """What the caller may open in a folder of the served roots."""
         if not self.roots:
             raise NoRootsError(
                 "this server has no served roots to list (it opens any path it can read)"
@@ -165,16 +225,19 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def Info(self, request, context):
+        """The description of a recording the caller has open."""
         info = self.engine.info(client_id(context), request.path)
         return info_to_proto(info, self.engine.recording_decoder(client_id(context), request.path))
 
     @grpc_errors
     def SetSegmentSize(self, request, context):
+        """Set the caller's segment size of a recording; its segment grid."""
         self.engine.set_segment_seconds(client_id(context), request.path, request.seconds)
         return self._grid(client_id(context), request.path)
 
     @grpc_errors
     def GetSegmentGrid(self, request, context):
+        """The caller's segment grid of a recording, one per rate group."""
         return self._grid(client_id(context), request.path)
 
     def _grid(self, client: str, path: str) -> pb.SegmentGrid:
@@ -198,6 +261,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def ReadSegment(self, request, context):
+        """One of the caller's segments, streamed."""
         dtype = sample_type(request.dtype)
         s = self.engine.read_segment(
             client_id(context),
@@ -212,11 +276,13 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def ReadRange(self, request, context):
+        """A window of samples, given in time or in samples, streamed."""
         dtype = sample_type(request.dtype)
         yield from stream_samples(self._window(request, context, dtype, not request.no_prefetch))
 
     @grpc_errors
     def ReadEnvelope(self, request, context):
+        """The min/max envelope of a window in `bins` bins, streamed."""
         client, names = client_id(context), list(request.channels) or None
         s = self.engine.envelope(
             client, request.path, names, *self._indices(request, client, names), request.bins
@@ -225,6 +291,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def ReadBlockIndex(self, request, context):
+        """A channel's per-block minimum and maximum, from the index."""
         env = self.engine.block_envelope(client_id(context), request.path, request.channel)
         return pb.BlockIndex(
             start_uutc=np.asarray(env["start_uutc"], np.int64).tolist(),
@@ -253,6 +320,7 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def Prefetch(self, request, context):
+        """Queue loads for a window the caller is about to read; how many were queued."""
         n = self.engine.hint(
             client_id(context),
             request.path,
@@ -265,4 +333,5 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def GetStats(self, request, context):
+        """The engine's counters."""
         return pb.ServerStats(**self.engine.stats())
