@@ -109,7 +109,7 @@ class Connection:
         """Stop our own server (if any) and read in this process from now on. Datasets opened
         through a stopped server fail on their next read (naming it): open them again.
         """
-        sources.close_all()
+        sources.REGISTRY.close_all()
         self._forget()
         sources.set_default_address(None)
 

@@ -22,7 +22,7 @@ import traitlets as t
 import xarray as xr
 
 from ..errors import Mef3LabError
-from ..sources import acquire
+from ..sources import REGISTRY
 from ..xr.backend import rate_label
 from . import events as ev
 from .clinical import ClinicalReview
@@ -99,7 +99,7 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
     ) -> None:
         self._ready = False
         self._rec = rec
-        self._source = acquire(rec.mef3.spec)
+        self._source = REGISTRY.acquire(rec.mef3.spec)
         info = self._source.info
         present = _channels_of(rec, info.names) or list(info.names)
         self._rates = {c: g.fs for g in info.rate_groups for c in g.channels}

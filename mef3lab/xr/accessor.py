@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from ..model import SessionInfo
-from ..sources import SourceSpec, acquire, known_spec
+from ..sources import REGISTRY, SourceSpec
 
 __all__ = ["Mef3Accessor", "Mef3DataArrayAccessor", "Mef3DatasetAccessor", "viewer"]
 
@@ -59,14 +59,14 @@ class Mef3Accessor:
                 "this object has lost the mef3_* attrs that name its recording (an operation "
                 "dropped attrs); ask .mef3 on the object open_recording returned, or a selection of it"
             )
-        return known_spec(
+        return REGISTRY.known_spec(
             attrs["mef3_path"], attrs.get("mef3_address") or None, attrs.get("mef3_engine") or None
         )
 
     @property
     def info(self) -> SessionInfo:
         """The recording's description (channels, spans, annotations)."""
-        return acquire(self.spec).info
+        return REGISTRY.acquire(self.spec).info
 
     @property
     def start_uutc(self) -> int:

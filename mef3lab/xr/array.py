@@ -22,7 +22,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from ..errors import ServerUnavailableError
-from ..sources import SourceSpec, acquire, discard
+from ..sources import REGISTRY, SourceSpec
 
 __all__ = ["Mef3BackendArray"]
 
@@ -84,14 +84,13 @@ class Mef3BackendArray(BackendArray):
             block = np.empty((uniq.size, k1 - k0), self.dtype)
         else:
             names = [self.channels[i] for i in uniq.tolist()]
-            source = acquire(self.spec)
+            source = REGISTRY.acquire(self.spec)
             self._hint(source, names, k0, k1)
             try:
                 block = source.read_index(names, k0, k1, self.dtype.name)
             except ServerUnavailableError:
-                discard(
-                    self.spec, source
-                )  # computing again after the server is back reconnects at once
+                # computing again after the server is back reconnects at once
+                REGISTRY.discard(self.spec, source)
                 raise
         if np.ndim(cidx) == 0:
             block = block[inverse[0]]

@@ -17,10 +17,10 @@ START = 1_705_305_600_000_000
 @pytest.fixture(autouse=True)
 def _fresh_sources():
     """Every test starts and ends without cached readers (and without a default server)."""
-    source.close_all()
+    source.REGISTRY.close_all()
     source.set_default_address(None)
     yield
-    source.close_all()
+    source.REGISTRY.close_all()
     source.set_default_address(None)
 
 
@@ -116,7 +116,7 @@ def fake():
 
     def make(path="/nowhere/fake.mefd", **kwargs):
         f = FakeSource(path, **kwargs)
-        source.install(source.resolve(path), f)
+        source.REGISTRY.install(source.resolve(path), f)
         return f
 
     return make
@@ -129,7 +129,7 @@ def counting():
     def wrap(path, **spec_kwargs):
         spec = source.resolve(path, **spec_kwargs)
         c = CountingSource(source.open_source(spec))
-        source.install(spec, c)
+        source.REGISTRY.install(spec, c)
         return c
 
     return wrap
@@ -151,7 +151,7 @@ def server():
     """A server of this test alone: fresh statistics, and free to be killed."""
     srv = start_server()
     yield srv
-    source.close_all()  # close connections before the server goes
+    source.REGISTRY.close_all()  # close connections before the server goes
     srv.stop()
 
 

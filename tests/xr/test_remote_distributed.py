@@ -23,7 +23,7 @@ def test_pickle_round_trip_of_a_remote_dataset(
     blob = pickle.dumps(ds)
     sub_blob = pickle.dumps(ds.signal.sel(channel=["ch002", "ch000"], time=slice(19.5, 21.0)))
     assert len(blob) < 200_000  # the spec and index parameters: no connection, no samples
-    source.close_all()  # as in a fresh worker process: no connection yet
+    source.REGISTRY.close_all()  # as in a fresh worker process: no connection yet
 
     back = pickle.loads(blob)
     assert back.attrs["mef3_address"] == shared_server.address and back.sizes == ds.sizes
@@ -32,7 +32,7 @@ def test_pickle_round_trip_of_a_remote_dataset(
     np.testing.assert_array_equal(back.signal.values, reader.read_index(None, 0, n))
     # the copy reopened its own connection to the server, with the password the spec carries
     spec = source.resolve(uri, passwords.level2)
-    assert isinstance(source.acquire(spec), RemoteSource)
+    assert isinstance(source.REGISTRY.acquire(spec), RemoteSource)
 
     sub = pickle.loads(sub_blob)
     k0, k1 = int(19.5 * 256), 21 * 256 + 1

@@ -132,7 +132,7 @@ def test_server_going_down_mid_compute_raises_promptly(server, recording, how):
     # closing the dataset (and the connection) does not wait for the dead server either
     t1 = time.monotonic()
     ds.close()
-    source.close_all()
+    source.REGISTRY.close_all()
     assert time.monotonic() - t1 < 5.0
 
 
@@ -158,5 +158,5 @@ def test_computing_again_once_the_server_is_back(recording):
         assert time.monotonic() - t0 < 5.0
         assert failures > 3
     finally:
-        source.close_all()
+        source.REGISTRY.close_all()
         server.stop()

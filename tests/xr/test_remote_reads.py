@@ -139,7 +139,7 @@ def test_keyboard_interrupt_leaves_the_server_idle_and_the_dataset_usable(
     try:
         _interrupt_then_compute(server, counting, settled, recording)
     finally:
-        source.close_all()
+        source.REGISTRY.close_all()
         server.stop()
 
 
@@ -185,5 +185,5 @@ def _interrupt_then_compute(server, counting, settled, recording):
     ref = np.nanmean(open_reader(recording).read_index(None, 0, n, "float64"), axis=1)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)  # float32 sums of a near-zero mean
     assert (
-        source.acquire(source.resolve(recording, address=server.address)) is c
+        source.REGISTRY.acquire(source.resolve(recording, address=server.address)) is c
     )  # on the same connection

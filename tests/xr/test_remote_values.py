@@ -39,7 +39,9 @@ def test_uri_opens_through_the_server_with_its_segments_as_chunks(shared_server,
         recording
     )
     assert ds.signal.chunks is not None  # dask-backed: nothing read yet
-    assert isinstance(source.acquire(source.resolve(_uri(shared_server, recording))), RemoteSource)
+    assert isinstance(
+        source.REGISTRY.acquire(source.resolve(_uri(shared_server, recording))), RemoteSource
+    )
 
     seg = _server_segments(shared_server.address, recording)[256.0]
     assert seg == 60 * 256

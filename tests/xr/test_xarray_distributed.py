@@ -19,7 +19,7 @@ def test_pickle_round_trip_reopens_lazily(recording, chunks):
     blob = pickle.dumps(ds)
     da_blob = pickle.dumps(ds.signal.sel(channel=["ch002", "ch005"], time=slice(100, 160)))
     assert len(blob) < 200_000  # specs and index parameters, no reader, no samples, no time axis
-    source.close_all()  # as in a fresh worker process: nothing cached
+    source.REGISTRY.close_all()  # as in a fresh worker process: nothing cached
 
     back = pickle.loads(blob)
     assert back.signal.dims == ("channel", "time") and back.sizes == ds.sizes
@@ -35,7 +35,7 @@ def test_pickle_round_trip_reopens_lazily(recording, chunks):
 def test_backend_array_pickles_its_spec_only(encrypted_recording, passwords):
     spec = source.resolve(encrypted_recording, passwords.level2)
     arr = Mef3BackendArray(spec, ("ch000",), 100, "float32")
-    source.acquire(spec)  # a reader is open in this process...
+    source.REGISTRY.acquire(spec)  # a reader is open in this process...
     back = pickle.loads(pickle.dumps(arr))  # ...but only the spec travels
     assert back.spec == spec and back.shape == (1, 100)
     assert not any(isinstance(v, source.EmbeddedSource) for v in vars(back).values())

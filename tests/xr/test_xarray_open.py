@@ -12,7 +12,7 @@ import mef3lab
 from mef3lab import sources as source
 from mef3lab.errors import PasswordError, UnknownChannelError
 from mef3lab.readers import open_reader
-from mef3lab.sources import registry
+from mef3lab.sources import REGISTRY, registry
 from mef3lab.xr.backend import Mef3BackendEntrypoint, rate_label
 from mef3lab.xr.index import GridTimeIndex
 
@@ -266,8 +266,8 @@ def test_default_address_routes_plain_paths(monkeypatch, fake):
 def test_close_releases_the_cached_reader(recording):
     ds = mef3lab.open_recording(recording)
     spec = source.resolve(recording)
-    assert spec in registry._sources
+    assert spec in REGISTRY._sources
     ds.close()
-    assert spec not in registry._sources
+    assert spec not in REGISTRY._sources
     # a closed dataset still computes: the source is reopened on demand
     assert ds.signal.isel(time=slice(0, 10)).values.shape == (8, 10)
