@@ -1,8 +1,8 @@
 """What a recording is read through: the `RecordingSource` protocol and its `SourceSpec`.
 
-A source is an open recording as the xarray engine and the widget see it, read in this
-process (`EmbeddedSource`) or through a mef3lab server (`RemoteSource`). What travels to
-dask workers is never a source but its spec: small, frozen and picklable.
+A source is an open recording, read in this process (`EmbeddedSource`) or through a
+mef3lab server (`RemoteSource`). What travels to dask workers is never a source but its
+spec: small, frozen and picklable.
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ __all__ = ["RecordingSource", "SourceSpec"]
 
 @runtime_checkable
 class RecordingSource(Protocol):
-    """An open recording as the xarray engine sees it, embedded or remote.
+    """An open recording as the xarray engine and the widget see it, embedded or remote.
 
-    Indices are those of the rate-group grid (`SessionInfo.rate_groups`): sample k of
-    rate fs lies at ``grid.start_uutc + k * 1e6 / fs``. Implementations must be safe to
-    call from several threads of one process (dask's threaded scheduler does so).
+    Indices are those of the rate-group grid (`SessionInfo.rate_groups`): sample k of rate
+    fs lies at ``grid.start_uutc + k * 1e6 / fs``. Implementations must be safe to call
+    from several threads of one process (dask's threaded scheduler does so).
+
+    Attributes
+    ----------
+    info : SessionInfo
+        The recording's description: channels, rate groups, spans, annotations.
     """
 
     info: SessionInfo
@@ -32,25 +37,49 @@ class RecordingSource(Protocol):
     def read_index(
         self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
     ) -> np.ndarray:
-        """Samples ``[k0, k1)`` of the channels' (one rate group's) grid: (n_channels, k1 - k0), NaN outside data
-        (dtype "int32": the stored counts, RAW_NAN outside data).
+        """Samples ``[k0, k1)`` of the channels' grid (one rate group).
+
+        Parameters
+        ----------
+        channels : sequence of str
+            Channels of one rate group, rows in this order.
+        k0, k1 : int
+            The grid samples, ``k0 <= k1``.
+        dtype : {"float32", "float64", "int32"}
+            Values in channel units (NaN outside data), or the stored counts (`RAW_NAN`
+            outside data).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(len(channels), k1 - k0)``.
+
+        Raises
+        ------
+        mef3lab.errors.FactorChangeError
+            For "int32" when a channel's conversion factor changes inside the recording.
         """
         ...
 
     def segment_samples(self, fs: float) -> int:
-        """The preferred read length, in samples, at rate `fs` (a server's segment length)."""
+        """The preferred read length in samples at rate `fs` (a server's segment length)."""
         ...
 
     def hint(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> None:
-        """Samples ``[k0, k1)`` of `channels` will probably be read next, as `dtype` (a server may prefetch).
+        """Say that samples ``[k0, k1)`` of `channels` will probably be read next, as `dtype`.
 
-        Called just before each read, so it must return at once; the engine ignores its failures.
+        A server may prefetch them. Called just before each read, so it must return at
+        once; the engine ignores its failures.
         """
         ...
 
     def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
-        """Every stored block of `channel`: ``start_uutc``, ``end_uutc``, ``min``, ``max`` (channel units),
-        from the block index (nothing decoded).
+        """Every stored block of `channel`, from the block index (nothing decoded).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``start_uutc``, ``end_uutc``, ``min``, ``max`` (channel units), one entry per block.
         """
         ...
 
@@ -63,10 +92,19 @@ class RecordingSource(Protocol):
 class SourceSpec:
     """How to open a recording: small, hashable and picklable (what dask ships to workers).
 
-    `path` is absolute for embedded specs (workers may run elsewhere in the file system
-    tree); for remote specs it is the path as the server sees it. `address` None means
-    embedded. `engine` None means the reader's default engine. The password is kept out
-    of ``repr`` so it does not end up in logs or tracebacks.
+    The password is kept out of ``repr`` so that it does not end up in logs or tracebacks.
+
+    Parameters
+    ----------
+    path : str
+        The recording: absolute for a spec read in this process (workers may run in
+        another folder); for a remote spec, the path as the server sees it.
+    password : str, optional
+        The recording's password, if it is encrypted.
+    engine : str, optional
+        The decoder for reads in this process; None: the reader's default.
+    address : str, optional
+        The server it is read through; None: this process.
     """
 
     path: str

@@ -1,4 +1,8 @@
-"""`EmbeddedSource`: a `Reader` of this process behind the `RecordingSource` protocol."""
+"""`EmbeddedSource`: a `Reader` of this process behind the `RecordingSource` protocol.
+
+It decides how long an embedded chunk is (`EmbeddedSource.segment_samples`), and lets
+readers that are not thread-safe take turns.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 import numpy as np
 
@@ -28,6 +32,11 @@ class EmbeddedSource:
     take turns on one lock. Engines that declare themselves thread-safe (mef3io and numba
     release the GIL while decoding) read at once, so dask's threaded scheduler decodes
     chunks on every core.
+
+    Parameters
+    ----------
+    reader : Reader
+        An open reader; the source closes it.
     """
 
     _decode_lock = threading.Lock()
@@ -37,27 +46,27 @@ class EmbeddedSource:
         self.info = reader.info
         self._closed = False
 
-    def _turn(self) -> ContextManager:
+    def _turn(self) -> AbstractContextManager:
         return contextlib.nullcontext() if self.reader.thread_safe else EmbeddedSource._decode_lock
 
     def read_index(
         self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
     ) -> np.ndarray:
+        """Samples ``[k0, k1)`` of the channels' grid (see `RecordingSource.read_index`)."""
         with self._turn():
-            if (
-                dtype == "int32"
-            ):  # one conversion_factor per channel: refused where it changes, as remote
+            if dtype == "int32":
+                # one conversion_factor per channel: refused where it changes, as remote
                 self.info.check_one_factor(channels)
                 return self.reader.read_raw(list(channels), k0, k1).counts
             return self.reader.read_index(list(channels), k0, k1, dtype)
 
     def segment_samples(self, fs: float) -> int:
-        """Whole seconds, at most `EMBEDDED_SEGMENT_SECONDS`, and about `EMBEDDED_CHUNK_BYTES` per chunk.
+        """The preferred read length at rate `fs`: whole seconds, one at least.
 
-        One minute keeps the per-read overhead of opening MEF segment files negligible
-        while a chunk of a typical iEEG rate group (say 128 channels at 2 kHz, float32)
-        stays near dask's recommended ~100 MB; wide or fast groups (microwires at 32 kHz)
-        get shorter chunks so one chunk never gets out of hand. Never below one second.
+        At most `EMBEDDED_SEGMENT_SECONDS`, which keeps the cost of opening MEF segment
+        files small beside a read's; shorter when a chunk of the rate group (all its
+        channels, float32) would exceed `EMBEDDED_CHUNK_BYTES`, so wide or fast groups get
+        chunks of about that size.
         """
         n_channels = max((len(g.channels) for g in self.info.rate_groups if g.fs == fs), default=1)
         seconds = EMBEDDED_CHUNK_BYTES / (4 * fs * n_channels)
@@ -68,10 +77,12 @@ class EmbeddedSource:
         """Nothing to prefetch embedded: the OS page cache does that."""
 
     def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
+        """Every stored block of `channel` (see `RecordingSource.block_envelope`)."""
         with self._turn():
             return self.reader.block_envelope(channel)
 
     def close(self) -> None:
+        """Close the reader. Idempotent."""
         if not self._closed:
             self._closed = True
             with self._turn():

@@ -1,7 +1,12 @@
-"""`RemoteSource`: a recording on a mef3lab server behind the `RecordingSource` protocol."""
+"""`RemoteSource`: a recording on a mef3lab server behind the `RecordingSource` protocol.
+
+It reads through a `Mef3Client` of its own, and turns the engine's read-ahead hints into
+prefetch calls that nothing waits for.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 
@@ -9,20 +14,33 @@ import numpy as np
 
 from ..client import Mef3Client
 from ..errors import Mef3LabError
+from .base import SourceSpec
 
 __all__ = ["RemoteSource"]
 
 
 class RemoteSource:
-    """A recording on a mef3lab server, as the xarray engine sees it (`mef3lab.sources.RecordingSource`).
+    """A recording on a mef3lab server, behind the `RecordingSource` protocol.
 
-    Chunks are the server's segments (`segment_samples`), reads never trigger the
-    server's own readahead (dask reads chunks in any order); instead the engine's
-    explicit `hint` asks for what comes next, without waiting for the answer.
+    Chunks are the server's segments (`segment_samples`). Reads never trigger the
+    server's own readahead (dask reads chunks in any order); instead the engine's explicit
+    `hint` asks for what comes next, without waiting for the answer.
 
-    Opening first pings the server with a `connect_timeout` deadline, so a server that
-    is down fails at once (connection refused) and one that never answers fails within
-    that bound, rather than after a read's much longer deadline.
+    Opening first pings the server with a `connect_timeout` deadline, so a server that is
+    down fails at once (connection refused) and one that never answers fails within that
+    bound, rather than after a read's much longer deadline.
+
+    Parameters
+    ----------
+    spec : SourceSpec
+        A remote spec: the path as the server sees it, and the server's address.
+
+    Raises
+    ------
+    mef3lab.errors.ServerUnavailableError
+        When the server does not answer.
+    mef3lab.errors.Mef3LabError
+        When the server cannot open the recording (the exception it raised).
     """
 
     #: Seconds to wait for a first answer from the server when opening.
@@ -30,16 +48,15 @@ class RemoteSource:
     #: Hints still unanswered beyond this many are dropped (a busy server needs no more work).
     max_pending_hints: int = 4
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
         self.client = Mef3Client(spec.address)
         self._hints: set = set()
         self._hints_lock = threading.Lock()
         self._closed = False
         try:
-            self.client.list_open_files(
-                timeout=self.connect_timeout
-            )  # a ping that touches no recording
+            # a ping that touches no recording
+            self.client.list_open_files(timeout=self.connect_timeout)
             self.info = self.client.open_file(spec.path, spec.password, spec.engine)
             grid = self.client.segment_grid(spec.path)
         except BaseException:
@@ -50,13 +67,18 @@ class RemoteSource:
     def read_index(
         self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
     ) -> np.ndarray:
+        """Samples ``[k0, k1)`` of the channels' grid (see `RecordingSource.read_index`)."""
         return self.client.read_index(self.spec.path, k0, k1, list(channels), dtype, prefetch=False)
 
     def segment_samples(self, fs: float) -> int:
+        """The server's segment length at rate `fs`, in samples."""
         return self._segment[fs]
 
     def hint(self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32") -> None:
-        """Send a Prefetch for ``[k0, k1)`` and return at once; its answer (or failure) is ignored."""
+        """Send a Prefetch for ``[k0, k1)`` and return at once; its answer is ignored.
+
+        Dropped when `max_pending_hints` are still unanswered.
+        """
         with self._hints_lock:
             if self._closed or len(self._hints) >= self.max_pending_hints:
                 return
@@ -67,6 +89,7 @@ class RemoteSource:
         call.add_done_callback(self._hint_done)
 
     def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
+        """Every stored block of `channel` (see `RecordingSource.block_envelope`)."""
         return self.client.block_index(self.spec.path, channel)
 
     def _hint_done(self, call) -> None:
@@ -74,6 +97,10 @@ class RemoteSource:
             self._hints.discard(call)
 
     def close(self) -> None:
+        """Cancel the pending hints, close the recording on the server and the connection.
+
+        Idempotent; a server that is gone delays it by `connect_timeout` at most.
+        """
         with self._hints_lock:
             if self._closed:
                 return
@@ -81,10 +108,7 @@ class RemoteSource:
             pending, self._hints = list(self._hints), set()
         for call in pending:
             call.cancel()
-        try:
-            self.client.close_file(
-                self.spec.path, timeout=self.connect_timeout
-            )  # a dead server must not hold it up
-        except Mef3LabError:
-            pass  # the server is gone: nothing left to release there
+        # a server that is gone has nothing left to release, and must not hold this up
+        with contextlib.suppress(Mef3LabError):
+            self.client.close_file(self.spec.path, timeout=self.connect_timeout)
         self.client.shutdown()
