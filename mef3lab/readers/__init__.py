@@ -1,7 +1,10 @@
-"""Readers: one interface (`base.Reader`), one module per decoding engine.
+"""Readers: one interface (`Reader`) over the decoding engines, one module per engine.
 
 Nothing outside this package imports pymef or mef3io; everything else asks `open_reader`.
-Engines are imported lazily, so `import mef3lab` never loads a C decoder.
+Engines are imported when first used, so ``import mef3lab`` never loads a C decoder. The
+data model (`SessionInfo` and the types it is made of) is re-exported from `mef3lab.model`
+for users. How the engines differ, and how they treat passwords and damaged files:
+``docs/readers.md``.
 """
 
 from __future__ import annotations
@@ -27,17 +30,25 @@ __all__ = [
     "warm_up",
 ]
 
-#: engine name -> "module:class"
+#: The decoding engines: name -> ``"module:class"`` of its `Reader`.
 ENGINES = {
     "pymef": "mef3lab.readers.pymef:PymefReader",
     "mef3io": "mef3lab.readers.mef3io:Mef3ioReader",
     "numba": "mef3lab.readers.numba:NumbaReader",
 }
 
+#: The engine `open_reader` uses when none is named: mef3lab's own RED decoder.
 DEFAULT_ENGINE = "numba"
 
 
 def engine_class(engine: str) -> type[Reader]:
+    """The `Reader` class of `engine` (a key of `ENGINES`), imported now.
+
+    Raises
+    ------
+    ValueError
+        If there is no such engine.
+    """
     try:
         module, cls = ENGINES[engine].split(":")
     except KeyError:
@@ -51,17 +62,67 @@ def open_reader(
     engine: str | None = None,
     threads: int = 0,
 ) -> Reader:
-    """Open a recording with `engine` (default: numba, mef3lab's own decoder over mef3io's metadata).
+    """Open a MEF 3.0 recording for direct reads with one decoding engine.
 
-    pymef, what the lab's files are written with, stays available by name; it cannot
-    decode a session opened with its level-1 password (it raises Level1PasswordError).
-    `threads`: how many threads one read may decode on (0: one per core).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The session folder (``.mefd``).
+    password : str, optional
+        The password of an encrypted session. Level 2 reads everything; level 1 reads the
+        samples but not the annotations, and pymef cannot decode with it at all.
+    engine : {"numba", "pymef", "mef3io"}, optional
+        The decoder: "numba" (default) is mef3lab's own RED decoder over mef3io's metadata;
+        "pymef" is meflib, what the lab's files are written with; "mef3io" a C++ decoder.
+    threads : int
+        How many threads one read may decode on (0: one per core).
+
+    Returns
+    -------
+    Reader
+        The open recording. Close it when done, or use it in a ``with`` block.
+
+    Raises
+    ------
+    RecordingNotFoundError
+        If `path` does not exist.
+    NotAMefSessionError
+        If `path` is not a MEF 3.0 session, or has no channel with samples.
+    PasswordError
+        If the password is missing or wrong (`Level1PasswordError`: pymef was given the
+        level-1 password).
+    CorruptDataError
+        If every channel is damaged (damaged channels are otherwise left out and listed in
+        ``reader.info.damaged``).
+    ValueError
+        If `engine` is unknown or `threads` negative.
+
+    Examples
+    --------
+    >>> import mef3lab
+    >>> with mef3lab.open_reader("demo.mefd") as r:  # doctest: +SKIP
+    ...     t0 = r.info.start_uutc
+    ...     data = r.read(["ch000", "ch001"], t0, t0 + 10_000_000)  # 10 s, (2, n_samples)
     """
     return engine_class(engine or DEFAULT_ENGINE)(path, password, threads)
 
 
 def warm_up(engine: str = DEFAULT_ENGINE) -> None:
-    """Import `engine` and prepare its decoder (numba loads its kernels), so no read pays for it."""
+    """Import `engine` and prepare its decoder now, so that no read pays for it.
+
+    The numba engine compiles its kernels, or loads them from numba's cache; the others
+    only import.
+
+    Parameters
+    ----------
+    engine : str
+        A key of `ENGINES`.
+
+    Raises
+    ------
+    ValueError
+        If there is no such engine.
+    """
     prepare = getattr(engine_class(engine), "warm_up", None)
     if prepare is not None:
         prepare()

@@ -37,6 +37,7 @@ def effective_factor(f: float | None) -> float:
 
 
 def rate_change_message(path: object, name: str, rates: Sequence[float]) -> str:
+    """The message of the RateChangeError a channel that changes rate raises."""
     shown = ", ".join(f"{r:g} Hz" for r in dict.fromkeys(rates))
     return (
         f"{path}: channel {name!r} changes sampling rate between MEF segments ({shown}); "
@@ -71,9 +72,8 @@ def implied_rate(
     if not ok.any():
         return None
     n, dt = n[ok], dt[ok]
-    off = (
-        np.abs(n * 1e6 / dt - fs) * dt / 1e6 > 1.0 + 2e-6 * fs
-    )  # more than a sample (plus µs rounding)
+    # more than a sample off (plus µs rounding)
+    off = np.abs(n * 1e6 / dt - fs) * dt / 1e6 > 1.0 + 2e-6 * fs
     return float(round(float(np.median(n[off] * 1e6 / dt[off])), 3)) if off.any() else None
 
 

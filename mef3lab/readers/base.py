@@ -1,8 +1,8 @@
-"""The one reader interface every engine implements (`Reader`), and opening checks.
+"""The one reader interface every engine implements (`Reader`), and the checks at opening.
 
-Engines implement three small hooks (`_open`, `_read_float`, `_read_counts`, plus
-`_block_envelope`); everything that must be identical across engines (validation,
-grids, rate groups, error detection, NaN handling) lives here and in `session.py`, once.
+Engines implement four small hooks (`_open`, `_read_float`, `_read_counts`,
+`_block_envelope`); everything that must be identical across engines (validation, grids,
+rate groups, error detection, NaN handling) lives here and in `mef3lab.model`, once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,20 @@ from ..model import DTYPES, RAW_NAN, RateGroup, RawSamples, SessionInfo, inverte
 
 
 def check_session_path(path: str | os.PathLike) -> Path:
-    """The session folder, or the error a person understands when it is not one."""
+    """The session folder `path` names, checked.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, ``~`` expanded.
+
+    Raises
+    ------
+    RecordingNotFoundError
+        If nothing is at `path`.
+    NotAMefSessionError
+        If it is not a ``.mefd`` folder with a time-series channel.
+    """
     p = Path(path).expanduser()
     if not p.exists():
         raise RecordingNotFoundError(f"no such file or folder: {p}")
@@ -33,23 +46,48 @@ def check_session_path(path: str | os.PathLike) -> Path:
 
 
 class Reader(ABC):
-    """An open MEF 3.0 recording. Engines subclass this; callers use only what is defined here.
+    """An open MEF 3.0 recording, read with one engine (made by `open_reader`).
 
-    Thread safety is per engine (`thread_safe`): pymef keeps global state, so its reads
-    never share a process's threads; the server reads in a pool of processes either way.
+    Engines subclass this; callers use only what is defined here. Times are µUTC
+    (microseconds since the epoch); a read returns one row per channel, on the sample grid
+    of the channels' sampling rate (`SessionInfo.rate_groups`), NaN (or `RAW_NAN`) in gaps.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The session folder (``.mefd``).
+    password : str, optional
+        The password of an encrypted session.
+    threads : int
+        How many threads one read may decode on (0: one per core). Engines that hold the
+        GIL ignore it; the server's reader processes use 1 each.
+
+    Attributes
+    ----------
+    engine : str
+        The engine's name (a key of `ENGINES`).
+    thread_safe : bool
+        True when reads may run from several threads at once (the engine keeps no global
+        state and releases the GIL); False (pymef) makes every caller take turns.
+    path : pathlib.Path
+        The session folder.
+    info : SessionInfo
+        Everything known about the recording without decoding samples.
+
+    Raises
+    ------
+    RecordingNotFoundError, NotAMefSessionError, PasswordError, CorruptDataError
+        As `open_reader` says.
+    ValueError
+        If `threads` is negative.
     """
 
     engine: str = ""
-    #: True when reads may run from several threads at once (the engine keeps no global
-    #: state and releases the GIL); False (pymef) makes every caller take turns.
     thread_safe: bool = False
 
     def __init__(
         self, path: str | os.PathLike, password: str | None = None, threads: int = 0
     ) -> None:
-        """threads: how many threads one read may decode on (0: one per core). Engines that
-        hold the GIL ignore it; the server's reader processes use 1 each.
-        """
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = one per core), not {threads}")
         self.path = check_session_path(path)
@@ -72,7 +110,7 @@ class Reader(ABC):
 
     @abstractmethod
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
-        """Fill `out` (len(names), n) int32 with the stored counts, RAW_NAN in gaps, for ``[t0, t1)``.
+        """Fill `out` (len(names), n) int32 with stored counts, RAW_NAN in gaps, for ``[t0, t1)``.
 
         Into `out` for the same reason as `_read_float`: the server's segment store reads
         counts, and a fresh array copied into the shared block cost every cold segment.
@@ -80,9 +118,9 @@ class Reader(ABC):
 
     @abstractmethod
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
-        """Per-block ``start_uutc``, ``end_uutc``, ``min``, ``max`` (channel units) overlapping the window."""
+        """Each block's ``start_uutc``, ``end_uutc``, ``min`` and ``max`` in the window."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - engines without state to release keep this one
         """Release files and engine state. Idempotent."""
 
     # -- public API ---------------------------------------------------------------------
@@ -99,7 +137,36 @@ class Reader(ABC):
         end_uutc: float | None = None,
         dtype: str = "float32",
     ) -> np.ndarray:
-        """Samples of `channels` (one rate) in ``[start_uutc, end_uutc)``: (n_channels, n_samples), NaN in gaps."""
+        """Samples of channels of one sampling rate in ``[start_uutc, end_uutc)``.
+
+        Parameters
+        ----------
+        channels : sequence of str, str or None
+            Channel names (None: all; they must share one sampling rate).
+        start_uutc, end_uutc : float, optional
+            The window in µUTC (None: from the start, to the end of the channels' grid).
+        dtype : {"float32", "float64"}
+            The type of the values.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_channels, n_samples) values in channel units, NaN in gaps: the samples of the
+            channels' grid at or after `start_uutc` and before `end_uutc`.
+
+        Raises
+        ------
+        UnknownChannelError
+            If a channel is unknown.
+        MixedRatesError
+            If the channels have different sampling rates (see `read_groups`).
+        TimeRangeError
+            If the window is empty, inverted, or wholly outside the channels' recording.
+        RateChangeError
+            If a channel changes sampling rate between MEF segments.
+        CorruptDataError
+            If the files are damaged where the window lies (or the channel is).
+        """
         names, group, k0, k1 = self._window(channels, start_uutc, end_uutc)
         return self.read_index(names, k0, k1, dtype)
 
@@ -110,7 +177,13 @@ class Reader(ABC):
         end_uutc: float | None = None,
         dtype: str = "float32",
     ) -> dict[float, tuple[tuple[str, ...], np.ndarray]]:
-        """Like `read`, for channels of any rates: ``{fs: (names, array)}``, one entry per rate group."""
+        """Like `read`, for channels of any sampling rates: one read per rate group.
+
+        Returns
+        -------
+        dict of float to (tuple of str, numpy.ndarray)
+            ``{fs: (names, array)}``, fastest rate first.
+        """
         names = self.info.check_channels(channels)
         out = {}
         for g in self.info.rate_groups:
@@ -127,9 +200,33 @@ class Reader(ABC):
         dtype: str = "float32",
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Samples ``[k0, k1)`` of the channels' rate-group grid (indices may lie outside the recording: NaN).
+        """Samples ``[k0, k1)`` of the channels' rate-group grid.
 
-        `out`, when given, receives the result (e.g. a shared-memory buffer) and is returned.
+        Parameters
+        ----------
+        channels : sequence of str, str or None
+            Channel names of one sampling rate (None: all).
+        k0, k1 : int
+            Sample indices on the grid (`RateGroup.grid`); they may lie outside the recording,
+            whose samples there are NaN.
+        dtype : {"float32", "float64"}
+            The type of the values.
+        out : numpy.ndarray, optional
+            (n_channels, k1 - k0) of `dtype`, to receive the result (e.g. a shared-memory block).
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_channels, k1 - k0) values in channel units, NaN in gaps; `out` if given.
+
+        Raises
+        ------
+        TimeRangeError
+            If ``k1 < k0``.
+        ValueError
+            If `dtype` is not a float type.
+        UnknownChannelError, MixedRatesError, RateChangeError, CorruptDataError
+            As `read` says.
         """
         names = self.info.check_channels(channels)
         group = self.info.group_of(names)
@@ -152,9 +249,31 @@ class Reader(ABC):
         k1: int,
         out: np.ndarray | None = None,
     ) -> RawSamples:
-        """Stored int32 counts ``[k0, k1)`` plus each channel's conversion factor (compact
-        transport), and where a channel's factor changes within the window (`RawSamples`).
-        `out`, when given (int32, channels × samples), receives the counts.
+        """Stored int32 counts ``[k0, k1)`` of the grid, with the factors that make them values.
+
+        Half the bytes of float64 and exact: the compact way to move samples.
+
+        Parameters
+        ----------
+        channels : sequence of str, str or None
+            Channel names of one sampling rate (None: all).
+        k0, k1 : int
+            Sample indices on the channels' grid, as in `read_index`.
+        out : numpy.ndarray, optional
+            int32 (n_channels, k1 - k0), to receive the counts.
+
+        Returns
+        -------
+        RawSamples
+            The counts (`RAW_NAN` in gaps), each channel's conversion factor, and where a
+            channel's factor changes within the window.
+
+        Raises
+        ------
+        TimeRangeError
+            If ``k1 < k0``.
+        UnknownChannelError, MixedRatesError, RateChangeError, CorruptDataError
+            As `read` says.
         """
         names = self.info.check_channels(channels)
         group = self.info.group_of(names)
@@ -175,7 +294,28 @@ class Reader(ABC):
     def block_envelope(
         self, channel: str, start_uutc: int | None = None, end_uutc: int | None = None
     ) -> dict[str, np.ndarray]:
-        """Min/max of every stored block overlapping the window, from the index (nothing decoded)."""
+        """Min and max of every stored block in the window, from the index (nothing decoded).
+
+        Parameters
+        ----------
+        channel : str
+            A channel name.
+        start_uutc, end_uutc : int, optional
+            The window in µUTC (None: from the channel's start, to its end).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Per block overlapping the window: ``start_uutc``, ``end_uutc``, ``min`` and ``max``
+            (in channel units).
+
+        Raises
+        ------
+        UnknownChannelError
+            If the channel is unknown.
+        TimeRangeError
+            If the window is inverted.
+        """
         self.info.channel(channel)
         if start_uutc is not None and end_uutc is not None and end_uutc <= start_uutc:
             raise TimeRangeError(inverted_range(start_uutc, end_uutc))
@@ -201,15 +341,16 @@ class Reader(ABC):
         a silent NaN row would be indistinguishable from a real gap, so it is refused.
         """
         if data.shape != (len(names), n):
+            got = data.shape[-1] if data.ndim else 0
             raise CorruptDataError(
-                f"{self.path}: the {self.engine} engine returned {data.shape[-1] if data.ndim else 0} "
-                f"samples for {n} requested in [{t0}, {t1}); the recording may be damaged"
+                f"{self.path}: the {self.engine} engine returned {got} samples for {n} requested "
+                f"in [{t0}, {t1}); the recording may be damaged"
             )
         for i, name in enumerate(names):
             if empty(data[i]) and self._has_data(name, t0, t1):
                 raise CorruptDataError(
-                    f"{self.path}: channel {name!r} returned no data in [{t0}, {t1}) although its index "
-                    "lists recorded samples there; the files may be damaged"
+                    f"{self.path}: channel {name!r} returned no data in [{t0}, {t1}) although its "
+                    "index lists recorded samples there; the files may be damaged"
                 )
 
     def _has_data(self, name: str, t0: int, t1: int) -> bool:

@@ -1,13 +1,8 @@
 """The mef3io engine: a C++ decoder that releases the GIL and reads with a level-1 password.
 
-Behaviour worth knowing:
-- A level-1 password reads samples and technical metadata but not the records, whose
-  bodies MEF encrypts at level 2: such a session opens with no annotations (logged).
-- A channel whose sampling rate changes between segments is found at open from the
-  block index (mef3io stores no rate per segment) and raises RateChangeError when read;
-  the other channels read normally.
-- A channel whose segments store different conversion factors (a gain change) reads each
-  segment scaled by its own; `SessionInfo.factor_changes` says where each factor starts.
+It also opens sessions for the other engines: the numba engine extends it, and the pymef
+engine asks it first which channels are damaged. How it treats level-1 passwords, rate and
+factor changes and damaged channels: ``docs/readers.md``.
 """
 
 from __future__ import annotations
@@ -50,7 +45,20 @@ class BlockTable:
 
 
 class Mef3ioReader(Reader):
-    """A recording decoded by mef3io."""
+    """A recording decoded by mef3io.
+
+    Opened by ``open_reader(path, engine="mef3io")``; `Reader` describes the interface.
+
+    Attributes
+    ----------
+    annotations_locked : bool
+        True when the records need the level-2 password: the session opened without them.
+    rate_changes : dict of str to str
+        Channels whose sampling rate changes between segments -> the message of the
+        `RateChangeError` reading one raises.
+    block_tables : dict of str to BlockTable
+        Each channel's blocks, as mef3io read them at open.
+    """
 
     engine = "mef3io"
     thread_safe = True  # mef3io reads from several threads at once, with the GIL released
@@ -70,9 +78,8 @@ class Mef3ioReader(Reader):
             self._r = self._reader(self.path)
         except (CorruptDataError, PasswordError) as exc:  # one channel's files, or its password?
             self._r, self._shadow, self.damaged = open_salvaged(self.path, self._reader, exc)
-        for name, folder in channel_dirs(
-            self.path
-        ).items():  # those mef3io leaves out without a word
+        # the channels mef3io leaves out without a word
+        for name, folder in channel_dirs(self.path).items():
             if name not in self._r.channels and name not in self.damaged:
                 self.damaged[name] = (
                     missing_files(folder) or "mef3io found no readable segment in it"
@@ -82,9 +89,7 @@ class Mef3ioReader(Reader):
             try:
                 with self._mapped("open"):
                     found = self._channel(name)
-            except (
-                CorruptDataError
-            ) as exc:  # this channel's index or metadata disagree: leave it out
+            except CorruptDataError as exc:  # its index and metadata disagree: leave it out
                 self.damaged[name] = str(exc)
                 continue
             if found is not None:
@@ -196,8 +201,8 @@ class Mef3ioReader(Reader):
             data = self._r.read(list(names), t0, t1, dtype=out.dtype.name)
         if data.shape != out.shape:
             raise CorruptDataError(
-                f"{self.path}: the mef3io engine returned {data.shape[-1]} samples for {out.shape[1]} "
-                f"requested in [{t0}, {t1}); the recording may be damaged"
+                f"{self.path}: the mef3io engine returned {data.shape[-1]} samples for "
+                f"{out.shape[1]} requested in [{t0}, {t1}); the recording may be damaged"
             )
         out[...] = data
 
@@ -221,6 +226,7 @@ class Mef3ioReader(Reader):
             return dict(self._r.block_envelope(name, t0, t1))
 
     def close(self) -> None:
+        """Close mef3io's reader and remove the salvage shadow, if any. Idempotent."""
         r, self._r = getattr(self, "_r", None), None
         if r is not None:
             r.close()
@@ -237,7 +243,10 @@ class Mef3ioReader(Reader):
             raise
         except self._m.PasswordError as exc:
             if not self.password:
-                msg = f"{self.path} is encrypted: give its password (level 2, or level 1 for the samples only)"
+                msg = (
+                    f"{self.path} is encrypted: give its password (level 2, or level 1 for the "
+                    "samples only)"
+                )
             else:
                 msg = f"the password does not open {self.path} (mef3io: {exc})"
             raise PasswordError(msg) from exc

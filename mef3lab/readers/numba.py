@@ -1,15 +1,10 @@
-"""The numba engine: mef3io for everything but the samples, which `red`'s kernels decode.
+"""The numba engine (the default): mef3io for everything but the samples, which `red` decodes.
 
-Why: decoding is the server's bottleneck, and `red` decodes the same blocks with
-~1.5x less CPU than meflib or mef3io. Metadata, passwords, annotations, the block
-index and error mapping are mef3io's (this class extends `Mef3ioReader`), so the
-engines can differ only in the decoded samples, which the tests compare with both.
-
-A channel is decoded here only when its own index files agree with mef3io's block table,
-its blocks are unencrypted, its segments share one rate and one conversion factor, and
-its block times follow its sample counts (to the microsecond) within each contiguous run;
-anything else, and any block that turns out encrypted, lossy or detrended, is read by
-mef3io exactly as the mef3io engine would.
+Decoding is the server's bottleneck, and `red` decodes the same blocks with less CPU than
+meflib or mef3io. Metadata, passwords, annotations, the block index and error mapping are
+mef3io's (`NumbaReader` extends `Mef3ioReader`), so the engines can differ only in the decoded
+samples, which the tests compare. A channel this engine cannot decode safely is read by mef3io
+exactly as the mef3io engine would (which channels: ``docs/readers.md``).
 """
 
 from __future__ import annotations
@@ -48,15 +43,17 @@ class _Blocks:
 
 
 class NumbaReader(Mef3ioReader):
-    """A recording whose samples are decoded by mef3lab's own RED kernels."""
+    """A recording whose samples are decoded by mef3lab's own RED kernels (`red`).
+
+    Opened by ``open_reader(path, engine="numba")``; `Reader` describes the interface.
+    """
 
     engine = "numba"
     warm_up = staticmethod(red.warm_up)
 
     def _open(self) -> SessionInfo:
-        self._pool: ThreadPoolExecutor | None = (
-            None  # decoding threads, started by the first large read
-        )
+        # decoding threads, started by the first large read
+        self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         info = super()._open()
         self._blocks: dict[str, _Blocks] = {}
@@ -67,10 +64,9 @@ class NumbaReader(Mef3ioReader):
         return info
 
     def _index(self, name: str, fs: float) -> _Blocks | None:
-        """The channel's block table from its .tidx files, or None (with the reason logged) for mef3io."""
-        table = self.block_tables[
-            name
-        ]  # times as mef3io reads them (files may store them offset or negated)
+        """The channel's block table from its .tidx files; None (reason logged): mef3io reads it."""
+        # times as mef3io reads them (files may store them offset or negated)
+        table = self.block_tables[name]
         segs = table.segments
         if name in self.rate_changes or len({s["units_conversion_factor"] for s in segs}) > 1:
             return self._slow(name, "its segments differ in rate or conversion factor")
@@ -110,6 +106,7 @@ class NumbaReader(Mef3ioReader):
         )
 
     def close(self) -> None:
+        """Stop the decoding threads, then close as `Mef3ioReader` does."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -141,7 +138,8 @@ class NumbaReader(Mef3ioReader):
             if not self._decode(names[i], t0, out.shape[1], counts):
                 Mef3ioReader._read_float(self, [names[i]], t0, t1, out[i : i + 1])
                 return
-            # In float64, rounded once into out's type: exactly (counts * factor).astype(...), as mef3io.
+            # In float64, rounded once into out's type: exactly (counts * factor).astype(...),
+            # as mef3io computes it.
             np.multiply(
                 counts, self.info.channel(names[i]).conversion_factor, out=out[i], casting="unsafe"
             )
@@ -163,8 +161,9 @@ class NumbaReader(Mef3ioReader):
             done.result()
 
     def _decode(self, name: str, t0: int, n: int, row: np.ndarray) -> bool:
-        """Counts of `name` on the n grid samples from t0 into `row`; False: mef3io must read it
-        (as for every channel left out of `_blocks`, including those that change rate).
+        """Counts of `name` on the n grid samples from t0 into `row`; False: mef3io must read it.
+
+        As for every channel left out of `_blocks`, including those that change rate.
         """
         b = self._blocks.get(name)
         if b is None:
@@ -180,8 +179,8 @@ class NumbaReader(Mef3ioReader):
             size = b.files[seg].stat().st_size  # an index may place blocks past the file's end
             if lo >= size:
                 raise CorruptDataError(
-                    f"{self.path}: channel {name!r}: the index places blocks at byte {lo} of {b.files[seg].name}, "
-                    f"which has {size} bytes; the files are damaged"
+                    f"{self.path}: channel {name!r}: the index places blocks at byte {lo} of "
+                    f"{b.files[seg].name}, which has {size} bytes; the files are damaged"
                 )
             buf = _pread(b.files[seg], lo, min(hi, size) - lo)
             status, k = red.decode_blocks(
@@ -193,14 +192,15 @@ class NumbaReader(Mef3ioReader):
                 return False
             if status != red.OK:
                 raise CorruptDataError(
-                    f"{self.path}: channel {name!r}: the block at byte {int(b.offsets[sel][k])} of "
-                    f"{b.files[seg].name} cannot be read: {red.PROBLEMS[status]}; the file is damaged"
+                    f"{self.path}: channel {name!r}: the block at byte {int(b.offsets[sel][k])} "
+                    f"of {b.files[seg].name} cannot be read: {red.PROBLEMS[status]}; the file is "
+                    "damaged"
                 )
         return True
 
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:
-    """True when, in every contiguous run, each block starts where its run's sample count puts it (±1 µs)."""
+    """True when each block starts where its run's sample count puts it (±1 µs)."""
     new = run_starts(starts, counts, disc, fs)
     first = np.maximum.accumulate(np.where(new, np.arange(len(starts)), 0))
     before = np.concatenate([[0], np.cumsum(counts)[:-1]])  # samples before each block

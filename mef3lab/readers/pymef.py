@@ -1,18 +1,9 @@
 """The pymef engine (meflib's own Python binding): what the lab's files are written with.
 
-Behaviour worth knowing:
-- pymef returns unscaled counts as float64; values are ``counts * factor`` here, in
-  float64, then cast, so results equal mef3io's bit for bit.
-- It cannot decode samples with a level-1 password (its metadata comes out garbled):
-  the password level is checked at open and Level1PasswordError raised, naming the
-  engines that can.
-- A channel whose segments store different sampling rates raises RateChangeError when
-  read (each segment's metadata holds its rate); the other channels read normally.
-- pymef scales every sample of a channel by its first segment's conversion factor; here
-  each segment's samples get their own (found by mef3io at open), as mef3io reads them.
-- pymef holds the GIL and can crash the process on some damaged files: the server reads
-  in worker processes for that reason, and at open mef3io first finds the damaged channels,
-  which pymef then never opens (a shadow session without them, see `salvage`).
+Its results equal mef3io's bit for bit: pymef's unscaled counts are scaled here, each MEF
+segment by its own conversion factor. It cannot decode with a level-1 password, holds the GIL,
+and can crash the process on some damaged files, so mef3io first finds the damaged channels,
+which pymef then never opens. The details: ``docs/readers.md``.
 """
 
 from __future__ import annotations
@@ -49,7 +40,16 @@ log = logging.getLogger(__name__)
 
 
 class PymefReader(Reader):
-    """A recording decoded by pymef."""
+    """A recording decoded by pymef.
+
+    Opened by ``open_reader(path, engine="pymef")``; `Reader` describes the interface.
+
+    Attributes
+    ----------
+    rate_changes : dict of str to str
+        Channels whose sampling rate changes between segments -> the message of the
+        `RateChangeError` reading one raises.
+    """
 
     engine = "pymef"
 
@@ -66,9 +66,8 @@ class PymefReader(Reader):
         # mef3io, which does not, says first which channels are damaged, and pymef never sees them.
         with Mef3ioReader(self.path, self.password, threads=1) as scan:
             damaged = dict(scan.info.damaged)
-            factor_changes = dict(
-                scan.info.factor_changes
-            )  # pymef applies none but the first segment's
+            # pymef applies none but the first segment's
+            factor_changes = dict(scan.info.factor_changes)
         if damaged:
             self._shadow = Shadow(
                 self.path, [n for n in channel_dirs(self.path) if n not in damaged]
@@ -87,9 +86,7 @@ class PymefReader(Reader):
                 self._segs[name] = [md[name]["segments"][k] for k in sorted(md[name]["segments"])]
                 try:
                     found = self._channel(name)
-                except (
-                    CorruptDataError
-                ) as exc:  # this channel's index or metadata disagree: leave it out
+                except CorruptDataError as exc:  # its index and metadata disagree: leave it out
                     damaged[name] = str(exc).replace(str(session), str(self.path))
                     continue
                 if found is not None:
@@ -127,8 +124,8 @@ class PymefReader(Reader):
             )
         if len(self.password.encode("utf-8")) > 15:  # meflib's 16-byte buffer: pymef would crash
             raise PasswordError(
-                f"pymef cannot use passwords longer than 15 bytes, so it cannot open {self.path} with "
-                "this one; the mef3io engine can (engine='mef3io')"
+                f"pymef cannot use passwords longer than 15 bytes, so it cannot open {self.path} "
+                "with this one; the mef3io engine can (engine='mef3io')"
             )
         level = check(str(tmet), self.password)
         if level < 0:
@@ -155,7 +152,7 @@ class PymefReader(Reader):
         if name in self.rate_changes:  # each segment timed by its own rate
             spans = tuple(
                 sp
-                for s, r in zip(segs, rates)
+                for s, r in zip(segs, rates, strict=True)
                 for sp in spans_from_toc(s["TOC"][3], s["TOC"][1], s["TOC"][0], r)
             )
         else:
@@ -186,7 +183,7 @@ class PymefReader(Reader):
         ), spans
 
     def _tdat_problem(self, name: str) -> str | None:
-        """Why a segment's data file cannot hold the blocks its index lists (pymef would read NaN)."""
+        """Why a segment's data file cannot hold the blocks its index lists (pymef reads NaN)."""
         md = self._s.session_md["time_series_channels"][name]["segments"]
         for seg in sorted(md):
             idx = md[seg]["indices"]
@@ -224,16 +221,17 @@ class PymefReader(Reader):
             warnings.simplefilter("ignore", RuntimeWarning)  # "window exceeds the recording"
             data = self._s.read_ts_channels_uutc(name, [int(t0), int(t1)])
         if data is None or np.shape(data) != (n,):
+            got = np.size(data) if data is not None else 0
             raise CorruptDataError(
-                f"{self.path}: pymef returned {np.size(data) if data is not None else 0} samples of "
-                f"{name!r} for {n} requested in [{t0}, {t1}); the recording may be damaged"
+                f"{self.path}: pymef returned {got} samples of {name!r} for {n} requested in "
+                f"[{t0}, {t1}); the recording may be damaged"
             )
         got, listed = int(np.count_nonzero(~np.isnan(data))), self._listed(name, t0, n)
         if got != listed:
             # pymef does not check block CRCs: an undecodable block comes back as NaN, a fake gap.
             raise CorruptDataError(
-                f"{self.path}: channel {name!r} gave {got} samples in [{t0}, {t1}) where its index lists "
-                f"{listed}; a data block could not be decoded, the files may be damaged"
+                f"{self.path}: channel {name!r} gave {got} samples in [{t0}, {t1}) where its "
+                f"index lists {listed}; a data block could not be decoded, the files may be damaged"
             )
         return data
 
@@ -259,8 +257,9 @@ class PymefReader(Reader):
             counts = self._read_channel(name, t0, t1, n)
             k0 = self.info.group_of([name]).grid.index_at(t0)
             for a, b, factor in self.info.factor_runs(name).window(k0, k0 + n).pieces(0, n):
-                # Computed in float64 and rounded once into out's type: exactly (counts * factor).astype(...),
-                # each segment's samples by its own factor (as mef3io; pymef scales all by the first's).
+                # Computed in float64 and rounded once into out's type: exactly
+                # (counts * factor).astype(...), each segment's samples by its own factor
+                # (as mef3io; pymef scales all by the first's).
                 np.multiply(counts[a:b], factor, out=out[i, a:b], casting="same_kind")
 
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
@@ -293,6 +292,7 @@ class PymefReader(Reader):
         }
 
     def close(self) -> None:
+        """Close pymef's session and remove the shadow session, if any. Idempotent."""
         s, self._s = getattr(self, "_s", None), None
         if s is not None:
             s.close()

@@ -1,17 +1,11 @@
 """RED, MEF 3.0's sample codec (range-encoded differences), decoded by numba-compiled kernels.
 
-Why a decoder of our own: decoding is what a server of MEF recordings spends its CPU on.
-meflib (pymef) and mef3io find every decoded symbol by walking up to 128 cumulative
-counts; EEG stored at fine resolution is mostly 4-byte key samples, whose bytes are
-spread over all 256 symbols, so that walk dominates. A per-block lookup table from
-count to symbol makes each symbol O(1); what remains, two divisions per symbol, is done
-in 32 bits and for two blocks in step. Together: 2.6x less CPU per sample than meflib
-(``python -m benchmarks --only D``). The stream format is meflib's (``RED_decode``);
-every block's CRC is checked before it is decoded, as meflib does, so a damaged file
-reads as an error, never as plausible numbers.
-
-The kernels only decode: which blocks to read and where their samples land is the
-engine's business (`readers.numba`).
+Decoding is what a server of MEF recordings spends its CPU on, so mef3lab has a decoder of its
+own: meflib's stream format (``RED_decode``) with a per-block lookup table from count to symbol
+(meflib and mef3io walk up to 256 cumulative counts per symbol), 32-bit divisions, and two
+blocks decoded in step. Every block's CRC is checked before it is decoded. The kernels only
+decode: which blocks to read and where their samples land is the engine's business
+(`mef3lab.readers.numba`). Why and how: ``docs/readers.md``.
 """
 
 from __future__ import annotations
@@ -39,7 +33,7 @@ INDEX_DTYPE = np.dtype(
     ]
 )
 UNIVERSAL_HEADER_BYTES = 1024
-#: Encryption flag bits of a block (header byte 4; the index repeats them; bit 0 is the discontinuity).
+#: Encryption flag bits of a block (header byte 4, repeated in the index; bit 0: discontinuity).
 LEVEL_1, LEVEL_2 = 2, 4
 
 # What `decode_blocks` reports (with the number of the block it stopped at).
@@ -54,8 +48,9 @@ PROBLEMS = {
 
 
 def _crc_tables() -> np.ndarray:
-    """Meflib's CRC-32 table (Koopman polynomial, reflected; entry 1 is 0x9695C4CA) in row 0,
-    and the rows that let `crc32` take 8 bytes per step ("slicing-by-8") in rows 1-7.
+    """Meflib's CRC-32 table in row 0, and the rows that let `crc32` take 8 bytes per step.
+
+    Row 0: Koopman polynomial, reflected (entry 1 is 0x9695C4CA); rows 1-7: "slicing-by-8".
     """
     poly = 0xEB31D82E
     t = np.zeros((8, 256), np.uint32)
@@ -108,8 +103,10 @@ def crc32(buf, start, stop, table):
 
 @intrinsic
 def _udiv32(typingctx, a, b):
-    """Unsigned 32-bit ``a // b``: numba widens integers to 64 bits, whose division is slower
-    (the decoder's two divisions per symbol are most of its time).
+    """Unsigned 32-bit ``a // b``.
+
+    numba widens integers to 64 bits, whose division is slower (the decoder's two divisions
+    per symbol are most of its time).
     """
 
     def codegen(context, builder, signature, args):
@@ -122,7 +119,10 @@ def _udiv32(typingctx, a, b):
 
 @njit(cache=True, nogil=True)
 def _prepare(buf, off, count, table, cum, lut, room):
-    """Check the block at `off` and build its symbol tables: (status, difference bytes, total count)."""
+    """Check the block at `off` and build its symbol tables.
+
+    Returns ``(status, number of difference bytes, total count)``.
+    """
     size = buf.shape[0]
     if off < 0 or off + HEADER_BYTES > size:
         return BAD_HEADER, 0, 0
@@ -157,7 +157,10 @@ def _prepare(buf, off, count, table, cum, lut, room):
 
 @njit(inline="always")
 def _symbol(buf, stats, end, cum, lut, total, low, rng, p, byte):
-    """One step of meflib's range decoder (7 extra bits, bottom value 2**23): (symbol, new state)."""
+    """One step of meflib's range decoder (7 extra bits, bottom value 2**23).
+
+    Returns the symbol and the decoder's new state.
+    """
     while rng <= 0x800000:
         low = ((low << 8) | ((byte << 7) & 0xFF)) & 0xFFFFFFFF
         byte = np.int64(buf[p]) if p < end else np.int64(0)
@@ -171,16 +174,16 @@ def _symbol(buf, stats, end, cum, lut, total, low, rng, p, byte):
     sym = lut[c]
     taken = per_count * cum[sym]
     low = (low - taken) & 0xFFFFFFFF
-    if sym < 255:
-        rng = (per_count * buf[stats + sym]) & 0xFFFFFFFF
-    else:
-        rng = (rng - taken) & 0xFFFFFFFF
+    rng = (per_count * buf[stats + sym]) & 0xFFFFFFFF if sym < 255 else (rng - taken) & 0xFFFFFFFF
     return sym, low, rng, p, byte
 
 
 @njit(inline="always")
 def _samples(diffs, n_diff, n, j0, out):
-    """Differences to samples (0x80 flags a 4-byte little-endian key sample), into ``out[j0 + k]``."""
+    """Differences to samples, sample k into ``out[j0 + k]``.
+
+    A difference byte 0x80 flags a 4-byte little-endian key sample.
+    """
     j, last, value, width = 0, n_diff + 1, np.int64(0), out.shape[0]
     for k in range(n):
         if j >= last:
@@ -195,7 +198,8 @@ def _samples(diffs, n_diff, n, j0, out):
             j += 5
         else:
             value += d if d < 128 else d - 256
-            value = ((value + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # int32 wrap-around, as meflib
+            # int32 wrap-around, as meflib
+            value = ((value + 0x80000000) & 0xFFFFFFFF) - 0x80000000
             j += 1
         at = j0 + k
         if at >= 0 and at < width:
@@ -205,11 +209,29 @@ def _samples(diffs, n_diff, n, j0, out):
 
 @njit(cache=True, nogil=True)
 def decode_blocks(buf, offsets, counts, firsts, out, table):
-    """Decode the blocks at `offsets` of `buf`; block b's k-th sample goes to ``out[firsts[b] + k]``.
+    """Decode the blocks at `offsets` of `buf` into `out`.
 
-    Returns ``(status, b)``: OK, or what is wrong with block b. Blocks are decoded two at
-    a time, their range decoders interleaved: each is a chain of dependent divisions, and
-    two independent chains keep the CPU busy while one waits.
+    Blocks are decoded two at a time, their range decoders interleaved: each is a chain of
+    dependent divisions, and two independent chains keep the CPU busy while one waits.
+
+    Parameters
+    ----------
+    buf : numpy.ndarray
+        uint8: the bytes of a ``.tdat`` file that hold the blocks.
+    offsets, counts, firsts : numpy.ndarray
+        int64, per block: where it starts in `buf`, how many samples it holds (as the index
+        lists), and where its first sample goes in `out` (samples outside `out` are dropped).
+    out : numpy.ndarray
+        int32: block b's k-th sample goes to ``out[firsts[b] + k]``.
+    table : numpy.ndarray
+        `CRC_TABLE`.
+
+    Returns
+    -------
+    status : int
+        `OK`, or what is wrong with block b (a key of `PROBLEMS`).
+    b : int
+        The block decoding stopped at (-1 when all are decoded).
     """
     n_blocks = offsets.shape[0]
     room = 1
@@ -269,6 +291,6 @@ def decode_blocks(buf, offsets, counts, firsts, out, table):
 
 
 def warm_up() -> None:
-    """Compile the kernels, or load them from numba's cache, now rather than in a user's first read."""
+    """Compile the kernels, or load them from numba's cache, now rather than in a first read."""
     empty = np.zeros(0, np.int64)
     decode_blocks(np.zeros(0, np.uint8), empty, empty, empty, np.zeros(0, np.int32), CRC_TABLE)

@@ -1,13 +1,9 @@
 """Opening a session some of whose channels are damaged, without losing the others.
 
-mef3io opens a session as a whole: one channel's truncated or bit-flipped ``.tmet`` or
-``.tidx`` makes the whole session fail to open, and a channel whose ``.tdat``, ``.tidx``
-or ``.tmet`` is missing silently disappears. A damaged channel must not cost a reading
-of all the others, so when the session does not open, each channel is tried alone and
-the session is opened again through a *shadow*: a temporary folder of symlinks to the
-session's own files, leaving the damaged channels out. Nothing is copied or written
-next to the recording. Every channel that is left out is reported with its reason
-(`SessionInfo.damaged`); reading it raises `CorruptDataError` with that reason.
+When a session does not open as a whole, each channel is tried alone, and the session is
+opened again through a *shadow*: a temporary folder of symlinks to the session's own files,
+without the damaged channels. Nothing is written next to the recording. Why and when:
+``docs/readers.md``.
 """
 
 from __future__ import annotations
@@ -54,7 +50,20 @@ def missing_files(channel: Path) -> str | None:
 
 
 class Shadow:
-    """A temporary session folder of symlinks to `session`'s files, with only some of its channels."""
+    """A temporary session folder of symlinks to `session`'s files, with only some channels.
+
+    Parameters
+    ----------
+    session : pathlib.Path
+        The session folder.
+    channels : list of str
+        The channels the shadow holds (every other file of the session is linked too).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The shadow session folder, named as `session`.
+    """
 
     def __init__(self, session: Path, channels: list[str]) -> None:
         self._tmp = Path(tempfile.mkdtemp(prefix="mef3lab-salvage-"))
@@ -68,18 +77,37 @@ class Shadow:
             (self.path / dirs[name].name).symlink_to(dirs[name].resolve())
 
     def remove(self) -> None:
+        """Delete the shadow (the links only; the recording is untouched)."""
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def open_salvaged(
-    session: Path, open_session: Callable[[Path], Opened], failure: CorruptDataError
+    session: Path, open_session: Callable[[Path], Opened], failure: CorruptDataError | PasswordError
 ) -> tuple[Opened, Shadow, dict[str, str]]:
     """Open the channels of `session` that open on their own, through a `Shadow`.
 
-    `open_session(path)` opens a session folder (raising mef3lab errors); `failure` is why the
-    whole session did not open, raised again when no channel opens alone. Returns what
-    `open_session` returned for the shadow, the shadow (remove it once closed) and the
-    damaged channels with their reasons.
+    Parameters
+    ----------
+    session : pathlib.Path
+        The session folder.
+    open_session : callable
+        ``open_session(path)`` opens a session folder, raising mef3lab errors.
+    failure : CorruptDataError or PasswordError
+        Why the whole session did not open.
+
+    Returns
+    -------
+    opened : object
+        What `open_session` returned for the shadow.
+    shadow : Shadow
+        The shadow; remove it once `opened` is closed.
+    damaged : dict of str to str
+        The channels left out, with the reason for each.
+
+    Raises
+    ------
+    CorruptDataError or PasswordError
+        `failure`, when no channel opens alone.
     """
     damaged: dict[str, str] = {}
     healthy: list[str] = []
