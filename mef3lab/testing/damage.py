@@ -1,14 +1,9 @@
 """Damaged copies of a recording: one channel broken in one of many ways, the rest intact.
 
-What a shared server meets in a lab's archive: files cut short by a full disk, flipped
-bits, deleted files, index entries and metadata with absurd values (written with
-matching CRCs, so that only a reader's own checks catch them), segments that disagree,
-a channel encrypted with another password. Tests and benchmarks use `CASES` to check
-that the damaged channel fails clearly while every other channel reads exactly as in
-the intact copy.
-
-``damaged_copy(intact, out, case, channel)`` copies `intact` to `out` and applies
-`case` to `channel`'s files (its first segment unless the case says otherwise).
+What a shared server meets in a lab's archive: files cut short, flipped bits, deleted files,
+absurd metadata and index entries (with matching CRCs, so only a reader's own checks catch
+them), segments that disagree, a channel encrypted with another password. Tests and
+benchmarks run every one of `CASES` through `damaged_copy`.
 """
 
 from __future__ import annotations
@@ -62,7 +57,7 @@ def _crc(data: bytes) -> int:
 
 
 def _rewrite(path: Path, edit: Callable[[bytearray], None], fix_crcs: bool) -> None:
-    """Edit a file's bytes; with `fix_crcs`, recompute its body and header CRCs so the edit looks valid."""
+    """Edit a file's bytes; with `fix_crcs`, recompute its CRCs so the edit looks valid."""
     data = bytearray(path.read_bytes())
     edit(data)
     if fix_crcs:
@@ -85,6 +80,7 @@ def truncate(ext: str, keep: float | int) -> Callable[[Path], None]:
 
 
 def delete(ext: str) -> Callable[[Path], None]:
+    """Delete the file."""
     return lambda channel: _file(channel, ext).unlink()
 
 
@@ -119,7 +115,7 @@ def set_metadata(field: str, value: float) -> Callable[[Path], None]:
 
 
 def set_index(field: str, value: int, entry: int | slice = 1) -> Callable[[Path], None]:
-    """Write `value` into `field` of index entry `entry` (or a slice of entries), CRCs recomputed."""
+    """Write `value` into `field` of index entry `entry` (or a slice), CRCs recomputed."""
 
     def apply(channel: Path) -> None:
         def edit(data: bytearray) -> None:
@@ -161,7 +157,7 @@ def empty_segment_folder(channel: Path) -> None:
 
 
 def foreign_channel(password: str) -> Callable[[Path], None]:
-    """Replace the channel by one encrypted with `password`, which the session's reader does not know."""
+    """Replace the channel by one encrypted with `password`, which the session does not have."""
 
     def apply(channel: Path) -> None:
         from .synth import synthesize
@@ -180,9 +176,8 @@ def foreign_channel(password: str) -> Callable[[Path], None]:
         shutil.rmtree(channel)
         src = next(other.glob("*.timd"))
         shutil.copytree(src, channel)
-        for f in sorted(
-            channel.rglob("*"), key=lambda p: -len(p.parts)
-        ):  # rename ch000 -> this channel
+        # rename ch000 -> this channel, deepest first
+        for f in sorted(channel.rglob("*"), key=lambda p: -len(p.parts)):
             if src.stem in f.name:
                 f.rename(f.with_name(f.name.replace(src.stem, channel.stem)))
         shutil.rmtree(other)
@@ -190,6 +185,7 @@ def foreign_channel(password: str) -> Callable[[Path], None]:
     return apply
 
 
+#: Every way of damaging a channel (`CASE_BY_NAME` finds one by name).
 CASES: tuple[DamageCase, ...] = (
     DamageCase("tmet-truncated-half", ".tmet cut to half its size", truncate(".tmet", 0.5)),
     DamageCase("tmet-header-only", ".tmet cut to its universal header", truncate(".tmet", HEADER)),
@@ -288,7 +284,24 @@ CASE_BY_NAME = {c.name: c for c in CASES}
 
 
 def damaged_copy(intact: Path, out: Path, case: DamageCase | str, channel: str) -> Path:
-    """Copy session `intact` to `out` (replaced if present) and damage `channel` there as `case` says."""
+    """Copy session `intact` to `out` and damage one channel there.
+
+    Parameters
+    ----------
+    intact : pathlib.Path
+        The session to copy; it is not changed.
+    out : pathlib.Path
+        Where the copy goes (replaced if present).
+    case : DamageCase or str
+        One of `CASES`, or its name.
+    channel : str
+        The channel to damage (its first segment, unless the case says otherwise).
+
+    Returns
+    -------
+    pathlib.Path
+        `out`.
+    """
     case = CASE_BY_NAME[case] if isinstance(case, str) else case
     out = Path(out)
     if out.exists():

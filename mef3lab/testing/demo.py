@@ -22,8 +22,17 @@ DEMO_DATA_ENV = "MEF3LAB_DEMO_DATA"
 
 
 def demo_recording(folder: Path | str | None = None) -> Path:
-    """The demo recording under `folder` (default: $MEF3LAB_DEMO_DATA, else ./demo-data), generated on
-    first use (about ten seconds).
+    """The demo recording, generated on first use.
+
+    Parameters
+    ----------
+    folder : pathlib.Path or str, optional
+        Where it is (default: ``$MEF3LAB_DEMO_DATA``, else ``./demo-data``).
+
+    Returns
+    -------
+    pathlib.Path
+        The session folder, ``<folder>/demo.mefd``.
     """
     path = Path(folder or os.environ.get(DEMO_DATA_ENV) or "demo-data") / "demo.mefd"
     if not (path / ".complete").exists():
@@ -40,14 +49,25 @@ def demo_recording(folder: Path | str | None = None) -> Path:
 def walkthrough(
     address: str, path: str, password: str | None = None, out: Callable[[str], None] = print
 ) -> None:
-    """Open `path` on the server at `address`, read a segment cold, warm and prefetched; print what happened."""
+    """Read a recording through a server cold, warm and prefetched, and say what happened.
+
+    Parameters
+    ----------
+    address : str
+        The server's address.
+    path : str
+        The recording, as the server sees it.
+    password : str, optional
+        Its password, if it is encrypted.
+    out : callable
+        Called with each line to show.
+    """
     with Mef3Client(address) as client:
         info = client.open_file(path, password)
         out(f"server       {address}")
         out(f"recording    {path}")
-        out(
-            f"channels     {len(info.channels)} at {', '.join(f'{g.fs:g} Hz' for g in info.rate_groups)}"
-        )
+        rates = ", ".join(f"{g.fs:g} Hz" for g in info.rate_groups)
+        out(f"channels     {len(info.channels)} at {rates}")
         out(
             f"duration     {info.duration_s / 60:.1f} min, {len(info.annotations)} annotations, "
             f"{sum(len(info.gaps(n)) for n in info.names[:1])} gaps per channel"
@@ -69,8 +89,9 @@ def walkthrough(
                 time.sleep(1.0)  # the user looks at the data; the server prefetches meanwhile
         s = client.stats()
         out(
-            f"cache        {s['cache_bytes'] / 2**20:.0f} MiB in {s['cache_entries']} channel-segments, "
-            f"{s['hits']} hits, {s['misses']} misses, {s['prefetches']} prefetches"
+            f"cache        {s['cache_bytes'] / 2**20:.0f} MiB in {s['cache_entries']} "
+            f"channel-segments, {s['hits']} hits, {s['misses']} misses, "
+            f"{s['prefetches']} prefetches"
         )
         out(
             "\nIn a notebook:\n"

@@ -1,14 +1,9 @@
-"""Synthetic EEG-like MEF 3.0 recordings: for demos, benchmarks and tests.
+"""Synthetic EEG-like MEF 3.0 recordings with known content, for demos, benchmarks and tests.
 
-Every channel is a 1/f (pink) background plus a waxing and waning 10 Hz alpha rhythm,
-about ±70 µV, rounded to ``10**-precision`` µV exactly as MEF stores it (so what is read
-back equals what was generated, bit for bit). Gaps are real discontinuities (NaN runs
-handed to the writer), shared by all channels, one of them shorter than a second.
-
-`plan` describes a recording without writing it; `SynthPlan.signal(i)` regenerates
-channel i's samples on demand (deterministic in `seed`), which is what tests compare
-reads against. `synthesize` writes a plan channel by channel, so memory stays at a few
-channels' worth whatever the session size.
+`synthesize` writes one; `plan` describes it without writing, and `SynthPlan.signal`
+regenerates any channel's samples exactly (deterministic in the seed), which is what tests
+compare reads against. Channels are written one by one, so memory stays at a few channels'
+worth whatever the session size.
 """
 
 from __future__ import annotations
@@ -29,14 +24,38 @@ ALPHA_HZ = 10.0
 
 @dataclass(frozen=True)
 class SynthPlan:
-    """Everything `synthesize` writes; `signal(i)` regenerates channel i exactly."""
+    """Everything `synthesize` writes; `signal` regenerates a channel exactly.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Channel names.
+    rates : tuple of float
+        Each channel's sampling rate in Hz.
+    starts_uutc : tuple of int
+        Each channel's first sample (µUTC).
+    n_samples : tuple of int
+        Each channel's grid length, gaps included.
+    gaps_uutc : tuple of (int, int)
+        ``[start, end)`` holes (µUTC) shared by every channel.
+    annotations : tuple of dict
+        Records as ``mef3io.Writer`` takes them, plus ``"channel"`` for channel-level ones.
+    precision : int
+        Decimals of µV kept.
+    seed : int
+        The random seed.
+    start_uutc : int
+        Start of the recording (µUTC).
+    units : str
+        The units of the values.
+    """
 
     names: tuple[str, ...]
     rates: tuple[float, ...]
-    starts_uutc: tuple[int, ...]  # first sample of each channel
-    n_samples: tuple[int, ...]  # grid length of each channel, gaps included
-    gaps_uutc: tuple[tuple[int, int], ...]  # [start, end) holes shared by every channel
-    annotations: tuple[dict, ...]  # records as mef3io.Writer takes them, plus "channel"
+    starts_uutc: tuple[int, ...]
+    n_samples: tuple[int, ...]
+    gaps_uutc: tuple[tuple[int, int], ...]
+    annotations: tuple[dict, ...]
     precision: int
     seed: int
     start_uutc: int
@@ -44,9 +63,11 @@ class SynthPlan:
 
     @property
     def factor(self) -> float:
+        """The conversion factor: µV per stored count."""
         return 10.0**-self.precision
 
     def index(self, name: str) -> int:
+        """The index of channel `name`."""
         return self.names.index(name)
 
     def times(self, i: int, k: np.ndarray | int) -> np.ndarray:
@@ -85,7 +106,21 @@ def plan(
     seed: int = 0,
     start_uutc: int = DEFAULT_START_UUTC,
 ) -> SynthPlan:
-    """Describe a synthetic recording (see `synthesize` for the arguments)."""
+    """Describe a synthetic recording without writing it.
+
+    The arguments are `synthesize`'s (those that shape the content).
+
+    Returns
+    -------
+    SynthPlan
+        What `synthesize` with the same arguments writes.
+
+    Raises
+    ------
+    ValueError
+        If there is no channel, a rate or the duration is not positive, the stagger leaves a
+        channel without samples, or gaps lie outside the recording or overlap.
+    """
     names = (
         tuple(f"ch{i:03d}" for i in range(channels))
         if isinstance(channels, int)
@@ -140,17 +175,64 @@ def synthesize(
     start_uutc: int = DEFAULT_START_UUTC,
     overwrite: bool = False,
 ) -> Path:
-    """Write a synthetic EEG recording to `path` (a folder ending in .mefd) and return it.
+    """Write a synthetic EEG recording and return its path.
 
-    channels: a count (named ch000, ch001, ...) or the names. fs: one rate, or a sequence
-    the channels cycle through (a mixed-rate session); `mixed_rates` alone turns one rate
-    into (fs, 4*fs). gaps: a count of seeded random gaps (the first always shorter than
-    a second, then 1-30 s), or explicit ``(start_s, duration_s)`` pairs from the start.
-    stagger_s: channel i starts ``(i % 3) * stagger_s`` late and ends
-    ``((i + 1) % 3) * stagger_s / 2`` early (different start and end times).
-    annotations: True for a few session- and channel-level records, or mef3io-style dicts
-    (``time``, ``type``, ``text``, ``duration``, optional ``channel``).
-    password1/password2: level-1/level-2 passwords (encrypts the session).
+    Every channel is a 1/f (pink) background plus a waxing and waning 10 Hz alpha rhythm, about
+    ±70 µV, rounded to ``10**-precision`` µV exactly as MEF stores it, so what is read back
+    equals what was generated, bit for bit. Gaps are real discontinuities, shared by all
+    channels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The session folder to create; its name ends in ``.mefd``.
+    channels : int or sequence of str
+        A count (named ch000, ch001, ...) or the names.
+    fs : float or sequence of float
+        One sampling rate in Hz, or rates the channels cycle through (a mixed-rate session).
+    seconds : float
+        Duration.
+    precision : int
+        Decimals of µV kept.
+    gaps : int or sequence of (float, float)
+        A count of seeded random gaps (the first shorter than a second, then 1-30 s), or
+        ``(start_s, duration_s)`` pairs from the start.
+    mixed_rates : bool
+        With one `fs`, give every other channel 4x the rate.
+    stagger_s : float
+        Channel i starts ``(i % 3) * stagger_s`` late and ends ``((i + 1) % 3) * stagger_s / 2``
+        early (different start and end times).
+    annotations : bool or sequence of dict
+        True for a few session- and channel-level records, or mef3io-style dicts (``time``,
+        ``type``, ``text``, ``duration``, optional ``channel``).
+    password1, password2 : str, optional
+        Level-1 and level-2 passwords (encrypt the session).
+    seed : int
+        The random seed: the same seed writes the same samples.
+    start_uutc : int
+        Start of the recording (µUTC).
+    overwrite : bool
+        Replace `path` if it exists.
+
+    Returns
+    -------
+    pathlib.Path
+        The session folder.
+
+    Raises
+    ------
+    FileExistsError
+        If `path` exists and `overwrite` is False.
+    ValueError
+        If `path` does not end in ``.mefd``, a level-2 password comes without a level-1
+        one, or the arguments describe no valid recording (as `plan` says).
+
+    Examples
+    --------
+    >>> import mef3lab
+    >>> path = mef3lab.synthesize("demo.mefd", channels=4, seconds=60)  # doctest: +SKIP
+    >>> mef3lab.open_reader(path).info.names  # doctest: +SKIP
+    ('ch000', 'ch001', 'ch002', 'ch003')
     """
     import mef3io  # the writer, imported only when writing
 
