@@ -20,6 +20,7 @@ from .readers import ENGINES
 
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
+    """Add ``mef3lab synth``."""
     p = sub.add_parser(
         "synth", help="write a synthetic EEG recording", description=run_synth.__doc__
     )
@@ -94,6 +95,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def add_info(sub: argparse._SubParsersAction) -> None:
+    """Add ``mef3lab info``."""
     p = sub.add_parser("info", help="summarize a recording", description=run_info.__doc__)
     p.add_argument("path", metavar="PATH", help="a MEF 3.0 session folder (.mefd)")
     p.add_argument("--password", help="the session's password, if it is encrypted")
@@ -125,8 +127,9 @@ def describe(reader) -> list[str]:
     ]
     for g in info.rate_groups:
         lines.append(
-            f"rate         {g.fs:g} Hz: {_count(len(g.channels), 'channel')} ({_names(g.channels, 4)}), "
-            f"{g.grid.n_samples:,} samples from {_iso(g.grid.start_uutc)}"
+            f"rate         {g.fs:g} Hz: {_count(len(g.channels), 'channel')} "
+            f"({_names(g.channels, 4)}), {g.grid.n_samples:,} samples from "
+            f"{_iso(g.grid.start_uutc)}"
         )
     for name in getattr(reader, "rate_changes", {}):
         lines.append(f"unreadable   {name}: changes sampling rate between segments")
@@ -150,7 +153,8 @@ def describe(reader) -> list[str]:
     else:
         lines.append("gaps         differ between channels:")
         lines += [
-            f"  {n}: {_count(len(g), 'gap')}, {sum(s.end_uutc - s.start_uutc for s in g) / 1e6:.3f} s missing"
+            f"  {n}: {_count(len(g), 'gap')}, "
+            f"{sum(s.end_uutc - s.start_uutc for s in g) / 1e6:.3f} s missing"
             for n, g in gaps.items()
         ]
     locked = getattr(reader, "annotations_locked", False)
@@ -167,6 +171,7 @@ def describe(reader) -> list[str]:
 
 
 def add_serve(sub: argparse._SubParsersAction) -> None:
+    """Add ``mef3lab serve``, with every server setting as a flag."""
     from .server.config import ServerConfig
 
     p = sub.add_parser(
@@ -177,7 +182,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Serve MEF 3.0 recordings over gRPC until SIGTERM or Ctrl-C (flags override environment variables)."""
+    """Serve MEF 3.0 recordings over gRPC until SIGTERM or Ctrl-C.
+
+    Flags override environment variables.
+    """
     import os
 
     from .server.app import serve
@@ -190,6 +198,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
+    """Add ``mef3lab demo``."""
     p = sub.add_parser(
         "demo",
         help="the demo recording, then JupyterLab on the notebooks",
@@ -212,7 +221,10 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Generate the demo recording if needed and run JupyterLab on the notebooks, printing the URL to open."""
+    """Generate the demo recording if needed and run JupyterLab on the notebooks.
+
+    JupyterLab prints the URL to open.
+    """
     from pathlib import Path
 
     from .jupyter.lab import run
@@ -222,6 +234,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def add_walkthrough(sub: argparse._SubParsersAction) -> None:
+    """Add ``mef3lab walkthrough``."""
     p = sub.add_parser(
         "walkthrough",
         help="serve a recording (a generated one by default) and show it working",
@@ -247,7 +260,7 @@ def add_walkthrough(sub: argparse._SubParsersAction) -> None:
 
 
 def run_walkthrough(args: argparse.Namespace) -> int:
-    """Start a mef3lab server on a recording, read it through the server once, then serve until Ctrl-C."""
+    """Start a server on a recording, read it through the server once, then serve until Ctrl-C."""
     from pathlib import Path
 
     from .server.app import Server
@@ -278,6 +291,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``mef3lab`` command, with every subcommand of `SUBCOMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="mef3lab", description="MEF 3.0 recordings, fast and correct."
     )
@@ -288,6 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mef3lab`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 for a mef3lab error, 2 for a usage error, 130 when
+        interrupted (the parser itself exits with 2 on arguments it cannot read).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -295,11 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Mef3LabError as exc:
         print(f"mef3lab {args.command}: {exc}", file=sys.stderr)
         return 1
-    except (
-        FileExistsError,
-        FileNotFoundError,
-        ValueError,
-    ) as exc:  # bad arguments the parser could not see
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        # bad arguments the parser could not see
         print(f"mef3lab {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
