@@ -1,173 +1,282 @@
-"""The clinical review state of the scroller: montage, display filters, bad channels and events.
+"""The clinical review state a `Scroller` owns: montage, display-filter checks and events.
 
-A mixin of `Scroller` (it uses the host's `_recorded` channel names, `_rates`, `_rec`,
-`duration`, `page_seconds`, the channel traits, `message`, `_ready` and `_request`):
-what the reviewer sets, checked before it takes effect, and turned into the `Review`
-that travels with every page request. Bad settings are refused with a message shown in
-the widget and the same text raised from the Python call; the view on screen stays.
+`ClinicalReview` checks what the reviewer sets before it takes effect and turns it into
+the `Review` that travels with every page request. The scroller keeps the traitlets (the
+front end syncs with them) and calls this object; the object reports a refusal back
+through one callback, so the widget shows the same text the Python call raises.
+`MENUS` are the toolbar's montage and filter choices, sent to the front end.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
-import traitlets as t
 
 from ..errors import Mef3LabError
 from ..signal.filters import DisplayFilter
 from . import events as ev
-from .montage import Derivation, MontageSpec, resolve
+from .montage import CHAINS, Derivation, MontageSpec, resolve
 from .review import Review
 
-__all__ = ["ClinicalReview"]
+__all__ = ["MENUS", "ClinicalReview"]
+
+T = TypeVar("T")
+
+#: Display-filter cut-offs the toolbar offers, in Hz (any other value can be set from Python).
+HIGHPASS_HZ = (0.1, 0.3, 0.5, 1.0, 2.0, 5.0)
+LOWPASS_HZ = (15.0, 30.0, 35.0, 50.0, 70.0, 100.0)
+NOTCH_HZ = (50.0, 60.0)
 
 
-class ClinicalReview(t.HasTraits):
-    """Montage, filters, bad channels and events of a scroller (scriptable; the front end sets the same)."""
+def _menu(trait: str, title: str, off: str, options: list[tuple[str, object]]) -> dict:
+    return {
+        "trait": trait,
+        "title": title,
+        "options": [{"label": label, "value": value} for label, value in [(off, None), *options]],
+    }
 
-    montage = t.Any(
-        None, help="None (as recorded), 'average', 'double banana', 'transverse' or ['A-B', ...]"
-    )
-    montage_label = t.Unicode("as recorded", help="the montage on screen, as text").tag(sync=True)
-    highpass = t.Float(
-        None, allow_none=True, help="display high-pass cut-off in Hz (None: off)"
-    ).tag(sync=True)
-    lowpass = t.Float(None, allow_none=True, help="display low-pass cut-off in Hz (None: off)").tag(
-        sync=True
-    )
-    notch = t.Any(
-        [], help="notch frequencies in Hz: a list, or a number (it and its first harmonic)"
-    ).tag(sync=True)
-    note = t.Unicode("", help="what the montage skipped, for the reviewer").tag(sync=True)
-    bad_channels = t.List(t.Unicode(), help="rows marked bad (drawn greyed)").tag(sync=True)
-    marks = t.List(t.Dict(), help="[{t, duration, text}] the events marked, for drawing").tag(
-        sync=True
-    )
 
-    @property
-    def events(self) -> pd.DataFrame:
-        """The events marked or loaded: onset and duration (seconds from the start), trial_type (text)."""
-        return self._events.copy()
+#: The toolbar's menus: the trait each one sets, its title, its options (label, value). The
+#: montage menu shows the option named by `montage_label` ("pairs" matches none); a filter
+#: menu the option of its trait's (first) value.
+MENUS: list[dict] = [
+    {
+        **_menu("montage", "montage", "as recorded", [(m, m) for m in ("average", *CHAINS)]),
+        "label_trait": "montage_label",
+    },
+    _menu("highpass", "high-pass (Hz)", "HP off", [(f"HP {f:g}", f) for f in HIGHPASS_HZ]),
+    _menu("lowpass", "low-pass (Hz)", "LP off", [(f"LP {f:g}", f) for f in LOWPASS_HZ]),
+    _menu(
+        "notch",
+        "notch (Hz, with its first harmonic)",
+        "notch off",
+        [(f"notch {f:g}", f) for f in NOTCH_HZ],
+    ),
+]
 
-    def mark(self, onset: float, duration: float = 0.0, text: str = "event") -> None:
-        """Mark an event (what the `m` key does at the cursor)."""
-        self._events = self._guard(
-            lambda: ev.with_event(self._events, onset, duration, text, self.duration)
-        )
-        self._sync_marks()
 
-    def save_events(self, path: str | Path | None = None) -> Path:
-        """Write the events as BIDS-style events.tsv: at `path`, or next to the recording (never into it)."""
+class ClinicalReview:
+    """The montage, filter checks and events behind one scroller.
 
-        def save() -> Path:
-            if path is not None:
-                return ev.save(self._events, path)
-            if self._rec.mef3.spec.remote:
-                raise ValueError(
-                    "the recording is on a server: give save_events a path on this machine"
-                )
-            return ev.save(self._events, ev.events_path(self._rec.mef3.spec.path))
+    Parameters
+    ----------
+    recorded : sequence of str
+        The channels the scroller shows as recorded, in its order.
+    rates : mapping of str to float
+        The sampling rate in Hz of every channel of the recording.
+    duration_s : float
+        The recording's length in seconds; events must lie inside it.
+    report : callable
+        Called with the text of every refusal before it is raised (the scroller shows it).
+    events_path : Path, optional
+        Where `save_events` writes without a path (beside the recording); None when the
+        recording is on a server.
 
-        return self._guard(save)
+    Attributes
+    ----------
+    derivations : tuple of Derivation
+        Every row the montage on screen can show (as recorded until a montage is chosen).
+    notes : list of str
+        What the montage on screen skipped, for the reviewer.
+    """
 
-    def load_events(self, path: str | Path) -> pd.DataFrame:
-        """Replace the events with those of an events.tsv (checked: columns, numbers, times inside)."""
-        self._events = self._guard(lambda: ev.load(path, self.duration))
-        self._sync_marks()
-        return self.events
+    def __init__(
+        self,
+        recorded: Sequence[str],
+        rates: Mapping[str, float],
+        duration_s: float,
+        report: Callable[[str], None],
+        events_path: Path | None = None,
+    ) -> None:
+        self.recorded = tuple(recorded)
+        self.rates = rates
+        self.duration_s = duration_s
+        self.events_path = events_path
+        self.derivations: tuple[Derivation, ...] = resolve(None, self.recorded)[0]
+        self.notes: list[str] = []
+        self._report = report
+        self._events = ev.empty()
 
-    def _guard(self, action):
-        """`action()`, or its ValueError shown in the widget and raised again with the same text."""
+    def guard(self, action: Callable[[], T]) -> T:
+        """The result of `action()`; a ValueError or `Mef3LabError` is reported, then raised.
+
+        Parameters
+        ----------
+        action : callable
+            What to run, without arguments.
+
+        Returns
+        -------
+        object
+            What `action` returns.
+
+        Raises
+        ------
+        ValueError, Mef3LabError
+            What `action` raised, after `report` was given its text.
+        """
         try:
             return action()
         except (ValueError, Mef3LabError) as e:
-            self.message = str(e)
+            self._report(str(e))
             raise
 
-    def _sync_marks(self) -> None:
-        self.marks = [
+    # -- montage and filters -----------------------------------------------------------
+    def choose_montage(self, spec: MontageSpec) -> None:
+        """Resolve `spec` into `derivations` and `notes`; if refused, both stay.
+
+        Parameters
+        ----------
+        spec : None, str or sequence of str
+            As `montage.resolve` takes it.
+
+        Raises
+        ------
+        ValueError, UnknownChannelError
+            When the montage is unknown or names channels the recording lacks (reported).
+        """
+        self.derivations, self.notes = self.guard(lambda: resolve(spec, self.recorded, self.rates))
+
+    def check_filter(self, f: DisplayFilter, page_s: float) -> None:
+        """Refuse `f` if it cannot run, on pages of `page_s`, at a rate the montage uses.
+
+        Parameters
+        ----------
+        f : DisplayFilter
+            The filter to check.
+        page_s : float
+            The page length in seconds (a high-pass needs a pad of a few page lengths at most).
+
+        Raises
+        ------
+        ValueError
+            Saying what would work instead (reported).
+        """
+        rates = sorted({self.rates[c] for d in self.derivations for c in d.inputs})
+
+        def check() -> None:
+            for fs in rates:
+                f.check(fs, page_s)
+
+        self.guard(check)
+
+    def notch_frequencies(self, value: float | str | Sequence[float] | None) -> list[float]:
+        """The notch frequencies `value` means.
+
+        Parameters
+        ----------
+        value : float, str, sequence of float or None
+            None: no notch; a number: it and its first harmonic, those below the fastest
+            recorded channel's Nyquist frequency (the number alone if neither is); a
+            sequence: those frequencies.
+
+        Returns
+        -------
+        list of float
+            The frequencies in Hz.
+        """
+        if value is None:
+            return []
+        if isinstance(value, (int, float, str)):
+            fs = max(self.rates[c] for c in self.recorded)
+            value = [f for f in (float(value), 2.0 * float(value)) if f < fs / 2] or [float(value)]
+        return [float(f) for f in value]
+
+    def review(self, montage: MontageSpec, f: DisplayFilter) -> Review | None:
+        """What page requests carry: the derivations and `f`, or None when both are plain.
+
+        Parameters
+        ----------
+        montage : None, str or sequence of str
+            The montage on screen (None: as recorded).
+        f : DisplayFilter
+            The display filter on screen.
+
+        Returns
+        -------
+        Review or None
+            None when the channels are shown as recorded and unfiltered.
+        """
+        return None if montage is None and not f.active else Review(self.derivations, f)
+
+    # -- events ------------------------------------------------------------------------
+    @property
+    def events(self) -> pd.DataFrame:
+        """A copy of the events: onset, duration (seconds from the start), trial_type."""
+        return self._events.copy()
+
+    @property
+    def marks(self) -> list[dict]:
+        """The events as the front end draws them: ``[{t, duration, text}]``."""
+        return [
             {"t": float(r.onset), "duration": float(r.duration), "text": str(r.trial_type)}
             for r in self._events.itertuples()
         ]
 
-    @t.validate("montage")
-    def _valid_montage(self, proposal: dict) -> MontageSpec:
-        spec = proposal["value"]
-        derivations, notes = self._guard(lambda: resolve(spec, self._recorded, self._rates))
-        self._derivations = derivations
-        self._notes = notes
-        return spec
+    def mark(self, onset: float, duration: float, text: str) -> None:
+        """Add an event.
 
-    @t.observe("montage")
-    def _montage_changed(self, change: dict) -> None:
-        names = [d.name for d in self._derivations]
-        spec = change["new"]
-        ready, self._ready = (
-            self._ready,
-            False,
-        )  # one request for the whole switch, not one per trait
-        with self.hold_sync():
-            self.note = "; ".join(self._notes)
-            self.montage_label = (
-                "as recorded" if spec is None else spec if isinstance(spec, str) else "pairs"
-            )
-            self._set_review()
-            self.all_channels = names
-            self.first_row = 0
-            self.rows = min(max(self.rows, 1), len(names))
-            self.channels = names
-        self._ready = ready
-        if ready:
-            self._request()
+        Parameters
+        ----------
+        onset, duration : float
+            Seconds from the recording start, and its length in seconds.
+        text : str
+            What it is (the ``trial_type`` column).
 
-    @t.validate("highpass", "lowpass")
-    def _valid_cutoff(self, proposal: dict) -> float | None:
-        value = proposal["value"]
-        name = proposal["trait"].name
-        if value is not None and self._ready:
-            self._guard(
-                lambda: self._check_filter(
-                    replace(self._filter(), **{name: float(value)}), self.page_seconds
+        Raises
+        ------
+        ValueError
+            When it lies outside the recording (reported).
+        """
+        self._events = self.guard(
+            lambda: ev.with_event(self._events, onset, duration, text, self.duration_s)
+        )
+
+    def save_events(self, path: str | Path | None) -> Path:
+        """Write the events as a BIDS-style events.tsv, at `path` or at `events_path`.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The file; None: `events_path`.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        Raises
+        ------
+        ValueError
+            When `path` is a MEF session, or None for a recording on a server (reported).
+        """
+
+        def save() -> Path:
+            if path is not None:
+                return ev.save(self._events, path)
+            if self.events_path is None:
+                raise ValueError(
+                    "the recording is on a server: give save_events a path on this machine"
                 )
-            )
-        return value
+            return ev.save(self._events, self.events_path)
 
-    @t.validate("notch")
-    def _valid_notch(self, proposal: dict) -> list[float]:
-        value = proposal["value"]
-        if value is None:
-            return []
-        if isinstance(value, (int, float, str)):
-            fs = max(self._rates[c] for c in self._recorded)
-            value = [f for f in (float(value), 2.0 * float(value)) if f < fs / 2] or [float(value)]
-        value = [float(f) for f in value]
-        if self._ready:
-            self._guard(
-                lambda: self._check_filter(
-                    replace(self._filter(), notch=tuple(value)), self.page_seconds
-                )
-            )
-        return value
+        return self.guard(save)
 
-    @t.observe("highpass", "lowpass", "notch")
-    def _filter_changed(self, change: dict) -> None:
-        self._set_review()
-        if self._ready:
-            self._request()
+    def load_events(self, path: str | Path) -> None:
+        """Replace the events with those of an events.tsv.
 
-    def _filter(self) -> DisplayFilter:
-        return DisplayFilter(self.highpass, self.lowpass, tuple(self.notch or ()))
+        Parameters
+        ----------
+        path : str or Path
+            The file.
 
-    def _check_filter(self, f: DisplayFilter, page_s: float) -> None:
-        for fs in sorted({self._rates[c] for d in self._all_derivations() for c in d.inputs}):
-            f.check(fs, page_s)
-
-    def _all_derivations(self) -> tuple[Derivation, ...]:
-        return getattr(self, "_derivations", None) or resolve(None, self._recorded)[0]
-
-    def _set_review(self) -> None:
-        f = self._filter()
-        plain = self.montage is None and not f.active
-        self._review = None if plain else Review(self._all_derivations(), f)
+        Raises
+        ------
+        ValueError
+            When it cannot be read, lacks columns, or has times outside the recording
+            (reported).
+        """
+        self._events = self.guard(lambda: ev.load(path, self.duration_s))

@@ -1,31 +1,31 @@
 """`Scroller`: page through a recording in a notebook; the widget's state and its request loop.
 
-The model lives in the kernel and holds the state as traitlets (what the buttons, the
-keys and the scriptable API all change); the ES module beside this file (`scroller.js`)
-draws it on a canvas and forwards keys and clicks as custom messages. Every change of
-what is on screen is one request with a new id (`view_id`): a `LatestLoader` thread
-serves only the newest, the page data goes out as one binary buffer (`display.encode`),
-and the front end draws a reply only if it is still the newest it knows of. After each
-page the `Readahead` reads the next one in the direction of travel, so the kernel never
-blocks and a steady reviewer never waits for decoding.
+The model lives in the kernel and holds the state as traitlets; ``scroller.js`` draws it
+and forwards keys and clicks. Every change of what is on screen is one request with a new
+id, served on a background thread, newest only, so the kernel never blocks
+(docs/scroller.md tells the whole path).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import numpy as np
+import pandas as pd
 import traitlets as t
 import xarray as xr
 
 from ..errors import Mef3LabError
+from ..signal.filters import DisplayFilter
 from ..sources import REGISTRY
 from ..xr.backend import rate_label
 from . import events as ev
-from .clinical import ClinicalReview
+from .clinical import MENUS, ClinicalReview
 from .clock import clock_label, parse_time
 from .display import encode
 from .loader import LatestLoader
@@ -43,15 +43,73 @@ _HERE = Path(__file__).resolve().parent
 GAINS = tuple(m * 10.0**e for e in range(-1, 6) for m in (1, 2, 5))
 
 
-class Scroller(ClinicalReview, anywidget.AnyWidget):
-    """An EEG page viewer for what `mef3lab.open_recording` returns (a Dataset, or one rate group's DataArray).
+class Scroller(anywidget.AnyWidget):
+    """An EEG page viewer for a recording `mef3lab.open_recording` returns.
 
     Keys while the widget has focus: ←/→ a page, Shift+←/→ half a page, ↑/↓ gain,
-    PgUp/PgDn the channels above/below, Home/End the recording's start/end. The same
-    state is scriptable: `go_to`, `next_page`, `prev_page`, `page`, `page_seconds`,
-    `channels`, `gain`, `page_data()`; clinical review (`montage`, `highpass`, `lowpass`,
-    `notch`, `bad_channels`, `events`, `mark`, `save_events`, `load_events`) comes from
-    `ClinicalReview`.
+    PgUp/PgDn the channels above/below, Home/End the recording's start/end, ``m`` marks an
+    event at the cursor; a click on a channel's label marks it bad. The same state is
+    scriptable: set the attributes below, or call the methods.
+
+    Parameters
+    ----------
+    rec : xarray.Dataset or xarray.DataArray
+        What `mef3lab.open_recording` returned, or one rate group's DataArray, or a
+        selection of its channels (those are the channels offered).
+    start : float, default 0.0
+        The page start in seconds from the recording start.
+    page_seconds : float, default 10.0
+        The page length in seconds.
+    channels : list of str, optional
+        The channels shown, in screen order; default: all of `rec`'s.
+    gain : float, optional
+        µV per division (one division is one row's height); default: chosen from the first
+        page, so a typical channel spans about four divisions.
+    rows : int, optional
+        Rows (channels) on screen at once; default 20, or fewer if fewer are shown.
+    montage : None, str or list of str, optional
+        None (as recorded), ``"average"``, ``"double banana"``, ``"transverse"``, or
+        bipolar pairs such as ``["Fp1-F3", "F3-C3"]``.
+    highpass, lowpass : float, optional
+        Display filter cut-offs in Hz (zero-phase; None: off).
+    notch : float or list of float, optional
+        Notch frequencies in Hz: a number is it and its first harmonic.
+    **kwargs
+        Passed to `anywidget.AnyWidget` (e.g. ``layout``).
+
+    Attributes
+    ----------
+    start, page_seconds : float
+        The page start and length in seconds (the start stops at the recording's ends).
+    channels : list of str
+        The rows shown, in screen order (the montage's rows when one is on screen).
+    first_row, rows : int
+        The index in `channels` of the top row on screen, and how many rows are on screen.
+    gain : float
+        µV per division.
+    montage, highpass, lowpass, notch
+        As the parameters; setting one redraws the page.
+    bad_channels : list of str
+        Rows marked bad (drawn greyed).
+    message : str
+        What went wrong last, as the widget shows it.
+    sent, dropped : int
+        Pages sent to the front end, and pages dropped because a newer request came in.
+
+    Raises
+    ------
+    ValueError, mef3lab.errors.Mef3LabError
+        When a setting is refused (an unknown montage or channel, a filter the rates or
+        the page length cannot have). The same text is shown in the widget, whether the
+        setting comes from Python (which raises) or from the toolbar (which does not).
+
+    Examples
+    --------
+    >>> rec = mef3lab.open_recording("sub-01_ieeg.mefd")
+    >>> w = mef3lab.Scroller(rec, page_seconds=20, montage="double banana", highpass=1.0)
+    >>> w  # the last line of a cell shows it
+    >>> w.go_to("08:30:00")
+    >>> w.page_data()  # the rows on screen at full resolution, as a DataArray
     """
 
     _esm = _HERE / "scroller.js"
@@ -81,6 +139,28 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
     annotations = t.List(
         t.Dict(), help="[{t, text, type, duration}] in seconds from the start"
     ).tag(sync=True)
+    # -- clinical review (checked by the `ClinicalReview` the widget owns) ---------------
+    montage = t.Any(
+        None, help="None (as recorded), 'average', 'double banana', 'transverse' or ['A-B', ...]"
+    )
+    montage_label = t.Unicode("as recorded", help="the montage on screen, as text").tag(sync=True)
+    highpass = t.Float(
+        None, allow_none=True, help="display high-pass cut-off in Hz (None: off)"
+    ).tag(sync=True)
+    lowpass = t.Float(None, allow_none=True, help="display low-pass cut-off in Hz (None: off)").tag(
+        sync=True
+    )
+    notch = t.Any(
+        [], help="notch frequencies in Hz: a list, or a number (it and its first harmonic)"
+    ).tag(sync=True)
+    note = t.Unicode("", help="what the montage skipped, for the reviewer").tag(sync=True)
+    bad_channels = t.List(t.Unicode(), help="rows marked bad (drawn greyed)").tag(sync=True)
+    marks = t.List(t.Dict(), help="[{t, duration, text}] the events marked, for drawing").tag(
+        sync=True
+    )
+    menus = t.List(
+        t.Dict(), default_value=MENUS, help="the toolbar's montage and filter choices"
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -99,12 +179,20 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
     ) -> None:
         self._ready = False
         self._rec = rec
-        self._source = REGISTRY.acquire(rec.mef3.spec)
+        spec = rec.mef3.spec
+        self._source = REGISTRY.acquire(spec)
         info = self._source.info
         present = _channels_of(rec, info.names) or list(info.names)
+        self._recorded = present
         self._rates = {c: g.fs for g in info.rate_groups for c in g.channels}
+        self._clinical = ClinicalReview(
+            present,
+            self._rates,
+            info.duration_s,
+            report=lambda text: setattr(self, "message", text),
+            events_path=None if spec.remote else ev.events_path(spec.path),
+        )
         self._review: Review | None = None
-        self._events = ev.empty()
         self._overview_width = 0
         self._cache = PageCache(lambda view: read_reviewed(self._source, view))
         self._zoom = EnvelopeStore(self._source)
@@ -136,11 +224,10 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
             **kwargs,
         )
         self.on_msg(self._on_msg)
-        self._recorded = present
         try:
             self.notch = [] if notch is None else notch
             self.highpass, self.lowpass = highpass, lowpass
-            self._guard(lambda: self._check_filter(self._filter(), self.page_seconds))
+            self._clinical.check_filter(self._filter(), self.page_seconds)
             if montage is not None:
                 self.montage = montage
         except BaseException:
@@ -156,22 +243,53 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         return (self.start, self.start + self.page_seconds)
 
     def go_to(self, when: float | str) -> None:
-        """Put the page start at `when`: seconds from the start, or a clock time ("08:30:00", ISO)."""
+        """Put the page start at `when`.
+
+        Parameters
+        ----------
+        when : float or str
+            Seconds from the recording start, or a clock time (``"08:30:00"``, UTC, the
+            first at or after the start) or an ISO date-time.
+
+        Raises
+        ------
+        ValueError
+            When `when` is none of these or lies outside the recording.
+        """
         self.start = parse_time(str(when), self.start_uutc, self.duration)
 
     def next_page(self, pages: float = 1.0) -> None:
+        """Move the page `pages` page lengths on (it stops at the recording's end).
+
+        Parameters
+        ----------
+        pages : float, default 1.0
+            How many page lengths; 0.5 is half a page.
+        """
         self.start = self.start + pages * self.page_seconds
 
     def prev_page(self, pages: float = 1.0) -> None:
+        """Move the page `pages` page lengths back (it stops at the recording's start).
+
+        Parameters
+        ----------
+        pages : float, default 1.0
+            How many page lengths; 0.5 is half a page.
+        """
         self.start = self.start - pages * self.page_seconds
 
     def page_data(self) -> xr.DataArray | xr.Dataset:
-        """The rows on screen at full resolution (µV, NaN in gaps), before display decimation: the montage's
-        rows (named like ``"Fp1-F3"``) with the display filters applied, or the channels as recorded.
+        """The rows on screen at full resolution, before display decimation.
 
-        A DataArray (channel, time) with time in seconds from the recording start; when
-        the rows on screen have different rates, a Dataset of one ``signal_<fs>Hz``
-        variable per rate (as `open_recording` names them).
+        The montage's rows (named like ``"Fp1-F3"``) with the display filters applied, or
+        the channels as recorded; µV, NaN in gaps.
+
+        Returns
+        -------
+        xarray.DataArray or xarray.Dataset
+            A DataArray (channel, time), time in seconds from the recording start; when the
+            rows on screen have different rates, a Dataset of one ``signal_<fs>Hz`` variable
+            per rate (as `open_recording` names them).
         """
         page = self._cache.get(self._view())
         arrays = {b.fs: _block_array(b, self._rec.attrs, self.units) for b in page.blocks}
@@ -187,22 +305,134 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         )
 
     def wait(self, timeout: float = 30.0) -> bool:
-        """Block until the newest page has been served (for scripts and tests; a notebook need not)."""
+        """Block until the newest page has been served (for scripts and tests).
+
+        Parameters
+        ----------
+        timeout : float, default 30.0
+            Seconds to wait at most.
+
+        Returns
+        -------
+        bool
+            False if it timed out.
+        """
         return self._loader.wait(timeout)
 
     def close(self) -> None:
-        """Stop the loader and read-ahead threads and close the widget (the recording stays open)."""
+        """Stop the loader and read-ahead threads and close the widget; the recording stays open."""
         self._loader.close()
         self._cache.close()
         self._zoom.close()
         super().close()
+
+    def press(self, key: str, shift: bool = False) -> bool:
+        """Do what `key` does in the widget.
+
+        Parameters
+        ----------
+        key : str
+            A DOM ``KeyboardEvent.key``: ``"ArrowRight"``, ``"PageDown"``, ``"Home"``...
+        shift : bool, default False
+            Whether Shift was held (arrows then move half a page).
+
+        Returns
+        -------
+        bool
+            Whether the key does anything.
+        """
+        step = 0.5 if shift else 1.0
+        if key == "ArrowRight":
+            self.next_page(step)
+        elif key == "ArrowLeft":
+            self.prev_page(step)
+        elif key in ("ArrowUp", "ArrowDown"):
+            self.gain = _step_gain(self.gain, finer=key == "ArrowUp")
+        elif key in ("PageDown", "PageUp"):
+            self.first_row = self.first_row + (self.rows if key == "PageDown" else -self.rows)
+        elif key == "Home":
+            self.start = 0.0
+        elif key == "End":
+            self.start = self.duration
+        else:
+            return False
+        return True
+
+    # -- events ---------------------------------------------------------------------------
+    @property
+    def events(self) -> pd.DataFrame:
+        """The events marked or loaded: onset, duration (seconds from the start), trial_type."""
+        return self._clinical.events
+
+    def mark(self, onset: float, duration: float = 0.0, text: str = "event") -> None:
+        """Mark an event (what the ``m`` key does at the cursor).
+
+        Parameters
+        ----------
+        onset : float
+            Seconds from the recording start.
+        duration : float, default 0.0
+            Its length in seconds.
+        text : str, default "event"
+            What it is (the ``trial_type`` column).
+
+        Raises
+        ------
+        ValueError
+            When it lies outside the recording.
+        """
+        self._clinical.mark(onset, duration, text)
+        self.marks = self._clinical.marks
+
+    def save_events(self, path: str | Path | None = None) -> Path:
+        """Write the events as a BIDS-style events.tsv.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The file; default: beside the recording (``sub-01_ieeg.mefd`` gives
+            ``sub-01_events.tsv``), never into it.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        Raises
+        ------
+        ValueError
+            When `path` is a MEF session, or is not given for a recording on a server.
+        """
+        return self._clinical.save_events(path)
+
+    def load_events(self, path: str | Path) -> pd.DataFrame:
+        """Replace the events with those of an events.tsv.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file: onset and duration columns in seconds, trial_type the text.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The events now (as `events`).
+
+        Raises
+        ------
+        ValueError
+            When it cannot be read, lacks a column, or has times outside the recording.
+        """
+        self._clinical.load_events(path)
+        self.marks = self._clinical.marks
+        return self.events
 
     # -- validation -------------------------------------------------------------------
     @t.validate("page_seconds")
     def _valid_page_seconds(self, proposal: dict) -> float:
         value = _positive(proposal, "page_seconds must be a positive number of seconds")
         if self._ready:
-            self._guard(lambda: self._check_filter(self._filter(), value))
+            self._clinical.check_filter(self._filter(), value)
         return value
 
     @t.validate("start")
@@ -239,11 +469,61 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
     def _valid_first_row(self, proposal: dict) -> int:
         return min(max(int(proposal["value"]), 0), max(0, len(self.channels) - self.rows))
 
+    @t.validate("montage")
+    def _valid_montage(self, proposal: dict) -> MontageSpec:
+        self._clinical.choose_montage(proposal["value"])
+        return proposal["value"]
+
+    @t.validate("highpass", "lowpass")
+    def _valid_cutoff(self, proposal: dict) -> float | None:
+        value = proposal["value"]
+        if value is not None and self._ready:
+            changed = replace(self._filter(), **{proposal["trait"].name: float(value)})
+            self._clinical.check_filter(changed, self.page_seconds)
+        return value
+
+    @t.validate("notch")
+    def _valid_notch(self, proposal: dict) -> list[float]:
+        value = self._clinical.notch_frequencies(proposal["value"])
+        if self._ready:
+            self._clinical.check_filter(
+                replace(self._filter(), notch=tuple(value)), self.page_seconds
+            )
+        return value
+
     # -- requests -----------------------------------------------------------------------
+    @t.observe("montage")
+    def _montage_changed(self, change: dict) -> None:
+        names = [d.name for d in self._clinical.derivations]
+        spec = change["new"]
+        ready, self._ready = self._ready, False  # one request for the switch, not one per trait
+        with self.hold_sync():
+            self.note = "; ".join(self._clinical.notes)
+            self.montage_label = (
+                "as recorded" if spec is None else spec if isinstance(spec, str) else "pairs"
+            )
+            self._review = self._clinical.review(self.montage, self._filter())
+            self.all_channels = names
+            self.first_row = 0
+            self.rows = min(max(self.rows, 1), len(names))
+            self.channels = names
+        self._ready = ready
+        if ready:
+            self._request()
+
+    @t.observe("highpass", "lowpass", "notch")
+    def _filter_changed(self, change: dict) -> None:
+        self._review = self._clinical.review(self.montage, self._filter())
+        if self._ready:
+            self._request()
+
     @t.observe("start", "page_seconds", "channels", "first_row", "rows", "width_px")
     def _view_changed(self, change: dict) -> None:
         if self._ready:
             self._request()
+
+    def _filter(self) -> DisplayFilter:
+        return DisplayFilter(self.highpass, self.lowpass, tuple(self.notch or ()))
 
     def _view(self) -> View:
         shown = tuple(self.channels[self.first_row : self.first_row + self.rows])
@@ -257,10 +537,10 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
             self.view_id = self._loader.submit((view, self.width_px))
 
     def _serve(self, id: int, request: tuple[View, int]) -> None:
-        """On the loader thread: read (or take the read-ahead's) page, drop it if stale, else send it.
+        """On the loader thread: read (or take the read-ahead's) page; send it unless stale.
 
-        A zoomed-out page as recorded (many samples per column) comes from the envelope store
-        instead: per-column min/max of cached per-segment envelopes, never the full samples.
+        A zoomed-out page as recorded (many samples per column) comes from the envelope
+        store instead: per-column min/max of cached per-segment envelopes.
         """
         view, width = request
         zoomed = (
@@ -301,9 +581,8 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
         if width != self._overview_width:
             self._send_overview(width)
         if zoomed:
-            self._readahead.shown(
-                view, prefetch=False
-            )  # the hint to a server only; the envelopes ahead here
+            # the hint to a server only; the envelopes ahead come from the envelope store
+            self._readahead.shown(view, prefetch=False)
             ahead = view.shifted(self._readahead.direction)
             if 0 <= ahead.start_us < self._source.info.end_uutc - self._source.info.start_uutc:
                 self._zoom.ahead(ahead, width)
@@ -349,40 +628,20 @@ class Scroller(ClinicalReview, anywidget.AnyWidget):
                 else [*self.bad_channels, name]
             )
         elif kind == "mark":
-            try:
+            with contextlib.suppress(ValueError):  # mark shows it in the widget
                 self.mark(
                     float(content.get("t", self.start)),
                     float(content.get("duration", 0.0)),
                     str(content.get("text", "event")),
                 )
-            except ValueError:
-                pass  # shown in the widget by mark
         elif kind == "resize":
             self.width_px = max(50, int(content.get("width", self.width_px)))
 
-    def press(self, key: str, shift: bool = False) -> bool:
-        """Do what `key` (a DOM ``KeyboardEvent.key``) does in the widget; whether it did anything."""
-        step = 0.5 if shift else 1.0
-        if key == "ArrowRight":
-            self.next_page(step)
-        elif key == "ArrowLeft":
-            self.prev_page(step)
-        elif key in ("ArrowUp", "ArrowDown"):
-            self.gain = _step_gain(self.gain, finer=key == "ArrowUp")
-        elif key in ("PageDown", "PageUp"):
-            self.first_row = self.first_row + (self.rows if key == "PageDown" else -self.rows)
-        elif key == "Home":
-            self.start = 0.0
-        elif key == "End":
-            self.start = self.duration
-        else:
-            return False
-        return True
-
 
 def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:
-    """The channel names `rec` holds (its ``channel*`` coordinates): its own order for one rate
-    group, the recording's (`order`) across several.
+    """The channel names `rec` holds (its ``channel*`` coordinates).
+
+    In its own order for one rate group, in the recording's (`order`) across several.
     """
     coords = [c for c in rec.coords if str(c).startswith("channel")]
     names = [str(v) for c in coords for v in np.atleast_1d(rec[c].values)]
