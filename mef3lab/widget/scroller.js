@@ -1,20 +1,14 @@
 // The scroller's front end: draws the pages the kernel sends on a canvas, forwards keys and clicks.
 // State lives in the kernel (traitlets); this module only draws and asks. A reply is drawn only
 // if its id is the newest request the model knows of (`view_id`), so stale pages are never shown.
+// In order: layout (the DOM), model sync (texts and menus from the traits), drawing (the page,
+// the overview bar), input (keys, clicks, resizes); `render` wires them together.
 
 const GUTTER = 96; // px left of the traces, for channel labels
 const TOP = 18; // px above the traces, for annotation texts
 const AXIS = 24; // px below the traces, for the time axis
-const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End"]);
 const OVERVIEW = 40; // px of the whole-recording bar under the traces
-// the clinical toolbar: [trait, title, [label, value] ...]; "" = off / as recorded
-const CHOICES = [
-  ["montage", "montage", [["as recorded", null], ["average", "average"], ["double banana", "double banana"],
-    ["transverse", "transverse"]]],
-  ["highpass", "high-pass (Hz)", [["HP off", null], ...[0.1, 0.3, 0.5, 1, 2, 5].map((f) => [`HP ${f}`, f])]],
-  ["lowpass", "low-pass (Hz)", [["LP off", null], ...[15, 30, 35, 50, 70, 100].map((f) => [`LP ${f}`, f])]],
-  ["notch", "notch (Hz, with its first harmonic)", [["notch off", null], ["notch 50", 50], ["notch 60", 60]]],
-];
+const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End"]);
 const LENGTHS = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600];
 const STEPS = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
 
@@ -36,328 +30,307 @@ function html(tag, cls, text) {
   return node;
 }
 
-function render({ model, el }) {
-  const root = html("div", "m3s");
-  root.tabIndex = 0;
-  root.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab: no notebook shortcuts from here
+// -- layout -------------------------------------------------------------------------------
+
+// The widget's elements: the navigation bar, the review bar (one select per menu the model
+// sends), the trace canvas, the overview strip and the message line.
+function layout(menus) {
+  const ui = { root: html("div", "m3s"), buttons: [], selects: {} };
+  ui.root.tabIndex = 0;
+  ui.root.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab: no notebook shortcuts from here
   const bar = html("div", "m3s-bar");
-  const button = (label, key, title) => {
-    const b = html("button", "m3s-btn", label);
-    b.title = title;
-    b.addEventListener("click", () => { stamp(); model.send({ type: "key", key: key.key, shift: !!key.shift }); });
-    bar.append(b);
+  const button = (label, key, shift, title) => {
+    const node = html("button", "m3s-btn", label);
+    node.title = title;
+    ui.buttons.push({ node, key, shift });
+    bar.append(node);
   };
-  button("|◀", { key: "Home" }, "recording start (Home)");
-  button("◀", { key: "ArrowLeft" }, "previous page (←)");
-  button("◁", { key: "ArrowLeft", shift: true }, "half a page back (Shift+←)");
-  button("▷", { key: "ArrowRight", shift: true }, "half a page on (Shift+→)");
-  button("▶", { key: "ArrowRight" }, "next page (→)");
-  const length = html("select", "m3s-len");
-  length.title = "page length (s)";
-  bar.append(length, html("span", "m3s-unit", "s"));
-  button("−", { key: "ArrowDown" }, "less gain (↓)");
-  const gain = html("span", "m3s-gain");
-  bar.append(gain);
-  button("+", { key: "ArrowUp" }, "more gain (↑)");
-  button("▲", { key: "PageUp" }, "channels above (PgUp)");
-  const rowsText = html("span", "m3s-rows");
-  bar.append(rowsText);
-  button("▼", { key: "PageDown" }, "channels below (PgDn)");
-  const picker = html("details", "m3s-chans");
-  const pickerList = html("div", "m3s-chans-list");
-  picker.append(html("summary", "", "channels"), pickerList);
-  bar.append(picker);
-  const jump = html("input", "m3s-goto");
-  jump.placeholder = "go to: s or HH:MM:SS";
-  bar.append(jump);
-  const start = html("span", "m3s-start");
-  bar.append(start);
+  button("|◀", "Home", false, "recording start (Home)");
+  button("◀", "ArrowLeft", false, "previous page (←)");
+  button("◁", "ArrowLeft", true, "half a page back (Shift+←)");
+  button("▷", "ArrowRight", true, "half a page on (Shift+→)");
+  button("▶", "ArrowRight", false, "next page (→)");
+  ui.length = html("select", "m3s-len");
+  ui.length.title = "page length (s)";
+  bar.append(ui.length, html("span", "m3s-unit", "s"));
+  button("−", "ArrowDown", false, "less gain (↓)");
+  ui.gain = html("span", "m3s-gain");
+  bar.append(ui.gain);
+  button("+", "ArrowUp", false, "more gain (↑)");
+  button("▲", "PageUp", false, "channels above (PgUp)");
+  ui.rows = html("span", "m3s-rows");
+  bar.append(ui.rows);
+  button("▼", "PageDown", false, "channels below (PgDn)");
+  ui.picker = html("details", "m3s-chans");
+  ui.pickerList = html("div", "m3s-chans-list");
+  ui.picker.append(html("summary", "", "channels"), ui.pickerList);
+  ui.jump = html("input", "m3s-goto");
+  ui.jump.placeholder = "go to: s or HH:MM:SS";
+  ui.start = html("span", "m3s-start");
+  bar.append(ui.picker, ui.jump, ui.start);
   const review = html("div", "m3s-bar");
-  const selects = {};
-  for (const [name, title, options] of CHOICES) {
-    const sel = html("select", "m3s-" + name);
-    sel.title = title;
-    sel.append(...options.map(([label, value], i) => { const o = html("option", "", label); o.value = String(i); return o; }));
-    sel.addEventListener("change", () => {
-      model.send({ type: "set", name, value: options[Number(sel.value)][1] });
+  for (const menu of menus) {
+    const select = html("select", "m3s-" + menu.trait);
+    select.title = menu.title;
+    select.append(...menu.options.map((option, i) => {
+      const node = html("option", "", option.label);
+      node.value = String(i);
+      return node;
+    }));
+    ui.selects[menu.trait] = select;
+    review.append(select);
+  }
+  ui.note = html("span", "m3s-note");
+  review.append(ui.note, html("span", "m3s-hint", "m: mark event at cursor · click a label: bad channel"));
+  ui.canvas = html("canvas", "m3s-canvas");
+  ui.strip = html("canvas", "m3s-overview");
+  ui.strip.title = "the whole recording: click or drag to go there";
+  ui.message = html("div", "m3s-msg");
+  ui.root.append(bar, review, ui.canvas, ui.strip, ui.message);
+  return ui;
+}
+
+// -- model sync ---------------------------------------------------------------------------
+
+// The option a menu shows: the one named by its label trait (the montage: "pairs" matches
+// none), else the one of its trait's value (a list's first).
+function menuIndex(menu, model) {
+  if (menu.label_trait) return menu.options.findIndex((o) => o.label === model.get(menu.label_trait));
+  const value = model.get(menu.trait);
+  const first = Array.isArray(value) ? (value.length ? value[0] : null) : value;
+  return Math.max(0, menu.options.findIndex((o) => o.value === first));
+}
+
+function showTexts(ui, model, menus) {
+  const n = model.get("channels").length, first = model.get("first_row");
+  ui.rows.textContent = `ch ${first + 1}–${Math.min(first + model.get("rows"), n)} of ${n}`;
+  ui.start.textContent = model.get("page_label");
+  ui.gain.textContent = `${model.get("gain")} ${model.get("units")}/div`;
+  for (const menu of menus) ui.selects[menu.trait].value = String(menuIndex(menu, model));
+  ui.note.textContent = model.get("note");
+  ui.message.textContent = model.get("message");
+  ui.message.style.display = model.get("message") ? "" : "none";
+}
+
+function fillLengths(ui, model) {
+  const current = model.get("page_seconds");
+  const values = LENGTHS.includes(current) ? LENGTHS : [...LENGTHS, current].sort((a, b) => a - b);
+  ui.length.replaceChildren(...values.map((v) => {
+    const node = html("option", "", String(v));
+    node.value = String(v);
+    node.selected = v === current;
+    return node;
+  }));
+}
+
+function fillPicker(ui, model) {
+  const shown = new Set(model.get("channels"));
+  ui.pickerList.replaceChildren(...model.get("all_channels").map((name) => {
+    const label = html("label", "m3s-chan");
+    const box = html("input");
+    box.type = "checkbox";
+    box.value = name;
+    box.checked = shown.has(name);
+    label.append(box, document.createTextNode(name));
+    return label;
+  }));
+}
+
+// -- drawing ------------------------------------------------------------------------------
+
+function widthOf(root) {
+  return Math.max(200, (root.clientWidth || 800) - 10); // inside the padding
+}
+
+// Size a canvas in CSS pixels, backed by device pixels; a 2D context drawing in CSS pixels.
+function fit(canvas, width, height) {
+  const dpr = window.devicePixelRatio || 1;
+  if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    canvas.style.width = `${width}px`;
+    canvas.style.height = `${height}px`;
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return ctx;
+}
+
+// The time axis in wall-clock time (UTC), with a light grid; `t0` is the page start in s UTC.
+function drawAxis(ctx, frame, t0) {
+  const { width, H, secs, x } = frame;
+  const step = STEPS.find((s) => secs / s <= 10) || STEPS[STEPS.length - 1];
+  ctx.font = "11px sans-serif";
+  ctx.textBaseline = "top";
+  ctx.textAlign = "center";
+  for (let tick = Math.ceil(t0 / step - 1e-9) * step; tick <= t0 + secs + 1e-9; tick += step) {
+    const xt = x(tick - t0);
+    ctx.fillStyle = "#e6e6e6";
+    ctx.fillRect(Math.round(xt), TOP, 1, H);
+    ctx.fillStyle = "#333";
+    ctx.fillText(clock(tick, step), Math.min(Math.max(xt, GUTTER + 24), width - 26), TOP + H + 5);
+  }
+}
+
+// Annotations or marked events ({t, duration, text}): a shaded span, a marker and the text.
+function drawSpans(ctx, frame, items, pageStart, shade, colour) {
+  const { H, secs, x } = frame;
+  ctx.textAlign = "left";
+  for (const item of items) {
+    const rel = item.t - pageStart;
+    const span = item.duration || 0;
+    if (rel + span < 0 || rel > secs) continue;
+    ctx.fillStyle = shade;
+    if (span) ctx.fillRect(x(Math.max(rel, 0)), TOP, x(Math.min(rel + span, secs)) - x(Math.max(rel, 0)), H);
+    ctx.fillStyle = colour;
+    if (rel >= 0) ctx.fillRect(Math.round(x(rel)), TOP - 4, 2, H + 4);
+    ctx.fillText(item.text, x(Math.max(rel, 0)) + 4, 3);
+  }
+}
+
+// One trace's path: NaN lifts the pen, so gaps stay gaps; "minmax" columns are vertical strokes.
+function tracePath(ctx, tr, data, x, y) {
+  ctx.beginPath();
+  let pen = false;
+  if (tr.kind === "raw") {
+    for (let j = 0; j < tr.n; j++) {
+      const v = data[tr.offset + j];
+      if (v !== v) { pen = false; continue; }
+      const px = x(tr.t0 + j * tr.dt);
+      if (pen) ctx.lineTo(px, y(v)); else { ctx.moveTo(px, y(v)); pen = true; }
+    }
+    return;
+  }
+  for (let c = 0; c < tr.n; c++) {
+    const lo = data[tr.offset + c], hi = data[tr.offset + tr.n + c];
+    if (lo !== lo) { pen = false; continue; }
+    const px = x(tr.t0 + (c + 0.5) * tr.dt);
+    if (pen) ctx.lineTo(px, y(lo)); else { ctx.moveTo(px, y(lo)); pen = true; }
+    ctx.lineTo(px, y(hi));
+  }
+}
+
+// Each row: its label (red with ✕ if it could not be read, grey if marked bad) and its trace.
+function drawTraces(ctx, frame, traces, data, gain, bad) {
+  const { W, H, rowH, x } = frame;
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  traces.forEach((tr, row) => {
+    const mid = TOP + (row + 0.5) * rowH;
+    ctx.fillStyle = tr.error ? "#c00" : bad.has(tr.name) ? "#aaa" : "#222";
+    ctx.font = `${Math.min(12, Math.max(7, rowH - 2))}px sans-serif`;
+    ctx.fillText(tr.error ? `${tr.name} ✕` : tr.name, GUTTER - 6, mid);
+    if (tr.error) {
+      ctx.textAlign = "left";
+      ctx.fillText("could not be read", GUTTER + 6, mid);
+      ctx.textAlign = "right";
+      return;
+    }
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(GUTTER, TOP, W, H);
+    ctx.clip();
+    tracePath(ctx, tr, data, x, (v) => mid - (v / gain) * rowH);
+    ctx.strokeStyle = bad.has(tr.name) ? "#c8c8c8" : "#1f4e9c";
+    ctx.lineWidth = 1;
+    ctx.stroke();
+    ctx.restore();
+  });
+}
+
+// The page in `state.reply` (or a blank canvas before the first), then the overview bar.
+function drawPage(ui, model, state) {
+  const width = widthOf(ui.root), rowH = model.get("row_px");
+  const n = state.reply ? state.reply.msg.traces.length : Math.min(model.get("rows"), model.get("channels").length);
+  const height = TOP + n * rowH + AXIS;
+  const ctx = fit(ui.canvas, width, height);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  if (!state.reply) return;
+  const { msg, data } = state.reply;
+  const W = width - GUTTER, H = n * rowH, secs = msg.seconds;
+  const frame = { width, W, H, rowH, secs, x: (s) => GUTTER + (s / secs) * W };
+  drawAxis(ctx, frame, model.get("start_uutc") / 1e6 + msg.start);
+  drawSpans(ctx, frame, model.get("annotations"), msg.start, "rgba(255, 140, 0, 0.15)", "#d96b00");
+  drawSpans(ctx, frame, model.get("marks"), msg.start, "rgba(0, 150, 60, 0.15)", "#00963c");
+  if (state.cursor !== null && state.cursor >= msg.start && state.cursor <= msg.start + secs) {
+    ctx.fillStyle = "rgba(0, 0, 0, 0.35)";
+    ctx.fillRect(Math.round(frame.x(state.cursor - msg.start)), TOP, 1, H);
+  }
+  drawTraces(ctx, frame, msg.traces, data, model.get("gain"), new Set(model.get("bad_channels")));
+  ctx.strokeStyle = "#999";
+  ctx.strokeRect(GUTTER + 0.5, TOP + 0.5, W - 1, H);
+  state.drawnId = msg.id;
+  const tags = ui.root.dataset; // what tests and benchmarks read
+  tags.drawnId = String(msg.id);
+  tags.drawnStart = String(msg.start);
+  tags.drawnChannels = msg.traces.map((tr) => tr.name).join(",");
+  tags.drawnAt = String(performance.now());
+  drawOverview(ui, model, state);
+}
+
+// The overview bar: per column the channels' median range (from the MEF block index), gaps grey,
+// annotations orange, marks green, the page on screen as a blue box.
+function drawOverview(ui, model, state) {
+  const width = widthOf(ui.root);
+  const ctx = fit(ui.strip, width, OVERVIEW);
+  ctx.fillStyle = "#f7f7f7";
+  ctx.fillRect(0, 0, width, OVERVIEW);
+  const W = width - GUTTER, total = model.get("duration");
+  const x = (s) => GUTTER + (s / total) * W;
+  ctx.fillStyle = "#333";
+  ctx.font = "11px sans-serif";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  ctx.fillText("overview", GUTTER - 6, OVERVIEW / 2);
+  if (state.overview) {
+    drawStrip(ctx, W, state.overview);
+    ui.root.dataset.overviewColumns = String(state.overview.msg.n);
+    ui.root.dataset.overviewAt = String(performance.now());
+  }
+  for (const [list, colour] of [[model.get("annotations"), "#d96b00"], [model.get("marks"), "#00963c"]]) {
+    ctx.fillStyle = colour;
+    for (const a of list) ctx.fillRect(Math.round(x(a.t)), 0, 1, OVERVIEW);
+  }
+  const a = model.get("start"), len = model.get("page_seconds");
+  ctx.strokeStyle = "#1f4e9c";
+  ctx.lineWidth = 2;
+  ctx.strokeRect(x(a), 1, Math.max(3, x(a + len) - x(a)), OVERVIEW - 2);
+}
+
+// The strip's columns, scaled to the 98th percentile of their values.
+function drawStrip(ctx, W, { msg, data }) {
+  let top = 0;
+  for (let c = 0; c < msg.n; c++) if (data[c] === data[c] && data[c] > top) top = data[c];
+  const sorted = Array.from(data).filter((v) => v === v).sort((a, b) => a - b);
+  const scale = sorted.length ? sorted[Math.floor(sorted.length * 0.98)] || top : 1;
+  const cw = W / msg.n;
+  for (let c = 0; c < msg.n; c++) {
+    const v = data[c];
+    if (v !== v) { ctx.fillStyle = "#ddd"; ctx.fillRect(GUTTER + c * cw, 0, cw + 0.5, OVERVIEW); continue; }
+    const h = Math.min(1, v / (scale || 1)) * (OVERVIEW - 4);
+    ctx.fillStyle = "#7d93b8";
+    ctx.fillRect(GUTTER + c * cw, OVERVIEW - 2 - h, cw + 0.5, h);
+  }
+}
+
+// -- input --------------------------------------------------------------------------------
+
+// Every input of one view; each handler asks the kernel (or sets a trait) and, for what only
+// the front end knows (the cursor), redraws. Returns what removes the window's listener.
+function listenToInput(ui, model, state, menus, redraw) {
+  const { root, canvas, strip, jump, length, pickerList } = ui;
+  const stamp = () => { root.dataset.keyAt = String(performance.now()); };
+  const press = (key, shift) => { stamp(); model.send({ type: "key", key, shift }); };
+  const focusSoon = () => setTimeout(() => root.focus(), 0);
+
+  for (const { node, key, shift } of ui.buttons) node.addEventListener("click", () => press(key, shift));
+  for (const menu of menus) {
+    const select = ui.selects[menu.trait];
+    select.addEventListener("change", () => {
+      model.send({ type: "set", name: menu.trait, value: menu.options[Number(select.value)].value });
       root.focus();
     });
-    selects[name] = sel;
-    review.append(sel);
-  }
-  const note = html("span", "m3s-note");
-  review.append(note, html("span", "m3s-hint", "m: mark event at cursor · click a label: bad channel"));
-  const canvas = html("canvas", "m3s-canvas");
-  const strip = html("canvas", "m3s-overview");
-  strip.title = "the whole recording: click or drag to go there";
-  const message = html("div", "m3s-msg");
-  root.append(bar, review, canvas, strip, message);
-  el.append(root);
-
-  let reply = null; // {msg, data}
-  let drawnId = 0;
-  let bar_ = null; // the overview: {msg, data}
-  let cursor = null; // seconds from the start of the last click in the traces
-
-  function choices() {
-    for (const [name, , options] of CHOICES) {
-      let i;
-      if (name === "montage") {
-        i = options.findIndex(([label]) => label === model.get("montage_label")); // "pairs": none of these
-      } else {
-        const value = model.get(name);
-        const first = Array.isArray(value) ? (value.length ? value[0] : null) : value;
-        i = Math.max(0, options.findIndex(([, v]) => v === first));
-      }
-      selects[name].value = String(i);
-    }
-    note.textContent = model.get("note");
-  }
-
-  function stamp() { root.dataset.keyAt = String(performance.now()); }
-
-  function fillLengths() {
-    const current = model.get("page_seconds");
-    const values = LENGTHS.includes(current) ? LENGTHS : [...LENGTHS, current].sort((a, b) => a - b);
-    length.replaceChildren(...values.map((v) => {
-      const o = html("option", "", String(v));
-      o.value = String(v);
-      o.selected = v === current;
-      return o;
-    }));
-  }
-
-  function fillPicker() {
-    const shown = new Set(model.get("channels"));
-    pickerList.replaceChildren(...model.get("all_channels").map((name) => {
-      const label = html("label", "m3s-chan");
-      const box = html("input");
-      box.type = "checkbox";
-      box.value = name;
-      box.checked = shown.has(name);
-      label.append(box, document.createTextNode(name));
-      return label;
-    }));
-  }
-
-  function pick() {
-    const chosen = [...pickerList.querySelectorAll("input:checked")].map((b) => b.value);
-    if (!chosen.length) { fillPicker(); return; } // at least one channel stays
-    model.set("channels", chosen);
-    model.save_changes();
-  }
-
-  function texts() {
-    const n = model.get("channels").length, first = model.get("first_row");
-    rowsText.textContent = `ch ${first + 1}–${Math.min(first + model.get("rows"), n)} of ${n}`;
-    start.textContent = model.get("page_label");
-    gain.textContent = `${model.get("gain")} ${model.get("units")}/div`;
-    choices();
-    message.textContent = model.get("message");
-    message.style.display = model.get("message") ? "" : "none";
-  }
-
-  function size() {
-    const dpr = window.devicePixelRatio || 1;
-    const width = Math.max(200, (root.clientWidth || 800) - 10); // inside the padding
-    const n = reply ? reply.msg.traces.length : Math.min(model.get("rows"), model.get("channels").length);
-    const height = TOP + n * model.get("row_px") + AXIS;
-    if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
-      canvas.width = Math.round(width * dpr);
-      canvas.height = Math.round(height * dpr);
-      canvas.style.width = `${width}px`;
-      canvas.style.height = `${height}px`;
-    }
-    return { dpr, width, height, n };
-  }
-
-  function draw() {
-    const { dpr, width, height, n } = size();
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, width, height);
-    if (!reply) return;
-    const { msg, data } = reply;
-    const W = width - GUTTER, rowH = model.get("row_px"), H = n * rowH, secs = msg.seconds;
-    const x = (s) => GUTTER + (s / secs) * W;
-    // time axis in wall-clock time (UTC), with a light grid
-    const t0 = model.get("start_uutc") / 1e6 + msg.start;
-    const step = STEPS.find((s) => secs / s <= 10) || STEPS[STEPS.length - 1];
-    ctx.font = "11px sans-serif";
-    ctx.textBaseline = "top";
-    ctx.textAlign = "center";
-    for (let tick = Math.ceil(t0 / step - 1e-9) * step; tick <= t0 + secs + 1e-9; tick += step) {
-      const xt = x(tick - t0);
-      ctx.fillStyle = "#e6e6e6";
-      ctx.fillRect(Math.round(xt), TOP, 1, H);
-      ctx.fillStyle = "#333";
-      ctx.fillText(clock(tick, step), Math.min(Math.max(xt, GUTTER + 24), width - 26), TOP + H + 5);
-    }
-    // annotations: a marker and its text
-    ctx.textAlign = "left";
-    for (const a of model.get("annotations")) {
-      const rel = a.t - msg.start;
-      const span = a.duration ? a.duration : 0;
-      if (rel + span < 0 || rel > secs) continue;
-      ctx.fillStyle = "rgba(255, 140, 0, 0.15)";
-      if (span) ctx.fillRect(x(Math.max(rel, 0)), TOP, x(Math.min(rel + span, secs)) - x(Math.max(rel, 0)), H);
-      ctx.fillStyle = "#d96b00";
-      if (rel >= 0) ctx.fillRect(Math.round(x(rel)), TOP - 4, 2, H + 4);
-      ctx.fillText(a.text, x(Math.max(rel, 0)) + 4, 3);
-    }
-    // traces: NaN lifts the pen, so gaps stay gaps
-    // events marked in review, and the cursor
-    ctx.textAlign = "left";
-    for (const m of model.get("marks")) {
-      const rel = m.t - msg.start;
-      if (rel + m.duration < 0 || rel > secs) continue;
-      ctx.fillStyle = "rgba(0, 150, 60, 0.15)";
-      if (m.duration) ctx.fillRect(x(Math.max(rel, 0)), TOP, x(Math.min(rel + m.duration, secs)) - x(Math.max(rel, 0)), H);
-      ctx.fillStyle = "#00963c";
-      if (rel >= 0) ctx.fillRect(Math.round(x(rel)), TOP - 4, 2, H + 4);
-      ctx.fillText(m.text, x(Math.max(rel, 0)) + 4, 3);
-    }
-    if (cursor !== null && cursor >= msg.start && cursor <= msg.start + secs) {
-      ctx.fillStyle = "rgba(0, 0, 0, 0.35)";
-      ctx.fillRect(Math.round(x(cursor - msg.start)), TOP, 1, H);
-    }
-    const gainV = model.get("gain");
-    const bad = new Set(model.get("bad_channels"));
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    msg.traces.forEach((tr, row) => {
-      const mid = TOP + (row + 0.5) * rowH;
-      ctx.fillStyle = tr.error ? "#c00" : bad.has(tr.name) ? "#aaa" : "#222";
-      ctx.font = `${Math.min(12, Math.max(7, rowH - 2))}px sans-serif`;
-      ctx.fillText(tr.error ? `${tr.name} ✕` : tr.name, GUTTER - 6, mid);
-      if (tr.error) {
-        ctx.textAlign = "left";
-        ctx.fillText("could not be read", GUTTER + 6, mid);
-        ctx.textAlign = "right";
-        return;
-      }
-      const y = (v) => mid - (v / gainV) * rowH;
-      ctx.save();
-      ctx.beginPath();
-      ctx.rect(GUTTER, TOP, W, H);
-      ctx.clip();
-      ctx.beginPath();
-      let pen = false;
-      if (tr.kind === "raw") {
-        for (let j = 0; j < tr.n; j++) {
-          const v = data[tr.offset + j];
-          if (v !== v) { pen = false; continue; }
-          const px = x(tr.t0 + j * tr.dt);
-          if (pen) ctx.lineTo(px, y(v)); else { ctx.moveTo(px, y(v)); pen = true; }
-        }
-      } else {
-        for (let c = 0; c < tr.n; c++) {
-          const lo = data[tr.offset + c], hi = data[tr.offset + tr.n + c];
-          if (lo !== lo) { pen = false; continue; }
-          const px = x(tr.t0 + (c + 0.5) * tr.dt);
-          if (pen) ctx.lineTo(px, y(lo)); else { ctx.moveTo(px, y(lo)); pen = true; }
-          ctx.lineTo(px, y(hi));
-        }
-      }
-      ctx.strokeStyle = bad.has(tr.name) ? "#c8c8c8" : "#1f4e9c";
-      ctx.lineWidth = 1;
-      ctx.stroke();
-      ctx.restore();
-    });
-    ctx.strokeStyle = "#999";
-    ctx.strokeRect(GUTTER + 0.5, TOP + 0.5, W - 1, H);
-    drawnId = msg.id;
-    root.dataset.drawnId = String(msg.id);
-    root.dataset.drawnStart = String(msg.start);
-    root.dataset.drawnChannels = msg.traces.map((tr) => tr.name).join(",");
-    root.dataset.drawnAt = String(performance.now());
-    drawOverview();
-  }
-
-  // the overview bar: per column the channels' median range (from the MEF block index), gaps grey,
-  // annotations orange, marks green, the page on screen as a blue box
-  function drawOverview() {
-    const dpr = window.devicePixelRatio || 1;
-    const width = Math.max(200, (root.clientWidth || 800) - 10);
-    if (strip.width !== Math.round(width * dpr)) {
-      strip.width = Math.round(width * dpr);
-      strip.height = Math.round(OVERVIEW * dpr);
-      strip.style.width = `${width}px`;
-      strip.style.height = `${OVERVIEW}px`;
-    }
-    const ctx = strip.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.fillStyle = "#f7f7f7";
-    ctx.fillRect(0, 0, width, OVERVIEW);
-    const W = width - GUTTER, total = model.get("duration");
-    const x = (s) => GUTTER + (s / total) * W;
-    ctx.fillStyle = "#333";
-    ctx.font = "11px sans-serif";
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    ctx.fillText("overview", GUTTER - 6, OVERVIEW / 2);
-    if (bar_) {
-      const { msg, data } = bar_;
-      let top = 0;
-      for (let c = 0; c < msg.n; c++) if (data[c] === data[c] && data[c] > top) top = data[c];
-      const sorted = Array.from(data).filter((v) => v === v).sort((a, b) => a - b);
-      const scale = sorted.length ? sorted[Math.floor(sorted.length * 0.98)] || top : 1;
-      const cw = W / msg.n;
-      for (let c = 0; c < msg.n; c++) {
-        const v = data[c];
-        if (v !== v) { ctx.fillStyle = "#ddd"; ctx.fillRect(GUTTER + c * cw, 0, cw + 0.5, OVERVIEW); continue; }
-        const h = Math.min(1, v / (scale || 1)) * (OVERVIEW - 4);
-        ctx.fillStyle = "#7d93b8";
-        ctx.fillRect(GUTTER + c * cw, OVERVIEW - 2 - h, cw + 0.5, h);
-      }
-      root.dataset.overviewColumns = String(msg.n);
-      root.dataset.overviewAt = String(performance.now());
-    }
-    for (const [list, colour] of [[model.get("annotations"), "#d96b00"], [model.get("marks"), "#00963c"]]) {
-      ctx.fillStyle = colour;
-      for (const a of list) ctx.fillRect(Math.round(x(a.t)), 0, 1, OVERVIEW);
-    }
-    const a = model.get("start"), len = model.get("page_seconds");
-    ctx.strokeStyle = "#1f4e9c";
-    ctx.lineWidth = 2;
-    ctx.strokeRect(x(a), 1, Math.max(3, x(a + len) - x(a)), OVERVIEW - 2);
-  }
-
-  function overviewAt(e) {
-    const r = strip.getBoundingClientRect();
-    const frac = (e.clientX - r.left - GUTTER) / (r.width - GUTTER);
-    if (frac < 0 || frac > 1) return;
-    stamp();
-    const t = frac * model.get("duration") - model.get("page_seconds") / 2;
-    model.send({ type: "goto", text: String(Math.max(0, t)) });
-  }
-  let dragging = false;
-  strip.addEventListener("mousedown", (e) => { dragging = true; overviewAt(e); setTimeout(() => root.focus(), 0); });
-  strip.addEventListener("mousemove", (e) => { if (dragging) overviewAt(e); });
-  window.addEventListener("mouseup", () => { dragging = false; });
-
-  // a click on a label marks the channel bad (again: good); a click in the traces puts the cursor there
-  canvas.addEventListener("click", (e) => {
-    if (!reply) return;
-    const r = canvas.getBoundingClientRect();
-    const px = e.clientX - r.left, py = e.clientY - r.top;
-    const row = Math.floor((py - TOP) / model.get("row_px"));
-    if (px < GUTTER && row >= 0 && row < reply.msg.traces.length) {
-      model.send({ type: "bad", name: reply.msg.traces[row].name });
-    } else if (px >= GUTTER) {
-      cursor = reply.msg.start + ((px - GUTTER) / (r.width - GUTTER)) * reply.msg.seconds;
-      draw();
-    }
-  });
-
-  function onPage(msg, buffers) {
-    if (msg.type === "overview") { bar_ = { msg, data: floats(buffers[0]) }; drawOverview(); return; }
-    if (msg.type !== "page" || msg.id < model.get("view_id") || msg.id <= drawnId) return; // stale
-    root.dataset.gotAt = String(performance.now());
-    reply = { msg, data: floats(buffers[0]) };
-    draw();
-    root.dataset.pages = String(Number(root.dataset.pages || 0) + 1); // pages drawn (tests, benchmarks)
   }
 
   root.addEventListener("keydown", (e) => {
@@ -369,56 +342,120 @@ function render({ model, el }) {
     }
     if (e.target === length || pickerList.contains(e.target)) return; // their own keys
     if (e.target.tagName === "SELECT") return;
-    if (e.key === "m" && reply) {
-      model.send({ type: "mark", t: cursor !== null ? cursor : reply.msg.start, text: "event" });
+    if (e.key === "m" && state.reply) {
+      model.send({ type: "mark", t: state.cursor !== null ? state.cursor : state.reply.msg.start, text: "event" });
       return;
     }
     if (KEYS.has(e.key)) {
       e.preventDefault();
-      stamp();
-      model.send({ type: "key", key: e.key, shift: e.shiftKey });
+      press(e.key, e.shiftKey);
     }
   });
-  canvas.addEventListener("mousedown", () => setTimeout(() => root.focus(), 0));
-  pickerList.addEventListener("change", pick);
-  length.addEventListener("change", () => { model.set("page_seconds", Number(length.value)); model.save_changes(); });
 
-  let resizeTimer = 0;
+  // a click on a label marks the channel bad (again: good); a click in the traces puts the cursor there
+  canvas.addEventListener("click", (e) => {
+    if (!state.reply) return;
+    const r = canvas.getBoundingClientRect();
+    const px = e.clientX - r.left, py = e.clientY - r.top;
+    const row = Math.floor((py - TOP) / model.get("row_px"));
+    const { traces, start, seconds } = state.reply.msg;
+    if (px < GUTTER && row >= 0 && row < traces.length) {
+      model.send({ type: "bad", name: traces[row].name });
+    } else if (px >= GUTTER) {
+      state.cursor = start + ((px - GUTTER) / (r.width - GUTTER)) * seconds;
+      redraw();
+    }
+  });
+  canvas.addEventListener("mousedown", focusSoon);
+
+  // the overview bar: a click or a drag centres the page there
+  let dragging = false;
+  const overviewAt = (e) => {
+    const r = strip.getBoundingClientRect();
+    const frac = (e.clientX - r.left - GUTTER) / (r.width - GUTTER);
+    if (frac < 0 || frac > 1) return;
+    stamp();
+    const t = frac * model.get("duration") - model.get("page_seconds") / 2;
+    model.send({ type: "goto", text: String(Math.max(0, t)) });
+  };
+  strip.addEventListener("mousedown", (e) => { dragging = true; overviewAt(e); focusSoon(); });
+  strip.addEventListener("mousemove", (e) => { if (dragging) overviewAt(e); });
+  const release = () => { dragging = false; };
+  window.addEventListener("mouseup", release);
+
+  pickerList.addEventListener("change", () => {
+    const chosen = [...pickerList.querySelectorAll("input:checked")].map((b) => b.value);
+    if (!chosen.length) { fillPicker(ui, model); return; } // at least one channel stays
+    model.set("channels", chosen);
+    model.save_changes();
+  });
+  length.addEventListener("change", () => { model.set("page_seconds", Number(length.value)); model.save_changes(); });
+  return () => window.removeEventListener("mouseup", release);
+}
+
+// The trace area's width in columns goes to the kernel (debounced); the page is redrawn to fit.
+function watchSize(ui, model, redraw) {
+  let timer = 0;
   const observer = new ResizeObserver(() => {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => {
-      const columns = Math.max(50, Math.floor((root.clientWidth || 800) - 10 - GUTTER));
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const columns = Math.max(50, Math.floor(widthOf(ui.root) - GUTTER));
       if (columns !== model.get("width_px")) model.send({ type: "resize", width: columns });
-      draw();
+      redraw();
     }, 80);
   });
-  observer.observe(root);
+  observer.observe(ui.root);
+  return () => { observer.disconnect(); clearTimeout(timer); };
+}
 
+// -- render -------------------------------------------------------------------------------
+
+function render({ model, el }) {
+  const menus = model.get("menus"); // fixed for the widget's life: read once
+  const ui = layout(menus);
+  el.append(ui.root);
+  // reply: the page on screen {msg, data}; overview: the bar {msg, data}; cursor: seconds
+  // from the recording start of the last click in the traces
+  const state = { reply: null, drawnId: 0, overview: null, cursor: null };
+  const draw = () => drawPage(ui, model, state);
+  const texts = () => showTexts(ui, model, menus);
+
+  const onMessage = (msg, buffers) => {
+    if (msg.type === "overview") {
+      state.overview = { msg, data: floats(buffers[0]) };
+      drawOverview(ui, model, state);
+      return;
+    }
+    if (msg.type !== "page" || msg.id < model.get("view_id") || msg.id <= state.drawnId) return; // stale
+    ui.root.dataset.gotAt = String(performance.now());
+    state.reply = { msg, data: floats(buffers[0]) };
+    draw();
+    ui.root.dataset.pages = String(Number(ui.root.dataset.pages || 0) + 1); // pages drawn (tests, benchmarks)
+  };
   const listeners = [
-    ["msg:custom", onPage],
+    ["msg:custom", onMessage],
     ["change:gain", () => { draw(); texts(); }],
-    ["change:annotations", () => draw()],
-    ["change:marks", () => draw()],
-    ["change:bad_channels", () => draw()],
-    ["change:note", () => texts()],
-    ["change:montage_label", () => texts()],
-    ["change:highpass", () => texts()],
-    ["change:lowpass", () => texts()],
-    ["change:notch", () => texts()],
-    ["change:page_label", () => texts()],
-    ["change:message", () => texts()],
-    ["change:page_seconds", () => fillLengths()],
-    ["change:channels", () => { fillPicker(); texts(); }],
-    ["change:first_row", () => texts()],
+    ["change:annotations", draw],
+    ["change:marks", draw],
+    ["change:bad_channels", draw],
+    ["change:note", texts],
+    ...menus.map((menu) => [`change:${menu.label_trait || menu.trait}`, texts]),
+    ["change:page_label", texts],
+    ["change:message", texts],
+    ["change:page_seconds", () => fillLengths(ui, model)],
+    ["change:channels", () => { fillPicker(ui, model); texts(); }],
+    ["change:first_row", texts],
   ];
   for (const [event, listener] of listeners) model.on(event, listener);
-  fillLengths();
-  fillPicker();
+  const stopInput = listenToInput(ui, model, state, menus, draw);
+  const stopWatching = watchSize(ui, model, draw);
+  fillLengths(ui, model);
+  fillPicker(ui, model);
   texts();
   draw();
   return () => {
-    observer.disconnect();
-    clearTimeout(resizeTimer);
+    stopWatching();
+    stopInput();
     for (const [event, listener] of listeners) model.off(event, listener);
   };
 }
