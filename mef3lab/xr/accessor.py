@@ -1,14 +1,7 @@
-"""The ``.mef3`` accessor on what `open_recording` returns: gaps, annotations, rate groups, scroll().
+"""The ``.mef3`` accessor on what `open_recording` returns: gaps, annotations, rate groups.
 
-    >>> ds = mef3lab.open_recording(path)
-    >>> ds.mef3.gaps                      # every recording gap of every channel
-    >>> ds.signal.sel(channel="LA1", time=slice(60, 120)).mef3.annotations   # just those
-
-Tables follow the object they are asked on: only its channels, and only rows that
-overlap its time extent (a Dataset's extent is that of all its time axes together).
-Times are given twice: seconds from the recording start (like the ``time`` coordinate)
-and absolute µUTC. The session description comes from the object's ``mef3_*`` attrs;
-the password, never stored in attrs, is remembered from the open in this process.
+It finds the recording again from the object's ``mef3_*`` attrs, and its tables follow
+the object they are asked on (its channels, its time extent); docs/xarray.md has examples.
 """
 
 from __future__ import annotations
@@ -33,7 +26,23 @@ ANNOTATION_COLUMNS = ["time_s", "time_uutc", "type", "text", "duration_s", "chan
 
 
 def viewer(name: str) -> Any:
-    """The viewer registered as `name` in the ``mef3lab.viewers`` entry points (e.g. ``scroll``)."""
+    """The viewer registered as `name` in the ``mef3lab.viewers`` entry points.
+
+    Parameters
+    ----------
+    name : str
+        The entry point's name, e.g. ``"scroll"``.
+
+    Returns
+    -------
+    callable
+        What the entry point names, called with the object and keywords.
+
+    Raises
+    ------
+    RuntimeError
+        When no such viewer is installed.
+    """
     found = entry_points(group=VIEWERS_GROUP, name=name)
     if not found:
         raise RuntimeError(
@@ -44,7 +53,18 @@ def viewer(name: str) -> Any:
 
 
 class Mef3Accessor:
-    """What ``.mef3`` offers on a DataArray and on a Dataset: where it came from, gaps, annotations."""
+    """What ``.mef3`` offers on a DataArray and on a Dataset: its recording, gaps, annotations.
+
+    Tables follow the object they are asked on: only its channels, and only rows that
+    overlap its time extent (a Dataset's extent is that of all its time axes together).
+    Times are given twice: seconds from the recording start (like the ``time``
+    coordinate) and absolute µUTC.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+        What `open_recording` returned, or a selection of it (with its attrs).
+    """
 
     def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:
         self._obj = obj
@@ -52,12 +72,22 @@ class Mef3Accessor:
     # -- where it came from -----------------------------------------------------------
     @property
     def spec(self) -> SourceSpec:
-        """How to reopen the recording this object was read from."""
+        """How to reopen the recording this object was read from.
+
+        From the object's ``mef3_*`` attrs; the password, never stored in attrs, is the
+        one this process opened the recording with.
+
+        Raises
+        ------
+        ValueError
+            When the object has lost those attrs (an operation dropped them).
+        """
         attrs = self._obj.attrs
         if "mef3_path" not in attrs:
             raise ValueError(
                 "this object has lost the mef3_* attrs that name its recording (an operation "
-                "dropped attrs); ask .mef3 on the object open_recording returned, or a selection of it"
+                "dropped attrs); ask .mef3 on the object open_recording returned, or a selection "
+                "of it"
             )
         return REGISTRY.known_spec(
             attrs["mef3_path"], attrs.get("mef3_address") or None, attrs.get("mef3_engine") or None
@@ -65,7 +95,7 @@ class Mef3Accessor:
 
     @property
     def info(self) -> SessionInfo:
-        """The recording's description (channels, spans, annotations)."""
+        """The recording's description: channels, rate groups, spans, annotations."""
         return REGISTRY.acquire(self.spec).info
 
     @property
@@ -121,11 +151,17 @@ class Mef3Accessor:
     # -- tables -----------------------------------------------------------------------
     @property
     def gaps(self) -> pd.DataFrame:
-        """Recording gaps (NaN runs between stored spans) of this object's channels and time extent.
+        """The recording gaps of this object's channels in its time extent, one row each.
 
         Columns: channel, start_s, end_s (seconds from the recording start), start_uutc,
-        end_uutc (µUTC), duration_s. Samples before a channel's first or after its last
-        stored sample are NaN too but are not gaps (see ``info.channel(name)``).
+        end_uutc (µUTC), duration_s. A gap is a NaN run between stored spans; samples
+        before a channel's first or after its last stored sample are NaN too but are not
+        gaps (see ``info.channel(name)``).
+
+        Examples
+        --------
+        >>> rec.mef3.gaps  # doctest: +SKIP
+        >>> rec.signal.sel(channel="LA1", time=slice(60, 120)).mef3.gaps  # doctest: +SKIP
         """
         info, t0 = self.info, self.start_uutc
         extent = self._extent()
@@ -149,10 +185,15 @@ class Mef3Accessor:
 
     @property
     def annotations(self) -> pd.DataFrame:
-        """MEF records (annotations) of this object's channels (plus session-level ones) in its time extent.
+        """The MEF records (annotations) of this object's channels in its time extent.
 
-        Columns: time_s (seconds from the recording start), time_uutc, type, text,
-        duration_s (NaN when the record has none), channel (None for session-level).
+        Session-level records are included. Columns: time_s (seconds from the recording
+        start), time_uutc, type, text, duration_s (NaN when the record has none), channel
+        (None for session-level records).
+
+        Examples
+        --------
+        >>> rec.signal.sel(time=slice(60, 120)).mef3.annotations  # doctest: +SKIP
         """
         info, t0 = self.info, self.start_uutc
         extent = self._extent()
@@ -172,26 +213,48 @@ class Mef3Accessor:
         return df.sort_values("time_uutc", kind="stable").reset_index(drop=True)
 
     def _repr_html_(self) -> str:
-        from .summary import recording_html  # noqa: PLC0415 - only notebooks ask
+        from .summary import recording_html  # only notebooks ask
 
         return recording_html(self)
 
     def scroll(self, **kwargs: Any) -> Any:
-        """A `mef3lab.Scroller` on this recording (or selection's channels); keywords as Scroller's.
+        """A `mef3lab.Scroller` on this recording (or this selection's channels).
 
         The widget package sits above this one, so the scroller is found through the
-        ``mef3lab.viewers`` entry point that the package declares, and loads only when asked for.
+        ``mef3lab.viewers`` entry point that the package declares, and loads only when
+        asked for.
+
+        Parameters
+        ----------
+        **kwargs
+            As `mef3lab.Scroller`'s.
+
+        Returns
+        -------
+        mef3lab.Scroller
+            The widget; the last line of a notebook cell shows it.
         """
         return viewer("scroll")(self._obj, **kwargs)
 
     def to_uutc(self, seconds: Any) -> Any:
-        """Seconds from the recording start -> µUTC (rounded to the microsecond)."""
+        """Seconds from the recording start as µUTC.
+
+        Parameters
+        ----------
+        seconds : float or array_like
+            Seconds from the recording start (the ``time`` coordinate's values).
+
+        Returns
+        -------
+        numpy.int64 or numpy.ndarray
+            µUTC, rounded to the microsecond (the shape of `seconds`).
+        """
         return np.round(np.asarray(seconds, np.float64) * 1e6).astype(np.int64) + self.start_uutc
 
 
 @xr.register_dataarray_accessor("mef3")
 class Mef3DataArrayAccessor(Mef3Accessor):
-    """``da.mef3``: gaps, annotations and session info of a recording's DataArray (or a selection)."""
+    """``da.mef3``: gaps, annotations and session info of a recording's DataArray."""
 
 
 @xr.register_dataset_accessor("mef3")
@@ -200,7 +263,11 @@ class Mef3DatasetAccessor(Mef3Accessor):
 
     @property
     def groups(self) -> dict[float, xr.DataArray]:
-        """Each rate group's signal with plain ``channel``/``time``/``fs``/``units`` names, fastest first."""
+        """Each rate group's signal, by rate, fastest first.
+
+        Each with plain ``channel``, ``time``, ``fs`` and ``units`` names, whatever the
+        Dataset calls them (``channel_256Hz``...).
+        """
         out: dict[float, xr.DataArray] = {}
         for name, da in self._obj.data_vars.items():
             name = str(name)

@@ -1,12 +1,8 @@
 """The single data path of the ``mef3`` engine: `Mef3BackendArray`, and read-ahead hints.
 
-Every sample xarray or dask reads comes through `Mef3BackendArray`. Through a server,
-each chunk read asks the server to prefetch the neighbouring chunk in the direction
-reads travel (dask's local schedulers go from the last chunk to the first), so decoding
-overlaps the computation. After Ctrl-C the reads already running finish and the server
-decodes at most the segments those reads hinted; nothing else is queued. A server that
-goes down mid-compute raises `mef3lab.errors.ServerUnavailableError`; the failed
-connection is dropped, so computing again once the server is back reconnects at once.
+Every sample xarray or dask reads comes through `Mef3BackendArray`, which asks the
+source to prefetch the neighbouring window in the direction reads travel; docs/xarray.md
+tells what that means through a server, after Ctrl-C and when the server goes down.
 """
 
 from __future__ import annotations
@@ -32,9 +28,22 @@ log = logging.getLogger(__name__)
 class Mef3BackendArray(BackendArray):
     """One rate group, ``(channel, time)``: every sample xarray or dask reads comes through here.
 
-    Holds only the (picklable) `SourceSpec` and the group's names; the source itself
-    is looked up in the process's cache on each read, so pickled copies reopen lazily.
-    `fs` (the group's rate) lets a read's hint skip the segments that read loads anyway.
+    Holds only the (picklable) `SourceSpec` and the group's names; the source itself is
+    looked up in the process's `mef3lab.sources.REGISTRY` on each read, so pickled copies
+    reopen lazily.
+
+    Parameters
+    ----------
+    spec : SourceSpec
+        The recording.
+    channels : tuple of str
+        The group's channels, rows in this order.
+    n_time : int
+        The group's grid length in samples.
+    dtype : str
+        "float32", "float64" or "int32" (stored counts).
+    fs : float, optional
+        The group's rate: lets a read's hint skip the segments that read loads anyway.
     """
 
     def __init__(
@@ -96,9 +105,7 @@ class Mef3BackendArray(BackendArray):
             block = block[inverse[0]]
         elif not np.array_equal(uniq, cidx):  # repeated or reordered channels: rows as asked for
             block = block[inverse.reshape(np.shape(cidx))]
-        if not (
-            isinstance(take, slice) and take.step in (None, 1)
-        ):  # a contiguous window needs no copy
+        if not (isinstance(take, slice) and take.step in (None, 1)):  # contiguous: no copy
             block = block[..., take]
         block = np.asarray(block, dtype=self.dtype)
         return block if block.flags.writeable else block.copy()  # users may modify what they get
@@ -119,7 +126,7 @@ class Mef3BackendArray(BackendArray):
         if self.fs is not None:
             try:
                 seg = source.segment_samples(self.fs)
-            except Exception:  # noqa: BLE001 - a source that cannot tell just gets the plain hint
+            except Exception:  # a source that cannot tell just gets the plain hint
                 seg = 0
         if step > 0:
             h0, h1 = k1, min(n_time, k1 + (k1 - k0))
@@ -133,11 +140,12 @@ class Mef3BackendArray(BackendArray):
             return
         try:
             source.hint(names, h0, h1, self.dtype.name)
-        except Exception:  # noqa: BLE001 - a hint must never fail a read
+        except Exception:  # a hint must never fail a read
             log.debug("hint failed", exc_info=True)
 
 
-#: Per source of this process, per (channels, dtype): where the last read began, and which way reads go.
+#: Per source of this process, per (channels, dtype): where the last read began, which way
+#: reads go.
 _travels: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]] = (
     weakref.WeakKeyDictionary()
 )

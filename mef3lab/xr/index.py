@@ -1,11 +1,7 @@
 """The lazy regular time axis of the ``mef3`` engine, and its ``.sel`` rules.
 
-``time`` is float64 seconds from the recording start; storing it as a transform
-instead of an array saves 8 bytes per sample. ``.sel(time=slice(a, b))`` selects the
-samples with ``a <= t <= b`` (pandas' inclusive label slicing), clipped to the
-recording; a slice wholly outside the recording is an *empty* selection, not NaN.
-``.sel(time=t)`` needs ``t`` on the sample grid unless ``method="nearest"`` (or
-"pad"/"backfill") is given; a time outside the recording raises KeyError.
+``time`` is float64 seconds from the recording start, kept as a transform instead of an
+array of every sample's time; docs/xarray.md gives the selection rules.
 """
 
 from __future__ import annotations
@@ -70,14 +66,17 @@ class GridTransform(RangeCoordinateTransform):
         )
 
     def forward(self, dim_positions: dict[str, Any]) -> dict[Hashable, Any]:
+        """Positions along the dimension -> times in seconds."""
         k = self.k_first + np.asarray(dim_positions[self.dim]) * self.stride
         return {self.coord_name: self.origin + k / self.fs}
 
     def reverse(self, coord_labels: dict[Hashable, Any]) -> dict[str, Any]:
+        """Times in seconds -> (fractional) positions along the dimension."""
         k = (np.asarray(coord_labels[self.coord_name], np.float64) - self.origin) * self.fs
         return {self.dim: (k - self.k_first) / self.stride}
 
     def slice(self, sl: slice) -> GridTransform:
+        """The transform of the positions `sl` selects (still on the same grid)."""
         r = range(self.size)[sl]
         return type(self)(
             self.origin,
@@ -91,7 +90,7 @@ class GridTransform(RangeCoordinateTransform):
 
 
 class GridTimeIndex(RangeIndex):
-    """A regular time axis (sample k at ``origin + k / fs`` seconds) that never materialises its values.
+    """A regular time axis, sample k at ``origin + k / fs`` seconds, that never lists its values.
 
     xarray's `RangeIndex` only selects with ``method="nearest"``; this one adds what a
     time axis needs: ``.sel(time=slice(a, b))`` with plain floats (inclusive bounds, like
@@ -103,11 +102,30 @@ class GridTimeIndex(RangeIndex):
 
     @classmethod
     def regular(cls, origin: float, fs: float, size: int, dim: str) -> GridTimeIndex:
+        """The index of `size` samples at rate `fs` from `origin` seconds, on dimension `dim`.
+
+        Parameters
+        ----------
+        origin : float
+            The time of the first sample, in seconds from the recording start.
+        fs : float
+            The sampling rate in Hz.
+        size : int
+            The number of samples.
+        dim : str
+            The dimension, also the coordinate's name.
+
+        Returns
+        -------
+        GridTimeIndex
+            The index.
+        """
         return cls(GridTransform(origin, fs, 0, 1, size, dim, dim))
 
     def create_variables(
         self, variables: Mapping[Any, xr.Variable] | None = None
     ) -> dict[Hashable, xr.Variable]:
+        """The time coordinate, its values computed only where they are read."""
         out = {}
         for name, var in super().create_variables(variables).items():
             data = _GridCoordinateArray(self.transform, name, var.dims)
@@ -115,6 +133,7 @@ class GridTimeIndex(RangeIndex):
         return out
 
     def isel(self, indexers: Mapping[Any, Any]) -> Any:
+        """The index of a positional selection (still a `GridTimeIndex` where it is regular)."""
         index = super().isel(indexers)
         if isinstance(index, RangeIndex) and not isinstance(index, GridTimeIndex):
             return type(self)(index.transform)
@@ -131,6 +150,33 @@ class GridTimeIndex(RangeIndex):
     def sel(
         self, labels: dict[Any, Any], method: str | None = None, tolerance: Any = None
     ) -> IndexSelResult:
+        """The positions of times (or a slice of times), as `xarray.Dataset.sel` asks.
+
+        Parameters
+        ----------
+        labels : dict
+            The coordinate's name -> a time, an array of times or a slice (seconds).
+        method : {None, "nearest", "pad", "ffill", "backfill", "bfill"}, optional
+            None: each time must be on the sample grid; else the nearest sample, the one
+            at or before, or the one at or after.
+        tolerance : float, optional
+            The largest distance in seconds from a time to the sample taken.
+
+        Returns
+        -------
+        xarray.core.indexing.IndexSelResult
+            The positions.
+
+        Raises
+        ------
+        KeyError
+            When a time is off the grid (without `method`), outside the recording, or
+            farther than `tolerance` from every sample.
+        TypeError
+            When the times are not numbers.
+        ValueError
+            When `method` is none of the above or a slice's step is below one sample.
+        """
         label = labels[self.coord_name]
         if isinstance(label, slice):
             return IndexSelResult({self.dim: self._slice(label)})

@@ -35,7 +35,21 @@ class Summarized(Protocol):
 
 
 def recording_html(acc: Summarized) -> str:
-    """Channels and rates, duration as clock time, gaps, annotations, encryption, where it is read."""
+    """A recording's summary as an HTML table, for a notebook.
+
+    Channels and rates, start and duration as clock time, gaps, annotations, encryption,
+    and where it is read.
+
+    Parameters
+    ----------
+    acc : Summarized
+        The recording (a ``.mef3`` accessor).
+
+    Returns
+    -------
+    str
+        One ``<div class='mef3lab-recording'>`` holding the table.
+    """
     info = acc.info
     e = html.escape
     rates = "; ".join(
