@@ -1,10 +1,7 @@
-"""Mef3Client: the Python client of a mef3lab server.
+"""`Mef3Client`: the Python client of a mef3lab server.
 
-It keeps the seed client's method names (`open_file`, `set_signal_chunk_size`,
-`set_active_channels`, `get_signal_segment`, `list_open_files`, `close_file`,
-`shutdown`) so existing notebooks read naturally, and adds range reads, envelopes,
-prefetch hints and stats. Server errors come back as the mef3lab exception the
-server raised, with its message — never as a silent None.
+It keeps the seed client's method names so existing notebooks read naturally, and turns
+every failed call into the mef3lab exception the server raised (never a silent None).
 """
 
 from __future__ import annotations
@@ -66,7 +63,43 @@ def _raise_from(err: grpc.RpcError, address: str) -> Mef3LabError:
 
 
 class Mef3Client:
-    """Talks to one mef3lab server. One client id per instance: its settings are its own."""
+    """Talks to one mef3lab server.
+
+    It keeps the seed client's method names (`open_file`, `set_signal_chunk_size`,
+    `set_active_channels`, `get_signal_segment`, `list_open_files`, `close_file`,
+    `shutdown`) and adds range reads, envelopes, prefetch hints and statistics. One client
+    id per instance: its settings (segment size, active channels) are its own. A recording
+    the server has forgotten (idle for long, or the server restarted) is opened again, and
+    the call retried once.
+
+    Parameters
+    ----------
+    address : str
+        "host:port" or "unix:/path" of the server.
+    client_id : str, optional
+        The id the server knows this client by; default: a new random one.
+    timeout : float or None, optional
+        Seconds a call may take (300 by default); None: no limit.
+    token : str, optional
+        The token sent with every call; default: the environment's
+        (`mef3lab.client.credentials`).
+    tls_ca : bytes, optional
+        PEM bytes of the CA to trust (TLS); default: the environment's.
+
+    Raises
+    ------
+    mef3lab.errors.ServerUnavailableError
+        From any call, when the server is not reachable or does not answer in time.
+    mef3lab.errors.Mef3LabError
+        From any call, the exception the server raised, with its message.
+
+    Examples
+    --------
+    >>> from mef3lab import Mef3Client
+    >>> with Mef3Client("localhost:50051") as client:  # doctest: +SKIP
+    ...     info = client.open_file("/data/sub-01.mefd")
+    ...     x = client.read_index("/data/sub-01.mefd", 0, 2560, ["LA1", "LA2"])
+    """
 
     def __init__(
         self,
@@ -77,7 +110,6 @@ class Mef3Client:
         token: str | None = None,
         tls_ca: bytes | None = None,
     ) -> None:
-        """`token` and `tls_ca` (PEM bytes) default to the environment (`mef3lab.client.credentials`)."""
         self.address = address
         self.client_id = client_id or uuid.uuid4().hex
         self.timeout = timeout
@@ -85,9 +117,8 @@ class Mef3Client:
         self._stub = pb_grpc.Mef3LabStub(self._channel)
         self._metadata = ((CLIENT_ID_KEY, self.client_id),)
         self._active: dict[str, list[str]] = {}
-        self._opened: dict[
-            str, tuple[str | None, str | None, float | None]
-        ] = {}  # (password, engine, seg s)
+        # path -> (password, engine, segment seconds): what reopening a forgotten recording needs
+        self._opened: dict[str, tuple[str | None, str | None, float | None]] = {}
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, name: str, request, timeout: float | None = None):
@@ -107,8 +138,9 @@ class Mef3Client:
         )
 
     def _retrying(self, call, request):
-        """Run `call`; if the server forgot a recording this client opened (it was idle for
-        hours, or the server restarted), open it again and retry once.
+        """Run `call`; if the server forgot a recording this client opened, reopen it, retry once.
+
+        The server forgets a recording that was idle for hours, or when it restarted.
         """
         try:
             try:
@@ -130,7 +162,32 @@ class Mef3Client:
     def open_file(
         self, path: str, password: str | None = None, engine: str | None = None
     ) -> SessionInfo:
-        """Open a recording on the server; returns its description (channels, rates, gaps, annotations)."""
+        """Open a recording on the server.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it (a path, or a name from
+            `list_recordings`).
+        password : str, optional
+            The recording's password, if it is encrypted.
+        engine : str, optional
+            The server's decoder for it ("numba", "pymef" or "mef3io"); None: the server's.
+
+        Returns
+        -------
+        SessionInfo
+            Its description: channels, rates, gaps, annotations.
+
+        Raises
+        ------
+        mef3lab.errors.RecordingNotFoundError
+            When there is no recording at `path`.
+        mef3lab.errors.PasswordError
+            When `password` does not open it.
+        mef3lab.errors.PathNotServedError
+            When the server does not serve `path` (outside its roots).
+        """
         info = info_from_proto(
             self._call(
                 "Open", pb.OpenRequest(path=str(path), password=password or "", engine=engine or "")
@@ -140,37 +197,132 @@ class Mef3Client:
         return info
 
     def list_recordings(self, folder: str = "") -> list[tuple[str, bool]]:
-        """What the server serves: ``(name, is_recording)`` for its roots (`folder` empty) or for
-        the sessions and folders in `folder` (a name from an earlier listing).
+        """What the server serves: its roots, or the sessions and folders in one.
+
+        Parameters
+        ----------
+        folder : str, optional
+            A name from an earlier listing; empty: the server's roots.
+
+        Returns
+        -------
+        list of (str, bool)
+            ``(name, is_recording)`` per entry.
         """
         return [
             (e.name, e.recording) for e in self._call("List", pb.ListRequest(folder=folder)).entries
         ]
 
     def info(self, path: str) -> SessionInfo:
+        """The description of a recording this client opened.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+
+        Returns
+        -------
+        SessionInfo
+            Channels, rates, gaps, annotations.
+        """
         return info_from_proto(self._call("Info", pb.RecordingRequest(path=str(path))))
 
     def close_file(self, path: str, timeout: float | None = None) -> bool:
+        """Close a recording for this client (the server closes it with its last client).
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        timeout : float, optional
+            Seconds to wait; default: the client's `timeout`.
+
+        Returns
+        -------
+        bool
+            Whether this client had it open.
+        """
         self._opened.pop(str(path), None)
         return self._call("Close", pb.RecordingRequest(path=str(path)), timeout).closed
 
     def list_open_files(self, timeout: float | None = None) -> list[str]:
-        """This client's open recordings (also a cheap way to check the server answers)."""
+        """The recordings this client has open (also a cheap way to check the server answers).
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait; default: the client's `timeout`.
+
+        Returns
+        -------
+        list of str
+            Their paths.
+        """
         return list(self._call("ListOpen", pb.ListOpenRequest(), timeout).paths)
 
     # -- segments -------------------------------------------------------------------------
     def set_signal_chunk_size(self, path: str, seconds: float) -> pb.SegmentGrid:
-        """Cut the recording into segments of `seconds` (for this client only)."""
+        """Cut the recording into segments of `seconds`, for this client only.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        seconds : float
+            The segment length.
+
+        Returns
+        -------
+        mef3lab_pb2.SegmentGrid
+            The segments of each rate group (as `segment_grid`).
+
+        Raises
+        ------
+        mef3lab.errors.TimeRangeError
+            When `seconds` is below the server's minimum, or not finite.
+        """
         grid = self._call("SetSegmentSize", pb.SegmentSizeRequest(path=str(path), seconds=seconds))
         if str(path) in self._opened:
             self._opened[str(path)] = self._opened[str(path)][:2] + (seconds,)
         return grid
 
     def segment_grid(self, path: str) -> pb.SegmentGrid:
+        """The recording's segments as this client sees them.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+
+        Returns
+        -------
+        mef3lab_pb2.SegmentGrid
+            The segment length in use (``seconds``) and, per rate group (``groups``), its
+            rate, segment length in samples and number of segments.
+        """
         return self._call("GetSegmentGrid", pb.RecordingRequest(path=str(path)))
 
     def set_active_channels(self, path: str, channels: Sequence[str]) -> list[str]:
-        """Remember the channels `get_signal_segment` returns when it names none (for this client)."""
+        """Remember the channels `get_signal_segment` returns when it names none.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        channels : sequence of str
+            The channels, rows in this order.
+
+        Returns
+        -------
+        list of str
+            The channels, checked against the recording.
+
+        Raises
+        ------
+        mef3lab.errors.UnknownChannelError
+            When the recording has no such channel.
+        """
         self._active[str(path)] = list(self.info(path).check_channels(channels))
         return self._active[str(path)]
 
@@ -181,7 +333,30 @@ class Mef3Client:
         channels: Sequence[str] | None = None,
         dtype: str = "float32",
     ) -> np.ndarray:
-        """Segment `chunk_idx` as a (channels, samples) array, rows in the order asked for."""
+        """One segment of the recording.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        chunk_idx : int
+            The segment's index (see `segment_grid`).
+        channels : sequence of str, optional
+            Channels of one rate group, rows in this order; None: those of
+            `set_active_channels`, else every channel (they must then share one rate).
+        dtype : {"float32", "float64", "int32"}, optional
+            Values in channel units, NaN in gaps, or the stored counts.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (channels, samples).
+
+        Raises
+        ------
+        mef3lab.errors.SegmentIndexError
+            When there is no such segment.
+        """
         names = channels if channels is not None else self._active.get(str(path))
         req = pb.ReadSegmentRequest(
             path=str(path), index=chunk_idx, channels=names or [], dtype=CODE_OF[dtype]
@@ -197,7 +372,25 @@ class Mef3Client:
         channels: Sequence[str] | None = None,
         dtype: str = "float32",
     ) -> np.ndarray:
-        """Samples in ``[start_uutc, end_uutc)`` on the channels' grid; NaN in gaps."""
+        """The samples in a time window, on the channels' grid.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        start_uutc, end_uutc : int
+            The window ``[start_uutc, end_uutc)`` in µUTC.
+        channels : sequence of str, optional
+            Channels of one rate group, rows in this order; None: every channel (they must
+            then share one rate).
+        dtype : {"float32", "float64", "int32"}, optional
+            Values in channel units, NaN in gaps, or the stored counts.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (channels, samples).
+        """
         req = pb.ReadRangeRequest(
             path=str(path),
             channels=channels or [],
@@ -215,7 +408,27 @@ class Mef3Client:
         dtype: str = "float32",
         prefetch: bool = True,
     ) -> np.ndarray:
-        """Grid samples ``[start, stop)`` of the channels' rate group (what an xarray chunk is)."""
+        """Grid samples ``[start, stop)`` of the channels' rate group (what an xarray chunk is).
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        start, stop : int
+            The samples, on the rate group's grid.
+        channels : sequence of str, optional
+            Channels of one rate group, rows in this order; None: every channel (they must
+            then share one rate).
+        dtype : {"float32", "float64", "int32"}, optional
+            Values in channel units, NaN in gaps, or the stored counts.
+        prefetch : bool, optional
+            Whether the server may read ahead after this read (True by default).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (channels, stop - start).
+        """
         req = pb.ReadRangeRequest(
             path=str(path),
             channels=channels or [],
@@ -228,7 +441,28 @@ class Mef3Client:
     def read_raw(
         self, path: str, start: int, stop: int, channels: Sequence[str] | None = None
     ) -> RawSamples:
-        """Stored int32 counts of grid samples ``[start, stop)`` plus each channel's conversion factor."""
+        """The stored int32 counts of grid samples ``[start, stop)``, and their factors.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        start, stop : int
+            The samples, on the rate group's grid.
+        channels : sequence of str, optional
+            Channels of one rate group, rows in this order; None: every channel (they must
+            then share one rate).
+
+        Returns
+        -------
+        RawSamples
+            The counts (`RAW_NAN` in gaps) and each channel's conversion factor.
+
+        Raises
+        ------
+        mef3lab.errors.FactorChangeError
+            When a channel's conversion factor changes inside the recording.
+        """
         req = pb.ReadRangeRequest(
             path=str(path),
             channels=channels or [],
@@ -246,7 +480,25 @@ class Mef3Client:
         bins: int,
         channels: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """Per-bin (min, max) for display: shape (2, channels, bins), float32."""
+        """Each bin's minimum and maximum in a time window, for display.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        start_uutc, end_uutc : int
+            The window ``[start_uutc, end_uutc)`` in µUTC.
+        bins : int
+            How many bins the window is cut into.
+        channels : sequence of str, optional
+            Channels of one rate group, rows in this order; None: every channel (they must
+            then share one rate).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shape (2, channels, bins): the minima, then the maxima.
+        """
         req = pb.EnvelopeRequest(
             path=str(path),
             channels=channels or [],
@@ -256,7 +508,21 @@ class Mef3Client:
         return self._stream("ReadEnvelope", req)[1]
 
     def block_index(self, path: str, channel: str) -> dict[str, np.ndarray]:
-        """Every stored block of `channel`: start_uutc, end_uutc, min, max, from the block index (nothing decoded)."""
+        """Every stored block of `channel`, from the block index (nothing decoded).
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        channel : str
+            The channel.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``start_uutc``, ``end_uutc`` (int64) and ``min``, ``max`` (float64, channel
+            units), one entry per block.
+        """
         msg = self._call("ReadBlockIndex", pb.BlockIndexRequest(path=str(path), channel=channel))
         return {
             "start_uutc": np.array(msg.start_uutc, np.int64),
@@ -273,7 +539,25 @@ class Mef3Client:
         channels: Sequence[str] | None = None,
         dtype: str = "float32",
     ) -> int:
-        """Ask the server to decode grid samples ``[start, stop)`` in the background; how many segments it queued."""
+        """Ask the server to decode grid samples ``[start, stop)`` in the background.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as the server names it.
+        start, stop : int
+            The samples, on the rate group's grid.
+        channels : sequence of str, optional
+            Channels of one rate group, rows in this order; None: every channel (they must
+            then share one rate).
+        dtype : {"float32", "float64", "int32"}, optional
+            Values in channel units, NaN in gaps, or the stored counts.
+
+        Returns
+        -------
+        int
+            How many segments the server queued.
+        """
         return self._call(
             "Prefetch", self._prefetch_request(path, start, stop, channels, dtype)
         ).queued
@@ -287,7 +571,20 @@ class Mef3Client:
         dtype: str = "float32",
         timeout: float = 10.0,
     ) -> grpc.Future:
-        """Like `prefetch`, without waiting: the call's future (its outcome is only advice)."""
+        """Like `prefetch`, without waiting: the call's future (its outcome is only advice).
+
+        Parameters
+        ----------
+        path, start, stop, channels, dtype
+            As in `prefetch`.
+        timeout : float, optional
+            Seconds the call may take.
+
+        Returns
+        -------
+        grpc.Future
+            The call.
+        """
         return self._stub.Prefetch.future(
             self._prefetch_request(path, start, stop, channels, dtype),
             metadata=self._metadata,
@@ -304,12 +601,31 @@ class Mef3Client:
         )
 
     def stats(self) -> dict[str, int]:
+        """The server's statistics: its cache, reads, prefetches, reader processes, clients.
+
+        Returns
+        -------
+        dict of str to int
+            One entry per field of the server's ``ServerStats`` (``hits``, ``misses``,
+            ``prefetches``, ``decoded_samples``...).
+        """
         msg = self._call("GetStats", pb.StatsRequest())
         return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields}
 
     def healthy(self, timeout: float = 5.0) -> bool:
-        """Whether the server's gRPC health check says SERVING within `timeout` s (False if unreachable)."""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - only the extension asks
+        """Whether the server's gRPC health check says SERVING.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait for the answer.
+
+        Returns
+        -------
+        bool
+            False too when the server is unreachable or does not answer in time.
+        """
+        from grpc_health.v1 import health_pb2, health_pb2_grpc  # only the extension asks
 
         try:
             reply = health_pb2_grpc.HealthStub(self._channel).Check(
