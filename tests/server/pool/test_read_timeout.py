@@ -22,11 +22,11 @@ from mef3lab.server.app import Server
 from mef3lab.server.pool import ReaderPool, ReadRequest
 
 try:
-    from . import _pool_engines as misbehaving
-    from .test_pool import gone, hang_pid
+    from .. import _pool_engines as misbehaving
+    from .._pool_helpers import gone, hang_pid
 except ImportError:
     import _pool_engines as misbehaving
-    from test_pool import gone, hang_pid
+    from _pool_helpers import gone, hang_pid
 
 TIMEOUT_S = 2.0
 

@@ -26,11 +26,11 @@ from mef3lab.readers import open_reader
 from mef3lab.server.app import Server
 
 try:
-    from . import _pool_engines as misbehaving
-    from .test_pool import gone, hang_pid
+    from .. import _pool_engines as misbehaving
+    from .._pool_helpers import gone, hang_pid
 except ImportError:
     import _pool_engines as misbehaving
-    from test_pool import gone, hang_pid
+    from _pool_helpers import gone, hang_pid
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from mef3lab.server.pool import ReaderPool, ReadRequest
 from mef3lab.testing.synth import synthesize
 
 try:
-    from . import _pool_engines as misbehaving
+    from .. import _pool_engines as misbehaving
 except ImportError:
     import _pool_engines as misbehaving
 
