@@ -8,7 +8,7 @@ listens only on Unix sockets in a fresh 0700 directory, and dies with the kernel
 kernel ends. If none can be had, reads stay in this process and `problem` says why.
 
 A named server's token (``MEF3LAB_TOKEN``, ``MEF3LAB_TOKEN_FILE``, a hub kernel's own token)
-and CA are sent by every client this kernel makes (`mef3lab.client.credentials`): nothing to do here.
+and CA are sent by every client this kernel makes (`mef3lab.client.credentials`), not here.
 """
 
 from __future__ import annotations
@@ -76,11 +76,8 @@ class Connection:
         found = discovery.find()
         if found is None or not _healthy(found["address"], 2.0):
             return False
-        self.kind, self.address, self.http_urls = (
-            USER,
-            found["address"],
-            list(found.get("http", [])),
-        )
+        self.kind, self.address = USER, found["address"]
+        self.http_urls = list(found.get("http", []))
         return True
 
     def _start_own(self, environ: dict[str, str]) -> None:
@@ -106,8 +103,10 @@ class Connection:
 
     # -- ending -----------------------------------------------------------------------
     def close(self) -> None:
-        """Stop our own server (if any) and read in this process from now on. Datasets opened
-        through a stopped server fail on their next read (naming it): open them again.
+        """Stop our own server (if any) and read in this process from now on.
+
+        Datasets opened through a stopped server fail on their next read (naming it): open
+        them again.
         """
         sources.REGISTRY.close_all()
         self._forget()
@@ -118,13 +117,8 @@ class Connection:
             self.process.stop()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
-        self.kind, self.address, self.http_urls, self.process, self._dir = (
-            NONE,
-            None,
-            [],
-            None,
-            None,
-        )
+        self.kind, self.address, self.http_urls = NONE, None, []
+        self.process, self._dir = None, None
         self.problem = None
 
     def restart(self) -> Connection:
@@ -134,8 +128,10 @@ class Connection:
 
     # -- showing ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The server's status (`mef3lab.server.http.status`): from its status page when this user can
-        reach it (with paths), else what its gRPC stats say.
+        """The server's status (`mef3lab.server.http.status`), empty without a server.
+
+        From its status page when this user can reach it (with paths), else what its gRPC
+        stats say.
         """
         if self.address is None:
             return {}
@@ -183,9 +179,11 @@ class Connection:
         lines = [self.summary()]
         if s:
             c = s.get("cache", {})
+            mib, budget = c.get("bytes", 0) / 2**20, c.get("budget_bytes", 0) / 2**20
             lines.append(
-                f"  cache {c.get('bytes', 0) / 2**20:.0f} of {c.get('budget_bytes', 0) / 2**20:.0f} MiB, "
-                f"{s.get('stats', {}).get('open_recordings', '?')} recordings open, {s.get('clients', 0)} clients, "
+                f"  cache {mib:.0f} of {budget:.0f} MiB, "
+                f"{s.get('stats', {}).get('open_recordings', '?')} recordings open, "
+                f"{s.get('clients', 0)} clients, "
                 f"{s.get('workers', {}).get('alive', '?')} reader processes"
             )
         return "\n".join(lines)
@@ -238,7 +236,7 @@ def _explain(exc: BaseException, named: str) -> str:
     return (
         f"No mef3lab server could be started for this kernel ({type(exc).__name__}: {exc}). "
         "Everything still works, decoded in this process instead (no shared cache, no prefetch). "
-        f"To fix it: check that the temporary directory ({tempfile.gettempdir()}) is writable and the "
-        "server's settings in the environment (CACHE_MB, N_PROCESS_WORKERS, ...) are valid, then run "
-        f"`%mef3 restart`; or point {SERVER_ENV} at a running server."
+        f"To fix it: check that the temporary directory ({tempfile.gettempdir()}) is writable "
+        "and the server's settings in the environment (CACHE_MB, N_PROCESS_WORKERS, ...) are "
+        f"valid, then run `%mef3 restart`; or point {SERVER_ENV} at a running server."
     )

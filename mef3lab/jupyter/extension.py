@@ -1,4 +1,4 @@
-"""``%load_ext mef3lab`` / ``%unload_ext mef3lab``: one connection per kernel, the magics, progress bars.
+"""``%load_ext mef3lab`` / ``%unload_ext mef3lab``: one connection per kernel, magic, progress.
 
 Loading twice starts nothing new (IPython refuses a second ``%load_ext``, and a direct second
 call finds the kernel's connection). Unloading stops the kernel's own server; a kernel that
@@ -20,11 +20,12 @@ _connection: Connection | None = None
 
 
 def connection() -> Connection | None:
-    """This kernel's connection, once the extension is loaded."""
+    """The kernel's connection, once the extension is loaded (else None)."""
     return _connection
 
 
 def load(ipython: Any) -> None:
+    """Connect this kernel, register the magic, enable progress bars, show the connection."""
     global _connection
     if _connection is not None:
         print(f"mef3lab is already loaded: {_connection.summary()}")
@@ -36,6 +37,7 @@ def load(ipython: Any) -> None:
 
 
 def unload(ipython: Any) -> None:
+    """Close the kernel's connection (stopping its own server), remove the magic and the bars."""
     global _connection
     if _connection is None:
         return

@@ -1,4 +1,4 @@
-"""The main job (``make demo`` = ``mef3lab demo``): the demo recording, then JupyterLab on ``notebooks/``.
+"""``mef3lab demo`` (``make demo``): the demo recording, then JupyterLab on ``notebooks/``.
 
 JupyterLab runs in the foreground (this process becomes it: Ctrl-C stops it and, with it, the
 per-user mef3lab server it starts at once, ``Mef3Lab.start_server=eager``, so every notebook
@@ -16,7 +16,7 @@ from ..testing.demo import DEMO_DATA_ENV, demo_recording
 
 
 def lab_command(notebooks: Path, port: int, browser: bool) -> list[str]:
-    """The JupyterLab command line: this interpreter's JupyterLab, the user server started eagerly."""
+    """The JupyterLab command line: this interpreter's JupyterLab, the user server eagerly."""
     cmd = [
         sys.executable,
         "-m",

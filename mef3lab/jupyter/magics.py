@@ -1,4 +1,7 @@
-"""``%mef3``: one line magic, a few subcommands, each with a one-line help; misuse prints usage, never a traceback."""
+"""``%mef3``: one line magic, a few subcommands, each with a one-line help.
+
+Misuse prints the usage, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ HELP: dict[str, tuple[str, str]] = {
     ),
     "stop": (
         "",
-        "stop using the server (stopping it if this kernel started it); recordings opened from now on are read here",
+        "stop using the server (stopping it if this kernel started it); recordings opened "
+        "from now on are read here",
     ),
     "restart": (
         "",
@@ -37,6 +41,7 @@ HELP: dict[str, tuple[str, str]] = {
 
 
 def usage() -> str:
+    """The list of subcommands, each with its arguments and help."""
     return "\n".join(
         ["%mef3 SUBCOMMAND, one of:"]
         + [
@@ -56,6 +61,7 @@ class Mef3Magics(Magics):
 
     @line_magic
     def mef3(self, line: str) -> None:
+        """``%mef3 SUBCOMMAND``: run one subcommand of `HELP` (``status`` when none is given)."""
         try:
             words = shlex.split(line, comments=True)
         except ValueError as exc:
@@ -78,7 +84,8 @@ class Mef3Magics(Magics):
     def _open(self, args: list[str]) -> None:
         if not 1 <= len(args) <= 2 or (len(args) == 2 and not args[1].isidentifier()):
             print(
-                f"%mef3 open: expected a path and optionally a Python name: %mef3 open {HELP['open'][0]}"
+                "%mef3 open: expected a path and optionally a Python name: "
+                f"%mef3 open {HELP['open'][0]}"
             )
             return
         from ..xr import open_recording  # noqa: PLC0415 - xarray loads only when a recording is opened

@@ -1,4 +1,4 @@
-"""A progress bar for long dask computes in a notebook (a ``.load()`` / ``.compute()`` of a recording).
+"""A progress bar for long dask computes in a notebook (``.load()``, ``.compute()``).
 
 A dask local-scheduler callback (`dask.callbacks.Callback`) drives a `tqdm.auto` bar (a widget
 in JupyterLab, text elsewhere) with tqdm's own ``delay``: computes shorter than `delay` seconds
@@ -64,4 +64,5 @@ def disable() -> None:
 
 
 def enabled() -> bool:
+    """Whether bars are shown."""
     return _active is not None

@@ -1,4 +1,4 @@
-"""The ``jupyter_serverproxy_servers`` entry point ``mef3lab``: the status page at ``<jupyter>/mef3lab/``.
+"""The jupyter-server-proxy entry point ``mef3lab``: the status page at ``<jupyter>/mef3lab/``.
 
 jupyter-server-proxy carries HTTP, not gRPC, so it proxies to the user server's HTTP Unix
 socket. The ``command`` callable starts that server on first visit (or finds it started by

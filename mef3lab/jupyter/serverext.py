@@ -2,8 +2,9 @@
 
 Enabled on install (``etc/jupyter/jupyter_server_config.d/mef3lab.json``). Setting::
 
-    c.Mef3Lab.start_server = "eager"   # start it with Jupyter (default "lazy": on first visit
-                                       # to the mef3lab/ page; kernels that come first start their own)
+    # start it with Jupyter (default "lazy": on the first visit to the mef3lab/ page;
+    # kernels that come first start their own)
+    c.Mef3Lab.start_server = "eager"
 
 It stops when Jupyter stops (`user_server`).
 """

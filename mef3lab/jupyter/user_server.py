@@ -1,4 +1,4 @@
-"""This user's shared server, owned by the Jupyter server process.
+"""The user's shared server, owned by the Jupyter server process.
 
 Started eagerly with Jupyter (the server extension, ``c.Mef3Lab.start_server = "eager"``) or
 on the first visit to the proxy's ``mef3lab/`` page (`proxy`), whichever comes first; stopped
@@ -31,7 +31,8 @@ class UserServer:
         self.http_socket = self.folder / "http.sock"
         self.process: ServerProcess | None = None
         self._lock = threading.Lock()
-        # Runs at exit after the server's own finalizer (finalizers run newest first): the folder goes last.
+        # Runs at exit after the server's own finalizer (finalizers run newest first): the
+        # folder goes last.
         weakref.finalize(self, shutil.rmtree, self.folder, True)
 
     def ensure(self) -> ServerProcess:
@@ -57,6 +58,7 @@ class UserServer:
             return self.process
 
     def stop(self) -> None:
+        """Stop the server, if it runs."""
         with self._lock:
             if self.process is not None:
                 self.process.stop()
