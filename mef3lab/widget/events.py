@@ -1,9 +1,8 @@
 """Events a reviewer marks, kept as a DataFrame and saved as a BIDS-style ``events.tsv``.
 
 Columns as BIDS names them: ``onset`` and ``duration`` in seconds from the recording
-start, ``trial_type`` the text. The file goes next to the recording (``sub-01_ieeg.mefd``
-→ ``sub-01_events.tsv``; other names get ``_events.tsv`` appended) or to a path given,
-never into the MEF session: a review must not change the recording it reviews.
+start, ``trial_type`` the text. The file never goes into the MEF session: a review must not
+change the recording it reviews.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ COLUMNS = ("onset", "duration", "trial_type")
 
 
 def empty() -> pd.DataFrame:
+    """No events, with the columns and dtypes of `COLUMNS`."""
     return pd.DataFrame(
         {
             "onset": pd.Series(dtype="float64"),
@@ -41,7 +41,11 @@ def with_event(
 
 
 def events_path(recording_path: str) -> Path:
-    """Where the events of the recording at `recording_path` go by default (beside it, BIDS-named)."""
+    """Where the events of the recording at `recording_path` go by default.
+
+    Beside it, named as BIDS names it: ``sub-01_ieeg.mefd`` gives ``sub-01_events.tsv``;
+    other names get ``_events.tsv`` appended.
+    """
     p = Path(recording_path)
     stem = p.name[: -len(".mefd")] if p.name.endswith(".mefd") else p.name
     for suffix in ("_ieeg", "_eeg"):
@@ -52,7 +56,10 @@ def events_path(recording_path: str) -> Path:
 
 
 def save(events: pd.DataFrame, path: str | Path) -> Path:
-    """Write `events` as tab-separated onset, duration, trial_type ("n/a" for missing, as BIDS writes it)."""
+    """Write `events` as tab-separated onset, duration, trial_type; ValueError for a MEF session.
+
+    Missing values are written "n/a", as BIDS writes them.
+    """
     path = Path(path)
     if path.suffix.lower() == ".mefd" or path.is_dir():
         raise ValueError(
@@ -65,7 +72,10 @@ def save(events: pd.DataFrame, path: str | Path) -> Path:
 
 
 def load(path: str | Path, recording_s: float) -> pd.DataFrame:
-    """Read an events.tsv; ValueError naming what is wrong (missing columns, bad numbers, times outside)."""
+    """Read an events.tsv; ValueError naming what is wrong.
+
+    Missing columns, values that are not numbers, and times outside the recording are wrong.
+    """
     path = Path(path)
     try:
         table = pd.read_csv(
@@ -95,7 +105,7 @@ def load(path: str | Path, recording_s: float) -> pd.DataFrame:
 def _check_times(
     onsets: list[float], durations: list[float], recording_s: float, what: str
 ) -> None:
-    for onset, duration in zip(onsets, durations):
+    for onset, duration in zip(onsets, durations, strict=True):
         if not (math.isfinite(onset) and math.isfinite(duration) and duration >= 0):
             raise ValueError(
                 f"{what} at onset {onset!r} with duration {duration!r} is not a time "

@@ -54,6 +54,7 @@ class LatestLoader:
             return self._cond.wait_for(lambda: self._done >= target or self._closed, timeout)
 
     def close(self) -> None:
+        """Stop the thread after the request under way; later submits are never served."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -70,7 +71,7 @@ class LatestLoader:
                 self._pending = None
             try:
                 self._serve(id, request)
-            except Exception:  # noqa: BLE001 - the thread must outlive one failed request
+            except Exception:  # the thread must outlive one failed request
                 log.exception("serving scroller request %d failed", id)
             with self._cond:
                 self._done = max(self._done, id)

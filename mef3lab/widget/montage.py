@@ -1,12 +1,8 @@
 """Montages: which derivations (rows) the scroller shows, computed from the referential samples.
 
-A `Derivation` is ``plus - mean(minus)``: as recorded (no minus), bipolar (one minus),
-common average (every channel of the rate group). `resolve` turns what a person writes
-(`None`, ``"average"``, ``"double banana"``, ``"transverse"`` or ``["Fp1-F3", ...]``) into
-derivations of the recording's own channel names: 10-20 names match case-insensitively
-and through the old/new aliases (T3/T7, T4/T8, T5/P7, T6/P8). A standard chain skips
-the links whose channels are missing and says so in a note; a pair a person wrote that
-names a missing channel is an error (they meant something).
+`resolve` turns what a person writes (None, ``"average"``, ``"double banana"``,
+``"transverse"`` or ``["Fp1-F3", ...]``) into `Derivation` rows of the recording's own
+channel names; `apply` computes them. docs/scroller.md says how 10-20 names are matched.
 """
 
 from __future__ import annotations
@@ -69,7 +65,7 @@ CHAINS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Derivation:
-    """One row on screen: channel `plus` minus the mean of `minus` (nothing subtracted when empty)."""
+    """One row on screen: channel `plus` minus the mean of `minus` (nothing when it is empty)."""
 
     name: str
     plus: str
@@ -77,6 +73,7 @@ class Derivation:
 
     @property
     def inputs(self) -> tuple[str, ...]:
+        """The channels the row is computed from, `plus` first."""
         return (self.plus, *self.minus)
 
 
@@ -88,11 +85,33 @@ def _key(name: str) -> str:
 def resolve(
     spec: MontageSpec, names: Sequence[str], group_of: dict[str, float] | None = None
 ) -> tuple[tuple[Derivation, ...], list[str]]:
-    """The derivations `spec` means for a recording with channels `names`, and notes on what was skipped.
+    """The derivations `spec` means for a recording with channels `names`.
 
-    `group_of` (channel -> rate) keeps an average or a pair within one rate group, since
-    channels of different rates share no sample grid. Raises ValueError for a montage it
-    does not know and UnknownChannelError for a pair naming a channel the recording lacks.
+    Parameters
+    ----------
+    spec : None, str or sequence of str
+        None (or ``"as recorded"``, ``"referential"``); ``"average"`` (or ``"car"``,
+        ``"common average"``); a chain of `CHAINS`; or pairs ``"A-B"``. Channel names
+        match case-insensitively and through `ALIASES`.
+    names : sequence of str
+        The recording's channels, in the order rows as recorded and averages take.
+    group_of : dict of str to float, optional
+        Each channel's rate: an average or a pair stays within one rate group, since
+        channels of different rates share no sample grid.
+
+    Returns
+    -------
+    derivations : tuple of Derivation
+        The rows, in the montage's order.
+    notes : list of str
+        What a chain skipped because its channels are missing.
+
+    Raises
+    ------
+    ValueError
+        For a montage it does not know, a malformed pair, or a pair across rates.
+    UnknownChannelError
+        For a pair naming a channel the recording lacks, or a chain with no link it has.
     """
     rate = group_of or {n: 0.0 for n in names}
     lookup = {_key(n): n for n in names}
@@ -142,7 +161,7 @@ def resolve(
 def _parse_pair(
     text: str, lookup: dict[str, str], names: Sequence[str], rate: dict[str, float]
 ) -> Derivation:
-    """ "A-B" split at the dash that leaves two channel names (names may contain dashes themselves)."""
+    """The pair "A-B", split at the dash that leaves two channel names (names may hold dashes)."""
     for i, ch in enumerate(text):
         if ch == "-" and _key(text[:i]) in lookup and _key(text[i + 1 :]) in lookup:
             return _pair(lookup[_key(text[:i])], lookup[_key(text[i + 1 :])], rate)
@@ -170,10 +189,24 @@ def _some(names: Sequence[str], k: int = 8) -> str:
 
 
 def apply(derivations: Sequence[Derivation], names: Sequence[str], data: np.ndarray) -> np.ndarray:
-    """Rows of `derivations` from `data` (rows = `names`, one rate group, float32): NaN where an input is NaN.
+    """The rows of `derivations` from `data`: NaN where an input is NaN.
 
     The average of a common-average row ignores channels that are NaN at a sample (one
     channel's gap must not blank every row) and is NaN only where all are.
+
+    Parameters
+    ----------
+    derivations : sequence of Derivation
+        The rows to compute; their inputs are among `names`.
+    names : sequence of str
+        The channel of each row of `data`.
+    data : numpy.ndarray
+        (len(names), samples) of one rate group.
+
+    Returns
+    -------
+    numpy.ndarray
+        (len(derivations), samples) float32.
     """
     row = {n: i for i, n in enumerate(names)}
     out = np.empty((len(derivations), data.shape[1]), np.float32)

@@ -1,15 +1,13 @@
-"""The overview bar: a whole recording, of any length, as per-column min/max without decoding a sample.
+"""The overview bar: a whole recording, of any length, as per-column min/max, nothing decoded.
 
-Every MEF 3.0 block's index entry stores the block's minimum and maximum sample, so the
-extent of the signal in any stretch of time is known from the block index alone
-(`Reader.block_envelope`, reached through `RecordingSource.block_envelope`). A column
-gets the min of the minima and the max of the maxima of the blocks that overlap it
-(a block across a column edge counts in both), so it never shows less than the true
-extent; a column no block overlaps is a gap (NaN).
+Every MEF 3.0 block's index entry stores the block's minimum and maximum, so the bar comes
+from the block index alone (`RecordingSource.block_envelope`); a column never shows less
+than the true extent of its samples, and one no block overlaps is a gap (NaN).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,28 +20,47 @@ __all__ = ["Overview", "overview"]
 
 @dataclass
 class Overview:
-    """Column c spans ``[c, c + 1) * seconds / columns`` from the recording start; rows are `names`."""
+    """Per-column extents of channels: column c spans ``[c, c + 1) * seconds / columns``.
+
+    Rows are `names`; `lo` and `hi` are (len(names), columns) float32, NaN where no block lies.
+    """
 
     names: tuple[str, ...]
     seconds: float
-    lo: np.ndarray  # (len(names), columns) float32, NaN where no block lies
+    lo: np.ndarray
     hi: np.ndarray
 
     def strip(self) -> np.ndarray:
-        """One value per column for the bar: the median over channels of the column's range (max - min).
+        """One value per column for the bar: the median over channels of the column's range.
 
         A night's arousals, artefacts and flat stretches stand out in it at a glance; NaN
         where no channel has data (a gap).
         """
-        import warnings  # noqa: PLC0415
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are gaps
             return np.nanmedian(self.hi - self.lo, axis=0).astype(np.float32)
 
 
 def overview(source: RecordingSource, channels: Sequence[str], columns: int) -> Overview:
-    """Per-column min/max of `channels` over the whole recording from the block index (nothing decoded)."""
+    """Per-column min/max of `channels` over the whole recording, from the block index.
+
+    A column gets the minimum of the minima and the maximum of the maxima of the blocks that
+    overlap it (a block across a column edge counts in both); nothing is decoded.
+
+    Parameters
+    ----------
+    source : RecordingSource
+        The recording.
+    channels : sequence of str
+        The channels, one row each.
+    columns : int
+        Columns of the bar (at least one).
+
+    Returns
+    -------
+    Overview
+        The extents, the recording's duration split into `columns` equal columns.
+    """
     info = source.info
     t0, span = info.start_uutc, max(1, info.end_uutc - info.start_uutc)
     columns = max(1, int(columns))

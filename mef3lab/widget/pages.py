@@ -1,15 +1,8 @@
 """The scroller's data path, first stage: a page of a view read at full resolution.
 
-    View ──read_page──▶ Page (one Block per rate group, NaN in gaps) ──display.encode──▶ buffers
-
-A `View` is what the screen is asked to show (a window and the channels on screen); it
-is also the key of cached and read-ahead pages. Stages that transform samples (montages,
-display filters that need neighbouring samples) take a Page and give a Page, between
-`read_page` and `display.encode`; `read_page` takes a ``pad_s`` margin for them.
-
-Each rate group is read on its own grid (nothing is resampled). A group whose read fails
-(a damaged file) is read again channel by channel, so only the damaged channels come
-back empty, each with the error that explains why.
+A `View` is what the screen is asked to show, and the key of cached pages; `read_page`
+gives its `Page`, one `Block` per rate group on its own grid, NaN in gaps. Stages that
+transform samples (review.py) take a Page and give a Page before `display.encode`.
 """
 
 from __future__ import annotations
@@ -31,10 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class View:
-    """A window ``[start, start + length)`` in µs from the recording start, of `channels` (screen order).
+    """A window ``[start, start + length)`` in µs from the recording start, of `channels`.
 
-    `review` (a `review.Review`: montage and display filters) is part of the key, so a page
-    cached or read ahead under other settings is never shown; None shows channels as recorded.
+    `channels` are in screen order. `review` (a `review.Review`: montage and display
+    filters) is part of the key, so a page cached or read ahead under other settings is
+    never shown; None shows the channels as recorded.
     """
 
     start_us: int
@@ -44,10 +38,12 @@ class View:
 
     @property
     def start_s(self) -> float:
+        """The start in seconds from the recording start."""
         return self.start_us / 1e6
 
     @property
     def length_s(self) -> float:
+        """The length in seconds."""
         return self.length_us / 1e6
 
     def shifted(self, pages: float) -> View:
@@ -57,15 +53,18 @@ class View:
 
 @dataclass
 class Block:
-    """Samples of one rate group's channels over a view: row i is channel ``names[i]``."""
+    """Samples of one rate group's channels over a view: row i is channel ``names[i]``.
+
+    `first_s` is the time of column 0 in seconds from the recording start (a grid sample);
+    `data` is (len(names), n) float32, NaN in gaps, outside the channel and where reading
+    failed; `errors` says, per channel that is empty, why.
+    """
 
     fs: float
     names: tuple[str, ...]
-    first_s: float  # time of column 0, seconds from the recording start (a grid sample)
-    data: (
-        np.ndarray
-    )  # (len(names), n) float32, NaN in gaps, outside the channel and where reading failed
-    errors: dict[str, str] = field(default_factory=dict)  # channel -> why it is empty
+    first_s: float
+    data: np.ndarray
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,15 +76,35 @@ class Page:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the samples (what a page costs in a cache)."""
         return sum(b.data.nbytes for b in self.blocks)
 
     @property
     def errors(self) -> dict[str, str]:
+        """Why each channel that could not be read is empty, by channel."""
         return {name: msg for b in self.blocks for name, msg in b.errors.items()}
 
 
 def read_page(source: RecordingSource, view: View, pad_s: float = 0.0) -> Page:
-    """The samples of `view` (plus `pad_s` on each side), every rate group on its own grid."""
+    """The samples of `view`, every rate group on its own grid (nothing is resampled).
+
+    A rate group whose read fails (a damaged file) is read again channel by channel, so
+    only the damaged channels come back empty, each with the error that explains why.
+
+    Parameters
+    ----------
+    source : RecordingSource
+        The recording.
+    view : View
+        The window and channels (its `review` is not applied here).
+    pad_s : float, default 0.0
+        Seconds read beyond the window on each side (for filters that need them).
+
+    Returns
+    -------
+    Page
+        One block per rate group of the view's channels, in the recording's group order.
+    """
     info = source.info
     t0 = info.start_uutc + view.start_us - round(pad_s * 1e6)
     t1 = info.start_uutc + view.start_us + view.length_us + round(pad_s * 1e6)

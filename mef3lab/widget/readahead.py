@@ -1,15 +1,8 @@
 """Reading ahead while a reviewer looks at a page, so the next flip never waits for decoding.
 
-Two pieces:
-
-- `PageCache`: pages by `View`, byte-bounded; each page is read at most once, and a
-  flip that asks for a page the read-ahead is still reading waits for that read
-  instead of starting a second one.
-- `Readahead`: after each shown page, the direction of travel (forward unless the
-  last move was backward) decides what comes next: the source is told about the next
-  ``depth + 1`` pages (`RecordingSource.hint`: a server decodes their segments in the
-  background; an embedded recording has nothing to be told) and the next page is read
-  into the cache on a background thread (for an embedded recording, its prefetch).
+`PageCache` holds pages by `View` and reads each at most once; `Readahead` decides, after
+each page shown, which pages come next in the direction of travel, hints them to the source
+and reads the next one into the cache in the background.
 """
 
 from __future__ import annotations
@@ -29,7 +22,18 @@ log = logging.getLogger(__name__)
 
 
 class PageCache:
-    """Pages by view, loaded once by `load`, kept within `budget_bytes` (least recently used go first)."""
+    """Pages by view, loaded once by `load`, kept within `budget_bytes`.
+
+    The least recently used pages go first. A page the read-ahead is still reading is
+    waited for, not read a second time.
+
+    Parameters
+    ----------
+    load : callable
+        Reads the page of a `View`.
+    budget_bytes : int, default 256 MiB
+        The most the pages' samples may take.
+    """
 
     def __init__(self, load: Callable[[View], Page], budget_bytes: int = 256 * 2**20) -> None:
         self._load = load
@@ -52,7 +56,7 @@ class PageCache:
         return page
 
     def prefetch(self, view: View) -> None:
-        """Read `view` into the cache on the background thread (nothing if it is there or under way)."""
+        """Read `view` into the cache on the background thread, unless it is there or under way."""
         with self._lock:
             if view in self._pages or view in self._loading:
                 return
@@ -63,7 +67,7 @@ class PageCache:
     def _fill(self, view: View, future: Future) -> None:
         try:
             page = self._load(view)
-        except BaseException as e:  # noqa: BLE001 - handed to whoever waits; a read-ahead alone is only advice
+        except BaseException as e:  # handed to whoever waits; a read-ahead alone is only advice
             future.set_exception(e)
             log.debug("read-ahead of %s failed", view, exc_info=True)
         else:
@@ -80,7 +84,23 @@ class PageCache:
 
 
 class Readahead:
-    """What to read next after each shown page, in the direction of travel."""
+    """What to read next after each shown page, in the direction of travel.
+
+    The direction is forward unless the last move was backward. The source is told about
+    the next ``depth + 1`` pages (`RecordingSource.hint`: a server decodes their segments in
+    the background) and the next page is read into the cache.
+
+    Parameters
+    ----------
+    source : RecordingSource
+        The recording.
+    cache : PageCache
+        Where the next page is read into.
+    duration_us : int
+        The recording's length in µs; no page beyond it is read.
+    depth : int, default 2
+        Pages hinted beyond the next one.
+    """
 
     def __init__(
         self, source: RecordingSource, cache: PageCache, duration_us: int, depth: int = 2
@@ -90,11 +110,18 @@ class Readahead:
         self._last: View | None = None
 
     def shown(self, view: View, prefetch: bool = True) -> None:
-        """`view` is on screen: hint the next ``depth + 1`` pages and (`prefetch`) read the next one. Returns at once."""
+        """`view` is on screen: hint the next pages and, with `prefetch`, read the next one.
+
+        Returns at once; the read happens on the cache's background thread.
+        """
         last, self._last = self._last, view
-        if last is not None and last.channels == view.channels and last.length_us == view.length_us:
-            if view.start_us != last.start_us:
-                self.direction = 1 if view.start_us > last.start_us else -1
+        if (
+            last is not None
+            and last.channels == view.channels
+            and last.length_us == view.length_us
+            and view.start_us != last.start_us
+        ):
+            self.direction = 1 if view.start_us > last.start_us else -1
         following = [view.shifted(self.direction * i) for i in range(1, self.depth + 2)]
         following = [v for v in following if self._inside(v)]
         if not following:
@@ -122,5 +149,5 @@ class Readahead:
             if k1 > k0:
                 try:
                     self.source.hint(names, k0, k1)
-                except Exception:  # noqa: BLE001 - a hint is only advice
+                except Exception:  # a hint is only advice
                     log.debug("hint failed", exc_info=True)

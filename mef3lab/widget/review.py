@@ -1,11 +1,8 @@
-"""The clinical stage of the scroller's data path: montage and display filters between read and display.
+"""The clinical stage of the scroller's data path: montage and display filters on a page.
 
-    View(+Review) ──read_page (inputs, padded)──▶ montage.apply ──DisplayFilter.apply──▶ cut to the page
-
-A `Review` is hashable and travels inside the `View`, so the page cache and the
-read-ahead serve pages of the montage and filters on screen only. The page is read with
-the filter's pad on both sides (on each rate group's own grid), filtered, and cut back
-to exactly the samples `read_page` gives for the view alone.
+A `Review` is hashable and travels inside the `View`, so cached and read-ahead pages are
+those of the montage and filters on screen. `read_reviewed` reads the rows' inputs with
+the filter's pad, computes the rows, filters them and cuts them back to the page.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ class Review:
     filter: DisplayFilter = DisplayFilter()
 
     def derivation(self, name: str) -> Derivation:
+        """The derivation (row) called `name`; KeyError if there is none."""
         for d in self.derivations:
             if d.name == name:
                 return d
@@ -35,7 +33,23 @@ class Review:
 
 
 def read_reviewed(source: RecordingSource, view: View) -> Page:
-    """The page of `view`: its montage rows, filtered, in the view's row order (as recorded if no review)."""
+    """The page of `view`: its montage's rows, filtered, in the view's row order.
+
+    The rows are cut back to exactly the samples `read_page` gives for the view alone, on
+    each rate group's grid.
+
+    Parameters
+    ----------
+    source : RecordingSource
+        The recording.
+    view : View
+        The window and rows; without a review, the channels as recorded.
+
+    Returns
+    -------
+    Page
+        One block per rate group; a row whose inputs could not be read carries their errors.
+    """
     review: Review | None = view.review
     if review is None:
         return read_page(source, view)

@@ -1,25 +1,9 @@
 """Zoomed-out pages (minutes to hours): per-column min/max from envelopes cached by segment.
 
-A 1-hour page of 64 channels at 256 Hz is 59 M samples, yet the screen shows a thousand
-columns. Reading it at full resolution for every flip (and holding it in the page cache)
-is what a zoomed-out page must not do. Instead each source segment, once decoded, is
-reduced to the min and max of fine bins of ``b`` samples (a power of two, at most an
-eighth of a column) and kept in a byte-bounded cache like decoded segments are; a page's
-columns are then reduced from those bins. Each bin belongs to exactly one column, the one
-its first sample falls in, so a column shows exactly the extent of the samples it stands
-for: none is lost and none is drawn twice (a column's edges sit on bin edges, less than
-``b`` samples, an eighth of a column, from its pixel edges); a column without data stays
-NaN (a gap).
-
-Where columns are at least `INDEX_BLOCKS_PER_COLUMN` MEF blocks wide (a day on one
-screen), a column's whole blocks come from the block index instead (each block's stored
-min and max: nothing decoded) and only the block across each column edge is decoded, its
-two sides reduced separately: the exact extent of each column. This needs the channels'
-blocks to start together (as a recording system writes them); otherwise, and for
-narrower columns, the fine bins serve.
-
-Only pages shown as recorded and unfiltered take this path: a montage or a filter needs
-the samples themselves.
+A zoomed-out page is never read at full resolution: each decoded segment is reduced once to
+the min/max of fine bins, kept in a byte-bounded cache, and a page's columns come from those
+bins (or, for very wide columns, from the MEF block index). Only pages shown as recorded and
+unfiltered take this path; docs/scroller.md explains why every column's extent is exact.
 """
 
 from __future__ import annotations
@@ -40,14 +24,25 @@ __all__ = ["EnvelopeStore", "ZOOM_SAMPLES_PER_COLUMN"]
 
 log = logging.getLogger(__name__)
 
-#: Pages with at least this many samples per column (and no review) are drawn from cached envelopes.
+#: Pages with at least this many samples per column (and no review) come from the envelopes.
 ZOOM_SAMPLES_PER_COLUMN = 256
 #: Columns at least this many (median) blocks wide take whole blocks from the block index.
 INDEX_BLOCKS_PER_COLUMN = 4
 
 
 class EnvelopeStore:
-    """Fine min/max bins of decoded segments, by (rate, channels, segment, bin size), within `budget_bytes`."""
+    """Fine min/max bins of decoded segments, kept within `budget_bytes`.
+
+    Bins are kept by rate, channels, segment and bin size, beside the block index's extents
+    and the decoded blocks across column edges.
+
+    Parameters
+    ----------
+    source : RecordingSource
+        The recording.
+    budget_bytes : int, default 64 MiB
+        The most the cached envelopes may take.
+    """
 
     def __init__(self, source: RecordingSource, budget_bytes: int = 64 * 2**20) -> None:
         self.source = source
@@ -57,13 +52,13 @@ class EnvelopeStore:
         self.decoded = 0  # samples decoded for envelopes (per channel), for tests and benchmarks
 
     def ahead(self, view: View, columns: int) -> None:
-        """Compute the envelopes of `view` on a background thread (the next page in the direction of travel)."""
+        """Compute the envelopes of `view` (the next page) on a background thread."""
         self._pool.submit(self._ahead, view, columns)
 
     def _ahead(self, view: View, columns: int) -> None:
         try:
             self.encode(view, columns)
-        except Exception:  # noqa: BLE001 - reading ahead is only advice
+        except Exception:  # reading ahead is only advice
             log.debug("zoomed read-ahead of %s failed", view, exc_info=True)
 
     def close(self) -> None:
@@ -72,7 +67,22 @@ class EnvelopeStore:
         self._bins.clear()
 
     def encode(self, view: View, columns: int) -> tuple[list[dict], bytes]:
-        """What `display.encode` gives for a zoomed-out page: "minmax" traces and their float32 buffer."""
+        """What `display.encode` gives for a zoomed-out page.
+
+        Parameters
+        ----------
+        view : View
+            The window and channels (as recorded, unfiltered).
+        columns : int
+            Pixel columns of the trace area.
+
+        Returns
+        -------
+        traces : list of dict
+            One "minmax" description per channel, in the view's order.
+        buffer : bytes
+            The float32 values they index.
+        """
         info = self.source.info
         t0, t1 = info.start_uutc + view.start_us, info.start_uutc + view.start_us + view.length_us
         traces: dict[str, dict] = {}
@@ -113,7 +123,10 @@ class EnvelopeStore:
     def _columns(
         self, fs: float, names: tuple[str, ...], total: int, k0: int, k1: int, count: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-column (lo, hi) of grid samples ``[k0, k1)`` in `count` columns: (len(names), count) each."""
+        """Per-column (lo, hi) of grid samples ``[k0, k1)`` in `count` columns.
+
+        Each is (len(names), count).
+        """
         seg = self.source.segment_samples(fs)
         b = _bin_size(seg, (k1 - k0) // count)
         j0, j1 = k0 // b, -(-k1 // b)  # the fine bins overlapping the page
@@ -137,8 +150,9 @@ class EnvelopeStore:
     def _blocks(
         self, grid, names: tuple[str, ...]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """Block [start, end) grid indices and (channels, blocks) minima and maxima, or None if the channels'
-        blocks do not start together.
+        """Block [start, end) grid indices and (channels, blocks) minima and maxima.
+
+        None if the channels' blocks do not start together.
         """
         key = ("blocks", grid.fs, names)
         with self._lock:
@@ -151,7 +165,10 @@ class EnvelopeStore:
             ):
                 return None
             end = np.max([np.asarray(e["end_uutc"], np.int64) for e in envs], axis=0)
-            to_k = lambda t: np.ceil((t - grid.start_uutc) * grid.fs / 1e6 - 1e-3)  # noqa: E731 - Grid.index_at
+
+            def to_k(t: np.ndarray) -> np.ndarray:  # Grid.index_at, over arrays
+                return np.ceil((t - grid.start_uutc) * grid.fs / 1e6 - 1e-3)
+
             got = np.vstack(
                 [to_k(starts), to_k(end), *[e["min"] for e in envs], *[e["max"] for e in envs]]
             )
@@ -162,8 +179,10 @@ class EnvelopeStore:
     def _index_columns(
         self, grid, names: tuple[str, ...], k0: int, k1: int, count: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Columns from the block index plus the decoded blocks across column edges, or None where that
-        does not apply (blocks not aligned, or columns narrower than `INDEX_BLOCKS_PER_COLUMN` blocks).
+        """Columns from the block index plus the decoded blocks across column edges.
+
+        None where that does not apply: blocks not aligned, or columns narrower than
+        `INDEX_BLOCKS_PER_COLUMN` blocks.
         """
         blocks = self._blocks(grid, names)
         if blocks is None or not blocks[0].size:
@@ -182,7 +201,7 @@ class EnvelopeStore:
         for row in range(len(names)):
             np.fmin.at(lo[row], first[whole], bmin[row, whole].astype(np.float32))
             np.fmax.at(hi[row], first[whole], bmax[row, whole].astype(np.float32))
-        for a, z in zip(ks[~whole].tolist(), ke[~whole].tolist()):
+        for a, z in zip(ks[~whole].tolist(), ke[~whole].tolist(), strict=True):
             cols, part_lo, part_hi = self._split_block(
                 grid, names, max(a, k0, 0), min(z, k1, grid.n_samples), edges
             )
@@ -193,7 +212,10 @@ class EnvelopeStore:
     def _split_block(
         self, grid, names: tuple[str, ...], a: int, z: int, edges: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A block across column edges, decoded once per set of edges: its columns and each one's (lo, hi) of it."""
+        """A block across column edges, decoded once per set of edges.
+
+        Its columns, and each one's (lo, hi) of the block.
+        """
         if z <= a:
             return (
                 np.empty(0, np.int64),
