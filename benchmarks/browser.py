@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
 
 
 def ensure_chromium(log=print) -> str | None:
-    """None when `CHROMIUM` is there (installing Debian's package first if need be), else why not."""
+    """None when `CHROMIUM` is there (installing Debian's package first if need be), else why."""
     if os.path.exists(CHROMIUM):
         return None
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -69,7 +69,10 @@ APPS = {
 
 
 class Lab:
-    """``with Lab(root) as lab: page = lab.open("nb.ipynb"); lab.run_all(page)``; app "lab" or "notebook" (7)."""
+    """A lab with a browser: ``with Lab(root) as lab: lab.run_all(lab.open("nb.ipynb"))``.
+
+    `app` is "lab" (JupyterLab) or "notebook" (Notebook 7).
+    """
 
     def __init__(
         self, root: Path, viewport: tuple[int, int] = (1400, 1000), app: str = "lab"
@@ -125,7 +128,8 @@ class Lab:
             JUPYTER_CONFIG_DIR=str(self.root / ".jupyter-config"),
             JUPYTER_RUNTIME_DIR=str(self.root / ".jupyter-runtime"),
         )
-        self._log = open(self.root / "jupyter-lab.log", "w")
+        # open while the server runs, closed when the lab closes
+        self._log = open(self.root / "jupyter-lab.log", "w")  # noqa: SIM115
         self._server = subprocess.Popen(
             cmd,
             cwd=self.root,
@@ -164,8 +168,8 @@ class Lab:
         page.wait_for_function(
             """() => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
-                && w.sessionContext.session.kernel.status === "idle";
+            const session = w && w.sessionContext && w.sessionContext.session;
+            return session && session.kernel && session.kernel.status === "idle";
         }""",
             timeout=120_000,
         )
@@ -177,14 +181,15 @@ class Lab:
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_function(
             """() => {
-            const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+            const cells = '.jp-Notebook .jp-CodeCell .jp-InputPrompt';
+            const prompts = [...document.querySelectorAll(cells)];
             return prompts.length && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
         }""",
             timeout=timeout_s * 1000,
         )
 
     def processes(self) -> list:
-        """What this lab runs: the jupyter server, its kernels, and the chromium processes of its profile."""
+        """What this lab runs: the jupyter server, its kernels, its profile's chromium processes."""
         import psutil  # noqa: PLC0415 - a test dependency, needed only to check for leftovers
 
         out = []
@@ -227,7 +232,7 @@ class Lab:
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (it and anything it started), SIGKILL after a grace period."""
+    """SIGTERM the server's process group (it and what it started), SIGKILL after a grace period."""
     import signal  # noqa: PLC0415
 
     for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):

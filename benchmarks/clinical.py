@@ -35,7 +35,7 @@ def run(path: Path, params: Params, log=print) -> Table:
     with open_reader(day) as r:
         names = list(r.info.names)
     options = {
-        "montage": [f"{a}-{b}" for a, b in zip(names, names[1:] + names[:1])],
+        "montage": [f"{a}-{b}" for a, b in zip(names, names[1:] + names[:1], strict=True)],
         "highpass": 0.5,
         "lowpass": 70.0,
         "notch": 50.0,
@@ -138,7 +138,10 @@ def run(path: Path, params: Params, log=print) -> Table:
 
 
 def hour_flips(path: Path, starts: list[float]) -> tuple[list[float], list[float]]:
-    """Milliseconds from a page request to its reply sent: 1-hour pages forward, then the same pages again."""
+    """Milliseconds from a page request to its reply sent.
+
+    1-hour pages forward, then the same pages again.
+    """
     rec = mef3lab.open_recording(str(path))
     sent: dict[int, float] = {}
     try:

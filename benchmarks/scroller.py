@@ -102,7 +102,8 @@ def run(path: Path, params: Params, log=print) -> Table:
     )
     p95 = percentile(ms, 95)
     table.add(
-        f"wide: browser, {params.wide_flips} flips ({wide_pause:.1f} s between), canvas redrawn p95",
+        f"wide: browser, {params.wide_flips} flips ({wide_pause:.1f} s between), "
+        "canvas redrawn p95",
         p95,
         "ms",
         p95 / percentile(wide_base, 95),
@@ -158,8 +159,11 @@ def model_flips(
     pause_s: float,
     options: dict | None = None,
 ) -> list[float]:
-    """Milliseconds from a → key message to the reply sent, per flip; the last page checked against a direct read
-    (when no `options`: montage and filter keywords of `Scroller`, whose pages tests/widget compares instead)."""
+    """Milliseconds from a → key message to the reply sent, per flip.
+
+    The last page is checked against a direct read when there are no `options` (montage and
+    filter keywords of `Scroller`, whose pages tests/widget compares instead).
+    """
     rec = mef3lab.open_recording(str(path), address=address)
     sent: dict[int, float] = {}
     try:
@@ -215,8 +219,11 @@ def browser_flips(
     draws: list[float],
     options: dict | None = None,
 ) -> list[float]:
-    """Milliseconds from keydown to canvas drawn in the browser, per flip of a notebook's scroller
-    (appending to `draws` the part spent drawing, from the reply's arrival); `options`: more Scroller keywords."""
+    """Milliseconds from keydown to canvas drawn in the browser, per flip of a notebook's scroller.
+
+    Appends to `draws` the part spent drawing, from the reply's arrival; `options`: more
+    Scroller keywords.
+    """
     name = f"bench-{path.stem}.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
@@ -225,8 +232,8 @@ def browser_flips(
     nb.cells = [
         nbformat.v4.new_code_cell(
             f"import mef3lab\nrec = mef3lab.open_recording({str(path)!r})\n"
-            f"w = rec.mef3.scroll(start={starts[0]!r}, page_seconds={page_s!r}, rows=len(rec.mef3.info.names), "
-            f"row_px={row_px}, **{options or {}!r})\nw"
+            f"w = rec.mef3.scroll(start={starts[0]!r}, page_seconds={page_s!r}, "
+            f"rows=len(rec.mef3.info.names), row_px={row_px}, **{options or {}!r})\nw"
         )
     ]
     nbformat.write(nb, str(lab.root / name))

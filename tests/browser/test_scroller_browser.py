@@ -1,10 +1,11 @@
-"""The scroller in a real JupyterLab and Notebook 7, in a real browser (Debian's chromium, driven by Playwright).
+"""The scroller in a real JupyterLab and Notebook 7, in a real browser (Debian's chromium).
 
-Runs notebooks/05-scroller.ipynb, focuses the first scroller, presses → and checks the page
-start shown as text advanced and the canvas changed; holding → lands on the right page
-without drawing every page in between; keys pressed in the widget never reach the
-notebook's shortcuts; channels chosen in the widget are the ones drawn; a click in the overview
-bar moves the page there; a montage the recording cannot have is refused with a message. Screenshots are kept in tests/artifacts/ (git-ignored).
+Playwright runs notebooks/05-scroller.ipynb, focuses the first scroller, presses → and
+checks the page start shown as text advanced and the canvas changed; holding → lands on the
+right page without drawing every page in between; keys pressed in the widget never reach the
+notebook's shortcuts; channels chosen in the widget are the ones drawn; a click in the
+overview bar moves the page there; a montage the recording cannot have is refused with a
+message. Screenshots are kept in tests/artifacts/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def test_scroller_in_the_browser(lab):
         timeout=20_000,
     )
 
-    # a montage this recording cannot have (no 10-20 names): the message, and the page stays drawn and usable
+    # a montage this recording cannot have (no 10-20 names): the message, and the page stays
+    # drawn and usable
     drawn = widget.evaluate("el => el.dataset.drawnId")
     widget.locator("select.m3s-montage").select_option(label="double banana")
     page.wait_for_function(

@@ -6,8 +6,10 @@ import numpy as np
 
 
 def column_minmax(x: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of each of `columns` slices ``[c*n//columns, (c+1)*n//columns)`` of a row, NaN ignored
-    (written out here on purpose, not with mef3lab's own decimation)."""
+    """Min and max of each of `columns` slices ``[c*n//columns, (c+1)*n//columns)`` of a row.
+
+    NaN is ignored. Written out here on purpose, not with mef3lab's own decimation.
+    """
     n = x.size
     lo, hi = np.full(columns, np.nan, np.float32), np.full(columns, np.nan, np.float32)
     for c in range(columns):

@@ -1,9 +1,10 @@
-"""Scroller fixtures: widgets on the shared recordings, with what they send to the front end captured.
+"""Scroller fixtures: widgets on the shared recordings, what they send to the front end captured.
 
 `Replies` stands in for the comm: `Scroller.send` is replaced for the test, so a test sees
 exactly the custom messages (content + binary buffers) the front end would get, from the
-first page on, decoded into arrays per trace. Messages from the front end go in through ipywidgets' own entry point,
-``widget._handle_custom_msg(content, buffers)``, as a comm delivers them.
+first page on, decoded into arrays per trace. Messages from the front end go in through
+ipywidgets' own entry point, ``widget._handle_custom_msg(content, buffers)``, as a comm
+delivers them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ class Replies:
         return [m for m in self.messages if m[0]["type"] == "page"]
 
     def last(self) -> dict:
-        """The newest reply (after waiting for the newest request), traces decoded: {name: trace dict + values}."""
+        """The newest reply (after waiting for the newest request), traces decoded.
+
+        ``{"traces": {name: trace dict + values}, ...}``.
+        """
         assert self.widget.wait(30), "the page never arrived"
         content, buffers = self.pages[-1]
         assert content["id"] == self.widget.view_id, (
@@ -55,7 +59,10 @@ class Replies:
 
 @pytest.fixture
 def scroll(monkeypatch):
-    """`scroll(path_or_rec, **kwargs)` -> (widget, Replies); widgets and recordings are closed after the test."""
+    """`scroll(path_or_rec, **kwargs)` -> (widget, Replies).
+
+    Widgets and recordings are closed after the test.
+    """
     made = []
     sent: dict[int, list] = {}
     lock = threading.Lock()

@@ -63,7 +63,7 @@ def test_double_banana_is_the_differences_of_direct_reads_and_says_what_it_skipp
     assert "Cz-Pz" not in w.channels and "Cz-Pz" in w.note and "skipped" in w.note
     page = w.page_data()
     k0 = int(20 * FS)
-    raw = dict(zip(NAMES, direct(eeg1020, NAMES, k0, k0 + int(10 * FS))))
+    raw = dict(zip(NAMES, direct(eeg1020, NAMES, k0, k0 + int(10 * FS)), strict=True))
     for name in w.channels:
         a, b = name.split("-")
         np.testing.assert_allclose(
@@ -94,7 +94,8 @@ def test_filtered_page_equals_sosfiltfilt_of_a_long_read(eeg1020, scroll):
     )
     assert w.notch == [50.0, 100.0]
     page = w.page_data().sel(channel="C3-P3").values
-    # a long read from just after the gap (100-102 s) to 290 s, filtered in one piece the way scipy does it
+    # a long read from just after the gap (100-102 s) to 290 s, filtered in one piece the way
+    # scipy does it
     k0, k1 = int(103 * FS), int(290 * FS)
     raw = direct(eeg1020, ["C3", "P3"], k0, k1)
     f = DisplayFilter(0.5, 30.0, (50.0, 100.0))
@@ -139,7 +140,7 @@ def test_overview_is_the_block_index_min_max_and_decodes_nothing(eeg1020):
             env = r.block_envelope(name)
             lo = np.full(40, np.nan)
             hi = np.full(40, np.nan)
-            for s, e in zip(env["start_uutc"], env["end_uutc"]):
+            for s, e in zip(env["start_uutc"], env["end_uutc"], strict=True):
                 x = r.read(name, int(s), int(e))  # the block, decoded
                 x = np.asarray(x)[np.isfinite(x)]
                 for c in range(40):
@@ -273,7 +274,9 @@ def test_a_zoomed_out_page_is_each_columns_true_extent_from_cached_envelopes(rec
     w, replies = scroll(recording, page_seconds=600.0, rows=8)
     w.width_px = 299
     got = replies.last()
-    b = 64  # the fine bins: a power of two dividing the 60-s segment (15360), at most an eighth of a column (513)
+    # the fine bins: a power of two dividing the 60-s segment (15360), at most an eighth of a
+    # column (513)
+    b = 64
     with open_reader(recording) as r:
         data = r.read_index(list(w.channels), 0, int(600 * FS))
     n, cols = data.shape[1], 299
@@ -324,8 +327,8 @@ def test_columns_wider_than_blocks_come_from_the_block_index_and_are_exact(eeg10
             values[tr["offset"] : tr["offset"] + 6],
             values[tr["offset"] + 6 : tr["offset"] + 12],
         )
-        want_lo = [np.nanmin(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:])]
-        want_hi = [np.nanmax(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:])]
+        want_lo = [np.nanmin(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:], strict=True)]
+        want_hi = [np.nanmax(data[row, a:z]) for a, z in zip(starts[:-1], starts[1:], strict=True)]
         np.testing.assert_allclose(lo, want_lo, atol=1e-3)
         np.testing.assert_allclose(hi, want_hi, atol=1e-3)
     assert 0 < w._zoom.decoded <= 5 * int(10 * FS)  # the (at most 5) blocks across the column edges

@@ -1,5 +1,8 @@
-"""The scroller's model, driven as the front end drives it: keys and buttons move the page, the data
-that reaches the front end equals a direct read (min/max of the right samples when decimated)."""
+"""The scroller's model, driven as the front end drives it.
+
+Keys and buttons move the page; the data that reaches the front end equals a direct read
+(min/max of the right samples when decimated).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ FS = 256.0
 
 
 def direct(path, names, start_s, seconds, fs=FS):
-    """Samples [start, start + seconds) of `names` read by a plain reader, on the recording's grid."""
+    """Samples [start, start + seconds) of `names` by a plain reader, on the recording's grid."""
     with open_reader(path) as r:
         k0 = int(np.ceil(start_s * fs - 1e-6))
         return r.read_index(list(names), k0, k0 + int(round(seconds * fs)))

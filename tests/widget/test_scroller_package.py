@@ -1,4 +1,4 @@
-"""The scroller's front end ships in the package: a built wheel holds its ES module and stylesheet."""
+"""The scroller's front end ships in the package: a built wheel holds its ES module and CSS."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from mef3lab.widget.loader import LatestLoader
 
 
 def group_read(path, names, start_s, seconds):
-    """Direct read of one rate group's channels over [start, start + seconds), on the group's grid."""
+    """Direct read of one rate group's channels over [start, start + seconds) on its grid."""
     with open_reader(path) as r:
         grid = r.info.group_of(names).grid
         t0 = r.info.start_uutc + round(start_s * 1e6)
@@ -133,7 +133,7 @@ def test_loader_serves_only_the_newest_request():
 
 @pytest.fixture(scope="module")
 def server():
-    """A real server with 30-s segments (so 10-s pages cross segment boundaries) and no readahead of its own."""
+    """A real server with 30-s segments (10-s pages cross their edges), no readahead of its own."""
     with ServerProcess(
         n_process_workers=1, segment_seconds=30.0, n_prefetch=0, log_level="WARNING"
     ) as srv:
