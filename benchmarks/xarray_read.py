@@ -24,7 +24,8 @@ from .report import Stopwatch, Table, Target, best, percentile, repeat
 def run(path: Path, params: Params, log=print) -> Table:
     table = Table(
         "C",
-        f"xarray engine, through a server and in this process ({params.recording.channels} channels)",
+        "xarray engine, through a server and in this process "
+        f"({params.recording.channels} channels)",
     )
     with Direct(path, params) as direct:
         log(f"C1 warm {params.window_s:g} s windows ...")
@@ -67,9 +68,11 @@ def run(path: Path, params: Params, log=print) -> Table:
     )
     table.notes += [
         f"windows: {params.n_windows} random t; ×direct = ÷ the same window read in this process "
-        f"(p50 {p50d:.1f} ms); the mean: times are the best of {params.repeat}, dask's default scheduler.",
-        f"server after the mean: {stats['hits']} hits ({stats['prefetch_hits']} prefetched), {stats['misses']} "
-        f"misses, {stats['prefetches']} prefetches, {decoded:.1f} segments decoded of {direct.n_total}.",
+        f"(p50 {p50d:.1f} ms); the mean: times are the best of {params.repeat}, "
+        "dask's default scheduler.",
+        f"server after the mean: {stats['hits']} hits ({stats['prefetch_hits']} prefetched), "
+        f"{stats['misses']} misses, {stats['prefetches']} prefetches, "
+        f"{decoded:.1f} segments decoded of {direct.n_total}.",
     ]
     return table
 
@@ -92,11 +95,11 @@ def warm_windows(path: Path, params: Params, direct: Direct) -> tuple[list[float
                 direct.reader.read_index(direct.names, k0, k0 + first.sizes["time"]),
             )
             for t in starts:  # warm: decode every touched segment once
-                sig.sel(time=slice(t, t + params.window_s)).values
+                _ = sig.sel(time=slice(t, t + params.window_s)).values
             remote = []
             for t in starts:
                 with Stopwatch() as sw:
-                    sig.sel(time=slice(t, t + params.window_s)).values
+                    _ = sig.sel(time=slice(t, t + params.window_s)).values
                 remote.append(sw.seconds * 1e3)
         finally:
             rec.close()
@@ -112,7 +115,10 @@ def warm_windows(path: Path, params: Params, direct: Direct) -> tuple[list[float
 
 
 def direct_mean(direct: Direct) -> tuple[float, np.ndarray]:
-    """Seconds to average every channel segment by segment in this process (NaN skipped), and the means."""
+    """Seconds to average every channel segment by segment in this process, and the means.
+
+    NaN are skipped.
+    """
     t = time.perf_counter()
     total = np.zeros(len(direct.names))
     count = np.zeros(len(direct.names))

@@ -1,4 +1,7 @@
-"""Source doubles and real servers for the xarray engine tests (the recordings come from tests/conftest.py)."""
+"""Source doubles and real servers for the xarray engine tests.
+
+The recordings come from tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def _fresh_sources():
 
 
 class FakeSource:
-    """A `RecordingSource` computing its samples: value = 1000 * channel index + k % 997, NaN in gaps.
+    """A `RecordingSource` computing its samples: 1000 * channel index + k % 997, NaN in gaps.
 
     Any size costs nothing until read; `calls` records every read_index, `hints` every hint.
     """
@@ -43,7 +46,7 @@ class FakeSource:
         for name, fs in channels:
             infos.append(ChannelInfo(name, fs, START, end, int(seconds * fs), "uV", 0.1))
             edges = [START] + [START + int(x * 1e6) for g in gaps_s for x in g] + [end]
-            spans[name] = tuple(Span(a, b) for a, b in zip(edges[::2], edges[1::2]))
+            spans[name] = tuple(Span(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True))
         self.info = SessionInfo(
             path, tuple(infos), spans, (Annotation(START + 5_000_000, "Note", "hello"),)
         )
@@ -124,7 +127,7 @@ def fake():
 
 @pytest.fixture
 def counting():
-    """Wrap the real source of a path in a CountingSource; returns ``wrap(path) -> CountingSource``."""
+    """Wrap the real source of a path in a CountingSource: ``wrap(path) -> CountingSource``."""
 
     def wrap(path, **spec_kwargs):
         spec = source.resolve(path, **spec_kwargs)

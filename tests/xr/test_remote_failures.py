@@ -1,4 +1,7 @@
-"""Remote mode, bad input and failures: a clear exception naming what went wrong, never a hang or NaNs."""
+"""Remote mode, bad input and failures.
+
+A clear exception naming what went wrong, never a hang or NaNs.
+"""
 
 from __future__ import annotations
 
@@ -149,7 +152,7 @@ def test_computing_again_once_the_server_is_back(recording):
         failures = 0
         while time.monotonic() < deadline:  # a user retrying while it is down
             with pytest.raises(ServerUnavailableError):
-                ds.signal.sel(time=slice(30, 40)).values
+                _ = ds.signal.sel(time=slice(30, 40)).values
             failures += 1
             time.sleep(0.1)
         server = start_server(port=port)

@@ -1,4 +1,4 @@
-"""Remote mode: what the server decodes for a selection, prefetch on sequential computes, progress, Ctrl-C.
+"""Remote mode: what the server decodes for a selection, prefetch, progress, Ctrl-C.
 
 The server's statistics are the evidence: `misses`/`hits` count the segment lookups of
 foreground reads, `prefetches` the background loads queued (the engine's hint asks for
@@ -85,7 +85,7 @@ def test_sel_decodes_only_the_segments_it_touches_and_the_hinted_next(
 
 
 def test_sequential_compute_overlaps_decoding_with_the_users_work(server, settled, recording):
-    """With the synchronous scheduler, reading chunk N asks for N+1, which decodes while N is worked on."""
+    """Synchronous scheduler: reading chunk N asks for N+1, decoded while N is worked on."""
     ds = mef3lab.open_recording(recording, address=server.address)
     n_ch, n = ds.sizes["channel"], ds.sizes["time"]
     n_seg = len(ds.signal.chunks[1])

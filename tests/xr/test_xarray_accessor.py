@@ -19,13 +19,14 @@ def test_gap_table_matches_the_recording(recording, recording_plan):
     t0 = info.start_uutc
     for name, rows in gaps.groupby("channel", sort=False):
         expected = info.gaps(name)
-        assert list(zip(rows.start_uutc, rows.end_uutc)) == [
+        assert list(zip(rows.start_uutc, rows.end_uutc, strict=True)) == [
             (g.start_uutc, g.end_uutc) for g in expected
         ]
         np.testing.assert_allclose(rows.start_s, (rows.start_uutc - t0) / 1e6)
         np.testing.assert_allclose(rows.duration_s, rows.end_s - rows.start_s)
         # the gaps written, to the sample (the index rounds a gap out to whole samples)
-        for (g0, g1), (a, b) in zip(recording_plan.gaps_uutc, zip(rows.start_uutc, rows.end_uutc)):
+        written = zip(rows.start_uutc, rows.end_uutc, strict=True)
+        for (g0, g1), (a, b) in zip(recording_plan.gaps_uutc, written, strict=False):
             assert abs(a - g0) <= 1e6 / 256 and abs(b - g1) <= 1e6 / 256
     assert (
         gaps.start_uutc.dtype == np.int64 and gaps.duration_s.min() < 0.1
@@ -91,7 +92,7 @@ def test_encrypted_recording_uses_the_password_it_was_opened_with(encrypted_reco
 def test_lost_attrs_give_a_clear_error(recording):
     ds = mef3lab.open_recording(recording)
     with pytest.raises(ValueError, match="mef3_"):
-        ds.signal.drop_attrs().mef3.gaps
+        _ = ds.signal.drop_attrs().mef3.gaps
 
 
 def test_to_uutc(recording):

@@ -1,5 +1,8 @@
-"""A recording with a damaged channel opens in xarray, here and through a server: the channel is left
-out of the variables and named, with its reason, in the Dataset's attrs; the others read as intact."""
+"""A recording with a damaged channel opens in xarray, here and through a server.
+
+The channel is left out of the variables and named, with its reason, in the Dataset's attrs;
+the others read as intact.
+"""
 
 from __future__ import annotations
 

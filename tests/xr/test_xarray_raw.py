@@ -1,4 +1,4 @@
-"""dtype="int32": the stored counts plus a conversion factor per channel, embedded and via a server."""
+"""dtype="int32": the stored counts and a conversion factor per channel, here and via a server."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from mef3lab.readers import open_reader
 
 def _segment_bounds(ds):
     edges = np.cumsum((0,) + ds.signal.chunks[1])
-    return list(zip(edges[:-1], edges[1:]))
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def test_sel_reads_only_the_chunks_it_touches(recording, counting):
@@ -26,7 +26,7 @@ def test_sel_reads_only_the_chunks_it_touches(recording, counting):
     names = tuple(ds.channel.values)
     assert c.calls == []
 
-    ds.signal.sel(time=slice(125, 130)).values  # inside the third chunk
+    _ = ds.signal.sel(time=slice(125, 130)).values  # inside the third chunk
     assert c.calls == [(names, 125 * 256, 130 * 256 + 1)]
 
     c.calls.clear()
@@ -56,22 +56,22 @@ def test_each_chunk_is_read_once_and_hints_the_next_in_the_direction_of_travel(f
     f = fake(seconds=100.0, segment_s=10.0)  # a new source: no history of reads
     ds = mef3lab.open_recording("/nowhere/fake.mefd", chunks=None)
     for k0, k1 in bounds:
-        ds.signal.isel(time=slice(k0, k1)).values
+        _ = ds.signal.isel(time=slice(k0, k1)).values
     assert [(k0, k1) for _, k0, k1 in f.hints] == bounds[1:]
     # then backwards (from the last chunk again, which announces nothing after it): each
     # following read announces the one before it
     f.hints.clear()
     for k0, k1 in bounds[::-1]:
-        ds.signal.isel(time=slice(k0, k1)).values
+        _ = ds.signal.isel(time=slice(k0, k1)).values
     assert [(k0, k1) for _, k0, k1 in f.hints] == bounds[-3::-1]
 
 
 def test_a_short_window_hints_only_segments_it_does_not_read(fake):
     f = fake(seconds=100.0, segment_s=10.0)
     ds = mef3lab.open_recording("/nowhere/fake.mefd", chunks=None)
-    ds.signal.sel(time=slice(21.0, 23.0)).values  # the next 2 s lie in the segment just read
+    _ = ds.signal.sel(time=slice(21.0, 23.0)).values  # the next 2 s lie in the segment just read
     assert f.hints == []
-    ds.signal.sel(time=slice(26.0, 28.0)).values  # the next 2 s reach the following segment
+    _ = ds.signal.sel(time=slice(26.0, 28.0)).values  # the next 2 s reach the following segment
     k0, k1 = 26 * 256, 28 * 256 + 1
     assert [(k0, k1) for _, k0, k1 in f.hints] == [(30 * 256, k1 + (k1 - k0))]
 

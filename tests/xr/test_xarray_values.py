@@ -1,4 +1,4 @@
-"""What the Dataset returns equals what the reader (and the file's generator) says, window by window."""
+"""What the Dataset returns equals what the reader and the file's generator say, per window."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _group_array(ds, info, fs):
 
 @st.composite
 def windows(draw, info, seg_s=60.0):
-    """A rate group, a channel subset in random order, and a sample window, often at a gap or chunk edge."""
+    """A rate group, a channel subset in random order, a window, often at a gap or chunk edge."""
     group = draw(st.sampled_from(info.rate_groups))
     names = draw(
         st.lists(
@@ -68,7 +68,7 @@ def test_isel_windows_equal_reader_across_gaps(recording, data):
 @SETTINGS
 @given(data=st.data())
 def test_sel_windows_equal_generator(mixed_rate_recording, mixed_rate_plan, expected_read, data):
-    """``.sel(time=slice(a, b))`` picks exactly the grid samples in [a, b], with the values written there."""
+    """``.sel(time=slice(a, b))`` picks exactly the grid samples in [a, b], with their values."""
     info = open_reader(mixed_rate_recording).info
     ds = mef3lab.open_recording(mixed_rate_recording)
     group = data.draw(st.sampled_from(info.rate_groups))
