@@ -1,11 +1,8 @@
-"""A call's cancellation, as the reads it makes see it: the client's deadline or cancel stops them.
+"""A call's cancellation as the reads it makes see it: a client's deadline or cancel stops them.
 
-gRPC tells a servicer that its call ended (the client cancelled, its deadline passed, or
-the connection went) only through `context.add_callback`; a handler blocked waiting for
-a decode would otherwise wait on, and the decode would keep a reader process busy for
-nobody. `call_scope` ties a `CallCancel` to the RPC being handled (both APIs enter it in
-`service.handle_errors`); the segment store waits with `current()` and, when it fires,
-stops the loads nobody else waits for (`SegmentStore.get`).
+`call_scope` ties a `CallCancel` to the RPC being handled; the segment store waits with
+`current()` and, when the call ends, stops the loads nobody else waits for. Why this is
+needed, and what it stops, is in docs/server.md ("Cancellation").
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ from ...errors import CancelledError
 
 
 class CallCancel:
-    """Set once, when the call it belongs to ends; whoever waits for a future can be woken by it."""
+    """Set once, when the call it belongs to ends; whoever waits for a future is woken by it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -30,6 +27,7 @@ class CallCancel:
         self._wakers: list[threading.Event] = []
 
     def set(self) -> None:
+        """Mark the call ended and wake every `wait_for` under way."""
         with self._lock:
             self._set, wakers = True, list(self._wakers)
         for w in wakers:
@@ -37,10 +35,22 @@ class CallCancel:
 
     @property
     def is_set(self) -> bool:
+        """Whether the call has ended."""
         return self._set
 
     def wait_for(self, future: Future) -> None:
-        """Return when `future` is done; raise `CancelledError` if the call ends first."""
+        """Wait until `future` is done, or the call ends.
+
+        Parameters
+        ----------
+        future : concurrent.futures.Future
+            What the caller waits for (its result is not taken here).
+
+        Raises
+        ------
+        mef3lab.errors.CancelledError
+            When the call ends (cancelled, or past its deadline) before `future` is done.
+        """
         woken = threading.Event()
         future.add_done_callback(lambda _: woken.set())
         with self._lock:
@@ -64,13 +74,30 @@ _CURRENT: contextvars.ContextVar[CallCancel | None] = contextvars.ContextVar(
 
 
 def current() -> CallCancel | None:
-    """The cancellation of the RPC this thread is handling (None outside one: nothing stops the wait)."""
+    """The cancellation of the RPC this thread is handling.
+
+    Returns
+    -------
+    CallCancel or None
+        None outside an RPC (`call_scope`): then nothing stops a wait.
+    """
     return _CURRENT.get()
 
 
 @contextlib.contextmanager
 def call_scope(context: grpc.ServicerContext) -> Iterator[CallCancel]:
-    """Within this block, `current()` fires when the RPC of `context` ends."""
+    """Within this block, `current()` is set when the RPC of `context` ends.
+
+    Parameters
+    ----------
+    context : grpc.ServicerContext
+        The RPC being handled; a call that has already ended is set at once.
+
+    Yields
+    ------
+    CallCancel
+        The call's cancellation (also what `current()` returns inside the block).
+    """
     cancel = CallCancel()
     if not context.add_callback(cancel.set):  # the call has already ended
         cancel.set()
@@ -78,9 +105,6 @@ def call_scope(context: grpc.ServicerContext) -> Iterator[CallCancel]:
     try:
         yield cancel
     finally:
-        try:
+        # A stream closed from another context (garbage collected): nothing to undo there.
+        with contextlib.suppress(ValueError):
             _CURRENT.reset(token)
-        except (
-            ValueError
-        ):  # a stream closed from another context (garbage collected): nothing to undo there
-            pass

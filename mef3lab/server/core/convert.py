@@ -1,22 +1,11 @@
 """Cached counts to what a caller asked for: a read's rows converted as its reply is sent.
 
-The store caches what the file holds, int32 counts (``RAW_NAN`` in gaps), one array per
-channel-segment. A read is a `Window` over those arrays, rows in the caller's order; it
-converts on the way out: float64 is exactly ``count × factor`` (as every reader computes
-it), float32 that float64 value rounded once (bit for bit what the readers return), int32
-the counts themselves. Small numba kernels do it, one call per message for all its rows:
-numpy needs two passes (multiply, then the NaN mask) and a temporary, 3.9 ms per 5 M
-samples against numba's 0.7, and a call per row and message cost as much again.
-
-Why a window and not an array: a reply is converted one message at a time into one small
-buffer that stays in the CPU cache, so the whole reply is never allocated in its wire type.
-A fresh 20 MB array costs ~5 ms of page faults alone, more than converting it; assembling
-the reply first (then cutting it into messages) made a cache hit twice as slow as sending
-the bytes of a cached array. `Window.array` builds the whole array for those who need it.
-
-A channel whose MEF segments store different conversion factors (a gain change) is scaled
-piece by piece, each sample by its own segment's factor as mef3io reads it (`FactorRuns`);
-a channel with one factor, nearly all of them, is one piece per segment.
+A read is a `Window` over the cached int32 counts of its segments, rows in the caller's
+order. Nothing is converted until the reply is sent, one message at a time into one reused
+buffer, by small numba kernels: float64 is exactly ``count × factor`` (as every reader
+computes it), float32 that value rounded once, int32 the counts themselves. Why a window
+and not an array, and how a change of conversion factor is handled: docs/server.md
+("Conversion").
 """
 
 from __future__ import annotations
@@ -31,17 +20,20 @@ from ...model import RAW_NAN, SAMPLE_TYPES, FactorRuns
 
 _RAW_NAN = int(RAW_NAN)
 
-#: Where each output row's columns come from: the `_plan` (first, start, stop, address, offset, factor).
+#: Where each output row's columns come from, as `_plan` makes it:
+#: (first, start, stop, address, offset, factor).
 _PLAN = (numba.int64[::1],) * 5 + (numba.float64[::1],)
 _OUTS = (numba.float32, numba.float64, numba.int32)
 
 
 @intrinsic
 def _counts_at(typingctx, address):  # pragma: no cover - compiled
-    """The int32 counts at `address`. Why raw addresses: a read's rows are separate arrays,
-    and numba's typed list of them compiles on first use in every process (0.25 s, the
-    server's first read). The `Window` that hands them out holds its rows, and its plan
-    only names samples inside them.
+    """The int32 counts at `address`.
+
+    Why raw addresses: a read's rows are separate arrays, and numba's typed list of them
+    compiles on first use in every process, which the server's first read would pay for.
+    The `Window` that hands the addresses out holds its rows, and its plan only names
+    samples inside them.
     """
     pointer = numba.types.CPointer(numba.int32)
 
@@ -55,8 +47,10 @@ def _counts_at(typingctx, address):  # pragma: no cover - compiled
 def _fill_row(
     first, start, stop, address, offset, factor, j, a, b, raw, out, o
 ):  # pragma: no cover - compiled
-    """Row j's columns [a, b) into out[o:o + b - a]: float64 exactly count × factor (then
-    rounded once into out's type), or `raw` (out int32) the counts; gaps NaN or RAW_NAN.
+    """Row j's columns [a, b) into out[o:o + b - a].
+
+    float64 exactly count × factor (then rounded once into out's type), or with `raw`
+    (out int32) the counts; gaps are NaN or RAW_NAN.
     """
     for s in range(first[j], first[j + 1]):
         lo, hi = max(a, start[s]), min(b, stop[s])
@@ -108,10 +102,26 @@ def _fill_flat(
 
 
 class Window:
-    """Grid samples ``[k0, k1)`` of `names` (rows in that order, a name may repeat) over
-    `pieces`: (first sample, {channel: counts}) of consecutive segments, each row scaled by
-    its channel's `factors` on the grid. Samples no piece covers are gaps. Nothing is
-    converted until asked for, and then one compiled call converts a whole message.
+    """Grid samples ``[k0, k1)`` of some channels over cached counts, converted when asked.
+
+    Samples no piece covers are gaps. Nothing is converted until asked for, and then one
+    compiled call converts a whole message. The window holds the rows it reads.
+
+    Parameters
+    ----------
+    pieces : sequence of (int, mapping of str to numpy.ndarray)
+        (first grid sample, {channel: int32 counts}) of consecutive segments.
+    names : sequence of str
+        The rows' channels, in the caller's order (a name may repeat).
+    factors : sequence of FactorRuns
+        Each row's conversion factors on the grid.
+    k0, k1 : int
+        The grid samples ``[k0, k1)`` the window covers.
+
+    Raises
+    ------
+    TypeError
+        When cached counts are not contiguous int32.
     """
 
     def __init__(
@@ -126,14 +136,36 @@ class Window:
         self._rows, self._plan = _plan(pieces, names, factors, k0, k1)
 
     def array(self, dtype: str) -> np.ndarray:
-        """The whole window as a new (channels, samples) array of `dtype`."""
+        """The whole window as a new (channels, samples) array.
+
+        Parameters
+        ----------
+        dtype : str
+            "float32", "float64" or "int32".
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         out = np.empty(self.shape, SAMPLE_TYPES[dtype])
         _fill_block(*self._plan, 0, self.shape[1], dtype == "int32", out)
         return out
 
     def blocks(self, dtype: str, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Consecutive column blocks ``(a, b, values)`` of at most `max_bytes` (at least one,
-        maybe empty). `values` (channels, b - a) is one buffer reused: use it before the next.
+        """Consecutive column blocks of the window, converted one by one.
+
+        Parameters
+        ----------
+        dtype : str
+            "float32", "float64" or "int32".
+        max_bytes : int
+            The most bytes a block holds (a block has at least one column).
+
+        Yields
+        ------
+        tuple of (int, int, numpy.ndarray)
+            ``(a, b, values)``: columns ``[a, b)`` as a (channels, b - a) array; at least
+            one block, maybe empty. `values` is one buffer reused: use it before the next.
         """
         n_ch, n = self.shape
         step = max(1, max_bytes // max(1, n_ch * np.dtype(dtype).itemsize))
@@ -145,8 +177,19 @@ class Window:
             yield a, b, block
 
     def pieces(self, dtype: str, max_bytes: int) -> Iterator[bytes]:
-        """The window's bytes as `dtype` in C order, in consecutive pieces of at most
-        `max_bytes` (at least one, maybe empty), each converted as it is asked for.
+        """The window's bytes in C order, in consecutive pieces, each converted when asked for.
+
+        Parameters
+        ----------
+        dtype : str
+            "float32", "float64" or "int32".
+        max_bytes : int
+            The most bytes a piece holds (a piece has at least one sample).
+
+        Yields
+        ------
+        bytes
+            At least one piece, maybe empty.
         """
         n = self.shape[1]
         total = self.shape[0] * n
@@ -165,13 +208,15 @@ def _plan(
     k0: int,
     k1: int,
 ) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
-    """The rows the window reads (to be held while it lives), and for each output row j its
-    stretches ``first[j]:first[j + 1]``: columns ``[start, stop)`` from the counts at
-    `address` (0: a gap) from sample `offset` on, times `factor`, in order, covering the window.
+    """The rows the window reads (to be held while it lives), and the plan over them.
+
+    For each output row j, its stretches ``first[j]:first[j + 1]``: columns
+    ``[start, stop)`` from the counts at `address` (0: a gap) from sample `offset` on,
+    times `factor`, in order, covering the window.
     """
     rows = []
     first, table = [0], []
-    for name, runs in zip(names, factors):
+    for name, runs in zip(names, factors, strict=True):
         edge = k0  # the first grid sample not yet placed
         for s0, segment in pieces:
             counts = segment[name]
@@ -191,7 +236,7 @@ def _plan(
         if edge < k1:
             table.append((edge - k0, k1 - k0, 0, 0, 0.0))
         first.append(len(table))
-    columns = list(zip(*table)) or [()] * 5
+    columns = list(zip(*table, strict=True)) or [()] * 5
     plan = (
         np.array(first, np.int64),
         *(np.array(c, np.int64) for c in columns[:4]),
@@ -201,7 +246,20 @@ def _plan(
 
 
 def array_pieces(data: np.ndarray, max_bytes: int) -> Iterator[bytes]:
-    """The bytes of `data` in C order, in consecutive pieces of at most `max_bytes` (at least one)."""
+    """The bytes of an array in C order, in consecutive pieces.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Any array.
+    max_bytes : int
+        The most bytes a piece holds (a piece has at least one item).
+
+    Returns
+    -------
+    iterator of bytes
+        At least one piece, maybe empty.
+    """
     arr = np.ascontiguousarray(data)
     raw = memoryview(arr).cast("B") if arr.size else memoryview(b"")
     step = max(arr.itemsize, max_bytes - max_bytes % max(arr.itemsize, 1))
@@ -209,7 +267,20 @@ def array_pieces(data: np.ndarray, max_bytes: int) -> Iterator[bytes]:
 
 
 def array_blocks(data: np.ndarray, max_bytes: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Column blocks ``(a, b, data[:, a:b])`` of (channels, n) `data`, each at most `max_bytes`."""
+    """Column blocks of a (channels, n) array, each of at most `max_bytes`.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        A (channels, n) array.
+    max_bytes : int
+        The most bytes a block holds (a block has at least one column).
+
+    Returns
+    -------
+    iterator of tuple of (int, int, numpy.ndarray)
+        ``(a, b, data[:, a:b])``; at least one block, maybe empty.
+    """
     n_ch, n = data.shape
     step = max(1, max_bytes // max(1, n_ch * data.itemsize))
     return ((a, min(a + step, n), data[:, a : a + step]) for a in range(0, max(n, 1), step))

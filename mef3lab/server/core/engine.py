@@ -1,11 +1,9 @@
 """The server's engine: windows cut from segments of the clients' grids, and their prefetch.
 
-Every service (mef3lab's own API, the lab's compatibility API) calls only this. Who has
-what open, and each client's settings, are the `Sessions` it builds on. A read is cut into
-segments of the client's grid, which the `SegmentStore` serves from its cache or loads;
-then the next segments in the reader's direction are queued there in the background. The
-store caches each channel's int32 counts per segment; a read is a window over them, rows
-in the caller's order, converted to the dtype asked for on the way out (`Samples`).
+Every service (mef3lab's own API, the lab's compatibility API) calls only the `Engine`.
+It has the `Sessions` (who has what open), the `SegmentStore` (the cache and its loads),
+the prefetch tracker and the reader pool; a read is cut into segments of the client's
+grid and comes back as `Samples`. How it fits together: docs/server.md.
 """
 
 from __future__ import annotations
@@ -32,8 +30,27 @@ class Engine:
 
     Who has what open, and each client's settings, are its `sessions`; the methods the
     services call on them are offered here too, so that every service calls only the
-    engine. The sessions' lock is taken inside the store's lock (see `segments`), so the
-    engine never calls the store while holding it.
+    engine. The sessions' lock is taken inside the store's lock, so the engine never calls
+    the store while holding it.
+
+    Parameters
+    ----------
+    config : ServerConfig or None
+        The server's settings (None: the defaults).
+    pool : ReaderPool or None
+        Where recordings are decoded (None: the pool `config` describes, `pool_for`).
+    resolve : callable or None
+        ``resolve(client, path)``: the key of the recording a client means, or an error
+        when it may not open it (served roots); None: any path, canonical.
+
+    Attributes
+    ----------
+    sessions : Sessions
+        Who has what open, and each client's settings.
+    segments : SegmentStore
+        The channel-segment cache and its loads.
+    prefetch : PrefetchTracker
+        Where each reader is, and what is queued for it.
     """
 
     def __init__(
@@ -51,8 +68,10 @@ class Engine:
         )
 
     def _recording_closed(self, client: str, key: str, last: bool) -> None:
-        """Free what `client` held of `key`: its prefetch streams; the cached rows and the
-        readers too when it was the `last` client.
+        """Free what `client` held of `key` (the sessions' `on_close`).
+
+        Its prefetch streams; the cached rows and the readers too when it was the `last`
+        client.
         """
         self.prefetch.forget(lambda s: s[0] == client and s[1] == key)
         if last:
@@ -101,7 +120,7 @@ class Engine:
     def set_channels(
         self, client: str, path: str, channels: Sequence[str] | None
     ) -> tuple[str, ...]:
-        """This client's channel selection (see `Sessions.set_channels`)."""
+        """Set this client's channel selection (see `Sessions.set_channels`)."""
         return self.sessions.set_channels(client, path, channels)
 
     def channels(
@@ -125,7 +144,32 @@ class Engine:
         prefetch: bool = True,
         defer_prefetch: bool = False,
     ) -> Samples:
-        """Segment `index` of this client's grid for `channels` (one rate group)."""
+        """One segment of this client's grid.
+
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        index : int
+            The segment (see `segment_grid`).
+        channels : sequence of str or None
+            Channels of one rate group (None: the client's selection, else all).
+        dtype : str
+            "float32", "float64" or "int32" (the stored counts).
+        prefetch, defer_prefetch : bool
+            As for `read_index`.
+
+        Returns
+        -------
+        Samples
+
+        Raises
+        ------
+        mef3lab.errors.SegmentIndexError
+            For an index outside the grid.
+        mef3lab.errors.Mef3LabError
+            As `read_index`.
+        """
         rec = self.sessions.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
@@ -154,7 +198,13 @@ class Engine:
         start_uutc: float,
         end_uutc: float,
     ) -> tuple[int, int]:
-        """Grid indices of ``[start_uutc, end_uutc)`` for the channels' rate group (refusing bad windows)."""
+        """The grid indices ``(k0, k1)`` of a time window for the channels' rate group.
+
+        Raises
+        ------
+        mef3lab.errors.TimeRangeError
+            For a window that is empty or inverted, or lies wholly outside the recording.
+        """
         rec = self.sessions.recording(client, path)
         return rec.info.group_of(self.channels(client, path, channels)).grid.window(
             start_uutc, end_uutc, rec.path
@@ -171,7 +221,10 @@ class Engine:
         prefetch: bool = True,
         defer_prefetch: bool = False,
     ) -> Samples:
-        """Samples in ``[start_uutc, end_uutc)`` on the channels' grid (NaN outside the data)."""
+        """The samples in ``[start_uutc, end_uutc)`` on the channels' grid (NaN outside the data).
+
+        See `time_window` for the window, `read_index` for the rest.
+        """
         k0, k1 = self.time_window(client, path, channels, start_uutc, end_uutc)
         return self.read_index(client, path, channels, k0, k1, dtype, prefetch, defer_prefetch)
 
@@ -188,14 +241,39 @@ class Engine:
     ) -> Samples:
         """Grid samples ``[k0, k1)``, from (cached) segments of this client's grid.
 
-        `prefetch` queues the segments after these in the client's direction. With
-        `defer_prefetch` they are queued only when the caller calls `Samples.start_prefetch`:
-        a server does so once its reply is sent, since a decode running beside the reply's
-        transfer doubles the time a cache hit takes to arrive. `as_counts` gives the int32
-        counts and factors a reply in `dtype` is converted from block by block as it is sent
-        (`convert.to_values`), or the values when a channel's factor changes in the window
-        (`factors` None); the read limit still applies to `dtype`. int32 is refused for a
-        channel whose MEF segments store different factors (`SessionInfo.check_one_factor`).
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        channels : sequence of str or None
+            Channels of one rate group (None: the client's selection, else all).
+        k0, k1 : int
+            The grid samples; outside the recording they are gaps.
+        dtype : str
+            "float32", "float64" or "int32" (the stored counts, with each row's factor).
+        prefetch : bool
+            Queue the segments after these in the client's direction.
+        defer_prefetch : bool
+            Queue them only when the caller calls `Samples.start_prefetch`: a server does
+            so once its reply is sent, so that a decode does not slow the reply's transfer.
+
+        Returns
+        -------
+        Samples
+            A `Window` over the cached counts, converted to `dtype` as it is sent.
+
+        Raises
+        ------
+        mef3lab.errors.NotOpenError
+            When the client does not have the recording open.
+        mef3lab.errors.ReadTooLargeError
+            For a read, or a segment, beyond the server's read limit.
+        mef3lab.errors.FactorChangeError
+            For int32 of a channel whose MEF segments store different factors.
+        mef3lab.errors.TimeRangeError
+            When `k1` is before `k0`.
+        ValueError
+            For an unknown `dtype`.
         """
         rec = self.sessions.recording(client, path)
         names = self.channels(client, path, channels)
@@ -228,7 +306,7 @@ class Engine:
                 later()
                 later = None
         runs = [rec.info.factor_runs(c) for c in names]
-        window = Window([(s[0], r) for s, r in zip(spans, rows)], names, runs, k0, k1)
+        window = Window([(s[0], r) for s, r in zip(spans, rows, strict=True)], names, runs, k0, k1)
         factors = (
             np.array([r.window(k0, k1).factors[0] for r in runs], np.float64)
             if dtype == "int32"
@@ -245,10 +323,31 @@ class Engine:
         k1: int,
         bins: int,
     ) -> Samples:
-        """Min and max of `bins` near-equal bins of grid samples ``[k0, k1)``: data (2, channels, bins).
+        """The min and max of near-equal bins of grid samples ``[k0, k1)``.
 
         Segment by segment through the cache, so an overview of hours costs memory for one
         segment at a time (no `max_read_mb` limit applies: the reply is small).
+
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        channels : sequence of str or None
+            Channels of one rate group (None: the client's selection, else all).
+        k0, k1 : int
+            The grid samples.
+        bins : int
+            How many bins (at most one per sample).
+
+        Returns
+        -------
+        Samples
+            float32 data of shape (2, channels, bins): the minima, then the maxima.
+
+        Raises
+        ------
+        mef3lab.errors.TimeRangeError
+            For an empty window, or no bins.
         """
         if bins <= 0 or k1 <= k0:
             raise TimeRangeError(
@@ -291,8 +390,8 @@ class Engine:
         size = n_channels * n_samples * np.dtype(SAMPLE_TYPES[dtype]).itemsize
         if size > self.config.max_read_bytes:
             raise ReadTooLargeError(
-                f"{what} of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) exceeds the "
-                f"server's limit of {self.config.max_read_mb:g} MiB; {advice}"
+                f"{what} of {size / 2**20:.2f} MiB ({n_channels} channels × {n_samples} samples) "
+                f"exceeds the server's limit of {self.config.max_read_mb:g} MiB; {advice}"
             )
 
     def _check_segments(self, n_channels: int, length: int) -> None:
@@ -313,7 +412,24 @@ class Engine:
         start_uutc: int | None = None,
         end_uutc: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """Per-MEF-block min/max of one channel from the block index (decoded in a reader process)."""
+        """The min and max of each MEF block of one channel, from the block index.
+
+        Decoded in a reader process.
+
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        channel : str
+            The channel.
+        start_uutc, end_uutc : int or None
+            The time window (None: from the start, to the end).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            The reader's `block_envelope`.
+        """
         rec = self.sessions.recording(client, path)
         rec.info.channel(channel)
         return self.pool.call(
@@ -329,9 +445,23 @@ class Engine:
         k1: int,
         dtype: str = "float32",
     ) -> int:
-        """Queue background loads of the segments covering ``[k0, k1)``; returns how many were queued.
+        """Queue background loads of the segments covering grid samples ``[k0, k1)``.
 
-        `dtype` is accepted for the API's sake: every dtype is served from the same entries.
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        channels : sequence of str or None
+            Channels of one rate group (None: the client's selection, else all).
+        k0, k1 : int
+            The grid samples.
+        dtype : str
+            Accepted for the API's sake: every dtype is served from the same entries.
+
+        Returns
+        -------
+        int
+            How many loads were queued (segments cached or loading need none).
         """
         if dtype not in SAMPLE_TYPES:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
@@ -355,8 +485,9 @@ class Engine:
         n_seg: int,
         index: int,
     ) -> None:
-        """Queue the segments after `index` in this reader's direction (per channel set: a
-        client reading two montages moves through each on its own).
+        """Queue the segments after `index` in this reader's direction.
+
+        Per channel set: a client reading two montages moves through each on its own.
         """
         if self.config.n_prefetch <= 0:
             return
@@ -368,6 +499,7 @@ class Engine:
 
     # -- operations -----------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
+        """The counters: the store's, the workers and their restarts, recordings and clients."""
         out = self.segments.stats()
         p = self.pool.stats()
         out.update(
@@ -384,7 +516,7 @@ class Engine:
 
 
 def pool_for(config: ServerConfig) -> ReaderPool:
-    """The reader pool `config` describes: its processes, extra engines and read timeout."""
+    """The reader pool `config` describes: its processes, extra reader engines and read timeout."""
     return ReaderPool(
         config.n_process_workers,
         engines=config.reader_engines,
@@ -399,7 +531,7 @@ def _channel_set(info: SessionInfo, names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _span(group: RateGroup, length: int, index: int) -> tuple[int, int]:
-    """Grid samples ``[k0, k1)`` of segment `index` (of `length` samples; the last may be shorter)."""
+    """Grid samples ``[k0, k1)`` of segment `index` of `length` samples (the last: fewer)."""
     return index * length, min((index + 1) * length, group.grid.n_samples)
 
 

@@ -1,36 +1,56 @@
 """What to decode next, and forgetting what is no longer wanted.
 
-Two small pieces, each easy to reason about on its own (in the spirit of fsspec's
-named readahead caches):
-
-- `PrefetchPolicy`: a pure policy. After segment N, the next `depth` segments in the
-  direction the reader is moving (backwards when it moves backwards).
-- `PrefetchTracker`: per reading stream (client, recording, channels, grid), the last
-  position and the prefetches still queued for it; a jump cancels those no longer
-  in the plan, so a user who leaps ahead does not wait behind stale work.
+`PrefetchPolicy` says which segments follow a read (the next few in the direction the
+reader moves); `PrefetchTracker` remembers, per reading stream, where it was and what is
+still queued for it, and cancels what a jump made stale (docs/server.md, "Prefetch").
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 
 class Cancellable(Protocol):
-    def cancel(self) -> bool: ...
+    """A queued piece of work that may still be called off."""
+
+    def cancel(self) -> bool:
+        """Call the work off if it has not started; True when it will never run."""
 
 
 @dataclass(frozen=True)
 class PrefetchPolicy:
-    """Sequential readahead in the direction of travel."""
+    """The next `depth` segments after a read, in the direction the reader moves.
+
+    Parameters
+    ----------
+    depth : int
+        How many segments to prefetch after each read (0: none).
+    """
 
     depth: int
 
     def plan(self, previous: int | None, current: int, n_segments: int) -> list[int]:
-        """Segments to prefetch after reading `current`, nearest first, inside ``[0, n_segments)``."""
+        """The segments to prefetch after reading `current`, nearest first.
+
+        Parameters
+        ----------
+        previous : int or None
+            The segment this stream read before (None: its first read); a read before it
+            means the reader moves backwards.
+        current : int
+            The segment just read.
+        n_segments : int
+            How many segments there are: the plan stays inside ``[0, n_segments)``.
+
+        Returns
+        -------
+        list of int
+            Up to `depth` segment indices.
+        """
         step = -1 if previous is not None and current < previous else 1
         out = []
         for i in range(1, self.depth + 1):
@@ -48,7 +68,16 @@ class _Stream:
 
 
 class PrefetchTracker:
-    """Remembers, per stream, where it was and which prefetches are outstanding."""
+    """Remembers, per reading stream, where it was and which prefetches are outstanding.
+
+    A stream is any hashable key (the engine uses client, recording, rate, channels and
+    segment length). Thread-safe.
+
+    Parameters
+    ----------
+    policy : PrefetchPolicy
+        What to prefetch after each read.
+    """
 
     def __init__(self, policy: PrefetchPolicy) -> None:
         self.policy = policy
@@ -56,7 +85,22 @@ class PrefetchTracker:
         self._lock = threading.Lock()
 
     def advance(self, stream: Hashable, current: int, n_segments: int) -> list[int]:
-        """Record a read of `current`; cancel outstanding prefetches outside the new plan; return the plan."""
+        """Record a read of `current` and cancel the stream's prefetches outside the new plan.
+
+        Parameters
+        ----------
+        stream : Hashable
+            The reading stream.
+        current : int
+            The segment just read.
+        n_segments : int
+            How many segments the stream's grid has.
+
+        Returns
+        -------
+        list of int
+            The plan: the segments to prefetch now (see `PrefetchPolicy.plan`).
+        """
         with self._lock:
             s = self._streams.setdefault(stream, _Stream())
             plan = self.policy.plan(s.previous, current, n_segments)
@@ -68,6 +112,7 @@ class PrefetchTracker:
         return plan
 
     def queued(self, stream: Hashable, index: int, handle: Cancellable) -> None:
+        """Remember that segment `index` of `stream` is being prefetched (`handle` cancels it)."""
         with self._lock:
             self._streams.setdefault(stream, _Stream()).queued[index] = handle
 
@@ -77,7 +122,7 @@ class PrefetchTracker:
         with self._lock:
             return sum(now - s.last_seen <= within_s for s in self._streams.values())
 
-    def forget(self, predicate) -> None:
+    def forget(self, predicate: Callable[[Hashable], bool]) -> None:
         """Cancel and drop the streams whose key matches (a client closed the recording)."""
         with self._lock:
             keys = [k for k in self._streams if predicate(k)]

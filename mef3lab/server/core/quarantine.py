@@ -1,16 +1,9 @@
 """Quarantine: a recording that keeps crashing reader processes is refused instead of read again.
 
-The pool already isolates a crash (one request fails, its process is replaced). But a
-recording on which a decoder segfaults deterministically would cost a process start,
-and every prefetch and retry another, for as long as anyone asks. `Quarantine` wraps
-the engine's `ReaderPool`: once reads of one recording have crashed `limit` reader
-processes (by a fault signal: SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, what a decoder
-dies of; a SIGKILL is the OOM killer or an operator, not the file) or outlived the read timeout (a
-hung decoder, `ReadTimeoutError`), every request for it fails at once with `QuarantinedError`, saying why, until
-the server restarts. Everything else passes through to the pool unchanged. A crash is
-counted before its failure is delivered (`ReaderPool.watch_failures`), so a caller who
-retries at once is refused; requests already in flight when the limit is reached still
-run (at most one more crash per request in flight, none per later request).
+`Quarantine` wraps the engine's `ReaderPool`: once reads of one recording have killed
+`limit` reader processes (by a fault signal, or by outliving the read timeout), every
+request for it fails at once with `QuarantinedError` until the server restarts. What
+counts as the file's fault, and why, is in docs/server.md ("Quarantine").
 """
 
 from __future__ import annotations
@@ -33,7 +26,19 @@ FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
 
 
 class Quarantine:
-    """A `ReaderPool` that stops sending a recording to reader processes after `limit` crashes."""
+    """A `ReaderPool` that stops sending a recording to reader processes after `limit` crashes.
+
+    Everything but `submit`, `submit_split`, `info` and `call` passes through to the pool
+    unchanged. A crash is counted before its request fails (`ReaderPool.watch_failures`),
+    so a caller who retries at once is already refused.
+
+    Parameters
+    ----------
+    pool : ReaderPool
+        The pool to guard.
+    limit : int
+        Crashes of one recording after which it is refused (0: never).
+    """
 
     def __init__(self, pool: ReaderPool, limit: int = 3) -> None:
         self._pool = pool
@@ -47,17 +52,21 @@ class Quarantine:
         return getattr(self._pool, name)
 
     def submit(self, req: ReadRequest, **kw: Any) -> Future:
+        """`ReaderPool.submit`, refused for a quarantined recording (`QuarantinedError`)."""
         self._check(req.path)
         return self._pool.submit(req, **kw)
 
     def submit_split(self, req: ReadRequest, ways: int, **kw: Any) -> Future:
+        """`ReaderPool.submit_split`, refused for a quarantined recording (`QuarantinedError`)."""
         self._check(req.path)
         return self._pool.submit_split(req, ways, **kw)
 
     def info(self, path, password=None, engine=None, *, timeout=None) -> Any:
+        """`ReaderPool.info`, refused for a quarantined recording (`QuarantinedError`)."""
         return self.call(path, password, engine, "info", timeout=timeout)
 
     def call(self, path, password, engine, method: str, *args: Any, timeout=None) -> Any:
+        """`ReaderPool.call`, refused for a quarantined recording (`QuarantinedError`)."""
         self._check(path)
         return self._pool.call(path, password, engine, method, *args, timeout=timeout)
 

@@ -1,19 +1,10 @@
 """Served roots: the folders a shared server opens recordings from, and how clients name them.
 
 `mef3lab serve --root /data/epilepsy --root ieeg=/data/ieeg` serves only sessions under
-those folders. A client names a recording relative to a root (``ieeg/sub-01.mefd``; with
-a single root, plainly relative, ``sub-01.mefd``) or by an absolute path inside one. The
-rules, all decided on the name as written (nothing is decoded or rewritten):
-
-- a ``..`` component, a NUL byte or a percent escape (``%2e%2e``: how a traversal is
-  smuggled through a ``mef3://`` URL) is refused outright;
-- whatever the name, the *resolved* path (every symlink followed) must lie inside the
-  root it was named under (absolute names: inside any root);
-- a root limited to hub groups (``--allow-group ieeg=neuro``) is served only to members.
-
-Every refusal is the same `PathNotServedError` (PERMISSION_DENIED) whether or not the
-path exists, so nobody learns anything about the disk outside the roots. Without roots
-the server opens any path it can read (the local or kernel server of one user).
+those folders, named as ``ROOT/path`` (or by an absolute path inside a root). A traversal
+is refused on the name as written, the resolved path must stay inside its root, and every
+refusal is the same `PathNotServedError`, whether or not the path exists. The rules in
+full are in docs/server.md ("Served roots"). Without roots a server opens any path it can.
 """
 
 from __future__ import annotations
@@ -31,36 +22,87 @@ SESSION_SUFFIX = ".mefd"
 
 @dataclass(frozen=True)
 class Root:
-    """One served folder: the name clients use for it, its resolved path, who may read it."""
+    """One served folder.
+
+    Parameters
+    ----------
+    name : str
+        The name clients use for it.
+    path : str
+        Its resolved path (every symlink followed).
+    groups : frozenset of str
+        The hub groups whose members may read it (empty: every user the server lets in).
+    """
 
     name: str
-    path: str  # realpath
-    groups: frozenset[str] = frozenset()  # empty: every user the server lets in
+    path: str
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One line of a listing: `name` is what to pass to open (``NAME/sub/x.mefd``)."""
+    """One line of a listing.
+
+    Parameters
+    ----------
+    name : str
+        What to pass to open, or to list further (``NAME/sub/x.mefd``).
+    recording : bool
+        True for a MEF 3.0 session (a .mefd folder), False for a folder to list further.
+    """
 
     name: str
-    recording: bool  # a MEF 3.0 session (.mefd folder); otherwise a folder to list further
+    recording: bool
 
 
 class ServedRoots:
-    """Maps the names clients send to real paths inside the roots, refusing everything else."""
+    """Maps the names clients send to real paths inside the roots, refusing everything else.
+
+    An empty `ServedRoots` is false: the server then serves any path it can read.
+
+    Parameters
+    ----------
+    roots : sequence of Root
+        The served folders.
+
+    Raises
+    ------
+    ValueError
+        When two roots have the same name.
+    """
 
     def __init__(self, roots: Sequence[Root]) -> None:
         names = [r.name for r in roots]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(
-                f"two served roots are both named {', '.join(duplicated)}; name them: --root NAME=DIR"
+                f"two served roots are both named {', '.join(duplicated)}; "
+                "name them: --root NAME=DIR"
             )
         self.roots = {r.name: r for r in roots}
 
     @classmethod
     def parse(cls, specs: Sequence[str], allow_groups: Sequence[str] = ()) -> ServedRoots:
-        """Roots from ``--root DIR`` / ``--root NAME=DIR`` and ``--allow-group NAME=GROUP`` values."""
+        """The roots of ``--root DIR`` / ``--root NAME=DIR`` and ``--allow-group NAME=GROUP``.
+
+        Parameters
+        ----------
+        specs : sequence of str
+            ``--root`` values: a folder (named after its last component) or ``NAME=DIR``.
+        allow_groups : sequence of str
+            ``--allow-group`` values, ``NAME=GROUP``: root NAME is served to GROUP only
+            (several values for one root: to any of those groups).
+
+        Returns
+        -------
+        ServedRoots
+
+        Raises
+        ------
+        ValueError
+            For a name that is not one plain folder name, a folder that does not exist,
+            or a group for a root that is not served.
+        """
         named: list[tuple[str, str]] = []
         for spec in specs:
             name, sep, folder = spec.partition("=")
@@ -86,16 +128,67 @@ class ServedRoots:
         return bool(self.roots)
 
     def visible(self, groups: Collection[str] | None) -> list[Root]:
-        """The roots a caller in `groups` may read (None: a caller without groups)."""
+        """The roots a caller in `groups` may read (None: a caller without groups).
+
+        Parameters
+        ----------
+        groups : collection of str or None
+            The caller's hub groups.
+
+        Returns
+        -------
+        list of Root
+        """
         mine = set(groups or ())
         return [r for r in self.roots.values() if not r.groups or r.groups & mine]
 
     def resolve(self, name: str, groups: Collection[str] | None = None) -> str:
-        """The real path `name` stands for, if it lies inside a root this caller may read."""
+        """The real path `name` stands for, if it lies inside a root this caller may read.
+
+        Parameters
+        ----------
+        name : str
+            The name as the client wrote it: ``ROOT/path``, plainly relative with a single
+            root, or absolute.
+        groups : collection of str or None
+            The caller's hub groups.
+
+        Returns
+        -------
+        str
+            The resolved path.
+
+        Raises
+        ------
+        mef3lab.errors.PathNotServedError
+            For anything outside the roots this caller may read, and for every name that
+            tries to get out (``..``, a NUL byte, a percent escape).
+        """
         return self._locate(name, groups)[1]
 
     def list(self, folder: str = "", groups: Collection[str] | None = None) -> list[Entry]:
-        """The roots (``folder`` empty), or the sessions and folders directly in `folder`."""
+        """The roots (`folder` empty), or the sessions and folders directly in `folder`.
+
+        Hidden entries, plain files and links that lead out of the root are not listed.
+
+        Parameters
+        ----------
+        folder : str
+            A folder as a client names it (see `resolve`).
+        groups : collection of str or None
+            The caller's hub groups.
+
+        Returns
+        -------
+        list of Entry
+
+        Raises
+        ------
+        mef3lab.errors.PathNotServedError
+            As `resolve`.
+        mef3lab.errors.RecordingNotFoundError
+            When `folder` is not a folder.
+        """
         if not folder.strip("/"):
             return [Entry(r.name, _is_session(r.path)) for r in self.visible(groups)]
         root, real = self._locate(folder, groups)

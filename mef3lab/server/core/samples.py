@@ -21,8 +21,24 @@ from .convert import Window, array_blocks, array_pieces
 class Samples:
     """A block of samples on a rate group's grid, rows in the caller's channel order.
 
-    A read's `source` is a `Window` over cached counts, converted to `dtype` as the reply is
-    sent (`pieces`, `blocks`); computed values (an envelope) are an array already.
+    Parameters
+    ----------
+    source : Window or numpy.ndarray
+        A read's `Window` over cached counts, converted to `dtype` as the reply is sent
+        (`pieces`, `blocks`); computed values (an envelope) are an array already.
+    channels : tuple of str
+        The rows' channels.
+    group : RateGroup
+        The rate group whose grid the columns are on.
+    start_index : int
+        The grid index of the first column.
+    dtype : str
+        "float32", "float64" (values in channel units) or "int32" (stored counts).
+    factors : numpy.ndarray or None
+        Each row's conversion factor, for int32 counts.
+    deferred_prefetch : callable or None
+        The background loads this read asks for, when the caller starts them
+        (`start_prefetch`).
     """
 
     source: Window | np.ndarray
@@ -30,8 +46,7 @@ class Samples:
     group: RateGroup
     start_index: int
     dtype: str = "float32"
-    factors: np.ndarray | None = None  # each row's conversion factor, for int32 counts
-    #: The background loads this read asks for, when the caller starts them (`defer_prefetch`).
+    factors: np.ndarray | None = None
     deferred_prefetch: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @cached_property
@@ -41,6 +56,7 @@ class Samples:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """(channels, samples), or (2, channels, bins) for an envelope."""
         return self.source.shape
 
     def pieces(self, max_bytes: int) -> Iterator[bytes]:
@@ -62,6 +78,7 @@ class Samples:
 
     @property
     def first_sample_uutc(self) -> int:
+        """The time of the first column (µUTC)."""
         return self.group.grid.uutc_of(self.start_index)
 
     @property

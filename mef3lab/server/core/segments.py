@@ -1,40 +1,11 @@
 """The segment store: each channel's samples of each segment decoded once, cached, prefetched.
 
-What is cached. One entry per (recording, rate, channel, segment): that channel's int32
-counts of the segment (``RAW_NAN`` in gaps), what the file holds. Every channel subset, in
-any order, and every dtype is served from the same entries (`convert.gather` puts rows in
-the caller's order and converts them on the way out), so a lab's clients reading their own
-channels of one recording, or the legacy float64 API beside the own float32 one, never
-decode or hold the same samples twice. Keys name their channel: a row can only ever be
-served as the channel it was decoded for (the seed's swapped-rows bug cannot come back).
-Entries hold no factor: a segment may span a change of conversion factor between MEF
-segments, and the engine scales rows by the channel's `SessionInfo.factor_runs`.
-
-Why one entry per channel rather than per channel *set* with subsets served from
-supersets: a per-set cache decodes every new selection again (127× the recording under a
-30-client mixed workload) and holds overlapping copies; per channel, memory tracks the
-distinct samples held, and eviction frees exactly what it accounts for. Each entry owns
-its memory without a copy: the reader processes decode every row onto pages of its own in
-the pool's shared block, and an evicted row gives its pages back at once, whatever became
-of its siblings (`SharedArray.take_rows`). Copying the rows out instead cost a cold read
-~20 ms (64 fresh mappings and 20 MB copied while the reply was being sent).
-
-How a read is served. A segment's cached channels are hit; channels another read or a
-prefetch is already loading are joined (single flight per channel-segment, so two clients
-asking overlapping subsets at once decode each channel once); the rest are decoded in ONE
-pool request for all of them, split over the reader processes. Every miss is submitted
-before any is waited for. Errors are never cached.
-
-When a read's call ends before its data are ready (the client cancelled, or its deadline
-passed: `cancel.current()`), the read stops waiting, and every load it started that no
-other read waits for is stopped (`ReaderPool.abort`: its reader process is freed) and
-forgotten, so a later read loads afresh. A load another read still waits for goes on, and
-so does a prefetch a read joined: that is the prefetch's work, wanted by the reader who asked.
-
-Lock order: the store's lock comes before the engine's. A load that finishes at once
-runs its done-callback inside the store's lock, and that callback asks `is_open` (the
-engine's lock) and `readers` (the prefetch tracker's lock); so the engine never calls
-the store while it holds its own lock.
+One cache entry per (recording, rate, channel, segment) holds that channel's int32 counts,
+so every channel subset and every dtype is served from the same entries. A read hits
+what is cached, joins what is loading, and decodes the rest in one pool request split
+over the reader processes; a read whose call ends stops the loads nobody else waits for.
+What is cached and why, how a read is served, and the lock order: docs/server.md
+("Segments and the cache").
 """
 
 from __future__ import annotations
@@ -59,7 +30,11 @@ from .prefetch import Cancellable
 
 @dataclass(frozen=True)
 class SegmentKey:
-    """One channel's grid samples ``[k0, k1)`` of one segment: what is cached and loaded."""
+    """One channel's grid samples ``[k0, k1)`` of one segment: what is cached and loaded.
+
+    Keys name their channel, so a row can only ever be served as the channel it was
+    decoded for.
+    """
 
     path: str
     fs: float
@@ -81,9 +56,11 @@ class Source(Protocol):
 
 
 class _Flight:
-    """One pool request loading some channels of one segment; `background` (a prefetch)
-    until a foreground read joins it. `done` gets the rows once they are cached. `waiters`
-    counts the foreground reads waiting for it; `abortable`: started by one (not a prefetch).
+    """One pool request loading some channels of one segment.
+
+    `background` (a prefetch) until a foreground read joins it. `done` gets the rows once
+    they are cached. `waiters` counts the foreground reads waiting for it; `abortable`:
+    started by one (not a prefetch).
     """
 
     def __init__(
@@ -109,8 +86,10 @@ class _Flight:
 
 
 class _Handle:
-    """A prefetch's handle for the prefetch tracker: it can cancel the flight while it is
-    queued, without keeping the flight (and the rows it delivers) alive once it is done.
+    """A prefetch's handle for the prefetch tracker.
+
+    It can cancel the flight while it is queued, without keeping the flight (and the rows
+    it delivers) alive once it is done.
     """
 
     def __init__(self, flight: _Flight) -> None:
@@ -124,8 +103,19 @@ class _Handle:
 class SegmentStore:
     """The byte-bounded channel-segment cache and the loads that fill it. Thread-safe.
 
-    `is_open(path)` says whether a finished load may still be cached (its recording was
-    not closed meanwhile); `readers()` counts readers moving through recordings now.
+    Parameters
+    ----------
+    config : ServerConfig
+        The cache budget (`cache_mb`, or a budget that grows with the loads), and the
+        number of reader processes a load is split over.
+    pool : ReaderPool
+        Where segments are decoded.
+    is_open : callable
+        ``is_open(path)``: whether a finished load may still be cached (its recording was
+        not closed meanwhile). Called inside the store's lock.
+    readers : callable
+        ``readers()``: how many readers move through recordings now (the budget grows
+        with them when `cache_mb` is 0).
     """
 
     def __init__(
@@ -157,10 +147,35 @@ class SegmentStore:
     def get(
         self, rec: Source, fs: float, channels: Sequence[str], spans: Sequence[tuple[int, int]]
     ) -> list[Rows]:
-        """The rows of `channels` for each segment ``[k0, k1)`` in `spans`, from the cache or
-        from loads that fill it. Every load is submitted before any is waited for, so a long
-        cold read keeps all reader processes busy. A segment counts as a hit when all its
-        rows were cached, as a prefetch hit when a prefetch loaded (or is loading) any.
+        """The rows of some channels for each of some segments, from the cache or from loads.
+
+        Every load is submitted before any is waited for, so a long cold read keeps all
+        reader processes busy. A segment counts as a hit when all its rows were cached, as
+        a prefetch hit when a prefetch loaded (or is loading) any. When the RPC being
+        handled ends first (`cancel.current`), the loads nobody else waits for are stopped.
+
+        Parameters
+        ----------
+        rec : Source
+            The recording (path, password, decoder).
+        fs : float
+            The channels' rate.
+        channels : sequence of str
+            The channels (a name may repeat).
+        spans : sequence of (int, int)
+            Each segment's grid samples ``[k0, k1)``.
+
+        Returns
+        -------
+        list of Rows
+            For each segment, channel name -> its int32 counts (read-only).
+
+        Raises
+        ------
+        mef3lab.errors.CancelledError
+            When the call ended before the data were read.
+        Exception
+            Whatever the decode raised (errors are never cached).
         """
         names = tuple(dict.fromkeys(channels))
         call = cancel.current()
@@ -193,9 +208,8 @@ class SegmentStore:
                 while key.channel not in rows:
                     try:
                         rows[key.channel] = flight.row(key.channel, call)
-                    except (
-                        FutureCancelled
-                    ):  # lost a race with a prefetch cancel: load it in the foreground
+                    except FutureCancelled:
+                        # Lost a race with a prefetch cancel: load it in the foreground.
                         flight = self._load(rec, [key], True, held)[0][key]
             with self._lock:
                 self._counters["misses" if flights else "hits"] += 1
@@ -208,8 +222,23 @@ class SegmentStore:
     def prefetch(
         self, rec: Source, fs: float, channels: Sequence[str], k0: int, k1: int
     ) -> Cancellable | None:
-        """Queue a background load of the channels of segment ``[k0, k1)`` that are neither
-        cached nor loading; None when there are none.
+        """Queue a background load of the channels of a segment that are neither cached nor loading.
+
+        Parameters
+        ----------
+        rec : Source
+            The recording.
+        fs : float
+            The channels' rate.
+        channels : sequence of str
+            The channels.
+        k0, k1 : int
+            The segment's grid samples ``[k0, k1)``.
+
+        Returns
+        -------
+        Cancellable or None
+            What cancels the load while it is queued; None when nothing needed loading.
         """
         keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in dict.fromkeys(channels)]
         with self._lock:
@@ -221,6 +250,7 @@ class SegmentStore:
         self.cache.drop(lambda k: k.path == path)
 
     def stats(self) -> dict[str, int]:
+        """Hits, misses, prefetches, prefetch hits, decoded samples and the cache's size."""
         c = self.cache.stats()
         with self._lock:
             out = dict(self._counters)
@@ -232,8 +262,10 @@ class SegmentStore:
         self.cache.clear()
 
     def _release(self, held: set[_Flight], aborted: bool) -> None:
-        """A read stops waiting for `held`. When its call was `aborted`, the unfinished loads it
-        started that nobody else waits for are stopped and forgotten (never cached).
+        """A read stops waiting for `held`.
+
+        When its call was `aborted`, the unfinished loads it started that nobody else waits
+        for are stopped and forgotten (never cached).
         """
         stop = []
         with self._lock:
@@ -255,9 +287,11 @@ class SegmentStore:
         foreground: bool,
         held: set[_Flight] | None = None,
     ) -> tuple[dict[SegmentKey, _Flight], bool]:
-        """The loads that deliver `keys`: those in flight, and one new one for the rest (never
-        two loads of one channel-segment); and whether a prefetch under way serves any. A
-        foreground caller's loads count it as a waiter and are added to `held`.
+        """The loads that deliver `keys`, and whether a prefetch under way serves any.
+
+        Those in flight, and one new one for the rest (never two loads of one
+        channel-segment). A foreground caller's loads count it as a waiter and are added
+        to `held`.
         """
         found: dict[SegmentKey, _Flight] = {}
         joined = False
@@ -272,9 +306,8 @@ class SegmentStore:
                         flight.background = False  # from now on nobody may cancel it
                         joined = True
                     found[key] = flight
-                elif (
-                    self.cache.peek(key) is not None
-                ):  # loaded while this caller waited for the lock
+                elif self.cache.peek(key) is not None:
+                    # Loaded while this caller waited for the lock.
                     flight = _Flight((key,), False, self._lock)
                     flight.done.set_result({key.channel: self.cache.peek(key)})
                     found[key] = flight
@@ -301,9 +334,10 @@ class SegmentStore:
         return flight
 
     def _submit(self, rec: Source, keys: tuple[SegmentKey, ...], foreground: bool) -> Future:
-        """Hand the decode to the pool, split by channels over the reader processes: the read a
-        user waits for uses every core, and prefetches complete nearest first (segment N+1 is
-        ready twice as soon as when each process decodes a whole segment of its own).
+        """Hand the decode to the pool, split by channels over the reader processes.
+
+        The read a user waits for uses every core, and prefetches complete nearest first
+        (segment N+1 is ready sooner than if each process decoded a whole segment of its own).
         """
         k0, k1 = keys[0].k0, keys[0].k1
         req = ReadRequest(
@@ -330,7 +364,7 @@ class SegmentStore:
                 keep = self._is_open(flight.keys[0].path)  # not closed while loading
                 if keep and flight.background:
                     self._prefetched.update(flight.keys)
-            rows = dict(zip((k.channel for k in flight.keys), result.take_rows()))
+            rows = dict(zip((k.channel for k in flight.keys), result.take_rows(), strict=True))
             flight.done.set_result(rows)
             if keep:
                 self._grow_budget(sum(a.nbytes for a in rows.values()))
@@ -344,8 +378,9 @@ class SegmentStore:
                         del self._inflight[key]
 
     def _grow_budget(self, segment_bytes: int) -> None:
-        """Without CACHE_MB the budget follows the largest load and the number of readers
-        moving through recordings now, so concurrent readers' prefetches are not evicted unread.
+        """Without CACHE_MB, grow the budget with the largest load and the readers moving now.
+
+        So concurrent readers' prefetches are not evicted unread.
         """
         if self.config.cache_mb <= 0:
             wanted = self.config.cache_budget_bytes(segment_bytes, self._readers())

@@ -1,11 +1,9 @@
 """Who has which recording open, and each client's settings for it.
 
-A recording is opened once however many clients open it (`Recording`), and closed when
-the last one leaves; each client keeps its own view of it (`ClientView`: segment size,
-channel selection), so one client's settings never change another's reads. Clients
-silent for `client_idle_s` are forgotten. The limits on open recordings are checked here.
-What a close must also free (cached segments, readers, prefetch streams) is the owner's
-to do: `Sessions` calls its `on_close` after every close.
+A recording is opened once however many clients open it, and closed when the last one
+leaves; each client keeps its own view of it (segment size, channel selection). The open
+limits and the forgetting of idle clients live here; what a close must also free is the
+owner's to do, told through `on_close` (docs/server.md, "Sessions").
 """
 
 from __future__ import annotations
@@ -31,29 +29,64 @@ MIN_SEGMENT_SECONDS = 1.0
 
 @dataclass
 class Recording:
-    """A recording open on the server (shared by every client that opened it)."""
+    """A recording open on the server (shared by every client that opened it).
+
+    Parameters
+    ----------
+    path : str
+        Its key: the canonical path (see `Sessions.resolve`).
+    password : str
+        The password it was opened with ("" for none).
+    decoder : str
+        The reader engine that decodes it (`open_reader`'s `engine`).
+    info : SessionInfo
+        What it holds.
+    clients : set of str
+        The clients that have it open.
+    """
 
     path: str
     password: str
-    decoder: str  # the reader engine that decodes it (`open_reader`'s engine)
+    decoder: str
     info: SessionInfo
     clients: set[str] = field(default_factory=set)
 
 
 @dataclass
 class ClientView:
-    """One client's settings for one recording."""
+    """One client's settings for one recording.
 
-    segment_seconds: float | None = None  # None: the server's default (see `Engine.segment_grid`)
-    channels: tuple[str, ...] | None = None  # selection used when a read names none
+    Parameters
+    ----------
+    segment_seconds : float or None
+        Its segment size; None: the server's default (see `Sessions.segment_grid`).
+    channels : tuple of str or None
+        The selection a read that names no channels uses; None: all.
+    """
+
+    segment_seconds: float | None = None
+    channels: tuple[str, ...] | None = None
 
 
 class Sessions:
-    """Open recordings and per-client views. Thread-safe: one lock guards recordings, views
-    and last-seen times (never held while calling out, except `is_open`'s).
+    """Open recordings and per-client views.
 
-    `on_close(client, key, last)` is called after `client` closed the recording `key`
-    (`last`: nobody has it open any more), outside the lock.
+    Thread-safe: one lock guards recordings, views and last-seen times; it is never held
+    while calling out. A thread of its own closes the recordings of idle clients until
+    `stop`.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        The open limits, the idle time and the segment sizes.
+    pool : ReaderPool
+        Where recordings are opened.
+    resolve : callable or None
+        ``resolve(client, path)``: the key of the recording `client` means by `path`, or
+        an error when it may not open it (served roots); None: the canonical path.
+    on_close : callable
+        ``on_close(client, key, last)``, called after `client` closed the recording `key`
+        (`last`: nobody has it open any more), outside the lock.
     """
 
     def __init__(
@@ -70,9 +103,8 @@ class Sessions:
         self._resolve = resolve or (lambda client, path: canonical_path(path) if path else path)
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
-        self._opening: set[tuple[str, str]] = (
-            set()
-        )  # (client, key) opens under way: they hold a place
+        #: (client, key) of the opens under way: they hold a place (see `_reserve`).
+        self._opening: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self._last_seen: dict[str, float] = {}
         self._stopping = threading.Event()
@@ -85,7 +117,32 @@ class Sessions:
     def open(
         self, client: str, path: str, password: str | None = None, decoder: str | None = None
     ) -> SessionInfo:
-        """Open `path` for `client` (a second client, or a second open, is a normal open)."""
+        """Open a recording for a client; a second client, or a second open, is a normal open.
+
+        Parameters
+        ----------
+        client : str
+            Who opens it.
+        path : str
+            The recording as the client names it.
+        password : str or None
+            Its password, if encrypted; every client must give it.
+        decoder : str or None
+            The reader engine for a recording not open yet (None: the server's default).
+
+        Returns
+        -------
+        SessionInfo
+            What the recording holds.
+
+        Raises
+        ------
+        mef3lab.errors.TooManyOpenError
+            Beyond `max_open_per_client` or `max_open_total` (opens under way count).
+        mef3lab.errors.Mef3LabError
+            What resolving or opening the recording raised (not served, not found, a
+            wrong password, ...).
+        """
         key = self.resolve(client, path)
         password = password or ""
         with self._lock:
@@ -104,7 +161,7 @@ class Sessions:
         if rec is None:
             decoder = decoder or self.config.engine
             # Every worker starts opening it now, beside the one that answers `info`: the first
-            # (split) read needs them all, and one still opening made it 60-70 ms slower.
+            # (split) read needs them all, and would wait for any still opening.
             self.pool.preopen(key, password, decoder)
             info = self.pool.info(key, password, decoder)
             with self._lock:
@@ -118,10 +175,11 @@ class Sessions:
         return rec.info
 
     def _reserve(self, client: str, key: str) -> bool:
-        """Check the open limits and hold a place for this open (called under the lock, so two
-        opens at once cannot both take the last place); False when it needs none (re-opening).
+        """Check the open limits and hold a place for this open; False when it needs none.
 
-        Refuses an open beyond `max_open_per_client` or `max_open_total`; opens under way count.
+        Called under the lock, so two opens at once cannot both take the last place. A
+        re-open needs no place. Refuses an open beyond `max_open_per_client` or
+        `max_open_total`; opens under way count.
         """
         if (client, key) in self._views or (client, key) in self._opening:
             return False
@@ -144,7 +202,20 @@ class Sessions:
         return True
 
     def close(self, client: str, path: str) -> bool:
-        """Close `path` for `client`; the owner frees what the last client out held (`on_close`)."""
+        """Close a recording for a client, then tell the owner (`on_close`).
+
+        Parameters
+        ----------
+        client : str
+            Who closes it.
+        path : str
+            The recording as the client names it.
+
+        Returns
+        -------
+        bool
+            False when the client did not have it open.
+        """
         key = self.resolve(client, path)
         with self._lock:
             view = self._views.pop((client, key), None)
@@ -159,21 +230,34 @@ class Sessions:
         return True
 
     def recordings(self) -> list[Recording]:
-        """Every open recording (a snapshot, for status pages: its client sets are copies, since
-        opens and closes change them while a page is being made).
+        """Every open recording.
+
+        Returns
+        -------
+        list of Recording
+            A snapshot, for status pages: its client sets are copies, since opens and
+            closes change them while a page is being made.
         """
         with self._lock:
             return [replace(r, clients=set(r.clients)) for r in self._recordings.values()]
 
     def list_open(self, client: str) -> list[str]:
+        """The keys of the recordings `client` has open, sorted."""
         with self._lock:
             return sorted(p for (c, p) in self._views if c == client)
 
     def info(self, client: str, path: str) -> SessionInfo:
+        """What the recording `client` has open as `path` holds (`NotOpenError` if none)."""
         return self._open_view(client, path)[0].info
 
     def resolve(self, client: str, path: str) -> str:
-        """The key of the recording `client` means by `path` (refused when the server does not serve it)."""
+        """The key of the recording `client` means by `path`.
+
+        Raises
+        ------
+        mef3lab.errors.PathNotServedError
+            When the server does not serve it to this client (served roots).
+        """
         return self._resolve(client, path)
 
     def recording_decoder(self, client: str, path: str) -> str:
@@ -190,8 +274,20 @@ class Sessions:
             self._last_seen.pop(client, None)
 
     def expire_idle(self, now: float | None = None) -> list[str]:
-        """Forget clients silent for longer than `client_idle_s` (a client known only by its
-        connection can never come back once that connection is gone); returns who was forgotten.
+        """Close the recordings of the clients silent for longer than `client_idle_s`.
+
+        A client known only by its connection can never come back once that connection is
+        gone, so what it held would stay open for good otherwise.
+
+        Parameters
+        ----------
+        now : float or None
+            The time to measure silence at (`time.monotonic`; None: now).
+
+        Returns
+        -------
+        list of str
+            The clients forgotten.
         """
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -211,18 +307,41 @@ class Sessions:
 
     # -- per-client settings --------------------------------------------------------------
     def set_segment_seconds(self, client: str, path: str, seconds: float) -> dict[float, int]:
-        """Set this client's segment size; returns the number of segments per rate."""
+        """Set this client's segment size for one recording.
+
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        seconds : float
+            The segment size, at least `MIN_SEGMENT_SECONDS`.
+
+        Returns
+        -------
+        dict of float to int
+            The number of segments of each rate group (by rate).
+
+        Raises
+        ------
+        mef3lab.errors.TimeRangeError
+            For a size under `MIN_SEGMENT_SECONDS`, or not finite.
+        mef3lab.errors.NotOpenError
+            When the client does not have the recording open.
+        """
         if not (seconds >= MIN_SEGMENT_SECONDS and math.isfinite(seconds)):
             raise TimeRangeError(
-                f"a segment must last at least {MIN_SEGMENT_SECONDS:g} s (and be finite), not {seconds!r}"
+                f"a segment must last at least {MIN_SEGMENT_SECONDS:g} s (and be finite), "
+                f"not {seconds!r}"
             )
         rec, view = self._open_view(client, path)
         view.segment_seconds = float(seconds)
         return {g.fs: self.segment_grid(client, path, g)[1] for g in rec.info.rate_groups}
 
     def segment_seconds(self, client: str, path: str) -> float:
-        """The segment size this client's reads use: its own, else the server's default as the
-        rate groups use it (the shortest group's where wide, fast groups were shortened).
+        """The segment size this client's reads use, in seconds.
+
+        Its own, else the server's default as the rate groups use it (the shortest group's
+        where wide, fast groups were shortened: see `segment_grid`).
         """
         rec, view = self._open_view(client, path)
         if view.segment_seconds is not None:
@@ -232,7 +351,25 @@ class Sessions:
     def set_channels(
         self, client: str, path: str, channels: Sequence[str] | None
     ) -> tuple[str, ...]:
-        """This client's channel selection for reads that name none (None or empty = all)."""
+        """Set this client's channel selection, for the reads that name no channels.
+
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        channels : sequence of str or None
+            The selection; None or empty: all channels.
+
+        Returns
+        -------
+        tuple of str
+            The channels such a read now gets.
+
+        Raises
+        ------
+        mef3lab.errors.UnknownChannelError
+            For a channel the recording does not have.
+        """
         rec, view = self._open_view(client, path)
         view.channels = rec.info.check_channels(channels) if channels else None
         return view.channels or rec.info.names
@@ -240,17 +377,35 @@ class Sessions:
     def channels(
         self, client: str, path: str, channels: Sequence[str] | None = None
     ) -> tuple[str, ...]:
-        """The channels a read means: those named, else the client's selection, else all."""
+        """The channels a read means: those named, else the client's selection, else all.
+
+        Raises
+        ------
+        mef3lab.errors.UnknownChannelError
+            For a channel the recording does not have.
+        """
         rec, view = self._open_view(client, path)
         return rec.info.check_channels(channels or view.channels)
 
     def segment_grid(self, client: str, path: str, group: RateGroup) -> tuple[int, int]:
-        """(samples per segment, number of segments) of `group` for this client.
+        """How this client's segments cut a rate group's grid.
 
-        A client that chose no size gets `segment_seconds`, shortened to whole seconds where
-        a segment of all the group's channels would exceed `segment_mb` as float32 (256
-        channels at 32 kHz: 8 s, not 300 s and 9.8 GB), or half the read limit (so that
-        float64 segments are never refused); never below one second.
+        A client that chose no size gets the server's `segment_seconds`, shortened to whole
+        seconds where a segment of all the group's channels would exceed `segment_mb` as
+        float32, or half the read limit (so that float64 segments are never refused); never
+        below `MIN_SEGMENT_SECONDS`.
+
+        Parameters
+        ----------
+        client, path : str
+            The client and the recording as it names it.
+        group : RateGroup
+            One of the recording's rate groups.
+
+        Returns
+        -------
+        tuple of (int, int)
+            (samples per segment, number of segments).
         """
         _, view = self._open_view(client, path)
         seconds = view.segment_seconds
@@ -267,7 +422,13 @@ class Sessions:
             return key in self._recordings
 
     def recording(self, client: str, path: str) -> Recording:
-        """The recording `client` has open as `path` (`NotOpenError` when it has not)."""
+        """The recording `client` has open as `path`.
+
+        Raises
+        ------
+        mef3lab.errors.NotOpenError
+            When the client does not have it open.
+        """
         return self._open_view(client, path)[0]
 
     def stats(self) -> dict[str, int]:
