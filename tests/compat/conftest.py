@@ -1,4 +1,4 @@
-"""Compatibility tests: the lab's clients (generated here from the spec) against a real server process.
+"""Compatibility tests: the lab's clients (generated here from the spec) against a real server.
 
 `spec` compiles tests/compat/spec/gRPCMef3Server.proto with grpc_tools.protoc into a
 temporary package whose descriptors live in a private pool, so it never clashes with
@@ -190,7 +190,7 @@ def collect(stream) -> Reply:
 
 @pytest.fixture
 def make_client(spec, server):
-    """`make_client(client_id=None, metadata=())`: a new connection to the server, closed afterwards."""
+    """`make_client(client_id=None, metadata=())`: a new connection to the server, closed after."""
     made = []
 
     def make(client_id=None, metadata=()):

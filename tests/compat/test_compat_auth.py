@@ -1,4 +1,4 @@
-"""The lab's old clients against a server with a static token, each given it by the documented one line.
+"""The lab's old clients against a server with a static token, given it by the documented line.
 
 The original client is the spec's generated stub (`Client` in conftest); the successor is its
 real PyPI package, `mef3io-server`, whose pins (grpcio 1.81, protobuf 6) cannot live in this
@@ -25,8 +25,12 @@ from tests.compat.conftest import Client
 
 TOKEN = "lab-token-0c1d"
 SUCCESSOR = "mef3io-server==3.1.0"
-#: The line the README gives for the lab's clients.
-ONE_LINE = "client.stub = type(client.stub)(grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer()))"
+#: The statement the README gives for the lab's clients, as it is written there (in a list item).
+ONE_LINE = (
+    "client.stub = type(client.stub)(\n"
+    "      grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer())\n"
+    "  )"
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +93,8 @@ import grpc, numpy as np
 import mef3lab.client.credentials
 from mef3io_server.client import Mef3Client
 
-address, path, t0, out, with_token = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
+address, path, t0, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+with_token = sys.argv[5] == "1"
 client = Mef3Client(address)
 if with_token:
     {line}

@@ -1,4 +1,4 @@
-"""Per-client state: ids (the successor) and connections (the original), shared cache, same engine."""
+"""Per-client state: ids (the successor) and connections (the original), one cache, one engine."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_two_clients_keep_their_own_segments_and_channels(make_client, recording
     path = str(recording)
     assert _setup(a, path, 180, ["ch007", "ch002"]) == 4
     assert _setup(b, path, 7, ["ch001"]) == 86
-    for step in range(2):  # interleaved, and again from the cache
+    for _ in range(2):  # interleaved, and again from the cache
         _check(a, path, rd, 0, 180, ["ch007", "ch002"])
         _check(b, path, rd, 3, 7, ["ch001"])
         _check(a, path, rd, 3, 180, ["ch007", "ch002"])
@@ -64,7 +64,7 @@ def test_two_clients_keep_their_own_segments_and_channels(make_client, recording
 
 
 def test_reordered_active_channels_on_a_cache_hit(make_client, recording, reader, server):
-    """The old server's bug: after SetActiveChannels, a cached segment came back in the old row order."""
+    """The old server's bug: after SetActiveChannels, a cached segment kept the old row order."""
     c = make_client("reorder")
     rd = reader(recording)
     path = str(recording)

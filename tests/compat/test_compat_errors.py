@@ -1,4 +1,4 @@
-"""Errors travel in `error_message` with a clear text, with an OK status, and the server goes on serving."""
+"""Errors travel in `error_message` with a clear text and an OK status; the server serves on."""
 
 from __future__ import annotations
 

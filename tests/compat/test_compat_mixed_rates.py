@@ -1,4 +1,4 @@
-"""Mixed sampling rates: a clear message naming the rate groups, per-group reads, and display reads of all."""
+"""Mixed sampling rates: a message naming the rate groups, per-group reads, display reads of all."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_display_read_of_all_channels(mixed):
     assert list(rep.messages[0].channel_names) == order
     assert rep.messages[0].fs == pytest.approx(1000 / 60)
     assert (rep.messages[0].start_uutc, rep.messages[-1].end_uutc) == (t0, t1)
-    for row, name in zip(rep.array, order):
+    for row, name in zip(rep.array, order, strict=True):
         full = rd.read([name], t0, t1, "float32")[0]
         edges = (np.arange(500) * full.size) // 500
         with np.errstate(invalid="ignore"):

@@ -1,4 +1,4 @@
-"""The interface itself: the proto, every RPC, and the data on the wire (values, dtype, times, splitting)."""
+"""The interface itself: the proto, every RPC, the wire's data (values, dtype, times, chunks)."""
 
 from __future__ import annotations
 

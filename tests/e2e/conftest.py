@@ -1,4 +1,4 @@
-"""End-to-end fixtures: real `mef3lab serve` processes on real ports, real reader workers, real files.
+"""End-to-end fixtures: real `mef3lab serve` processes on real ports, real reader workers and files.
 
 `launch(**overrides)` starts a server (`ServerProcess`, so exactly what a notebook runs)
 with an environment cleared of the server's own variables, so that only what a test
@@ -11,6 +11,7 @@ had (server, reader workers, resource tracker) is still alive.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -126,10 +127,8 @@ class Servers:
 
     def note(self, srv: ServerProcess) -> None:
         with self._lock:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 self.seen.setdefault(srv.pid, psutil.Process(srv.pid))
-            except psutil.NoSuchProcess:
-                pass
             for p in descendants(srv.pid):
                 self.seen.setdefault(p.pid, p)
 
@@ -163,7 +162,8 @@ def _server_like(p: psutil.Process) -> bool:
     try:
         cmd = " ".join(p.cmdline())
         if "resource_tracker" in cmd and p.ppid() == os.getpid():
-            return False  # this test process's own tracker (in-process pools of other tests): it ends with us
+            # This test process's own tracker (in-process pools of other tests): it ends with us.
+            return False
         return p.status() != psutil.STATUS_ZOMBIE and ("mef3lab" in cmd or "multiprocessing" in cmd)
     except psutil.NoSuchProcess:
         return False
@@ -188,10 +188,8 @@ def _servers() -> Servers:
         time.sleep(0.05)
     described = []
     for pid in sorted(left):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             described.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())}")
-        except psutil.NoSuchProcess:
-            pass
     assert not described, "mef3lab server/worker processes left after the e2e tests:\n" + "\n".join(
         described
     )

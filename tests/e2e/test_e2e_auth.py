@@ -43,12 +43,13 @@ def guarded(module_launch, token_file, tmp_path_factory):
 
 def test_missing_or_wrong_tokens_are_unauthenticated(guarded, recording):
     for token in (None, "alice-token-7f3b", "Bearer", TOKENS["alice"][:-1]):
-        with Mef3Client(guarded.address, token=token) as c:
-            with pytest.raises(AuthenticationError, match="needs a token|not accepted"):
-                c.open_file(str(recording))
-    with grpc.insecure_channel(
-        guarded.address
-    ) as channel:  # not even a hint about paths without a token
+        with (
+            Mef3Client(guarded.address, token=token) as c,
+            pytest.raises(AuthenticationError, match="needs a token|not accepted"),
+        ):
+            c.open_file(str(recording))
+    # Not even a hint about paths without a token.
+    with grpc.insecure_channel(guarded.address) as channel:
         stub = mef3lab_pb2_grpc.Mef3LabStub(channel)
         with pytest.raises(grpc.RpcError) as err:
             stub.GetStats(mef3lab_pb2.StatsRequest(), timeout=30)

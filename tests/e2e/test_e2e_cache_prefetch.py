@@ -1,4 +1,4 @@
-"""The cache stays inside its byte budget and empties when a recording closes; readahead really hits."""
+"""The cache stays inside its byte budget and empties when a recording closes; readahead hits."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_closing_by_the_last_client_frees_the_cache(
 
 # -- readahead ---------------------------------------------------------------------------------
 def cached(client, segments: int):
-    """Stats once `segments` segments of every channel are cached (one entry per channel-segment)."""
+    """Stats once `segments` segments of every channel are cached (an entry per channel-segment)."""
     return wait_for(
         lambda: (s := client.stats())["cache_entries"] >= segments * N_CH and s,
         timeout=10,

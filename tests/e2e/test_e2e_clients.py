@@ -1,4 +1,4 @@
-"""Clients of one server: each gets its own segments, its own open files; many at once get correct data."""
+"""Clients of one server: each has its own segments and open files; many at once read correctly."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def test_many_clients_random_reads_at_once(small_cache_server, connect, recordin
     sizes = [5.0, 7.0, 13.0, 30.0]
     clients = [connect(small_cache_server, f"random-{i}") for i in range(len(sizes))]
     results: dict[int, list] = {}
-    for c, s in zip(clients, sizes):
+    for c, s in zip(clients, sizes, strict=True):
         c.open_file(recording)
         c.set_signal_chunk_size(recording, s)
 

@@ -1,6 +1,8 @@
-"""Every damage case through a real server: the session opens, its info names the damaged channel and
-why, the other channels equal the intact copy, the damaged one fails with DATA_LOSS, and the server
-keeps serving another client reading an intact recording all along."""
+"""Every damage case through a real server: the session opens, its info names the damaged channel.
+
+The info says why, the other channels equal the intact copy, the damaged one fails with
+DATA_LOSS, and the server keeps serving another client reading an intact recording all along.
+"""
 
 from __future__ import annotations
 

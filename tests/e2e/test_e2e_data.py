@@ -1,4 +1,4 @@
-"""Every data RPC of mef3lab.v1, through a real server process, equals a direct read sample for sample."""
+"""Every data RPC of mef3lab.v1, through a real server process, equals a direct read exactly."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def test_raw_counts(plain, recording, reference, names):
 
 # -- envelopes ---------------------------------------------------------------------------------
 def envelope_of(data: np.ndarray, bins: int) -> np.ndarray:
-    """(2, channels, bins) min/max of near-equal slices, from plain numpy (NaN where a bin has no data).
+    """(2, channels, bins) min/max of near-equal slices, by plain numpy (NaN where a bin is empty).
 
     Bin j is samples ``[j * n // bins, (j + 1) * n // bins)``, in exact integer arithmetic.
     """

@@ -1,4 +1,4 @@
-"""Bad input: the right gRPC status, the right mef3lab exception with a clear message, and the server serves on."""
+"""Bad input: the right gRPC status and mef3lab exception, a clear message; the server serves on."""
 
 from __future__ import annotations
 

@@ -111,6 +111,6 @@ def test_xarray_through_the_server(srv, direct, factor_change_recording):
         steady = direct.read_raw(["steady"], 0, N).counts[0]
         np.testing.assert_array_equal(ds.signal.sel(channel="steady").values, steady)
         with pytest.raises(FactorChangeError, match="read it as float32 or float64"):
-            ds.signal.sel(channel="gain").values
+            _ = ds.signal.sel(channel="gain").values
     finally:
         ds.close()

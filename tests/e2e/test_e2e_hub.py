@@ -41,7 +41,8 @@ ADMIN_TOKEN = "test-admin-token-3b9e"
 README = Path(__file__).parents[2] / "README.md"
 SNIPPET_START = "# jupyterhub_config.py: mef3lab as a managed hub service"
 
-#: The test's own hub settings: loopback ports, a work folder, DummyAuthenticator, a token to issue user tokens with.
+#: The test's own hub settings: loopback ports, a work folder, DummyAuthenticator, a token to
+#: issue user tokens with.
 HUB_CONFIG = """
 import os, sys
 c = get_config()  # noqa
@@ -56,7 +57,8 @@ c.Authenticator.allow_all = True
 c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{workdir}/cookie_secret"
 c.JupyterHub.pid_file = "{workdir}/jupyterhub.pid"
-c.JupyterHub.load_groups = {{"neuro": {{"users": ["alice"]}}, "students": {{"users": ["bob"]}}}}  # creates both users
+# Creates both users.
+c.JupyterHub.load_groups = {{"neuro": {{"users": ["alice"]}}, "students": {{"users": ["bob"]}}}}
 # Real single-user servers, as this process's user, in the work folder (root needs --allow-root).
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = "{workdir}/home/{{username}}"
@@ -103,7 +105,8 @@ def proxy_command() -> str:
         return found
     if not shutil.which("npm"):  # a hub without its proxy cannot run: say so, never skip quietly
         pytest.fail(
-            "configurable-http-proxy is not on PATH and npm (apt-get install npm) is not there to fetch it"
+            "configurable-http-proxy is not on PATH and npm (apt-get install npm) is not there "
+            "to fetch it"
         )
     cache = Path(tempfile.gettempdir()) / "mef3lab-test-deps" / "configurable-http-proxy"
     binary = cache / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -180,15 +183,15 @@ def hub(tmp_path_factory, recording):
     )
     env = clean_env(CONFIGPROXY_AUTH_TOKEN="proxy-token-for-tests")
     env.pop("JUPYTERHUB_API_TOKEN", None)
-    log = open(work / "hub.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-        cwd=work,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(work / "hub.log", "wb") as log:  # the hub writes to its own copy of the file
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     address = f"127.0.0.1:{ports['port']}"
     family: set[int] = {proc.pid}
     try:
@@ -212,7 +215,6 @@ def hub(tmp_path_factory, recording):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             pytest.fail("the hub did not stop on SIGTERM")
-        log.close()
         wait_for(
             lambda: not alive(family),
             timeout=20,
@@ -259,7 +261,7 @@ def test_a_made_up_token_is_unauthenticated(hub):
 
 
 def test_the_lab_clients_api_knows_the_hub_user_too(hub, reference, recording):
-    """gRPCMef3Server (the lab's old clients, with the README's interceptor line): same user, same groups."""
+    """The lab's old clients (with the README's interceptor line) are the same user, same groups."""
     address, hub_port, (eeg, ieeg), _ = hub
     for user, opens in (("alice", True), ("bob", False)):
         channel = grpc.intercept_channel(
@@ -292,7 +294,7 @@ def test_a_user_outside_a_roots_group_is_denied_it(hub, reference, recording):
 
 
 def spawned_server_env(hub_port: int, user: str) -> dict[str, str]:
-    """The environment the hub gave `user`'s running single-user server (what its kernels inherit)."""
+    """The environment the hub gave `user`'s running single-user server (its kernels inherit it)."""
     for p in psutil.process_iter(["cmdline"]):
         try:
             if "jupyterhub.singleuser" in " ".join(p.info["cmdline"] or ()):
@@ -352,7 +354,7 @@ def test_the_status_page_through_the_hub_needs_a_token_and_shows_only_ones_own(h
     opened = {"alice": "ieeg/pt-01.mefd", "bob": "eeg/sub-01.mefd"}
     clients = [Mef3Client(address, token=tokens[user]) for user in opened]
     try:
-        for c, (user, name) in zip(clients, opened.items()):
+        for c, name in zip(clients, opened.values(), strict=True):
             c.open_file(name)
         url = f"http://127.0.0.1:{proxy_port}/services/mef3lab/api/status"
         seen = {}

@@ -1,4 +1,4 @@
-"""The server process: SIGTERM drains and leaves nothing behind, health, flags, environment variables."""
+"""The server process: SIGTERM drains and leaves nothing behind; health, flags, env variables."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def test_sigint_is_a_clean_stop_too(launch, connect, recording):
 
 
 def test_a_killed_server_leaves_no_orphans_or_shared_memory(_servers, connect, big_recording):
-    """SIGKILL of the server mid-read: its workers and resource tracker still go, with every block."""
+    """SIGKILL of the server mid-read: its workers, resource tracker and blocks still go."""
     srv = _servers.start(n_process_workers=2, n_prefetch=0)
     try:
         c = connect(srv)

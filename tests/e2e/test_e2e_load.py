@@ -1,6 +1,8 @@
 """Load, bounded and on loopback: 50 clients at once (half paging, half random windows) for a few
 seconds against one server; no call fails, every reply equals a direct read, the server's memory
-stays within its cache budget plus a fixed overhead. The full 60 s run is table E of the benchmarks."""
+stays within its cache budget plus a fixed overhead. The full 60 s run is table E of the
+benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +35,10 @@ def test_fifty_clients_at_once(module_launch, recording):
         window_s=4.0,
     )
     print(
-        f"\n{CLIENTS} clients, {result.seconds:.1f} s: {result.calls} calls, p50 {result.p(50):.1f} ms, "
-        f"p95 {result.p(95):.1f} ms, p99 {result.p(99):.1f} ms; server RSS {result.rss_start_mb:.0f} -> "
-        f"{result.rss_peak_mb:.0f} MB (cache budget {result.cache_budget_mb:.0f} MB)"
+        f"\n{CLIENTS} clients, {result.seconds:.1f} s: {result.calls} calls, "
+        f"p50 {result.p(50):.1f} ms, p95 {result.p(95):.1f} ms, p99 {result.p(99):.1f} ms; "
+        f"server RSS {result.rss_start_mb:.0f} -> {result.rss_peak_mb:.0f} MB "
+        f"(cache budget {result.cache_budget_mb:.0f} MB)"
     )
     assert not result.failures, result.failures[:5]
     assert (

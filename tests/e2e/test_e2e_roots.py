@@ -1,4 +1,4 @@
-"""A real server with served roots: both APIs open only what is under a root, and List browses them."""
+"""A real server with served roots: both APIs open only what is under a root; List browses them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from .conftest import assert_same
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, recording):
-    """eeg/ holding a copy of `recording` as sub-01.mefd (and a folder), a link out of it, and the original outside."""
+    """eeg/ holding a copy of `recording` as sub-01.mefd (and a folder), a link out of it, and the
+    original outside.
+    """
     base = tmp_path_factory.mktemp("served")
     eeg = base / "eeg"
     shutil.copytree(recording, eeg / "sub-01.mefd")

@@ -1,4 +1,4 @@
-"""TLS: a real server with a certificate signed by a CA generated here; clients trust it through MEF3LAB_TLS_CA."""
+"""TLS: a real server with a certificate of a CA made here; clients trust it by MEF3LAB_TLS_CA."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def pem(cert) -> bytes:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    """Files: ca.pem (the lab's CA), other-ca.pem (someone else's), server.pem + server.key (signed by ca)."""
+    """Files: ca.pem (the lab's CA), other-ca.pem (another CA), server.pem/.key (signed by ca)."""
     d = tmp_path_factory.mktemp("pki")
     ca_key, ca = make_ca("mef3lab test CA")
     _, other = make_ca("another CA")
@@ -108,9 +108,11 @@ def test_a_client_trusting_the_ca_reads_over_tls(
 
 
 def test_tls_still_needs_the_token(tls_server, pki, recording):
-    with Mef3Client(tls_server.address, token=None, tls_ca=(pki / "ca.pem").read_bytes()) as c:
-        with pytest.raises(AuthenticationError):
-            c.open_file(str(recording))
+    with (
+        Mef3Client(tls_server.address, token=None, tls_ca=(pki / "ca.pem").read_bytes()) as c,
+        pytest.raises(AuthenticationError),
+    ):
+        c.open_file(str(recording))
 
 
 @pytest.mark.parametrize("ca", [None, "other-ca.pem"])
@@ -118,9 +120,11 @@ def test_a_client_that_does_not_trust_the_certificate_cannot_connect(
     tls_server, pki, recording, ca
 ):
     trusted = None if ca is None else (pki / ca).read_bytes()
-    with Mef3Client(tls_server.address, token=TOKEN, tls_ca=trusted, timeout=10) as c:
-        with pytest.raises(ServerUnavailableError):
-            c.open_file(str(recording))
+    with (
+        Mef3Client(tls_server.address, token=TOKEN, tls_ca=trusted, timeout=10) as c,
+        pytest.raises(ServerUnavailableError),
+    ):
+        c.open_file(str(recording))
 
 
 def test_a_certificate_without_its_key_is_refused(launch, pki):
