@@ -40,7 +40,7 @@ def _iso(uutc: int) -> str:
     return str(np.datetime64(int(uutc), "us"))
 
 
-def _source_attrs(spec: SourceSpec) -> dict[str, str]:
+def _spec_attrs(spec: SourceSpec) -> dict[str, str]:
     return {
         "mef3_path": spec.path,
         "mef3_address": spec.address or "",
@@ -72,7 +72,7 @@ def _dataset(
     ]
     single = len(groups) == 1
     start = info.start_uutc
-    common = {"start_uutc": int(start), "start_time": _iso(start), **_source_attrs(spec)}
+    common = {"start_uutc": int(start), "start_time": _iso(start), **_spec_attrs(spec)}
 
     data_vars: dict[Hashable, xr.Variable] = {}
     coords: dict[Hashable, Any] = {}
@@ -135,7 +135,7 @@ def _dataset(
         ds.attrs["damaged_channels"] = "; ".join(
             f"{name}: {why}" for name, why in info.damaged.items()
         )
-    ds.encoding["source"] = spec.path
+    ds.encoding["source"] = spec.path  # xarray's key for the file a Dataset was read from
     return ds
 
 
