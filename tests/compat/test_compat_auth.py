@@ -27,9 +27,8 @@ TOKEN = "lab-token-0c1d"
 SUCCESSOR = "mef3io-server==3.1.0"
 #: The statement the README gives for the lab's clients, as it is written there (in a list item).
 ONE_LINE = (
-    "client.stub = type(client.stub)(\n"
-    "      grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer())\n"
-    "  )"
+    "client.stub = type(client.stub)"
+    "(grpc.intercept_channel(client.channel, mef3lab.client.credentials.bearer()))"
 )
 
 
