@@ -1,27 +1,12 @@
 """Crash-isolated reader processes: where the server decodes samples, and how they come back.
 
-Why processes. pymef keeps global state, holds the GIL for a whole C call and
-segfaults on some damaged files. So decoding happens in spawned worker processes
-(spawn, never fork: gRPC in the parent is not fork-safe), each keeping its own open
-readers, cached per (path, password, engine) because opening is costly. A worker that
-dies takes only its current request with it: that request fails with
-`CorruptDataError`, the worker is replaced, everything else keeps being served.
-
-Where each part lives:
-
-* `requests`: what callers ask (`ReadRequest`, `CALLABLE`) and get (`SharedArray`), and
-  the parent's record of a request in flight;
-* `shm`: how samples come back, in shared-memory blocks the parent owns and unlinks;
-* `worker`: what runs in a worker process (its open readers, serving requests, dying
-  with the parent);
-* `errors`: how a reader's exception crosses the pipe and is raised again in the parent;
-* `dispatcher`: the parent's one thread that owns every pipe and process, and the crash
-  policy;
-* `inprocess`: n_workers=0, the same API and results in this process, for debugging;
-* this module: `ReaderPool`, the facade over either core.
-
-Lifetime. `close()` is idempotent and also runs at interpreter exit or when the pool is
-garbage-collected; no worker outlives the server, even when it is killed outright.
+Decoding happens in spawned worker processes, so that a decoder's crash, global state or
+held GIL never reaches the server: a worker that dies fails only its current request and
+is replaced. `ReaderPool` is the facade; `requests` (what is asked and returned), `shm`
+(shared-memory results), `split` (one read over several workers), `worker` (the worker
+process), `errors`, `dispatcher` (the parent's thread that owns every worker) and
+`inprocess` (no workers, for debugging) are its parts. Why and how: docs/server.md
+("The reader pool").
 """
 
 from __future__ import annotations
@@ -53,13 +38,30 @@ __all__ = ["CALLABLE", "ReadRequest", "ReaderPool", "SharedArray"]
 class ReaderPool:
     """Reads MEF samples and metadata in crash-isolated worker processes. Thread-safe.
 
-    n_workers: worker processes (0: read inside this process, one read at a time, for
-    debugging; same API and results). mp_context: a start method name or context; spawn
-    (the default) or forkserver, never fork in a process that runs gRPC. max_open: readers
-    each worker keeps open (least recently used closed first). engines: extra engines,
-    name -> "module:Class" (Reader subclasses), made available to `engine=` in every worker.
-    read_timeout_s: a request still running after this long has its worker killed and
-    replaced, and fails with `ReadTimeoutError` (0: no limit; not with n_workers=0).
+    `close()` is idempotent and also runs at interpreter exit or when the pool is garbage
+    collected; no worker outlives the server, even when it is killed outright.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes (0: read inside this process, one read at a time, for
+        debugging; same API and results).
+    mp_context : str or multiprocessing.context.BaseContext
+        A start method name or context: spawn (the default) or forkserver, never fork in
+        a process that runs gRPC.
+    max_open : int
+        Readers each worker keeps open (least recently used closed first).
+    engines : mapping of str to str or None
+        Extra reader engines, name -> "module:Class" (`Reader` subclasses), made available
+        to `engine=` in every worker.
+    read_timeout_s : float
+        A request still running after this long has its worker killed and replaced, and
+        fails with `ReadTimeoutError` (0: no limit; not with n_workers=0).
+
+    Raises
+    ------
+    ValueError
+        For a negative `n_workers`, or `max_open` under 1.
     """
 
     def __init__(
@@ -88,12 +90,31 @@ class ReaderPool:
         self._finalizer = weakref.finalize(self, self._core.close)
 
     def submit(self, req: ReadRequest, *, foreground: bool = True) -> Future[SharedArray]:
-        """Queue a read. Foreground reads go before background ones (prefetch).
+        """Queue a read; foreground reads go before background ones (prefetch).
 
-        Cancelling the future before a worker takes it means it is never run. The future
-        fails with the reader's own error (same class and message), `CorruptDataError` if the
-        worker crashed on it, or `mef3lab.errors.CancelledError` if the pool was closed first.
-        Done-callbacks run on the pool's dispatcher thread: keep them short.
+        Cancelling the future before a worker takes it means it is never run. Done-callbacks
+        run on the pool's dispatcher thread: keep them short.
+
+        Parameters
+        ----------
+        req : ReadRequest
+            What to read.
+        foreground : bool
+            False for a prefetch: it waits behind every foreground read.
+
+        Returns
+        -------
+        concurrent.futures.Future of SharedArray
+            Fails with the reader's own error (same class and message),
+            `CorruptDataError` if the worker crashed on it, `ReadTimeoutError` past the
+            read timeout, or `mef3lab.errors.CancelledError` if the pool was closed first.
+
+        Raises
+        ------
+        TypeError
+            When `req` is not a `ReadRequest`.
+        RuntimeError
+            When the pool is closed, or gave up starting workers.
         """
         if not isinstance(req, ReadRequest):
             raise TypeError(f"submit takes a ReadRequest, not {type(req).__name__}")
@@ -104,8 +125,24 @@ class ReaderPool:
     def submit_split(
         self, req: ReadRequest, ways: int, *, foreground: bool = True
     ) -> Future[SharedArray]:
-        """Like `submit`, with the channels divided among up to `ways` workers that decode at
-        once, each into its own rows of one result (see `split`). One way, or no workers, is `submit`.
+        """Like `submit`, with the channels divided among up to `ways` workers.
+
+        They decode at once, each into its own rows of one result (see `split`). One way,
+        or no workers, is `submit`.
+
+        Parameters
+        ----------
+        req : ReadRequest
+            What to read.
+        ways : int
+            Into how many parts (at most one per channel).
+        foreground : bool
+            False for a prefetch.
+
+        Returns
+        -------
+        concurrent.futures.Future of SharedArray
+            As for `submit`; the first part that fails fails the whole.
         """
         if not isinstance(req, ReadRequest):
             raise TypeError(f"submit_split takes a ReadRequest, not {type(req).__name__}")
@@ -124,15 +161,27 @@ class ReaderPool:
         return group
 
     def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
-        """Have `callback(canonical path, error)` hear of every request failed because its
-        reader process died or was killed for the read timeout, before the request fails.
+        """Hear of every request failed because its reader process died or was stopped.
+
+        Parameters
+        ----------
+        callback : callable
+            ``callback(canonical path, error)``, called before the request fails (on the
+            dispatcher thread); a crash, a read timeout or an abort.
         """
         self._core.watch_failures(callback)
 
     def abort(self, future: Future[SharedArray]) -> None:
-        """Stop a read nobody waits for any more: cancelled while queued; while it runs, its
-        worker is killed and replaced (a decode cannot be interrupted) and it fails with
-        `CancelledError`. Every part of a split read is stopped. A finished read is left alone.
+        """Stop a read nobody waits for any more.
+
+        Cancelled while queued; while it runs, its worker is killed and replaced (a decode
+        cannot be interrupted) and it fails with `CancelledError`. Every part of a split
+        read is stopped. A finished read is left alone.
+
+        Parameters
+        ----------
+        future : concurrent.futures.Future
+            What `submit` or `submit_split` returned.
         """
         for part in getattr(future, "parts", (future,)):
             self._core.abort(part)
@@ -145,7 +194,28 @@ class ReaderPool:
         *,
         timeout: float | None = None,
     ) -> Any:
-        """Open `path` in a worker (opening can crash too) and return its `SessionInfo`."""
+        """Open a recording in a worker (opening can crash too) and return what it holds.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The recording.
+        password : str or None
+            Its password, if encrypted.
+        engine : str or None
+            The reader engine (None: the default).
+        timeout : float or None
+            Seconds to wait (None: for as long as it takes).
+
+        Returns
+        -------
+        SessionInfo
+
+        Raises
+        ------
+        mef3lab.errors.Mef3LabError
+            What opening raised, as the reader raised it.
+        """
         return self.call(path, password, engine, "info", timeout=timeout)
 
     def call(
@@ -157,10 +227,32 @@ class ReaderPool:
         *args: Any,
         timeout: float | None = None,
     ) -> Any:
-        """``reader.<method>(*args)`` on `path`'s reader in a worker, result pickled back.
+        """``reader.<method>(*args)`` on a recording's reader in a worker, result pickled back.
 
         For small results (block envelopes, metadata); samples go through `submit`.
-        `method` is one of CALLABLE ("info" returns the SessionInfo).
+
+        Parameters
+        ----------
+        path, password, engine
+            The recording and how to open it (as for `info`).
+        method : str
+            One of `CALLABLE` ("info" returns the `SessionInfo`).
+        *args
+            The method's arguments.
+        timeout : float or None
+            Seconds to wait (None: for as long as it takes).
+
+        Returns
+        -------
+        object
+            What the method returned.
+
+        Raises
+        ------
+        ValueError
+            For a method not in `CALLABLE`.
+        RuntimeError
+            When called from a done-callback of this pool (it would wait for itself).
         """
         if method not in CALLABLE:
             raise ValueError(f"method must be one of {sorted(CALLABLE)}, not {method!r}")
@@ -176,8 +268,10 @@ class ReaderPool:
     def preopen(
         self, path: str | os.PathLike, password: str | None = None, engine: str | None = None
     ) -> None:
-        """Every worker opens `path` when it is next idle, so that the first read split
-        across them does not wait for the others to open it. Returns at once.
+        """Have every worker open a recording when it is next idle; returns at once.
+
+        So that the first read split across them does not wait for the others to open it.
+        A failure is left for the read that needs the recording to report.
         """
         self._core.preopen(
             reader_key(path, password, engine), absolute_path(path), password or "", engine
@@ -191,7 +285,11 @@ class ReaderPool:
         self._core.close_recording(canonical_path(path))
 
     def stats(self) -> dict[str, Any]:
-        """Workers (configured), alive, busy, queued, restarts, crashes, timeouts, aborted, pids."""
+        """The pool's counters.
+
+        Workers (configured), alive, ready, busy, queued, restarts, crashes, timeouts,
+        aborted, and the workers' pids.
+        """
         return self._core.stats()
 
     def close(self) -> None:
@@ -200,6 +298,7 @@ class ReaderPool:
 
     @property
     def closed(self) -> bool:
+        """Whether `close` has run."""
         return not self._finalizer.alive
 
     def __enter__(self) -> ReaderPool:

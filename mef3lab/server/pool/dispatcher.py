@@ -1,33 +1,16 @@
 """The parent side: one dispatcher thread that owns every worker process and pipe.
 
-It starts workers, hands a queued request to an idle one that has finished starting
-(foreground requests before background prefetches, FIFO within each, preferring a worker that
-already has the recording open), and waits on result pipes and process sentinels together, so
-a death is seen at once without polling. Only started workers get work: a part of a split read
-sent to a worker still starting (loading numpy, numba and the decoders) waited for it, and the
-first read after a server started was ~1.5x slower than any later cold read; now a started
-worker that finishes first takes the part instead. A worker that dies takes only its current request with it: that request
-fails with `CorruptDataError`, the worker is replaced, everything else keeps being served.
-
-Crash policy. A request whose worker dies is failed, never retried on another worker: a
-deterministic segfault on a damaged block would otherwise take down every worker in turn,
-and an out-of-memory kill would most likely repeat. The caller (or the user) may retry.
-A worker that dies before it has even started up (a broken environment) fails nobody's
-request (it had none); requests wait for a worker that starts, and after a few consecutive
-start-up failures the pool gives up and fails everything with the reason.
-
-Stopping a decode. A decode cannot be interrupted inside a reader (pymef and numba hold
-the process in C), so a request that must stop while it runs costs its process: it is
-killed and replaced, and the request fails with the reason. That happens when a decode
-outlives `read_timeout_s` (a hung decoder: `ReadTimeoutError`), and when its caller
-`abort`s it (nobody waits for it any more: `CancelledError`). Neither counts as a crash.
-The dispatcher waits for results with the nearest deadline as its timeout, so a hung
-worker is killed within the timeout, however busy or idle the others are.
+It starts workers, hands queued requests to idle, started ones (foreground before
+background, preferring a worker that has the recording open), and waits on result pipes
+and process sentinels together, so a death is seen at once. A request whose worker dies
+fails and is never retried; a decode that must stop (read timeout, abort) costs its
+process. The scheduling, crash policy and stopping rules: docs/server.md ("Dispatcher").
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import heapq
 import itertools
 import logging
@@ -77,7 +60,21 @@ class _Worker:
 
 
 class Dispatcher:
-    """The pool's core when it has worker processes; its public methods are thread-safe."""
+    """The pool's core when it has worker processes; its public methods are thread-safe.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes to keep running.
+    ctx : multiprocessing.context.BaseContext
+        How to start them (spawn or forkserver).
+    max_open : int
+        Readers each worker keeps open.
+    engines : mapping of str to str
+        Extra reader engines, name -> "module:Class".
+    read_timeout_s : float
+        A job still running after this long has its worker killed (0: no limit).
+    """
 
     def __init__(
         self,
@@ -111,6 +108,13 @@ class Dispatcher:
 
     # -- called from any thread -----------------------------------------------------------
     def submit(self, job: Job) -> Future:
+        """Queue `job`; returns its future.
+
+        Raises
+        ------
+        RuntimeError
+            When the pool is closed, or gave up starting workers (with the reason).
+        """
         with self._lock:
             if self._closing:
                 raise RuntimeError("the reader pool is closed")
@@ -121,6 +125,10 @@ class Dispatcher:
         return job.future
 
     def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
+        """Have `callback(canonical path, error)` hear of every job whose worker died or stopped.
+
+        It is called before the job fails.
+        """
         self._on_failure = callback
 
     def abort(self, future: Future) -> None:
@@ -134,6 +142,7 @@ class Dispatcher:
                     w.process.kill()  # the dispatcher sees the death and replaces it
 
     def preopen(self, key: tuple, path: str, password: str, engine: str | None) -> None:
+        """Have every worker open the reader of `key` when it is next idle."""
         with self._lock:
             if self._closing:
                 return
@@ -143,6 +152,7 @@ class Dispatcher:
             self._wake_locked()
 
     def close_recording(self, path: str) -> None:
+        """Have every worker close its readers of `path` (a canonical path)."""
         with self._lock:
             if self._closing:
                 return
@@ -152,6 +162,7 @@ class Dispatcher:
             self._wake_locked()
 
     def stats(self) -> dict[str, Any]:
+        """The pool's counters (see `ReaderPool.stats`)."""
         with self._lock:
             return {
                 "workers": self._n,
@@ -164,12 +175,20 @@ class Dispatcher:
             }
 
     def check_blocking(self) -> None:
+        """Refuse a blocking call from the dispatcher thread (a done-callback).
+
+        Raises
+        ------
+        RuntimeError
+            On the dispatcher thread, which the call would wait for forever.
+        """
         if threading.current_thread() is self._thread:
             raise RuntimeError(
                 "a blocking pool call from a done-callback would wait for itself forever"
             )
 
     def close(self) -> None:
+        """Stop the dispatcher and every worker; pending and running jobs fail. Idempotent."""
         atexit.unregister(self.close)
         with self._lock:
             self._closing = True
@@ -180,10 +199,8 @@ class Dispatcher:
     def _wake_locked(self) -> None:
         if not self._wake_pending:
             self._wake_pending = True
-            try:
+            with contextlib.suppress(OSError):  # the dispatcher is gone (closed)
                 self._wake_w.send_bytes(b"")
-            except OSError:  # the dispatcher is gone (closed)
-                pass
 
     # -- the dispatcher thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -321,10 +338,8 @@ class Dispatcher:
         return ("read", job.key, req, name, 0)
 
     def _send(self, w: _Worker, msg: tuple) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the worker is dying; its sentinel will tell
             w.conn.send(msg)
-        except OSError:
-            pass  # the worker is dying; its sentinel will tell
 
     def _receive(self, w: _Worker) -> None:
         try:
@@ -391,13 +406,14 @@ class Dispatcher:
             self._failed(job, crash_error(job, code))
         if startup_failures >= MAX_STARTUP_FAILURES:
             self._give_up(
-                f"reader worker processes die while starting ({how_it_ended(code)}, {startup_failures} times in a row); "
-                "see their error output"
+                f"reader worker processes die while starting ({how_it_ended(code)}, "
+                f"{startup_failures} times in a row); see their error output"
             )
 
     def _failed(self, job: Job, exc: BaseException) -> None:
-        """Fail a job whose worker died; the watcher hears of it first, so a caller who
-        retries at once already meets the consequence (a quarantine).
+        """Fail a job whose worker died or was stopped; the watcher hears of it first.
+
+        So a caller who retries at once already meets the consequence (a quarantine).
         """
         discard_block(job)
         if self._on_failure is not None:

@@ -1,14 +1,14 @@
 """What a request fails with: a reader's exception crossing the pipe, or its worker's end.
 
 The caller gets the reader's own error (same class and message): pickled when it can be,
-otherwise rebuilt from its class name and message. Errors that are not mef3lab's own carry
-the worker's traceback as a note, since the frames that raised them are in another process.
-A request whose worker died, was killed (read timeout, abort) or was closed fails with
-the error built here, which says which request and why.
+otherwise rebuilt from its class name and message; errors that are not mef3lab's own carry
+the worker's traceback as a note. A request whose worker died, was stopped or was closed
+fails with an error built here that says which request and why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import signal
 import traceback
@@ -30,7 +30,19 @@ _ErrorPayload = tuple[bytes | None, str, str, str | None]
 
 
 def error_payload(exc: BaseException) -> _ErrorPayload:
-    """An exception as it crosses the pipe: pickled when possible, plus name/message to rebuild it."""
+    """An exception as it crosses the pipe: pickled when possible, and what rebuilds it.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What the reader raised.
+
+    Returns
+    -------
+    tuple
+        (pickle or None, class name, message, traceback or None: mef3lab's own errors
+        carry none).
+    """
     try:
         blob: bytes | None = pickle.dumps(exc)
     except Exception:
@@ -40,6 +52,11 @@ def error_payload(exc: BaseException) -> _ErrorPayload:
 
 
 def rebuild_error(payload: _ErrorPayload) -> BaseException:
+    """The exception an `error_payload` describes, raised again in the parent.
+
+    Unpickled when possible, else rebuilt from its class name (a mef3lab error) or a
+    `RuntimeError` naming it; a traceback from the worker is added as a note.
+    """
     blob, name, message, tb = payload
     exc: BaseException | None = None
     if blob is not None:
@@ -57,8 +74,10 @@ def rebuild_error(payload: _ErrorPayload) -> BaseException:
 
 
 def crash_error(job: Job, exitcode: int | None) -> ReaderCrashedError:
+    """The error of a job whose worker died (`exitcode` as `multiprocessing` reports it)."""
     return ReaderCrashedError(
-        f"the decoder crashed {job.describe()} (reader process {how_it_ended(exitcode)}); the recording may be damaged",
+        f"the decoder crashed {job.describe()} (reader process {how_it_ended(exitcode)}); "
+        "the recording may be damaged",
         exitcode,
     )
 
@@ -67,31 +86,32 @@ def stopped_error(why: str, job: Job, timeout_s: float) -> BaseException:
     """The error of a job whose worker was killed on purpose: `why` is "timeout" or "aborted"."""
     if why == "timeout":
         return ReadTimeoutError(
-            f"the decoder did not finish {job.describe()} within the server's read timeout of {timeout_s:g} s; "
-            "its reader process was killed and replaced (the recording may be damaged, or the server overloaded)"
+            f"the decoder did not finish {job.describe()} within the server's read timeout of "
+            f"{timeout_s:g} s; its reader process was killed and replaced (the recording may be "
+            "damaged, or the server overloaded)"
         )
     return CancelledError(f"stopped {job.describe()}: nobody waits for it any more")
 
 
 def closed_error() -> CancelledError:
+    """The error of a request the pool's closing ended."""
     return CancelledError("the reader pool was closed before this request finished")
 
 
 def succeed(fut: Future, result: Any) -> None:
-    try:
+    """Set `fut`'s result, unless it is done already (cancelled, or failed first)."""
+    with contextlib.suppress(InvalidStateError):
         fut.set_result(result)
-    except InvalidStateError:
-        pass
 
 
 def fail(fut: Future, exc: BaseException) -> None:
-    try:
+    """Fail `fut` with `exc`, unless it is done already."""
+    with contextlib.suppress(InvalidStateError):
         fut.set_exception(exc)
-    except InvalidStateError:
-        pass
 
 
 def how_it_ended(exitcode: int | None) -> str:
+    """How a worker ended, in words ("was killed by SIGSEGV", "exited with code 3")."""
     if exitcode is None:
         return "vanished"
     if exitcode < 0:

@@ -7,7 +7,7 @@ thread, and a read's result is an ordinary array.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -16,7 +16,17 @@ from .worker import OpenReaders
 
 
 class InProcess:
-    """Reads in the calling thread, one at a time (readers are not thread-safe)."""
+    """The pool's core without worker processes: reads in the calling thread, one at a time.
+
+    One at a time because readers are not thread-safe. Same methods as `Dispatcher`.
+
+    Parameters
+    ----------
+    max_open : int
+        Readers kept open (least recently used closed first).
+    engines : mapping of str to str
+        Extra reader engines, name -> "module:Class".
+    """
 
     def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
         self._readers = OpenReaders(max_open, engines)
@@ -24,6 +34,13 @@ class InProcess:
         self._closed = False
 
     def submit(self, job: Job) -> Future:
+        """Run `job` now; its future is done when this returns.
+
+        Raises
+        ------
+        RuntimeError
+            When the pool is closed.
+        """
         fut = job.future
         fut.set_running_or_notify_cancel()
         error: BaseException | None = None
@@ -44,7 +61,7 @@ class InProcess:
             fut.set_result(result)
         return fut
 
-    def watch_failures(self, callback) -> None:
+    def watch_failures(self, callback: Callable[[str, BaseException], None]) -> None:
         """Nothing to watch: without worker processes, no reader dies or is stopped."""
 
     def abort(self, future: Future) -> None:
@@ -54,10 +71,12 @@ class InProcess:
         """Nothing to do: the one reader that reads was opened by the call that asked for it."""
 
     def close_recording(self, path: str) -> None:
+        """Close the readers of `path` (a canonical path)."""
         with self._lock:
             self._readers.drop(path)
 
     def stats(self) -> dict[str, Any]:
+        """The pool's counters, all zero: no workers."""
         return {
             "workers": 0,
             "alive": 0,
@@ -72,9 +91,10 @@ class InProcess:
         }
 
     def check_blocking(self) -> None:
-        pass
+        """Nothing to check: a blocking call here never waits for a dispatcher thread."""
 
     def close(self) -> None:
+        """Close every reader; later requests are refused."""
         with self._lock:
             self._closed = True
             self._readers.close_all()

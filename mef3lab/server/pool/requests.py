@@ -18,18 +18,34 @@ import numpy as np
 
 from ...model import SAMPLE_TYPES
 
-#: Result dtypes: float reads in channel units, or the stored int32 counts (Reader.read_raw).
-
 #: What `ReaderPool.call` may ask of a reader (read-only; "info" is the attribute).
 CALLABLE = frozenset({"info", "block_envelope", "read", "read_groups", "read_index", "read_raw"})
 
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """Samples ``[k0, k1)`` of `channels` on their rate group's grid, as `dtype`.
+    """Samples ``[k0, k1)`` of some channels on their rate group's grid.
 
-    dtype "float32"/"float64" are values in channel units (NaN in gaps, Reader.read_index);
-    "int32" are the stored counts (RAW_NAN in gaps, Reader.read_raw).
+    Parameters
+    ----------
+    path : str
+        The recording (made absolute: workers may not share the caller's directory).
+    password : str or None
+        Its password, if encrypted.
+    engine : str or None
+        The reader engine (None: the default).
+    channels : tuple of str
+        Channels of one rate group (a single name is taken as one channel).
+    k0, k1 : int
+        The grid samples.
+    dtype : str
+        "float32" or "float64": values in channel units (NaN in gaps, `Reader.read_index`);
+        "int32": the stored counts (RAW_NAN in gaps, `Reader.read_raw`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown `dtype`.
     """
 
     path: str
@@ -51,12 +67,15 @@ class ReadRequest:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(channels, samples) of the result."""
         return (len(self.channels), max(self.k1 - self.k0, 0))
 
     @property
     def row_bytes(self) -> int:
-        """Bytes from one row of the result to the next: whole pages, so that each row's
-        memory can go back to the OS on its own (`SharedArray.take_rows`).
+        """Bytes from one row of the result to the next.
+
+        Whole pages, so that each row's memory can go back to the OS on its own
+        (`SharedArray.take_rows`).
         """
         n = self.shape[1] * np.dtype(self.dtype).itemsize
         return (n + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
@@ -67,6 +86,7 @@ class ReadRequest:
         return self.shape[0] * self.row_bytes
 
     def describe(self) -> str:
+        """The request in words, for error messages (path, channels, samples)."""
         names = ", ".join(self.channels[:8]) + (
             f", … ({len(self.channels) - 8} more)" if len(self.channels) > 8 else ""
         )
@@ -74,12 +94,19 @@ class ReadRequest:
 
 
 class SharedArray:
-    """The samples of one read, ``(n_channels, n_samples)``, read-only, in shared memory
-    (each row on pages of its own: `array` is C-contiguous along rows only).
+    """The samples of one read, ``(n_channels, n_samples)``, read-only, in shared memory.
 
-    `array` is valid for as long as it (or a view of it) is referenced, whether or not
-    `release` was called: `release` drops this object's hold, and the memory goes back to
-    the OS when nothing else holds a view. `take_rows` hands the rows out one by one.
+    Each row is on pages of its own: `array` is C-contiguous along rows only. `array` is
+    valid for as long as it (or a view of it) is referenced, whether or not `release` was
+    called: `release` drops this object's hold, and the memory goes back to the OS when
+    nothing else holds a view. `take_rows` hands the rows out one by one.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        The samples (made read-only).
+    mapping : object
+        The shared mapping under `array` (None for an ordinary array).
     """
 
     __slots__ = ("_array", "_mapping", "nbytes", "shape", "dtype")
@@ -93,10 +120,16 @@ class SharedArray:
         self.dtype = array.dtype
 
     def take_rows(self) -> tuple[np.ndarray, ...]:
-        """The rows as read-only arrays of their own, releasing this object's hold: a row's
-        memory goes back to the OS as soon as that row (and every view of it) is gone, whatever
-        became of its siblings. For a cache that keeps and evicts rows one by one, with no copy.
-        Views of `array` taken earlier must be gone by then (a freed row reads as zeros).
+        """The rows as read-only arrays of their own, releasing this object's hold.
+
+        A row's memory goes back to the OS as soon as that row (and every view of it) is
+        gone, whatever became of its siblings: for a cache that keeps and evicts rows one by
+        one, with no copy. Views of `array` taken earlier must be gone by then (a freed row
+        reads as zeros).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
         """
         array, mapping = self.array, self._mapping
         self.release()
@@ -107,12 +140,20 @@ class SharedArray:
 
     @property
     def array(self) -> np.ndarray:
+        """The samples.
+
+        Raises
+        ------
+        ValueError
+            Once released.
+        """
         if self._array is None:
             raise ValueError("this SharedArray was released")
         return self._array
 
     @property
     def released(self) -> bool:
+        """Whether this object's hold was given up (`release`, `take_rows`)."""
         return self._array is None
 
     def release(self) -> None:
@@ -137,20 +178,42 @@ def canonical_path(path: str | os.PathLike) -> str:
 def reader_key(
     path: str | os.PathLike, password: str | None, engine: str | None
 ) -> tuple[str, str, str | None]:
+    """What a worker's open readers are keyed by: (canonical path, password, engine)."""
     return (canonical_path(path), password or "", engine)
 
 
 @dataclass(eq=False)
 class Job:
-    kind: str  # "read" | "call"
-    payload: Any  # ReadRequest | (path, password, engine, method, args)
+    """The parent's record of a request in flight.
+
+    Parameters
+    ----------
+    kind : str
+        "read" or "call".
+    payload : ReadRequest or tuple
+        The `ReadRequest`, or a call's (path, password, engine, method, args).
+    key : tuple
+        The reader it needs (`reader_key`): a worker that has it open is preferred.
+    foreground : bool
+        False for a prefetch.
+    future : concurrent.futures.Future
+        What the caller waits for.
+    block : SharedMemory or None
+        The result's shared block, once created (a whole read).
+    target : tuple of (str, int) or None
+        For a part of a split read: its group's block and the byte offset of its rows.
+    """
+
+    kind: str
+    payload: Any
     key: tuple[str, str, str | None]
     foreground: bool
     future: Future = field(default_factory=Future)
     block: SharedMemory | None = None
-    target: tuple[str, int] | None = None  # part of a split read: (its group's block, byte offset)
+    target: tuple[str, int] | None = None
 
     def describe(self) -> str:
+        """The job in words, for logs and error messages."""
         if self.kind == "read":
             return f"reading {self.payload.describe()}"
         path, _, _, method, args = self.payload

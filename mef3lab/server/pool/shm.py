@@ -1,22 +1,15 @@
 """How samples come back: POSIX shared-memory blocks (parent: create, own, unlink; worker: attach).
 
-The result size is known before the read (channels × samples × itemsize), so the parent
-creates a POSIX shared-memory block of that size and the worker decodes straight into an
-array over it; only a few-byte status message crosses the pipe. Each row starts on a page
-of its own (`ReadRequest.row_bytes`), so that the segment store can keep the rows of one
-read as separate cache entries without copying them, and give each row's pages back when
-it is evicted (`SharedArray.take_rows`; Linux's MADV_REMOVE; elsewhere the block's memory
-goes with its last row). The parent owns every block:
-it unlinks the name the moment the request ends, however it ends (success, error, worker
-crash, pool closed), so nothing lingers in /dev/shm. The memory itself stays mapped for as
-long as the result array, or any view of it, lives, and returns to the OS when the last one
-is freed; `SharedArray.release` is therefore always safe, even while a caller still holds a
-view. Workers only attach to blocks and never register them with the resource tracker,
-which would otherwise unlink (or warn about) blocks it does not own.
+The parent creates a block the size of the result and the worker decodes straight into
+it; only a short status message crosses the pipe. The parent owns every block and unlinks
+its name the moment the request ends, however it ends; the memory lives as long as the
+result array (or a view of it), each row on pages of its own that go back to the OS when
+that row goes. Details: docs/server.md ("Shared memory").
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
@@ -32,7 +25,10 @@ from .requests import Job, ReadRequest, SharedArray
 
 
 def create_block(nbytes: int) -> SharedMemory:
-    # Named after the owning process, so a leak (there should be none) says whose it is.
+    """A new shared block of `nbytes`, owned by this process (which must unlink it).
+
+    Named after the owning process, so a leak (there should be none) says whose it is.
+    """
     return SharedMemory(f"mef3lab_{os.getpid()}_{secrets.token_hex(6)}", create=True, size=nbytes)
 
 
@@ -51,22 +47,22 @@ def reserve_block(block: SharedMemory, req: ReadRequest) -> None:
         os.posix_fallocate(fd, 0, block.size)
     except OSError as exc:
         raise ReadTooLargeError(
-            f"no room in shared memory for {block.size / 2**20:.1f} MiB of samples ({req.describe()}): "
-            f"{exc.strerror}; read a shorter window, free memory, or give the server a larger /dev/shm "
-            "(docker: --shm-size)"
+            f"no room in shared memory for {block.size / 2**20:.1f} MiB of samples "
+            f"({req.describe()}): {exc.strerror}; read a shorter window, free memory, or give "
+            "the server a larger /dev/shm (docker: --shm-size)"
         ) from None
     finally:
         os.close(fd)
 
 
 def unlink_block(block: SharedMemory) -> None:
-    try:
+    """Remove the block's name (its memory lives on while mapped); unlinked already is fine."""
+    with contextlib.suppress(FileNotFoundError):
         block.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def discard_block(job: Job) -> None:
+    """Unlink and close the block of a job that ended without a result, if it has one."""
     if job.block is not None:
         unlink_block(job.block)
         job.block.close()
@@ -83,9 +79,10 @@ class _Mapping:
 
     def __init__(self, block: SharedMemory, req: ReadRequest) -> None:
         size = block.size
+        # SharedMemory's descriptor (POSIX); closed just below.
         address = _libc.mmap(
             None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, block._fd, 0
-        )  # SharedMemory's descriptor (POSIX); closed just below
+        )
         block.close()
         if address in (None, _MAP_FAILED):
             raise OSError(ctypes.get_errno(), f"mapping a shared block of {size} bytes failed")
@@ -101,6 +98,7 @@ class _Mapping:
         }
 
     def rows(self) -> tuple[np.ndarray, ...]:
+        """Each row as an array of its own, whose pages are freed when it goes."""
         return tuple(np.asarray(_Row(self, i)) for i in range(self._shape[0]))
 
     def __del__(self) -> None:
@@ -127,14 +125,16 @@ class _Row:
 #: madvise(2) advice (Linux): map a range's pages now (5.14+), and free a shared range's
 #: pages and their backing store. Populating matters because otherwise the first read of a
 #: result (often a client's first cache hit on a prefetched segment) takes a page fault per
-#: 4 KiB page: 5,000 for a 20 MB segment, a 10-15 ms penalty; done where the result arrives
-#: (the pool's thread, GIL released).
+#: page; it is done where the result arrives (the pool's thread, GIL released).
 _MADV_POPULATE_READ, _MADV_REMOVE = 22, 9
 _LINUX = sys.platform.startswith("linux")
 
 
 def _advise(address: int, nbytes: int, advice: int) -> None:
-    """madvise(2) on Linux (a failure, e.g. an older kernel, leaves things as they are); elsewhere nothing."""
+    """madvise(2) on Linux; elsewhere nothing.
+
+    A failure (an older kernel, say) leaves things as they are.
+    """
     if _LINUX and nbytes:
         _libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(nbytes), advice)
 
@@ -160,6 +160,7 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 def result_array(job: Job) -> SharedArray:
+    """A finished whole read's result; its block's name is unlinked now."""
     req: ReadRequest = job.payload
     block, job.block = job.block, None
     if block is None:  # nothing to share: an empty read

@@ -1,15 +1,13 @@
 """Split reads: one result, decoded by several workers at once, each writing its rows in place.
 
 A read a user waits for should use every core. Its channels are divided among the workers,
-and every part decodes straight into its own rows of ONE shared block the parent created
-for the whole result: nothing is stacked afterwards (stacking 20-40 MB of parts in the
-server process cost ~40 ms a segment under load, holding the GIL while data was streamed).
-The parent owns the block as for any read: unlinked when the last part ends, however the
-parts end; the memory lives as long as the result array.
+and every part decodes straight into its own rows of one shared block the parent created
+for the whole result, so nothing is stacked afterwards (docs/server.md, "Split reads").
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
@@ -19,16 +17,45 @@ from .shm import create_block, shared_array, unlink_block
 
 
 def split_rows(n_rows: int, ways: int) -> list[tuple[int, int]]:
-    """`ways` contiguous row ranges covering ``[0, n_rows)`` (fewer when there are fewer rows)."""
+    """`ways` contiguous row ranges covering ``[0, n_rows)``.
+
+    Parameters
+    ----------
+    n_rows : int
+        How many rows.
+    ways : int
+        Into how many ranges (fewer when there are fewer rows; at least one).
+
+    Returns
+    -------
+    list of (int, int)
+        ``(a, b)`` ranges, in order, of near-equal lengths.
+    """
     ways = max(1, min(ways, n_rows))
     edges = [round(i * n_rows / ways) for i in range(ways + 1)]
-    return [(a, b) for a, b in zip(edges, edges[1:])]
+    return list(itertools.pairwise(edges))
 
 
 def part_jobs(
     req: ReadRequest, key: tuple, foreground: bool, ways: int
 ) -> tuple[SplitRead, list[Job]]:
-    """The group future and its part jobs (to be submitted) for `req` split `ways` ways."""
+    """The group future of a split read and its part jobs (to be submitted).
+
+    Parameters
+    ----------
+    req : ReadRequest
+        The whole read.
+    key : tuple
+        The reader it needs (`reader_key`).
+    foreground : bool
+        False for a prefetch.
+    ways : int
+        Into how many parts (see `split_rows`).
+
+    Returns
+    -------
+    tuple of (SplitRead, list of Job)
+    """
     block = create_block(req.nbytes)
     jobs = [
         Job(
@@ -46,8 +73,19 @@ def part_jobs(
 
 
 class SplitRead(Future):
-    """The result of a split read: its SharedArray once every part is done, else the first
-    failure. Cancelling it cancels the parts, and succeeds only while none has started.
+    """The result of a split read: its SharedArray once every part is done, else the first failure.
+
+    Cancelling it cancels the parts, and succeeds only while none has started. The block
+    is unlinked when the last part ends, however the parts end.
+
+    Parameters
+    ----------
+    req : ReadRequest
+        The whole read.
+    block : SharedMemory
+        The result's block, which the parts write into.
+    parts : list of concurrent.futures.Future
+        The parts' futures.
     """
 
     def __init__(self, req: ReadRequest, block, parts: list[Future]) -> None:
@@ -65,6 +103,7 @@ class SplitRead(Future):
         return tuple(self._parts)
 
     def cancel(self) -> bool:
+        """Cancel the read and its parts, if no part has started; True when it never runs."""
         if any(p.running() or p.done() for p in self._parts) or not super().cancel():
             return False
         for p in self._parts:
@@ -72,10 +111,13 @@ class SplitRead(Future):
         return True
 
     def _part_done(self, part: Future) -> None:
-        if part.cancelled() or part.exception() is not None:
-            # The first failure answers at once; parts still running finish into the block.
-            if self._answer() and self.set_running_or_notify_cancel():
-                self.set_exception(FutureCancelled() if part.cancelled() else part.exception())
+        # The first failure answers at once; parts still running finish into the block.
+        if (
+            (part.cancelled() or part.exception() is not None)
+            and self._answer()
+            and self.set_running_or_notify_cancel()
+        ):
+            self.set_exception(FutureCancelled() if part.cancelled() else part.exception())
         with self._count_lock:
             self._left -= 1
             if self._left:

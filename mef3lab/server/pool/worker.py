@@ -1,9 +1,7 @@
 """What runs inside a reader worker process: its open readers, and serving the parent's requests.
 
 Each worker keeps its own open readers, cached per (path, password, engine) because opening
-is costly. It ignores SIGINT (the parent handles Ctrl-C and closes the pool), exits when its
-pipe reaches EOF, and on Linux is also killed by the kernel when the parent dies
-(PR_SET_PDEATHSIG), so no worker outlives the server even when it is killed outright.
+is costly, and never outlives the server (docs/server.md, "Worker processes").
 
 The pipe carries, from the parent: ``("read", key, ReadRequest, block name or None)``,
 ``("call", key, path, password, engine, method, args)``, ``("drop", canonical path)`` and
@@ -13,6 +11,7 @@ error payload)`` for each read or call. Samples never cross it: they go into the
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -35,7 +34,15 @@ log = logging.getLogger(__name__)
 
 
 class OpenReaders:
-    """One process's open readers, least recently used closed first, and what it does with them."""
+    """One process's open readers, least recently used closed first, and what it does with them.
+
+    Parameters
+    ----------
+    max_open : int
+        Readers kept open.
+    engines : mapping of str to str
+        Extra reader engines, name -> "module:Class" (`Reader` subclasses).
+    """
 
     def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
         self.max_open = max_open
@@ -43,6 +50,7 @@ class OpenReaders:
         self._open: OrderedDict[tuple, Any] = OrderedDict()
 
     def get(self, key: tuple, path: str, password: str, engine: str | None) -> Any:
+        """The open reader of `key`, opened now if it is not (closing the least recently used)."""
         reader = self._open.get(key)
         if reader is not None:
             self._open.move_to_end(key)
@@ -55,23 +63,25 @@ class OpenReaders:
         else:
             from ...readers import open_reader
 
-            reader = open_reader(
-                path, password or None, engine, threads=1
-            )  # parallel: the processes
+            # One thread: the parallelism is the processes'.
+            reader = open_reader(path, password or None, engine, threads=1)
         self._open[key] = reader
         while len(self._open) > self.max_open:
             self._close(self._open.popitem(last=False)[1])
         return reader
 
     def drop(self, canonical_path: str) -> None:
+        """Close every reader of a recording (any password or engine)."""
         for key in [k for k in self._open if k[0] == canonical_path]:
             self._close(self._open.pop(key))
 
     def close_all(self) -> None:
+        """Close every reader."""
         while self._open:
             self._close(self._open.popitem()[1])
 
     def read(self, req: ReadRequest, key: tuple, out: np.ndarray | None) -> np.ndarray:
+        """Decode `req` into `out` (None: a new array), values or int32 counts as it asks."""
         reader = self.get(key, req.path, req.password or "", req.engine)
         if req.dtype == "int32":
             return reader.read_raw(req.channels, req.k0, req.k1, out=out).counts
@@ -80,6 +90,7 @@ class OpenReaders:
     def call(
         self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple
     ) -> Any:
+        """``reader.<method>(*args)``, or the reader's `info` for "info"."""
         reader = self.get(key, path, password, engine)
         return reader.info if method == "info" else getattr(reader, method)(*args)
 
@@ -96,16 +107,31 @@ WORKER_NICENESS = 10
 
 
 def _yield_to_serving() -> None:
-    """Lower this worker's CPU priority: when decoding (mostly prefetch) fills every core, the
-    server's own threads, which stream already decoded data to waiting users, still run at once.
+    """Lower this worker's CPU priority.
+
+    When decoding (mostly prefetch) fills every core, the server's own threads, which stream
+    already decoded data to waiting users, still run at once.
     """
-    try:
+    with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
-    except OSError:
-        pass
 
 
 def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str, str]) -> None:
+    """A worker process's life: serve the parent's requests on `conn` until told to stop.
+
+    It ignores SIGINT (the parent handles Ctrl-C and closes the pool), lowers its priority,
+    loads the decoders before it reports ready, and exits at "stop" or when the pipe
+    reaches EOF (the parent is gone).
+
+    Parameters
+    ----------
+    conn : multiprocessing.connection.Connection
+        Its end of the pipe.
+    parent_pid : int
+        The server's pid (to die with it).
+    max_open, engines
+        As for `OpenReaders`.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the dispatcher
@@ -189,13 +215,14 @@ def _read_into(
     except Exception as exc:
         return ("done", False, error_payload(exc))
     itemsize = np.dtype(SAMPLE_TYPES[req.dtype]).itemsize
+    # Each row on pages of its own.
     out = np.ndarray(
         req.shape,
         SAMPLE_TYPES[req.dtype],
         buffer=block.buf,
         offset=offset,
         strides=(req.row_bytes, itemsize),
-    )  # each row on pages of its own
+    )
     try:
         readers.read(req, key, out)
         return ("done", True, None)
