@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.quick:
         print(
-            "(--quick: the targets are set for the full recording; here they only show the layout)\n"
+            "(--quick: the targets are set for the full recording; "
+            "here they only show the layout)\n"
         )
     for table in tables:
         print(table.render() + "\n")

@@ -127,13 +127,15 @@ def run(path: Path, params: Params, log=print) -> Table:
 def _stats_text(s: dict, segment_samples: int) -> str:
     return (
         f"{s['hits']} hits ({s['prefetch_hits']} prefetched), {s['misses']} misses, "
-        f"{s['prefetches']} prefetches, {s['decoded_samples'] / segment_samples:.1f} segments decoded, "
+        f"{s['prefetches']} prefetches, "
+        f"{s['decoded_samples'] / segment_samples:.1f} segments decoded, "
         f"cache budget {s['cache_budget_bytes'] / 1e6:.0f} MB"
     )
 
 
 def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict) -> float:
-    """Clients in their own processes, each with its own connection, reading from their offsets at once.
+    """Clients in their own processes, each with its own connection, reading from their offsets at
+    once.
 
     The wall time runs from the common start to the last client's last segment (each client
     reports its own monotonic clock readings, comparable across processes on one machine).
@@ -175,7 +177,9 @@ def concurrent(path: Path, params: Params, n_total: int, want: dict, stats: dict
 
 
 def _receive(queue, procs, timeout: float):
-    """The next message of a client; an error if one reported a failure, died, or all went silent."""
+    """The next message of a client; an error if one reported a failure, died, or all went
+    silent.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -216,7 +220,9 @@ def _client(address, path, params, offset, n_total, keep, go, ready, done) -> No
 
 
 def cold_and_hits(path: Path, params: Params, direct: Direct) -> tuple[float, float, float]:
-    """(cold read via a fresh server, one cache hit, direct read of the same segment), best of the repeats."""
+    """(cold read via a fresh server, one cache hit, direct read of the same segment), best of the
+    repeats.
+    """
     cold, cold_direct, hits = [], [], []
     with server(params, n_prefetch=0) as srv, Mef3Client(srv.address) as client:
         client.open_file(str(path))

@@ -1,4 +1,6 @@
-"""What every table shares: the run's parameters, servers, the direct baseline and the data check."""
+"""What every table shares: the run's parameters, servers, the direct baseline and the data
+check.
+"""
 
 from __future__ import annotations
 
@@ -96,7 +98,9 @@ def server(params: Params, **overrides) -> Iterator[ServerProcess]:
 
 
 class Direct:
-    """The baseline: pymef (what the lab reads its files with) in this process, on the server's segment grid."""
+    """The baseline: pymef (what the lab reads its files with) in this process, on the server's
+    segment grid.
+    """
 
     def __init__(self, path: Path, params: Params, engine: str = "pymef", threads: int = 0) -> None:
         self.reader = open_reader(path, engine=engine, threads=threads)
@@ -125,7 +129,10 @@ class Direct:
 
 
 def sequence(read, indices, work_s: float) -> tuple[float, dict[int, np.ndarray]]:
-    """`read(i)` for each index, `work_s` of client work after each; (seconds, {first, last: array})."""
+    """`read(i)` for each index, `work_s` of client work after each.
+
+    Returns (seconds, {first index: its array, last index: its array}).
+    """
     keep = {indices[0], indices[-1]}
     kept = {}
     t = time.perf_counter()

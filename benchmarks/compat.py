@@ -96,7 +96,7 @@ def run(path: Path, params: Params, log=print) -> Table:
         ),
     ]:
         log(f"B{label[0]} {label[3:]} ...")
-        s = repeat(params.repeat, lambda: legacy(**config))
+        s = repeat(params.repeat, lambda config=config: legacy(**config))
         table.add(label, best(s), "s", best(s) / base, target, samples=s)
     table.notes.append(f"times are the best of {params.repeat}; every row starts its own server.")
     return table

@@ -1,4 +1,5 @@
-"""The benchmark recordings: written once by `mef3lab.testing.synth.synthesize`, reused while unchanged.
+"""The benchmark recordings: written once by `mef3lab.testing.synth.synthesize`, reused while
+unchanged.
 
 A recording lives in ``benchmarks/data/<name>.mefd`` beside ``<name>.json``, a stamp of
 the parameters it was written with. It is regenerated when the folder or the stamp is

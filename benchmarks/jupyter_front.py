@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, xs in rows.items():
             p50 = statistics.median(xs)
             print(
-                f"| {name} | {p50 * 1e3:.0f} ms | {min(xs) * 1e3:.0f} ms | {max(xs) * 1e3:.0f} ms | {p50 / base:.2f} |"
+                f"| {name} | {p50 * 1e3:.0f} ms | {min(xs) * 1e3:.0f} ms | "
+                f"{max(xs) * 1e3:.0f} ms | {p50 / base:.2f} |"
             )
         status = status_through_proxy(env, cwd, recording)
         print("\nGET <jupyter>/mef3lab/api/status with the demo recording open:\n")

@@ -58,8 +58,9 @@ def drive(
     window_s: float,
     seed: int = 0,
 ) -> LoadResult:
-    """Load the server at `address` as the module docstring says; `reference` is every channel of `path`
-    on its grid (float32, NaN in gaps), as a direct read gives it."""
+    """Load the server at `address` as the module docstring says; `reference` is every channel of
+    `path` on its grid (float32, NaN in gaps), as a direct read gives it.
+    """
     result = LoadResult()
     lock = threading.Lock()
     proc = psutil.Process(server_pid)
@@ -198,7 +199,8 @@ def run(path: Path, params: Params, log=print) -> Table:
         target=Target("value", "<=", round(budget), "cache budget + overhead"),
     )
     table.notes.append(
-        f"{res.calls} calls in {res.seconds:.1f} s; server RSS {res.rss_start_mb:.0f} MB at the start; "
+        f"{res.calls} calls in {res.seconds:.1f} s; "
+        f"server RSS {res.rss_start_mb:.0f} MB at the start; "
         f"cache budget {res.cache_budget_mb:.0f} MB + {RSS_OVERHEAD_MB:g} MB overhead allowed"
     )
     return table

@@ -84,13 +84,13 @@ class Table:
             "  "
             + "  ".join(
                 h.rjust(w) if i in (1, 2) else h.ljust(w)
-                for i, (h, w) in enumerate(zip(head, widths))
+                for i, (h, w) in enumerate(zip(head, widths, strict=True))
             ).rstrip(),
         ]
         for line in body:
             cells = [
                 c.rjust(w) if i in (1, 2) else c.ljust(w)
-                for i, (c, w) in enumerate(zip(line, widths))
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
             ]
             out.append("  " + "  ".join(cells).rstrip())
         out += [f"  {n}" for n in self.notes]

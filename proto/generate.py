@@ -1,4 +1,5 @@
-"""Regenerate mef3lab/protocol/_proto from proto/ (run via `make proto`; CI checks the output is current).
+"""Regenerate mef3lab/protocol/_proto from proto/ (run via `make proto`; CI checks the output is
+current).
 
 Each .proto is compiled from its own folder so the generated modules are flat
 (`mef3lab_pb2`, `gRPCMef3Server_pb2`) and the grpc stubs import their messages

@@ -1,4 +1,6 @@
-"""Finding the processes a test (or a benchmark) started, on a machine where other mef3lab processes run too."""
+"""Finding the processes a test (or a benchmark) started, on a machine where other mef3lab
+processes run too.
+"""
 
 from __future__ import annotations
 

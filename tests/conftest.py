@@ -62,7 +62,9 @@ def recording_plan():
 
 @pytest.fixture(scope="session")
 def mixed_rate_recording(recordings_dir) -> Path:
-    """Two rate groups (1024 Hz: ch000/2/4, 256 Hz: ch001/3/5), channels starting and ending apart."""
+    """Two rate groups (1024 Hz: ch000/2/4, 256 Hz: ch001/3/5), channels starting and ending
+    apart.
+    """
     return synthesize(recordings_dir / "mixed.mefd", **MIXED_RATE)
 
 
@@ -97,7 +99,8 @@ def encrypted_plan():
 
 @pytest.fixture(scope="session")
 def direct_read():
-    """`direct_read(path, channels, t0, t1, password=None, dtype="float32")`: mef3io alone, no mef3lab.
+    """`direct_read(path, channels, t0, t1, password=None, dtype="float32")`: mef3io alone, no
+    mef3lab.
 
     A reference independent of mef3lab's readers: channels of one rate, window [t0, t1) µUTC,
     shape (n_channels, n), NaN in gaps.

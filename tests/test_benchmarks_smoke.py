@@ -69,7 +69,9 @@ def test_the_load_table_checks_every_reply(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_scroller_table_produces_its_rows(tmp_path):
-    """Table F end to end: the widget model (embedded, via a server) and, where chromium is there, the browser."""
+    """Table F end to end: the widget model (embedded, via a server) and, where chromium is there,
+    the browser.
+    """
     from benchmarks.browser import ensure_chromium
 
     browser = ensure_chromium() is None

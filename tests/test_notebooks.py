@@ -1,4 +1,5 @@
-"""Every notebook in notebooks/ runs top to bottom in a real kernel (nbclient), on the demo recording.
+"""Every notebook in notebooks/ runs top to bottom in a real kernel (nbclient), on the demo
+recording.
 
 The notebooks load the extension, so each kernel starts (and must stop) its own server: the
 test also checks that no mef3lab process outlives the kernels.

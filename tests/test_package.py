@@ -9,7 +9,10 @@ import mef3lab
 
 
 def test_import_loads_no_decoder_and_no_grpc():
-    code = "import sys, mef3lab; print(sorted(m for m in ('grpc', 'pymef', 'mef3io', 'xarray') if m in sys.modules))"
+    code = (
+        "import sys, mef3lab; "
+        "print(sorted(m for m in ('grpc', 'pymef', 'mef3io', 'xarray') if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

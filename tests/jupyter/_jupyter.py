@@ -33,13 +33,17 @@ class Output:
 
     @property
     def text(self) -> str:
-        """Everything a person would read: printed text, then every display's plain text and HTML."""
+        """Everything a person would read: printed text, then every display's plain text and
+        HTML.
+        """
         shown = [d.get("text/plain", "") + "\n" + d.get("text/html", "") for d in self.displays]
         return "\n".join([self.stdout, self.stderr, *shown])
 
 
 class Kernel:
-    """One running kernel; `run(code)` executes a cell and returns its `Output` (errors included)."""
+    """One running kernel; `run(code)` executes a cell and returns its `Output` (errors
+    included).
+    """
 
     def __init__(self, env: dict[str, str], cwd: str) -> None:
         self.km = KernelManager(kernel_name="python3")

@@ -1,4 +1,6 @@
-"""Real kernels for the extension's tests (`_jupyter.Kernel`), each with the environment a test gives it."""
+"""Real kernels for the extension's tests (`_jupyter.Kernel`), each with the environment a test
+gives it.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ CONFIG_VARS = {name.upper() for name in ServerConfig.__dataclass_fields__}
 
 @pytest.fixture
 def start_kernel(process_tag, tmp_path):
-    """`start_kernel(**env)`: a kernel whose environment is ours (tagged, cleared of server settings and
-    of MEF3LAB_SERVER, with a private Jupyter runtime directory) plus `env`. All are shut down at the end."""
+    """`start_kernel(**env)`: a kernel whose environment is ours (tagged, cleared of server settings
+    and of MEF3LAB_SERVER, with a private Jupyter runtime directory) plus `env`. All are shut down
+    at the end.
+    """
     kernels: list[Kernel] = []
 
     def start(**extra: str) -> Kernel:

@@ -1,4 +1,6 @@
-"""`Connection` in this process: a misspelt MEF3LAB_SERVER is explained, not raised; reads stay in-process."""
+"""`Connection` in this process: a misspelt MEF3LAB_SERVER is explained, not raised; reads stay
+in-process.
+"""
 
 from __future__ import annotations
 

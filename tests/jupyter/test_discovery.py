@@ -1,4 +1,6 @@
-"""The discovery file: written by a running server, found while it runs, ignored when stale, removed at stop."""
+"""The discovery file: written by a running server, found while it runs, ignored when stale,
+removed at stop.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from mef3lab.client import Mef3Client
 from mef3lab.server import discovery
@@ -46,7 +49,9 @@ def test_a_stale_file_is_ignored_and_a_newer_server_is_not_unannounced(tmp_path)
 
 
 def test_an_unwritable_discovery_file_does_not_stop_the_server(tmp_path):
-    with ServerProcess(n_process_workers=0, discovery_file="/proc/mef3lab/cannot.json") as srv:
-        with Mef3Client(srv.address) as c:
-            assert c.healthy()
-    assert "cannot write the discovery file" in open(srv.log_path).read()
+    with (
+        ServerProcess(n_process_workers=0, discovery_file="/proc/mef3lab/cannot.json") as srv,
+        Mef3Client(srv.address) as c,
+    ):
+        assert c.healthy()
+    assert "cannot write the discovery file" in Path(srv.log_path).read_text()

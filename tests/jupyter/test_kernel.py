@@ -64,7 +64,8 @@ def test_load_ext_reads_through_its_own_server_and_kill_9_leaves_nothing(
     assert os.stat(folder).st_mode & 0o777 == 0o700  # only this user reaches its sockets
     assert _read_and_compare(k, recording, tmp_path) == address
     engine = k.ok(
-        f"import xarray as xr; print(xr.open_dataset({str(recording)!r}, engine='mef3').attrs['mef3_address'])"
+        f"import xarray as xr; print(xr.open_dataset({str(recording)!r}, engine='mef3')"
+        ".attrs['mef3_address'])"
     )
     assert (
         engine.stdout.strip() == address

@@ -1,6 +1,7 @@
 """The README's first command, `make demo`, as a newcomer runs it: the demo recording is generated,
-JupyterLab answers on notebooks/ at the URL it prints, this user's mef3lab server is already up (eager),
-and stopping it (SIGTERM, as on Ctrl-C) leaves nothing running."""
+JupyterLab answers on notebooks/ at the URL it prints, this user's mef3lab server is already up
+(eager), and stopping it (SIGTERM, as on Ctrl-C) leaves nothing running.
+"""
 
 from __future__ import annotations
 

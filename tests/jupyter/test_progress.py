@@ -1,4 +1,6 @@
-"""Progress bars for dask computes: shown for a compute longer than the delay, not for a short one, and off."""
+"""Progress bars for dask computes: shown for a compute longer than the delay, not for a short one,
+and off.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""A real Jupyter server with jupyter-server-proxy: the ``mef3lab`` entry's status page, JSON and metrics
-through the proxy path, a kernel of the same user that finds and shares that server, and nothing left
-once Jupyter stops."""
+"""A real Jupyter server with jupyter-server-proxy: the ``mef3lab`` entry's status page, JSON and
+metrics through the proxy path, a kernel of the same user that finds and shares that server, and
+nothing left once Jupyter stops.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_status_page_json_and_metrics_through_the_proxy(
     k = start_kernel(JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))  # a kernel of the same user
     assert "your Jupyter's shared server" in k.ok("%load_ext mef3lab").text
     k.ok(
-        f"import mef3lab; rec = mef3lab.open_recording({str(recording)!r}); rec.signal[:, :1000].values"
+        f"import mef3lab; rec = mef3lab.open_recording({str(recording)!r}); "
+        "rec.signal[:, :1000].values"
     )
 
     status = jupyter.get_json("mef3lab/api/status")

@@ -25,9 +25,9 @@ def write_with_pymef(path, channels: dict, factor: float = 0.01, units: str = "u
     s = MefSession(str(path), "", read_metadata=False, new_session=True)
     for name, (counts, valid, fs, start) in channels.items():
         edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(valid, np.int8), [0]])))
-        runs = list(zip(edges[::2], edges[1::2]))
+        runs = list(zip(edges[::2], edges[1::2], strict=True))
 
-        def t(k):
+        def t(k, start=start, fs=fs):
             return int(start + k * 1e6 / fs)
 
         s2 = dict(
@@ -67,7 +67,9 @@ def write_with_pymef(path, channels: dict, factor: float = 0.01, units: str = "u
 
 @pytest.fixture(scope="session")
 def pymef_written():
-    """(counts, valid) per channel of `pymef_recording`: 3 ch x 256 Hz x 2 min, gaps of 100, 3 and 2000 samples."""
+    """(counts, valid) per channel of `pymef_recording`: 3 ch x 256 Hz x 2 min, gaps of 100, 3 and
+    2000 samples.
+    """
     rng = np.random.default_rng(7)
     n = 256 * 120
     out = {}
@@ -83,7 +85,9 @@ def pymef_written():
 
 @pytest.fixture(scope="session")
 def pymef_recording(tmp_path_factory, pymef_written) -> Path:
-    """A session written by meflib (pymef's low-level writer), factor 0.01, truncated block times."""
+    """A session written by meflib (pymef's low-level writer), factor 0.01, truncated block
+    times.
+    """
     path = tmp_path_factory.mktemp("second_writer") / "pymef.mefd"
     return write_with_pymef(path, {k: (c, v, 256.0, START) for k, (c, v) in pymef_written.items()})
 
@@ -128,7 +132,9 @@ def engine(request) -> str:
 
 @pytest.fixture
 def open_all():
-    """`open_all(path, password=None)` -> a reader per engine (pymef first), closed after the test."""
+    """`open_all(path, password=None)` -> a reader per engine (pymef first), closed after the
+    test.
+    """
     opened = []
 
     def every(path, password=None):

@@ -1,6 +1,8 @@
-"""Every case of `mef3lab.testing.damage` on one channel: the session opens, the damaged channel fails with a
-clear CorruptDataError (or, where the damage is in a field no decoder uses, reads exactly as intact:
-never different data), and every other channel equals a direct read of the intact copy."""
+"""Every case of `mef3lab.testing.damage` on one channel: the session opens, the damaged channel
+fails with a clear CorruptDataError (or, where the damage is in a field no decoder uses, reads
+exactly as intact: never different data), and every other channel equals a direct read of the intact
+copy.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ HARMLESS = {
 
 @pytest.fixture(scope="module")
 def intact(tmp_path_factory):
-    """4 channels x 256 Hz x 60 s with a gap, and every channel as mef3io reads it (the reference)."""
+    """4 channels x 256 Hz x 60 s with a gap, and every channel as mef3io reads it (the
+    reference).
+    """
     path = synthesize(
         tmp_path_factory.mktemp("intact") / "intact.mefd",
         channels=4,

@@ -98,7 +98,8 @@ def test_block_envelope_bounds_the_data(pair):
     _, a, _ = pair
     name = a.info.names[0]
     env = a.block_envelope(name)
-    for t0, t1, lo, hi in zip(env["start_uutc"], env["end_uutc"], env["min"], env["max"]):
+    blocks = zip(env["start_uutc"], env["end_uutc"], env["min"], env["max"], strict=True)
+    for t0, t1, lo, hi in blocks:
         x = a.read(name, int(t0), int(t1), "float64")[0]
         assert np.nanmin(x) == lo and np.nanmax(x) == hi
 

@@ -43,7 +43,8 @@ def test_mef3io_scales_each_segment_by_its_own_factor(
         0
     ]
     np.testing.assert_array_equal(got, want)
-    for k, f in zip(runs.starts, runs.factors):  # exactly count × that segment's factor
+    # exactly count × that segment's factor
+    for k, f in zip(runs.starts, runs.factors, strict=True):
         assert got[k] == raw.counts[0, k] * f and got[k + 100] == raw.counts[0, k + 100] * f
 
 
@@ -90,7 +91,7 @@ def test_embedded_xarray_int32_refuses_a_changing_factor(factor_change_recording
             mef3io_reader.read_raw(["steady"], 0, g.n_samples).counts[0],
         )
         with pytest.raises(FactorChangeError, match="'gain' stores different conversion factors"):
-            ds.signal.sel(channel="gain").values
+            ds.signal.sel(channel="gain").values  # noqa: B018 - the access is what raises
     finally:
         ds.close()
 

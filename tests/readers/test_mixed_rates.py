@@ -31,7 +31,8 @@ def test_each_group_reads_what_was_written(reader, mixed_rate_plan, expected_rea
         np.testing.assert_array_equal(
             got, expected_read(mixed_rate_plan, g.channels, g.grid, 0, g.grid.n_samples, "float64")
         )
-        for row, name in zip(got, g.channels):  # NaN before a late channel's start, data from it
+        # NaN before a late channel's start, data from it
+        for row, name in zip(got, g.channels, strict=True):
             k = g.grid.index_at(mixed_rate_plan.starts_uutc[mixed_rate_plan.index(name)])
             assert np.isnan(row[:k]).all() and not np.isnan(row[k])
         assert {

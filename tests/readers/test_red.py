@@ -86,7 +86,9 @@ def test_encrypted_sessions_are_decoded_by_the_kernels(encrypted_recording, pass
 
 
 def _open_copy(recording, tmp_path, channel: int):
-    """A numba reader of a copy of `recording`; the name, .tdat file and block offsets of its `channel`-th channel."""
+    """A numba reader of a copy of `recording`; the name, .tdat file and block offsets of its
+    `channel`-th channel.
+    """
     copy = tmp_path / "copy.mefd"
     shutil.copytree(recording, copy)
     r = open_reader(copy, engine="numba")

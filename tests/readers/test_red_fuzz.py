@@ -34,7 +34,8 @@ for trial in range(400):
     buf = pristine.copy()
     k = int(rng.integers(len(b.offsets)))
     off, size = int(b.offsets[k]), int(b.sizes[k])
-    where = rng.choice([28, 32, 48, 300, 304], p=[0.15, 0.1, 0.25, 0.1, 0.4])  # counts, statistics, stream
+    # counts, statistics, stream
+    where = rng.choice([28, 32, 48, 300, 304], p=[0.15, 0.1, 0.25, 0.1, 0.4])
     span = 4 if where < 48 else (256 if where == 48 else size - where)
     for _ in range(int(rng.integers(1, 6))):
         buf[off + where + int(rng.integers(span))] = rng.integers(256)

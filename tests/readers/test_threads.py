@@ -1,4 +1,6 @@
-"""Engines that declare themselves thread-safe return the right samples when read from many threads."""
+"""Engines that declare themselves thread-safe return the right samples when read from many
+threads.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ def test_thread_safe_engines_read_at_once_correctly(recording, engine):
         ]  # overlapping, past both ends, across gaps
         with ThreadPoolExecutor(4) as pool:
             got = list(pool.map(lambda w: r.read_index(None, *w), windows * 3))
-        for w, x in zip(windows * 3, got):
+        for w, x in zip(windows * 3, got, strict=True):
             np.testing.assert_array_equal(x, ref.read_index(None, *w))
 
 
