@@ -7,6 +7,9 @@ while building. Build with ``make docs`` (into ``docs/_build/html``).
 
 import re
 
+from sphinx.util.inspect import signature, stringify_signature
+from traitlets import HasDescriptors
+
 from mef3lab import __version__
 
 project = "mef3lab"
@@ -61,6 +64,19 @@ def _links_from_the_root(app, relative_path, parent_docname, content):
         content[0] = _RELATIVE_LINK.sub("](../", content[0])
 
 
+def _widget_signature(app, what, name, obj, options, signature_, return_annotation):
+    """The ``__init__`` signature of a traitlets class (the scroller).
+
+    autodoc would show ``(*args, **kwargs)``, from the pass-through ``__new__`` of traitlets.
+    """
+    if what == "class" and isinstance(obj, type) and issubclass(obj, HasDescriptors):
+        init = signature(obj.__init__, bound_method=True)
+        shown = stringify_signature(init, show_return_annotation=False, unqualified_typehints=True)
+        return shown, None
+    return None
+
+
 def setup(app):
-    """Sphinx's hook for this project: the README's links, as above."""
+    """Sphinx's hooks for this project: the README's links and widget signatures, as above."""
     app.connect("include-read", _links_from_the_root)
+    app.connect("autodoc-process-signature", _widget_signature)
