@@ -6,6 +6,7 @@ while building. Build with ``make docs`` (into ``docs/_build/html``).
 """
 
 import re
+from typing import Protocol
 
 from sphinx.util.inspect import signature, stringify_signature
 from traitlets import HasDescriptors
@@ -64,19 +65,24 @@ def _links_from_the_root(app, relative_path, parent_docname, content):
         content[0] = _RELATIVE_LINK.sub("](../", content[0])
 
 
-def _widget_signature(app, what, name, obj, options, signature_, return_annotation):
-    """The ``__init__`` signature of a traitlets class (the scroller).
+def _class_signature(app, what, name, obj, options, signature_, return_annotation):
+    """What a class's entry shows after its name, where autodoc would show ``(*args, **kwargs)``.
 
-    autodoc would show ``(*args, **kwargs)``, from the pass-through ``__new__`` of traitlets.
+    A traitlets class (the scroller) shows its ``__init__``, not the pass-through ``__new__``
+    of traitlets; a protocol (`RecordingSource`), which is never instantiated, shows nothing.
     """
-    if what == "class" and isinstance(obj, type) and issubclass(obj, HasDescriptors):
+    if what != "class" or not isinstance(obj, type):
+        return None
+    if issubclass(obj, HasDescriptors):
         init = signature(obj.__init__, bound_method=True)
         shown = stringify_signature(init, show_return_annotation=False, unqualified_typehints=True)
         return shown, None
+    if Protocol in obj.__bases__:
+        return "", None
     return None
 
 
 def setup(app):
-    """Sphinx's hooks for this project: the README's links and widget signatures, as above."""
+    """Sphinx's hooks for this project: the README's links and class signatures, as above."""
     app.connect("include-read", _links_from_the_root)
-    app.connect("autodoc-process-signature", _widget_signature)
+    app.connect("autodoc-process-signature", _class_signature)
