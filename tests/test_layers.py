@@ -154,9 +154,8 @@ def test_imports_only_go_down():
                 continue
             counts[(a or "mef3lab", b or "mef3lab")] += 1
             if LAYER_OF[b] >= LAYER_OF[a]:
-                wrong.append(
-                    f"{path.relative_to(PACKAGE.parent)}:{line} imports {target} (layer {LAYER_OF[b]} >= {LAYER_OF[a]})"
-                )
+                where = f"{path.relative_to(PACKAGE.parent)}:{line}"
+                wrong.append(f"{where} imports {target} (layer {LAYER_OF[b]} >= {LAYER_OF[a]})")
     print("\nlayers, bottom up:")
     for i, names in enumerate(LAYERS):
         print(f"  {i}: {', '.join(sorted(n or '__init__' for n in names))}")
@@ -167,10 +166,10 @@ def test_imports_only_go_down():
 
 
 def test_no_import_circle():
-    circles = _circles(_graph())
-    print(
-        f"\n{len(MODULES)} modules, {sum(len(v) for v in _graph().values())} imports, {len(circles)} circles"
-    )
+    graph = _graph()
+    circles = _circles(graph)
+    imports = sum(len(v) for v in graph.values())
+    print(f"\n{len(MODULES)} modules, {imports} imports, {len(circles)} circles")
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
 
 
