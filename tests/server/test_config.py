@@ -69,4 +69,4 @@ def test_read_timeout_and_reader_engines():
     assert c.read_timeout_s == 0.0 and c.reader_engines == {"x": "m:X"}
     for bad in ("noequals.X", "=m.X", "x=Class", "x=m."):
         with pytest.raises(ValueError, match="NAME=package.module.Class"):
-            ServerConfig(reader_engine=(bad,)).reader_engines
+            ServerConfig(reader_engine=(bad,)).reader_engines  # noqa: B018 - the property raises

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -36,7 +37,7 @@ def test_start_read_stop_leaves_nothing(recording):
         assert "<mef3lab.ServerProcess running" in repr(srv) and srv.address in srv._repr_html_()
     assert srv.proc.returncode == 0
     assert all(_gone(k.pid, 5) for k in kids)
-    assert "listening on" in open(srv.log_path).read()
+    assert "listening on" in Path(srv.log_path).read_text()
 
 
 def test_server_dies_with_a_killed_owner():
@@ -67,17 +68,21 @@ def test_server_dies_with_a_killed_owner():
 
 
 def test_startup_failure_is_reported_not_hung():
-    with Server(port=0, n_process_workers=0) as busy:
-        with pytest.raises(RuntimeError, match="did not start"):
-            ServerProcess(port=busy.port, startup_timeout=30).start()
+    with (
+        Server(port=0, n_process_workers=0) as busy,
+        pytest.raises(RuntimeError, match="did not start"),
+    ):
+        ServerProcess(port=busy.port, startup_timeout=30).start()
 
 
 def test_unix_socket(tmp_path, recording):
     sock = tmp_path / "mef3lab.sock"
-    with Server(port=0, unix_socket=str(sock), n_process_workers=0):
-        with Mef3Client(f"unix:{sock}") as c:
-            c.open_file(str(recording))
-            np.testing.assert_array_equal(
-                c.get_signal_segment(str(recording), 0, channels=["ch001"]),
-                open_reader(recording).read_index(["ch001"], 0, 76800),
-            )
+    with (
+        Server(port=0, unix_socket=str(sock), n_process_workers=0),
+        Mef3Client(f"unix:{sock}") as c,
+    ):
+        c.open_file(str(recording))
+        np.testing.assert_array_equal(
+            c.get_signal_segment(str(recording), 0, channels=["ch001"]),
+            open_reader(recording).read_index(["ch001"], 0, 76800),
+        )

@@ -15,7 +15,7 @@ def test_envelope_matches_a_direct_min_max_per_bin():
     x[1, 200:450] = np.nan
     env = envelope(x, 7)
     starts = (np.arange(7) * 1000) // 7
-    for b, (a, z) in enumerate(zip(starts, list(starts[1:]) + [1000])):
+    for b, (a, z) in enumerate(zip(starts, list(starts[1:]) + [1000], strict=True)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN bin
             np.testing.assert_array_equal(env[0, :, b], np.nanmin(x[:, a:z], axis=1))

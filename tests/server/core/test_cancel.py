@@ -1,9 +1,10 @@
-"""A client's deadline or cancel stops the server-side read, on both APIs (real server, real socket).
+"""A client's deadline or cancel stops the server-side read, on both APIs.
 
-The read hangs in a real reader process (the test engine's ``hang-on-read`` marker). When
-the only reader waiting for it goes (deadline or cancel), that process is killed and
-replaced at once, long before the server's read timeout; when another client still waits
-for the same channel-segment load, the load goes on and that client gets its data.
+On a real server and a real socket. The read hangs in a real reader process (the test
+engine's ``hang-on-read`` marker). When the only reader waiting for it goes (deadline or
+cancel), that process is killed and replaced at once, long before the server's read
+timeout; when another client still waits for the same channel-segment load, the load goes
+on and that client gets its data.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def server():
 
 
 def aborted(server, expected: int) -> bool:
-    """Whether the pool has counted `expected` aborted reads (it counts a death just after it happens)."""
+    """Whether the pool has counted `expected` aborted reads.
+
+    It counts a death just after it happens.
+    """
     deadline = time.monotonic() + 5
     while server.engine.pool.stats()["aborted"] != expected and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,4 +1,7 @@
-"""A window over cached counts, in any dtype and cut any way: bit for bit what a reader's read computes."""
+"""A window over cached counts, in any dtype and cut any way.
+
+Bit for bit what a reader's read computes.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ FACTORS = [0.1, 1.0 / 3.0, 7.25e-3]  # values whose products round differently i
 
 
 def pieces(n_seg: int, seed: int = 0):
-    """`n_seg` consecutive segments of every channel, with gaps, and the counts they hold end to end."""
+    """`n_seg` consecutive segments of every channel, with gaps, and their counts end to end."""
     rng = np.random.default_rng(seed)
     whole = rng.integers(-(2**31) + 1, 2**31 - 1, (len(NAMES), n_seg * SEG), dtype=np.int64).astype(
         np.int32
@@ -45,10 +48,7 @@ def test_a_window_equals_the_reader_arithmetic(order, k0, n, dtype):
     a, b = max(k0, 0), min(k0 + n, whole.shape[1])
     if b > a:
         padded[:, a - k0 : b - k0] = whole[list(order), a:b]
-    if dtype == "int32":
-        want = padded
-    else:
-        want = RawSamples(padded, np.array(factors)).to_float(dtype)
+    want = padded if dtype == "int32" else RawSamples(padded, np.array(factors)).to_float(dtype)
     assert got.dtype == want.dtype and got.shape == want.shape
     if dtype == "int32":
         np.testing.assert_array_equal(got, want)
@@ -131,7 +131,7 @@ def test_pieces_and_blocks_are_the_array_cut_into_messages(k0, n, dtype, max_byt
     assert (
         blocks[0][0] == 0
         and blocks[-1][1] == n
-        and all(p[1] == q[0] for p, q in zip(blocks, blocks[1:]))
+        and all(p[1] == q[0] for p, q in zip(blocks, blocks[1:], strict=False))
     )
     assert all(v.shape == (3, b - a) and v.dtype == whole.dtype for a, b, v in blocks)
     assert np.concatenate([v for _, _, v in blocks], axis=1).tobytes() == whole.tobytes()

@@ -1,4 +1,7 @@
-"""Open-recording limits on a real engine: per client and in total; re-opening and closing are free."""
+"""Open-recording limits on a real engine: per client and in total.
+
+Re-opening and closing are free.
+"""
 
 from __future__ import annotations
 

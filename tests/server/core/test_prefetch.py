@@ -1,4 +1,6 @@
-"""The prefetch policy (next segments in the direction of travel) and the tracker that cancels stale prefetches."""
+"""The prefetch policy (the next segments in the direction of travel), and the tracker that
+cancels stale prefetches.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Served roots on a real folder tree: what opens, what is refused, and that a refusal never says whether a path exists."""
+"""Served roots on a real folder tree: what opens, what is refused, and that a refusal never
+says whether a path exists.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from mef3lab.server.core.roots import Entry, ServedRoots
 
 @pytest.fixture
 def tree(tmp_path):
-    """roots eeg/ (sub-01.mefd, sub/sub-02.mefd, a link out, a link in) and ieeg/; secret/ outside both."""
+    """roots eeg/ (sub-01.mefd, sub/sub-02.mefd, a link out, a link in) and ieeg/;
+    secret/ outside both.
+    """
     eeg, ieeg, secret = tmp_path / "eeg", tmp_path / "ieeg", tmp_path / "secret"
     for d in (
         eeg / "sub-01.mefd",

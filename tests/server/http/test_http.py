@@ -1,4 +1,6 @@
-"""The server's HTTP side on real listeners: status JSON and page, Prometheus metrics, who sees paths."""
+"""The server's HTTP side on real listeners: status JSON and page, Prometheus metrics, and
+who sees paths.
+"""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def two_users(tmp_path_factory):
     ) as srv:
         clients = [Mef3Client(srv.address, token=TOKENS[user]) for user in TOKENS]
         try:
-            for c, user in zip(clients, TOKENS):
+            for c, user in zip(clients, TOKENS, strict=True):
                 c.open_file(paths[user])
             yield srv, paths
         finally:

@@ -1,4 +1,6 @@
-"""Authentication pieces on their own: token files, which token a client sends, when a server refuses to start."""
+"""Authentication pieces on their own: token files, which token a client sends, and when a
+server refuses to start.
+"""
 
 from __future__ import annotations
 
