@@ -11,12 +11,12 @@ from typing import Protocol
 from sphinx.util.inspect import signature, stringify_signature
 from traitlets import HasDescriptors
 
-from mef3lab import __version__
+import mef3lab
 
 project = "mef3lab"
 author = "the mef3lab authors"
 copyright = "the mef3lab authors, Apache-2.0"
-version = release = __version__
+version = release = mef3lab.__version__
 
 extensions = [
     "myst_parser",
@@ -35,13 +35,13 @@ myst_enable_extensions = ["deflist"]
 # the Parameters/Returns/Raises sections. A class's members are documented by autodoc
 # (:members:), not listed a second time by numpydoc.
 autodoc_member_order = "bysource"
-# In docstrings a name in single backticks (`open_recording`) links to its entry when it has
-# one (numpydoc's convention); unresolved names stay plain text.
-default_role = "py:obj"
 autodoc_typehints = "signature"
 numpydoc_show_class_members = False
 # numpydoc loads autosummary, which would look for .rst stubs to generate: there are none.
 autosummary_generate = False
+# In docstrings a name in single backticks (`open_recording`) links to its entry when it has
+# one (numpydoc's convention); unresolved names stay plain text.
+default_role = "py:obj"
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"mef3lab {release}"
@@ -82,7 +82,23 @@ def _class_signature(app, what, name, obj, options, signature_, return_annotatio
     return None
 
 
+def _public_api_link(app, env, node, contnode):
+    """A public name written bare in a docstring (`open_recording`) links to its `mef3lab` entry.
+
+    In a page of another module the name alone does not resolve; the public API documents it.
+    """
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or target not in mef3lab.__all__:
+        return None
+    py = env.get_domain("py")
+    public = f"mef3lab.{target}"
+    return py.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
+    )
+
+
 def setup(app):
-    """Sphinx's hooks for this project: the README's links and class signatures, as above."""
+    """Sphinx's hooks for this project: the README's links, class signatures, public names."""
     app.connect("include-read", _links_from_the_root)
     app.connect("autodoc-process-signature", _class_signature)
+    app.connect("missing-reference", _public_api_link)
