@@ -1,7 +1,7 @@
 """The server's engine: windows cut from segments of the clients' grids, and their prefetch.
 
 Every service (mef3lab's own API, the lab's compatibility API) calls only the `Engine`.
-It has the `Sessions` (who has what open), the `SegmentStore` (the cache and its loads),
+It has the `OpenRecordings` (who has what open), the `SegmentStore` (the cache and its loads),
 the prefetch tracker and the reader pool; a read is cut into segments of the client's
 grid and comes back as `Samples`. How it fits together: docs/server.md.
 """
@@ -20,9 +20,9 @@ from ..config import ServerConfig
 from ..pool import ReaderPool
 from .convert import Window
 from .prefetch import PrefetchPolicy, PrefetchTracker
+from .recordings import OpenRecordings, Recording
 from .samples import Samples
 from .segments import SegmentStore
-from .sessions import Recording, Sessions
 
 
 class Engine:
@@ -45,7 +45,7 @@ class Engine:
 
     Attributes
     ----------
-    sessions : Sessions
+    open_recordings : OpenRecordings
         Who has what open, and each client's settings.
     segments : SegmentStore
         The channel-segment cache and its loads.
@@ -62,9 +62,11 @@ class Engine:
         self.config = config or ServerConfig()
         self.pool = pool or pool_for(self.config)
         self.prefetch = PrefetchTracker(PrefetchPolicy(self.config.n_prefetch))
-        self.sessions = Sessions(self.config, self.pool, resolve, self._recording_closed)
+        self.open_recordings = OpenRecordings(
+            self.config, self.pool, resolve, self._recording_closed
+        )
         self.segments = SegmentStore(
-            self.config, self.pool, self.sessions.is_open, self.prefetch.active
+            self.config, self.pool, self.open_recordings.is_open, self.prefetch.active
         )
 
     def _recording_closed(self, client: str, key: str, last: bool) -> None:
@@ -78,60 +80,60 @@ class Engine:
             self.segments.drop_recording(key)
             self.pool.close_recording(key)
 
-    # -- recordings and clients (see `Sessions`) ------------------------------------------
+    # -- recordings and clients (see `OpenRecordings`) ------------------------------------------
     def open(
         self, client: str, path: str, password: str | None = None, decoder: str | None = None
     ) -> SessionInfo:
-        """Open `path` for `client` (see `Sessions.open`)."""
-        return self.sessions.open(client, path, password, decoder)
+        """Open `path` for `client` (see `OpenRecordings.open`)."""
+        return self.open_recordings.open(client, path, password, decoder)
 
     def close(self, client: str, path: str) -> bool:
-        """Close `path` for `client` (see `Sessions.close`)."""
-        return self.sessions.close(client, path)
+        """Close `path` for `client` (see `OpenRecordings.close`)."""
+        return self.open_recordings.close(client, path)
 
     def info(self, client: str, path: str) -> SessionInfo:
         """What `path` holds, as `client` has it open."""
-        return self.sessions.info(client, path)
+        return self.open_recordings.info(client, path)
 
     def list_open(self, client: str) -> list[str]:
         """The recordings `client` has open."""
-        return self.sessions.list_open(client)
+        return self.open_recordings.list_open(client)
 
     def resolve(self, client: str, path: str) -> str:
-        """The key of the recording `client` means by `path` (see `Sessions.resolve`)."""
-        return self.sessions.resolve(client, path)
+        """The key of the recording `client` means by `path` (see `OpenRecordings.resolve`)."""
+        return self.open_recordings.resolve(client, path)
 
     def recording_decoder(self, client: str, path: str) -> str:
         """The decoder serving `path` ("" when it is not open)."""
-        return self.sessions.recording_decoder(client, path)
+        return self.open_recordings.recording_decoder(client, path)
 
     def recordings(self) -> list[Recording]:
-        """Every open recording (see `Sessions.recordings`)."""
-        return self.sessions.recordings()
+        """Every open recording (see `OpenRecordings.recordings`)."""
+        return self.open_recordings.recordings()
 
     def set_segment_seconds(self, client: str, path: str, seconds: float) -> dict[float, int]:
-        """Set this client's segment size (see `Sessions.set_segment_seconds`)."""
-        return self.sessions.set_segment_seconds(client, path, seconds)
+        """Set this client's segment size (see `OpenRecordings.set_segment_seconds`)."""
+        return self.open_recordings.set_segment_seconds(client, path, seconds)
 
     def segment_seconds(self, client: str, path: str) -> float:
-        """The segment size this client's reads use (see `Sessions.segment_seconds`)."""
-        return self.sessions.segment_seconds(client, path)
+        """The segment size this client's reads use (see `OpenRecordings.segment_seconds`)."""
+        return self.open_recordings.segment_seconds(client, path)
 
     def set_channels(
         self, client: str, path: str, channels: Sequence[str] | None
     ) -> tuple[str, ...]:
-        """Set this client's channel selection (see `Sessions.set_channels`)."""
-        return self.sessions.set_channels(client, path, channels)
+        """Set this client's channel selection (see `OpenRecordings.set_channels`)."""
+        return self.open_recordings.set_channels(client, path, channels)
 
     def channels(
         self, client: str, path: str, channels: Sequence[str] | None = None
     ) -> tuple[str, ...]:
-        """The channels a read means (see `Sessions.channels`)."""
-        return self.sessions.channels(client, path, channels)
+        """The channels a read means (see `OpenRecordings.channels`)."""
+        return self.open_recordings.channels(client, path, channels)
 
     def segment_grid(self, client: str, path: str, group: RateGroup) -> tuple[int, int]:
-        """(samples per segment, number of segments) of `group` (see `Sessions.segment_grid`)."""
-        return self.sessions.segment_grid(client, path, group)
+        """(samples per segment, segments) of `group` (see `OpenRecordings.segment_grid`)."""
+        return self.open_recordings.segment_grid(client, path, group)
 
     # -- reads ----------------------------------------------------------------------------
     def read_segment(
@@ -170,7 +172,7 @@ class Engine:
         mef3lab.errors.Mef3LabError
             As `read_index`.
         """
-        rec = self.sessions.recording(client, path)
+        rec = self.open_recordings.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, n_seg = self.segment_grid(client, path, group)
@@ -205,7 +207,7 @@ class Engine:
         mef3lab.errors.TimeRangeError
             For a window that is empty or inverted, or lies wholly outside the recording.
         """
-        rec = self.sessions.recording(client, path)
+        rec = self.open_recordings.recording(client, path)
         return rec.info.group_of(self.channels(client, path, channels)).grid.window(
             start_uutc, end_uutc, rec.path
         )
@@ -275,7 +277,7 @@ class Engine:
         ValueError
             For an unknown `dtype`.
         """
-        rec = self.sessions.recording(client, path)
+        rec = self.open_recordings.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         if dtype not in SAMPLE_TYPES:
@@ -354,7 +356,7 @@ class Engine:
                 f"an envelope needs a non-empty window and a positive number of bins, "
                 f"not [{k0}, {k1}) in {bins} bins"
             )
-        rec = self.sessions.recording(client, path)
+        rec = self.open_recordings.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
@@ -430,7 +432,7 @@ class Engine:
         dict of str to numpy.ndarray
             The reader's `block_envelope`.
         """
-        rec = self.sessions.recording(client, path)
+        rec = self.open_recordings.recording(client, path)
         rec.info.channel(channel)
         return self.pool.call(
             rec.path, rec.password, rec.decoder, "block_envelope", channel, start_uutc, end_uutc
@@ -465,7 +467,7 @@ class Engine:
         """
         if dtype not in SAMPLE_TYPES:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
-        rec = self.sessions.recording(client, path)
+        rec = self.open_recordings.recording(client, path)
         names = self.channels(client, path, channels)
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
@@ -505,12 +507,12 @@ class Engine:
         out.update(
             workers=p.get("alive", p.get("workers", 0)), worker_restarts=p.get("restarts", 0)
         )
-        out.update(self.sessions.stats())
+        out.update(self.open_recordings.stats())
         return out
 
     def shutdown(self) -> None:
         """Stop every worker and free every cached segment."""
-        self.sessions.stop()
+        self.open_recordings.stop()
         self.pool.close()
         self.segments.close()
 

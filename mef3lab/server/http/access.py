@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
 from ...errors import Mef3LabError
-from ..core.sessions import Recording
+from ..core.recordings import Recording
 from ..rpc.auth import Authenticator
 
 

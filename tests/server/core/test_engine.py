@@ -78,8 +78,8 @@ def test_idle_clients_are_forgotten(engine, recording):
     engine.open("quiet", str(recording))
     engine.open("busy", str(recording))
     later = time.monotonic() + engine.config.client_idle_s + 1
-    engine.sessions._last_seen["busy"] = later
-    assert engine.sessions.expire_idle(now=later) == ["quiet"]
+    engine.open_recordings._last_seen["busy"] = later
+    assert engine.open_recordings.expire_idle(now=later) == ["quiet"]
     assert engine.list_open("quiet") == [] and engine.list_open("busy") == [str(recording)]
 
 

@@ -3,7 +3,7 @@
 A recording is opened once however many clients open it, and closed when the last one
 leaves; each client keeps its own view of it (segment size, channel selection). The open
 limits and the forgetting of idle clients live here; what a close must also free is the
-owner's to do, told through `on_close` (docs/server.md, "Sessions").
+owner's to do, told through `on_close` (docs/server.md, "Open recordings").
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Recording:
     Parameters
     ----------
     path : str
-        Its key: the canonical path (see `Sessions.resolve`).
+        Its key: the canonical path (see `OpenRecordings.resolve`).
     password : str
         The password it was opened with ("" for none).
     decoder : str
@@ -59,7 +59,7 @@ class ClientView:
     Parameters
     ----------
     segment_seconds : float or None
-        Its segment size; None: the server's default (see `Sessions.segment_grid`).
+        Its segment size; None: the server's default (see `OpenRecordings.segment_grid`).
     channels : tuple of str or None
         The selection a read that names no channels uses; None: all.
     """
@@ -68,7 +68,7 @@ class ClientView:
     channels: tuple[str, ...] | None = None
 
 
-class Sessions:
+class OpenRecordings:
     """Open recordings and per-client views.
 
     Thread-safe: one lock guards recordings, views and last-seen times; it is never held
