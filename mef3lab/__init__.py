@@ -45,7 +45,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import errors
 from .version import __version__
 
 #: Each public name, lazily imported, and the module it comes from.
@@ -72,6 +71,8 @@ __all__ = [*_LAZY, "errors", "__version__"]
 
 def __getattr__(name: str) -> Any:
     """Import a public name on first use."""
+    if name == "errors":
+        return importlib.import_module("mef3lab.errors")
     try:
         module = _LAZY[name]
     except KeyError:
