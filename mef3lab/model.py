@@ -1,16 +1,18 @@
 """What a MEF 3.0 recording is, whichever engine read it and wherever it is read.
 
 Channels, contiguous spans, rate groups and their sample grids, conversion-factor runs,
-annotations, and the raw-count transport type. Every layer imports these plain types from
-here, without importing a decoder. Why reads use a sample grid of their own (one per
-sampling rate): see ``docs/readers.md``.
+annotations, and the raw-count transport type; and how names and units written by real
+acquisition systems are read (units, contacts, shafts, channel order). Every layer imports
+these plain types from here, without importing a decoder. Why reads use a sample grid of
+their own (one per sampling rate): see ``docs/readers.md``; names and units: ``docs/ieeg.md``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -31,6 +33,201 @@ RAW_NAN = np.int32(-(2**31))
 DTYPES = {"float32": np.float32, "float64": np.float64}
 #: Everything samples travel as: values, or the stored int32 counts (`Reader.read_raw`).
 SAMPLE_TYPES = {**DTYPES, "int32": np.int32}
+
+
+#: Spellings of the units writers store, case and spaces aside -> the canonical symbol.
+_UNIT_SPELLINGS = {
+    **dict.fromkeys(("uv", "µv", "μv", "microvolt", "microvolts", "microv"), "µV"),
+    **dict.fromkeys(("mv", "millivolt", "millivolts", "milliv"), "mV"),
+    **dict.fromkeys(("v", "volt", "volts"), "V"),
+}
+
+
+def canonical_units(text: str | bytes | None) -> str:
+    """The canonical symbol (``"µV"``, ``"mV"`` or ``"V"``) of a units text as writers store it.
+
+    Recognises ``uV``, ``µV`` (micro sign or Greek mu), ``microvolts``, ``mV``, ``millivolts``,
+    ``V``, ``volts``, bytes, and the Python bytes repr some writers store (``"b'uV'"``),
+    case, spaces, hyphens and trailing NULs aside. Values in those units never change; only
+    the symbol does.
+
+    Parameters
+    ----------
+    text : str, bytes or None
+        The units text found in the file.
+
+    Returns
+    -------
+    str
+        The canonical symbol; text it does not recognise comes back stripped (never a wrong
+        unit), and None or empty text as ``""``.
+
+    Examples
+    --------
+    >>> canonical_units("b'uV'"), canonical_units(" Microvolts "), canonical_units("mV")
+    ('µV', 'µV', 'mV')
+    >>> canonical_units("counts")
+    'counts'
+    """
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    s = str(text).replace("\x00", "").strip()
+    quoted = re.fullmatch(r"""b(['"])(.*)\1""", s)
+    if quoted:
+        s = quoted.group(2).strip()
+    return _UNIT_SPELLINGS.get(re.sub(r"[\s_-]+", "", s).lower(), s)
+
+
+_CONTACT = re.compile(r"(.*?\D)[\s_-]*(\d+)")
+
+
+def contact_parts(name: str) -> tuple[str, int | None]:
+    """A contact's shaft label and contact number, from its name.
+
+    The label is everything before the trailing number (letters, an apostrophe or side
+    prefix included); separators between them (space, ``-``, ``_``) are dropped.
+
+    Parameters
+    ----------
+    name : str
+        A channel name such as ``"LA10"``, ``"RB'3"`` or ``"Fp1"``.
+
+    Returns
+    -------
+    tuple of (str, int or None)
+        ``(label, number)``; ``(name, None)`` when the name does not end in a number after
+        a label.
+
+    Examples
+    --------
+    >>> contact_parts("LA10"), contact_parts("RB'3"), contact_parts("Fp1")
+    (('LA', 10), ("RB'", 3), ('Fp', 1))
+    >>> contact_parts("ECG")
+    ('ECG', None)
+    """
+    m = _CONTACT.fullmatch(name.strip())
+    if m is None:
+        return name, None
+    return m.group(1), int(m.group(2))
+
+
+def natural_key(name: str) -> tuple:
+    """A sort key that orders numbers inside names as numbers: LA1, LA2, …, LA10, RB1.
+
+    Text compares case-insensitively (the name itself breaks ties).
+
+    Parameters
+    ----------
+    name : str
+        A channel name.
+
+    Returns
+    -------
+    tuple
+        The key, for `sorted` or `min`.
+
+    Examples
+    --------
+    >>> sorted(["LA10", "RB1", "LA2", "LA1"], key=natural_key)
+    ['LA1', 'LA2', 'LA10', 'RB1']
+    """
+    parts = re.split(r"(\d+)", name)  # text, number, text, …: like compares with like
+    return (tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), name)
+
+
+def shafts(
+    names: Iterable[str], groups: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Contacts grouped into shafts (depth electrodes, strips, grids), each in contact order.
+
+    A channel's shaft is the group `groups` gives it (e.g. the ``group`` column of a BIDS
+    ``electrodes.tsv``), otherwise the label of its name (`contact_parts`). Only groups of
+    two or more numbered contacts are shafts: single contacts and names without a contact
+    number (ECG, EMG, event channels) belong to none.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Channel names.
+    groups : mapping of str to str, optional
+        Channel name -> group, for the channels whose group is known.
+
+    Returns
+    -------
+    dict of str to tuple of str
+        Shaft label -> its channel names by contact number; shafts in the order of their
+        first channel in `names`. Empty when there is no shaft.
+
+    Examples
+    --------
+    >>> shafts(["LA2", "LA10", "LA1", "RB'1", "RB'2", "ECG"])
+    {'LA': ('LA1', 'LA2', 'LA10'), "RB'": ("RB'1", "RB'2")}
+    >>> shafts(["A1", "A2", "B1"], groups={"B1": "A"})
+    {'A': ('A1', 'A2', 'B1')}
+    """
+    found: dict[str, list[tuple[tuple, str]]] = {}
+    for name in names:
+        label, number = contact_parts(name)
+        # Within a shaft: by the name's own label, then contact number (a caller's group may
+        # join contacts of several labels); unnumbered contacts join only a caller's group.
+        order = (label.casefold(), -1 if number is None else number, natural_key(name))
+        if groups is not None and name in groups:
+            label, number = str(groups[name]), number if number is not None else -1
+        if number is not None:
+            found.setdefault(label, []).append((order, name))
+    return {
+        label: tuple(n for _, n in sorted(members))
+        for label, members in found.items()
+        if len(members) > 1
+    }
+
+
+#: How `channel_order` ordered channels: by their acquisition numbers, or by name.
+ORDER_ACQUISITION, ORDER_NATURAL = "acquisition", "natural"
+
+
+def channel_order(
+    names: Sequence[str], acquisition_numbers: Sequence[int | None]
+) -> tuple[tuple[str, ...], str]:
+    """The order a recording's channels are shown in, and how it was found.
+
+    By the acquisition channel numbers MEF stores when every channel has one and no two are
+    equal (the montage order of the acquisition system), otherwise in natural order
+    (`natural_key`: LA1, LA2, …, LA10), never an error.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Channel names.
+    acquisition_numbers : sequence of int or None
+        Each channel's acquisition channel number (None when not stored).
+
+    Returns
+    -------
+    tuple
+        ``(names in order, how)``, `how` being `ORDER_ACQUISITION` or `ORDER_NATURAL`.
+
+    Raises
+    ------
+    ValueError
+        If the two sequences differ in length.
+
+    Examples
+    --------
+    >>> channel_order(["a", "b", "c"], [4, 0, 2])
+    (('b', 'c', 'a'), 'acquisition')
+    >>> channel_order(["LA10", "LA2", "LA1"], [1, 1, 1])
+    (('LA1', 'LA2', 'LA10'), 'natural')
+    """
+    if len(names) != len(acquisition_numbers):
+        raise ValueError(f"{len(names)} names but {len(acquisition_numbers)} acquisition numbers")
+    numbers = list(acquisition_numbers)
+    if None not in numbers and len(set(numbers)) == len(numbers):
+        by_number = sorted(zip(numbers, names, strict=True))
+        return tuple(n for _, n in by_number), ORDER_ACQUISITION
+    return tuple(sorted(names, key=natural_key)), ORDER_NATURAL
 
 
 @dataclass(frozen=True)
