@@ -120,6 +120,14 @@ class Reader(ABC):
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
         """Each block's ``start_uutc``, ``end_uutc``, ``min`` and ``max`` in the window."""
 
+    def _block_table(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each block's first-sample µUTC and sample count, in time order; None: unknown.
+
+        Engines that know their block index override it, so that `block_bounds` can cut a
+        read between blocks; without it a read is never cut.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - engines without state to release keep this one
         """Release files and engine state. Idempotent."""
 
@@ -320,6 +328,50 @@ class Reader(ABC):
         if start_uutc is not None and end_uutc is not None and end_uutc <= start_uutc:
             raise TimeRangeError(inverted_range(start_uutc, end_uutc))
         return self._block_envelope(channel, start_uutc, end_uutc)
+
+    def block_bounds(self, channels: Sequence[str] | str | None, k0: int, k1: int) -> np.ndarray:
+        """Grid indices in ``[k0, k1]`` at which a read of the channels cuts no block.
+
+        Reads ``[k0, c)`` and ``[c, k1)`` at such a `c` decode each block once between them,
+        as one read of ``[k0, k1)`` does: where a read may be split to answer part of it
+        first.
+
+        Parameters
+        ----------
+        channels : sequence of str, str or None
+            Channel names of one sampling rate (None: all).
+        k0, k1 : int
+            Grid samples, ``k0 <= k1``.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64, sorted, always holding `k0` and `k1`; nothing between them for an engine
+            that does not know its blocks, or for a channel that changes rate.
+
+        Raises
+        ------
+        UnknownChannelError, MixedRatesError
+            As `read` says.
+        """
+        names = self.info.check_channels(channels)
+        grid = self.info.group_of(names).grid
+        tables = [self._block_table(n) for n in names]
+        if any(t is None for t in tables):
+            return np.array([k0, k1], np.int64)
+        edges = []
+        for starts, counts in tables:
+            first = np.ceil((starts - grid.start_uutc) / grid.period_us - 0.5).astype(np.int64)
+            edges.append((first, np.maximum.accumulate(first + counts)))
+        cuts = np.unique(np.concatenate([np.concatenate(e) for e in edges] + [[k0, k1]]))
+        cuts = cuts[(cuts >= k0) & (cuts <= k1)]
+        ok = np.ones(len(cuts), bool)
+        for first, end in edges:
+            i = np.searchsorted(first, cuts, side="right") - 1
+            j = np.maximum(i, 0)
+            ok &= ~((i >= 0) & (first[j] < cuts) & (cuts < end[j]))
+        ok[[0, -1]] = True
+        return cuts[ok]
 
     # -- shared checks ------------------------------------------------------------------
     def _window(

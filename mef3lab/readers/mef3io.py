@@ -220,6 +220,12 @@ class Mef3ioReader(Reader):
                     )
                 np.copyto(out[i], np.where(valid != 0, samples, RAW_NAN))
 
+    def _block_table(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        table = self.block_tables.get(name)
+        if table is None or name in self.rate_changes:
+            return None
+        return table.starts, table.counts
+
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
         check_rates(self.rate_changes, [name])
         with self._mapped("read"):

@@ -19,7 +19,9 @@ import numpy as np
 from ...model import SAMPLE_TYPES
 
 #: What `ReaderPool.call` may ask of a reader (read-only; "info" is the attribute).
-CALLABLE = frozenset({"info", "block_envelope", "read", "read_groups", "read_index", "read_raw"})
+CALLABLE = frozenset(
+    {"info", "block_bounds", "block_envelope", "read", "read_groups", "read_index", "read_raw"}
+)
 
 
 @dataclass(frozen=True)
