@@ -23,8 +23,9 @@ LAYERS = [
     {"server", "client"},
     {"testing"},
     {"sources"},
+    {"mne_bridge"},
     {"xr"},
-    {"jupyter", "widget"},
+    {"jupyter", "widget", "bids"},
     {"cli"},
     {"__main__", ""},
 ]

@@ -23,6 +23,7 @@ VIEWERS_GROUP = "mef3lab.viewers"
 
 GAP_COLUMNS = ["channel", "start_s", "end_s", "start_uutc", "end_uutc", "duration_s"]
 ANNOTATION_COLUMNS = ["time_s", "time_uutc", "type", "text", "duration_s", "channel"]
+EVENT_COLUMNS = ["onset", "duration", "trial_type"]
 
 
 def viewer(name: str) -> Any:
@@ -212,6 +213,135 @@ class Mef3Accessor:
         df = df.astype({"time_s": "float64", "time_uutc": "int64", "duration_s": "float64"})
         return df.sort_values("time_uutc", kind="stable").reset_index(drop=True)
 
+    @property
+    def events(self) -> pd.DataFrame:
+        """The events of the run this recording was opened as (BIDS ``events.tsv``).
+
+        Read from the file the ``events_tsv`` attr names (`mef3lab.open_bids` sets it);
+        without one, no events. Columns as the file has them, at least onset, duration
+        (seconds from the recording start) and trial_type; ``n/a`` is missing.
+        """
+        path = self._obj.attrs.get("events_tsv")
+        df = _read_tsv(path) if path else pd.DataFrame(columns=EVENT_COLUMNS)
+        for c in EVENT_COLUMNS:
+            if c not in df:
+                df[c] = None
+        return df.astype({"onset": "float64", "duration": "float64", "trial_type": "object"})
+
+    @property
+    def electrodes(self) -> pd.DataFrame | None:
+        """The run's electrodes (BIDS ``electrodes.tsv``: name, x, y, z, size, group, ...).
+
+        Read from the file the ``electrodes_tsv`` attr names (`mef3lab.open_bids` sets
+        it); None without one.
+        """
+        path = self._obj.attrs.get("electrodes_tsv")
+        return _read_tsv(path) if path else None
+
+    @property
+    def electrode_groups(self) -> dict[str, list[str]]:
+        """The channels of this object by electrode group (the shaft), from `electrodes`.
+
+        Channels without an electrode row or a group are left out; empty without
+        electrodes.
+        """
+        table = self.electrodes
+        if table is None or "group" not in table or "name" not in table:
+            return {}
+        group_of = dict(zip(table["name"].astype(str), table["group"], strict=True))
+        out: dict[str, list[str]] = {}
+        for name in self._channels():
+            g = group_of.get(name)
+            if isinstance(g, str) and g:
+                out.setdefault(g, []).append(name)
+        return out
+
+    def to_mne(
+        self,
+        fs: float | None = None,
+        *,
+        ch_types: Any = None,
+        bads: Any = None,
+        events: pd.DataFrame | None = None,
+        gaps: str = "zeros",
+        preload: bool = False,
+        verbose: Any = None,
+    ) -> Any:
+        """The channels of one rate as a lazy `mne.io.BaseRaw` (MNE-Python needed).
+
+        Samples keep their time: gaps are zeros (or NaN) annotated ``BAD_ACQ_SKIP`` with
+        their exact onset and duration; the MEF records and the run's events are
+        annotations too. Reads go through the recording's source, in this process or
+        through its server. The whole recording's time is covered (crop with
+        ``raw.crop``). docs/mne-bids.md has the details.
+
+        Parameters
+        ----------
+        fs : float, optional
+            The rate group to take when the channels have several rates.
+        ch_types : str, mapping or sequence of str, optional
+            MNE channel types; None: the ``channel_type`` coordinate when there is one
+            (a BIDS run), else ``"seeg"``.
+        bads : sequence of str, optional
+            Bad channels; None: the ``bads`` attr (a BIDS run's), else none.
+        events : pandas.DataFrame, optional
+            Events to annotate (onset, duration, trial_type); None: `events`.
+        gaps : {"zeros", "nan"}
+            What samples without data become.
+        preload : bool
+            Read every sample now.
+        verbose : bool, str, int or None
+            MNE's verbosity.
+
+        Returns
+        -------
+        mef3lab.mne_bridge.raw.Mef3Raw
+            The Raw; values in volts, ``meas_date`` its first sample's time (UTC).
+
+        Raises
+        ------
+        ImportError
+            Without MNE-Python (the message says which extra to install).
+        mef3lab.errors.MixedRatesError
+            When the channels have several rates and `fs` is None (the message lists them).
+
+        Examples
+        --------
+        >>> raw = rec.mef3.to_mne()  # doctest: +SKIP
+        >>> raw.filter(1.0, 40.0).plot()  # doctest: +SKIP
+        """
+        from .. import mne_bridge  # MNE loads only when asked for
+
+        mne_bridge.require_mne()
+        names = self._channels()
+        if ch_types is None:
+            ch_types = self._channel_types() or "seeg"
+        if bads is None:
+            bads = list(np.atleast_1d(self._obj.attrs.get("bads", [])))
+        return mne_bridge.to_mne(
+            self.spec,
+            names,
+            fs,
+            ch_types=ch_types,
+            bads=[str(b) for b in bads],
+            events=self.events if events is None else events,
+            line_freq=self._obj.attrs.get("power_line_frequency"),
+            gaps=gaps,
+            preload=preload,
+            verbose=verbose,
+        )
+
+    def _channel_types(self) -> dict[str, str]:
+        """Channel name -> ``channel_type`` coordinate value, for each rate group present."""
+        out: dict[str, str] = {}
+        for cname, _ in self._axes():
+            tname = "channel_type" + cname[len("channel") :]
+            if tname in self._obj.coords:
+                names = np.atleast_1d(self._obj[cname].values)
+                types = np.atleast_1d(self._obj[tname].values)
+                out.update(zip(map(str, names), map(str, types), strict=True))
+        return out
+
     def _repr_html_(self) -> str:
         from .summary import recording_html  # only notebooks ask
 
@@ -250,6 +380,11 @@ class Mef3Accessor:
             µUTC, rounded to the microsecond (the shape of `seconds`).
         """
         return np.round(np.asarray(seconds, np.float64) * 1e6).astype(np.int64) + self.start_uutc
+
+
+def _read_tsv(path: str) -> pd.DataFrame:
+    """A BIDS TSV (tab-separated, ``n/a`` missing) as a DataFrame."""
+    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
 
 
 @xr.register_dataarray_accessor("mef3")
