@@ -328,7 +328,7 @@ class Engine:
         """The min and max of near-equal bins of grid samples ``[k0, k1)``.
 
         Segment by segment through the cache, so an overview of hours costs memory for one
-        segment at a time (no `max_read_mb` limit applies: the reply is small).
+        segment at a time; the reply itself (minima and maxima) must fit `max_read_mb`.
 
         Parameters
         ----------
@@ -350,6 +350,8 @@ class Engine:
         ------
         mef3lab.errors.TimeRangeError
             For an empty window, or no bins.
+        mef3lab.errors.ReadTooLargeError
+            For a reply beyond the server's read limit (too many bins).
         """
         if bins <= 0 or k1 <= k0:
             raise TimeRangeError(
@@ -361,8 +363,9 @@ class Engine:
         group = rec.info.group_of(names)
         length, _ = self.segment_grid(client, path, group)
         self._check_segments(len(set(names)), length)
-        runs = [rec.info.factor_runs(c) for c in names]
         bins = min(bins, k1 - k0)
+        self._check_size(2 * len(names), bins, "float32", "an envelope", "ask for fewer bins")
+        runs = [rec.info.factor_runs(c) for c in names]
         starts = k0 + bin_starts(k1 - k0, bins)
         out = np.full((2, len(names), bins), np.nan, np.float32)
         for i in _touched(group, length, k0, k1):

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Shorter segments would cost a reader-process round trip per few samples.
 MIN_SEGMENT_SECONDS = 1.0
+#: The most names a read may list beyond the recording's own channel count (a name may repeat,
+#: but every row costs work before a byte is sent).
+MAX_EXTRA_NAMES = 1024
 
 
 @dataclass
@@ -324,7 +327,9 @@ class OpenRecordings:
         Raises
         ------
         mef3lab.errors.TimeRangeError
-            For a size under `MIN_SEGMENT_SECONDS`, or not finite.
+            For a size under `MIN_SEGMENT_SECONDS`, not finite, or so long that one channel's
+            segment would exceed the server's read limit (no read of it could be served).
+            A refused size is not applied.
         mef3lab.errors.NotOpenError
             When the client does not have the recording open.
         """
@@ -334,6 +339,14 @@ class OpenRecordings:
                 f"not {seconds!r}"
             )
         rec, view = self._open_view(client, path)
+        fastest = max(g.fs for g in rec.info.rate_groups)
+        longest = self.config.max_read_bytes // 4 / fastest  # one channel's int32 segment
+        if seconds > longest:
+            raise TimeRangeError(
+                f"a segment of {seconds:g} s is longer than this server decodes at once "
+                f"({longest:g} s at {fastest:g} Hz, its {self.config.max_read_mb:g} MiB read "
+                "limit); the segment size is unchanged"
+            )
         view.segment_seconds = float(seconds)
         return {g.fs: self.segment_grid(client, path, g)[1] for g in rec.info.rate_groups}
 
@@ -369,9 +382,11 @@ class OpenRecordings:
         ------
         mef3lab.errors.UnknownChannelError
             For a channel the recording does not have.
+        ValueError
+            For a list longer than the recording's channels plus `MAX_EXTRA_NAMES`.
         """
         rec, view = self._open_view(client, path)
-        view.channels = rec.info.check_channels(channels) if channels else None
+        view.channels = _checked(rec.info, channels) if channels else None
         return view.channels or rec.info.names
 
     def channels(
@@ -383,9 +398,11 @@ class OpenRecordings:
         ------
         mef3lab.errors.UnknownChannelError
             For a channel the recording does not have.
+        ValueError
+            For a list longer than the recording's channels plus `MAX_EXTRA_NAMES`.
         """
         rec, view = self._open_view(client, path)
-        return rec.info.check_channels(channels or view.channels)
+        return _checked(rec.info, channels or view.channels)
 
     def segment_grid(self, client: str, path: str, group: RateGroup) -> tuple[int, int]:
         """How this client's segments cut a rate group's grid.
@@ -453,3 +470,14 @@ class OpenRecordings:
         if view is None or rec is None:
             raise NotOpenError(f"{path} is not open for this client; open it first")
         return rec, view
+
+
+def _checked(info: SessionInfo, names: Sequence[str] | None) -> tuple[str, ...]:
+    """`names` validated (`SessionInfo.check_channels`), refused at once when far too many."""
+    if names is not None and not isinstance(names, str):
+        most = len(info.names) + MAX_EXTRA_NAMES
+        if len(names) > most:
+            raise ValueError(
+                f"a read may name at most {most} channels (repeats included), not {len(names)}"
+            )
+    return info.check_channels(names)
