@@ -13,7 +13,8 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cached_property
 
 import numpy as np
@@ -184,6 +185,51 @@ def shafts(
     }
 
 
+#: The largest GMT offset a clock applies (s); MEF writes -86401 for "not entered".
+MAX_GMT_OFFSET_S = 24 * 3600
+
+
+def clock_text(
+    uutc: float, offset_s: int | None = None, relative: bool = False, digits: int = 0
+) -> str:
+    """A time for people: local date and time with its UTC offset, or relative time.
+
+    Parameters
+    ----------
+    uutc : float
+        The time in µUTC.
+    offset_s : int, optional
+        Seconds east of UTC to show it in (None: UTC).
+    relative : bool
+        The time is MEF's de-identified offset time: shown as time since the epoch
+        (``+[days d ]HH:MM:SS (de-identified)``), never as a date in 1970.
+    digits : int
+        Decimals of the second (0, 3 or 6).
+
+    Returns
+    -------
+    str
+        E.g. ``"2009-10-02 09:01:07 +11:00"`` or ``"+09:01:07 (de-identified)"``.
+
+    Examples
+    --------
+    >>> clock_text(32_467_000_000, relative=True)
+    '+09:01:07 (de-identified)'
+    >>> clock_text(1_254_430_867_250_000, offset_s=-6 * 3600, digits=3)
+    '2009-10-01 15:01:07.250 -06:00'
+    """
+    spec = {0: "seconds", 3: "milliseconds", 6: "microseconds"}[digits]
+    if relative:
+        sign, us = ("-" if uutc < 0 else "+"), abs(int(round(uutc)))
+        days, rest = divmod(us, 86_400_000_000)
+        t = (datetime(2000, 1, 1) + timedelta(microseconds=rest)).time().isoformat(spec)
+        return f"{sign}{f'{days} d ' if days else ''}{t} (de-identified)"
+    tz = timezone(timedelta(seconds=offset_s or 0))
+    t = datetime.fromtimestamp(uutc / 1e6, tz=UTC).astimezone(tz)
+    text = t.isoformat(sep=" ", timespec=spec)
+    return text[:-6] + " " + text[-6:]
+
+
 #: How `channel_order` ordered channels: by their acquisition numbers, or by name.
 ORDER_ACQUISITION, ORDER_NATURAL = "acquisition", "natural"
 
@@ -245,9 +291,13 @@ class ChannelInfo:
     n_samples : int
         Samples stored (gaps not counted).
     units : str
-        The physical units of values, e.g. ``"uV"``.
+        The physical units of values, canonical (``"µV"``, ``"mV"``, ``"V"``: `canonical_units`).
     conversion_factor : float
         Physical units per stored count (of the first segment, see `SessionInfo.factor_changes`).
+    acquisition_number : int or None
+        The acquisition channel number the file stores (None: not known).
+    units_text : str
+        The units text as the file stores it (e.g. ``"b'uV'"`` or ``"microvolts"``).
     """
 
     name: str
@@ -257,6 +307,8 @@ class ChannelInfo:
     n_samples: int
     units: str
     conversion_factor: float
+    acquisition_number: int | None = None
+    units_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -455,6 +507,12 @@ class SessionInfo:
         Channels whose MEF segments store different conversion factors: name -> ((µUTC of the
         first sample stored with a factor, that factor), ...), first segment first. Their
         `ChannelInfo.conversion_factor` is the first segment's; `factor_runs` places the rest.
+    gmt_offset_s : int or None
+        The GMT offset the session records (MEF's ``GMT_offset``, seconds east of UTC), as
+        recorded; None when none is (`utc_offset_s` is the one clocks use).
+    deidentified : bool
+        True when the session's times are MEF's de-identified offset times (opened without
+        the level-2 password, which the recording time offset needs): relative, not dates.
     """
 
     path: str
@@ -466,6 +524,68 @@ class SessionInfo:
     factor_changes: dict[str, tuple[tuple[int, float], ...]] = field(
         default_factory=dict, compare=False
     )
+    gmt_offset_s: int | None = None
+    deidentified: bool = False
+
+    @property
+    def utc_offset_s(self) -> int | None:
+        """The recorded GMT offset clocks use (s), or None: none recorded, or outside ±24 h."""
+        off = self.gmt_offset_s
+        return off if off is not None and abs(off) <= MAX_GMT_OFFSET_S else None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What a reader of this recording should know about its times (empty: nothing)."""
+        out = []
+        if self.gmt_offset_s is not None and self.utc_offset_s is None:
+            out.append(
+                f"the recorded GMT offset ({self.gmt_offset_s / 3600:+g} h) is outside ±24 h "
+                "and was ignored: times are shown in UTC"
+            )
+        if self.deidentified:
+            out.append(
+                "times are de-identified (read without the level-2 password): shown relative "
+                "to the epoch, not as dates"
+            )
+        return tuple(out)
+
+    @property
+    def order(self) -> str:
+        """How `channels` are ordered: `ORDER_ACQUISITION` or `ORDER_NATURAL` (`channel_order`)."""
+        return channel_order(self.names, [c.acquisition_number for c in self.channels])[1]
+
+    def in_recording_order(self) -> SessionInfo:
+        """The same description, its channels in the recording's order (`channel_order`)."""
+        names, _ = channel_order(self.names, [c.acquisition_number for c in self.channels])
+        return replace(self, channels=tuple(self._by_name[n] for n in names))
+
+    def clock(self, uutc: float, utc: bool = False, digits: int = 0) -> str:
+        """A time as the recording's clock shows it: local time with its offset, or relative.
+
+        Parameters
+        ----------
+        uutc : float
+            The time in µUTC.
+        utc : bool
+            Show UTC (``+00:00``) even when the session records a GMT offset.
+        digits : int
+            Decimals of the second (0, 3 or 6).
+
+        Returns
+        -------
+        str
+            ``"2009-10-02 09:01:07 +11:00"``; ``"+09:01:07 (de-identified)"`` (days first
+            when there are any) for de-identified times.
+
+        Examples
+        --------
+        >>> info = SessionInfo("x.mefd", (), {}, gmt_offset_s=11 * 3600)
+        >>> info.clock(1_254_430_867_000_000)
+        '2009-10-02 08:01:07 +11:00'
+        >>> info.clock(1_254_430_867_000_000, utc=True)
+        '2009-10-01 21:01:07 +00:00'
+        """
+        return clock_text(uutc, None if utc else self.utc_offset_s, self.deidentified, digits)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -566,7 +686,9 @@ class SessionInfo:
             chans = by_fs[fs]
             start = min(c.start_uutc for c in chans)
             end = max(c.end_uutc for c in chans)
-            n = math.ceil((end - start) * fs / 1e6 - 1e-3)
+            # Exactly the samples stored: the last one lands at the grid index nearest its
+            # time (half a period decides), as every block's first sample does.
+            n = math.ceil((end - start) * fs / 1e6 - 0.5)
             groups.append(RateGroup(fs, tuple(c.name for c in chans), Grid(fs, start, n)))
         return tuple(groups)
 
@@ -707,14 +829,22 @@ def run_starts(
 
 
 def spans_from_toc(
-    starts_uutc: Sequence[int], n_samples: Sequence[int], discontinuity: Sequence[bool], fs: float
+    starts_uutc: Sequence[int], n_samples: Sequence[int], fs: float
 ) -> tuple[Span, ...]:
-    """Contiguous spans from a block table of contents; a span ends where its last block ends."""
+    """Contiguous spans from a block table of contents; a span ends where its last block ends.
+
+    A new span starts only where at least one sample is missing: a block starting half a
+    period or more after the previous one ends (its first sample then lands on a later grid
+    index than the next one). Discontinuity flags on blocks that lose no sample (clock
+    jitter, writer flags) do not split spans, so they are not gaps.
+    """
     t = np.asarray(starts_uutc, np.int64)
     if t.size == 0:
         return ()
     end = np.round(t + np.asarray(n_samples, np.int64) * (1e6 / fs)).astype(np.int64)
-    first = np.flatnonzero(run_starts(t, n_samples, discontinuity, fs))
+    new = np.ones(t.size, bool)
+    new[1:] = t[1:] - end[:-1] >= 0.5e6 / fs
+    first = np.flatnonzero(new)
     last = np.append(first[1:] - 1, t.size - 1)
     return tuple(Span(int(a), int(b)) for a, b in zip(t[first], end[last], strict=True))
 

@@ -56,6 +56,8 @@ def info_to_proto(info: SessionInfo, engine: str = "") -> pb.RecordingInfo:
                 n_samples=c.n_samples,
                 units=c.units,
                 conversion_factor=c.conversion_factor,
+                acquisition_number=c.acquisition_number,
+                units_text=c.units_text,
             )
             for c in info.channels
         ],
@@ -86,6 +88,8 @@ def info_to_proto(info: SessionInfo, engine: str = "") -> pb.RecordingInfo:
             )
             for name, runs in info.factor_changes.items()
         ],
+        gmt_offset_s=info.gmt_offset_s,
+        deidentified=info.deidentified,
     )
 
 
@@ -106,7 +110,15 @@ def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
         path=msg.path,
         channels=tuple(
             ChannelInfo(
-                c.name, c.fs, c.start_uutc, c.end_uutc, c.n_samples, c.units, c.conversion_factor
+                c.name,
+                c.fs,
+                c.start_uutc,
+                c.end_uutc,
+                c.n_samples,
+                c.units,
+                c.conversion_factor,
+                c.acquisition_number if c.HasField("acquisition_number") else None,
+                c.units_text,
             )
             for c in msg.channels
         ),
@@ -129,6 +141,8 @@ def info_from_proto(msg: pb.RecordingInfo) -> SessionInfo:
             cf.channel: tuple((c.start_uutc, c.conversion_factor) for c in cf.changes)
             for cf in msg.factor_changes
         },
+        gmt_offset_s=msg.gmt_offset_s if msg.HasField("gmt_offset_s") else None,
+        deidentified=msg.deidentified,
     )
 
 

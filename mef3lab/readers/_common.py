@@ -31,6 +31,24 @@ def sorted_annotations(items: Iterable[Annotation]) -> tuple[Annotation, ...]:
     return tuple(sorted(items, key=lambda a: (a.time_uutc, a.channel or "", a.type, a.text)))
 
 
+#: MEF's GMT offset "not entered".
+GMT_OFFSET_NO_ENTRY = -86401
+
+
+def recorded_gmt_offset(value: object) -> int | None:
+    """A stored GMT offset (s east of UTC), or None when the file records none."""
+    if value is None or int(value) == GMT_OFFSET_NO_ENTRY:
+        return None
+    return int(value)
+
+
+def stored_units(raw: object) -> str:
+    """The units text a file stores, as text (bytes decoded, NULs and spaces stripped)."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    return "" if raw is None else str(raw).replace("\x00", "").strip()
+
+
 def effective_factor(f: float | None) -> float:
     """A stored conversion factor as reads apply it: unset (<= 0, None, NaN) means 1."""
     return float(f) if f is not None and f > 0 else 1.0

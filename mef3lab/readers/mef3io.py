@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CorruptDataError, Mef3LabError, NotAMefSessionError, PasswordError
-from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
+from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, canonical_units, spans_from_toc
 from ._common import (
     annotation,
     check_index,
@@ -26,7 +26,9 @@ from ._common import (
     effective_factor,
     implied_rate,
     rate_change_message,
+    recorded_gmt_offset,
     sorted_annotations,
+    stored_units,
 )
 from .base import Reader
 from .salvage import Shadow, channel_dirs, missing_files, open_salvaged
@@ -106,6 +108,9 @@ class Mef3ioReader(Reader):
             notes = self._annotations()
         protected = getattr(self._r._impl, "password_protected", None)
         encrypted = bool(protected()) if protected is not None else bool(self.password)
+        first = self._r.info(channels[0].name)
+        # Without section 3 (level-2 password) times are MEF's de-identified offset times.
+        readable = first.get("section3_available", True)
         return SessionInfo(
             str(self.path),
             tuple(channels),
@@ -114,7 +119,9 @@ class Mef3ioReader(Reader):
             encrypted,
             dict(self.damaged),
             {n: f for n, f in self.factor_changes.items() if n in spans},
-        )
+            recorded_gmt_offset(first.get("gmt_offset")) if readable else None,
+            not readable,
+        ).in_recording_order()
 
     def _reader(self, session: Path):
         """mef3io's reader of a session folder (the recording itself or its salvaged shadow)."""
@@ -154,12 +161,12 @@ class Mef3ioReader(Reader):
                     factors.append((int(starts[a]), f))
                 r = implied_rate(starts[a:b], counts[a:b], disc[a:b], s["end_time"], fs)
                 rates += [r] if r is not None else []
-                seg_spans += spans_from_toc(starts[a:b], counts[a:b], disc[a:b], r or fs)
+                seg_spans += spans_from_toc(starts[a:b], counts[a:b], r or fs)
         if rates:
             self.rate_changes[name] = rate_change_message(self.path, name, [fs, *rates])
             spans = tuple(seg_spans)  # each segment timed by its own rate
         else:
-            spans = spans_from_toc(starts, counts, disc, fs)
+            spans = spans_from_toc(starts, counts, fs)
         check_index(
             self.path,
             name,
@@ -180,8 +187,10 @@ class Mef3ioReader(Reader):
             start_uutc=spans[0].start_uutc,
             end_uutc=spans[-1].end_uutc,
             n_samples=int(counts.sum()),
-            units=str(info["units_description"] or ""),
+            units=canonical_units(stored_units(info["units_description"])),
             conversion_factor=effective_factor(factor),
+            acquisition_number=info.get("acquisition_channel_number"),
+            units_text=stored_units(info["units_description"]),
         ), spans
 
     def _annotations(self):

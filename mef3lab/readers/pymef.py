@@ -22,14 +22,16 @@ from ..errors import (
     NotAMefSessionError,
     PasswordError,
 )
-from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, spans_from_toc
+from ..model import RAW_NAN, ChannelInfo, SessionInfo, Span, canonical_units, spans_from_toc
 from ._common import (
     annotation,
     check_index,
     check_rates,
     effective_factor,
     rate_change_message,
+    recorded_gmt_offset,
     sorted_annotations,
+    stored_units,
 )
 from .base import Reader
 from .mef3io import Mef3ioReader
@@ -104,7 +106,8 @@ class PymefReader(Reader):
             level > 0,
             damaged,
             {n: f for n, f in factor_changes.items() if n in spans},
-        )
+            recorded_gmt_offset(self._segs[channels[0].name][0]["section_3"]["GMT_offset"][0]),
+        ).in_recording_order()
 
     def _password_level(self, check) -> int:
         """0 (not encrypted), 1 or 2, from the first metadata file; raises for bad passwords."""
@@ -153,10 +156,10 @@ class PymefReader(Reader):
             spans = tuple(
                 sp
                 for s, r in zip(segs, rates, strict=True)
-                for sp in spans_from_toc(s["TOC"][3], s["TOC"][1], s["TOC"][0], r)
+                for sp in spans_from_toc(s["TOC"][3], s["TOC"][1], r)
             )
         else:
-            spans = spans_from_toc(toc[3], toc[1], toc[0].astype(bool), fs)
+            spans = spans_from_toc(toc[3], toc[1], fs)
         spec = self._s.session_md["time_series_channels"][name]["channel_specific_metadata"]
         check_index(
             self.path,
@@ -171,15 +174,17 @@ class PymefReader(Reader):
             self._tdat_problem(name),
         )
         s2 = segs[0]["section_2"]
-        units = s2["units_description"][0]
+        units = stored_units(s2["units_description"][0])
         return ChannelInfo(
             name=name,
             fs=fs,
             start_uutc=spans[0].start_uutc,
             end_uutc=spans[-1].end_uutc,
             n_samples=int(toc[1].sum()),
-            units=units.decode("utf-8", "replace") if isinstance(units, bytes) else str(units),
+            units=canonical_units(units),
             conversion_factor=effective_factor(float(s2["units_conversion_factor"][0])),
+            acquisition_number=int(s2["acquisition_channel_number"][0]),
+            units_text=units,
         ), spans
 
     def _tdat_problem(self, name: str) -> str | None:

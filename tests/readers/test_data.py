@@ -99,7 +99,7 @@ def test_raw_counts_give_the_float_read_exactly(reader):
 
 def test_channel_info(reader, recording_plan):
     c = reader.info.channel("ch005")
-    assert (c.fs, c.units, c.conversion_factor) == (256.0, "uV", 0.01)
+    assert (c.fs, c.units, c.units_text, c.conversion_factor) == (256.0, "µV", "uV", 0.01)
     assert c.start_uutc == recording_plan.start_uutc
     assert c.end_uutc == recording_plan.start_uutc + 600_000_000
     assert c.n_samples == int((~np.isnan(recording_plan.signal(5))).sum())

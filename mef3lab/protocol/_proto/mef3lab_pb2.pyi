@@ -73,7 +73,7 @@ class ListResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[ListEntry, _Mapping]]] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("name", "fs", "start_uutc", "end_uutc", "n_samples", "units", "conversion_factor")
+    __slots__ = ("name", "fs", "start_uutc", "end_uutc", "n_samples", "units", "conversion_factor", "acquisition_number", "units_text")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FS_FIELD_NUMBER: _ClassVar[int]
     START_UUTC_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,8 @@ class Channel(_message.Message):
     N_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACQUISITION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    UNITS_TEXT_FIELD_NUMBER: _ClassVar[int]
     name: str
     fs: float
     start_uutc: int
@@ -88,7 +90,9 @@ class Channel(_message.Message):
     n_samples: int
     units: str
     conversion_factor: float
-    def __init__(self, name: _Optional[str] = ..., fs: _Optional[float] = ..., start_uutc: _Optional[int] = ..., end_uutc: _Optional[int] = ..., n_samples: _Optional[int] = ..., units: _Optional[str] = ..., conversion_factor: _Optional[float] = ...) -> None: ...
+    acquisition_number: int
+    units_text: str
+    def __init__(self, name: _Optional[str] = ..., fs: _Optional[float] = ..., start_uutc: _Optional[int] = ..., end_uutc: _Optional[int] = ..., n_samples: _Optional[int] = ..., units: _Optional[str] = ..., conversion_factor: _Optional[float] = ..., acquisition_number: _Optional[int] = ..., units_text: _Optional[str] = ...) -> None: ...
 
 class Span(_message.Message):
     __slots__ = ("start_uutc", "end_uutc")
@@ -121,7 +125,7 @@ class Annotation(_message.Message):
     def __init__(self, time_uutc: _Optional[int] = ..., type: _Optional[str] = ..., text: _Optional[str] = ..., duration_us: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class RecordingInfo(_message.Message):
-    __slots__ = ("path", "channels", "spans", "annotations", "encrypted", "engine", "damaged", "factor_changes")
+    __slots__ = ("path", "channels", "spans", "annotations", "encrypted", "engine", "damaged", "factor_changes", "gmt_offset_s", "deidentified")
     PATH_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +134,8 @@ class RecordingInfo(_message.Message):
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     DAMAGED_FIELD_NUMBER: _ClassVar[int]
     FACTOR_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    GMT_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    DEIDENTIFIED_FIELD_NUMBER: _ClassVar[int]
     path: str
     channels: _containers.RepeatedCompositeFieldContainer[Channel]
     spans: _containers.RepeatedCompositeFieldContainer[ChannelSpans]
@@ -138,7 +144,9 @@ class RecordingInfo(_message.Message):
     engine: str
     damaged: _containers.RepeatedCompositeFieldContainer[DamagedChannel]
     factor_changes: _containers.RepeatedCompositeFieldContainer[ChannelFactors]
-    def __init__(self, path: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., spans: _Optional[_Iterable[_Union[ChannelSpans, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ..., encrypted: _Optional[bool] = ..., engine: _Optional[str] = ..., damaged: _Optional[_Iterable[_Union[DamagedChannel, _Mapping]]] = ..., factor_changes: _Optional[_Iterable[_Union[ChannelFactors, _Mapping]]] = ...) -> None: ...
+    gmt_offset_s: int
+    deidentified: bool
+    def __init__(self, path: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., spans: _Optional[_Iterable[_Union[ChannelSpans, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[Annotation, _Mapping]]] = ..., encrypted: _Optional[bool] = ..., engine: _Optional[str] = ..., damaged: _Optional[_Iterable[_Union[DamagedChannel, _Mapping]]] = ..., factor_changes: _Optional[_Iterable[_Union[ChannelFactors, _Mapping]]] = ..., gmt_offset_s: _Optional[int] = ..., deidentified: _Optional[bool] = ...) -> None: ...
 
 class ChannelFactors(_message.Message):
     __slots__ = ("channel", "changes")
