@@ -110,8 +110,10 @@ class Mef3Accessor:
         """(channel coordinate, time coordinate) name pairs present, one per rate group."""
         obj = self._obj
         out = []
-        for name in obj.coords:
+        for name, coord in obj.coords.items():
             name = str(name)
+            if coord.dims not in ((), (name,)):  # e.g. channel_type, a coordinate along channel
+                continue
             if name == "channel" or name.startswith("channel_"):
                 out.append((name, "time" + name[len("channel") :]))
         return out
