@@ -72,7 +72,16 @@ def _dataset(
     ]
     single = len(groups) == 1
     start = info.start_uutc
-    common = {"start_uutc": int(start), "start_time": _iso(start), **_spec_attrs(spec)}
+    common = {
+        "start_uutc": int(start),
+        # ISO UTC for programs; de-identified times are never written as dates in 1970
+        "start_time": info.clock(start, digits=6) if info.deidentified else _iso(start),
+        "start_clock": info.clock(start),  # local time with its offset, for people
+        "utc_offset_s": info.utc_offset_s or 0,  # seconds east of UTC the clock uses
+        **_spec_attrs(spec),
+    }
+    if info.notes:
+        common["time_notes"] = "; ".join(info.notes)
 
     data_vars: dict[Hashable, xr.Variable] = {}
     coords: dict[Hashable, Any] = {}
@@ -106,6 +115,11 @@ def _dataset(
             cdim, np.array([c.fs for c in chans], np.float64), {"units": "Hz"}
         )
         coords["units" + suffix] = xr.Variable(cdim, np.array(units, dtype=object))
+        coords["units_text" + suffix] = xr.Variable(
+            cdim,
+            np.array([c.units_text for c in chans], dtype=object),
+            {"long_name": "units as the file stores them"},
+        )
         coords["conversion_factor" + suffix] = xr.Variable(
             cdim,
             np.array([c.conversion_factor for c in chans], np.float64),

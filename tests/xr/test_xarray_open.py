@@ -40,11 +40,12 @@ def test_single_rate_layout(recording):
     assert sig.dims == ("channel", "time") and sig.dtype == np.float32
     assert sig.shape == (8, group.grid.n_samples)
     assert list(ds.channel.values) == list(info.names)
-    assert ds.fs.values.tolist() == [256.0] * 8 and ds.units.values.tolist() == ["uV"] * 8
+    assert ds.fs.values.tolist() == [256.0] * 8 and ds.units.values.tolist() == ["µV"] * 8
+    assert ds.units_text.values.tolist() == ["uV"] * 8  # as the file stores them
     assert ds.fs.chunks is None  # small per-channel coordinates are in memory
     assert ds.attrs["start_uutc"] == info.start_uutc == sig.attrs["start_uutc"]
     assert np.datetime64(ds.attrs["start_time"]) == np.datetime64(info.start_uutc, "us")
-    assert sig.attrs["units"] == "uV" and sig.attrs["fs"] == 256.0
+    assert sig.attrs["units"] == "µV" and sig.attrs["fs"] == 256.0
     assert ds.time.dtype == np.float64 and ds.time.attrs["units"] == "s"
     assert isinstance(ds.xindexes["time"], GridTimeIndex)
     assert ds.time.values[0] == 0.0 and ds.time.values[1] == pytest.approx(1 / 256)
