@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from .errors import Mef3LabError
 from .formatting import count as _count
 from .formatting import hms as _hms
-from .formatting import iso as _iso
 from .readers import ENGINES
 
 
@@ -115,21 +114,30 @@ def run_info(args: argparse.Namespace) -> int:
 
 def describe(reader) -> list[str]:
     """The lines `mef3lab info` prints for an open reader."""
+    from .xr.summary import ORDER_TEXT, units_text
+
     info = reader.info
+    clock = info.clock
     enc = "encrypted" if info.encrypted else "not encrypted"
     lines = [
         f"{info.path}  (read with {reader.engine}; {enc})",
-        f"start        {_iso(info.start_uutc)}",
-        f"end          {_iso(info.end_uutc)}",
+        f"start        {clock(info.start_uutc, digits=3)}",
+        f"end          {clock(info.end_uutc, digits=3)}",
+    ]
+    if info.utc_offset_s:
+        lines.append(f"start (UTC)  {clock(info.start_uutc, utc=True, digits=3)}")
+    lines += [f"note         {n}" for n in info.notes]
+    lines += [
         f"duration     {info.duration_s:.3f} s ({_hms(info.duration_s)})",
         f"channels     {len(info.channels)}: {_names(info.names)}",
-        f"units        {', '.join(sorted({c.units or '?' for c in info.channels}))}",
+        f"order        {ORDER_TEXT[info.order]}",
+        f"units        {units_text(info)}",
     ]
     for g in info.rate_groups:
         lines.append(
             f"rate         {g.fs:g} Hz: {_count(len(g.channels), 'channel')} "
             f"({_names(g.channels, 4)}), {g.grid.n_samples:,} samples from "
-            f"{_iso(g.grid.start_uutc)}"
+            f"{clock(g.grid.start_uutc, digits=3)}"
         )
     for name in getattr(reader, "rate_changes", {}):
         lines.append(f"unreadable   {name}: changes sampling rate between segments")
@@ -148,7 +156,8 @@ def describe(reader) -> list[str]:
         only = next(iter(distinct))
         lines.append(f"gaps         {len(only)} (the same in every channel){':' if only else ''}")
         lines += [
-            f"  {_iso(g.start_uutc)}  {(g.end_uutc - g.start_uutc) / 1e6:.3f} s" for g in only
+            f"  {clock(g.start_uutc, digits=3)}  {(g.end_uutc - g.start_uutc) / 1e6:.3f} s"
+            for g in only
         ]
     else:
         lines.append("gaps         differ between channels:")
@@ -166,7 +175,7 @@ def describe(reader) -> list[str]:
     for a in info.annotations:
         where = f" [{a.channel}]" if a.channel else ""
         dur = f" ({a.duration_us / 1e6:g} s)" if a.duration_us else ""
-        lines.append(f"  {_iso(a.time_uutc)}  {a.type}{where}{dur}  {a.text}")
+        lines.append(f"  {clock(a.time_uutc, digits=3)}  {a.type}{where}{dur}  {a.text}")
     return lines
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Protocol
 
-from ..formatting import count, hms, iso
+from ..formatting import count, hms
+from ..model import ORDER_ACQUISITION, ORDER_NATURAL
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,8 +38,9 @@ class Summarized(Protocol):
 def recording_html(acc: Summarized) -> str:
     """A recording's summary as an HTML table, for a notebook.
 
-    Channels and rates, start and duration as clock time, gaps, annotations, encryption,
-    and where it is read.
+    Channels, their order and units, rates, start (the recording's local time) and
+    duration, gaps, annotations, encryption, what to know about its times, and where it is
+    read.
 
     Parameters
     ----------
@@ -62,13 +64,16 @@ def recording_html(acc: Summarized) -> str:
         ("recording", f"<code>{e(acc.spec.path)}</code>"),
         ("read by", e(where)),
         ("channels", e(rates)),
-        ("time", f"{e(iso(info.start_uutc))} + {hms(info.duration_s)}"),
+        ("order", ORDER_TEXT[info.order]),
+        ("units", e(units_text(info))),
+        ("time", f"{e(info.clock(info.start_uutc))} + {hms(info.duration_s)}"),
         ("gaps", _gaps(gaps, len(info.channels))),
         (
             "annotations",
             str(len(ann)) + (f" ({e(', '.join(sorted(set(ann['type']))))})" if len(ann) else ""),
         ),
         ("encrypted", "yes" if info.encrypted else "no"),
+        *(("note", e(n)) for n in info.notes),
     ]
     body = "".join(
         f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
@@ -83,4 +88,32 @@ def _gaps(gaps: pd.DataFrame, n_channels: int) -> str:
     per = gaps.groupby("channel")["duration_s"].agg(["size", "sum"])
     if len(per) == n_channels and per["size"].nunique() == 1 and per["sum"].round(6).nunique() == 1:
         return f"{per['size'].iloc[0]} per channel, {per['sum'].iloc[0]:.3f} s missing"
-    return f"{len(gaps)} in {len(per)} channels, {gaps['duration_s'].sum():.3f} s missing"
+    return (
+        f"{count(len(gaps), 'gap')} in {count(len(per), 'channel')}, "
+        f"{gaps['duration_s'].sum():.3f} s missing"
+    )
+
+
+#: How each channel order is said.
+ORDER_TEXT = {
+    ORDER_ACQUISITION: "as acquired (acquisition channel numbers)",
+    ORDER_NATURAL: "by name, contacts by number (no distinct acquisition numbers)",
+}
+
+
+def units_text(info: SessionInfo) -> str:
+    """The recording's units, canonical, with the file's spellings where they differ.
+
+    Parameters
+    ----------
+    info : SessionInfo
+        The recording's description.
+
+    Returns
+    -------
+    str
+        E.g. ``"µV (stored as b'uV')"``; ``"?"`` for channels without units.
+    """
+    shown = sorted({c.units or "?" for c in info.channels})
+    stored = sorted({c.units_text for c in info.channels if c.units_text not in shown})
+    return ", ".join(shown) + (f" (stored as {', '.join(stored)})" if stored else "")

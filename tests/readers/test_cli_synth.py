@@ -50,7 +50,8 @@ def test_synth_then_info(tmp_path):
     text = info.stdout
     for expected in [
         "read with numba; not encrypted",
-        "start        2024-01-15T08:00:00.000+00:00",
+        "start        2024-01-15 08:00:00.000 +00:00",
+        "order        by name, contacts by number",
         "duration     30.000 s (0:00:30)",
         "channels     3: ch000, ch001, ch002",
         "256 Hz: 3 channels",
