@@ -1,10 +1,9 @@
-"""The clinical review state a `Scroller` owns: montage, display-filter checks and events.
+"""The clinical review a `Scroller` owns besides its view state: events, and refusals reported.
 
-`ClinicalReview` checks what the reviewer sets before it takes effect and turns it into
-the `Review` that travels with every page request. The scroller keeps the traitlets (the
-front end syncs with them) and calls this object; the object reports a refusal back
-through one callback, so the widget shows the same text the Python call raises.
-`MENUS` are the toolbar's montage and filter choices, sent to the front end.
+`ClinicalReview` keeps the events a reviewer marks and reports every refusal back through
+one callback, so the widget shows the same text the Python call raises (`guard`). The
+montage and filters are part of the view state (state.py). `MENUS` are the toolbar's
+montage and filter choices, sent to the front end.
 """
 
 from __future__ import annotations
@@ -16,10 +15,8 @@ from typing import TypeVar
 import pandas as pd
 
 from ..errors import Mef3LabError
-from ..signal.filters import DisplayFilter
 from . import events as ev
-from .montage import CHAINS, Derivation, MontageSpec, resolve
-from .review import Review
+from .montage import CHAINS
 
 __all__ = ["MENUS", "ClinicalReview"]
 
@@ -59,7 +56,7 @@ MENUS: list[dict] = [
 
 
 class ClinicalReview:
-    """The montage, filter checks and events behind one scroller.
+    """The events behind one scroller, and the refusals it reports.
 
     Parameters
     ----------
@@ -74,13 +71,6 @@ class ClinicalReview:
     events_path : Path, optional
         Where `save_events` writes without a path (beside the recording); None when the
         recording is on a server.
-
-    Attributes
-    ----------
-    derivations : tuple of Derivation
-        Every row the montage on screen can show (as recorded until a montage is chosen).
-    notes : list of str
-        What the montage on screen skipped, for the reviewer.
     """
 
     def __init__(
@@ -95,8 +85,6 @@ class ClinicalReview:
         self.rates = rates
         self.duration_s = duration_s
         self.events_path = events_path
-        self.derivations: tuple[Derivation, ...] = resolve(None, self.recorded)[0]
-        self.notes: list[str] = []
         self._report = report
         self._events = ev.empty()
 
@@ -124,45 +112,7 @@ class ClinicalReview:
             self._report(str(e))
             raise
 
-    # -- montage and filters -----------------------------------------------------------
-    def choose_montage(self, spec: MontageSpec) -> None:
-        """Resolve `spec` into `derivations` and `notes`; if refused, both stay.
-
-        Parameters
-        ----------
-        spec : None, str or sequence of str
-            As `montage.resolve` takes it.
-
-        Raises
-        ------
-        ValueError, UnknownChannelError
-            When the montage is unknown or names channels the recording lacks (reported).
-        """
-        self.derivations, self.notes = self.guard(lambda: resolve(spec, self.recorded, self.rates))
-
-    def check_filter(self, f: DisplayFilter, page_s: float) -> None:
-        """Refuse `f` if it cannot run, on pages of `page_s`, at a rate the montage uses.
-
-        Parameters
-        ----------
-        f : DisplayFilter
-            The filter to check.
-        page_s : float
-            The page length in seconds (a high-pass needs a pad of a few page lengths at most).
-
-        Raises
-        ------
-        ValueError
-            Saying what would work instead (reported).
-        """
-        rates = sorted({self.rates[c] for d in self.derivations for c in d.inputs})
-
-        def check() -> None:
-            for fs in rates:
-                f.check(fs, page_s)
-
-        self.guard(check)
-
+    # -- filters ----------------------------------------------------------------------
     def notch_frequencies(self, value: float | str | Sequence[float] | None) -> list[float]:
         """The notch frequencies `value` means.
 
@@ -184,23 +134,6 @@ class ClinicalReview:
             fs = max(self.rates[c] for c in self.recorded)
             value = [f for f in (float(value), 2.0 * float(value)) if f < fs / 2] or [float(value)]
         return [float(f) for f in value]
-
-    def review(self, montage: MontageSpec, f: DisplayFilter) -> Review | None:
-        """What page requests carry: the derivations and `f`, or None when both are plain.
-
-        Parameters
-        ----------
-        montage : None, str or sequence of str
-            The montage on screen (None: as recorded).
-        f : DisplayFilter
-            The display filter on screen.
-
-        Returns
-        -------
-        Review or None
-            None when the channels are shown as recorded and unfiltered.
-        """
-        return None if montage is None and not f.active else Review(self.derivations, f)
 
     # -- events ------------------------------------------------------------------------
     @property

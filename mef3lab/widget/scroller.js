@@ -1,10 +1,13 @@
 // The scroller's front end: draws the pages the kernel sends on a canvas, forwards keys and clicks.
 // State lives in the kernel (traitlets); this module only draws and asks. A reply is drawn only
 // if its id is the newest request the model knows of (`view_id`), so stale pages are never shown.
+// The newest reply is kept per model (`initialize`), so a view created after it arrived draws it;
+// a view with nothing to draw (a reload) asks the kernel for its page.
 // In order: layout (the DOM), model sync (texts and menus from the traits), drawing (the page,
 // the overview bar), input (keys, clicks, resizes); `render` wires them together.
 
-const GUTTER = 96; // px left of the traces, for channel labels
+const GUTTER_MIN = 64, GUTTER_MAX = 180; // px left of the traces, for channel labels
+const LABEL_FONT = "12px sans-serif";
 const TOP = 18; // px above the traces, for annotation texts
 const AXIS = 24; // px below the traces, for the time axis
 const OVERVIEW = 40; // px of the whole-recording bar under the traces
@@ -138,6 +141,23 @@ function fillPicker(ui, model) {
 
 // -- drawing ------------------------------------------------------------------------------
 
+// The label gutter: as wide as the longest label needs, within bounds; a longer label is
+// shortened in the middle (its full name is the tooltip).
+function gutterFor(names) {
+  const ctx = document.createElement("canvas").getContext("2d");
+  ctx.font = LABEL_FONT;
+  const widest = Math.max(0, ...names.map((n) => ctx.measureText(n + " ✕").width));
+  return Math.round(Math.min(GUTTER_MAX, Math.max(GUTTER_MIN, widest + 14)));
+}
+
+function fitLabel(ctx, name, room) {
+  if (ctx.measureText(name).width <= room) return name;
+  let keep = name.length - 1;
+  const cut = (k) => name.slice(0, Math.ceil(k / 2)) + "…" + name.slice(name.length - Math.floor(k / 2));
+  while (keep > 2 && ctx.measureText(cut(keep)).width > room) keep--;
+  return cut(keep);
+}
+
 function widthOf(root) {
   return Math.max(200, (root.clientWidth || 800) - 10); // inside the padding
 }
@@ -158,7 +178,7 @@ function fit(canvas, width, height) {
 
 // The time axis in wall-clock time (UTC), with a light grid; `t0` is the page start in s UTC.
 function drawAxis(ctx, frame, t0) {
-  const { width, H, secs, x } = frame;
+  const { width, H, secs, x, gutter } = frame;
   const step = STEPS.find((s) => secs / s <= 10) || STEPS[STEPS.length - 1];
   ctx.font = "11px sans-serif";
   ctx.textBaseline = "top";
@@ -168,7 +188,8 @@ function drawAxis(ctx, frame, t0) {
     ctx.fillStyle = "#e6e6e6";
     ctx.fillRect(Math.round(xt), TOP, 1, H);
     ctx.fillStyle = "#333";
-    ctx.fillText(clock(tick, step), Math.min(Math.max(xt, GUTTER + 24), width - 26), TOP + H + 5);
+    const text = clock(tick, step), half = ctx.measureText(text).width / 2 + 2;
+    ctx.fillText(text, Math.min(Math.max(xt, gutter + half), width - half), TOP + H + 5);
   }
 }
 
@@ -211,26 +232,28 @@ function tracePath(ctx, tr, data, x, y) {
 }
 
 // Each row: its label (red with ✕ if it could not be read, grey if marked bad) and its trace.
+// Each trace is drawn around its page baseline (`tr.baseline`, its median).
 function drawTraces(ctx, frame, traces, data, gain, bad) {
-  const { W, H, rowH, x } = frame;
+  const { W, H, rowH, x, gutter } = frame;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
   traces.forEach((tr, row) => {
     const mid = TOP + (row + 0.5) * rowH;
     ctx.fillStyle = tr.error ? "#c00" : bad.has(tr.name) ? "#aaa" : "#222";
     ctx.font = `${Math.min(12, Math.max(7, rowH - 2))}px sans-serif`;
-    ctx.fillText(tr.error ? `${tr.name} ✕` : tr.name, GUTTER - 6, mid);
+    ctx.fillText(fitLabel(ctx, tr.error ? `${tr.name} ✕` : tr.name, gutter - 8), gutter - 6, mid);
     if (tr.error) {
       ctx.textAlign = "left";
-      ctx.fillText("could not be read", GUTTER + 6, mid);
+      ctx.fillText("could not be read", gutter + 6, mid);
       ctx.textAlign = "right";
       return;
     }
+    const base = tr.baseline || 0;
     ctx.save();
     ctx.beginPath();
-    ctx.rect(GUTTER, TOP, W, H);
+    ctx.rect(gutter, TOP, W, H);
     ctx.clip();
-    tracePath(ctx, tr, data, x, (v) => mid - (v / gain) * rowH);
+    tracePath(ctx, tr, data, x, (v) => mid - ((v - base) / gain) * rowH);
     ctx.strokeStyle = bad.has(tr.name) ? "#c8c8c8" : "#1f4e9c";
     ctx.lineWidth = 1;
     ctx.stroke();
@@ -248,8 +271,8 @@ function drawPage(ui, model, state) {
   ctx.fillRect(0, 0, width, height);
   if (!state.reply) return;
   const { msg, data } = state.reply;
-  const W = width - GUTTER, H = n * rowH, secs = msg.seconds;
-  const frame = { width, W, H, rowH, secs, x: (s) => GUTTER + (s / secs) * W };
+  const gutter = state.gutter, W = width - gutter, H = n * rowH, secs = msg.seconds;
+  const frame = { width, W, H, rowH, secs, gutter, x: (s) => gutter + (s / secs) * W };
   drawAxis(ctx, frame, model.get("start_uutc") / 1e6 + msg.start);
   drawSpans(ctx, frame, model.get("annotations"), msg.start, "rgba(255, 140, 0, 0.15)", "#d96b00");
   drawSpans(ctx, frame, model.get("marks"), msg.start, "rgba(0, 150, 60, 0.15)", "#00963c");
@@ -259,12 +282,14 @@ function drawPage(ui, model, state) {
   }
   drawTraces(ctx, frame, msg.traces, data, model.get("gain"), new Set(model.get("bad_channels")));
   ctx.strokeStyle = "#999";
-  ctx.strokeRect(GUTTER + 0.5, TOP + 0.5, W - 1, H);
+  ctx.strokeRect(gutter + 0.5, TOP + 0.5, W - 1, H);
   state.drawnId = msg.id;
   const tags = ui.root.dataset; // what tests and benchmarks read
   tags.drawnId = String(msg.id);
   tags.drawnStart = String(msg.start);
+  tags.drawnSeconds = String(msg.seconds);
   tags.drawnChannels = msg.traces.map((tr) => tr.name).join(",");
+  tags.drawnMontage = msg.state ? msg.state.montage : "";
   tags.drawnAt = String(performance.now());
   drawOverview(ui, model, state);
 }
@@ -276,15 +301,15 @@ function drawOverview(ui, model, state) {
   const ctx = fit(ui.strip, width, OVERVIEW);
   ctx.fillStyle = "#f7f7f7";
   ctx.fillRect(0, 0, width, OVERVIEW);
-  const W = width - GUTTER, total = model.get("duration");
-  const x = (s) => GUTTER + (s / total) * W;
+  const gutter = state.gutter, W = width - gutter, total = model.get("duration");
+  const x = (s) => gutter + (s / total) * W;
   ctx.fillStyle = "#333";
   ctx.font = "11px sans-serif";
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  ctx.fillText("overview", GUTTER - 6, OVERVIEW / 2);
+  ctx.fillText("overview", gutter - 6, OVERVIEW / 2);
   if (state.overview) {
-    drawStrip(ctx, W, state.overview);
+    drawStrip(ctx, gutter, W, state.overview);
     ui.root.dataset.overviewColumns = String(state.overview.msg.n);
     ui.root.dataset.overviewAt = String(performance.now());
   }
@@ -299,7 +324,7 @@ function drawOverview(ui, model, state) {
 }
 
 // The strip's columns, scaled to the 98th percentile of their values.
-function drawStrip(ctx, W, { msg, data }) {
+function drawStrip(ctx, gutter, W, { msg, data }) {
   let top = 0;
   for (let c = 0; c < msg.n; c++) if (data[c] === data[c] && data[c] > top) top = data[c];
   const sorted = Array.from(data).filter((v) => v === v).sort((a, b) => a - b);
@@ -307,10 +332,10 @@ function drawStrip(ctx, W, { msg, data }) {
   const cw = W / msg.n;
   for (let c = 0; c < msg.n; c++) {
     const v = data[c];
-    if (v !== v) { ctx.fillStyle = "#ddd"; ctx.fillRect(GUTTER + c * cw, 0, cw + 0.5, OVERVIEW); continue; }
+    if (v !== v) { ctx.fillStyle = "#ddd"; ctx.fillRect(gutter + c * cw, 0, cw + 0.5, OVERVIEW); continue; }
     const h = Math.min(1, v / (scale || 1)) * (OVERVIEW - 4);
     ctx.fillStyle = "#7d93b8";
-    ctx.fillRect(GUTTER + c * cw, OVERVIEW - 2 - h, cw + 0.5, h);
+    ctx.fillRect(gutter + c * cw, OVERVIEW - 2 - h, cw + 0.5, h);
   }
 }
 
@@ -359,12 +384,20 @@ function listenToInput(ui, model, state, menus, redraw) {
     const px = e.clientX - r.left, py = e.clientY - r.top;
     const row = Math.floor((py - TOP) / model.get("row_px"));
     const { traces, start, seconds } = state.reply.msg;
-    if (px < GUTTER && row >= 0 && row < traces.length) {
+    if (px < state.gutter && row >= 0 && row < traces.length) {
       model.send({ type: "bad", name: traces[row].name });
-    } else if (px >= GUTTER) {
-      state.cursor = start + ((px - GUTTER) / (r.width - GUTTER)) * seconds;
+    } else if (px >= state.gutter) {
+      state.cursor = start + ((px - state.gutter) / (r.width - state.gutter)) * seconds;
       redraw();
     }
+  });
+  // the full name of the label under the pointer, as a tooltip
+  canvas.addEventListener("mousemove", (e) => {
+    const r = canvas.getBoundingClientRect();
+    const row = Math.floor((e.clientY - r.top - TOP) / model.get("row_px"));
+    const traces = state.reply ? state.reply.msg.traces : [];
+    const name = e.clientX - r.left < state.gutter && row >= 0 && row < traces.length ? traces[row].name : "";
+    if (canvas.title !== name) canvas.title = name;
   });
   canvas.addEventListener("mousedown", focusSoon);
 
@@ -372,7 +405,7 @@ function listenToInput(ui, model, state, menus, redraw) {
   let dragging = false;
   const overviewAt = (e) => {
     const r = strip.getBoundingClientRect();
-    const frac = (e.clientX - r.left - GUTTER) / (r.width - GUTTER);
+    const frac = (e.clientX - r.left - state.gutter) / (r.width - state.gutter);
     if (frac < 0 || frac > 1) return;
     stamp();
     const t = frac * model.get("duration") - model.get("page_seconds") / 2;
@@ -394,18 +427,36 @@ function listenToInput(ui, model, state, menus, redraw) {
 }
 
 // The trace area's width in columns goes to the kernel (debounced); the page is redrawn to fit.
-function watchSize(ui, model, redraw) {
+function watchSize(ui, model, state, redraw) {
   let timer = 0;
-  const observer = new ResizeObserver(() => {
+  const resized = () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
-      const columns = Math.max(50, Math.floor(widthOf(ui.root) - GUTTER));
+      const columns = Math.max(50, Math.floor(widthOf(ui.root) - state.gutter));
       if (columns !== model.get("width_px")) model.send({ type: "resize", width: columns });
       redraw();
     }, 80);
-  });
+  };
+  const observer = new ResizeObserver(resized);
   observer.observe(ui.root);
-  return () => { observer.disconnect(); clearTimeout(timer); };
+  return { resized, stop: () => { observer.disconnect(); clearTimeout(timer); } };
+}
+
+// -- the newest replies of a model, kept for every view (one created later, too) ------------
+
+const LATEST = new WeakMap();
+
+function initialize({ model }) {
+  const latest = { page: null, overview: null };
+  LATEST.set(model, latest);
+  const keep = (msg, buffers) => {
+    if (msg.type === "overview") latest.overview = { msg, data: floats(buffers[0]) };
+    else if (msg.type === "page" && (!latest.page || msg.id > latest.page.msg.id)) {
+      latest.page = { msg, data: floats(buffers[0]) };
+    }
+  };
+  model.on("msg:custom", keep);
+  return () => model.off("msg:custom", keep);
 }
 
 // -- render -------------------------------------------------------------------------------
@@ -414,23 +465,34 @@ function render({ model, el }) {
   const menus = model.get("menus"); // fixed for the widget's life: read once
   const ui = layout(menus);
   el.append(ui.root);
+  if (!LATEST.has(model)) initialize({ model }); // a host that does not call initialize
+  const latest = LATEST.get(model);
   // reply: the page on screen {msg, data}; overview: the bar {msg, data}; cursor: seconds
-  // from the recording start of the last click in the traces
-  const state = { reply: null, drawnId: 0, overview: null, cursor: null };
+  // from the recording start of the last click in the traces; gutter: the labels' width
+  const state = { reply: null, drawnId: 0, overview: latest.overview, cursor: null, gutter: 0 };
   const draw = () => drawPage(ui, model, state);
   const texts = () => showTexts(ui, model, menus);
+  const sizeGutter = () => {
+    const gutter = gutterFor(model.get("all_channels"));
+    if (gutter !== state.gutter) { state.gutter = gutter; if (watching) watching.resized(); }
+  };
+  let watching = null;
 
-  const onMessage = (msg, buffers) => {
-    if (msg.type === "overview") {
-      state.overview = { msg, data: floats(buffers[0]) };
-      drawOverview(ui, model, state);
-      return;
-    }
-    if (msg.type !== "page" || msg.id < model.get("view_id") || msg.id <= state.drawnId) return; // stale
+  // the newest page, if it answers the newest request (a reply overtaken by one is stale)
+  const showLatest = () => {
+    const page = latest.page;
+    if (!page || page.msg.id < model.get("view_id") || page.msg.id <= state.drawnId) return false;
     ui.root.dataset.gotAt = String(performance.now());
-    state.reply = { msg, data: floats(buffers[0]) };
+    state.reply = page;
     draw();
     ui.root.dataset.pages = String(Number(ui.root.dataset.pages || 0) + 1); // pages drawn (tests, benchmarks)
+    return true;
+  };
+  const onMessage = (msg) => {
+    if (msg.type === "overview") {
+      state.overview = latest.overview;
+      drawOverview(ui, model, state);
+    } else if (msg.type === "page") showLatest();
   };
   const listeners = [
     ["msg:custom", onMessage],
@@ -444,20 +506,24 @@ function render({ model, el }) {
     ["change:message", texts],
     ["change:page_seconds", () => fillLengths(ui, model)],
     ["change:channels", () => { fillPicker(ui, model); texts(); }],
+    ["change:all_channels", () => { sizeGutter(); fillPicker(ui, model); }],
     ["change:first_row", texts],
   ];
   for (const [event, listener] of listeners) model.on(event, listener);
   const stopInput = listenToInput(ui, model, state, menus, draw);
-  const stopWatching = watchSize(ui, model, draw);
+  sizeGutter();
+  watching = watchSize(ui, model, state, draw);
   fillLengths(ui, model);
   fillPicker(ui, model);
   texts();
   draw();
+  // a view with nothing to draw (its page came before it, or the page was reloaded) asks
+  if (!showLatest()) model.send({ type: "ready" });
   return () => {
-    stopWatching();
+    watching.stop();
     stopInput();
     for (const [event, listener] of listeners) model.off(event, listener);
   };
 }
 
-export default { render };
+export default { initialize, render };

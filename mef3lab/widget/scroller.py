@@ -1,15 +1,18 @@
 """`Scroller`: page through a recording in a notebook; the widget's state and its request loop.
 
-The model lives in the kernel and holds the state as traitlets; ``scroller.js`` draws it
-and forwards keys and clicks. Every change of what is on screen is one request with a new
-id, served on a background thread, newest only, so the kernel never blocks
-(docs/scroller.md tells the whole path).
+The model lives in the kernel; what is on screen is one `ViewState` value, mirrored in
+traitlets for the front end (``scroller.js``), which draws and forwards keys and clicks.
+Every change is checked whole before it is applied, then becomes one request with a new id,
+served on a background thread, newest only, so the kernel never blocks (docs/scroller.md
+tells the whole path).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,7 @@ import traitlets as t
 import xarray as xr
 
 from ..errors import Mef3LabError
-from ..signal.filters import DisplayFilter
-from ..sources import REGISTRY
+from ..sources import REGISTRY, SourceSpec
 from ..xr.backend import rate_label
 from . import events as ev
 from .clinical import MENUS, ClinicalReview
@@ -33,14 +35,29 @@ from .montage import MontageSpec
 from .overview import overview
 from .pages import Page, View
 from .readahead import PageCache, Readahead
-from .review import Review, read_reviewed
+from .review import read_reviewed
+from .scale import baselines, gain_for, step_gain
+from .state import Recorded, ViewState, change, initial
 from .zoom import ZOOM_SAMPLES_PER_COLUMN, EnvelopeStore
 
 __all__ = ["Scroller"]
 
+log = logging.getLogger(__name__)
+
 _HERE = Path(__file__).resolve().parent
-#: µV per division the gain steps through (↑ / ↓), a 1-2-5 series.
-GAINS = tuple(m * 10.0**e for e in range(-1, 6) for m in (1, 2, 5))
+#: The traits that mirror the `ViewState`: setting one is a checked change of the state.
+STATE_TRAITS = (
+    "montage",
+    "highpass",
+    "lowpass",
+    "notch",
+    "channels",
+    "page_seconds",
+    "start",
+    "rows",
+    "first_row",
+    "gain",
+)
 
 
 class Scroller(anywidget.AnyWidget):
@@ -63,8 +80,10 @@ class Scroller(anywidget.AnyWidget):
     channels : list of str, optional
         The channels shown, in screen order; default: all of `rec`'s.
     gain : float, optional
-        µV per division (one division is one row's height); default: chosen from the first
-        page, so a typical channel spans about four divisions.
+        µV per division (one division is one row's height); default: chosen from the page
+        (and again when the page length, montage, filters or rows change) until one is set:
+        98 % of a typical trace's values lie within half a division of its page median,
+        the recording's first second (an amplifier settling) left out.
     rows : int, optional
         Rows (channels) on screen at once; default 20, or fewer if fewer are shown.
     montage : None, str or list of str, optional
@@ -91,6 +110,8 @@ class Scroller(anywidget.AnyWidget):
         As the parameters; setting one redraws the page.
     bad_channels : list of str
         Rows marked bad (drawn greyed).
+    state : ViewState
+        All of the above that decides what is on screen, as one value.
     message : str
         What went wrong last, as the widget shows it.
     sent, dropped : int
@@ -100,8 +121,9 @@ class Scroller(anywidget.AnyWidget):
     ------
     ValueError, mef3lab.errors.Mef3LabError
         When a setting is refused (an unknown montage or channel, a filter the rates or
-        the page length cannot have). The same text is shown in the widget, whether the
-        setting comes from Python (which raises) or from the toolbar (which does not).
+        the page length cannot have); the state stays as it was. The same text is shown
+        in the widget, whether the setting comes from Python (which raises) or from the
+        toolbar (which does not).
 
     Examples
     --------
@@ -177,40 +199,51 @@ class Scroller(anywidget.AnyWidget):
         notch: float | list[float] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._ready = False
+        self._applying = True  # traits set here mirror the state: no checks, no requests
         self._rec = rec
         spec = rec.mef3.spec
-        self._source = REGISTRY.acquire(spec)
-        info = self._source.info
+        self._spec = spec
+        info = REGISTRY.acquire(spec).info
         present = _channels_of(rec, info.names) or list(info.names)
-        self._recorded = present
         self._rates = {c: g.fs for g in info.rate_groups for c in g.channels}
+        self._recorded = Recorded(tuple(present), self._rates, info.duration_s)
         self._clinical = ClinicalReview(
             present,
             self._rates,
             info.duration_s,
             report=lambda text: setattr(self, "message", text),
-            events_path=None if spec.remote else ev.events_path(spec.path),
+            events_path=_events_path(spec),
         )
-        self._review: Review | None = None
-        self._overview_width = 0
-        self._cache = PageCache(lambda view: read_reviewed(self._source, view))
-        self._zoom = EnvelopeStore(self._source)
-        self._readahead = Readahead(self._source, self._cache, info.end_uutc - info.start_uutc)
-        self._loader = LatestLoader(self._serve)
+        # checked before any thread starts: a refused widget leaves nothing running
+        self._state = initial(
+            self._recorded,
+            channels,
+            montage=montage,
+            highpass=highpass,
+            lowpass=lowpass,
+            notch=self._clinical.notch_frequencies(notch),
+            page_seconds=page_seconds,
+            start=start,
+            rows=rows or 20,
+            gain=gain or 50.0,
+        )
+        self._pending: tuple[str, ViewState] | None = None  # checked by _check, for _apply
         self._auto_gain = gain is None
+        self._auto_key: tuple | None = None  # what the automatic gain was chosen for
+        self._lock = threading.Lock()
+        source = _Live(spec)
+        self._source = source
+        self._overview_width = 0
+        self._cache = PageCache(lambda view: read_reviewed(source, view))
+        self._zoom = EnvelopeStore(source)
+        self._readahead = Readahead(source, self._cache, info.end_uutc - info.start_uutc)
+        self._loader = LatestLoader(self._serve)
         self.sent = 0  # replies sent to the front end
         self.dropped = 0  # replies dropped because a newer request came in
         notes = rec.mef3.annotations
         super().__init__(
             duration=info.duration_s,
             start_uutc=int(info.start_uutc),
-            channels=list(channels or present),
-            all_channels=present,
-            page_seconds=page_seconds,
-            start=start,
-            gain=gain or 50.0,
-            rows=min(rows or 20, len(channels or present)),
             units=str(rec.attrs.get("units", "µV")).replace("uV", "µV"),
             annotations=[
                 {
@@ -221,19 +254,11 @@ class Scroller(anywidget.AnyWidget):
                 }
                 for r in notes.itertuples()
             ],
+            **_traits_of(self._state),
             **kwargs,
         )
+        self._applying = False
         self.on_msg(self._on_msg)
-        try:
-            self.notch = [] if notch is None else notch
-            self.highpass, self.lowpass = highpass, lowpass
-            self._clinical.check_filter(self._filter(), self.page_seconds)
-            if montage is not None:
-                self.montage = montage
-        except BaseException:
-            self.close()  # no loader or read-ahead thread outlives a refused widget
-            raise
-        self._ready = True
         self._request()
 
     # -- the scriptable API ---------------------------------------------------------
@@ -291,7 +316,7 @@ class Scroller(anywidget.AnyWidget):
             rows on screen have different rates, a Dataset of one ``signal_<fs>Hz`` variable
             per rate (as `open_recording` names them).
         """
-        page = self._cache.get(self._view())
+        page = self._cache.get(self._state.view())
         arrays = {b.fs: _block_array(b, self._rec.attrs, self.units) for b in page.blocks}
         if len(arrays) == 1:
             return next(iter(arrays.values()))
@@ -321,9 +346,10 @@ class Scroller(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop the loader and read-ahead threads and close the widget; the recording stays open."""
-        self._loader.close()
-        self._cache.close()
-        self._zoom.close()
+        if hasattr(self, "_loader"):  # a widget refused while it was made has no threads
+            self._loader.close()
+            self._cache.close()
+            self._zoom.close()
         super().close()
 
     def press(self, key: str, shift: bool = False) -> bool:
@@ -347,7 +373,7 @@ class Scroller(anywidget.AnyWidget):
         elif key == "ArrowLeft":
             self.prev_page(step)
         elif key in ("ArrowUp", "ArrowDown"):
-            self.gain = _step_gain(self.gain, finer=key == "ArrowUp")
+            self.gain = step_gain(self.gain, finer=key == "ArrowUp")
         elif key in ("PageDown", "PageUp"):
             self.first_row = self.first_row + (self.rows if key == "PageDown" else -self.rows)
         elif key == "Home":
@@ -427,148 +453,110 @@ class Scroller(anywidget.AnyWidget):
         self.marks = self._clinical.marks
         return self.events
 
-    # -- validation -------------------------------------------------------------------
-    @t.validate("page_seconds")
-    def _valid_page_seconds(self, proposal: dict) -> float:
-        value = _positive(proposal, "page_seconds must be a positive number of seconds")
-        if self._ready:
-            self._clinical.check_filter(self._filter(), value)
-        return value
+    # -- the state ------------------------------------------------------------------------
+    @property
+    def state(self) -> ViewState:
+        """What is on screen, as one value (the traits mirror it)."""
+        return self._state
 
-    @t.validate("start")
-    def _valid_start(self, proposal: dict) -> float:
-        value = float(proposal["value"])
-        if not math.isfinite(value):
-            raise t.TraitError(f"start must be a number of seconds, not {proposal['value']!r}")
-        return min(
-            max(value, 0.0), max(0.0, self.duration - self.page_seconds)
-        )  # paging stops at the ends
+    @t.validate(*STATE_TRAITS)
+    def _check(self, proposal: dict) -> Any:
+        """A setting is a change of the whole state, checked before anything is applied."""
+        name, value = proposal["trait"].name, proposal["value"]
+        if self._applying:
+            return value
+        if name == "notch":
+            value = self._clinical.notch_frequencies(value)
+        elif name == "gain":
+            self._auto_gain = False  # a gain set by hand stays
+        new = self._clinical.guard(lambda: change(self._state, self._recorded, **{name: value}))
+        self._pending = (name, new)
+        return _traits_of(new)[name]
 
-    @t.validate("channels")
-    def _valid_channels(self, proposal: dict) -> list[str]:
-        names = list(proposal["value"])
-        if not names:
-            raise t.TraitError("channels must name at least one channel")
-        if self._review is not None:
-            known = {d.name for d in self._review.derivations}
-            unknown = [n for n in names if n not in known]
-            if unknown:
-                raise t.TraitError(
-                    f"{', '.join(unknown)} not in the montage on screen; it has {', '.join(known)}"
-                )
-            return names
-        for name in names:
-            self._source.info.channel(name)  # UnknownChannelError naming what there is
-        return names
+    @t.observe(*STATE_TRAITS)
+    def _state_changed(self, event: dict) -> None:
+        if self._applying:
+            return
+        name, new = self._pending or ("", None)
+        self._pending = None
+        if name != event["name"]:  # traitlets takes None without asking a validator
+            new = change(self._state, self._recorded, **{event["name"]: event["new"]})
+        self._apply(new)
 
-    @t.validate("gain")
-    def _valid_gain(self, proposal: dict) -> float:
-        return _positive(proposal, "gain must be a positive number of µV per division")
-
-    @t.validate("first_row")
-    def _valid_first_row(self, proposal: dict) -> int:
-        return min(max(int(proposal["value"]), 0), max(0, len(self.channels) - self.rows))
-
-    @t.validate("montage")
-    def _valid_montage(self, proposal: dict) -> MontageSpec:
-        self._clinical.choose_montage(proposal["value"])
-        return proposal["value"]
-
-    @t.validate("highpass", "lowpass")
-    def _valid_cutoff(self, proposal: dict) -> float | None:
-        value = proposal["value"]
-        if value is not None and self._ready:
-            changed = replace(self._filter(), **{proposal["trait"].name: float(value)})
-            self._clinical.check_filter(changed, self.page_seconds)
-        return value
-
-    @t.validate("notch")
-    def _valid_notch(self, proposal: dict) -> list[float]:
-        value = self._clinical.notch_frequencies(proposal["value"])
-        if self._ready:
-            self._clinical.check_filter(
-                replace(self._filter(), notch=tuple(value)), self.page_seconds
-            )
-        return value
-
-    # -- requests -----------------------------------------------------------------------
-    @t.observe("montage")
-    def _montage_changed(self, change: dict) -> None:
-        names = [d.name for d in self._clinical.derivations]
-        spec = change["new"]
-        ready, self._ready = self._ready, False  # one request for the switch, not one per trait
-        with self.hold_sync():
-            self.note = "; ".join(self._clinical.notes)
-            self.montage_label = (
-                "as recorded" if spec is None else spec if isinstance(spec, str) else "pairs"
-            )
-            self._review = self._clinical.review(self.montage, self._filter())
-            self.all_channels = names
-            self.first_row = 0
-            self.rows = min(max(self.rows, 1), len(names))
-            self.channels = names
-        self._ready = ready
-        if ready:
+    @t.observe("width_px")
+    def _width_changed(self, event: dict) -> None:
+        if not self._applying:
             self._request()
 
-    @t.observe("highpass", "lowpass", "notch")
-    def _filter_changed(self, change: dict) -> None:
-        self._review = self._clinical.review(self.montage, self._filter())
-        if self._ready:
+    def _apply(self, new: ViewState) -> None:
+        """Make `new` the state: every trait mirrors it, then one request (none for a gain)."""
+        with self._lock:
+            old, self._state = self._state, new
+        self._applying = True
+        try:
+            with self.hold_sync():
+                for name, value in _traits_of(new).items():
+                    setattr(self, name, value)
+                self.message = ""
+        finally:
+            self._applying = False
+        if replace(old, gain=new.gain) != new:
             self._request()
-
-    @t.observe("start", "page_seconds", "channels", "first_row", "rows", "width_px")
-    def _view_changed(self, change: dict) -> None:
-        if self._ready:
-            self._request()
-
-    def _filter(self) -> DisplayFilter:
-        return DisplayFilter(self.highpass, self.lowpass, tuple(self.notch or ()))
-
-    def _view(self) -> View:
-        shown = tuple(self.channels[self.first_row : self.first_row + self.rows])
-        return View(round(self.start * 1e6), round(self.page_seconds * 1e6), shown, self._review)
 
     def _request(self) -> None:
         """A new view: one request with a new id; nothing here waits for data."""
-        view = self._view()
+        state = self._state
         with self.hold_sync():
-            self.page_label = clock_label(self.start_uutc, self.start)
-            self.view_id = self._loader.submit((view, self.width_px))
+            self.page_label = clock_label(self.start_uutc, state.start)
+            self.view_id = self._loader.submit((state, self.width_px))
 
-    def _serve(self, id: int, request: tuple[View, int]) -> None:
+    def _serve(self, id: int, request: tuple[ViewState, int]) -> None:
         """On the loader thread: read (or take the read-ahead's) page; send it unless stale.
 
         A zoomed-out page as recorded (many samples per column) comes from the envelope
-        store instead: per-column min/max of cached per-segment envelopes.
+        store instead: per-column min/max of cached per-segment envelopes. The reply says
+        which state it answers; anything that goes wrong is shown in the widget.
         """
-        view, width = request
+        state, width = request
+        view = state.view()
+        try:
+            self._reply(id, state, view, width)
+        except Mef3LabError as e:
+            self.message = f"could not read the page at {view.start_s:g} s: {type(e).__name__}: {e}"
+        except Exception as e:
+            log.exception("serving scroller request %d failed", id)
+            self.message = f"could not draw the page at {view.start_s:g} s: {type(e).__name__}: {e}"
+
+    def _reply(self, id: int, state: ViewState, view: View, width: int) -> None:
         zoomed = (
             view.review is None and self._samples_per_column(view, width) >= ZOOM_SAMPLES_PER_COLUMN
         )
         page: Page | None = None
-        try:
-            if zoomed:
-                traces, buffer = self._zoom.encode(view, width)
-            else:
-                page = self._cache.get(view)
-        except Mef3LabError as e:
-            self.message = f"could not read the page at {view.start_s:g} s: {type(e).__name__}: {e}"
-            return
-        if page is not None and self._loader.is_current(id):
+        if zoomed:
+            traces, buffer = self._zoom.encode(view, width)
+        else:
+            page = self._cache.get(view)
+            if not self._loader.is_current(id):
+                self.dropped += 1
+                return
             traces, buffer = encode(page, width)
         if not self._loader.is_current(id):
             self.dropped += 1
             return
-        if self._auto_gain and page is not None:
-            self._auto_gain = False
-            self.gain = _gain_for(page)
+        median, spread = baselines(traces, buffer, view.start_s)
+        for tr, m in zip(traces, median.tolist(), strict=True):
+            tr["baseline"] = m if math.isfinite(m) else 0.0
+        key = (state.montage, state.filter, state.page_seconds, state.shown, width)
+        if self._auto_gain and key != self._auto_key:
+            self._auto_key = key
+            self._set_auto_gain(gain_for(spread))
         self.send(
             {
                 "type": "page",
                 "id": id,
                 "start": view.start_s,
                 "seconds": view.length_s,
+                "state": state.summary(),
                 "traces": traces,
             },
             [buffer],
@@ -589,6 +577,16 @@ class Scroller(anywidget.AnyWidget):
         else:
             self._readahead.shown(view)
 
+    def _set_auto_gain(self, gain: float) -> None:
+        """The gain chosen from a page: the state's and the trait's, no new request."""
+        with self._lock:
+            self._state = replace(self._state, gain=gain)
+        self._applying = True
+        try:
+            self.gain = gain
+        finally:
+            self._applying = False
+
     def _samples_per_column(self, view: View, width: int) -> float:
         fastest = max(self._rates.get(c, 0.0) for c in view.channels)
         return fastest * view.length_s / max(1, width)
@@ -597,7 +595,7 @@ class Scroller(anywidget.AnyWidget):
         """The whole recording's bar from the block index, sent once per width (nothing decoded)."""
         self._overview_width = width
         try:
-            strip = overview(self._source, self._recorded, width).strip()
+            strip = overview(self._source, self._recorded.channels, width).strip()
         except Mef3LabError as e:
             self.message = f"no overview: {type(e).__name__}: {e}"
             return
@@ -615,8 +613,8 @@ class Scroller(anywidget.AnyWidget):
                 self.go_to(str(content.get("text", "")))
             except ValueError as e:
                 self.message = str(e)
-        elif kind == "set" and content.get("name") in ("montage", "highpass", "lowpass", "notch"):
-            try:
+        elif kind == "set" and content.get("name") in STATE_TRAITS:
+            try:  # a refusal is shown in the widget (guard) and the state stays
                 setattr(self, str(content["name"]), content.get("value"))
             except (ValueError, Mef3LabError, t.TraitError) as e:
                 self.message = str(e)
@@ -636,6 +634,9 @@ class Scroller(anywidget.AnyWidget):
                 )
         elif kind == "resize":
             self.width_px = max(50, int(content.get("width", self.width_px)))
+        elif kind == "ready":  # a new view (a first render, a reload): it asks for its page
+            self._overview_width = 0
+            self._request()
 
 
 def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:
@@ -665,27 +666,42 @@ def _block_array(block, attrs: dict, units: str) -> xr.DataArray:
     )
 
 
-def _positive(proposal: dict, rule: str) -> float:
-    """The proposed value as a finite positive float, or a TraitError saying `rule`."""
-    value = float(proposal["value"])
-    if not (math.isfinite(value) and value > 0):
-        raise t.TraitError(f"{rule}, not {proposal['value']!r}")
-    return value
+def _traits_of(state: ViewState) -> dict[str, Any]:
+    """The traits that mirror `state`, as the front end reads them."""
+    f = state.filter
+    montage = list(state.montage) if isinstance(state.montage, tuple) else state.montage
+    return {
+        "montage": montage,
+        "highpass": f.highpass,
+        "lowpass": f.lowpass,
+        "notch": list(f.notch),
+        "channels": list(state.channels),
+        "page_seconds": state.page_seconds,
+        "start": state.start,
+        "rows": state.rows,
+        "first_row": state.first_row,
+        "gain": state.gain,
+        "all_channels": [d.name for d in state.derivations],
+        "montage_label": state.montage_label,
+        "note": "; ".join(state.notes),
+    }
 
 
-def _step_gain(gain: float, finer: bool) -> float:
-    """The next value of `GAINS` below (finer: more sensitive) or above `gain`."""
-    if finer:
-        return max([g for g in GAINS if g < gain * (1 - 1e-9)], default=GAINS[0])
-    return min([g for g in GAINS if g > gain * (1 + 1e-9)], default=GAINS[-1])
+def _events_path(spec: SourceSpec) -> Path | None:
+    """Where events go without a path: beside the recording if this machine can write there."""
+    path = Path(spec.path)
+    return ev.events_path(spec.path) if path.is_dir() else None
 
 
-def _gain_for(page: Page) -> float:
-    """A first gain that shows the page's typical channel at about ±2 divisions peak to peak."""
-    spread = [
-        float(np.nanstd(row)) for b in page.blocks for row in b.data if np.isfinite(row).any()
-    ]
-    if not spread:
-        return 50.0
-    target = 4 * float(np.median(spread))
-    return min([g for g in GAINS if g >= target], default=GAINS[-1])
+class _Live:
+    """The process's current source for a spec, looked up on every use.
+
+    ``%mef3 stop`` and ``restart`` replace the source behind a spec (a server's for an
+    in-process one and back); a scroller keeps reading through whichever is current.
+    """
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self._spec = spec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(REGISTRY.acquire(self._spec), name)

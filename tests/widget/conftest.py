@@ -49,6 +49,7 @@ class Replies:
             "start": content["start"],
             "seconds": content["seconds"],
             "id": content["id"],
+            "state": content["state"],
             "traces": {},
         }
         for tr in content["traces"]:

@@ -75,10 +75,10 @@ def test_double_banana_is_the_differences_of_direct_reads_and_says_what_it_skipp
 def test_average_and_user_pairs(eeg1020, scroll):
     w, _ = scroll(eeg1020, montage="average", start=10.0)
     k0 = int(10 * FS)
-    raw = direct(eeg1020, w._recorded, k0, k0 + int(10 * FS))
+    raw = direct(eeg1020, w.state.picked, k0, k0 + int(10 * FS))
     mean = raw.astype(np.float64).mean(axis=0)
     page = w.page_data()
-    for i, name in enumerate(w._recorded[: w.rows]):
+    for i, name in enumerate(w.state.picked[: w.rows]):
         np.testing.assert_allclose(page.sel(channel=f"{name}-avg").values, raw[i] - mean, atol=1e-4)
     w.montage = ["fp1-C3", "O2-Fz"]
     w.wait()
@@ -317,7 +317,7 @@ def test_columns_wider_than_blocks_come_from_the_block_index_and_are_exact(eeg10
     with open_reader(eeg1020) as r:
         data = r.read_index(list(w.channels[:4]), 0, int(300 * FS))
     w._serve(
-        w.view_id, (w._view(), 6)
+        w.view_id, (w.state, 6)
     )  # 6 columns of 12800 samples (5 blocks each), as a narrow screen asks
     content, buffers = replies.pages[-1]
     values = np.frombuffer(buffers[0], np.float32)
