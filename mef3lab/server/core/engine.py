@@ -8,6 +8,8 @@ grid and comes back as `Samples`. How it fits together: docs/server.md.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -23,6 +25,8 @@ from .prefetch import PrefetchPolicy, PrefetchTracker
 from .recordings import OpenRecordings, Recording
 from .samples import Samples
 from .segments import SegmentStore
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -68,6 +72,8 @@ class Engine:
         self.segments = SegmentStore(
             self.config, self.pool, self.open_recordings.is_open, self.prefetch.active
         )
+        self._bounds: dict[tuple, np.ndarray] = {}  # see `_align`
+        self._bounds_lock = threading.Lock()
 
     def _recording_closed(self, client: str, key: str, last: bool) -> None:
         """Free what `client` held of `key` (the sessions' `on_close`).
@@ -77,6 +83,9 @@ class Engine:
         """
         self.prefetch.forget(lambda s: s[0] == client and s[1] == key)
         if last:
+            with self._bounds_lock:
+                for k in [k for k in self._bounds if k[0] == key]:
+                    del self._bounds[k]
             self.segments.drop_recording(key)
             self.pool.close_recording(key)
 
@@ -291,7 +300,9 @@ class Engine:
         self._check_segments(len(set(names)), length)
         indices = _touched(group, length, k0, k1)
         spans = [_span(group, length, i) for i in indices]
-        rows = self.segments.get(rec, group.fs, names, spans)
+        pieces = self.segments.get(
+            rec, group.fs, names, spans, (k0, k1), partial(self._align, rec, group, names)
+        )
         later = None
         if prefetch and spans:
             later = partial(
@@ -308,7 +319,7 @@ class Engine:
                 later()
                 later = None
         runs = [rec.info.factor_runs(c) for c in names]
-        window = Window([(s[0], r) for s, r in zip(spans, rows, strict=True)], names, runs, k0, k1)
+        window = Window(pieces, names, runs, k0, k1)
         factors = (
             np.array([r.window(k0, k1).factors[0] for r in runs], np.float64)
             if dtype == "int32"
@@ -370,11 +381,11 @@ class Engine:
         out = np.full((2, len(names), bins), np.nan, np.float32)
         for i in _touched(group, length, k0, k1):
             span = _span(group, length, i)
-            (rows,) = self.segments.get(rec, group.fs, names, [span])
+            (piece,) = self.segments.get(rec, group.fs, names, [span])
             a, b = max(k0, span[0]), min(k1, span[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
             edges = np.maximum(starts[j0 : j1 + 1], a) - a
-            chunk = Window([(span[0], rows)], names, runs, a, b).array("float32")
+            chunk = Window([piece], names, runs, a, b).array("float32")
             with np.errstate(invalid="ignore"):
                 out[0, :, j0 : j1 + 1] = np.fmin(
                     out[0, :, j0 : j1 + 1], np.fmin.reduceat(chunk, edges, axis=1)
@@ -479,6 +490,39 @@ class Engine:
             self.segments.prefetch(rec, group.fs, names, *_span(group, length, i)) is not None
             for i in _touched(group, length, k0, k1)
         )
+
+    def _align(
+        self,
+        rec: Recording,
+        group: RateGroup,
+        names: Sequence[str],
+        k0: int,
+        k1: int,
+        want: tuple[int, int],
+    ) -> tuple[int, int] | None:
+        """The columns of segment ``[k0, k1)`` whose blocks hold `want` (see `SegmentStore.get`).
+
+        Where the channels' blocks may be cut comes from their reader once per recording and
+        channel set (`Reader.block_bounds`); None when only the whole segment holds `want`.
+        """
+        key = (rec.path, group.fs, tuple(sorted(set(names))))
+        with self._bounds_lock:
+            bounds = self._bounds.get(key)
+        if bounds is None:
+            n = group.grid.n_samples
+            try:
+                bounds = self.pool.call(
+                    rec.path, rec.password, rec.decoder, "block_bounds", key[2], 0, n
+                )
+            except Exception as exc:  # noqa: BLE001 - the segment is then read whole
+                log.debug("no block bounds for %s: %s", rec.path, exc)
+                bounds = np.array([0, n], np.int64)
+            with self._bounds_lock:
+                self._bounds[key] = bounds
+        a = max(k0, int(bounds[np.searchsorted(bounds, want[0], side="right") - 1]))
+        i = np.searchsorted(bounds, want[1], side="left")
+        b = min(k1, int(bounds[i]) if i < len(bounds) else k1)
+        return None if (a, b) == (k0, k1) else (a, b)
 
     def _prefetch_after(
         self,

@@ -56,15 +56,21 @@ class Source(Protocol):
 
 
 class _Flight:
-    """One pool request loading some channels of one segment.
+    """The pool requests loading some channels of one segment.
 
-    `background` (a prefetch) until a foreground read joins it. `done` gets the rows once
-    they are cached. `waiters` counts the foreground reads waiting for it; `abortable`:
-    started by one (not a prefetch).
+    `background` (a prefetch) until a foreground read joins it. `done` gets the whole rows
+    once they are cached. A cold read that wants part of a segment loads it in parts: its
+    `head` (the block-aligned columns it asked for, foreground) first, delivered to `early`,
+    then the rest at prefetch priority; `done` gets the rows joined once every part is in.
+    `waiters` counts the foreground reads waiting for it; `abortable`: started by one.
     """
 
     def __init__(
-        self, keys: tuple[SegmentKey, ...], background: bool, lock: threading.RLock
+        self,
+        keys: tuple[SegmentKey, ...],
+        background: bool,
+        lock: threading.RLock,
+        head: tuple[int, int] | None = None,
     ) -> None:
         self.keys = keys
         self.background = background
@@ -72,17 +78,25 @@ class _Flight:
         self.waiters = 0
         self.lock = lock
         self.done: Future = Future()
-        self.load: Future | None = None
+        self.head = head
+        self.early: Future | None = None if head is None else Future()
+        self.loads: list[Future] = []
+        self.pieces: dict[int, Rows] = {}  # first grid sample -> rows, as the parts arrive
 
     def cancel(self) -> bool:
         """Cancel a queued prefetch, never a load that a foreground read is waiting for."""
         with self.lock:
-            return self.background and self.load is not None and self.load.cancel()
+            return self.background and len(self.loads) == 1 and self.loads[0].cancel()
 
-    def row(self, channel: str, call: cancel.CallCancel | None) -> np.ndarray:
+    def rows(self, want: tuple[int, int], call: cancel.CallCancel | None) -> tuple[int, Rows]:
+        """(first grid sample, rows) covering columns `want`: the head's if it covers them."""
+        if self.early is not None and self.head[0] <= want[0] and want[1] <= self.head[1]:
+            fut, start = self.early, self.head[0]
+        else:
+            fut, start = self.done, self.keys[0].k0
         if call is not None:
-            call.wait_for(self.done)
-        return self.done.result()[channel]
+            call.wait_for(fut)
+        return start, fut.result()
 
 
 class _Handle:
@@ -145,14 +159,23 @@ class SegmentStore:
         }
 
     def get(
-        self, rec: Source, fs: float, channels: Sequence[str], spans: Sequence[tuple[int, int]]
-    ) -> list[Rows]:
+        self,
+        rec: Source,
+        fs: float,
+        channels: Sequence[str],
+        spans: Sequence[tuple[int, int]],
+        want: tuple[int, int] | None = None,
+        align: Align | None = None,
+    ) -> list[Piece]:
         """The rows of some channels for each of some segments, from the cache or from loads.
 
         Every load is submitted before any is waited for, so a long cold read keeps all
-        reader processes busy. A segment counts as a hit when all its rows were cached, as
-        a prefetch hit when a prefetch loaded (or is loading) any. When the RPC being
-        handled ends first (`cancel.current`), the loads nobody else waits for are stopped.
+        reader processes busy. A cold segment of which the read wants only some columns is
+        loaded in parts: the blocks that hold those columns first, answered at once, the rest
+        of the segment after them at prefetch priority (`align` says where a segment may be
+        cut). A segment counts as a hit when all its rows were cached, as a prefetch hit when
+        a prefetch loaded (or is loading) any. When the RPC being handled ends first
+        (`cancel.current`), the loads nobody else waits for are stopped.
 
         Parameters
         ----------
@@ -164,11 +187,18 @@ class SegmentStore:
             The channels (a name may repeat).
         spans : sequence of (int, int)
             Each segment's grid samples ``[k0, k1)``.
+        want : (int, int) or None
+            The grid samples the read needs (None: the whole of every segment).
+        align : callable or None
+            ``align(k0, k1, (a, b))``: the columns, inside segment ``[k0, k1)`` and covering
+            ``[a, b)``, of the blocks that hold ``[a, b)``, or None when the segment is best
+            loaded whole (None: segments are always loaded whole).
 
         Returns
         -------
-        list of Rows
-            For each segment, channel name -> its int32 counts (read-only).
+        list of Piece
+            For each segment, (first grid sample, {channel name: its int32 counts,
+            read-only}), covering at least the part of `want` in the segment.
 
         Raises
         ------
@@ -181,7 +211,7 @@ class SegmentStore:
         call = cancel.current()
         held: set[_Flight] = set()
         try:
-            return self._get(rec, fs, names, spans, call, held)
+            return self._get(rec, fs, names, spans, want, align, call, held)
         finally:
             self._release(held, aborted=call is not None and call.is_set)
 
@@ -191,32 +221,40 @@ class SegmentStore:
         fs: float,
         names: tuple[str, ...],
         spans: Sequence[tuple[int, int]],
+        want: tuple[int, int] | None,
+        align: Align | None,
         call: cancel.CallCancel | None,
         held: set[_Flight],
-    ) -> list[Rows]:
+    ) -> list[Piece]:
         waiting = []
         for k0, k1 in spans:
             keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in names]
             rows = {k.channel: a for k in keys if (a := self.cache.get(k)) is not None}
-            flights, joined = self._load(
-                rec, [k for k in keys if k.channel not in rows], True, held
-            )
-            waiting.append((keys, rows, flights, joined))
+            missing = [k for k in keys if k.channel not in rows]
+            cols = (k0, k1) if want is None else (max(want[0], k0), min(want[1], k1))
+            head = None
+            big = len(missing) * (k1 - k0) >= PARTIAL_MIN_SAMPLES
+            if big and align is not None and cols != (k0, k1):
+                head = align(k0, k1, cols)
+            flights, joined = self._load(rec, missing, True, held, head)
+            waiting.append((keys, cols, rows, flights, joined))
         out = []
-        for keys, rows, flights, joined in waiting:
+        for keys, cols, rows, flights, joined in waiting:
+            starts: dict[str, int] = {}
             for key, flight in flights.items():
                 while key.channel not in rows:
                     try:
-                        rows[key.channel] = flight.row(key.channel, call)
+                        start, got = flight.rows(cols, call)
+                        rows[key.channel], starts[key.channel] = got[key.channel], start
                     except FutureCancelled:
-                        # Lost a race with a prefetch cancel: load it in the foreground.
+                        # Lost a race with a cancel: load it in the foreground.
                         flight = self._load(rec, [key], True, held)[0][key]
             with self._lock:
                 self._counters["misses" if flights else "hits"] += 1
                 prefetched = self._prefetched.intersection(keys)
                 self._prefetched.difference_update(prefetched)
                 self._counters["prefetch_hits"] += bool(joined or prefetched)
-            out.append(rows)
+            out.append(_one_piece(keys[0].k0, rows, starts))
         return out
 
     def prefetch(
@@ -246,7 +284,16 @@ class SegmentStore:
             return _Handle(self._start(rec, missing, foreground=False)) if missing else None
 
     def drop_recording(self, path: str) -> None:
-        """Free the cached rows of `path` (its last client closed it)."""
+        """Free the cached rows of `path` (its last client closed it).
+
+        The fills after a cold read's first part that have not started are called off, so
+        the segment is never cached (loads that finish after this are not cached either).
+        """
+        with self._lock:
+            flights = {f for k, f in self._inflight.items() if k.path == path and f.head}
+        for flight in flights:
+            for load in flight.loads[1:]:
+                load.cancel()
         self.cache.drop(lambda k: k.path == path)
 
     def stats(self) -> dict[str, int]:
@@ -277,8 +324,9 @@ class SegmentStore:
                             del self._inflight[key]
                     stop.append(flight)
         for flight in stop:  # outside the lock: aborting runs the load's done-callback
-            if flight.load is not None:
-                self.pool.abort(flight.load)
+            self.pool.abort(flight.loads[0])
+            for load in flight.loads[1:]:  # a fill after the head, like a prefetch: if queued
+                load.cancel()
 
     def _load(
         self,
@@ -286,12 +334,13 @@ class SegmentStore:
         keys: Sequence[SegmentKey],
         foreground: bool,
         held: set[_Flight] | None = None,
+        head: tuple[int, int] | None = None,
     ) -> tuple[dict[SegmentKey, _Flight], bool]:
         """The loads that deliver `keys`, and whether a prefetch under way serves any.
 
         Those in flight, and one new one for the rest (never two loads of one
-        channel-segment). A foreground caller's loads count it as a waiter and are added
-        to `held`.
+        channel-segment), in parts when a `head` is given. A foreground caller's loads count
+        it as a waiter and are added to `held`.
         """
         found: dict[SegmentKey, _Flight] = {}
         joined = False
@@ -314,7 +363,7 @@ class SegmentStore:
                 else:
                     new.append(key)
             if new:
-                flight = self._start(rec, new, foreground)
+                flight = self._start(rec, new, foreground, head)
                 found.update((k, flight) for k in new)
             if held is not None:
                 for flight in set(found.values()) - held:
@@ -322,24 +371,42 @@ class SegmentStore:
                     held.add(flight)
         return found, joined
 
-    def _start(self, rec: Source, keys: Sequence[SegmentKey], foreground: bool) -> _Flight:
-        """Submit one pool request for `keys` (channels of one segment); called under the lock."""
-        flight = _Flight(tuple(keys), not foreground, self._lock)
+    def _start(
+        self,
+        rec: Source,
+        keys: Sequence[SegmentKey],
+        foreground: bool,
+        head: tuple[int, int] | None = None,
+    ) -> _Flight:
+        """Submit the pool requests for `keys` (channels of one segment); called under the lock.
+
+        One request for the whole segment, or with a `head`: the head in the foreground, then
+        the columns before and after it in the background.
+        """
+        k0, k1 = keys[0].k0, keys[0].k1
+        flight = _Flight(tuple(keys), not foreground, self._lock, head)
         for key in keys:
             self._inflight[key] = flight
         if flight.background:
             self._counters["prefetches"] += 1
-        flight.load = self._submit(rec, flight.keys, foreground)
-        flight.load.add_done_callback(partial(self._loaded, weakref.ref(flight)))
+        if head is None:
+            parts = [(k0, k1, foreground)]
+        else:
+            rest = [(a, b, False) for a, b in ((k0, head[0]), (head[1], k1)) if b > a]
+            parts = [(*head, True), *rest]
+        flight.loads = [self._submit(rec, flight.keys, a, b, fg) for a, b, fg in parts]
+        for (a, _, _), load in zip(parts, flight.loads, strict=True):
+            load.add_done_callback(partial(self._loaded, weakref.ref(flight), a))
         return flight
 
-    def _submit(self, rec: Source, keys: tuple[SegmentKey, ...], foreground: bool) -> Future:
-        """Hand the decode to the pool, split by channels over the reader processes.
+    def _submit(
+        self, rec: Source, keys: tuple[SegmentKey, ...], k0: int, k1: int, foreground: bool
+    ) -> Future:
+        """Hand the decode of columns ``[k0, k1)`` to the pool, split by channels.
 
         The read a user waits for uses every core, and prefetches complete nearest first
         (segment N+1 is ready sooner than if each process decoded a whole segment of its own).
         """
-        k0, k1 = keys[0].k0, keys[0].k1
         req = ReadRequest(
             rec.path, rec.password, rec.decoder, tuple(k.channel for k in keys), k0, k1, "int32"
         )
@@ -348,34 +415,68 @@ class SegmentStore:
             req, 1 if small else self.config.n_process_workers, foreground=foreground
         )
 
-    def _loaded(self, ref: weakref.ref[_Flight], fut: Future) -> None:
-        flight = ref()  # alive: `_inflight` holds it until the end of this call
-        assert flight is not None
+    def _loaded(self, ref: weakref.ref[_Flight], start: int, fut: Future) -> None:
+        """One part of a flight ended; the last one caches the joined rows."""
+        flight = ref()  # alive while `_inflight` holds it, until the flight ends
+        if flight is None:  # a part that ended after its flight failed and was forgotten
+            if not fut.cancelled() and fut.exception() is None:
+                fut.result().release()
+            return
+        if fut.cancelled() or fut.exception() is not None:
+            self._failed(flight, start, fut)
+            return
+        result = fut.result()
+        size = result.array.size
+        rows = dict(zip((k.channel for k in flight.keys), result.take_rows(), strict=True))
+        with self._lock:
+            self._counters["decoded_samples"] += size
+            dropped = flight.done.done()  # another part failed
+            if not dropped:
+                flight.pieces[start] = rows
+            last = len(flight.pieces) == len(flight.loads)
+        if flight.early is not None and start == flight.head[0]:
+            flight.early.set_result(rows)
+        if dropped or not last:
+            return
         try:
-            if fut.cancelled():
-                flight.done.cancel()
-                return
-            if fut.exception() is not None:
-                flight.done.set_exception(fut.exception())  # errors are never cached
-                return
-            result = fut.result()
+            whole = _joined(flight.pieces) if len(flight.pieces) > 1 else rows
             with self._lock:
-                self._counters["decoded_samples"] += result.array.size
                 keep = self._is_open(flight.keys[0].path)  # not closed while loading
                 if keep and flight.background:
                     self._prefetched.update(flight.keys)
-            rows = dict(zip((k.channel for k in flight.keys), result.take_rows(), strict=True))
-            flight.done.set_result(rows)
+            flight.done.set_result(whole)
             if keep:
-                self._grow_budget(sum(a.nbytes for a in rows.values()))
+                self._grow_budget(sum(a.nbytes for a in whole.values()))
                 for key in flight.keys:
-                    self.cache.put(key, rows[key.channel])
+                    self.cache.put(key, whole[key.channel])
         finally:
             # Only now: until the rows are in the cache, a reader must find this finished load.
-            with self._lock:
-                for key in flight.keys:
-                    if self._inflight.get(key) is flight:
-                        del self._inflight[key]
+            self._forget(flight)
+
+    def _failed(self, flight: _Flight, start: int, fut: Future) -> None:
+        """A part was cancelled or failed: so is the flight (errors are never cached).
+
+        A failed head fails its early rows too, and calls off the parts after it while they
+        are queued; a failed part after the head leaves the head to answer its read.
+        """
+        error = None if fut.cancelled() else fut.exception()
+        head = flight.early is not None and start == flight.head[0]
+        with self._lock:
+            if head:
+                _settle(flight.early, error)
+            if flight.done.done():
+                return
+            _settle(flight.done, error)
+        self._forget(flight)
+        if head:
+            for load in flight.loads[1:]:
+                load.cancel()
+
+    def _forget(self, flight: _Flight) -> None:
+        with self._lock:
+            for key in flight.keys:
+                if self._inflight.get(key) is flight:
+                    del self._inflight[key]
 
     def _grow_budget(self, segment_bytes: int) -> None:
         """Without CACHE_MB, grow the budget with the largest load and the readers moving now.
@@ -394,3 +495,45 @@ class SegmentStore:
 
 #: Below this many samples a read is not split over processes (not worth the round trips).
 SPLIT_MIN_SAMPLES = 1 << 20
+
+#: Below this many samples (all its channels) a cold segment is loaded whole, not in parts.
+PARTIAL_MIN_SAMPLES = 1 << 18
+
+
+#: ``align(k0, k1, (a, b))``: where to cut a segment to answer columns ``[a, b)`` first.
+Align = Callable[[int, int, tuple[int, int]], "tuple[int, int] | None"]
+
+#: (first grid sample, rows): one segment's rows as a read gets them.
+Piece = tuple[int, Rows]
+
+
+def _settle(fut: Future, error: BaseException | None) -> None:
+    """End a future that will get no rows: with `error`, else cancelled."""
+    if error is None:
+        fut.cancel()
+    else:
+        fut.set_exception(error)
+
+
+def _joined(pieces: dict[int, Rows]) -> Rows:
+    """The rows of a segment loaded in parts, each channel's parts joined in column order."""
+    order = [pieces[s] for s in sorted(pieces)]
+    out = {}
+    for channel in order[0]:
+        row = np.concatenate([p[channel] for p in order])
+        row.flags.writeable = False
+        out[channel] = row
+    return out
+
+
+def _one_piece(k0: int, rows: Rows, starts: dict[str, int]) -> Piece:
+    """One segment's rows as one piece: cut to the columns they all hold.
+
+    Rows of a segment loaded in parts may start at its head (`starts`), the others at `k0`.
+    """
+    if all(s == k0 for s in starts.values()):
+        return k0, rows
+    first = {c: starts.get(c, k0) for c in rows}
+    a = max(first.values())
+    b = min(first[c] + len(r) for c, r in rows.items())
+    return a, {c: r[a - first[c] : b - first[c]] for c, r in rows.items()}

@@ -1,0 +1,210 @@
+"""A cold read answers the blocks it asked for first; the rest of its segment fills behind it.
+
+Real recordings (mef3io's writer), real reader processes; every value compared with a direct
+read. `GatedPool` holds the background fill until a test lets it go, so what happens while a
+segment is half loaded is decided, not raced.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+
+from mef3lab.errors import CorruptDataError
+from mef3lab.readers import open_reader
+from mef3lab.server.config import ServerConfig
+from mef3lab.server.core.engine import Engine, pool_for
+from mef3lab.testing import damage
+from mef3lab.testing.synth import synthesize
+
+FS = 256.0
+SEG = 300 * 256  # samples per segment
+N_CH = 4
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    """4 channels × 10 min at 256 Hz in 10-s blocks, a 7.3-s gap at 130 s: two segments."""
+    path = tmp_path_factory.mktemp("partial") / "partial.mefd"
+    return synthesize(path, channels=N_CH, fs=FS, seconds=600, gaps=[(130.0, 7.3)], seed=3)
+
+
+@pytest.fixture(scope="module")
+def direct(rec):
+    with open_reader(rec) as r:
+        yield r
+
+
+class GatedPool:
+    """A reader pool whose background reads wait until `release`; all else passes through."""
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+        self._held: list[tuple] = []
+        self._lock = threading.Lock()
+        self.open = False
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+    def submit_split(self, req, ways, *, foreground=True):
+        with self._lock:
+            if foreground or self.open:
+                return self._pool.submit_split(req, ways, foreground=foreground)
+            held: Future = Future()
+            self._held.append((req, ways, held))
+            return held
+
+    def release(self) -> None:
+        with self._lock:
+            self.open, held, self._held = True, self._held, []
+        for req, ways, fut in held:
+            if fut.set_running_or_notify_cancel():
+                real = self._pool.submit_split(req, ways, foreground=False)
+                real.add_done_callback(lambda r, f=fut: _chain(r, f))
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return sum(not f.cancelled() for *_, f in self._held)
+
+
+def _chain(real: Future, fut: Future) -> None:
+    if real.cancelled() or real.exception() is not None:
+        fut.set_exception(real.exception() if not real.cancelled() else RuntimeError("cancelled"))
+    else:
+        fut.set_result(real.result())
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = pool_for(ServerConfig(n_process_workers=2))
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def gated(pool):
+    gate = GatedPool(pool)
+    e = Engine(ServerConfig(n_process_workers=2, n_prefetch=0, segment_seconds=300.0), gate)
+    yield e, gate
+    e.open_recordings.stop()
+    e.segments.close()
+
+
+def settle(engine: Engine, entries: int) -> dict:
+    """The engine's counters once `entries` rows are cached (the fill is done)."""
+    deadline = time.monotonic() + 30
+    while engine.stats()["cache_entries"] < entries and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return engine.stats()
+
+
+WINDOWS = {
+    "first block": (0, 2560),
+    "middle": (100 * 256, 101 * 256),
+    "last block": (SEG - 2560, SEG),
+    "two segments": (290 * 256, 310 * 256),
+    "gap inside": (128 * 256, 140 * 256),
+}
+
+
+@pytest.mark.parametrize("where", WINDOWS)
+def test_a_partial_cold_read_equals_a_direct_read_and_caches_whole_segments(
+    gated, rec, direct, where
+):
+    engine, gate = gated
+    k0, k1 = WINDOWS[where]
+    engine.open("a", str(rec))
+    got = engine.read_index("a", str(rec), None, k0, k1, "float64").data
+    np.testing.assert_array_equal(got, direct.read_index(None, k0, k1, "float64"))
+    touched = (k1 - 1) // SEG - k0 // SEG + 1
+    assert engine.stats()["cache_entries"] == 0  # answered before the fill ran
+    assert gate.held >= 1
+    gate.release()
+    stats = settle(engine, N_CH * touched)
+    assert stats["decoded_samples"] == N_CH * SEG * touched  # no sample decoded twice
+    for i in range(k0 // SEG, (k1 - 1) // SEG + 1):
+        whole = engine.read_segment("a", str(rec), i, dtype="int32").data
+        np.testing.assert_array_equal(whole, direct.read_raw(None, i * SEG, (i + 1) * SEG).counts)
+    assert engine.stats()["decoded_samples"] == stats["decoded_samples"]  # hits
+
+
+def test_the_first_part_is_aligned_to_blocks(gated, rec):
+    engine, _ = gated
+    engine.open("a", str(rec))
+    rec_ = engine.open_recordings.recording("a", str(rec))
+    group = rec_.info.rate_groups[0]
+    names = group.channels
+    assert engine._align(rec_, group, names, 0, SEG, (3000, 3100)) == (2560, 5120)
+    # the gap: the block before it ends at 130 s, the one after starts at 137.3 s
+    assert engine._align(rec_, group, names, 0, SEG, (128 * 256, 140 * 256)) == (
+        120 * 256,
+        round(147.3 * 256),
+    )
+    assert engine._align(rec_, group, names, 0, SEG, (0, SEG)) is None
+
+
+def test_close_during_the_fill_leaves_nothing_half_cached(gated, rec, direct):
+    engine, gate = gated
+    engine.open("a", str(rec))
+    engine.read_index("a", str(rec), None, 1000, 2000)
+    assert gate.held == 2 - 1  # the blocks after the first part (it starts the segment)
+    engine.close("a", str(rec))
+    assert gate.held == 0  # the fill was called off
+    gate.release()
+    time.sleep(0.2)
+    assert engine.stats()["cache_entries"] == 0 and not engine.segments._inflight
+    engine.open("b", str(rec))
+    got = engine.read_segment("b", str(rec), 0, dtype="int32").data
+    np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+
+
+def test_two_clients_reading_overlapping_windows_of_a_cold_segment_decode_it_once(
+    pool, rec, direct
+):
+    engine = Engine(ServerConfig(n_process_workers=2, n_prefetch=0, segment_seconds=300.0), pool)
+    try:
+        engine.open("a", str(rec))
+        engine.open("b", str(rec))
+        windows = {"a": (100 * 256, 110 * 256), "b": (105 * 256, 200 * 256)}
+        out = {}
+
+        def read(client):
+            out[client] = engine.read_index(client, str(rec), None, *windows[client]).data
+
+        threads = [threading.Thread(target=read, args=(c,)) for c in windows]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        for c, (k0, k1) in windows.items():
+            np.testing.assert_array_equal(out[c], direct.read_index(None, k0, k1))
+        assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG
+    finally:
+        engine.open_recordings.stop()
+        engine.segments.close()
+
+
+def test_a_damaged_block_outside_the_window_does_not_fail_the_read(pool, tmp_path):
+    path = synthesize(tmp_path / "damaged.mefd", channels=N_CH, fs=FS, seconds=300, gaps=0)
+    damage.flip(".tdat", 0.9)(path / "ch001.timd")  # ch001's block at 260-270 s
+    engine = Engine(ServerConfig(n_process_workers=2, n_prefetch=0, segment_seconds=300.0), pool)
+    try:
+        engine.open("a", str(path))
+        with open_reader(path) as r:
+            want = r.read_index(None, 0, 2560)
+            with pytest.raises(CorruptDataError):
+                r.read_index(None, 265 * 256, 266 * 256)
+        for _ in range(2):  # the second time, the failed fill is not cached
+            np.testing.assert_array_equal(
+                engine.read_index("a", str(path), None, 0, 2560).data, want
+            )
+            with pytest.raises(CorruptDataError, match="ch001"):
+                engine.read_index("a", str(path), None, 265 * 256, 266 * 256)
+        assert engine.stats()["cache_entries"] == 0
+    finally:
+        engine.open_recordings.stop()
+        engine.segments.close()
