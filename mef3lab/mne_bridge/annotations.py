@@ -83,7 +83,8 @@ def gap_annotations(info: SessionInfo, names: Sequence[str], grid: Grid) -> mne.
     Returns
     -------
     mne.Annotations
-        One annotation per stretch, onset and duration exact to the microsecond.
+        One annotation per stretch: from its first missing sample to the first sample
+        present again, so it covers exactly the samples without data.
     """
     holes: dict[tuple[int, int], list[str]] = {}
     for name in names:
@@ -97,9 +98,12 @@ def gap_annotations(info: SessionInfo, names: Sequence[str], grid: Grid) -> mne.
             holes.setdefault(s, []).append(name)
     everyone = set(names)
     spans = sorted(holes)
+    # on the grid: from the first sample missing to the first one present again (MEF times
+    # are rounded to the microsecond; the samples are not)
+    first = [(grid.index_at(a), grid.index_at(b)) for a, b in spans]
     return mne.Annotations(
-        onset=[(a - grid.start_uutc) / 1e6 for a, _ in spans],
-        duration=[(b - a) / 1e6 for a, b in spans],
+        onset=[ka / grid.fs for ka, _ in first],
+        duration=[(kb - ka) / grid.fs for ka, kb in first],
         description=[GAP] * len(spans),
         ch_names=[[] if set(holes[s]) == everyone else holes[s] for s in spans],
         orig_time=meas_date(grid.start_uutc),
