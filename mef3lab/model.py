@@ -138,6 +138,19 @@ def natural_key(name: str) -> tuple:
     return (tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), name)
 
 
+def _scalp_names() -> frozenset[str]:
+    """The 10-20 and 10-10 scalp electrode names (and ear/mastoid references), lower case."""
+    rows = {"fp": (1, 2), "af": (3, 4, 7, 8), "f": range(1, 11), "fc": range(1, 7)}
+    rows |= {"ft": range(7, 11), "c": range(1, 7), "t": range(1, 11), "cp": range(1, 7)}
+    rows |= {"tp": range(7, 11), "p": range(1, 11), "po": (3, 4, 7, 8), "o": (1, 2)}
+    rows |= {"a": (1, 2), "m": (1, 2)}
+    return frozenset(f"{k}{n}" for k, ns in rows.items() for n in ns)
+
+
+#: Scalp electrode names (10-20, 10-10), lower case: a group of only these is no shaft.
+SCALP_NAMES = _scalp_names()
+
+
 def shafts(
     names: Iterable[str], groups: Mapping[str, str] | None = None
 ) -> dict[str, tuple[str, ...]]:
@@ -146,7 +159,8 @@ def shafts(
     A channel's shaft is the group `groups` gives it (e.g. the ``group`` column of a BIDS
     ``electrodes.tsv``), otherwise the label of its name (`contact_parts`). Only groups of
     two or more numbered contacts are shafts: single contacts and names without a contact
-    number (ECG, EMG, event channels) belong to none.
+    number (ECG, EMG, event channels) belong to none, nor do groups by name made only of
+    scalp electrodes (`SCALP_NAMES`: C3 and C4 are not a shaft "C").
 
     Parameters
     ----------
@@ -169,6 +183,7 @@ def shafts(
     {'A': ('A1', 'A2', 'B1')}
     """
     found: dict[str, list[tuple[tuple, str]]] = {}
+    given = set()
     for name in names:
         label, number = contact_parts(name)
         # Within a shaft: by the name's own label, then contact number (a caller's group may
@@ -176,12 +191,14 @@ def shafts(
         order = (label.casefold(), -1 if number is None else number, natural_key(name))
         if groups is not None and name in groups:
             label, number = str(groups[name]), number if number is not None else -1
+            given.add(label)
         if number is not None:
             found.setdefault(label, []).append((order, name))
     return {
         label: tuple(n for _, n in sorted(members))
         for label, members in found.items()
         if len(members) > 1
+        and (label in given or not all(n.strip().casefold() in SCALP_NAMES for _, n in members))
     }
 
 

@@ -86,6 +86,14 @@ def test_shafts_by_name_in_contact_order_singletons_and_unnumbered_left_out():
     assert shafts(["ECG", "Cz", "EMG1"]) == {}
 
 
+def test_scalp_electrodes_are_no_shaft_unless_a_caller_groups_them():
+    scalp = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "T3", "T5", "O1", "O2", "Cz"]
+    assert shafts(scalp) == {}
+    # a depth shaft named like a scalp row is one as soon as a contact is not a scalp name
+    assert shafts(["C1", "C2", "C12"]) == {"C": ("C1", "C2", "C12")}
+    assert shafts(["C3", "C4"], groups={"C3": "grid", "C4": "grid"}) == {"grid": ("C3", "C4")}
+
+
 def test_shafts_take_the_callers_groups_and_fall_back_to_names():
     names = ["A1", "A2", "B1", "B2", "X7", "X8"]
     groups = {"X7": "depth", "X8": "depth", "B1": "A"}

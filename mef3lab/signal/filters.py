@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
-__all__ = ["DisplayFilter", "MAX_PAD_PAGES"]
+__all__ = ["HFO_BANDS", "MAX_PAD_PAGES", "DisplayFilter", "hfo_band", "hfo_bands"]
 
 #: Filter orders (Butterworth); the notch's quality factor (bandwidth = f0 / Q).
 HIGHPASS_ORDER, LOWPASS_ORDER, NOTCH_Q = 2, 4, 30.0
@@ -27,6 +27,52 @@ HIGHPASS_ORDER, LOWPASS_ORDER, NOTCH_Q = 2, 4, 30.0
 SETTLE = 24.0
 #: The pad may be at most this many page lengths on each side (a longer one reads too much).
 MAX_PAD_PAGES = 10.0
+
+
+#: The bands high-frequency oscillations (HFO) are reviewed in, Hz: (high-pass, low-pass).
+HFO_BANDS = {"ripple": (80.0, 250.0), "fast ripple": (250.0, 500.0)}
+
+
+def hfo_bands(fs: float) -> tuple[str, ...]:
+    """The HFO bands (`HFO_BANDS`) channels sampled at `fs` can show: below their Nyquist."""
+    return tuple(name for name, (_, hi) in HFO_BANDS.items() if hi < fs / 2)
+
+
+def hfo_band(name: str, fs: float) -> tuple[float, float]:
+    """The cut-offs of HFO band `name` for channels sampled at `fs`, checked.
+
+    Parameters
+    ----------
+    name : str
+        A key of `HFO_BANDS` (``"ripple"`` or ``"fast ripple"``; case and spaces aside).
+    fs : float
+        The fastest sampling rate of the channels it is shown on, in Hz.
+
+    Returns
+    -------
+    tuple of float
+        ``(highpass, lowpass)`` in Hz: the band-pass is a `DisplayFilter` with both.
+
+    Raises
+    ------
+    ValueError
+        For a band it does not know, or one at or above the channels' Nyquist frequency.
+
+    Examples
+    --------
+    >>> hfo_band("ripple", 2000.0)
+    (80.0, 250.0)
+    """
+    key = " ".join(str(name).lower().replace("_", " ").split())
+    if key not in HFO_BANDS:
+        raise ValueError(f"unknown HFO band {name!r}: use one of {', '.join(map(repr, HFO_BANDS))}")
+    lo, hi = HFO_BANDS[key]
+    if hi >= fs / 2:
+        raise ValueError(
+            f"a {key} view ({lo:g}-{hi:g} Hz) needs channels sampled above {2 * hi:g} Hz; "
+            f"these are sampled at {fs:g} Hz"
+        )
+    return lo, hi
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Montages: which derivations (rows) the scroller shows, computed from the referential samples.
 
 `resolve` turns what a person writes (None, ``"average"``, ``"double banana"``,
-``"transverse"`` or ``["Fp1-F3", ...]``) into `Derivation` rows of the recording's own
-channel names; `apply` computes them. docs/scroller.md says how 10-20 names are matched.
+``"transverse"``, ``"shaft bipolar"``, ``"shaft average"`` or ``["Fp1-F3", ...]``) into
+`Derivation` rows of the recording's own channel names; `apply` computes them.
+docs/scroller.md says how 10-20 names are matched, docs/ieeg.md how shafts are found.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnknownChannelError
+from ..model import contact_parts, shafts
 
-__all__ = ["Derivation", "MontageSpec", "apply", "resolve", "CHAINS"]
+__all__ = ["CHAINS", "SHAFT_MONTAGES", "Derivation", "MontageSpec", "apply", "resolve"]
 
 MontageSpec = None | str | Sequence[str]
 
@@ -63,13 +65,21 @@ CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The montages of depth and grid electrodes, read along each shaft (never across shafts).
+SHAFT_MONTAGES = ("shaft bipolar", "shaft average")
+
+
 @dataclass(frozen=True)
 class Derivation:
-    """One row on screen: channel `plus` minus the mean of `minus` (nothing when it is empty)."""
+    """One row on screen: channel `plus` minus the mean of `minus` (nothing when it is empty).
+
+    `shaft` names the shaft a shaft montage's row belongs to ("" for other montages).
+    """
 
     name: str
     plus: str
     minus: tuple[str, ...] = ()
+    shaft: str = ""
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -83,7 +93,10 @@ def _key(name: str) -> str:
 
 
 def resolve(
-    spec: MontageSpec, names: Sequence[str], group_of: dict[str, float] | None = None
+    spec: MontageSpec,
+    names: Sequence[str],
+    group_of: dict[str, float] | None = None,
+    shaft_of: dict[str, str] | None = None,
 ) -> tuple[tuple[Derivation, ...], list[str]]:
     """The derivations `spec` means for a recording with channels `names`.
 
@@ -91,13 +104,16 @@ def resolve(
     ----------
     spec : None, str or sequence of str
         None (or ``"as recorded"``, ``"referential"``); ``"average"`` (or ``"car"``,
-        ``"common average"``); a chain of `CHAINS`; or pairs ``"A-B"``. Channel names
-        match case-insensitively and through `ALIASES`.
+        ``"common average"``); a chain of `CHAINS`; one of `SHAFT_MONTAGES`; or pairs
+        ``"A-B"``. Channel names match case-insensitively and through `ALIASES`.
     names : sequence of str
         The recording's channels, in the order rows as recorded and averages take.
     group_of : dict of str to float, optional
         Each channel's rate: an average or a pair stays within one rate group, since
         channels of different rates share no sample grid.
+    shaft_of : dict of str to str, optional
+        The shaft (electrode group) of channels whose shaft is known, e.g. from a BIDS
+        ``electrodes.tsv``; the others are grouped by name (`mef3lab.model.shafts`).
 
     Returns
     -------
@@ -109,7 +125,8 @@ def resolve(
     Raises
     ------
     ValueError
-        For a montage it does not know, a malformed pair, or a pair across rates.
+        For a montage it does not know, a malformed pair, a pair across rates, or a shaft
+        montage of a recording without shafts.
     UnknownChannelError
         For a pair naming a channel the recording lacks, or a chain with no link it has.
     """
@@ -126,10 +143,13 @@ def resolve(
                 Derivation(f"{n}-avg", n, tuple(m for m in names if rate[m] == rate[n]))
                 for n in names
             ), []
+        if kind in SHAFT_MONTAGES:
+            return _along_shafts(kind, names, rate, shaft_of)
         if kind not in CHAINS:
             raise ValueError(
                 f"unknown montage {spec!r}: use None (as recorded), 'average', "
-                f"{', '.join(repr(c) for c in CHAINS)} or a list of 'A-B' pairs"
+                f"{', '.join(repr(c) for c in (*CHAINS, *SHAFT_MONTAGES))} or a list of "
+                "'A-B' pairs"
             )
         found, missing = [], []
         for link in CHAINS[kind]:
@@ -156,6 +176,39 @@ def resolve(
     if not pairs:
         raise ValueError("a montage of pairs needs at least one 'A-B' pair")
     return tuple(_parse_pair(p, lookup, names, rate) for p in pairs), []
+
+
+def _along_shafts(
+    kind: str, names: Sequence[str], rate: dict[str, float], shaft_of: dict[str, str] | None
+) -> tuple[tuple[Derivation, ...], list[str]]:
+    """The rows of a shaft montage: neighbours along each shaft, or each shaft's average."""
+    found = shafts(names, shaft_of)
+    if not found:
+        raise ValueError(
+            f"the {kind} montage needs depth or grid contacts named by shaft and number "
+            f"(LA1, LA2, …, RB'1, …) or electrode groups; no shaft of two or more contacts "
+            f"was found among {_some(list(names))}"
+        )
+    rows, notes = [], []
+    for shaft, contacts in found.items():
+        if kind == "shaft average":
+            rows += [
+                Derivation(
+                    f"{c}-avg {shaft}", c, tuple(m for m in contacts if rate[m] == rate[c]), shaft
+                )
+                for c in contacts
+            ]
+            continue
+        for a, b in zip(contacts, contacts[1:], strict=False):
+            if rate[a] != rate[b]:
+                notes.append(f"{a}-{b} left out: {a} and {b} have different sampling rates")
+                continue
+            rows.append(Derivation(f"{a}-{b}", a, (b,), shaft))
+            (la, na), (lb, nb) = contact_parts(a), contact_parts(b)
+            if la == lb and na is not None and nb is not None and nb - na > 1:
+                skipped = ", ".join(f"{la}{k}" for k in range(na + 1, nb))
+                notes.append(f"{a}-{b} skips {skipped} (not in the recording)")
+    return tuple(rows), notes
 
 
 def _parse_pair(
