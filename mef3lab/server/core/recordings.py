@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Shorter segments would cost a reader-process round trip per few samples.
 MIN_SEGMENT_SECONDS = 1.0
+#: The most bytes of one channel's segment (float32), so that a fast channel's segment, and
+#: a chunk of many of them, stays small enough to decode and send at once.
+CHANNEL_SEGMENT_BYTES = 2**20
 #: The most names a read may list beyond the recording's own channel count (a name may repeat,
 #: but every row costs work before a byte is sent).
 MAX_EXTRA_NAMES = 1024
@@ -408,9 +411,10 @@ class OpenRecordings:
         """How this client's segments cut a rate group's grid.
 
         A client that chose no size gets the server's `segment_seconds`, shortened to whole
-        seconds where a segment of all the group's channels would exceed `segment_mb` as
-        float32, or half the read limit (so that float64 segments are never refused); never
-        below `MIN_SEGMENT_SECONDS`.
+        seconds where one channel's segment would exceed `CHANNEL_SEGMENT_BYTES` as float32,
+        where a segment of all the group's channels would exceed `segment_mb`, or half the
+        read limit (so that float64 segments are never refused); never below
+        `MIN_SEGMENT_SECONDS`.
 
         Parameters
         ----------
@@ -428,6 +432,7 @@ class OpenRecordings:
         seconds = view.segment_seconds
         if seconds is None:
             budget = min(self.config.segment_mb * 2**20, self.config.max_read_bytes / 2)
+            budget = min(budget, CHANNEL_SEGMENT_BYTES * len(group.channels))
             fits = math.floor(budget / (4 * len(group.channels) * group.fs))
             seconds = min(self.config.segment_seconds, max(MIN_SEGMENT_SECONDS, fits))
         length = max(1, int(round(seconds * group.fs)))

@@ -208,3 +208,16 @@ def test_a_damaged_block_outside_the_window_does_not_fail_the_read(pool, tmp_pat
     finally:
         engine.open_recordings.stop()
         engine.segments.close()
+
+
+@pytest.mark.parametrize(("fs", "seconds"), [(2048.0, 128), (8192.0, 32), (32768.0, 8)])
+def test_segments_of_fast_channels_are_sized_by_bytes(tmp_path, fs, seconds):
+    path = synthesize(tmp_path / "fast.mefd", channels=2, fs=fs, seconds=10, gaps=0)
+    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0))
+    try:
+        e.open("a", str(path))
+        group = e.info("a", str(path)).rate_groups[0]
+        length, _ = e.segment_grid("a", str(path), group)
+        assert length == seconds * fs and length * 4 <= 2**20  # one channel: at most 1 MiB
+    finally:
+        e.shutdown()
