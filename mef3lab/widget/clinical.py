@@ -15,10 +15,11 @@ from typing import TypeVar
 import pandas as pd
 
 from ..errors import Mef3LabError
+from ..signal.filters import HFO_BANDS, hfo_bands
 from . import events as ev
-from .montage import CHAINS
+from .montage import CHAINS, SHAFT_MONTAGES
 
-__all__ = ["MENUS", "ClinicalReview"]
+__all__ = ["MENUS", "ClinicalReview", "menus_for"]
 
 T = TypeVar("T")
 
@@ -41,7 +42,12 @@ def _menu(trait: str, title: str, off: str, options: list[tuple[str, object]]) -
 #: menu the option of its trait's (first) value.
 MENUS: list[dict] = [
     {
-        **_menu("montage", "montage", "as recorded", [(m, m) for m in ("average", *CHAINS)]),
+        **_menu(
+            "montage",
+            "montage",
+            "as recorded",
+            [(m, m) for m in ("average", *CHAINS, *SHAFT_MONTAGES)],
+        ),
         "label_trait": "montage_label",
     },
     _menu("highpass", "high-pass (Hz)", "HP off", [(f"HP {f:g}", f) for f in HIGHPASS_HZ]),
@@ -52,7 +58,26 @@ MENUS: list[dict] = [
         "notch off",
         [(f"notch {f:g}", f) for f in NOTCH_HZ],
     ),
+    _menu(
+        "band",
+        "HFO view: a zero-phase band-pass",
+        "no HFO band",
+        [(f"{name} {lo:g}-{hi:g} Hz", name) for name, (lo, hi) in HFO_BANDS.items()],
+    ),
 ]
+
+
+def menus_for(fs: float) -> list[dict]:
+    """`MENUS` for channels whose fastest rate is `fs`: HFO bands only below its Nyquist."""
+    allowed = {None, *hfo_bands(fs)}
+    out = []
+    for menu in MENUS:
+        if menu["trait"] == "band":
+            menu = {**menu, "options": [o for o in menu["options"] if o["value"] in allowed]}
+            if len(menu["options"]) == 1:
+                continue  # too slow for any band: no menu
+        out.append(menu)
+    return out
 
 
 class ClinicalReview:

@@ -24,10 +24,11 @@ import traitlets as t
 import xarray as xr
 
 from ..errors import Mef3LabError
+from ..signal.filters import HFO_BANDS, hfo_band
 from ..sources import REGISTRY, SourceSpec
 from ..xr.backend import rate_label
 from . import events as ev
-from .clinical import MENUS, ClinicalReview
+from .clinical import MENUS, ClinicalReview, menus_for
 from .clock import clock_label, parse_time
 from .display import encode
 from .loader import LatestLoader
@@ -87,10 +88,16 @@ class Scroller(anywidget.AnyWidget):
     rows : int, optional
         Rows (channels) on screen at once; default 20, or fewer if fewer are shown.
     montage : None, str or list of str, optional
-        None (as recorded), ``"average"``, ``"double banana"``, ``"transverse"``, or
-        bipolar pairs such as ``["Fp1-F3", "F3-C3"]``.
+        None (as recorded), ``"average"``, ``"double banana"``, ``"transverse"``,
+        ``"shaft bipolar"``, ``"shaft average"`` (depth and grid electrodes, see
+        docs/ieeg.md), or bipolar pairs such as ``["Fp1-F3", "F3-C3"]``.
     highpass, lowpass : float, optional
         Display filter cut-offs in Hz (zero-phase; None: off).
+    band : {"ripple", "fast ripple"}, optional
+        An HFO view: the band-pass 80-250 Hz or 250-500 Hz (sets `highpass` and `lowpass`),
+        for channels sampled fast enough.
+    utc : bool, default False
+        Show times in UTC instead of the recording's local time (its recorded GMT offset).
     notch : float or list of float, optional
         Notch frequencies in Hz: a number is it and its first harmonic.
     **kwargs
@@ -106,7 +113,7 @@ class Scroller(anywidget.AnyWidget):
         The index in `channels` of the top row on screen, and how many rows are on screen.
     gain : float
         µV per division.
-    montage, highpass, lowpass, notch
+    montage, highpass, lowpass, notch, band, utc
         As the parameters; setting one redraws the page.
     bad_channels : list of str
         Rows marked bad (drawn greyed).
@@ -183,6 +190,17 @@ class Scroller(anywidget.AnyWidget):
     menus = t.List(
         t.Dict(), default_value=MENUS, help="the toolbar's montage and filter choices"
     ).tag(sync=True)
+    band = t.Unicode(
+        None, allow_none=True, help="HFO view: 'ripple', 'fast ripple' (a band-pass) or None"
+    ).tag(sync=True)
+    row_shafts = t.Dict(help="{row: shaft} of a shaft montage's rows, to separate shafts").tag(
+        sync=True
+    )
+    utc = t.Bool(False, help="show times in UTC instead of the recording's local time").tag(
+        sync=True
+    )
+    utc_offset_s = t.Int(0, help="the recording's UTC offset in seconds (its clock)").tag(sync=True)
+    deidentified = t.Bool(False, help="times are de-identified: shown relative").tag(sync=True)
 
     def __init__(
         self,
@@ -197,6 +215,8 @@ class Scroller(anywidget.AnyWidget):
         highpass: float | None = None,
         lowpass: float | None = None,
         notch: float | list[float] | None = None,
+        band: str | None = None,
+        utc: bool = False,
         **kwargs: Any,
     ) -> None:
         self._applying = True  # traits set here mirror the state: no checks, no requests
@@ -214,6 +234,9 @@ class Scroller(anywidget.AnyWidget):
             report=lambda text: setattr(self, "message", text),
             events_path=_events_path(spec),
         )
+        fastest = max(self._rates[c] for c in present)
+        if band is not None:
+            highpass, lowpass = self._clinical.guard(lambda: hfo_band(band, fastest))
         # checked before any thread starts: a refused widget leaves nothing running
         self._state = initial(
             self._recorded,
@@ -245,6 +268,10 @@ class Scroller(anywidget.AnyWidget):
             duration=info.duration_s,
             start_uutc=int(info.start_uutc),
             units=str(rec.attrs.get("units", "µV")).replace("uV", "µV"),
+            menus=menus_for(fastest),
+            utc=utc,
+            utc_offset_s=info.utc_offset_s or 0,
+            deidentified=info.deidentified,
             annotations=[
                 {
                     "t": float(r.time_s),
@@ -273,15 +300,15 @@ class Scroller(anywidget.AnyWidget):
         Parameters
         ----------
         when : float or str
-            Seconds from the recording start, or a clock time (``"08:30:00"``, UTC, the
-            first at or after the start) or an ISO date-time.
+            Seconds from the recording start, or a clock time (``"08:30:00"``, in the
+            clock shown, the first at or after the start) or an ISO date-time.
 
         Raises
         ------
         ValueError
             When `when` is none of these or lies outside the recording.
         """
-        self.start = parse_time(str(when), self.start_uutc, self.duration)
+        self.start = parse_time(str(when), self.start_uutc, self.duration, *self._clock())
 
     def next_page(self, pages: float = 1.0) -> None:
         """Move the page `pages` page lengths on (it stops at the recording's end).
@@ -483,6 +510,35 @@ class Scroller(anywidget.AnyWidget):
             new = change(self._state, self._recorded, **{event["name"]: event["new"]})
         self._apply(new)
 
+    @t.validate("band")
+    def _check_band(self, proposal: dict) -> str | None:
+        """An HFO band is a change of the filter: its cut-offs, checked as any filter."""
+        if self._applying:
+            return proposal["value"]
+        band = proposal["value"]
+
+        def changed() -> ViewState:
+            fs = max(self._rates[c] for d in self._state.derivations for c in d.inputs)
+            lo, hi = (None, None) if band is None else hfo_band(band, fs)
+            return change(self._state, self._recorded, highpass=lo, lowpass=hi)
+
+        self._pending = ("band", self._clinical.guard(changed))
+        return _band_of(self._pending[1])
+
+    @t.observe("band")
+    def _band_changed(self, event: dict) -> None:
+        if not self._applying and self._pending and self._pending[0] == "band":
+            new, self._pending = self._pending[1], None
+            self._apply(new)
+
+    @t.observe("utc")
+    def _clock_changed(self, event: dict) -> None:
+        self.page_label = clock_label(self.start_uutc, self._state.start, *self._clock())
+
+    def _clock(self) -> tuple[int | None, bool]:
+        """(UTC offset, relative) of the clock shown."""
+        return (None if self.utc else self.utc_offset_s), self.deidentified
+
     @t.observe("width_px")
     def _width_changed(self, event: dict) -> None:
         if not self._applying:
@@ -507,7 +563,7 @@ class Scroller(anywidget.AnyWidget):
         """A new view: one request with a new id; nothing here waits for data."""
         state = self._state
         with self.hold_sync():
-            self.page_label = clock_label(self.start_uutc, state.start)
+            self.page_label = clock_label(self.start_uutc, state.start, *self._clock())
             self.view_id = self._loader.submit((state, self.width_px))
 
     def _serve(self, id: int, request: tuple[ViewState, int]) -> None:
@@ -684,7 +740,15 @@ def _traits_of(state: ViewState) -> dict[str, Any]:
         "all_channels": [d.name for d in state.derivations],
         "montage_label": state.montage_label,
         "note": "; ".join(state.notes),
+        "band": _band_of(state),
+        "row_shafts": {d.name: d.shaft for d in state.derivations if d.shaft},
     }
+
+
+def _band_of(state: ViewState) -> str | None:
+    """The HFO band whose cut-offs the state's filter has, if any."""
+    f = state.filter
+    return next((k for k, v in HFO_BANDS.items() if v == (f.highpass, f.lowpass)), None)
 
 
 def _events_path(spec: SourceSpec) -> Path | None:

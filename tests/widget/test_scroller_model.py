@@ -125,7 +125,7 @@ def test_page_data_is_the_page_at_full_resolution(recording, scroll):
 def test_go_to_seconds_clock_time_and_bad_input(recording, scroll):
     w, replies = scroll(recording)
     w.go_to(123.5)
-    assert w.page == (123.5, 133.5) and "08:02:03.500 UTC (+123.500 s)" in w.page_label
+    assert w.page == (123.5, 133.5) and "08:02:03.500 +00:00 (+123.500 s)" in w.page_label
     w._handle_custom_msg({"type": "goto", "text": "08:05:00"}, [])
     assert w.start == 300.0 and replies.last()["start"] == 300.0
     w._handle_custom_msg({"type": "goto", "text": "yesterday"}, [])
