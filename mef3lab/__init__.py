@@ -11,6 +11,9 @@ Reading
         A recording opened with one decoder, for direct reads (`mef3lab.readers.Reader`).
     `set_default_address`
         Read plain paths through a mef3lab server from now on (or in this process again).
+    `open_bids`
+        An iEEG-BIDS dataset's MEF 3.0 runs, each opened with its sidecars (the ``mne``
+        extra); ``rec.mef3.to_mne()`` makes any recording an MNE Raw.
     `errors`
         The exceptions mef3lab raises, the same whether a recording is read here or remotely.
 
@@ -53,6 +56,7 @@ _LAZY = {
     "open_recording": "mef3lab.xr.backend",
     "open_reader": "mef3lab.readers",
     "set_default_address": "mef3lab.sources",
+    "open_bids": "mef3lab.bids",
     # serving
     "Server": "mef3lab.server.app",
     "ServerConfig": "mef3lab.server.config",

@@ -24,19 +24,27 @@ _LAZY = {
 }
 
 
-def require_mne() -> None:
-    """Raise an ImportError that names the extra to install when MNE-Python is missing.
+def require_mne(module: str = "mne") -> None:
+    """Raise an ImportError that names the extra to install when `module` is missing.
+
+    Parameters
+    ----------
+    module : {"mne", "mne_bids"}
+        What is needed: MNE-Python, or mne-bids (both come with the ``mne`` extra).
 
     Raises
     ------
     ImportError
-        When ``mne`` cannot be imported.
+        When `module` cannot be imported.
     """
+    from importlib import import_module
+
     try:
-        import mne  # noqa: F401 - importing it is the check
+        import_module(module)
     except ImportError as e:
+        what = "mne-bids" if module == "mne_bids" else "MNE-Python"
         raise ImportError(
-            f"MNE-Python is needed for this (the 'mne' extra of mef3lab): {MNE_EXTRA}"
+            f"{what} is needed for this (the 'mne' extra of mef3lab): {MNE_EXTRA}"
         ) from e
 
 
