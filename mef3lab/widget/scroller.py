@@ -669,7 +669,7 @@ class Scroller(anywidget.AnyWidget):
                 self.go_to(str(content.get("text", "")))
             except ValueError as e:
                 self.message = str(e)
-        elif kind == "set" and content.get("name") in STATE_TRAITS:
+        elif kind == "set" and content.get("name") in (*STATE_TRAITS, "band", "utc"):
             try:  # a refusal is shown in the widget (guard) and the state stays
                 setattr(self, str(content["name"]), content.get("value"))
             except (ValueError, Mef3LabError, t.TraitError) as e:
