@@ -179,7 +179,6 @@ def to_mne(
     bads: Sequence[str] = (),
     events: pd.DataFrame | None = None,
     line_freq: float | None = None,
-    utc_offset_s: int | None = None,
     gaps: str = "zeros",
     preload: bool = False,
     verbose: Any = None,
@@ -207,8 +206,6 @@ def to_mne(
         start), added as annotations.
     line_freq : float, optional
         The power-line frequency (``info["line_freq"]``).
-    utc_offset_s : int, optional
-        The recording's GMT offset in seconds (``info["utc_offset"]``, e.g. ``"+0100"``).
     gaps : {"zeros", "nan"}
         Samples without data: zeros (MNE's convention; each stretch is a ``BAD_ACQ_SKIP``
         annotation either way) or NaN.
@@ -220,7 +217,8 @@ def to_mne(
     Returns
     -------
     Mef3Raw
-        Time 0 is the group's first sample (``meas_date``, UTC); values in volts, each
+        Time 0 is the group's first sample (``meas_date``, UTC; the recording's GMT offset,
+        when it has one, in ``info["utc_offset"]`` as MNE writes it); values in volts, each
         channel scaled from its units (µV, mV, V in any spelling; other units are kept as
         they are, with a warning); annotations: MEF records, gaps, events.
 
@@ -255,8 +253,8 @@ def to_mne(
         mne_info["meas_date"] = meas_date(grid.start_uutc)
         if line_freq is not None:
             mne_info["line_freq"] = float(line_freq)
-        if utc_offset_s is not None:
-            mne_info["utc_offset"] = _utc_offset(utc_offset_s)
+        if info.utc_offset_s is not None:
+            mne_info["utc_offset"] = _utc_offset(info.utc_offset_s)
     raw = Mef3Raw(spec, mne_info, grid.n_samples, gaps, orig_units, preload, verbose)
 
     annotations = record_annotations(info, names, grid) + gap_annotations(info, names, grid)

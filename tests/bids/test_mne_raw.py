@@ -122,6 +122,7 @@ def test_identical_to_mne_read_raw_mef_on_a_gap_free_file(gap_free):
     assert ours.get_channel_types() == theirs.get_channel_types()
     assert ours.info["sfreq"] == theirs.info["sfreq"]
     assert ours.info["meas_date"] == theirs.info["meas_date"]
+    assert ours.info["utc_offset"] == theirs.info["utc_offset"] == "+0000"
     assert ours.n_times == theirs.n_times
     # the same numbers, to the last bit of float64 rounding
     np.testing.assert_allclose(ours.get_data(), theirs.get_data(), rtol=1e-12, atol=0)
@@ -254,3 +255,34 @@ def test_without_mne_the_error_names_the_extra(recording, monkeypatch):
     with pytest.raises(ImportError, match=r"mef3lab\[mne\]"):
         rec.mef3.to_mne()
     rec.close()
+
+
+@pytest.fixture(scope="module")
+def quirk(tmp_path_factory):
+    """`quirk(name)`: a quirk session of mef3lab.testing.quirks (MefWriter or pymef wrote it)."""
+    from mef3lab.testing.quirks import write_quirk
+
+    folder = tmp_path_factory.mktemp("quirks")
+    return lambda name: write_quirk(folder, name)
+
+
+def test_the_gmt_offset_as_mne_records_it(quirk):
+    path = quirk("gmt_offset")
+    ours = mef3lab.open_recording(path).mef3.to_mne()
+    theirs = mne.io.read_raw_mef(path, verbose="error")
+    assert ours.info["utc_offset"] == theirs.info["utc_offset"] == "+1100"
+    assert ours.info["meas_date"] == theirs.info["meas_date"]
+
+
+def test_units_mne_does_not_recognise_are_still_volts(quirk):
+    from mef3lab.testing.quirks import LAB_CONTACTS, lab_signal
+
+    path = quirk("lab_depth")  # units stored as the text "b'uV'"
+    ours = mef3lab.open_recording(path).mef3.to_mne()
+    theirs = mne.io.read_raw_mef(path, verbose="error")
+    written = lab_signal("LA2") * 1e-6
+    got = ours.get_data(picks=["LA2"])[0]
+    np.testing.assert_allclose(got, written, rtol=0, atol=1.1e-8)  # MefWriter rounds to 0.01 µV
+    ratio = np.abs(theirs.get_data(picks=["LA2"])[0]).max() / np.abs(got).max()
+    assert ratio == pytest.approx(1e6, rel=1e-6), f"read_raw_mef scales by {ratio:g}"
+    assert LAB_CONTACTS[0] in ours.ch_names
