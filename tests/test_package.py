@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -22,3 +23,51 @@ def test_import_loads_no_decoder_and_no_grpc():
 def test_public_names_resolve():
     for name in mef3lab.__all__:
         assert getattr(mef3lab, name) is not None, name
+
+
+HEAVY = ("xarray", "dask", "dask.array", "dask.distributed", "distributed")
+
+
+def _modules_after(code: str) -> list[str]:
+    """The `HEAVY` modules a fresh interpreter has imported after running `code`."""
+    probe = f"{code}\nimport sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    return eval(out.strip().splitlines()[-1])
+
+
+def test_import_loads_neither_xarray_nor_dask():
+    assert _modules_after("import mef3lab") == []
+
+
+def test_load_ext_returns_before_xarray_and_dask_are_imported_then_preloads_them():
+    shell = (
+        "import sys, threading\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "import mef3lab.jupyter.extension as ext\n"
+        "ip = InteractiveShell.instance()\n"
+        "preload, ext._preload = ext._preload, lambda: None\n"  # %load_ext on its own
+        "ip.run_line_magic('load_ext', 'mef3lab')\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "ip.run_line_magic('unload_ext', 'mef3lab')\n"
+        "ext._preload = preload\n"
+        "ip.run_line_magic('load_ext', 'mef3lab')\n"
+        "[t.join(60) for t in threading.enumerate() if t.name == 'mef3lab-preload']\n"
+        "from mef3lab.jupyter import progress\n"
+        "assert progress.enabled()\n"
+        "ip.run_line_magic('unload_ext', 'mef3lab')\n"
+        "assert not progress.enabled()\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", shell],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MEF3LAB_SERVER": "127.0.0.1:9"},  # named: nothing is started
+        timeout=120,
+    ).stdout.splitlines()
+    loaded, preloaded = (eval(line[6:]) for line in out if line.startswith("HEAVY "))
+    assert loaded == []  # %load_ext itself: none of them
+    assert preloaded == ["dask", "dask.array", "xarray"]  # in the background; never distributed

@@ -4,19 +4,29 @@ Loading twice starts nothing new (IPython refuses a second ``%load_ext``, and a 
 call finds the kernel's connection). Unloading stops the kernel's own server; a kernel that
 ends any other way (restart, shutdown, kill -9) loses it too, since the server watches the
 kernel process (`ServerProcess`).
+
+Loading imports neither xarray nor dask: it returns at once, and a thread then imports what
+the first open needs (`PRELOAD`) while the user types the next cell, and turns the progress
+bars on.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 from typing import Any
 
 from IPython.display import display
 
-from . import progress
 from .connection import Connection
 from .magics import Mef3Magics
 
+#: Imported in the background once the extension is loaded (the first open needs them).
+PRELOAD = ("dask.array", "xarray", "mef3lab.xr")
+
 _connection: Connection | None = None
+_lock = threading.Lock()  # progress bars are turned on only while loaded
 
 
 def connection() -> Connection | None:
@@ -32,8 +42,19 @@ def load(ipython: Any) -> None:
         return
     _connection = Connection().connect()
     ipython.register_magics(Mef3Magics(ipython, _connection))
-    progress.enable()
     display(_connection)
+    threading.Thread(target=lambda: _preload(), name="mef3lab-preload", daemon=True).start()
+
+
+def _preload() -> None:
+    """Import `PRELOAD`, then show progress bars (dask's callbacks), unless unloaded meanwhile."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from . import progress
+
+    with _lock:
+        if _connection is not None:
+            progress.enable()
 
 
 def unload(ipython: Any) -> None:
@@ -42,7 +63,11 @@ def unload(ipython: Any) -> None:
     if _connection is None:
         return
     _connection.close()
-    _connection = None
-    progress.disable()
+    with _lock:
+        _connection = None
+    if f"{__package__}.progress" in sys.modules:  # maybe still importing: wait for it
+        from . import progress
+
+        progress.disable()
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("mef3", None)

@@ -12,7 +12,6 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
-from . import progress
 from .connection import Connection
 
 #: subcommand -> (arguments, one-line help)
@@ -106,6 +105,8 @@ class Mef3Magics(Magics):
             display(self.connection.restart())
 
     def _progress(self, args: list[str]) -> None:
+        from . import progress  # dask's: imported when first wanted
+
         if args == ["on"]:
             progress.enable()
         elif args == ["off"]:

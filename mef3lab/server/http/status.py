@@ -11,12 +11,14 @@ from __future__ import annotations
 import html
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...formatting import hms
 from ...version import __version__
-from ..core.engine import Engine
-from .access import Viewer
+
+if TYPE_CHECKING:  # a kernel renders a status page without loading the server
+    from ..core.engine import Engine
+    from .access import Viewer
 
 _STARTED = time.time()
 
