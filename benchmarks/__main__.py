@@ -7,7 +7,8 @@
 Tables: A access pattern (mef3lab.v1 client), B the legacy gRPCMef3Server API,
 C the xarray engine, D the decoders alone, E 50 clients at once (load),
 F the scroller (widget model and a real browser), G many clients reading random channel subsets,
-H clinical review (a 24-h recording: overview, filtered bipolar flips, 1-hour pages).
+H clinical review (a 24-h recording: overview, filtered bipolar flips, 1-hour pages),
+I MNE-Python (rec.mef3.to_mne() against mne.io.read_raw_mef: an hour, 200 epochs).
 Ratios compare with the direct read measured in the same run, so
 they are meaningful on any machine; absolute times are not (and are noisy when other
 work shares the CPU).
@@ -22,7 +23,17 @@ import sys
 import time
 from pathlib import Path
 
-from . import access_pattern, clinical, compat, decoders, load, mixed_subsets, scroller, xarray_read
+from . import (
+    access_pattern,
+    clinical,
+    compat,
+    decoders,
+    load,
+    mixed_subsets,
+    mne_raw,
+    scroller,
+    xarray_read,
+)
 from .common import FULL_RUN, QUICK_RUN, Params
 from .data import DATA_DIR, ensure_recording, warm_page_cache
 from .report import Table, save_json, summary
@@ -36,11 +47,12 @@ TABLES = {
     "F": scroller.run,
     "G": mixed_subsets.run,
     "H": clinical.run,
+    "I": mne_raw.run,
 }
 
 
 def run(
-    params: Params, only: str = "ABCDEFGH", data_dir: Path = DATA_DIR, log=print
+    params: Params, only: str = "ABCDEFGHI", data_dir: Path = DATA_DIR, log=print
 ) -> list[Table]:
     """Write (or reuse) the recording, then measure the tables named in `only`, in order."""
     path = ensure_recording(params.recording, data_dir, log=log)
@@ -59,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a small recording for development runs"
     )
     parser.add_argument(
-        "--only", default="A,B,C,D,E,F,G,H", help="tables to run, e.g. A,C (default: all)"
+        "--only", default="A,B,C,D,E,F,G,H,I", help="tables to run, e.g. A,C (default: all)"
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="repeat each measurement, keep the best"
