@@ -16,7 +16,6 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..protocol import gRPCMef3Server_pb2_grpc as compat_pb_grpc
 from ..protocol import mef3lab_pb2_grpc as pb_grpc
@@ -27,9 +26,11 @@ from .core.engine import Engine, pool_for
 from .core.quarantine import Quarantine
 from .core.roots import ServedRoots
 from .http.server import StatusHTTP
-from .rpc.auth import AuthInterceptor, authenticator_for, check_exposure
+from .rpc.auth import authenticator_for, check_exposure
 from .rpc.compat import CompatService
+from .rpc.loop import AioServer
 from .rpc.service import Mef3LabService
+from .rpc.threads import ThreadedHandlers
 
 log = logging.getLogger("mef3lab.server")
 
@@ -47,9 +48,10 @@ class Server:
 
     One engine (reader processes, segment cache, prefetch) serves mef3lab's own gRPC API and
     the lab's `gRPCMef3Server` API on one port, with gRPC health checking, and optionally a
-    status page. `start` returns once it listens; a thread pool of this process serves the
-    calls until `stop`. A server nobody stopped is stopped when it is garbage collected or
-    the interpreter exits, so no reader process outlives it.
+    status page. `start` returns once it listens; an event loop of this process sends the
+    replies, and a thread pool does the calls' work, until `stop` (a client that stops
+    reading holds no thread: docs/serving.md). A server nobody stopped is stopped when it is
+    garbage collected or the interpreter exits, so no reader process outlives it.
 
     Parameters
     ----------
@@ -91,8 +93,7 @@ class Server:
     def __init__(self, config: ServerConfig | None = None, **overrides: Any) -> None:
         self.config = ServerConfig.from_env(**overrides) if config is None else config
         self.engine: Engine | None = None
-        self._grpc: grpc.Server | None = None
-        self._health: health.HealthServicer | None = None
+        self._grpc: AioServer | None = None
         self.port: int | None = None
         self._finalizer: weakref.finalize | None = None
         self.http: StatusHTTP | None = None
@@ -137,16 +138,18 @@ class Server:
         credentials = tls_credentials(self.config)
         pool = Quarantine(pool_for(self.config), self.config.quarantine_crashes)
         engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
-        interceptors = [AuthInterceptor(authenticator)] if authenticator else []
-        server = grpc.server(
-            futures.ThreadPoolExecutor(self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"),
-            options=GRPC_OPTIONS,
-            interceptors=interceptors,
+        executor = futures.ThreadPoolExecutor(
+            self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"
         )
-        pb_grpc.add_Mef3LabServicer_to_server(Mef3LabService(engine, roots), server)
-        compat_pb_grpc.add_gRPCMef3ServerServicer_to_server(CompatService(engine), server)
-        self._health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        handlers = ThreadedHandlers(
+            executor,
+            authenticator,
+            self.config.stream_write_timeout_s,
+            self.config.max_calls_per_client,
+        )
+        server = AioServer(executor, [handlers], GRPC_OPTIONS)
+        server.add(pb_grpc.add_Mef3LabServicer_to_server, Mef3LabService(engine, roots))
+        server.add(compat_pb_grpc.add_gRPCMef3ServerServicer_to_server, CompatService(engine))
         http = None
         try:
             if self.config.port >= 0:
@@ -159,18 +162,16 @@ class Server:
                     raise OSError(f"cannot listen on {self.config.address}")
             if self.config.unix_socket:
                 _listen_unix(server, self.config.unix_socket, owner_only=authenticator is None)
-            server.start()
+            server.start(("",) + SERVICE_NAMES)
             if self.config.http_port >= 0 or self.config.http_socket:
                 http = StatusHTTP(engine, self.config, self.address, authenticator).start()
         except BaseException:
             server.stop(None)
             engine.shutdown()
             raise
-        for name in ("",) + SERVICE_NAMES:
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.engine, self._grpc, self.http = engine, server, http
         # No orphans even if the owner forgets stop(): the finalizer runs at exit or collection.
-        self._finalizer = weakref.finalize(self, _stop, server, engine, self._health, http, 1.0)
+        self._finalizer = weakref.finalize(self, _stop, server, engine, http, 1.0)
         log.info(
             "mef3lab server listening on %s (%d reader processes; %s; %s; %s)",
             self.address,
@@ -192,7 +193,7 @@ class Server:
         """
         if self._finalizer is not None and self._finalizer.alive:
             self._finalizer.detach()
-            _stop(self._grpc, self.engine, self._health, self.http, grace)
+            _stop(self._grpc, self.engine, self.http, grace)
         self._grpc = None
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -208,7 +209,7 @@ class Server:
         bool
             True when the server has stopped (or never ran), False when `timeout` passed.
         """
-        return self._grpc.wait_for_termination(timeout) if self._grpc else True
+        return self._grpc.wait(timeout) if self._grpc else True
 
     def __enter__(self) -> Server:
         return self.start()
@@ -254,7 +255,7 @@ def tls_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
         return grpc.ssl_server_credentials([(k.read(), c.read())])
 
 
-def _listen_unix(server: grpc.Server, path: str, owner_only: bool) -> None:
+def _listen_unix(server: AioServer, path: str, owner_only: bool) -> None:
     """Listen on a Unix socket; without authentication, only this server's user may connect."""
     previous = os.umask(0o177) if owner_only else None
     try:
@@ -267,19 +268,11 @@ def _listen_unix(server: grpc.Server, path: str, owner_only: bool) -> None:
         os.chmod(path, 0o600)
 
 
-def _stop(
-    server: grpc.Server,
-    engine: Engine,
-    health_servicer,
-    http: StatusHTTP | None,
-    grace: float | None,
-) -> None:
-    """Stop a server in order: health says so, the status page goes, calls drain, readers stop."""
-    if health_servicer is not None:
-        health_servicer.enter_graceful_shutdown()
+def _stop(server: AioServer, engine: Engine, http: StatusHTTP | None, grace: float | None) -> None:
+    """Stop a server in order: the status page goes, health says so, calls drain, readers stop."""
     if http is not None:
         http.stop()
-    server.stop(grace).wait()
+    server.stop(grace)
     engine.shutdown()
 
 

@@ -70,7 +70,14 @@ class ServerConfig:
     engine : str, default "numba"
         The decoder of recordings opened without one (``numba``, ``pymef``, ``mef3io``).
     grpc_threads : int, default 16
-        Threads serving gRPC calls.
+        Threads doing the work of gRPC calls (replies are sent by an event loop: a client
+        that stops reading holds none).
+    stream_write_timeout_s : float, default 60.0
+        A reply stream whose client takes no message for this long is ended
+        (DEADLINE_EXCEEDED); 0: never.
+    max_calls_per_client : int, default 64
+        Calls one identity (the authenticated user, else the peer's host) may have in
+        progress at once; more are refused (RESOURCE_EXHAUSTED). 0: no limit.
     read_timeout_s : float, default 60.0
         A decode still running after this long has its reader process killed and
         replaced, and the read fails; 0: never.
@@ -134,6 +141,8 @@ class ServerConfig:
     max_open_total: int = 256
     engine: str = "numba"
     grpc_threads: int = 16
+    stream_write_timeout_s: float = 60.0
+    max_calls_per_client: int = 64
     read_timeout_s: float = 60.0
     reader_engine: tuple[str, ...] = ()
     quarantine_crashes: int = 3

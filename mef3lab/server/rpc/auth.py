@@ -1,9 +1,9 @@
-"""Who may call: one gRPC interceptor in front of both APIs, checking bearer tokens.
+"""Who may call: bearer tokens, checked in front of both APIs (`admit`).
 
 An `Authenticator` checks a token: static tokens (`StaticTokens`) or the JupyterHub this
 server is a service of (`HubTokens`). A call that passes runs as its `Caller`
-(`current_caller`), which the services put into the engine's client id. What this means for
-users and deployments is in ``docs/serving.md``.
+(`running_as`, `current_caller`), which the services put into the engine's client id. What
+this means for users and deployments is in ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ import hmac
 import ipaddress
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import grpc
-
-from ...errors import AuthenticationError, Mef3LabError, ServerUnavailableError
-from ...protocol.wire import ERROR_KEY
+from ...errors import AuthenticationError, ServerUnavailableError
 from ..config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -297,67 +294,43 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Lets a call through only with a valid bearer token, and runs its handler as that caller.
+def admit(authenticator: Authenticator, token: str) -> Caller:
+    """The caller `token` belongs to, or an error saying why the call may not go on.
 
-    The token is checked when the handler runs (in the server's thread pool), never in
-    `intercept_service`, which gRPC calls on the thread that serves every connection: a
-    slow hub must delay only the calls waiting for it.
+    Parameters
+    ----------
+    authenticator : Authenticator
+        What checks the token.
+    token : str
+        The call's bearer token ("" without one).
+
+    Returns
+    -------
+    Caller
+        Who calls.
+
+    Raises
+    ------
+    mef3lab.errors.AuthenticationError
+        No token, or one that is not accepted (UNAUTHENTICATED).
+    mef3lab.errors.Mef3LabError
+        The check itself failed (the hub is down): not a wrong token.
     """
-
-    def __init__(self, authenticator: Authenticator) -> None:
-        self.authenticator = authenticator
-
-    def intercept_service(self, continuation, handler_call_details):
-        """The method's handler behind the token check; the health check's as it is."""
-        handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
-            return handler
-        token = bearer_token(handler_call_details.invocation_metadata)
-        return _replace(
-            handler, lambda behavior: self._guarded(token, behavior, handler.response_streaming)
+    caller = authenticator.authenticate(token) if token else None
+    if caller is None:
+        raise AuthenticationError(
+            f"{'the token was not accepted' if token else 'this server needs a token'}: send "
+            f"'authorization: Bearer <token>' (mef3lab's client reads {TOKEN_ENV}, "
+            "MEF3LAB_TOKEN_FILE or, in a JupyterHub kernel, JUPYTERHUB_API_TOKEN)"
         )
+    return caller
 
-    def _admit(self, token: str, context: grpc.ServicerContext) -> contextvars.Context:
-        """A context in which `token`'s caller is the current caller (no caller: call aborted)."""
-        try:
-            caller = self.authenticator.authenticate(token) if token else None
-        except Mef3LabError as exc:  # the check itself failed (the hub is down): not "wrong token"
-            context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__),))
-            context.abort(getattr(grpc.StatusCode, exc.grpc_status), str(exc))
-        if caller is None:
-            context.set_trailing_metadata(((ERROR_KEY, AuthenticationError.__name__),))
-            context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                f"{'the token was not accepted' if token else 'this server needs a token'}: send "
-                f"'authorization: Bearer <token>' (mef3lab's client reads {TOKEN_ENV}, "
-                "MEF3LAB_TOKEN_FILE or, in a JupyterHub kernel, JUPYTERHUB_API_TOKEN)",
-            )
-        ctx = contextvars.copy_context()
-        ctx.run(_CALLER.set, caller)
-        return ctx
 
-    def _guarded(self, token: str, behavior: Callable, streaming: bool) -> Callable:
-        """`behavior` behind the token check, run (every step of its stream, too) as the caller."""
-        if not streaming:
-            return lambda request, context: self._admit(token, context).run(
-                behavior, request, context
-            )
-
-        def stream(request, context) -> Iterator:
-            ctx = self._admit(token, context)
-            replies = ctx.run(behavior, request, context)
-            try:
-                while True:
-                    try:
-                        reply = ctx.run(next, replies)
-                    except StopIteration:
-                        return
-                    yield reply
-            finally:
-                ctx.run(getattr(replies, "close", lambda: None))
-
-        return stream
+def running_as(caller: Caller) -> contextvars.Context:
+    """A copy of the current context in which `current_caller` is `caller`."""
+    ctx = contextvars.copy_context()
+    ctx.run(_CALLER.set, caller)
+    return ctx
 
 
 def bearer_token(metadata) -> str:
@@ -368,21 +341,3 @@ def bearer_token(metadata) -> str:
             if scheme.lower() == "bearer":
                 return token.strip()
     return ""
-
-
-def _replace(
-    handler: grpc.RpcMethodHandler, wrap: Callable[[Callable], Callable]
-) -> grpc.RpcMethodHandler:
-    """The same kind of handler as `handler`, its behaviour wrapped."""
-    kinds = {
-        (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    }
-    attr, make = kinds[(handler.request_streaming, handler.response_streaming)]
-    return make(
-        wrap(getattr(handler, attr)),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )

@@ -1,0 +1,243 @@
+"""The services' handlers on a thread pool behind an asyncio gRPC server: no client holds a thread.
+
+The services are plain synchronous handlers. `ThreadedHandlers` runs each step of one on a
+thread (a unary call's work, the making of one stream message) and sends replies from the
+event loop, so a client that stops reading a stream holds no thread, only a coroutine and
+the one message it has not taken, and only until the stream's write deadline. It also
+checks tokens (on the pool: a slow hub delays only those waiting for it) and caps the
+calls one identity has in flight. The health service, asynchronous itself, bypasses all of
+it. Why: docs/serving.md ("A shared server").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from typing import Any
+
+import grpc
+
+from ...errors import Mef3LabError
+from ...protocol.wire import ERROR_KEY
+from .auth import OPEN_PREFIXES, Authenticator, admit, bearer_token, running_as
+
+_END = object()
+
+
+class SyncContext:
+    """What a synchronous handler sees of an asyncio call: the `grpc.ServicerContext` it uses.
+
+    Metadata and the peer are read when the call starts; trailing metadata and an abort are
+    kept and applied by the event loop when the handler's step returns.
+
+    Parameters
+    ----------
+    context : grpc.aio.ServicerContext
+        The call.
+    """
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._metadata = tuple(context.invocation_metadata() or ())
+        self._peer = context.peer()
+        self.trailing: tuple = ()
+        self.aborted: tuple[grpc.StatusCode, str] | None = None
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self._done = False
+
+    def invocation_metadata(self) -> tuple:
+        """The call's metadata, as the client sent it."""
+        return self._metadata
+
+    def peer(self) -> str:
+        """The client's address (``ipv4:1.2.3.4:5678``, ``unix:``...)."""
+        return self._peer
+
+    def set_trailing_metadata(self, metadata) -> None:
+        """Send `metadata` with the call's status."""
+        self.trailing = tuple(metadata)
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        """End the call with `code` and `details` (raises, as gRPC's own `abort` does)."""
+        if self.aborted is None:
+            self.aborted = (code, details)
+        raise _Aborted(details)
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Call `callback` when the call ends; False (not added) when it has ended already."""
+        with self._lock:
+            if not self._done:
+                self._callbacks.append(callback)
+                return True
+        return False
+
+    def ended(self) -> None:
+        """The call ended (the event loop's done-callback): run the callbacks."""
+        with self._lock:
+            self._done, callbacks = True, list(self._callbacks)
+        for callback in callbacks:
+            callback()
+
+
+class _Aborted(Exception):
+    """Raised by `SyncContext.abort`, as gRPC's own abort raises."""
+
+
+class ThreadedHandlers(grpc.aio.ServerInterceptor):
+    """Every synchronous handler on `executor`, its replies sent from the event loop.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor
+        Where handlers run.
+    authenticator : Authenticator or None
+        Checks each call's bearer token (None: no authentication).
+    write_timeout_s : float
+        A stream message its client has not taken after this long ends the stream
+        (DEADLINE_EXCEEDED); 0: never.
+    max_calls_per_client : int
+        Calls one identity (the authenticated user, else the peer's host) may have in
+        flight; more are refused (RESOURCE_EXHAUSTED). 0: no limit.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        authenticator: Authenticator | None = None,
+        write_timeout_s: float = 60.0,
+        max_calls_per_client: int = 0,
+    ) -> None:
+        self.executor = executor
+        self.authenticator = authenticator
+        self.write_timeout_s = write_timeout_s
+        self.max_calls_per_client = max_calls_per_client
+        self._in_flight: Counter[str] = Counter()
+
+    async def intercept_service(self, continuation, handler_call_details):
+        """The method's handler on the pool; the (asynchronous) health service's as it is."""
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
+            return handler
+        token = bearer_token(handler_call_details.invocation_metadata)
+        if handler.response_streaming:
+            behavior = handler.unary_stream
+
+            async def stream(request, context):
+                await self._call(token, context, self._stream, behavior, request)
+
+            make = grpc.unary_stream_rpc_method_handler
+        else:
+            behavior = handler.unary_unary
+
+            async def stream(request, context):
+                return await self._call(token, context, self._unary, behavior, request)
+
+            make = grpc.unary_unary_rpc_method_handler
+        return make(
+            stream,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _call(self, token: str, context, run, behavior, request) -> Any:
+        """Admit the call, count it against its identity, and `run` it as its caller."""
+        sync = SyncContext(context)
+        context.add_done_callback(lambda _call: sync.ended())
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()
+        identity = _host(sync.peer())
+        if self.authenticator is not None:
+            try:
+                caller = await loop.run_in_executor(self.executor, admit, self.authenticator, token)
+            except Mef3LabError as exc:
+                await _abort(context, exc)
+            ctx = running_as(caller)
+            identity = f"user:{caller.user}"
+        if self.max_calls_per_client and self._in_flight[identity] >= self.max_calls_per_client:
+            context.set_trailing_metadata(((ERROR_KEY, "Mef3LabError"),))
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"you have {self._in_flight[identity]} calls in progress on this server, its "
+                "limit per user; wait for some to finish",
+            )
+        self._in_flight[identity] += 1
+        try:
+            return await run(loop, ctx, sync, context, behavior, request)
+        finally:
+            self._in_flight[identity] -= 1
+            if not self._in_flight[identity]:
+                del self._in_flight[identity]
+
+    async def _unary(self, loop, ctx, sync, context, behavior, request) -> Any:
+        try:
+            reply = await loop.run_in_executor(self.executor, ctx.run, behavior, request, sync)
+        except _Aborted:
+            reply = None
+        await _finish(context, sync)
+        return reply
+
+    async def _stream(self, loop, ctx, sync, context, behavior, request) -> None:
+        replies: Iterator = await loop.run_in_executor(
+            self.executor, ctx.run, behavior, request, sync
+        )
+        step: Future | None = None
+        try:
+            while True:
+                step = self.executor.submit(ctx.run, next, replies, _END)
+                try:
+                    reply = await asyncio.wrap_future(step)
+                except _Aborted:
+                    break
+                if reply is _END:
+                    break
+                await self._write(context, reply)
+        finally:
+            # The last step may still run (the call was cancelled): close the stream after it.
+            self.executor.submit(_close_after, step, ctx, replies)
+        await _finish(context, sync)
+
+    async def _write(self, context, reply) -> None:
+        timeout = self.write_timeout_s or None
+        try:
+            await asyncio.wait_for(context.write(reply), timeout)
+        except TimeoutError:
+            context.set_trailing_metadata(((ERROR_KEY, "Mef3LabError"),))
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the reply stream was not read for {self.write_timeout_s:g} s: ended so that "
+                "it holds no server memory; read streams as they arrive",
+            )
+
+
+async def _finish(context, sync: SyncContext) -> None:
+    """Apply what the handler set: trailing metadata, and its abort if it aborted."""
+    if sync.trailing:
+        context.set_trailing_metadata(sync.trailing)
+    if sync.aborted is not None:
+        await context.abort(*sync.aborted)
+
+
+async def _abort(context, exc: Mef3LabError) -> None:
+    """End the call with the status of `exc` (authentication failed, or could not be checked)."""
+    context.set_trailing_metadata(((ERROR_KEY, type(exc).__name__),))
+    await context.abort(getattr(grpc.StatusCode, exc.grpc_status), str(exc))
+
+
+def _close_after(step: Future | None, ctx: contextvars.Context, replies: Iterator) -> None:
+    if step is not None and not step.cancelled():
+        step.exception()  # waits for it; what it raised was the stream's to handle
+    close = getattr(replies, "close", None)
+    if close is not None:
+        ctx.run(close)
+
+
+def _host(peer: str) -> str:
+    """The identity of an unauthenticated peer: its host (``ipv4:1.2.3.4:5678`` -> ipv4:1.2.3.4)."""
+    kind, _, address = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return f"{kind}:{address.rpartition(':')[0]}"
+    return kind or peer
