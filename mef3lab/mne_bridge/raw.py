@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixedRatesError
-from ..model import Grid, SessionInfo
+from ..model import RAW_NAN, Grid, SessionInfo
 from ..sources import REGISTRY, SourceSpec
 from .annotations import events_to_annotations, gap_annotations, meas_date, record_annotations
 from .units import volts_per_unit
@@ -47,6 +47,10 @@ class Mef3Raw(mne.io.BaseRaw):
         ``cal``), bads, dates.
     n_times : int
         The rate group's grid length.
+    factors : numpy.ndarray
+        Each channel's conversion factor (units per stored count), NaN for a channel whose
+        factor changes within the recording: the others are read as their stored counts
+        (half the bytes of float64) and scaled here, exactly as a float64 read scales them.
     gaps : {"zeros", "nan"}
         What samples without data become.
     orig_units : dict of str to str
@@ -62,6 +66,7 @@ class Mef3Raw(mne.io.BaseRaw):
         spec: SourceSpec,
         info: mne.Info,
         n_times: int,
+        factors: np.ndarray,
         gaps: str,
         orig_units: dict[str, str],
         preload: bool = False,
@@ -70,6 +75,7 @@ class Mef3Raw(mne.io.BaseRaw):
         extras = {
             "spec": spec,
             "names": list(info.ch_names),
+            "factors": np.asarray(factors, np.float64),
             "fs": float(info["sfreq"]),
             "n_times": int(n_times),
             "nan": gaps == "nan",
@@ -99,7 +105,10 @@ class Mef3Raw(mne.io.BaseRaw):
         """Samples ``[start, stop)`` of rows `idx`, calibrated (or projected) into `data`."""
         extras = self._raw_extras[fi]
         names = extras["names"]
-        rows = [names[i] for i in np.arange(len(names))[idx]]
+        picked = np.arange(len(names))[idx]
+        rows = [names[i] for i in picked]
+        factors = extras["factors"][picked]
+        dtype = "int32" if np.isfinite(factors).all() else "float64"
         source = REGISTRY.acquire(extras["spec"])
         step = max(1, source.segment_samples(extras["fs"]))
         sequential = extras["next"] == start
@@ -107,10 +116,9 @@ class Mef3Raw(mne.io.BaseRaw):
         while a < stop:
             b = min(stop, (a // step + 1) * step)  # segment-aligned pieces
             if sequential or b < stop:
-                _hint(source, rows, b, min(b + step, extras["n_times"]))
-            values = source.read_index(rows, a, b, "float64")
-            if not extras["nan"]:
-                values[np.isnan(values)] = 0.0
+                _hint(source, rows, b, min(b + step, extras["n_times"]), dtype)
+            values, missing = _values(source, rows, a, b, factors if dtype == "int32" else None)
+            values[missing] = np.nan if extras["nan"] else 0.0
             out = data[:, a - start : b - start]
             if mult is None:
                 np.multiply(values, cals, out=out, casting="unsafe")
@@ -120,11 +128,25 @@ class Mef3Raw(mne.io.BaseRaw):
         extras["next"] = stop
 
 
-def _hint(source: Any, rows: list[str], k0: int, k1: int) -> None:
+def _values(
+    source: Any, rows: list[str], k0: int, k1: int, factors: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Samples ``[k0, k1)`` as float64 in channel units, and where there are none.
+
+    With `factors`, read as stored counts and scaled by them (the float64 read's arithmetic).
+    """
+    if factors is None:
+        values = source.read_index(rows, k0, k1, "float64")
+        return values, np.isnan(values)
+    counts = source.read_index(rows, k0, k1, "int32")
+    return np.multiply(counts, factors[:, None], dtype=np.float64), counts == RAW_NAN
+
+
+def _hint(source: Any, rows: list[str], k0: int, k1: int, dtype: str) -> None:
     if k1 <= k0:
         return
     try:
-        source.hint(rows, k0, k1, "float64")
+        source.hint(rows, k0, k1, dtype)
     except Exception:  # a hint must never fail a read
         log.debug("hint failed", exc_info=True)
 
@@ -255,7 +277,10 @@ def to_mne(
             mne_info["line_freq"] = float(line_freq)
         if info.utc_offset_s is not None:
             mne_info["utc_offset"] = _utc_offset(info.utc_offset_s)
-    raw = Mef3Raw(spec, mne_info, grid.n_samples, gaps, orig_units, preload, verbose)
+    factors = [
+        np.nan if info.factor_changes.get(n) else info.channel(n).conversion_factor for n in names
+    ]
+    raw = Mef3Raw(spec, mne_info, grid.n_samples, factors, gaps, orig_units, preload, verbose)
 
     annotations = record_annotations(info, names, grid) + gap_annotations(info, names, grid)
     if events is not None and len(events):

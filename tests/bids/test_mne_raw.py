@@ -286,3 +286,18 @@ def test_units_mne_does_not_recognise_are_still_volts(quirk):
     ratio = np.abs(theirs.get_data(picks=["LA2"])[0]).max() / np.abs(got).max()
     assert ratio == pytest.approx(1e6, rel=1e-6), f"read_raw_mef scales by {ratio:g}"
     assert LAB_CONTACTS[0] in ours.ch_names
+
+
+def test_a_channel_whose_conversion_factor_changes_reads_right(
+    factor_change_recording, direct_read
+):
+    rec = mef3lab.open_recording(factor_change_recording)
+    raw = rec.mef3.to_mne()  # 'gain' changes its factor: read as values, 'steady' as counts
+    ref = _expected(direct_read, factor_change_recording, raw)
+    data = raw.get_data()
+    np.testing.assert_array_equal(data, np.nan_to_num(ref))
+    steady = raw.get_data(picks=["steady"], start=100, stop=9000)[0]
+    np.testing.assert_array_equal(
+        steady, np.nan_to_num(ref[raw.ch_names.index("steady"), 100:9000])
+    )
+    rec.close()
