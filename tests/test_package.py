@@ -71,3 +71,23 @@ def test_load_ext_returns_before_xarray_and_dask_are_imported_then_preloads_them
     loaded, preloaded = (eval(line[6:]) for line in out if line.startswith("HEAVY "))
     assert loaded == []  # %load_ext itself: none of them
     assert preloaded == ["dask", "dask.array", "xarray"]  # in the background; never distributed
+
+
+def test_reading_a_recording_never_imports_dask_distributed(recording):
+    code = (
+        "import mef3lab\n"
+        f"rec = mef3lab.open_recording({str(recording)!r})\n"
+        "assert rec.signal.isel(time=slice(0, 2560)).values.shape[1] == 2560\n"
+    )
+    assert _modules_after(code) == ["dask", "dask.array", "xarray"]
+
+
+def test_a_distributed_client_imported_first_keeps_its_scheduler(recording):
+    code = (
+        "import dask, distributed\n"
+        "import mef3lab\n"
+        f"rec = mef3lab.open_recording({str(recording)!r})\n"
+        "rec.signal.isel(time=slice(0, 10)).values\n"
+        "assert dask.config.get('scheduler', None) is None\n"
+    )
+    assert "distributed" in _modules_after(code)

@@ -47,10 +47,13 @@ def load(ipython: Any) -> None:
 
 
 def _preload() -> None:
-    """Import `PRELOAD`, then show progress bars (dask's callbacks), unless unloaded meanwhile."""
+    """Import `PRELOAD`, load the decoder, then show progress bars unless unloaded meanwhile."""
     for name in PRELOAD:
         importlib.import_module(name)
+    from ..readers import warm_up
     from . import progress
+
+    warm_up()  # the decoder's kernels, for reads in this process
 
     with _lock:
         if _connection is not None:

@@ -52,6 +52,7 @@ class NumbaReader(Mef3ioReader):
     warm_up = staticmethod(red.warm_up)
 
     def _open(self) -> SessionInfo:
+        _warm_up_in_background()  # while the metadata is read, not in the first read
         # decoding threads, started by the first large read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -197,6 +198,20 @@ class NumbaReader(Mef3ioReader):
                     "damaged"
                 )
         return True
+
+
+_warming: list[threading.Thread] = []
+_warming_lock = threading.Lock()
+
+
+def _warm_up_in_background() -> None:
+    """Load the kernels (`red.warm_up`) on a thread of their own, once per process."""
+    with _warming_lock:
+        if not _warming:
+            _warming.append(
+                threading.Thread(target=red.warm_up, name="mef3lab-warm-up", daemon=True)
+            )
+            _warming[0].start()
 
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:

@@ -19,6 +19,7 @@ from xarray.core import indexing
 
 from ..errors import ServerUnavailableError
 from ..sources import REGISTRY, SourceSpec
+from .scheduler import local_unless_distributed
 
 __all__ = ["Mef3BackendArray"]
 
@@ -54,6 +55,7 @@ class Mef3BackendArray(BackendArray):
         dtype: str,
         fs: float | None = None,
     ) -> None:
+        local_unless_distributed()
         self.spec = spec
         self.channels = tuple(channels)
         self.shape = (len(self.channels), int(n_time))
