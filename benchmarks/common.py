@@ -15,7 +15,19 @@ import numpy as np
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
 
-from .data import DAY, DAY_QUICK, FULL, MIXED, QUICK, WIDE, WIDE_QUICK, RecordingSpec
+from .data import (
+    DAY,
+    DAY_QUICK,
+    FIRST_LOOK,
+    FIRST_LOOK_SMOKE,
+    FULL,
+    MIXED,
+    QUICK,
+    WIDE,
+    WIDE_QUICK,
+    FirstLookSpec,
+    RecordingSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class Params:
     wide: RecordingSpec = WIDE  # scroller: the recording of its wide rows (30-s pages)
     wide_flips: int = 20
     day: RecordingSpec = DAY  # clinical review (table H): a 24-h recording
+    first_look: tuple[FirstLookSpec, ...] = FIRST_LOOK  # table J, beside MNE
 
     def with_repeat(self, n: int) -> Params:
         return replace(self, repeat=max(1, n))
@@ -80,6 +93,7 @@ SMOKE_RUN = Params(
     ),
     mixed_clients=3,
     mixed_s=1.0,
+    first_look=FIRST_LOOK_SMOKE,
 )
 
 

@@ -54,6 +54,39 @@ DAY = RecordingSpec("day-64ch-24h", channels=64, fs=256.0, seconds=86400.0, prec
 DAY_QUICK = RecordingSpec("day-64ch-2h", channels=64, fs=256.0, seconds=7200.0, precision=0)
 
 
+@dataclass(frozen=True)
+class FirstLookSpec:
+    """A recording `MefWriter` writes for this table, and the page a first look reads."""
+
+    name: str
+    channels: int
+    fs: float
+    seconds: float
+    page_s: float
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        span = (
+            f"{self.seconds / 3600:g} h" if self.seconds >= 3600 else f"{self.seconds / 60:g} min"
+        )
+        rate = f"{self.fs / 1000:g} kHz" if self.fs >= 1000 else f"{self.fs:g} Hz"
+        return f"{self.channels} ch × {span} at {rate}"
+
+
+#: Table I's recordings (issue 22's three).
+FIRST_LOOK = (
+    FirstLookSpec("first-64ch-1h-256Hz", 64, 256.0, 3600.0, 10.0),
+    FirstLookSpec("first-16ch-5min-8kHz", 16, 8000.0, 300.0, 1.0),
+    FirstLookSpec("first-64ch-2min-32kHz", 64, 32000.0, 120.0, 1.0),
+)
+#: Their tiny twins, for the smoke test.
+FIRST_LOOK_SMOKE = (
+    FirstLookSpec("first-smoke-4ch-2min-256Hz", 4, 256.0, 120.0, 10.0),
+    FirstLookSpec("first-smoke-2ch-20s-8kHz", 2, 8000.0, 20.0, 1.0),
+)
+
+
 def ensure_recording(spec: RecordingSpec, folder: Path = DATA_DIR, log=print) -> Path:
     """The recording `spec` describes under `folder`, written first if missing or stale."""
     folder = Path(folder)

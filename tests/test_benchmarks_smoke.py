@@ -84,3 +84,17 @@ def test_scroller_table_produces_its_rows(tmp_path):
     assert browser == any(label.startswith("wide: browser") for label in labels)
     for r in table.rows:
         assert r.value > 0 and r.status in ("PASS", "MISS", "—")
+
+
+@pytest.mark.timeout(300)
+def test_the_first_look_table_times_every_path_beside_mne(tmp_path):
+    (table,) = run(SMOKE_RUN, "J", data_dir=tmp_path, log=lambda msg: None)
+    # per recording: three opens, then MNE and both paths for the first page and the jumps
+    assert len(table.rows) == 9 * len(SMOKE_RUN.first_look)
+    labels = [r.label for r in table.rows]
+    assert labels[0].endswith("MNE import + open") and "writer" not in labels[0]
+    assert sum("mef3lab server" in lb for lb in labels) == 3 * len(SMOKE_RUN.first_look)
+    for r in table.rows:
+        assert r.value > 0 and r.ratio > 0 and r.status in ("PASS", "MISS", "—")
+    stamps = [json.loads(p.read_text()) for p in tmp_path.glob("first-*.json")]
+    assert {s["writer"] for s in stamps} == {"mef_tools.MefWriter"}
