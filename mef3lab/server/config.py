@@ -64,7 +64,8 @@ class ServerConfig:
     client_idle_s : float, default 21600.0
         A client silent this long has its recordings closed.
     max_open_per_client : int, default 32
-        Recordings one client may have open at once; 0: no limit.
+        Recordings one identity may have open at once, over all its client ids (the
+        authenticated user, else the peer's host); 0: no limit.
     max_open_total : int, default 256
         Recordings open on the server at once, all clients together; 0: no limit.
     engine : str, default "numba"

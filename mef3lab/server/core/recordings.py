@@ -184,18 +184,21 @@ class OpenRecordings:
         """Check the open limits and hold a place for this open; False when it needs none.
 
         Called under the lock, so two opens at once cannot both take the last place. A
-        re-open needs no place. Refuses an open beyond `max_open_per_client` or
+        re-open needs no place. Refuses an open beyond `max_open_per_client` (counted per
+        identity: every client id of one user, or of one host without authentication) or
         `max_open_total`; opens under way count.
         """
         if (client, key) in self._views or (client, key) in self._opening:
             return False
-        mine = sum(1 for c, _ in self._views if c == client) + sum(
-            1 for c, _ in self._opening if c == client
+        who = _identity(client)
+        mine = sum(1 for c, _ in self._views if _identity(c) == who) + sum(
+            1 for c, _ in self._opening if _identity(c) == who
         )
         per_client, total = self.config.max_open_per_client, self.config.max_open_total
         if per_client and mine >= per_client:
+            owner = "this client has" if who == client else f"{who} has, over all its clients,"
             raise TooManyOpenError(
-                f"this client has {mine} recordings open, the server's limit; close one "
+                f"{owner} {mine} recordings open, the server's limit; close one "
                 "(Mef3Client.close_file) before opening another"
             )
         held = set(self._recordings) | {k for _, k in self._opening}
@@ -475,6 +478,11 @@ class OpenRecordings:
         if view is None or rec is None:
             raise NotOpenError(f"{path} is not open for this client; open it first")
         return rec, view
+
+
+def _identity(client: str) -> str:
+    """Whom `client`'s opens count against: its `identity` when it has one, else itself."""
+    return getattr(client, "identity", client)
 
 
 def _checked(info: SessionInfo, names: Sequence[str] | None) -> tuple[str, ...]:

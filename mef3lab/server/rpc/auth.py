@@ -37,14 +37,22 @@ class Caller:
 
 
 class ClientId(str):
-    """The engine's client id (a plain string key), carrying the `Caller` it was made for."""
+    """The engine's client id (a plain string key), carrying the `Caller` it was made for.
+
+    Its `identity` is whom quotas count it against (`identity_of`): a client id is the
+    caller's to choose, an identity is not.
+    """
 
     caller: Caller | None
+    identity: str
 
-    def __new__(cls, value: str, caller: Caller | None = None) -> ClientId:
-        """The client id `value`, made for `caller` (None: auth is off)."""
+    def __new__(
+        cls, value: str, caller: Caller | None = None, identity: str | None = None
+    ) -> ClientId:
+        """The client id `value`, made for `caller` (None: auth is off), of `identity`."""
         self = super().__new__(cls, value)
         self.caller = caller
+        self.identity = value if identity is None else identity
         return self
 
     @property
@@ -331,6 +339,29 @@ def running_as(caller: Caller) -> contextvars.Context:
     ctx = contextvars.copy_context()
     ctx.run(_CALLER.set, caller)
     return ctx
+
+
+def identity_of(peer: str, caller: Caller | None) -> str:
+    """Whom a call's quotas count against: its user, else the host (or Unix socket) it came from.
+
+    Parameters
+    ----------
+    peer : str
+        gRPC's peer address (``ipv4:1.2.3.4:5678``, ``ipv6:[::1]:5678``, ``unix:...``).
+    caller : Caller or None
+        The authenticated caller (None: authentication is off).
+
+    Returns
+    -------
+    str
+        ``user:NAME``, ``ipv4:HOST``, ``ipv6:[HOST]`` or ``unix``.
+    """
+    if caller is not None:
+        return f"user:{caller.user}"
+    kind, _, address = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return f"{kind}:{address.rpartition(':')[0]}"
+    return kind or peer
 
 
 def bearer_token(metadata) -> str:

@@ -39,7 +39,7 @@ ENVELOPE_ROWS = 65_536  # rows per ChannelEnvelope message (32 B each: 2 MiB)
 def compat_client(context: grpc.ServicerContext) -> ClientId:
     """The engine's client id of a caller of this interface (its own namespace, same caller)."""
     own = client_id(context, key=CLIENT_ID_KEY)
-    return ClientId(f"{SERVICE_NAME}/{own}", own.caller)
+    return ClientId(f"{SERVICE_NAME}/{own}", own.caller, own.identity)
 
 
 def error_text(exc: BaseException) -> str:

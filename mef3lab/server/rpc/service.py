@@ -31,7 +31,7 @@ from ..core.cancel import call_scope
 from ..core.engine import Engine
 from ..core.roots import ServedRoots
 from ..core.samples import Samples
-from .auth import ClientId, current_caller
+from .auth import ClientId, current_caller, identity_of
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> Client
     """Who is calling, as the engine's client id.
 
     The id the client sent in metadata, else its connection; under the authenticated user's
-    name when auth is on, so no one can take another user's id.
+    name when auth is on, so no one can take another user's id. Its quotas count against
+    its identity (`identity_of`), not the id it chose.
 
     Parameters
     ----------
@@ -59,7 +60,11 @@ def client_id(context: grpc.ServicerContext, key: str = CLIENT_ID_KEY) -> Client
         f"peer:{context.peer()}",
     )
     caller = current_caller()
-    return ClientId(own if caller is None else f"user:{caller.user}/{own}", caller)
+    return ClientId(
+        own if caller is None else f"user:{caller.user}/{own}",
+        caller,
+        identity_of(context.peer(), caller),
+    )
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:

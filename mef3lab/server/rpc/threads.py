@@ -23,7 +23,7 @@ import grpc
 
 from ...errors import Mef3LabError
 from ...protocol.wire import ERROR_KEY
-from .auth import OPEN_PREFIXES, Authenticator, admit, bearer_token, running_as
+from .auth import OPEN_PREFIXES, Authenticator, admit, bearer_token, identity_of, running_as
 
 _END = object()
 
@@ -149,14 +149,14 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
         context.add_done_callback(lambda _call: sync.ended())
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()
-        identity = _host(sync.peer())
+        identity = identity_of(sync.peer(), None)
         if self.authenticator is not None:
             try:
                 caller = await loop.run_in_executor(self.executor, admit, self.authenticator, token)
             except Mef3LabError as exc:
                 await _abort(context, exc)
             ctx = running_as(caller)
-            identity = f"user:{caller.user}"
+            identity = identity_of(sync.peer(), caller)
         if self.max_calls_per_client and self._in_flight[identity] >= self.max_calls_per_client:
             context.set_trailing_metadata(((ERROR_KEY, "Mef3LabError"),))
             await context.abort(
@@ -233,11 +233,3 @@ def _close_after(step: Future | None, ctx: contextvars.Context, replies: Iterato
     close = getattr(replies, "close", None)
     if close is not None:
         ctx.run(close)
-
-
-def _host(peer: str) -> str:
-    """The identity of an unauthenticated peer: its host (``ipv4:1.2.3.4:5678`` -> ipv4:1.2.3.4)."""
-    kind, _, address = peer.partition(":")
-    if kind in ("ipv4", "ipv6"):
-        return f"{kind}:{address.rpartition(':')[0]}"
-    return kind or peer
