@@ -223,8 +223,16 @@ class Server:
 
 
 def _resolver(roots: ServedRoots):
-    """The engine's path rule with roots: inside a root this caller may read, or refused."""
-    return lambda client, path: roots.resolve(path, getattr(client, "groups", None))
+    """The engine's path rule with roots: inside a root this caller may read, or refused.
+
+    Its `confine` checks a recording's files before it is first opened (`ServedRoots.confine`).
+    """
+
+    def resolve(client, path):
+        return roots.resolve(path, getattr(client, "groups", None))
+
+    resolve.confine = roots.confine
+    return resolve
 
 
 def tls_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:

@@ -20,6 +20,7 @@ from ...model import RateGroup, SessionInfo
 from ..config import ServerConfig
 from ..pool import ReaderPool
 from ..pool.requests import canonical_path
+from .roots import check_session_tree
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ class OpenRecordings:
         Where recordings are opened.
     resolve : callable or None
         ``resolve(client, path)``: the key of the recording `client` means by `path`, or
-        an error when it may not open it (served roots); None: the canonical path.
+        an error when it may not open it (served roots); None: the canonical path. Its
+        ``confine(key)``, if it has one, checks a recording's files before the recording is
+        first opened (else `check_session_tree`: no pipes or devices).
     on_close : callable
         ``on_close(client, key, last)``, called after `client` closed the recording `key`
         (`last`: nobody has it open any more), outside the lock.
@@ -107,6 +110,7 @@ class OpenRecordings:
         self._on_close = on_close
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
         self._resolve = resolve or (lambda client, path: canonical_path(path) if path else path)
+        self._confine = getattr(resolve, "confine", check_session_tree)
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
         #: (client, key) of the opens under way: they hold a place (see `_reserve`).
@@ -165,6 +169,7 @@ class OpenRecordings:
         self, client: str, key: str, password: str, decoder: str | None, rec: Recording | None
     ) -> SessionInfo:
         if rec is None:
+            self._confine(key)
             decoder = decoder or self.config.engine
             # Every worker starts opening it now, beside the one that answers `info`: the first
             # (split) read needs them all, and would wait for any still opening.

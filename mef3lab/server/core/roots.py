@@ -2,20 +2,23 @@
 
 `mef3lab serve --root /data/epilepsy --root ieeg=/data/ieeg` serves only sessions under
 those folders, named as ``ROOT/path`` (or by an absolute path inside a root). A traversal
-is refused on the name as written, the resolved path must stay inside its root, and every
-refusal is the same `PathNotServedError`, whether or not the path exists. The rules in
-full are in docs/server.md ("Served roots"). Without roots a server opens any path it can.
+is refused on the name as written, the resolved path must stay inside its root (the most
+specific root that holds it decides who may read it), every file of a session too
+(`check_session_tree`), and every refusal is the same `PathNotServedError`, whether or not
+the path exists. The rules in full are in docs/server.md ("Served roots"). Without roots a
+server opens any path it can.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from ...errors import PathNotServedError, RecordingNotFoundError
+from ...errors import CorruptDataError, PathNotServedError, RecordingNotFoundError
 
 SESSION_SUFFIX = ".mefd"
 
@@ -166,6 +169,23 @@ class ServedRoots:
         """
         return self._locate(name, groups)[1]
 
+    def confine(self, path: str) -> None:
+        """Check that every file and folder of the session `path` lies inside its root.
+
+        Parameters
+        ----------
+        path : str
+            A resolved path (`resolve`).
+
+        Raises
+        ------
+        mef3lab.errors.PathNotServedError
+            When a channel, segment or file of it is a link that leaves the root.
+        mef3lab.errors.CorruptDataError
+            When one is not a regular file or folder (a FIFO, a device).
+        """
+        check_session_tree(path, self._owner(path).path)
+
     def list(self, folder: str = "", groups: Collection[str] | None = None) -> list[Entry]:
         """The roots (`folder` empty), or the sessions and folders directly in `folder`.
 
@@ -213,30 +233,94 @@ class ServedRoots:
             or ".." in name.split("/")
         ):
             raise self._denied(name)
-        visible = self.visible(groups)
         if os.path.isabs(name):
             real = os.path.realpath(name)
-            for root in visible:
-                if _inside(real, root.path):
-                    return root, real
-            raise self._denied(name)
-        first, _, rest = name.partition("/")
-        if first in self.roots:
-            root, relative = self.roots[first], rest
-        elif len(self.roots) == 1:
-            root, relative = next(iter(self.roots.values())), name
         else:
-            raise self._denied(name)
-        real = os.path.realpath(os.path.join(root.path, relative))
-        if root not in visible or not _inside(real, root.path):
+            first, _, rest = name.partition("/")
+            if first in self.roots:
+                named, relative = self.roots[first], rest
+            elif len(self.roots) == 1:
+                named, relative = next(iter(self.roots.values())), name
+            else:
+                raise self._denied(name)
+            real = os.path.realpath(os.path.join(named.path, relative))
+            if not _inside(real, named.path):
+                raise self._denied(name)
+        # Roots may nest (all=/data, ieeg=/data/ieeg): the innermost one decides.
+        root = self._owner(real)
+        if root is None or root not in self.visible(groups):
             raise self._denied(name)
         return root, real
+
+    def _owner(self, real: str) -> Root | None:
+        """The most specific root that holds `real` (None: none does)."""
+        holding = [r for r in self.roots.values() if _inside(real, r.path)]
+        return max(holding, key=lambda r: len(r.path), default=None)
 
     def _denied(self, name: object) -> PathNotServedError:
         return PathNotServedError(
             f"{name!r} is not in a folder this server serves you; name a recording as ROOT/path "
             "(Mef3Client.list_recordings() lists them)"
         )
+
+
+def check_session_tree(path: str, root: str | None = None) -> None:
+    """Check a session folder's files before a reader opens it.
+
+    Every entry (channels, segments, their files) must be a folder or a regular file (a
+    FIFO or device would hang or mislead a reader), and, with a `root`, every link in it
+    must lead to somewhere inside `root`. Only links are resolved, so a walk costs one
+    directory read per folder.
+
+    Parameters
+    ----------
+    path : str
+        The session's resolved path.
+    root : str or None
+        The resolved root it must stay inside (None: any place).
+
+    Raises
+    ------
+    mef3lab.errors.PathNotServedError
+        A link that leaves `root`.
+    mef3lab.errors.CorruptDataError
+        An entry that is neither a folder nor a regular file.
+    """
+    if not os.path.isdir(path):
+        return  # not a folder: the reader says what it is
+    seen, todo = {path}, [path]
+    while todo:
+        folder = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable: the reader reports it for the channel concerned
+        for entry in entries:
+            where = entry.path
+            if entry.is_symlink():
+                where = os.path.realpath(entry.path)
+                if root is not None and not _inside(where, root):
+                    raise PathNotServedError(
+                        f"{os.path.relpath(entry.path, path)} in this recording is a link "
+                        "that leads out of the folders this server serves: not opened"
+                    )
+            try:
+                mode = (
+                    os.stat(where).st_mode
+                    if where != entry.path
+                    else entry.stat(follow_symlinks=False).st_mode
+                )
+            except OSError:
+                continue  # a dangling link or a vanished file: the reader reports it
+            if stat.S_ISDIR(mode):
+                if where not in seen:
+                    seen.add(where)
+                    todo.append(where)
+            elif not stat.S_ISREG(mode):
+                raise CorruptDataError(
+                    f"{os.path.relpath(entry.path, path)} in this recording is not a regular "
+                    "file (a pipe or a device): not opened"
+                )
 
 
 def _inside(real: str, root: str) -> bool:
@@ -247,4 +331,4 @@ def _is_session(name: str) -> bool:
     return name.endswith(SESSION_SUFFIX)
 
 
-__all__ = ["Entry", "Root", "ServedRoots", "SESSION_SUFFIX"]
+__all__ = ["Entry", "Root", "ServedRoots", "SESSION_SUFFIX", "check_session_tree"]
