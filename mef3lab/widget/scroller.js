@@ -470,11 +470,15 @@ function render({ model, el }) {
   // reply: the page on screen {msg, data}; overview: the bar {msg, data}; cursor: seconds
   // from the recording start of the last click in the traces; gutter: the labels' width
   const state = { reply: null, drawnId: 0, overview: latest.overview, cursor: null, gutter: 0 };
+  ui.root.dataset.renderedAt = String(performance.now()); // what tests and benchmarks read
   const draw = () => drawPage(ui, model, state);
   const texts = () => showTexts(ui, model, menus);
   const sizeGutter = () => {
     const gutter = gutterFor(model.get("all_channels"));
-    if (gutter !== state.gutter) { state.gutter = gutter; if (watching) watching.resized(); }
+    if (gutter === state.gutter) return;
+    state.gutter = gutter;
+    ui.root.dataset.gutter = String(gutter);
+    if (watching) watching.resized();
   };
   let watching = null;
 

@@ -507,7 +507,16 @@ class Scroller(anywidget.AnyWidget):
         name, new = self._pending or ("", None)
         self._pending = None
         if name != event["name"]:  # traitlets takes None without asking a validator
-            new = change(self._state, self._recorded, **{event["name"]: event["new"]})
+            value = event["new"]
+            if event["name"] == "notch":
+                value = self._clinical.notch_frequencies(value)
+            try:
+                new = self._clinical.guard(
+                    lambda: change(self._state, self._recorded, **{event["name"]: value})
+                )
+            except Exception:
+                self._apply(self._state)  # the traits mirror the state as it was
+                raise
         self._apply(new)
 
     @t.validate("band")

@@ -1,6 +1,6 @@
 """The scroller in a real JupyterLab and Notebook 7, in a real browser (Debian's chromium).
 
-Playwright runs notebooks/05-scroller.ipynb, focuses the first scroller, presses → and
+Playwright runs notebooks/04-scroller.ipynb, focuses the first scroller, presses → and
 checks the page start shown as text advanced and the canvas changed; holding → lands on the
 right page without drawing every page in between; keys pressed in the widget never reach the
 notebook's shortcuts; channels chosen in the widget are the ones drawn; a click in the
@@ -26,7 +26,7 @@ if (
 from benchmarks.browser import Lab, ensure_chromium  # noqa: E402
 
 ARTIFACTS = REPO / "tests" / "artifacts"
-NOTEBOOK = REPO / "notebooks" / "05-scroller.ipynb"
+NOTEBOOK = REPO / "notebooks" / "04-scroller.ipynb"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

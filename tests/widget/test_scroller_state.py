@@ -152,3 +152,15 @@ def test_gain_and_baselines_ignore_the_settling_and_the_dc_offset_at_every_zoom(
     w.page_seconds = 20.0
     replies.last()
     assert w.gain == 1000.0
+
+
+def test_none_switches_filters_and_montage_off(eeg, scroll):
+    """traitlets takes None without a validator: the state still follows."""
+    w, replies = scroll(eeg, montage="average", highpass=0.5, lowpass=30.0, notch=50.0)
+    w.notch = None
+    w.highpass = w.lowpass = None
+    w.montage = None
+    got = replies.last()
+    assert w.state.review is None and w.notch == [] and got["state"]["filter"] == [None, None, []]
+    assert list(got["traces"]) == w.channels[: w.rows] and sorted(w.channels) == sorted(NAMES)
+    assert got["state"]["montage"] == "as recorded"
