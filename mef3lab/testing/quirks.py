@@ -5,7 +5,8 @@ meflib through pymef, never by mef3lab's own synth: acquisition numbers out of n
 sEEG shafts written in scrambled order, discontinuity flags that lose no sample, a rate that
 is not the nominal one, a GMT offset (and one out of range), units as a bytes repr or as a
 word, channel folders whose case differs from their files, a lab-style 8 kHz depth recording,
-and a session whose times are de-identified. `write_quirk` writes one; `QUIRKS` lists them.
+a 64-contact grid at 32 kHz, and a session whose times are de-identified. `write_quirk`
+writes one; `QUIRKS` lists them.
 """
 
 from __future__ import annotations
@@ -205,6 +206,26 @@ def lab_depth(path: Path) -> None:
     _close(w)
 
 
+#: The fast grid's rate (Hz), and where its one-sample spike lies on contact B4 (sample index).
+GRID_FS, GRID_SPIKE = 32000.0, 22_400
+
+
+def grid_signal(name: str) -> np.ndarray:
+    """A contact of `grid_32khz`: `signal`, plus a one-sample 900 µV spike on B4."""
+    x = signal(name, GRID_FS, 1.5)
+    if name == "B4":
+        x[GRID_SPIKE] += 900.0
+    return x
+
+
+def grid_32khz(path: Path) -> None:
+    """64 contacts on 8 shafts (A1-H8) at 32 kHz for 1.5 s, a one-sample spike on B4."""
+    w = _mef_writer(path)
+    for name in (f"{s}{k}" for s in "ABCDEFGH" for k in range(1, 9)):
+        _write(w, name, grid_signal(name), GRID_FS)
+    _close(w)
+
+
 def deidentified(path: Path) -> None:
     """An encrypted session with a recording time offset: level 1 reads relative times."""
     w = _mef_writer(path, PASSWORD1, PASSWORD2)
@@ -228,6 +249,7 @@ QUIRKS = {
         units_words,
         folder_case,
         lab_depth,
+        grid_32khz,
         deidentified,
     )
 }

@@ -72,6 +72,24 @@ def test_shaft_bipolar_rows_are_neighbour_differences(lab, direct, scroll, serve
     np.testing.assert_array_equal(got["values"][got["n"] :], hi)
 
 
+def test_a_1_s_page_of_64_contacts_at_32_khz_keeps_every_peak(quirk, scroll):
+    path = quirk("grid_32khz")
+    w, replies = scroll(path, page_seconds=1.0, start=0.25, rows=64)
+    traces = replies.last()["traces"]
+    assert len(traces) == 64
+    with open_reader(path) as r:
+        direct = dict(zip(r.info.names, r.read(), strict=True))
+    k0 = int(0.25 * q.GRID_FS)
+    for name in ("A1", "B4", "H8"):
+        tr = traces[name]  # 32,000 samples on fewer columns: each column's min and max
+        assert tr["kind"] == "minmax" and tr["n"] == w.width_px
+        lo, hi = column_minmax(direct[name][k0 : k0 + 32000], tr["n"])
+        np.testing.assert_array_equal(tr["values"][: tr["n"]], lo)
+        np.testing.assert_array_equal(tr["values"][tr["n"] :], hi)
+    assert traces["B4"]["values"].max() == direct["B4"][q.GRID_SPIKE]  # the one-sample spike
+    assert direct["B4"][q.GRID_SPIKE] > 800
+
+
 def test_shaft_average_rows_subtract_their_own_shafts_mean(lab, direct, scroll):
     w, _ = scroll(lab, montage="shaft average", rows=20, page_seconds=1.0)
     assert len(w.channels) == 16 and w.channels[:4] == [f"LA{k}-avg LA" for k in range(1, 5)]
