@@ -16,7 +16,7 @@ import mne
 import numpy as np
 import pandas as pd
 
-from ..errors import MixedRatesError
+from ..errors import MixedRatesError, ServerUnavailableError
 from ..model import RAW_NAN, Grid, SessionInfo
 from ..sources import REGISTRY, SourceSpec
 from .annotations import events_to_annotations, gap_annotations, meas_date, record_annotations
@@ -117,7 +117,12 @@ class Mef3Raw(mne.io.BaseRaw):
             b = min(stop, (a // step + 1) * step)  # segment-aligned pieces
             if sequential or b < stop:
                 _hint(source, rows, b, min(b + step, extras["n_times"]), dtype)
-            values, missing = _values(source, rows, a, b, factors if dtype == "int32" else None)
+            try:
+                values, missing = _values(source, rows, a, b, factors if dtype == "int32" else None)
+            except ServerUnavailableError:
+                # reading again once the server is back reconnects at once
+                REGISTRY.discard(extras["spec"], source)
+                raise
             values[missing] = np.nan if extras["nan"] else 0.0
             out = data[:, a - start : b - start]
             if mult is None:

@@ -7,6 +7,7 @@ reader on a gap-free file, and between embedded reads and reads through a real s
 from __future__ import annotations
 
 import sys
+import time
 
 import mne
 import numpy as np
@@ -301,3 +302,29 @@ def test_a_channel_whose_conversion_factor_changes_reads_right(
         steady, np.nan_to_num(ref[raw.ch_names.index("steady"), 100:9000])
     )
     rec.close()
+
+
+def test_a_server_going_down_fails_the_read_and_a_restart_serves_it_again(recording):
+    import socket
+
+    from mef3lab.errors import ServerUnavailableError
+    from mef3lab.server.process import ServerProcess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = dict(port=port, segment_seconds=60.0, n_process_workers=1, log_level="WARNING")
+    server = ServerProcess(**config).start()
+    try:
+        raw = mef3lab.open_recording(recording, address=server.address).mef3.to_mne()
+        ref = raw.get_data(start=2560, stop=5120)
+        server.stop()
+        t0 = time.monotonic()
+        with pytest.raises(ServerUnavailableError):
+            raw.get_data(start=30_000, stop=32_560)
+        assert time.monotonic() - t0 < 30.0  # promptly, not a hang
+        server = ServerProcess(**config).start()
+        np.testing.assert_array_equal(raw.get_data(start=2560, stop=5120), ref)
+    finally:
+        mef3lab.sources.REGISTRY.close_all()
+        server.stop()
