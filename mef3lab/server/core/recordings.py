@@ -196,14 +196,13 @@ class OpenRecordings:
         if (client, key) in self._views or (client, key) in self._opening:
             return False
         who = _identity(client)
-        mine = sum(1 for c, _ in self._views if _identity(c) == who) + sum(
-            1 for c, _ in self._opening if _identity(c) == who
-        )
+        mine = {k for c, k in self._views if _identity(c) == who}
+        mine |= {k for c, k in self._opening if _identity(c) == who}
         per_client, total = self.config.max_open_per_client, self.config.max_open_total
-        if per_client and mine >= per_client:
+        if per_client and key not in mine and len(mine) >= per_client:
             owner = "this client has" if who == client else f"{who} has, over all its clients,"
             raise TooManyOpenError(
-                f"{owner} {mine} recordings open, the server's limit; close one "
+                f"{owner} {len(mine)} recordings open, the server's limit; close one "
                 "(Mef3Client.close_file) before opening another"
             )
         held = set(self._recordings) | {k for _, k in self._opening}
