@@ -72,7 +72,7 @@ class Engine:
         self.segments = SegmentStore(
             self.config, self.pool, self.open_recordings.is_open, self.prefetch.active
         )
-        self._bounds: dict[tuple, np.ndarray] = {}  # see `_align`
+        self._bounds_of: dict[tuple, np.ndarray] = {}  # see `_bounds`
         self._bounds_lock = threading.Lock()
 
     def _recording_closed(self, client: str, key: str, last: bool) -> None:
@@ -84,8 +84,8 @@ class Engine:
         self.prefetch.forget(lambda s: s[0] == client and s[1] == key)
         if last:
             with self._bounds_lock:
-                for k in [k for k in self._bounds if k[0] == key]:
-                    del self._bounds[k]
+                for k in [k for k in self._bounds_of if k[0] == key]:
+                    del self._bounds_of[k]
             self.segments.drop_recording(key)
             self.pool.close_recording(key)
 
@@ -301,7 +301,7 @@ class Engine:
         indices = _touched(group, length, k0, k1)
         spans = [_span(group, length, i) for i in indices]
         pieces = self.segments.get(
-            rec, group.fs, names, spans, (k0, k1), partial(self._align, rec, group, names)
+            rec, group.fs, names, spans, (k0, k1), partial(self._bounds, rec, group, names)
         )
         later = None
         if prefetch and spans:
@@ -491,23 +491,17 @@ class Engine:
             for i in _touched(group, length, k0, k1)
         )
 
-    def _align(
-        self,
-        rec: Recording,
-        group: RateGroup,
-        names: Sequence[str],
-        k0: int,
-        k1: int,
-        want: tuple[int, int],
-    ) -> tuple[int, int] | None:
-        """The columns of segment ``[k0, k1)`` whose blocks hold `want` (see `SegmentStore.get`).
+    def _bounds(
+        self, rec: Recording, group: RateGroup, names: Sequence[str], k0: int, k1: int
+    ) -> np.ndarray:
+        """Where segment ``[k0, k1)`` may be cut without cutting a block (`SegmentStore.get`).
 
-        Where the channels' blocks may be cut comes from their reader once per recording and
-        channel set (`Reader.block_bounds`); None when only the whole segment holds `want`.
+        From the channels' reader, once per recording and channel set (`Reader.block_bounds`);
+        only the segment's ends when the reader cannot say.
         """
         key = (rec.path, group.fs, tuple(sorted(set(names))))
         with self._bounds_lock:
-            bounds = self._bounds.get(key)
+            bounds = self._bounds_of.get(key)
         if bounds is None:
             n = group.grid.n_samples
             try:
@@ -518,11 +512,9 @@ class Engine:
                 log.debug("no block bounds for %s: %s", rec.path, exc)
                 bounds = np.array([0, n], np.int64)
             with self._bounds_lock:
-                self._bounds[key] = bounds
-        a = max(k0, int(bounds[np.searchsorted(bounds, want[0], side="right") - 1]))
-        i = np.searchsorted(bounds, want[1], side="left")
-        b = min(k1, int(bounds[i]) if i < len(bounds) else k1)
-        return None if (a, b) == (k0, k1) else (a, b)
+                self._bounds_of[key] = bounds
+        inside = bounds[(bounds > k0) & (bounds < k1)]
+        return np.concatenate([[k0], inside, [k1]]).astype(np.int64)
 
     def _prefetch_after(
         self,
@@ -542,7 +534,13 @@ class Engine:
             return
         stream = (client, rec.path, group.fs, channels, length)
         for i in self.prefetch.advance(stream, index, n_seg):
-            handle = self.segments.prefetch(rec, group.fs, channels, *_span(group, length, i))
+            handle = self.segments.prefetch(
+                rec,
+                group.fs,
+                channels,
+                *_span(group, length, i),
+                partial(self._bounds, rec, group, channels),
+            )
             if handle is not None:
                 self.prefetch.queued(stream, i, handle)
 

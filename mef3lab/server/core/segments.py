@@ -55,14 +55,30 @@ class Source(Protocol):
     decoder: str
 
 
+class _Part:
+    """Columns ``[a, b)`` of a flight's channels, decoded by one pool request.
+
+    `done` gets the part's rows; `load` is the request, replaced when a foreground read
+    hurries a queued background part (`promoting` while the old one is called off).
+    """
+
+    def __init__(self, a: int, b: int, foreground: bool) -> None:
+        self.a, self.b = a, b
+        self.foreground = foreground
+        self.done: Future = Future()
+        self.load: Future | None = None
+        self.promoting = False
+
+
 class _Flight:
     """The pool requests loading some channels of one segment.
 
     `background` (a prefetch) until a foreground read joins it. `done` gets the whole rows
     once they are cached. A cold read that wants part of a segment loads it in parts: its
-    `head` (the block-aligned columns it asked for, foreground) first, delivered to `early`,
-    then the rest at prefetch priority; `done` gets the rows joined once every part is in.
-    `waiters` counts the foreground reads waiting for it; `abortable`: started by one.
+    `head` (the block-aligned columns it asked for, foreground) first, then the rest in
+    smaller parts at prefetch priority; a read waits only for the parts its window needs,
+    and `done` gets the rows joined once every part is in. `waiters` counts the foreground
+    reads waiting for it; `abortable`: started by one.
     """
 
     def __init__(
@@ -70,7 +86,7 @@ class _Flight:
         keys: tuple[SegmentKey, ...],
         background: bool,
         lock: threading.RLock,
-        head: tuple[int, int] | None = None,
+        parts: Sequence[_Part] = (),
     ) -> None:
         self.keys = keys
         self.background = background
@@ -78,25 +94,35 @@ class _Flight:
         self.waiters = 0
         self.lock = lock
         self.done: Future = Future()
-        self.head = head
-        self.early: Future | None = None if head is None else Future()
-        self.loads: list[Future] = []
-        self.pieces: dict[int, Rows] = {}  # first grid sample -> rows, as the parts arrive
+        self.parts = list(parts) or [_Part(keys[0].k0, keys[0].k1, not background)]
+        self.joining = False  # every part is in: their rows are being joined and cached
+
+    @property
+    def head(self) -> _Part | None:
+        """The part a cold read asked for, when the segment is loaded in parts."""
+        return self.parts[0] if len(self.parts) > 1 and self.parts[0].foreground else None
 
     def cancel(self) -> bool:
-        """Cancel a queued prefetch, never a load that a foreground read is waiting for."""
+        """Cancel a queued prefetch (all its parts, or none), never a load a read waits for."""
         with self.lock:
-            return self.background and len(self.loads) == 1 and self.loads[0].cancel()
+            loads = [p.load for p in self.parts]
+            if not self.background or any(f.running() or f.done() for f in loads):
+                return False
+            return all([f.cancel() for f in loads])
 
-    def rows(self, want: tuple[int, int], call: cancel.CallCancel | None) -> tuple[int, Rows]:
-        """(first grid sample, rows) covering columns `want`: the head's if it covers them."""
-        if self.early is not None and self.head[0] <= want[0] and want[1] <= self.head[1]:
-            fut, start = self.early, self.head[0]
-        else:
-            fut, start = self.done, self.keys[0].k0
-        if call is not None:
-            call.wait_for(fut)
-        return start, fut.result()
+    def needs(self, want: tuple[int, int]) -> list[_Part]:
+        """The parts that hold columns `want` (at least one)."""
+        hit = [p for p in self.parts if p.a < want[1] and p.b > want[0]]
+        return hit or self.parts[:1]
+
+    def rows(self, parts: list[_Part], call: cancel.CallCancel | None) -> tuple[int, Rows]:
+        """(first grid sample, rows) of consecutive `parts`, once they are decoded."""
+        for part in parts:
+            if call is not None:
+                call.wait_for(part.done)
+        if len(parts) == 1:
+            return parts[0].a, parts[0].done.result()
+        return parts[0].a, _joined({p.a: p.done.result() for p in parts})
 
 
 class _Handle:
@@ -165,14 +191,14 @@ class SegmentStore:
         channels: Sequence[str],
         spans: Sequence[tuple[int, int]],
         want: tuple[int, int] | None = None,
-        align: Align | None = None,
+        bounds: Bounds | None = None,
     ) -> list[Piece]:
         """The rows of some channels for each of some segments, from the cache or from loads.
 
         Every load is submitted before any is waited for, so a long cold read keeps all
         reader processes busy. A cold segment of which the read wants only some columns is
         loaded in parts: the blocks that hold those columns first, answered at once, the rest
-        of the segment after them at prefetch priority (`align` says where a segment may be
+        of the segment after them at prefetch priority (`bounds` says where a segment may be
         cut). A segment counts as a hit when all its rows were cached, as a prefetch hit when
         a prefetch loaded (or is loading) any. When the RPC being handled ends first
         (`cancel.current`), the loads nobody else waits for are stopped.
@@ -189,10 +215,10 @@ class SegmentStore:
             Each segment's grid samples ``[k0, k1)``.
         want : (int, int) or None
             The grid samples the read needs (None: the whole of every segment).
-        align : callable or None
-            ``align(k0, k1, (a, b))``: the columns, inside segment ``[k0, k1)`` and covering
-            ``[a, b)``, of the blocks that hold ``[a, b)``, or None when the segment is best
-            loaded whole (None: segments are always loaded whole).
+        bounds : callable or None
+            ``bounds(k0, k1)``: the grid indices in ``[k0, k1]`` at which segment
+            ``[k0, k1)`` may be cut without cutting a block, sorted, `k0` and `k1` among them
+            (None: segments are always loaded whole).
 
         Returns
         -------
@@ -211,7 +237,7 @@ class SegmentStore:
         call = cancel.current()
         held: set[_Flight] = set()
         try:
-            return self._get(rec, fs, names, spans, want, align, call, held)
+            return self._get(rec, fs, names, spans, want, bounds, call, held)
         finally:
             self._release(held, aborted=call is not None and call.is_set)
 
@@ -222,7 +248,7 @@ class SegmentStore:
         names: tuple[str, ...],
         spans: Sequence[tuple[int, int]],
         want: tuple[int, int] | None,
-        align: Align | None,
+        bounds: Bounds | None,
         call: cancel.CallCancel | None,
         held: set[_Flight],
     ) -> list[Piece]:
@@ -232,22 +258,28 @@ class SegmentStore:
             rows = {k.channel: a for k in keys if (a := self.cache.get(k)) is not None}
             missing = [k for k in keys if k.channel not in rows]
             cols = (k0, k1) if want is None else (max(want[0], k0), min(want[1], k1))
-            head = None
+            cuts = None
             big = len(missing) * (k1 - k0) >= PARTIAL_MIN_SAMPLES
-            if big and align is not None and cols != (k0, k1):
-                head = align(k0, k1, cols)
-            flights, joined = self._load(rec, missing, True, held, head)
+            if big and bounds is not None and cols != (k0, k1):
+                cuts = _parts(bounds(k0, k1), cols, len(missing))
+            flights, joined = self._load(rec, missing, True, held, cuts)
             waiting.append((keys, cols, rows, flights, joined))
         out = []
         for keys, cols, rows, flights, joined in waiting:
             starts: dict[str, int] = {}
+            got_from: dict[int, tuple[int, Rows]] = {}
             for key, flight in flights.items():
                 while key.channel not in rows:
                     try:
-                        start, got = flight.rows(cols, call)
+                        if id(flight) not in got_from:
+                            parts = flight.needs(cols)
+                            self._hurry(rec, flight, parts)
+                            got_from[id(flight)] = flight.rows(parts, call)
+                        start, got = got_from[id(flight)]
                         rows[key.channel], starts[key.channel] = got[key.channel], start
                     except FutureCancelled:
                         # Lost a race with a cancel: load it in the foreground.
+                        got_from.pop(id(flight), None)
                         flight = self._load(rec, [key], True, held)[0][key]
             with self._lock:
                 self._counters["misses" if flights else "hits"] += 1
@@ -258,7 +290,13 @@ class SegmentStore:
         return out
 
     def prefetch(
-        self, rec: Source, fs: float, channels: Sequence[str], k0: int, k1: int
+        self,
+        rec: Source,
+        fs: float,
+        channels: Sequence[str],
+        k0: int,
+        k1: int,
+        bounds: Bounds | None = None,
     ) -> Cancellable | None:
         """Queue a background load of the channels of a segment that are neither cached nor loading.
 
@@ -272,6 +310,9 @@ class SegmentStore:
             The channels.
         k0, k1 : int
             The segment's grid samples ``[k0, k1)``.
+        bounds : callable or None
+            As for `get`: a large segment is loaded in parts cut there, so that a
+            foreground read never waits long for a reader process busy with it.
 
         Returns
         -------
@@ -281,7 +322,12 @@ class SegmentStore:
         keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in dict.fromkeys(channels)]
         with self._lock:
             missing = [k for k in keys if k not in self._inflight and k not in self.cache]
-            return _Handle(self._start(rec, missing, foreground=False)) if missing else None
+            if not missing:
+                return None
+            cuts = None
+            if bounds is not None and len(missing) * (k1 - k0) >= 2 * PREFETCH_PART_SAMPLES:
+                cuts = _tiles(bounds(k0, k1), k0, k1, PREFETCH_PART_SAMPLES // len(missing))
+            return _Handle(self._start(rec, missing, False, cuts))
 
     def drop_recording(self, path: str) -> None:
         """Free the cached rows of `path` (its last client closed it).
@@ -291,9 +337,9 @@ class SegmentStore:
         """
         with self._lock:
             flights = {f for k, f in self._inflight.items() if k.path == path and f.head}
-        for flight in flights:
-            for load in flight.loads[1:]:
-                load.cancel()
+            for flight in flights:
+                for part in flight.parts[1:]:
+                    part.load.cancel()
         self.cache.drop(lambda k: k.path == path)
 
     def stats(self) -> dict[str, int]:
@@ -324,9 +370,9 @@ class SegmentStore:
                             del self._inflight[key]
                     stop.append(flight)
         for flight in stop:  # outside the lock: aborting runs the load's done-callback
-            self.pool.abort(flight.loads[0])
-            for load in flight.loads[1:]:  # a fill after the head, like a prefetch: if queued
-                load.cancel()
+            self.pool.abort(flight.parts[0].load)
+            for part in flight.parts[1:]:  # a fill after the head, like a prefetch: if queued
+                part.load.cancel()
 
     def _load(
         self,
@@ -334,13 +380,13 @@ class SegmentStore:
         keys: Sequence[SegmentKey],
         foreground: bool,
         held: set[_Flight] | None = None,
-        head: tuple[int, int] | None = None,
+        cuts: list[tuple[int, int]] | None = None,
     ) -> tuple[dict[SegmentKey, _Flight], bool]:
         """The loads that deliver `keys`, and whether a prefetch under way serves any.
 
         Those in flight, and one new one for the rest (never two loads of one
-        channel-segment), in parts when a `head` is given. A foreground caller's loads count
-        it as a waiter and are added to `held`.
+        channel-segment), in parts when `cuts` are given (the head first). A foreground
+        caller's loads count it as a waiter and are added to `held`.
         """
         found: dict[SegmentKey, _Flight] = {}
         joined = False
@@ -359,11 +405,12 @@ class SegmentStore:
                     # Loaded while this caller waited for the lock.
                     flight = _Flight((key,), False, self._lock)
                     flight.done.set_result({key.channel: self.cache.peek(key)})
+                    flight.parts[0].done.set_result(flight.done.result())
                     found[key] = flight
                 else:
                     new.append(key)
             if new:
-                flight = self._start(rec, new, foreground, head)
+                flight = self._start(rec, new, foreground, cuts)
                 found.update((k, flight) for k in new)
             if held is not None:
                 for flight in set(found.values()) - held:
@@ -376,28 +423,39 @@ class SegmentStore:
         rec: Source,
         keys: Sequence[SegmentKey],
         foreground: bool,
-        head: tuple[int, int] | None = None,
+        cuts: list[tuple[int, int]] | None = None,
     ) -> _Flight:
         """Submit the pool requests for `keys` (channels of one segment); called under the lock.
 
-        One request for the whole segment, or with a `head`: the head in the foreground, then
-        the columns before and after it in the background.
+        One request for the whole segment, or one per part of `cuts`: for a foreground load
+        the first (the head) in the foreground, the others in the background.
         """
-        k0, k1 = keys[0].k0, keys[0].k1
-        flight = _Flight(tuple(keys), not foreground, self._lock, head)
+        parts = [_Part(a, b, foreground and i == 0) for i, (a, b) in enumerate(cuts or ())]
+        flight = _Flight(tuple(keys), not foreground, self._lock, parts)
         for key in keys:
             self._inflight[key] = flight
         if flight.background:
             self._counters["prefetches"] += 1
-        if head is None:
-            parts = [(k0, k1, foreground)]
-        else:
-            rest = [(a, b, False) for a, b in ((k0, head[0]), (head[1], k1)) if b > a]
-            parts = [(*head, True), *rest]
-        flight.loads = [self._submit(rec, flight.keys, a, b, fg) for a, b, fg in parts]
-        for (a, _, _), load in zip(parts, flight.loads, strict=True):
-            load.add_done_callback(partial(self._loaded, weakref.ref(flight), a))
+        for part in flight.parts:
+            self._send(rec, flight, part)
         return flight
+
+    def _send(self, rec: Source, flight: _Flight, part: _Part) -> None:
+        """Hand a part's decode to the pool; called under the lock."""
+        part.load = self._submit(rec, flight.keys, part.a, part.b, part.foreground)
+        part.load.add_done_callback(partial(self._loaded, weakref.ref(flight), part))
+
+    def _hurry(self, rec: Source, flight: _Flight, parts: list[_Part]) -> None:
+        """Move queued background parts a foreground read waits for ahead of the queue."""
+        with self._lock:
+            for part in parts:
+                if part.foreground or flight.done.done():
+                    continue
+                part.promoting = True
+                if part.load.cancel():  # still queued: decode it in the foreground now
+                    part.foreground = True
+                    self._send(rec, flight, part)
+                part.promoting = False
 
     def _submit(
         self, rec: Source, keys: tuple[SegmentKey, ...], k0: int, k1: int, foreground: bool
@@ -415,31 +473,31 @@ class SegmentStore:
             req, 1 if small else self.config.n_process_workers, foreground=foreground
         )
 
-    def _loaded(self, ref: weakref.ref[_Flight], start: int, fut: Future) -> None:
-        """One part of a flight ended; the last one caches the joined rows."""
+    def _loaded(self, ref: weakref.ref[_Flight], part: _Part, fut: Future) -> None:
+        """A part's request ended; the last part caches the joined rows."""
         flight = ref()  # alive while `_inflight` holds it, until the flight ends
-        if flight is None:  # a part that ended after its flight failed and was forgotten
+        if flight is None or fut is not part.load or part.promoting:
+            # A flight that failed and was forgotten, or a request replaced by a hurried one.
             if not fut.cancelled() and fut.exception() is None:
                 fut.result().release()
             return
         if fut.cancelled() or fut.exception() is not None:
-            self._failed(flight, start, fut)
+            self._failed(flight, part, fut)
             return
         result = fut.result()
         size = result.array.size
         rows = dict(zip((k.channel for k in flight.keys), result.take_rows(), strict=True))
         with self._lock:
             self._counters["decoded_samples"] += size
-            dropped = flight.done.done()  # another part failed
-            if not dropped:
-                flight.pieces[start] = rows
-            last = len(flight.pieces) == len(flight.loads)
-        if flight.early is not None and start == flight.head[0]:
-            flight.early.set_result(rows)
-        if dropped or not last:
-            return
+        part.done.set_result(rows)
+        with self._lock:
+            if flight.done.done() or flight.joining:
+                return  # another part failed: this one is dropped
+            if not all(p.done.done() for p in flight.parts):
+                return  # the last part to arrive joins them
+            flight.joining = True
         try:
-            whole = _joined(flight.pieces) if len(flight.pieces) > 1 else rows
+            whole = _joined({p.a: p.done.result() for p in flight.parts})
             with self._lock:
                 keep = self._is_open(flight.keys[0].path)  # not closed while loading
                 if keep and flight.background:
@@ -453,24 +511,22 @@ class SegmentStore:
             # Only now: until the rows are in the cache, a reader must find this finished load.
             self._forget(flight)
 
-    def _failed(self, flight: _Flight, start: int, fut: Future) -> None:
+    def _failed(self, flight: _Flight, part: _Part, fut: Future) -> None:
         """A part was cancelled or failed: so is the flight (errors are never cached).
 
-        A failed head fails its early rows too, and calls off the parts after it while they
-        are queued; a failed part after the head leaves the head to answer its read.
+        A failed head calls off the parts after it while they are queued; a failed part
+        after the head leaves the head to answer its read.
         """
         error = None if fut.cancelled() else fut.exception()
-        head = flight.early is not None and start == flight.head[0]
         with self._lock:
-            if head:
-                _settle(flight.early, error)
+            _settle(part.done, error)
             if flight.done.done():
                 return
             _settle(flight.done, error)
         self._forget(flight)
-        if head:
-            for load in flight.loads[1:]:
-                load.cancel()
+        if part is flight.head:
+            for other in flight.parts[1:]:
+                other.load.cancel()
 
     def _forget(self, flight: _Flight) -> None:
         with self._lock:
@@ -500,11 +556,47 @@ SPLIT_MIN_SAMPLES = 1 << 20
 PARTIAL_MIN_SAMPLES = 1 << 18
 
 
-#: ``align(k0, k1, (a, b))``: where to cut a segment to answer columns ``[a, b)`` first.
-Align = Callable[[int, int, tuple[int, int]], "tuple[int, int] | None"]
+#: ``bounds(k0, k1)``: where segment ``[k0, k1)`` may be cut without cutting a block.
+Bounds = Callable[[int, int], np.ndarray]
+
+#: The most samples (all channels) of one part of a fill after a cold read's head: a
+#: foreground read never waits long for a reader process busy with one.
+FILL_PART_SAMPLES = 1 << 19
+
+#: A prefetch of at least twice this many samples (all channels) is loaded in parts of
+#: about this many, for the same reason.
+PREFETCH_PART_SAMPLES = 1 << 21
 
 #: (first grid sample, rows): one segment's rows as a read gets them.
 Piece = tuple[int, Rows]
+
+
+def _parts(
+    bounds: np.ndarray, want: tuple[int, int], n_channels: int
+) -> list[tuple[int, int]] | None:
+    """A segment's parts: the head (the blocks holding `want`), then the rest, after it first.
+
+    `bounds` are the segment's cut points (its ends among them); the rest is cut into parts
+    of about `FILL_PART_SAMPLES`. None when the head is the whole segment.
+    """
+    k0, k1 = int(bounds[0]), int(bounds[-1])
+    a = int(bounds[np.searchsorted(bounds, want[0], side="right") - 1])
+    b = int(bounds[np.searchsorted(bounds, want[1], side="left")])
+    if (a, b) == (k0, k1):
+        return None
+    step = FILL_PART_SAMPLES // max(1, n_channels)
+    return [(a, b), *_tiles(bounds, b, k1, step), *_tiles(bounds, k0, a, step)]
+
+
+def _tiles(bounds: np.ndarray, lo: int, hi: int, step: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` in consecutive parts of about `step` columns, cut only at `bounds`."""
+    out = []
+    while lo < hi:
+        j = int(np.searchsorted(bounds, lo + max(1, step), side="left"))
+        nxt = hi if j >= len(bounds) else min(hi, int(bounds[j]))
+        out.append((lo, nxt))
+        lo = nxt
+    return out
 
 
 def _settle(fut: Future, error: BaseException | None) -> None:
@@ -516,8 +608,10 @@ def _settle(fut: Future, error: BaseException | None) -> None:
 
 
 def _joined(pieces: dict[int, Rows]) -> Rows:
-    """The rows of a segment loaded in parts, each channel's parts joined in column order."""
+    """The rows of consecutive parts (by first column), each channel's joined in column order."""
     order = [pieces[s] for s in sorted(pieces)]
+    if len(order) == 1:
+        return order[0]
     out = {}
     for channel in order[0]:
         row = np.concatenate([p[channel] for p in order])

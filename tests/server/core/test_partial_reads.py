@@ -7,6 +7,7 @@ segment is half loaded is decided, not raced.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import Future
@@ -17,7 +18,9 @@ import pytest
 from mef3lab.errors import CorruptDataError
 from mef3lab.readers import open_reader
 from mef3lab.server.config import ServerConfig
+from mef3lab.server.core import segments
 from mef3lab.server.core.engine import Engine, pool_for
+from mef3lab.server.core.segments import _parts
 from mef3lab.testing import damage
 from mef3lab.testing.synth import synthesize
 
@@ -134,19 +137,22 @@ def test_a_partial_cold_read_equals_a_direct_read_and_caches_whole_segments(
     assert engine.stats()["decoded_samples"] == stats["decoded_samples"]  # hits
 
 
-def test_the_first_part_is_aligned_to_blocks(gated, rec):
+def test_the_parts_are_cut_at_block_bounds_the_asked_blocks_first(gated, rec):
     engine, _ = gated
     engine.open("a", str(rec))
     rec_ = engine.open_recordings.recording("a", str(rec))
     group = rec_.info.rate_groups[0]
-    names = group.channels
-    assert engine._align(rec_, group, names, 0, SEG, (3000, 3100)) == (2560, 5120)
-    # the gap: the block before it ends at 130 s, the one after starts at 137.3 s
-    assert engine._align(rec_, group, names, 0, SEG, (128 * 256, 140 * 256)) == (
-        120 * 256,
-        round(147.3 * 256),
-    )
-    assert engine._align(rec_, group, names, 0, SEG, (0, SEG)) is None
+    bounds = engine._bounds(rec_, group, group.channels, 0, SEG)
+    # 10-s blocks; the gap: the block before it ends at 130 s, the one after starts at 137.3 s
+    assert bounds[:16].tolist() == [i * 2560 for i in range(14)] + [35149, 35149 + 2560]
+    assert _parts(bounds, (3000, 3100), N_CH) == [(2560, 5120), (5120, SEG), (0, 2560)]
+    assert _parts(bounds, (128 * 256, 140 * 256), N_CH)[0] == (120 * 256, round(147.3 * 256))
+    assert _parts(bounds, (0, SEG), N_CH) is None
+    many = _parts(bounds, (3000, 3100), 64)  # 64 channels: parts of about 8192 samples
+    assert many[0] == (2560, 5120) and all(b - a <= 10240 for a, b in many)
+    tiles = sorted(many)  # they tile the segment, each cut on a block bound
+    assert tiles[0][0] == 0 and tiles[-1][1] == SEG
+    assert all(p[1] == q[0] and p[1] in bounds for p, q in itertools.pairwise(tiles))
 
 
 def test_close_during_the_fill_leaves_nothing_half_cached(gated, rec, direct):
@@ -162,6 +168,17 @@ def test_close_during_the_fill_leaves_nothing_half_cached(gated, rec, direct):
     engine.open("b", str(rec))
     got = engine.read_segment("b", str(rec), 0, dtype="int32").data
     np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+
+
+def test_a_read_beyond_the_head_hurries_the_part_it_needs(gated, rec, direct):
+    engine, gate = gated
+    engine.open("a", str(rec))
+    engine.read_index("a", str(rec), None, 1000, 2000)  # the head; the rest waits at the gate
+    assert gate.held == 1
+    got = engine.read_index("a", str(rec), None, 60 * 256, 61 * 256).data  # gate still shut
+    np.testing.assert_array_equal(got, direct.read_index(None, 60 * 256, 61 * 256))
+    assert gate.held == 0  # the queued part was called off and decoded in the foreground
+    assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG
 
 
 def test_two_clients_reading_overlapping_windows_of_a_cold_segment_decode_it_once(
@@ -221,3 +238,30 @@ def test_segments_of_fast_channels_are_sized_by_bytes(tmp_path, fs, seconds):
         assert length == seconds * fs and length * 4 <= 2**20  # one channel: at most 1 MiB
     finally:
         e.shutdown()
+
+
+def test_a_large_prefetch_is_loaded_in_block_aligned_parts(pool, rec, direct, monkeypatch):
+    monkeypatch.setattr(segments, "PREFETCH_PART_SAMPLES", 1 << 16)  # 4 ch: 5 parts a segment
+    engine = Engine(ServerConfig(n_process_workers=2, n_prefetch=1, segment_seconds=300.0), pool)
+    submitted = []
+    real = pool.submit_split
+    monkeypatch.setattr(
+        pool, "submit_split", lambda req, *a, **k: submitted.append(req) or real(req, *a, **k)
+    )
+    try:
+        engine.open("a", str(rec))
+        engine.read_segment("a", str(rec), 0)
+        stats = settle(engine, 2 * N_CH)
+        assert stats["decoded_samples"] == 2 * N_CH * SEG
+        fill = sorted((r.k0, r.k1) for r in submitted if r.k0 >= SEG)
+        assert len(fill) == 5 and fill[0][0] == SEG and fill[-1][1] == 2 * SEG
+        rec_ = engine.open_recordings.recording("a", str(rec))
+        group = rec_.info.rate_groups[0]
+        cuts = engine._bounds(rec_, group, group.channels, SEG, 2 * SEG)
+        assert all(a in cuts for a, _ in fill)  # cut between blocks
+        got = engine.read_segment("a", str(rec), 1, dtype="int32", prefetch=False).data
+        np.testing.assert_array_equal(got, direct.read_raw(None, SEG, 2 * SEG).counts)
+        assert engine.stats()["prefetch_hits"] == 1
+    finally:
+        engine.open_recordings.stop()
+        engine.segments.close()
