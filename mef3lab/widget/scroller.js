@@ -12,7 +12,7 @@ const TOP = 18; // px above the traces, for annotation texts
 const AXIS = 24; // px below the traces, for the time axis
 const OVERVIEW = 40; // px of the whole-recording bar under the traces
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End"]);
-const LENGTHS = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600];
+const LENGTHS = [0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600];
 const STEPS = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
 
 function floats(buf) {
@@ -21,9 +21,14 @@ function floats(buf) {
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
-function clock(seconds, step) {
-  const iso = new Date(seconds * 1000).toISOString(); // UTC
-  return iso.slice(11, step < 1 ? 22 : 19);
+// A time of day on the axis: the recording's local time (its UTC offset) unless UTC is
+// asked for; de-identified times as time since MEF's offset epoch, "+HH:MM:SS".
+function clock(seconds, step, model) {
+  const offset = model.get("utc") ? 0 : model.get("utc_offset_s");
+  const text = new Date((seconds + offset) * 1000).toISOString().slice(11, step < 1 ? 22 : 19);
+  if (!model.get("deidentified")) return text;
+  const days = Math.floor(seconds / 86400);
+  return "+" + (days > 0 ? `${days} d ` : "") + text;
 }
 
 function html(tag, cls, text) {
@@ -70,7 +75,12 @@ function layout(menus) {
   ui.jump = html("input", "m3s-goto");
   ui.jump.placeholder = "go to: s or HH:MM:SS";
   ui.start = html("span", "m3s-start");
-  bar.append(ui.picker, ui.jump, ui.start);
+  ui.utc = html("input");
+  ui.utc.type = "checkbox";
+  ui.utcBox = html("label", "m3s-utc");
+  ui.utcBox.title = "times in UTC instead of the recording's local time";
+  ui.utcBox.append(ui.utc, document.createTextNode("UTC"));
+  bar.append(ui.picker, ui.jump, ui.start, ui.utcBox);
   const review = html("div", "m3s-bar");
   for (const menu of menus) {
     const select = html("select", "m3s-" + menu.trait);
@@ -113,6 +123,8 @@ function showTexts(ui, model, menus) {
   ui.note.textContent = model.get("note");
   ui.message.textContent = model.get("message");
   ui.message.style.display = model.get("message") ? "" : "none";
+  ui.utc.checked = model.get("utc");
+  ui.utcBox.style.display = model.get("deidentified") ? "none" : ""; // no clock to change
 }
 
 function fillLengths(ui, model) {
@@ -176,8 +188,8 @@ function fit(canvas, width, height) {
   return ctx;
 }
 
-// The time axis in wall-clock time (UTC), with a light grid; `t0` is the page start in s UTC.
-function drawAxis(ctx, frame, t0) {
+// The time axis in wall-clock time (`clock`), with a light grid; `t0` is the page start in s UTC.
+function drawAxis(ctx, frame, t0, model) {
   const { width, H, secs, x, gutter } = frame;
   const step = STEPS.find((s) => secs / s <= 10) || STEPS[STEPS.length - 1];
   ctx.font = "11px sans-serif";
@@ -188,7 +200,7 @@ function drawAxis(ctx, frame, t0) {
     ctx.fillStyle = "#e6e6e6";
     ctx.fillRect(Math.round(xt), TOP, 1, H);
     ctx.fillStyle = "#333";
-    const text = clock(tick, step), half = ctx.measureText(text).width / 2 + 2;
+    const text = clock(tick, step, model), half = ctx.measureText(text).width / 2 + 2;
     ctx.fillText(text, Math.min(Math.max(xt, gutter + half), width - half), TOP + H + 5);
   }
 }
@@ -261,6 +273,27 @@ function drawTraces(ctx, frame, traces, data, gain, bad) {
   });
 }
 
+// A shaft montage's rows: a line above each shaft's first row, and the shaft's name at its
+// top left, over the traces.
+function drawShafts(ctx, frame, traces, shafts) {
+  const { W, rowH, gutter } = frame;
+  ctx.save();
+  ctx.font = "bold 11px sans-serif";
+  ctx.textAlign = "left";
+  ctx.textBaseline = "top";
+  traces.forEach((tr, row) => {
+    const shaft = shafts[tr.name];
+    if (!shaft || (row > 0 && shafts[traces[row - 1].name] === shaft)) return;
+    const top = Math.round(TOP + row * rowH);
+    if (row > 0) { ctx.fillStyle = "#555"; ctx.fillRect(0, top - 1, gutter + W, 2); }
+    ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+    ctx.fillRect(gutter + 2, top + 1, ctx.measureText(shaft).width + 6, 13);
+    ctx.fillStyle = "#8a1c1c";
+    ctx.fillText(shaft, gutter + 5, top + 2);
+  });
+  ctx.restore();
+}
+
 // The page in `state.reply` (or a blank canvas before the first), then the overview bar.
 function drawPage(ui, model, state) {
   const width = widthOf(ui.root), rowH = model.get("row_px");
@@ -273,7 +306,7 @@ function drawPage(ui, model, state) {
   const { msg, data } = state.reply;
   const gutter = state.gutter, W = width - gutter, H = n * rowH, secs = msg.seconds;
   const frame = { width, W, H, rowH, secs, gutter, x: (s) => gutter + (s / secs) * W };
-  drawAxis(ctx, frame, model.get("start_uutc") / 1e6 + msg.start);
+  drawAxis(ctx, frame, model.get("start_uutc") / 1e6 + msg.start, model);
   drawSpans(ctx, frame, model.get("annotations"), msg.start, "rgba(255, 140, 0, 0.15)", "#d96b00");
   drawSpans(ctx, frame, model.get("marks"), msg.start, "rgba(0, 150, 60, 0.15)", "#00963c");
   if (state.cursor !== null && state.cursor >= msg.start && state.cursor <= msg.start + secs) {
@@ -281,6 +314,7 @@ function drawPage(ui, model, state) {
     ctx.fillRect(Math.round(frame.x(state.cursor - msg.start)), TOP, 1, H);
   }
   drawTraces(ctx, frame, msg.traces, data, model.get("gain"), new Set(model.get("bad_channels")));
+  drawShafts(ctx, frame, msg.traces, model.get("row_shafts") || {});
   ctx.strokeStyle = "#999";
   ctx.strokeRect(gutter + 0.5, TOP + 0.5, W - 1, H);
   state.drawnId = msg.id;
@@ -365,7 +399,7 @@ function listenToInput(ui, model, state, menus, redraw) {
       if (e.key === "Enter") { model.send({ type: "goto", text: jump.value }); root.focus(); }
       return;
     }
-    if (e.target === length || pickerList.contains(e.target)) return; // their own keys
+    if (e.target === length || e.target === ui.utc || pickerList.contains(e.target)) return; // their own keys
     if (e.target.tagName === "SELECT") return;
     if (e.key === "m" && state.reply) {
       model.send({ type: "mark", t: state.cursor !== null ? state.cursor : state.reply.msg.start, text: "event" });
@@ -423,6 +457,7 @@ function listenToInput(ui, model, state, menus, redraw) {
     model.save_changes();
   });
   length.addEventListener("change", () => { model.set("page_seconds", Number(length.value)); model.save_changes(); });
+  ui.utc.addEventListener("change", () => { model.send({ type: "set", name: "utc", value: ui.utc.checked }); root.focus(); });
   return () => window.removeEventListener("mouseup", release);
 }
 
@@ -508,6 +543,8 @@ function render({ model, el }) {
     ...menus.map((menu) => [`change:${menu.label_trait || menu.trait}`, texts]),
     ["change:page_label", texts],
     ["change:message", texts],
+    ["change:utc", () => { draw(); texts(); }],
+    ["change:row_shafts", draw],
     ["change:page_seconds", () => fillLengths(ui, model)],
     ["change:channels", () => { fillPicker(ui, model); texts(); }],
     ["change:all_channels", () => { sizeGutter(); fillPicker(ui, model); }],
