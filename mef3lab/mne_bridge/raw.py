@@ -45,8 +45,8 @@ class Mef3Raw(mne.io.BaseRaw):
     info : mne.Info
         Channel names (the recording's), types, rate, calibrations (volts per unit in
         ``cal``), bads, dates.
-    n_times : int
-        The rate group's grid length.
+    grid : Grid
+        The rate group's sample grid: the Raw's samples.
     factors : numpy.ndarray
         Each channel's conversion factor (units per stored count), NaN for a channel whose
         factor changes within the recording: the others are read as their stored counts
@@ -65,7 +65,7 @@ class Mef3Raw(mne.io.BaseRaw):
         self,
         spec: SourceSpec,
         info: mne.Info,
-        n_times: int,
+        grid: Grid,
         factors: np.ndarray,
         gaps: str,
         orig_units: dict[str, str],
@@ -76,15 +76,16 @@ class Mef3Raw(mne.io.BaseRaw):
             "spec": spec,
             "names": list(info.ch_names),
             "factors": np.asarray(factors, np.float64),
-            "fs": float(info["sfreq"]),
-            "n_times": int(n_times),
+            "grid": grid,
             "nan": gaps == "nan",
             "next": None,  # where a read going forwards would start
+            "blocks": None,  # where the first channel's blocks start (embedded reads)
+            "window": None,  # the last short read, widened to whole blocks (embedded reads)
         }
         super().__init__(
             info,
             preload=preload,
-            last_samps=[n_times - 1],
+            last_samps=[grid.n_samples - 1],
             filenames=[None],
             raw_extras=[extras],
             orig_format="double",
@@ -109,16 +110,23 @@ class Mef3Raw(mne.io.BaseRaw):
         rows = [names[i] for i in picked]
         factors = extras["factors"][picked]
         dtype = "int32" if np.isfinite(factors).all() else "float64"
+        grid = extras["grid"]
         source = REGISTRY.acquire(extras["spec"])
-        step = max(1, source.segment_samples(extras["fs"]))
+        step = max(1, source.segment_samples(grid.fs))
+        short = stop - start < step and not extras["spec"].remote
         sequential = extras["next"] == start
         a = start
         while a < stop:
             b = min(stop, (a // step + 1) * step)  # segment-aligned pieces
             if sequential or b < stop:
-                _hint(source, rows, b, min(b + step, extras["n_times"]), dtype)
+                _hint(source, rows, b, min(b + step, grid.n_samples), dtype)
             try:
-                values, missing = _values(source, rows, a, b, factors if dtype == "int32" else None)
+                if short:
+                    values, missing = _from_blocks(extras, source, rows, a, b, factors, dtype)
+                else:
+                    values, missing = _values(
+                        source, rows, a, b, factors if dtype == "int32" else None
+                    )
             except ServerUnavailableError:
                 # reading again once the server is back reconnects at once
                 REGISTRY.discard(extras["spec"], source)
@@ -145,6 +153,40 @@ def _values(
         return values, np.isnan(values)
     counts = source.read_index(rows, k0, k1, "int32")
     return np.multiply(counts, factors[:, None], dtype=np.float64), counts == RAW_NAN
+
+
+#: The most a short read is widened to, in bytes of float64 (all its channels).
+WINDOW_BYTES = 32 * 2**20
+
+
+def _from_blocks(
+    extras: dict, source: Any, rows: list[str], a: int, b: int, factors: np.ndarray, dtype: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_values` of a short read, through the last read widened to whole MEF blocks.
+
+    A reader decodes whole blocks whatever part of them is asked for, so a short read is
+    widened to the blocks it touches and kept: the next short read inside them (the next
+    epoch, the next second of a plot) costs no decoding.
+    """
+    window = extras["window"]
+    key = (tuple(rows), dtype)
+    if window is None or window[0] != key or not (window[1] <= a and b <= window[2]):
+        grid = extras["grid"]
+        if extras["blocks"] is None:
+            starts = source.block_envelope(extras["names"][0])["start_uutc"]
+            extras["blocks"] = np.array([grid.index_at(t) for t in starts], np.int64)
+        blocks = extras["blocks"]
+        lo = (
+            blocks[np.searchsorted(blocks, a, "right") - 1] if blocks.size and blocks[0] <= a else a
+        )
+        after = np.searchsorted(blocks, b, "left")
+        hi = blocks[after] if after < blocks.size else grid.n_samples
+        if (hi - lo) * len(rows) * 8 > WINDOW_BYTES:
+            lo, hi = a, b
+        values, missing = _values(source, rows, lo, hi, factors if dtype == "int32" else None)
+        window = extras["window"] = (key, int(lo), int(hi), values, missing)
+    lo = window[1]
+    return window[3][:, a - lo : b - lo].copy(), window[4][:, a - lo : b - lo]
 
 
 def _hint(source: Any, rows: list[str], k0: int, k1: int, dtype: str) -> None:
@@ -285,7 +327,7 @@ def to_mne(
     factors = [
         np.nan if info.factor_changes.get(n) else info.channel(n).conversion_factor for n in names
     ]
-    raw = Mef3Raw(spec, mne_info, grid.n_samples, factors, gaps, orig_units, preload, verbose)
+    raw = Mef3Raw(spec, mne_info, grid, factors, gaps, orig_units, preload, verbose)
 
     annotations = record_annotations(info, names, grid) + gap_annotations(info, names, grid)
     if events is not None and len(events):

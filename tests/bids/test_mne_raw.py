@@ -328,3 +328,32 @@ def test_a_server_going_down_fails_the_read_and_a_restart_serves_it_again(record
     finally:
         mef3lab.sources.REGISTRY.close_all()
         server.stop()
+
+
+def test_short_reads_in_the_same_blocks_decode_them_once(recording, direct_read):
+    from mef3lab import sources
+
+    spec = sources.resolve(str(recording))
+    inner = sources.open_source(spec)
+    calls = []
+
+    class Counting:  # the real source, its reads counted
+        info = inner.info
+
+        def read_index(self, channels, k0, k1, dtype="float32"):
+            calls.append((k0, k1))
+            return inner.read_index(channels, k0, k1, dtype)
+
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+    sources.REGISTRY.install(spec, Counting())
+    rec = mef3lab.open_recording(recording)
+    raw = rec.mef3.to_mne()
+    ref = np.nan_to_num(_expected(direct_read, recording, raw))
+    for k in (7700, 8000, 8300, 9900):  # 1-s reads inside the 10-s block at 30 s
+        np.testing.assert_array_equal(raw.get_data(start=k, stop=k + 256), ref[:, k : k + 256])
+    assert calls == [(7680, 10240)]  # the block, decoded once
+    np.testing.assert_array_equal(raw.get_data(start=10200, stop=10300), ref[:, 10200:10300])
+    assert calls[1:] == [(7680, 12800)]  # two blocks: the read crosses their border
+    rec.close()
