@@ -1,7 +1,8 @@
 # The headless mef3lab server, installed as the tests install it (pip, Python 3.11).
 # Not built by CI (no container runtime on the project's machines).
 #   docker build -t mef3lab .
-#   docker run -p 50051:50051 -p 8080:8080 -v /data:/data:ro -v $PWD/tokens:/etc/mef3lab/tokens:ro mef3lab --root /data
+#   docker run --shm-size=2g -p 50051:50051 -p 8080:8080 -v /data:/data:ro -v $PWD/tokens:/etc/mef3lab/tokens:ro mef3lab --root /data
+# (--shm-size: the segment cache lives in /dev/shm, which Docker makes 64 MB by default)
 FROM python:3.11-slim
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -13,5 +14,6 @@ USER mef3lab
 # "USER TOKEN"; without them it refuses to start). The status page over TCP shows no paths.
 ENV HOST=0.0.0.0 PORT=50051 HTTP_PORT=8080 TOKEN_FILE=/etc/mef3lab/tokens
 EXPOSE 50051 8080
-HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/api/status')"
+# /healthz needs no token: it says only whether the server is up.
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=5)"
 ENTRYPOINT ["mef3lab", "serve"]

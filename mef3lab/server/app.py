@@ -108,6 +108,14 @@ class Server:
         return f"{host}:{self.port}"
 
     @property
+    def listening(self) -> str:
+        """Where it listens, as configured (``0.0.0.0:50051`` listens on every interface)."""
+        if self.config.port < 0:
+            return f"unix:{self.config.unix_socket}"
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"{host}:{self.port}"
+
+    @property
     def http_urls(self) -> list[str]:
         """Where the status page answers (empty without `http_port`/`http_socket`)."""
         return self.http.urls if self.http else []
@@ -174,7 +182,7 @@ class Server:
         self._finalizer = weakref.finalize(self, _stop, server, engine, http, 1.0)
         log.info(
             "mef3lab server listening on %s (%d reader processes; %s; %s; %s)",
-            self.address,
+            self.listening,
             self.config.n_process_workers,
             "TLS" if credentials else "no TLS",
             type(authenticator).__name__ if authenticator else "no authentication",

@@ -215,6 +215,8 @@ class ServerConfig:
         return engines
 
     def __post_init__(self) -> None:
+        # An IPv6 host may be written as in a URL ("[::1]"): the brackets are not part of it.
+        object.__setattr__(self, "host", self.host.strip().removeprefix("[").removesuffix("]"))
         if self.port < 0 and not self.unix_socket:
             raise ValueError(
                 "port -1 (no TCP listener) needs a Unix socket to listen on (--unix-socket)"

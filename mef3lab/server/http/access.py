@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 
 from ...errors import Mef3LabError
 from ..core.recordings import Recording
@@ -48,13 +48,17 @@ class Refused(Exception):
         self.status = status
 
 
-def viewer_for(handler: BaseHTTPRequestHandler, authenticator: Authenticator | None) -> Viewer:
-    """Who the caller of `handler`'s request is.
+def viewer_for(
+    headers: Mapping[str, str], sock: socket.socket | None, authenticator: Authenticator | None
+) -> Viewer:
+    """Who the caller of a request is.
 
     Parameters
     ----------
-    handler : BaseHTTPRequestHandler
-        The request (its connection and ``Authorization`` header).
+    headers : Mapping of str to str
+        The request's headers (its ``Authorization``).
+    sock : socket.socket or None
+        The connection it came on (None: unknown).
     authenticator : Authenticator or None
         The server's token check (None: authentication is off).
 
@@ -69,11 +73,11 @@ def viewer_for(handler: BaseHTTPRequestHandler, authenticator: Authenticator | N
         Authentication is on and the caller brought no valid token (401), or the token
         could not be checked (503).
     """
-    if is_owner(handler):
+    if is_owner(sock):
         return Viewer(owner=True)
     if authenticator is None:
         return Viewer()
-    token = _token(handler.headers.get("Authorization", ""))
+    token = _token(headers.get("Authorization", ""))
     if not token:
         raise Refused(401, "this server needs a token: send 'Authorization: Bearer <token>'")
     try:
@@ -85,10 +89,9 @@ def viewer_for(handler: BaseHTTPRequestHandler, authenticator: Authenticator | N
     return Viewer(user=caller.user)
 
 
-def is_owner(handler: BaseHTTPRequestHandler) -> bool:
+def is_owner(sock: socket.socket | None) -> bool:
     """True for a Unix-socket caller running as this server's user; False for everyone else."""
-    sock = handler.connection
-    if sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
+    if sock is None or sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
         return False
     _pid, uid, _gid = struct.unpack(
         "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))

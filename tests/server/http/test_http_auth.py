@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from email.message import Message
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -58,15 +59,15 @@ def two_users(tmp_path_factory):
                 c.shutdown()
 
 
-def get(url: str, authorization: str | None = None) -> tuple[int, dict, bytes]:
+def get(url: str, authorization: str | None = None) -> tuple[int, Message, bytes]:
     request = urllib.request.Request(
         url, headers={"Authorization": authorization} if authorization else {}
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, dict(reply.headers), reply.read()
+            return reply.status, reply.headers, reply.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 @pytest.mark.parametrize("route", ROUTES)
