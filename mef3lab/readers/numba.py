@@ -167,7 +167,7 @@ class NumbaReader(Mef3ioReader):
         As for every channel left out of `_blocks`, including those that change rate.
         """
         b = self._blocks.get(name)
-        if b is None:
+        if b is None or _warming[0].is_alive():  # mef3io reads it while the kernels load
             return False
         period = 1e6 / self.info.channel(name).fs
         # A block's first sample lands at the grid index nearest its time (half a period decides).
@@ -205,7 +205,11 @@ _warming_lock = threading.Lock()
 
 
 def _warm_up_in_background() -> None:
-    """Load the kernels (`red.warm_up`) on a thread of their own, once per process."""
+    """Load the kernels (`red.warm_up`) on a thread of their own, once per process.
+
+    Reads that come before they are loaded are decoded by mef3io, as for a channel left out
+    of `_blocks`: the first look at a recording does not wait for them.
+    """
     with _warming_lock:
         if not _warming:
             _warming.append(
