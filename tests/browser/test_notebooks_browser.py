@@ -70,7 +70,6 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     for nb in NOTEBOOKS:
         shutil.copy(nb, root / nb.name)
-    shutil.copy(WRITER, root / WRITER.name)
     demo = tmp_path_factory.mktemp("demo-data")
     demo_recording(demo)
     patch = pytest.MonkeyPatch()
@@ -166,20 +165,16 @@ def test_notebook_in_jupyterlab_then_a_reload(lab, notebook):
 # -- a scripted review on a real writer's recording ----------------------------------------
 
 SETUP = """\
-import json
-from pathlib import Path
-
 import mef3lab
-from _writer_recording import write
 
-rec = mef3lab.open_recording(write(Path("review-ieeg.mefd")))
+rec = mef3lab.open_recording("review-ieeg.mefd")
 s = rec.mef3.scroll(rows=10)
 s"""
 STATE = """\
 import json
 print(json.dumps({"channels": s.channels[s.first_row : s.first_row + s.rows], "start": s.start,
     "montage": s.montage_label, "label": s.page_label, "message": s.message,
-    "events": s.events.onset.tolist(), "gain": s.gain}))"""
+    "events": s.events.onset.tolist(), "gain": s.gain, "view_id": s.view_id}))"""
 
 
 def _kernel_state(lab) -> dict:
@@ -201,13 +196,15 @@ def _kernel_state(lab) -> dict:
 
 
 def _agree(page, widget, lab) -> dict:
-    """The drawn page, the toolbar and the kernel's state agree; the state."""
-    state = _kernel_state(lab)
-    page.wait_for_function(
-        "([el, start]) => Math.abs(Number(el.dataset.drawnStart) - start) < 1e-6",
-        arg=[widget.element_handle(), state["start"]],
-        timeout=20_000,
-    )
+    """The drawn page, the toolbar and the kernel's state agree, once the newest reply is drawn."""
+    deadline = time.monotonic() + 20
+    while True:
+        state = _kernel_state(lab)
+        drawn_id = widget.evaluate("el => Number(el.dataset.drawnId)")
+        if drawn_id == state["view_id"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert drawn_id == state["view_id"], "the newest page was never drawn"
     drawn = widget.evaluate(
         """el => ({channels: el.dataset.drawnChannels.split(","), montage: el.dataset.drawnMontage,
         toolbar: el.querySelector(".m3s-start").textContent,
@@ -220,6 +217,12 @@ def _agree(page, widget, lab) -> dict:
 
 
 def test_a_scripted_review_on_a_writer_recording(lab):
+    sys.path.insert(0, str(WRITER.parent))
+    try:
+        from _writer_recording import write
+    finally:
+        sys.path.remove(str(WRITER.parent))
+    write(lab.root / "review-ieeg.mefd")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(SETUP)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
@@ -241,7 +244,7 @@ def test_a_scripted_review_on_a_writer_recording(lab):
         "el => el.dataset.drawnMontage === 'average'", arg=widget.element_handle(), timeout=20_000
     )
     assert _agree(page, widget, lab)["channels"][0] == "LB1-avg"
-    drawn = widget.evaluate("el => el.dataset.drawnId")
+    drawn = _agree(page, widget, lab)["view_id"]
 
     montage.select_option(label="double banana")  # no 10-20 names: refused, the page stays
     page.wait_for_function(
@@ -251,7 +254,7 @@ def test_a_scripted_review_on_a_writer_recording(lab):
     )
     state = _agree(page, widget, lab)
     assert state["montage"] == "average" and "10-20" in state["message"]
-    assert widget.evaluate("el => el.dataset.drawnId") == drawn
+    assert state["view_id"] == drawn  # nothing new was asked for
     widget.screenshot(path=str(ARTIFACTS / "review-1-double-banana-refused.png"))
 
     montage.select_option(label="as recorded")
