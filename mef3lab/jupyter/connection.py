@@ -53,7 +53,9 @@ class Connection:
         self.http_urls: list[str] = []
         self.process: ServerProcess | None = None
         self.problem: str | None = None  # why no server is used, when none could be had
+        self.moves: list[str] = []  # what the last close or restart did to open recordings
         self._dir: str | None = None
+        self._moved: list = []  # the specs close() moved here, for restart() to move back
 
     # -- choosing ---------------------------------------------------------------------
     def connect(self) -> Connection:
@@ -102,15 +104,31 @@ class Connection:
         self.kind, self.address, self.http_urls = OWN, proc.address, list(proc.http_urls)
 
     # -- ending -----------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self) -> Connection:
         """Stop our own server (if any) and read in this process from now on.
 
-        Datasets opened through a stopped server fail on their next read (naming it): open
-        them again.
+        Recordings open through the server are read in this process from their next read
+        on; one this process cannot open (a path only the server sees) fails on its next
+        read, naming the server. `moves` says what happened to each.
+
+        Returns
+        -------
+        Connection
+            Itself, without a server.
         """
-        sources.REGISTRY.close_all()
+        self.moves = []
+        if self.address is not None:
+            for spec in sources.REGISTRY.through(self.address):
+                try:
+                    sources.REGISTRY.reroute(spec, None)
+                except Exception as exc:  # noqa: BLE001 - said, and the others still move
+                    self.moves.append(f"{spec.path}: not readable here ({exc}); open it again")
+                else:
+                    self._moved.append(spec)
+                    self.moves.append(f"{spec.path}: now read in this process")
         self._forget()
         sources.set_default_address(None)
+        return self
 
     def _forget(self) -> None:
         if self.process is not None:
@@ -122,9 +140,32 @@ class Connection:
         self.problem = None
 
     def restart(self) -> Connection:
-        """Stop, then choose again (a crashed or reconfigured server comes back)."""
+        """Stop, then choose again (a crashed or reconfigured server comes back).
+
+        The recordings moved into this process by this or an earlier `close` are read
+        through the new server from then on; `moves` says what happened to each.
+
+        Returns
+        -------
+        Connection
+            Itself, connected again if a server could be had.
+        """
         self.close()
-        return self.connect()
+        stopped, self.moves = self.moves, []
+        self.connect()
+        if self.address is not None:
+            here = set(sources.REGISTRY.through(None))  # those still open
+            for spec in (s for s in self._moved if s in here):
+                try:
+                    sources.REGISTRY.reroute(spec, self.address)
+                except Exception as exc:  # noqa: BLE001 - said; it stays in this process
+                    self.moves.append(f"{spec.path}: still read in this process ({exc})")
+                else:
+                    self.moves.append(f"{spec.path}: now read through {self.address}")
+            self._moved = []
+        else:
+            self.moves = stopped
+        return self
 
     # -- showing ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Misuse prints the usage, never a traceback.
 
 from __future__ import annotations
 
+import getpass
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -21,18 +22,19 @@ HELP: dict[str, tuple[str, str]] = {
         "show the server this kernel reads through (address, reader processes, cache, recordings)",
     ),
     "open": (
-        "PATH [NAME]",
-        "open a recording as the Dataset NAME (default: rec) and show its summary",
+        "PATH [NAME] [--password]",
+        "open a recording as the Dataset NAME (default: rec) and show its summary; "
+        "--password asks for its password (not shown as you type)",
     ),
     "stop": (
         "",
-        "stop using the server (stopping it if this kernel started it); recordings opened "
-        "from now on are read here",
+        "stop using the server (stopping it if this kernel started it); open recordings "
+        "and those opened from now on are read here",
     ),
     "restart": (
         "",
         "stop, then find or start a server again (after a crash or a change of MEF3LAB_SERVER); "
-        "open recordings again",
+        "open recordings move to it",
     ),
     "progress": ("on|off", "progress bars for dask computes longer than a second"),
     "help": ("", "this list"),
@@ -81,6 +83,8 @@ class Mef3Magics(Magics):
             display(self.connection)
 
     def _open(self, args: list[str]) -> None:
+        asks = "--password" in args
+        args = [a for a in args if a != "--password"]
         if not 1 <= len(args) <= 2 or (len(args) == 2 and not args[1].isidentifier()):
             print(
                 "%mef3 open: expected a path and optionally a Python name: "
@@ -90,19 +94,23 @@ class Mef3Magics(Magics):
         from ..xr import open_recording  # noqa: PLC0415 - xarray loads only when a recording is opened
 
         name = args[1] if len(args) == 2 else "rec"
-        ds = open_recording(args[0])
+        password = getpass.getpass(f"password of {args[0]}: ") if asks else None
+        ds = open_recording(args[0], password=password)
         self.shell.user_ns[name] = ds
-        print(f"{name} = mef3lab.open_recording({args[0]!r})")
+        given = ", password=..." if asks else ""
+        print(f"{name} = mef3lab.open_recording({args[0]!r}{given})")
         display(ds.mef3)
 
     def _stop(self, args: list[str]) -> None:
         if self._no_args("stop", args):
             self.connection.close()
-            print(self.connection.summary())
+            print("\n".join([self.connection.summary(), *self.connection.moves]))
 
     def _restart(self, args: list[str]) -> None:
         if self._no_args("restart", args):
             display(self.connection.restart())
+            if self.connection.moves:
+                print("\n".join(self.connection.moves))
 
     def _progress(self, args: list[str]) -> None:
         from . import progress  # dask's: imported when first wanted

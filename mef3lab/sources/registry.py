@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import replace
 from typing import Any
 
 from .address import resolve
@@ -60,12 +61,14 @@ class SourceRegistry:
         self._sources: dict[SourceSpec, RecordingSource] = {}
         self._refs: dict[SourceSpec, int] = {}
         self._known: dict[tuple[str, str | None, str | None], SourceSpec] = {}
+        self._routes: dict[SourceSpec, str | None] = {}  # specs read elsewhere (`reroute`)
 
     def after_fork(self) -> None:
         """Forget the parent's sources and counts, and its lock (call in a forked child)."""
         self._lock = threading.Lock()
         self._sources = {}
         self._refs = {}
+        self._routes = {}
 
     def acquire(self, spec: SourceSpec) -> RecordingSource:
         """The process's source for `spec`, opened on first use and kept (no use counted).
@@ -86,9 +89,61 @@ class SourceRegistry:
         with self._lock:
             src = self._sources.get(spec)
             if src is None:
-                src = open_source(spec)
+                src = open_source(self._routed(spec))
                 self._sources[spec] = src
             return src
+
+    def _routed(self, spec: SourceSpec) -> SourceSpec:
+        return replace(spec, address=self._routes[spec]) if spec in self._routes else spec
+
+    def through(self, address: str | None) -> list[SourceSpec]:
+        """The specs of the open sources read through `address` now.
+
+        Parameters
+        ----------
+        address : str or None
+            A server's address; None: this process.
+
+        Returns
+        -------
+        list of SourceSpec
+            As the datasets hold them (a rerouted spec keeps its first address).
+        """
+        with self._lock:
+            return [s for s in self._sources if self._routed(s).address == address]
+
+    def reroute(self, spec: SourceSpec, address: str | None) -> None:
+        """Read `spec` through `address` (None: this process) from now on.
+
+        The new source is opened first: if that fails, it raises and nothing changes.
+        Then it replaces the old one, which is closed. Datasets holding `spec` read
+        through the new source on their next read.
+
+        Parameters
+        ----------
+        spec : SourceSpec
+            As the datasets hold it.
+        address : str or None
+            A server's address; None: this process.
+
+        Raises
+        ------
+        mef3lab.errors.Mef3LabError
+            When the recording cannot be opened there.
+        """
+        source = open_source(replace(spec, address=address))
+        with self._lock:
+            old = self._sources.get(spec)
+            self._sources[spec] = source
+            if address == spec.address:
+                self._routes.pop(spec, None)
+            else:
+                self._routes[spec] = address
+        if old is not None and old is not source:
+            try:
+                old.close()
+            except Exception:  # its server may be gone already
+                log.debug("closing a rerouted source failed", exc_info=True)
 
     def open(self, spec: SourceSpec) -> SourceHandle:
         """One counted use of the source for `spec`, given back by the handle's `close`.
@@ -117,6 +172,7 @@ class SourceRegistry:
                 self._refs[spec] = n
                 return
             self._refs.pop(spec, None)
+            self._routes.pop(spec, None)
             src = self._sources.pop(spec, None)
         if src is not None:
             src.close()
@@ -188,6 +244,7 @@ class SourceRegistry:
             srcs = list(self._sources.values())
             self._sources.clear()
             self._refs.clear()
+            self._routes.clear()
         for src in srcs:
             try:
                 src.close()
