@@ -62,7 +62,12 @@ class PageCache:
                 return
             future: Future = Future()
             self._loading[view] = future
-        self._pool.submit(self._fill, view, future)
+        try:
+            self._pool.submit(self._fill, view, future)
+        except RuntimeError:  # closed, or the interpreter is exiting: reading ahead is only advice
+            with self._lock:
+                self._loading.pop(view, None)
+            future.cancel()
 
     def _fill(self, view: View, future: Future) -> None:
         try:

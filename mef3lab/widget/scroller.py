@@ -9,10 +9,12 @@ tells the whole path).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
 import threading
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -285,6 +287,7 @@ class Scroller(anywidget.AnyWidget):
             **kwargs,
         )
         self._applying = False
+        _OPEN.add(self)
         self.on_msg(self._on_msg)
         self._request()
 
@@ -729,6 +732,17 @@ def _block_array(block, attrs: dict, units: str) -> xr.DataArray:
         coords={"channel": list(block.names), "time": ("time", time, {"units": "s"})},
         attrs={**keep, "fs": block.fs, "units": units},
     )
+
+
+#: The scrollers not closed yet: closed when the interpreter exits, so their threads stop and
+#: their recordings close before the readers' extension modules are torn down.
+_OPEN: weakref.WeakSet[Scroller] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open() -> None:
+    for widget in list(_OPEN):
+        widget.close()
 
 
 def _traits_of(state: ViewState) -> dict[str, Any]:

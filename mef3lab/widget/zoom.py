@@ -8,6 +8,7 @@ unfiltered take this path; docs/scroller.md explains why every column's extent i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,8 @@ class EnvelopeStore:
 
     def ahead(self, view: View, columns: int) -> None:
         """Compute the envelopes of `view` (the next page) on a background thread."""
-        self._pool.submit(self._ahead, view, columns)
+        with contextlib.suppress(RuntimeError):  # closed, or the interpreter is exiting
+            self._pool.submit(self._ahead, view, columns)
 
     def _ahead(self, view: View, columns: int) -> None:
         try:
