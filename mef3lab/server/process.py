@@ -6,6 +6,7 @@ with every setting as a flag; how it is tied to its owner is in ``docs/serving.m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -76,7 +77,8 @@ class ServerProcess:
     http_urls : list of str
         Where its status page answers (with ``http_port`` or ``http_socket``).
     log_path : str or None
-        The file its log goes to, once started.
+        The file its log goes to, once started; removed with the handle after a clean
+        exit (kept after a failed start or a crash).
     proc : subprocess.Popen or None
         The child, once started.
 
@@ -145,10 +147,12 @@ class ServerProcess:
                 env=env,
                 process_group=0,
             )
+        tidy = weakref.finalize(self, _remove_log, proc, self.log_path)
         self._finalizer = weakref.finalize(self, _terminate, proc, 10.0)
         try:
             self.address, self.http_urls = _await_ready(proc, self.startup_timeout, self.log_path)
         except BaseException:
+            tidy.detach()  # the error names the log: it stays
             self._finalizer()
             raise
         self.proc = proc
@@ -244,6 +248,13 @@ def _await_ready(proc: subprocess.Popen, timeout: float, log_path: str) -> tuple
         if proc.poll() is not None
         else f"the mef3lab server did not report ready within {timeout:g} s"
     )
+
+
+def _remove_log(proc: subprocess.Popen, log_path: str) -> None:
+    """When the handle is gone: the child stopped, its log removed after a clean exit only."""
+    if _terminate(proc, 10.0) == 0:
+        with contextlib.suppress(OSError):
+            os.unlink(log_path)
 
 
 def _terminate(proc: subprocess.Popen, timeout: float) -> int | None:

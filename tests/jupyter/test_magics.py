@@ -92,3 +92,18 @@ def test_open_with_password_asks_without_echo(
     assert "password=..." in "".join(printed) and passwords.level2 not in "".join(printed)
     shape = k.ok("print(enc.signal.isel(time=slice(0, 100)).values.shape)").stdout
     assert shape.strip() == "(3, 100)"
+
+
+def test_a_stopped_server_leaves_no_log_once_its_handle_is_gone(tmp_path):
+    import gc
+    import os
+
+    from mef3lab.server.process import ServerProcess
+
+    srv = ServerProcess(n_process_workers=0).start()
+    log = srv.log_path
+    srv.stop()
+    assert os.path.exists(log)  # still there while the handle is: it can be read
+    del srv
+    gc.collect()
+    assert not os.path.exists(log)
