@@ -8,6 +8,7 @@ this means for users and deployments is in ``docs/serving.md``.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import ipaddress
@@ -19,6 +20,7 @@ from typing import Protocol
 
 from ...errors import AuthenticationError, ServerUnavailableError
 from ..config import ServerConfig
+from .hubcalls import HubCalls
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,20 @@ class Authenticator(Protocol):
         ------
         Mef3LabError
             The authenticator cannot tell (the hub is down).
+        """
+
+    def known(self, token: str) -> tuple[bool, Caller | None]:
+        """What `authenticate` would say, if it can be told at once (without asking anyone).
+
+        Parameters
+        ----------
+        token : str
+            The bearer token a call brought.
+
+        Returns
+        -------
+        tuple of (bool, Caller or None)
+            (True, the answer) when known; (False, None) when `authenticate` must ask.
         """
 
 
@@ -162,18 +178,26 @@ class StaticTokens:
                 found = Caller(user)
         return found
 
+    def known(self, token: str) -> tuple[bool, Caller | None]:
+        """Always known: `authenticate` asks nobody."""
+        return True, self.authenticate(token)
+
 
 class HubTokens:
     """Tokens the JupyterHub issued, checked with the hub (this server runs as a hub service).
 
-    `jupyterhub.services.auth.HubAuth` asks the hub who owns a token (``/hub/api/user``),
-    caching the answer for `cache_s` seconds, and the token must grant access to this
-    service (``access:services!service=NAME``, HubAuth's `access_scopes`).
+    `jupyterhub.services.auth.HubAuth` asks the hub who owns a token (``/hub/api/user``), and
+    the token must grant access to this service (``access:services!service=NAME``,
+    HubAuth's `access_scopes`). The answers are kept here (`HubCalls`): a user's for
+    `cache_s` seconds, a refusal for a shorter while; a few tokens are asked about at once,
+    and a hub that does not answer in `timeout_s` gives `ServerUnavailableError`.
 
     Parameters
     ----------
     cache_s : int, default 60
         Seconds an answer of the hub is reused.
+    timeout_s : float, default 5.0
+        Seconds a check waits for the hub.
     **hub_settings
         Passed on to `HubAuth` (``api_token``, ``api_url``).
 
@@ -185,10 +209,12 @@ class HubTokens:
         jupyterhub is not installed (the ``hub`` extra).
     """
 
-    def __init__(self, cache_s: int = 60, **hub_settings) -> None:
+    def __init__(self, cache_s: int = 60, timeout_s: float = 5.0, **hub_settings) -> None:
         from jupyterhub.services.auth import HubAuth
 
         self.hub = HubAuth(cache_max_age=cache_s, **hub_settings)
+        self.timeout_s = timeout_s
+        self._calls = HubCalls(self._ask, cache_s, timeout_s)
         if not self.hub.api_token:
             raise ValueError(
                 "--hub-auth needs JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_URL (run mef3lab serve "
@@ -204,10 +230,25 @@ class HubTokens:
         Raises
         ------
         ServerUnavailableError
-            The hub cannot be asked or answered nonsense: nobody gets in.
+            The hub cannot be asked, does not answer in time, or answered nonsense: nobody
+            gets in.
         """
+        return self._calls(token)
+
+    def known(self, token: str) -> tuple[bool, Caller | None]:
+        """The hub's answer for `token` if it is cached (see `Authenticator.known`)."""
+        return self._calls.known(token)
+
+    def _ask(self, token: str) -> Caller | None:
+        """Ask the hub (`authenticate` without the cache)."""
         try:
-            model = self.hub.user_for_token(token)
+            # On a loop of this (daemon) thread, not HubAuth's own worker, and never longer
+            # than the check may take: a hung hub leaves no request behind.
+            model = asyncio.run(
+                asyncio.wait_for(
+                    self.hub.user_for_token(token, use_cache=False, sync=False), self.timeout_s
+                )
+            )
         except Exception as exc:  # the hub is down or answered nonsense: nobody gets in
             log.warning("could not check a token with the hub at %s: %s", self.hub.api_url, exc)
             raise ServerUnavailableError(
@@ -324,7 +365,23 @@ def admit(authenticator: Authenticator, token: str) -> Caller:
     mef3lab.errors.Mef3LabError
         The check itself failed (the hub is down): not a wrong token.
     """
-    caller = authenticator.authenticate(token) if token else None
+    return _accepted(token, authenticator.authenticate(token) if token else None)
+
+
+def admit_known(authenticator: Authenticator, token: str) -> Caller | None:
+    """As `admit` when the answer is known at once (`Authenticator.known`); else None.
+
+    Raises
+    ------
+    mef3lab.errors.AuthenticationError
+        No token, or one known to be refused.
+    """
+    known, caller = authenticator.known(token) if token else (True, None)
+    return _accepted(token, caller) if known else None
+
+
+def _accepted(token: str, caller: Caller | None) -> Caller:
+    """`caller`, or the refusal of a call without one."""
     if caller is None:
         raise AuthenticationError(
             f"{'the token was not accepted' if token else 'this server needs a token'}: send "

@@ -16,14 +16,22 @@ import contextvars
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import grpc
 
 from ...errors import Mef3LabError
 from ...protocol.wire import ERROR_KEY
-from .auth import OPEN_PREFIXES, Authenticator, admit, bearer_token, identity_of, running_as
+from .auth import (
+    OPEN_PREFIXES,
+    Authenticator,
+    admit,
+    admit_known,
+    bearer_token,
+    identity_of,
+    running_as,
+)
 
 _END = object()
 
@@ -90,6 +98,9 @@ class _Aborted(Exception):
 class ThreadedHandlers(grpc.aio.ServerInterceptor):
     """Every synchronous handler on `executor`, its replies sent from the event loop.
 
+    Tokens are checked before: a token the authenticator knows at once on the loop, one
+    it must ask about (the hub) on threads of their own.
+
     Parameters
     ----------
     executor : concurrent.futures.Executor
@@ -116,6 +127,7 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
         self.write_timeout_s = write_timeout_s
         self.max_calls_per_client = max_calls_per_client
         self._in_flight: Counter[str] = Counter()
+        self._checks = ThreadPoolExecutor(8, thread_name_prefix="mef3lab-auth")
 
     async def intercept_service(self, continuation, handler_call_details):
         """The method's handler on the pool; the (asynchronous) health service's as it is."""
@@ -152,7 +164,11 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
         identity = identity_of(sync.peer(), None)
         if self.authenticator is not None:
             try:
-                caller = await loop.run_in_executor(self.executor, admit, self.authenticator, token)
+                # A token known already is answered here; one to ask about waits on the
+                # checks' own threads, so a flood of them takes none of the work's.
+                caller = admit_known(self.authenticator, token) or await loop.run_in_executor(
+                    self._checks, admit, self.authenticator, token
+                )
             except Mef3LabError as exc:
                 await _abort(context, exc)
             ctx = running_as(caller)

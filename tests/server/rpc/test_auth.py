@@ -115,6 +115,9 @@ def test_a_slow_token_check_holds_up_only_its_own_call(monkeypatch, recording):
                 release.wait(60)
             return Caller(token)
 
+        def known(self, token):
+            return False, None  # every token is asked about
+
     monkeypatch.setattr(app, "authenticator_for", lambda config: SlowForOne())
     with app.Server(port=0, n_process_workers=0) as server:
         slow = Mef3Client(server.address, token="slow")
