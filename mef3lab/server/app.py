@@ -154,6 +154,7 @@ class Server:
             authenticator,
             self.config.stream_write_timeout_s,
             self.config.max_calls_per_client,
+            roots.redact if roots else None,  # no server path in an error to a remote caller
         )
         server = AioServer(executor, [handlers], GRPC_OPTIONS)
         server.add(pb_grpc.add_Mef3LabServicer_to_server, Mef3LabService(engine, roots))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -185,6 +186,24 @@ class ServedRoots:
             When one is not a regular file or folder (a FIFO, a device).
         """
         check_session_tree(path, self._owner(path).path)
+
+    def redact(self, text: str) -> str:
+        """`text` with every root's real path written as its name, as clients name it.
+
+        Parameters
+        ----------
+        text : str
+            An error message, say.
+
+        Returns
+        -------
+        str
+            ``/data/ieeg/sub-01.mefd: wrong password`` as ``ieeg/sub-01.mefd: wrong password``.
+        """
+        for root in sorted(self.roots.values(), key=lambda r: -len(r.path)):
+            # The root itself or below it; never a longer name that starts the same.
+            text = re.sub(re.escape(root.path.rstrip("/")) + r"(?=/|[\s'\":,)]|$)", root.name, text)
+        return text
 
     def list(self, folder: str = "", groups: Collection[str] | None = None) -> list[Entry]:
         """The roots (`folder` empty), or the sessions and folders directly in `folder`.

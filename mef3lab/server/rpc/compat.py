@@ -49,7 +49,7 @@ def error_text(exc: BaseException) -> str:
             f"{exc} with OpenFile (open files are per client: per {CLIENT_ID_KEY} metadata, "
             "else per connection)"
         )
-    if isinstance(exc, (Mef3LabError, ValueError, TypeError)):
+    if isinstance(exc, (Mef3LabError, ValueError, TypeError, OSError)):
         return str(exc)
     log.exception("unexpected error")
     return f"internal server error: {type(exc).__name__}: {exc}"

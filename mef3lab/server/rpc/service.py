@@ -7,6 +7,7 @@ class in trailing metadata so the client re-raises the same class. The API itsel
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
@@ -76,17 +77,55 @@ def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
         The call.
     exc : BaseException
         What went wrong: a `Mef3LabError` has its own status, ValueError and TypeError are
-        INVALID_ARGUMENT, anything else is INTERNAL (and logged).
+        INVALID_ARGUMENT, a filesystem error the status of its kind (`os_status`), anything
+        else is INTERNAL (and logged).
     """
     if isinstance(exc, Mef3LabError):
         code, name, text = getattr(grpc.StatusCode, exc.grpc_status), type(exc).__name__, str(exc)
     elif isinstance(exc, (ValueError, TypeError)):
         code, name, text = grpc.StatusCode.INVALID_ARGUMENT, "Mef3LabError", str(exc)
+    elif isinstance(exc, OSError):
+        code, name, text = os_status(exc), "Mef3LabError", str(exc)
     else:
         log.exception("unexpected error")
         code, name, text = grpc.StatusCode.INTERNAL, "Mef3LabError", f"internal server error: {exc}"
     context.set_trailing_metadata(((ERROR_KEY, name),))
     context.abort(code, text)
+
+
+#: Filesystem conditions by errno, as a caller can act on them (the rest: the file is unreadable).
+_OS_STATUS = {
+    errno.ENOENT: grpc.StatusCode.NOT_FOUND,
+    errno.ENOTDIR: grpc.StatusCode.NOT_FOUND,
+    errno.EACCES: grpc.StatusCode.PERMISSION_DENIED,
+    errno.EPERM: grpc.StatusCode.PERMISSION_DENIED,
+    errno.ENAMETOOLONG: grpc.StatusCode.INVALID_ARGUMENT,
+    errno.ELOOP: grpc.StatusCode.INVALID_ARGUMENT,
+    errno.EINVAL: grpc.StatusCode.INVALID_ARGUMENT,
+    errno.EISDIR: grpc.StatusCode.INVALID_ARGUMENT,
+    errno.EMFILE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno.ENFILE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno.ENOMEM: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno.ENOSPC: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def os_status(exc: OSError) -> grpc.StatusCode:
+    """The gRPC status of a filesystem error: what the caller can do about it, never INTERNAL.
+
+    Parameters
+    ----------
+    exc : OSError
+        The error (its `errno`).
+
+    Returns
+    -------
+    grpc.StatusCode
+        NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT (a name the system refuses),
+        RESOURCE_EXHAUSTED (the server is out of descriptors, memory or space), else
+        DATA_LOSS (the file cannot be read).
+    """
+    return _OS_STATUS.get(exc.errno, grpc.StatusCode.DATA_LOSS)
 
 
 def handle_errors(

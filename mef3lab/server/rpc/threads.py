@@ -113,6 +113,9 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
     max_calls_per_client : int
         Calls one identity (the authenticated user, else the peer's host) may have in
         flight; more are refused (RESOURCE_EXHAUSTED). 0: no limit.
+    redact : callable or None
+        ``redact(text)``: an error message without the server's own paths (served roots:
+        `ServedRoots.redact`); None: messages as they are.
     """
 
     def __init__(
@@ -121,11 +124,13 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
         authenticator: Authenticator | None = None,
         write_timeout_s: float = 60.0,
         max_calls_per_client: int = 0,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
         self.write_timeout_s = write_timeout_s
         self.max_calls_per_client = max_calls_per_client
+        self.redact = redact
         self._in_flight: Counter[str] = Counter()
         self._checks = ThreadPoolExecutor(8, thread_name_prefix="mef3lab-auth")
 
@@ -193,8 +198,8 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
             reply = await loop.run_in_executor(self.executor, ctx.run, behavior, request, sync)
         except _Aborted:
             reply = None
-        await _finish(context, sync)
-        return reply
+        await self._finish(context, sync)
+        return self._redacted(reply)
 
     async def _stream(self, loop, ctx, sync, context, behavior, request) -> None:
         replies: Iterator = await loop.run_in_executor(
@@ -210,11 +215,25 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
                     break
                 if reply is _END:
                     break
-                await self._write(context, reply)
+                await self._write(context, self._redacted(reply))
         finally:
             # The last step may still run (the call was cancelled): close the stream after it.
             self.executor.submit(_close_after, step, ctx, replies)
-        await _finish(context, sync)
+        await self._finish(context, sync)
+
+    async def _finish(self, context, sync: SyncContext) -> None:
+        """Apply what the handler set: trailing metadata, and its abort if it aborted."""
+        if sync.trailing:
+            context.set_trailing_metadata(sync.trailing)
+        if sync.aborted is not None:
+            code, details = sync.aborted
+            await context.abort(code, self.redact(details) if self.redact else details)
+
+    def _redacted(self, reply: Any) -> Any:
+        """`reply` with the server's paths taken out of its `error_message` (the lab's API)."""
+        if self.redact is not None and getattr(reply, "error_message", ""):
+            reply.error_message = self.redact(reply.error_message)
+        return reply
 
     async def _write(self, context, reply) -> None:
         timeout = self.write_timeout_s or None
@@ -227,14 +246,6 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
                 f"the reply stream was not read for {self.write_timeout_s:g} s: ended so that "
                 "it holds no server memory; read streams as they arrive",
             )
-
-
-async def _finish(context, sync: SyncContext) -> None:
-    """Apply what the handler set: trailing metadata, and its abort if it aborted."""
-    if sync.trailing:
-        context.set_trailing_metadata(sync.trailing)
-    if sync.aborted is not None:
-        await context.abort(*sync.aborted)
 
 
 async def _abort(context, exc: Mef3LabError) -> None:
