@@ -276,7 +276,7 @@ def write_quirk(folder: str | os.PathLike, name: str) -> Path:
         If there is no such quirk.
     """
     quirk = QUIRKS[name]
-    path = Path(folder) / f"{name}.mefd"
+    path = Path(folder).resolve() / f"{name}.mefd"  # meflib warns about relative paths
     if not path.exists():
         quirk.write(path)
     return path

@@ -24,8 +24,8 @@ __all__ = ["MENUS", "ClinicalReview", "menus_for"]
 T = TypeVar("T")
 
 #: Display-filter cut-offs the toolbar offers, in Hz (any other value can be set from Python).
-HIGHPASS_HZ = (0.1, 0.3, 0.5, 1.0, 2.0, 5.0)
-LOWPASS_HZ = (15.0, 30.0, 35.0, 50.0, 70.0, 100.0)
+HIGHPASS_HZ = (0.1, 0.3, 0.5, 1.0, 2.0, 5.0, 80.0, 250.0)  # 80, 250: the HFO bands' edges
+LOWPASS_HZ = (15.0, 30.0, 35.0, 50.0, 70.0, 100.0, 250.0, 500.0)
 NOTCH_HZ = (50.0, 60.0)
 
 
@@ -68,14 +68,17 @@ MENUS: list[dict] = [
 
 
 def menus_for(fs: float) -> list[dict]:
-    """`MENUS` for channels whose fastest rate is `fs`: HFO bands only below its Nyquist."""
-    allowed = {None, *hfo_bands(fs)}
+    """`MENUS` for channels whose fastest rate is `fs`: filters and HFO bands below its Nyquist."""
+    bands = {None, *hfo_bands(fs)}
     out = []
     for menu in MENUS:
         if menu["trait"] == "band":
-            menu = {**menu, "options": [o for o in menu["options"] if o["value"] in allowed]}
+            menu = {**menu, "options": [o for o in menu["options"] if o["value"] in bands]}
             if len(menu["options"]) == 1:
                 continue  # too slow for any band: no menu
+        elif menu["trait"] in ("highpass", "lowpass"):
+            below = [o for o in menu["options"] if o["value"] is None or o["value"] < fs / 2]
+            menu = {**menu, "options": below}
         out.append(menu)
     return out
 

@@ -25,7 +25,8 @@ function floats(buf) {
 // asked for; de-identified times as time since MEF's offset epoch, "+HH:MM:SS".
 function clock(seconds, step, model) {
   const offset = model.get("utc") ? 0 : model.get("utc_offset_s");
-  const text = new Date((seconds + offset) * 1000).toISOString().slice(11, step < 1 ? 22 : 19);
+  const ms = Math.round((seconds + offset) * 1000); // a tick at .9 s is not .899
+  const text = new Date(ms).toISOString().slice(11, step < 1 ? 22 : 19);
   if (!model.get("deidentified")) return text;
   const days = Math.floor(seconds / 86400);
   return "+" + (days > 0 ? `${days} d ` : "") + text;
@@ -195,13 +196,17 @@ function drawAxis(ctx, frame, t0, model) {
   ctx.font = "11px sans-serif";
   ctx.textBaseline = "top";
   ctx.textAlign = "center";
+  let right = -Infinity; // where the last label ends: a label that would overlap it is left out
   for (let tick = Math.ceil(t0 / step - 1e-9) * step; tick <= t0 + secs + 1e-9; tick += step) {
     const xt = x(tick - t0);
     ctx.fillStyle = "#e6e6e6";
     ctx.fillRect(Math.round(xt), TOP, 1, H);
     ctx.fillStyle = "#333";
     const text = clock(tick, step, model), half = ctx.measureText(text).width / 2 + 2;
-    ctx.fillText(text, Math.min(Math.max(xt, gutter + half), width - half), TOP + H + 5);
+    const at = Math.min(Math.max(xt, gutter + half), width - half);
+    if (at - half < right) continue;
+    ctx.fillText(text, at, TOP + H + 5);
+    right = at + half;
   }
 }
 
