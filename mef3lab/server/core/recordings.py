@@ -8,6 +8,7 @@ owner's to do, told through `on_close` (docs/server.md, "Open recordings").
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -65,18 +66,25 @@ class ClientView:
 
     Parameters
     ----------
+    slot : str
+        Which opening of the recording it reads: its key and password (`_slot`).
     segment_seconds : float or None
         Its segment size; None: the server's default (see `OpenRecordings.segment_grid`).
     channels : tuple of str or None
         The selection a read that names no channels uses; None: all.
     """
 
+    slot: str
     segment_seconds: float | None = None
     channels: tuple[str, ...] | None = None
 
 
 class OpenRecordings:
     """Open recordings and per-client views.
+
+    A recording is opened once per password: an encrypted recording's level-1 and level-2
+    holders each get their own opening (readers, annotations, clock), whoever came first,
+    and every client reads through the opening of the password it gave.
 
     Thread-safe: one lock guards recordings, views and last-seen times; it is never held
     while calling out. A thread of its own closes the recordings of idle clients until
@@ -111,6 +119,7 @@ class OpenRecordings:
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
         self._resolve = resolve or (lambda client, path: canonical_path(path) if path else path)
         self._confine = getattr(resolve, "confine", check_session_tree)
+        #: Slot (the key, and a hash of the password: `_slot`) -> the recording opened so.
         self._recordings: dict[str, Recording] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
         #: (client, key) of the opens under way: they hold a place (see `_reserve`).
@@ -156,7 +165,11 @@ class OpenRecordings:
         key = self.resolve(client, path)
         password = password or ""
         with self._lock:
-            rec = self._recordings.get(key)
+            view = self._views.get((client, key))
+        if view is not None and view.slot != _slot(key, password):
+            self.close(client, path)  # opened again with another password: as a new open
+        with self._lock:
+            rec = self._recordings.get(_slot(key, password))
             reserved = self._reserve(client, key)
         try:
             return self._open(client, key, password, decoder, rec)
@@ -168,6 +181,7 @@ class OpenRecordings:
     def _open(
         self, client: str, key: str, password: str, decoder: str | None, rec: Recording | None
     ) -> SessionInfo:
+        slot = _slot(key, password)
         if rec is None:
             self._confine(key)
             decoder = decoder or self.config.engine
@@ -176,12 +190,10 @@ class OpenRecordings:
             self.pool.preopen(key, password, decoder)
             info = self.pool.info(key, password, decoder)
             with self._lock:
-                rec = self._recordings.setdefault(key, Recording(key, password, decoder, info))
-        elif rec.info.encrypted and password != rec.password:
-            self.pool.info(key, password, rec.decoder)  # this client must prove its own password
+                rec = self._recordings.setdefault(slot, Recording(key, password, decoder, info))
         with self._lock:
             rec.clients.add(client)
-            self._views.setdefault((client, key), ClientView())
+            self._views.setdefault((client, key), ClientView(slot))
             self._last_seen[client] = time.monotonic()
         return rec.info
 
@@ -205,7 +217,7 @@ class OpenRecordings:
                 f"{owner} {len(mine)} recordings open, the server's limit; close one "
                 "(Mef3Client.close_file) before opening another"
             )
-        held = set(self._recordings) | {k for _, k in self._opening}
+        held = {r.path for r in self._recordings.values()} | {k for _, k in self._opening}
         if total and key not in held and len(held) >= total:
             raise TooManyOpenError(
                 f"the server has {len(held)} recordings open, its limit; "
@@ -232,13 +244,14 @@ class OpenRecordings:
         key = self.resolve(client, path)
         with self._lock:
             view = self._views.pop((client, key), None)
-            rec = self._recordings.get(key)
+            rec = self._recordings.get(view.slot) if view is not None else None
             if view is None or rec is None:
                 return False
             rec.clients.discard(client)
-            last = not rec.clients
-            if last:
-                del self._recordings[key]
+            if not rec.clients:
+                del self._recordings[view.slot]
+            # Its readers and cached segments go with the last opening of the file.
+            last = not any(r.path == key for r in self._recordings.values())
         self._on_close(client, key, last)
         return True
 
@@ -274,9 +287,11 @@ class OpenRecordings:
         return self._resolve(client, path)
 
     def recording_decoder(self, client: str, path: str) -> str:
-        """The decoder serving `path` ("" when it is not open)."""
+        """The decoder serving `path` to `client` ("" when it does not have it open)."""
+        key = self.resolve(client, path)
         with self._lock:
-            rec = self._recordings.get(self.resolve(client, path))
+            view = self._views.get((client, key))
+            rec = self._recordings.get(view.slot) if view is not None else None
         return rec.decoder if rec else ""
 
     def forget_client(self, client: str) -> None:
@@ -448,7 +463,7 @@ class OpenRecordings:
     def is_open(self, key: str) -> bool:
         """Whether any client has the recording `key` open."""
         with self._lock:
-            return key in self._recordings
+            return any(r.path == key for r in self._recordings.values())
 
     def recording(self, client: str, path: str) -> Recording:
         """The recording `client` has open as `path`.
@@ -476,7 +491,7 @@ class OpenRecordings:
         key = self.resolve(client, path)
         with self._lock:
             view = self._views.get((client, key))
-            rec = self._recordings.get(key)
+            rec = self._recordings.get(view.slot) if view is not None else None
             if view is not None:
                 self._last_seen[client] = time.monotonic()
         if view is None or rec is None:
@@ -498,3 +513,10 @@ def _checked(info: SessionInfo, names: Sequence[str] | None) -> tuple[str, ...]:
                 f"a read may name at most {most} channels (repeats included), not {len(names)}"
             )
     return info.check_channels(names)
+
+
+def _slot(key: str, password: str) -> str:
+    """Where a recording opened with `password` is kept: one opening per password."""
+    if not password:
+        return key
+    return f"{key}\0{hashlib.sha256(password.encode()).hexdigest()[:16]}"
