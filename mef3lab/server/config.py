@@ -163,7 +163,9 @@ class ServerConfig:
         `cache_mb` when it is set. Otherwise sized in segments like the seed's cache
         (`n_prefetch` ahead plus `cache_capacity_multiplier` behind), but with the prefetches
         counted per active reader, since every sequential reader keeps its own in flight;
-        at most a quarter of the machine's memory.
+        at most a quarter of the machine's memory. Either way at most three quarters of
+        ``/dev/shm``, where the segments live (a container's is small unless given
+        ``--shm-size``): beyond it every new segment would fail for everyone.
 
         Parameters
         ----------
@@ -178,9 +180,12 @@ class ServerConfig:
             The budget in bytes.
         """
         if self.cache_mb > 0:
-            return int(self.cache_mb * 2**20)
-        segments = self.cache_capacity_multiplier + max(1, readers) * (self.n_prefetch + 1)
-        return min(segments * segment_bytes, _physical_memory() // 4)
+            budget = int(self.cache_mb * 2**20)
+        else:
+            segments = self.cache_capacity_multiplier + max(1, readers) * (self.n_prefetch + 1)
+            budget = min(segments * segment_bytes, _physical_memory() // 4)
+        shm = _shm_bytes()
+        return min(budget, shm * 3 // 4) if shm else budget
 
     @property
     def max_read_bytes(self) -> int:
@@ -340,6 +345,15 @@ def _physical_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 16 * 2**30
+
+
+def _shm_bytes() -> int:
+    """The size of ``/dev/shm`` (0: unknown, no such file system)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return 0
+    return st.f_blocks * st.f_frsize
 
 
 def _parse(type_name: str, raw: str, var: str) -> Any:

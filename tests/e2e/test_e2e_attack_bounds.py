@@ -6,6 +6,7 @@ well-behaved client beside the attacker keeps getting the right values.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -198,3 +199,15 @@ def test_a_display_read_costs_about_its_read(launch, big_recording, reference):
     read_mb = direct.nbytes / 2**20  # 64 channels x 900 s x 256 Hz float32: 56 MiB
     # The display read holds the window once (as float32) while it reduces it, and little more.
     assert grown < 1.5 * read_mb, f"peak memory grew {grown:.0f} MiB for a {read_mb:.0f} MiB read"
+
+
+def test_the_cache_budget_fits_dev_shm(launch, connect, recording):
+    """The segments live in /dev/shm (64 MB in a default container): the budget never exceeds it."""
+    st = os.statvfs("/dev/shm")
+    shm = st.f_blocks * st.f_frsize
+    srv = launch(cache_mb=4 * shm / 2**20, n_process_workers=1, n_prefetch=0)  # before: taken as is
+    c = connect(srv)
+    c.open_file(str(recording))
+    c.read_index(str(recording), 0, 2560)
+    budget = c.stats()["cache_budget_bytes"]
+    assert 0 < budget <= shm * 3 // 4
