@@ -9,7 +9,8 @@ page within a second of being rendered.
 Then a scripted review on a MefWriter recording with DC offsets and a settling transient:
 average, double banana (refused), as recorded, a page on, go to, an overview click and
 ``m``; at every step the labels and the page time drawn, the toolbar and the model's state
-(asked from the kernel itself) agree, and the marked event has the drawn page's time.
+(asked from the kernel itself) agree, a second view of the widget draws the same page, and the
+marked event has the drawn page's time.
 """
 
 from __future__ import annotations
@@ -196,7 +197,10 @@ def _kernel_state(lab) -> dict:
 
 
 def _agree(page, widget, lab) -> dict:
-    """The drawn page, the toolbar and the kernel's state agree, once the newest reply is drawn."""
+    """The drawn page, the toolbar and the kernel's state agree, once the newest reply is drawn.
+
+    The second view of the same widget draws the same page.
+    """
     deadline = time.monotonic() + 20
     while True:
         state = _kernel_state(lab)
@@ -213,6 +217,13 @@ def _agree(page, widget, lab) -> dict:
     assert drawn["channels"] == state["channels"], (drawn, state)
     assert drawn["montage"] == drawn["menu"] == state["montage"], (drawn, state)
     assert drawn["toolbar"] == state["label"], (drawn, state)
+    page.wait_for_function(  # several views stay in step (a resize may have asked again)
+        """id => { const ids = [...document.querySelectorAll('.m3s')]
+            .map(el => +el.dataset.drawnId);
+        return ids.every(i => i === ids[0] && i >= id); }""",
+        arg=state["view_id"],
+        timeout=10_000,
+    )
     return state
 
 
@@ -224,13 +235,14 @@ def test_a_scripted_review_on_a_writer_recording(lab):
         sys.path.remove(str(WRITER.parent))
     write(lab.root / "review-ieeg.mefd")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP)]
+    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell("s  # a second view")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(nb, lab.root / "review.ipynb")
     page = lab.open("review.ipynb")
     lab.run_all(page)
     widget = page.locator(".m3s").first
     widget.wait_for(timeout=60_000)
+    page.locator(".m3s").nth(1).wait_for(timeout=60_000)
     page.wait_for_function(
         "el => Number(el.dataset.drawnId) > 0", arg=widget.element_handle(), timeout=60_000
     )

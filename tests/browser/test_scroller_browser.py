@@ -71,14 +71,15 @@ def test_scroller_in_the_browser(lab):
         "el => document.activeElement === el", arg=widget.element_handle(), timeout=5000
     )
     before = state(widget)
-    assert "08:05:58.000 UTC (+358.000 s)" in before["start"] and before["focused"]
+    assert "08:05:58.000 " in before["start"] and "(+358.000 s)" in before["start"]
+    assert before["focused"]
 
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
         "el => Number(el.dataset.drawnStart) === 368", arg=widget.element_handle(), timeout=20_000
     )
     after = state(widget)
-    assert "08:06:08.000 UTC (+368.000 s)" in after["start"]
+    assert "08:06:08.000 " in after["start"] and "(+368.000 s)" in after["start"]
     assert after["pixels"] != before["pixels"] and after["focused"]
     widget.screenshot(path=str(ARTIFACTS / f"scroller-{lab.module}-368s.png"))
 
@@ -121,7 +122,8 @@ def test_scroller_in_the_browser(lab):
     )
     strip = widget.locator(".m3s-overview")
     box = strip.bounding_box()
-    strip.click(position={"x": 96 + 0.75 * (box["width"] - 96), "y": box["height"] / 2})
+    gutter = widget.evaluate("el => Number(el.dataset.gutter)")  # as wide as the labels need
+    strip.click(position={"x": gutter + 0.75 * (box["width"] - gutter), "y": box["height"] / 2})
     page.wait_for_function(
         "el => Math.abs(Number(el.dataset.drawnStart) - 895) < 2",
         arg=widget.element_handle(),
