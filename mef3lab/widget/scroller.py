@@ -117,6 +117,11 @@ class Scroller(anywidget.AnyWidget):
         µV per division.
     montage, highpass, lowpass, notch, band, utc
         As the parameters; setting one redraws the page.
+    row_shafts : dict of str to str
+        The shaft of each row of a shaft montage (the widget separates and labels shafts).
+    utc_offset_s : int
+        The recording's UTC offset in seconds (0: UTC); `deidentified` says its times are
+        relative (the session was read without its level-2 password).
     bad_channels : list of str
         Rows marked bad (drawn greyed).
     state : ViewState
