@@ -180,3 +180,16 @@ def test_a_padded_page_reaches_past_its_edges(recording):
         np.testing.assert_array_equal(
             block.data, source.reader.read_index(["ch002", "ch006"], 98 * 256, 112 * 256)
         )
+
+
+def test_events_of_a_recording_on_a_server_of_this_machine_go_beside_it(
+    recording, server, scroll, tmp_path
+):
+    """The server reads a path this machine sees too: save_events() needs no path."""
+    copy = tmp_path / "sub-07_ieeg.mefd"
+    shutil.copytree(recording, copy)
+    w, _ = scroll(copy, address=server.address)
+    w.mark(12.5, 1.0, "spike")
+    saved = w.save_events()
+    assert saved == tmp_path / "sub-07_events.tsv"
+    assert saved.read_text().splitlines()[1].split("\t") == ["12.500000", "1.000000", "spike"]

@@ -164,3 +164,15 @@ def test_none_switches_filters_and_montage_off(eeg, scroll):
     assert w.state.review is None and w.notch == [] and got["state"]["filter"] == [None, None, []]
     assert list(got["traces"]) == w.channels[: w.rows] and sorted(w.channels) == sorted(NAMES)
     assert got["state"]["montage"] == "as recorded"
+
+
+def test_a_new_view_asks_and_gets_the_page_and_the_overview_again(eeg, scroll):
+    """What a reloaded page's view sends: the current state is served again, with a new id."""
+    w, replies = scroll(eeg, start=30.0, montage="average")
+    first = replies.last()
+    overviews = sum(m[0]["type"] == "overview" for m in replies.messages)
+    w._handle_custom_msg({"type": "ready"}, [])
+    again = replies.last()
+    assert again["id"] > first["id"] and again["state"] == first["state"]
+    assert list(again["traces"]) == list(first["traces"])
+    assert sum(m[0]["type"] == "overview" for m in replies.messages) == overviews + 1
