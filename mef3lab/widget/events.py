@@ -58,17 +58,61 @@ def events_path(recording_path: str) -> Path:
 def save(events: pd.DataFrame, path: str | Path) -> Path:
     """Write `events` as tab-separated onset, duration, trial_type; ValueError for a MEF session.
 
-    Missing values are written "n/a", as BIDS writes them.
+    Missing values (and an empty trial_type) are written "n/a", as BIDS writes them. An
+    events.tsv already at `path` keeps every row and column it has: the events it lacks
+    (by onset, duration and trial_type) are added, in onset order; a file that cannot be
+    read is left as it is (ValueError).
     """
     path = Path(path)
     if path.suffix.lower() == ".mefd" or path.is_dir():
         raise ValueError(
             f"events go to a .tsv file, not into {str(path)!r} (a MEF session is never written to)"
         )
-    events.loc[:, list(COLUMNS)].to_csv(
-        path, sep="\t", index=False, na_rep="n/a", float_format="%.6f"
+    table = events.loc[:, list(COLUMNS)].copy()
+    table["trial_type"] = table["trial_type"].replace("", None)
+    if path.is_file():
+        table = _merged(_read_as_written(path), table)
+    table.to_csv(
+        path, sep="\t", index=False, na_rep="n/a", float_format="%.6f", lineterminator="\n"
     )
     return path
+
+
+def _read_as_written(path: Path) -> pd.DataFrame:
+    """An events.tsv's rows and columns as text, exactly as written; ValueError if unreadable."""
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{str(path)!r} is there but cannot be read, so it is kept: {e}") from e
+    if not {"onset", "duration"} <= set(table.columns):
+        raise ValueError(
+            f"{str(path)!r} is there but is no events.tsv (no onset and duration columns), "
+            "so it is kept"
+        )
+    return table
+
+
+def _merged(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """`old` (text, as written) with the rows of `new` it lacks, sorted by onset (stable)."""
+
+    def keys(onset, duration, text) -> list[tuple]:
+        number = pd.to_numeric(pd.Series(list(onset)), errors="coerce").round(6)
+        length = pd.to_numeric(pd.Series(list(duration)), errors="coerce").fillna(0.0).round(6)
+        label = ["" if pd.isna(x) or x == "n/a" else str(x) for x in text]
+        return list(zip(number, length, label, strict=True))
+
+    have = set(keys(old["onset"], old["duration"], old.get("trial_type", [""] * len(old))))
+    fresh = new[[k not in have for k in keys(new.onset, new.duration, new.trial_type)]]
+    added = pd.DataFrame(
+        {
+            "onset": [f"{x:.6f}" for x in fresh.onset],
+            "duration": [f"{x:.6f}" for x in fresh.duration],
+            "trial_type": list(fresh.trial_type),
+        }
+    )
+    out = pd.concat([old, added], ignore_index=True) if len(added) else old
+    order = pd.to_numeric(out["onset"], errors="coerce").argsort(kind="stable")
+    return out.iloc[order].reset_index(drop=True).replace("", None)
 
 
 def load(path: str | Path, recording_s: float) -> pd.DataFrame:

@@ -121,7 +121,9 @@ function showTexts(ui, model, menus) {
   ui.start.textContent = model.get("page_label");
   ui.gain.textContent = `${model.get("gain")} ${model.get("units")}/div`;
   for (const menu of menus) ui.selects[menu.trait].value = String(menuIndex(menu, model));
-  ui.note.textContent = model.get("note");
+  const bad = model.get("bad_channels");
+  ui.note.textContent = [model.get("note"), bad.length ? `bad: ${bad.join(", ")}` : ""]
+    .filter(Boolean).join(" · ");
   ui.message.textContent = model.get("message");
   ui.message.style.display = model.get("message") ? "" : "none";
   ui.utc.checked = model.get("utc");
@@ -318,7 +320,7 @@ function drawPage(ui, model, state) {
     ctx.fillStyle = "rgba(0, 0, 0, 0.35)";
     ctx.fillRect(Math.round(frame.x(state.cursor - msg.start)), TOP, 1, H);
   }
-  drawTraces(ctx, frame, msg.traces, data, model.get("gain"), new Set(model.get("bad_channels")));
+  drawTraces(ctx, frame, msg.traces, data, model.get("gain"), new Set(model.get("bad_rows")));
   drawShafts(ctx, frame, msg.traces, model.get("row_shafts") || {});
   ctx.strokeStyle = "#999";
   ctx.strokeRect(gutter + 0.5, TOP + 0.5, W - 1, H);
@@ -543,7 +545,8 @@ function render({ model, el }) {
     ["change:gain", () => { draw(); texts(); }],
     ["change:annotations", draw],
     ["change:marks", draw],
-    ["change:bad_channels", draw],
+    ["change:bad_rows", draw],
+    ["change:bad_channels", texts],
     ["change:note", texts],
     ...menus.map((menu) => [`change:${menu.label_trait || menu.trait}`, texts]),
     ["change:page_label", texts],

@@ -29,7 +29,6 @@ from ..errors import Mef3LabError
 from ..signal.filters import HFO_BANDS, hfo_band
 from ..sources import REGISTRY, SourceSpec
 from ..xr.backend import rate_label
-from . import events as ev
 from .clinical import MENUS, ClinicalReview, menus_for
 from .clock import clock_label, parse_time
 from .display import encode
@@ -39,6 +38,7 @@ from .overview import overview
 from .pages import Page, View
 from .readahead import PageCache, Readahead
 from .review import read_reviewed
+from .run_start import RunStart, derivative_events
 from .scale import baselines, gain_for, step_gain
 from .state import Recorded, ViewState, change, initial
 from .zoom import ZOOM_SAMPLES_PER_COLUMN, EnvelopeStore
@@ -101,7 +101,12 @@ class Scroller(anywidget.AnyWidget):
     utc : bool, default False
         Show times in UTC instead of the recording's local time (its recorded GMT offset).
     notch : float or list of float, optional
-        Notch frequencies in Hz: a number is it and its first harmonic.
+        Notch frequencies in Hz: a number is it and its first harmonic; ``[]``: none.
+        Default: a BIDS run's power-line frequency (``attrs["power_line_frequency"]``), else
+        none.
+    shafts : mapping of str to str, optional
+        Channel -> shaft (electrode group) for the shaft montages; default: a BIDS run's
+        electrode groups (``electrodes.tsv``); channels without one are grouped by name.
     **kwargs
         Passed to `anywidget.AnyWidget` (e.g. ``layout``).
 
@@ -123,7 +128,10 @@ class Scroller(anywidget.AnyWidget):
         The recording's UTC offset in seconds (0: UTC); `deidentified` says its times are
         relative (the session was read without its level-2 password).
     bad_channels : list of str
-        Rows marked bad (drawn greyed).
+        Channels or rows marked bad; a BIDS run's bad channels from the start (listed in
+        the widget). A row is drawn greyed when it or one of its inputs is bad (`bad_rows`).
+    events : pandas.DataFrame
+        The events: a BIDS run's events.tsv from the start, and those marked.
     state : ViewState
         All of the above that decides what is on screen, as one value.
     message : str
@@ -190,7 +198,10 @@ class Scroller(anywidget.AnyWidget):
         [], help="notch frequencies in Hz: a list, or a number (it and its first harmonic)"
     ).tag(sync=True)
     note = t.Unicode("", help="what the montage skipped, for the reviewer").tag(sync=True)
-    bad_channels = t.List(t.Unicode(), help="rows marked bad (drawn greyed)").tag(sync=True)
+    bad_channels = t.List(t.Unicode(), help="channels or rows marked bad").tag(sync=True)
+    bad_rows = t.List(t.Unicode(), help="rows drawn greyed: bad, or with a bad input").tag(
+        sync=True
+    )
     marks = t.List(t.Dict(), help="[{t, duration, text}] the events marked, for drawing").tag(
         sync=True
     )
@@ -224,6 +235,7 @@ class Scroller(anywidget.AnyWidget):
         notch: float | list[float] | None = None,
         band: str | None = None,
         utc: bool = False,
+        shafts: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         self._applying = True  # traits set here mirror the state: no checks, no requests
@@ -232,15 +244,21 @@ class Scroller(anywidget.AnyWidget):
         self._spec = spec
         info = REGISTRY.acquire(spec).info
         present = _channels_of(rec, info.names) or list(info.names)
+        run = RunStart.of(rec, present, spec.path, shafts)
+        self._run = run
         self._rates = {c: g.fs for g in info.rate_groups for c in g.channels}
-        self._recorded = Recorded(tuple(present), self._rates, info.duration_s)
+        self._recorded = Recorded(tuple(present), self._rates, info.duration_s, run.shaft_of)
         self._clinical = ClinicalReview(
             present,
             self._rates,
             info.duration_s,
             report=lambda text: setattr(self, "message", text),
-            events_path=_events_path(spec),
+            events_path=run.own_events,
         )
+        if run.events_tsv is not None:
+            self._clinical.load_events(run.events_tsv)
+        if notch is None and run.line_hz is not None:
+            notch = run.line_hz
         fastest = max(self._rates[c] for c in present)
         if band is not None:
             highpass, lowpass = self._clinical.guard(lambda: hfo_band(band, fastest))
@@ -279,6 +297,8 @@ class Scroller(anywidget.AnyWidget):
             utc=utc,
             utc_offset_s=info.utc_offset_s or 0,
             deidentified=info.deidentified,
+            bad_channels=list(run.bads),
+            marks=self._clinical.marks,
             annotations=[
                 {
                     "t": float(r.time_s),
@@ -291,6 +311,7 @@ class Scroller(anywidget.AnyWidget):
             **_traits_of(self._state),
             **kwargs,
         )
+        self.bad_rows = _bad_rows(self._state, self.bad_channels)
         self._applying = False
         _OPEN.add(self)
         self.on_msg(self._on_msg)
@@ -445,14 +466,18 @@ class Scroller(anywidget.AnyWidget):
         self._clinical.mark(onset, duration, text)
         self.marks = self._clinical.marks
 
-    def save_events(self, path: str | Path | None = None) -> Path:
-        """Write the events as a BIDS-style events.tsv.
+    def save_events(self, path: str | Path | None = None, *, derivative: str | None = None) -> Path:
+        """Write the events as a BIDS events.tsv, keeping every event a file there has.
 
         Parameters
         ----------
         path : str or Path, optional
             The file; default: beside the recording (``sub-01_ieeg.mefd`` gives
-            ``sub-01_events.tsv``), never into it.
+            ``sub-01_events.tsv``, a BIDS run's own events.tsv), never into it.
+        derivative : str, optional
+            For a BIDS run: write into the derivative dataset
+            ``derivatives/<derivative>/`` of its dataset instead (same relative path; its
+            ``dataset_description.json`` made if missing), leaving the raw dataset as it is.
 
         Returns
         -------
@@ -462,9 +487,24 @@ class Scroller(anywidget.AnyWidget):
         Raises
         ------
         ValueError
-            When `path` is a MEF session, or is not given for a recording on a server.
+            When `path` is a MEF session, is not given for a recording on a server, when
+            a file already there cannot be read (it is kept), or when `derivative` is
+            given for a recording that is no BIDS run or together with `path`.
         """
+        if derivative is not None:
+            path = self._clinical.guard(lambda: self._derivative_path(path, derivative))
         return self._clinical.save_events(path)
+
+    def _derivative_path(self, path: str | Path | None, derivative: str) -> Path:
+        run = self._run
+        if path is not None:
+            raise ValueError("give save_events a path or a derivative, not both")
+        if run.bids_root is None or run.own_events is None:
+            raise ValueError(
+                "a derivative is written for a run opened with mef3lab.open_bids "
+                "(whose events.tsv is known)"
+            )
+        return derivative_events(run.own_events, run.bids_root, derivative)
 
     def load_events(self, path: str | Path) -> pd.DataFrame:
         """Replace the events with those of an events.tsv.
@@ -548,6 +588,10 @@ class Scroller(anywidget.AnyWidget):
             new, self._pending = self._pending[1], None
             self._apply(new)
 
+    @t.observe("bad_channels")
+    def _bads_changed(self, event: dict) -> None:
+        self.bad_rows = _bad_rows(self._state, event["new"])
+
     @t.observe("utc")
     def _clock_changed(self, event: dict) -> None:
         self.page_label = clock_label(self.start_uutc, self._state.start, *self._clock())
@@ -570,6 +614,7 @@ class Scroller(anywidget.AnyWidget):
             with self.hold_sync():
                 for name, value in _traits_of(new).items():
                     setattr(self, name, value)
+                self.bad_rows = _bad_rows(new, self.bad_channels)
                 self.message = ""
         finally:
             self._applying = False
@@ -713,11 +758,11 @@ class Scroller(anywidget.AnyWidget):
 
 
 def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:
-    """The channel names `rec` holds (its ``channel*`` coordinates).
+    """The channel names `rec` holds (its ``channel*`` dimensions; not ``channel_type``).
 
     In its own order for one rate group, in the recording's (`order`) across several.
     """
-    coords = [c for c in rec.coords if str(c).startswith("channel")]
+    coords = [c for c in rec.coords if str(c).startswith("channel") and c in rec.dims]
     names = [str(v) for c in coords for v in np.atleast_1d(rec[c].values)]
     if len(coords) > 1:
         names.sort(key=order.index)
@@ -773,16 +818,16 @@ def _traits_of(state: ViewState) -> dict[str, Any]:
     }
 
 
+def _bad_rows(state: ViewState, bad: list[str]) -> list[str]:
+    """The rows of `state` drawn greyed: those marked bad and those with a bad input."""
+    marked = set(bad)
+    return [d.name for d in state.derivations if d.name in marked or marked & set(d.inputs)]
+
+
 def _band_of(state: ViewState) -> str | None:
     """The HFO band whose cut-offs the state's filter has, if any."""
     f = state.filter
     return next((k for k, v in HFO_BANDS.items() if v == (f.highpass, f.lowpass)), None)
-
-
-def _events_path(spec: SourceSpec) -> Path | None:
-    """Where events go without a path: beside the recording if this machine can write there."""
-    path = Path(spec.path)
-    return ev.events_path(spec.path) if path.is_dir() else None
 
 
 class _Live:

@@ -34,11 +34,15 @@ class Recorded:
         Every channel's sampling rate in Hz.
     duration_s : float
         The recording's length in seconds.
+    shaft_of : mapping of str to str, optional
+        The shaft (electrode group) of channels whose shaft is known, for the shaft
+        montages; the others are grouped by name.
     """
 
     channels: tuple[str, ...]
     rates: Mapping[str, float] = field(hash=False, compare=False)
     duration_s: float
+    shaft_of: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,9 @@ def _with_montage(state: ViewState, recorded: Recorded, spec: MontageSpec) -> Vi
     spec = _normal(spec)
     if spec == state.montage:
         return state
-    derivations, notes = resolve(spec, recorded.channels, dict(recorded.rates))
+    derivations, notes = resolve(
+        spec, recorded.channels, dict(recorded.rates), dict(recorded.shaft_of) or None
+    )
     rows = state.picked if spec is None else tuple(d.name for d in derivations)
     return replace(
         state,
