@@ -179,9 +179,15 @@ def test_a_derivative_leaves_the_raw_dataset_and_both_validate(bids_copy, scroll
         timeout=240,
     )
     report = json.loads(done.stdout)
-    errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
+    derivative = report["derivativesSummary"]["/derivatives/review/"]
+    assert derivative["summary"]["totalFiles"] == 2  # its description and the events
+    issues = report["issues"]["issues"] + derivative["issues"]["issues"]
+    errors = [i for i in issues if i["severity"] == "error"]
     assert not errors, json.dumps(errors, indent=1)[:3000]
-    print(f"\nbids-validator --recursive: 0 errors, {report['summary']['totalFiles']} files")
+    print(
+        f"\nbids-validator --recursive: 0 errors; {report['summary']['totalFiles']} files, "
+        f"derivative {derivative['summary']['totalFiles']} files"
+    )
 
 
 def test_saving_refuses_what_it_cannot_do_well(bids_copy, writer_recording, scroll, tmp_path):
