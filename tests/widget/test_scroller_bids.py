@@ -205,3 +205,29 @@ def test_saving_refuses_what_it_cannot_do_well(bids_copy, writer_recording, scro
     with pytest.raises(ValueError, match="mef3lab.open_bids"):
         plain.save_events(derivative="review")
     assert plain.message.startswith("a derivative is written")
+
+
+def test_a_run_through_a_server_starts_and_saves_the_same(bids_copy, scroll):
+    from mef3lab.server.process import ServerProcess
+
+    with ServerProcess(n_process_workers=1, log_level="WARNING", root=(str(bids_copy),)) as srv:
+        rec = mef3lab.open_bids(bids_copy, address=srv.address).open(
+            subject="01", session="01", run=2
+        )
+        assert rec.attrs["mef3_address"] == srv.address
+        w, _ = scroll(rec, montage="shaft bipolar", start=18.0)
+        assert w.bad_rows == ["RH1-RH2"] and w.notch == [50.0, 100.0]
+        assert w.row_shafts == {"LA1-LA2": "LA", "LA2-LA3": "LA", "RH1-RH2": "RH"}
+        direct = _direct(bids_copy, REST_02)
+        page = w.page_data()  # 18-28 s: the 3.5-s gap at 20 s is NaN, the notch runs around it
+        k0 = int(18.0 * FS)
+        expected = direct["LA1"][k0 : k0 + 2560] - direct["LA2"][k0 : k0 + 2560]
+        np.testing.assert_array_equal(
+            np.isnan(page.sel(channel="LA1-LA2").values), np.isnan(expected)
+        )
+        w.mark(45.0, 0.0, "spike")
+        own = REST_02.folder(bids_copy) / f"{REST_02.stem}_events.tsv"
+        assert w.save_events() == own
+        assert pd.read_csv(own, sep="\t").onset.tolist() == [10.0, 40.0, 45.0]
+        w.close()
+        rec.close()
