@@ -68,7 +68,7 @@ def baselines(
 
 
 def gain_for(spread: np.ndarray) -> float:
-    """The gain that keeps the typical trace's `PERCENTILE` within half a division of its baseline.
+    """The gain that keeps the typical trace's `PERCENTILE` within 2/3 division of its baseline.
 
     Parameters
     ----------
@@ -78,12 +78,12 @@ def gain_for(spread: np.ndarray) -> float:
     Returns
     -------
     float
-        A value of `GAINS`: the smallest at least twice the median spread (50 if none).
+        A value of `GAINS`: the smallest at least 1.5 times the median spread (50 if none).
     """
     finite = spread[np.isfinite(spread) & (spread > 0)]
     if not finite.size:
         return 50.0
-    target = 2.0 * float(np.median(finite))
+    target = 1.5 * float(np.median(finite))
     return min([g for g in GAINS if g >= target], default=GAINS[-1])
 
 

@@ -85,7 +85,7 @@ class Scroller(anywidget.AnyWidget):
     gain : float, optional
         µV per division (one division is one row's height); default: chosen from the page
         (and again when the page length, montage, filters or rows change) until one is set:
-        98 % of a typical trace's values lie within half a division of its page median,
+        98 % of a typical trace's values lie within 2/3 division of its page median,
         the recording's first second (an amplifier settling) left out.
     rows : int, optional
         Rows (channels) on screen at once; default 20, or fewer if fewer are shown.
