@@ -364,12 +364,13 @@ function drawOverview(ui, model, state) {
   ctx.strokeRect(x(a), 1, Math.max(3, x(a + len) - x(a)), OVERVIEW - 2);
 }
 
-// The strip's columns, scaled to the 98th percentile of their values.
+// The strip's columns, a third of the bar at their median value: a settling transient or an
+// artefact stands out (clipped at the top) without flattening the rest.
 function drawStrip(ctx, gutter, W, { msg, data }) {
   let top = 0;
   for (let c = 0; c < msg.n; c++) if (data[c] === data[c] && data[c] > top) top = data[c];
   const sorted = Array.from(data).filter((v) => v === v).sort((a, b) => a - b);
-  const scale = sorted.length ? sorted[Math.floor(sorted.length * 0.98)] || top : 1;
+  const scale = sorted.length ? 3 * sorted[Math.floor(sorted.length / 2)] || top : 1;
   const cw = W / msg.n;
   for (let c = 0; c < msg.n; c++) {
     const v = data[c];
