@@ -3,8 +3,9 @@
 One JupyterLab for all of them. Each notebook: Run All, wait until the kernel is idle, then
 no error output, no "failed" in any output, no "model not found" in the browser console, a
 screenshot of every scroller (tests/artifacts/nb-*.png); then the page is reloaded (the
-kernel lives on; the notebook saved first, as autosave does) and every scroller must draw its
-page within a second of being rendered.
+kernel lives on; the notebook saved first, as autosave does): every scroller must draw its
+page within a second of being rendered, and no output may say "model not found" (what the
+saved output of a widget closed by the notebook shows).
 
 Then a scripted review on a MefWriter recording with DC offsets and a settling transient:
 average, double banana (refused), as recorded, a page on, go to, an overview click and
@@ -164,6 +165,10 @@ def test_notebook_in_jupyterlab_then_a_reload(lab, notebook):
         assert widget.evaluate(INKED) > 1000, f"cell {index}: an empty canvas after the reload"
         widget.screenshot(path=str(ARTIFACTS / f"nb-{notebook.stem}-cell{index}-reloaded.png"))
     assert not [m for m in console if "model not found" in m], console
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.textContent)"
+    )  # a closed widget's saved output would read "Error displaying widget: model not found"
+    assert not [t for t in shown if "model not found" in t]
     page.close()
     lab.shutdown_kernels()
 
