@@ -13,6 +13,8 @@ and CA are sent by every client this kernel makes (`mef3lab.client.credentials`)
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import html
 import http.client
 import json
@@ -20,6 +22,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 import weakref
 from typing import Any
 
@@ -30,6 +33,8 @@ from ..server.http.status import render_html
 from ..server.process import ServerProcess
 
 SERVER_ENV = "MEF3LAB_SERVER"
+#: The prefix of the private folder a kernel's own server listens in.
+KERNEL_DIR_PREFIX = "mef3lab-kernel-"
 
 OWN, USER, NAMED, NONE = "own", "user", "named", "none"
 _DESCRIBE = {
@@ -83,9 +88,11 @@ class Connection:
         return True
 
     def _start_own(self, environ: dict[str, str]) -> None:
-        self._dir = tempfile.mkdtemp(prefix="mef3lab-")  # 0700: only this user reaches the sockets
+        _remove_stale_dirs()
+        # 0700: only this user reaches the sockets
+        self._dir = tempfile.mkdtemp(prefix=KERNEL_DIR_PREFIX)
         # Removed at any normal end of the kernel (after the server's own finalizer stopped it);
-        # after a kill -9 the server removes its sockets and an empty folder is left.
+        # after a kill -9 the server removes its sockets and the next kernel the empty folder.
         weakref.finalize(self, shutil.rmtree, self._dir, True)
         proc = ServerProcess(
             port=-1,
@@ -237,6 +244,20 @@ class Connection:
         if "error" in s:
             return head + f"<p><b>unreachable</b>: {html.escape(s['error'])}</p>"
         return head + render_html(s)
+
+
+def _remove_stale_dirs(min_age_s: float = 600.0) -> None:
+    """Remove this user's empty kernel socket folders older than `min_age_s` (left by a kill -9).
+
+    A folder in use holds its server's sockets; a young empty one may be a kernel's that is
+    starting its server, so it is left alone.
+    """
+    now = time.time()
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), KERNEL_DIR_PREFIX + "*")):
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            if st.st_uid == os.getuid() and now - st.st_mtime > min_age_s and not os.listdir(path):
+                os.rmdir(path)
 
 
 def _healthy(address: str, timeout: float) -> bool:

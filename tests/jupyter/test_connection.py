@@ -4,6 +4,8 @@ in-process.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mef3lab import sources as source
 from mef3lab.jupyter.connection import NONE, Connection
 
@@ -14,3 +16,31 @@ def test_a_misspelt_server_address_is_explained_and_reads_stay_here():
     assert "MEF3LAB_SERVER='not-an-address' is not a usable server address" in c.problem
     assert "unix:/path/to/socket" in c.summary() and "read in this process" in c.summary()
     assert c._repr_html_().startswith("<p>mef3lab: none")
+
+
+def test_a_kernel_server_folder_left_by_a_kill_9_goes_when_the_next_kernel_starts_its_own(
+    tmp_path, monkeypatch
+):
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    from mef3lab.jupyter.connection import KERNEL_DIR_PREFIX, OWN
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))  # no user server
+    monkeypatch.delenv("MEF3LAB_SERVER", raising=False)
+    stale, young, busy = (tempfile.mkdtemp(prefix=KERNEL_DIR_PREFIX) for _ in range(3))
+    (Path(busy) / "grpc.sock").touch()
+    hour_ago = time.time() - 3600
+    for d in (stale, busy):
+        os.utime(d, (hour_ago, hour_ago))
+    c = Connection().connect()
+    try:
+        assert c.kind == OWN
+        assert not os.path.exists(stale)  # empty and old: a killed kernel's
+        assert os.path.isdir(young) and os.path.isdir(busy)  # maybe starting / in use
+    finally:
+        c.close()
+        shutil.rmtree(young, ignore_errors=True)
+        shutil.rmtree(busy, ignore_errors=True)
