@@ -34,9 +34,12 @@ from .rpc.threads import ThreadedHandlers
 
 log = logging.getLogger("mef3lab.server")
 
-#: Message limits well above the largest message either side sends; no port sharing.
+#: Replies well above the largest message the server sends; requests (a path, a window, a
+#: channel list) at most one message: a larger one is refused before it is parsed, since
+#: parsing a million names costs the server far more than it costs the sender. No port
+#: sharing.
 GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", 16 * MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
 ]

@@ -3,9 +3,10 @@ attackers take turns at the attacks of the other ``test_e2e_attack_*`` modules.
 
 Stalled streams, a read naming one channel a million times, an envelope of a billion bins,
 a segment size of 1e300 and half-sent HTTP requests run one after the other for the whole
-time; the victims must see no error and no wrong sample, and the server's memory must stay
-within its cache budget plus the load test's fixed overhead. The victims' p50/p99 are
-printed.
+time; the victims must see no error and no wrong sample, and the server's peak memory may
+exceed that of the same load without attackers (measured first, on the same server) only by
+what the attacks are allowed to hold: the stalled streams' unsent messages and one parsed
+request. The victims' p50/p99 are printed beside those of the quiet run.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ REPO = str(Path(__file__).resolve().parents[2])
 if REPO not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
     sys.path.insert(0, REPO)
 
-from benchmarks.load import RSS_OVERHEAD_MB, drive, whole_recording  # noqa: E402
+from benchmarks.load import drive, whole_recording  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 CLIENTS, SECONDS, TURN_S = 20, 20.0, 2.0
+#: What the attacks may hold beyond a quiet run: 8 stalled streams' unsent messages (and
+#: gRPC's buffers for them), and a parsed request of a million names.
+ATTACK_ALLOWANCE_MB = 256.0
 MD = ((CLIENT_ID_KEY, "soak-attacker"),)
 
 
@@ -108,6 +112,9 @@ def test_victims_read_right_while_attackers_take_turns(module_launch, recording)
         http_port=0,
         stream_write_timeout_s=5.0,
     )
+    reference = whole_recording(recording)
+    quiet = drive(srv.address, str(recording), reference, srv.pid, CLIENTS, SECONDS / 2, 30.0, 4.0)
+    assert not quiet.failures, quiet.failures[:5]
     stop, errors = threading.Event(), []
 
     def attack_in_turn():
@@ -123,26 +130,16 @@ def test_victims_read_right_while_attackers_take_turns(module_launch, recording)
     attacker = threading.Thread(target=attack_in_turn)
     attacker.start()
     try:
-        result = drive(
-            srv.address,
-            str(recording),
-            whole_recording(recording),
-            srv.pid,
-            CLIENTS,
-            SECONDS,
-            segment_s=30.0,
-            window_s=4.0,
-        )
+        result = drive(srv.address, str(recording), reference, srv.pid, CLIENTS, SECONDS, 30.0, 4.0)
     finally:
         stop.set()
         attacker.join()
-    print(
-        f"\n{CLIENTS} victims under attack, {result.seconds:.1f} s: {result.calls} calls, "
-        f"p50 {result.p(50):.1f} ms, p99 {result.p(99):.1f} ms; server RSS "
-        f"{result.rss_start_mb:.0f} -> {result.rss_peak_mb:.0f} MB "
-        f"(cache budget {result.cache_budget_mb:.0f} MB)"
-    )
+    for name, r in (("quiet", quiet), ("under attack", result)):
+        print(
+            f"\n{CLIENTS} clients {name}, {r.seconds:.1f} s: {r.calls} calls, "
+            f"p50 {r.p(50):.1f} ms, p99 {r.p(99):.1f} ms; server RSS peak {r.rss_peak_mb:.0f} MB"
+        )
     assert not errors, errors[:5]
     assert not result.failures, result.failures[:5]
     assert len(result.latencies_ms) >= CLIENTS
-    assert result.rss_peak_mb <= result.cache_budget_mb + RSS_OVERHEAD_MB
+    assert result.rss_peak_mb <= quiet.rss_peak_mb + ATTACK_ALLOWANCE_MB
