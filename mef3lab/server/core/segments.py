@@ -116,13 +116,13 @@ class _Flight:
         return hit or self.parts[:1]
 
     def rows(self, parts: list[_Part], call: cancel.CallCancel | None) -> tuple[int, Rows]:
-        """(first grid sample, rows) of consecutive `parts`, once they are decoded."""
+        """(first grid sample, rows) of `parts`, adjacent columns in any order, once decoded."""
         for part in parts:
             if call is not None:
                 call.wait_for(part.done)
         if len(parts) == 1:
             return parts[0].a, parts[0].done.result()
-        return parts[0].a, _joined({p.a: p.done.result() for p in parts})
+        return min(p.a for p in parts), _joined({p.a: p.done.result() for p in parts})
 
 
 class _Handle:
@@ -320,13 +320,16 @@ class SegmentStore:
             What cancels the load while it is queued; None when nothing needed loading.
         """
         keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in dict.fromkeys(channels)]
+        edges = None
+        if bounds is not None and len(keys) * (k1 - k0) >= 2 * PREFETCH_PART_SAMPLES:
+            edges = bounds(k0, k1)  # not under the lock: it may wait for a reader process
         with self._lock:
             missing = [k for k in keys if k not in self._inflight and k not in self.cache]
             if not missing:
                 return None
             cuts = None
-            if bounds is not None and len(missing) * (k1 - k0) >= 2 * PREFETCH_PART_SAMPLES:
-                cuts = _tiles(bounds(k0, k1), k0, k1, PREFETCH_PART_SAMPLES // len(missing))
+            if edges is not None and len(missing) * (k1 - k0) >= 2 * PREFETCH_PART_SAMPLES:
+                cuts = _tiles(edges, k0, k1, PREFETCH_PART_SAMPLES // len(missing))
             return _Handle(self._start(rec, missing, False, cuts))
 
     def drop_recording(self, path: str) -> None:
