@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import CorruptDataError
 from ..model import RAW_NAN, SessionInfo, run_starts
-from . import red
+from . import blockformat as fmt
 from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,35 @@ log = logging.getLogger(__name__)
 #: Reads of fewer samples (all channels) decode on the calling thread: a few ms, less than
 #: handing channels to threads would save.
 PARALLEL_SAMPLES = 200_000
+
+
+#: The kernels (`red`), once imported and loaded; None until then.
+_red: Any = None
+_warming: list[threading.Thread] = []
+_warming_lock = threading.Lock()
+
+
+def _load_kernels() -> None:
+    """Import numba and the kernels (`red`) and load them, then let reads use them."""
+    global _red
+    from . import red
+
+    red.warm_up()
+    _red = red
+
+
+def _warm_up_in_background() -> None:
+    """Load the kernels (`_load_kernels`) on a thread of their own, once per process.
+
+    Reads that come before they are loaded are decoded by mef3io, as for a channel left out
+    of `_blocks`: the first look at a recording waits neither for numba nor for them.
+    """
+    with _warming_lock:
+        if not _warming and _red is None:
+            _warming.append(
+                threading.Thread(target=_load_kernels, name="mef3lab-warm-up", daemon=True)
+            )
+            _warming[0].start()
 
 
 @dataclass(frozen=True)
@@ -49,7 +79,7 @@ class NumbaReader(Mef3ioReader):
     """
 
     engine = "numba"
-    warm_up = staticmethod(red.warm_up)
+    warm_up = staticmethod(_load_kernels)
 
     def _open(self) -> SessionInfo:
         _warm_up_in_background()  # while the metadata is read, not in the first read
@@ -76,11 +106,11 @@ class NumbaReader(Mef3ioReader):
             seg = Path(s["path"])  # <channel>-<n>.segd, holding <channel>-<n>.tidx and .tdat
             tidx = seg / (seg.stem + ".tidx")
             try:
-                size = tidx.stat().st_size - red.UNIVERSAL_HEADER_BYTES
-                if size < 0 or size % red.INDEX_DTYPE.itemsize:
+                size = tidx.stat().st_size - fmt.UNIVERSAL_HEADER_BYTES
+                if size < 0 or size % fmt.INDEX_DTYPE.itemsize:
                     return self._slow(name, f"{tidx.name} is not a whole number of index entries")
                 parts.append(
-                    (i, np.fromfile(tidx, red.INDEX_DTYPE, offset=red.UNIVERSAL_HEADER_BYTES))
+                    (i, np.fromfile(tidx, fmt.INDEX_DTYPE, offset=fmt.UNIVERSAL_HEADER_BYTES))
                 )
             except OSError as exc:
                 return self._slow(name, f"{tidx.name} cannot be read ({exc})")
@@ -93,7 +123,7 @@ class NumbaReader(Mef3ioReader):
             or not np.array_equal(idx["number_of_samples"], table.counts)
         ):
             return self._slow(name, "its index files differ from mef3io's block table")
-        if (idx["flags"] & (red.LEVEL_1 | red.LEVEL_2)).any():
+        if (idx["flags"] & (fmt.LEVEL_1 | fmt.LEVEL_2)).any():
             return self._slow(name, "its blocks are encrypted")
         if not _regular(table.starts, table.counts, table.discontinuity, fs):
             return self._slow(name, "its block times do not follow its sample counts")
@@ -125,6 +155,9 @@ class NumbaReader(Mef3ioReader):
 
     # -- reads ------------------------------------------------------------------------------
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
+        if _red is None:  # the kernels are loading: mef3io reads every channel at once
+            Mef3ioReader._read_counts(self, names, t0, t1, out)
+            return
         n = out.shape[1]
 
         def channel(i: int) -> None:
@@ -134,6 +167,10 @@ class NumbaReader(Mef3ioReader):
         self._each_channel(len(names), n, channel)
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
+        if _red is None:
+            Mef3ioReader._read_float(self, names, t0, t1, out)
+            return
+
         def channel(i: int) -> None:
             counts = np.empty(out.shape[1], np.int32)
             if not self._decode(names[i], t0, out.shape[1], counts):
@@ -167,7 +204,8 @@ class NumbaReader(Mef3ioReader):
         As for every channel left out of `_blocks`, including those that change rate.
         """
         b = self._blocks.get(name)
-        if b is None or _warming[0].is_alive():  # mef3io reads it while the kernels load
+        red = _red
+        if b is None or red is None:  # mef3io reads it while the kernels load
             return False
         period = 1e6 / self.info.channel(name).fs
         # A block's first sample lands at the grid index nearest its time (half a period decides).
@@ -189,33 +227,15 @@ class NumbaReader(Mef3ioReader):
             )
             if status == red.UNSUPPORTED:
                 self._blocks.pop(name, None)
-                self._slow(name, red.PROBLEMS[status])
+                self._slow(name, fmt.PROBLEMS[status])
                 return False
             if status != red.OK:
                 raise CorruptDataError(
                     f"{self.path}: channel {name!r}: the block at byte {int(b.offsets[sel][k])} "
-                    f"of {b.files[seg].name} cannot be read: {red.PROBLEMS[status]}; the file is "
+                    f"of {b.files[seg].name} cannot be read: {fmt.PROBLEMS[status]}; the file is "
                     "damaged"
                 )
         return True
-
-
-_warming: list[threading.Thread] = []
-_warming_lock = threading.Lock()
-
-
-def _warm_up_in_background() -> None:
-    """Load the kernels (`red.warm_up`) on a thread of their own, once per process.
-
-    Reads that come before they are loaded are decoded by mef3io, as for a channel left out
-    of `_blocks`: the first look at a recording does not wait for them.
-    """
-    with _warming_lock:
-        if not _warming:
-            _warming.append(
-                threading.Thread(target=red.warm_up, name="mef3lab-warm-up", daemon=True)
-            )
-            _warming[0].start()
 
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:

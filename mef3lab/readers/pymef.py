@@ -34,8 +34,8 @@ from ._common import (
     stored_units,
 )
 from .base import Reader
+from .blockformat import UNIVERSAL_HEADER_BYTES
 from .mef3io import Mef3ioReader
-from .red import UNIVERSAL_HEADER_BYTES
 from .salvage import Shadow, channel_dirs
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..readers import red
+from ..readers import blockformat, red
 
 #: Bytes of MEF 3.0's universal header, which starts every file: header CRC (over bytes
 #: 4..1024) at 0, body CRC (over the rest of the file) at 4.
-HEADER = red.UNIVERSAL_HEADER_BYTES
-INDEX_ENTRY = red.INDEX_DTYPE
+HEADER = blockformat.UNIVERSAL_HEADER_BYTES
+INDEX_ENTRY = blockformat.INDEX_DTYPE
 #: Offsets in a .tmet file of time-series metadata section 2 fields (after the universal
 #: header and the 1536-byte section 1).
 TMET_FIELDS = {
