@@ -181,6 +181,19 @@ def test_a_read_beyond_the_head_hurries_the_part_it_needs(gated, rec, direct):
     assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG
 
 
+@pytest.mark.parametrize("gate_open", [False, True])
+def test_a_read_reaching_back_before_the_head_starts_where_it_asked(gated, rec, direct, gate_open):
+    engine, gate = gated
+    engine.open("a", str(rec))
+    engine.read_index("a", str(rec), None, 30 * 256, 40 * 256)  # the head: blocks of 30-40 s
+    if gate_open:
+        gate.release()  # the parts before and after the head may load meanwhile
+    k0, k1 = 1000, 117 * 256  # from before the head to well after it
+    got = engine.read_index("a", str(rec), None, k0, k1).data
+    np.testing.assert_array_equal(got, direct.read_index(None, k0, k1))
+    assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG
+
+
 def test_two_clients_reading_overlapping_windows_of_a_cold_segment_decode_it_once(
     pool, rec, direct
 ):
