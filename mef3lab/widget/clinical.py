@@ -226,13 +226,16 @@ class ClinicalReview:
 
         return self.guard(save)
 
-    def load_events(self, path: str | Path) -> None:
+    def load_events(self, path: str | Path, outside: str = "raise") -> None:
         """Replace the events with those of an events.tsv.
 
         Parameters
         ----------
         path : str or Path
             The file.
+        outside : {"raise", "skip"}, optional
+            What events outside the recording do: refuse the file, or are left out with a
+            warning (a run's own events.tsv, so that the run still opens).
 
         Raises
         ------
@@ -240,4 +243,4 @@ class ClinicalReview:
             When it cannot be read, lacks columns, or has times outside the recording
             (reported).
         """
-        self._events = self.guard(lambda: ev.load(path, self.duration_s))
+        self._events = self.guard(lambda: ev.load(path, self.duration_s, outside))

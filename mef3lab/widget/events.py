@@ -8,6 +8,7 @@ change the recording it reviews.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -115,10 +116,12 @@ def _merged(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return out.iloc[order].reset_index(drop=True).replace("", None)
 
 
-def load(path: str | Path, recording_s: float) -> pd.DataFrame:
+def load(path: str | Path, recording_s: float, outside: str = "raise") -> pd.DataFrame:
     """Read an events.tsv; ValueError naming what is wrong.
 
-    Missing columns, values that are not numbers, and times outside the recording are wrong.
+    Missing columns, values that are not numbers, and times outside the recording are wrong;
+    with ``outside="skip"``, events outside the recording are left out with a warning
+    instead (the file keeps them).
     """
     path = Path(path)
     try:
@@ -140,6 +143,15 @@ def load(path: str | Path, recording_s: float) -> pd.DataFrame:
         raise ValueError(
             f"{str(path)!r}: onset and duration must be numbers of seconds ({e})"
         ) from e
+    if outside == "skip":
+        inside = (onset >= 0) & (onset + duration <= recording_s + 1e-6)
+        if not inside.all():
+            warnings.warn(
+                f"{str(path)!r}: {int((~inside).sum())} event(s) outside the recording (0 to "
+                f"{recording_s:g} s) are not shown; the file keeps them",
+                stacklevel=3,
+            )
+        table, onset, duration = table[inside], onset[inside], duration[inside]
     _check_times(onset.tolist(), duration.tolist(), recording_s, f"{str(path)!r}: an event")
     text = table["trial_type"].fillna("").astype(str) if "trial_type" in table.columns else ""
     out = pd.DataFrame({"onset": onset, "duration": duration, "trial_type": text})

@@ -256,7 +256,7 @@ class Scroller(anywidget.AnyWidget):
             events_path=run.own_events,
         )
         if run.events_tsv is not None:
-            self._clinical.load_events(run.events_tsv)
+            self._clinical.load_events(run.events_tsv, outside="skip")
         if notch is None and run.line_hz is not None:
             notch = run.line_hz
         fastest = max(self._rates[c] for c in present)

@@ -231,3 +231,15 @@ def test_a_run_through_a_server_starts_and_saves_the_same(bids_copy, scroll):
         assert pd.read_csv(own, sep="\t").onset.tolist() == [10.0, 40.0, 45.0]
         w.close()
         rec.close()
+
+
+def test_a_run_whose_events_reach_past_its_end_still_opens(bids_copy, scroll):
+    own = REST_01.folder(bids_copy) / f"{REST_01.stem}_events.tsv"
+    with own.open("a") as f:
+        f.write("99999.0\t1.0\tafter the end\n")
+    with pytest.warns(UserWarning, match=r"1 event\(s\) outside the recording .* not shown"):
+        w, _ = scroll(_open(bids_copy, REST_01))
+    assert w.events.onset.tolist() == [5.0, 30.0]  # the run's events inside the recording
+    w.mark(12.5, 0.0, "spike")
+    saved = pd.read_csv(w.save_events(), sep="\t")
+    assert saved.onset.tolist() == [5.0, 12.5, 30.0, 99999.0]  # the file keeps its event
