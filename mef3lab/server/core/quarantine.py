@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from collections import Counter
 from concurrent.futures import Future
@@ -18,11 +17,9 @@ from typing import Any
 
 from ...errors import QuarantinedError, ReaderCrashedError, ReadTimeoutError
 from ..pool import ReaderPool, ReadRequest
+from ..pool.errors import FAULTS
 
 log = logging.getLogger(__name__)
-
-#: Signals a decoder dies of when a file defeats it.
-FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT})
 
 
 class Quarantine:

@@ -25,6 +25,10 @@ from ...errors import (
 )
 from .requests import Job
 
+#: Signals a decoder dies of when a file defeats it; any other signal came from outside
+#: (an operator's kill, the out-of-memory killer) and says nothing about the recording.
+FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT})
+
 #: An exception in transit: (pickle or None, class name, message, traceback or None).
 _ErrorPayload = tuple[bytes | None, str, str, str | None]
 
@@ -74,7 +78,18 @@ def rebuild_error(payload: _ErrorPayload) -> BaseException:
 
 
 def crash_error(job: Job, exitcode: int | None) -> ReaderCrashedError:
-    """The error of a job whose worker died (`exitcode` as `multiprocessing` reports it)."""
+    """The error of a job whose worker died (`exitcode` as `multiprocessing` reports it).
+
+    A fault signal (`FAULTS`) or an unexplained end blames the recording; a signal sent
+    from outside (SIGKILL of the out-of-memory killer, an operator's SIGTERM) does not.
+    """
+    if exitcode is not None and exitcode < 0 and -exitcode not in FAULTS:
+        return ReaderCrashedError(
+            f"a reader process was killed (signal {-exitcode}: {signal_name(-exitcode)}) while "
+            f"{job.describe()}: killed from outside the decoder, e.g. by an operator or the "
+            "out-of-memory killer, not by the recording; reading it again may succeed",
+            exitcode,
+        )
     return ReaderCrashedError(
         f"the decoder crashed {job.describe()} (reader process {how_it_ended(exitcode)}); "
         "the recording may be damaged",
@@ -110,16 +125,20 @@ def fail(fut: Future, exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
+def signal_name(signum: int) -> str:
+    """A signal's name ("SIGKILL"), or "signal N" for one Python does not know."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def how_it_ended(exitcode: int | None) -> str:
     """How a worker ended, in words ("was killed by SIGSEGV", "exited with code 3")."""
     if exitcode is None:
         return "vanished"
     if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"was killed by {name}" + (
+        return f"was killed by {signal_name(-exitcode)}" + (
             ", e.g. out of memory" if -exitcode == signal.SIGKILL else ""
         )
     return f"exited with code {exitcode}"
