@@ -446,7 +446,9 @@ class SegmentStore:
     def _send(self, rec: Source, flight: _Flight, part: _Part) -> None:
         """Hand a part's decode to the pool; called under the lock."""
         part.load = self._submit(rec, flight.keys, part.a, part.b, part.foreground)
-        part.load.add_done_callback(partial(self._loaded, weakref.ref(flight), part))
+        # Weak references only: a strong one from the load's callback back to its part would
+        # make a cycle, and the rows would wait for the garbage collector after a close.
+        part.load.add_done_callback(partial(self._loaded, weakref.ref(flight), weakref.ref(part)))
 
     def _hurry(self, rec: Source, flight: _Flight, parts: list[_Part]) -> None:
         """Move queued background parts a foreground read waits for ahead of the queue."""
@@ -476,10 +478,11 @@ class SegmentStore:
             req, 1 if small else self.config.n_process_workers, foreground=foreground
         )
 
-    def _loaded(self, ref: weakref.ref[_Flight], part: _Part, fut: Future) -> None:
+    def _loaded(self, ref: weakref.ref[_Flight], part_ref: weakref.ref[_Part], fut: Future) -> None:
         """A part's request ended; the last part caches the joined rows."""
         flight = ref()  # alive while `_inflight` holds it, until the flight ends
-        if flight is None or fut is not part.load or part.promoting:
+        part = part_ref()  # alive while its flight is
+        if flight is None or part is None or fut is not part.load or part.promoting:
             # A flight that failed and was forgotten, or a request replaced by a hurried one.
             if not fut.cancelled() and fut.exception() is None:
                 fut.result().release()
