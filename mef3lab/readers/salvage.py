@@ -9,6 +9,7 @@ without the damaged channels. Nothing is written next to the recording. Why and 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 CHANNEL_SUFFIX = ".timd"
 SEGMENT_SUFFIX = ".segd"
 SEGMENT_FILES = (".tmet", ".tidx", ".tdat")
+
+#: Shadow folders are named ``mef3lab-salvage-<pid>-<random>`` after the process that made them.
+SHADOW_PREFIX = "mef3lab-salvage-"
 
 Opened = TypeVar("Opened")
 
@@ -66,7 +70,7 @@ class Shadow:
     """
 
     def __init__(self, session: Path, channels: list[str]) -> None:
-        self._tmp = Path(tempfile.mkdtemp(prefix="mef3lab-salvage-"))
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"{SHADOW_PREFIX}{os.getpid()}-"))
         self.path = self._tmp / session.name
         self.path.mkdir()
         dirs = channel_dirs(session)
@@ -79,6 +83,53 @@ class Shadow:
     def remove(self) -> None:
         """Delete the shadow (the links only; the recording is untouched)."""
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def remove_shadows_of(pid: int) -> int:
+    """Delete the shadows a process left behind (it died before it could).
+
+    Parameters
+    ----------
+    pid : int
+        The process that made them; call this only once it has ended.
+
+    Returns
+    -------
+    int
+        How many shadow folders were removed.
+    """
+    left = list(Path(tempfile.gettempdir()).glob(f"{SHADOW_PREFIX}{pid}-*"))
+    for folder in left:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(left)
+
+
+def remove_stale_shadows() -> int:
+    """Delete the shadows of every process that no longer runs (e.g. after a crash).
+
+    Returns
+    -------
+    int
+        How many shadow folders were removed.
+    """
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{SHADOW_PREFIX}*-*"):
+        pid = folder.name[len(SHADOW_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def open_salvaged(

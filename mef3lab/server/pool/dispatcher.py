@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from ...readers.salvage import remove_shadows_of, remove_stale_shadows
 from .errors import (
     closed_error,
     crash_error,
@@ -89,6 +90,7 @@ class Dispatcher:
         self._on_failure: Callable[[str, BaseException], None] | None = None
         self._ctx = ctx
         self._worker_args = (os.getpid(), max_open, dict(engines))
+        remove_stale_shadows()  # salvage folders of readers of a server that did not stop cleanly
         self._lock = threading.Lock()
         self._queue: list[tuple[int, int, Job]] = []  # heap of (background?, seq, job)
         self._seq = itertools.count()
@@ -370,6 +372,7 @@ class Dispatcher:
             self._receive(w)
         w.process.join()
         code = w.process.exitcode
+        remove_shadows_of(w.process.pid)  # a killed reader could not remove its salvage folders
         w.conn.close()
         job, w.job = w.job, None
         with self._lock:
@@ -453,6 +456,7 @@ class Dispatcher:
             if w.process.exitcode is None:
                 w.process.kill()
                 w.process.join()
+            remove_shadows_of(w.process.pid)
             if w.job is not None:
                 discard_block(w.job)
                 fail(w.job.future, closed_error())
