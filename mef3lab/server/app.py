@@ -37,11 +37,14 @@ log = logging.getLogger("mef3lab.server")
 #: Replies well above the largest message the server sends; requests (a path, a window, a
 #: channel list) at most one message: a larger one is refused before it is parsed, since
 #: parsing a million names costs the server far more than it costs the sender. No port
-#: sharing.
+#: sharing. Clients' keepalive pings are welcome during a long call that sends nothing yet
+#: (gRPC's default answers a second such ping within 5 minutes with GOAWAY "too_many_pings",
+#: which ends every call of that client).
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", 16 * MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
 ]
 SERVICE_NAMES = ("mef3lab.v1.Mef3Lab", "gRPCMef3Server")
 
