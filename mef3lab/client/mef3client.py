@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -600,17 +601,20 @@ class Mef3Client:
             samples=pb.IndexWindow(start=int(start), stop=int(stop)),
         )
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """The server's statistics: its cache, reads, prefetches, reader processes, clients.
 
         Returns
         -------
-        dict of str to int
-            One entry per field of the server's ``ServerStats`` (``hits``, ``misses``,
-            ``prefetches``, ``decoded_samples``...).
+        dict
+            One entry per field of the server's ``ServerStats``: counters (``hits``,
+            ``misses``, ``prefetches``, ``decoded_samples``...) as int, ``version`` as str,
+            ``worker_pids`` as a list of int.
         """
         msg = self._call("GetStats", pb.StatsRequest())
-        return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields}
+        out = {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields}
+        out["worker_pids"] = list(out["worker_pids"])
+        return out
 
     def healthy(self, timeout: float = 5.0) -> bool:
         """Whether the server's gRPC health check says SERVING.

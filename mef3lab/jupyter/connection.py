@@ -197,9 +197,11 @@ class Connection:
         lookups = s["hits"] + s["misses"]
         return {
             "address": self.address,
+            "version": s["version"] or "?",  # empty from a server older than the field
             "workers": {
                 "alive": s["workers"],
-                "configured": s["workers"],
+                "configured": s["configured_workers"] or s["workers"],
+                "pids": s["worker_pids"],
                 "restarts": s["worker_restarts"],
             },
             "cache": {
@@ -208,7 +210,11 @@ class Connection:
                 "entries": s["cache_entries"],
                 "hit_rate": s["hits"] / lookups if lookups else None,
             },
-            "prefetch": {"started": s["prefetches"], "hits": s["prefetch_hits"]},
+            "prefetch": {
+                "depth": s["prefetch_depth"],
+                "started": s["prefetches"],
+                "hits": s["prefetch_hits"],
+            },
             "clients": s["clients"],
             "recordings": None,
             "stats": s,

@@ -44,3 +44,22 @@ def test_a_kernel_server_folder_left_by_a_kill_9_goes_when_the_next_kernel_start
         c.close()
         shutil.rmtree(young, ignore_errors=True)
         shutil.rmtree(busy, ignore_errors=True)
+
+
+def test_a_tcp_servers_summary_has_its_version_prefetch_depth_and_reader_pids():
+    # A TCP server's status page is not reachable from here: the summary comes from gRPC stats.
+    from mef3lab import __version__
+    from mef3lab.server.process import ServerProcess
+
+    with ServerProcess(n_process_workers=2, n_prefetch=3) as srv:
+        c = Connection({"MEF3LAB_SERVER": srv.address}).connect()
+        try:
+            s = c.status()
+            assert s["version"] == __version__ and s["prefetch"]["depth"] == 3
+            assert s["workers"]["configured"] == 2 and len(s["workers"]["pids"]) == 2
+            page = c._repr_html_()
+            assert f"<td style='text-align:left'>{__version__}</td>" in page
+            assert "depth 3:" in page and "pids none" not in page and "?" not in page
+        finally:
+            c.close()
+            source.set_default_address(None)

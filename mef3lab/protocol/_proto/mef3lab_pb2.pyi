@@ -329,7 +329,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerStats(_message.Message):
-    __slots__ = ("cache_bytes", "cache_budget_bytes", "cache_entries", "hits", "misses", "prefetches", "prefetch_hits", "workers", "worker_restarts", "open_recordings", "clients", "decoded_samples")
+    __slots__ = ("cache_bytes", "cache_budget_bytes", "cache_entries", "hits", "misses", "prefetches", "prefetch_hits", "workers", "worker_restarts", "open_recordings", "clients", "decoded_samples", "version", "configured_workers", "worker_pids", "prefetch_depth")
     CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CACHE_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
     CACHE_ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -342,6 +342,10 @@ class ServerStats(_message.Message):
     OPEN_RECORDINGS_FIELD_NUMBER: _ClassVar[int]
     CLIENTS_FIELD_NUMBER: _ClassVar[int]
     DECODED_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_PIDS_FIELD_NUMBER: _ClassVar[int]
+    PREFETCH_DEPTH_FIELD_NUMBER: _ClassVar[int]
     cache_bytes: int
     cache_budget_bytes: int
     cache_entries: int
@@ -354,4 +358,8 @@ class ServerStats(_message.Message):
     open_recordings: int
     clients: int
     decoded_samples: int
-    def __init__(self, cache_bytes: _Optional[int] = ..., cache_budget_bytes: _Optional[int] = ..., cache_entries: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., prefetches: _Optional[int] = ..., prefetch_hits: _Optional[int] = ..., workers: _Optional[int] = ..., worker_restarts: _Optional[int] = ..., open_recordings: _Optional[int] = ..., clients: _Optional[int] = ..., decoded_samples: _Optional[int] = ...) -> None: ...
+    version: str
+    configured_workers: int
+    worker_pids: _containers.RepeatedScalarFieldContainer[int]
+    prefetch_depth: int
+    def __init__(self, cache_bytes: _Optional[int] = ..., cache_budget_bytes: _Optional[int] = ..., cache_entries: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., prefetches: _Optional[int] = ..., prefetch_hits: _Optional[int] = ..., workers: _Optional[int] = ..., worker_restarts: _Optional[int] = ..., open_recordings: _Optional[int] = ..., clients: _Optional[int] = ..., decoded_samples: _Optional[int] = ..., version: _Optional[str] = ..., configured_workers: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., prefetch_depth: _Optional[int] = ...) -> None: ...

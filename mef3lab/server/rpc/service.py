@@ -28,6 +28,7 @@ from ...protocol.wire import (
     info_to_proto,
     pieces_to_chunks,
 )
+from ...version import __version__
 from ..core.cancel import call_scope
 from ..core.engine import Engine
 from ..core.roots import ServedRoots
@@ -377,5 +378,12 @@ class Mef3LabService(pb_grpc.Mef3LabServicer):
 
     @grpc_errors
     def GetStats(self, request, context):
-        """The engine's counters."""
-        return pb.ServerStats(**self.engine.stats())
+        """The engine's counters, the version, the reader processes and the prefetch depth."""
+        config = self.engine.config
+        return pb.ServerStats(
+            **self.engine.stats(),
+            version=__version__,
+            configured_workers=config.n_process_workers,
+            worker_pids=self.engine.pool.stats().get("pids", []),
+            prefetch_depth=config.n_prefetch,
+        )
