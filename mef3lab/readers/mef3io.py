@@ -31,7 +31,7 @@ from ._common import (
     stored_units,
 )
 from .base import Reader
-from .salvage import Shadow, channel_dirs, missing_files, open_salvaged
+from .salvage import Shadow, channel_dirs, file_problem, open_salvaged
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,15 @@ class Mef3ioReader(Reader):
         self.annotations_locked = False  # True: the records need the level-2 password
         self._shadow: Shadow | None = None  # the session without its damaged channels (see salvage)
         self.damaged: dict[str, str] = {}
+        # files not the size they declare are never handed to mef3io, which would read them whole
+        problems = [
+            f"{name}: {why}"
+            for name, folder in channel_dirs(self.path).items()
+            if (why := file_problem(folder)) is not None
+        ]
         try:
+            if problems:
+                raise CorruptDataError(f"{self.path}: " + "; ".join(problems))
             self._r = self._reader(self.path)
         except (CorruptDataError, PasswordError) as exc:  # one channel's files, or its password?
             self._r, self._shadow, self.damaged = open_salvaged(self.path, self._reader, exc)
@@ -84,7 +92,7 @@ class Mef3ioReader(Reader):
         for name, folder in channel_dirs(self.path).items():
             if name not in self._r.channels and name not in self.damaged:
                 self.damaged[name] = (
-                    missing_files(folder) or "mef3io found no readable segment in it"
+                    file_problem(folder) or "mef3io found no readable segment in it"
                 )
         channels, spans = [], {}
         for name in self._r.channels:

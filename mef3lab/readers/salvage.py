@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import CorruptDataError, PasswordError
+from .blockformat import INDEX_DTYPE, UNIVERSAL_HEADER_BYTES
 
 log = logging.getLogger(__name__)
 
 CHANNEL_SUFFIX = ".timd"
 SEGMENT_SUFFIX = ".segd"
 SEGMENT_FILES = (".tmet", ".tidx", ".tdat")
+#: Bytes of every time-series metadata (.tmet) file: universal header and three sections.
+METADATA_BYTES = 16384
+#: Where a universal header keeps its number of entries (little-endian int64).
+NUMBER_OF_ENTRIES_AT = 32
 
 #: Shadow folders are named ``mef3lab-salvage-<pid>-<random>`` after the process that made them.
 SHADOW_PREFIX = "mef3lab-salvage-"
@@ -39,8 +44,22 @@ def channel_dirs(session: Path) -> dict[str, Path]:
     }
 
 
-def missing_files(channel: Path) -> str | None:
-    """Why a channel folder cannot be read for want of files (None: every file is there)."""
+def file_problem(channel: Path) -> str | None:
+    """Why a channel folder cannot be read: a file missing, or not the size it declares.
+
+    Checked before any decoder opens the files: a sparse, huge index or metadata file
+    (a few KiB on disk) would otherwise be read whole by every reader process.
+
+    Parameters
+    ----------
+    channel : pathlib.Path
+        A channel folder (``.timd``).
+
+    Returns
+    -------
+    str or None
+        The reason, for the user; None when every file is there at its declared size.
+    """
     segments = sorted(
         p for p in channel.iterdir() if p.name.endswith(SEGMENT_SUFFIX) and p.is_dir()
     )
@@ -50,7 +69,34 @@ def missing_files(channel: Path) -> str | None:
         for ext in SEGMENT_FILES:
             if not (seg / (seg.name[: -len(SEGMENT_SUFFIX)] + ext)).is_file():
                 return f"{seg.name} has no {ext} file"
+        for ext in (".tmet", ".tidx"):
+            why = size_problem(seg / (seg.name[: -len(SEGMENT_SUFFIX)] + ext))
+            if why is not None:
+                return f"{seg.name}: {why}"
     return None
+
+
+def size_problem(path: Path) -> str | None:
+    """Why a `.tmet` or `.tidx` file is not the size its format and header declare (or None).
+
+    A `.tmet` is always `METADATA_BYTES`; a `.tidx` is its universal header and the number
+    of entries that header declares.
+    """
+    size = path.stat().st_size
+    if path.suffix == ".tmet":
+        want = METADATA_BYTES
+        what = "a time-series metadata file is"
+    else:
+        if size < UNIVERSAL_HEADER_BYTES:
+            return f"{path.name} is {size} bytes, shorter than its universal header"
+        with path.open("rb") as f:
+            f.seek(NUMBER_OF_ENTRIES_AT)
+            entries = int.from_bytes(f.read(8), "little", signed=True)
+        want = UNIVERSAL_HEADER_BYTES + entries * INDEX_DTYPE.itemsize
+        what = f"its header declares {entries} index entries, which take"
+    if size == want:
+        return None
+    return f"{path.name} is {size} bytes, but {what} {want} bytes"
 
 
 class Shadow:
@@ -163,7 +209,7 @@ def open_salvaged(
     damaged: dict[str, str] = {}
     healthy: list[str] = []
     for name, folder in channel_dirs(session).items():
-        reason = missing_files(folder)
+        reason = file_problem(folder)
         if reason is None:
             alone = Shadow(session, [name])
             try:
