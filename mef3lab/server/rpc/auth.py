@@ -20,7 +20,7 @@ from typing import Protocol
 
 from ...errors import AuthenticationError, ServerUnavailableError
 from ..config import ServerConfig
-from .hubcalls import HubCalls
+from .hubcalls import HubCalls, no_answer
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,8 @@ class HubTokens:
                     self.hub.user_for_token(token, use_cache=False, sync=False), self.timeout_s
                 )
             )
+        except TimeoutError:  # the same as the caller's own wait, whichever ends first
+            raise no_answer(self.timeout_s) from None
         except Exception as exc:  # the hub is down or answered nonsense: nobody gets in
             log.warning("could not check a token with the hub at %s: %s", self.hub.api_url, exc)
             raise ServerUnavailableError(

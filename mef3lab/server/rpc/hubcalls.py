@@ -85,9 +85,7 @@ class HubCalls(Generic[T]):
         try:
             answer = question.result(timeout=self.timeout_s)
         except FutureTimeout:
-            raise ServerUnavailableError(
-                f"JupyterHub did not answer within {self.timeout_s:g} s; try again when it is up"
-            ) from None
+            raise no_answer(self.timeout_s) from None
         lasts = self.valid_s if answer is not None else REFUSED_S
         with self._lock:
             self._answers[key] = (time.monotonic() + lasts, answer)
@@ -117,6 +115,13 @@ class HubCalls(Generic[T]):
             self._places.release()
             raise
         return question
+
+
+def no_answer(timeout_s: float) -> ServerUnavailableError:
+    """The error for a hub that did not answer within `timeout_s` seconds."""
+    return ServerUnavailableError(
+        f"JupyterHub did not answer within {timeout_s:g} s; try again when it is up"
+    )
 
 
 def _key(token: str) -> str:
