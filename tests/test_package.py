@@ -55,6 +55,8 @@ def test_load_ext_returns_before_xarray_and_dask_are_imported_then_preloads_them
         "ip.run_line_magic('load_ext', 'mef3lab')\n"
         "[t.join(60) for t in threading.enumerate() if t.name == 'mef3lab-preload']\n"
         "from mef3lab.jupyter import progress\n"
+        "assert not progress.enabled()\n"  # on from the next cell, on the main thread
+        "ip.run_cell('pass')\n"
         "assert progress.enabled()\n"
         "ip.run_line_magic('unload_ext', 'mef3lab')\n"
         "assert not progress.enabled()\n"

@@ -6,8 +6,9 @@ ends any other way (restart, shutdown, kill -9) loses it too, since the server w
 kernel process (`ServerProcess`).
 
 Loading imports neither xarray nor dask: it returns at once, and a thread then imports what
-the first open needs (`PRELOAD`) while the user types the next cell, and turns the progress
-bars on.
+the first open needs (`PRELOAD`) while the user types the next cell. The progress bars are
+turned on just before that next cell runs, on the kernel's main thread: dask swaps its set of
+callbacks while a compute runs, so one registered from another thread meanwhile would be lost.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from .magics import Mef3Magics
 PRELOAD = ("dask.array", "xarray", "mef3lab.xr")
 
 _connection: Connection | None = None
-_lock = threading.Lock()  # progress bars are turned on only while loaded
 
 
 def connection() -> Connection | None:
@@ -44,20 +44,26 @@ def load(ipython: Any) -> None:
     ipython.register_magics(Mef3Magics(ipython, _connection))
     display(_connection)
     threading.Thread(target=lambda: _preload(), name="mef3lab-preload", daemon=True).start()
+    ipython.events.register("pre_run_cell", _progress_on)
 
 
 def _preload() -> None:
-    """Import `PRELOAD`, load the decoder, then show progress bars unless unloaded meanwhile."""
+    """Import `PRELOAD` and load the decoder."""
     for name in PRELOAD:
         importlib.import_module(name)
     from ..readers import warm_up
-    from . import progress
 
     warm_up()  # the decoder's kernels, for reads in this process
 
-    with _lock:
-        if _connection is not None:
-            progress.enable()
+
+def _progress_on(*_: Any) -> None:
+    """Before the first cell after loading: show progress bars (once)."""
+    from IPython import get_ipython
+
+    get_ipython().events.unregister("pre_run_cell", _progress_on)
+    from . import progress
+
+    progress.enable()
 
 
 def unload(ipython: Any) -> None:
@@ -66,9 +72,10 @@ def unload(ipython: Any) -> None:
     if _connection is None:
         return
     _connection.close()
-    with _lock:
-        _connection = None
-    if f"{__package__}.progress" in sys.modules:  # maybe still importing: wait for it
+    _connection = None
+    if _progress_on in ipython.events.callbacks["pre_run_cell"]:
+        ipython.events.unregister("pre_run_cell", _progress_on)
+    if f"{__package__}.progress" in sys.modules:
         from . import progress
 
         progress.disable()

@@ -8,6 +8,7 @@ have their own progress (its dashboard or `distributed.progress`) and are not co
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from dask.callbacks import Callback
@@ -59,7 +60,8 @@ def disable() -> None:
     """No more bars."""
     global _active
     if _active is not None:
-        _active.unregister()
+        with contextlib.suppress(KeyError):  # gone already if a compute swapped dask's set
+            _active.unregister()
         _active = None
 
 

@@ -42,3 +42,14 @@ def test_a_short_compute_shows_nothing_and_off_is_off(capsys):
     assert not progress.enabled()
     da.ones(40, chunks=1).map_blocks(_slow).sum().compute()
     assert capsys.readouterr().err == ""
+
+
+def test_bars_turned_on_while_another_thread_computes_can_be_turned_off():
+    # dask swaps its set of callbacks during a compute; one registered meanwhile is lost with
+    # the swapped set, and turning bars off afterwards must not fail (it raised KeyError).
+    from dask.callbacks import local_callbacks
+
+    with local_callbacks():  # what a compute running elsewhere does
+        progress.enable()
+    progress.disable()
+    assert not progress.enabled()
