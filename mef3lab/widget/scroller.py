@@ -287,6 +287,7 @@ class Scroller(anywidget.AnyWidget):
         self._readahead = Readahead(source, self._cache, info.end_uutc - info.start_uutc)
         self._loader = LatestLoader(self._serve)
         self.sent = 0  # replies sent to the front end
+        self._read_errors = ""  # the message the last page set (its channels' read errors)
         self.dropped = 0  # replies dropped because a newer request came in
         notes = rec.mef3.annotations
         super().__init__(
@@ -681,9 +682,10 @@ class Scroller(anywidget.AnyWidget):
         )
         self.sent += 1
         errors = page.errors if page is not None else {}
-        self.message = "; ".join(
-            f"{name} could not be read ({msg})" for name, msg in errors.items()
-        )
+        text = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
+        if text or self.message == self._read_errors:  # a refusal's message stays
+            self.message = text
+        self._read_errors = text
         if width != self._overview_width:
             self._send_overview(width)
         if zoomed:

@@ -123,6 +123,10 @@ def test_montage_back_to_as_recorded_then_paging_and_marking(ieeg, scroll):
         w.montage = "double banana"
     assert w.montage_label == "average" and w.channels[0] == "LB1-avg"
     assert "10-20 channel names" in w.message
+    sent = w.sent
+    w.width_px += 1  # the same state asked again (a resize, a second view): a new reply
+    assert w.wait() and w.sent > sent
+    assert "10-20 channel names" in w.message  # a page without read errors leaves it
     w.montage = None
     assert w.channels == recorded and list(replies.last()["traces"]) == recorded
     assert w.message == ""
