@@ -6,42 +6,27 @@ screenshot is kept in tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from tests.bids._dataset import write_dataset
+from tests.browser._lab import lab_on
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `benchmarks` is a folder of the repository
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.browser import Lab, ensure_chromium  # noqa: E402
-
-ARTIFACTS = REPO / "tests" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
 def lab(tmp_path):
-    why = ensure_chromium()
-    if why:
-        pytest.skip(f"no browser for the scroller test: {why}")
     root = write_dataset(tmp_path / "ds-mef3lab")
     cells = [
         f"import mef3lab\nds = mef3lab.open_bids({str(root)!r})\n"
         "rec = ds.open(subject='01', session='01', task='rest', run=1)",
         "w = mef3lab.Scroller(rec, montage='shaft bipolar', start=25, rows=6, gain=300)\nw",
     ]
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(c) for c in cells],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-    )
-    nbformat.write(nb, tmp_path / "bids.ipynb")
-    with Lab(tmp_path, viewport=(1400, 700)) as lab:
+    with lab_on(tmp_path, "bids.ipynb", cells, viewport=(1400, 700)) as lab:
         yield lab
 
 

@@ -6,19 +6,13 @@ kept in tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `benchmarks` is a folder of the repository
-    sys.path.insert(0, str(REPO))
+from tests.browser._lab import lab_on
 
-from benchmarks.browser import Lab, ensure_chromium  # noqa: E402
-
-ARTIFACTS = REPO / "tests" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -33,15 +27,7 @@ CELLS = [
 
 @pytest.fixture
 def lab(tmp_path):
-    why = ensure_chromium()
-    if why:
-        pytest.skip(f"no browser for the scroller test: {why}")
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(c) for c in CELLS],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-    )
-    nbformat.write(nb, tmp_path / "shafts.ipynb")
-    with Lab(tmp_path, viewport=(1400, 900)) as lab:
+    with lab_on(tmp_path, "shafts.ipynb", CELLS, viewport=(1400, 900)) as lab:
         yield lab
 
 
