@@ -20,8 +20,8 @@ import pytest
 from mef3lab.client import Mef3Client
 from mef3lab.server.http.server import IDLE_TIMEOUT_S, MAX_CONNECTIONS_PER_HOST
 
+from ._pki import write_pki
 from .conftest import assert_same, clean_env
-from .test_e2e_tls import make_ca, make_server_cert, pem
 
 TOKEN = "http-token-3c71"
 
@@ -40,21 +40,7 @@ def get(url: str, token: str | None = None, context=None) -> tuple[int, bytes]:
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     """A CA's certificate, and a server certificate and key it signed (for 127.0.0.1)."""
-    from cryptography.hazmat.primitives import serialization
-
-    d = tmp_path_factory.mktemp("http-pki")
-    ca_key, ca = make_ca("mef3lab http test CA")
-    key, cert = make_server_cert(ca_key, ca)
-    (d / "ca.pem").write_bytes(pem(ca))
-    (d / "server.pem").write_bytes(pem(cert))
-    (d / "server.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return d
+    return write_pki(tmp_path_factory.mktemp("http-pki"))
 
 
 def dropped(s: socket.socket) -> bool:
