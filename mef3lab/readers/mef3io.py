@@ -31,7 +31,7 @@ from ._common import (
     stored_units,
 )
 from .base import Reader
-from .salvage import Shadow, channel_dirs, file_problem, open_salvaged
+from .salvage import Shadow, being_written, channel_dirs, file_problem, open_salvaged
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,14 @@ class Mef3ioReader(Reader):
         try:
             if problems:
                 raise CorruptDataError(f"{self.path}: " + "; ".join(problems))
-            self._r = self._reader(self.path)
+            dirs = channel_dirs(self.path)
+            if any(being_written(folder) for folder in dirs.values()):
+                # a writer is appending: read the entries its index headers declare
+                self._shadow = Shadow(self.path, list(dirs))
+            self._r = self._reader(self.path if self._shadow is None else self._shadow.path)
         except (CorruptDataError, PasswordError) as exc:  # one channel's files, or its password?
+            if self._shadow is not None:
+                self._shadow.remove()
             self._r, self._shadow, self.damaged = open_salvaged(self.path, self._reader, exc)
         # the channels mef3io leaves out without a word
         for name, folder in channel_dirs(self.path).items():

@@ -36,7 +36,7 @@ from ._common import (
 from .base import Reader
 from .blockformat import UNIVERSAL_HEADER_BYTES
 from .mef3io import Mef3ioReader
-from .salvage import Shadow, channel_dirs
+from .salvage import Shadow, being_written, channel_dirs
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class PymefReader(Reader):
             damaged = dict(scan.info.damaged)
             # pymef applies none but the first segment's
             factor_changes = dict(scan.info.factor_changes)
-        if damaged:
+        if damaged or any(being_written(d) for d in channel_dirs(self.path).values()):
             self._shadow = Shadow(
                 self.path, [n for n in channel_dirs(self.path) if n not in damaged]
             )

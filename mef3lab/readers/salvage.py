@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import CorruptDataError, PasswordError
-from .blockformat import INDEX_DTYPE, UNIVERSAL_HEADER_BYTES
+from .blockformat import HEADER_BYTES, INDEX_DTYPE, UNIVERSAL_HEADER_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ def size_problem(path: Path) -> str | None:
     """Why a `.tmet` or `.tidx` file is not the size its format and header declare (or None).
 
     A `.tmet` is always `METADATA_BYTES`; a `.tidx` is its universal header and the number
-    of entries that header declares.
+    of entries that header declares, or longer while a writer appends to it (see
+    `declared_index_bytes`).
     """
     size = path.stat().st_size
     if path.suffix == ".tmet":
@@ -89,14 +90,53 @@ def size_problem(path: Path) -> str | None:
     else:
         if size < UNIVERSAL_HEADER_BYTES:
             return f"{path.name} is {size} bytes, shorter than its universal header"
-        with path.open("rb") as f:
-            f.seek(NUMBER_OF_ENTRIES_AT)
-            entries = int.from_bytes(f.read(8), "little", signed=True)
-        want = UNIVERSAL_HEADER_BYTES + entries * INDEX_DTYPE.itemsize
-        what = f"its header declares {entries} index entries, which take"
+        want = declared_index_bytes(path)
+        what = (
+            f"its header declares {(want - UNIVERSAL_HEADER_BYTES) // INDEX_DTYPE.itemsize} "
+            "index entries, which take"
+        )
+        if want < size and _being_appended(path, size - want):
+            return None
     if size == want:
         return None
     return f"{path.name} is {size} bytes, but {what} {want} bytes"
+
+
+def declared_index_bytes(tidx: Path) -> int:
+    """The bytes of a `.tidx` file that its universal header declares (header and entries).
+
+    A writer appending to a recording writes the new blocks, then their index entries, and
+    only then the headers: meanwhile the file is longer than it declares, and its declared
+    entries are the ones that are complete.
+    """
+    with tidx.open("rb") as f:
+        f.seek(NUMBER_OF_ENTRIES_AT)
+        entries = int.from_bytes(f.read(8), "little", signed=True)
+    return UNIVERSAL_HEADER_BYTES + entries * INDEX_DTYPE.itemsize
+
+
+def _being_appended(tidx: Path, extra: int) -> bool:
+    """Whether `extra` bytes past a `.tidx` file's declared entries can be entries being written.
+
+    They can when the data file holds at least a block header for each whole one of them,
+    since a writer writes a block before its entry: a sparse index swollen far past its
+    data (a few KiB on disk, declaring nothing) is refused without being read.
+    """
+    data = tidx.with_suffix(".tdat")
+    return data.is_file() and extra // INDEX_DTYPE.itemsize * HEADER_BYTES <= data.stat().st_size
+
+
+def being_written(channel: Path) -> bool:
+    """Whether a channel folder has an index file longer than it declares (a writer appends).
+
+    Decoders read every entry there is; such a channel is read through a `Shadow`, whose
+    copy of the index stops at the declared entries.
+    """
+    return any(
+        t.stat().st_size > declared_index_bytes(t)
+        for t in channel.glob(f"*{SEGMENT_SUFFIX}/*.tidx")
+        if t.stat().st_size >= UNIVERSAL_HEADER_BYTES
+    )
 
 
 class Shadow:
@@ -124,11 +164,33 @@ class Shadow:
             if not item.name.endswith(CHANNEL_SUFFIX):  # session records etc.
                 (self.path / item.name).symlink_to(item.resolve())
         for name in channels:
-            (self.path / dirs[name].name).symlink_to(dirs[name].resolve())
+            _link_channel(dirs[name], self.path / dirs[name].name)
 
     def remove(self) -> None:
         """Delete the shadow (the links only; the recording is untouched)."""
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _link_channel(channel: Path, target: Path) -> None:
+    """`target` as a link to `channel`, or a folder of links while a writer appends to it.
+
+    In that folder each index file being written is a copy cut to its declared entries.
+    """
+    if not being_written(channel):
+        target.symlink_to(channel.resolve())
+        return
+    target.mkdir()
+    for item in channel.iterdir():
+        if not (item.name.endswith(SEGMENT_SUFFIX) and item.is_dir()):
+            (target / item.name).symlink_to(item.resolve())
+            continue
+        (target / item.name).mkdir()
+        for f in item.iterdir():
+            if f.suffix == ".tidx" and f.stat().st_size >= UNIVERSAL_HEADER_BYTES:
+                with f.open("rb") as src:
+                    (target / item.name / f.name).write_bytes(src.read(declared_index_bytes(f)))
+            else:
+                (target / item.name / f.name).symlink_to(f.resolve())
 
 
 def remove_shadows_of(pid: int) -> int:
