@@ -57,9 +57,11 @@ def drive(
     segment_s: float,
     window_s: float,
     seed: int = 0,
+    token: str | None = None,
 ) -> LoadResult:
     """Load the server at `address` as the module docstring says; `reference` is every channel of
-    `path` on its grid (float32, NaN in gaps), as a direct read gives it.
+    `path` on its grid (float32, NaN in gaps), as a direct read gives it; every client sends
+    `token` (a server with authentication on).
     """
     result = LoadResult()
     lock = threading.Lock()
@@ -78,7 +80,7 @@ def drive(
 
     def client(i: int) -> None:
         rng = random.Random(seed * 1000 + i)
-        with Mef3Client(address, client_id=f"load-{i}", timeout=60.0) as c:
+        with Mef3Client(address, client_id=f"load-{i}", token=token, timeout=60.0) as c:
             c.open_file(path)
             grid = c.set_signal_chunk_size(path, segment_s).groups[0]
             n, length = int(grid.n_samples), int(grid.segment_samples)
@@ -121,7 +123,7 @@ def drive(
         result.rss_peak_mb = max(result.rss_peak_mb, proc.memory_info().rss / 2**20)
         time.sleep(0.1)
     with Mef3Client(
-        address, timeout=30.0
+        address, token=token, timeout=30.0
     ) as probe:  # the budget as the load left it (it follows the readers)
         result.cache_budget_mb = probe.stats()["cache_budget_bytes"] / 2**20
     stop.set()
