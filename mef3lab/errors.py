@@ -151,6 +151,16 @@ class NotOpenError(Mef3LabError):
     grpc_status = "FAILED_PRECONDITION"
 
 
+class RecordingChangedError(Mef3LabError):
+    """The recording changed on disk since it was opened (written again, not only appended to).
+
+    Its samples as opened are gone: reopen it (a grown recording needs no reopening: its
+    views keep their extent and may refresh it).
+    """
+
+    grpc_status = "FAILED_PRECONDITION"
+
+
 class ServerUnavailableError(Mef3LabError, ConnectionError):
     """The mef3lab server cannot be reached (down, wrong address, or went away mid-call)."""
 
@@ -188,6 +198,7 @@ ERROR_CLASSES: dict[str, type[Mef3LabError]] = {
         ReadTooLargeError,
         TooManyOpenError,
         NotOpenError,
+        RecordingChangedError,
         ServerUnavailableError,
         CancelledError,
     )
