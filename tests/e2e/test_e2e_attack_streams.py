@@ -19,38 +19,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mef3lab.client import Mef3Client
 from mef3lab.protocol import mef3lab_pb2 as pb
 from mef3lab.protocol import mef3lab_pb2_grpc as pb_grpc
-from mef3lab.protocol.wire import CLIENT_ID_KEY
+from mef3lab.testing.attacks import release, stall
 
 from .conftest import assert_same, clean_env
 
-#: No bandwidth probing: the attacker's receive window stays small, so the server must wait.
-STALLING = [("grpc.http2.bdp_probe", 0), ("grpc.max_receive_message_length", 64 << 20)]
 TOKENS = {"mallory": "mallory-token-1b9e", "alice": "alice-token-7f3a"}
-
-
-def stall(address: str, path: str, n: int, token: str | None = None) -> list:
-    """`n` segment streams, each read one message deep and then left alone: (channel, stream)."""
-    md = [(CLIENT_ID_KEY, "attacker")]
-    if token:
-        md.append(("authorization", f"Bearer {token}"))
-    stalled = []
-    for i in range(n):
-        channel = grpc.insecure_channel(address, options=STALLING)
-        stub = pb_grpc.Mef3LabStub(channel)
-        stub.Open(pb.OpenRequest(path=path), metadata=md, timeout=60)
-        stream = stub.ReadSegment(
-            pb.ReadSegmentRequest(path=path, index=i % 3, no_prefetch=True), metadata=md
-        )
-        stalled.append((channel, stream))
-    for _, stream in stalled:
-        next(stream)
-    return stalled
-
-
-def release(stalled: list) -> None:
-    for channel, stream in stalled:
-        stream.cancel()
-        channel.close()
 
 
 def health_latency(address: str) -> float:
