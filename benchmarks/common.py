@@ -56,6 +56,13 @@ class Params:
     wide_flips: int = 20
     day: RecordingSpec = DAY  # clinical review (table H): a 24-h recording
     first_look: tuple[FirstLookSpec, ...] = FIRST_LOOK  # table J, beside MNE
+    soak_clients: int = 50  # table K: well-behaved clients...
+    soak_s: float = 300.0  # ...while attackers take turns for this long...
+    soak_quiet_s: float = 60.0  # ...after the same load alone for this long
+    attackers: int = 4  # table K: attackers at once
+    turn_s: float = 5.0  # table K: how long one attack lasts
+    hub_clients: int = 50  # table L: clients, each a hub user of its own...
+    hub_s: float = 60.0  # ...making small reads for this long
 
     def with_repeat(self, n: int) -> Params:
         return replace(self, repeat=max(1, n))
@@ -72,6 +79,9 @@ QUICK_RUN = Params(
     wide_flips=6,
     mixed_s=5.0,
     day=DAY_QUICK,
+    soak_s=30.0,
+    soak_quiet_s=10.0,
+    hub_s=15.0,
 )
 #: A few seconds end to end (the smoke test): 4 segments of 30 s, no client work.
 SMOKE_RUN = Params(
@@ -94,6 +104,12 @@ SMOKE_RUN = Params(
     mixed_clients=3,
     mixed_s=1.0,
     first_look=FIRST_LOOK_SMOKE,
+    soak_clients=4,
+    soak_s=4.0,
+    soak_quiet_s=2.0,
+    turn_s=1.0,
+    hub_clients=3,
+    hub_s=2.0,
 )
 
 
