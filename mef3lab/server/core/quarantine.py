@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class Quarantine:
     """A `ReaderPool` that stops sending a recording to reader processes after `limit` crashes.
 
-    Everything but `submit`, `submit_split`, `info` and `call` passes through to the pool
+    Everything but `submit`, `submit_split`, `info`, `call` and `preopen` passes through to the pool
     unchanged. A crash is counted before its request fails (`ReaderPool.watch_failures`),
     so a caller who retries at once is already refused.
 
@@ -67,11 +67,20 @@ class Quarantine:
         self._check(path)
         return self._pool.call(path, password, engine, method, *args, timeout=timeout)
 
-    def _check(self, path) -> None:
-        key = os.path.realpath(path)
+    def preopen(self, path, password=None, engine=None) -> None:
+        """`ReaderPool.preopen`, skipped for a quarantined recording (no worker opens it)."""
+        if not self._quarantined(path):
+            self._pool.preopen(path, password, engine)
+
+    def _quarantined(self, path) -> int:
+        """The crashes counted against `path` when it is quarantined, else 0."""
         with self._lock:
-            crashes = self._crashes[key]
-        if self.limit and crashes >= self.limit:
+            crashes = self._crashes[os.path.realpath(path)]
+        return crashes if self.limit and crashes >= self.limit else 0
+
+    def _check(self, path) -> None:
+        crashes = self._quarantined(path)
+        if crashes:
             raise QuarantinedError(
                 f"{path} is quarantined: reading it crashed {crashes} reader processes "
                 "(or hung one past the read timeout), so this server no "

@@ -185,10 +185,11 @@ class OpenRecordings:
         if rec is None:
             self._confine(key)
             decoder = decoder or self.config.engine
-            # Every worker starts opening it now, beside the one that answers `info`: the first
-            # (split) read needs them all, and would wait for any still opening.
-            self.pool.preopen(key, password, decoder)
             info = self.pool.info(key, password, decoder)
+            # Only once one worker opened it (within the read timeout) do the others open it,
+            # so that the first (split) read need not wait for them: a recording whose opening
+            # hangs or fails holds one worker, never all of them.
+            self.pool.preopen(key, password, decoder)
             with self._lock:
                 rec = self._recordings.setdefault(slot, Recording(key, password, decoder, info))
         with self._lock:

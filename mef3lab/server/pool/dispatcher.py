@@ -56,6 +56,7 @@ class _Worker:
     eof: bool = False
     job: Job | None = None
     keys: set = field(default_factory=set)  # readers it (probably) has open: dispatch affinity
+    opens: list = field(default_factory=list)  # pre-opens (Jobs) it takes before any other job
     deadline: float | None = None  # monotonic time its current job must be done by
     stopped: str | None = None  # why it was killed mid-job: "timeout" | "aborted"
 
@@ -144,13 +145,19 @@ class Dispatcher:
                     w.process.kill()  # the dispatcher sees the death and replaces it
 
     def preopen(self, key: tuple, path: str, password: str, engine: str | None) -> None:
-        """Have every worker open the reader of `key` when it is next idle."""
+        """Have every worker that does not have the reader of `key` open it when next idle.
+
+        Each opening is a job of its worker, with the read timeout: a worker stuck opening
+        is busy (no read waits behind it), and one stuck past the timeout is killed and
+        blames the recording it was opening.
+        """
         with self._lock:
             if self._closing:
                 return
             for w in self._workers:
-                w.keys.add(key)
-            self._controls.append(("open", key, path, password, engine))
+                if key not in w.keys:
+                    w.keys.add(key)
+                    w.opens.append(Job("call", (path, password, engine, "info", ()), key, True))
             self._wake_locked()
 
     def close_recording(self, path: str) -> None:
@@ -160,6 +167,7 @@ class Dispatcher:
                 return
             for w in self._workers:
                 w.keys = {k for k in w.keys if k[0] != path}
+                w.opens = [j for j in w.opens if j.key[0] != path]
             self._controls.append(("drop", path))
             self._wake_locked()
 
@@ -309,6 +317,11 @@ class Dispatcher:
             for w in self._workers
             if w.ready and w.job is None and not w.eof and w.stopped is None
         ]
+        for w in [w for w in idle if w.opens]:
+            idle.remove(w)
+            w.job = w.opens.pop(0)
+            w.deadline = time.monotonic() + self._timeout if self._timeout > 0 else None
+            sends.append((w, self._message(w.job)))
         while idle and self._queue:
             job = heapq.heappop(self._queue)[2]
             if not job.future.set_running_or_notify_cancel():

@@ -151,9 +151,6 @@ def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str,
             if op == "drop":
                 readers.drop(msg[1])
                 continue
-            if op == "open":
-                _preopen(readers, *msg[1:])
-                continue
             conn.send(
                 _serve_read(readers, *msg[1:]) if op == "read" else _serve_call(readers, *msg[1:])
             )
@@ -161,16 +158,6 @@ def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str,
         return  # the parent is gone
     finally:
         readers.close_all()
-
-
-def _preopen(
-    readers: OpenReaders, key: tuple, path: str, password: str, engine: str | None
-) -> None:
-    """Open a recording ahead of its first read here; a failure will be the read's to report."""
-    try:
-        readers.get(key, path, password, engine)
-    except Exception as exc:  # noqa: BLE001 - the read that needs it raises it again
-        log.debug("opening %s ahead of its reads failed: %s", path, exc)
 
 
 def _serve_call(readers: OpenReaders, key: tuple, *call: Any) -> tuple:
