@@ -14,6 +14,8 @@ USER mef3lab
 # "USER TOKEN"; without them it refuses to start). The status page over TCP shows no paths.
 ENV HOST=0.0.0.0 PORT=50051 HTTP_PORT=8080 TOKEN_FILE=/etc/mef3lab/tokens
 EXPOSE 50051 8080
-# /healthz needs no token: it says only whether the server is up.
-HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=5)"
+# /healthz needs no token: it says only whether the server is up. `mef3lab health` reads the
+# same variables as the server (HTTP_PORT, TLS_CERT, ...) and asks over HTTPS when TLS is on;
+# settings given as `docker run ... mef3lab --flag` are not seen by it: give them as -e VARIABLE.
+HEALTHCHECK CMD ["mef3lab", "health"]
 ENTRYPOINT ["mef3lab", "serve"]

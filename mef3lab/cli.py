@@ -206,6 +206,31 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve(config, owner_pid=int(owner) if owner else None)
 
 
+def add_health(sub: argparse._SubParsersAction) -> None:
+    """Add ``mef3lab health``, with the server's flags (its variables are read the same way)."""
+    from .server.config import ServerConfig
+
+    p = sub.add_parser(
+        "health",
+        help="ask a server's status listener whether it is up (Docker's HEALTHCHECK)",
+        description=run_health.__doc__,
+    )
+    ServerConfig.add_arguments(p)
+    p.set_defaults(func=run_health)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    """Ask /healthz of the server these settings describe: HTTPS when it serves TLS.
+
+    Exit status 0 when it answers, 1 when it does not.
+    """
+    from .server.config import ServerConfig
+    from .server.http.health import check_health
+
+    print(f"ok: {check_health(ServerConfig.from_args(args))}")
+    return 0
+
+
 def add_demo(sub: argparse._SubParsersAction) -> None:
     """Add ``mef3lab demo``."""
     p = sub.add_parser(
@@ -294,6 +319,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_synth,
     add_info,
     add_serve,
+    add_health,
     add_demo,
     add_walkthrough,
 ]

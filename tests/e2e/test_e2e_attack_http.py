@@ -8,11 +8,15 @@ parsed as given.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -129,3 +133,39 @@ def test_the_host_is_logged_as_given_and_an_ipv6_host_in_brackets_works(launch, 
     with Mef3Client(ipv6.address, timeout=30) as c:
         assert c.open_file(str(recording)).names
     assert get(ipv6.http_urls[0] + "healthz") == (200, b"ok\n")
+
+
+def dockerfile_healthcheck() -> list[str]:
+    """The Dockerfile's HEALTHCHECK command (its exec form), as a list of arguments."""
+    dockerfile = Path(__file__).parents[2] / "Dockerfile"
+    (line,) = [x for x in dockerfile.read_text().splitlines() if x.startswith("HEALTHCHECK")]
+    return json.loads(line.split(" CMD ", 1)[1])
+
+
+def test_the_dockerfile_healthcheck_follows_the_servers_tls(launch, certificate, tmp_path):
+    # Before: http://127.0.0.1:8080/healthz whatever the settings: unhealthy forever with TLS on.
+    command = dockerfile_healthcheck()
+    assert command[0] == "mef3lab"
+    run = [sys.executable, "-m", "mef3lab", *command[1:]]
+    tls = dict(TLS_CERT=str(certificate / "server.pem"), TLS_KEY=str(certificate / "server.key"))
+    for extra in ({}, tls):
+        port = free_port()
+        # As in the image: settings by variable, the server listening beyond localhost.
+        env = clean_env(HOST="0.0.0.0", HTTP_PORT=str(port), MEF3LAB_TOKEN=TOKEN, **extra)
+        probe = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+        assert probe.returncode == 1 and "did not answer" in probe.stderr  # nobody listens yet
+        launch(env=env, port=0, n_process_workers=1, n_prefetch=0)
+        probe = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+        scheme = "https" if extra else "http"
+        assert probe.returncode == 0, probe.stderr
+        assert f"{scheme}://127.0.0.1:{port}/healthz" in probe.stdout
+    # A certificate the server does not serve is not trusted: the check fails, it does not pass.
+    env["TLS_CERT"] = str(certificate / "other-ca.pem")
+    probe = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in probe.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
