@@ -11,25 +11,10 @@ import os
 import shutil
 import time
 
-import numpy as np
 import pytest
+from _growing import write
 
 from mef3lab.readers.changes import GROWN, REPLACED, ChangeWatch, Snapshot, fingerprint
-
-FS = 256.0
-START = 1_700_000_000_000_000
-
-
-def write(path, a: float, b: float, gain: float = 1.0) -> None:
-    """Seconds [a, b) of two channels, written (or appended) by MefWriter."""
-    from mef_tools.io import MefWriter
-
-    w = MefWriter(str(path), overwrite=False)
-    for i, name in enumerate(("A1", "A2")):
-        t = np.arange(int(a * FS), int(b * FS)) / FS
-        x = np.round(gain * 20 * np.sin(2 * np.pi * (3 + i) * t), 2)
-        w.write_data(x, name, START + int(a * 1e6), FS, precision=2)
-    del w
 
 
 @pytest.fixture(scope="module")

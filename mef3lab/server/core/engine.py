@@ -17,6 +17,7 @@ import numpy as np
 
 from ...errors import ReadTooLargeError, SegmentIndexError, TimeRangeError
 from ...model import SAMPLE_TYPES, RateGroup, SessionInfo
+from ...readers.changes import REPLACED
 from ...signal.decimate import bin_starts
 from ..config import ServerConfig
 from ..pool import ReaderPool
@@ -67,7 +68,7 @@ class Engine:
         self.pool = pool or pool_for(self.config)
         self.prefetch = PrefetchTracker(PrefetchPolicy(self.config.n_prefetch))
         self.open_recordings = OpenRecordings(
-            self.config, self.pool, resolve, self._recording_closed
+            self.config, self.pool, resolve, self._recording_closed, self._recording_changed
         )
         self.segments = SegmentStore(
             self.config, self.pool, self.open_recordings.is_open, self.prefetch.active
@@ -88,6 +89,17 @@ class Engine:
                     del self._bounds_of[k]
             self.segments.drop_recording(key)
             self.pool.close_recording(key)
+
+    def _recording_changed(self, key: str, change: str, generation: int) -> None:
+        """`key`'s files changed on disk (the sessions' `on_change`).
+
+        The readers are closed, so that the next open and read see the files as they are
+        now; when the recording was replaced, the cached rows of its `generation` and
+        before are dropped too (its open views are refused from now on).
+        """
+        if change == REPLACED:
+            self.segments.drop_recording(key, before=generation + 1)
+        self.pool.close_recording(key)
 
     # -- recordings and clients (see `OpenRecordings`) ------------------------------------------
     def open(
@@ -499,14 +511,14 @@ class Engine:
         From the channels' reader, once per recording and channel set (`Reader.block_bounds`);
         only the segment's ends when the reader cannot say.
         """
-        key = (rec.path, group.fs, tuple(sorted(set(names))))
+        n = group.grid.n_samples
+        key = (rec.path, rec.generation, n, group.fs, tuple(sorted(set(names))))
         with self._bounds_lock:
             bounds = self._bounds_of.get(key)
         if bounds is None:
-            n = group.grid.n_samples
             try:
                 bounds = self.pool.call(
-                    rec.path, rec.password, rec.decoder, "block_bounds", key[2], 0, n
+                    rec.path, rec.password, rec.decoder, "block_bounds", key[-1], 0, n
                 )
             except Exception as exc:  # noqa: BLE001 - the segment is then read whole
                 log.debug("no block bounds for %s: %s", rec.path, exc)

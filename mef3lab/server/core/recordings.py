@@ -2,8 +2,9 @@
 
 A recording is opened once however many clients open it, and closed when the last one
 leaves; each client keeps its own view of it (segment size, channel selection). The open
-limits and the forgetting of idle clients live here; what a close must also free is the
-owner's to do, told through `on_close` (docs/server.md, "Open recordings").
+limits, the forgetting of idle clients and the noticing of recordings changed on disk live
+here; what a close or a change must also free is the owner's to do, told through `on_close`
+and `on_change` (docs/server.md, "Open recordings", "Growing and replaced recordings").
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ...errors import NotOpenError, TimeRangeError, TooManyOpenError
+from ...errors import NotOpenError, RecordingChangedError, TimeRangeError, TooManyOpenError
 from ...model import RateGroup, SessionInfo
+from ...readers.changes import GROWN, REPLACED, ChangeWatch, Snapshot
 from ..config import ServerConfig
 from ..pool import ReaderPool
 from ..pool.requests import canonical_path
@@ -33,6 +35,8 @@ CHANNEL_SEGMENT_BYTES = 2**20
 #: The most names a read may list beyond the recording's own channel count (a name may repeat,
 #: but every row costs work before a byte is sent).
 MAX_EXTRA_NAMES = 1024
+#: Seconds between two looks, on reads, at whether an open recording's files changed.
+CHANGE_CHECK_S = 1.0
 
 
 @dataclass
@@ -51,6 +55,13 @@ class Recording:
         What it holds.
     clients : set of str
         The clients that have it open.
+    generation : int
+        Which contents of its files it reads: one more each time the recording is found
+        written again on disk (cached rows are kept per generation).
+    watch : ChangeWatch or None
+        Its files as it was opened, compared with them now (None: never compared).
+    replaced : bool
+        Its files were written again since it was opened: its reads are refused.
     """
 
     path: str
@@ -58,6 +69,9 @@ class Recording:
     decoder: str
     info: SessionInfo
     clients: set[str] = field(default_factory=set)
+    generation: int = 0
+    watch: ChangeWatch | None = field(default=None, repr=False, compare=False)
+    replaced: bool = False
 
 
 @dataclass
@@ -68,6 +82,9 @@ class ClientView:
     ----------
     slot : str
         Which opening of the recording it reads: its key and password (`_slot`).
+    recording : Recording
+        The opening it reads: the slot's when it opened, until it opens again (a
+        recording changed on disk meanwhile is a new opening of the slot).
     segment_seconds : float or None
         Its segment size; None: the server's default (see `OpenRecordings.segment_grid`).
     channels : tuple of str or None
@@ -75,6 +92,7 @@ class ClientView:
     """
 
     slot: str
+    recording: Recording
     segment_seconds: float | None = None
     channels: tuple[str, ...] | None = None
 
@@ -104,6 +122,10 @@ class OpenRecordings:
     on_close : callable
         ``on_close(client, key, last)``, called after `client` closed the recording `key`
         (`last`: nobody has it open any more), outside the lock.
+    on_change : callable or None
+        ``on_change(key, change, generation)``, called outside the lock when an open or a
+        read finds that the files of `key`, opened as `generation`, changed on disk
+        (`change`: `GROWN` or `REPLACED`).
     """
 
     def __init__(
@@ -112,15 +134,19 @@ class OpenRecordings:
         pool: ReaderPool,
         resolve: Callable[[str, str], str] | None,
         on_close: Callable[[str, str, bool], None],
+        on_change: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
         self._on_close = on_close
+        self._on_change = on_change or (lambda key, change, generation: None)
         #: (client, path as the client wrote it) -> the recording's key; may refuse (served roots).
         self._resolve = resolve or (lambda client, path: canonical_path(path) if path else path)
         self._confine = getattr(resolve, "confine", check_session_tree)
         #: Slot (the key, and a hash of the password: `_slot`) -> the recording opened so.
         self._recordings: dict[str, Recording] = {}
+        #: Key -> the generation its next opening gets (see `Recording.generation`).
+        self._generations: dict[str, int] = {}
         self._views: dict[tuple[str, str], ClientView] = {}
         #: (client, key) of the opens under way: they hold a place (see `_reserve`).
         self._opening: set[tuple[str, str]] = set()
@@ -137,6 +163,10 @@ class OpenRecordings:
         self, client: str, path: str, password: str | None = None, decoder: str | None = None
     ) -> SessionInfo:
         """Open a recording for a client; a second client, or a second open, is a normal open.
+
+        A recording whose files changed on disk since it was opened (grown or replaced) is
+        opened afresh, and a client that opens it again reads that new opening: opening
+        again is how a view refreshes its extent. Other clients' views keep theirs.
 
         Parameters
         ----------
@@ -182,21 +212,64 @@ class OpenRecordings:
         self, client: str, key: str, password: str, decoder: str | None, rec: Recording | None
     ) -> SessionInfo:
         slot = _slot(key, password)
+        change = rec.watch.check(force=True) if rec is not None and rec.watch else None
+        if change is not None:
+            self._changed(rec, change)
+            rec = None
         if rec is None:
             self._confine(key)
             decoder = decoder or self.config.engine
+            snapshot = Snapshot.take(key)  # before the files are read: a change meanwhile shows
             info = self.pool.info(key, password, decoder)
             # Only once one worker opened it (within the read timeout) do the others open it,
             # so that the first (split) read need not wait for them: a recording whose opening
             # hangs or fails holds one worker, never all of them.
             self.pool.preopen(key, password, decoder)
             with self._lock:
-                rec = self._recordings.setdefault(slot, Recording(key, password, decoder, info))
+                fresh = Recording(
+                    key, password, decoder, info, generation=self._generations.get(key, 0)
+                )
+                fresh.watch = ChangeWatch(snapshot, CHANGE_CHECK_S)
+                rec = self._recordings.setdefault(slot, fresh)
         with self._lock:
             rec.clients.add(client)
-            self._views.setdefault((client, key), ClientView(slot))
+            view = self._views.setdefault((client, key), ClientView(slot, rec))
+            if view.recording is not rec:  # opened again: its view moves to the new opening
+                view.recording.clients.discard(client)
+                view.recording = rec
             self._last_seen[client] = time.monotonic()
         return rec.info
+
+    def _changed(self, rec: Recording, change: str | None) -> None:
+        """`rec`'s files changed on disk: the next open of its key opens it afresh.
+
+        A replacement also marks every opening of that generation (any password) replaced,
+        so that their reads are refused, and gives the next opening a new generation. The
+        owner is told (`on_change`) once per opening and change.
+        """
+        if change is None:
+            return
+        with self._lock:
+            current = [s for s, r in self._recordings.items() if r is rec]
+            for s in current:
+                del self._recordings[s]
+            # told already: when it was no longer the slot's, unless this replaces it first
+            told = not current and (change == GROWN or rec.replaced)
+            if change == REPLACED:
+                for r in self._live():
+                    if r.path == rec.path and r.generation <= rec.generation:
+                        r.replaced = True
+                nxt = max(self._generations.get(rec.path, 0), rec.generation + 1)
+                self._generations[rec.path] = nxt
+        if not told:
+            log.info("%s changed on disk (%s): it is opened afresh", rec.path, change)
+            self._on_change(rec.path, change, rec.generation)
+
+    def _live(self) -> list[Recording]:
+        """Every opening still read: the slots' and those of views not opened again. Locked."""
+        out = {id(r): r for r in self._recordings.values()}
+        out.update((id(v.recording), v.recording) for v in self._views.values())
+        return list(out.values())
 
     def _reserve(self, client: str, key: str) -> bool:
         """Check the open limits and hold a place for this open; False when it needs none.
@@ -245,14 +318,14 @@ class OpenRecordings:
         key = self.resolve(client, path)
         with self._lock:
             view = self._views.pop((client, key), None)
-            rec = self._recordings.get(view.slot) if view is not None else None
-            if view is None or rec is None:
+            if view is None:
                 return False
+            rec = view.recording
             rec.clients.discard(client)
-            if not rec.clients:
+            if not rec.clients and self._recordings.get(view.slot) is rec:
                 del self._recordings[view.slot]
             # Its readers and cached segments go with the last opening of the file.
-            last = not any(r.path == key for r in self._recordings.values())
+            last = not any(r.path == key for r in self._live())
         self._on_close(client, key, last)
         return True
 
@@ -266,7 +339,7 @@ class OpenRecordings:
             closes change them while a page is being made.
         """
         with self._lock:
-            return [replace(r, clients=set(r.clients)) for r in self._recordings.values()]
+            return [replace(r, clients=set(r.clients)) for r in self._live()]
 
     def list_open(self, client: str) -> list[str]:
         """The keys of the recordings `client` has open, sorted."""
@@ -292,8 +365,7 @@ class OpenRecordings:
         key = self.resolve(client, path)
         with self._lock:
             view = self._views.get((client, key))
-            rec = self._recordings.get(view.slot) if view is not None else None
-        return rec.decoder if rec else ""
+        return view.recording.decoder if view is not None else ""
 
     def forget_client(self, client: str) -> None:
         """Close everything a client had open (it went away)."""
@@ -461,26 +533,45 @@ class OpenRecordings:
         length = max(1, int(round(seconds * group.fs)))
         return length, max(1, math.ceil(group.grid.n_samples / length))
 
-    def is_open(self, key: str) -> bool:
-        """Whether any client has the recording `key` open."""
+    def is_open(self, key: str, generation: int | None = None) -> bool:
+        """Whether any client has the recording `key` open (as `generation`, not replaced)."""
         with self._lock:
-            return any(r.path == key for r in self._recordings.values())
+            return any(
+                r.path == key
+                and (generation is None or (r.generation, r.replaced) == (generation, False))
+                for r in self._live()
+            )
 
     def recording(self, client: str, path: str) -> Recording:
-        """The recording `client` has open as `path`.
+        """The recording `client` has open as `path`, to read it.
+
+        Whether its files changed on disk is looked at, at most every `CHANGE_CHECK_S`:
+        a grown recording is read as it was opened (the client opens it again to see the
+        rest); a replaced one is not read at all.
 
         Raises
         ------
         mef3lab.errors.NotOpenError
             When the client does not have it open.
+        mef3lab.errors.RecordingChangedError
+            When its files were written again since the client opened it.
         """
-        return self._open_view(client, path)[0]
+        rec = self._open_view(client, path)[0]
+        change = rec.watch.check() if rec.watch is not None and not rec.replaced else None
+        if change is not None:
+            self._changed(rec, change)
+        if rec.replaced:
+            raise RecordingChangedError(
+                f"{path} changed on disk since it was opened (it was written again, not only "
+                "appended to); reopen it to read it as it is now"
+            )
+        return rec
 
     def stats(self) -> dict[str, int]:
         """How many recordings are open, and by how many clients."""
         with self._lock:
             return {
-                "open_recordings": len(self._recordings),
+                "open_recordings": len(self._live()),
                 "clients": len({c for c, _ in self._views}),
             }
 
@@ -492,12 +583,11 @@ class OpenRecordings:
         key = self.resolve(client, path)
         with self._lock:
             view = self._views.get((client, key))
-            rec = self._recordings.get(view.slot) if view is not None else None
             if view is not None:
                 self._last_seen[client] = time.monotonic()
-        if view is None or rec is None:
+        if view is None:
             raise NotOpenError(f"{path} is not open for this client; open it first")
-        return rec, view
+        return view.recording, view
 
 
 def _identity(client: str) -> str:

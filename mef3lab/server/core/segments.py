@@ -33,7 +33,8 @@ class SegmentKey:
     """One channel's grid samples ``[k0, k1)`` of one segment: what is cached and loaded.
 
     Keys name their channel, so a row can only ever be served as the channel it was
-    decoded for.
+    decoded for, and the recording's `generation`, so a row of a recording written again
+    since is never served as the new one's.
     """
 
     path: str
@@ -41,6 +42,7 @@ class SegmentKey:
     channel: str
     k0: int
     k1: int
+    generation: int = 0
 
 
 #: One segment's rows: channel name -> its int32 counts (read-only).
@@ -53,6 +55,8 @@ class Source(Protocol):
     path: str
     password: str
     decoder: str
+    #: Which contents of the files: a recording written again on disk has a new generation.
+    generation: int
 
 
 class _Part:
@@ -151,8 +155,9 @@ class SegmentStore:
     pool : ReaderPool
         Where segments are decoded.
     is_open : callable
-        ``is_open(path)``: whether a finished load may still be cached (its recording was
-        not closed meanwhile). Called inside the store's lock.
+        ``is_open(path, generation)``: whether a finished load may still be cached (its
+        recording was not closed, nor written again, meanwhile). Called inside the store's
+        lock.
     readers : callable
         ``readers()``: how many readers move through recordings now (the budget grows
         with them when `cache_mb` is 0).
@@ -162,7 +167,7 @@ class SegmentStore:
         self,
         config: ServerConfig,
         pool: ReaderPool,
-        is_open: Callable[[str], bool],
+        is_open: Callable[[str, int], bool],
         readers: Callable[[], int],
     ) -> None:
         self.config = config
@@ -254,7 +259,7 @@ class SegmentStore:
     ) -> list[Piece]:
         waiting = []
         for k0, k1 in spans:
-            keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in names]
+            keys = [SegmentKey(rec.path, fs, c, k0, k1, rec.generation) for c in names]
             rows = {k.channel: a for k in keys if (a := self.cache.get(k)) is not None}
             missing = [k for k in keys if k.channel not in rows]
             cols = (k0, k1) if want is None else (max(want[0], k0), min(want[1], k1))
@@ -319,7 +324,9 @@ class SegmentStore:
         Cancellable or None
             What cancels the load while it is queued; None when nothing needed loading.
         """
-        keys = [SegmentKey(rec.path, fs, c, k0, k1) for c in dict.fromkeys(channels)]
+        keys = [
+            SegmentKey(rec.path, fs, c, k0, k1, rec.generation) for c in dict.fromkeys(channels)
+        ]
         edges = None
         if bounds is not None and len(keys) * (k1 - k0) >= 2 * PREFETCH_PART_SAMPLES:
             edges = bounds(k0, k1)  # not under the lock: it may wait for a reader process
@@ -332,18 +339,29 @@ class SegmentStore:
                 cuts = _tiles(edges, k0, k1, PREFETCH_PART_SAMPLES // len(missing))
             return _Handle(self._start(rec, missing, False, cuts))
 
-    def drop_recording(self, path: str) -> None:
-        """Free the cached rows of `path` (its last client closed it).
+    def drop_recording(self, path: str, before: int | None = None) -> None:
+        """Free the cached rows of `path` (its last client closed it, or it was written again).
 
         The fills after a cold read's first part that have not started are called off, so
         the segment is never cached (loads that finish after this are not cached either).
+
+        Parameters
+        ----------
+        path : str
+            The recording.
+        before : int or None
+            Only the rows of generations before this one (None: every generation).
         """
+
+        def gone(k: SegmentKey) -> bool:
+            return k.path == path and (before is None or k.generation < before)
+
         with self._lock:
-            flights = {f for k, f in self._inflight.items() if k.path == path and f.head}
+            flights = {f for k, f in self._inflight.items() if gone(k) and f.head}
             for flight in flights:
                 for part in flight.parts[1:]:
                     part.load.cancel()
-        self.cache.drop(lambda k: k.path == path)
+        self.cache.drop(gone)
 
     def stats(self) -> dict[str, int]:
         """Hits, misses, prefetches, prefetch hits, decoded samples and the cache's size."""
@@ -505,7 +523,8 @@ class SegmentStore:
         try:
             whole = _joined({p.a: p.done.result() for p in flight.parts})
             with self._lock:
-                keep = self._is_open(flight.keys[0].path)  # not closed while loading
+                first = flight.keys[0]  # not closed, nor written again, while loading
+                keep = self._is_open(first.path, first.generation)
                 if keep and flight.background:
                     self._prefetched.update(flight.keys)
             flight.done.set_result(whole)
