@@ -9,7 +9,9 @@ C the xarray engine, D the decoders alone, E 50 clients at once (load),
 F the scroller (widget model and a real browser), G many clients reading random channel subsets,
 H clinical review (a 24-h recording: overview, filtered bipolar flips, 1-hour pages),
 I MNE-Python (rec.mef3.to_mne() against mne.io.read_raw_mef: an hour, 200 epochs),
-J the first look (fresh processes: open, first page, jumps, three recordings beside MNE).
+J the first look (fresh processes: open, first page, jumps, three recordings beside MNE),
+K the soak (50 clients while four attackers take turns, 5 min, behind a real JupyterHub),
+L 50 hub users' small reads on a server with --hub-auth behind a real JupyterHub.
 Ratios compare with the direct read measured in the same run, so
 they are meaningful on any machine; absolute times are not (and are noisy when other
 work shares the CPU).
@@ -30,10 +32,12 @@ from . import (
     compat,
     decoders,
     first_look,
+    hub_load,
     load,
     mixed_subsets,
     mne_raw,
     scroller,
+    soak,
     xarray_read,
 )
 from .common import FULL_RUN, QUICK_RUN, Params
@@ -51,11 +55,13 @@ TABLES = {
     "H": clinical.run,
     "I": mne_raw.run,
     "J": first_look.run,
+    "K": soak.run,
+    "L": hub_load.run,
 }
 
 
 def run(
-    params: Params, only: str = "ABCDEFGHIJ", data_dir: Path = DATA_DIR, log=print
+    params: Params, only: str = "ABCDEFGHIJKL", data_dir: Path = DATA_DIR, log=print
 ) -> list[Table]:
     """Write (or reuse) the recording, then measure the tables named in `only`, in order."""
     path = ensure_recording(params.recording, data_dir, log=log)
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a small recording for development runs"
     )
     parser.add_argument(
-        "--only", default="A,B,C,D,E,F,G,H,I,J", help="tables to run, e.g. A,C (default: all)"
+        "--only", default="A,B,C,D,E,F,G,H,I,J,K,L", help="tables to run, e.g. A,C (default: all)"
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="repeat each measurement, keep the best"

@@ -98,3 +98,16 @@ def test_the_first_look_table_times_every_path_beside_mne(tmp_path):
         assert r.value > 0 and r.ratio > 0 and r.status in ("PASS", "MISS", "—")
     stamps = [json.loads(p.read_text()) for p in tmp_path.glob("first-*.json")]
     assert {s["writer"] for s in stamps} == {"mef_tools.MefWriter"}
+
+
+def test_the_soak_and_the_hub_load_check_every_reply_behind_a_real_hub(tmp_path):
+    """Tables K and L, tiny: a real JupyterHub, its users' tokens, attackers at every attack."""
+    soak, hub = run(SMOKE_RUN, "KL", data_dir=tmp_path, log=lambda msg: None)
+    rows = {r.label.split(".")[0]: r for r in soak.rows}
+    assert len(soak.rows) == 12 and all(rows[k].value > 0 for k in ("1", "4", "7", "8", "11", "12"))
+    assert rows["9"].value == 0 and rows["10"].value == 0 and rows["12"].status == "PASS"
+    attacks = ("stalled_streams", "bad_requests", "made_up_ids", "half_sent_http", "made_up_tokens")
+    assert all(a in soak.notes[0] for a in attacks), soak.notes
+    rows = {r.label.split(".")[0]: r for r in hub.rows}
+    assert len(hub.rows) == 6 and rows["6"].value == 0 and rows["6"].status == "PASS", rows["6"]
+    assert rows["3"].target.bound == 250 and rows["5"].value > 0

@@ -1,0 +1,181 @@
+"""Table L: many hub users at once on a server that checks every call's token with a real
+JupyterHub (``--hub-auth``).
+
+Each client is a hub user of its own, with an API token the hub issued (made through its
+REST API, `benchmarks.hub`). All make small reads for a fixed time: one channel, one
+second, at random within the recording's first minute (which the server's cache holds
+after the first reads), so what a call costs is mostly the token check. Every reply is
+compared with a direct read. Reported: latency p50/p95/p99 and calls per second.
+
+``python -m benchmarks.hub_load --tree DIR`` measures the server of another checkout of
+mef3lab (``git worktree add DIR COMMIT``) with this same benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mef3lab.client import Mef3Client
+from mef3lab.readers import open_reader
+
+from .common import FULL_RUN, QUICK_RUN, Params
+from .data import DATA_DIR, ensure_recording
+from .hub import REPO, hub_server, jupyterhub
+from .load import LoadResult
+from .report import Table, Target, percentile
+
+#: The p95 a hub user's small read should stay within.
+P95_TARGET_MS = 250.0
+#: The span the reads fall in, seconds from the start.
+SPAN_S = 60.0
+#: Calls one client makes at most (a bound even if the clock misbehaves).
+MAX_CALLS = 100_000
+
+
+def drive(
+    address: str,
+    path: str,
+    tokens: list[str],
+    first: np.ndarray,
+    names: list[str],
+    fs: float,
+    seconds: float,
+    seed: int = 0,
+) -> LoadResult:
+    """One client per token, reading one channel × one second at random within `first` (the
+    first samples of the channels `names`, read directly) for `seconds`, every reply checked.
+    """
+    result = LoadResult()
+    lock = threading.Lock()
+    stop = threading.Event()
+    start_line = threading.Barrier(len(tokens) + 1)
+    n = int(round(fs))
+
+    def client(i: int, token: str) -> None:
+        rng = random.Random(seed * 1000 + i)
+        with Mef3Client(address, client_id=f"hub-load-{i}", token=token, timeout=60.0) as c:
+            c.open_file(path)
+            start_line.wait()
+            for _ in range(MAX_CALLS):
+                if stop.is_set():
+                    break
+                ch, k0 = rng.randrange(len(names)), rng.randrange(first.shape[1] - n)
+                t = time.perf_counter()
+                try:
+                    got = c.read_index(path, k0, k0 + n, [names[ch]], prefetch=False)
+                except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+                    failure, ms = f"client {i}: {type(exc).__name__}: {exc}", None
+                else:
+                    ms = (time.perf_counter() - t) * 1e3
+                    same = np.array_equal(got, first[ch : ch + 1, k0 : k0 + n], equal_nan=True)
+                    failure = (
+                        None if same else f"client {i}: [{k0}, {k0 + n}) of {names[ch]} differ"
+                    )
+                with lock:
+                    result.calls += 1
+                    if failure:
+                        result.failures.append(failure)
+                    else:
+                        result.latencies_ms.append(ms)
+
+    threads = [
+        threading.Thread(target=client, args=(i, tok), daemon=True) for i, tok in enumerate(tokens)
+    ]
+    for t in threads:
+        t.start()
+    start_line.wait(timeout=300)
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def direct_ms(path: Path, n: int = 200) -> tuple[float, np.ndarray, list[str], float]:
+    """The baseline and the reference: (p50 of direct reads of one channel × one second,
+    every channel's first `SPAN_S`, the channels' names, the sampling rate).
+    """
+    with open_reader(path, engine="pymef") as r:
+        grid = r.info.rate_groups[0].grid
+        span = min(grid.n_samples, int(SPAN_S * grid.fs))
+        first = r.read_index(None, 0, span)
+        names, fs = list(r.info.names), grid.fs
+        rng, times = random.Random(1), []
+        for _ in range(n):
+            k0 = rng.randrange(span - int(fs))
+            t = time.perf_counter()
+            r.read_index([rng.choice(names)], k0, k0 + int(fs))
+            times.append((time.perf_counter() - t) * 1e3)
+    return percentile(times, 50), first, names, fs
+
+
+def run(path: Path, params: Params, log=print, tree: Path | None = None) -> Table:
+    who = f"the server of {tree}" if tree else "this server"
+    table = Table(
+        "L",
+        f"{params.hub_clients} hub users at once, {params.hub_s:g} s of small reads "
+        f"(1 channel × 1 s) from {who} with --hub-auth behind a real JupyterHub",
+    )
+    base, first, names, fs = direct_ms(path)
+    table.add("1. direct pymef read of 1 channel × 1 s, p50 (baseline)", base, "ms", 1.0)
+    with jupyterhub(log) as hub:
+        log(f"L hub load: {params.hub_clients} hub users and their tokens ...")
+        tokens = hub.user_tokens(params.hub_clients, prefix="reader")
+        with hub_server(hub, tree, params.workers, params.n_prefetch) as srv:
+            log(f"L hub load: {params.hub_clients} clients for {params.hub_s:g} s ...")
+            res = drive(srv.address, str(path), tokens, first, names, fs, params.hub_s, params.seed)
+    for row, q in enumerate((50, 95, 99), start=2):
+        target = Target("value", "<=", P95_TARGET_MS) if q == 95 else None
+        table.add(f"{row}. latency of a call, p{q}", res.p(q), "ms", res.p(q) / base, target)
+    table.add(
+        "5. calls answered per second, all clients", len(res.latencies_ms) / res.seconds, "calls/s"
+    )
+    table.add(
+        "6. failed calls (errors or wrong samples)",
+        float(len(res.failures)),
+        "calls",
+        target=Target("value", "<=", 0),
+        note="; ".join(res.failures[:3]),
+    )
+    table.notes.append(
+        f"{res.calls} calls in {res.seconds:.1f} s; one token per hub user; "
+        f"the server's code at commit {commit_of(tree or REPO)}"
+    )
+    return table
+
+
+def commit_of(tree: Path) -> str:
+    """The commit a checkout is at (short), or "?" where git cannot tell."""
+    done = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.hub_load", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="the small recording, 15 s")
+    parser.add_argument("--tree", type=Path, help="a checkout of mef3lab whose server to measure")
+    args = parser.parse_args(argv)
+    params = QUICK_RUN if args.quick else FULL_RUN
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress, not results
+    path = ensure_recording(params.recording, DATA_DIR, log=log)
+    tree = args.tree.resolve() if args.tree else None
+    print(run(path, params, log, tree).render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
