@@ -7,7 +7,10 @@ ignored inside a bin, and a bin with no data stays NaN so gaps remain visible.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
+import numpy.typing as npt
 
 
 def bin_starts(n: int, bins: int) -> np.ndarray:
@@ -43,10 +46,15 @@ def envelope(data: np.ndarray, bins: int) -> np.ndarray:
     return out
 
 
+#: The most bytes of samples `minmax_points` reduces at once (its temporaries are a few times that).
+CHUNK_BYTES = 4 * 2**20
+
+
 def minmax_points(data: np.ndarray, n_out: int) -> np.ndarray:
     """Each row reduced to ``2 * (n_out // 2)`` points: every bin's min and max in time order.
 
-    A line plot of the result traces the signal's true extent.
+    A line plot of the result traces the signal's true extent. The rows are reduced a few
+    columns at a time (`minmax_points_blocks`), so the work costs little beside `data`.
 
     Parameters
     ----------
@@ -63,16 +71,71 @@ def minmax_points(data: np.ndarray, n_out: int) -> np.ndarray:
     n_ch, n = data.shape
     if n <= n_out:
         return data
+    step = max(1, CHUNK_BYTES // max(1, n_ch * data.itemsize))
+    blocks = ((a, min(a + step, n), data[:, a : a + step]) for a in range(0, n, step))
+    return minmax_points_blocks(blocks, data.shape, n_out, data.dtype)
+
+
+def minmax_points_blocks(
+    blocks: Iterable[tuple[int, int, np.ndarray]],
+    shape: tuple[int, int],
+    n_out: int,
+    dtype: npt.DTypeLike,
+) -> np.ndarray:
+    """`minmax_points` of an array that arrives as consecutive column blocks.
+
+    Only one block is held at a time (a block may be a reused buffer), so a window of any
+    length is reduced in the memory of one block and the result.
+
+    Parameters
+    ----------
+    blocks : iterable of (int, int, numpy.ndarray)
+        ``(a, b, values)``: columns ``[a, b)`` as a (channels, b - a) array, in order,
+        covering ``[0, samples)``.
+    shape : tuple of (int, int)
+        (channels, samples) of the whole.
+    n_out : int
+        The most points per row; more samples than that are reduced.
+    dtype : numpy dtype
+        The values' type (of the result too).
+
+    Returns
+    -------
+    numpy.ndarray
+        (channels, 2 * (n_out // 2)) points, or the whole (a copy) when it has at most
+        `n_out` samples; NaN for a bin with no data.
+    """
+    n_ch, n = shape
+    if n <= n_out:
+        whole = np.empty(shape, dtype)
+        for a, b, values in blocks:
+            whole[:, a:b] = values
+        return whole
     bins = n_out // 2
     starts = bin_starts(n, bins)
-    lo, hi = envelope(data, bins)
-    bucket = np.repeat(np.arange(bins), np.diff(np.append(starts, n)))
-    pos = np.arange(n)
-    out = np.empty((n_ch, 2 * bins), data.dtype)
-    for i, row in enumerate(data):
-        at_lo = np.minimum.reduceat(np.where(row == lo[i][bucket], pos, n), starts)
-        at_hi = np.minimum.reduceat(np.where(row == hi[i][bucket], pos, n), starts)
-        lo_first = at_lo <= at_hi
-        out[i, 0::2] = np.where(lo_first, lo[i], hi[i])
-        out[i, 1::2] = np.where(lo_first, hi[i], lo[i])
+    ends = np.append(starts[1:], n)
+    lo = np.full((n_ch, bins), np.nan, dtype)
+    hi = np.full((n_ch, bins), np.nan, dtype)
+    at_lo = np.full((n_ch, bins), n, np.int64)  # where each extreme first occurs
+    at_hi = np.full((n_ch, bins), n, np.int64)
+    for a, b, values in blocks:
+        if b <= a:
+            continue
+        i, j = np.searchsorted(ends, a, "right"), np.searchsorted(starts, b, "left")
+        local = np.maximum(starts[i:j] - a, 0)  # the block's part of bins [i, j)
+        counts = np.diff(np.append(local, b - a))
+        for ext, at, pick in ((lo, at_lo, np.fmin), (hi, at_hi, np.fmax)):
+            with np.errstate(invalid="ignore"):
+                part = pick.reduceat(values, local, axis=1)
+            first = np.where(values == np.repeat(part, counts, axis=1), np.arange(a, b), n)
+            where = np.minimum.reduceat(first, local, axis=1)
+            old = ext[:, i:j]
+            better = (part < old) if pick is np.fmin else (part > old)
+            better |= np.isnan(old) & ~np.isnan(part)
+            ext[:, i:j] = np.where(better, part, old)
+            at[:, i:j] = np.where(better, where, at[:, i:j])
+    lo_first = at_lo <= at_hi
+    out = np.empty((n_ch, 2 * bins), dtype)
+    out[:, 0::2] = np.where(lo_first, lo, hi)
+    out[:, 1::2] = np.where(lo_first, hi, lo)
     return out

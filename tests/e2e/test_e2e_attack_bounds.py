@@ -207,6 +207,48 @@ def test_a_display_read_costs_about_its_read(launch, big_recording, reference):
     assert grown < 1.5 * read_mb, f"peak memory grew {grown:.0f} MiB for a {read_mb:.0f} MiB read"
 
 
+@pytest.fixture(scope="module")
+def one_long_channel(tmp_path_factory):
+    """One channel, 2 h at 2048 Hz: 56 MiB as float32, in a single read."""
+    from mef3lab.testing.synth import synthesize
+
+    return synthesize(
+        tmp_path_factory.mktemp("long") / "long.mefd",
+        channels=1,
+        fs=2048.0,
+        seconds=7200.0,
+        gaps=1,
+        annotations=False,
+        seed=4,
+    )
+
+
+def test_a_display_read_of_one_long_channel_costs_less_than_its_read(
+    launch, one_long_channel, reference
+):
+    """Before: 7.2x the read (the whole window converted, then int64 positions of every sample)."""
+    srv = launch(n_prefetch=0, n_process_workers=1)
+    path = str(one_long_channel)
+    with grpc.insecure_channel(srv.address) as channel:
+        legacy = cpb_grpc.gRPCMef3ServerStub(channel)
+        info = legacy.OpenFile(cpb.OpenFileRequest(file_path=path))
+        legacy.SetSignalSegmentSize(cpb.SetSignalSegmentRequest(file_path=path, seconds=1024))
+        window = dict(file_path=path, start_uutc=info.start_uutc, end_uutc=info.end_uutc)
+        plain = list(legacy.GetSignalRange(cpb.SignalRangeRequest(**window)))
+        read_mb = sum(len(c.array_bytes) for c in plain) / 2**20
+        del plain
+        before = peak_rss_mb(srv.pid)
+        chunks = list(legacy.GetSignalRange(cpb.SignalRangeRequest(**window, n_points=3000)))
+        grown = peak_rss_mb(srv.pid) - before
+    assert not chunks[0].error_message
+    got = np.frombuffer(chunks[0].array_bytes, np.float32).reshape(chunks[0].shape)
+    direct = reference(one_long_channel).read(None, info.start_uutc, info.end_uutc)
+    assert_same(got, minmax_points(direct.astype(np.float32), 3000))
+    assert read_mb > 50
+    # Reduced a few columns at a time: the window is never converted whole.
+    assert grown < 1.0 * read_mb, f"peak memory grew {grown:.0f} MiB for a {read_mb:.0f} MiB read"
+
+
 def test_the_cache_budget_fits_dev_shm(launch, connect, recording):
     """The segments live in /dev/shm (64 MB in a default container): the budget never exceeds it."""
     st = os.statvfs("/dev/shm")

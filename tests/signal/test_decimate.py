@@ -48,3 +48,20 @@ def test_minmax_points_keep_a_spike_in_time_order():
 def test_short_rows_come_back_unchanged():
     x = np.arange(20, dtype=np.float64).reshape(2, 10)
     assert minmax_points(x, 50) is x
+
+
+def test_minmax_points_in_blocks_equal_the_whole_at_once(monkeypatch):
+    """Any column blocks give the same points: extremes across a block edge, ties, NaN bins."""
+    from mef3lab.signal import decimate
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 4, (3, 5000)).astype(np.float32)  # many ties
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 1000:1700] = np.nan  # whole bins of gap
+    whole = minmax_points(x, 40)  # one block: CHUNK_BYTES holds all of it
+    for chunk in (12, 100, 4096):
+        monkeypatch.setattr(decimate, "CHUNK_BYTES", chunk)
+        assert np.array_equal(minmax_points(x, 40), whole, equal_nan=True)
+    lo, hi = envelope(x, 20)
+    assert np.array_equal(np.fmin(whole[:, 0::2], whole[:, 1::2]), lo, equal_nan=True)
+    assert np.array_equal(np.fmax(whole[:, 0::2], whole[:, 1::2]), hi, equal_nan=True)

@@ -20,7 +20,7 @@ from ...model import SessionInfo
 from ...protocol import gRPCMef3Server_pb2 as pb
 from ...protocol import gRPCMef3Server_pb2_grpc as pb_grpc
 from ...protocol.wire import ERROR_KEY, MAX_MESSAGE_BYTES
-from ...signal.decimate import minmax_points
+from ...signal.decimate import CHUNK_BYTES, minmax_points_blocks
 from ..core.convert import array_blocks
 from ..core.engine import Engine
 from .auth import ClientId
@@ -301,7 +301,9 @@ class CompatService(pb_grpc.gRPCMef3ServerServicer):
                 )
             rows = {}
             for _, s in reads:
-                for name, row in zip(s.channels, minmax_points(s.data, n_out), strict=True):
+                # Converted and reduced a few columns at a time: never the whole window at once.
+                points = minmax_points_blocks(s.blocks(CHUNK_BYTES), s.shape, n_out, RANGE_DTYPE)
+                for name, row in zip(s.channels, points, strict=True):
                     rows[name] = row
             data = np.stack([rows[n] for n in names])
             first = reads[0][1]  # the fastest group's window sets the times
