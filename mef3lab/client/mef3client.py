@@ -197,6 +197,39 @@ class Mef3Client:
         self._opened[str(path)] = (password, engine, None)
         return info
 
+    def refresh(self, path: str) -> SessionInfo:
+        """What a recording this client opened holds now on disk: this client's view moves to it.
+
+        A recording a writer appends to keeps, for its open views, the extent it had when
+        they opened it; refreshing opens it again (with the same password, decoder and
+        segment size), so that this client reads the new samples too. A recording written
+        again since it was opened is read as the new one from now on.
+
+        Parameters
+        ----------
+        path : str
+            The recording, as this client opened it.
+
+        Returns
+        -------
+        SessionInfo
+            Its description now: the new extent, the new channels and annotations.
+
+        Raises
+        ------
+        mef3lab.errors.Mef3LabError
+            As `open_file` (the recording may be gone, or unreadable now).
+
+        Examples
+        --------
+        >>> info = client.refresh("/data/monitoring.mefd")  # doctest: +SKIP
+        >>> info.rate_groups[0].grid.n_samples  # doctest: +SKIP
+        """
+        password, engine, seconds = self._opened.get(str(path), (None, None, None))
+        info = self.open_file(path, password, engine)
+        self._opened[str(path)] = (password, engine, seconds)
+        return info
+
     def list_recordings(self, folder: str = "") -> list[tuple[str, bool]]:
         """What the server serves: its roots, or the sessions and folders in one.
 

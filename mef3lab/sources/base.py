@@ -105,12 +105,17 @@ class SourceSpec:
         The decoder for reads in this process; None: the reader's default.
     address : str, optional
         The server it is read through; None: this process.
+    revision : int, optional
+        Which opening of the recording: a spec of another revision gets a source of its
+        own, opened as the recording is on disk then (a refresh, ``ds.mef3.refresh()``),
+        while the sources of earlier revisions keep theirs.
     """
 
     path: str
     password: str | None = field(default=None, repr=False)
     engine: str | None = None
     address: str | None = None
+    revision: int = 0
 
     @property
     def remote(self) -> bool:

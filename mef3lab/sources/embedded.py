@@ -15,7 +15,9 @@ from contextlib import AbstractContextManager
 
 import numpy as np
 
+from ..errors import RecordingChangedError
 from ..readers import Reader
+from ..readers.changes import REPLACED, ChangeWatch
 
 __all__ = ["EMBEDDED_CHUNK_BYTES", "EMBEDDED_SEGMENT_SECONDS", "EmbeddedSource"]
 
@@ -37,14 +39,27 @@ class EmbeddedSource:
     ----------
     reader : Reader
         An open reader; the source closes it.
+    watch : ChangeWatch or None
+        The recording's files as the reader opened them: reads are refused once they were
+        written again (a grown recording is read as it was opened). None: never compared.
     """
 
     _decode_lock = threading.Lock()
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, watch: ChangeWatch | None = None) -> None:
         self.reader = reader
         self.info = reader.info
+        self.watch = watch
         self._closed = False
+
+    def _check_files(self) -> None:
+        """Refuse to read a recording written again since it was opened (looked at each second)."""
+        if self.watch is not None and self.watch.check() == REPLACED:
+            raise RecordingChangedError(
+                f"{self.watch.snapshot.path} changed on disk since it was opened (it was written "
+                "again, not only appended to); reopen it (ds.mef3.refresh()) to read it as it is "
+                "now"
+            )
 
     def _turn(self) -> AbstractContextManager:
         return contextlib.nullcontext() if self.reader.thread_safe else EmbeddedSource._decode_lock
@@ -53,6 +68,7 @@ class EmbeddedSource:
         self, channels: Sequence[str], k0: int, k1: int, dtype: str = "float32"
     ) -> np.ndarray:
         """Samples ``[k0, k1)`` of the channels' grid (see `RecordingSource.read_index`)."""
+        self._check_files()
         with self._turn():
             if dtype == "int32":
                 # one conversion_factor per channel: refused where it changes, as remote
@@ -78,6 +94,7 @@ class EmbeddedSource:
 
     def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
         """Every stored block of `channel` (see `RecordingSource.block_envelope`)."""
+        self._check_files()
         with self._turn():
             return self.reader.block_envelope(channel)
 

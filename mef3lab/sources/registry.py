@@ -41,9 +41,11 @@ def open_source(spec: SourceSpec) -> RecordingSource:
 
         return RemoteSource(spec)
     from ..readers import open_reader
+    from ..readers.changes import ChangeWatch, Snapshot
     from .embedded import EmbeddedSource
 
-    return EmbeddedSource(open_reader(spec.path, spec.password, spec.engine))
+    files = Snapshot.take(spec.path)  # before the reader reads them: a change meanwhile shows
+    return EmbeddedSource(open_reader(spec.path, spec.password, spec.engine), ChangeWatch(files))
 
 
 class SourceRegistry:

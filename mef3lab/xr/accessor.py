@@ -6,6 +6,8 @@ the object they are asked on (its channels, its time extent); docs/xarray.md has
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -24,6 +26,9 @@ VIEWERS_GROUP = "mef3lab.viewers"
 GAP_COLUMNS = ["channel", "start_s", "end_s", "start_uutc", "end_uutc", "duration_s"]
 ANNOTATION_COLUMNS = ["time_s", "time_uutc", "type", "text", "duration_s", "channel"]
 EVENT_COLUMNS = ["onset", "duration", "trial_type"]
+
+#: The revisions `Mef3Accessor.refresh` gives its specs: each refresh is an opening of its own.
+_REVISIONS = itertools.count(1)
 
 
 def viewer(name: str) -> Any:
@@ -343,6 +348,47 @@ class Mef3Accessor:
                 types = np.atleast_1d(self._obj[tname].values)
                 out.update(zip(map(str, names), map(str, types), strict=True))
         return out
+
+    def refresh(self) -> xr.Dataset:
+        """The recording as it is on disk now, opened again: a growing recording's new samples.
+
+        A recording a writer appends to (monitoring) keeps, in the objects opened before, the
+        extent it had then. This opens it again, embedded or through the same server, as a
+        new Dataset with this object's channels and sample type over the whole recording.
+        The object it is asked on is left as it was: it reads its extent as before, unless
+        the recording was written again (not only appended to) meanwhile, when its reads
+        raise `mef3lab.errors.RecordingChangedError`.
+
+        Returns
+        -------
+        xarray.Dataset
+            As `mef3lab.open_recording` returns it, chunked the same way; close it when done.
+
+        Raises
+        ------
+        mef3lab.errors.Mef3LabError
+            When the recording cannot be opened now (gone, unreadable, a channel missing).
+
+        Examples
+        --------
+        >>> rec = mef3lab.open_recording("/data/monitoring.mefd")  # doctest: +SKIP
+        >>> rec = rec.mef3.refresh()  # doctest: +SKIP
+        >>> rec.sizes["time"]  # doctest: +SKIP
+        """
+        obj = self._obj
+        signals = [v for v in obj.data_vars.values()] if isinstance(obj, xr.Dataset) else [obj]
+        ds = xr.open_dataset(
+            replace(self.spec, revision=next(_REVISIONS)),
+            engine="mef3",
+            chunks={},
+            channels=self._channels(),
+            dtype=str(signals[0].dtype) if signals else "float32",
+        )
+        # as open_recording leaves them: per-channel coordinates in memory, not dask arrays
+        for name, coord in ds.coords.items():
+            if name not in ds.xindexes and coord.chunks is not None:
+                ds[name].load()
+        return ds
 
     def _repr_html_(self) -> str:
         from .summary import recording_html  # only notebooks ask
