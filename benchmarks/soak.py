@@ -3,12 +3,13 @@
 The server checks tokens with a real JupyterHub (`benchmarks.hub`); the victims are one hub
 user, the attackers another. The victims load it as table E does (`load.drive`: half
 paging segments, half reading random windows, every reply compared sample for sample with
-a direct read of the whole recording), first alone, then while `Params.attackers`
-attackers run `mef3lab.testing.attacks` in turn: stalled streams, requests out of
-proportion to their reply, opens under made-up client ids, half-sent requests to the status
-port, a flood of made-up tokens. The run fails (AssertionError, after the table is logged)
-on any wrong value or failed victim call, any attack the server served, or a server peak
-RSS above the quiet run's by more than `ATTACK_ALLOWANCE_MB`.
+a direct read of the whole recording), first alone (after a warm-up that fills the
+cache), then while `Params.attackers` attackers run `mef3lab.testing.attacks` in turn:
+stalled streams, requests out of proportion to their reply, opens under made-up client
+ids, half-sent requests to the status port, a flood of made-up tokens. The run fails
+(AssertionError, after the table is logged) on any wrong value or failed victim call, any
+attack the server served, or a server peak RSS above the quiet run's by more than
+`ATTACK_ALLOWANCE_MB`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def run(path: Path, params: Params, log=print) -> Table:
         "K",
         f"soak: {params.soak_clients} clients (values checked) while {params.attackers} "
         f"attackers take turns of {params.turn_s:g} s for {params.soak_s:g} s; "
-        f"the same load alone first ({params.soak_quiet_s:g} s, same server)",
+        f"the same load alone first ({params.soak_quiet_s:g} s, same server, cache warm)",
     )
     log("K soak: reading the whole recording directly (the reference) ...")
     reference = whole_recording(path)
@@ -69,6 +70,8 @@ def run(path: Path, params: Params, log=print) -> Table:
                 seed=params.seed,
                 token=victim_token,
             )
+            log(f"K soak: warming the cache ({params.soak_quiet_s / 2:g} s of the load) ...")
+            drive(srv.address, str(path), reference, seconds=params.soak_quiet_s / 2, **victims)
             log(f"K soak: {params.soak_clients} clients alone for {params.soak_quiet_s:g} s ...")
             quiet = drive(srv.address, str(path), reference, seconds=params.soak_quiet_s, **victims)
             target = Target(srv.address, str(path), srv.http_urls[0], attacker_token, spares)
