@@ -9,6 +9,7 @@ a source do about it: docs/server.md ("Growing and replaced recordings").
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -143,15 +144,24 @@ class Snapshot:
 
 
 def _probe(path: Path, size: int) -> tuple[bytes, bytes]:
-    """The bytes after a file's universal header, and the last bytes before `size`."""
+    """The bytes after a file's universal header, and the last bytes before `size`.
+
+    Opened without blocking, and read only if it is a regular file: a pipe put in its place
+    must not hang the caller.
+    """
     try:
-        with path.open("rb") as f:
-            head = os.pread(f.fileno(), _PROBE_BYTES, _PROBE_AT)
-            at = max(0, size - _PROBE_BYTES)
-            tail = os.pread(f.fileno(), size - at, at)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return b"", b""
-    return head, tail
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b"", b""
+        at = max(0, size - _PROBE_BYTES)
+        return os.pread(fd, _PROBE_BYTES, _PROBE_AT), os.pread(fd, size - at, at)
+    except OSError:
+        return b"", b""
+    finally:
+        os.close(fd)
 
 
 class ChangeWatch:

@@ -84,3 +84,12 @@ def test_the_watch_compares_at_most_once_per_interval_and_a_replacement_sticks(s
     watch.interval = 0.0
     time.sleep(0.01)
     assert watch.check() == REPLACED
+
+
+def test_a_pipe_in_place_of_a_file_is_a_replacement_and_hangs_nothing(session):
+    snap = Snapshot.take(session)
+    tdat = next(session.glob("A2.timd/*.segd/*.tdat"))
+    tdat.unlink()
+    os.mkfifo(tdat)
+    assert snap.change() == REPLACED
+    assert Snapshot.take(session).probes[str(tdat.relative_to(session))] == (b"", b"")
