@@ -23,6 +23,7 @@ from ..protocol.wire import MAX_MESSAGE_BYTES
 from . import discovery
 from .config import HTTP_PREFIX, READY_PREFIX, ServerConfig
 from .core.engine import Engine, pool_for
+from .core.inflight import BytesInFlight
 from .core.quarantine import Quarantine
 from .core.roots import ServedRoots
 from .http.server import StatusHTTP
@@ -161,6 +162,7 @@ class Server:
             self.config.stream_write_timeout_s,
             self.config.max_calls_per_client,
             roots.redact if roots else None,  # no server path in an error to a remote caller
+            BytesInFlight(int(self.config.max_bytes_in_flight_mb * 2**20)),
         )
         server = AioServer(executor, [handlers], GRPC_OPTIONS)
         server.add(pb_grpc.add_Mef3LabServicer_to_server, Mef3LabService(engine, roots))

@@ -79,6 +79,10 @@ class ServerConfig:
     max_calls_per_client : int, default 64
         Calls one identity (the authenticated user, else the peer's host) may have in
         progress at once; more are refused (RESOURCE_EXHAUSTED). 0: no limit.
+    max_bytes_in_flight_mb : float, default 2048.0
+        Reply bytes one identity's calls in progress may hold at once (every read is
+        counted at its full size from before it starts until its call ends); a read beyond
+        it is refused (RESOURCE_EXHAUSTED), unless it is the identity's only one. 0: no limit.
     read_timeout_s : float, default 60.0
         A decode still running after this long has its reader process killed and
         replaced, and the read fails; 0: never.
@@ -144,6 +148,7 @@ class ServerConfig:
     grpc_threads: int = 16
     stream_write_timeout_s: float = 60.0
     max_calls_per_client: int = 64
+    max_bytes_in_flight_mb: float = 2048.0
     read_timeout_s: float = 60.0
     reader_engine: tuple[str, ...] = ()
     quarantine_crashes: int = 3

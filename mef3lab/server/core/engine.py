@@ -22,6 +22,7 @@ from ...signal.decimate import bin_starts
 from ..config import ServerConfig
 from ..pool import ReaderPool
 from .convert import Window
+from .inflight import charge_reply
 from .prefetch import PrefetchPolicy, PrefetchTracker
 from .recordings import OpenRecordings, Recording
 from .samples import Samples
@@ -308,6 +309,7 @@ class Engine:
         if dtype == "int32":
             rec.info.check_one_factor(names)
         self._check_size(len(names), k1 - k0, dtype)
+        charge_reply(len(names) * (k1 - k0) * np.dtype(SAMPLE_TYPES[dtype]).itemsize)
         length, n_seg = self.segment_grid(client, path, group)
         self._check_segments(len(set(names)), length)
         indices = _touched(group, length, k0, k1)
@@ -388,6 +390,7 @@ class Engine:
         self._check_segments(len(set(names)), length)
         bins = min(bins, k1 - k0)
         self._check_size(2 * len(names), bins, "float32", "an envelope", "ask for fewer bins")
+        charge_reply(2 * len(names) * bins * 4)
         runs = [rec.info.factor_runs(c) for c in names]
         starts = k0 + bin_starts(k1 - k0, bins)
         out = np.full((2, len(names), bins), np.nan, np.float32)

@@ -23,6 +23,7 @@ import grpc
 
 from ...errors import Mef3LabError
 from ...protocol.wire import ERROR_KEY
+from ..core.inflight import BytesInFlight, attach
 from .auth import (
     OPEN_PREFIXES,
     Authenticator,
@@ -116,6 +117,9 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
     redact : callable or None
         ``redact(text)``: an error message without the server's own paths (served roots:
         `ServedRoots.redact`); None: messages as they are.
+    bytes_in_flight : BytesInFlight or None
+        The reply bytes each identity's calls hold: each call's reads are charged to it
+        (`mef3lab.server.core.inflight`) until the call ends; None: not counted.
     """
 
     def __init__(
@@ -125,8 +129,10 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
         write_timeout_s: float = 60.0,
         max_calls_per_client: int = 0,
         redact: Callable[[str], str] | None = None,
+        bytes_in_flight: BytesInFlight | None = None,
     ) -> None:
         self.executor = executor
+        self.bytes_in_flight = bytes_in_flight
         self.authenticator = authenticator
         self.write_timeout_s = write_timeout_s
         self.max_calls_per_client = max_calls_per_client
@@ -186,9 +192,15 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
                 "limit per user; wait for some to finish",
             )
         self._in_flight[identity] += 1
+        held = None
+        if self.bytes_in_flight is not None:
+            held = self.bytes_in_flight.call(identity)
+            ctx.run(attach, held)  # the call's reads are charged to it (engine.read_index)
         try:
             return await run(loop, ctx, sync, context, behavior, request)
         finally:
+            if held is not None:
+                held.release()
             self._in_flight[identity] -= 1
             if not self._in_flight[identity]:
                 del self._in_flight[identity]
