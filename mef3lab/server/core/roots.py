@@ -170,22 +170,34 @@ class ServedRoots:
         """
         return self._locate(name, groups)[1]
 
-    def confine(self, path: str) -> None:
-        """Check that every file and folder of the session `path` lies inside its root.
+    def confine(self, path: str, channels: Collection[str] | None = None) -> None:
+        """Check that the files and folders of the session `path` lie inside its root.
+
+        Made before a recording is first opened, and by the reader processes right before
+        each read (they are given this object), since a link may change while it is open.
 
         Parameters
         ----------
         path : str
-            A resolved path (`resolve`).
+            The session (links in it are resolved here).
+        channels : collection of str or None
+            Check only these channels' folders (``NAME.timd``); None, or a channel without
+            such a folder: every folder and file of the session.
 
         Raises
         ------
         mef3lab.errors.PathNotServedError
-            When a channel, segment or file of it is a link that leaves the root.
+            When the session is not inside a root, or a channel, segment or file of it is
+            a link that leaves its root.
         mef3lab.errors.CorruptDataError
             When one is not a regular file or folder (a FIFO, a device).
         """
-        check_session_tree(path, self._owner(path).path)
+        real = os.path.realpath(path)
+        root = self._owner(real)
+        if root is None:
+            raise self._denied(os.path.basename(path))
+        parts = None if channels is None else {f"{c}.timd" for c in channels}
+        check_session_tree(real, root.path, parts)
 
     def redact(self, text: str) -> str:
         """`text` with every root's real path written as its name, as clients name it.
@@ -283,8 +295,10 @@ class ServedRoots:
         )
 
 
-def check_session_tree(path: str, root: str | None = None) -> None:
-    """Check a session folder's files before a reader opens it.
+def check_session_tree(
+    path: str, root: str | None = None, parts: Collection[str] | None = None
+) -> None:
+    """Check a session folder's files before a reader opens or reads it.
 
     Every entry (channels, segments, their files) must be a folder or a regular file (a
     FIFO or device would hang or mislead a reader), and, with a `root`, every link in it
@@ -297,6 +311,9 @@ def check_session_tree(path: str, root: str | None = None) -> None:
         The session's resolved path.
     root : str or None
         The resolved root it must stay inside (None: any place).
+    parts : collection of str or None
+        Check only these entries of the session folder, and what they hold (None, or one of
+        them missing: every entry).
 
     Raises
     ------
@@ -314,6 +331,9 @@ def check_session_tree(path: str, root: str | None = None) -> None:
             entries = list(os.scandir(folder))
         except OSError:
             continue  # unreadable: the reader reports it for the channel concerned
+        if folder == path and parts is not None:
+            wanted = [e for e in entries if e.name in parts]
+            entries = wanted if len(wanted) == len(set(parts)) else entries
         for entry in entries:
             where = entry.path
             if entry.is_symlink():
@@ -321,7 +341,7 @@ def check_session_tree(path: str, root: str | None = None) -> None:
                 if root is not None and not _inside(where, root):
                     raise PathNotServedError(
                         f"{os.path.relpath(entry.path, path)} in this recording is a link "
-                        "that leads out of the folders this server serves: not opened"
+                        "that leads out of the folders this server serves: refused"
                     )
             try:
                 mode = (
@@ -338,7 +358,7 @@ def check_session_tree(path: str, root: str | None = None) -> None:
             elif not stat.S_ISREG(mode):
                 raise CorruptDataError(
                     f"{os.path.relpath(entry.path, path)} in this recording is not a regular "
-                    "file (a pipe or a device): not opened"
+                    "file (a pipe or a device): refused"
                 )
 
 

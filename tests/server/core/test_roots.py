@@ -142,3 +142,21 @@ def test_bad_root_settings_are_explained(tree, specs, groups, message):
 
 def test_no_roots_means_any_path():
     assert not ServedRoots.parse([])
+
+
+def test_confining_some_channels_checks_their_folders(tree):
+    roots = ServedRoots.parse([str(tree / "eeg")])
+    session = tree / "eeg" / "sub-01.mefd"
+    for name in ("ch001", "ch002"):
+        (session / f"{name}.timd" / f"{name}-000000.segd").mkdir(parents=True)
+    (tree / "secret" / "leak.mefd" / "ch002.timd").mkdir()
+    roots.confine(str(session))
+    (session / "ch002.timd" / "ch002-000000.segd").rmdir()
+    (session / "ch002.timd").rmdir()
+    (session / "ch002.timd").symlink_to(tree / "secret" / "leak.mefd" / "ch002.timd")
+    roots.confine(str(session), ["ch001"])  # not the swapped one: one folder walked
+    for channels in (["ch002"], ["ch001", "ch002"], ["no-such-folder"], None):
+        with pytest.raises(PathNotServedError, match="ch002.timd in this recording is a link"):
+            roots.confine(str(session), channels)
+    with pytest.raises(PathNotServedError):  # a session that is itself a link out
+        roots.confine(str(tree / "eeg" / "out.mefd"))
