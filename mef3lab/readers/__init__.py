@@ -13,7 +13,7 @@ import importlib
 import os
 
 from ..model import RAW_NAN, Annotation, ChannelInfo, Grid, RateGroup, RawSamples, SessionInfo, Span
-from .base import Reader
+from .base import Reader, ReaderMetadata
 
 __all__ = [
     "ENGINES",
@@ -24,6 +24,7 @@ __all__ = [
     "RateGroup",
     "RawSamples",
     "Reader",
+    "ReaderMetadata",
     "SessionInfo",
     "Span",
     "open_reader",
@@ -61,6 +62,7 @@ def open_reader(
     password: str | None = None,
     engine: str | None = None,
     threads: int = 0,
+    metadata: ReaderMetadata | None = None,
 ) -> Reader:
     """Open a MEF 3.0 recording for direct reads with one decoding engine.
 
@@ -76,6 +78,9 @@ def open_reader(
         "pymef" is meflib, what the lab's files are written with; "mef3io" a C++ decoder.
     threads : int
         How many threads one read may decode on (0: one per core).
+    metadata : ReaderMetadata, optional
+        Another reader's `Reader.metadata` of the same recording, engine and password:
+        opened from it, without parsing the files again, when they are unchanged since.
 
     Returns
     -------
@@ -104,10 +109,10 @@ def open_reader(
     ...     t0 = r.info.start_uutc
     ...     data = r.read(["ch000", "ch001"], t0, t0 + 10_000_000)  # 10 s, (2, n_samples)
     """
-    return engine_class(engine or DEFAULT_ENGINE)(path, password, threads)
+    return engine_class(engine or DEFAULT_ENGINE)(path, password, threads, metadata)
 
 
-def warm_up(engine: str = DEFAULT_ENGINE) -> None:
+def warm_up(engine: str = DEFAULT_ENGINE, background: bool = False) -> None:
     """Import `engine` and prepare its decoder now, so that no read pays for it.
 
     The numba engine compiles its kernels, or loads them from numba's cache; the others
@@ -117,12 +122,17 @@ def warm_up(engine: str = DEFAULT_ENGINE) -> None:
     ----------
     engine : str
         A key of `ENGINES`.
+    background : bool
+        Prepare the decoder on a thread of its own and return at once (the engine is
+        imported first). Reads that come before it is ready decode as they would
+        meanwhile anyway: the numba engine's with mef3io, the same samples.
 
     Raises
     ------
     ValueError
         If there is no such engine.
     """
-    prepare = getattr(engine_class(engine), "warm_up", None)
+    cls = engine_class(engine)
+    prepare = getattr(cls, "warm_up_in_background" if background else "warm_up", None)
     if prepare is not None:
         prepare()

@@ -3,19 +3,25 @@
 Engines implement four small hooks (`_open`, `_read_float`, `_read_counts`,
 `_block_envelope`); everything that must be identical across engines (validation, grids,
 rate groups, error detection, NaN handling) lives here and in `mef3lab.model`, once.
+What one reader parsed at opening can open another reader of the same files without
+parsing them again (`ReaderMetadata`; two more hooks, `_share` and `_adopt`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import CorruptDataError, NotAMefSessionError, RecordingNotFoundError, TimeRangeError
 from ..model import DTYPES, RAW_NAN, RateGroup, RawSamples, SessionInfo, inverted_range
+from .changes import FileState, fingerprint
 
 
 def check_session_path(path: str | os.PathLike) -> Path:
@@ -45,6 +51,53 @@ def check_session_path(path: str | os.PathLike) -> Path:
     return p
 
 
+@dataclass(frozen=True)
+class ReaderMetadata:
+    """What a reader parsed when it opened a recording: enough to open it again without that.
+
+    Made by `Reader.metadata`, picklable, and taken by `open_reader(..., metadata=...)`,
+    which uses it only for the same engine, recording, password and files, unchanged since
+    (their `fingerprint`); otherwise the reader parses the files itself.
+
+    Parameters
+    ----------
+    engine : str
+        The engine that parsed it (a key of `ENGINES`).
+    path : str
+        The session folder.
+    access : str
+        A digest of the password it was opened with: a level-1 opening never lends its
+        metadata to a level-2 one, nor the reverse.
+    files : tuple of FileState
+        The session's `fingerprint`, taken before its files were parsed.
+    info : SessionInfo
+        The recording as the reader saw it (damaged channels included).
+    state : dict
+        The engine's own (block tables, rate changes...).
+    """
+
+    engine: str
+    path: str
+    access: str
+    files: tuple[FileState, ...]
+    info: SessionInfo
+    state: dict[str, Any]
+
+    def fits(self, engine: str, path: Path, password: str, files: tuple[FileState, ...]) -> bool:
+        """Whether a reader of `engine` opening `path` with `password` may use it now."""
+        return (
+            self.engine == engine
+            and self.path == str(path)
+            and self.access == password_digest(password)
+            and self.files == files
+        )
+
+
+def password_digest(password: str) -> str:
+    """A digest of a password: tells openings apart without keeping the password."""
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
 class Reader(ABC):
     """An open MEF 3.0 recording, read with one engine (made by `open_reader`).
 
@@ -61,6 +114,10 @@ class Reader(ABC):
     threads : int
         How many threads one read may decode on (0: one per core). Engines that hold the
         GIL ignore it; the server's reader processes use 1 each.
+    metadata : ReaderMetadata, optional
+        What another reader of this engine parsed when it opened the same recording with
+        the same password: used instead of parsing the files again when they are unchanged
+        since (`ReaderMetadata.fits`), ignored otherwise.
 
     Attributes
     ----------
@@ -73,6 +130,9 @@ class Reader(ABC):
         The session folder.
     info : SessionInfo
         Everything known about the recording without decoding samples.
+    adopted : bool
+        True when it was opened from another reader's `metadata`, False when it parsed
+        the files itself.
 
     Raises
     ------
@@ -86,14 +146,27 @@ class Reader(ABC):
     thread_safe: bool = False
 
     def __init__(
-        self, path: str | os.PathLike, password: str | None = None, threads: int = 0
+        self,
+        path: str | os.PathLike,
+        password: str | None = None,
+        threads: int = 0,
+        metadata: ReaderMetadata | None = None,
     ) -> None:
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = one per core), not {threads}")
         self.path = check_session_path(path)
         self.password = password or ""
         self.threads = threads or os.cpu_count() or 1
-        self.info: SessionInfo = self._open()
+        # Before the files are parsed: a write landing meanwhile makes the metadata not fit.
+        self._files = fingerprint(self.path)
+        self.adopted = metadata is not None and metadata.fits(
+            self.engine, self.path, self.password, self._files
+        )
+        if self.adopted:
+            self.info: SessionInfo = metadata.info
+            self._adopt(metadata.state)
+        else:
+            self.info = self._open()
 
     # -- engine hooks -------------------------------------------------------------------
     @abstractmethod
@@ -128,8 +201,44 @@ class Reader(ABC):
         """
         return None
 
+    def _share(self) -> dict[str, Any] | None:
+        """What `_adopt` needs beside `info`, picklable; None: this engine does not share."""
+        return None
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """Open from `info` (already set) and another reader's `_share`, parsing no metadata."""
+        raise NotImplementedError(f"the {self.engine} engine does not open from metadata")
+
     def close(self) -> None:  # noqa: B027 - engines without state to release keep this one
         """Release files and engine state. Idempotent."""
+
+    def metadata(self) -> ReaderMetadata | None:
+        """What this reader parsed at opening, for other readers of the same recording.
+
+        Returns
+        -------
+        ReaderMetadata or None
+            None for an engine that cannot open from metadata.
+
+        Examples
+        --------
+        >>> import mef3lab
+        >>> first = mef3lab.open_reader("demo.mefd")  # doctest: +SKIP
+        >>> other = mef3lab.open_reader("demo.mefd", metadata=first.metadata())  # doctest: +SKIP
+        >>> other.adopted  # doctest: +SKIP
+        True
+        """
+        state = self._share()
+        if state is None:
+            return None
+        return ReaderMetadata(
+            self.engine,
+            str(self.path),
+            password_digest(self.password),
+            self._files,
+            self.info,
+            state,
+        )
 
     # -- public API ---------------------------------------------------------------------
     def __enter__(self) -> Reader:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +72,8 @@ class Mef3ioReader(Reader):
 
         self._m = mef3io
         self._r = None
+        self._closed = False
+        self._opening = threading.Lock()
         self.rate_changes: dict[str, str] = {}
         self.factor_changes: dict[str, tuple[tuple[int, float], ...]] = {}
         self.block_tables: dict[str, BlockTable] = {}
@@ -221,7 +225,7 @@ class Mef3ioReader(Reader):
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         check_rates(self.rate_changes, names)
         with self._mapped("read"):
-            data = self._r.read(list(names), t0, t1, dtype=out.dtype.name)
+            data = self._mef3io().read(list(names), t0, t1, dtype=out.dtype.name)
         if data.shape != out.shape:
             raise CorruptDataError(
                 f"{self.path}: the mef3io engine returned {data.shape[-1]} samples for "
@@ -234,7 +238,7 @@ class Mef3ioReader(Reader):
         n = out.shape[1]
         with self._mapped("read"):
             for i, name in enumerate(names):
-                raw = self._r.read_raw(name, t0, t1)
+                raw = self._mef3io().read_raw(name, t0, t1)
                 samples, valid = raw["samples"], raw["valid"]
                 if samples.shape != (n,):
                     raise CorruptDataError(
@@ -242,6 +246,60 @@ class Mef3ioReader(Reader):
                         f"{n} requested in [{t0}, {t1}); the recording may be damaged"
                     )
                 np.copyto(out[i], np.where(valid != 0, samples, RAW_NAN))
+
+    def _share(self) -> dict[str, Any]:
+        """What was parsed beside `info`, with paths inside a shadow made the recording's own.
+
+        A shadow is this process's and goes with it; the files it links are the recording's.
+        """
+        return {
+            "rate_changes": dict(self.rate_changes),
+            "factor_changes": dict(self.factor_changes),
+            "annotations_locked": self.annotations_locked,
+            "block_tables": {
+                name: replace(
+                    t, segments=[{**s, "path": self._unshadowed(s["path"])} for s in t.segments]
+                )
+                for name, t in self.block_tables.items()
+            },
+        }
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """Take another reader's parse; mef3io's own reader is opened at the first need of it."""
+        import mef3io
+
+        self._m = mef3io
+        self._r = None
+        self._closed = False
+        self._opening = threading.Lock()
+        self._shadow = None
+        self.damaged = dict(self.info.damaged)
+        self.rate_changes = dict(state["rate_changes"])
+        self.factor_changes = dict(state["factor_changes"])
+        self.annotations_locked = state["annotations_locked"]
+        self.block_tables = dict(state["block_tables"])
+
+    def _mef3io(self):
+        """mef3io's reader of the session: opened now if this reader adopted its metadata.
+
+        Through a shadow without the damaged channels, or with the declared index entries of
+        channels being written, as the opening that parsed the metadata read them.
+        """
+        with self._opening:
+            if self._r is None:
+                if self._closed:
+                    raise ValueError(f"the reader of {self.path} is closed")
+                dirs = channel_dirs(self.path)
+                if self.damaged or any(being_written(folder) for folder in dirs.values()):
+                    self._shadow = Shadow(self.path, [n for n in dirs if n not in self.damaged])
+                self._r = self._reader(self.path if self._shadow is None else self._shadow.path)
+            return self._r
+
+    def _unshadowed(self, path: str) -> str:
+        """`path` inside this reader's shadow as the same path in the recording itself."""
+        if self._shadow is None:
+            return path
+        return path.replace(str(self._shadow.path), str(self.path), 1)
 
     def _block_table(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         table = self.block_tables.get(name)
@@ -252,10 +310,11 @@ class Mef3ioReader(Reader):
     def _block_envelope(self, name: str, t0: int | None, t1: int | None) -> dict[str, np.ndarray]:
         check_rates(self.rate_changes, [name])
         with self._mapped("read"):
-            return dict(self._r.block_envelope(name, t0, t1))
+            return dict(self._mef3io().block_envelope(name, t0, t1))
 
     def close(self) -> None:
         """Close mef3io's reader and remove the salvage shadow, if any. Idempotent."""
+        self._closed = True  # an adopted reader opens mef3io's no more
         r, self._r = getattr(self, "_r", None), None
         if r is not None:
             r.close()

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class NumbaReader(Mef3ioReader):
 
     engine = "numba"
     warm_up = staticmethod(_load_kernels)
+    warm_up_in_background = staticmethod(_warm_up_in_background)
 
     def _open(self) -> SessionInfo:
         _warm_up_in_background()  # while the metadata is read, not in the first read
@@ -93,6 +94,23 @@ class NumbaReader(Mef3ioReader):
             if blocks is not None:
                 self._blocks[c.name] = blocks
         return info
+
+    def _share(self) -> dict[str, Any]:
+        """`Mef3ioReader._share` and where each channel's blocks lie, in the recording's files."""
+        return {
+            **super()._share(),
+            "blocks": {
+                name: replace(b, files=tuple(Path(self._unshadowed(str(f))) for f in b.files))
+                for name, b in self._blocks.items()
+            },
+        }
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        _warm_up_in_background()
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        super()._adopt(state)
+        self._blocks = dict(state["blocks"])
 
     def _index(self, name: str, fs: float) -> _Blocks | None:
         """The channel's block table from its .tidx files; None (reason logged): mef3io reads it."""

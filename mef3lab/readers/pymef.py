@@ -12,6 +12,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,6 @@ class PymefReader(Reader):
 
     def _open(self) -> SessionInfo:
         from pymef.mef_file.pymef3_file import check_mef_password
-        from pymef.mef_session import MefSession
 
         self._s = None
         self.rate_changes: dict[str, str] = {}
@@ -74,10 +74,8 @@ class PymefReader(Reader):
             self._shadow = Shadow(
                 self.path, [n for n in channel_dirs(self.path) if n not in damaged]
             )
-        session = self.path if self._shadow is None else self._shadow.path
         with self._mapped("open"):
-            self._s = MefSession(str(session), self.password, check_all_passwords=False)
-            md = self._s.session_md["time_series_channels"]
+            md = self._session()
             self._segs, channels, spans = {}, [], {}
             for name in sorted(md):
                 if "segments" not in md[name]:  # meflib read none of its segments (an empty .tdat)
@@ -89,6 +87,7 @@ class PymefReader(Reader):
                 try:
                     found = self._channel(name)
                 except CorruptDataError as exc:  # its index and metadata disagree: leave it out
+                    session = self.path if self._shadow is None else self._shadow.path
                     damaged[name] = str(exc).replace(str(session), str(self.path))
                     continue
                 if found is not None:
@@ -108,6 +107,36 @@ class PymefReader(Reader):
             {n: f for n, f in factor_changes.items() if n in spans},
             recorded_gmt_offset(self._segs[channels[0].name][0]["section_3"]["GMT_offset"][0]),
         ).in_recording_order()
+
+    def _session(self) -> dict:
+        """Open pymef's session (through the shadow, if any); its channels' metadata."""
+        from pymef.mef_session import MefSession
+
+        session = self.path if self._shadow is None else self._shadow.path
+        self._s = MefSession(str(session), self.password, check_all_passwords=False)
+        return self._s.session_md["time_series_channels"]
+
+    def _share(self) -> dict[str, Any]:
+        """The channels that change rate: the rest is in `info` (pymef parses its own again)."""
+        return {"rate_changes": dict(self.rate_changes)}
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """Open pymef's session without the damaged channels; mef3io is not asked again."""
+        self._s = None
+        self.rate_changes = dict(state["rate_changes"])
+        self._span_arrays = {}
+        self._shadow = None
+        if self.info.damaged:
+            self._shadow = Shadow(
+                self.path, [n for n in channel_dirs(self.path) if n not in self.info.damaged]
+            )
+        with self._mapped("open"):
+            md = self._session()
+            self._segs = {
+                name: [md[name]["segments"][k] for k in sorted(md[name]["segments"])]
+                for name in self.info.names
+            }
+        self._chan = {c.name: c for c in self.info.channels}
 
     def _password_level(self, check) -> int:
         """0 (not encrypted), 1 or 2, from the first metadata file; raises for bad passwords."""
