@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)
 
-#: Reads of fewer samples (all channels) decode on the calling thread: a few ms, less than
-#: handing channels to threads would save.
-PARALLEL_SAMPLES = 200_000
+#: Reads of fewer samples (all channels) decode on the calling thread: well under a
+#: millisecond, less than handing channels to a thread would save.
+PARALLEL_SAMPLES = 50_000
 
 
 #: The kernels (`red`), once imported and loaded; None until then.
@@ -204,16 +204,32 @@ class NumbaReader(Mef3ioReader):
         self._each_channel(len(names), out.shape[1], channel)
 
     def _each_channel(self, n_channels: int, n_samples: int, work: Callable[[int], None]) -> None:
-        """work(i) for every channel, on up to `threads` threads: the kernels release the GIL."""
-        if self.threads <= 1 or n_channels < 2 or n_channels * n_samples < PARALLEL_SAMPLES:
-            for i in range(n_channels):
+        """work(i) for every channel, in up to `threads` runs (the kernels release the GIL).
+
+        The calling thread works through the first run itself and the decoding threads
+        through the others, so a page of a few blocks per channel costs one handoff per
+        thread, not one per channel.
+        """
+        runs = min(self.threads, n_channels) if n_channels * n_samples >= PARALLEL_SAMPLES else 1
+
+        def run(a: int, b: int) -> None:
+            for i in range(a, b):
                 work(i)
+
+        if runs <= 1:
+            run(0, n_channels)
             return
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mef3lab-decode")
             pool = self._pool
-        for done in [pool.submit(work, i) for i in range(n_channels)]:
+        edges = [n_channels * j // runs for j in range(runs + 1)]
+        others = [pool.submit(run, a, b) for a, b in zip(edges[1:-1], edges[2:], strict=True)]
+        try:
+            run(0, edges[1])
+        finally:
+            wait(others)  # they write into the same array: none may outlive the read
+        for done in others:
             done.result()
 
     def _decode(self, name: str, t0: int, n: int, row: np.ndarray) -> bool:

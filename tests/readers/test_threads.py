@@ -4,6 +4,7 @@ threads.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -43,3 +44,40 @@ def test_one_read_on_several_threads_equals_one_thread(recording):
     assert many._pool is None  # closed with the reader
     with pytest.raises(ValueError, match="threads"):
         open_reader(recording, engine="numba", threads=-1)
+
+
+def test_a_page_is_decoded_in_runs_of_channels_on_several_threads(recording, monkeypatch):
+    """A page of a few blocks per channel (8 ch x 8000 samples) is split into one run of
+    channels per thread, the calling thread's among them; the samples are one thread's."""
+    with (
+        open_reader(recording, engine="numba", threads=1) as one,
+        open_reader(recording, engine="numba", threads=3) as many,
+    ):
+        n = many.info.rate_groups[0].grid.n_samples
+        for k0 in (0, 38_000, n - 8000):  # first block, across a gap (150 s), last samples
+            np.testing.assert_array_equal(
+                many.read_index(None, k0, k0 + 8000), one.read_index(None, k0, k0 + 8000)
+            )
+        assert many._pool is not None
+
+        seen: dict[int, set[str]] = {}
+        decode = type(many)._decode
+
+        def spy(self, name, *args):
+            seen.setdefault(threading.get_ident(), set()).add(name)
+            return decode(self, name, *args)
+
+        monkeypatch.setattr(type(many), "_decode", spy)
+        many.read_index(None, 0, 8000)
+        mine = seen.pop(threading.get_ident())
+        assert mine == {"ch000", "ch001"}  # the first of three runs; the others on the pool
+        assert set().union(*seen.values()) == set(many.info.names) - mine
+
+        def broken(self, name, *args):
+            if name == many.info.names[-1]:
+                raise RuntimeError("a damaged block")
+            return decode(self, name, *args)
+
+        monkeypatch.setattr(type(many), "_decode", broken)
+        with pytest.raises(RuntimeError, match="a damaged block"):
+            many.read_index(None, 0, 8000)
