@@ -3,13 +3,13 @@
 The server checks tokens with a real JupyterHub (`benchmarks.hub`); the victims are one hub
 user, the attackers another. The victims load it as table E does (`load.drive`: half
 paging segments, half reading random windows, every reply compared sample for sample with
-a direct read of the whole recording), first alone (after a warm-up that fills the
-cache), then while `Params.attackers` attackers run `mef3lab.testing.attacks` in turn:
-stalled streams, requests out of proportion to their reply, opens under made-up client
-ids, half-sent requests to the status port, a flood of made-up tokens. The run fails
-(AssertionError, after the table is logged) on any wrong value or failed victim call, any
-attack the server served, or a server peak RSS above the quiet run's by more than
-`ATTACK_ALLOWANCE_MB`.
+a direct read of the whole recording), first alone (after every segment was read once, so
+that the cache is full), then while `Params.attackers` attackers run
+`mef3lab.testing.attacks` in turn: stalled streams, requests out of proportion to their
+reply, opens under made-up client ids, half-sent requests to the status port, a flood of
+made-up tokens. The run fails (AssertionError, after the table is logged) on any wrong
+value or failed victim call, any attack the server served, or a server peak RSS above the
+quiet run's by more than `ATTACK_ALLOWANCE_MB`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from mef3lab.client import Mef3Client
 from mef3lab.server.process import ServerProcess
 from mef3lab.testing.attacks import ATTACK_ALLOWANCE_MB, Target, take_turns
 from mef3lab.testing.synth import synthesize
@@ -38,7 +39,7 @@ def run(path: Path, params: Params, log=print) -> Table:
         "K",
         f"soak: {params.soak_clients} clients (values checked) while {params.attackers} "
         f"attackers take turns of {params.turn_s:g} s for {params.soak_s:g} s; "
-        f"the same load alone first ({params.soak_quiet_s:g} s, same server, cache warm)",
+        f"the same load alone first ({params.soak_quiet_s:g} s, same server, cache full)",
     )
     log("K soak: reading the whole recording directly (the reference) ...")
     reference = whole_recording(path)
@@ -70,8 +71,8 @@ def run(path: Path, params: Params, log=print) -> Table:
                 seed=params.seed,
                 token=victim_token,
             )
-            log(f"K soak: warming the cache ({params.soak_quiet_s / 2:g} s of the load) ...")
-            drive(srv.address, str(path), reference, seconds=params.soak_quiet_s / 2, **victims)
+            log("K soak: every segment read once (the cache full before the quiet run) ...")
+            read_every_segment(srv.address, str(path), float(params.segment_s), victim_token)
             log(f"K soak: {params.soak_clients} clients alone for {params.soak_quiet_s:g} s ...")
             quiet = drive(srv.address, str(path), reference, seconds=params.soak_quiet_s, **victims)
             target = Target(srv.address, str(path), srv.http_urls[0], attacker_token, spares)
@@ -106,6 +107,16 @@ def run(path: Path, params: Params, log=print) -> Table:
         log(table.render())
         raise AssertionError("the soak failed:\n  " + "\n  ".join(problems))
     return table
+
+
+def read_every_segment(address: str, path: str, segment_s: float, token: str) -> None:
+    """Every segment of `path` read once, so that the server's cache holds the recording."""
+    with Mef3Client(address, client_id="soak-warm-up", token=token, timeout=120.0) as c:
+        c.open_file(path)
+        grid = c.set_signal_chunk_size(path, segment_s).groups[0]
+        for i in range(int(grid.n_segments)):
+            c.get_signal_segment(path, i)
+        c.close_file(path)
 
 
 def _rows(
