@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 
-from ...errors import ReadTooLargeError, SegmentIndexError, TimeRangeError
+from ...errors import CorruptDataError, ReadTooLargeError, SegmentIndexError, TimeRangeError
 from ...model import SAMPLE_TYPES, RateGroup, SessionInfo
 from ...readers.changes import REPLACED
 from ...signal.decimate import bin_starts
@@ -314,9 +315,10 @@ class Engine:
         self._check_segments(len(set(names)), length)
         indices = _touched(group, length, k0, k1)
         spans = [_span(group, length, i) for i in indices]
-        pieces = self.segments.get(
-            rec, group.fs, names, spans, (k0, k1), partial(self._bounds, rec, group, names)
-        )
+        with self._told_if_changed(path, rec):
+            pieces = self.segments.get(
+                rec, group.fs, names, spans, (k0, k1), partial(self._bounds, rec, group, names)
+            )
         later = None
         if prefetch and spans:
             later = partial(
@@ -396,7 +398,8 @@ class Engine:
         out = np.full((2, len(names), bins), np.nan, np.float32)
         for i in _touched(group, length, k0, k1):
             span = _span(group, length, i)
-            (piece,) = self.segments.get(rec, group.fs, names, [span])
+            with self._told_if_changed(path, rec):
+                (piece,) = self.segments.get(rec, group.fs, names, [span])
             a, b = max(k0, span[0]), min(k1, span[1])
             j0, j1 = np.searchsorted(starts, [a, b - 1], side="right") - 1
             edges = np.maximum(starts[j0 : j1 + 1], a) - a
@@ -463,9 +466,23 @@ class Engine:
         """
         rec = self.open_recordings.recording(client, path)
         rec.info.channel(channel)
-        return self.pool.call(
-            rec.path, rec.password, rec.decoder, "block_envelope", channel, start_uutc, end_uutc
-        )
+        with self._told_if_changed(path, rec):
+            return self.pool.call(
+                rec.path, rec.password, rec.decoder, "block_envelope", channel, start_uutc, end_uutc
+            )
+
+    @contextmanager
+    def _told_if_changed(self, path: str, rec: Recording) -> Iterator[None]:
+        """A read of `rec` that finds its files damaged asks first whether they were replaced.
+
+        Then it fails with `RecordingChangedError` (see `OpenRecordings.recheck`), not as
+        damaged.
+        """
+        try:
+            yield
+        except CorruptDataError:
+            self.open_recordings.recheck(path, rec)
+            raise
 
     def hint(
         self,

@@ -557,7 +557,32 @@ class OpenRecordings:
             When its files were written again since the client opened it.
         """
         rec = self._open_view(client, path)[0]
-        change = rec.watch.check() if rec.watch is not None and not rec.replaced else None
+        self._look(path, rec, force=False)
+        return rec
+
+    def recheck(self, path: str, rec: Recording) -> None:
+        """Look at `rec`'s files now, however recently they were: a read of them failed.
+
+        A read may find the files damaged in the second before a replacement is noticed
+        (the old index, the new data); this tells it what happened instead.
+
+        Parameters
+        ----------
+        path : str
+            The recording as the client names it (for the message).
+        rec : Recording
+            The opening the read used.
+
+        Raises
+        ------
+        mef3lab.errors.RecordingChangedError
+            When its files were written again since it was opened.
+        """
+        self._look(path, rec, force=True)
+
+    def _look(self, path: str, rec: Recording, force: bool) -> None:
+        """Compare `rec`'s files with its snapshot (`force`: now); refuse a replaced one."""
+        change = rec.watch.check(force) if rec.watch is not None and not rec.replaced else None
         if change is not None:
             self._changed(rec, change)
         if rec.replaced:
@@ -565,7 +590,6 @@ class OpenRecordings:
                 f"{path} changed on disk since it was opened (it was written again, not only "
                 "appended to); reopen it to read it as it is now"
             )
-        return rec
 
     def stats(self) -> dict[str, int]:
         """How many recordings are open, and by how many clients."""

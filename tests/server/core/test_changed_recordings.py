@@ -100,3 +100,15 @@ def test_a_replacement_found_on_open_is_not_served_from_the_cache(engine, sessio
     assert not np.array_equal(got, first)
     with pytest.raises(RecordingChangedError):
         engine.read_index("a", path, None, 0, n)
+
+
+def test_a_read_finding_the_files_damaged_is_told_they_were_replaced(engine, session, monkeypatch):
+    """Before the next look (a second), the old index meets the new data: not 'damaged'."""
+    monkeypatch.setattr(recordings, "CHANGE_CHECK_S", 3600.0)
+    path = str(session)
+    engine.open("old", path)
+    engine.read_segment("old", path, 0)
+    rewrite(session, 60, gain=-5.0)
+    with pytest.raises(RecordingChangedError, match="changed on disk"):
+        engine.read_segment("old", path, 2)  # uncached: its old block offsets miss the new data
+    assert engine.stats()["cache_entries"] == 0
