@@ -11,6 +11,7 @@ processes stuck in it, timed out, and quarantined the victims' recordings.
 from __future__ import annotations
 
 import shutil
+import statistics
 import textwrap
 import threading
 import time
@@ -95,6 +96,10 @@ def test_a_hung_opening_is_blamed_on_its_recording_and_nobody_elses(
         stop.set()
         for t in threads:
             t.join()
+    print(
+        f"victims' reads while the opening hung {hung_for:.1f} s: {len(latencies)}, p50 "
+        f"{statistics.median(latencies) * 1e3:.0f} ms, max {max(latencies) * 1e3:.0f} ms"
+    )
     assert 3.5 < hung_for < 30, hung_for  # the read timeout ended it, not a hang
     assert not errors, errors[:3]
     assert not wrong
