@@ -555,6 +555,8 @@ class OpenRecordings:
             When the client does not have it open.
         mef3lab.errors.RecordingChangedError
             When its files were written again since the client opened it.
+        mef3lab.errors.PathNotServedError
+            When they were, and one of them is now a link out of the served roots.
         """
         rec = self._open_view(client, path)[0]
         self._look(path, rec, force=False)
@@ -586,6 +588,7 @@ class OpenRecordings:
         if change is not None:
             self._changed(rec, change)
         if rec.replaced:
+            self._confine(rec.path)  # a file now a link out of the served roots: that first
             raise RecordingChangedError(
                 f"{path} changed on disk since it was opened (it was written again, not only "
                 "appended to); reopen it to read it as it is now"

@@ -8,6 +8,8 @@ the new values.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from _growing import FS, NAMES, rewrite, write
@@ -112,3 +114,30 @@ def test_a_read_finding_the_files_damaged_is_told_they_were_replaced(engine, ses
     with pytest.raises(RecordingChangedError, match="changed on disk"):
         engine.read_segment("old", path, 2)  # uncached: its old block offsets miss the new data
     assert engine.stats()["cache_entries"] == 0
+
+
+def test_a_channel_swapped_for_a_link_out_of_the_roots_says_so(tmp_path, monkeypatch):
+    """Replaced by a link that leaves the served roots: refused as not served, not only changed."""
+    from mef3lab.errors import PathNotServedError
+    from mef3lab.server.core.roots import ServedRoots
+
+    monkeypatch.setattr(recordings, "CHANGE_CHECK_S", 0.0)
+    root = tmp_path / "lab"
+    session = write(root / "pt.mefd", 0, 30)
+    outside = write(tmp_path / "secret.mefd", 0, 30, gain=9.0)
+    roots = ServedRoots.parse([f"lab={root}"])
+
+    def resolve(client, path):
+        return roots.resolve(path)
+
+    resolve.confine = roots.confine
+    engine = Engine(ServerConfig(n_process_workers=0, n_prefetch=0), resolve=resolve)
+    try:
+        engine.open("c", "lab/pt.mefd")
+        engine.read_index("c", "lab/pt.mefd", ["A1"], 0, 256)
+        shutil.rmtree(session / "A2.timd")
+        (session / "A2.timd").symlink_to(outside / "A2.timd")
+        with pytest.raises(PathNotServedError, match="A2.timd"):
+            engine.read_index("c", "lab/pt.mefd", ["A1"], 0, 256)
+    finally:
+        engine.shutdown()
