@@ -491,7 +491,9 @@ class SegmentStore:
         req = ReadRequest(
             rec.path, rec.password, rec.decoder, tuple(k.channel for k in keys), k0, k1, "int32"
         )
-        small = (k1 - k0) * len(keys) < SPLIT_MIN_SAMPLES
+        small = (k1 - k0) * len(keys) < (
+            FOREGROUND_SPLIT_MIN_SAMPLES if foreground else SPLIT_MIN_SAMPLES
+        )
         return self.pool.submit_split(
             req, 1 if small else self.config.n_process_workers, foreground=foreground
         )
@@ -574,8 +576,14 @@ class SegmentStore:
             self._prefetched.discard(key)
 
 
-#: Below this many samples a read is not split over processes (not worth the round trips).
+#: Below this many samples a background load is not split over processes (not worth the
+#: round trips).
 SPLIT_MIN_SAMPLES = 1 << 20
+
+#: Below this many samples a load a read waits for is not split over processes. A page's
+#: blocks are split from a few milliseconds of decoding on: the reply comes sooner, and no
+#: process is left to start a background part beside them.
+FOREGROUND_SPLIT_MIN_SAMPLES = 1 << 17
 
 #: Below this many samples (all its channels) a cold segment is loaded whole, not in parts.
 PARTIAL_MIN_SAMPLES = 1 << 18
@@ -584,9 +592,10 @@ PARTIAL_MIN_SAMPLES = 1 << 18
 #: ``bounds(k0, k1)``: where segment ``[k0, k1)`` may be cut without cutting a block.
 Bounds = Callable[[int, int], np.ndarray]
 
-#: The most samples (all channels) of one part of a fill after a cold read's head: a
-#: foreground read never waits long for a reader process busy with one.
-FILL_PART_SAMPLES = 1 << 19
+#: The most samples (all channels) of one part of a fill after a cold read's head, unless
+#: a single block of each channel holds more: a jump right after a jump waits for a reader
+#: process busy with one for a few milliseconds at most.
+FILL_PART_SAMPLES = 1 << 17
 
 #: A prefetch of at least twice this many samples (all channels) is loaded in parts of
 #: about this many, for the same reason.
