@@ -112,27 +112,22 @@ def open_reader(
     return engine_class(engine or DEFAULT_ENGINE)(path, password, threads, metadata)
 
 
-def warm_up(engine: str = DEFAULT_ENGINE, background: bool = False) -> None:
+def warm_up(engine: str = DEFAULT_ENGINE) -> None:
     """Import `engine` and prepare its decoder now, so that no read pays for it.
 
-    The numba engine compiles its kernels, or loads them from numba's cache; the others
-    only import.
+    The numba engine compiles its kernels, or loads them from numba's cache (once per
+    process: a call while another thread loads them waits for it); the others only import.
 
     Parameters
     ----------
     engine : str
         A key of `ENGINES`.
-    background : bool
-        Prepare the decoder on a thread of its own and return at once (the engine is
-        imported first). Reads that come before it is ready decode as they would
-        meanwhile anyway: the numba engine's with mef3io, the same samples.
 
     Raises
     ------
     ValueError
         If there is no such engine.
     """
-    cls = engine_class(engine)
-    prepare = getattr(cls, "warm_up_in_background" if background else "warm_up", None)
+    prepare = getattr(engine_class(engine), "warm_up", None)
     if prepare is not None:
         prepare()

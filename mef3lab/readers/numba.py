@@ -35,15 +35,22 @@ PARALLEL_SAMPLES = 50_000
 _red: Any = None
 _warming: list[threading.Thread] = []
 _warming_lock = threading.Lock()
+_loading = threading.Lock()
 
 
 def _load_kernels() -> None:
-    """Import numba and the kernels (`red`) and load them, then let reads use them."""
-    global _red
-    from . import red
+    """Import numba and the kernels (`red`) and load them, then let reads use them.
 
-    red.warm_up()
-    _red = red
+    Once per process: a second call (another thread) waits for the first.
+    """
+    global _red
+    with _loading:
+        if _red is not None:
+            return
+        from . import red
+
+        red.warm_up()
+        _red = red
 
 
 def _warm_up_in_background() -> None:
@@ -80,7 +87,6 @@ class NumbaReader(Mef3ioReader):
 
     engine = "numba"
     warm_up = staticmethod(_load_kernels)
-    warm_up_in_background = staticmethod(_warm_up_in_background)
 
     def _open(self) -> SessionInfo:
         _warm_up_in_background()  # while the metadata is read, not in the first read

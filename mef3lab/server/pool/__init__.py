@@ -271,7 +271,10 @@ class ReaderPool:
         """Have every worker open a recording when it is next idle; returns at once.
 
         So that the first read split across them does not wait for the others to open it.
-        A failure is left for the read that needs the recording to report.
+        A failure is left for the read that needs the recording to report. Every worker
+        opens it from the metadata the first opening of it parsed (its `info`), kept until
+        `close_recording`, and so does a worker started later: the files are parsed once
+        (again only where they changed since).
         """
         self._core.preopen(
             reader_key(path, password, engine), absolute_path(path), password or "", engine
@@ -288,7 +291,9 @@ class ReaderPool:
         """The pool's counters.
 
         Workers (configured), alive, ready, busy, queued, restarts, crashes, timeouts,
-        aborted, and the workers' pids.
+        aborted, parses (openings that parsed a recording's files), offers (another
+        worker's metadata sent to one that had none of that recording), and the workers'
+        pids.
         """
         return self._core.stats()
 

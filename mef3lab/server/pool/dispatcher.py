@@ -53,9 +53,11 @@ class _Worker:
     process: Any  # multiprocessing.Process
     conn: multiprocessing.connection.Connection
     ready: bool = False
+    warm: bool = False  # its decoders' kernels are loaded (its reads run at full speed)
     eof: bool = False
     job: Job | None = None
     keys: set = field(default_factory=set)  # readers it (probably) has open: dispatch affinity
+    offered: set = field(default_factory=set)  # keys whose metadata it has (sent, or its own)
     opens: list = field(default_factory=list)  # pre-opens (Jobs) it takes before any other job
     deadline: float | None = None  # monotonic time its current job must be done by
     stopped: str | None = None  # why it was killed mid-job: "timeout" | "aborted"
@@ -96,11 +98,20 @@ class Dispatcher:
         self._queue: list[tuple[int, int, Job]] = []  # heap of (background?, seq, job)
         self._seq = itertools.count()
         self._controls: list[tuple] = []  # messages for every worker, e.g. ("drop", path)
+        # reader key -> pickled ReaderMetadata a worker parsed, offered to the others
+        self._metadata: dict[tuple, bytes] = {}
         self._workers: list[_Worker] = []
         self._closing = False
         self._failure: str | None = None  # why the pool gave up
         self._startup_failures = 0
-        self._counts = {"restarts": 0, "crashes": 0, "timeouts": 0, "aborted": 0}
+        self._counts = {
+            "restarts": 0,
+            "crashes": 0,
+            "timeouts": 0,
+            "aborted": 0,
+            "parses": 0,  # openings that parsed a recording's files
+            "offers": 0,  # metadata sent to a worker that had none of its recording
+        }
         self._wake_r, self._wake_w = multiprocessing.connection.Pipe(duplex=False)
         self._wake_pending = False
         self._thread = threading.Thread(target=self._run, name="mef3lab-reader-pool", daemon=True)
@@ -167,6 +178,9 @@ class Dispatcher:
                 return
             for w in self._workers:
                 w.keys = {k for k in w.keys if k[0] != path}
+                w.offered = {k for k in w.offered if k[0] != path}
+            for key in [k for k in self._metadata if k[0] == path]:
+                del self._metadata[key]
                 w.opens = [j for j in w.opens if j.key[0] != path]
             self._controls.append(("drop", path))
             self._wake_locked()
@@ -264,6 +278,14 @@ class Dispatcher:
                 self._died(w)
         return True
 
+    def _deadline(self, w: _Worker) -> float | None:
+        """When the job `w` starts now must be done by (None: no limit yet).
+
+        The clock starts once the worker is warm: a job that runs beside the loading of its
+        kernels is slowed by it, and its recording must not be blamed for that.
+        """
+        return time.monotonic() + self._timeout if self._timeout > 0 and w.warm else None
+
     def _next_deadline(self) -> float | None:
         """Seconds until the nearest running job's deadline (None: no deadline to keep)."""
         deadlines = [
@@ -320,37 +342,44 @@ class Dispatcher:
         for w in [w for w in idle if w.opens]:
             idle.remove(w)
             w.job = w.opens.pop(0)
-            w.deadline = time.monotonic() + self._timeout if self._timeout > 0 else None
-            sends.append((w, self._message(w.job)))
+            w.deadline = self._deadline(w)
+            sends.append((w, self._message(w.job, w)))
         while idle and self._queue:
             job = heapq.heappop(self._queue)[2]
             if not job.future.set_running_or_notify_cancel():
                 continue  # cancelled while queued: never run
+            w = next((w for w in idle if job.key in w.keys), idle[0])
             try:
-                msg = self._message(job)
+                msg = self._message(job, w)
             except Exception as exc:
                 failed.append((job, exc))
                 continue
-            w = next((w for w in idle if job.key in w.keys), idle[0])
             idle.remove(w)
             w.job = job
-            w.deadline = time.monotonic() + self._timeout if self._timeout > 0 else None
+            w.deadline = self._deadline(w)
             w.keys.add(job.key)
             sends.append((w, msg))
         return sends, failed
 
-    def _message(self, job: Job) -> tuple:
+    def _message(self, job: Job, w: _Worker) -> tuple:
+        """What `w` is sent for `job` (called under the lock), with the metadata it lacks."""
+        metadata = None
+        if job.key not in w.offered:
+            metadata = self._metadata.get(job.key)
+            if metadata is not None:
+                w.offered.add(job.key)
+                self._counts["offers"] += 1
         if job.kind == "call":
-            return ("call", job.key, *job.payload)
+            return ("call", job.key, *job.payload, metadata)
         req: ReadRequest = job.payload
         if job.target is not None:  # a part of a split read: its rows of the group's block
-            return ("read", job.key, req, *job.target)
+            return ("read", job.key, req, *job.target, metadata)
         name = None
         if req.nbytes > 0 and job.block is None:
             job.block = create_block(req.nbytes)
         if job.block is not None:
             name = job.block.name
-        return ("read", job.key, req, name, 0)
+        return ("read", job.key, req, name, 0, metadata)
 
     def _send(self, w: _Worker, msg: tuple) -> None:
         with contextlib.suppress(OSError):  # the worker is dying; its sentinel will tell
@@ -367,11 +396,19 @@ class Dispatcher:
                 w.ready = True
                 self._startup_failures = 0
             return
+        if msg[0] == "warm":
+            with self._lock:
+                w.warm = True
+                if w.job is not None:
+                    w.deadline = self._deadline(w)
+            return
         job, w.job, w.deadline = w.job, None, None
         if job is None:  # cannot happen: a reply without a request
             log.error("reader worker %s replied without a request", w.process.pid)
             return
-        ok, payload = msg[1], msg[2]
+        ok, payload, parsed = msg[1], msg[2], msg[3]
+        if parsed is not None:
+            self._parsed(w, job, parsed)
         if not ok:
             discard_block(job)
             fail(job.future, rebuild_error(payload))
@@ -379,6 +416,21 @@ class Dispatcher:
             succeed(job.future, payload)
         else:
             succeed(job.future, result_array(job))
+
+    def _parsed(self, w: _Worker, job: Job, metadata: bytes) -> None:
+        """Keep the metadata `w` parsed for `job`, to offer the workers that open it next.
+
+        Only from an opening (`info`, a pre-open) or in place of what is kept: a read that
+        outlived its recording's close must not keep metadata nobody will drop.
+        """
+        opening = job.kind == "call" and job.payload[3] == "info"
+        with self._lock:
+            self._counts["parses"] += 1
+            if opening or job.key in self._metadata:
+                self._metadata[job.key] = metadata
+                for other in self._workers:  # the files changed: the others get this one
+                    other.offered.discard(job.key)
+                w.offered.add(job.key)
 
     def _died(self, w: _Worker) -> None:
         while not w.eof and w.conn.poll():  # a last reply may be waiting in the pipe

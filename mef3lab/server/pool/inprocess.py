@@ -87,6 +87,8 @@ class InProcess:
             "crashes": 0,
             "timeouts": 0,
             "aborted": 0,
+            "parses": 0,
+            "offers": 0,
             "pids": [],
         }
 

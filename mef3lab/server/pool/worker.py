@@ -3,10 +3,14 @@
 Each worker keeps its own open readers, cached per (path, password, engine) because opening
 is costly, and never outlives the server (docs/server.md, "Worker processes").
 
-The pipe carries, from the parent: ``("read", key, ReadRequest, block name or None)``,
-``("call", key, path, password, engine, method, args)``, ``("drop", canonical path)`` and
-``("stop",)``; from the worker: ``("ready", pid)`` once, then ``("done", ok, result or
-error payload)`` for each read or call. Samples never cross it: they go into the block.
+The pipe carries, from the parent: ``("read", key, ReadRequest, block name or None,
+offset, metadata)``, ``("call", key, path, password, engine, method, args, metadata)``
+(metadata: another process's pickled `ReaderMetadata` of the recording, or None),
+``("drop", canonical path)`` and ``("stop",)``; from the worker: ``("ready", pid)`` once,
+then ``("done", ok, result or error payload, metadata)`` for each read or call (metadata:
+the pickled `ReaderMetadata` of a reader it parsed the files for, or None), and once
+``("warm",)`` when the decoders' kernels are loaded. Samples never cross it: they go into
+the block.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import ctypes
 import gc
 import logging
 import os
+import pickle
 import signal
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from multiprocessing.shared_memory import SharedMemory
@@ -26,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ...model import SAMPLE_TYPES
+from ...readers import ENGINES
 from .errors import error_payload
 from .requests import ReadRequest
 from .shm import attach_block, reserve_block
@@ -42,15 +49,32 @@ class OpenReaders:
         Readers kept open.
     engines : mapping of str to str
         Extra reader engines, name -> "module:Class" (`Reader` subclasses).
+    share : bool
+        Keep the metadata of each reader that parsed its files in `parsed` (pickled), for
+        other processes.
     """
 
-    def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
+    def __init__(self, max_open: int, engines: Mapping[str, str], share: bool = False) -> None:
         self.max_open = max_open
         self.engines = dict(engines)
+        self.share = share
         self._open: OrderedDict[tuple, Any] = OrderedDict()
+        self._offers: dict[tuple, bytes] = {}  # pickled ReaderMetadata another process parsed
+        self.parsed: bytes | None = None  # the pickled metadata of the last reader parsed here
+
+    def offer(self, key: tuple, metadata: bytes) -> None:
+        """Open the reader of `key` from `metadata` (a pickled `ReaderMetadata`) when it fits.
+
+        Kept until the recording is dropped, for every opening of `key` here.
+        """
+        self._offers[key] = metadata
 
     def get(self, key: tuple, path: str, password: str, engine: str | None) -> Any:
-        """The open reader of `key`, opened now if it is not (closing the least recently used)."""
+        """The open reader of `key`, opened now if it is not (closing the least recently used).
+
+        Opened from the metadata offered for `key` when it fits; a reader that parsed the
+        files itself leaves its own metadata in `parsed`, for the parent to offer others.
+        """
         reader = self._open.get(key)
         if reader is not None:
             self._open.move_to_end(key)
@@ -63,17 +87,24 @@ class OpenReaders:
         else:
             from ...readers import open_reader
 
+            offered = self._offers.get(key)
+            shared = pickle.loads(offered) if offered is not None else None
             # One thread: the parallelism is the processes'.
-            reader = open_reader(path, password or None, engine, threads=1)
+            reader = open_reader(path, password or None, engine, threads=1, metadata=shared)
+            if self.share and not reader.adopted:
+                made = reader.metadata()
+                self.parsed = None if made is None else pickle.dumps(made, pickle.HIGHEST_PROTOCOL)
         self._open[key] = reader
         while len(self._open) > self.max_open:
             self._close(self._open.popitem(last=False)[1])
         return reader
 
     def drop(self, canonical_path: str) -> None:
-        """Close every reader of a recording (any password or engine)."""
+        """Close every reader of a recording (any password or engine) and forget its offers."""
         for key in [k for k in self._open if k[0] == canonical_path]:
             self._close(self._open.pop(key))
+        for key in [k for k in self._offers if k[0] == canonical_path]:
+            del self._offers[key]
 
     def close_all(self) -> None:
         """Close every reader."""
@@ -120,8 +151,9 @@ def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str,
     """A worker process's life: serve the parent's requests on `conn` until told to stop.
 
     It ignores SIGINT (the parent handles Ctrl-C and closes the pool), lowers its priority,
-    loads the decoders before it reports ready, and exits at "stop" or when the pipe
-    reaches EOF (the parent is gone).
+    imports the decoders before it reports "ready", loads their kernels on a thread (which
+    reports "warm" when they are in), and exits at "stop" or when the pipe reaches EOF (the
+    parent is gone).
 
     Parameters
     ----------
@@ -137,12 +169,19 @@ def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str,
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the dispatcher
     _die_with_parent(parent_pid)
     _yield_to_serving()
-    from ...readers import warm_up
+    from ...readers import engine_class
 
-    warm_up()  # before "ready": the first read must not pay for loading the decoder
-    readers = OpenReaders(max_open, engines)
+    for engine in ENGINES:  # imported before "ready": what the first opening runs
+        engine_class(engine)
+    lock = threading.Lock()  # the warm-up thread sends too
+    readers = OpenReaders(max_open, engines, share=True)
     try:
         conn.send(("ready", os.getpid()))
+        # The kernels load on a thread: the first opening does not wait for them, and reads
+        # that come before they are in are decoded by mef3io.
+        threading.Thread(
+            target=_warm_up, args=(conn, lock), name="mef3lab-warm-up", daemon=True
+        ).start()
         while True:
             msg = conn.recv()
             op = msg[0]
@@ -151,13 +190,32 @@ def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str,
             if op == "drop":
                 readers.drop(msg[1])
                 continue
-            conn.send(
+            *msg, metadata = msg
+            if metadata is not None:
+                readers.offer(msg[1], metadata)
+            reply = (
                 _serve_read(readers, *msg[1:]) if op == "read" else _serve_call(readers, *msg[1:])
             )
+            with lock:
+                conn.send((*reply, readers.parsed))
+            readers.parsed = None
     except (EOFError, OSError):
         return  # the parent is gone
     finally:
         readers.close_all()
+
+
+def _warm_up(conn: Any, lock: threading.Lock) -> None:
+    """Load the decoders' kernels, then tell the parent ("warm"), however the loading ended."""
+    from ...readers import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # reads go on without the kernels (mef3io decodes)
+        log.exception("loading the decoder's kernels failed")
+    finally:
+        with lock, contextlib.suppress(OSError):  # the parent is gone
+            conn.send(("warm",))
 
 
 def _serve_call(readers: OpenReaders, key: tuple, *call: Any) -> tuple:
