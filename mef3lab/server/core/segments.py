@@ -363,6 +363,25 @@ class SegmentStore:
                     part.load.cancel()
         self.cache.drop(gone)
 
+    def _call_off_fills(self, path: str) -> None:
+        """Call off the queued parts of the fills of `path` that no read waits for (under the lock).
+
+        A new cold read in parts means its reader has jumped: the fill behind its previous
+        one would only compete with it for the reader processes. A fill called off caches
+        nothing (as after a close); its parts already running finish, and a read that comes
+        back there is a cold read again.
+        """
+        with self._lock:
+            fills = {
+                f
+                for k, f in self._inflight.items()
+                if k.path == path and f.head is not None and not f.waiters
+            }
+            for flight in fills:
+                for part in flight.parts[1:]:
+                    if not part.foreground:  # those a read hurried are its own now
+                        part.load.cancel()
+
     def stats(self) -> dict[str, int]:
         """Hits, misses, prefetches, prefetch hits, decoded samples and the cache's size."""
         c = self.cache.stats()
@@ -431,6 +450,8 @@ class SegmentStore:
                 else:
                     new.append(key)
             if new:
+                if cuts is not None:  # a new cold read in parts: its reader jumped here
+                    self._call_off_fills(rec.path)
                 flight = self._start(rec, new, foreground, cuts)
                 found.update((k, flight) for k in new)
             if held is not None:

@@ -160,11 +160,12 @@ def test_the_parts_are_cut_at_block_bounds_the_asked_blocks_first(gated, rec):
         assert all(p[1] == q[0] and p[1] in bounds for p, q in itertools.pairwise(tiles))
 
 
-def _fill(engine: Engine, rec, want: tuple[int, int]) -> list[tuple[int, int]]:
-    """The parts a cold read of `want` in the first segment loads, its head first."""
+def _fill(engine: Engine, rec, want: tuple[int, int], i: int = 0) -> list[tuple[int, int]]:
+    """The parts a cold read of `want` in segment `i` loads, its head first."""
     rec_ = engine.open_recordings.recording("a", str(rec))
     group = rec_.info.rate_groups[0]
-    return _parts(engine._bounds(rec_, group, group.channels, 0, SEG), want, N_CH)
+    end = min((i + 1) * SEG, group.grid.n_samples)
+    return _parts(engine._bounds(rec_, group, group.channels, i * SEG, end), want, N_CH)
 
 
 def test_close_during_the_fill_leaves_nothing_half_cached(gated, rec, direct):
@@ -180,6 +181,52 @@ def test_close_during_the_fill_leaves_nothing_half_cached(gated, rec, direct):
     assert engine.stats()["cache_entries"] == 0 and not engine.segments._inflight
     engine.open("b", str(rec))
     got = engine.read_segment("b", str(rec), 0, dtype="int32").data
+    np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+
+
+def test_a_jump_calls_off_the_fill_of_the_segment_it_left(gated, rec, direct):
+    engine, gate = gated
+    engine.open("a", str(rec))
+    engine.read_index("a", str(rec), None, 1000, 2000)  # the head; the rest waits at the gate
+    assert gate.held >= 2
+    k0, k1 = SEG + 100 * 256, SEG + 101 * 256  # a jump into the second segment
+    got = engine.read_index("a", str(rec), None, k0, k1).data
+    np.testing.assert_array_equal(got, direct.read_index(None, k0, k1))
+    parts = _fill(engine, rec, (k0, k1), 1)
+    assert gate.held == len(parts) - 1  # only the new fill is queued
+    gate.release()
+    stats = settle(engine, N_CH)
+    time.sleep(0.2)
+    head = (parts[0][1] - parts[0][0]) * N_CH
+    first = (_fill(engine, rec, (1000, 2000))[0][1] - 0) * N_CH  # the first head: 0..2560
+    assert engine.stats()["cache_entries"] == N_CH  # the second segment alone
+    assert stats["decoded_samples"] == first + (600 * 256 - SEG) * N_CH
+    assert head > 0 and not engine.segments._inflight
+    got = engine.read_segment("a", str(rec), 0, dtype="int32").data  # cold again, whole
+    np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+
+
+def test_a_fill_a_read_waits_for_is_not_called_off(gated, rec, direct):
+    engine, gate = gated
+    engine.open("a", str(rec))
+    engine.read_index("a", str(rec), None, 1000, 2000)  # the head; the rest waits at the gate
+    store = engine.segments
+    (flight,) = set(store._inflight.values())
+    with store._lock:  # as a read waiting for one of its parts counts itself
+        flight.waiters += 1
+    try:
+        engine.read_index("a", str(rec), None, SEG + 100 * 256, SEG + 101 * 256)  # a jump
+        assert not any(p.load.cancelled() for p in flight.parts)
+    finally:
+        with store._lock:
+            flight.waiters -= 1
+    # a read joining a fill, and the reads within one segment, call nothing off either
+    got = engine.read_index("a", str(rec), None, SEG - 10, SEG).data
+    np.testing.assert_array_equal(got, direct.read_index(None, SEG - 10, SEG))
+    assert not any(p.load.cancelled() for p in flight.parts)
+    gate.release()
+    assert settle(engine, 2 * N_CH)["cache_entries"] == 2 * N_CH  # both segments, whole
+    got = engine.read_segment("a", str(rec), 0, dtype="int32").data
     np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
 
 
