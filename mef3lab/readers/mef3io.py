@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -33,9 +34,15 @@ from ._common import (
     stored_units,
 )
 from .base import Reader
+from .changes import fingerprint
 from .salvage import Shadow, being_written, channel_dirs, file_problem, open_salvaged
 
 log = logging.getLogger(__name__)
+
+#: Opens of a session whose files a writer changes meanwhile, at most (see `Mef3ioReader._open`).
+OPEN_ATTEMPTS = 5
+#: Seconds between two of them: a writer rewrites a metadata file in far less.
+REOPEN_PAUSE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,34 @@ class Mef3ioReader(Reader):
     thread_safe = True  # mef3io reads from several threads at once, with the GIL released
 
     def _open(self) -> SessionInfo:
+        """Open the session; again when a writer changed its files meanwhile.
+
+        A file being rewritten (the metadata, say) looks damaged for a moment: an open that
+        found damage, or no channel at all, while the files changed is done again, up to
+        `OPEN_ATTEMPTS` times.
+        """
+        attempt = 1
+        while True:
+            before = fingerprint(self.path)
+            try:
+                info = self._open_once()
+            except CorruptDataError:
+                if not self._again(attempt, before):
+                    raise
+            else:
+                if not info.damaged or not self._again(attempt, before):
+                    return info
+            attempt += 1
+
+    def _again(self, attempt: int, before: tuple) -> bool:
+        """Whether to open again after attempt `attempt` (closed, after a pause, if so)."""
+        if attempt >= OPEN_ATTEMPTS or fingerprint(self.path) == before:
+            return False
+        self.close()
+        time.sleep(REOPEN_PAUSE_S)
+        return True
+
+    def _open_once(self) -> SessionInfo:
         import mef3io
 
         self._m = mef3io

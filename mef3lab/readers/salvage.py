@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+
 from ..errors import CorruptDataError, PasswordError
 from .blockformat import HEADER_BYTES, INDEX_DTYPE, UNIVERSAL_HEADER_BYTES
 
@@ -28,6 +30,9 @@ SEGMENT_FILES = (".tmet", ".tidx", ".tdat")
 METADATA_BYTES = 16384
 #: Where a universal header keeps its number of entries (little-endian int64).
 NUMBER_OF_ENTRIES_AT = 32
+#: Where a .tmet keeps whether its section 2 is encrypted (above 0: it is), and in section 2
+#: its number of samples and of blocks (little-endian int64).
+SECTION_2_ENCRYPTION_AT, NUMBER_OF_SAMPLES_AT, NUMBER_OF_BLOCKS_AT = 1024, 8920, 8928
 
 #: Shadow folders are named ``mef3lab-salvage-<pid>-<random>`` after the process that made them.
 SHADOW_PREFIX = "mef3lab-salvage-"
@@ -127,16 +132,43 @@ def _being_appended(tidx: Path, extra: int) -> bool:
 
 
 def being_written(channel: Path) -> bool:
-    """Whether a channel folder has an index file longer than it declares (a writer appends).
+    """Whether a writer is appending to a channel: an index holds entries not counted yet.
 
-    Decoders read every entry there is; such a channel is read through a `Shadow`, whose
-    copy of the index stops at the declared entries.
+    A writer writes a block, then its index entry and the index's header, and the segment's
+    metadata last: meanwhile an index file is longer than its header declares, or declares
+    more blocks than its metadata counts. Decoders read every entry there is; such a channel
+    is read through a `Shadow`, whose copies of the index and metadata agree (`_copy_segment`).
     """
-    return any(
-        t.stat().st_size > declared_index_bytes(t)
-        for t in channel.glob(f"*{SEGMENT_SUFFIX}/*.tidx")
-        if t.stat().st_size >= UNIVERSAL_HEADER_BYTES
+    return any(_appending(t) for t in channel.glob(f"*{SEGMENT_SUFFIX}/*.tidx"))
+
+
+def _appending(tidx: Path) -> bool:
+    size = tidx.stat().st_size
+    if size < UNIVERSAL_HEADER_BYTES:
+        return False
+    declared = declared_index_bytes(tidx)
+    if size > declared:
+        return True
+    try:
+        with tidx.with_suffix(".tmet").open("rb") as f:
+            blocks = _counted(
+                os.pread(f.fileno(), 1, SECTION_2_ENCRYPTION_AT)
+                + os.pread(f.fileno(), 16, NUMBER_OF_SAMPLES_AT)
+            )
+    except OSError:
+        return False
+    return (
+        blocks is not None and UNIVERSAL_HEADER_BYTES + blocks[1] * INDEX_DTYPE.itemsize < declared
     )
+
+
+def _counted(fields: bytes) -> tuple[int, int] | None:
+    """(samples, blocks) of a .tmet's encryption byte and its two counts; None if unreadable."""
+    if len(fields) != 17 or int.from_bytes(fields[:1], "little", signed=True) > 0:
+        return None  # cut short, or encrypted (levels 1 and 2; 0 and below: readable)
+    samples = int.from_bytes(fields[1:9], "little", signed=True)
+    blocks = int.from_bytes(fields[9:17], "little", signed=True)
+    return (samples, blocks) if samples >= 0 and blocks >= 0 else None
 
 
 class Shadow:
@@ -174,7 +206,8 @@ class Shadow:
 def _link_channel(channel: Path, target: Path) -> None:
     """`target` as a link to `channel`, or a folder of links while a writer appends to it.
 
-    In that folder each index file being written is a copy cut to its declared entries.
+    In that folder each segment being written has copies of its index and metadata that
+    agree (`_copy_segment`); its data file, only ever appended to, is linked.
     """
     if not being_written(channel):
         target.symlink_to(channel.resolve())
@@ -185,12 +218,55 @@ def _link_channel(channel: Path, target: Path) -> None:
             (target / item.name).symlink_to(item.resolve())
             continue
         (target / item.name).mkdir()
+        tidx = item / (item.name[: -len(SEGMENT_SUFFIX)] + ".tidx")
+        copied = _copy_segment(tidx, target / item.name) if tidx.is_file() else ()
         for f in item.iterdir():
-            if f.suffix == ".tidx" and f.stat().st_size >= UNIVERSAL_HEADER_BYTES:
-                with f.open("rb") as src:
-                    (target / item.name / f.name).write_bytes(src.read(declared_index_bytes(f)))
-            else:
+            if f.name not in copied:
                 (target / item.name / f.name).symlink_to(f.resolve())
+
+
+def _copy_segment(tidx: Path, folder: Path) -> tuple[str, ...]:
+    """Copies in `folder` of a segment's metadata and of the index entries it counts.
+
+    The metadata is read first, so the index copy can only hold more than it counts, and is
+    cut to what it counts when those entries sum to its number of samples (else to the
+    entries the index declares: a metadata that disagrees otherwise is damage, not lag).
+
+    Returns
+    -------
+    tuple of str
+        The names of the files copied (the others are to be linked).
+    """
+    if tidx.stat().st_size < UNIVERSAL_HEADER_BYTES:
+        return ()
+    tmet = tidx.with_suffix(".tmet")
+    metadata = tmet.read_bytes() if tmet.is_file() else b""
+    with tidx.open("rb") as f:
+        index = f.read(declared_index_bytes(tidx))
+    entries = np.frombuffer(
+        index,
+        INDEX_DTYPE,
+        (len(index) - UNIVERSAL_HEADER_BYTES) // INDEX_DTYPE.itemsize,
+        UNIVERSAL_HEADER_BYTES,
+    )
+    counted = None
+    if len(metadata) == METADATA_BYTES:
+        counted = _counted(
+            metadata[SECTION_2_ENCRYPTION_AT : SECTION_2_ENCRYPTION_AT + 1]
+            + metadata[NUMBER_OF_SAMPLES_AT : NUMBER_OF_SAMPLES_AT + 16]
+        )
+    n = len(entries)
+    lagging = counted is not None and counted[1] < n
+    if lagging and int(entries["number_of_samples"][: counted[1]].sum()) == counted[0]:
+        n = counted[1]
+    header = bytearray(index[:UNIVERSAL_HEADER_BYTES])  # declaring the entries it holds
+    header[NUMBER_OF_ENTRIES_AT : NUMBER_OF_ENTRIES_AT + 8] = n.to_bytes(8, "little", signed=True)
+    body = index[UNIVERSAL_HEADER_BYTES : UNIVERSAL_HEADER_BYTES + n * INDEX_DTYPE.itemsize]
+    (folder / tidx.name).write_bytes(bytes(header) + body)
+    if len(metadata) != METADATA_BYTES:
+        return (tidx.name,)
+    (folder / tmet.name).write_bytes(metadata)
+    return tidx.name, tmet.name
 
 
 def remove_shadows_of(pid: int) -> int:
