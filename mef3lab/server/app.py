@@ -151,7 +151,9 @@ class Server:
         authenticator = authenticator_for(self.config)
         check_exposure(self.config, authenticator is not None)
         credentials = tls_credentials(self.config)
-        pool = Quarantine(pool_for(self.config), self.config.quarantine_crashes)
+        # With roots, every read is confined again right before its reader process reads.
+        guard = roots.confine if roots else None
+        pool = Quarantine(pool_for(self.config, guard), self.config.quarantine_crashes)
         engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
         executor = futures.ThreadPoolExecutor(
             self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"

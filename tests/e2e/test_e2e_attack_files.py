@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import threading
 
 import grpc
@@ -20,8 +21,9 @@ from mef3lab.errors import CorruptDataError, PathNotServedError
 from mef3lab.protocol import gRPCMef3Server_pb2 as cpb
 from mef3lab.protocol import gRPCMef3Server_pb2_grpc as cpb_grpc
 from mef3lab.server.core.roots import ServedRoots
+from mef3lab.testing.synth import synthesize
 
-from .conftest import assert_same
+from .conftest import assert_same, wait_for, worker_pids
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +119,54 @@ def test_nested_roots_are_judged_by_the_innermost(tmp_path, recording):
             roots.resolve(name, groups={"students"})  # before: all/... and the absolute path
         assert roots.resolve(name, groups={"neuro"}) == pt
     assert roots.resolve("all/eeg.mefd", groups={"students"}) == str(data / "eeg.mefd")
+
+
+def test_a_link_swapped_in_while_open_is_not_followed(
+    launch, connect, recording, reference, tmp_path_factory
+):
+    """A channel folder replaced by a link out of the root after the recording was opened.
+
+    Before: the check was made at open only; once the reader processes were replaced (here
+    killed, as the out-of-memory killer or an operator would) they opened the outside
+    channel and served its values.
+    """
+    outside = synthesize(
+        tmp_path_factory.mktemp("outside") / "secret.mefd",
+        channels=8,
+        fs=256.0,
+        seconds=600.0,
+        gaps=0,
+        annotations=False,
+        seed=99,
+    )
+    root = tmp_path_factory.mktemp("swap") / "lab"
+    root.mkdir()
+    session = root / "pt.mefd"
+    shutil.copytree(recording, session)
+    srv = launch(root=(f"lab={root}",), n_process_workers=2, n_prefetch=0)
+    c = connect(srv)
+    c.open_file("lab/pt.mefd")
+    want = reference(recording).read_index(["ch002", "ch003"], 0, 2560)
+    assert_same(c.read_index("lab/pt.mefd", 0, 2560, ["ch002", "ch003"]), want)
+
+    (session / "ch003.timd").rename(root / "ch003-moved.timd")
+    (session / "ch003.timd").symlink_to(outside / "ch003.timd")
+    before = worker_pids(srv.pid)
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: len(p := worker_pids(srv.pid)) == 2 and not set(p) & set(before),
+        what="new readers",
+    )
+    # The first segment (300 s) is cached: the original samples, read before the swap.
+    assert_same(c.read_index("lab/pt.mefd", 0, 2560, ["ch002", "ch003"]), want)
+    for k0 in (256 * 300, 256 * 500):  # later segments are not: the files would be read now
+        with pytest.raises(PathNotServedError, match="ch003.timd .*link that leads out") as err:
+            c.read_index("lab/pt.mefd", k0, k0 + 2560, ["ch002", "ch003"])
+        assert str(outside) not in str(err.value)
+    # The other channels still read, sample for sample.
+    k0 = 256 * 300
+    assert_same(
+        c.read_index("lab/pt.mefd", k0, k0 + 2560, ["ch002"]),
+        reference(recording).read_index(["ch002"], k0, k0 + 2560),
+    )

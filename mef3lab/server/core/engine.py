@@ -594,12 +594,16 @@ class Engine:
         self.segments.close()
 
 
-def pool_for(config: ServerConfig) -> ReaderPool:
-    """The reader pool `config` describes: its processes, extra reader engines and read timeout."""
+def pool_for(config: ServerConfig, guard: Callable | None = None) -> ReaderPool:
+    """The reader pool `config` describes: its processes, extra reader engines and read timeout.
+
+    `guard` checks each read and call in its reader process (`ReaderPool`).
+    """
     return ReaderPool(
         config.n_process_workers,
         engines=config.reader_engines,
         read_timeout_s=config.read_timeout_s,
+        guard=guard,
     )
 
 

@@ -57,6 +57,11 @@ class ReaderPool:
     read_timeout_s : float
         A request still running after this long has its worker killed and replaced, and
         fails with `ReadTimeoutError` (0: no limit; not with n_workers=0).
+    guard : callable or None
+        ``guard(path, channels)``, called in the process that reads right before each read
+        (the channels it reads) and each call (channels None); it raises to refuse (served
+        roots: `ServedRoots.confine`, since a link in a recording may change while it is
+        open). Picklable: workers get a copy.
 
     Raises
     ------
@@ -72,6 +77,7 @@ class ReaderPool:
         max_open: int = 16,
         engines: Mapping[str, str] | None = None,
         read_timeout_s: float = 0.0,
+        guard: Callable[[str, tuple[str, ...] | None], None] | None = None,
     ) -> None:
         if n_workers < 0:
             raise ValueError(f"n_workers must be >= 0, not {n_workers}")
@@ -82,9 +88,9 @@ class ReaderPool:
         engines = dict(engines or {})
         self._core: InProcess | Dispatcher
         if n_workers == 0:
-            self._core = InProcess(max_open, engines)
+            self._core = InProcess(max_open, engines, guard)
         else:
-            self._core = Dispatcher(n_workers, ctx, max_open, engines, read_timeout_s)
+            self._core = Dispatcher(n_workers, ctx, max_open, engines, read_timeout_s, guard)
         # The dispatcher holds no reference to this object, so a forgotten pool is collected
         # and closed; atexit covers the rest.
         self._finalizer = weakref.finalize(self, self._core.close)

@@ -78,6 +78,8 @@ class Dispatcher:
         Extra reader engines, name -> "module:Class".
     read_timeout_s : float
         A job still running after this long has its worker killed (0: no limit).
+    guard : callable or None
+        Checks each job in its worker before it runs (`ReaderPool`).
     """
 
     def __init__(
@@ -87,12 +89,13 @@ class Dispatcher:
         max_open: int,
         engines: Mapping[str, str],
         read_timeout_s: float = 0.0,
+        guard: Callable[[str, tuple[str, ...] | None], None] | None = None,
     ) -> None:
         self._n = n_workers
         self._timeout = read_timeout_s
         self._on_failure: Callable[[str, BaseException], None] | None = None
         self._ctx = ctx
-        self._worker_args = (os.getpid(), max_open, dict(engines))
+        self._worker_args = (os.getpid(), max_open, dict(engines), guard)
         remove_stale_shadows()  # salvage folders of readers of a server that did not stop cleanly
         self._lock = threading.Lock()
         self._queue: list[tuple[int, int, Job]] = []  # heap of (background?, seq, job)

@@ -28,8 +28,13 @@ class InProcess:
         Extra reader engines, name -> "module:Class".
     """
 
-    def __init__(self, max_open: int, engines: Mapping[str, str]) -> None:
-        self._readers = OpenReaders(max_open, engines)
+    def __init__(
+        self,
+        max_open: int,
+        engines: Mapping[str, str],
+        guard: Callable[[str, tuple[str, ...] | None], None] | None = None,
+    ) -> None:
+        self._readers = OpenReaders(max_open, engines, guard=guard)
         self._lock = threading.Lock()
         self._closed = False
 

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
@@ -52,12 +52,24 @@ class OpenReaders:
     share : bool
         Keep the metadata of each reader that parsed its files in `parsed` (pickled), for
         other processes.
+    guard : callable or None
+        ``guard(path, channels)``, called in the process that reads right before each read
+        (the channels it reads) and each call (channels None); it raises to refuse (served
+        roots: `ServedRoots.confine`, since a link in a recording may change while it is
+        open). Picklable: workers get a copy.
     """
 
-    def __init__(self, max_open: int, engines: Mapping[str, str], share: bool = False) -> None:
+    def __init__(
+        self,
+        max_open: int,
+        engines: Mapping[str, str],
+        share: bool = False,
+        guard: Callable[[str, tuple[str, ...] | None], None] | None = None,
+    ) -> None:
         self.max_open = max_open
         self.engines = dict(engines)
         self.share = share
+        self.guard = guard
         self._open: OrderedDict[tuple, Any] = OrderedDict()
         self._offers: dict[tuple, bytes] = {}  # pickled ReaderMetadata another process parsed
         self.parsed: bytes | None = None  # the pickled metadata of the last reader parsed here
@@ -113,6 +125,8 @@ class OpenReaders:
 
     def read(self, req: ReadRequest, key: tuple, out: np.ndarray | None) -> np.ndarray:
         """Decode `req` into `out` (None: a new array), values or int32 counts as it asks."""
+        if self.guard is not None:
+            self.guard(req.path, req.channels)
         reader = self.get(key, req.path, req.password or "", req.engine)
         if req.dtype == "int32":
             return reader.read_raw(req.channels, req.k0, req.k1, out=out).counts
@@ -122,6 +136,8 @@ class OpenReaders:
         self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple
     ) -> Any:
         """``reader.<method>(*args)``, or the reader's `info` for "info"."""
+        if self.guard is not None:
+            self.guard(path, None)
         reader = self.get(key, path, password, engine)
         return reader.info if method == "info" else getattr(reader, method)(*args)
 
@@ -147,7 +163,13 @@ def _yield_to_serving() -> None:
         os.nice(WORKER_NICENESS)
 
 
-def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str, str]) -> None:
+def worker_main(
+    conn: Any,
+    parent_pid: int,
+    max_open: int,
+    engines: Mapping[str, str],
+    guard: Callable[[str, tuple[str, ...] | None], None] | None = None,
+) -> None:
     """A worker process's life: serve the parent's requests on `conn` until told to stop.
 
     It ignores SIGINT (the parent handles Ctrl-C and closes the pool), lowers its priority,
@@ -161,7 +183,7 @@ def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str,
         Its end of the pipe.
     parent_pid : int
         The server's pid (to die with it).
-    max_open, engines
+    max_open, engines, guard
         As for `OpenReaders`.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -174,7 +196,7 @@ def worker_main(conn: Any, parent_pid: int, max_open: int, engines: Mapping[str,
     for engine in ENGINES:  # imported before "ready": what the first opening runs
         engine_class(engine)
     lock = threading.Lock()  # the warm-up thread sends too
-    readers = OpenReaders(max_open, engines, share=True)
+    readers = OpenReaders(max_open, engines, share=True, guard=guard)
     try:
         conn.send(("ready", os.getpid()))
         # The kernels load on a thread: the first opening does not wait for them, and reads
