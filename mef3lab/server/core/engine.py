@@ -317,7 +317,13 @@ class Engine:
         spans = [_span(group, length, i) for i in indices]
         with self._told_if_changed(path, rec):
             pieces = self.segments.get(
-                rec, group.fs, names, spans, (k0, k1), partial(self._bounds, rec, group, names)
+                rec,
+                group.fs,
+                names,
+                spans,
+                (k0, k1),
+                partial(self._bounds, rec, group, names),
+                reader=client,  # a jump of this client calls off the fills behind it
             )
         later = None
         if prefetch and spans:

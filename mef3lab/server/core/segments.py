@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -100,6 +100,7 @@ class _Flight:
         self.done: Future = Future()
         self.parts = list(parts) or [_Part(keys[0].k0, keys[0].k1, not background)]
         self.joining = False  # every part is in: their rows are being joined and cached
+        self.reader: Hashable | None = None  # who started it (see `SegmentStore.get`)
 
     @property
     def head(self) -> _Part | None:
@@ -197,6 +198,7 @@ class SegmentStore:
         spans: Sequence[tuple[int, int]],
         want: tuple[int, int] | None = None,
         bounds: Bounds | None = None,
+        reader: Hashable | None = None,
     ) -> list[Piece]:
         """The rows of some channels for each of some segments, from the cache or from loads.
 
@@ -224,6 +226,9 @@ class SegmentStore:
             ``bounds(k0, k1)``: the grid indices in ``[k0, k1]`` at which segment
             ``[k0, k1)`` may be cut without cutting a block, sorted, `k0` and `k1` among them
             (None: segments are always loaded whole).
+        reader : hashable or None
+            Who reads (a client): a new cold read in parts means it jumped, and calls off
+            the fills behind its earlier ones that no read waits for (None: nothing).
 
         Returns
         -------
@@ -242,7 +247,7 @@ class SegmentStore:
         call = cancel.current()
         held: set[_Flight] = set()
         try:
-            return self._get(rec, fs, names, spans, want, bounds, call, held)
+            return self._get(rec, fs, names, spans, want, bounds, call, held, reader)
         finally:
             self._release(held, aborted=call is not None and call.is_set)
 
@@ -256,6 +261,7 @@ class SegmentStore:
         bounds: Bounds | None,
         call: cancel.CallCancel | None,
         held: set[_Flight],
+        reader: Hashable | None = None,
     ) -> list[Piece]:
         waiting = []
         for k0, k1 in spans:
@@ -267,7 +273,7 @@ class SegmentStore:
             big = len(missing) * (k1 - k0) >= PARTIAL_MIN_SAMPLES
             if big and bounds is not None and cols != (k0, k1):
                 cuts = _parts(bounds(k0, k1), cols, len(missing))
-            flights, joined = self._load(rec, missing, True, held, cuts)
+            flights, joined = self._load(rec, missing, True, held, cuts, reader)
             waiting.append((keys, cols, rows, flights, joined))
         out = []
         for keys, cols, rows, flights, joined in waiting:
@@ -363,19 +369,19 @@ class SegmentStore:
                     part.load.cancel()
         self.cache.drop(gone)
 
-    def _call_off_fills(self, path: str) -> None:
-        """Call off the queued parts of the fills of `path` that no read waits for (under the lock).
+    def _call_off_fills(self, path: str, reader: Hashable) -> None:
+        """Call off the queued parts of `reader`'s fills of `path` that no read waits for.
 
         A new cold read in parts means its reader has jumped: the fill behind its previous
         one would only compete with it for the reader processes. A fill called off caches
         nothing (as after a close); its parts already running finish, and a read that comes
-        back there is a cold read again.
+        back there is a cold read again. Other readers' fills go on.
         """
         with self._lock:
             fills = {
                 f
                 for k, f in self._inflight.items()
-                if k.path == path and f.head is not None and not f.waiters
+                if k.path == path and f.head is not None and f.reader == reader and not f.waiters
             }
             for flight in fills:
                 for part in flight.parts[1:]:
@@ -421,6 +427,7 @@ class SegmentStore:
         foreground: bool,
         held: set[_Flight] | None = None,
         cuts: list[tuple[int, int]] | None = None,
+        reader: Hashable | None = None,
     ) -> tuple[dict[SegmentKey, _Flight], bool]:
         """The loads that deliver `keys`, and whether a prefetch under way serves any.
 
@@ -450,9 +457,10 @@ class SegmentStore:
                 else:
                     new.append(key)
             if new:
-                if cuts is not None:  # a new cold read in parts: its reader jumped here
-                    self._call_off_fills(rec.path)
+                if cuts is not None and reader is not None:  # a cold read in parts: a jump
+                    self._call_off_fills(rec.path, reader)
                 flight = self._start(rec, new, foreground, cuts)
+                flight.reader = reader
                 found.update((k, flight) for k in new)
             if held is not None:
                 for flight in set(found.values()) - held:

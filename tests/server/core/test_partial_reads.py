@@ -206,6 +206,20 @@ def test_a_jump_calls_off_the_fill_of_the_segment_it_left(gated, rec, direct):
     np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
 
 
+def test_another_clients_jump_calls_off_nothing_of_this_one(gated, rec, direct):
+    engine, gate = gated
+    engine.open("a", str(rec))
+    engine.open("b", str(rec))
+    engine.read_index("a", str(rec), None, 1000, 2000)  # the head; the rest waits at the gate
+    mine = gate.held
+    k0, k1 = SEG + 100 * 256, SEG + 101 * 256
+    got = engine.read_index("b", str(rec), None, k0, k1).data  # b's jump elsewhere
+    np.testing.assert_array_equal(got, direct.read_index(None, k0, k1))
+    assert gate.held == mine + len(_fill(engine, rec, (k0, k1), 1)) - 1  # both fills queued
+    gate.release()
+    assert settle(engine, 2 * N_CH)["cache_entries"] == 2 * N_CH
+
+
 def test_a_fill_a_read_waits_for_is_not_called_off(gated, rec, direct):
     engine, gate = gated
     engine.open("a", str(rec))
