@@ -23,7 +23,12 @@ class Cancellable(Protocol):
 
 @dataclass(frozen=True)
 class PrefetchPolicy:
-    """The next `depth` segments after a read, in the direction the reader moves.
+    """The next `depth` segments after a read, in the direction the reader moves; one after a jump.
+
+    A read that lands more than a segment away from the stream's previous one is a jump: only
+    the segment after it is queued, so that a reader jumping from place to place does not
+    queue segments of prefetch beside its next jump's own decode. Reading on from there
+    brings the plan back to `depth`.
 
     Parameters
     ----------
@@ -49,11 +54,13 @@ class PrefetchPolicy:
         Returns
         -------
         list of int
-            Up to `depth` segment indices.
+            Up to `depth` segment indices (one after a jump).
         """
         step = -1 if previous is not None and current < previous else 1
+        jumped = previous is not None and abs(current - previous) > 1
+        depth = min(self.depth, 1) if jumped else self.depth
         out = []
-        for i in range(1, self.depth + 1):
+        for i in range(1, depth + 1):
             j = current + step * i
             if 0 <= j < n_segments:
                 out.append(j)

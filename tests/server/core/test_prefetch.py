@@ -28,6 +28,16 @@ def test_backward_travel_prefetches_backwards():
     assert PrefetchPolicy(3).plan(2, 1, 10) == [0]
 
 
+def test_after_a_jump_only_the_next_segment_until_the_reader_reads_on():
+    p = PrefetchPolicy(3)
+    assert p.plan(0, 50, 100) == [51]  # a leap ahead
+    assert p.plan(50, 51, 100) == [52, 53, 54]  # reading on from there
+    assert p.plan(51, 51, 100) == [52, 53, 54]  # within one segment
+    assert p.plan(60, 20, 100) == [19]  # a leap back: the one before it
+    assert p.plan(20, 19, 100) == [18, 17, 16]
+    assert PrefetchPolicy(0).plan(0, 50, 100) == []
+
+
 def test_zero_depth_plans_nothing():
     assert PrefetchPolicy(0).plan(None, 3, 10) == []
 
