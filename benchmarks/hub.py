@@ -213,32 +213,36 @@ def _stop(proc: subprocess.Popen, timeout: float) -> None:
 
 @dataclass(frozen=True)
 class HubServer:
-    """A running ``mef3lab serve --hub-auth``: its gRPC address and process id."""
+    """A running ``mef3lab serve`` (``--hub-auth``): its gRPC address and process id."""
 
     address: str
     pid: int
 
 
-def service_process_env(hub: Hub) -> dict[str, str]:
-    """This process's environment without mef3lab's settings, plus what `hub` gives its service
-    (a server started with it runs with exactly the settings it is given).
+def service_process_env(hub: Hub | None) -> dict[str, str]:
+    """This process's environment without mef3lab's settings or a hub's, plus what `hub`
+    gives its service (a server started with it runs with exactly the settings it is given).
     """
     own = {f.name.upper() for f in fields(ServerConfig)}
-    env = {k: v for k, v in os.environ.items() if k not in own and not k.startswith("MEF3LAB_")}
-    env.update(hub.service_env(), PYTHONUNBUFFERED="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in own and not k.startswith(("MEF3LAB_", "JUPYTERHUB_"))
+    }
+    env.update(hub.service_env() if hub else {}, PYTHONUNBUFFERED="1")
     return env
 
 
 @contextlib.contextmanager
 def hub_server(
-    hub: Hub, tree: Path | None = None, workers: int = 2, prefetch: int = 1
+    hub: Hub | None, tree: Path | None = None, workers: int = 2, prefetch: int = 1
 ) -> Iterator[HubServer]:
     """``mef3lab serve --hub-auth`` as `hub`'s service, with only the flags every version has.
 
     Parameters
     ----------
-    hub : Hub
-        The hub whose tokens it checks.
+    hub : Hub or None
+        The hub whose tokens it checks; None: the same server without authentication.
     tree : Path, optional
         A checkout of mef3lab to run the server of (on ``PYTHONPATH``, before this one);
         default: the installed mef3lab.
@@ -255,8 +259,8 @@ def hub_server(
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     port = free_port()
-    cmd = [sys.executable, "-m", "mef3lab", "serve", "--hub-auth", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--n-process-workers", str(workers)]
+    cmd = [sys.executable, "-m", "mef3lab", "serve", *(["--hub-auth"] if hub else [])]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n-process-workers", str(workers)]
     cmd += ["--n-prefetch", str(prefetch), "--log-level", "WARNING"]
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(

@@ -4,8 +4,10 @@ JupyterHub (``--hub-auth``).
 Each client is a hub user of its own, with an API token the hub issued (made through its
 REST API, `benchmarks.hub`). All make small reads for a fixed time: one channel, one
 second, at random within the recording's first minute (which the server's cache holds
-after the first reads), so what a call costs is mostly the token check. Every reply is
-compared with a direct read. Reported: latency p50/p95/p99 and calls per second.
+after the first reads), so what a call costs is mostly the token check and the call
+itself. Every reply is compared with a direct read. Reported: latency p50/p95/p99 and
+calls per second, and the same load on the same server code without authentication, which
+tells what checking the tokens adds.
 
 ``python -m benchmarks.hub_load --tree DIR`` measures the server of another checkout of
 mef3lab (``git worktree add DIR COMMIT``) with this same benchmark.
@@ -44,16 +46,17 @@ MAX_CALLS = 100_000
 
 def drive(
     address: str,
+    tokens: list[str | None],
     path: str,
-    tokens: list[str],
     first: np.ndarray,
     names: list[str],
     fs: float,
     seconds: float,
     seed: int = 0,
 ) -> LoadResult:
-    """One client per token, reading one channel × one second at random within `first` (the
-    first samples of the channels `names`, read directly) for `seconds`, every reply checked.
+    """One client per token (None: none), reading one channel × one second at random within
+    `first` (the first samples of the channels `names`, read directly) for `seconds`, every
+    reply checked.
 
     Each client first opens the recording (its token's first check), trying again after a
     failure; the opens count as calls, and a client that could not open makes no reads.
@@ -147,24 +150,40 @@ def run(path: Path, params: Params, log=print, tree: Path | None = None) -> Tabl
     )
     base, first, names, fs = direct_ms(path)
     table.add("1. direct pymef read of 1 channel × 1 s, p50 (baseline)", base, "ms", 1.0)
+    n, args = params.hub_clients, (str(path), first, names, fs, params.hub_s, params.seed)
     with jupyterhub(log) as hub:
-        log(f"L hub load: {params.hub_clients} hub users and their tokens ...")
-        tokens = hub.user_tokens(params.hub_clients, prefix="reader")
+        log(f"L hub load: {n} hub users and their tokens ...")
+        tokens = hub.user_tokens(n, prefix="reader")
         with hub_server(hub, tree, params.workers, params.n_prefetch) as srv:
-            log(f"L hub load: {params.hub_clients} clients for {params.hub_s:g} s ...")
-            res = drive(srv.address, str(path), tokens, first, names, fs, params.hub_s, params.seed)
+            log(f"L hub load: {n} clients for {params.hub_s:g} s ...")
+            res = drive(srv.address, tokens, *args)
+    with hub_server(None, tree, params.workers, params.n_prefetch) as srv:
+        log(f"L hub load: the same without authentication, {params.hub_s:g} s ...")
+        free = drive(srv.address, [None] * n, *args)
     for row, q in enumerate((50, 95, 99), start=2):
         target = Target("value", "<=", P95_TARGET_MS) if q == 95 else None
-        table.add(f"{row}. latency of a call, p{q}", res.p(q), "ms", res.p(q) / base, target)
-    table.add(
-        "5. calls answered per second, all clients", len(res.latencies_ms) / res.seconds, "calls/s"
-    )
+        note = f"{res.p(q) / free.p(q):.2f}× without authentication"
+        table.add(
+            f"{row}. latency of a call, p{q}", res.p(q), "ms", res.p(q) / base, target, note=note
+        )
+    table.add("5. calls answered per second, all clients", _rate(res), "calls/s")
     table.add(
         "6. failed calls (errors or wrong samples)",
         float(len(res.failures)),
         "calls",
         target=Target("value", "<=", 0),
         note="; ".join(res.failures[:3]),
+    )
+    for row, q in ((7, 50), (8, 95)):
+        label = f"{row}. the same load without authentication (same code), p{q}"
+        table.add(label, free.p(q), "ms", free.p(q) / base)
+    table.add("9. ... calls answered per second", _rate(free), "calls/s")
+    table.add(
+        "10. ... failed calls",
+        float(len(free.failures)),
+        "calls",
+        target=Target("value", "<=", 0),
+        note="; ".join(free.failures[:3]),
     )
     failed_opens = sum(": open: " in f for f in res.failures)
     table.notes.append(
@@ -173,6 +192,10 @@ def run(path: Path, params: Params, log=print, tree: Path | None = None) -> Tabl
         f"the server's code at commit {commit_of(tree or REPO)}"
     )
     return table
+
+
+def _rate(res: LoadResult) -> float:
+    return len(res.latencies_ms) / res.seconds
 
 
 def commit_of(tree: Path) -> str:
