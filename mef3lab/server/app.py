@@ -24,6 +24,7 @@ from . import discovery
 from .config import HTTP_PREFIX, READY_PREFIX, ServerConfig
 from .core.engine import Engine, pool_for
 from .core.inflight import BytesInFlight
+from .core.openings import OneOpening
 from .core.quarantine import Quarantine
 from .core.roots import ServedRoots
 from .http.server import StatusHTTP
@@ -153,7 +154,7 @@ class Server:
         credentials = tls_credentials(self.config)
         # With roots, every read is confined again right before its reader process reads.
         guard = roots.confine if roots else None
-        pool = Quarantine(pool_for(self.config, guard), self.config.quarantine_crashes)
+        pool = OneOpening(Quarantine(pool_for(self.config, guard), self.config.quarantine_crashes))
         engine = Engine(self.config, pool=pool, resolve=_resolver(roots) if roots else None)
         executor = futures.ThreadPoolExecutor(
             self.config.grpc_threads, thread_name_prefix="mef3lab-rpc"
