@@ -9,6 +9,7 @@ disk ... reopen it"), and a new open reads the new values.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import grpc
@@ -110,3 +111,41 @@ def test_open_recording_refreshes_a_growing_recording(launch, session, where):
     assert_same(newest.signal.values, direct(session, 0, int(30 * FS)))
     for ds in (rec, new, newest):
         ds.close()
+
+
+def test_a_client_follows_a_recording_being_written(launch, connect, session):
+    """Refreshing while MefWriter appends every 50 ms: no damaged channel, no wrong value."""
+    srv = launch(n_process_workers=2, n_prefetch=1)
+    path = str(session)
+    c = connect(srv, "follower")
+    c.open_file(path)
+    done = threading.Event()
+
+    def monitor():
+        for k in range(6, 30):
+            write(session, 10 * k, 10 * (k + 1))
+            time.sleep(0.05)
+        done.set()
+
+    seen = []
+    writer = threading.Thread(target=monitor)
+    writer.start()
+    try:
+        while not done.is_set():
+            info = c.refresh(path)
+            assert info.damaged == {}
+            n = info.rate_groups[0].grid.n_samples
+            seen.append((n, c.read_index(path, max(0, n - 1024), n)))
+    finally:
+        writer.join()
+    final = direct(session, 0, int(300 * FS))
+    assert len({n for n, _ in seen}) > 3  # it grew while followed
+    compared = 0
+    for n, got in seen:
+        # a channel the writer has not reached yet ends earlier: NaN after its end, no holes
+        for row, want in zip(got, final[:, max(0, n - 1024) : n], strict=True):
+            k = int(np.flatnonzero(~np.isnan(row))[-1]) + 1 if not np.isnan(row).all() else 0
+            assert not np.isnan(row[:k]).any()
+            np.testing.assert_array_equal(row[:k], want[:k])
+            compared += k
+    assert compared > sum(got.size for _, got in seen) / 2
