@@ -96,11 +96,16 @@ class Engine:
         """`key`'s files changed on disk (the sessions' `on_change`).
 
         The readers are closed, so that the next open and read see the files as they are
-        now; when the recording was replaced, the cached rows of its `generation` and
+        now, and the block bounds asked of them are forgotten (asked again by the openings
+        still read: a recording refreshed as it grows would otherwise keep one set per
+        extent); when the recording was replaced, the cached rows of its `generation` and
         before are dropped too (its open views are refused from now on).
         """
         if change == REPLACED:
             self.segments.drop_recording(key, before=generation + 1)
+        with self._bounds_lock:
+            for k in [k for k in self._bounds_of if k[0] == key]:
+                del self._bounds_of[k]
         self.pool.close_recording(key)
 
     # -- recordings and clients (see `OpenRecordings`) ------------------------------------------

@@ -141,3 +141,20 @@ def test_a_channel_swapped_for_a_link_out_of_the_roots_says_so(tmp_path, monkeyp
             engine.read_index("c", "lab/pt.mefd", ["A1"], 0, 256)
     finally:
         engine.shutdown()
+
+
+def test_refreshing_a_growing_recording_keeps_one_set_of_block_bounds(engine, session):
+    """Where a cold segment may be cut is asked once per opening, not kept for every extent."""
+    path = str(session)
+    engine.open("c", path)
+    for k in range(1, 6):
+        write(session, 60 + 10 * (k - 1), 60 + 10 * k)
+        n = engine.open("c", path).rate_groups[0].grid.n_samples  # the refresh
+        rec = engine.open_recordings.recording("c", path)
+        group = rec.info.rate_groups[0]
+        bounds = engine._bounds(rec, group, NAMES, 0, n)  # as a cold read in parts asks
+        assert bounds[0] == 0 and bounds[-1] == n and len(bounds) > 2
+        np.testing.assert_array_equal(
+            engine.read_index("c", path, None, n - 300, n).data, direct(session, n - 300, n)
+        )
+        assert len(engine._bounds_of) == 1
