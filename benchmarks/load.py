@@ -58,24 +58,29 @@ def drive(
     window_s: float,
     seed: int = 0,
     token: str | None = None,
+    settle_s: float = 0.0,
 ) -> LoadResult:
     """Load the server at `address` as the module docstring says; `reference` is every channel of
     `path` on its grid (float32, NaN in gaps), as a direct read gives it; every client sends
     `token` (a server with authentication on).
+
+    With `settle_s`, the load runs that much longer, and calls started in its first
+    `settle_s` seconds (every client's first call at once) are checked but not timed.
     """
     result = LoadResult()
     lock = threading.Lock()
     proc = psutil.Process(server_pid)
     result.rss_start_mb = result.rss_peak_mb = proc.memory_info().rss / 2**20
     stop = threading.Event()
-    start_line = threading.Barrier(clients + 1)
+    started: list[float] = []  # when every client is at the start line
+    start_line = threading.Barrier(clients + 1, action=lambda: started.append(time.perf_counter()))
 
     def record(ms: float | None, failure: str | None = None) -> None:
         with lock:
             result.calls += 1
             if failure is not None:
                 result.failures.append(failure)
-            else:
+            elif ms is not None:
                 result.latencies_ms.append(ms)
 
     def client(i: int) -> None:
@@ -106,7 +111,7 @@ def drive(
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
                     record(None, f"client {i}: {type(exc).__name__}: {exc}")
                     continue
-                ms = (time.perf_counter() - t) * 1e3
+                ms = (time.perf_counter() - t) * 1e3 if t >= started[0] + settle_s else None
                 want = reference[:, k0:k1]
                 if got.shape != want.shape or not np.array_equal(got, want, equal_nan=True):
                     record(None, f"client {i}: samples [{k0}, {k1}) differ from the direct read")
@@ -118,7 +123,7 @@ def drive(
     for t in threads:
         t.start()
     start_line.wait(timeout=120)
-    t0 = time.perf_counter()
+    t0 = started[0] + settle_s
     while time.perf_counter() - t0 < seconds:
         result.rss_peak_mb = max(result.rss_peak_mb, proc.memory_info().rss / 2**20)
         time.sleep(0.1)
