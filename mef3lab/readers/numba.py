@@ -36,6 +36,22 @@ _red: Any = None
 _warming: list[threading.Thread] = []
 _warming_lock = threading.Lock()
 _loading = threading.Lock()
+_warm_up_at_open = True
+
+
+def warm_up_at_open(enabled: bool) -> None:
+    """Whether opening a recording starts loading the kernels on a thread (the default).
+
+    A reader process turns it off and loads them itself once it is idle, so that a first
+    opening and its first page, which come at once, do not share the CPU with the loading.
+
+    Parameters
+    ----------
+    enabled : bool
+        True: `NumbaReader` starts `_warm_up_in_background` when it opens a recording.
+    """
+    global _warm_up_at_open
+    _warm_up_at_open = enabled
 
 
 def _load_kernels() -> None:
@@ -89,7 +105,8 @@ class NumbaReader(Mef3ioReader):
     warm_up = staticmethod(_load_kernels)
 
     def _open(self) -> SessionInfo:
-        _warm_up_in_background()  # while the metadata is read, not in the first read
+        if _warm_up_at_open:
+            _warm_up_in_background()  # while the metadata is read, not in the first read
         # decoding threads, started by the first large read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -112,7 +129,8 @@ class NumbaReader(Mef3ioReader):
         }
 
     def _adopt(self, state: dict[str, Any]) -> None:
-        _warm_up_in_background()
+        if _warm_up_at_open:
+            _warm_up_in_background()
         self._pool = None
         self._pool_lock = threading.Lock()
         super()._adopt(state)

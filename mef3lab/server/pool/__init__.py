@@ -296,7 +296,8 @@ class ReaderPool:
     def stats(self) -> dict[str, Any]:
         """The pool's counters.
 
-        Workers (configured), alive, ready, busy, queued, restarts, crashes, timeouts,
+        Workers (configured), alive, ready, warm (their decoders' kernels loaded; the read
+        timeout of a job runs from then), busy, queued, restarts, crashes, timeouts,
         aborted, parses (openings that parsed a recording's files), offers (another
         worker's metadata sent to one that had none of that recording), and the workers'
         pids.

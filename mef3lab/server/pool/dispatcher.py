@@ -195,6 +195,7 @@ class Dispatcher:
                 "workers": self._n,
                 "alive": len(self._workers),
                 "ready": sum(w.ready for w in self._workers),
+                "warm": sum(w.warm for w in self._workers),
                 "busy": sum(w.job is not None for w in self._workers),
                 "queued": sum(not j.future.cancelled() for _, _, j in self._queue),
                 "pids": [w.process.pid for w in self._workers],

@@ -86,6 +86,7 @@ class InProcess:
             "workers": 0,
             "alive": 0,
             "ready": 0,
+            "warm": 0,
             "busy": 0,
             "queued": 0,
             "restarts": 0,

@@ -23,16 +23,17 @@ from mef3lab.server.pool import ReaderPool, ReadRequest
 
 try:
     from .. import _pool_engines as misbehaving
-    from .._pool_helpers import gone, hang_pid
+    from .._pool_helpers import gone, hang_pid, wait_for
 except ImportError:
     import _pool_engines as misbehaving
-    from _pool_helpers import gone, hang_pid
+    from _pool_helpers import gone, hang_pid, wait_for
 
 TIMEOUT_S = 2.0
 
 
 def test_a_hung_decode_is_killed_after_the_timeout_and_the_pool_reads_on(hung, recording):
     with ReaderPool(2, engines=misbehaving.SPEC, read_timeout_s=TIMEOUT_S) as p:
+        wait_for(lambda: p.stats()["warm"] == 2, timeout=60)  # the clock runs from then
         t0 = time.monotonic()
         stuck = p.submit(ReadRequest(hung, None, misbehaving.ENGINE, ("ch000",), 0, 100))
         pid = hang_pid(hung)
