@@ -26,6 +26,8 @@ REPLACED = "replaced"
 _SAMPLE_FILES = (".tidx", ".tdat", ".tmet")
 #: Files whose earlier bytes are compared when they changed (the metadata is rewritten whole).
 _APPENDED = (".tidx", ".tdat")
+#: Files a writer rewrites in place as it appends (empty for a moment): shorter is no sign.
+_REWRITTEN = (".tmet",)
 #: Bytes compared at the start (after the universal header) and at the old end of such a file.
 _PROBE_AT, _PROBE_BYTES = 1024, 64
 
@@ -126,8 +128,9 @@ class Snapshot:
         Returns
         -------
         str or None
-            None: unchanged; `GROWN`: every file is where it was, none shorter, their earlier
-            bytes the same (new files may have appeared); `REPLACED`: anything else.
+            None: unchanged; `GROWN`: every file is where it was, no index or data file
+            shorter, their earlier bytes the same (new files may have appeared, metadata
+            files be rewritten); `REPLACED`: anything else.
         """
         now = fingerprint(self.path)
         if now == self.files:
@@ -135,7 +138,9 @@ class Snapshot:
         current = {f[0]: f for f in now}
         for name, size, mtime, inode in self.files:
             new = current.get(name)
-            if new is None or new[3] != inode or new[1] < size:
+            if new is None or new[3] != inode:
+                return REPLACED
+            if new[1] < size and not name.endswith(_REWRITTEN):
                 return REPLACED
             rewritten = new[1:3] != (size, mtime) and name in self.probes
             if rewritten and _probe(Path(self.path) / name, size) != self.probes[name]:

@@ -35,7 +35,14 @@ from ._common import (
 )
 from .base import Reader
 from .changes import fingerprint
-from .salvage import Shadow, being_written, channel_dirs, file_problem, open_salvaged
+from .salvage import (
+    METADATA_BYTES,
+    Shadow,
+    being_written,
+    channel_dirs,
+    file_problem,
+    open_salvaged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +102,17 @@ class Mef3ioReader(Reader):
             attempt += 1
 
     def _again(self, attempt: int, before: tuple) -> bool:
-        """Whether to open again after attempt `attempt` (closed, after a pause, if so)."""
-        if attempt >= OPEN_ATTEMPTS or fingerprint(self.path) == before:
+        """Whether to open again after attempt `attempt` (closed, after a pause, if so).
+
+        Yes while the files changed during the attempt, or a metadata file is short and was
+        written within the last second (a writer is rewriting it).
+        """
+        now = fingerprint(self.path)
+        rewriting = any(
+            name.endswith(".tmet") and size < METADATA_BYTES and mtime > time.time_ns() - 10**9
+            for name, size, mtime, _ in now
+        )
+        if attempt >= OPEN_ATTEMPTS or (now == before and not rewriting):
             return False
         self.close()
         time.sleep(REOPEN_PAUSE_S)

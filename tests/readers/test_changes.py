@@ -73,6 +73,18 @@ def test_a_shortened_or_removed_file_is_a_replacement(session):
     assert snap.change() == REPLACED
 
 
+def test_metadata_rewritten_in_place_is_no_replacement(session):
+    """A writer rewrites a .tmet as it appends: empty for a moment, then whole again."""
+    snap = Snapshot.take(session)
+    tmet = next(session.glob("A1.timd/*.segd/*.tmet"))
+    whole = tmet.read_bytes()
+    with tmet.open("r+b") as f:
+        f.truncate(0)
+        assert snap.change() == GROWN
+        f.write(whole)
+    assert snap.change() in (None, GROWN)
+
+
 def test_the_watch_compares_at_most_once_per_interval_and_a_replacement_sticks(session, written):
     watch = ChangeWatch(Snapshot.take(session), interval=60.0)
     write(session, 30, 60)

@@ -115,3 +115,19 @@ def test_opening_while_mef_writer_appends_never_finds_damage(tmp_path):
             k = int(np.flatnonzero(~np.isnan(row))[-1]) + 1 if not np.isnan(row).all() else 0
             assert not np.isnan(row[:k]).any() and k >= n - int(10 * FS)
             np.testing.assert_array_equal(row[:k], want[:k])
+
+
+@pytest.mark.parametrize("engine", ["numba", "mef3io"])
+def test_a_metadata_file_being_rewritten_is_waited_for(copies, tmp_path, engine):
+    """A writer truncates a .tmet and writes it again: an open meanwhile waits for it."""
+    path = shutil.copytree(copies[0], tmp_path / "rewriting.mefd")
+    tmet = next(path.glob("A2.timd/*.segd/*.tmet"))
+    whole = tmet.read_bytes()
+    tmet.write_bytes(b"")
+    later = threading.Timer(0.12, tmet.write_bytes, (whole,))
+    later.start()
+    try:
+        with open_reader(path, engine=engine) as r:
+            assert r.info.damaged == {} and r.info.names == NAMES
+    finally:
+        later.join()
