@@ -11,7 +11,8 @@ H clinical review (a 24-h recording: overview, filtered bipolar flips, 1-hour pa
 I MNE-Python (rec.mef3.to_mne() against mne.io.read_raw_mef: an hour, 200 epochs),
 J the first look (fresh processes: open, first page, jumps, three recordings beside MNE),
 K the soak (50 clients while four attackers take turns, 5 min, behind a real JupyterHub),
-L 50 hub users' small reads on a server with --hub-auth behind a real JupyterHub.
+L 50 hub users' small reads on a server with --hub-auth behind a real JupyterHub,
+M the scroller's first page and a jump in a real browser at 8 and 32 kHz.
 Ratios compare with the direct read measured in the same run, so
 they are meaningful on any machine; absolute times are not (and are noisy when other
 work shares the CPU).
@@ -32,6 +33,7 @@ from . import (
     compat,
     decoders,
     first_look,
+    first_page,
     hub_load,
     load,
     mixed_subsets,
@@ -57,11 +59,12 @@ TABLES = {
     "J": first_look.run,
     "K": soak.run,
     "L": hub_load.run,
+    "M": first_page.run,
 }
 
 
 def run(
-    params: Params, only: str = "ABCDEFGHIJKL", data_dir: Path = DATA_DIR, log=print
+    params: Params, only: str = "ABCDEFGHIJKLM", data_dir: Path = DATA_DIR, log=print
 ) -> list[Table]:
     """Write (or reuse) the recording, then measure the tables named in `only`, in order."""
     path = ensure_recording(params.recording, data_dir, log=log)
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a small recording for development runs"
     )
     parser.add_argument(
-        "--only", default="A,B,C,D,E,F,G,H,I,J,K,L", help="tables to run, e.g. A,C (default: all)"
+        "--only", default="A,B,C,D,E,F,G,H,I,J,K,L,M", help="tables to run, e.g. A,C (default: all)"
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="repeat each measurement, keep the best"

@@ -4,13 +4,16 @@
 folder, no browser of its own) and Debian's chromium, headless, driven by Playwright
 (Playwright's own browser download is not available here; `ensure_chromium` installs
 Debian's package where it is missing). Leaving the `with` block shuts every kernel
-down and stops the browser and the server, whatever happened inside it.
+down and stops the browser and the server, whatever happened inside it. `first_pages`
+times what a reviewer waits for before a scroller shows anything: its first page, and
+the page after a jump.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -249,3 +252,142 @@ def _stop_group(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.5)
+
+
+#: The scroller cell `first_pages` times, after `setup` ran: a new scroller on a cold place.
+SCROLL_CELL = (
+    "w = rec.mef3.scroll(start={start!r}, page_seconds={page_s!r}, "
+    "rows=len(rec.mef3.info.names), row_px={row_px})\nw"
+)
+#: Run untimed after each scroller: it stops reading ahead for the next one's measurement.
+CLOSE_CELL = "w.close()"
+#: Run last: the page the last jump drew, against a direct read of the same samples.
+CHECK_CELL = """from mef3lab.readers import open_reader
+got = w.page_data()
+with open_reader(rec.mef3.spec.path) as r:
+    k0 = int(round(w.start * float(got.attrs["fs"])))
+    want = r.read_index(list(got.channel.values), k0, k0 + got.sizes["time"])
+print("SAME" if got.values.shape == want.shape and (got.values == want).all() else "DIFFERENT")"""
+
+
+def first_pages(
+    lab: Lab,
+    setup: str,
+    starts: list[float],
+    page_s: float,
+    row_px: int,
+    name: str,
+    seed: int = 0,
+    shot: Path | None = None,
+) -> tuple[list[float], list[float]]:
+    """Milliseconds to a scroller's first page, and to the page after a jump, in the browser.
+
+    A notebook runs `setup` (it binds ``rec``), then for each of `starts` a cell making a
+    new scroller there (`SCROLL_CELL`): first page = running that cell → its canvas drawn
+    (the kernel's work, the widget's creation and its first reply included). Then one
+    click at a random place of its overview bar: jump = the click → the new page drawn.
+    Each scroller is closed before the next (`CLOSE_CELL`); the last page is checked
+    against a direct read (`CHECK_CELL`).
+
+    Parameters
+    ----------
+    lab : Lab
+        The running lab.
+    setup : str
+        The first cell's code; it binds ``rec`` to an open recording.
+    starts : list of float
+        Where each new scroller starts, in seconds: places no read touched before.
+    page_s : float
+        Its page, in seconds.
+    row_px : int
+        Pixels per channel row.
+    name : str
+        The notebook's file name.
+    seed : int
+        Where the jumps go.
+    shot : pathlib.Path, optional
+        Where to save a screenshot of the last scroller, after its jump.
+
+    Returns
+    -------
+    first, jump : list of float
+        Milliseconds per scroller.
+
+    Raises
+    ------
+    AssertionError
+        When the last page drawn differs from the direct read.
+    """
+    import nbformat  # noqa: PLC0415 - a benchmark dependency, needed only here
+
+    cells = [setup]
+    for s in starts:
+        cells += [SCROLL_CELL.format(start=s, page_s=page_s, row_px=row_px), CLOSE_CELL]
+    cells[-1] = CHECK_CELL  # the last scroller stays open for the check
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+    }
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(lab.root / name))
+    rng = random.Random(seed)
+    page = lab.open(name)
+    try:
+        _run_cell(page, 0)
+        first, jump = [], []
+        for i, s in enumerate(starts):
+            page.evaluate(
+                "i => { window.m3sRunAt = performance.now(); "
+                "const nb = window.jupyterapp.shell.currentWidget.content; "
+                "nb.activeCellIndex = i; "
+                "window.jupyterapp.commands.execute('notebook:run-cell'); }",
+                1 + 2 * i,
+            )
+            widget = page.locator(".jp-Notebook .jp-Cell").nth(1 + 2 * i).locator(".m3s")
+            widget.wait_for(timeout=120_000)
+            handle = widget.element_handle()
+            page.wait_for_function(
+                f"el => Number(el.dataset.drawnStart) === {s!r}", arg=handle, timeout=120_000
+            )
+            first.append(widget.evaluate("el => Number(el.dataset.drawnAt) - window.m3sRunAt"))
+            strip = widget.locator(".m3s-overview")
+            box = strip.bounding_box()
+            gutter = widget.evaluate("el => Number(el.dataset.gutter)")
+            x = gutter + rng.uniform(0.1, 0.9) * (box["width"] - gutter)
+            strip.click(position={"x": x, "y": box["height"] / 2})
+            page.wait_for_function(
+                "el => Number(el.dataset.drawnAt) > Number(el.dataset.keyAt) "
+                f"&& Number(el.dataset.drawnStart) !== {s!r}",
+                arg=handle,
+                timeout=120_000,
+            )
+            jump.append(
+                widget.evaluate("el => Number(el.dataset.drawnAt) - Number(el.dataset.keyAt)")
+            )
+            if shot is not None and i == len(starts) - 1:
+                widget.screenshot(path=str(shot))
+            _run_cell(page, 2 + 2 * i)  # close it, or (the last) check it
+        verdict = page.locator(".jp-Notebook .jp-Cell").nth(len(cells) - 1).inner_text()
+        if "SAME" not in verdict:
+            raise AssertionError(f"the scroller's last page differs from a direct read: {verdict}")
+        return first, jump
+    finally:
+        page.close()
+
+
+def _run_cell(page, index: int, timeout_s: float = 120) -> None:
+    """Run one cell of the open notebook and wait until its prompt shows it ran."""
+    page.evaluate(
+        "i => { const nb = window.jupyterapp.shell.currentWidget.content; "
+        "nb.activeCellIndex = i; window.jupyterapp.commands.execute('notebook:run-cell'); }",
+        index,
+    )
+    page.wait_for_function(
+        r"""i => {
+        const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i];
+        const prompt = cell && cell.querySelector('.jp-InputPrompt');
+        return prompt && /\[\d+\]/.test(prompt.textContent);
+    }""",
+        arg=index,
+        timeout=timeout_s * 1000,
+    )

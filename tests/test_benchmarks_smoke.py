@@ -86,6 +86,23 @@ def test_scroller_table_produces_its_rows(tmp_path):
         assert r.value > 0 and r.status in ("PASS", "MISS", "—")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_first_page_table_times_new_scrollers_and_jumps_in_a_browser(tmp_path):
+    from benchmarks.browser import ensure_chromium
+
+    if ensure_chromium() is not None:
+        pytest.skip("no chromium")
+    (table,) = run(SMOKE_RUN, "M", data_dir=tmp_path, log=lambda msg: None)
+    fast = [s for s in SMOKE_RUN.first_look if s.fs >= 8000]
+    # per recording: the direct read; embedded and served, each the kernel's first scroller,
+    # then p50 and p95 of new scrollers' first pages and of jumps
+    assert len(table.rows) == 11 * len(fast)
+    assert sum(r.target is not None for r in table.rows) == 4 * len(fast)
+    for r in table.rows:
+        assert r.value > 0 and r.status in ("PASS", "MISS", "—")
+
+
 @pytest.mark.timeout(300)
 def test_the_first_look_table_times_every_path_beside_mne(tmp_path):
     (table,) = run(SMOKE_RUN, "J", data_dir=tmp_path, log=lambda msg: None)
