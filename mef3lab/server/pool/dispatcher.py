@@ -182,9 +182,9 @@ class Dispatcher:
             for w in self._workers:
                 w.keys = {k for k in w.keys if k[0] != path}
                 w.offered = {k for k in w.offered if k[0] != path}
+                w.opens = [j for j in w.opens if j.key[0] != path]
             for key in [k for k in self._metadata if k[0] == path]:
                 del self._metadata[key]
-                w.opens = [j for j in w.opens if j.key[0] != path]
             self._controls.append(("drop", path))
             self._wake_locked()
 
