@@ -85,7 +85,11 @@ def _chain(real: Future, fut: Future) -> None:
 
 @pytest.fixture(scope="module")
 def pool():
+    """Two reader processes, their kernels loaded (so a damaged block's error names its channel)."""
     p = pool_for(ServerConfig(n_process_workers=2))
+    deadline = time.monotonic() + 60
+    while p.stats().get("warm", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     yield p
     p.close()
 
