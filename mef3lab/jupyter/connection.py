@@ -16,11 +16,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import html
-import http.client
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 import weakref
@@ -29,6 +27,7 @@ from typing import Any
 from .. import sources
 from ..client import Mef3Client
 from ..server import discovery
+from ..server.http.health import UnixHTTPConnection
 from ..server.http.status import render_html
 from ..server.process import ServerProcess
 
@@ -271,19 +270,8 @@ def _healthy(address: str, timeout: float) -> bool:
         return client.healthy(timeout)
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
 def _get_json(socket_path: str, route: str, timeout: float = 5.0) -> dict[str, Any]:
-    conn = _UnixHTTPConnection(socket_path, timeout)
+    conn = UnixHTTPConnection(socket_path, timeout)
     try:
         conn.request("GET", route)
         reply = conn.getresponse()

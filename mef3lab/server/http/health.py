@@ -18,14 +18,23 @@ from ..config import ServerConfig
 HEALTH_TIMEOUT_S = 5.0
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    """An HTTP connection over a Unix socket."""
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection over a Unix socket.
+
+    Parameters
+    ----------
+    path : str
+        The socket's path.
+    timeout : float
+        Seconds for connecting and for each read.
+    """
 
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
 
     def connect(self) -> None:
+        """Connect to the socket, with the connection's timeout."""
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self._path)
@@ -73,7 +82,7 @@ def check_health(config: ServerConfig, timeout: float = HEALTH_TIMEOUT_S) -> str
             conn = http.client.HTTPConnection(host, config.http_port, timeout=timeout)
             url = f"http://{shown}:{config.http_port}/healthz"
     elif config.http_socket:
-        conn = _UnixConnection(config.http_socket, timeout)
+        conn = UnixHTTPConnection(config.http_socket, timeout)
         url = f"unix:{config.http_socket} /healthz"
     else:
         raise ServerUnavailableError(
@@ -100,4 +109,4 @@ def _trusting(cert: str) -> ssl.SSLContext:
     return context
 
 
-__all__ = ["HEALTH_TIMEOUT_S", "check_health"]
+__all__ = ["HEALTH_TIMEOUT_S", "UnixHTTPConnection", "check_health"]
