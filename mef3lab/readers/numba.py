@@ -197,8 +197,7 @@ class NumbaReader(Mef3ioReader):
 
     # -- reads ------------------------------------------------------------------------------
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
-        if _red is None:  # the kernels are loading: mef3io reads every channel at once
-            Mef3ioReader._read_counts(self, names, t0, t1, out)
+        if _red is None and self._read_while_loading(Mef3ioReader._read_counts, names, t0, t1, out):
             return
         n = out.shape[1]
 
@@ -209,8 +208,7 @@ class NumbaReader(Mef3ioReader):
         self._each_channel(len(names), n, channel)
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
-        if _red is None:
-            Mef3ioReader._read_float(self, names, t0, t1, out)
+        if _red is None and self._read_while_loading(Mef3ioReader._read_float, names, t0, t1, out):
             return
 
         def channel(i: int) -> None:
@@ -226,6 +224,21 @@ class NumbaReader(Mef3ioReader):
             out[i][counts == RAW_NAN] = np.nan
 
         self._each_channel(len(names), out.shape[1], channel)
+
+    def _read_while_loading(self, read: Callable, names, t0: int, t1: int, out) -> bool:
+        """Read through mef3io while the kernels load; False: the kernels must read it.
+
+        mef3io reads every channel at once and judges some damage otherwise than the kernels
+        (a block it cannot read fails every channel of the read, unnamed), so a read it finds
+        damaged waits for the kernels and is decoded as it would be once they are loaded:
+        the same samples and the same errors, whenever the read comes.
+        """
+        try:
+            read(self, names, t0, t1, out)
+        except CorruptDataError:
+            _load_kernels()  # waits for the loading thread if one is at it
+            return False
+        return True
 
     def _each_channel(self, n_channels: int, n_samples: int, work: Callable[[int], None]) -> None:
         """work(i) for every channel, in up to `threads` runs (the kernels release the GIL).
