@@ -58,28 +58,38 @@ def fingerprint(path: str | os.PathLike) -> tuple[FileState, ...]:
     >>> fingerprint("/nonexistent.mefd")
     ()
     """
+    return _scan(Path(path), OSError)
+
+
+def _scan(path: Path, skipped: type[OSError] | tuple[type[OSError], ...]) -> tuple[FileState, ...]:
+    """`fingerprint`, leaving out what raises `skipped`; other errors raise."""
     out: list[FileState] = []
-    for channel in _folders(Path(path), ".timd"):
-        for segment in _folders(channel, ".segd"):
+    for channel in _folders(path, ".timd", skipped):
+        for segment in _folders(channel, ".segd", skipped):
             try:
                 entries = list(os.scandir(segment))
-            except OSError:
+            except skipped:
                 continue
             for entry in entries:
                 if entry.name.endswith(_SAMPLE_FILES):
                     try:
                         st = entry.stat()
-                    except OSError:
+                    except skipped:
                         continue
                     name = f"{channel.name}/{segment.name}/{entry.name}"
                     out.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
     return tuple(sorted(out))
 
 
-def _folders(parent: Path, suffix: str) -> list[Path]:
+#: What a file or folder that is not there raises: a change. Any other error (too many open
+#: files, say) says nothing about the recording.
+_GONE = (FileNotFoundError, NotADirectoryError)
+
+
+def _folders(parent: Path, suffix: str, skipped) -> list[Path]:
     try:
         return [Path(e.path) for e in os.scandir(parent) if e.name.endswith(suffix) and e.is_dir()]
-    except OSError:
+    except skipped:
         return []
 
 
@@ -130,9 +140,17 @@ class Snapshot:
         str or None
             None: unchanged; `GROWN`: every file is where it was, no index or data file
             shorter, their earlier bytes the same (new files may have appeared, metadata
-            files be rewritten); `REPLACED`: anything else.
+            files be rewritten); `REPLACED`: anything else. None too when the files cannot be
+            looked at now for a reason that is not theirs (too many open files, say): a
+            recording is never judged replaced by a look that failed.
         """
-        now = fingerprint(self.path)
+        try:
+            return self._change()
+        except OSError:
+            return None
+
+    def _change(self) -> str | None:
+        now = _scan(Path(self.path), _GONE)
         if now == self.files:
             return None
         current = {f[0]: f for f in now}
@@ -143,27 +161,27 @@ class Snapshot:
             if new[1] < size and not name.endswith(_REWRITTEN):
                 return REPLACED
             rewritten = new[1:3] != (size, mtime) and name in self.probes
-            if rewritten and _probe(Path(self.path) / name, size) != self.probes[name]:
+            if rewritten and _probe(Path(self.path) / name, size, _GONE) != self.probes[name]:
                 return REPLACED
         return GROWN
 
 
-def _probe(path: Path, size: int) -> tuple[bytes, bytes]:
+def _probe(path: Path, size: int, skipped=OSError) -> tuple[bytes, bytes]:
     """The bytes after a file's universal header, and the last bytes before `size`.
 
     Opened without blocking, and read only if it is a regular file: a pipe put in its place
-    must not hang the caller.
+    must not hang the caller. Empty when that raises `skipped`; other errors raise.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
+    except skipped:
         return b"", b""
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return b"", b""
         at = max(0, size - _PROBE_BYTES)
         return os.pread(fd, _PROBE_BYTES, _PROBE_AT), os.pread(fd, size - at, at)
-    except OSError:
+    except skipped:
         return b"", b""
     finally:
         os.close(fd)

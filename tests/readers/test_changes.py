@@ -7,7 +7,9 @@ rewritten in place with other values) is a replacement.
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import shutil
 import time
 
@@ -105,3 +107,26 @@ def test_a_pipe_in_place_of_a_file_is_a_replacement_and_hangs_nothing(session):
     os.mkfifo(tdat)
     assert snap.change() == REPLACED
     assert Snapshot.take(session).probes[str(tdat.relative_to(session))] == (b"", b"")
+
+
+def test_a_look_that_fails_for_want_of_file_descriptors_judges_nothing(session):
+    """Out of file descriptors (a server under a flood of connections), the files cannot be
+    listed: that is no sign of a replacement, and the next look decides.
+    """
+    watch = ChangeWatch(Snapshot.take(session), interval=0.0)
+    held = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 4096), hard))
+    try:
+        with pytest.raises(OSError) as exhausted:
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        assert exhausted.value.errno == errno.EMFILE
+        assert watch.check() is None
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert watch.check() is None  # descriptors back: still unchanged
+    shutil.rmtree(next(session.glob("*.timd")))
+    assert watch.check() == REPLACED  # a channel really gone is seen at the next look
