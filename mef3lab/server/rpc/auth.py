@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -220,6 +221,12 @@ class HubTokens:
                 "--hub-auth needs JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_URL (run mef3lab serve "
                 "as a JupyterHub service)"
             )
+        # Every question on one loop: HubAuth keeps an HTTP client per loop, which a loop
+        # per question would leave open (descriptors) each time.
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(
+            target=self._loop.run_forever, name="mef3lab-hub-loop", daemon=True
+        ).start()
 
     def authenticate(self, token: str) -> Caller | None:
         """The hub user `token` belongs to, with their groups, or None.
@@ -242,13 +249,14 @@ class HubTokens:
     def _ask(self, token: str) -> Caller | None:
         """Ask the hub (`authenticate` without the cache)."""
         try:
-            # On a loop of this (daemon) thread, not HubAuth's own worker, and never longer
-            # than the check may take: a hung hub leaves no request behind.
-            model = asyncio.run(
+            # On the questions' loop, not HubAuth's own worker, and never longer than the
+            # check may take: a hung hub leaves no request behind.
+            model = asyncio.run_coroutine_threadsafe(
                 asyncio.wait_for(
                     self.hub.user_for_token(token, use_cache=False, sync=False), self.timeout_s
-                )
-            )
+                ),
+                self._loop,
+            ).result()
         except TimeoutError:  # the same as the caller's own wait, whichever ends first
             raise no_answer(self.timeout_s) from None
         except Exception as exc:  # the hub is down or answered nonsense: nobody gets in

@@ -4,9 +4,13 @@ server refuses to start.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import pytest
 
 from mef3lab.client import credentials
+from mef3lab.errors import ServerUnavailableError
 from mef3lab.protocol import mef3lab_pb2
 from mef3lab.server.config import ServerConfig
 from mef3lab.server.rpc.auth import (
@@ -150,3 +154,21 @@ def test_a_hub_that_does_not_answer_is_unavailable_not_a_wrong_token():
             ServerUnavailableError, match="could not check the token with JupyterHub"
         ):
             hub.authenticate("some-user-token")
+
+
+def test_hub_questions_leave_no_descriptors_behind():
+    """Each question ran on a loop of its own and left HubAuth's client of that loop open."""
+    from mef3lab.server.rpc.auth import HubTokens
+
+    tokens = HubTokens(api_url="http://127.0.0.1:9/hub/api", api_token="x" * 32, timeout_s=2.0)
+
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    with contextlib.suppress(ServerUnavailableError):
+        tokens.authenticate("warm-up")
+    before = fds()
+    for i in range(40):
+        with contextlib.suppress(ServerUnavailableError):
+            tokens.authenticate(f"made-up-{i}")
+    assert fds() - before < 10
