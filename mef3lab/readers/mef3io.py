@@ -88,9 +88,8 @@ class Mef3ioReader(Reader):
         found damage, or no channel at all, while the files changed is done again, up to
         `OPEN_ATTEMPTS` times.
         """
-        attempt = 1
+        attempt, before = 1, self._files  # the opening's fingerprint, taken just before
         while True:
-            before = fingerprint(self.path)
             try:
                 info = self._open_once()
             except CorruptDataError:
@@ -100,6 +99,7 @@ class Mef3ioReader(Reader):
                 if not info.damaged or not self._again(attempt, before):
                     return info
             attempt += 1
+            before = fingerprint(self.path)
 
     def _again(self, attempt: int, before: tuple) -> bool:
         """Whether to open again after attempt `attempt` (closed, after a pause, if so).
