@@ -141,6 +141,16 @@ def hub_api(hub_port: int, method: str, path: str, body: dict | None = None):
         return json.loads(reply.read() or b"null")
 
 
+def routed(proxy_port: int) -> bool:
+    """Whether the hub's proxy reaches the service yet (its route comes after the service)."""
+    url = f"http://127.0.0.1:{proxy_port}/services/mef3lab/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except OSError:  # urllib's HTTPError (404 before the route) and refused connections alike
+        return False
+
+
 def serving(address: str) -> bool:
     try:
         with grpc.insecure_channel(address) as channel:
@@ -202,7 +212,7 @@ def hub(tmp_path_factory, recording):
                     f"the hub exited ({proc.returncode}):\n{(work / 'hub.log').read_text()[-4000:]}"
                 )
             family.update(p.pid for p in psutil.Process(proc.pid).children(recursive=True))
-            return serving(address)
+            return serving(address) and routed(ports["proxy_port"])
 
         wait_for(up, timeout=120, interval=0.5, what="the hub and its mef3lab service")
         family.update(p.pid for p in psutil.Process(proc.pid).children(recursive=True))
