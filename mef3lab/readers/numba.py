@@ -42,8 +42,7 @@ _warm_up_at_open = True
 def warm_up_at_open(enabled: bool) -> None:
     """Whether opening a recording starts loading the kernels on a thread (the default).
 
-    A reader process turns it off and loads them itself once it is idle, so that a first
-    opening and its first page, which come at once, do not share the CPU with the loading.
+    A reader process turns it off: it loads them itself as it starts, before any opening.
 
     Parameters
     ----------

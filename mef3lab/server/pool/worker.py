@@ -24,7 +24,6 @@ import pickle
 import signal
 import sys
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from multiprocessing.shared_memory import SharedMemory
@@ -197,21 +196,18 @@ def worker_main(
 
     for engine in ENGINES:  # imported before "ready": what the first opening runs
         engine_class(engine)
-    warm_up_at_open(False)  # `_warm_up` loads the kernels, once this process is idle
+    warm_up_at_open(False)  # `_warm_up` loads the kernels, as the process starts
     lock = threading.Lock()  # the warm-up thread sends too
-    activity = Activity()
     readers = OpenReaders(max_open, engines, share=True, guard=guard)
     try:
         conn.send(("ready", os.getpid()))
-        # The kernels load on a thread, once idle: the first opening and its first page do not
-        # wait for them, and reads that come before they are in are decoded by mef3io.
+        # The kernels load on a thread while the server starts: a first opening does not wait
+        # for them, and reads that come before they are in are decoded by mef3io.
         threading.Thread(
-            target=_warm_up, args=(conn, lock, activity), name="mef3lab-warm-up", daemon=True
+            target=_warm_up, args=(conn, lock), name="mef3lab-warm-up", daemon=True
         ).start()
         while True:
-            activity.waiting()
             msg = conn.recv()
-            activity.serving()
             op = msg[0]
             if op == "stop":
                 return
@@ -233,46 +229,11 @@ def worker_main(
         readers.close_all()
 
 
-#: The kernels load once a worker has had nothing to do for this long ...
-IDLE_BEFORE_WARM_UP_S = 0.2
-#: ... or this long after it started, at the latest (a worker kept busy by prefetch).
-WARM_UP_WITHIN_S = 2.0
-
-
-class Activity:
-    """Whether the worker's loop waits for a message, and how many it has taken."""
-
-    def __init__(self) -> None:
-        self._idle = threading.Event()
-        self.taken = 0
-
-    def waiting(self) -> None:
-        """The loop waits for its next message."""
-        self._idle.set()
-
-    def serving(self) -> None:
-        """The loop took a message."""
-        self._idle.clear()
-        self.taken += 1
-
-    def wait_idle(self, quiet: float, within: float) -> None:
-        """Return once no message came for `quiet` seconds, or `within` seconds from now."""
-        deadline = time.monotonic() + within
-        while (left := deadline - time.monotonic()) > 0:
-            if not self._idle.wait(left):
-                return
-            taken = self.taken
-            time.sleep(min(quiet, max(0.0, deadline - time.monotonic())))
-            if self._idle.is_set() and self.taken == taken:
-                return
-
-
-def _warm_up(conn: Any, lock: threading.Lock, activity: Activity) -> None:
-    """Load the decoders' kernels once idle, then tell the parent ("warm"), however it ended."""
+def _warm_up(conn: Any, lock: threading.Lock) -> None:
+    """Load the decoders' kernels, then tell the parent ("warm"), however it ended."""
     from ...readers import warm_up
 
     try:
-        activity.wait_idle(IDLE_BEFORE_WARM_UP_S, WARM_UP_WITHIN_S)
         warm_up()
     except Exception:  # reads go on without the kernels (mef3io decodes)
         log.exception("loading the decoder's kernels failed")
