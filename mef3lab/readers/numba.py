@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,26 +33,32 @@ log = logging.getLogger(__name__)
 PARALLEL_SAMPLES = 50_000
 
 
+#: A read of this many samples (all channels) or more waits for the kernels to load rather
+#: than being decoded by mef3io: loading them costs less than mef3io's slower decoding.
+KERNELS_FOR_SAMPLES = 4_000_000
+#: The kernels load once no read has run for this long (seconds).
+IDLE_BEFORE_LOADING_S = 0.2
+
 #: The kernels (`red`), once imported and loaded; None until then.
 _red: Any = None
-_warming: list[threading.Thread] = []
-_warming_lock = threading.Lock()
 _loading = threading.Lock()
-_warm_up_at_open = True
+_load_when_idle = True
 
 
-def warm_up_at_open(enabled: bool) -> None:
-    """Whether opening a recording starts loading the kernels on a thread (the default).
+def load_when_idle(enabled: bool) -> None:
+    """Whether the kernels load on a thread once reads pause (the default).
 
-    A reader process turns it off: it loads them itself as it starts, before any opening.
+    Loading them takes the GIL for a while: beside an opening or a first page it would slow
+    both, so a process reads with mef3io until it has a moment to spare (`_IdleLoader`).
+    A reader process turns this off: it loads them itself as it starts, before any opening.
 
     Parameters
     ----------
     enabled : bool
-        True: `NumbaReader` starts `_warm_up_in_background` when it opens a recording.
+        True: a read made before the kernels are in starts `_IdleLoader`.
     """
-    global _warm_up_at_open
-    _warm_up_at_open = enabled
+    global _load_when_idle
+    _load_when_idle = enabled
 
 
 def _load_kernels() -> None:
@@ -68,18 +76,50 @@ def _load_kernels() -> None:
         _red = red
 
 
-def _warm_up_in_background() -> None:
-    """Load the kernels (`_load_kernels`) on a thread of their own, once per process.
+class _IdleLoader:
+    """Loads the kernels on a thread of its own once no read has run for a moment.
 
-    Reads that come before they are loaded are decoded by mef3io, as for a channel left out
-    of `_blocks`: the first look at a recording waits neither for numba nor for them.
+    Reads that come before they are in are decoded by mef3io, as for a channel left out of
+    `_blocks`: the first look at a recording waits neither for numba nor for them.
     """
-    with _warming_lock:
-        if not _warming and _red is None:
-            _warming.append(
-                threading.Thread(target=_load_kernels, name="mef3lab-warm-up", daemon=True)
-            )
-            _warming[0].start()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reading = 0
+        self._last = 0.0
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around a read made before the kernels are in; starts the loader after the first."""
+        with self._lock:
+            self._reading += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reading -= 1
+                self._last = time.monotonic()
+                if self._thread is None and _load_when_idle:
+                    self._thread = threading.Thread(
+                        target=self._run, name="mef3lab-warm-up", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                quiet = time.monotonic() - self._last if not self._reading else 0.0
+            if quiet >= IDLE_BEFORE_LOADING_S:
+                break
+            time.sleep(IDLE_BEFORE_LOADING_S - quiet)
+        try:
+            _load_kernels()
+        except Exception:  # reads go on without the kernels (mef3io decodes)
+            log.exception("loading the decoder's kernels failed")
+
+
+_idle_loader = _IdleLoader()
 
 
 @dataclass(frozen=True)
@@ -104,8 +144,6 @@ class NumbaReader(Mef3ioReader):
     warm_up = staticmethod(_load_kernels)
 
     def _open(self) -> SessionInfo:
-        if _warm_up_at_open:
-            _warm_up_in_background()  # while the metadata is read, not in the first read
         # decoding threads, started by the first large read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -128,8 +166,6 @@ class NumbaReader(Mef3ioReader):
         }
 
     def _adopt(self, state: dict[str, Any]) -> None:
-        if _warm_up_at_open:
-            _warm_up_in_background()
         self._pool = None
         self._pool_lock = threading.Lock()
         super()._adopt(state)
@@ -225,17 +261,22 @@ class NumbaReader(Mef3ioReader):
         self._each_channel(len(names), out.shape[1], channel)
 
     def _read_while_loading(self, read: Callable, names, t0: int, t1: int, out) -> bool:
-        """Read through mef3io while the kernels load; False: the kernels must read it.
+        """Read through mef3io before the kernels are in; False: the kernels must read it.
 
-        mef3io reads every channel at once and judges some damage otherwise than the kernels
-        (a block it cannot read fails every channel of the read, unnamed), so a read it finds
-        damaged waits for the kernels and is decoded as it would be once they are loaded:
-        the same samples and the same errors, whenever the read comes.
+        A large read (`KERNELS_FOR_SAMPLES`) loads them first. mef3io reads every channel at
+        once and judges some damage otherwise than the kernels (a block it cannot read fails
+        every channel of the read, unnamed), so a read it finds damaged waits for the kernels
+        and is decoded as it would be once they are loaded: the same samples and the same
+        errors, whenever the read comes.
         """
-        try:
-            read(self, names, t0, t1, out)
-        except CorruptDataError:
+        if out.size >= KERNELS_FOR_SAMPLES:
             _load_kernels()  # waits for the loading thread if one is at it
+            return False
+        try:
+            with _idle_loader.reading():
+                read(self, names, t0, t1, out)
+        except CorruptDataError:
+            _load_kernels()
             return False
         return True
 

@@ -1,7 +1,11 @@
-"""While the numba kernels load (on a thread, from the first open), mef3io reads: same samples,
+"""Until the numba kernels are in (they load once reads pause), mef3io reads: same samples,
 and the same errors for a damaged recording."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -54,3 +58,54 @@ def test_a_damaged_recording_reads_alike_before_and_after_the_kernels_load(
             assert a == b
         else:
             np.testing.assert_array_equal(a, b)
+
+
+#: A fresh process (no kernels yet): what an open, a small read, a pause and a large read do.
+_FIRST_LOOK = """
+import json, sys, time
+from mef3lab.readers import numba as engine, open_reader
+engine.KERNELS_FOR_SAMPLES = 100_000  # the recording's whole is larger, one second is not
+seen = {}
+with open_reader(sys.argv[1]) as r:
+    seen["after_open"] = engine._red is not None
+    n = r.info.rate_groups[0].grid.n_samples
+    r.read_index(None, 0, 256)
+    r.read_index(None, 256, 512)  # back to back: no pause yet
+    seen["after_small_reads"] = engine._red is not None
+    deadline = time.monotonic() + 60
+    while engine._red is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen["after_a_pause"] = engine._red is not None
+print(json.dumps(seen))
+"""
+
+_LARGE_FIRST = """
+import json, sys
+from mef3lab.readers import numba as engine, open_reader
+engine.KERNELS_FOR_SAMPLES = 100_000
+with open_reader(sys.argv[1]) as r:
+    r.read_index(None, 0, r.info.rate_groups[0].grid.n_samples)
+    print(json.dumps({"after_a_large_read": engine._red is not None}))
+"""
+
+
+def _fresh(script: str, path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_kernels_load_once_reads_pause_not_beside_an_opening(recording):
+    """An opening and the reads right after it are left the CPU (mef3io decodes them); the
+    kernels load in the first pause."""
+    assert _fresh(_FIRST_LOOK, recording) == {
+        "after_open": False,
+        "after_small_reads": False,
+        "after_a_pause": True,
+    }
+
+
+def test_a_large_read_loads_the_kernels_first(recording):
+    assert _fresh(_LARGE_FIRST, recording) == {"after_a_large_read": True}

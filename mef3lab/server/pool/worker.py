@@ -192,11 +192,11 @@ def worker_main(
     _die_with_parent(parent_pid)
     _yield_to_serving()
     from ...readers import engine_class
-    from ...readers.numba import warm_up_at_open
+    from ...readers.numba import load_when_idle
 
     for engine in ENGINES:  # imported before "ready": what the first opening runs
         engine_class(engine)
-    warm_up_at_open(False)  # `_warm_up` loads the kernels, as the process starts
+    load_when_idle(False)  # `_warm_up` loads the kernels, as the process starts
     lock = threading.Lock()  # the warm-up thread sends too
     readers = OpenReaders(max_open, engines, share=True, guard=guard)
     try:
