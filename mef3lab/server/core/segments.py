@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from ...caching import ByteLRU
+from ...model import SessionInfo
 from ..config import ServerConfig
 from ..pool import ReaderPool, ReadRequest
 from . import cancel
@@ -57,6 +58,8 @@ class Source(Protocol):
     decoder: str
     #: Which contents of the files: a recording written again on disk has a new generation.
     generation: int
+    #: What it holds: the channels of each rate group (a segment of the budget is all of them).
+    info: SessionInfo
 
 
 class _Part:
@@ -101,6 +104,7 @@ class _Flight:
         self.parts = list(parts) or [_Part(keys[0].k0, keys[0].k1, not background)]
         self.joining = False  # every part is in: their rows are being joined and cached
         self.reader: Hashable | None = None  # who started it (see `SegmentStore.get`)
+        self.segment_bytes = 0  # its whole segment's (`_segment_bytes`), what the budget counts
 
     @property
     def head(self) -> _Part | None:
@@ -482,6 +486,7 @@ class SegmentStore:
         """
         parts = [_Part(a, b, foreground and i == 0) for i, (a, b) in enumerate(cuts or ())]
         flight = _Flight(tuple(keys), not foreground, self._lock, parts)
+        flight.segment_bytes = _segment_bytes(rec.info, keys[0])
         for key in keys:
             self._inflight[key] = flight
         if flight.background:
@@ -560,7 +565,7 @@ class SegmentStore:
                     self._prefetched.update(flight.keys)
             flight.done.set_result(whole)
             if keep:
-                self._grow_budget(sum(a.nbytes for a in whole.values()))
+                self._grow_budget(flight.segment_bytes)
                 for key in flight.keys:
                     self.cache.put(key, whole[key.channel])
         finally:
@@ -591,9 +596,10 @@ class SegmentStore:
                     del self._inflight[key]
 
     def _grow_budget(self, segment_bytes: int) -> None:
-        """Without CACHE_MB, grow the budget with the largest load and the readers moving now.
+        """Without CACHE_MB, grow the budget with the largest segment and the readers moving now.
 
-        So concurrent readers' prefetches are not evicted unread.
+        A segment counts with all its rate group's channels (`_segment_bytes`). So
+        concurrent readers' prefetches are not evicted unread.
         """
         if self.config.cache_mb <= 0:
             wanted = self.config.cache_budget_bytes(segment_bytes, self._readers())
@@ -660,6 +666,17 @@ def _tiles(bounds: np.ndarray, lo: int, hi: int, step: int) -> list[tuple[int, i
         out.append((lo, nxt))
         lo = nxt
     return out
+
+
+def _segment_bytes(info: SessionInfo, key: SegmentKey) -> int:
+    """The bytes of `key`'s whole segment: every channel of its rate group, as int32 counts.
+
+    What the budget counts a segment as, however few channels a load decodes: clients that
+    read a channel each would otherwise keep the cache at a few rows, and decode again and
+    again what they read a moment ago.
+    """
+    width = next(len(g.channels) for g in info.rate_groups if g.fs == key.fs)
+    return width * (key.k1 - key.k0) * np.dtype(np.int32).itemsize
 
 
 def _settle(fut: Future, error: BaseException | None) -> None:

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from _growing import NAMES, write
 
 from mef3lab.errors import NotOpenError, ReadTooLargeError, SegmentIndexError
 from mef3lab.readers import open_reader
@@ -50,6 +51,34 @@ def test_concurrent_reads_of_one_segment_decode_it_once(engine, recording):
     [t.join() for t in threads]
     assert len(out) == 4 and all(np.array_equal(o, out[0], equal_nan=True) for o in out)
     assert engine.stats()["decoded_samples"] == out[0].size
+
+
+def test_clients_reading_a_channel_each_keep_what_they_read_cached(tmp_path):
+    """The budget counts a segment with all its channels, however few each load decodes.
+
+    Counted by the loads (one channel each), it held 4 rows here: the 6 rows two clients
+    read were decoded again on every pass.
+    """
+    path = str(write(tmp_path / "two.mefd", 0, 60))  # MefWriter: 2 channels, 6 segments of 10 s
+    with open_reader(path, engine="pymef") as r:
+        direct = r.read_index(list(NAMES), 0, 3 * 2560)
+    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0, segment_seconds=10.0))
+    try:
+        for client in NAMES:
+            e.open(client, path)
+        for n_pass in range(2):
+            for seg in range(3):
+                for i, client in enumerate(NAMES):
+                    got = e.read_segment(client, path, seg, [client]).data
+                    np.testing.assert_array_equal(got[0], direct[i, seg * 2560 : seg * 2560 + 2560])
+            if n_pass == 0:
+                first_pass = e.stats()
+        s = e.stats()
+        assert s["decoded_samples"] == first_pass["decoded_samples"] == 6 * 2560
+        assert (s["hits"], s["cache_entries"]) == (6, 6)
+        assert s["cache_budget_bytes"] >= 8 * 2560 * 4  # (3 behind + 1) segments of 2 channels
+    finally:
+        e.shutdown()
 
 
 def test_views_are_per_client(engine, recording):
