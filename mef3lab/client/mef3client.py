@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+import grpc.experimental
 import numpy as np
 
 from ..errors import Mef3LabError, NotOpenError, ServerUnavailableError, rebuild
@@ -37,6 +38,9 @@ CHANNEL_OPTIONS = [
     # After a server restart, reconnect within ~2 s instead of gRPC's growing backoff.
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # A streamed reply is read on the calling thread: otherwise gRPC starts a thread for
+    # each call made while the channel has none in progress (most of a small read's cost).
+    (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),
 ]
 
 

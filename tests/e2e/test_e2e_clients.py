@@ -6,6 +6,7 @@ import random
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mef3lab.errors import NotOpenError
@@ -267,3 +268,20 @@ def test_an_idle_client_is_forgotten_and_an_active_one_is_not(
         idle.get_signal_segment(recording, 2), reference(recording).read_index(None, 2560, 3840)
     )
     assert idle.list_open_files() == [path] and idle.segment_grid(recording).seconds == 5.0
+
+
+def test_a_read_starts_no_thread_in_the_client(
+    small_cache_server, connect, recording, reference, monkeypatch
+):
+    """A streamed reply is read on the calling thread: gRPC's own client started a thread for
+    each call made while its channel had no other in progress (most of a small read's cost).
+    """
+    c = connect(small_cache_server, "one-thread")
+    c.open_file(recording)
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda t: started.append(t) or real_start(t))
+    got = [c.read_index(recording, k0, k0 + 256, ["ch003"]) for k0 in range(0, 20 * 256, 256)]
+    monkeypatch.undo()
+    assert started == []
+    assert_same(np.concatenate(got, axis=1), reference(recording).read_index(["ch003"], 0, 5120))
