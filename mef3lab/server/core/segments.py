@@ -525,12 +525,12 @@ class SegmentStore:
         req = ReadRequest(
             rec.path, rec.password, rec.decoder, tuple(k.channel for k in keys), k0, k1, "int32"
         )
-        small = (k1 - k0) * len(keys) < (
-            FOREGROUND_SPLIT_MIN_SAMPLES if foreground else SPLIT_MIN_SAMPLES
-        )
-        return self.pool.submit_split(
-            req, 1 if small else self.config.n_process_workers, foreground=foreground
-        )
+        samples = (k1 - k0) * len(keys)
+        if foreground:
+            ways = 1 if samples < FOREGROUND_SPLIT_MIN_SAMPLES else self.config.n_process_workers
+        else:  # in jobs a read that comes meanwhile waits for only briefly
+            ways = -(-samples // BACKGROUND_JOB_SAMPLES)
+        return self.pool.submit_split(req, ways, foreground=foreground)
 
     def _loaded(self, ref: weakref.ref[_Flight], part_ref: weakref.ref[_Part], fut: Future) -> None:
         """A part's request ended; the last part caches the joined rows."""
@@ -611,9 +611,9 @@ class SegmentStore:
             self._prefetched.discard(key)
 
 
-#: Below this many samples a background load is not split over processes (not worth the
-#: round trips).
-SPLIT_MIN_SAMPLES = 1 << 20
+#: The most samples (all its channels) one job of a background load decodes: the job
+#: a reader process is busy with when a read comes is what that read may wait for.
+BACKGROUND_JOB_SAMPLES = 1 << 18
 
 #: Below this many samples a load a read waits for is not split over processes. A page's
 #: blocks are split from a few milliseconds of decoding on: the reply comes sooner, and no

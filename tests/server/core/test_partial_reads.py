@@ -17,6 +17,7 @@ import pytest
 
 from mef3lab.errors import CorruptDataError
 from mef3lab.readers import open_reader
+from mef3lab.server import pool as pool_package
 from mef3lab.server.config import ServerConfig
 from mef3lab.server.core import segments
 from mef3lab.server.core.engine import Engine, pool_for
@@ -353,6 +354,35 @@ def test_a_large_prefetch_is_loaded_in_block_aligned_parts(pool, rec, direct, mo
         group = rec_.info.rate_groups[0]
         cuts = engine._bounds(rec_, group, group.channels, SEG, 2 * SEG)
         assert all(a in cuts for a, _ in fill)  # cut between blocks
+        got = engine.read_segment("a", str(rec), 1, dtype="int32", prefetch=False).data
+        np.testing.assert_array_equal(got, direct.read_raw(None, SEG, 2 * SEG).counts)
+        assert engine.stats()["prefetch_hits"] == 1
+    finally:
+        engine.open_recordings.stop()
+        engine.segments.close()
+
+
+def test_a_background_load_is_decoded_in_small_jobs(pool, rec, direct, monkeypatch):
+    """A read that comes while every reader process decodes ahead waits for one small job,
+    not for a whole prefetch."""
+    monkeypatch.setattr(segments, "BACKGROUND_JOB_SAMPLES", SEG)  # one channel of a segment
+    jobs = []
+    real = pool_package.part_jobs
+
+    def recorded(req, key, foreground, ways):
+        group, made = real(req, key, foreground, ways)
+        jobs.extend(made)
+        return group, made
+
+    monkeypatch.setattr(pool_package, "part_jobs", recorded)
+    engine = Engine(ServerConfig(n_process_workers=2, n_prefetch=1, segment_seconds=300.0), pool)
+    try:
+        engine.open("a", str(rec))
+        engine.read_segment("a", str(rec), 0)  # segment 1 is read ahead
+        settle(engine, 2 * N_CH)
+        ahead = [j.payload for j in jobs if not j.foreground]
+        assert sorted(r.channels for r in ahead) == [(c,) for c in sorted(direct.info.names)]
+        assert all((r.k0, r.k1) == (SEG, 2 * SEG) for r in ahead)
         got = engine.read_segment("a", str(rec), 1, dtype="int32", prefetch=False).data
         np.testing.assert_array_equal(got, direct.read_raw(None, SEG, 2 * SEG).counts)
         assert engine.stats()["prefetch_hits"] == 1
