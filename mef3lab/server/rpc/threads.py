@@ -214,23 +214,25 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
         return self._redacted(reply)
 
     async def _stream(self, loop, ctx, sync, context, behavior, request) -> None:
-        replies: Iterator = await loop.run_in_executor(
-            self.executor, ctx.run, behavior, request, sync
-        )
+        replies: list[Iterator] = []  # the handler's stream, once its first step made it
         step: Future | None = None
+        ended = False
         try:
-            while True:
-                step = self.executor.submit(ctx.run, next, replies, _END)
+            while not ended:
+                step = self.executor.submit(ctx.run, _step, replies, behavior, request, sync)
                 try:
                     reply = await asyncio.wrap_future(step)
                 except _Aborted:
+                    ended = True
                     break
                 if reply is _END:
+                    ended = True
                     break
                 await self._write(context, self._redacted(reply))
         finally:
-            # The last step may still run (the call was cancelled): close the stream after it.
-            self.executor.submit(_close_after, step, ctx, replies)
+            if not ended:
+                # The last step may still run (the call was cancelled): close the stream after.
+                self.executor.submit(_close_after, step, ctx, replies)
         await self._finish(context, sync)
 
     async def _finish(self, context, sync: SyncContext) -> None:
@@ -250,7 +252,8 @@ class ThreadedHandlers(grpc.aio.ServerInterceptor):
     async def _write(self, context, reply) -> None:
         timeout = self.write_timeout_s or None
         try:
-            await asyncio.wait_for(context.write(reply), timeout)
+            async with asyncio.timeout(timeout):  # no task of its own, unlike wait_for
+                await context.write(reply)
         except TimeoutError:
             context.set_trailing_metadata(((ERROR_KEY, "Mef3LabError"),))
             await context.abort(
@@ -266,9 +269,16 @@ async def _abort(context, exc: Mef3LabError) -> None:
     await context.abort(getattr(grpc.StatusCode, exc.grpc_status), str(exc))
 
 
-def _close_after(step: Future | None, ctx: contextvars.Context, replies: Iterator) -> None:
+def _step(replies: list[Iterator], behavior, request, sync: SyncContext) -> Any:
+    """The stream's next message, or `_END`; its first step also makes the stream."""
+    if not replies:
+        replies.append(behavior(request, sync))
+    return next(replies[0], _END)
+
+
+def _close_after(step: Future | None, ctx: contextvars.Context, replies: list[Iterator]) -> None:
     if step is not None and not step.cancelled():
         step.exception()  # waits for it; what it raised was the stream's to handle
-    close = getattr(replies, "close", None)
+    close = getattr(replies[0], "close", None) if replies else None
     if close is not None:
         ctx.run(close)
