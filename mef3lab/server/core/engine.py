@@ -200,10 +200,8 @@ class Engine:
         mef3lab.errors.Mef3LabError
             As `read_index`.
         """
-        rec = self.open_recordings.recording(client, path)
-        names = self.channels(client, path, channels)
-        group = rec.info.group_of(names)
-        length, n_seg = self.segment_grid(client, path, group)
+        r = self.open_recordings.reading(client, path, channels)
+        rec, names, group, length, n_seg = r.recording, r.names, r.group, r.length, r.n_segments
         if not 0 <= index < n_seg:
             raise SegmentIndexError(
                 f"segment {index} does not exist: {rec.path} has {n_seg} segments of "
@@ -235,10 +233,8 @@ class Engine:
         mef3lab.errors.TimeRangeError
             For a window that is empty or inverted, or lies wholly outside the recording.
         """
-        rec = self.open_recordings.recording(client, path)
-        return rec.info.group_of(self.channels(client, path, channels)).grid.window(
-            start_uutc, end_uutc, rec.path
-        )
+        r = self.open_recordings.reading(client, path, channels)
+        return r.group.grid.window(start_uutc, end_uutc, r.recording.path)
 
     def read_time(
         self,
@@ -305,9 +301,8 @@ class Engine:
         ValueError
             For an unknown `dtype`.
         """
-        rec = self.open_recordings.recording(client, path)
-        names = self.channels(client, path, channels)
-        group = rec.info.group_of(names)
+        r = self.open_recordings.reading(client, path, channels)
+        rec, names, group, length, n_seg = r.recording, r.names, r.group, r.length, r.n_segments
         if dtype not in SAMPLE_TYPES:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
         if k1 < k0:
@@ -316,7 +311,6 @@ class Engine:
             rec.info.check_one_factor(names)
         self._check_size(len(names), k1 - k0, dtype)
         charge_reply(len(names) * (k1 - k0) * np.dtype(SAMPLE_TYPES[dtype]).itemsize)
-        length, n_seg = self.segment_grid(client, path, group)
         self._check_segments(len(set(names)), length)
         indices = _touched(group, length, k0, k1)
         spans = [_span(group, length, i) for i in indices]
@@ -396,10 +390,8 @@ class Engine:
                 f"an envelope needs a non-empty window and a positive number of bins, "
                 f"not [{k0}, {k1}) in {bins} bins"
             )
-        rec = self.open_recordings.recording(client, path)
-        names = self.channels(client, path, channels)
-        group = rec.info.group_of(names)
-        length, _ = self.segment_grid(client, path, group)
+        r = self.open_recordings.reading(client, path, channels)
+        rec, names, group, length = r.recording, r.names, r.group, r.length
         self._check_segments(len(set(names)), length)
         bins = min(bins, k1 - k0)
         self._check_size(2 * len(names), bins, "float32", "an envelope", "ask for fewer bins")
@@ -524,10 +516,8 @@ class Engine:
         """
         if dtype not in SAMPLE_TYPES:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {dtype!r}")
-        rec = self.open_recordings.recording(client, path)
-        names = self.channels(client, path, channels)
-        group = rec.info.group_of(names)
-        length, _ = self.segment_grid(client, path, group)
+        r = self.open_recordings.reading(client, path, channels)
+        rec, names, group, length = r.recording, r.names, r.group, r.length
         self._check_segments(len(set(names)), length)
         return sum(
             self.segments.prefetch(rec, group.fs, names, *_span(group, length, i)) is not None

@@ -97,6 +97,30 @@ class ClientView:
     channels: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What one read of a client works from, found with one look-up of the path it gave.
+
+    Parameters
+    ----------
+    recording : Recording
+        The opening it reads (`OpenRecordings.recording`).
+    names : tuple of str
+        The channels it means (`OpenRecordings.channels`).
+    group : RateGroup
+        Their rate group.
+    length, n_segments : int
+        The client's segments of that group: samples per segment, and how many
+        (`OpenRecordings.segment_grid`).
+    """
+
+    recording: Recording
+    names: tuple[str, ...]
+    group: RateGroup
+    length: int
+    n_segments: int
+
+
 class OpenRecordings:
     """Open recordings and per-client views.
 
@@ -523,7 +547,9 @@ class OpenRecordings:
         tuple of (int, int)
             (samples per segment, number of segments).
         """
-        _, view = self._open_view(client, path)
+        return self._grid(self._open_view(client, path)[1], group)
+
+    def _grid(self, view: ClientView, group: RateGroup) -> tuple[int, int]:
         seconds = view.segment_seconds
         if seconds is None:
             budget = min(self.config.segment_mb * 2**20, self.config.max_read_bytes / 2)
@@ -561,6 +587,22 @@ class OpenRecordings:
         rec = self._open_view(client, path)[0]
         self._look(path, rec, force=False)
         return rec
+
+    def reading(self, client: str, path: str, channels: Sequence[str] | None = None) -> Reading:
+        """What a read of `client` works from: `recording`, `channels` and `segment_grid`.
+
+        The path is resolved once (a served root's rules, links followed), not once each.
+
+        Raises
+        ------
+        mef3lab.errors.Mef3LabError
+            As `recording` and `channels`; `MixedRatesError` for channels of several rates.
+        """
+        rec, view = self._open_view(client, path)
+        self._look(path, rec, force=False)
+        names = _checked(rec.info, channels or view.channels)
+        group = rec.info.group_of(names)
+        return Reading(rec, names, group, *self._grid(view, group))
 
     def recheck(self, path: str, rec: Recording) -> None:
         """Look at `rec`'s files now, however recently they were: a read of them failed.

@@ -81,6 +81,17 @@ def test_clients_reading_a_channel_each_keep_what_they_read_cached(tmp_path):
         e.shutdown()
 
 
+def test_a_read_resolves_its_path_once(engine, recording):
+    """Following the path's links (a served root's rules too) once per read, not per step."""
+    engine.open("a", str(recording))
+    resolved = []
+    real = engine.open_recordings._resolve
+    engine.open_recordings._resolve = lambda c, p: resolved.append(p) or real(c, p)
+    got = engine.read_index("a", str(recording), ["ch002"], 100, 612).data
+    np.testing.assert_array_equal(got, open_reader(recording).read_index(["ch002"], 100, 612))
+    assert resolved == [str(recording)]
+
+
 def test_views_are_per_client(engine, recording):
     engine.open("a", str(recording))
     engine.open("b", str(recording))
