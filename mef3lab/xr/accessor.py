@@ -6,6 +6,7 @@ the object they are asked on (its channels, its time extent); docs/xarray.md has
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import replace
 from importlib.metadata import entry_points
@@ -31,8 +32,12 @@ EVENT_COLUMNS = ["onset", "duration", "trial_type"]
 _REVISIONS = itertools.count(1)
 
 
+@functools.cache
 def viewer(name: str) -> Any:
     """The viewer registered as `name` in the ``mef3lab.viewers`` entry points.
+
+    Looked up once per process (reading every installed package's entry points takes a
+    while; a viewer installed later needs a new kernel).
 
     Parameters
     ----------
