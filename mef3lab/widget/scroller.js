@@ -469,16 +469,22 @@ function listenToInput(ui, model, state, menus, redraw) {
   return () => window.removeEventListener("mouseup", release);
 }
 
-// The trace area's width in columns goes to the kernel (debounced); the page is redrawn to fit.
+// The trace area's width in columns goes to the kernel (debounced, but the first at once: the
+// first page waits for it when it differs); the page is redrawn to fit.
 function watchSize(ui, model, state, redraw) {
   let timer = 0;
+  let first = true;
   const resized = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => {
+    const apply = () => {
       const columns = Math.max(50, Math.floor(widthOf(ui.root) - state.gutter));
       if (columns !== model.get("width_px")) model.send({ type: "resize", width: columns });
       redraw();
-    }, 80);
+    };
+    if (first && ui.root.clientWidth > 0) {
+      first = false; // laid out: its width is known
+      apply();
+    } else timer = setTimeout(apply, 80);
   };
   const observer = new ResizeObserver(resized);
   observer.observe(ui.root);

@@ -310,7 +310,7 @@ class Scroller(anywidget.AnyWidget):
                 for r in notes.itertuples()
             ],
             **_traits_of(self._state),
-            **kwargs,
+            **{"width_px": _FRONT_WIDTH[0], **kwargs} if _FRONT_WIDTH[0] else kwargs,
         )
         self.bad_rows = _bad_rows(self._state, self.bad_channels)
         self._applying = False
@@ -753,7 +753,7 @@ class Scroller(anywidget.AnyWidget):
                     str(content.get("text", "event")),
                 )
         elif kind == "resize":
-            self.width_px = max(50, int(content.get("width", self.width_px)))
+            self.width_px = _FRONT_WIDTH[0] = max(50, int(content.get("width", self.width_px)))
         elif kind == "ready":  # a new view (a first render, a reload): it asks for its page
             self._overview_width = 0
             self._request()
@@ -789,6 +789,10 @@ def _block_array(block, attrs: dict, units: str) -> xr.DataArray:
 #: The scrollers not closed yet: closed when the interpreter exits, so their threads stop and
 #: their recordings close before the readers' extension modules are torn down.
 _OPEN: weakref.WeakSet[Scroller] = weakref.WeakSet()
+#: The trace area's width the front end last reported (0: none yet). A new scroller starts
+#: at it: its first page is read for the width it is drawn at, not read again after the
+#: front end says its width.
+_FRONT_WIDTH = [0]
 
 
 @atexit.register

@@ -15,6 +15,7 @@ from _widget_helpers import column_minmax
 
 import mef3lab
 from mef3lab.readers import open_reader
+from mef3lab.widget import scroller as scroller_module
 
 FS = 256.0
 
@@ -197,3 +198,19 @@ def test_a_data_array_of_one_rate_group(mixed_rate_recording, scroll):
     w, replies = scroll(rec.signal_256Hz, start=50.0)
     assert w.channels == ["ch001", "ch003", "ch005"]
     assert {tr["fs"] for tr in replies.last()["traces"].values()} == {256.0}
+
+
+def test_a_new_scroller_reads_its_first_page_at_the_width_the_front_end_last_reported(
+    recording, scroll, monkeypatch
+):
+    """Its first page is not read at a default width and read again once the front end says
+    how wide it is drawn: a notebook's scrollers are drawn at one width."""
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [0])
+    w, replies = scroll(recording, start=0.0, page_seconds=10.0)
+    assert w.width_px == 1000  # nothing reported yet
+    w._handle_custom_msg({"type": "resize", "width": 640}, [])
+    assert {tr["n"] for tr in replies.last()["traces"].values()} == {640}
+    second, replies = scroll(recording, start=100.0, page_seconds=10.0)
+    assert second.width_px == 640
+    assert len(replies.pages) == 1
+    assert {tr["n"] for tr in replies.last()["traces"].values()} == {640}
