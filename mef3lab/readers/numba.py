@@ -36,8 +36,11 @@ PARALLEL_SAMPLES = 50_000
 #: A read of this many samples (all channels) or more waits for the kernels to load rather
 #: than being decoded by mef3io: loading them costs less than mef3io's slower decoding.
 KERNELS_FOR_SAMPLES = 4_000_000
-#: The kernels load once no read has run for this long (seconds).
+#: The kernels load once no read has run for this long (seconds) ...
 IDLE_BEFORE_LOADING_S = 0.2
+#: ... or this long after the first read at the latest (reads that keep coming, a
+#: scroller's read-ahead, say, are work the kernels do faster).
+LOAD_WITHIN_S = 2.0
 
 #: The kernels (`red`), once imported and loaded; None until then.
 _red: Any = None
@@ -77,7 +80,7 @@ def _load_kernels() -> None:
 
 
 class _IdleLoader:
-    """Loads the kernels on a thread of its own once no read has run for a moment.
+    """Loads the kernels on a thread of its own once reads pause (`LOAD_WITHIN_S` at most).
 
     Reads that come before they are in are decoded by mef3io, as for a channel left out of
     `_blocks`: the first look at a recording waits neither for numba nor for them.
@@ -107,12 +110,13 @@ class _IdleLoader:
                     self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        deadline = time.monotonic() + LOAD_WITHIN_S
+        while (left := deadline - time.monotonic()) > 0:
             with self._lock:
                 quiet = time.monotonic() - self._last if not self._reading else 0.0
             if quiet >= IDLE_BEFORE_LOADING_S:
                 break
-            time.sleep(IDLE_BEFORE_LOADING_S - quiet)
+            time.sleep(min(left, IDLE_BEFORE_LOADING_S - quiet))
         try:
             _load_kernels()
         except Exception:  # reads go on without the kernels (mef3io decodes)

@@ -88,6 +88,18 @@ with open_reader(sys.argv[1]) as r:
     print(json.dumps({"after_a_large_read": engine._red is not None}))
 """
 
+_KEPT_BUSY = """
+import json, sys, time
+from mef3lab.readers import numba as engine, open_reader
+engine.LOAD_WITHIN_S = 0.5
+with open_reader(sys.argv[1]) as r:
+    t0, k = time.monotonic(), 0
+    while engine._red is None and time.monotonic() - t0 < 60:
+        r.read_index(None, k, k + 256)  # reads that never pause
+        k = (k + 256) % 100_000
+    print(json.dumps({"loaded": engine._red is not None, "after_s": time.monotonic() - t0}))
+"""
+
 
 def _fresh(script: str, path) -> dict:
     out = subprocess.run(
@@ -109,3 +121,8 @@ def test_the_kernels_load_once_reads_pause_not_beside_an_opening(recording):
 
 def test_a_large_read_loads_the_kernels_first(recording):
     assert _fresh(_LARGE_FIRST, recording) == {"after_a_large_read": True}
+
+
+def test_reads_that_never_pause_get_the_kernels_soon_after_all(recording):
+    got = _fresh(_KEPT_BUSY, recording)
+    assert got["loaded"] and got["after_s"] >= 0.4
