@@ -39,8 +39,11 @@ KERNELS_FOR_SAMPLES = 4_000_000
 #: The kernels load once no read has run for this long (seconds) ...
 IDLE_BEFORE_LOADING_S = 0.2
 #: ... or this long after the first read at the latest (reads that keep coming, a
-#: scroller's read-ahead, say, are work the kernels do faster).
+#: scroller's read-ahead, say, are work the kernels do faster) ...
 LOAD_WITHIN_S = 2.0
+#: ... or at once when mef3io has decoded this many samples (all reads): a process reading
+#: that much (a 32-kHz page of 64 channels) gains more from them than loading them costs.
+LOAD_AFTER_SAMPLES = 2_000_000
 
 #: The kernels (`red`), once imported and loaded; None until then.
 _red: Any = None
@@ -80,7 +83,10 @@ def _load_kernels() -> None:
 
 
 class _IdleLoader:
-    """Loads the kernels on a thread of its own once reads pause (`LOAD_WITHIN_S` at most).
+    """Loads the kernels on a thread of its own once reads pause, or have decoded much.
+
+    At the first pause (`IDLE_BEFORE_LOADING_S`), once mef3io has decoded
+    `LOAD_AFTER_SAMPLES`, or `LOAD_WITHIN_S` after the first read, whichever comes first.
 
     Reads that come before they are in are decoded by mef3io, as for a channel left out of
     `_blocks`: the first look at a recording waits neither for numba nor for them.
@@ -88,13 +94,18 @@ class _IdleLoader:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a read began or ended
         self._reading = 0
+        self._decoded = 0  # samples mef3io decoded in this process
         self._last = 0.0
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Around a read made before the kernels are in; starts the loader after the first."""
+    def reading(self, samples: int) -> Iterator[None]:
+        """Around a read of `samples` made before the kernels are in.
+
+        The first one starts the loader.
+        """
         with self._lock:
             self._reading += 1
         try:
@@ -102,7 +113,9 @@ class _IdleLoader:
         finally:
             with self._lock:
                 self._reading -= 1
+                self._decoded += samples
                 self._last = time.monotonic()
+                self._changed.notify_all()
                 if self._thread is None and _load_when_idle:
                     self._thread = threading.Thread(
                         target=self._run, name="mef3lab-warm-up", daemon=True
@@ -111,12 +124,13 @@ class _IdleLoader:
 
     def _run(self) -> None:
         deadline = time.monotonic() + LOAD_WITHIN_S
-        while (left := deadline - time.monotonic()) > 0:
-            with self._lock:
-                quiet = time.monotonic() - self._last if not self._reading else 0.0
-            if quiet >= IDLE_BEFORE_LOADING_S:
-                break
-            time.sleep(min(left, IDLE_BEFORE_LOADING_S - quiet))
+        with self._changed:
+            while self._decoded < LOAD_AFTER_SAMPLES:
+                now = time.monotonic()
+                quiet = now - self._last if not self._reading else 0.0
+                if quiet >= IDLE_BEFORE_LOADING_S or now >= deadline:
+                    break
+                self._changed.wait(min(deadline - now, IDLE_BEFORE_LOADING_S - quiet))
         try:
             _load_kernels()
         except Exception:  # reads go on without the kernels (mef3io decodes)
@@ -277,7 +291,7 @@ class NumbaReader(Mef3ioReader):
             _load_kernels()  # waits for the loading thread if one is at it
             return False
         try:
-            with _idle_loader.reading():
+            with _idle_loader.reading(out.size):
                 read(self, names, t0, t1, out)
         except CorruptDataError:
             _load_kernels()

@@ -100,6 +100,19 @@ with open_reader(sys.argv[1]) as r:
     print(json.dumps({"loaded": engine._red is not None, "after_s": time.monotonic() - t0}))
 """
 
+_MUCH_DECODED = """
+import json, sys, time
+from mef3lab.readers import numba as engine, open_reader
+engine.IDLE_BEFORE_LOADING_S = engine.LOAD_WITHIN_S = 600.0  # only the samples decoded count
+engine.LOAD_AFTER_SAMPLES = 10_000
+with open_reader(sys.argv[1]) as r:
+    t0, k = time.monotonic(), 0
+    while engine._red is None and time.monotonic() - t0 < 60:
+        r.read_index(None, k, k + 256)  # 8 channels: 2,048 samples a read, never a pause
+        k = (k + 256) % 100_000
+    print(json.dumps({"loaded": engine._red is not None, "after_s": time.monotonic() - t0}))
+"""
+
 
 def _fresh(script: str, path) -> dict:
     out = subprocess.run(
@@ -126,3 +139,8 @@ def test_a_large_read_loads_the_kernels_first(recording):
 def test_reads_that_never_pause_get_the_kernels_soon_after_all(recording):
     got = _fresh(_KEPT_BUSY, recording)
     assert got["loaded"] and got["after_s"] >= 0.4
+
+
+def test_the_kernels_load_at_once_when_much_has_been_decoded_without_them(recording):
+    got = _fresh(_MUCH_DECODED, recording)
+    assert got["loaded"] and got["after_s"] < 30
