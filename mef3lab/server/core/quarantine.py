@@ -74,8 +74,9 @@ class Quarantine:
 
     def _quarantined(self, path) -> int:
         """The crashes counted against `path` when it is quarantined, else 0."""
+        key = os.path.realpath(path)  # outside the lock: it asks the filesystem
         with self._lock:
-            crashes = self._crashes[os.path.realpath(path)]
+            crashes = self._crashes.get(key, 0)
         return crashes if self.limit and crashes >= self.limit else 0
 
     def _check(self, path) -> None:
