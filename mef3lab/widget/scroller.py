@@ -756,7 +756,10 @@ class Scroller(anywidget.AnyWidget):
             self.width_px = _FRONT_WIDTH[0] = max(50, int(content.get("width", self.width_px)))
         elif kind == "ready":  # a new view (a first render, a reload): it asks for its page
             self._overview_width = 0
-            self._request()
+            # A reply still to come reaches this view too; asking again would make it stale
+            # and the view wait for a second one. One that went out before the view: again.
+            if not self._loader.serving():
+                self._request()
 
 
 def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:

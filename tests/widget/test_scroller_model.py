@@ -15,6 +15,7 @@ from _widget_helpers import column_minmax
 
 import mef3lab
 from mef3lab.readers import open_reader
+from mef3lab.widget import Scroller
 from mef3lab.widget import scroller as scroller_module
 
 FS = 256.0
@@ -214,3 +215,29 @@ def test_a_new_scroller_reads_its_first_page_at_the_width_the_front_end_last_rep
     assert second.width_px == 640
     assert len(replies.pages) == 1
     assert {tr["n"] for tr in replies.last()["traces"].values()} == {640}
+
+
+def test_a_view_asking_for_its_page_while_it_is_read_waits_for_that_reply(recording, monkeypatch):
+    """A new view says "ready" while the first page is still being read: that page is its
+    reply, not a second read it would wait for; a view after the reply gets the page again."""
+    sent = []
+    monkeypatch.setattr(Scroller, "send", lambda self, content, buffers=None: sent.append(content))
+    gate = threading.Event()
+    read = scroller_module.read_reviewed
+    monkeypatch.setattr(scroller_module, "read_reviewed", lambda *a: gate.wait(30) and read(*a))
+    rec = mef3lab.open_recording(recording)
+    w = Scroller(rec, start=20.0, page_seconds=10.0)
+    try:
+        first = w.view_id
+        w._handle_custom_msg({"type": "ready"}, [])  # the page is still being read
+        assert w.view_id == first
+        gate.set()
+        assert w.wait(30)
+        pages = [m for m in sent if m["type"] == "page"]
+        assert [p["id"] for p in pages] == [first]
+        w._handle_custom_msg({"type": "ready"}, [])  # a reloaded page: asks again
+        assert w.wait(30) and w.view_id == first + 1
+        assert [m["id"] for m in sent if m["type"] == "page"] == [first, first + 1]
+    finally:
+        w.close()
+        rec.close()
