@@ -335,34 +335,46 @@ def test_segments_of_fast_channels_are_sized_by_bytes(tmp_path, fs, seconds):
         e.shutdown()
 
 
-def test_a_large_prefetch_is_loaded_in_block_aligned_parts(pool, rec, direct, monkeypatch):
-    monkeypatch.setattr(segments, "PREFETCH_PART_SAMPLES", 1 << 16)  # 4 ch: 5 parts a segment
+@pytest.fixture
+def reading_ahead(pool, rec):
+    """An engine reading one segment ahead, `rec` open as client "a"."""
     engine = Engine(ServerConfig(n_process_workers=2, n_prefetch=1, segment_seconds=300.0), pool)
+    engine.open("a", str(rec))
+    yield engine
+    engine.open_recordings.stop()
+    engine.segments.close()
+
+
+def _read_ahead_segment_is_right(engine: Engine, rec, direct) -> None:
+    """Segment 1, read ahead, is served from the cache and equals a direct read."""
+    got = engine.read_segment("a", str(rec), 1, dtype="int32", prefetch=False).data
+    np.testing.assert_array_equal(got, direct.read_raw(None, SEG, 2 * SEG).counts)
+    assert engine.stats()["prefetch_hits"] == 1
+
+
+def test_a_large_prefetch_is_loaded_in_block_aligned_parts(
+    pool, reading_ahead, rec, direct, monkeypatch
+):
+    monkeypatch.setattr(segments, "PREFETCH_PART_SAMPLES", 1 << 16)  # 4 ch: 5 parts a segment
+    engine = reading_ahead
     submitted = []
     real = pool.submit_split
     monkeypatch.setattr(
         pool, "submit_split", lambda req, *a, **k: submitted.append(req) or real(req, *a, **k)
     )
-    try:
-        engine.open("a", str(rec))
-        engine.read_segment("a", str(rec), 0)
-        stats = settle(engine, 2 * N_CH)
-        assert stats["decoded_samples"] == 2 * N_CH * SEG
-        fill = sorted((r.k0, r.k1) for r in submitted if r.k0 >= SEG)
-        assert len(fill) == 5 and fill[0][0] == SEG and fill[-1][1] == 2 * SEG
-        rec_ = engine.open_recordings.recording("a", str(rec))
-        group = rec_.info.rate_groups[0]
-        cuts = engine._bounds(rec_, group, group.channels, SEG, 2 * SEG)
-        assert all(a in cuts for a, _ in fill)  # cut between blocks
-        got = engine.read_segment("a", str(rec), 1, dtype="int32", prefetch=False).data
-        np.testing.assert_array_equal(got, direct.read_raw(None, SEG, 2 * SEG).counts)
-        assert engine.stats()["prefetch_hits"] == 1
-    finally:
-        engine.open_recordings.stop()
-        engine.segments.close()
+    engine.read_segment("a", str(rec), 0)
+    stats = settle(engine, 2 * N_CH)
+    assert stats["decoded_samples"] == 2 * N_CH * SEG
+    fill = sorted((r.k0, r.k1) for r in submitted if r.k0 >= SEG)
+    assert len(fill) == 5 and fill[0][0] == SEG and fill[-1][1] == 2 * SEG
+    rec_ = engine.open_recordings.recording("a", str(rec))
+    group = rec_.info.rate_groups[0]
+    cuts = engine._bounds(rec_, group, group.channels, SEG, 2 * SEG)
+    assert all(a in cuts for a, _ in fill)  # cut between blocks
+    _read_ahead_segment_is_right(engine, rec, direct)
 
 
-def test_a_background_load_is_decoded_in_small_jobs(pool, rec, direct, monkeypatch):
+def test_a_background_load_is_decoded_in_small_jobs(reading_ahead, rec, direct, monkeypatch):
     """A read that comes while every reader process decodes ahead waits for one small job,
     not for a whole prefetch."""
     monkeypatch.setattr(segments, "BACKGROUND_JOB_SAMPLES", SEG)  # one channel of a segment
@@ -375,17 +387,9 @@ def test_a_background_load_is_decoded_in_small_jobs(pool, rec, direct, monkeypat
         return group, made
 
     monkeypatch.setattr(pool_package, "part_jobs", recorded)
-    engine = Engine(ServerConfig(n_process_workers=2, n_prefetch=1, segment_seconds=300.0), pool)
-    try:
-        engine.open("a", str(rec))
-        engine.read_segment("a", str(rec), 0)  # segment 1 is read ahead
-        settle(engine, 2 * N_CH)
-        ahead = [j.payload for j in jobs if not j.foreground]
-        assert sorted(r.channels for r in ahead) == [(c,) for c in sorted(direct.info.names)]
-        assert all((r.k0, r.k1) == (SEG, 2 * SEG) for r in ahead)
-        got = engine.read_segment("a", str(rec), 1, dtype="int32", prefetch=False).data
-        np.testing.assert_array_equal(got, direct.read_raw(None, SEG, 2 * SEG).counts)
-        assert engine.stats()["prefetch_hits"] == 1
-    finally:
-        engine.open_recordings.stop()
-        engine.segments.close()
+    reading_ahead.read_segment("a", str(rec), 0)  # segment 1 is read ahead
+    settle(reading_ahead, 2 * N_CH)
+    ahead = [j.payload for j in jobs if not j.foreground]
+    assert sorted(r.channels for r in ahead) == [(c,) for c in sorted(direct.info.names)]
+    assert all((r.k0, r.k1) == (SEG, 2 * SEG) for r in ahead)
+    _read_ahead_segment_is_right(reading_ahead, rec, direct)
