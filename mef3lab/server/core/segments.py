@@ -616,9 +616,10 @@ class SegmentStore:
 BACKGROUND_JOB_SAMPLES = 1 << 18
 
 #: Below this many samples a load a read waits for is not split over processes. A page's
-#: blocks are split from a few milliseconds of decoding on: the reply comes sooner, and no
-#: process is left to start a background part beside them.
-FOREGROUND_SPLIT_MIN_SAMPLES = 1 << 17
+#: blocks are split from a few milliseconds of decoding on (a 1-s page of 16 channels at
+#: 8 kHz is one block each, 128,000 samples): the reply comes sooner, and no process is left
+#: to start a background part beside them.
+FOREGROUND_SPLIT_MIN_SAMPLES = 1 << 16
 
 #: Below this many samples (all its channels) a cold segment is loaded whole, not in parts.
 PARTIAL_MIN_SAMPLES = 1 << 18
