@@ -41,6 +41,9 @@ CHANNEL_OPTIONS = [
     # A streamed reply is read on the calling thread: otherwise gRPC starts a thread for
     # each call made while the channel has none in progress (most of a small read's cost).
     (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),
+    # Its own connections: a new client after a failure (a restarted server) connects at
+    # once, not through a connection another channel keeps waiting out its backoff.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
