@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from _processes import ProcessTag
 
+from mef3lab.readers import warm_up
 from mef3lab.testing.synth import plan, synthesize
 
 #: 8 ch x 256 Hz x 10 min; gaps of 0.4 s, 3 s, 20 s and 0.02 s (5 samples); annotations.
@@ -40,6 +41,18 @@ ENCRYPTED = dict(channels=3, fs=256.0, seconds=60.0, precision=2, gaps=[(20.0, 0
 
 Passwords = namedtuple("Passwords", "level1 level2")
 PASSWORDS = Passwords(level1="tech-only-1", level2="subject-2")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def decoder_kernels_loaded() -> None:
+    """The test process reads as a process past its first look does: with the RED kernels.
+
+    A process loads them only once its reads pause (`mef3lab.readers.numba`), so without
+    this a test's reads would be decoded by mef3io or the kernels depending on what ran
+    before it. The loading itself is tested in fresh processes
+    (tests/readers/test_kernels_loading.py).
+    """
+    warm_up()
 
 
 @pytest.fixture(scope="session")

@@ -252,31 +252,31 @@ class NumbaReader(Mef3ioReader):
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         if _red is None and self._read_while_loading(Mef3ioReader._read_counts, names, t0, t1, out):
             return
-        n = out.shape[1]
 
-        def channel(i: int) -> None:
-            if not self._decode(names[i], t0, n, out[i]):
-                Mef3ioReader._read_counts(self, [names[i]], t0, t1, out[i : i + 1])
+        def run(a: int, b: int) -> None:
+            for i in self._decode(names[a:b], t0, out[a:b]):
+                Mef3ioReader._read_counts(self, [names[a + i]], t0, t1, out[a + i : a + i + 1])
 
-        self._each_channel(len(names), n, channel)
+        self._each_channel(len(names), out.shape[1], run)
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
         if _red is None and self._read_while_loading(Mef3ioReader._read_float, names, t0, t1, out):
             return
 
-        def channel(i: int) -> None:
-            counts = np.empty(out.shape[1], np.int32)
-            if not self._decode(names[i], t0, out.shape[1], counts):
-                Mef3ioReader._read_float(self, [names[i]], t0, t1, out[i : i + 1])
-                return
-            # In float64, rounded once into out's type: exactly (counts * factor).astype(...),
-            # as mef3io computes it.
-            np.multiply(
-                counts, self.info.channel(names[i]).conversion_factor, out=out[i], casting="unsafe"
-            )
-            out[i][counts == RAW_NAN] = np.nan
+        def run(a: int, b: int) -> None:
+            counts = np.empty((b - a, out.shape[1]), np.int32)
+            slow = self._decode(names[a:b], t0, counts)
+            for i, row in enumerate(counts):
+                if i in slow:
+                    Mef3ioReader._read_float(self, [names[a + i]], t0, t1, out[a + i : a + i + 1])
+                    continue
+                # In float64, rounded once into out's type: exactly (counts * factor).astype(...),
+                # as mef3io computes it.
+                factor = self.info.channel(names[a + i]).conversion_factor
+                np.multiply(row, factor, out=out[a + i], casting="unsafe")
+                out[a + i][row == RAW_NAN] = np.nan
 
-        self._each_channel(len(names), out.shape[1], channel)
+        self._each_channel(len(names), out.shape[1], run)
 
     def _read_while_loading(self, read: Callable, names, t0: int, t1: int, out) -> bool:
         """Read through mef3io before the kernels are in; False: the kernels must read it.
@@ -298,19 +298,16 @@ class NumbaReader(Mef3ioReader):
             return False
         return True
 
-    def _each_channel(self, n_channels: int, n_samples: int, work: Callable[[int], None]) -> None:
-        """work(i) for every channel, in up to `threads` runs (the kernels release the GIL).
+    def _each_channel(
+        self, n_channels: int, n_samples: int, run: Callable[[int, int], None]
+    ) -> None:
+        """run(a, b) over runs of channels ``[a, b)``, up to `threads` at once.
 
-        The calling thread works through the first run itself and the decoding threads
-        through the others, so a page of a few blocks per channel costs one handoff per
-        thread, not one per channel.
+        The kernels release the GIL. The calling thread works through the first run itself
+        and the decoding threads through the others, so a page of a few blocks per channel
+        costs one handoff per thread, not one per channel.
         """
         runs = min(self.threads, n_channels) if n_channels * n_samples >= PARALLEL_SAMPLES else 1
-
-        def run(a: int, b: int) -> None:
-            for i in range(a, b):
-                work(i)
-
         if runs <= 1:
             run(0, n_channels)
             return
@@ -327,20 +324,60 @@ class NumbaReader(Mef3ioReader):
         for done in others:
             done.result()
 
-    def _decode(self, name: str, t0: int, n: int, row: np.ndarray) -> bool:
-        """Counts of `name` on the n grid samples from t0 into `row`; False: mef3io must read it.
+    def _decode(self, names: Sequence[str], t0: int, out: np.ndarray) -> list[int]:
+        """Counts of `names` from grid time t0 into the rows of `out`; the rows left to mef3io.
 
-        As for every channel left out of `_blocks`, including those that change rate.
+        One call of the kernels decodes them all. Left to mef3io: the rows of channels left
+        out of `_blocks` (including those that change rate), and of a channel found to hold
+        a block the kernels cannot decode (left out from then on). Damage is reported as when
+        channels are decoded one after another: the first in `names` order.
         """
-        b = self._blocks.get(name)
         red = _red
-        if b is None or red is None:  # mef3io reads it while the kernels load
-            return False
+        if red is None:  # mef3io reads them while the kernels load
+            return list(range(len(names)))
+        slow: list[int] = []
+        runs: list[_Run] = []
+        damage: CorruptDataError | None = None  # found before decoding: after the blocks before it
+        for row, name in enumerate(names):
+            b = self._blocks.get(name)
+            if b is None:
+                slow.append(row)
+                continue
+            try:
+                runs += self._runs_of(name, b, row, t0, out.shape[1])
+            except CorruptDataError as exc:
+                damage = exc
+                break
+        out[[r for r in range(len(names)) if r not in slow]] = RAW_NAN
+        while runs:
+            buf, offsets, counts, firsts, rows, ends, owner = _gather(runs)
+            status, k = red.decode_blocks(
+                buf, offsets, counts, firsts, rows, ends, out, red.CRC_TABLE
+            )
+            if status == red.OK:
+                break
+            bad = runs[owner[k]]
+            if status != red.UNSUPPORTED:
+                at = int(bad.offsets[k - int(np.searchsorted(owner, owner[k]))] + bad.lo)
+                raise CorruptDataError(
+                    f"{self.path}: channel {bad.name!r}: the block at byte {at} of "
+                    f"{bad.file.name} cannot be read: {fmt.PROBLEMS[status]}; the file is damaged"
+                )
+            self._blocks.pop(bad.name, None)
+            self._slow(bad.name, fmt.PROBLEMS[status])
+            slow.append(bad.row)
+            runs = [r for r in runs if r.row != bad.row]  # the others again
+        if damage is not None:
+            raise damage
+        return sorted(slow)
+
+    def _runs_of(self, name: str, b: _Blocks, row: int, t0: int, n: int) -> list[_Run]:
+        """The bytes of `name`'s blocks that hold its n grid samples from t0, per segment file."""
         period = 1e6 / self.info.channel(name).fs
         # A block's first sample lands at the grid index nearest its time (half a period decides).
         firsts = np.ceil((b.starts - t0) / period - 0.5).astype(np.int64)
         hit = np.flatnonzero((firsts < n) & (firsts + b.counts > 0))
-        row[:] = RAW_NAN
+        runs = []
         for seg in np.unique(b.segment[hit]):
             sel = hit[b.segment[hit] == seg]
             lo, hi = int(b.offsets[sel].min()), int((b.offsets[sel] + b.sizes[sel]).max())
@@ -350,21 +387,55 @@ class NumbaReader(Mef3ioReader):
                     f"{self.path}: channel {name!r}: the index places blocks at byte {lo} of "
                     f"{b.files[seg].name}, which has {size} bytes; the files are damaged"
                 )
-            buf = _pread(b.files[seg], lo, min(hi, size) - lo)
-            status, k = red.decode_blocks(
-                buf, b.offsets[sel] - lo, b.counts[sel], firsts[sel], row, red.CRC_TABLE
-            )
-            if status == red.UNSUPPORTED:
-                self._blocks.pop(name, None)
-                self._slow(name, fmt.PROBLEMS[status])
-                return False
-            if status != red.OK:
-                raise CorruptDataError(
-                    f"{self.path}: channel {name!r}: the block at byte {int(b.offsets[sel][k])} "
-                    f"of {b.files[seg].name} cannot be read: {fmt.PROBLEMS[status]}; the file is "
-                    "damaged"
+            runs.append(
+                _Run(
+                    name,
+                    row,
+                    b.files[seg],
+                    lo,
+                    _pread(b.files[seg], lo, min(hi, size) - lo),
+                    b.offsets[sel] - lo,
+                    b.counts[sel],
+                    firsts[sel],
                 )
-        return True
+            )
+        return runs
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive bytes of one segment file, holding blocks of one channel a read needs."""
+
+    name: str
+    row: int  # the channel's row of the read
+    file: Path
+    lo: int  # where `data` starts in `file`
+    data: np.ndarray  # uint8, as read (shorter than the blocks when the file is)
+    offsets: np.ndarray  # each block's start in `data`
+    counts: np.ndarray
+    firsts: np.ndarray  # where each block's first sample goes in the row
+
+
+def _gather(
+    runs: list[_Run],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The runs' bytes one after another, and their blocks' arguments of `red.decode_blocks`.
+
+    Also which run each block is of.
+    """
+    bases = np.cumsum([0] + [len(r.data) for r in runs])
+    owner = np.concatenate([np.full(len(r.offsets), i) for i, r in enumerate(runs)])
+    return (
+        np.concatenate([r.data for r in runs]),
+        np.concatenate([r.offsets + bases[i] for i, r in enumerate(runs)]).astype(np.int64),
+        np.concatenate([r.counts for r in runs]).astype(np.int64),
+        np.concatenate([r.firsts for r in runs]).astype(np.int64),
+        np.concatenate([np.full(len(r.offsets), r.row) for r in runs]).astype(np.int64),
+        np.concatenate([np.full(len(r.offsets), bases[i + 1]) for i, r in enumerate(runs)]).astype(
+            np.int64
+        ),
+        owner,
+    )
 
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:

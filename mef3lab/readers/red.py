@@ -99,12 +99,11 @@ def _udiv32(typingctx, a, b):
 
 
 @njit(cache=True, nogil=True)
-def _prepare(buf, off, count, table, cum, lut, room):
-    """Check the block at `off` and build its symbol tables.
+def _prepare(buf, off, size, count, table, cum, lut, room):
+    """Check the block at `off`, which must end by byte `size`, and build its symbol tables.
 
     Returns ``(status, number of difference bytes, total count)``.
     """
-    size = buf.shape[0]
     if off < 0 or off + HEADER_BYTES > size:
         return BAD_HEADER, 0, 0
     block_bytes = _u32(buf, off + 36)
@@ -189,21 +188,25 @@ def _samples(diffs, n_diff, n, j0, out):
 
 
 @njit(cache=True, nogil=True)
-def decode_blocks(buf, offsets, counts, firsts, out, table):
-    """Decode the blocks at `offsets` of `buf` into `out`.
+def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
+    """Decode the blocks at `offsets` of `buf` into the rows of `out`.
 
     Blocks are decoded two at a time, their range decoders interleaved: each is a chain of
-    dependent divisions, and two independent chains keep the CPU busy while one waits.
+    dependent divisions, and two independent chains keep the CPU busy while one waits. The
+    blocks of several channels (one row each) go in one call, so that blocks pair across
+    channels too (a page is often one block of each).
 
     Parameters
     ----------
     buf : numpy.ndarray
-        uint8: the bytes of a ``.tdat`` file that hold the blocks.
-    offsets, counts, firsts : numpy.ndarray
+        uint8: bytes of ``.tdat`` files that hold the blocks, one run after another.
+    offsets, counts, firsts, rows, ends : numpy.ndarray
         int64, per block: where it starts in `buf`, how many samples it holds (as the index
-        lists), and where its first sample goes in `out` (samples outside `out` are dropped).
+        lists), where its first sample goes in its row (samples outside the row are dropped),
+        its row of `out`, and the end of the bytes read for it (of its run of `buf`: a block
+        must end there).
     out : numpy.ndarray
-        int32: block b's k-th sample goes to ``out[firsts[b] + k]``.
+        int32, 2-D: block b's k-th sample goes to ``out[rows[b], firsts[b] + k]``.
     table : numpy.ndarray
         `CRC_TABLE`.
 
@@ -223,13 +226,15 @@ def decode_blocks(buf, offsets, counts, firsts, out, table):
     diffs = np.empty((2, room), np.uint8)
     for a in range(0, n_blocks, 2):
         b = a + 1 if a + 1 < n_blocks else a  # an odd last block pairs with nothing
-        status, nd_a, total_a = _prepare(buf, offsets[a], counts[a], table, cum[0], lut[0], room)
+        status, nd_a, total_a = _prepare(
+            buf, offsets[a], ends[a], counts[a], table, cum[0], lut[0], room
+        )
         if status != OK:
             return status, a
         nd_b, total_b = 0, 1
         if b != a:
             status, nd_b, total_b = _prepare(
-                buf, offsets[b], counts[b], table, cum[1], lut[1], room
+                buf, offsets[b], ends[b], counts[b], table, cum[1], lut[1], room
             )
             if status != OK:
                 return status, b
@@ -264,9 +269,9 @@ def decode_blocks(buf, offsets, counts, firsts, out, table):
                 buf, stats_b, end_b, cum[1], lut[1], total_b, low_b, rng_b, p_b, byte_b
             )
             diffs[1, i + 1] = sym
-        if _samples(diffs[0], nd_a, counts[a], firsts[a], out) != OK:
+        if _samples(diffs[0], nd_a, counts[a], firsts[a], out[rows[a]]) != OK:
             return BAD_STREAM, a
-        if b != a and _samples(diffs[1], nd_b, counts[b], firsts[b], out) != OK:
+        if b != a and _samples(diffs[1], nd_b, counts[b], firsts[b], out[rows[b]]) != OK:
             return BAD_STREAM, b
     return OK, -1
 
@@ -274,4 +279,5 @@ def decode_blocks(buf, offsets, counts, firsts, out, table):
 def warm_up() -> None:
     """Compile the kernels, or load them from numba's cache, now rather than in a first read."""
     empty = np.zeros(0, np.int64)
-    decode_blocks(np.zeros(0, np.uint8), empty, empty, empty, np.zeros(0, np.int32), CRC_TABLE)
+    out = np.zeros((0, 0), np.int32)
+    decode_blocks(np.zeros(0, np.uint8), empty, empty, empty, empty, empty, out, CRC_TABLE)

@@ -141,11 +141,13 @@ def blocks(tmp_path):
 
 def test_kernel_reports_each_problem(blocks):
     buf, offsets, counts = blocks
-    out = np.empty(int(counts[:2].sum()), np.int32)
+    out = np.empty((1, int(counts[:2].sum())), np.int32)
     firsts = np.array([0, counts[0]], np.int64)
+    rows = np.zeros(2, np.int64)
 
     def decode(b, c=counts[:2]):
-        return red.decode_blocks(b, offsets[:2], c, firsts, out, red.CRC_TABLE)
+        ends = np.full(2, len(b), np.int64)
+        return red.decode_blocks(b, offsets[:2], c, firsts, rows, ends, out, red.CRC_TABLE)
 
     assert decode(buf) == (red.OK, -1)
     assert decode(buf[: offsets[1] + 100]) == (red.BAD_HEADER, 1)  # the second block cut short
@@ -181,3 +183,39 @@ def _with_crc(buf: np.ndarray, off: int) -> np.ndarray:
         np.uint32(red.crc32(out, off + 4, off + size, red.CRC_TABLE)).tobytes(), np.uint8
     )
     return out
+
+
+def test_blocks_of_several_rows_in_one_call_land_in_their_rows(blocks):
+    """Blocks go to the rows they are given (paired across rows), each as decoded alone; a
+    block cut short by the end of its own run of bytes is reported even where more bytes
+    follow in the buffer."""
+    buf, offsets, counts = blocks
+    n = int(counts[0])
+    alone = np.empty((3, n), np.int32)
+    for j in range(3):
+        one = np.zeros(1, np.int64)
+        ends = np.full(1, len(buf), np.int64)
+        status = red.decode_blocks(
+            buf,
+            offsets[j : j + 1],
+            counts[j : j + 1],
+            one,
+            one,
+            ends,
+            alone[j : j + 1],
+            red.CRC_TABLE,
+        )
+        assert status == (red.OK, -1)
+    together = np.empty((3, n), np.int32)
+    rows = np.array([2, 0, 1], np.int64)  # block j into row rows[j]
+    ends = np.full(3, len(buf), np.int64)
+    status = red.decode_blocks(
+        buf, offsets[:3], counts[:3], np.zeros(3, np.int64), rows, ends, together, red.CRC_TABLE
+    )
+    assert status == (red.OK, -1)
+    np.testing.assert_array_equal(together[rows], alone)
+    ends[1] = offsets[1] + 100  # the second block's run ends inside it
+    status = red.decode_blocks(
+        buf, offsets[:3], counts[:3], np.zeros(3, np.int64), rows, ends, together, red.CRC_TABLE
+    )
+    assert status == (red.BAD_HEADER, 1)

@@ -28,7 +28,9 @@ with open_reader(path, engine="numba") as r:
     pristine = np.fromfile(b.files[0], np.uint8)
 rng = np.random.default_rng(int(sys.argv[2]))
 firsts = np.concatenate([[0], np.cumsum(b.counts)[:-1]]).astype(np.int64)
-out = np.empty(int(b.counts.sum()), np.int32)
+out = np.empty((1, int(b.counts.sum())), np.int32)
+rows = np.zeros(len(b.offsets), np.int64)
+ends = np.full(len(b.offsets), len(pristine), np.int64)
 seen = {}
 for trial in range(400):
     buf = pristine.copy()
@@ -41,7 +43,7 @@ for trial in range(400):
         buf[off + where + int(rng.integers(span))] = rng.integers(256)
     crc = red.crc32(buf, off + 4, off + size, red.CRC_TABLE)
     buf[off:off + 4] = np.frombuffer(np.uint32(crc).tobytes(), np.uint8)
-    status, _ = red.decode_blocks(buf, b.offsets, b.counts, firsts, out, red.CRC_TABLE)
+    status, _ = red.decode_blocks(buf, b.offsets, b.counts, firsts, rows, ends, out, red.CRC_TABLE)
     seen[int(status)] = seen.get(int(status), 0) + 1
 print(json.dumps(seen))
 """

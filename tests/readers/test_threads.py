@@ -63,9 +63,9 @@ def test_a_page_is_decoded_in_runs_of_channels_on_several_threads(recording, mon
         seen: dict[int, set[str]] = {}
         decode = type(many)._decode
 
-        def spy(self, name, *args):
-            seen.setdefault(threading.get_ident(), set()).add(name)
-            return decode(self, name, *args)
+        def spy(self, names, *args):
+            seen.setdefault(threading.get_ident(), set()).update(names)
+            return decode(self, names, *args)
 
         monkeypatch.setattr(type(many), "_decode", spy)
         many.read_index(None, 0, 8000)
@@ -73,10 +73,10 @@ def test_a_page_is_decoded_in_runs_of_channels_on_several_threads(recording, mon
         assert mine == {"ch000", "ch001"}  # the first of three runs; the others on the pool
         assert set().union(*seen.values()) == set(many.info.names) - mine
 
-        def broken(self, name, *args):
-            if name == many.info.names[-1]:
+        def broken(self, names, *args):
+            if many.info.names[-1] in names:
                 raise RuntimeError("a damaged block")
-            return decode(self, name, *args)
+            return decode(self, names, *args)
 
         monkeypatch.setattr(type(many), "_decode", broken)
         with pytest.raises(RuntimeError, match="a damaged block"):
