@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 
@@ -75,8 +76,9 @@ class Engine:
         self.segments = SegmentStore(
             self.config, self.pool, self.open_recordings.is_open, self.prefetch.active
         )
-        self._bounds_of: dict[tuple, np.ndarray] = {}  # see `_bounds`
+        self._bounds_of: dict[tuple, Future] = {}  # see `_bounds`
         self._bounds_lock = threading.Lock()
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="mef3lab-bounds")
 
     def _recording_closed(self, client: str, key: str, last: bool) -> None:
         """Free what `client` held of `key` (the sessions' `on_close`).
@@ -112,8 +114,20 @@ class Engine:
     def open(
         self, client: str, path: str, password: str | None = None, decoder: str | None = None
     ) -> SessionInfo:
-        """Open `path` for `client` (see `OpenRecordings.open`)."""
-        return self.open_recordings.open(client, path, password, decoder)
+        """Open `path` for `client` (see `OpenRecordings.open`).
+
+        The block bounds of each of its rate groups (all channels) are then asked for in
+        the background, so that the first read, a first page, does not wait for them.
+        """
+        info = self.open_recordings.open(client, path, password, decoder)
+        try:
+            rec = self.open_recordings.recording(client, path)
+            for group in rec.info.rate_groups:
+                n = group.grid.n_samples
+                self._ahead.submit(self._bounds, rec, group, group.channels, 0, n)
+        except Exception:  # only ahead of time: a read asks for them itself
+            log.debug("no block bounds asked for ahead of %s", path, exc_info=True)
+        return info
 
     def close(self, client: str, path: str) -> bool:
         """Close `path` for `client` (see `OpenRecordings.close`)."""
@@ -535,17 +549,24 @@ class Engine:
         n = group.grid.n_samples
         key = (rec.path, rec.generation, n, group.fs, tuple(sorted(set(names))))
         with self._bounds_lock:
-            bounds = self._bounds_of.get(key)
-        if bounds is None:
+            asked = self._bounds_of.get(key)
+            if asked is None:  # one question per key, whoever asks meanwhile waits for it
+                asked = self._bounds_of[key] = Future()
+                asked.set_running_or_notify_cancel()
+                mine = True
+            else:
+                mine = False
+        if mine:
+            bounds = np.array([0, n], np.int64)  # the segment is then read whole
             try:
                 bounds = self.pool.call(
                     rec.path, rec.password, rec.decoder, "block_bounds", key[-1], 0, n
                 )
-            except Exception as exc:  # noqa: BLE001 - the segment is then read whole
+            except Exception as exc:  # noqa: BLE001 - read whole, as said
                 log.debug("no block bounds for %s: %s", rec.path, exc)
-                bounds = np.array([0, n], np.int64)
-            with self._bounds_lock:
-                self._bounds_of[key] = bounds
+            finally:
+                asked.set_result(bounds)
+        bounds = asked.result()
         inside = bounds[(bounds > k0) & (bounds < k1)]
         return np.concatenate([[k0], inside, [k1]]).astype(np.int64)
 
@@ -590,6 +611,7 @@ class Engine:
 
     def shutdown(self) -> None:
         """Stop every worker and free every cached segment."""
+        self._ahead.shutdown(wait=False, cancel_futures=True)
         self.open_recordings.stop()
         self.pool.close()
         self.segments.close()

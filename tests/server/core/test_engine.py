@@ -183,3 +183,40 @@ def test_segments_larger_than_the_read_limit_are_refused_before_decoding(recordi
         assert e.read_index("a", str(recording), ["ch000"], 0, 10).data.shape == (1, 10)
     finally:
         e.shutdown()
+
+
+def test_the_block_bounds_are_asked_for_at_open_once(recording, monkeypatch):
+    """An opening asks for its block bounds in the background; a first read finds them, and
+    readers who ask at once share one question."""
+    # 300-s segments of 8 channels: a read of a page decodes its blocks first (the bounds)
+    e = Engine(ServerConfig(n_process_workers=0, n_prefetch=0, segment_seconds=300.0))
+    asked = []
+    call = e.pool.call
+
+    def counted(path, password, decoder, method, *args, **kwargs):
+        if method == "block_bounds":
+            asked.append(args)
+            time.sleep(0.2)  # a reader process's round trip, long
+        return call(path, password, decoder, method, *args, **kwargs)
+
+    monkeypatch.setattr(e.pool, "call", counted)
+    try:
+        e.open("a", str(recording))
+        deadline = time.monotonic() + 10
+        while not asked and time.monotonic() < deadline:  # no read yet
+            time.sleep(0.01)
+        assert len(asked) == 1
+        reads = [
+            threading.Thread(target=e.read_index, args=("a", str(recording), None, k, k + 2560))
+            for k in (0, 30_000, 60_000)
+        ]
+        [t.start() for t in reads]
+        [t.join() for t in reads]
+        assert len(asked) == 1
+        want = open_reader(recording).read_index(None, 100_000, 102_560)
+        np.testing.assert_array_equal(
+            e.read_index("a", str(recording), None, 100_000, 102_560).data, want
+        )
+        assert len(asked) == 1
+    finally:
+        e.shutdown()
