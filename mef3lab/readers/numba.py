@@ -51,20 +51,18 @@ _loading = threading.Lock()
 _load_when_idle = True
 
 
-def load_when_idle(enabled: bool) -> None:
-    """Whether the kernels load on a thread once reads pause (the default).
+def loaded_at_start() -> None:
+    """Say that this process loads the kernels itself as it starts (a reader process).
 
-    Loading them takes the GIL for a while: beside an opening or a first page it would slow
-    both, so a process reads with mef3io until it has a moment to spare (`_IdleLoader`).
-    A reader process turns this off: it loads them itself as it starts, before any opening.
-
-    Parameters
-    ----------
-    enabled : bool
-        True: a read made before the kernels are in starts `_IdleLoader`.
+    By default a process reads with mef3io until it has a moment to spare for loading them
+    (`_IdleLoader`): loading them takes the GIL for a while, and beside an opening or a first
+    page it would slow both. A process that started loading them as it started has paid
+    most of that by its first read: its reads wait for the kernels instead (its openings,
+    which need no kernels, do not), so none is decoded at mef3io's speed, slowed further by
+    the loading beside it.
     """
     global _load_when_idle
-    _load_when_idle = enabled
+    _load_when_idle = False
 
 
 def _load_kernels() -> None:
@@ -281,13 +279,14 @@ class NumbaReader(Mef3ioReader):
     def _read_while_loading(self, read: Callable, names, t0: int, t1: int, out) -> bool:
         """Read through mef3io before the kernels are in; False: the kernels must read it.
 
-        A large read (`KERNELS_FOR_SAMPLES`) loads them first. mef3io reads every channel at
+        A large read (`KERNELS_FOR_SAMPLES`), or any read of a process that loads them as it
+        starts (`loaded_at_start`), waits for them. mef3io reads every channel at
         once and judges some damage otherwise than the kernels (a block it cannot read fails
         every channel of the read, unnamed), so a read it finds damaged waits for the kernels
         and is decoded as it would be once they are loaded: the same samples and the same
         errors, whenever the read comes.
         """
-        if out.size >= KERNELS_FOR_SAMPLES:
+        if out.size >= KERNELS_FOR_SAMPLES or not _load_when_idle:
             _load_kernels()  # waits for the loading thread if one is at it
             return False
         try:

@@ -113,6 +113,16 @@ with open_reader(sys.argv[1]) as r:
     print(json.dumps({"loaded": engine._red is not None, "after_s": time.monotonic() - t0}))
 """
 
+_LOADED_AT_START = """
+import json, sys, threading
+from mef3lab.readers import numba as engine, open_reader
+engine.loaded_at_start()
+threading.Thread(target=engine._load_kernels).start()  # as a reader process starts
+with open_reader(sys.argv[1]) as r:
+    r.read_index(None, 0, 256)
+    print(json.dumps({"after_a_small_read": engine._red is not None}))
+"""
+
 
 def _fresh(script: str, path) -> dict:
     out = subprocess.run(
@@ -144,3 +154,8 @@ def test_reads_that_never_pause_get_the_kernels_soon_after_all(recording):
 def test_the_kernels_load_at_once_when_much_has_been_decoded_without_them(recording):
     got = _fresh(_MUCH_DECODED, recording)
     assert got["loaded"] and got["after_s"] < 30
+
+
+def test_a_process_loading_them_as_it_starts_reads_with_them(recording):
+    """A reader process's reads wait for the kernels it is loading, not decoded by mef3io."""
+    assert _fresh(_LOADED_AT_START, recording) == {"after_a_small_read": True}

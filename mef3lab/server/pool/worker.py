@@ -192,17 +192,17 @@ def worker_main(
     _die_with_parent(parent_pid)
     _yield_to_serving()
     from ...readers import engine_class
-    from ...readers.numba import load_when_idle
+    from ...readers.numba import loaded_at_start
 
     for engine in ENGINES:  # imported before "ready": what the first opening runs
         engine_class(engine)
-    load_when_idle(False)  # `_warm_up` loads the kernels, as the process starts
+    loaded_at_start()  # `_warm_up` loads the kernels now; reads wait for them
     lock = threading.Lock()  # the warm-up thread sends too
     readers = OpenReaders(max_open, engines, share=True, guard=guard)
     try:
         conn.send(("ready", os.getpid()))
         # The kernels load on a thread while the server starts: a first opening does not wait
-        # for them, and reads that come before they are in are decoded by mef3io.
+        # for them; a read that comes before they are in does.
         threading.Thread(
             target=_warm_up, args=(conn, lock), name="mef3lab-warm-up", daemon=True
         ).start()
