@@ -348,10 +348,12 @@ class NumbaReader(Mef3ioReader):
                 damage = exc
                 break
         out[[r for r in range(len(names)) if r not in slow]] = RAW_NAN
+        data, runs, unreadable = _read_runs(runs)
+        damage = unreadable or damage  # a file that cannot be read comes before the rest
         while runs:
-            buf, offsets, counts, firsts, rows, ends, owner = _gather(runs)
+            offsets, counts, firsts, rows, ends, owner = _arguments(runs)
             status, k = red.decode_blocks(
-                buf, offsets, counts, firsts, rows, ends, out, red.CRC_TABLE
+                data, offsets, counts, firsts, rows, ends, out, red.CRC_TABLE
             )
             if status == red.OK:
                 break
@@ -392,7 +394,7 @@ class NumbaReader(Mef3ioReader):
                     row,
                     b.files[seg],
                     lo,
-                    _pread(b.files[seg], lo, min(hi, size) - lo),
+                    min(hi, size) - lo,
                     b.offsets[sel] - lo,
                     b.counts[sel],
                     firsts[sel],
@@ -408,32 +410,49 @@ class _Run:
     name: str
     row: int  # the channel's row of the read
     file: Path
-    lo: int  # where `data` starts in `file`
-    data: np.ndarray  # uint8, as read (shorter than the blocks when the file is)
-    offsets: np.ndarray  # each block's start in `data`
+    lo: int  # where its bytes start in `file`
+    size: int  # how many to read (the file may hold fewer than its blocks say)
+    offsets: np.ndarray  # each block's start, from `lo`
     counts: np.ndarray
     firsts: np.ndarray  # where each block's first sample goes in the row
+    base: int = 0  # once read: where its bytes start in the read's buffer ...
+    got: int = 0  # ... and how many were read
 
 
-def _gather(
-    runs: list[_Run],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The runs' bytes one after another, and their blocks' arguments of `red.decode_blocks`.
+def _read_runs(runs: list[_Run]) -> tuple[np.ndarray, list[_Run], CorruptDataError | None]:
+    """The runs' bytes, one after another in one buffer, and the runs read (`base`, `got`).
 
-    Also which run each block is of.
+    Reading stops at a run whose file cannot be read: the runs before it, and its error.
     """
-    bases = np.cumsum([0] + [len(r.data) for r in runs])
-    owner = np.concatenate([np.full(len(r.offsets), i) for i, r in enumerate(runs)])
+    data = np.empty(sum(r.size for r in runs), np.uint8)
+    done, base = [], 0
+    for r in runs:
+        try:
+            got = _pread_into(r.file, r.lo, data[base : base + r.size])
+        except CorruptDataError as exc:
+            return data, done, exc
+        done.append(replace(r, base=base, got=got))
+        base += r.size
+    return data, done, None
+
+
+def _arguments(runs: list[_Run]) -> tuple[np.ndarray, ...]:
+    """The read runs' blocks as `red.decode_blocks` takes them, and which run each is of.
+
+    (offsets, counts, firsts, rows, ends, owner), int64: a block ends within what was read
+    of its run.
+    """
+
+    def each(f) -> np.ndarray:
+        return np.concatenate([f(i, r) for i, r in enumerate(runs)]).astype(np.int64)
+
     return (
-        np.concatenate([r.data for r in runs]),
-        np.concatenate([r.offsets + bases[i] for i, r in enumerate(runs)]).astype(np.int64),
-        np.concatenate([r.counts for r in runs]).astype(np.int64),
-        np.concatenate([r.firsts for r in runs]).astype(np.int64),
-        np.concatenate([np.full(len(r.offsets), r.row) for r in runs]).astype(np.int64),
-        np.concatenate([np.full(len(r.offsets), bases[i + 1]) for i, r in enumerate(runs)]).astype(
-            np.int64
-        ),
-        owner,
+        each(lambda i, r: r.offsets + r.base),
+        each(lambda i, r: r.counts),
+        each(lambda i, r: r.firsts),
+        each(lambda i, r: np.full(len(r.offsets), r.row)),
+        each(lambda i, r: np.full(len(r.offsets), r.base + r.got)),
+        each(lambda i, r: np.full(len(r.offsets), i)),
     )
 
 
@@ -446,13 +465,11 @@ def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float
     return bool((np.abs(starts - expected) <= 1.0).all())
 
 
-def _pread(path: Path, offset: int, size: int) -> np.ndarray:
-    """``size`` bytes of `path` from `offset` (fewer if the file is shorter), without a copy."""
-    buf = np.empty(size, np.uint8)
+def _pread_into(path: Path, offset: int, out: np.ndarray) -> int:
+    """Bytes of `path` from `offset` into `out` (uint8); how many (fewer if the file is shorter)."""
     try:
         with open(path, "rb", buffering=0) as f:
             f.seek(offset)
-            got = f.readinto(memoryview(buf))
+            return f.readinto(memoryview(out)) or 0
     except OSError as exc:
         raise CorruptDataError(f"{path} cannot be read: {exc}") from exc
-    return buf[: got or 0]
