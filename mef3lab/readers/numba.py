@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 PARALLEL_SAMPLES = 50_000
 
 
+#: Counts decoded at once before they are scaled into a float read (at least one channel):
+#: the temporary they take stays small, however long the read.
+FLOAT_BATCH_SAMPLES = 1 << 22
+
 #: A read of this many samples (all channels) or more waits for the kernels to load rather
 #: than being decoded by mef3io: loading them costs less than mef3io's slower decoding.
 KERNELS_FOR_SAMPLES = 4_000_000
@@ -261,20 +265,24 @@ class NumbaReader(Mef3ioReader):
         if _red is None and self._read_while_loading(Mef3ioReader._read_float, names, t0, t1, out):
             return
 
-        def run(a: int, b: int) -> None:
-            counts = np.empty((b - a, out.shape[1]), np.int32)
-            slow = self._decode(names[a:b], t0, counts)
-            for i, row in enumerate(counts):
-                if i in slow:
-                    Mef3ioReader._read_float(self, [names[a + i]], t0, t1, out[a + i : a + i + 1])
-                    continue
-                # In float64, rounded once into out's type: exactly (counts * factor).astype(...),
-                # as mef3io computes it.
-                factor = self.info.channel(names[a + i]).conversion_factor
-                np.multiply(row, factor, out=out[a + i], casting="unsafe")
-                out[a + i][row == RAW_NAN] = np.nan
+        n = out.shape[1]
+        step = max(1, FLOAT_BATCH_SAMPLES // max(1, n))  # channels decoded before scaling
 
-        self._each_channel(len(names), out.shape[1], run)
+        def run(a: int, b: int) -> None:
+            for c in range(a, b, step):
+                counts = np.empty((min(b, c + step) - c, n), np.int32)
+                slow = self._decode(names[c : c + len(counts)], t0, counts)
+                for i, row in enumerate(counts, start=c):
+                    if i - c in slow:
+                        Mef3ioReader._read_float(self, [names[i]], t0, t1, out[i : i + 1])
+                        continue
+                    # In float64, rounded once into out's type: exactly
+                    # (counts * factor).astype(...), as mef3io computes it.
+                    factor = self.info.channel(names[i]).conversion_factor
+                    np.multiply(row, factor, out=out[i], casting="unsafe")
+                    out[i][row == RAW_NAN] = np.nan
+
+        self._each_channel(len(names), n, run)
 
     def _read_while_loading(self, read: Callable, names, t0: int, t1: int, out) -> bool:
         """Read through mef3io before the kernels are in; False: the kernels must read it.

@@ -81,3 +81,15 @@ def test_a_page_is_decoded_in_runs_of_channels_on_several_threads(recording, mon
         monkeypatch.setattr(type(many), "_decode", broken)
         with pytest.raises(RuntimeError, match="a damaged block"):
             many.read_index(None, 0, 8000)
+
+
+def test_a_long_float_read_scaled_a_few_channels_at_a_time_is_the_same(recording, monkeypatch):
+    """The counts of a float read are decoded a few channels at a time (a small temporary)."""
+    from mef3lab.readers import numba as engine
+
+    with open_reader(recording, engine="numba", threads=1) as r:
+        whole = r.read(dtype="float32")
+        monkeypatch.setattr(engine, "FLOAT_BATCH_SAMPLES", 3 * whole.shape[1])  # 3 of 8 channels
+        np.testing.assert_array_equal(r.read(dtype="float32"), whole)
+        with open_reader(recording, engine="mef3io") as ref:
+            np.testing.assert_array_equal(r.read(dtype="float64"), ref.read(dtype="float64"))
