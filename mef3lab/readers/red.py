@@ -277,7 +277,12 @@ def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
 
 
 def warm_up() -> None:
-    """Compile the kernels, or load them from numba's cache, now rather than in a first read."""
+    """Compile the kernels, or load them from numba's cache, now rather than in a first read.
+
+    For both kinds of rows a read decodes into: a C-ordered array, and rows with room after
+    them (a reader process's shared block, each row on pages of its own), which numba
+    compiles apart.
+    """
     empty = np.zeros(0, np.int64)
-    out = np.zeros((0, 0), np.int32)
-    decode_blocks(np.zeros(0, np.uint8), empty, empty, empty, empty, empty, out, CRC_TABLE)
+    for out in (np.zeros((0, 0), np.int32), np.zeros((2, 4), np.int32)[:, :2]):
+        decode_blocks(np.zeros(0, np.uint8), empty, empty, empty, empty, empty, out, CRC_TABLE)

@@ -159,3 +159,41 @@ def test_the_kernels_load_at_once_when_much_has_been_decoded_without_them(record
 def test_a_process_loading_them_as_it_starts_reads_with_them(recording):
     """A reader process's reads wait for the kernels it is loading, not decoded by mef3io."""
     assert _fresh(_LOADED_AT_START, recording) == {"after_a_small_read": True}
+
+
+_STRIDED_AFTER_WARM_UP = """
+import json, sys
+import numpy as np
+from mef3lab.readers import open_reader, red, warm_up
+warm_up()
+loaded = len(red.decode_blocks.signatures)
+with open_reader(sys.argv[1]) as r:
+    names = list(r.info.names)
+    block = np.zeros((len(names), 4096), np.int32)  # rows with room after them
+    r.read_raw(names, 0, 1000, out=block[:, :1000])
+    r.read_raw(names, 0, 1000)
+print(json.dumps({"loaded": loaded, "after_reads": len(red.decode_blocks.signatures)}))
+"""
+
+
+def test_the_warm_up_loads_the_kernels_for_a_reader_processs_rows_too(recording):
+    """A reader process decodes into rows on pages of their own (strided): numba compiles
+    the kernels apart for them, which the first read there would otherwise wait for."""
+    got = _fresh(_STRIDED_AFTER_WARM_UP, recording)
+    assert got["loaded"] == got["after_reads"] == 2
+
+
+_READER_PROCESS_IMPORTS = """
+import json, sys
+from multiprocessing import Pipe
+from mef3lab.server.pool.worker import worker_main
+parent, child = Pipe()
+child.send(("stop",))
+worker_main(parent, -1, 4, {})  # stops at once, as the first message says
+print(json.dumps({"mef3io": "mef3io" in sys.modules}))
+"""
+
+
+def test_a_reader_process_imports_mef3io_before_it_is_ready(recording):
+    """Openings parse with mef3io: a reader process's first opening must not import it."""
+    assert _fresh(_READER_PROCESS_IMPORTS, recording) == {"mef3io": True}

@@ -196,6 +196,8 @@ def worker_main(
 
     for engine in ENGINES:  # imported before "ready": what the first opening runs
         engine_class(engine)
+    import mef3io  # noqa: F401 - the library those of numba and mef3io open with
+
     loaded_at_start()  # `_warm_up` loads the kernels now; reads wait for them
     lock = threading.Lock()  # the warm-up thread sends too
     readers = OpenReaders(max_open, engines, share=True, guard=guard)
