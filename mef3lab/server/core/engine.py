@@ -294,8 +294,10 @@ class Engine:
         prefetch : bool
             Queue the segments after these in the client's direction.
         defer_prefetch : bool
-            Queue them only when the caller calls `Samples.start_prefetch`: a server does
-            so once its reply is sent, so that a decode does not slow the reply's transfer.
+            Start the background loads this read asks for (those, and the rest of a cold
+            segment it read only part of) only when the caller calls
+            `Samples.start_prefetch`: a server does so once its reply is sent, so that they
+            slow neither the read's own decode nor the reply's transfer.
 
         Returns
         -------
@@ -328,6 +330,7 @@ class Engine:
         self._check_segments(len(set(names)), length)
         indices = _touched(group, length, k0, k1)
         spans = [_span(group, length, i) for i in indices]
+        later: list[Callable[[], None]] = []  # the background loads this read starts
         with self._told_if_changed(path, rec):
             pieces = self.segments.get(
                 rec,
@@ -337,30 +340,38 @@ class Engine:
                 (k0, k1),
                 partial(self._bounds, rec, group, names),
                 reader=client,  # a jump of this client calls off the fills behind it
+                fills=later if defer_prefetch else None,
             )
-        later = None
         if prefetch and spans:
-            later = partial(
-                self._prefetch_after,
-                client,
-                rec,
-                group,
-                _channel_set(rec.info, names),
-                length,
-                n_seg,
-                indices[-1],
+            later.append(
+                partial(
+                    self._prefetch_after,
+                    client,
+                    rec,
+                    group,
+                    _channel_set(rec.info, names),
+                    length,
+                    n_seg,
+                    indices[-1],
+                )
             )
-            if not defer_prefetch:
-                later()
-                later = None
-        runs = [rec.info.factor_runs(c) for c in names]
-        window = Window(pieces, names, runs, k0, k1)
-        factors = (
-            np.array([r.window(k0, k1).factors[0] for r in runs], np.float64)
-            if dtype == "int32"
-            else None
-        )
-        return Samples(window, names, group, k0, dtype, factors, later)
+        start = partial(_call_each, later) if later else None
+        if start is not None and not defer_prefetch:
+            start()
+            start = None
+        try:
+            runs = [rec.info.factor_runs(c) for c in names]
+            window = Window(pieces, names, runs, k0, k1)
+            factors = (
+                np.array([r.window(k0, k1).factors[0] for r in runs], np.float64)
+                if dtype == "int32"
+                else None
+            )
+        except BaseException:
+            if start is not None:  # no reply will be sent to start them after
+                start()
+            raise
+        return Samples(window, names, group, k0, dtype, factors, start)
 
     def envelope(
         self,
@@ -647,3 +658,9 @@ def _touched(group: RateGroup, length: int, k0: int, k1: int) -> range:
     if k1 <= max(k0, 0) or k0 >= n:
         return range(0)
     return range(max(k0, 0) // length, (min(k1, n) - 1) // length + 1)
+
+
+def _call_each(calls: list[Callable[[], None]]) -> None:
+    """Call each of `calls`, in order."""
+    for call in calls:
+        call()

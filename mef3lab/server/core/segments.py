@@ -26,6 +26,7 @@ from ...model import SessionInfo
 from ..config import ServerConfig
 from ..pool import ReaderPool, ReadRequest
 from . import cancel
+from .grace import Grace
 from .prefetch import Cancellable
 
 
@@ -65,8 +66,9 @@ class Source(Protocol):
 class _Part:
     """Columns ``[a, b)`` of a flight's channels, decoded by one pool request.
 
-    `done` gets the part's rows; `load` is the request, replaced when a foreground read
-    hurries a queued background part (`promoting` while the old one is called off).
+    `done` gets the part's rows; `load` is the request (None: a part of a fill not sent
+    yet), replaced when a foreground read hurries a queued background part (`promoting`
+    while the old one is called off).
     """
 
     def __init__(self, a: int, b: int, foreground: bool) -> None:
@@ -83,9 +85,10 @@ class _Flight:
     `background` (a prefetch) until a foreground read joins it. `done` gets the whole rows
     once they are cached. A cold read that wants part of a segment loads it in parts: its
     `head` (the block-aligned columns it asked for, foreground) first, then the rest in
-    smaller parts at prefetch priority; a read waits only for the parts its window needs,
-    and `done` gets the rows joined once every part is in. `waiters` counts the foreground
-    reads waiting for it; `abortable`: started by one.
+    smaller parts at prefetch priority (the fill), a few at a time from when the head's
+    reply is sent; a read waits only for the parts its window needs, and `done` gets the
+    rows joined once every part is in. `waiters` counts the foreground reads waiting for
+    it; `abortable`: started by one.
     """
 
     def __init__(
@@ -105,6 +108,9 @@ class _Flight:
         self.joining = False  # every part is in: their rows are being joined and cached
         self.reader: Hashable | None = None  # who started it (see `SegmentStore.get`)
         self.segment_bytes = 0  # its whole segment's (`_segment_bytes`), what the budget counts
+        self.rec: Source | None = None  # the recording, for the parts sent later
+        self.filling = False  # its fill was started: each part that ends sends the next
+        self.sending = False  # `SegmentStore._fill` is sending its parts
 
     @property
     def head(self) -> _Part | None:
@@ -115,7 +121,7 @@ class _Flight:
         """Cancel a queued prefetch (all its parts, or none), never a load a read waits for."""
         with self.lock:
             loads = [p.load for p in self.parts]
-            if not self.background or any(f.running() or f.done() for f in loads):
+            if not self.background or any(f is None or f.running() or f.done() for f in loads):
                 return False
             return all([f.cancel() for f in loads])
 
@@ -186,6 +192,9 @@ class SegmentStore:
         self._inflight: dict[SegmentKey, _Flight] = {}
         self._prefetched: set[SegmentKey] = set()
         self._lock = threading.RLock()
+        #: How many parts of a fill are sent at a time: one per reader process, and one queued.
+        self._fill_ahead = pool.n_workers + 1
+        self._grace = Grace(FILL_GRACE_S, "mef3lab-fill")  # when deferred fills start
         self._counters = {
             "hits": 0,
             "misses": 0,
@@ -203,16 +212,18 @@ class SegmentStore:
         want: tuple[int, int] | None = None,
         bounds: Bounds | None = None,
         reader: Hashable | None = None,
+        fills: list[Callable[[], None]] | None = None,
     ) -> list[Piece]:
         """The rows of some channels for each of some segments, from the cache or from loads.
 
         Every load is submitted before any is waited for, so a long cold read keeps all
         reader processes busy. A cold segment of which the read wants only some columns is
-        loaded in parts: the blocks that hold those columns first, answered at once, the rest
-        of the segment after them at prefetch priority (`bounds` says where a segment may be
-        cut). A segment counts as a hit when all its rows were cached, as a prefetch hit when
-        a prefetch loaded (or is loading) any. When the RPC being handled ends first
-        (`cancel.current`), the loads nobody else waits for are stopped.
+        loaded in parts: the blocks that hold those columns first (the head), answered at
+        once, then the rest of the segment (its fill) at prefetch priority, a few parts at a
+        time (`bounds` says where a segment may be cut). A segment counts as a hit when all
+        its rows were cached, as a prefetch hit when a prefetch loaded (or is loading) any.
+        When the RPC being handled ends first (`cancel.current`), the loads nobody else waits
+        for are stopped.
 
         Parameters
         ----------
@@ -233,6 +244,11 @@ class SegmentStore:
         reader : hashable or None
             Who reads (a client): a new cold read in parts means it jumped, and calls off
             the fills behind its earlier ones that no read waits for (None: nothing).
+        fills : list or None
+            When given, the fills of this read's heads are not started: what starts each
+            `FILL_GRACE_S` after it is called is appended, for the caller to call once its
+            reply is sent. (A part a read needs is sent at once all the same, and the fills
+            are started here if this raises.) None: they start at once.
 
         Returns
         -------
@@ -251,7 +267,13 @@ class SegmentStore:
         call = cancel.current()
         held: set[_Flight] = set()
         try:
-            return self._get(rec, fs, names, spans, want, bounds, call, held, reader)
+            return self._get(rec, fs, names, spans, want, bounds, call, held, reader, fills)
+        except BaseException:
+            for start in fills or ():  # no reply will be sent to start them after
+                start()
+            if fills:
+                fills.clear()
+            raise
         finally:
             self._release(held, aborted=call is not None and call.is_set)
 
@@ -266,6 +288,7 @@ class SegmentStore:
         call: cancel.CallCancel | None,
         held: set[_Flight],
         reader: Hashable | None = None,
+        fills: list[Callable[[], None]] | None = None,
     ) -> list[Piece]:
         waiting = []
         for k0, k1 in spans:
@@ -277,7 +300,7 @@ class SegmentStore:
             big = len(missing) * (k1 - k0) >= PARTIAL_MIN_SAMPLES
             if big and bounds is not None and cols != (k0, k1):
                 cuts = _parts(bounds(k0, k1), cols, len(missing))
-            flights, joined = self._load(rec, missing, True, held, cuts, reader)
+            flights, joined = self._load(rec, missing, True, held, cuts, reader, fills)
             waiting.append((keys, cols, rows, flights, joined))
         out = []
         for keys, cols, rows, flights, joined in waiting:
@@ -369,8 +392,7 @@ class SegmentStore:
         with self._lock:
             flights = {f for k, f in self._inflight.items() if gone(k) and f.head}
             for flight in flights:
-                for part in flight.parts[1:]:
-                    part.load.cancel()
+                self._stop_fill(flight, flight.parts[1:])
         self.cache.drop(gone)
 
     def _call_off_fills(self, path: str, reader: Hashable) -> None:
@@ -387,10 +409,8 @@ class SegmentStore:
                 for k, f in self._inflight.items()
                 if k.path == path and f.head is not None and f.reader == reader and not f.waiters
             }
-            for flight in fills:
-                for part in flight.parts[1:]:
-                    if not part.foreground:  # those a read hurried are its own now
-                        part.load.cancel()
+            for flight in fills:  # the parts a read hurried are its own now
+                self._stop_fill(flight, [p for p in flight.parts[1:] if not p.foreground])
 
     def stats(self) -> dict[str, int]:
         """Hits, misses, prefetches, prefetch hits, decoded samples and the cache's size."""
@@ -401,7 +421,8 @@ class SegmentStore:
         return out
 
     def close(self) -> None:
-        """Free every cached row."""
+        """Free every cached row; start no more fills."""
+        self._grace.close()
         self.cache.clear()
 
     def _release(self, held: set[_Flight], aborted: bool) -> None:
@@ -421,8 +442,7 @@ class SegmentStore:
                     stop.append(flight)
         for flight in stop:  # outside the lock: aborting runs the load's done-callback
             self.pool.abort(flight.parts[0].load)
-            for part in flight.parts[1:]:  # a fill after the head, like a prefetch: if queued
-                part.load.cancel()
+            self._stop_fill(flight, flight.parts[1:])  # a fill after the head, like a prefetch
 
     def _load(
         self,
@@ -432,12 +452,14 @@ class SegmentStore:
         held: set[_Flight] | None = None,
         cuts: list[tuple[int, int]] | None = None,
         reader: Hashable | None = None,
+        fills: list[Callable[[], None]] | None = None,
     ) -> tuple[dict[SegmentKey, _Flight], bool]:
         """The loads that deliver `keys`, and whether a prefetch under way serves any.
 
         Those in flight, and one new one for the rest (never two loads of one
         channel-segment), in parts when `cuts` are given (the head first). A foreground
-        caller's loads count it as a waiter and are added to `held`.
+        caller's loads count it as a waiter and are added to `held`. A new flight's fill
+        starts at once, or is appended to `fills` (see `get`).
         """
         found: dict[SegmentKey, _Flight] = {}
         joined = False
@@ -463,7 +485,7 @@ class SegmentStore:
             if new:
                 if cuts is not None and reader is not None:  # a cold read in parts: a jump
                     self._call_off_fills(rec.path, reader)
-                flight = self._start(rec, new, foreground, cuts)
+                flight = self._start(rec, new, foreground, cuts, fills)
                 flight.reader = reader
                 found.update((k, flight) for k in new)
             if held is not None:
@@ -478,22 +500,72 @@ class SegmentStore:
         keys: Sequence[SegmentKey],
         foreground: bool,
         cuts: list[tuple[int, int]] | None = None,
+        fills: list[Callable[[], None]] | None = None,
     ) -> _Flight:
         """Submit the pool requests for `keys` (channels of one segment); called under the lock.
 
         One request for the whole segment, or one per part of `cuts`: for a foreground load
-        the first (the head) in the foreground, the others in the background.
+        the first (the head) in the foreground, the others (its fill) in the background, a
+        few at a time from when the fill starts: at once, or when the caller calls what
+        this appends to `fills`.
         """
         parts = [_Part(a, b, foreground and i == 0) for i, (a, b) in enumerate(cuts or ())]
         flight = _Flight(tuple(keys), not foreground, self._lock, parts)
         flight.segment_bytes = _segment_bytes(rec.info, keys[0])
+        flight.rec = rec
         for key in keys:
             self._inflight[key] = flight
         if flight.background:
             self._counters["prefetches"] += 1
-        for part in flight.parts:
-            self._send(rec, flight, part)
+        if flight.head is None:
+            for part in flight.parts:
+                self._send(rec, flight, part)
+            return flight
+        self._send(rec, flight, flight.head)
+        if fills is None:
+            self._fill(flight)
+        else:
+            fills.append(partial(self._grace.call_later, partial(self._fill, flight)))
         return flight
+
+    def _fill(self, flight: _Flight) -> None:
+        """Start or go on with the fill after a flight's head: keep `_fill_ahead` parts sent.
+
+        Each part that ends calls this again (`_loaded`). Parts a read hurried count among
+        those sent; a fill called off sends nothing more.
+        """
+        with self._lock:
+            flight.filling = True
+            if flight.sending:  # a pool without processes decodes as it is sent: the loop
+                return  # below sends the next one
+            flight.sending = True
+            try:
+                while not flight.done.done():
+                    fill = flight.parts[1:]
+                    sent = sum(p.load is not None and not p.load.done() for p in fill)
+                    nxt = next((p for p in fill if p.load is None), None)
+                    if nxt is None or sent >= self._fill_ahead:
+                        return
+                    self._send(flight.rec, flight, nxt)
+            finally:
+                flight.sending = False
+
+    def _stop_fill(self, flight: _Flight, parts: Sequence[_Part]) -> None:
+        """Call off `parts` of a fill: those queued are cancelled, those not sent never sent.
+
+        A flight with parts that will never come is over (never cached); the parts running
+        finish for the reads that wait for them.
+        """
+        with self._lock:
+            unsent = [p for p in parts if p.load is None]
+            for part in parts:
+                if part.load is not None:
+                    part.load.cancel()  # when queued; its done-callback ends the flight
+            for part in unsent:
+                part.done.cancel()
+            if unsent and not flight.done.done():
+                flight.done.cancel()
+                self._forget(flight)
 
     def _send(self, rec: Source, flight: _Flight, part: _Part) -> None:
         """Hand a part's decode to the pool; called under the lock."""
@@ -507,6 +579,10 @@ class SegmentStore:
         with self._lock:
             for part in parts:
                 if part.foreground or flight.done.done():
+                    continue
+                if part.load is None:  # a part of a fill not sent yet: send it now
+                    part.foreground = True
+                    self._send(rec, flight, part)
                     continue
                 part.promoting = True
                 if part.load.cancel():  # still queued: decode it in the foreground now
@@ -550,6 +626,8 @@ class SegmentStore:
         with self._lock:
             self._counters["decoded_samples"] += size
         part.done.set_result(rows)
+        if flight.filling:
+            self._fill(flight)  # the next part of the fill, in this part's place
         with self._lock:
             if flight.done.done() or flight.joining:
                 return  # another part failed: this one is dropped
@@ -584,10 +662,14 @@ class SegmentStore:
             if flight.done.done():
                 return
             _settle(flight.done, error)
+            for other in flight.parts:
+                if other.load is None:  # never sent now: a read that wanted it loads anew
+                    other.done.cancel()
         self._forget(flight)
         if part is flight.head:
             for other in flight.parts[1:]:
-                other.load.cancel()
+                if other.load is not None:
+                    other.load.cancel()
 
     def _forget(self, flight: _Flight) -> None:
         with self._lock:
@@ -629,9 +711,17 @@ PARTIAL_MIN_SAMPLES = 1 << 18
 Bounds = Callable[[int, int], np.ndarray]
 
 #: The most samples (all channels) of one part of a fill after a cold read's head, unless
-#: a single block of each channel holds more: a jump right after a jump waits for a reader
-#: process busy with one for a few milliseconds at most.
+#: a single block of each channel holds more: a read that comes while a reader process
+#: decodes one waits for a few milliseconds at most, and one that needs a part not yet
+#: decoded decodes little more than it asked for.
 FILL_PART_SAMPLES = 1 << 17
+
+#: Seconds after a cold read's reply was sent before the fill behind its head starts
+#: (when the caller defers it, as a server does). A reader that jumps on at once calls it
+#: off before it began: neither the next read's decode nor its reply waits for a reader
+#: process busy with a fill nobody will read. A read that needs a part of it sends that
+#: part at once.
+FILL_GRACE_S = 0.1
 
 #: A prefetch of at least twice this many samples (all channels) is loaded in parts of
 #: about this many, for the same reason.
@@ -647,7 +737,7 @@ def _parts(
     """A segment's parts: the head (the blocks holding `want`), then the rest, after it first.
 
     `bounds` are the segment's cut points (its ends among them); the rest is cut into parts
-    of about `FILL_PART_SAMPLES`. None when the head is the whole segment.
+    of at most `FILL_PART_SAMPLES` (or one block). None when the head is the whole segment.
     """
     k0, k1 = int(bounds[0]), int(bounds[-1])
     a = int(bounds[np.searchsorted(bounds, want[0], side="right") - 1])
@@ -659,10 +749,15 @@ def _parts(
 
 
 def _tiles(bounds: np.ndarray, lo: int, hi: int, step: int) -> list[tuple[int, int]]:
-    """``[lo, hi)`` in consecutive parts of about `step` columns, cut only at `bounds`."""
+    """``[lo, hi)`` in consecutive parts of at most `step` columns, cut only at `bounds`.
+
+    A part holds one block at least: a block longer than `step` is a part of its own.
+    """
     out = []
     while lo < hi:
-        j = int(np.searchsorted(bounds, lo + max(1, step), side="left"))
+        j = int(np.searchsorted(bounds, lo + max(1, step), side="right")) - 1  # the last cut
+        if j < 0 or bounds[j] <= lo:  # within `step`; none: the first cut after `lo`
+            j = int(np.searchsorted(bounds, lo, side="right"))
         nxt = hi if j >= len(bounds) else min(hi, int(bounds[j]))
         out.append((lo, nxt))
         lo = nxt

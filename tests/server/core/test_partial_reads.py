@@ -262,6 +262,95 @@ def test_a_read_beyond_the_head_hurries_the_part_it_needs(gated, rec, direct):
     assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG
 
 
+def test_a_fill_is_sent_a_few_parts_at_a_time(pool, rec, direct, monkeypatch):
+    """One part per reader process and one queued: a fill called off leaves nothing queued
+    behind, and nothing of it is sent in one go beside the head's reply."""
+    monkeypatch.setattr(segments, "FILL_PART_SAMPLES", N_CH * 2560)  # a block each: 29 parts
+    gate = GatedPool(pool)
+    engine = Engine(ServerConfig(n_process_workers=2, n_prefetch=0, segment_seconds=300.0), gate)
+    try:
+        engine.open("a", str(rec))
+        got = engine.read_index("a", str(rec), None, 1000, 2000).data
+        np.testing.assert_array_equal(got, direct.read_index(None, 1000, 2000))
+        assert len(_fill(engine, rec, (1000, 2000))) > 20
+        assert gate.held == pool.n_workers + 1 == 3
+        gate.release()  # each part that ends sends the next
+        stats = settle(engine, N_CH)
+        assert stats["decoded_samples"] == N_CH * SEG  # the whole segment, no sample twice
+        got = engine.read_segment("a", str(rec), 0, dtype="int32").data
+        np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+    finally:
+        engine.open_recordings.stop()
+        engine.segments.close()
+
+
+@pytest.fixture
+def graced(pool, monkeypatch):
+    """An engine whose deferred fills start 0.3 s after their reply (gated, as in `gated`)."""
+    monkeypatch.setattr(segments, "FILL_GRACE_S", 0.3)
+    gate = GatedPool(pool)
+    e = Engine(ServerConfig(n_process_workers=2, n_prefetch=0, segment_seconds=300.0), gate)
+    yield e, gate
+    e.open_recordings.stop()
+    e.segments.close()
+
+
+def _deferred(engine: Engine, rec, k0: int, k1: int):
+    """A read as a server makes it: its fills start when it says so (`start_prefetch`)."""
+    return engine.read_index("a", str(rec), None, k0, k1, prefetch=False, defer_prefetch=True)
+
+
+def test_a_deferred_fill_starts_a_grace_after_the_reply(graced, rec, direct):
+    engine, gate = graced
+    engine.open("a", str(rec))
+    s = _deferred(engine, rec, 1000, 2000)
+    np.testing.assert_array_equal(s.data, direct.read_index(None, 1000, 2000))
+    assert gate.held == 0  # the head alone
+    s.start_prefetch()  # the reply is sent
+    time.sleep(0.1)
+    assert gate.held == 0  # within the grace
+    deadline = time.monotonic() + 10
+    while gate.held < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gate.held == 3  # a few parts at a time
+    gate.release()
+    assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG
+
+
+def test_a_jump_within_the_grace_calls_the_fill_off_before_it_began(graced, rec, direct):
+    engine, gate = graced
+    engine.open("a", str(rec))
+    _deferred(engine, rec, 1000, 2000).start_prefetch()
+    k0, k1 = SEG + 100 * 256, SEG + 101 * 256
+    s = _deferred(engine, rec, k0, k1)  # a jump into the second segment, at once
+    np.testing.assert_array_equal(s.data, direct.read_index(None, k0, k1))
+    s.start_prefetch()
+    flights = set(engine.segments._inflight.values())
+    assert len(flights) == 1 and next(iter(flights)).keys[0].k0 == SEG  # the first is over
+    time.sleep(0.6)  # both graces are over: only the second fill was sent
+    assert gate.held == min(3, len(_fill(engine, rec, (k0, k1), 1)) - 1)
+    gate.release()
+    stats = settle(engine, N_CH)
+    time.sleep(0.2)
+    head = _fill(engine, rec, (1000, 2000))[0]
+    assert engine.stats()["cache_entries"] == N_CH  # the second segment alone
+    assert stats["decoded_samples"] == (head[1] - head[0]) * N_CH + (600 * 256 - SEG) * N_CH
+    got = engine.read_segment("a", str(rec), 0, dtype="int32").data  # cold again, whole
+    np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+
+
+def test_a_read_needing_a_part_not_sent_yet_sends_it_at_once(graced, rec, direct):
+    engine, gate = graced
+    engine.open("a", str(rec))
+    first = _deferred(engine, rec, 1000, 2000)  # its fill not started
+    got = engine.read_index("a", str(rec), None, 60 * 256, 61 * 256).data
+    np.testing.assert_array_equal(got, direct.read_index(None, 60 * 256, 61 * 256))
+    assert gate.held == 0  # the part it needed went in the foreground
+    first.start_prefetch()
+    gate.release()
+    assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG  # no sample twice
+
+
 @pytest.mark.parametrize("gate_open", [False, True])
 def test_a_read_reaching_back_before_the_head_starts_where_it_asked(gated, rec, direct, gate_open):
     engine, gate = gated
