@@ -120,24 +120,27 @@ class Mef3BackendArray(BackendArray):
         read of the same channels (forwards at first). The segments this read loads anyway
         are left out: for chunk-aligned reads (dask chunks are segments) the hint is exactly
         the neighbouring chunk; a short window inside a segment announces nothing until
-        the next window would reach another segment.
+        the next window would reach another segment. A read more than a segment away from
+        the previous one (a jump) announces nothing: the next read is as likely anywhere.
         """
         n_time = self.shape[1]
-        step = _travel(source, names, self.dtype.name, k0)
         seg = 0
         if self.fs is not None:
             try:
                 seg = source.segment_samples(self.fs)
             except Exception:  # a source that cannot tell just gets the plain hint
                 seg = 0
+        step = _travel(source, names, self.dtype.name, k0, k1, seg)
         if step > 0:
             h0, h1 = k1, min(n_time, k1 + (k1 - k0))
             if seg > 0:
                 h0 = max(h0, -(-k1 // seg) * seg)  # the segment holding k1 - 1 is read now
-        else:
+        elif step < 0:
             h0, h1 = max(0, k0 - (k1 - k0)), k0
             if seg > 0:
                 h1 = min(h1, k0 // seg * seg)  # the segment holding k0 is read now
+        else:
+            return
         if h0 >= h1:
             return
         try:
@@ -146,16 +149,20 @@ class Mef3BackendArray(BackendArray):
             log.debug("hint failed", exc_info=True)
 
 
-#: Per source of this process, per (channels, dtype): where the last read began, which way
-#: reads go.
-_travels: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int]]] = (
+#: Per source of this process, per (channels, dtype): the window the last read asked for,
+#: and which way reads go.
+_travels: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, int, int]]] = (
     weakref.WeakKeyDictionary()
 )
 _travels_lock = threading.Lock()
 
 
-def _travel(source: Any, names: list[str], dtype: str, k0: int) -> int:
-    """+1 (forwards) or -1: the direction from the previous read of these channels to this one."""
+def _travel(source: Any, names: list[str], dtype: str, k0: int, k1: int, seg: int) -> int:
+    """The way from the previous read of these channels to ``[k0, k1)``: +1, -1, or 0 (a jump).
+
+    A jump lands more than a segment of `seg` samples away from the previous read's
+    segments (never with `seg` 0); the reads after it go forwards until they show otherwise.
+    """
     key = (tuple(names), dtype)
     with _travels_lock:
         try:
@@ -163,12 +170,16 @@ def _travel(source: Any, names: list[str], dtype: str, k0: int) -> int:
         except TypeError:  # a source that cannot be weakly referenced: always forwards
             return 1
         previous = mine.get(key)
-        step = (
-            1
-            if previous is None
-            else (previous[1] if k0 == previous[0] else (1 if k0 > previous[0] else -1))
-        )
-        mine[key] = (k0, step)
+        if previous is None:
+            step = 1
+        elif seg > 0 and (
+            k0 // seg > (previous[1] - 1) // seg + 1 or (k1 - 1) // seg < previous[0] // seg - 1
+        ):
+            mine[key] = (k0, k1, 1)
+            return 0
+        else:
+            step = previous[2] if k0 == previous[0] else (1 if k0 > previous[0] else -1)
+        mine[key] = (k0, k1, step)
     return step
 
 

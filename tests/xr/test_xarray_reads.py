@@ -76,6 +76,17 @@ def test_a_short_window_hints_only_segments_it_does_not_read(fake):
     assert [(k0, k1) for _, k0, k1 in f.hints] == [(30 * 256, k1 + (k1 - k0))]
 
 
+def test_a_jump_announces_nothing_reading_on_from_there_does(fake):
+    f = fake(seconds=100.0, segment_s=10.0)
+    ds = mef3lab.open_recording("/nowhere/fake.mefd", chunks=None)
+    _ = ds.signal.sel(time=slice(21.0, 23.0)).values
+    _ = ds.signal.sel(time=slice(86.0, 88.0)).values  # a jump: its next 2 s reach 90 s, unasked
+    assert f.hints == []
+    _ = ds.signal.sel(time=slice(87.0, 89.0)).values  # reading on from there
+    k0, k1 = 87 * 256, 89 * 256 + 1
+    assert [(k0, k1) for _, k0, k1 in f.hints] == [(90 * 256, k1 + (k1 - k0))]
+
+
 def test_progress_bar(recording, capsys):
     ds = mef3lab.open_recording(recording)
     with ProgressBar(dt=0.001):
