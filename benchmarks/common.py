@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mef3lab.client import Mef3Client
 from mef3lab.readers import open_reader
 from mef3lab.server.process import ServerProcess
 
@@ -113,9 +114,18 @@ SMOKE_RUN = Params(
 )
 
 
+#: Seconds a server's reader processes are given, once started, to load their kernels.
+WARM_S = 1.0
+
+
 @contextlib.contextmanager
 def server(params: Params, **overrides) -> Iterator[ServerProcess]:
-    """A fresh server process (nothing cached), stopped on leaving, whatever happens."""
+    """A fresh server process (nothing cached), stopped on leaving, whatever happens.
+
+    Warm: its reader processes started, and `WARM_S` later (their kernels loaded), as a
+    server is by the time anyone reads from it. What a server's first second costs is
+    table J's.
+    """
     config = dict(
         n_prefetch=params.n_prefetch,
         n_process_workers=params.workers,
@@ -124,6 +134,14 @@ def server(params: Params, **overrides) -> Iterator[ServerProcess]:
     )
     config.update(overrides)
     with ServerProcess(**config) as proc:
+        with Mef3Client(proc.address, timeout=60) as c:
+            deadline = time.monotonic() + 60
+            while (
+                c.stats().get("workers", 0) < config["n_process_workers"]
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.1)
+        time.sleep(WARM_S)
         yield proc
 
 

@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mef3lab.client import Mef3Client
-
 from .common import Params, server
 from .data import FirstLookSpec, warm_page_cache
 from .report import Table, Target
@@ -160,18 +158,6 @@ def _measure(path: Path, spec: FirstLookSpec, params: Params, address: str, tmp:
     return out
 
 
-def _warm_server(params: Params):
-    """A server whose reader processes are ready (what a first open must not wait for)."""
-    ctx = server(params)
-    srv = ctx.__enter__()
-    with Mef3Client(srv.address, timeout=60) as c:
-        deadline = time.monotonic() + 60
-        while c.stats().get("workers", 0) < params.workers and time.monotonic() < deadline:
-            time.sleep(0.1)
-    time.sleep(1.0)  # the workers' kernels are loaded before they report ready
-    return ctx, srv
-
-
 def run(_path: Path, params: Params, log=print) -> Table:
     """Table J over `params.first_look`, written beside the run's recording (`_path`)."""
     table = Table("J", "First look: fresh process, import + open, first page, 5 jumps; vs MNE")
@@ -186,11 +172,8 @@ def run(_path: Path, params: Params, log=print) -> Table:
             (base / "srv").mkdir()
             mne = _measure(path, spec, params, None, base / "mne")
             embedded = _measure(path, spec, params, "", base / "emb")
-            ctx, srv = _warm_server(params)
-            try:
+            with server(params) as srv:  # warm: its reader processes ready
                 served = _measure(path, spec, params, srv.address, base / "srv")
-            finally:
-                ctx.__exit__(None, None, None)
         order = [mne["channels"].index(c) for c in embedded["channels"]]
         for what, got in (("embedded", embedded), ("server", served)):
             _check(f"{spec.label}, {what}", got["first"], got["units"], mne["first"][order])
