@@ -52,7 +52,8 @@ class RemoteSource:
         self.spec = spec
         self.client = Mef3Client(spec.address)
         self._hints: set = set()
-        self._hints_lock = threading.Lock()
+        self._hints_lock = threading.Lock()  # the hints and the envelopes
+        self._envelopes: dict[str, dict[str, np.ndarray]] = {}
         self._closed = False
         try:
             # a ping that touches no recording
@@ -89,8 +90,20 @@ class RemoteSource:
         call.add_done_callback(self._hint_done)
 
     def block_envelope(self, channel: str) -> dict[str, np.ndarray]:
-        """Every stored block of `channel` (see `RecordingSource.block_envelope`)."""
-        return self.client.block_index(self.spec.path, channel)
+        """Every stored block of `channel` (see `RecordingSource.block_envelope`).
+
+        Asked of the server once per channel: the recording this source opened keeps its
+        blocks (a grown recording is a new source, `Mef3Client.refresh`). Read-only arrays.
+        """
+        with self._hints_lock:
+            env = self._envelopes.get(channel)
+        if env is None:
+            env = self.client.block_index(self.spec.path, channel)
+            for a in env.values():
+                a.flags.writeable = False
+            with self._hints_lock:
+                env = self._envelopes.setdefault(channel, env)
+        return env
 
     def _hint_done(self, call) -> None:
         with self._hints_lock:

@@ -14,7 +14,10 @@ import contextlib
 import logging
 import math
 import threading
+import time
 import weakref
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -282,6 +285,9 @@ class Scroller(anywidget.AnyWidget):
         source = _Live(spec)
         self._source = source
         self._overview_width = 0
+        # the bar is made apart: the next page a reviewer asks for does not wait for it
+        self._overview = ThreadPoolExecutor(1, thread_name_prefix="mef3lab-overview")
+        self._overview_sent: Future | None = None
         self._cache = PageCache(lambda view: read_reviewed(source, view))
         self._zoom = EnvelopeStore(source)
         self._readahead = Readahead(source, self._cache, info.end_uutc - info.start_uutc)
@@ -387,7 +393,9 @@ class Scroller(anywidget.AnyWidget):
         )
 
     def wait(self, timeout: float = 30.0) -> bool:
-        """Block until the newest page has been served (for scripts and tests).
+        """Block until the newest page, and the overview bar asked with it, have been served.
+
+        For scripts and tests.
 
         Parameters
         ----------
@@ -399,12 +407,25 @@ class Scroller(anywidget.AnyWidget):
         bool
             False if it timed out.
         """
-        return self._loader.wait(timeout)
+        deadline = time.monotonic() + timeout
+        if not self._loader.wait(timeout):
+            return False
+        sent = self._overview_sent
+        if sent is None:
+            return True
+        try:
+            sent.result(max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            return False
+        except CancelledError:  # closed meanwhile
+            pass
+        return True
 
     def close(self) -> None:
         """Stop the loader and read-ahead threads and close the widget; the recording stays open."""
         if hasattr(self, "_loader"):  # a widget refused while it was made has no threads
             self._loader.close()
+            self._overview.shutdown(wait=False, cancel_futures=True)
             self._cache.close()
             self._zoom.close()
         super().close()
@@ -686,8 +707,6 @@ class Scroller(anywidget.AnyWidget):
         if text or self.message == self._read_errors:  # a refusal's message stays
             self.message = text
         self._read_errors = text
-        if width != self._overview_width:
-            self._send_overview(width)
         if zoomed:
             # the hint to a server only; the envelopes ahead come from the envelope store
             self._readahead.shown(view, prefetch=False)
@@ -696,6 +715,9 @@ class Scroller(anywidget.AnyWidget):
                 self._zoom.ahead(ahead, width)
         else:
             self._readahead.shown(view)
+        if width != self._overview_width:
+            self._overview_width = width
+            self._overview_sent = self._overview.submit(self._send_overview, width)
 
     def _set_auto_gain(self, gain: float) -> None:
         """The gain chosen from a page: the state's and the trait's, no new request."""
@@ -712,11 +734,15 @@ class Scroller(anywidget.AnyWidget):
         return fastest * view.length_s / max(1, width)
 
     def _send_overview(self, width: int) -> None:
-        """The whole recording's bar from the block index, sent once per width (nothing decoded)."""
-        self._overview_width = width
+        """On its own thread: the whole recording's bar from the block index (nothing decoded).
+
+        Sent once per width.
+        """
         try:
             strip = overview(self._source, self._recorded.channels, width).strip()
-        except Mef3LabError as e:
+        except Exception as e:  # shown in the widget: the pages go on without it
+            if not isinstance(e, Mef3LabError):
+                log.exception("the overview bar failed")
             self.message = f"no overview: {type(e).__name__}: {e}"
             return
         self.send(

@@ -268,6 +268,29 @@ def test_overview_through_a_server_comes_from_the_block_index_with_nothing_decod
             client.block_index(str(eeg1020), "Nope")
 
 
+def test_a_server_is_asked_for_each_channels_blocks_once_per_source(eeg1020, monkeypatch):
+    """A new scroller of a recording open through a server makes its overview bar without a
+    round trip per channel; what comes back cannot be changed by whoever got it."""
+    with ServerProcess(n_process_workers=1, n_prefetch=0, log_level="WARNING") as srv:
+        remote = open_source(SourceSpec(str(eeg1020), address=srv.address))
+        try:
+            asked = []
+            real = remote.client.block_index
+            monkeypatch.setattr(
+                remote.client, "block_index", lambda p, c: asked.append(c) or real(p, c)
+            )
+            first = overview(remote, ["C3", "O2"], 64)
+            again = overview(remote, ["C3", "O2"], 64)
+            assert asked == ["C3", "O2"]
+            np.testing.assert_array_equal(first.hi, again.hi)
+            env = remote.block_envelope("C3")
+            assert not env["max"].flags.writeable
+            with pytest.raises(ValueError):
+                env["max"][0] = 0.0
+        finally:
+            remote.close()
+
+
 def test_a_zoomed_out_page_is_each_columns_true_extent_from_cached_envelopes(recording, scroll):
     """10 minutes on 299 columns (513.7 samples each, so column edges fall inside fine bins): drawn
     from per-segment envelopes, not a full read."""

@@ -9,12 +9,16 @@ once as recorded. A refused change leaves the whole state as it was.
 from __future__ import annotations
 
 import itertools
+import threading
 
 import numpy as np
 import pytest
 from _writer_recording import CHANNELS, FS, OFFSETS, write
 
+import mef3lab
 from mef3lab.readers import open_reader
+from mef3lab.widget import Scroller
+from mef3lab.widget import scroller as scroller_module
 from mef3lab.widget.state import Recorded, change, initial
 
 NAMES = ["Fp1", "F3", "C3", "P3", "O1", "Fp2", "F4", "C4", "P4", "O2", "Fz", "Cz", "Pz"]
@@ -168,6 +172,32 @@ def test_none_switches_filters_and_montage_off(eeg, scroll):
     assert w.state.review is None and w.notch == [] and got["state"]["filter"] == [None, None, []]
     assert list(got["traces"]) == w.channels[: w.rows] and sorted(w.channels) == sorted(NAMES)
     assert got["state"]["montage"] == "as recorded"
+
+
+def test_the_next_page_does_not_wait_for_the_overview_bar(eeg, monkeypatch):
+    """The bar (a block-index question per channel, through a server a round trip each) is
+    made on a thread of its own: a page asked meanwhile is served at once."""
+    gate = threading.Event()
+    real = scroller_module.overview
+    monkeypatch.setattr(
+        scroller_module, "overview", lambda *a, **k: gate.wait(30) and real(*a, **k)
+    )
+    sent = []
+    monkeypatch.setattr(Scroller, "send", lambda self, c, b=None: sent.append(c["type"]))
+    rec = mef3lab.open_recording(eeg)
+    w = Scroller(rec, start=30.0)
+    try:
+        assert w._loader.wait(10)
+        w.next_page()
+        assert w._loader.wait(10)
+        assert sent == ["page", "page"]  # both pages while the bar is held
+        assert not w.wait(0.2)  # the bar still to come
+        gate.set()
+        assert w.wait(10) and sent == ["page", "page", "overview"]
+    finally:
+        gate.set()
+        w.close()
+        rec.close()
 
 
 def test_a_new_view_asks_and_gets_the_page_and_the_overview_again(eeg, scroll):
