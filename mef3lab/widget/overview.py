@@ -7,7 +7,6 @@ than the true extent of its samples, and one no block overlaps is a gap (NaN).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,9 +35,12 @@ class Overview:
         A night's arousals, artefacts and flat stretches stand out in it at a glance; NaN
         where no channel has data (a gap).
         """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are gaps
-            return np.nanmedian(self.hi - self.lo, axis=0).astype(np.float32)
+        extent = self.hi - self.lo
+        out = np.full(extent.shape[1], np.nan, np.float32)
+        data = ~np.isnan(extent).all(axis=0)  # the others are gaps (no warning filter here:
+        if data.any():  # it is made on a thread of its own, and filters are process-wide)
+            out[data] = np.nanmedian(extent[:, data], axis=0)
+        return out
 
 
 def overview(source: RecordingSource, channels: Sequence[str], columns: int) -> Overview:

@@ -4,6 +4,8 @@ round-trip through events.tsv, and bad input is refused with the same text in th
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from mef3lab.server.process import ServerProcess
 from mef3lab.signal.filters import DisplayFilter
 from mef3lab.sources import EmbeddedSource, SourceSpec, open_source
 from mef3lab.testing.synth import synthesize
-from mef3lab.widget.overview import overview
+from mef3lab.widget.overview import Overview, overview
 
 FS = 256.0
 NAMES = [
@@ -266,6 +268,17 @@ def test_overview_through_a_server_comes_from_the_block_index_with_nothing_decod
         client.open_file(str(eeg1020))
         with pytest.raises(Exception, match="Nope"):
             client.block_index(str(eeg1020), "Nope")
+
+
+def test_the_bar_is_the_median_extent_and_a_gap_where_no_channel_has_data():
+    """Without warnings: the bar is made on a thread of its own, where a warning filter set
+    around it would be process-wide (and another thread's warning would leak through)."""
+    lo = np.array([[0.0, np.nan, -1.0], [1.0, np.nan, np.nan], [0.0, np.nan, -3.0]], np.float32)
+    hi = lo + np.array([[2.0, 0.0, 4.0], [6.0, 0.0, 0.0], [4.0, 0.0, 8.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        strip = Overview(("a", "b", "c"), 3.0, lo, hi).strip()
+    np.testing.assert_array_equal(strip, np.array([4.0, np.nan, 6.0], np.float32))
 
 
 def test_a_server_is_asked_for_each_channels_blocks_once_per_source(eeg1020, monkeypatch):
