@@ -288,6 +288,7 @@ class Scroller(anywidget.AnyWidget):
         # the bar is made apart: the next page a reviewer asks for does not wait for it
         self._overview = ThreadPoolExecutor(1, thread_name_prefix="mef3lab-overview")
         self._overview_sent: Future | None = None
+        self._last_reply: tuple[dict, list] | None = None  # for a view that missed it
         self._cache = PageCache(lambda view: read_reviewed(source, view))
         self._zoom = EnvelopeStore(source)
         self._readahead = Readahead(source, self._cache, info.end_uutc - info.start_uutc)
@@ -690,7 +691,7 @@ class Scroller(anywidget.AnyWidget):
         if self._auto_gain and key != self._auto_key:
             self._auto_key = key
             self._set_auto_gain(gain_for(spread))
-        self.send(
+        reply = (
             {
                 "type": "page",
                 "id": id,
@@ -701,6 +702,8 @@ class Scroller(anywidget.AnyWidget):
             },
             [buffer],
         )
+        self._last_reply = reply
+        self.send(*reply)
         self.sent += 1
         errors = page.errors if page is not None else {}
         text = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
@@ -783,8 +786,16 @@ class Scroller(anywidget.AnyWidget):
         elif kind == "ready":  # a new view (a first render, a reload): it asks for its page
             self._overview_width = 0
             # A reply still to come reaches this view too; asking again would make it stale
-            # and the view wait for a second one. One that went out before the view: again.
-            if not self._loader.serving():
+            # and the view wait for a second one. One that went out before the view listened
+            # (a first page is often read before its view is made): the same reply again.
+            if self._loader.serving():
+                return
+            last = self._last_reply
+            if last is not None and last[0]["id"] == self.view_id:
+                self.send(*last)
+                self._overview_width = self.width_px
+                self._overview_sent = self._overview.submit(self._send_overview, self.width_px)
+            else:
                 self._request()
 
 

@@ -219,12 +219,21 @@ def test_a_new_scroller_reads_its_first_page_at_the_width_the_front_end_last_rep
 
 def test_a_view_asking_for_its_page_while_it_is_read_waits_for_that_reply(recording, monkeypatch):
     """A new view says "ready" while the first page is still being read: that page is its
-    reply, not a second read it would wait for; a view after the reply gets the page again."""
+    reply, not a second read it would wait for. A view after the reply (one that missed it:
+    a first page is often sent before its view listens; a reload) gets the same reply again
+    at once, and the overview bar, with nothing read again."""
     sent = []
-    monkeypatch.setattr(Scroller, "send", lambda self, content, buffers=None: sent.append(content))
+    monkeypatch.setattr(
+        Scroller, "send", lambda self, content, buffers=None: sent.append((content, buffers))
+    )
     gate = threading.Event()
     read = scroller_module.read_reviewed
-    monkeypatch.setattr(scroller_module, "read_reviewed", lambda *a: gate.wait(30) and read(*a))
+    reads = []
+    monkeypatch.setattr(
+        scroller_module,
+        "read_reviewed",
+        lambda *a: reads.append(a[1]) or (gate.wait(30) and read(*a)),
+    )
     rec = mef3lab.open_recording(recording)
     w = Scroller(rec, start=20.0, page_seconds=10.0)
     try:
@@ -233,11 +242,21 @@ def test_a_view_asking_for_its_page_while_it_is_read_waits_for_that_reply(record
         assert w.view_id == first
         gate.set()
         assert w.wait(30)
-        pages = [m for m in sent if m["type"] == "page"]
-        assert [p["id"] for p in pages] == [first]
-        w._handle_custom_msg({"type": "ready"}, [])  # a reloaded page: asks again
+        pages = [(c, b) for c, b in sent if c["type"] == "page"]
+        assert [c["id"] for c, _ in pages] == [first]
+        n_reads, overviews = len(reads), sum(c["type"] == "overview" for c, _ in sent)
+        w._handle_custom_msg({"type": "ready"}, [])  # a view that missed it
+        assert w.wait(30) and w.view_id == first
+        again = [(c, b) for c, b in sent if c["type"] == "page"]
+        assert len(again) == 2 and again[1][0] == again[0][0]
+        assert bytes(again[1][1][0]) == bytes(again[0][1][0])
+        assert len(reads) == n_reads  # nothing read again
+        assert sum(c["type"] == "overview" for c, _ in sent) == overviews + 1
+        w.page_seconds = 5.0  # a new request: a later view gets its reply, not the old one
         assert w.wait(30) and w.view_id == first + 1
-        assert [m["id"] for m in sent if m["type"] == "page"] == [first, first + 1]
+        w._handle_custom_msg({"type": "ready"}, [])
+        assert w.wait(30)
+        assert [c["id"] for c, _ in sent if c["type"] == "page"][-2:] == [first + 1, first + 1]
     finally:
         w.close()
         rec.close()
