@@ -719,8 +719,7 @@ class Scroller(anywidget.AnyWidget):
         else:
             self._readahead.shown(view)
         if width != self._overview_width:
-            self._overview_width = width
-            self._overview_sent = self._overview.submit(self._send_overview, width)
+            self._bar_for(width)
 
     def _set_auto_gain(self, gain: float) -> None:
         """The gain chosen from a page: the state's and the trait's, no new request."""
@@ -735,6 +734,11 @@ class Scroller(anywidget.AnyWidget):
     def _samples_per_column(self, view: View, width: int) -> float:
         fastest = max(self._rates.get(c, 0.0) for c in view.channels)
         return fastest * view.length_s / max(1, width)
+
+    def _bar_for(self, width: int) -> None:
+        """Have the overview bar `width` columns wide made and sent, on its own thread."""
+        self._overview_width = width
+        self._overview_sent = self._overview.submit(self._send_overview, width)
 
     def _send_overview(self, width: int) -> None:
         """On its own thread: the whole recording's bar from the block index (nothing decoded).
@@ -793,8 +797,7 @@ class Scroller(anywidget.AnyWidget):
             last = self._last_reply
             if last is not None and last[0]["id"] == self.view_id:
                 self.send(*last)
-                self._overview_width = self.width_px
-                self._overview_sent = self._overview.submit(self._send_overview, self.width_px)
+                self._bar_for(self.width_px)
             else:
                 self._request()
 
