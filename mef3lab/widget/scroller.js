@@ -2,7 +2,7 @@
 // State lives in the kernel (traitlets); this module only draws and asks. A reply is drawn only
 // if its id is the newest request the model knows of (`view_id`), so stale pages are never shown.
 // The newest reply is kept per model (`initialize`), so a view created after it arrived draws it;
-// a view with nothing to draw (a reload) asks the kernel for its page.
+// a new model (a first render, a reload) asks the kernel for its page as soon as it listens.
 // In order: layout (the DOM), model sync (texts and menus from the traits), drawing (the page,
 // the overview bar), input (keys, clicks, resizes); `render` wires them together.
 
@@ -307,6 +307,7 @@ function drawPage(ui, model, state) {
   const n = state.reply ? state.reply.msg.traces.length : Math.min(model.get("rows"), model.get("channels").length);
   const height = TOP + n * rowH + AXIS;
   const ctx = fit(ui.canvas, width, height);
+  state.drawnFor = `${width}/${state.gutter}`; // what a resize compares (watchSize)
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, width, height);
   if (!state.reply) return;
@@ -324,14 +325,15 @@ function drawPage(ui, model, state) {
   drawShafts(ctx, frame, msg.traces, model.get("row_shafts") || {});
   ctx.strokeStyle = "#999";
   ctx.strokeRect(gutter + 0.5, TOP + 0.5, W - 1, H);
-  state.drawnId = msg.id;
   const tags = ui.root.dataset; // what tests and benchmarks read
+  if (msg.id !== state.drawnId) tags.drawnAt = String(performance.now()); // a new page on screen
+  tags.draws = String(Number(tags.draws || 0) + 1); // pages drawn, redraws included
+  state.drawnId = msg.id;
   tags.drawnId = String(msg.id);
   tags.drawnStart = String(msg.start);
   tags.drawnSeconds = String(msg.seconds);
   tags.drawnChannels = msg.traces.map((tr) => tr.name).join(",");
   tags.drawnMontage = msg.state ? msg.state.montage : "";
-  tags.drawnAt = String(performance.now());
   drawOverview(ui, model, state);
 }
 
@@ -470,7 +472,7 @@ function listenToInput(ui, model, state, menus, redraw) {
 }
 
 // The trace area's width in columns goes to the kernel (debounced, but the first at once: the
-// first page waits for it when it differs); the page is redrawn to fit.
+// first page waits for it when it differs); the page is redrawn to fit, if it does not yet.
 function watchSize(ui, model, state, redraw) {
   let timer = 0;
   let first = true;
@@ -479,7 +481,7 @@ function watchSize(ui, model, state, redraw) {
     const apply = () => {
       const columns = Math.max(50, Math.floor(widthOf(ui.root) - state.gutter));
       if (columns !== model.get("width_px")) model.send({ type: "resize", width: columns });
-      redraw();
+      if (state.drawnFor !== `${widthOf(ui.root)}/${state.gutter}`) redraw();
     };
     if (first && ui.root.clientWidth > 0) {
       first = false; // laid out: its width is known
@@ -493,11 +495,13 @@ function watchSize(ui, model, state, redraw) {
 
 // -- the newest replies of a model, kept for every view (one created later, too) ------------
 
-const LATEST = new WeakMap();
+// Under the model's `_key`: anywidget gives `initialize` and each view a stand-in of their own.
+const LATEST = new Map();
 
 function initialize({ model }) {
   const latest = { page: null, overview: null };
-  LATEST.set(model, latest);
+  const key = model.get("_key");
+  LATEST.set(key, latest);
   const keep = (msg, buffers) => {
     if (msg.type === "overview") latest.overview = { msg, data: floats(buffers[0]) };
     else if (msg.type === "page" && (!latest.page || msg.id > latest.page.msg.id)) {
@@ -505,7 +509,13 @@ function initialize({ model }) {
     }
   };
   model.on("msg:custom", keep);
-  return () => model.off("msg:custom", keep);
+  // Replies sent before this listened are lost (a first page is often read and sent while
+  // the module loads): the kernel sends its last one again, or serves the state anew.
+  model.send({ type: "ready" });
+  return () => {
+    model.off("msg:custom", keep);
+    if (LATEST.get(key) === latest) LATEST.delete(key);
+  };
 }
 
 // -- render -------------------------------------------------------------------------------
@@ -514,11 +524,11 @@ function render({ model, el }) {
   const menus = model.get("menus"); // fixed for the widget's life: read once
   const ui = layout(menus);
   el.append(ui.root);
-  if (!LATEST.has(model)) initialize({ model }); // a host that does not call initialize
-  const latest = LATEST.get(model);
+  if (!LATEST.has(model.get("_key"))) initialize({ model }); // a host that does not call it
+  const latest = LATEST.get(model.get("_key"));
   // reply: the page on screen {msg, data}; overview: the bar {msg, data}; cursor: seconds
   // from the recording start of the last click in the traces; gutter: the labels' width
-  const state = { reply: null, drawnId: 0, overview: latest.overview, cursor: null, gutter: 0 };
+  const state = { reply: null, drawnId: 0, drawnFor: "", overview: latest.overview, cursor: null, gutter: 0 };
   ui.root.dataset.renderedAt = String(performance.now()); // what tests and benchmarks read
   const draw = () => drawPage(ui, model, state);
   const texts = () => showTexts(ui, model, menus);
@@ -573,8 +583,7 @@ function render({ model, el }) {
   fillPicker(ui, model);
   texts();
   draw();
-  // a view with nothing to draw (its page came before it, or the page was reloaded) asks
-  if (!showLatest()) model.send({ type: "ready" });
+  showLatest(); // else the reply to the model's "ready" is on its way
   return () => {
     watching.stop();
     stopInput();

@@ -15,6 +15,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 import weakref
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -161,6 +162,9 @@ class Scroller(anywidget.AnyWidget):
 
     _esm = _HERE / "scroller.js"
     _css = _HERE / "scroller.css"
+    # The front end keeps each model's newest replies under this name: anywidget hands its
+    # `initialize` and each view a different stand-in for the model.
+    _key = t.Unicode(read_only=True).tag(sync=True)
 
     start = t.Float(0.0, help="page start, seconds from the recording start").tag(sync=True)
     page_seconds = t.Float(10.0, help="page length in seconds").tag(sync=True)
@@ -222,6 +226,10 @@ class Scroller(anywidget.AnyWidget):
     )
     utc_offset_s = t.Int(0, help="the recording's UTC offset in seconds (its clock)").tag(sync=True)
     deidentified = t.Bool(False, help="times are de-identified: shown relative").tag(sync=True)
+
+    @t.default("_key")
+    def _new_key(self) -> str:
+        return uuid.uuid4().hex
 
     def __init__(
         self,
@@ -787,11 +795,11 @@ class Scroller(anywidget.AnyWidget):
                 )
         elif kind == "resize":
             self.width_px = _FRONT_WIDTH[0] = max(50, int(content.get("width", self.width_px)))
-        elif kind == "ready":  # a new view (a first render, a reload): it asks for its page
+        elif kind == "ready":  # a new model in a front end (a first display, a reload) listens
             self._overview_width = 0
-            # A reply still to come reaches this view too; asking again would make it stale
-            # and the view wait for a second one. One that went out before the view listened
-            # (a first page is often read before its view is made): the same reply again.
+            # A reply still to come reaches it too; asking again would make it stale and the
+            # view wait for a second one. One that went out before it listened (a first page
+            # is often read while the widget's module loads): the same reply again.
             if self._loader.serving():
                 return
             last = self._last_reply
