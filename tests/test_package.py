@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import mef3lab
 
 
@@ -73,6 +75,36 @@ def test_load_ext_returns_before_xarray_and_dask_are_imported_then_preloads_them
     loaded, preloaded = (eval(line[6:]) for line in out if line.startswith("HEAVY "))
     assert loaded == []  # %load_ext itself: none of them
     assert preloaded == ["dask", "dask.array", "xarray"]  # in the background; never distributed
+
+
+@pytest.mark.parametrize(
+    ("server", "decoder"),
+    [("127.0.0.1:9", False), ("not an address", True)],
+    ids=["through-a-server", "no-server"],
+)
+def test_load_ext_preloads_the_decoder_only_where_recordings_are_decoded(server, decoder):
+    shell = (
+        "import sys, threading\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'mef3lab')\n"
+        "[t.join(60) for t in threading.enumerate() if t.name == 'mef3lab-preload']\n"
+        "from mef3lab.jupyter.extension import connection\n"
+        "print('ADDRESS', repr(connection().address))\n"
+        "print('NUMBA', 'numba' in sys.modules)\n"
+        "ip.run_line_magic('unload_ext', 'mef3lab')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", shell],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MEF3LAB_SERVER": server},  # named: nothing is started
+        timeout=120,
+    ).stdout.splitlines()
+    address = eval(next(line[8:] for line in out if line.startswith("ADDRESS ")))
+    assert (address is None) == decoder
+    assert f"NUMBA {decoder}" in out
 
 
 def test_reading_a_recording_never_imports_dask_distributed(recording):

@@ -48,12 +48,18 @@ def load(ipython: Any) -> None:
 
 
 def _preload() -> None:
-    """Import `PRELOAD` and load the decoder."""
+    """Import `PRELOAD`, and load the decoder if recordings are read in this process.
+
+    Through a server they are decoded there: the kernels would cost this process a
+    moment of its GIL and their memory for nothing (``address=False`` still loads them,
+    at its first pause).
+    """
     for name in PRELOAD:
         importlib.import_module(name)
-    from ..readers import warm_up
+    if _connection is not None and _connection.address is None:
+        from ..readers import warm_up
 
-    warm_up()  # the decoder's kernels, for reads in this process
+        warm_up()  # the decoder's kernels, for reads in this process
 
 
 def _progress_on(*_: Any) -> None:
