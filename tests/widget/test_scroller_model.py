@@ -218,10 +218,10 @@ def test_a_new_scroller_reads_its_first_page_at_the_width_the_front_end_last_rep
 
 
 def test_a_view_asking_for_its_page_while_it_is_read_waits_for_that_reply(recording, monkeypatch):
-    """A new view says "ready" while the first page is still being read: that page is its
-    reply, not a second read it would wait for. A view after the reply (one that missed it:
-    a first page is often sent before its view listens; a reload) gets the same reply again
-    at once, and the overview bar, with nothing read again."""
+    """A new model in the front end says "ready" while the first page is still being read:
+    that page is its reply, not a second read it would wait for. One after the reply (that
+    missed it: a first page is often sent before the model listens; a reload) gets the same
+    reply again at once, and the overview bar, with nothing read again."""
     sent = []
     monkeypatch.setattr(
         Scroller, "send", lambda self, content, buffers=None: sent.append((content, buffers))

@@ -201,7 +201,7 @@ def test_the_next_page_does_not_wait_for_the_overview_bar(eeg, monkeypatch):
 
 
 def test_a_new_view_asks_and_gets_the_page_and_the_overview_again(eeg, scroll):
-    """What a reloaded page's view sends: the current state's reply comes again, and the bar."""
+    """What a reloaded page's model sends: the current state's reply comes again, and the bar."""
     w, replies = scroll(eeg, start=30.0, montage="average")
     first = replies.last()
     overviews = sum(m[0]["type"] == "overview" for m in replies.messages)
