@@ -159,6 +159,32 @@ def _symbol(buf, stats, end, cum, lut, total, low, rng, p, byte):
 
 
 @njit(inline="always")
+def _wanted(count, first, width):
+    """How many of a block's `count` samples land before `width`, its first at `first`.
+
+    Those before index 0 count too: each sample follows from the one before.
+    """
+    return max(0, min(count, width - first))
+
+
+@njit(inline="always")
+def _needs(sym, want, key):
+    """After one more difference byte `sym`: samples still wanted, key-sample bytes to come.
+
+    A byte 0x80 flags a key sample whose 4 bytes follow; any other byte is one sample.
+    """
+    if key > 0:
+        key -= 1
+        if key == 0:
+            want -= 1
+    elif sym == 0x80:
+        key = 4
+    else:
+        want -= 1
+    return want, key
+
+
+@njit(inline="always")
 def _samples(diffs, n_diff, n, j0, out):
     """Differences to samples, sample k into ``out[j0 + k]``.
 
@@ -194,7 +220,8 @@ def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
     Blocks are decoded two at a time, their range decoders interleaved: each is a chain of
     dependent divisions, and two independent chains keep the CPU busy while one waits. The
     blocks of several channels (one row each) go in one call, so that blocks pair across
-    channels too (a page is often one block of each).
+    channels too (a page is often one block of each). A block is decoded only as far as its
+    row needs: a window that ends inside a block stops decoding it there.
 
     Parameters
     ----------
@@ -217,7 +244,7 @@ def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
     b : int
         The block decoding stopped at (-1 when all are decoded).
     """
-    n_blocks = offsets.shape[0]
+    n_blocks, width = offsets.shape[0], out.shape[1]
     room = 1
     for b in range(n_blocks):
         room = max(room, 5 * counts[b] + 1)
@@ -249,29 +276,42 @@ def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
         p_a, p_b = p_a + 1, p_b + 1
         stats_a, stats_b = offsets[a] + 48, offsets[b] + 48
         diffs[0, 0] = diffs[1, 0] = 0x80  # the first key-sample flag is implied, not coded
-        both = min(nd_a, nd_b)
-        for i in range(both):
+        # Samples that land before the row's end; those after it are not decoded. Each block's
+        # differences are decoded until they hold that many samples (`_needs`): `want`
+        # samples still to complete, `key` bytes still to come of a key sample.
+        m_a = _wanted(counts[a], firsts[a], width)
+        m_b = _wanted(counts[b], firsts[b], width) if b != a else 0
+        want_a, want_b, key_a, key_b, i_a, i_b = m_a, m_b, 4, 4, 0, 0
+        while want_a > 0 and i_a < nd_a and want_b > 0 and i_b < nd_b:
             sym, low_a, rng_a, p_a, byte_a = _symbol(
                 buf, stats_a, end_a, cum[0], lut[0], total_a, low_a, rng_a, p_a, byte_a
             )
-            diffs[0, i + 1] = sym
+            i_a += 1
+            diffs[0, i_a] = sym
+            want_a, key_a = _needs(sym, want_a, key_a)
             sym, low_b, rng_b, p_b, byte_b = _symbol(
                 buf, stats_b, end_b, cum[1], lut[1], total_b, low_b, rng_b, p_b, byte_b
             )
-            diffs[1, i + 1] = sym
-        for i in range(both, nd_a):
+            i_b += 1
+            diffs[1, i_b] = sym
+            want_b, key_b = _needs(sym, want_b, key_b)
+        while want_a > 0 and i_a < nd_a:
             sym, low_a, rng_a, p_a, byte_a = _symbol(
                 buf, stats_a, end_a, cum[0], lut[0], total_a, low_a, rng_a, p_a, byte_a
             )
-            diffs[0, i + 1] = sym
-        for i in range(both, nd_b):
+            i_a += 1
+            diffs[0, i_a] = sym
+            want_a, key_a = _needs(sym, want_a, key_a)
+        while want_b > 0 and i_b < nd_b:
             sym, low_b, rng_b, p_b, byte_b = _symbol(
                 buf, stats_b, end_b, cum[1], lut[1], total_b, low_b, rng_b, p_b, byte_b
             )
-            diffs[1, i + 1] = sym
-        if _samples(diffs[0], nd_a, counts[a], firsts[a], out[rows[a]]) != OK:
+            i_b += 1
+            diffs[1, i_b] = sym
+            want_b, key_b = _needs(sym, want_b, key_b)
+        if _samples(diffs[0], i_a, m_a, firsts[a], out[rows[a]]) != OK:
             return BAD_STREAM, a
-        if b != a and _samples(diffs[1], nd_b, counts[b], firsts[b], out[rows[b]]) != OK:
+        if b != a and _samples(diffs[1], i_b, m_b, firsts[b], out[rows[b]]) != OK:
             return BAD_STREAM, b
     return OK, -1
 

@@ -219,3 +219,29 @@ def test_blocks_of_several_rows_in_one_call_land_in_their_rows(blocks):
         buf, offsets[:3], counts[:3], np.zeros(3, np.int64), rows, ends, together, red.CRC_TABLE
     )
     assert status == (red.BAD_HEADER, 1)
+
+
+def test_a_window_ending_inside_a_block_is_decoded_that_far_exactly(tmp_path):
+    """The kernels stop decoding a block where the window ends: every end, key samples too."""
+    import mef3io
+
+    rng = np.random.default_rng(11)
+    steps = rng.integers(-60, 61, 40_000)
+    steps[::37] = rng.choice([-9000, 9000], steps[::37].size)  # differences a byte cannot hold
+    x = np.cumsum(steps).astype(np.float64)
+    path = tmp_path / "keys.mefd"
+    with mef3io.Writer(str(path), overwrite=True, units="uV") as w:
+        w.write("k", x, 1_705_305_600_000_000, 1000.0, precision=0)
+    with open_reader(path, engine="numba") as r, open_reader(path, engine="mef3io") as ref:
+        assert r.decoded_here == ("k",)
+        bounds = np.concatenate([[0], np.cumsum(r._blocks["k"].counts)])
+        assert len(bounds) > 3
+        b, size = int(bounds[1]), int(bounds[2] - bounds[1])
+        jumps = [j - b for j in range(0, len(x), 37) if b <= j < b + size][:3]
+        ends = {1, 2, 3, 4, 5, 6, size - 1, size, size + 1}
+        ends |= {j + d for j in jumps for d in range(-1, 7)}  # around key samples
+        for start in (b - 5, b, b + 3):
+            for end in sorted(e for e in ends if e > 0 and b + e > start):
+                got = r.read_index(["k"], start, b + end, dtype="float64")
+                want = ref.read_index(["k"], start, b + end, dtype="float64")
+                np.testing.assert_array_equal(got, want, err_msg=f"[{start}, {b + end})")
