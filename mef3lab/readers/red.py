@@ -246,13 +246,34 @@ def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
     """
     n_blocks, width = offsets.shape[0], out.shape[1]
     room = 1
+    wanted = np.empty(n_blocks, np.int64)
     for b in range(n_blocks):
         room = max(room, 5 * counts[b] + 1)
+        wanted[b] = _wanted(counts[b], firsts[b], width)
+    # Blocks that need as many samples go in pairs: one needed in part would otherwise end
+    # early and leave its partner to go on alone. If one is damaged, the blocks are decoded
+    # again in order, so that the first damaged one is reported, as one after another would.
+    pairs = np.argsort(-wanted, kind="mergesort")
+    status, b = _decode_pairs(
+        buf, offsets, counts, firsts, rows, ends, out, table, pairs, wanted, room
+    )
+    if status != OK:
+        status, b = _decode_pairs(
+            buf, offsets, counts, firsts, rows, ends, out, table, np.arange(n_blocks), wanted, room
+        )
+    return status, b
+
+
+@njit(cache=True, nogil=True)
+def _decode_pairs(buf, offsets, counts, firsts, rows, ends, out, table, order, wanted, room):
+    """`decode_blocks` with the blocks taken two at a time in `order`; the first problem."""
+    n_blocks = offsets.shape[0]
     cum = np.zeros((2, 257), np.int64)
     lut = np.zeros((2, 256 * 255), np.uint8)
     diffs = np.empty((2, room), np.uint8)
-    for a in range(0, n_blocks, 2):
-        b = a + 1 if a + 1 < n_blocks else a  # an odd last block pairs with nothing
+    for i in range(0, n_blocks, 2):
+        a = order[i]
+        b = order[i + 1] if i + 1 < n_blocks else a  # an odd last block pairs with nothing
         status, nd_a, total_a = _prepare(
             buf, offsets[a], ends[a], counts[a], table, cum[0], lut[0], room
         )
@@ -279,8 +300,7 @@ def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
         # Samples that land before the row's end; those after it are not decoded. Each block's
         # differences are decoded until they hold that many samples (`_needs`): `want`
         # samples still to complete, `key` bytes still to come of a key sample.
-        m_a = _wanted(counts[a], firsts[a], width)
-        m_b = _wanted(counts[b], firsts[b], width) if b != a else 0
+        m_a, m_b = wanted[a], wanted[b] if b != a else 0
         want_a, want_b, key_a, key_b, i_a, i_b = m_a, m_b, 4, 4, 0, 0
         while want_a > 0 and i_a < nd_a and want_b > 0 and i_b < nd_b:
             sym, low_a, rng_a, p_a, byte_a = _symbol(

@@ -245,3 +245,22 @@ def test_a_window_ending_inside_a_block_is_decoded_that_far_exactly(tmp_path):
                 got = r.read_index(["k"], start, b + end, dtype="float64")
                 want = ref.read_index(["k"], start, b + end, dtype="float64")
                 np.testing.assert_array_equal(got, want, err_msg=f"[{start}, {b + end})")
+
+
+def test_of_two_damaged_blocks_the_first_in_channel_order_is_named(recording, tmp_path):
+    """Blocks are paired by how much of them a read needs, but damage is reported as if the
+    channels were decoded one after another: here channel 0's second block, not channel 1's
+    first block, which its pairing reaches first."""
+    copy = tmp_path / "copy.mefd"
+    shutil.copytree(recording, copy)
+    with open_reader(copy, engine="numba") as r:
+        first, second = r.info.names[:2]
+        bounds = np.concatenate([[0], np.cumsum(r._blocks[first].counts)])
+        for name, block in ((first, 4), (second, 3)):
+            tdat = next((copy / f"{name}.timd").glob("*.segd/*.tdat"))
+            data = bytearray(tdat.read_bytes())
+            data[int(r._blocks[name].offsets[block]) + red.HEADER_BYTES + 10] ^= 0xFF
+            tdat.write_bytes(bytes(data))
+        at = int(r._blocks[first].offsets[4])
+        with pytest.raises(CorruptDataError, match=rf"{first}.*byte {at} of .*CRC"):
+            r.read_index([first, second], int(bounds[3]) + 10, int(bounds[4]) + 10)
