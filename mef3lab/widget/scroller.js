@@ -173,6 +173,11 @@ function fitLabel(ctx, name, room) {
   return cut(keep);
 }
 
+// What a page was drawn for: the widget's width and the labels' gutter.
+function sizeOf(width, gutter) {
+  return `${width}/${gutter}`;
+}
+
 function widthOf(root) {
   return Math.max(200, (root.clientWidth || 800) - 10); // inside the padding
 }
@@ -307,7 +312,7 @@ function drawPage(ui, model, state) {
   const n = state.reply ? state.reply.msg.traces.length : Math.min(model.get("rows"), model.get("channels").length);
   const height = TOP + n * rowH + AXIS;
   const ctx = fit(ui.canvas, width, height);
-  state.drawnFor = `${width}/${state.gutter}`; // what a resize compares (watchSize)
+  state.drawnFor = sizeOf(width, state.gutter); // what a resize compares (watchSize)
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, width, height);
   if (!state.reply) return;
@@ -481,7 +486,7 @@ function watchSize(ui, model, state, redraw) {
     const apply = () => {
       const columns = Math.max(50, Math.floor(widthOf(ui.root) - state.gutter));
       if (columns !== model.get("width_px")) model.send({ type: "resize", width: columns });
-      if (state.drawnFor !== `${widthOf(ui.root)}/${state.gutter}`) redraw();
+      if (state.drawnFor !== sizeOf(widthOf(ui.root), state.gutter)) redraw();
     };
     if (first && ui.root.clientWidth > 0) {
       first = false; // laid out: its width is known
@@ -524,8 +529,9 @@ function render({ model, el }) {
   const menus = model.get("menus"); // fixed for the widget's life: read once
   const ui = layout(menus);
   el.append(ui.root);
-  if (!LATEST.has(model.get("_key"))) initialize({ model }); // a host that does not call it
-  const latest = LATEST.get(model.get("_key"));
+  const key = model.get("_key");
+  if (!LATEST.has(key)) initialize({ model }); // a host that does not call it
+  const latest = LATEST.get(key);
   // reply: the page on screen {msg, data}; overview: the bar {msg, data}; cursor: seconds
   // from the recording start of the last click in the traces; gutter: the labels' width
   const state = { reply: null, drawnId: 0, drawnFor: "", overview: latest.overview, cursor: null, gutter: 0 };
