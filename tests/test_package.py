@@ -91,7 +91,9 @@ def test_load_ext_preloads_the_decoder_only_where_recordings_are_decoded(server,
         "[t.join(60) for t in threading.enumerate() if t.name == 'mef3lab-preload']\n"
         "from mef3lab.jupyter.extension import connection\n"
         "print('ADDRESS', repr(connection().address))\n"
-        "print('NUMBA', 'numba' in sys.modules)\n"
+        "from mef3lab.readers import numba as engine\n"
+        "print('KERNELS', engine._kernels is not None)\n"
+        "print('NUMBA', 'numba' in sys.modules or 'llvmlite' in sys.modules)\n"
         "ip.run_line_magic('unload_ext', 'mef3lab')\n"
     )
     out = subprocess.run(
@@ -104,7 +106,9 @@ def test_load_ext_preloads_the_decoder_only_where_recordings_are_decoded(server,
     ).stdout.splitlines()
     address = eval(next(line[8:] for line in out if line.startswith("ADDRESS ")))
     assert (address is None) == decoder
-    assert f"NUMBA {decoder}" in out
+    assert f"KERNELS {decoder}" in out
+    if not decoder:
+        assert "NUMBA False" in out  # not even imported
 
 
 def test_reading_a_recording_never_imports_dask_distributed(recording):

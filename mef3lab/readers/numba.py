@@ -1,6 +1,7 @@
 """The numba engine (the default): mef3io for everything but the samples, which `red` decodes.
 
-Decoding is the server's bottleneck, and `red` decodes the same blocks with less CPU than
+Decoding is the server's bottleneck, and `red`'s kernel (loaded by `kernels`, without numba
+once it was compiled on this machine) decodes the same blocks with less CPU than
 meflib or mef3io. Metadata, passwords, annotations, the block index and error mapping are
 mef3io's (`NumbaReader` extends `Mef3ioReader`), so the engines can differ only in the decoded
 samples, which the tests compare. A channel this engine cannot decode safely is read by mef3io
@@ -24,6 +25,7 @@ import numpy as np
 from ..errors import CorruptDataError
 from ..model import RAW_NAN, SessionInfo, run_starts
 from . import blockformat as fmt
+from . import kernels
 from .mef3io import Mef3ioReader
 
 log = logging.getLogger(__name__)
@@ -49,18 +51,19 @@ LOAD_WITHIN_S = 2.0
 #: that much (a 32-kHz page of 64 channels) gains more from them than loading them costs.
 LOAD_AFTER_SAMPLES = 2_000_000
 
-#: The kernels (`red`), once imported and loaded; None until then.
-_red: Any = None
-_loading = threading.Lock()
+#: The kernels, once loaded; None until then.
+_kernels: kernels.Kernels | None = None
 _load_when_idle = True
 
 
 def loaded_at_start() -> None:
     """Say that this process loads the kernels itself as it starts (a reader process).
 
-    By default a process reads with mef3io until it has a moment to spare for loading them
-    (`_IdleLoader`): loading them takes the GIL for a while, and beside an opening or a first
-    page it would slow both. A process that started loading them as it started has paid
+    A process that finds their object code kept (`kernels.cached`) loads them as it opens a
+    recording, in a few hundredths of a second, and its reads wait for them. Without it, a
+    process reads with mef3io until it has a moment to spare for loading them
+    (`_IdleLoader`): numba then takes the GIL for most of a second, and beside an opening or
+    a first page it would slow both. A process that started loading them as it started has paid
     most of that by its first read: its reads wait for the kernels instead (its openings,
     which need no kernels, do not), so none is decoded at mef3io's speed, slowed further by
     the loading beside it.
@@ -70,18 +73,12 @@ def loaded_at_start() -> None:
 
 
 def _load_kernels() -> None:
-    """Import numba and the kernels (`red`) and load them, then let reads use them.
+    """Load the kernels (`kernels.load`), then let reads use them.
 
     Once per process: a second call (another thread) waits for the first.
     """
-    global _red
-    with _loading:
-        if _red is not None:
-            return
-        from . import red
-
-        red.warm_up()
-        _red = red
+    global _kernels
+    _kernels = kernels.load()
 
 
 class _IdleLoader:
@@ -167,6 +164,8 @@ class NumbaReader(Mef3ioReader):
         # decoding threads, started by the first large read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        if _kernels is None and kernels.cached():  # cheap to load: beside the opening
+            threading.Thread(target=_load_kernels, name="mef3lab-kernels", daemon=True).start()
         info = super()._open()
         self._blocks: dict[str, _Blocks] = {}
         for c in info.channels:
@@ -252,7 +251,8 @@ class NumbaReader(Mef3ioReader):
 
     # -- reads ------------------------------------------------------------------------------
     def _read_counts(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
-        if _red is None and self._read_while_loading(Mef3ioReader._read_counts, names, t0, t1, out):
+        read = Mef3ioReader._read_counts
+        if _kernels is None and self._read_while_loading(read, names, t0, t1, out):
             return
 
         def run(a: int, b: int) -> None:
@@ -262,7 +262,8 @@ class NumbaReader(Mef3ioReader):
         self._each_channel(len(names), out.shape[1], run)
 
     def _read_float(self, names: Sequence[str], t0: int, t1: int, out: np.ndarray) -> None:
-        if _red is None and self._read_while_loading(Mef3ioReader._read_float, names, t0, t1, out):
+        read = Mef3ioReader._read_float
+        if _kernels is None and self._read_while_loading(read, names, t0, t1, out):
             return
 
         n = out.shape[1]
@@ -287,14 +288,15 @@ class NumbaReader(Mef3ioReader):
     def _read_while_loading(self, read: Callable, names, t0: int, t1: int, out) -> bool:
         """Read through mef3io before the kernels are in; False: the kernels must read it.
 
-        A large read (`KERNELS_FOR_SAMPLES`), or any read of a process that loads them as it
-        starts (`loaded_at_start`), waits for them. mef3io reads every channel at
-        once and judges some damage otherwise than the kernels (a block it cannot read fails
-        every channel of the read, unnamed), so a read it finds damaged waits for the kernels
-        and is decoded as it would be once they are loaded: the same samples and the same
-        errors, whenever the read comes.
+        A large read (`KERNELS_FOR_SAMPLES`), any read of a process that loads them as it
+        starts (`loaded_at_start`), and any read once their object code is kept (loading it
+        costs less than mef3io's slower decoding) waits for them. mef3io reads every channel
+        at once and judges some damage otherwise than the kernels (a block it cannot read
+        fails every channel of the read, unnamed), so a read it finds damaged waits for the
+        kernels and is decoded as it would be once they are loaded: the same samples and the
+        same errors, whenever the read comes.
         """
-        if out.size >= KERNELS_FOR_SAMPLES or not _load_when_idle:
+        if out.size >= KERNELS_FOR_SAMPLES or not _load_when_idle or kernels.cached():
             _load_kernels()  # waits for the loading thread if one is at it
             return False
         try:
@@ -339,7 +341,7 @@ class NumbaReader(Mef3ioReader):
         a block the kernels cannot decode (left out from then on). Damage is reported as when
         channels are decoded one after another: the first in `names` order.
         """
-        red = _red
+        red = _kernels
         if red is None:  # mef3io reads them while the kernels load
             return list(range(len(names)))
         slow: list[int] = []
@@ -360,13 +362,11 @@ class NumbaReader(Mef3ioReader):
         damage = unreadable or damage  # a file that cannot be read comes before the rest
         while runs:
             offsets, counts, firsts, rows, ends, owner = _arguments(runs)
-            status, k = red.decode_blocks(
-                data, offsets, counts, firsts, rows, ends, out, red.CRC_TABLE
-            )
-            if status == red.OK:
+            status, k = red.decode_blocks(data, offsets, counts, firsts, rows, ends, out)
+            if status == fmt.OK:
                 break
             bad = runs[owner[k]]
-            if status != red.UNSUPPORTED:
+            if status != fmt.UNSUPPORTED:
                 at = int(bad.offsets[k - int(np.searchsorted(owner, owner[k]))] + bad.lo)
                 raise CorruptDataError(
                     f"{self.path}: channel {bad.name!r}: the block at byte {at} of "
@@ -445,7 +445,7 @@ def _read_runs(runs: list[_Run]) -> tuple[np.ndarray, list[_Run], CorruptDataErr
 
 
 def _arguments(runs: list[_Run]) -> tuple[np.ndarray, ...]:
-    """The read runs' blocks as `red.decode_blocks` takes them, and which run each is of.
+    """The read runs' blocks as `Kernels.decode_blocks` takes them, and which run each is of.
 
     (offsets, counts, firsts, rows, ends, owner), int64: a block ends within what was read
     of its run.

@@ -3,8 +3,9 @@
 Decoding is what a server of MEF recordings spends its CPU on, so mef3lab has a decoder of its
 own: meflib's stream format (``RED_decode``) with a per-block lookup table from count to symbol
 (meflib and mef3io walk up to 256 cumulative counts per symbol), 32-bit divisions, and two
-blocks decoded in step. Every block's CRC is checked before it is decoded. The kernels only
-decode: which blocks to read and where their samples land is the engine's business
+blocks decoded in step. Every block's CRC is checked before it is decoded. The kernel is a C
+function (`decode`), which `kernels` loads, without numba once it was compiled. It only
+decodes: which blocks to read and where their samples land is the engine's business
 (`mef3lab.readers.numba`). Why and how: ``docs/readers.md``.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
 from .blockformat import (
@@ -26,26 +27,6 @@ from .blockformat import (
     UNSUPPORTED,
     WRONG_COUNT,
 )
-
-
-def _crc_tables() -> np.ndarray:
-    """Meflib's CRC-32 table in row 0, and the rows that let `crc32` take 8 bytes per step.
-
-    Row 0: Koopman polynomial, reflected (entry 1 is 0x9695C4CA); rows 1-7: "slicing-by-8".
-    """
-    poly = 0xEB31D82E
-    t = np.zeros((8, 256), np.uint32)
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ poly if c & 1 else c >> 1
-        t[0, i] = c
-    for k in range(1, 8):
-        t[k] = (t[k - 1] >> 8) ^ t[0][t[k - 1] & 0xFF]
-    return t
-
-
-CRC_TABLE = _crc_tables()
 
 
 @njit(cache=True, nogil=True)
@@ -159,15 +140,6 @@ def _symbol(buf, stats, end, cum, lut, total, low, rng, p, byte):
 
 
 @njit(inline="always")
-def _wanted(count, first, width):
-    """How many of a block's `count` samples land before `width`, its first at `first`.
-
-    Those before index 0 count too: each sample follows from the one before.
-    """
-    return max(0, min(count, width - first))
-
-
-@njit(inline="always")
 def _needs(sym, want, key):
     """After one more difference byte `sym`: samples still wanted, key-sample bytes to come.
 
@@ -185,12 +157,12 @@ def _needs(sym, want, key):
 
 
 @njit(inline="always")
-def _samples(diffs, n_diff, n, j0, out):
-    """Differences to samples, sample k into ``out[j0 + k]``.
+def _samples(diffs, n_diff, n, j0, out, width):
+    """Differences to samples, sample k into ``out[j0 + k]`` if that is before `width`.
 
     A difference byte 0x80 flags a 4-byte little-endian key sample.
     """
-    j, last, value, width = 0, n_diff + 1, np.int64(0), out.shape[0]
+    j, last, value = 0, n_diff + 1, np.int64(0)
     for k in range(n):
         if j >= last:
             return BAD_STREAM
@@ -214,63 +186,14 @@ def _samples(diffs, n_diff, n, j0, out):
 
 
 @njit(cache=True, nogil=True)
-def decode_blocks(buf, offsets, counts, firsts, rows, ends, out, table):
-    """Decode the blocks at `offsets` of `buf` into the rows of `out`.
+def _decode_pairs(
+    buf, offsets, counts, firsts, rows, ends, out, width, table, order, wanted, cum, lut, diffs
+):
+    """The blocks decoded two at a time in `order`; the first problem (see `decode`).
 
-    Blocks are decoded two at a time, their range decoders interleaved: each is a chain of
-    dependent divisions, and two independent chains keep the CPU busy while one waits. The
-    blocks of several channels (one row each) go in one call, so that blocks pair across
-    channels too (a page is often one block of each). A block is decoded only as far as its
-    row needs: a window that ends inside a block stops decoding it there.
-
-    Parameters
-    ----------
-    buf : numpy.ndarray
-        uint8: bytes of ``.tdat`` files that hold the blocks, one run after another.
-    offsets, counts, firsts, rows, ends : numpy.ndarray
-        int64, per block: where it starts in `buf`, how many samples it holds (as the index
-        lists), where its first sample goes in its row (samples outside the row are dropped),
-        its row of `out`, and the end of the bytes read for it (of its run of `buf`: a block
-        must end there).
-    out : numpy.ndarray
-        int32, 2-D: block b's k-th sample goes to ``out[rows[b], firsts[b] + k]``.
-    table : numpy.ndarray
-        `CRC_TABLE`.
-
-    Returns
-    -------
-    status : int
-        `OK`, or what is wrong with block b (a key of `PROBLEMS`).
-    b : int
-        The block decoding stopped at (-1 when all are decoded).
+    `cum`, `lut` and `diffs` are each block of a pair's symbol tables and differences.
     """
-    n_blocks, width = offsets.shape[0], out.shape[1]
-    room = 1
-    wanted = np.empty(n_blocks, np.int64)
-    for b in range(n_blocks):
-        room = max(room, 5 * counts[b] + 1)
-        wanted[b] = _wanted(counts[b], firsts[b], width)
-    # Blocks that need as many samples go in pairs: one needed in part would otherwise end
-    # early and leave its partner to go on alone. If one is damaged, the blocks are decoded
-    # again in order, so that the first damaged one is reported, as one after another would.
-    pairs = np.argsort(-wanted, kind="mergesort")
-    status, b = _decode_pairs(
-        buf, offsets, counts, firsts, rows, ends, out, table, pairs, wanted, room
-    )
-    if status != OK:
-        status, b = _decode_pairs(
-            buf, offsets, counts, firsts, rows, ends, out, table, np.arange(n_blocks), wanted, room
-        )
-    return status, b
-
-
-@njit(cache=True, nogil=True)
-def _decode_pairs(buf, offsets, counts, firsts, rows, ends, out, table, order, wanted, room):
-    """`decode_blocks` with the blocks taken two at a time in `order`; the first problem."""
-    n_blocks = offsets.shape[0]
-    cum = np.zeros((2, 257), np.int64)
-    lut = np.zeros((2, 256 * 255), np.uint8)
-    diffs = np.empty((2, room), np.uint8)
+    n_blocks, room = offsets.shape[0], diffs.shape[1]
     for i in range(0, n_blocks, 2):
         a = order[i]
         b = order[i + 1] if i + 1 < n_blocks else a  # an odd last block pairs with nothing
@@ -329,20 +252,63 @@ def _decode_pairs(buf, offsets, counts, firsts, rows, ends, out, table, order, w
             i_b += 1
             diffs[1, i_b] = sym
             want_b, key_b = _needs(sym, want_b, key_b)
-        if _samples(diffs[0], i_a, m_a, firsts[a], out[rows[a]]) != OK:
+        if _samples(diffs[0], i_a, m_a, firsts[a], out[rows[a]], width) != OK:
             return BAD_STREAM, a
-        if b != a and _samples(diffs[1], i_b, m_b, firsts[b], out[rows[b]]) != OK:
+        if b != a and _samples(diffs[1], i_b, m_b, firsts[b], out[rows[b]], width) != OK:
             return BAD_STREAM, b
     return OK, -1
 
 
-def warm_up() -> None:
-    """Compile the kernels, or load them from numba's cache, now rather than in a first read.
+_P64, _P32, _PU32, _P8 = (
+    types.CPointer(types.int64),
+    types.CPointer(types.int32),
+    types.CPointer(types.uint32),
+    types.CPointer(types.uint8),
+)
+#: `decode`'s C signature: each array as its first element's address (the sizes follow it).
+SIGNATURE = types.void(
+    *(_P8, types.int64),  # buf, its bytes
+    *(_P64,) * 5 + (types.int64,),  # offsets, counts, firsts, rows, ends; number of blocks
+    *(_P32, types.int64, types.int64, types.int64),  # out, its rows, row stride, width
+    *(_PU32, _P64, _P64),  # CRC table, order, wanted
+    *(_P64, _P8, _P8, types.int64),  # cum, lut, diffs, room
+    _P64,  # result: (status, block)
+)
 
-    For both kinds of rows a read decodes into: a C-ordered array, and rows with room after
-    them (a reader process's shared block, each row on pages of its own), which numba
-    compiles apart.
+
+@cfunc(SIGNATURE)
+def decode(buf, n_buf, offsets, counts, firsts, rows, ends, n_blocks, out, n_rows, stride, width,
+           table, order, wanted, cum, lut, diffs, room, result):  # fmt: skip
+    """The blocks at `offsets` of `buf`, decoded into the rows of `out` in pairs by `order`.
+
+    A C function: every array is its first element's address, so that it can be called
+    without numba (`kernels`). It allocates nothing; what each argument holds:
+    `kernels.Kernels.decode_blocks`. Writes ``(status, block)`` into `result`.
     """
-    empty = np.zeros(0, np.int64)
-    for out in (np.zeros((0, 0), np.int32), np.zeros((2, 4), np.int32)[:, :2]):
-        decode_blocks(np.zeros(0, np.uint8), empty, empty, empty, empty, empty, out, CRC_TABLE)
+    status, b = _decode_pairs(
+        carray(buf, (n_buf,)),
+        carray(offsets, (n_blocks,)),
+        carray(counts, (n_blocks,)),
+        carray(firsts, (n_blocks,)),
+        carray(rows, (n_blocks,)),
+        carray(ends, (n_blocks,)),
+        carray(out, (n_rows, stride)),
+        width,
+        carray(table, (8, 256)),
+        carray(order, (n_blocks,)),
+        carray(wanted, (n_blocks,)),
+        carray(cum, (2, 257)),
+        carray(lut, (2, 256 * 255)),
+        carray(diffs, (2, room)),
+    )
+    got = carray(result, (2,))
+    got[0], got[1] = status, b
+
+
+def object_code() -> tuple[str, bytes]:
+    """`decode`'s symbol, and the object code numba compiled it into in this process.
+
+    numba (0.68) has no public way to a compiled function's object code: this is the one
+    place that reaches into it.
+    """
+    return decode.native_name, decode._library.serialize_using_object_code()[2][0]

@@ -53,7 +53,7 @@ def _file(channel: Path, ext: str) -> Path:
 
 def _crc(data: bytes) -> int:
     buf = np.frombuffer(data, np.uint8)
-    return int(red.crc32(buf, 0, len(buf), red.CRC_TABLE)) & 0xFFFFFFFF
+    return int(red.crc32(buf, 0, len(buf), blockformat.CRC_TABLE)) & 0xFFFFFFFF
 
 
 def _rewrite(path: Path, edit: Callable[[bytearray], None], fix_crcs: bool) -> None:

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from mef3lab.errors import CorruptDataError
-from mef3lab.readers import open_reader, red
+from mef3lab.readers import blockformat, kernels, open_reader, red
 from mef3lab.readers.numba import _regular
 
 
 def test_crc_table_is_meflibs():
     # The first entries of CRC_KOOPMAN32_KEY in meflib.h.
-    assert [hex(v) for v in red.CRC_TABLE[0, :4]] == [
+    assert [hex(v) for v in blockformat.CRC_TABLE[0, :4]] == [
         "0x0",
         "0x9695c4ca",
         "0xfb4839c9",
@@ -32,8 +32,8 @@ def test_crc_8_bytes_a_step_equals_bytewise(length):
     data = np.random.default_rng(length).integers(0, 256, length + 3, dtype=np.uint8)
     crc = 0xFFFFFFFF
     for byte in data[3:]:  # meflib's CRC_update, a byte at a time
-        crc = (crc >> 8) ^ int(red.CRC_TABLE[0, (crc ^ int(byte)) & 0xFF])
-    assert red.crc32(data, 3, length + 3, red.CRC_TABLE) == crc
+        crc = (crc >> 8) ^ int(blockformat.CRC_TABLE[0, (crc ^ int(byte)) & 0xFF])
+    assert red.crc32(data, 3, length + 3, blockformat.CRC_TABLE) == crc
 
 
 @pytest.mark.parametrize("file", ["recording", "pymef_recording"])
@@ -147,7 +147,7 @@ def test_kernel_reports_each_problem(blocks):
 
     def decode(b, c=counts[:2]):
         ends = np.full(2, len(b), np.int64)
-        return red.decode_blocks(b, offsets[:2], c, firsts, rows, ends, out, red.CRC_TABLE)
+        return kernels.load().decode_blocks(b, offsets[:2], c, firsts, rows, ends, out)
 
     assert decode(buf) == (red.OK, -1)
     assert decode(buf[: offsets[1] + 100]) == (red.BAD_HEADER, 1)  # the second block cut short
@@ -180,7 +180,7 @@ def _with_crc(buf: np.ndarray, off: int) -> np.ndarray:
     size = int(buf[off + 36 : off + 40].view(np.uint32)[0])
     out = buf.copy()
     out[off : off + 4] = np.frombuffer(
-        np.uint32(red.crc32(out, off + 4, off + size, red.CRC_TABLE)).tobytes(), np.uint8
+        np.uint32(red.crc32(out, off + 4, off + size, blockformat.CRC_TABLE)).tobytes(), np.uint8
     )
     return out
 
@@ -195,28 +195,21 @@ def test_blocks_of_several_rows_in_one_call_land_in_their_rows(blocks):
     for j in range(3):
         one = np.zeros(1, np.int64)
         ends = np.full(1, len(buf), np.int64)
-        status = red.decode_blocks(
-            buf,
-            offsets[j : j + 1],
-            counts[j : j + 1],
-            one,
-            one,
-            ends,
-            alone[j : j + 1],
-            red.CRC_TABLE,
+        status = kernels.load().decode_blocks(
+            buf, offsets[j : j + 1], counts[j : j + 1], one, one, ends, alone[j : j + 1]
         )
         assert status == (red.OK, -1)
     together = np.empty((3, n), np.int32)
     rows = np.array([2, 0, 1], np.int64)  # block j into row rows[j]
     ends = np.full(3, len(buf), np.int64)
-    status = red.decode_blocks(
-        buf, offsets[:3], counts[:3], np.zeros(3, np.int64), rows, ends, together, red.CRC_TABLE
+    status = kernels.load().decode_blocks(
+        buf, offsets[:3], counts[:3], np.zeros(3, np.int64), rows, ends, together
     )
     assert status == (red.OK, -1)
     np.testing.assert_array_equal(together[rows], alone)
     ends[1] = offsets[1] + 100  # the second block's run ends inside it
-    status = red.decode_blocks(
-        buf, offsets[:3], counts[:3], np.zeros(3, np.int64), rows, ends, together, red.CRC_TABLE
+    status = kernels.load().decode_blocks(
+        buf, offsets[:3], counts[:3], np.zeros(3, np.int64), rows, ends, together
     )
     assert status == (red.BAD_HEADER, 1)
 
@@ -264,3 +257,18 @@ def test_of_two_damaged_blocks_the_first_in_channel_order_is_named(recording, tm
         at = int(r._blocks[first].offsets[4])
         with pytest.raises(CorruptDataError, match=rf"{first}.*byte {at} of .*CRC"):
             r.read_index([first, second], int(bounds[3]) + 10, int(bounds[4]) + 10)
+
+
+def test_arguments_that_would_take_the_kernel_outside_its_arrays_are_refused(blocks):
+    """The kernel has no bounds checks: a row or an end outside the arrays never reaches it."""
+    buf, offsets, counts = blocks
+    out = np.zeros((1, int(counts[0])), np.int32)
+    one, ends = np.zeros(1, np.int64), np.full(1, len(buf), np.int64)
+    decode = kernels.load().decode_blocks
+    with pytest.raises(ValueError, match="row is outside"):
+        decode(buf, offsets[:1], counts[:1], one, one + 1, ends, out)
+    with pytest.raises(ValueError, match="outside buf"):
+        decode(buf, offsets[:1], counts[:1], one, one, ends + 1, out)
+    with pytest.raises(ValueError, match="contiguous rows"):
+        decode(buf, offsets[:1], counts[:1], one, one, ends, np.zeros((1, 8), np.int32)[:, ::2])
+    assert decode(buf, offsets[:1], counts[:1], one, one, ends, out) == (blockformat.OK, -1)
