@@ -10,6 +10,7 @@ hundredths of a second. Why and how: ``docs/readers.md``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ _SOURCES = ("red.py", "blockformat.py")  # what the object code is compiled from
 #: anything), no object code is kept or loaded.
 DEBUG_SWITCHES = ("NUMBA_BOUNDSCHECK", "NUMBA_OPT", "NUMBA_DEBUGINFO", "NUMBA_DISABLE_JIT")
 _HEADER_END = b"\n"  # a file is one line of JSON, then the object code
+_ELF = b"\x7fELF\x02\x01"  # 64-bit, little-endian: the objects `_undefined` reads
 _P, _I = ctypes.c_void_p, ctypes.c_int64
 _DECODE = ctypes.CFUNCTYPE(None, _P, _I, *(_P,) * 5, _I, _P, _I, _I, _I, *(_P,) * 6, _I, _P)
 
@@ -168,7 +170,9 @@ def _directories() -> list[Path]:
     return [Path(__file__).parent / "__pycache__", Path.home() / ".cache" / "mef3lab"]
 
 
+@functools.cache
 def _source_key() -> str:
+    """A digest of the kernel's source (and Python's build): object code is only for it."""
     here = Path(__file__).parent
     h = hashlib.sha256(sys.implementation.cache_tag.encode())
     for name in _SOURCES:
@@ -188,14 +192,19 @@ def _file_name(machine: str) -> str:
 
 
 def _from_numba() -> Kernels:
-    """Compile the kernel with numba (or load it from numba's cache), and keep its object code."""
+    """Compile the kernel with numba, and keep its object code where it can be loaded again.
+
+    Only ELF objects (Linux) are kept: elsewhere every process compiles it.
+    """
     from . import red
 
     address = red.decode.address
     if _debugging():
         return Kernels(address, red.decode, "numba")
     try:
-        _keep(*red.object_code())
+        symbol, code = red.object_code()
+        if code.startswith(_ELF):
+            _keep(symbol, code)
     except Exception:  # the kernels work the same; the next process loads numba too
         log.warning("the RED kernel's object code could not be kept", exc_info=True)
     return Kernels(address, red.decode, "numba")
@@ -282,7 +291,7 @@ _SYMBOL = np.dtype(
 
 def _undefined(code: bytes) -> list[str]:
     """The names an ELF-64 little-endian object refers to but does not define."""
-    if code[:6] != b"\x7fELF\x02\x01":
+    if not code.startswith(_ELF):
         raise ValueError("not a 64-bit little-endian ELF object")
     import llvmlite.binding as llvm
 
