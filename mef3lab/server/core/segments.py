@@ -622,7 +622,9 @@ class SegmentStore:
             return
         result = fut.result()
         size = result.array.size
-        rows = dict(zip((k.channel for k in flight.keys), result.take_rows(), strict=True))
+        # The rows of a segment loaded in parts are joined into new ones: views will do.
+        rows = result.take_rows(separately=len(flight.parts) == 1)
+        rows = dict(zip((k.channel for k in flight.keys), rows, strict=True))
         with self._lock:
             self._counters["decoded_samples"] += size
         part.done.set_result(rows)

@@ -121,13 +121,18 @@ class SharedArray:
         self.shape = array.shape
         self.dtype = array.dtype
 
-    def take_rows(self) -> tuple[np.ndarray, ...]:
-        """The rows as read-only arrays of their own, releasing this object's hold.
+    def take_rows(self, separately: bool = True) -> tuple[np.ndarray, ...]:
+        """The rows as read-only arrays, releasing this object's hold.
 
-        A row's memory goes back to the OS as soon as that row (and every view of it) is
-        gone, whatever became of its siblings: for a cache that keeps and evicts rows one by
-        one, with no copy. Views of `array` taken earlier must be gone by then (a freed row
-        reads as zeros).
+        Parameters
+        ----------
+        separately : bool
+            True: each row is an array of its own, whose memory goes back to the OS as soon
+            as that row (and every view of it) is gone, whatever became of its siblings:
+            for a cache that keeps and evicts rows one by one, with no copy. Views of
+            `array` taken earlier must be gone by then (a freed row reads as zeros).
+            False: views of `array`, whose memory goes back when the last of them goes;
+            cheaper, for rows that are copied elsewhere soon (the parts of a segment).
 
         Returns
         -------
@@ -135,7 +140,7 @@ class SharedArray:
         """
         array, mapping = self.array, self._mapping
         self.release()
-        rows = tuple(array) if mapping is None else mapping.rows()
+        rows = tuple(array) if mapping is None or not separately else mapping.rows()
         for row in rows:
             row.flags.writeable = False
         return rows

@@ -207,3 +207,26 @@ def test_rows_taken_one_by_one_give_their_memory_back_one_by_one(pool, recording
     rows.clear()
     gc.collect()
     assert mapping() is None
+
+
+def test_rows_taken_together_are_views_that_keep_the_block_until_the_last_goes(pool, recording):
+    """The parts of a segment are copied into its rows soon: views of one mapping will do."""
+    names = ("ch000", "ch001", "ch002")
+    req = ReadRequest(recording, None, "mef3io", names, 0, 50_000, "int32")
+    got = pool.submit(req).result()
+    mapping = weakref.ref(got._mapping)
+    rows = list(got.take_rows(separately=False))
+    assert got.released and not shm_blocks()
+    with open_reader(recording, engine="mef3io") as direct:
+        want = direct.read_raw(list(names), 0, 50_000).counts
+    for row, expected in zip(rows, want, strict=True):
+        np.testing.assert_array_equal(row, expected)
+        assert not row.flags.writeable
+    del row
+    rows.pop(0)
+    gc.collect()
+    assert mapping() is not None  # the others still read it
+    np.testing.assert_array_equal(rows[1], want[2])
+    rows.clear()
+    gc.collect()
+    assert mapping() is None
