@@ -42,15 +42,15 @@ class Kernels:
     ----------
     address : int
         Where `red.decode` is in this process.
-    keep : object
+    owner : object
         What owns its code (numba's compiled function, or llvmlite's engine).
     origin : str
         ``"numba"`` (compiled or loaded by numba here) or ``"object code"`` (loaded without it).
     """
 
-    def __init__(self, address: int, keep: object, origin: str) -> None:
+    def __init__(self, address: int, owner: object, origin: str) -> None:
         self._decode = _DECODE(address)
-        self._keep = keep
+        self._owner = owner
         self.origin = origin
 
     def decode_blocks(

@@ -341,8 +341,8 @@ class NumbaReader(Mef3ioReader):
         a block the kernels cannot decode (left out from then on). Damage is reported as when
         channels are decoded one after another: the first in `names` order.
         """
-        red = _kernels
-        if red is None:  # mef3io reads them while the kernels load
+        decoder = _kernels
+        if decoder is None:  # mef3io reads them while the kernels load
             return list(range(len(names)))
         slow: list[int] = []
         runs: list[_Run] = []
@@ -362,7 +362,7 @@ class NumbaReader(Mef3ioReader):
         damage = unreadable or damage  # a file that cannot be read comes before the rest
         while runs:
             offsets, counts, firsts, rows, ends, owner = _arguments(runs)
-            status, k = red.decode_blocks(data, offsets, counts, firsts, rows, ends, out)
+            status, k = decoder.decode_blocks(data, offsets, counts, firsts, rows, ends, out)
             if status == fmt.OK:
                 break
             bad = runs[owner[k]]
