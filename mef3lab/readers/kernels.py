@@ -94,8 +94,14 @@ class Kernels:
         """
         args = [np.ascontiguousarray(a, np.int64) for a in (offsets, counts, firsts, rows, ends)]
         buf = np.ascontiguousarray(buf, np.uint8)
-        if out.dtype != np.int32 or out.ndim != 2 or (out.shape[1] > 1 and out.strides[1] != 4):
-            raise ValueError("out must be 2-D int32 with contiguous rows")
+        if (
+            out.dtype != np.int32
+            or out.ndim != 2
+            or not out.flags.writeable
+            or (out.shape[1] > 1 and out.strides[1] != 4)
+            or (out.shape[0] > 1 and (out.strides[0] % 4 or out.strides[0] < 4 * out.shape[1]))
+        ):
+            raise ValueError("out must be 2-D writeable int32 with contiguous rows, in order")
         # the kernel checks each block against its end; these are what it trusts
         if args[0].size and (args[3].min() < 0 or args[3].max() >= out.shape[0]):
             raise ValueError("a block's row is outside out")

@@ -271,4 +271,6 @@ def test_arguments_that_would_take_the_kernel_outside_its_arrays_are_refused(blo
         decode(buf, offsets[:1], counts[:1], one, one, ends + 1, out)
     with pytest.raises(ValueError, match="contiguous rows"):
         decode(buf, offsets[:1], counts[:1], one, one, ends, np.zeros((1, 8), np.int32)[:, ::2])
+    with pytest.raises(ValueError, match="in order"):  # rows backwards: the kernel would write
+        decode(buf, offsets[:1], counts[:1], one, one, ends, np.zeros((2, 8), np.int32)[::-1])
     assert decode(buf, offsets[:1], counts[:1], one, one, ends, out) == (blockformat.OK, -1)
