@@ -48,13 +48,21 @@ def test_a_kernel_server_folder_left_by_a_kill_9_goes_when_the_next_kernel_start
 
 def test_a_tcp_servers_summary_has_its_version_prefetch_depth_and_reader_pids():
     # A TCP server's status page is not reachable from here: the summary comes from gRPC stats.
+    import time
+
     from mef3lab import __version__
     from mef3lab.server.process import ServerProcess
 
     with ServerProcess(n_process_workers=2, n_prefetch=3) as srv:
         c = Connection({"MEF3LAB_SERVER": srv.address}).connect()
         try:
+            # The server answers before its readers are all started (they start one after the
+            # other on its pool's thread); the summary lists those alive, so wait for both.
+            deadline = time.monotonic() + 60
             s = c.status()
+            while len(s["workers"]["pids"]) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                s = c.status()
             assert s["version"] == __version__ and s["prefetch"]["depth"] == 3
             assert s["workers"]["configured"] == 2 and len(s["workers"]["pids"]) == 2
             page = c._repr_html_()
