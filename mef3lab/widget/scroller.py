@@ -249,6 +249,8 @@ class Scroller(anywidget.AnyWidget):
         shafts: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
+        # Per thread: the loader thread sets the automatic gain while a cell sets other traits.
+        self._mirroring = threading.local()
         self._applying = True  # traits set here mirror the state: no checks, no requests
         self._rec = rec
         spec = rec.mef3.spec
@@ -289,7 +291,7 @@ class Scroller(anywidget.AnyWidget):
         self._pending: tuple[str, ViewState] | None = None  # checked by _check, for _apply
         self._auto_gain = gain is None
         self._auto_key: tuple | None = None  # what the automatic gain was chosen for
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the state and the traits that mirror it
         source = _Live(spec)
         self._source = source
         self._overview_width = 0
@@ -636,19 +638,35 @@ class Scroller(anywidget.AnyWidget):
         if not self._applying:
             self._request()
 
+    @property
+    def _applying(self) -> bool:
+        """Whether traits this thread sets now mirror the state (no checks, no requests)."""
+        return getattr(self._mirroring, "on", False)
+
+    @_applying.setter
+    def _applying(self, on: bool) -> None:
+        self._mirroring.on = on
+
     def _apply(self, new: ViewState) -> None:
-        """Make `new` the state: every trait mirrors it, then one request (none for a gain)."""
+        """Make `new` the state: every trait mirrors it, then one request (none for a gain).
+
+        While the gain is automatic, it is the one the last page chose, even if that page
+        chose it after `new` was made from the state before.
+        """
         with self._lock:
-            old, self._state = self._state, new
-        self._applying = True
-        try:
-            with self.hold_sync():
-                for name, value in _traits_of(new).items():
-                    setattr(self, name, value)
-                self.bad_rows = _bad_rows(new, self.bad_channels)
-                self.message = ""
-        finally:
-            self._applying = False
+            old = self._state
+            if self._auto_gain:
+                new = replace(new, gain=old.gain)
+            self._state = new
+            self._applying = True
+            try:
+                with self.hold_sync():
+                    for name, value in _traits_of(new).items():
+                        setattr(self, name, value)
+                    self.bad_rows = _bad_rows(new, self.bad_channels)
+                    self.message = ""
+            finally:
+                self._applying = False
         if replace(old, gain=new.gain) != new:
             self._request()
 
@@ -733,11 +751,11 @@ class Scroller(anywidget.AnyWidget):
         """The gain chosen from a page: the state's and the trait's, no new request."""
         with self._lock:
             self._state = replace(self._state, gain=gain)
-        self._applying = True
-        try:
-            self.gain = gain
-        finally:
-            self._applying = False
+            self._applying = True
+            try:
+                self.gain = gain
+            finally:
+                self._applying = False
 
     def _samples_per_column(self, view: View, width: int) -> float:
         fastest = max(self._rates.get(c, 0.0) for c in view.channels)
@@ -797,16 +815,16 @@ class Scroller(anywidget.AnyWidget):
             self.width_px = _FRONT_WIDTH[0] = max(50, int(content.get("width", self.width_px)))
         elif kind == "ready":  # a new model in a front end (a first display, a reload) listens
             self._overview_width = 0
-            # A reply still to come reaches it too; asking again would make it stale and the
-            # view wait for a second one. One that went out before it listened (a first page
-            # is often read while the widget's module loads): the same reply again.
-            if self._loader.serving():
-                return
+            # The newest reply may have gone out before it listened (a first page is often
+            # read while the widget's module loads), even while the loader thread is still
+            # busy after sending it: the same reply again (a view ignores one it has). A reply
+            # still to come reaches it too; asking again would make it stale and the view
+            # wait for a second one.
             last = self._last_reply
             if last is not None and last[0]["id"] == self.view_id:
                 self.send(*last)
                 self._bar_for(self.width_px)
-            else:
+            elif not self._loader.serving():
                 self._request()
 
 

@@ -7,6 +7,7 @@ Keys and buttons move the page; the data that reaches the front end equals a dir
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import mef3lab
 from mef3lab.readers import open_reader
 from mef3lab.widget import Scroller
 from mef3lab.widget import scroller as scroller_module
+from mef3lab.widget.readahead import Readahead
 
 FS = 256.0
 
@@ -194,6 +196,28 @@ def test_a_slow_read_does_not_block_the_kernel(recording, scroll):
     assert replies.last()["start"] == 410.0
 
 
+def test_a_page_asked_while_the_loader_thread_sets_the_automatic_gain_is_served(recording, scroll):
+    # A notebook sets a filter, then goes to a place at once; the filtered page chooses the gain
+    # (on the loader thread) while the cell goes on. The place must not be lost.
+    w, replies = scroll(recording, channels=["ch000", "ch001"])
+    entered, chosen = threading.Event(), []
+
+    def setting_the_gain(change):  # holds the loader thread while it sets the gain
+        if threading.current_thread().name == "mef3lab-scroller" and not entered.is_set():
+            chosen.append(change["new"])
+            entered.set()
+            time.sleep(0.3)
+
+    w.observe(setting_the_gain, "gain")
+    w.highpass = 30.0  # the next page chooses the gain anew (a smaller one)
+    assert entered.wait(10)
+    w.go_to(400.0)  # while the loader thread is setting the gain
+    got = replies.last()
+    assert w.state.start == 400.0 and got["start"] == 400.0 and w.page == (400.0, 410.0)
+    assert got["state"]["filter"][0] == 30.0 and list(got["traces"]) == ["ch000", "ch001"]
+    assert w.gain == w.state.gain == chosen[0]  # the gain the filtered page chose stays
+
+
 def test_a_data_array_of_one_rate_group(mixed_rate_recording, scroll):
     rec = mef3lab.open_recording(mixed_rate_recording)
     w, replies = scroll(rec.signal_256Hz, start=50.0)
@@ -258,5 +282,36 @@ def test_a_view_asking_for_its_page_while_it_is_read_waits_for_that_reply(record
         assert w.wait(30)
         assert [c["id"] for c, _ in sent if c["type"] == "page"][-2:] == [first + 1, first + 1]
     finally:
+        w.close()
+        rec.close()
+
+
+def test_a_view_ready_after_the_reply_went_out_gets_it_while_the_loader_is_still_busy(
+    recording, monkeypatch
+):
+    """The first page went out before the model listened, and the loader thread is still
+    busy after sending it (reading ahead): "ready" gets that reply again, not nothing."""
+    sent = []
+    monkeypatch.setattr(
+        Scroller, "send", lambda self, content, buffers=None: sent.append((content, buffers))
+    )
+    gate, busy = threading.Event(), threading.Event()
+    shown = Readahead.shown
+
+    def slow_shown(self, *args, **kwargs):  # what the loader does after sending a page
+        busy.set()
+        gate.wait(30)
+        return shown(self, *args, **kwargs)
+
+    monkeypatch.setattr(Readahead, "shown", slow_shown)
+    rec = mef3lab.open_recording(recording)
+    w = Scroller(rec, start=20.0, page_seconds=10.0)
+    try:
+        assert busy.wait(30)  # the page is sent; the loader thread has not finished
+        w._handle_custom_msg({"type": "ready"}, [])
+        pages = [c for c, _ in sent if c["type"] == "page"]
+        assert [c["id"] for c in pages] == [w.view_id, w.view_id] and pages[1]["start"] == 20.0
+    finally:
+        gate.set()
         w.close()
         rec.close()
