@@ -39,10 +39,17 @@ def envelope(data: np.ndarray, bins: int) -> np.ndarray:
     dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float32
     out = np.full((2, data.shape[0], bins), np.nan, dtype)
     if bins:
+        # Each bin's samples gathered into one row of the widest bin's length, a narrower bin
+        # repeating its last sample (which changes neither its min nor its max): one reduction
+        # over a contiguous axis, about twice as fast as `ufunc.reduceat` over uneven bins.
         starts = bin_starts(n, bins)
+        ends = np.append(starts[1:], n)
+        width = int((ends - starts).max())
+        take = np.minimum(starts[:, None] + np.arange(width), ends[:, None] - 1)
+        binned = data[:, take]  # (channels, bins, width)
         with np.errstate(invalid="ignore"):
-            out[0] = np.fmin.reduceat(data, starts, axis=1)
-            out[1] = np.fmax.reduceat(data, starts, axis=1)
+            out[0] = np.fmin.reduce(binned, axis=2)  # (reducing into `out` is far slower)
+            out[1] = np.fmax.reduce(binned, axis=2)
     return out
 
 

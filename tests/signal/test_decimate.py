@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 from mef3lab.signal.decimate import envelope, minmax_points
 
@@ -21,6 +22,21 @@ def test_envelope_matches_a_direct_min_max_per_bin():
             np.testing.assert_array_equal(env[0, :, b], np.nanmin(x[:, a:z], axis=1))
             np.testing.assert_array_equal(env[1, :, b], np.nanmax(x[:, a:z], axis=1))
     assert env.dtype == np.float32 and env.shape == (2, 3, 7)
+
+
+@pytest.mark.parametrize(("n", "bins"), [(32000, 1031), (1500, 1000), (64, 64), (10, 3)])
+def test_envelope_of_bins_of_two_widths_keeps_each_bins_first_and_last_sample(n, bins):
+    # a spike on the first and on the last sample of every bin: none may be lost or moved
+    x = np.zeros((2, n), np.int32)
+    starts = (np.arange(bins) * n) // bins
+    ends = np.append(starts[1:], n)
+    x[0, starts], x[0, ends - 1] = -5, 7
+    x[1, ends - 1] = -3
+    env = envelope(x, bins)
+    assert env.dtype == np.float32 and env.shape == (2, 2, bins)
+    wide = ends - starts > 1  # a bin of one sample holds only the last one's spike
+    assert (env[0, 0] == np.where(wide, -5, 7)).all() and (env[1, 0] == 7).all()
+    assert (env[0, 1] == -3).all() and (env[1, 1] == np.where(wide, 0, -3)).all()
 
 
 def test_all_nan_bin_stays_nan():
