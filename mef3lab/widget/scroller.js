@@ -218,7 +218,9 @@ function drawAxis(ctx, frame, t0, model) {
 }
 
 // Annotations or marked events ({t, duration, text}): a shaded span, a marker and the text.
-function drawSpans(ctx, frame, items, pageStart, shade, colour) {
+// `labels` holds the [left, right, text] of the texts drawn so far on this page: one that would
+// overlap one is left out (its marker stays), so close events never print over each other.
+function drawSpans(ctx, frame, items, pageStart, shade, colour, labels) {
   const { H, secs, x } = frame;
   ctx.textAlign = "left";
   for (const item of items) {
@@ -229,7 +231,10 @@ function drawSpans(ctx, frame, items, pageStart, shade, colour) {
     if (span) ctx.fillRect(x(Math.max(rel, 0)), TOP, x(Math.min(rel + span, secs)) - x(Math.max(rel, 0)), H);
     ctx.fillStyle = colour;
     if (rel >= 0) ctx.fillRect(Math.round(x(rel)), TOP - 4, 2, H + 4);
-    ctx.fillText(item.text, x(Math.max(rel, 0)) + 4, 3);
+    const left = x(Math.max(rel, 0)) + 4, right = left + ctx.measureText(item.text).width + 4;
+    if (labels.some(([a, b]) => left < b && right > a)) continue;
+    labels.push([left, right, item.text]);
+    ctx.fillText(item.text, left, 3);
   }
 }
 
@@ -320,8 +325,9 @@ function drawPage(ui, model, state) {
   const gutter = state.gutter, W = width - gutter, H = n * rowH, secs = msg.seconds;
   const frame = { width, W, H, rowH, secs, gutter, x: (s) => gutter + (s / secs) * W };
   drawAxis(ctx, frame, model.get("start_uutc") / 1e6 + msg.start, model);
-  drawSpans(ctx, frame, model.get("annotations"), msg.start, "rgba(255, 140, 0, 0.15)", "#d96b00");
-  drawSpans(ctx, frame, model.get("marks"), msg.start, "rgba(0, 150, 60, 0.15)", "#00963c");
+  const labels = []; // the event texts drawn (tests read them)
+  drawSpans(ctx, frame, model.get("annotations"), msg.start, "rgba(255, 140, 0, 0.15)", "#d96b00", labels);
+  drawSpans(ctx, frame, model.get("marks"), msg.start, "rgba(0, 150, 60, 0.15)", "#00963c", labels);
   if (state.cursor !== null && state.cursor >= msg.start && state.cursor <= msg.start + secs) {
     ctx.fillStyle = "rgba(0, 0, 0, 0.35)";
     ctx.fillRect(Math.round(frame.x(state.cursor - msg.start)), TOP, 1, H);
@@ -339,6 +345,7 @@ function drawPage(ui, model, state) {
   tags.drawnSeconds = String(msg.seconds);
   tags.drawnChannels = msg.traces.map((tr) => tr.name).join(",");
   tags.drawnMontage = msg.state ? msg.state.montage : "";
+  tags.drawnLabels = labels.map((label) => label[2]).join("|");
   drawOverview(ui, model, state);
 }
 

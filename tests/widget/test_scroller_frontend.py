@@ -149,6 +149,28 @@ def test_a_resize_redraws_only_when_the_width_changed(browser_page, first_page):
     assert len(got["resizes"]) >= 1 and got["resizes"][-1] < 700
 
 
+def test_event_labels_that_would_overlap_one_drawn_are_left_out(browser_page, first_page):
+    # a zoomed-out page puts close events a pixel apart: their texts must not print over each
+    # other (annotations and marked events alike); one far from them is labelled
+    got = run(
+        browser_page,
+        first_page,
+        """async ({ mod, made, view, state, reply, buffer, settle }) => {
+          const at = (t, text) => ({ t: reply.start + t, text, type: "", duration: null });
+          const model = made({ ...state,
+            annotations: [at(1.0, "recording started"), at(1.01, "eyes closed"),
+                          at(8.0, "patient moved")],
+            marks: [{ ...at(1.02, "sharp wave"), duration: 0 }] });
+          mod.initialize({ model: model.proxy() });
+          model.deliver(reply, [buffer]);
+          const root = view(model, 900);
+          await settle(50);
+          return { labels: root.dataset.drawnLabels };
+        }""",
+    )
+    assert got["labels"] == "recording started|patient moved"
+
+
 def test_each_scroller_has_a_key_of_its_own(scroll, recording):
     a, _ = scroll(recording, rows=2)
     b, _ = scroll(recording, rows=2)
