@@ -2,11 +2,12 @@
 
 Decoding is what a server of MEF recordings spends its CPU on, so mef3lab has a decoder of its
 own: meflib's stream format (``RED_decode``) with a per-block lookup table from count to symbol
-(meflib and mef3io walk up to 256 cumulative counts per symbol), 32-bit divisions, and two
-blocks decoded in step. Every block's CRC is checked before it is decoded. The kernel is a C
-function (`decode`), which `kernels` loads, without numba once it was compiled. It only
-decodes: which blocks to read and where their samples land is the engine's business
-(`mef3lab.readers.numba`). Why and how: ``docs/readers.md``.
+(meflib and mef3io walk up to 256 cumulative counts per symbol), one 32-bit division per
+symbol (the other is a multiplication), and two blocks decoded in step. Every block's CRC is
+checked before it is decoded. The kernel is a C function (`decode`), which `kernels` loads,
+without numba once it was compiled. It only decodes: which blocks to read and where their
+samples land is the engine's business (`mef3lab.readers.numba`). Why and how:
+``docs/readers.md``.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def crc32(buf, start, stop, table):
 def _udiv32(typingctx, a, b):
     """Unsigned 32-bit ``a // b``.
 
-    numba widens integers to 64 bits, whose division is slower (the decoder's two divisions
-    per symbol are most of its time).
+    numba widens integers to 64 bits, whose division is slower (the decoder's division per
+    symbol is much of its time).
     """
 
     def codegen(context, builder, signature, args):
@@ -77,6 +78,30 @@ def _udiv32(typingctx, a, b):
         return builder.zext(q, ir.IntType(64))
 
     return types.int64(types.int64, types.int64), codegen
+
+
+@intrinsic
+def mul_shift63(typingctx, a, m):
+    """``(a * m) >> 63`` of unsigned 64-bit `a` and `m`, from their 128-bit product."""
+
+    def codegen(context, builder, signature, args):
+        i128 = ir.IntType(128)
+        prod = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        return builder.trunc(builder.lshr(prod, ir.Constant(i128, 63)), ir.IntType(64))
+
+    return types.int64(types.int64, types.uint64), codegen
+
+
+@njit(inline="always")
+def reciprocal(total):
+    """``ceil(2**63 / total)``: ``mul_shift63(r, it)`` is ``r // total`` for r < 2**32.
+
+    Exact because `total` < 2**16: the product exceeds ``r / total`` by less than
+    ``r / 2**63`` < 2**-31, and a quotient that is not a whole number is at least
+    ``1 / total`` below the next one. A block's total count is fixed, so this replaces one
+    of the two divisions per symbol by a multiplication.
+    """
+    return (np.uint64(0x7FFFFFFFFFFFFFFF) + np.uint64(total)) // np.uint64(total)
 
 
 @njit(cache=True, nogil=True)
@@ -117,8 +142,10 @@ def _prepare(buf, off, size, count, table, cum, lut, room):
 
 
 @njit(inline="always")
-def _symbol(buf, stats, end, cum, lut, total, low, rng, p, byte):
+def _symbol(buf, stats, end, cum, lut, total, inv, low, rng, p, byte):
     """One step of meflib's range decoder (7 extra bits, bottom value 2**23).
+
+    `inv` is ``reciprocal(total)``.
 
     Returns the symbol and the decoder's new state.
     """
@@ -128,7 +155,7 @@ def _symbol(buf, stats, end, cum, lut, total, low, rng, p, byte):
         p += 1
         low |= byte >> 1
         rng = (rng << 8) & 0xFFFFFFFF
-    per_count = _udiv32(rng, total)
+    per_count = mul_shift63(rng, inv)
     c = _udiv32(low, per_count)
     if c >= total:
         c = total - 1
@@ -209,6 +236,7 @@ def _decode_pairs(
             )
             if status != OK:
                 return status, b
+        inv_a, inv_b = reciprocal(total_a), reciprocal(total_b)
         end_a, end_b = (
             offsets[a] + _u32(buf, offsets[a] + 36),
             offsets[b] + _u32(buf, offsets[b] + 36),
@@ -227,27 +255,27 @@ def _decode_pairs(
         want_a, want_b, key_a, key_b, i_a, i_b = m_a, m_b, 4, 4, 0, 0
         while want_a > 0 and i_a < nd_a and want_b > 0 and i_b < nd_b:
             sym, low_a, rng_a, p_a, byte_a = _symbol(
-                buf, stats_a, end_a, cum[0], lut[0], total_a, low_a, rng_a, p_a, byte_a
+                buf, stats_a, end_a, cum[0], lut[0], total_a, inv_a, low_a, rng_a, p_a, byte_a
             )
             i_a += 1
             diffs[0, i_a] = sym
             want_a, key_a = _needs(sym, want_a, key_a)
             sym, low_b, rng_b, p_b, byte_b = _symbol(
-                buf, stats_b, end_b, cum[1], lut[1], total_b, low_b, rng_b, p_b, byte_b
+                buf, stats_b, end_b, cum[1], lut[1], total_b, inv_b, low_b, rng_b, p_b, byte_b
             )
             i_b += 1
             diffs[1, i_b] = sym
             want_b, key_b = _needs(sym, want_b, key_b)
         while want_a > 0 and i_a < nd_a:
             sym, low_a, rng_a, p_a, byte_a = _symbol(
-                buf, stats_a, end_a, cum[0], lut[0], total_a, low_a, rng_a, p_a, byte_a
+                buf, stats_a, end_a, cum[0], lut[0], total_a, inv_a, low_a, rng_a, p_a, byte_a
             )
             i_a += 1
             diffs[0, i_a] = sym
             want_a, key_a = _needs(sym, want_a, key_a)
         while want_b > 0 and i_b < nd_b:
             sym, low_b, rng_b, p_b, byte_b = _symbol(
-                buf, stats_b, end_b, cum[1], lut[1], total_b, low_b, rng_b, p_b, byte_b
+                buf, stats_b, end_b, cum[1], lut[1], total_b, inv_b, low_b, rng_b, p_b, byte_b
             )
             i_b += 1
             diffs[1, i_b] = sym

@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+from numba import njit
 
 from mef3lab.errors import CorruptDataError
 from mef3lab.readers import blockformat, kernels, open_reader, red
@@ -34,6 +35,33 @@ def test_crc_8_bytes_a_step_equals_bytewise(length):
     for byte in data[3:]:  # meflib's CRC_update, a byte at a time
         crc = (crc >> 8) ^ int(blockformat.CRC_TABLE[0, (crc ^ int(byte)) & 0xFF])
     assert red.crc32(data, 3, length + 3, blockformat.CRC_TABLE) == crc
+
+
+@njit
+def _quotients_that_differ(totals, ranges):
+    """How many ``mul_shift63(r, reciprocal(t))`` differ from ``r // t``, over all pairs."""
+    wrong = 0
+    for t in totals:
+        inv = red.reciprocal(t)
+        for r in ranges:
+            wrong += red.mul_shift63(r, inv) != r // t
+        for k in (np.int64(1), (np.int64(1) << 32) // t):  # whole quotients and one below
+            for r in (k * t - 1, k * t):
+                wrong += r < (np.int64(1) << 32) and red.mul_shift63(r, inv) != r // t
+    return wrong
+
+
+def test_the_divisions_by_a_blocks_total_are_exact_for_every_total_and_range():
+    # A block's counts are 256 bytes, so its total is 1 ... 65280; the range is below 2**32.
+    totals = np.arange(1, 256 * 255 + 1, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    ranges = np.concatenate(
+        [
+            [0, 1, 0x80, 0x800000, 0x800001, 0xFFFF, 0x10000, 2**31, 2**32 - 2, 2**32 - 1],
+            rng.integers(0, 2**32, 20),
+        ]
+    ).astype(np.int64)
+    assert _quotients_that_differ(totals, ranges) == 0
 
 
 @pytest.mark.parametrize("file", ["recording", "pymef_recording"])
