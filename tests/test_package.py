@@ -120,6 +120,27 @@ def test_reading_a_recording_never_imports_dask_distributed(recording):
     assert _modules_after(code) == ["dask", "dask.array", "xarray"]
 
 
+def test_an_unfiltered_scroller_draws_its_first_page_without_scipy_signal(recording):
+    # scipy.signal's import is most of a first scroller's wait; a filter imports it.
+    code = (
+        "import sys\n"
+        "import mef3lab\n"
+        f"rec = mef3lab.open_recording({str(recording)!r})\n"
+        "w = mef3lab.Scroller(rec, page_seconds=5)\n"
+        "assert w.wait(60) and w.sent == 1\n"
+        "print('UNFILTERED', 'scipy.signal' in sys.modules)\n"
+        "w.highpass = 1.0\n"
+        "assert w.wait(60) and w.sent == 2 and not w.message, w.message\n"
+        "print('FILTERED', 'scipy.signal' in sys.modules)\n"
+        "w.close()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.splitlines()
+    assert "UNFILTERED False" in out
+    assert "FILTERED True" in out
+
+
 def test_a_distributed_client_imported_first_keeps_its_scheduler(recording):
     code = (
         "import dask, distributed\n"

@@ -6,7 +6,9 @@ seconds of neighbouring samples on each side and then cut back to the page: the 
 long enough for the filter's response to die away to below float32 precision, so a page
 read on its own shows the same values as those samples inside a long filtered read.
 Each contiguous run between gaps (NaN) is filtered on its own: a gap stays a gap and
-the samples beside it are not smeared into it.
+the samples beside it are not smeared into it. scipy.signal is imported by the first
+filter designed: importing it is a large part of a first scroller's wait, and an unfiltered
+page never needs it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
-from scipy import signal
 
 __all__ = ["HFO_BANDS", "MAX_PAD_PAGES", "DisplayFilter", "hfo_band", "hfo_bands"]
 
@@ -173,11 +175,12 @@ class DisplayFilter:
         out = np.array(data, np.float32, copy=True)
         if sos is None:
             return out
+        filtfilt = _signal().sosfiltfilt
         for row in out:
             for a, b in _runs(np.isfinite(row)):
                 padlen = min(3 * (2 * len(sos) + 1), b - a - 1)
                 if padlen > 0:
-                    row[a:b] = signal.sosfiltfilt(sos, row[a:b].astype(np.float64), padlen=padlen)
+                    row[a:b] = filtfilt(sos, row[a:b].astype(np.float64), padlen=padlen)
         return out
 
 
@@ -186,8 +189,16 @@ def _damping(order: int) -> float:
     return math.sin(math.pi / (2 * order)) if order > 1 else 1.0
 
 
+def _signal() -> Any:
+    """scipy.signal, imported on first use (see the module's docstring)."""
+    from scipy import signal  # noqa: PLC0415 - imported when a filter is first designed
+
+    return signal
+
+
 @lru_cache(maxsize=64)
 def _sos(f: DisplayFilter, fs: float) -> np.ndarray | None:
+    signal = _signal()
     parts = []
     if f.highpass is not None:
         parts.append(signal.butter(HIGHPASS_ORDER, f.highpass, "highpass", fs=fs, output="sos"))
