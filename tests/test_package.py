@@ -52,6 +52,7 @@ def test_load_ext_returns_before_xarray_and_dask_are_imported_then_preloads_them
         "preload, ext._preload = ext._preload, lambda: None\n"  # %load_ext on its own
         "ip.run_line_magic('load_ext', 'mef3lab')\n"
         f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "print('WIDGET', 'mef3lab.widget.scroller' in sys.modules)\n"
         "ip.run_line_magic('unload_ext', 'mef3lab')\n"
         "ext._preload = preload\n"
         "ip.run_line_magic('load_ext', 'mef3lab')\n"
@@ -63,6 +64,7 @@ def test_load_ext_returns_before_xarray_and_dask_are_imported_then_preloads_them
         "ip.run_line_magic('unload_ext', 'mef3lab')\n"
         "assert not progress.enabled()\n"
         f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "print('WIDGET', 'mef3lab.widget.scroller' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", shell],
@@ -75,6 +77,8 @@ def test_load_ext_returns_before_xarray_and_dask_are_imported_then_preloads_them
     loaded, preloaded = (eval(line[6:]) for line in out if line.startswith("HEAVY "))
     assert loaded == []  # %load_ext itself: none of them
     assert preloaded == ["dask", "dask.array", "xarray"]  # in the background; never distributed
+    # the scroller's module too (anywidget, ipywidgets): a first scroller does not import it
+    assert [line for line in out if line.startswith("WIDGET ")] == ["WIDGET False", "WIDGET True"]
 
 
 @pytest.mark.parametrize(

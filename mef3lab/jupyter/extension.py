@@ -6,7 +6,7 @@ ends any other way (restart, shutdown, kill -9) loses it too, since the server w
 kernel process (`ServerProcess`).
 
 Loading imports neither xarray nor dask: it returns at once, and a thread then imports what
-the first open needs (`PRELOAD`) while the user types the next cell. The progress bars are
+the first open and the first scroller need (`PRELOAD`) while the user types the next cell. The progress bars are
 turned on just before that next cell runs, on the kernel's main thread: dask swaps its set of
 callbacks while a compute runs, so one registered from another thread meanwhile would be lost.
 """
@@ -23,8 +23,9 @@ from IPython.display import display
 from .connection import Connection
 from .magics import Mef3Magics
 
-#: Imported in the background once the extension is loaded (the first open needs them).
-PRELOAD = ("dask.array", "xarray", "mef3lab.xr")
+#: Imported in the background once the extension is loaded: what the first open needs, and
+#: the scroller's module (with anywidget and ipywidgets).
+PRELOAD = ("dask.array", "xarray", "mef3lab.xr", "mef3lab.widget.scroller")
 
 _connection: Connection | None = None
 
