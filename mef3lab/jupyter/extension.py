@@ -6,9 +6,10 @@ ends any other way (restart, shutdown, kill -9) loses it too, since the server w
 kernel process (`ServerProcess`).
 
 Loading imports neither xarray nor dask: it returns at once, and a thread then imports what
-the first open and the first scroller need (`PRELOAD`) while the user types the next cell. The progress bars are
-turned on just before that next cell runs, on the kernel's main thread: dask swaps its set of
-callbacks while a compute runs, so one registered from another thread meanwhile would be lost.
+the first open and the first scroller need (`PRELOAD`) while the user types the next cell.
+The progress bars are turned on just before that next cell runs, on the kernel's main thread:
+dask swaps its set of callbacks while a compute runs, so one registered from another thread
+meanwhile would be lost.
 """
 
 from __future__ import annotations
