@@ -126,6 +126,10 @@ class Lab:
             "--ServerApp.open_browser=False",
             "--allow-root",
         ]
+        # no "get notified about Jupyter news?" toast over the widgets (clicks, screenshots)
+        news = self.root / ".jupyter-config/lab/user-settings/@jupyterlab/apputils-extension"
+        news.mkdir(parents=True, exist_ok=True)
+        (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
         env = dict(
             os.environ,
             JUPYTER_CONFIG_DIR=str(self.root / ".jupyter-config"),
@@ -353,8 +357,7 @@ def first_pages(
             strip = widget.locator(".m3s-overview")
             box = strip.bounding_box()
             gutter = widget.evaluate("el => Number(el.dataset.gutter)")
-            # left of the middle: JupyterLab's news toast may cover the bar's right end
-            x = gutter + rng.uniform(0.05, 0.6) * (box["width"] - gutter)
+            x = gutter + rng.uniform(0.05, 0.95) * (box["width"] - gutter)
             strip.click(position={"x": x, "y": box["height"] / 2})
             page.wait_for_function(
                 "el => Number(el.dataset.drawnAt) > Number(el.dataset.keyAt) "

@@ -72,10 +72,6 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     for nb in NOTEBOOKS:
         shutil.copy(nb, root / nb.name)
-    # no "get notified about Jupyter news?" toast over the widgets in the screenshots
-    news = root / ".jupyter-config/lab/user-settings/@jupyterlab/apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     demo = tmp_path_factory.mktemp("demo-data")
     demo_recording(demo)
     patch = pytest.MonkeyPatch()
