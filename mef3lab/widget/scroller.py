@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -647,6 +648,15 @@ class Scroller(anywidget.AnyWidget):
     def _applying(self, on: bool) -> None:
         self._mirroring.on = on
 
+    @contextlib.contextmanager
+    def _mirrored(self) -> Iterator[None]:
+        """Traits this thread sets inside mirror the state (no checks, no requests)."""
+        self._applying = True
+        try:
+            yield
+        finally:
+            self._applying = False
+
     def _apply(self, new: ViewState) -> None:
         """Make `new` the state: every trait mirrors it, then one request (none for a gain).
 
@@ -658,15 +668,11 @@ class Scroller(anywidget.AnyWidget):
             if self._auto_gain:
                 new = replace(new, gain=old.gain)
             self._state = new
-            self._applying = True
-            try:
-                with self.hold_sync():
-                    for name, value in _traits_of(new).items():
-                        setattr(self, name, value)
-                    self.bad_rows = _bad_rows(new, self.bad_channels)
-                    self.message = ""
-            finally:
-                self._applying = False
+            with self._mirrored(), self.hold_sync():
+                for name, value in _traits_of(new).items():
+                    setattr(self, name, value)
+                self.bad_rows = _bad_rows(new, self.bad_channels)
+                self.message = ""
         if replace(old, gain=new.gain) != new:
             self._request()
 
@@ -751,11 +757,8 @@ class Scroller(anywidget.AnyWidget):
         """The gain chosen from a page: the state's and the trait's, no new request."""
         with self._lock:
             self._state = replace(self._state, gain=gain)
-            self._applying = True
-            try:
+            with self._mirrored():
                 self.gain = gain
-            finally:
-                self._applying = False
 
     def _samples_per_column(self, view: View, width: int) -> float:
         fastest = max(self._rates.get(c, 0.0) for c in view.channels)
