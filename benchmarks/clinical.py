@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import traitlets as t
+
 import mef3lab
 from mef3lab.readers import open_reader
 from mef3lab.widget import Scroller
@@ -146,8 +148,8 @@ def hour_flips(path: Path, starts: list[float]) -> tuple[list[float], list[float
     sent: dict[int, float] = {}
     try:
         w = Scroller(rec, start=starts[0], page_seconds=3600.0, rows=len(rec.mef3.info.names))
-        w.send = lambda content, buffers=None: sent.__setitem__(
-            content.get("id", 0), time.perf_counter()
+        w.observe(  # called once the reply is handed to the comm
+            lambda change: sent.__setitem__(change["new"]["id"], time.perf_counter()), names="reply"
         )
         w.wait(120)
         passes = []
@@ -174,25 +176,27 @@ def _ms(action) -> float:
     return sw.seconds * 1e3
 
 
+class _BarTimed(Scroller):
+    """A scroller that notes when its overview bar was handed to the comm (`bar_at`)."""
+
+    bar_at: float | None = None
+
+    @t.observe("overview_bar")
+    def _note_bar(self, change: dict) -> None:
+        if self.bar_at is None:
+            self.bar_at = time.perf_counter()
+
+
 def _overview_ms(path: Path) -> float:
-    """Milliseconds from `Scroller(rec)` to its overview message handed to the comm."""
+    """Milliseconds from `Scroller(rec)` to its overview bar handed to the comm."""
     rec = mef3lab.open_recording(str(path))
-    sent: dict[str, float] = {}
     try:
-        original = Scroller.send
-        Scroller.send = lambda self, content, buffers=None: sent.setdefault(
-            content["type"], time.perf_counter()
-        )
-        try:
-            t = time.perf_counter()
-            w = Scroller(rec)
-            w.wait()
-            deadline = time.perf_counter() + 30
-            while "overview" not in sent and time.perf_counter() < deadline:
-                time.sleep(0.001)
-        finally:
-            Scroller.send = original
+        t0 = time.perf_counter()
+        w = _BarTimed(rec)
+        w.wait()  # the page, and the bar asked with it
         w.close()
     finally:
         rec.close()
-    return (sent["overview"] - t) * 1e3
+    if w.bar_at is None:
+        raise AssertionError("the scroller sent no overview bar")
+    return (w.bar_at - t0) * 1e3

@@ -174,8 +174,8 @@ def model_flips(
             rows=len(rec.mef3.info.names),
             **(options or {}),
         )
-        w.send = lambda content, buffers=None: sent.__setitem__(
-            content.get("id", 0), time.perf_counter()
+        w.observe(  # called once the reply is handed to the comm
+            lambda change: sent.__setitem__(change["new"]["id"], time.perf_counter()), names="reply"
         )
         w.wait()
         time.sleep(pause_s)

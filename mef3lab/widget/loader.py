@@ -47,11 +47,6 @@ class LatestLoader:
         """Whether `id` is still the newest request (a reply for an older one is stale)."""
         return id == self._latest
 
-    def serving(self) -> bool:
-        """Whether the newest request is still to be served (its reply is still to come)."""
-        with self._cond:
-            return self._done < self._latest
-
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the newest request so far has been served; False on timeout."""
         with self._cond:

@@ -1,8 +1,8 @@
 // The scroller's front end: draws the pages the kernel sends on a canvas, forwards keys and clicks.
 // State lives in the kernel (traitlets); this module only draws and asks. A reply is drawn only
 // if its id is the newest request the model knows of (`view_id`), so stale pages are never shown.
-// The newest reply is kept per model (`initialize`), so a view created after it arrived draws it;
-// a new model (a first render, a reload) asks the kernel for its page as soon as it listens.
+// The newest reply and the overview bar are traits (binary buffers), so a view created after
+// they arrived (the first render, while this module loads; a reload) draws them from the model.
 // In order: layout (the DOM), model sync (texts and menus from the traits), drawing (the page,
 // the overview bar), input (keys, clicks, resizes); `render` wires them together.
 
@@ -505,29 +505,11 @@ function watchSize(ui, model, state, redraw) {
   return { resized, stop: () => { observer.disconnect(); clearTimeout(timer); } };
 }
 
-// -- the newest replies of a model, kept for every view (one created later, too) ------------
+// -- the page and the bar as the model holds them -------------------------------------------
 
-// Under the model's `_key`: anywidget gives `initialize` and each view a stand-in of their own.
-const LATEST = new Map();
-
-function initialize({ model }) {
-  const latest = { page: null, overview: null };
-  const key = model.get("_key");
-  LATEST.set(key, latest);
-  const keep = (msg, buffers) => {
-    if (msg.type === "overview") latest.overview = { msg, data: floats(buffers[0]) };
-    else if (msg.type === "page" && (!latest.page || msg.id > latest.page.msg.id)) {
-      latest.page = { msg, data: floats(buffers[0]) };
-    }
-  };
-  model.on("msg:custom", keep);
-  // Replies sent before this listened are lost (a first page is often read and sent while
-  // the module loads): the kernel sends its last one again, or serves the state anew.
-  model.send({ type: "ready" });
-  return () => {
-    model.off("msg:custom", keep);
-    if (LATEST.get(key) === latest) LATEST.delete(key);
-  };
+// A trait that holds `{..., data}` (a DataView of float32 values) as {msg, data}; null while empty.
+function unpack(value) {
+  return value && value.data ? { msg: value, data: floats(value.data) } : null;
 }
 
 // -- render -------------------------------------------------------------------------------
@@ -536,12 +518,10 @@ function render({ model, el }) {
   const menus = model.get("menus"); // fixed for the widget's life: read once
   const ui = layout(menus);
   el.append(ui.root);
-  const key = model.get("_key");
-  if (!LATEST.has(key)) initialize({ model }); // a host that does not call it
-  const latest = LATEST.get(key);
   // reply: the page on screen {msg, data}; overview: the bar {msg, data}; cursor: seconds
   // from the recording start of the last click in the traces; gutter: the labels' width
-  const state = { reply: null, drawnId: 0, drawnFor: "", overview: latest.overview, cursor: null, gutter: 0 };
+  const overview = unpack(model.get("overview_bar"));
+  const state = { reply: null, drawnId: 0, drawnFor: "", overview, cursor: null, gutter: 0 };
   ui.root.dataset.renderedAt = String(performance.now()); // what tests and benchmarks read
   const draw = () => drawPage(ui, model, state);
   const texts = () => showTexts(ui, model, menus);
@@ -556,7 +536,7 @@ function render({ model, el }) {
 
   // the newest page, if it answers the newest request (a reply overtaken by one is stale)
   const showLatest = () => {
-    const page = latest.page;
+    const page = unpack(model.get("reply"));
     if (!page || page.msg.id < model.get("view_id") || page.msg.id <= state.drawnId) return false;
     ui.root.dataset.gotAt = String(performance.now());
     state.reply = page;
@@ -564,14 +544,13 @@ function render({ model, el }) {
     ui.root.dataset.pages = String(Number(ui.root.dataset.pages || 0) + 1); // pages drawn (tests, benchmarks)
     return true;
   };
-  const onMessage = (msg) => {
-    if (msg.type === "overview") {
-      state.overview = latest.overview;
-      drawOverview(ui, model, state);
-    } else if (msg.type === "page") showLatest();
+  const newBar = () => {
+    state.overview = unpack(model.get("overview_bar"));
+    drawOverview(ui, model, state);
   };
   const listeners = [
-    ["msg:custom", onMessage],
+    ["change:reply", showLatest],
+    ["change:overview_bar", newBar],
     ["change:gain", () => { draw(); texts(); }],
     ["change:annotations", draw],
     ["change:marks", draw],
@@ -596,7 +575,7 @@ function render({ model, el }) {
   fillPicker(ui, model);
   texts();
   draw();
-  showLatest(); // else the reply to the model's "ready" is on its way
+  showLatest(); // else the page is on its way
   return () => {
     watching.stop();
     stopInput();
@@ -604,4 +583,4 @@ function render({ model, el }) {
   };
 }
 
-export default { initialize, render };
+export default { render };

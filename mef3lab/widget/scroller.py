@@ -15,7 +15,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -143,6 +142,9 @@ class Scroller(anywidget.AnyWidget):
         What went wrong last, as the widget shows it.
     sent, dropped : int
         Pages sent to the front end, and pages dropped because a newer request came in.
+    reply, overview_bar : dict
+        The newest page and the whole recording's bar as the front end gets them (its
+        float32 values under ``"data"``, a binary buffer); a view made later draws them.
 
     Raises
     ------
@@ -163,10 +165,6 @@ class Scroller(anywidget.AnyWidget):
 
     _esm = _HERE / "scroller.js"
     _css = _HERE / "scroller.css"
-    # The front end keeps each model's newest replies under this name: anywidget hands its
-    # `initialize` and each view a different stand-in for the model.
-    _key = t.Unicode(read_only=True).tag(sync=True)
-
     start = t.Float(0.0, help="page start, seconds from the recording start").tag(sync=True)
     page_seconds = t.Float(10.0, help="page length in seconds").tag(sync=True)
     channels = t.List(t.Unicode(), help="the channels shown, in screen order").tag(sync=True)
@@ -179,6 +177,14 @@ class Scroller(anywidget.AnyWidget):
     )
     row_px = t.Int(26, help="pixels per row").tag(sync=True)
     view_id = t.Int(0, help="id of the newest page request; replies with older ids are stale").tag(
+        sync=True
+    )
+    # Pages and the bar are state, not messages: a front end that comes later (the first
+    # view, while the module loads; a reload) gets the newest with the model.
+    reply = t.Dict(
+        help="the newest page: id, start, seconds, state, traces, data (float32 bytes)"
+    ).tag(sync=True)
+    overview_bar = t.Dict(help="the whole recording's bar: n, seconds, data (float32 bytes)").tag(
         sync=True
     )
     page_label = t.Unicode("", help="the page start as text (clock time and seconds)").tag(
@@ -227,10 +233,6 @@ class Scroller(anywidget.AnyWidget):
     )
     utc_offset_s = t.Int(0, help="the recording's UTC offset in seconds (its clock)").tag(sync=True)
     deidentified = t.Bool(False, help="times are de-identified: shown relative").tag(sync=True)
-
-    @t.default("_key")
-    def _new_key(self) -> str:
-        return uuid.uuid4().hex
 
     def __init__(
         self,
@@ -299,7 +301,6 @@ class Scroller(anywidget.AnyWidget):
         # the bar is made apart: the next page a reviewer asks for does not wait for it
         self._overview = ThreadPoolExecutor(1, thread_name_prefix="mef3lab-overview")
         self._overview_sent: Future | None = None
-        self._last_reply: tuple[dict, list] | None = None  # for a view that missed it
         self._cache = PageCache(lambda view: read_reviewed(source, view))
         self._zoom = EnvelopeStore(source)
         self._readahead = Readahead(source, self._cache, info.end_uutc - info.start_uutc)
@@ -678,8 +679,10 @@ class Scroller(anywidget.AnyWidget):
 
     def _request(self) -> None:
         """A new view: one request with a new id; nothing here waits for data."""
-        state = self._state
-        with self.hold_sync():
+        # under the lock: a reply, set on the loader thread under it too, never reaches the
+        # front end before the request it answers
+        with self._lock, self.hold_sync():
+            state = self._state
             self.page_label = clock_label(self.start_uutc, state.start, *self._clock())
             self.view_id = self._loader.submit((state, self.width_px))
 
@@ -723,19 +726,15 @@ class Scroller(anywidget.AnyWidget):
         if self._auto_gain and key != self._auto_key:
             self._auto_key = key
             self._set_auto_gain(gain_for(spread))
-        reply = (
-            {
-                "type": "page",
+        with self._lock:
+            self.reply = {
                 "id": id,
                 "start": view.start_s,
                 "seconds": view.length_s,
                 "state": state.summary(),
                 "traces": traces,
-            },
-            [buffer],
-        )
-        self._last_reply = reply
-        self.send(*reply)
+                "data": buffer,
+            }
         self.sent += 1
         errors = page.errors if page is not None else {}
         text = "; ".join(f"{name} could not be read ({msg})" for name, msg in errors.items())
@@ -781,9 +780,12 @@ class Scroller(anywidget.AnyWidget):
                 log.exception("the overview bar failed")
             self.message = f"no overview: {type(e).__name__}: {e}"
             return
-        self.send(
-            {"type": "overview", "n": int(strip.size), "seconds": self.duration}, [strip.tobytes()]
-        )
+        with self._lock:
+            self.overview_bar = {
+                "n": int(strip.size),
+                "seconds": self.duration,
+                "data": strip.tobytes(),
+            }
 
     # -- what the front end sends ---------------------------------------------------------
     def _on_msg(self, widget: Any, content: dict, buffers: list) -> None:
@@ -816,19 +818,6 @@ class Scroller(anywidget.AnyWidget):
                 )
         elif kind == "resize":
             self.width_px = _FRONT_WIDTH[0] = max(50, int(content.get("width", self.width_px)))
-        elif kind == "ready":  # a new model in a front end (a first display, a reload) listens
-            self._overview_width = 0
-            # The newest reply may have gone out before it listened (a first page is often
-            # read while the widget's module loads), even while the loader thread is still
-            # busy after sending it: the same reply again (a view ignores one it has). A reply
-            # still to come reaches it too; asking again would make it stale and the view
-            # wait for a second one.
-            last = self._last_reply
-            if last is not None and last[0]["id"] == self.view_id:
-                self.send(*last)
-                self._bar_for(self.width_px)
-            elif not self._loader.serving():
-                self._request()
 
 
 def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:

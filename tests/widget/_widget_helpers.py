@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import comm
 import numpy as np
 
 
@@ -18,3 +19,35 @@ def column_minmax(x: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
         if part.size:
             lo[c], hi[c] = part.min(), part.max()
     return lo, hi
+
+
+class Wire(comm.DummyComm):
+    """A comm that keeps each state update it carries: ``updates``, a list of state dicts."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.updates: list[dict] = []
+        super().__init__(*args, **kwargs)
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys) -> None:
+        if msg_type == "comm_msg" and data and data.get("method") == "update":
+            state = data["state"]
+            for path, buffer in zip(data.get("buffer_paths", []), buffers or [], strict=True):
+                *parents, last = path
+                node = state
+                for key in parents:
+                    node = node[key]
+                node[last] = buffer
+            self.updates.append(state)
+
+
+def sent(wire: Wire) -> list[tuple[dict, list]]:
+    """What went through `wire` (a widget's ``comm``), in order: ``({"type": "page" |
+    "overview", ...}, [data])`` for each page (the `reply` trait) and bar (``overview_bar``)."""
+    out = []
+    for state in list(wire.updates):
+        for trait, kind in (("reply", "page"), ("overview_bar", "overview")):
+            if state.get(trait):
+                content = dict(state[trait])
+                data = content.pop("data")
+                out.append(({"type": kind, **content}, [data]))
+    return out

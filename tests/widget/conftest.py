@@ -1,29 +1,40 @@
 """Scroller fixtures: widgets on the shared recordings, what they send to the front end captured.
 
-`Replies` stands in for the comm: `Scroller.send` is replaced for the test, so a test sees
-exactly the custom messages (content + binary buffers) the front end would get, from the
-first page on, decoded into arrays per trace. Messages from the front end go in through
-ipywidgets' own entry point, ``widget._handle_custom_msg(content, buffers)``, as a comm
-delivers them.
+`Wire` stands in for the kernel's comm (``comm.create_comm`` is the hook for that): it keeps
+every state update a front end would get, buffers put back at their paths, from the widget's
+opening on. `Replies` reads a widget's pages and overview bars from them, decoded into arrays
+per trace. Messages from the front end go in through ipywidgets' own entry point,
+``widget._handle_custom_msg(content, buffers)``, as a comm delivers them.
 """
 
 from __future__ import annotations
 
-import threading
-
+import comm
 import numpy as np
 import pytest
+from _widget_helpers import Wire, sent
 
 import mef3lab
 from mef3lab.widget import Scroller
 
 
+@pytest.fixture
+def wire(monkeypatch):
+    """Every widget made in the test talks through a `Wire`."""
+    monkeypatch.setattr(comm, "create_comm", Wire)
+
+
 class Replies:
     """The replies one widget sent, in order (pages, and the overview bar once per width)."""
 
-    def __init__(self, widget, messages: list) -> None:
+    def __init__(self, widget) -> None:
         self.widget = widget
-        self.messages = messages
+        self.wire = widget.comm  # closing the widget drops its comm
+
+    @property
+    def messages(self) -> list:
+        """Pages and bars as sent (content, buffers), in order."""
+        return sent(self.wire)
 
     def key(self, key: str, shift: bool = False) -> None:
         """A key press in the browser, as the front end reports it."""
@@ -59,27 +70,19 @@ class Replies:
 
 
 @pytest.fixture
-def scroll(monkeypatch):
+def scroll(wire):
     """`scroll(path_or_rec, **kwargs)` -> (widget, Replies).
 
     Widgets and recordings are closed after the test.
     """
     made = []
-    sent: dict[int, list] = {}
-    lock = threading.Lock()
-
-    def send(self, content, buffers=None):
-        with lock:
-            sent.setdefault(id(self), []).append((content, list(buffers or [])))
-
-    monkeypatch.setattr(Scroller, "send", send)
 
     def make(what, address=None, **kwargs):
         rec = mef3lab.open_recording(what, address=address) if not hasattr(what, "mef3") else what
         widget = Scroller(rec, **kwargs)
         made.append((widget, rec))
         widget.wait(30)
-        return widget, Replies(widget, sent.setdefault(id(widget), []))
+        return widget, Replies(widget)
 
     yield make
     for widget, rec in made:

@@ -1,10 +1,10 @@
 """The scroller's ES module alone in a real browser (Debian's chromium), with a stand-in model.
 
-anywidget hands the module's `initialize` and each view a stand-in of their own for one model
-(each a new object), so the module finds a model's replies by its `_key`. A reply that comes
-after the model listens but before its view exists is drawn when the view comes, with nothing
-asked again; a resize that leaves the width as drawn does not redraw; one that changes it does.
-The page is a real first page from a real Scroller (its state and its reply, as sent).
+The page and the overview bar are traits: a view made after the page came (the first view,
+made while the module loads; a reload) draws it from the model, asking nothing; a page that
+answers an older request than the model's newest is not drawn; a resize that leaves the width
+as drawn does not redraw; one that changes it does. The page is a real first page from a real
+Scroller (its state and its reply, as sent).
 """
 
 from __future__ import annotations
@@ -24,28 +24,27 @@ HARNESS = """async ({src, state, reply, data, script}) => {
   const mod = (await import(url)).default;
   const made = (attrs) => {
     const handlers = {}, sent = [];
-    const model = {
-      attrs, sent, handlers,
+    return {
+      attrs, sent,
       get: (k) => attrs[k],
+      set: (k, v) => { attrs[k] = v; (handlers[`change:${k}`] || []).forEach((f) => f()); },
+      save_changes: () => {},
       send: (m) => sent.push(m),
       on: (ev, f) => { (handlers[ev] ||= []).push(f); },
       off: (ev, f) => { handlers[ev] = (handlers[ev] || []).filter((g) => g !== f); },
-      deliver: (msg, buffers) => (handlers["msg:custom"] || []).forEach((f) => f(msg, buffers)),
-      // what anywidget hands out: a new object per call, bound to the same model
-      proxy: () => ({ get: model.get, send: model.send, on: model.on, off: model.off }),
     };
-    return model;
   };
   const view = (model, width) => {
     const el = document.createElement("div");
     el.style.width = `${width}px`;
     document.body.append(el);
-    mod.render({ model: model.proxy(), el });
+    mod.render({ model, el });
     return el.querySelector(".m3s");
   };
-  const buffer = new DataView(new Float32Array(data).buffer);
+  // the reply trait as a front end holds it: its buffer as a DataView
+  const page = (id) => ({ ...reply, id, data: new DataView(new Float32Array(data).buffer) });
   const settle = (ms) => new Promise((r) => setTimeout(r, ms));
-  return await (eval(script))({ mod, made, view, state, reply, buffer, settle });
+  return await (eval(script))({ mod, made, view, state, reply, page, settle });
 }"""
 
 
@@ -68,10 +67,16 @@ def browser_page():
 
 @pytest.fixture
 def first_page(scroll, recording):
-    """A real scroller's state and its first reply (content, float32 values)."""
+    """A real scroller's state (without its page and bar) and its first reply (content,
+    float32 values)."""
     w, replies = scroll(recording, rows=4)
     content, buffers = replies.pages[-1]
-    state = {k: v for k, v in w.get_state().items() if not k.startswith("_") or k == "_key"}
+    content = {k: v for k, v in content.items() if k != "type"}
+    state = {
+        k: v
+        for k, v in w.get_state().items()
+        if not k.startswith("_") and k not in ("reply", "overview_bar")
+    }
     return state, content, np.frombuffer(buffers[0], np.float32).tolist()
 
 
@@ -82,54 +87,48 @@ def run(page, first_page, script: str):
     )
 
 
-def test_a_reply_after_the_model_listens_is_drawn_by_a_later_view_asking_nothing(
-    browser_page, first_page
-):
+def test_a_page_that_came_before_the_view_is_drawn_asking_nothing(browser_page, first_page):
     got = run(
         browser_page,
         first_page,
-        """async ({ mod, made, view, state, reply, buffer, settle }) => {
-          const model = made({ ...state });
-          mod.initialize({ model: model.proxy() });
-          const asked = model.sent.map((m) => m.type);
-          model.deliver(reply, [buffer]);  // before any view exists
+        """async ({ mod, made, view, state, reply, page, settle }) => {
+          const model = made({ ...state, reply: page(reply.id) });  // as a new model gets it
           const root = view(model, 900);
           await settle(50);
-          return { asked, sent: model.sent.map((m) => m.type), drawnId: root.dataset.drawnId,
+          return { sent: model.sent.map((m) => m.type), drawnId: root.dataset.drawnId,
                    pages: root.dataset.pages };
         }""",
     )
-    assert got["asked"] == ["ready"]  # the model asks as soon as it listens
     assert got["drawnId"] == str(first_page[1]["id"])
     assert got["pages"] == "1"
-    assert got["sent"].count("ready") == 1  # the view asked nothing more
+    assert set(got["sent"]) <= {"resize"}  # nothing asked for
 
 
-def test_another_models_reply_is_not_drawn(browser_page, first_page):
+def test_a_page_for_an_older_request_is_not_drawn_and_the_newest_is(browser_page, first_page):
     got = run(
         browser_page,
         first_page,
-        """async ({ mod, made, view, state, reply, buffer, settle }) => {
-          const a = made({ ...state }), b = made({ ...state, _key: state._key + "-b" });
-          mod.initialize({ model: a.proxy() });
-          mod.initialize({ model: b.proxy() });
-          a.deliver(reply, [buffer]);
-          const root = view(b, 900);
+        """async ({ mod, made, view, state, reply, page, settle }) => {
+          const newest = reply.id + 1;
+          const model = made({ ...state, view_id: newest, reply: page(reply.id) });
+          const root = view(model, 900);
           await settle(50);
-          return { drawnId: root.dataset.drawnId || null };
+          const stale = root.dataset.drawnId || null;
+          model.set("reply", page(newest));
+          await settle(50);
+          return { stale, drawnId: root.dataset.drawnId, pages: root.dataset.pages };
         }""",
     )
-    assert got["drawnId"] is None
+    assert got["stale"] is None
+    assert got["drawnId"] == str(first_page[1]["id"] + 1) and got["pages"] == "1"
 
 
 def test_a_resize_redraws_only_when_the_width_changed(browser_page, first_page):
     got = run(
         browser_page,
         first_page,
-        """async ({ mod, made, view, state, reply, buffer, settle }) => {
-          const model = made({ ...state });
-          mod.initialize({ model: model.proxy() });
-          model.deliver(reply, [buffer]);
+        """async ({ mod, made, view, state, reply, page, settle }) => {
+          const model = made({ ...state, reply: page(reply.id) });
           const root = view(model, 900);
           await settle(300);  // the first resize report, and any debounced one after it
           const first = { draws: root.dataset.draws, drawnAt: root.dataset.drawnAt };
@@ -155,23 +154,15 @@ def test_event_labels_that_would_overlap_one_drawn_are_left_out(browser_page, fi
     got = run(
         browser_page,
         first_page,
-        """async ({ mod, made, view, state, reply, buffer, settle }) => {
+        """async ({ mod, made, view, state, reply, page, settle }) => {
           const at = (t, text) => ({ t: reply.start + t, text, type: "", duration: null });
-          const model = made({ ...state,
+          const model = made({ ...state, reply: page(reply.id),
             annotations: [at(1.0, "recording started"), at(1.01, "eyes closed"),
                           at(8.0, "patient moved")],
             marks: [{ ...at(1.02, "sharp wave"), duration: 0 }] });
-          mod.initialize({ model: model.proxy() });
-          model.deliver(reply, [buffer]);
           const root = view(model, 900);
           await settle(50);
           return { labels: root.dataset.drawnLabels };
         }""",
     )
     assert got["labels"] == "recording started|patient moved"
-
-
-def test_each_scroller_has_a_key_of_its_own(scroll, recording):
-    a, _ = scroll(recording, rows=2)
-    b, _ = scroll(recording, rows=2)
-    assert a.get_state()["_key"] and a.get_state()["_key"] != b.get_state()["_key"]

@@ -12,13 +12,12 @@ import time
 import numpy as np
 import pytest
 import xarray as xr
-from _widget_helpers import column_minmax
+from _widget_helpers import column_minmax, sent
 
 import mef3lab
 from mef3lab.readers import open_reader
 from mef3lab.widget import Scroller
 from mef3lab.widget import scroller as scroller_module
-from mef3lab.widget.readahead import Readahead
 
 FS = 256.0
 
@@ -172,6 +171,10 @@ def test_holding_the_key_lands_on_the_right_page_without_sending_every_page(reco
     ids = [c["id"] for c, _ in new]
     assert ids == sorted(ids) and len(new) < 30  # never an older page after a newer one
     assert w.sent == len(replies.pages)
+    asked = 0  # a reply never reaches the front end before the request it answers
+    for update in replies.wire.updates:
+        asked = update.get("view_id", asked)
+        assert update.get("reply", {}).get("id", 0) <= asked
     np.testing.assert_array_equal(w.page_data().values, direct(recording, w.channels, 300.0, 10.0))
 
 
@@ -241,15 +244,12 @@ def test_a_new_scroller_reads_its_first_page_at_the_width_the_front_end_last_rep
     assert {tr["n"] for tr in replies.last()["traces"].values()} == {640}
 
 
-def test_a_view_asking_for_its_page_while_it_is_read_waits_for_that_reply(recording, monkeypatch):
-    """A new model in the front end says "ready" while the first page is still being read:
-    that page is its reply, not a second read it would wait for. One after the reply (that
-    missed it: a first page is often sent before the model listens; a reload) gets the same
-    reply again at once, and the overview bar, with nothing read again."""
-    sent = []
-    monkeypatch.setattr(
-        Scroller, "send", lambda self, content, buffers=None: sent.append((content, buffers))
-    )
+def test_a_front_end_that_comes_later_finds_the_page_and_the_bar_in_the_state(
+    recording, wire, monkeypatch
+):
+    """The first view (made while the module loads, often after the first page was sent) and
+    a reload get the widget's state: the newest page and the bar are in it, nothing is read
+    again and nothing needs asking. Before the first page is served, the state has none."""
     gate = threading.Event()
     read = scroller_module.read_reviewed
     reads = []
@@ -262,55 +262,22 @@ def test_a_view_asking_for_its_page_while_it_is_read_waits_for_that_reply(record
     w = Scroller(rec, start=20.0, page_seconds=10.0)
     try:
         first = w.view_id
-        w._handle_custom_msg({"type": "ready"}, [])  # the page is still being read
-        assert w.view_id == first
+        assert w.get_state()["reply"] == {}  # the page is still being read
         gate.set()
         assert w.wait(30)
-        pages = [(c, b) for c, b in sent if c["type"] == "page"]
-        assert [c["id"] for c, _ in pages] == [first]
-        n_reads, overviews = len(reads), sum(c["type"] == "overview" for c, _ in sent)
-        w._handle_custom_msg({"type": "ready"}, [])  # a view that missed it
-        assert w.wait(30) and w.view_id == first
-        again = [(c, b) for c, b in sent if c["type"] == "page"]
-        assert len(again) == 2 and again[1][0] == again[0][0]
-        assert bytes(again[1][1][0]) == bytes(again[0][1][0])
+        n_reads = len(reads)
+        state = w.get_state()  # what ipywidgets gives a new front-end model
+        page, bar = state["reply"], state["overview_bar"]
+        assert page["id"] == first and page["start"] == 20.0 and page["seconds"] == 10.0
+        assert [tr["name"] for tr in page["traces"]] == list(w.channels)
+        (content, (data,)) = [m for m in sent(w.comm) if m[0]["type"] == "page"][-1]
+        assert bytes(page["data"]) == bytes(data) and len(data) > 0  # as it went out
+        assert bar["n"] == w.width_px and len(bar["data"]) == 4 * bar["n"]
         assert len(reads) == n_reads  # nothing read again
-        assert sum(c["type"] == "overview" for c, _ in sent) == overviews + 1
-        w.page_seconds = 5.0  # a new request: a later view gets its reply, not the old one
-        assert w.wait(30) and w.view_id == first + 1
-        w._handle_custom_msg({"type": "ready"}, [])
+        w.page_seconds = 5.0  # a new request: the state then holds its reply, not the old one
         assert w.wait(30)
-        assert [c["id"] for c, _ in sent if c["type"] == "page"][-2:] == [first + 1, first + 1]
-    finally:
-        w.close()
-        rec.close()
-
-
-def test_a_view_ready_after_the_reply_went_out_gets_it_while_the_loader_is_still_busy(
-    recording, monkeypatch
-):
-    """The first page went out before the model listened, and the loader thread is still
-    busy after sending it (reading ahead): "ready" gets that reply again, not nothing."""
-    sent = []
-    monkeypatch.setattr(
-        Scroller, "send", lambda self, content, buffers=None: sent.append((content, buffers))
-    )
-    gate, busy = threading.Event(), threading.Event()
-    shown = Readahead.shown
-
-    def slow_shown(self, *args, **kwargs):  # what the loader does after sending a page
-        busy.set()
-        gate.wait(30)
-        return shown(self, *args, **kwargs)
-
-    monkeypatch.setattr(Readahead, "shown", slow_shown)
-    rec = mef3lab.open_recording(recording)
-    w = Scroller(rec, start=20.0, page_seconds=10.0)
-    try:
-        assert busy.wait(30)  # the page is sent; the loader thread has not finished
-        w._handle_custom_msg({"type": "ready"}, [])
-        pages = [c for c, _ in sent if c["type"] == "page"]
-        assert [c["id"] for c in pages] == [w.view_id, w.view_id] and pages[1]["start"] == 20.0
+        assert w.get_state()["reply"]["id"] == first + 1 == w.view_id
+        assert w.get_state()["reply"]["seconds"] == 5.0
     finally:
         gate.set()
         w.close()

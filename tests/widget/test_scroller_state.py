@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 import pytest
+from _widget_helpers import sent
 from _writer_recording import CHANNELS, FS, OFFSETS, write
 
 import mef3lab
@@ -174,7 +175,7 @@ def test_none_switches_filters_and_montage_off(eeg, scroll):
     assert got["state"]["montage"] == "as recorded"
 
 
-def test_the_next_page_does_not_wait_for_the_overview_bar(eeg, monkeypatch):
+def test_the_next_page_does_not_wait_for_the_overview_bar(eeg, wire, monkeypatch):
     """The bar (a block-index question per channel, through a server a round trip each) is
     made on a thread of its own: a page asked meanwhile is served at once."""
     gate = threading.Event()
@@ -182,33 +183,18 @@ def test_the_next_page_does_not_wait_for_the_overview_bar(eeg, monkeypatch):
     monkeypatch.setattr(
         scroller_module, "overview", lambda *a, **k: gate.wait(30) and real(*a, **k)
     )
-    sent = []
-    monkeypatch.setattr(Scroller, "send", lambda self, c, b=None: sent.append(c["type"]))
     rec = mef3lab.open_recording(eeg)
     w = Scroller(rec, start=30.0)
+    kinds = lambda: [c["type"] for c, _ in sent(w.comm)]  # noqa: E731
     try:
         assert w._loader.wait(10)
         w.next_page()
         assert w._loader.wait(10)
-        assert sent == ["page", "page"]  # both pages while the bar is held
+        assert kinds() == ["page", "page"]  # both pages while the bar is held
         assert not w.wait(0.2)  # the bar still to come
         gate.set()
-        assert w.wait(10) and sent == ["page", "page", "overview"]
+        assert w.wait(10) and kinds() == ["page", "page", "overview"]
     finally:
         gate.set()
         w.close()
         rec.close()
-
-
-def test_a_new_view_asks_and_gets_the_page_and_the_overview_again(eeg, scroll):
-    """What a reloaded page's model sends: the current state's reply comes again, and the bar."""
-    w, replies = scroll(eeg, start=30.0, montage="average")
-    first = replies.last()
-    overviews = sum(m[0]["type"] == "overview" for m in replies.messages)
-    pages = len(replies.pages)
-    w._handle_custom_msg({"type": "ready"}, [])
-    again = replies.last()
-    assert len(replies.pages) == pages + 1
-    assert again["id"] == first["id"] and again["state"] == first["state"]
-    assert list(again["traces"]) == list(first["traces"])
-    assert sum(m[0]["type"] == "overview" for m in replies.messages) == overviews + 1
