@@ -226,9 +226,8 @@ def test_raw_reads_racing_a_close_fail_only_as_not_open(launch, connect, recordi
 
     def toggle():
         deadline = threading.Event()
-        timer = threading.Timer(
-            15.0, deadline.set
-        )  # it takes well under a second when the bug is there
+        # it takes well under a second when the bug is there
+        timer = threading.Timer(5.0, deadline.set)
         timer.start()
         try:
             while not stop.is_set() and not deadline.is_set():
