@@ -263,6 +263,9 @@ SCROLL_CELL = (
     "w = rec.mef3.scroll(start={start!r}, page_seconds={page_s!r}, "
     "rows=len(rec.mef3.info.names), row_px={row_px})\nw"
 )
+#: Milliseconds between scrolling the overview bar into view and clicking it (the notebook's
+#: layout and paint after a scroll settle first).
+SETTLE_MS = 200
 #: Run untimed after each scroller: it stops reading ahead for the next one's measurement.
 CLOSE_CELL = "w.close()"
 #: Run last: the page the last jump drew, against a direct read of the same samples.
@@ -355,6 +358,10 @@ def first_pages(
             )
             first.append(widget.evaluate("el => Number(el.dataset.drawnAt) - window.m3sRunAt"))
             strip = widget.locator(".m3s-overview")
+            # on screen before the click, as a reviewer has it: a click's own scrolling of the
+            # notebook (the bar below the window) would be timed with the jump
+            strip.scroll_into_view_if_needed()
+            page.wait_for_timeout(SETTLE_MS)
             box = strip.bounding_box()
             gutter = widget.evaluate("el => Number(el.dataset.gutter)")
             x = gutter + rng.uniform(0.05, 0.95) * (box["width"] - gutter)
