@@ -94,7 +94,8 @@ def run(_path: Path, params: Params, log=print) -> Table:
     table.notes.append(
         "first page: from running the cell that makes the scroller to its canvas drawn "
         "(performance.now() in the page); jump: from the click in the overview bar (scrolled "
-        "into view first, as a reviewer has it) to the page drawn; every scroller starts at a place nothing read before, and is closed "
-        "before the next; the last page drawn is checked against a direct read."
+        "into view first, as a reviewer has it) to the page drawn; every scroller starts at a "
+        "place nothing read before, and is closed before the next; the last page drawn is "
+        "checked against a direct read."
     )
     return table
