@@ -23,7 +23,7 @@ from .browser import Lab, ensure_chromium
 from .common import Params
 from .data import ensure_recording, warm_page_cache
 from .report import Stopwatch, Table, Target, percentile
-from .scroller import PAGE_S, PAUSE_S, browser_flips, direct_pages, model_flips
+from .scroller import PAGE_S, PAUSE_S, browser_flips, direct_pages, model_flips, reply_times
 
 OPENS = 5
 HOUR_PAGES = 3  # 1-hour flips timed (fewer in a recording shorter than 4 hours)
@@ -145,12 +145,9 @@ def hour_flips(path: Path, starts: list[float]) -> tuple[list[float], list[float
     1-hour pages forward, then the same pages again.
     """
     rec = mef3lab.open_recording(str(path))
-    sent: dict[int, float] = {}
     try:
         w = Scroller(rec, start=starts[0], page_seconds=3600.0, rows=len(rec.mef3.info.names))
-        w.observe(  # called once the reply is handed to the comm
-            lambda change: sent.__setitem__(change["new"]["id"], time.perf_counter()), names="reply"
-        )
+        sent = reply_times(w)
         w.wait(120)
         passes = []
         for _ in range(2):

@@ -165,7 +165,6 @@ def model_flips(
     filter keywords of `Scroller`, whose pages tests/widget compares instead).
     """
     rec = mef3lab.open_recording(str(path), address=address)
-    sent: dict[int, float] = {}
     try:
         w = Scroller(
             rec,
@@ -174,9 +173,7 @@ def model_flips(
             rows=len(rec.mef3.info.names),
             **(options or {}),
         )
-        w.observe(  # called once the reply is handed to the comm
-            lambda change: sent.__setitem__(change["new"]["id"], time.perf_counter()), names="reply"
-        )
+        sent = reply_times(w)
         w.wait()
         time.sleep(pause_s)
         out = []
@@ -207,6 +204,13 @@ def model_flips(
     finally:
         rec.close()
     return out
+
+
+def reply_times(w: Scroller) -> dict[int, float]:
+    """When each later reply of `w` was handed to the comm (``perf_counter``), by request id."""
+    times: dict[int, float] = {}
+    w.observe(lambda change: times.__setitem__(change["new"]["id"], time.perf_counter()), "reply")
+    return times
 
 
 def browser_flips(
