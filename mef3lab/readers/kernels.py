@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .blockformat import CRC_TABLE, OK
+from .blockformat import CRC_TABLE, HEADER_BYTES, OK
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,11 @@ DEBUG_SWITCHES = ("NUMBA_BOUNDSCHECK", "NUMBA_OPT", "NUMBA_DEBUGINFO", "NUMBA_DI
 _HEADER_END = b"\n"  # a file is one line of JSON, then the object code
 _ELF = b"\x7fELF\x02\x01"  # 64-bit, little-endian: the objects `_undefined` reads
 _P, _I = ctypes.c_void_p, ctypes.c_int64
-_DECODE = ctypes.CFUNCTYPE(None, _P, _I, *(_P,) * 5, _I, _P, _I, _I, _I, *(_P,) * 6, _I, _P)
+_DECODE = ctypes.CFUNCTYPE(None, _P, _I, *(_P,) * 5, _I, _P, _I, _I, _I, *(_P,) * 6, _I, *(_P,) * 3)
+#: What the kernel keeps of a block it stopped in: samples done, byte position (from the
+#: block's start), the range decoder's low, range and last byte, difference bytes done,
+#: the last sample.
+STATE_FIELDS = 7
 
 
 class Kernels:
@@ -62,6 +66,8 @@ class Kernels:
         rows: np.ndarray,
         ends: np.ndarray,
         out: np.ndarray,
+        resume: np.ndarray | None = None,
+        left: np.ndarray | None = None,
     ) -> tuple[int, int]:
         """Decode the blocks at `offsets` of `buf` into the rows of `out`, without the GIL.
 
@@ -84,6 +90,15 @@ class Kernels:
         out : numpy.ndarray
             int32, 2-D, each row contiguous: block b's k-th sample goes to
             ``out[rows[b], firsts[b] + k]``.
+        resume : numpy.ndarray or None
+            int64, ``(n_blocks, STATE_FIELDS)``: where an earlier call left each block (its
+            `left` row), to go on from there; a row whose first field is 0 starts at the
+            block's beginning (None: all do). Only for a block whose samples before that
+            point all land before its row (``resume[b, 0] <= -firsts[b]``).
+        left : numpy.ndarray or None
+            int64, ``(n_blocks, STATE_FIELDS)``, written when decoding succeeds: where each
+            block stopped, for a later call to go on from; a first field 0 for a block
+            decoded to its end (None: not kept).
 
         Returns
         -------
@@ -108,9 +123,20 @@ class Kernels:
         if args[0].size and (args[0].min() < 0 or args[4].min() < 0 or args[4].max() > buf.size):
             raise ValueError("a block's bytes are outside buf")
         n_blocks, width = args[0].size, out.shape[1]
+        resume = _states(resume, n_blocks, args[1], args[4] - args[0])
+        left = np.zeros((n_blocks, STATE_FIELDS), np.int64) if left is None else left
+        if (
+            left.shape != (n_blocks, STATE_FIELDS)
+            or left.dtype != np.int64
+            or not left.flags.c_contiguous
+            or not left.flags.writeable
+        ):
+            raise ValueError("left must be writeable C-contiguous int64, (blocks, STATE_FIELDS)")
         stride = out.strides[0] // 4 if out.shape[0] > 1 else width
         counts = args[1]
         wanted = np.clip(width - args[2], 0, np.maximum(counts, 0))
+        if (resume[:, 0] > np.maximum(0, -args[2])).any():
+            raise ValueError("a block resumes after samples its row needs")
         room = int(max(1, (5 * counts + 1).max(initial=1)))
         scratch = np.zeros((2, 257), np.int64), np.zeros((2, 256 * 255), np.uint8)
         diffs = np.empty((2, room), np.uint8)
@@ -122,16 +148,41 @@ class Kernels:
                 buf.ctypes.data, buf.size, *(a.ctypes.data for a in args), n_blocks,
                 out.ctypes.data, out.shape[0], stride, width, CRC_TABLE.ctypes.data,
                 order.ctypes.data, wanted.ctypes.data, *(s.ctypes.data for s in scratch),
-                diffs.ctypes.data, room, result.ctypes.data,
+                diffs.ctypes.data, room, resume.ctypes.data, left.ctypes.data, result.ctypes.data,
             )  # fmt: skip
             if result[0] < 0:
                 raise RuntimeError("the RED kernel stopped without a result")
             return int(result[0]), int(result[1])
 
-        status = run(np.argsort(-wanted, kind="stable"))
+        status = run(np.argsort(resume[:, 0] - wanted, kind="stable"))
         if status[0] != OK:
             status = run(np.arange(n_blocks, dtype=np.int64))
         return status
+
+
+def _states(resume: np.ndarray | None, n_blocks: int, counts, spans) -> np.ndarray:
+    """`resume` as the kernel takes it, refused unless every state could be the kernel's own.
+
+    A state comes back from another process; one the kernel did not write could make it
+    read outside a block or divide by zero, so each field is checked against its block.
+    """
+    if resume is None:
+        return np.zeros((n_blocks, STATE_FIELDS), np.int64)
+    resume = np.ascontiguousarray(resume, np.int64)
+    if resume.shape != (n_blocks, STATE_FIELDS):
+        raise ValueError("resume must be int64 of shape (blocks, STATE_FIELDS)")
+    done, at, low, rng, byte, _, value = resume.T
+    on = done > 0
+    fine = (
+        (done >= 0)
+        & (~on | ((done < counts) & (at > HEADER_BYTES) & (at <= spans)))
+        & (~on | ((low >= 0) & (low < 2**32) & (rng > 0) & (rng < 2**32)))
+        & (~on | ((byte >= 0) & (byte < 256) & (resume[:, 5] >= 0)))
+        & (~on | ((value >= -(2**31)) & (value < 2**31)))
+    )
+    if not fine.all():
+        raise ValueError("a block's resume state is not one the kernel left")
+    return resume
 
 
 _lock = threading.Lock()

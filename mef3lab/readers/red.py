@@ -184,19 +184,22 @@ def _needs(sym, want, key):
 
 
 @njit(inline="always")
-def _samples(diffs, n_diff, n, j0, out, width):
-    """Differences to samples, sample k into ``out[j0 + k]`` if that is before `width`.
+def _samples(diffs, last, j, value, k0, k1, j0, out, width):
+    """Samples k0 to k1 of a block from its differences ``diffs[j:last]``.
 
+    Sample k goes into ``out[j0 + k]`` if that is before `width`. `value` is sample k0 - 1
+    (a block's first difference byte is the key-sample flag 0x80, implied: ``diffs[0]``).
     A difference byte 0x80 flags a 4-byte little-endian key sample.
+
+    Returns the status and the last sample.
     """
-    j, last, value = 0, n_diff + 1, np.int64(0)
-    for k in range(n):
+    for k in range(k0, k1):
         if j >= last:
-            return BAD_STREAM
+            return BAD_STREAM, value
         d = diffs[j]
         if d == 0x80:
             if j + 5 > last:
-                return BAD_STREAM
+                return BAD_STREAM, value
             value = _u32(diffs, j + 1)
             if value >= 0x80000000:
                 value -= 0x100000000
@@ -209,16 +212,55 @@ def _samples(diffs, n_diff, n, j0, out, width):
         at = j0 + k
         if at >= 0 and at < width:
             out[at] = value
-    return OK
+    return OK, value
+
+
+@njit(inline="always")
+def _start(buf, offsets, resume, b, end):
+    """Where block b's decoding starts: its first byte, or where an earlier call left it.
+
+    Returns ``(byte position, low, range, byte, differences done, key-sample bytes to
+    come)``; `_resumed` says the rest.
+    """
+    if resume[b, 0] > 0:
+        r = resume[b]
+        return offsets[b] + r[1], r[2], r[3], r[4], r[5], np.int64(0)
+    p = offsets[b] + HEADER_BYTES
+    byte = np.int64(buf[p]) if p < end else np.int64(0)
+    # the first key-sample flag is implied, not coded: 4 bytes of a key sample to come
+    return p + 1, byte >> 1, np.int64(128), byte, np.int64(0), np.int64(4)
+
+
+@njit(inline="always")
+def _resumed(resume, b):
+    """Block b's samples done, where its samples start in `diffs`, and its last sample.
+
+    Read again after decoding rather than kept through the loop, which needs every register.
+    """
+    if resume[b, 0] > 0:
+        return resume[b, 0], resume[b, 5] + 1, resume[b, 6]
+    return np.int64(0), np.int64(0), np.int64(0)
+
+
+@njit(inline="always")
+def _leave(left, b, count, done, off, p, low, rng, byte, i, value):
+    """Note where block b stopped, for a later call to go on from (nothing once it ended)."""
+    if done < count:
+        left[b, 0], left[b, 1], left[b, 2], left[b, 3] = done, p - off, low, rng
+        left[b, 4], left[b, 5], left[b, 6] = byte, i, value
+    else:
+        left[b, 0] = 0
 
 
 @njit(cache=True, nogil=True)
 def _decode_pairs(
-    buf, offsets, counts, firsts, rows, ends, out, width, table, order, wanted, cum, lut, diffs
-):
+    buf, offsets, counts, firsts, rows, ends, out, width, table, order, wanted, cum, lut, diffs,
+    resume, left,
+):  # fmt: skip
     """The blocks decoded two at a time in `order`; the first problem (see `decode`).
 
-    `cum`, `lut` and `diffs` are each block of a pair's symbol tables and differences.
+    `cum`, `lut` and `diffs` are each block of a pair's symbol tables and differences;
+    `resume` and `left`: where each block starts, and where it stopped (`_start`, `_leave`).
     """
     n_blocks, room = offsets.shape[0], diffs.shape[1]
     for i in range(0, n_blocks, 2):
@@ -241,18 +283,17 @@ def _decode_pairs(
             offsets[a] + _u32(buf, offsets[a] + 36),
             offsets[b] + _u32(buf, offsets[b] + 36),
         )
-        p_a, p_b = offsets[a] + HEADER_BYTES, offsets[b] + HEADER_BYTES
-        byte_a = np.int64(buf[p_a]) if p_a < end_a else np.int64(0)
-        byte_b = np.int64(buf[p_b]) if p_b < end_b else np.int64(0)
-        low_a, low_b, rng_a, rng_b = byte_a >> 1, byte_b >> 1, np.int64(128), np.int64(128)
-        p_a, p_b = p_a + 1, p_b + 1
+        p_a, low_a, rng_a, byte_a, i_a, key_a = _start(buf, offsets, resume, a, end_a)
+        p_b, low_b, rng_b, byte_b, i_b, key_b = _start(buf, offsets, resume, b, end_b)
         stats_a, stats_b = offsets[a] + 48, offsets[b] + 48
-        diffs[0, 0] = diffs[1, 0] = 0x80  # the first key-sample flag is implied, not coded
         # Samples that land before the row's end; those after it are not decoded. Each block's
         # differences are decoded until they hold that many samples (`_needs`): `want`
-        # samples still to complete, `key` bytes still to come of a key sample.
+        # samples still to complete, `key` bytes still to come of a key sample. A block an
+        # earlier call left goes on where it stopped (`resume`), after a whole sample: its
+        # differences go on in `diffs` from where they stopped.
         m_a, m_b = wanted[a], wanted[b] if b != a else 0
-        want_a, want_b, key_a, key_b, i_a, i_b = m_a, m_b, 4, 4, 0, 0
+        want_a, want_b = m_a - resume[a, 0], m_b - resume[b, 0] if b != a else 0
+        diffs[0, 0] = diffs[1, 0] = 0x80
         while want_a > 0 and i_a < nd_a and want_b > 0 and i_b < nd_b:
             sym, low_a, rng_a, p_a, byte_a = _symbol(
                 buf, stats_a, end_a, cum[0], lut[0], total_a, inv_a, low_a, rng_a, p_a, byte_a
@@ -280,10 +321,27 @@ def _decode_pairs(
             i_b += 1
             diffs[1, i_b] = sym
             want_b, key_b = _needs(sym, want_b, key_b)
-        if _samples(diffs[0], i_a, m_a, firsts[a], out[rows[a]], width) != OK:
+        done_a, j_a, v_a = _resumed(resume, a)
+        status, v_a = _samples(
+            diffs[0], i_a + 1, j_a, v_a, done_a, m_a, firsts[a], out[rows[a]], width
+        )
+        if status != OK:
             return BAD_STREAM, a
-        if b != a and _samples(diffs[1], i_b, m_b, firsts[b], out[rows[b]], width) != OK:
-            return BAD_STREAM, b
+        _leave(
+            left, a, counts[a], max(m_a, done_a), offsets[a], p_a, low_a, rng_a, byte_a, i_a, v_a
+        )
+        if b != a:
+            done_b, j_b, v_b = _resumed(resume, b)
+            status, v_b = _samples(
+                diffs[1], i_b + 1, j_b, v_b, done_b, m_b, firsts[b], out[rows[b]],
+                width,
+            )  # fmt: skip
+            if status != OK:
+                return BAD_STREAM, b
+            _leave(
+                left, b, counts[b], max(m_b, done_b), offsets[b], p_b, low_b, rng_b, byte_b, i_b,
+                v_b,
+            )  # fmt: skip
     return OK, -1
 
 
@@ -300,13 +358,14 @@ SIGNATURE = types.void(
     *(_P32, types.int64, types.int64, types.int64),  # out, its rows, row stride, width
     *(_PU32, _P64, _P64),  # CRC table, order, wanted
     *(_P64, _P8, _P8, types.int64),  # cum, lut, diffs, room
+    *(_P64, _P64),  # resume, left: 7 per block
     _P64,  # result: (status, block)
 )
 
 
 @cfunc(SIGNATURE)
 def decode(buf, n_buf, offsets, counts, firsts, rows, ends, n_blocks, out, n_rows, stride, width,
-           table, order, wanted, cum, lut, diffs, room, result):  # fmt: skip
+           table, order, wanted, cum, lut, diffs, room, resume, left, result):  # fmt: skip
     """The blocks at `offsets` of `buf`, decoded into the rows of `out` in pairs by `order`.
 
     A C function: every array is its first element's address, so that it can be called
@@ -328,6 +387,8 @@ def decode(buf, n_buf, offsets, counts, firsts, rows, ends, n_blocks, out, n_row
         carray(cum, (2, 257)),
         carray(lut, (2, 256 * 255)),
         carray(diffs, (2, room)),
+        carray(resume, (n_blocks, 7)),
+        carray(left, (n_blocks, 7)),
     )
     got = carray(result, (2,))
     got[0], got[1] = status, b

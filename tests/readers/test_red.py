@@ -302,3 +302,59 @@ def test_arguments_that_would_take_the_kernel_outside_its_arrays_are_refused(blo
     with pytest.raises(ValueError, match="in order"):  # rows backwards: the kernel would write
         decode(buf, offsets[:1], counts[:1], one, one, ends, np.zeros((2, 8), np.int32)[::-1])
     assert decode(buf, offsets[:1], counts[:1], one, one, ends, out) == (blockformat.OK, -1)
+
+
+def _resumed_in_steps(buf, offsets, counts, cuts):
+    """Blocks 0 and 1 decoded into one row in calls that each end at the next of `cuts`."""
+    decode = kernels.load().decode_blocks
+    n = int(counts[:2].sum())
+    row = np.full(n, -7, np.int32)
+    state = np.zeros((2, kernels.STATE_FIELDS), np.int64)
+    k0 = 0
+    for k1 in [*cuts, n]:
+        out = np.zeros((1, k1 - k0), np.int32)
+        firsts = np.array([0, counts[0]], np.int64) - k0
+        left = np.zeros_like(state)
+        ends = np.full(2, len(buf), np.int64)
+        status = decode(buf, offsets[:2], counts[:2], firsts, np.zeros(2, np.int64), ends, out,
+                        state, left)  # fmt: skip
+        assert status == (red.OK, -1)
+        # a block stopped in before the cut's end keeps what it did; one not reached: nothing
+        assert ((left[:, 0] == 0) | (firsts + left[:, 0] == k1 - k0)).all()
+        row[k0:k1], state, k0 = out[0], left, k1
+    return row, state
+
+
+def test_a_block_decoded_in_steps_equals_one_decoded_at_once(blocks):
+    buf, offsets, counts = blocks
+    whole, _ = _resumed_in_steps(buf, offsets, counts, [])  # one call
+    c0 = int(counts[0])
+    rng = np.random.default_rng(2)
+    for cuts in (
+        [1],  # one sample, then the rest
+        [c0 - 1, c0, c0 + 1],  # around the blocks' border
+        sorted({int(k) for k in rng.integers(1, 2 * c0 - 1, 40)}),  # many small steps
+        list(range(1, 300)),  # a sample at a time (key samples among them)
+    ):
+        row, state = _resumed_in_steps(buf, offsets, counts, cuts)
+        assert (row == whole).all(), cuts
+        assert (state == 0).all()  # both blocks ended
+
+
+def test_a_resume_state_that_is_not_the_kernels_own_is_refused(blocks):
+    buf, offsets, counts = blocks
+    decode = kernels.load().decode_blocks
+    one, ends = np.zeros(1, np.int64), np.full(1, len(buf), np.int64)
+    left = np.zeros((1, kernels.STATE_FIELDS), np.int64)
+    decode(buf, offsets[:1], counts[:1], one, one, ends, np.zeros((1, 10), np.int32), None, left)
+    assert left[0, 0] == 10  # stopped after the ten samples its row holds
+    out = np.zeros((1, 5), np.int32)
+    later = one + (-10)  # the block's sample 10 at the row's start
+    assert decode(buf, offsets[:1], counts[:1], later, one, ends, out, left) == (red.OK, -1)
+    for field, value in ((1, -5), (1, 10**9), (3, 0), (2, 2**32), (4, 256), (0, int(counts[0]))):
+        bad = left.copy()
+        bad[0, field] = value
+        with pytest.raises(ValueError, match="resume state"):
+            decode(buf, offsets[:1], counts[:1], later, one, ends, out, bad)
+    with pytest.raises(ValueError, match="samples its row needs"):  # it would skip samples 5-9
+        decode(buf, offsets[:1], counts[:1], one - 5, one, ends, out, left)
