@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,30 @@ class Reader(ABC):
     def _adopt(self, state: dict[str, Any]) -> None:
         """Open from `info` (already set) and another reader's `_share`, parsing no metadata."""
         raise NotImplementedError(f"the {self.engine} engine does not open from metadata")
+
+    def resume_from(self, stops: Sequence[tuple]) -> None:  # noqa: B027 - most cannot
+        """Go on from where another reader's decoder stopped inside blocks.
+
+        Parameters
+        ----------
+        stops : sequence of tuple
+            What `stops_left` gave another reader of the same recording. Engines that
+            cannot resume a block ignore them.
+        """
+
+    @contextmanager
+    def stops_left(self) -> Iterator[list[tuple]]:
+        """Where reads on this thread stop inside blocks at their windows' ends, meanwhile.
+
+        The next read of those channels, here or by a reader given them (`resume_from`),
+        goes on from there instead of decoding the blocks from their start again.
+
+        Yields
+        ------
+        list of tuple
+            Filled as reads end; empty for engines that cannot resume a block.
+        """
+        yield []
 
     def close(self) -> None:  # noqa: B027 - engines without state to release keep this one
         """Release files and engine state. Idempotent."""

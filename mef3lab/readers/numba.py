@@ -27,6 +27,7 @@ from ..model import RAW_NAN, SessionInfo, run_starts
 from . import blockformat as fmt
 from . import kernels
 from .mef3io import Mef3ioReader
+from .resume import BlockKey, ResumeStates, Stop
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class NumbaReader(Mef3ioReader):
         # decoding threads, started by the first large read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._resume = ResumeStates()
         if _kernels is None and kernels.cached():  # cheap to load: beside the opening
             threading.Thread(target=_load_kernels, name="mef3lab-kernels", daemon=True).start()
         info = super()._open()
@@ -187,6 +189,7 @@ class NumbaReader(Mef3ioReader):
     def _adopt(self, state: dict[str, Any]) -> None:
         self._pool = None
         self._pool_lock = threading.Lock()
+        self._resume = ResumeStates()
         super()._adopt(state)
         self._blocks = dict(state["blocks"])
 
@@ -240,6 +243,16 @@ class NumbaReader(Mef3ioReader):
             pool.shutdown()
         super().close()
 
+    def resume_from(self, stops: Sequence[tuple]) -> None:
+        """Go on from where another reader's kernel stopped in blocks (`Reader.resume_from`)."""
+        self._resume.offer(stops)
+
+    @contextmanager
+    def stops_left(self) -> Iterator[list[tuple]]:
+        """Where reads on this thread stop in blocks at their ends (`Reader.stops_left`)."""
+        with self._resume.collecting() as got:
+            yield got
+
     @property
     def decoded_here(self) -> tuple[str, ...]:
         """The channels whose samples mef3lab's kernels decode (the others: mef3io)."""
@@ -255,8 +268,10 @@ class NumbaReader(Mef3ioReader):
         if _kernels is None and self._read_while_loading(read, names, t0, t1, out):
             return
 
+        sink = self._resume.sink()
+
         def run(a: int, b: int) -> None:
-            for i in self._decode(names[a:b], t0, out[a:b]):
+            for i in self._decode(names[a:b], t0, out[a:b], sink):
                 Mef3ioReader._read_counts(self, [names[a + i]], t0, t1, out[a + i : a + i + 1])
 
         self._each_channel(len(names), out.shape[1], run)
@@ -333,13 +348,17 @@ class NumbaReader(Mef3ioReader):
         for done in others:
             done.result()
 
-    def _decode(self, names: Sequence[str], t0: int, out: np.ndarray) -> list[int]:
+    def _decode(
+        self, names: Sequence[str], t0: int, out: np.ndarray, sink: list[Stop] | None = None
+    ) -> list[int]:
         """Counts of `names` from grid time t0 into the rows of `out`; the rows left to mef3io.
 
         One call of the kernels decodes them all. Left to mef3io: the rows of channels left
         out of `_blocks` (including those that change rate), and of a channel found to hold
         a block the kernels cannot decode (left out from then on). Damage is reported as when
-        channels are decoded one after another: the first in `names` order.
+        channels are decoded one after another: the first in `names` order. A block an
+        earlier read stopped in goes on from there (`ResumeStates`); where this one stops
+        at the row's end goes to `sink`.
         """
         decoder = _kernels
         if decoder is None:  # mef3io reads them while the kernels load
@@ -362,8 +381,14 @@ class NumbaReader(Mef3ioReader):
         damage = unreadable or damage  # a file that cannot be read comes before the rest
         while runs:
             offsets, counts, firsts, rows, ends, owner = _arguments(runs)
-            status, k = decoder.decode_blocks(data, offsets, counts, firsts, rows, ends, out)
+            keys = _block_keys(runs)
+            resume = self._resume.states(keys, firsts)
+            left = np.zeros_like(resume)
+            status, k = decoder.decode_blocks(
+                data, offsets, counts, firsts, rows, ends, out, resume, left
+            )
             if status == fmt.OK:
+                self._resume.update(keys, left, firsts, out.shape[1], sink)
                 break
             bad = runs[owner[k]]
             if status != fmt.UNSUPPORTED:
@@ -400,6 +425,7 @@ class NumbaReader(Mef3ioReader):
                 _Run(
                     name,
                     row,
+                    int(seg),
                     b.files[seg],
                     lo,
                     min(hi, size) - lo,
@@ -417,6 +443,7 @@ class _Run:
 
     name: str
     row: int  # the channel's row of the read
+    segment: int  # which of the channel's segments
     file: Path
     lo: int  # where its bytes start in `file`
     size: int  # how many to read (the file may hold fewer than its blocks say)
@@ -462,6 +489,11 @@ def _arguments(runs: list[_Run]) -> tuple[np.ndarray, ...]:
         each(lambda i, r: np.full(len(r.offsets), r.base + r.got)),
         each(lambda i, r: np.full(len(r.offsets), i)),
     )
+
+
+def _block_keys(runs: list[_Run]) -> list[BlockKey]:
+    """Each block of the read runs (in `_arguments` order) as `ResumeStates` knows it."""
+    return [(r.name, r.segment, r.lo + int(o)) for r in runs for o in r.offsets]
 
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:

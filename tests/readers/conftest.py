@@ -84,6 +84,20 @@ def pymef_written():
 
 
 @pytest.fixture(scope="session")
+def depth_recording(tmp_path_factory) -> Path:
+    """3 contacts (LA1-LA3) x 60 s at 2 kHz by meflib's writer: 10-s blocks, a gap at 35 s."""
+    rng = np.random.default_rng(11)
+    n = 120_000
+    channels = {}
+    for name in ("LA1", "LA2", "LA3"):
+        walk = np.cumsum(rng.integers(-300, 300, n)).astype(np.int32)  # key samples, small steps
+        valid = np.ones(n, bool)
+        valid[70_000:71_000] = False  # blocks of their own after it
+        channels[name] = (walk, valid, 2000.0, START)
+    return write_with_pymef(tmp_path_factory.mktemp("depth") / "depth.mefd", channels)
+
+
+@pytest.fixture(scope="session")
 def pymef_recording(tmp_path_factory, pymef_written) -> Path:
     """A session written by meflib (pymef's low-level writer), factor 0.01, truncated block
     times.
