@@ -111,6 +111,7 @@ class _Flight:
         self.rec: Source | None = None  # the recording, for the parts sent later
         self.filling = False  # its fill was started: each part that ends sends the next
         self.sending = False  # `SegmentStore._fill` is sending its parts
+        self.stops: tuple = ()  # where the head's decoding stopped (`SharedArray.stops`)
 
     @property
     def head(self) -> _Part | None:
@@ -543,7 +544,10 @@ class SegmentStore:
                 while not flight.done.done():
                     fill = flight.parts[1:]
                     sent = sum(p.load is not None and not p.load.done() for p in fill)
-                    nxt = next((p for p in fill if p.load is None), None)
+                    # the part after the head goes on where the head stops: not before it did
+                    head_done = flight.parts[0].done.done()
+                    waiting = [p for p in fill if p.load is None]
+                    nxt = next((p for p in waiting if head_done or not _after(flight, p)), None)
                     if nxt is None or sent >= self._fill_ahead:
                         return
                     self._send(flight.rec, flight, nxt)
@@ -568,8 +572,13 @@ class SegmentStore:
                 self._forget(flight)
 
     def _send(self, rec: Source, flight: _Flight, part: _Part) -> None:
-        """Hand a part's decode to the pool; called under the lock."""
-        part.load = self._submit(rec, flight.keys, part.a, part.b, part.foreground)
+        """Hand a part's decode to the pool; called under the lock.
+
+        The part that starts where the head ended goes on in the blocks the head stopped in,
+        once the head is decoded (before, it decodes them from their start).
+        """
+        resume = flight.stops if _after(flight, part) else ()
+        part.load = self._submit(rec, flight.keys, part.a, part.b, part.foreground, resume)
         # Weak references only: a strong one from the load's callback back to its part would
         # make a cycle, and the rows would wait for the garbage collector after a close.
         part.load.add_done_callback(partial(self._loaded, weakref.ref(flight), weakref.ref(part)))
@@ -591,16 +600,22 @@ class SegmentStore:
                 part.promoting = False
 
     def _submit(
-        self, rec: Source, keys: tuple[SegmentKey, ...], k0: int, k1: int, foreground: bool
+        self,
+        rec: Source,
+        keys: tuple[SegmentKey, ...],
+        k0: int,
+        k1: int,
+        foreground: bool,
+        resume: tuple = (),
     ) -> Future:
         """Hand the decode of columns ``[k0, k1)`` to the pool, split by channels.
 
         The read a user waits for uses every core, and prefetches complete nearest first
         (segment N+1 is ready sooner than if each process decoded a whole segment of its own).
+        `resume`: where an earlier part's decoding stopped (`ReadRequest.resume`).
         """
-        req = ReadRequest(
-            rec.path, rec.password, rec.decoder, tuple(k.channel for k in keys), k0, k1, "int32"
-        )
+        names = tuple(k.channel for k in keys)
+        req = ReadRequest(rec.path, rec.password, rec.decoder, names, k0, k1, "int32", resume)
         samples = (k1 - k0) * len(keys)
         if foreground:
             ways = 1 if samples < FOREGROUND_SPLIT_MIN_SAMPLES else self.config.n_process_workers
@@ -622,6 +637,8 @@ class SegmentStore:
             return
         result = fut.result()
         size = result.array.size
+        if part is flight.parts[0]:
+            flight.stops = result.stops  # for the part after it (`_send`)
         # The rows of a segment loaded in parts are joined into new ones: views will do.
         rows = result.take_rows(separately=len(flight.parts) == 1)
         rows = dict(zip((k.channel for k in flight.keys), rows, strict=True))
@@ -736,14 +753,16 @@ Piece = tuple[int, Rows]
 def _parts(
     bounds: np.ndarray, want: tuple[int, int], n_channels: int
 ) -> list[tuple[int, int]] | None:
-    """A segment's parts: the head (the blocks holding `want`), then the rest, after it first.
+    """A segment's parts: the head (`want`, from its first block's start), then the rest.
 
-    `bounds` are the segment's cut points (its ends among them); the rest is cut into parts
-    of at most `FILL_PART_SAMPLES` (or one block). None when the head is the whole segment.
+    `bounds` are the segment's cut points (its ends among them). The head ends where `want`
+    does: the part after it goes on in the blocks it stopped in (`SegmentStore._send`). The
+    rest is cut into parts of at most `FILL_PART_SAMPLES` (or one block), after the head
+    first. None when the head is the whole segment.
     """
     k0, k1 = int(bounds[0]), int(bounds[-1])
     a = int(bounds[np.searchsorted(bounds, want[0], side="right") - 1])
-    b = int(bounds[np.searchsorted(bounds, want[1], side="left")])
+    b = max(a + 1, min(int(want[1]), k1))
     if (a, b) == (k0, k1):
         return None
     step = FILL_PART_SAMPLES // max(1, n_channels)
@@ -764,6 +783,11 @@ def _tiles(bounds: np.ndarray, lo: int, hi: int, step: int) -> list[tuple[int, i
         out.append((lo, nxt))
         lo = nxt
     return out
+
+
+def _after(flight: _Flight, part: _Part) -> bool:
+    """Whether `part` starts where the flight's first part (its head) ends."""
+    return part is not flight.parts[0] and part.a == flight.parts[0].b
 
 
 def _segment_bytes(info: SessionInfo, key: SegmentKey) -> int:

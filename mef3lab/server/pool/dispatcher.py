@@ -419,7 +419,9 @@ class Dispatcher:
         elif job.kind == "call" or job.target is not None:
             succeed(job.future, payload)
         else:
-            succeed(job.future, result_array(job))
+            result = result_array(job)
+            result.stops = payload or ()
+            succeed(job.future, result)
 
     def _parsed(self, w: _Worker, job: Job, metadata: bytes) -> None:
         """Keep the metadata `w` parsed for `job`, to offer the workers that open it next.

@@ -43,6 +43,9 @@ class ReadRequest:
     dtype : str
         "float32" or "float64": values in channel units (NaN in gaps, `Reader.read_index`);
         "int32": the stored counts (RAW_NAN in gaps, `Reader.read_raw`).
+    resume : tuple of tuple
+        Where an earlier read's decoder stopped inside blocks of these channels
+        (`SharedArray.stops`), for the reader to go on from (`Reader.resume_from`).
 
     Raises
     ------
@@ -57,6 +60,7 @@ class ReadRequest:
     k0: int
     k1: int
     dtype: str = "float32"
+    resume: tuple[tuple, ...] = ()
 
     def __post_init__(self) -> None:
         chans = (self.channels,) if isinstance(self.channels, str) else tuple(self.channels)
@@ -64,6 +68,7 @@ class ReadRequest:
         object.__setattr__(self, "channels", chans)
         object.__setattr__(self, "k0", operator.index(self.k0))
         object.__setattr__(self, "k1", operator.index(self.k1))
+        object.__setattr__(self, "resume", tuple(tuple(s) for s in self.resume))
         if self.dtype not in SAMPLE_TYPES:
             raise ValueError(f"dtype must be one of {sorted(SAMPLE_TYPES)}, not {self.dtype!r}")
 
@@ -98,7 +103,8 @@ class ReadRequest:
 class SharedArray:
     """The samples of one read, ``(n_channels, n_samples)``, read-only, in shared memory.
 
-    Each row is on pages of its own: `array` is C-contiguous along rows only. `array` is
+    Each row is on pages of its own: `array` is C-contiguous along rows only. `stops`: where
+    its decoders stopped inside blocks at the read's end (`Reader.stops_left`). `array` is
     valid for as long as it (or a view of it) is referenced, whether or not `release` was
     called: `release` drops this object's hold, and the memory goes back to the OS when
     nothing else holds a view. `take_rows` hands the rows out one by one.
@@ -111,10 +117,11 @@ class SharedArray:
         The shared mapping under `array` (None for an ordinary array).
     """
 
-    __slots__ = ("_array", "_mapping", "nbytes", "shape", "dtype")
+    __slots__ = ("_array", "_mapping", "nbytes", "shape", "dtype", "stops")
 
-    def __init__(self, array: np.ndarray, mapping: Any = None) -> None:
+    def __init__(self, array: np.ndarray, mapping: Any = None, stops: tuple = ()) -> None:
         array.flags.writeable = False
+        self.stops = stops
         self._array: np.ndarray | None = array
         self._mapping = mapping  # shm._Mapping under `array`, None for an ordinary array
         self.nbytes = array.nbytes

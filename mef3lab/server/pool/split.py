@@ -61,7 +61,14 @@ def part_jobs(
         Job(
             "read",
             ReadRequest(
-                req.path, req.password, req.engine, req.channels[a:b], req.k0, req.k1, req.dtype
+                req.path,
+                req.password,
+                req.engine,
+                req.channels[a:b],
+                req.k0,
+                req.k1,
+                req.dtype,
+                req.resume,
             ),
             key,
             foreground,
@@ -125,7 +132,9 @@ class SplitRead(Future):
         block, self._block = self._block, None
         unlink_block(block)  # every part has ended: the name goes; the memory lives with the array
         if self._answer() and self.set_running_or_notify_cancel():  # every part succeeded
-            self.set_result(shared_array(block, self._req))
+            result = shared_array(block, self._req)
+            result.stops = tuple(s for p in self._parts for s in (p.result() or ()))
+            self.set_result(result)
         else:
             block.close()
 

@@ -123,14 +123,24 @@ class OpenReaders:
         while self._open:
             self._close(self._open.popitem()[1])
 
-    def read(self, req: ReadRequest, key: tuple, out: np.ndarray | None) -> np.ndarray:
-        """Decode `req` into `out` (None: a new array), values or int32 counts as it asks."""
+    def read(
+        self, req: ReadRequest, key: tuple, out: np.ndarray | None
+    ) -> tuple[np.ndarray, None, tuple]:
+        """Decode `req` into `out` (None: a new array), values or int32 counts as it asks.
+
+        Returns the array, None (no shared mapping) and where its decoding stopped inside
+        blocks (`Reader.stops_left`), as `SharedArray` takes them.
+        """
         if self.guard is not None:
             self.guard(req.path, req.channels)
         reader = self.get(key, req.path, req.password or "", req.engine)
-        if req.dtype == "int32":
-            return reader.read_raw(req.channels, req.k0, req.k1, out=out).counts
-        return reader.read_index(req.channels, req.k0, req.k1, req.dtype, out=out)
+        reader.resume_from(req.resume)
+        with reader.stops_left() as stops:
+            if req.dtype == "int32":
+                array = reader.read_raw(req.channels, req.k0, req.k1, out=out).counts
+            else:
+                array = reader.read_index(req.channels, req.k0, req.k1, req.dtype, out=out)
+        return array, None, tuple(stops)
 
     def call(
         self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple
@@ -295,8 +305,7 @@ def _read_into(
         strides=(req.row_bytes, itemsize),
     )
     try:
-        readers.read(req, key, out)
-        return ("done", True, None)
+        return ("done", True, readers.read(req, key, out)[2])
     except Exception as exc:
         return ("done", False, error_payload(exc))
     finally:

@@ -142,7 +142,7 @@ def test_a_partial_cold_read_equals_a_direct_read_and_caches_whole_segments(
     assert engine.stats()["decoded_samples"] == stats["decoded_samples"]  # hits
 
 
-def test_the_parts_are_cut_at_block_bounds_the_asked_blocks_first(gated, rec):
+def test_the_head_ends_where_the_window_does_the_other_parts_at_block_bounds(gated, rec):
     engine, _ = gated
     engine.open("a", str(rec))
     rec_ = engine.open_recordings.recording("a", str(rec))
@@ -152,17 +152,21 @@ def test_the_parts_are_cut_at_block_bounds_the_asked_blocks_first(gated, rec):
     assert bounds[:16].tolist() == [i * 2560 for i in range(14)] + [35149, 35149 + 2560]
     step = segments.FILL_PART_SAMPLES // N_CH  # columns of a part after the head, about
     few = _parts(bounds, (3000, 3100), N_CH)
-    assert few[0] == (2560, 5120) and few[-1] == (0, 2560)  # the head, ..., what is before it
-    assert few[1][0] == 5120 and all(a >= 5120 for a, _ in few[1:-1])  # after it, in order
+    # the head from its first block's start to the window's end, ..., what is before it
+    assert few[0] == (2560, 3100) and few[-1] == (0, 2560)
+    assert few[1][0] == 3100 and few[1][1] > 5120  # the rest of the head's last block, on
+    assert all(a >= 3100 for a, _ in few[1:-1])
     assert all(b - a < step + 2 * 2560 for a, b in few[1:])  # a block more at most (the gap)
-    assert _parts(bounds, (128 * 256, 140 * 256), N_CH)[0] == (120 * 256, round(147.3 * 256))
+    assert _parts(bounds, (128 * 256, 140 * 256), N_CH)[0] == (120 * 256, 140 * 256)
+    assert _parts(bounds, (2560, 5120), N_CH)[0] == (2560, 5120)  # a window on block bounds
     assert _parts(bounds, (0, SEG), N_CH) is None
     many = _parts(bounds, (3000, 3100), 64)  # 64 channels: one block of each (two at the gap)
-    assert many[0] == (2560, 5120) and all(b - a < 2 * 2560 for a, b in many)
-    for parts in (few, many):  # they tile the segment, each cut on a block bound
+    assert many[0] == (2560, 3100) and all(b - a < 2 * 2560 for a, b in many)
+    for parts in (few, many):  # they tile the segment, each cut but the head's end on a bound
         tiles = sorted(parts)
         assert tiles[0][0] == 0 and tiles[-1][1] == SEG
-        assert all(p[1] == q[0] and p[1] in bounds for p, q in itertools.pairwise(tiles))
+        assert all(p[1] == q[0] for p, q in itertools.pairwise(tiles))
+        assert all(p[1] in bounds for p in tiles if p[1] != 3100)
 
 
 def _fill(engine: Engine, rec, want: tuple[int, int], i: int = 0) -> list[tuple[int, int]]:
@@ -247,6 +251,24 @@ def test_a_fill_a_read_waits_for_is_not_called_off(gated, rec, direct):
     assert settle(engine, 2 * N_CH)["cache_entries"] == 2 * N_CH  # both segments, whole
     got = engine.read_segment("a", str(rec), 0, dtype="int32").data
     np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+
+
+def test_the_part_after_the_head_goes_on_where_the_head_stopped(gated, rec, direct):
+    engine, gate = gated
+    engine.open("a", str(rec))
+    got = engine.read_index("a", str(rec), None, 1000, 2000, dtype="int32").data
+    np.testing.assert_array_equal(got, direct.read_raw(None, 1000, 2000).counts)
+    held = {req.k0: req for req, _, _ in gate._held}
+    after = held[2000]  # the rest of the head's block, from where the window ended
+    # the head decoded 2,000 samples of each channel's first block: the part goes on there
+    assert sorted((s[0], s[1], s[3]) for s in after.resume) == [
+        (name, 0, 2000) for name in sorted(after.channels)
+    ]
+    assert all(req.resume == () for k0, req in held.items() if k0 != 2000)
+    gate.release()
+    assert settle(engine, N_CH)["decoded_samples"] == N_CH * SEG  # no column decoded twice
+    whole = engine.read_segment("a", str(rec), 0, dtype="int32").data
+    np.testing.assert_array_equal(whole, direct.read_raw(None, 0, SEG).counts)
 
 
 def test_a_read_beyond_the_head_hurries_the_part_it_needs(gated, rec, direct):
