@@ -381,14 +381,23 @@ class NumbaReader(Mef3ioReader):
         damage = unreadable or damage  # a file that cannot be read comes before the rest
         while runs:
             offsets, counts, firsts, rows, ends, owner = _arguments(runs)
-            keys = _block_keys(runs)
-            resume = self._resume.states(keys, firsts)
+            # only a block that starts before the row can go on where a read stopped
+            early = np.flatnonzero(firsts < 0)
+            resume = np.zeros((len(offsets), kernels.STATE_FIELDS), np.int64)
+            if early.size and self._resume:
+                resume[early] = self._resume.states(_block_keys(runs, owner, early), firsts[early])
             left = np.zeros_like(resume)
             status, k = decoder.decode_blocks(
                 data, offsets, counts, firsts, rows, ends, out, resume, left
             )
             if status == fmt.OK:
-                self._resume.update(keys, left, firsts, out.shape[1], sink)
+                stopped = np.flatnonzero(left[:, 0])
+                at_end = firsts[stopped] + left[stopped, 0] == out.shape[1]
+                used = early[resume[early, 0] > 0]
+                self._resume.update(
+                    _block_keys(runs, owner, stopped), left[stopped], at_end, sink,
+                    _block_keys(runs, owner, used),
+                )  # fmt: skip
                 break
             bad = runs[owner[k]]
             if status != fmt.UNSUPPORTED:
@@ -491,9 +500,13 @@ def _arguments(runs: list[_Run]) -> tuple[np.ndarray, ...]:
     )
 
 
-def _block_keys(runs: list[_Run]) -> list[BlockKey]:
-    """Each block of the read runs (in `_arguments` order) as `ResumeStates` knows it."""
-    return [(r.name, r.segment, r.lo + int(o)) for r in runs for o in r.offsets]
+def _block_keys(runs: list[_Run], owner: np.ndarray, blocks: np.ndarray) -> list[BlockKey]:
+    """Blocks of the read runs (indices in `_arguments` order) as `ResumeStates` knows them."""
+    first = np.searchsorted(owner, owner[blocks])  # each one's run's first block
+    return [
+        (r.name, r.segment, r.lo + int(r.offsets[b - f]))
+        for r, b, f in zip((runs[i] for i in owner[blocks]), blocks, first, strict=True)
+    ]
 
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:

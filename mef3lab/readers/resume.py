@@ -61,6 +61,10 @@ class ResumeStates:
         """The collector of this thread (`collecting`), for decoding threads; None: none."""
         return getattr(self._local, "sink", None)
 
+    def __bool__(self) -> bool:
+        """Whether any state is kept."""
+        return bool(self._states)
+
     def states(self, keys: Sequence[BlockKey], firsts: np.ndarray) -> np.ndarray:
         """The states to go on from, ``(len(keys), STATE_FIELDS)``: zeros where none applies.
 
@@ -81,23 +85,22 @@ class ResumeStates:
         self,
         keys: Sequence[BlockKey],
         left: np.ndarray,
-        firsts: np.ndarray,
-        width: int,
+        at_end: np.ndarray,
         sink: list[Stop] | None,
+        resumed: Sequence[BlockKey] = (),
     ) -> None:
-        """After a read: keep the states of blocks it stopped in, forget those it finished.
+        """After a read: keep where it stopped in `keys` (`left`), forget the blocks resumed.
 
-        Those it stopped in at its row's end also go to `sink` (when given).
+        The states of blocks it stopped in at its row's end (`at_end`) also go to `sink`
+        (when given). A resumed block that was stopped in again is kept with its new state.
         """
         with self._lock:
-            for i, key in enumerate(keys):
-                done = int(left[i, 0])
-                if done > 0:
-                    self._put(key, left[i].copy())
-                    if sink is not None and firsts[i] + done == width:
-                        sink.append((*key, *(int(v) for v in left[i])))
-                else:
-                    self._states.pop(key, None)
+            for key in resumed:
+                self._states.pop(key, None)
+            for key, state, end in zip(keys, left, at_end, strict=True):
+                self._put(key, state.copy())
+                if sink is not None and end:
+                    sink.append((*key, *(int(v) for v in state)))
 
     def clear(self) -> None:
         """Forget every state."""
