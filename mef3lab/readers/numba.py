@@ -385,7 +385,8 @@ class NumbaReader(Mef3ioReader):
             early = np.flatnonzero(firsts < 0)
             resume = np.zeros((len(offsets), kernels.STATE_FIELDS), np.int64)
             if early.size and self._resume:
-                resume[early] = self._resume.states(_block_keys(runs, owner, early), firsts[early])
+                keys = _block_keys(runs, owner, early, data, offsets)
+                resume[early] = self._resume.states(keys, firsts[early])
             left = np.zeros_like(resume)
             status, k = decoder.decode_blocks(
                 data, offsets, counts, firsts, rows, ends, out, resume, left
@@ -395,8 +396,8 @@ class NumbaReader(Mef3ioReader):
                 at_end = firsts[stopped] + left[stopped, 0] == out.shape[1]
                 used = early[resume[early, 0] > 0]
                 self._resume.update(
-                    _block_keys(runs, owner, stopped), left[stopped], at_end, sink,
-                    _block_keys(runs, owner, used),
+                    _block_keys(runs, owner, stopped, data, offsets), left[stopped], at_end, sink,
+                    _block_keys(runs, owner, used, data, offsets),
                 )  # fmt: skip
                 break
             bad = runs[owner[k]]
@@ -500,13 +501,24 @@ def _arguments(runs: list[_Run]) -> tuple[np.ndarray, ...]:
     )
 
 
-def _block_keys(runs: list[_Run], owner: np.ndarray, blocks: np.ndarray) -> list[BlockKey]:
-    """Blocks of the read runs (indices in `_arguments` order) as `ResumeStates` knows them."""
+def _block_keys(
+    runs: list[_Run], owner: np.ndarray, blocks: np.ndarray, data: np.ndarray, at: np.ndarray
+) -> list[BlockKey]:
+    """Blocks of the read runs (indices in `_arguments` order) as `ResumeStates` knows them.
+
+    With each block's CRC (its first 4 bytes in `data`, at `at`): a block written again in
+    its place is not resumed with the old one's state.
+    """
     first = np.searchsorted(owner, owner[blocks])  # each one's run's first block
     return [
-        (r.name, r.segment, r.lo + int(r.offsets[b - f]))
+        (r.name, r.segment, r.lo + int(r.offsets[b - f]), _crc_of(data, int(at[b])))
         for r, b, f in zip((runs[i] for i in owner[blocks]), blocks, first, strict=True)
     ]
+
+
+def _crc_of(data: np.ndarray, at: int) -> int:
+    """The block CRC stored at `at` of `data` (0 where fewer than 4 bytes were read)."""
+    return int.from_bytes(data[at : at + 4].tobytes(), "little") if at + 4 <= data.size else 0
 
 
 def _regular(starts: np.ndarray, counts: np.ndarray, disc: np.ndarray, fs: float) -> bool:

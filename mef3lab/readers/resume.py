@@ -3,7 +3,7 @@
 A read decodes a block only as far as its window needs. The next read of that channel
 often starts where it stopped (the next page, or a server's fill after a cold read's
 reply): kept here, the kernel's state lets it go on from there, and no sample is decoded
-twice. A state is a block's identity (channel, segment, byte offset) and the kernel's
+twice. A state is a block's identity (channel, segment, byte offset, CRC) and the kernel's
 `kernels.STATE_FIELDS` integers; one that travels between processes is checked again by
 `kernels.Kernels.decode_blocks` before it is used.
 """
@@ -23,8 +23,9 @@ from .kernels import STATE_FIELDS
 #: recording has channels.
 KEPT_STATES = 4096
 
-#: (channel, segment, byte offset in the segment's .tdat): one block of a recording.
-BlockKey = tuple[str, int, int]
+#: (channel, segment, byte offset in the segment's .tdat, the block's CRC): one block of a
+#: recording, as it is now.
+BlockKey = tuple[str, int, int, int]
 #: A block's key, then the kernel's state in it: what `ResumeStates.offer` takes and a
 #: collector gets.
 Stop = tuple
@@ -42,10 +43,10 @@ class ResumeStates:
     def offer(self, stops: Sequence[Stop]) -> None:
         """Keep states another reader left (`collecting`); malformed ones are ignored."""
         for stop in stops:
-            if len(stop) == 3 + STATE_FIELDS:
-                key = (str(stop[0]), int(stop[1]), int(stop[2]))
+            if len(stop) == 4 + STATE_FIELDS:
+                key = (str(stop[0]), int(stop[1]), int(stop[2]), int(stop[3]))
                 with self._lock:
-                    self._put(key, np.array(stop[3:], np.int64))
+                    self._put(key, np.array(stop[4:], np.int64))
 
     @contextmanager
     def collecting(self) -> Iterator[list[Stop]]:

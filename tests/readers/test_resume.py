@@ -65,7 +65,7 @@ def test_where_a_read_stopped_goes_on_in_another_reader(written, pymef_read, res
     with open_reader(written, engine="numba") as one, one.stops_left() as stops:
         one.read_raw(["LA2", "LA3"], 5_000, 33_333)
     # one stop per channel, at the window's end: the block of 20,000 from 20,000, 13,333 done
-    assert sorted((s[0], s[3]) for s in stops) == [("LA2", 13_333), ("LA3", 13_333)]
+    assert sorted((s[0], s[4]) for s in stops) == [("LA2", 13_333), ("LA3", 13_333)]
     with open_reader(written, engine="numba") as other:
         other.resume_from(stops)
         resumed.clear()
@@ -85,3 +85,16 @@ def test_engines_that_cannot_resume_ignore_stops(written, pymef_read):
         got = r.read_raw(["LA1"], 12_345, 20_000).counts
     assert left == []
     np.testing.assert_array_equal(got, pymef_read(["LA1"], 12_345, 20_000))
+
+
+def test_a_state_for_a_block_written_again_in_its_place_is_not_used(written, pymef_read, resumed):
+    with open_reader(written, engine="numba") as one, one.stops_left() as stops:
+        one.read_raw(["LA1"], 0, 12_345)
+    (stop,) = stops
+    other_crc = (*stop[:3], stop[3] ^ 1, *stop[4:])  # the same place, another block's CRC
+    with open_reader(written, engine="numba") as r:
+        r.resume_from([other_crc])
+        resumed.clear()
+        got = r.read_raw(["LA1"], 12_345, 20_000).counts
+        assert sum(resumed) == 0
+        np.testing.assert_array_equal(got, pymef_read(["LA1"], 12_345, 20_000))

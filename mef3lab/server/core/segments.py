@@ -84,9 +84,10 @@ class _Flight:
 
     `background` (a prefetch) until a foreground read joins it. `done` gets the whole rows
     once they are cached. A cold read that wants part of a segment loads it in parts: its
-    `head` (the block-aligned columns it asked for, foreground) first, then the rest in
-    smaller parts at prefetch priority (the fill), a few at a time from when the head's
-    reply is sent; a read waits only for the parts its window needs, and `done` gets the
+    `head` (the columns it asked for, from a block's start, foreground) first, then the
+    rest in smaller parts at prefetch priority (the fill), a few at a time from when the
+    head's reply is sent, the part after the head going on where the head stopped
+    (`stops`); a read waits only for the parts its window needs, and `done` gets the
     rows joined once every part is in. `waiters` counts the foreground reads waiting for
     it; `abortable`: started by one.
     """
@@ -219,9 +220,11 @@ class SegmentStore:
 
         Every load is submitted before any is waited for, so a long cold read keeps all
         reader processes busy. A cold segment of which the read wants only some columns is
-        loaded in parts: the blocks that hold those columns first (the head), answered at
-        once, then the rest of the segment (its fill) at prefetch priority, a few parts at a
-        time (`bounds` says where a segment may be cut). A segment counts as a hit when all
+        loaded in parts: those columns first, from the start of the block that holds the
+        first (the head), answered at once, then the rest of the segment (its fill) at
+        prefetch priority, a few parts at a time (`bounds` says where a segment may be cut;
+        the head ends where the columns do, and the part after it resumes the blocks the
+        head stopped in). A segment counts as a hit when all
         its rows were cached, as a prefetch hit when a prefetch loaded (or is loading) any.
         When the RPC being handled ends first (`cancel.current`), the loads nobody else waits
         for are stopped.

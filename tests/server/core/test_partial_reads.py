@@ -261,7 +261,7 @@ def test_the_part_after_the_head_goes_on_where_the_head_stopped(gated, rec, dire
     held = {req.k0: req for req, _, _ in gate._held}
     after = held[2000]  # the rest of the head's block, from where the window ended
     # the head decoded 2,000 samples of each channel's first block: the part goes on there
-    assert sorted((s[0], s[1], s[3]) for s in after.resume) == [
+    assert sorted((s[0], s[1], s[4]) for s in after.resume) == [
         (name, 0, 2000) for name in sorted(after.channels)
     ]
     assert all(req.resume == () for k0, req in held.items() if k0 != 2000)
