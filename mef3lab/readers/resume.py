@@ -43,10 +43,15 @@ class ResumeStates:
     def offer(self, stops: Sequence[Stop]) -> None:
         """Keep states another reader left (`collecting`); malformed ones are ignored."""
         for stop in stops:
-            if len(stop) == 4 + STATE_FIELDS:
+            try:
+                if len(stop) != 4 + STATE_FIELDS:
+                    continue
                 key = (str(stop[0]), int(stop[1]), int(stop[2]), int(stop[3]))
-                with self._lock:
-                    self._put(key, np.array(stop[4:], np.int64))
+                state = np.array(stop[4:], np.int64)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            with self._lock:
+                self._put(key, state)
 
     @contextmanager
     def collecting(self) -> Iterator[list[Stop]]:
@@ -102,11 +107,6 @@ class ResumeStates:
                 self._put(key, state.copy())
                 if sink is not None and end:
                     sink.append((*key, *(int(v) for v in state)))
-
-    def clear(self) -> None:
-        """Forget every state."""
-        with self._lock:
-            self._states.clear()
 
     def _put(self, key: BlockKey, state: np.ndarray) -> None:
         """Keep `state` as the newest (called under the lock)."""

@@ -98,3 +98,17 @@ def test_a_state_for_a_block_written_again_in_its_place_is_not_used(written, pym
         got = r.read_raw(["LA1"], 12_345, 20_000).counts
         assert sum(resumed) == 0
         np.testing.assert_array_equal(got, pymef_read(["LA1"], 12_345, 20_000))
+
+
+def test_a_reader_keeps_the_newest_states_and_ignores_malformed_ones():
+    from mef3lab.readers.resume import ResumeStates
+
+    states = ResumeStates(kept=3)
+    state = (5, 60, 7, 1 << 24, 9, 11, -3)
+    states.offer([("LA1", 0, 1000 * i, 77, *state) for i in range(5)])
+    states.offer([("LA1", 0, 8), ("LA1", "x", 0, 0, *state), ("LA1", 0, 0, 0, 2**70, *state[1:])])
+    keys = [("LA1", 0, 1000 * i, 77) for i in range(5)]
+    got = states.states(keys, np.full(5, -10))
+    assert got[:2].tolist() == [[0] * 7] * 2  # the oldest two went
+    assert got[2:].tolist() == [list(state)] * 3
+    assert not states.states(keys, np.full(5, -4)).any()  # it would skip a sample the row needs
