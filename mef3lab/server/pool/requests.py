@@ -103,8 +103,7 @@ class ReadRequest:
 class SharedArray:
     """The samples of one read, ``(n_channels, n_samples)``, read-only, in shared memory.
 
-    Each row is on pages of its own: `array` is C-contiguous along rows only. `stops`: where
-    its decoders stopped inside blocks at the read's end (`Reader.stops_left`). `array` is
+    Each row is on pages of its own: `array` is C-contiguous along rows only. `array` is
     valid for as long as it (or a view of it) is referenced, whether or not `release` was
     called: `release` drops this object's hold, and the memory goes back to the OS when
     nothing else holds a view. `take_rows` hands the rows out one by one.
@@ -115,6 +114,9 @@ class SharedArray:
         The samples (made read-only).
     mapping : object
         The shared mapping under `array` (None for an ordinary array).
+    stops : tuple
+        Where its decoders stopped inside blocks at the read's end (`Reader.stops_left`),
+        for a read that goes on from there (`ReadRequest.resume`).
     """
 
     __slots__ = ("_array", "_mapping", "nbytes", "shape", "dtype", "stops")

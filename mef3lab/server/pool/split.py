@@ -11,6 +11,7 @@ import itertools
 import threading
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
+from dataclasses import replace
 
 from .requests import Job, ReadRequest
 from .shm import create_block, shared_array, unlink_block
@@ -60,16 +61,7 @@ def part_jobs(
     jobs = [
         Job(
             "read",
-            ReadRequest(
-                req.path,
-                req.password,
-                req.engine,
-                req.channels[a:b],
-                req.k0,
-                req.k1,
-                req.dtype,
-                req.resume,
-            ),
+            replace(req, channels=req.channels[a:b]),
             key,
             foreground,
             target=(block.name, a * req.row_bytes),
