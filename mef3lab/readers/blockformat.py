@@ -49,6 +49,11 @@ def _crc_tables() -> np.ndarray:
 
 CRC_TABLE = _crc_tables()
 
+#: What the kernel keeps of a block it stopped in: samples done, byte position (from the
+#: block's start), the range decoder's low, range and last byte, difference bytes done,
+#: the last sample.
+STATE_FIELDS = 7
+
 # What `kernels.Kernels.decode_blocks` reports (with the number of the block it stopped at).
 OK, BAD_HEADER, BAD_CRC, BAD_STREAM, WRONG_COUNT, UNSUPPORTED = range(6)
 PROBLEMS = {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .blockformat import CRC_TABLE, HEADER_BYTES, OK
+from .blockformat import CRC_TABLE, HEADER_BYTES, OK, STATE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,6 @@ _HEADER_END = b"\n"  # a file is one line of JSON, then the object code
 _ELF = b"\x7fELF\x02\x01"  # 64-bit, little-endian: the objects `_undefined` reads
 _P, _I = ctypes.c_void_p, ctypes.c_int64
 _DECODE = ctypes.CFUNCTYPE(None, _P, _I, *(_P,) * 5, _I, _P, _I, _I, _I, *(_P,) * 6, _I, *(_P,) * 3)
-#: What the kernel keeps of a block it stopped in: samples done, byte position (from the
-#: block's start), the range decoder's low, range and last byte, difference bytes done,
-#: the last sample.
-STATE_FIELDS = 7
 
 
 class Kernels:
@@ -171,13 +167,13 @@ def _states(resume: np.ndarray | None, n_blocks: int, counts, spans) -> np.ndarr
     resume = np.ascontiguousarray(resume, np.int64)
     if resume.shape != (n_blocks, STATE_FIELDS):
         raise ValueError("resume must be int64 of shape (blocks, STATE_FIELDS)")
-    done, at, low, rng, byte, _, value = resume.T
+    done, at, low, rng, byte, diffs_done, value = resume.T
     on = done > 0
     fine = (
         (done >= 0)
         & (~on | ((done < counts) & (at > HEADER_BYTES) & (at <= spans)))
         & (~on | ((low >= 0) & (low < 2**32) & (rng > 0) & (rng < 2**32)))
-        & (~on | ((byte >= 0) & (byte < 256) & (resume[:, 5] >= 0)))
+        & (~on | ((byte >= 0) & (byte < 256) & (diffs_done >= 0)))
         & (~on | ((value >= -(2**31)) & (value < 2**31)))
     )
     if not fine.all():

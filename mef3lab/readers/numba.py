@@ -383,7 +383,7 @@ class NumbaReader(Mef3ioReader):
             offsets, counts, firsts, rows, ends, owner = _arguments(runs)
             # only a block that starts before the row can go on where a read stopped
             early = np.flatnonzero(firsts < 0)
-            resume = np.zeros((len(offsets), kernels.STATE_FIELDS), np.int64)
+            resume = np.zeros((len(offsets), fmt.STATE_FIELDS), np.int64)
             if early.size and self._resume:
                 keys = _block_keys(runs, owner, early, data, offsets)
                 resume[early] = self._resume.states(keys, firsts[early])

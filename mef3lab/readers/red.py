@@ -25,6 +25,7 @@ from .blockformat import (
     LEVEL_1,
     LEVEL_2,
     OK,
+    STATE_FIELDS,
     UNSUPPORTED,
     WRONG_COUNT,
 )
@@ -358,7 +359,7 @@ SIGNATURE = types.void(
     *(_P32, types.int64, types.int64, types.int64),  # out, its rows, row stride, width
     *(_PU32, _P64, _P64),  # CRC table, order, wanted
     *(_P64, _P8, _P8, types.int64),  # cum, lut, diffs, room
-    *(_P64, _P64),  # resume, left: 7 per block
+    *(_P64, _P64),  # resume, left: STATE_FIELDS per block
     _P64,  # result: (status, block)
 )
 
@@ -387,8 +388,8 @@ def decode(buf, n_buf, offsets, counts, firsts, rows, ends, n_blocks, out, n_row
         carray(cum, (2, 257)),
         carray(lut, (2, 256 * 255)),
         carray(diffs, (2, room)),
-        carray(resume, (n_blocks, 7)),
-        carray(left, (n_blocks, 7)),
+        carray(resume, (n_blocks, STATE_FIELDS)),
+        carray(left, (n_blocks, STATE_FIELDS)),
     )
     got = carray(result, (2,))
     got[0], got[1] = status, b

@@ -4,7 +4,7 @@ A read decodes a block only as far as its window needs. The next read of that ch
 often starts where it stopped (the next page, or a server's fill after a cold read's
 reply): kept here, the kernel's state lets it go on from there, and no sample is decoded
 twice. A state is a block's identity (channel, segment, byte offset, CRC) and the kernel's
-`kernels.STATE_FIELDS` integers; one that travels between processes is checked again by
+`blockformat.STATE_FIELDS` integers; one that travels between processes is checked again by
 `kernels.Kernels.decode_blocks` before it is used.
 """
 
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .kernels import STATE_FIELDS
+from .blockformat import STATE_FIELDS
 
 #: How many blocks' states a reader keeps (the newest): more than a page of the widest
 #: recording has channels.

@@ -54,7 +54,8 @@ class InProcess:
                 raise RuntimeError("the reader pool is closed")
             try:
                 if job.kind == "read":
-                    result: Any = SharedArray(*self._readers.read(job.payload, job.key, None))
+                    array, stops = self._readers.read(job.payload, job.key, None)
+                    result: Any = SharedArray(array, stops=stops)
                 else:
                     result = self._readers.call(job.key, *job.payload)
             except Exception as exc:

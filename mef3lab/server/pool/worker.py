@@ -125,11 +125,10 @@ class OpenReaders:
 
     def read(
         self, req: ReadRequest, key: tuple, out: np.ndarray | None
-    ) -> tuple[np.ndarray, None, tuple]:
+    ) -> tuple[np.ndarray, tuple]:
         """Decode `req` into `out` (None: a new array), values or int32 counts as it asks.
 
-        Returns the array, None (no shared mapping) and where its decoding stopped inside
-        blocks (`Reader.stops_left`), as `SharedArray` takes them.
+        Returns the array and where its decoding stopped inside blocks (`Reader.stops_left`).
         """
         if self.guard is not None:
             self.guard(req.path, req.channels)
@@ -140,7 +139,7 @@ class OpenReaders:
                 array = reader.read_raw(req.channels, req.k0, req.k1, out=out).counts
             else:
                 array = reader.read_index(req.channels, req.k0, req.k1, req.dtype, out=out)
-        return array, None, tuple(stops)
+        return array, tuple(stops)
 
     def call(
         self, key: tuple, path: str, password: str, engine: str | None, method: str, args: tuple
@@ -305,7 +304,7 @@ def _read_into(
         strides=(req.row_bytes, itemsize),
     )
     try:
-        return ("done", True, readers.read(req, key, out)[2])
+        return ("done", True, readers.read(req, key, out)[1])
     except Exception as exc:
         return ("done", False, error_payload(exc))
     finally:
