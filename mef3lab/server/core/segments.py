@@ -77,6 +77,7 @@ class _Part:
         self.done: Future = Future()
         self.load: Future | None = None
         self.promoting = False
+        self.rows: Rows | None = None  # set when its decode is in, before `done` (`_loaded`)
 
 
 class _Flight:
@@ -644,30 +645,41 @@ class SegmentStore:
             flight.stops = result.stops  # for the part after it (`_send`)
         # The rows of a segment loaded in parts are joined into new ones: views will do.
         rows = result.take_rows(separately=len(flight.parts) == 1)
-        rows = dict(zip((k.channel for k in flight.keys), rows, strict=True))
+        part.rows = dict(zip((k.channel for k in flight.keys), rows, strict=True))
         with self._lock:
             self._counters["decoded_samples"] += size
-        part.done.set_result(rows)
-        if flight.filling:
-            self._fill(flight)  # the next part of the fill, in this part's place
-        with self._lock:
-            if flight.done.done() or flight.joining:
-                return  # another part failed: this one is dropped
-            if not all(p.done.done() for p in flight.parts):
-                return  # the last part to arrive joins them
-            flight.joining = True
+            # the last part to arrive joins them (unless another part failed)
+            last = (
+                not flight.done.done()
+                and not flight.joining
+                and all(p.rows is not None for p in flight.parts)
+            )
+            flight.joining = flight.joining or last
+        if not last:
+            part.done.set_result(part.rows)
+            if flight.filling:
+                self._fill(flight)  # the next part of the fill, in this part's place
+            return
         try:
-            whole = _joined({p.a: p.done.result() for p in flight.parts})
+            whole = _joined({p.a: p.rows for p in flight.parts})
             with self._lock:
                 first = flight.keys[0]  # not closed, nor written again, while loading
                 keep = self._is_open(first.path, first.generation)
                 if keep and flight.background:
                     self._prefetched.update(flight.keys)
-            flight.done.set_result(whole)
+            # cached before the reads waiting for it answer: a client that reads again, or
+            # asks for the counters, after its reply finds the cache as its read left it
             if keep:
                 self._grow_budget(flight.segment_bytes)
                 for key in flight.keys:
                     self.cache.put(key, whole[key.channel])
+            part.done.set_result(part.rows)
+            flight.done.set_result(whole)
+        except BaseException as e:  # the reads waiting for it fail with it, never hang
+            for fut in (part.done, flight.done):
+                if not fut.done():
+                    _settle(fut, e)
+            raise
         finally:
             # Only now: until the rows are in the cache, a reader must find this finished load.
             self._forget(flight)

@@ -142,6 +142,26 @@ def test_a_partial_cold_read_equals_a_direct_read_and_caches_whole_segments(
     assert engine.stats()["decoded_samples"] == stats["decoded_samples"]  # hits
 
 
+def test_a_read_of_a_whole_segment_answers_once_it_is_cached(gated, rec, direct, monkeypatch):
+    """The counters and the cache a client sees after its reply include that read's segment.
+
+    Caching is slowed down: were the reply sent before it, the cache would still be empty.
+    """
+    engine, _ = gated
+    put = engine.segments.cache.put
+
+    def slow_put(key, value):
+        time.sleep(0.05)
+        put(key, value)
+
+    monkeypatch.setattr(engine.segments.cache, "put", slow_put)
+    engine.open("a", str(rec))
+    got = engine.read_segment("a", str(rec), 0, dtype="int32").data
+    np.testing.assert_array_equal(got, direct.read_raw(None, 0, SEG).counts)
+    stats = engine.stats()
+    assert stats["cache_entries"] == N_CH and stats["decoded_samples"] == N_CH * SEG
+
+
 def test_the_head_ends_where_the_window_does_the_other_parts_at_block_bounds(gated, rec):
     engine, _ = gated
     engine.open("a", str(rec))
