@@ -37,7 +37,7 @@ SETUPS = {
 
 def run(_path: Path, params: Params, log=print) -> Table:
     """Table M over the 8- and 32-kHz recordings of `params.first_look` (beside `_path`)."""
-    n = max(6, min(params.flips // 5, 20))
+    n = max(3, min(params.flips // 5, 20))
     table = Table(
         "M",
         f"Scroller in the browser: first page of a new scroller and a jump, {n} each",

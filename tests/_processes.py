@@ -39,6 +39,16 @@ class ProcessTag:
             time.sleep(0.1)
 
 
+def still_alive(procs: list[psutil.Process], within: float = 15.0) -> list[psutil.Process]:
+    """Those of `procs` still alive after up to `within` seconds (zombies count as gone)."""
+    deadline = time.monotonic() + within
+    while True:
+        alive = [p for p in procs if _alive(p)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
 def _alive(p: psutil.Process) -> bool:
     try:
         return p.status() != psutil.STATUS_ZOMBIE

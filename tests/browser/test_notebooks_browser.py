@@ -5,7 +5,8 @@ no error output, no "failed" in any output, no "model not found" in the browser 
 screenshot of every scroller (tests/artifacts/nb-*.png); then the page is reloaded (the
 kernel lives on; the notebook saved first, as autosave does): every scroller must draw its
 page within a second of being rendered, and no output may say "model not found" (what the
-saved output of a widget closed by the notebook shows).
+saved output of a widget closed by the notebook shows). Last, its kernel is shut down: every
+process under it (the server its ``%load_ext`` started, that server's readers) must go too.
 
 Then a scripted review on a MefWriter recording with DC offsets and a settling transient:
 average, double banana (refused), as recorded, a page on, go to, an overview click and
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from mef3lab.testing.demo import DEMO_DATA_ENV, demo_recording
@@ -30,6 +32,8 @@ from mef3lab.testing.demo import DEMO_DATA_ENV, demo_recording
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `benchmarks` is a folder of the repository, not a package
     sys.path.insert(0, str(REPO))
+
+from _processes import still_alive  # noqa: E402
 
 from benchmarks.browser import Lab, ensure_chromium  # noqa: E402
 
@@ -166,7 +170,23 @@ def test_notebook_in_jupyterlab_then_a_reload(lab, notebook):
     )  # a closed widget's saved output would read "Error displaying widget: model not found"
     assert not [t for t in shown if "model not found" in t]
     page.close()
+    kernels = _kernel_trees(lab)
+    assert kernels, "no kernel ran the notebook"
     lab.shutdown_kernels()
+    left = still_alive(kernels)
+    assert not left, f"outlived the kernel: {[' '.join(p.cmdline()) for p in left]}"
+
+
+def _kernel_trees(lab) -> list[psutil.Process]:
+    """The lab's kernels and every process under them."""
+    out = []
+    for p in lab.processes():
+        try:
+            if any("ipykernel" in part for part in p.cmdline()):
+                out += [p, *p.children(recursive=True)]
+        except psutil.Error:
+            continue  # gone meanwhile
+    return out
 
 
 # -- a scripted review on a real writer's recording ----------------------------------------

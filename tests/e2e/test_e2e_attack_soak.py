@@ -31,7 +31,7 @@ from benchmarks.load import drive, whole_recording  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-CLIENTS, SECONDS, TURN_S, ATTACKERS = 20, 20.0, 2.0, 4
+CLIENTS, SECONDS, TURN_S, ATTACKERS = 20, 12.0, 2.0, 4
 TOKENS = {"alice": "alice-token-5d0c", "mallory": "mallory-token-e27a"}
 
 
