@@ -343,13 +343,7 @@ def first_pages(
         _run_cell(page, 0)
         first, jump = [], []
         for i, s in enumerate(starts):
-            page.evaluate(
-                "i => { window.m3sRunAt = performance.now(); "
-                "const nb = window.jupyterapp.shell.currentWidget.content; "
-                "nb.activeCellIndex = i; "
-                "window.jupyterapp.commands.execute('notebook:run-cell'); }",
-                1 + 2 * i,
-            )
+            _start_cell(page, 1 + 2 * i)
             widget = page.locator(".jp-Notebook .jp-Cell").nth(1 + 2 * i).locator(".m3s")
             widget.wait_for(timeout=120_000)
             handle = widget.element_handle()
@@ -384,6 +378,59 @@ def first_pages(
         return first, jump
     finally:
         page.close()
+
+
+#: The floor of `first_pages`: a widget that draws a small canvas as it renders, nothing read.
+TRIVIAL_SETUP = """import anywidget, traitlets
+
+class Trivial(anywidget.AnyWidget):
+    _esm = \"\"\"export default { render({ el }) {
+        const c = document.createElement("canvas");
+        c.width = 800; c.height = 160; el.append(c);
+        c.getContext("2d").fillRect(0, 0, 10, 10);
+        el.classList.add("m3-trivial"); el.dataset.drawnAt = String(performance.now());
+    } };\"\"\"
+    n = traitlets.Int(0).tag(sync=True)"""
+
+
+def trivial_widgets(lab: Lab, n: int, name: str) -> list[float]:
+    """Milliseconds from running a cell to its trivial widget drawn, for `n` new widgets.
+
+    What the notebook costs before any widget does work of its own (the cell's round trip
+    through the kernel, the widget's creation and render), measured as `first_pages` does.
+    """
+    import nbformat  # noqa: PLC0415 - a benchmark dependency, needed only here
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+    }
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in [TRIVIAL_SETUP] + ["Trivial()"] * n]
+    nbformat.write(nb, str(lab.root / name))
+    page = lab.open(name)
+    try:
+        _run_cell(page, 0)
+        ms = []
+        for i in range(1, n + 1):
+            _start_cell(page, i)
+            widget = page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".m3-trivial")
+            widget.wait_for(timeout=120_000)
+            ms.append(widget.evaluate("el => Number(el.dataset.drawnAt) - window.m3sRunAt"))
+            page.wait_for_timeout(SETTLE_MS)
+        return ms
+    finally:
+        page.close()
+
+
+def _start_cell(page, index: int) -> None:
+    """Run cell `index` of the open notebook, noting when (``window.m3sRunAt``); no wait."""
+    page.evaluate(
+        "i => { window.m3sRunAt = performance.now(); "
+        "const nb = window.jupyterapp.shell.currentWidget.content; "
+        "nb.activeCellIndex = i; "
+        "window.jupyterapp.commands.execute('notebook:run-cell'); }",
+        index,
+    )
 
 
 def _run_cell(page, index: int, timeout_s: float = 120) -> None:

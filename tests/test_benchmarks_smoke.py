@@ -95,9 +95,11 @@ def test_the_first_page_table_times_new_scrollers_and_jumps_in_a_browser(tmp_pat
         pytest.skip("no chromium")
     (table,) = run(SMOKE_RUN, "M", data_dir=tmp_path, log=lambda msg: None)
     fast = [s for s in SMOKE_RUN.first_look if s.fs >= 8000]
-    # per recording: the direct read; embedded and served, each the kernel's first scroller,
-    # then p50 and p95 of new scrollers' first pages and of jumps
-    assert len(table.rows) == 11 * len(fast)
+    # the floor (a trivial widget, p50 and p95); per recording: the direct read; embedded and
+    # served, each the kernel's first scroller, then p50 and p95 of new scrollers' first pages
+    # and of jumps
+    assert len(table.rows) == 2 + 11 * len(fast)
+    assert table.rows[0].label.startswith("a trivial widget") and table.rows[0].target is None
     assert sum(r.target is not None for r in table.rows) == 4 * len(fast)
     for r in table.rows:
         assert r.value > 0 and r.status in ("PASS", "MISS", "—")
