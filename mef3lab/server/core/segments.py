@@ -140,7 +140,11 @@ class _Flight:
                 call.wait_for(part.done)
         if len(parts) == 1:
             return parts[0].a, parts[0].done.result()
-        return min(p.a for p in parts), _joined({p.a: p.done.result() for p in parts})
+        first = min(p.a for p in parts)
+        whole = len(parts) == len(self.parts) and self.done.done() and not self.done.cancelled()
+        if whole and self.done.exception() is None:
+            return first, self.done.result()  # joined once already, for the cache
+        return first, _joined({p.a: p.done.result() for p in parts})
 
 
 class _Handle:
@@ -673,8 +677,8 @@ class SegmentStore:
                 self._grow_budget(flight.segment_bytes)
                 for key in flight.keys:
                     self.cache.put(key, whole[key.channel])
+            flight.done.set_result(whole)  # first: a read of every part takes it (`rows`)
             part.done.set_result(part.rows)
-            flight.done.set_result(whole)
         except BaseException as e:  # the reads waiting for it fail with it, never hang
             for fut in (part.done, flight.done):
                 if not fut.done():
