@@ -325,18 +325,11 @@ def first_pages(
     AssertionError
         When the last page drawn differs from the direct read.
     """
-    import nbformat  # noqa: PLC0415 - a benchmark dependency, needed only here
-
     cells = [setup]
     for s in starts:
         cells += [SCROLL_CELL.format(start=s, page_s=page_s, row_px=row_px), CLOSE_CELL]
     cells[-1] = CHECK_CELL  # the last scroller stays open for the check
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-    }
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, str(lab.root / name))
+    write_notebook(lab.root / name, cells)
     rng = random.Random(seed)
     page = lab.open(name)
     try:
@@ -399,14 +392,7 @@ def trivial_widgets(lab: Lab, n: int, name: str) -> list[float]:
     What the notebook costs before any widget does work of its own (the cell's round trip
     through the kernel, the widget's creation and render), measured as `first_pages` does.
     """
-    import nbformat  # noqa: PLC0415 - a benchmark dependency, needed only here
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-    }
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in [TRIVIAL_SETUP] + ["Trivial()"] * n]
-    nbformat.write(nb, str(lab.root / name))
+    write_notebook(lab.root / name, [TRIVIAL_SETUP] + ["Trivial()"] * n)
     page = lab.open(name)
     try:
         _run_cell(page, 0)
@@ -422,6 +408,18 @@ def trivial_widgets(lab: Lab, n: int, name: str) -> list[float]:
         page.close()
 
 
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """A notebook of code `cells` on the python3 kernel at `path`."""
+    import nbformat  # noqa: PLC0415 - a benchmark dependency, needed only here
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+    }
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(path))
+
+
 def _start_cell(page, index: int) -> None:
     """Run cell `index` of the open notebook, noting when (``window.m3sRunAt``); no wait."""
     page.evaluate(
@@ -435,11 +433,7 @@ def _start_cell(page, index: int) -> None:
 
 def _run_cell(page, index: int, timeout_s: float = 120) -> None:
     """Run one cell of the open notebook and wait until its prompt shows it ran."""
-    page.evaluate(
-        "i => { const nb = window.jupyterapp.shell.currentWidget.content; "
-        "nb.activeCellIndex = i; window.jupyterapp.commands.execute('notebook:run-cell'); }",
-        index,
-    )
+    _start_cell(page, index)
     page.wait_for_function(
         r"""i => {
         const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i];

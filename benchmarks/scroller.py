@@ -16,14 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 import numpy as np
 
 import mef3lab
 from mef3lab.readers import open_reader
 from mef3lab.widget import Scroller
 
-from .browser import Lab, ensure_chromium
+from .browser import Lab, ensure_chromium, write_notebook
 from .common import Params, check_same, server
 from .data import ensure_recording, warm_page_cache
 from .report import Stopwatch, Table, Target, percentile
@@ -229,18 +228,14 @@ def browser_flips(
     Scroller keywords.
     """
     name = f"bench-{path.stem}.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    write_notebook(
+        lab.root / name,
+        [
             f"import mef3lab\nrec = mef3lab.open_recording({str(path)!r})\n"
             f"w = rec.mef3.scroll(start={starts[0]!r}, page_seconds={page_s!r}, "
             f"rows=len(rec.mef3.info.names), row_px={row_px}, **{options or {}!r})\nw"
-        )
-    ]
-    nbformat.write(nb, str(lab.root / name))
+        ],
+    )
     page = lab.open(name)
     try:
         lab.run_all(page)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -31,19 +32,21 @@ class ProcessTag:
 
     def leftovers(self, within: float = 15.0) -> list[psutil.Process]:
         """Tagged processes still alive after up to `within` seconds (zombies count as gone)."""
-        deadline = time.monotonic() + within
-        while True:
-            alive = [p for p in self.tagged() if p.pid != os.getpid() and _alive(p)]
-            if not alive or time.monotonic() > deadline:
-                return alive
-            time.sleep(0.1)
+        return _alive_after(lambda: [p for p in self.tagged() if p.pid != os.getpid()], within)
 
 
 def still_alive(procs: list[psutil.Process], within: float = 15.0) -> list[psutil.Process]:
     """Those of `procs` still alive after up to `within` seconds (zombies count as gone)."""
+    return _alive_after(lambda: procs, within)
+
+
+def _alive_after(
+    listing: Callable[[], list[psutil.Process]], within: float
+) -> list[psutil.Process]:
+    """Those `listing()` gives that are alive, once none is or `within` seconds have passed."""
     deadline = time.monotonic() + within
     while True:
-        alive = [p for p in procs if _alive(p)]
+        alive = [p for p in listing() if _alive(p)]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)
