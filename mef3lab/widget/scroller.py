@@ -52,6 +52,8 @@ __all__ = ["Scroller"]
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
+#: Seconds a new scroller waits for its first page before it is returned (and shown).
+FIRST_PAGE_WAIT_S = 1.0
 #: The traits that mirror the `ViewState`: setting one is a checked change of the state.
 STATE_TRAITS = (
     "montage",
@@ -74,6 +76,9 @@ class Scroller(anywidget.AnyWidget):
     PgUp/PgDn the channels above/below, Home/End the recording's start/end, ``m`` marks an
     event at the cursor; a click on a channel's label marks it bad. The same state is
     scriptable: set the attributes below, or call the methods.
+
+    Making one reads its first page before it returns, so the widget is drawn with the page;
+    a page that takes longer than `FIRST_PAGE_WAIT_S` follows the widget instead.
 
     Parameters
     ----------
@@ -336,6 +341,11 @@ class Scroller(anywidget.AnyWidget):
         _OPEN.add(self)
         self.on_msg(self._on_msg)
         self._request()
+        try:  # a view made now draws the page as it renders; a slower page follows it
+            self._loader.wait(FIRST_PAGE_WAIT_S)
+        except BaseException:  # interrupted: nothing of it is left running
+            self.close()
+            raise
 
     # -- the scriptable API ---------------------------------------------------------
     @property
@@ -441,6 +451,7 @@ class Scroller(anywidget.AnyWidget):
             self._overview.shutdown(wait=False, cancel_futures=True)
             self._cache.close()
             self._zoom.close()
+        _OPEN.discard(self)
         super().close()
 
     def press(self, key: str, shift: bool = False) -> bool:

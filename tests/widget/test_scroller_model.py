@@ -244,12 +244,54 @@ def test_a_new_scroller_reads_its_first_page_at_the_width_the_front_end_last_rep
     assert {tr["n"] for tr in replies.last()["traces"].values()} == {640}
 
 
+def test_a_new_scroller_is_returned_with_its_first_page(recording, wire):
+    """The cell that makes it shows it with the page: the page went out before it returned,
+    so the view draws it as it renders (no second message to wait for)."""
+    rec = mef3lab.open_recording(recording)
+    w = Scroller(rec, start=33.0, page_seconds=2.0, width_px=1200)
+    try:
+        pages = [m for m in sent(w.comm) if m[0]["type"] == "page"]  # nothing waited for
+        assert [content["id"] for content, _ in pages] == [w.view_id]
+        assert w.get_state()["reply"]["id"] == w.view_id
+        data = np.frombuffer(pages[0][1][0], np.float32)
+        want = direct(recording, w.channels, 33.0, 2.0)
+        for row, tr in enumerate(pages[0][0]["traces"]):
+            assert tr["kind"] == "raw" and tr["n"] == 512
+            np.testing.assert_array_equal(data[tr["offset"] : tr["offset"] + 512], want[row])
+    finally:
+        w.close()
+        rec.close()
+
+
+def test_a_scroller_interrupted_while_it_waits_for_its_first_page_leaves_nothing_running(
+    recording, wire, monkeypatch
+):
+    """Ctrl-C in the cell that makes it: its threads stop and it is not left open."""
+
+    class Interrupted(scroller_module.LatestLoader):
+        def wait(self, timeout=None):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(scroller_module, "LatestLoader", Interrupted)
+    rec = mef3lab.open_recording(recording)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Scroller(rec, start=20.0, page_seconds=10.0)
+        names = [t.name for t in threading.enumerate()]
+        assert "mef3lab-scroller" not in names
+        assert not any(w._rec is rec for w in scroller_module._OPEN)
+    finally:
+        rec.close()
+
+
 def test_a_front_end_that_comes_later_finds_the_page_and_the_bar_in_the_state(
     recording, wire, monkeypatch
 ):
     """The first view (made while the module loads, often after the first page was sent) and
     a reload get the widget's state: the newest page and the bar are in it, nothing is read
-    again and nothing needs asking. Before the first page is served, the state has none."""
+    again and nothing needs asking. Before the first page is served, the state has none: a
+    first page slower than `FIRST_PAGE_WAIT_S` follows the widget."""
+    monkeypatch.setattr(scroller_module, "FIRST_PAGE_WAIT_S", 0.05)
     gate = threading.Event()
     read = scroller_module.read_reviewed
     reads = []
