@@ -52,7 +52,8 @@ __all__ = ["Scroller"]
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
-#: Seconds a new scroller waits for its first page before it is returned (and shown).
+#: Seconds a new scroller waits for its first page before it is returned (and shown), once
+#: a front end has reported its width (`_FRONT_WIDTH`).
 FIRST_PAGE_WAIT_S = 1.0
 #: The traits that mirror the `ViewState`: setting one is a checked change of the state.
 STATE_TRAITS = (
@@ -77,8 +78,9 @@ class Scroller(anywidget.AnyWidget):
     event at the cursor; a click on a channel's label marks it bad. The same state is
     scriptable: set the attributes below, or call the methods.
 
-    Making one reads its first page before it returns, so the widget is drawn with the page;
-    a page that takes longer than `FIRST_PAGE_WAIT_S` follows the widget instead.
+    Made once a front end has drawn a scroller (so the widget's module is loaded), it reads
+    its first page before it returns, so its view is drawn with the page; a page that takes
+    longer than `FIRST_PAGE_WAIT_S` follows the widget instead.
 
     Parameters
     ----------
@@ -341,11 +343,12 @@ class Scroller(anywidget.AnyWidget):
         _OPEN.add(self)
         self.on_msg(self._on_msg)
         self._request()
-        try:  # a view made now draws the page as it renders; a slower page follows it
-            self._loader.wait(FIRST_PAGE_WAIT_S)
-        except BaseException:  # interrupted: nothing of it is left running
-            self.close()
-            raise
+        if _FRONT_WIDTH[0]:  # a front end has drawn one: this one's view is drawn at once
+            try:  # and draws the page as it renders; a slower page follows it
+                self._loader.wait(FIRST_PAGE_WAIT_S)
+            except BaseException:  # interrupted: nothing of it is left running
+                self.close()
+                raise
 
     # -- the scriptable API ---------------------------------------------------------
     @property

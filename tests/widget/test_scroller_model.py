@@ -244,11 +244,13 @@ def test_a_new_scroller_reads_its_first_page_at_the_width_the_front_end_last_rep
     assert {tr["n"] for tr in replies.last()["traces"].values()} == {640}
 
 
-def test_a_new_scroller_is_returned_with_its_first_page(recording, wire):
-    """The cell that makes it shows it with the page: the page went out before it returned,
-    so the view draws it as it renders (no second message to wait for)."""
+def test_a_new_scroller_is_returned_with_its_first_page(recording, wire, monkeypatch):
+    """Once a front end has drawn a scroller (its module is loaded), the cell that makes the
+    next one shows it with the page: the page went out before it returned, so the view draws
+    it as it renders (no second message to wait for)."""
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [1200])
     rec = mef3lab.open_recording(recording)
-    w = Scroller(rec, start=33.0, page_seconds=2.0, width_px=1200)
+    w = Scroller(rec, start=33.0, page_seconds=2.0)
     try:
         pages = [m for m in sent(w.comm) if m[0]["type"] == "page"]  # nothing waited for
         assert [content["id"] for content, _ in pages] == [w.view_id]
@@ -263,6 +265,28 @@ def test_a_new_scroller_is_returned_with_its_first_page(recording, wire):
         rec.close()
 
 
+def test_the_kernels_first_scroller_is_returned_before_its_page(recording, wire, monkeypatch):
+    """No front end has drawn one yet: its view waits for the widget's module to load, which
+    takes longer than the page, so the cell does not wait for the page."""
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [0])
+    monkeypatch.setattr(scroller_module, "FIRST_PAGE_WAIT_S", 30.0)
+    gate = threading.Event()
+    read = scroller_module.read_reviewed
+    monkeypatch.setattr(scroller_module, "read_reviewed", lambda *a: gate.wait(30) and read(*a))
+    rec = mef3lab.open_recording(recording)
+    t0 = time.monotonic()
+    w = Scroller(rec, start=20.0, page_seconds=10.0)
+    try:
+        assert time.monotonic() - t0 < 10.0  # did not wait FIRST_PAGE_WAIT_S for the page
+        assert w.get_state()["reply"] == {}
+        gate.set()
+        assert w.wait(30) and w.get_state()["reply"]["id"] == w.view_id
+    finally:
+        gate.set()
+        w.close()
+        rec.close()
+
+
 def test_a_scroller_interrupted_while_it_waits_for_its_first_page_leaves_nothing_running(
     recording, wire, monkeypatch
 ):
@@ -273,6 +297,7 @@ def test_a_scroller_interrupted_while_it_waits_for_its_first_page_leaves_nothing
             raise KeyboardInterrupt
 
     monkeypatch.setattr(scroller_module, "LatestLoader", Interrupted)
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [1200])
     rec = mef3lab.open_recording(recording)
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -292,6 +317,7 @@ def test_a_front_end_that_comes_later_finds_the_page_and_the_bar_in_the_state(
     again and nothing needs asking. Before the first page is served, the state has none: a
     first page slower than `FIRST_PAGE_WAIT_S` follows the widget."""
     monkeypatch.setattr(scroller_module, "FIRST_PAGE_WAIT_S", 0.05)
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [640])
     gate = threading.Event()
     read = scroller_module.read_reviewed
     reads = []
