@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -268,13 +269,15 @@ SCROLL_CELL = (
 SETTLE_MS = 200
 #: Run untimed after each scroller: it stops reading ahead for the next one's measurement.
 CLOSE_CELL = "w.close()"
-#: Run last: the page the last jump drew, against a direct read of the same samples.
+#: Run last: the page the last jump drew, against a direct read of the same samples, and how
+#: many pages the front end said it drew (the read-ahead after each waits for that word).
 CHECK_CELL = """from mef3lab.readers import open_reader
 got = w.page_data()
 with open_reader(rec.mef3.spec.path) as r:
     k0 = int(round(w.start * float(got.attrs["fs"])))
     want = r.read_index(list(got.channel.values), k0, k0 + got.sizes["time"])
-print("SAME" if got.values.shape == want.shape and (got.values == want).all() else "DIFFERENT")"""
+same = got.values.shape == want.shape and (got.values == want).all()
+print("SAME" if same else "DIFFERENT", f"drawn={w.drawn}")"""
 
 
 def first_pages(
@@ -294,7 +297,8 @@ def first_pages(
     (the kernel's work, the widget's creation and its first reply included). Then one
     click at a random place of its overview bar: jump = the click → the new page drawn.
     Each scroller is closed before the next (`CLOSE_CELL`); the last page is checked
-    against a direct read (`CHECK_CELL`).
+    against a direct read, and the front end must have said it drew both its pages
+    (`CHECK_CELL`).
 
     Parameters
     ----------
@@ -323,7 +327,8 @@ def first_pages(
     Raises
     ------
     AssertionError
-        When the last page drawn differs from the direct read.
+        When the last page drawn differs from the direct read, or the kernel did not hear
+        that its first page and its jump were drawn.
     """
     cells = [setup]
     for s in starts:
@@ -368,6 +373,9 @@ def first_pages(
         verdict = page.locator(".jp-Notebook .jp-Cell").nth(len(cells) - 1).inner_text()
         if "SAME" not in verdict:
             raise AssertionError(f"the scroller's last page differs from a direct read: {verdict}")
+        drawn = re.search(r"drawn=(\d+)", verdict)
+        if drawn is None or int(drawn[1]) < 2:  # its first page and its jump
+            raise AssertionError(f"the kernel did not hear of both pages drawn: {verdict}")
         return first, jump
     finally:
         page.close()

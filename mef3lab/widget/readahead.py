@@ -2,15 +2,17 @@
 
 `PageCache` holds pages by `View` and reads each at most once; `Readahead` decides, after
 each page shown, which pages come next in the direction of travel, hints them to the source
-and reads the next one into the cache in the background.
+and has the next one read into the cache in the background (held, where a front end draws
+the page, until it has been drawn).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 from ..caching import ByteLRU
 from ..sources import RecordingSource
@@ -24,8 +26,12 @@ log = logging.getLogger(__name__)
 class PageCache:
     """Pages by view, loaded once by `load`, kept within `budget_bytes`.
 
-    The least recently used pages go first. A page the read-ahead is still reading is
-    waited for, not read a second time.
+    The least recently used pages go first. One page at a time is read ahead, on a
+    background thread. A read-ahead may be held: it waits for `release` (the page before it
+    is on screen) or for its time to run out, so it does not take the cores from what is
+    drawing that page. A newer read-ahead replaces one that has not started; a page asked
+    for while its read-ahead is held is read at once by the caller, and one asked for while
+    it is being read is waited for, not read a second time.
 
     Parameters
     ----------
@@ -38,54 +44,115 @@ class PageCache:
     def __init__(self, load: Callable[[View], Page], budget_bytes: int = 256 * 2**20) -> None:
         self._load = load
         self._pages: ByteLRU[View, Page] = ByteLRU(budget_bytes, lambda p: p.nbytes)
-        self._loading: dict[View, Future] = {}
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mef3lab-readahead")
+        self._loading: dict[View, Future] = {}  # read ahead: held or being read
+        self._held: tuple[View, Future, float] | None = None  # not started; due (monotonic)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
     def get(self, view: View) -> Page:
         """The page of `view`: cached, or the read-ahead's result once it is done, or read now."""
-        with self._lock:
+        with self._cond:
             page = self._pages.get(view)
             pending = self._loading.get(view) if page is None else None
+            mine = pending is not None and self._held is not None and self._held[0] == view
+            if mine:
+                self._held = None  # not started: read here, at once
         if page is not None:
             return page
+        if mine:
+            return self._fill(view, pending)
         if pending is not None:
             return pending.result()
         page = self._load(view)
         self._pages.put(view, page)
         return page
 
-    def prefetch(self, view: View) -> None:
-        """Read `view` into the cache on the background thread, unless it is there or under way."""
-        with self._lock:
-            if view in self._pages or view in self._loading:
+    def prefetch(self, view: View, hold_s: float = 0.0) -> None:
+        """Read `view` into the cache in the background, unless it is there or under way.
+
+        Parameters
+        ----------
+        view : View
+            The page to read.
+        hold_s : float, default 0.0
+            Seconds the read waits for `release` at most before it starts anyway.
+        """
+        with self._cond:
+            if self._closed or view in self._pages or view in self._loading:
                 return
+            self._drop_held()
             future: Future = Future()
             self._loading[view] = future
-        try:
-            self._pool.submit(self._fill, view, future)
-        except RuntimeError:  # closed, or the interpreter is exiting: reading ahead is only advice
-            with self._lock:
-                self._loading.pop(view, None)
+            self._held = (view, future, time.monotonic() + hold_s)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="mef3lab-readahead", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def release(self) -> None:
+        """Start the held read-ahead now (the page it follows has been drawn)."""
+        with self._cond:
+            if self._held is not None:
+                view, future, _ = self._held
+                self._held = (view, future, 0.0)
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Drop the held read-ahead, stop the thread (after the read under way), free the pages."""
+        with self._cond:
+            self._closed = True
+            self._drop_held()
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self._pages.clear()
+
+    def _drop_held(self) -> None:
+        """Under the lock: forget the read-ahead that has not started (nobody waits for it)."""
+        if self._held is not None:
+            view, future, _ = self._held
+            self._held = None
+            self._loading.pop(view, None)
             future.cancel()
 
-    def _fill(self, view: View, future: Future) -> None:
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    if self._held is None:
+                        self._cond.wait()
+                        continue
+                    left = self._held[2] - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if self._closed:
+                    return
+                view, future, _ = self._held
+                self._held = None
+            try:
+                self._fill(view, future)
+            except BaseException:  # handed to whoever waits; a read-ahead alone is only advice
+                log.debug("read-ahead of %s failed", view, exc_info=True)
+
+    def _fill(self, view: View, future: Future) -> Page:
+        """Read `view` for `future` (it is in `_loading` until done); its page."""
         try:
             page = self._load(view)
-        except BaseException as e:  # handed to whoever waits; a read-ahead alone is only advice
+        except BaseException as e:
             future.set_exception(e)
-            log.debug("read-ahead of %s failed", view, exc_info=True)
+            raise
         else:
             self._pages.put(view, page)
             future.set_result(page)
+            return page
         finally:
-            with self._lock:
+            with self._cond:
                 self._loading.pop(view, None)
-
-    def close(self) -> None:
-        """Stop the read-ahead thread (after the read under way) and free the pages."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pages.clear()
 
 
 class Readahead:
@@ -114,10 +181,19 @@ class Readahead:
         self.direction = 1
         self._last: View | None = None
 
-    def shown(self, view: View, prefetch: bool = True) -> None:
+    def shown(self, view: View, prefetch: bool = True, hold_s: float = 0.0) -> None:
         """`view` is on screen: hint the next pages and, with `prefetch`, read the next one.
 
         Returns at once; the read happens on the cache's background thread.
+
+        Parameters
+        ----------
+        view : View
+            The page sent to the screen.
+        prefetch : bool, default True
+            Whether to read the next page (else only hint).
+        hold_s : float, default 0.0
+            Seconds the read waits for `PageCache.release` at most (`PageCache.prefetch`).
         """
         last, self._last = self._last, view
         if (
@@ -138,7 +214,7 @@ class Readahead:
             view.channels,
         )
         if prefetch:
-            self.cache.prefetch(following[0])
+            self.cache.prefetch(following[0], hold_s)
 
     def _inside(self, view: View) -> bool:
         return view.start_us + view.length_us > 0 and view.start_us < self.duration_us

@@ -541,6 +541,7 @@ function render({ model, el }) {
     ui.root.dataset.gotAt = String(performance.now());
     state.reply = page;
     draw();
+    model.send({ type: "drawn", id: page.msg.id }); // the kernel's read-ahead waits for it
     ui.root.dataset.pages = String(Number(ui.root.dataset.pages || 0) + 1); // pages drawn (tests, benchmarks)
     return true;
   };

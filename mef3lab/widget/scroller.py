@@ -55,6 +55,10 @@ _HERE = Path(__file__).resolve().parent
 #: Seconds a new scroller waits for its first page before it is returned (and shown), once
 #: a front end has reported its width (`_FRONT_WIDTH`).
 FIRST_PAGE_WAIT_S = 1.0
+#: Seconds the read-ahead after a page waits at most for the front end to say it drew that
+#: page, once a front end has reported its width: decoding the next page would otherwise take
+#: the cores from drawing this one.
+READ_AHEAD_HOLD_S = 0.5
 #: The traits that mirror the `ViewState`: setting one is a checked change of the state.
 STATE_TRAITS = (
     "montage",
@@ -80,7 +84,8 @@ class Scroller(anywidget.AnyWidget):
 
     Made once a front end has drawn a scroller (so the widget's module is loaded), it reads
     its first page before it returns, so its view is drawn with the page; a page that takes
-    longer than `FIRST_PAGE_WAIT_S` follows the widget instead.
+    longer than `FIRST_PAGE_WAIT_S` follows the widget instead. There, too, the next page is
+    read ahead once the front end has drawn this one (or after `READ_AHEAD_HOLD_S`).
 
     Parameters
     ----------
@@ -147,8 +152,9 @@ class Scroller(anywidget.AnyWidget):
         All of the above that decides what is on screen, as one value.
     message : str
         What went wrong last, as the widget shows it.
-    sent, dropped : int
-        Pages sent to the front end, and pages dropped because a newer request came in.
+    sent, dropped, drawn : int
+        Pages sent to the front end, pages dropped because a newer request came in, and
+        pages a front end said it drew.
     reply, overview_bar : dict
         The newest page and the whole recording's bar as the front end gets them (its
         float32 values under ``"data"``, a binary buffer); a view made later draws them.
@@ -315,6 +321,9 @@ class Scroller(anywidget.AnyWidget):
         self.sent = 0  # replies sent to the front end
         self._read_errors = ""  # the message the last page set (its channels' read errors)
         self.dropped = 0  # replies dropped because a newer request came in
+        self.drawn = 0  # pages a front end said it drew
+        self._drawn_id = 0  # the newest reply a front end drew
+        self._ahead_of = 0  # the reply whose read-ahead may be held for it
         notes = rec.mef3.annotations
         super().__init__(
             duration=info.duration_s,
@@ -762,7 +771,12 @@ class Scroller(anywidget.AnyWidget):
             if 0 <= ahead.start_us < self._source.info.end_uutc - self._source.info.start_uutc:
                 self._zoom.ahead(ahead, width)
         else:
-            self._readahead.shown(view)
+            self._readahead.shown(view, hold_s=READ_AHEAD_HOLD_S if _FRONT_WIDTH[0] else 0.0)
+            with self._lock:
+                self._ahead_of = id
+                drawn = self._drawn_id >= id  # the front end was quicker than this thread
+            if drawn:
+                self._cache.release()
         if width != self._overview_width:
             self._bar_for(width)
 
@@ -832,6 +846,17 @@ class Scroller(anywidget.AnyWidget):
                 )
         elif kind == "resize":
             self.width_px = _FRONT_WIDTH[0] = max(50, int(content.get("width", self.width_px)))
+        elif kind == "drawn":
+            self._was_drawn(int(content.get("id", 0)))
+
+    def _was_drawn(self, id: int) -> None:
+        """A front end drew reply `id`: the read-ahead held for it may start."""
+        with self._lock:
+            self.drawn += 1
+            self._drawn_id = max(self._drawn_id, id)
+            release = self._ahead_of == id
+        if release:
+            self._cache.release()
 
 
 def _channels_of(rec: xr.Dataset | xr.DataArray, order: tuple[str, ...]) -> list[str]:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import xarray as xr
-from _widget_helpers import column_minmax, sent
+from _widget_helpers import Replies, column_minmax, sent
 
 import mef3lab
 from mef3lab.readers import open_reader
@@ -306,6 +306,69 @@ def test_a_scroller_interrupted_while_it_waits_for_its_first_page_leaves_nothing
         assert "mef3lab-scroller" not in names
         assert not any(w._rec is rec for w in scroller_module._OPEN)
     finally:
+        rec.close()
+
+
+def spy_reads(monkeypatch) -> list[float]:
+    """The page starts the scroller reads from now on (its own and read-ahead's), in order."""
+    read = scroller_module.read_reviewed
+    starts: list[float] = []
+    monkeypatch.setattr(
+        scroller_module, "read_reviewed", lambda *a: starts.append(a[1].start_s) or read(*a)
+    )
+    return starts
+
+
+def settled(starts: list[float], n: int, timeout: float = 10.0) -> list[float]:
+    """`starts` once it holds `n` reads (or at `timeout`), after a moment for any more."""
+    deadline = time.monotonic() + timeout
+    while len(starts) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    return list(starts)
+
+
+def test_the_next_page_is_read_ahead_once_the_front_end_drew_this_one(recording, wire, monkeypatch):
+    """Where a front end draws pages, reading ahead would take the cores from drawing the
+    page: it waits for the front end's word that it drew it (or `READ_AHEAD_HOLD_S`)."""
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [1200])
+    monkeypatch.setattr(scroller_module, "READ_AHEAD_HOLD_S", 30.0)
+    starts = spy_reads(monkeypatch)
+    rec = mef3lab.open_recording(recording)
+    w = Scroller(rec, start=20.0, page_seconds=10.0)
+    replies = Replies(w)
+    try:
+        assert settled(starts, 1) == [20.0]  # the page; the one after it is held
+        w._handle_custom_msg({"type": "drawn", "id": w.view_id - 1}, [])  # an older page
+        assert settled(starts, 2, timeout=0.2) == [20.0]
+        w._handle_custom_msg({"type": "drawn", "id": w.view_id}, [])
+        assert settled(starts, 2) == [20.0, 30.0] and w.drawn == 2
+        replies.key("ArrowRight")
+        got = replies.last()  # the page read ahead, as a direct read has it
+        assert got["start"] == 30.0
+        want = direct(recording, ["ch000"], 30.0, 10.0)[0]
+        np.testing.assert_array_equal(
+            got["traces"]["ch000"]["values"], np.concatenate(column_minmax(want, 1200))
+        )
+        assert settled(starts, 3, timeout=0.2) == [20.0, 30.0]  # 40 s is held in turn
+        replies.key("ArrowRight")  # a flip before it was drawn: 40 s is read at once
+        assert replies.last()["start"] == 40.0 and starts == [20.0, 30.0, 40.0]
+    finally:
+        w.close()
+        rec.close()
+
+
+def test_without_a_front_end_the_next_page_is_read_ahead_at_once(recording, wire, monkeypatch):
+    """A scripted scroller (no front end has drawn one) has no drawing to wait for."""
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [0])
+    monkeypatch.setattr(scroller_module, "READ_AHEAD_HOLD_S", 30.0)
+    starts = spy_reads(monkeypatch)
+    rec = mef3lab.open_recording(recording)
+    w = Scroller(rec, start=20.0, page_seconds=10.0)
+    try:
+        assert settled(starts, 2) == [20.0, 30.0] and w.drawn == 0
+    finally:
+        w.close()
         rec.close()
 
 
