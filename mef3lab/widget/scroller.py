@@ -56,8 +56,8 @@ _HERE = Path(__file__).resolve().parent
 #: a front end has reported its width (`_FRONT_WIDTH`).
 FIRST_PAGE_WAIT_S = 1.0
 #: Seconds the read-ahead after a page waits at most for the front end to say it drew that
-#: page, once a front end has reported its width: decoding the next page would otherwise take
-#: the cores from drawing this one.
+#: page, once a front end has reported its width or drawn this scroller: decoding the next
+#: page would otherwise take the cores from drawing this one.
 READ_AHEAD_HOLD_S = 0.5
 #: The traits that mirror the `ViewState`: setting one is a checked change of the state.
 STATE_TRAITS = (
@@ -771,7 +771,8 @@ class Scroller(anywidget.AnyWidget):
             if 0 <= ahead.start_us < self._source.info.end_uutc - self._source.info.start_uutc:
                 self._zoom.ahead(ahead, width)
         else:
-            self._readahead.shown(view, hold_s=READ_AHEAD_HOLD_S if _FRONT_WIDTH[0] else 0.0)
+            drawing = _FRONT_WIDTH[0] or self.drawn  # a front end draws scrollers here
+            self._readahead.shown(view, hold_s=READ_AHEAD_HOLD_S if drawing else 0.0)
             with self._lock:
                 self._ahead_of = id
                 drawn = self._drawn_id >= id  # the front end was quicker than this thread

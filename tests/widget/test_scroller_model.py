@@ -359,14 +359,20 @@ def test_the_next_page_is_read_ahead_once_the_front_end_drew_this_one(recording,
 
 
 def test_without_a_front_end_the_next_page_is_read_ahead_at_once(recording, wire, monkeypatch):
-    """A scripted scroller (no front end has drawn one) has no drawing to wait for."""
+    """A scripted scroller (no front end has drawn one) has no drawing to wait for; once a
+    front end draws it (whatever width it has), its read-ahead waits for the drawing."""
     monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [0])
     monkeypatch.setattr(scroller_module, "READ_AHEAD_HOLD_S", 30.0)
     starts = spy_reads(monkeypatch)
     rec = mef3lab.open_recording(recording)
     w = Scroller(rec, start=20.0, page_seconds=10.0)
+    replies = Replies(w)
     try:
         assert settled(starts, 2) == [20.0, 30.0] and w.drawn == 0
+        w._handle_custom_msg({"type": "drawn", "id": w.view_id}, [])
+        replies.key("ArrowRight")
+        assert replies.last()["start"] == 30.0
+        assert settled(starts, 3, timeout=0.2) == [20.0, 30.0]  # 40 s waits for the drawing
     finally:
         w.close()
         rec.close()
