@@ -40,87 +40,72 @@ class Source:
         return [s for s, _ in self.reads]
 
 
-def test_a_held_read_ahead_waits_for_its_release():
-    src = Source()
+@pytest.fixture
+def src():
+    return Source()
+
+
+@pytest.fixture
+def cache(src):
     cache = PageCache(src.load)
-    try:
-        cache.prefetch(view(1), hold_s=LONG_S)
-        time.sleep(0.2)
-        assert src.starts == []
-        cache.release()
-        assert src.read.wait(10)
-        assert cache.get(view(1)).blocks[0].data[0, 0] == 1.0
-        assert src.reads == [(1.0, "mef3lab-readahead")]  # read once, in the background
-    finally:
-        cache.close()
+    yield cache
+    src.gate.set()
+    cache.close()
 
 
-def test_a_held_read_ahead_starts_when_its_hold_is_over():
-    src = Source()
-    cache = PageCache(src.load)
-    try:
-        cache.prefetch(view(1), hold_s=0.05)
-        assert src.read.wait(10)
-        assert src.starts == [1.0]
-    finally:
-        cache.close()
+def test_a_held_read_ahead_waits_for_its_release(src, cache):
+    cache.prefetch(view(1), hold_s=LONG_S)
+    time.sleep(0.2)
+    assert src.starts == []
+    cache.release()
+    assert src.read.wait(10)
+    assert cache.get(view(1)).blocks[0].data[0, 0] == 1.0
+    assert src.reads == [(1.0, "mef3lab-readahead")]  # read once, in the background
 
 
-def test_a_newer_read_ahead_replaces_one_not_started():
-    src = Source()
-    cache = PageCache(src.load)
-    try:
-        cache.prefetch(view(1), hold_s=LONG_S)
-        cache.prefetch(view(2))
-        assert src.read.wait(10)
-        time.sleep(0.2)
-        assert src.starts == [2.0]  # the first was never read ...
-        assert cache.get(view(1)).blocks[0].data[0, 0] == 1.0  # ... until asked for
-        assert src.starts == [2.0, 1.0]
-    finally:
-        cache.close()
+def test_a_held_read_ahead_starts_when_its_hold_is_over(src, cache):
+    cache.prefetch(view(1), hold_s=0.05)
+    assert src.read.wait(10)
+    assert src.starts == [1.0]
 
 
-def test_a_page_asked_for_while_its_read_ahead_is_held_is_read_at_once_by_the_caller():
-    src = Source()
-    cache = PageCache(src.load)
-    try:
-        cache.prefetch(view(1), hold_s=LONG_S)
-        t0 = time.monotonic()
-        page = cache.get(view(1))
-        assert time.monotonic() - t0 < 10.0 and page.blocks[0].data[0, 0] == 1.0
-        assert src.reads == [(1.0, threading.current_thread().name)]
-        cache.release()  # nothing is held any more: nothing is read again
-        time.sleep(0.2)
-        assert cache.get(view(1)) is page and src.starts == [1.0]
-    finally:
-        cache.close()
+def test_a_newer_read_ahead_replaces_one_not_started(src, cache):
+    cache.prefetch(view(1), hold_s=LONG_S)
+    cache.prefetch(view(2))
+    assert src.read.wait(10)
+    time.sleep(0.2)
+    assert src.starts == [2.0]  # the first was never read ...
+    assert cache.get(view(1)).blocks[0].data[0, 0] == 1.0  # ... until asked for
+    assert src.starts == [2.0, 1.0]
 
 
-def test_a_page_being_read_ahead_is_waited_for_not_read_twice():
-    src = Source()
+def test_a_page_asked_for_while_its_read_ahead_is_held_is_read_at_once_by_the_caller(src, cache):
+    cache.prefetch(view(1), hold_s=LONG_S)
+    t0 = time.monotonic()
+    page = cache.get(view(1))
+    assert time.monotonic() - t0 < 10.0 and page.blocks[0].data[0, 0] == 1.0
+    assert src.reads == [(1.0, threading.current_thread().name)]
+    cache.release()  # nothing is held any more: nothing is read again
+    time.sleep(0.2)
+    assert cache.get(view(1)) is page and src.starts == [1.0]
+
+
+def test_a_page_being_read_ahead_is_waited_for_not_read_twice(src, cache):
     src.gate.clear()
-    cache = PageCache(src.load)
     got: list[Page] = []
-    try:
-        cache.prefetch(view(1))
-        time.sleep(0.1)  # the read-ahead has started and waits at the gate
-        reader = threading.Thread(target=lambda: got.append(cache.get(view(1))))
-        reader.start()
-        time.sleep(0.1)
-        assert got == []
-        src.gate.set()
-        reader.join(10)
-        assert got[0].blocks[0].data[0, 0] == 1.0
-        assert src.reads == [(1.0, "mef3lab-readahead")]
-    finally:
-        src.gate.set()
-        cache.close()
+    cache.prefetch(view(1))
+    time.sleep(0.1)  # the read-ahead has started and waits at the gate
+    reader = threading.Thread(target=lambda: got.append(cache.get(view(1))))
+    reader.start()
+    time.sleep(0.1)
+    assert got == []
+    src.gate.set()
+    reader.join(10)
+    assert got[0].blocks[0].data[0, 0] == 1.0
+    assert src.reads == [(1.0, "mef3lab-readahead")]
 
 
-def test_close_drops_a_held_read_ahead_without_reading_it():
-    src = Source()
-    cache = PageCache(src.load)
+def test_close_drops_a_held_read_ahead_without_reading_it(src, cache):
     before = set(threading.enumerate())
     cache.prefetch(view(1), hold_s=LONG_S)
     t0 = time.monotonic()

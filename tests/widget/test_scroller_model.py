@@ -6,6 +6,7 @@ Keys and buttons move the page; the data that reaches the front end equals a dir
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -309,14 +310,25 @@ def test_a_scroller_interrupted_while_it_waits_for_its_first_page_leaves_nothing
         rec.close()
 
 
-def spy_reads(monkeypatch) -> list[float]:
-    """The page starts the scroller reads from now on (its own and read-ahead's), in order."""
+@contextlib.contextmanager
+def paging(recording, monkeypatch, front_width: int):
+    """(scroller at 20 s with 10-s pages, its Replies, the page starts it reads from now on,
+    its own and read-ahead's, in order), `front_width` as the front end's reported width and
+    a read-ahead hold no test waits out."""
+    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [front_width])
+    monkeypatch.setattr(scroller_module, "READ_AHEAD_HOLD_S", 30.0)
     read = scroller_module.read_reviewed
     starts: list[float] = []
     monkeypatch.setattr(
         scroller_module, "read_reviewed", lambda *a: starts.append(a[1].start_s) or read(*a)
     )
-    return starts
+    rec = mef3lab.open_recording(recording)
+    w = Scroller(rec, start=20.0, page_seconds=10.0)
+    try:
+        yield w, Replies(w), starts
+    finally:
+        w.close()
+        rec.close()
 
 
 def settled(starts: list[float], n: int, timeout: float = 10.0) -> list[float]:
@@ -331,18 +343,12 @@ def settled(starts: list[float], n: int, timeout: float = 10.0) -> list[float]:
 def test_the_next_page_is_read_ahead_once_the_front_end_drew_this_one(recording, wire, monkeypatch):
     """Where a front end draws pages, reading ahead would take the cores from drawing the
     page: it waits for the front end's word that it drew it (or `READ_AHEAD_HOLD_S`)."""
-    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [1200])
-    monkeypatch.setattr(scroller_module, "READ_AHEAD_HOLD_S", 30.0)
-    starts = spy_reads(monkeypatch)
-    rec = mef3lab.open_recording(recording)
-    w = Scroller(rec, start=20.0, page_seconds=10.0)
-    replies = Replies(w)
-    try:
+    with paging(recording, monkeypatch, 1200) as (w, replies, starts):
         assert settled(starts, 1) == [20.0]  # the page; the one after it is held
         w._handle_custom_msg({"type": "drawn", "id": w.view_id - 1}, [])  # an older page
         assert settled(starts, 2, timeout=0.2) == [20.0]
         w._handle_custom_msg({"type": "drawn", "id": w.view_id}, [])
-        assert settled(starts, 2) == [20.0, 30.0] and w.drawn == 2
+        assert settled(starts, 2) == [20.0, 30.0]
         replies.key("ArrowRight")
         got = replies.last()  # the page read ahead, as a direct read has it
         assert got["start"] == 30.0
@@ -353,29 +359,17 @@ def test_the_next_page_is_read_ahead_once_the_front_end_drew_this_one(recording,
         assert settled(starts, 3, timeout=0.2) == [20.0, 30.0]  # 40 s is held in turn
         replies.key("ArrowRight")  # a flip before it was drawn: 40 s is read at once
         assert replies.last()["start"] == 40.0 and starts == [20.0, 30.0, 40.0]
-    finally:
-        w.close()
-        rec.close()
 
 
 def test_without_a_front_end_the_next_page_is_read_ahead_at_once(recording, wire, monkeypatch):
     """A scripted scroller (no front end has drawn one) has no drawing to wait for; once a
     front end draws it (whatever width it has), its read-ahead waits for the drawing."""
-    monkeypatch.setattr(scroller_module, "_FRONT_WIDTH", [0])
-    monkeypatch.setattr(scroller_module, "READ_AHEAD_HOLD_S", 30.0)
-    starts = spy_reads(monkeypatch)
-    rec = mef3lab.open_recording(recording)
-    w = Scroller(rec, start=20.0, page_seconds=10.0)
-    replies = Replies(w)
-    try:
+    with paging(recording, monkeypatch, 0) as (w, replies, starts):
         assert settled(starts, 2) == [20.0, 30.0] and w.drawn == 0
         w._handle_custom_msg({"type": "drawn", "id": w.view_id}, [])
         replies.key("ArrowRight")
-        assert replies.last()["start"] == 30.0
+        assert replies.last()["start"] == 30.0 and w.drawn == 1
         assert settled(starts, 3, timeout=0.2) == [20.0, 30.0]  # 40 s waits for the drawing
-    finally:
-        w.close()
-        rec.close()
 
 
 def test_a_front_end_that_comes_later_finds_the_page_and_the_bar_in_the_state(
