@@ -78,10 +78,10 @@ def test_scroller_table_produces_its_rows(tmp_path):
     (table,) = run(SMOKE_RUN, "F", data_dir=tmp_path, log=lambda msg: None)
     labels = [r.label for r in table.rows]
     assert table.key == "F" and "model, via a server p95" in labels
-    assert len(labels) == (
-        10 if browser else 6
-    )  # direct, model ×2 (p50, p95); browser, wide (2 each)
+    # direct, model ×2 (p50, p95); browser, wide, fast (2 each)
+    assert len(labels) == (12 if browser else 6)
     assert browser == any(label.startswith("wide: browser") for label in labels)
+    assert browser == any(label.startswith("fast: browser") for label in labels)
     for r in table.rows:
         assert r.value > 0 and r.status in ("PASS", "MISS", "—")
 
