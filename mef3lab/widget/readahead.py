@@ -86,10 +86,13 @@ class PageCache:
             self._loading[view] = future
             self._held = (view, future, time.monotonic() + hold_s)
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="mef3lab-readahead", daemon=True
-                )
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="mef3lab-readahead", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # the interpreter is exiting: reading ahead is only advice
+                    self._drop_held()
+                    return
+                self._thread = thread
             self._cond.notify_all()
 
     def release(self) -> None:

@@ -136,3 +136,21 @@ def test_a_failed_read_ahead_is_not_cached_and_its_error_goes_to_who_waits():
         assert cache.get(view(1)).blocks == () and calls == [1.0, 1.0]  # read again
     finally:
         cache.close()
+
+
+def test_a_read_ahead_the_interpreter_cannot_start_a_thread_for_is_dropped(src, monkeypatch):
+    """At exit no thread can start: reading ahead is only advice, the page is read when asked."""
+
+    def refuse(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    cache = PageCache(src.load)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    cache.prefetch(view(1))
+    monkeypatch.undo()
+    try:
+        assert src.starts == []
+        assert cache.get(view(1)).blocks[0].data[0, 0] == 1.0
+        assert src.reads == [(1.0, threading.current_thread().name)]
+    finally:
+        cache.close()
