@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -260,9 +261,14 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 
 #: The scroller cell `first_pages` times, after `setup` ran: a new scroller on a cold place.
+#: It prints when the call that makes it began, in ms of the epoch (the kernel's clock).
 SCROLL_CELL = (
+    "import time\n"
+    "called = time.time()\n"
     "w = rec.mef3.scroll(start={start!r}, page_seconds={page_s!r}, "
-    "rows=len(rec.mef3.info.names), row_px={row_px})\nw"
+    "rows=len(rec.mef3.info.names), row_px={row_px})\n"
+    "print(f'scroll() called at {{called * 1e3!r}} ms')\n"
+    "w"
 )
 #: Milliseconds between scrolling the overview bar into view and clicking it (the notebook's
 #: layout and paint after a scroll settle first).
@@ -280,6 +286,17 @@ same = got.values.shape == want.shape and (got.values == want).all()
 print("SAME" if same else "DIFFERENT", f"drawn={w.drawn}")"""
 
 
+class FirstPages(NamedTuple):
+    """What `first_pages` measured, in milliseconds per scroller."""
+
+    #: running the cell that makes the scroller → its first page drawn
+    first: list[float]
+    #: the call that makes it (``rec.mef3.scroll``) → its first page drawn
+    called: list[float]
+    #: a click in its overview bar → the new page drawn
+    jump: list[float]
+
+
 def first_pages(
     lab: Lab,
     setup: str,
@@ -289,12 +306,14 @@ def first_pages(
     name: str,
     seed: int = 0,
     shot: Path | None = None,
-) -> tuple[list[float], list[float]]:
+) -> FirstPages:
     """Milliseconds to a scroller's first page, and to the page after a jump, in the browser.
 
     A notebook runs `setup` (it binds ``rec``), then for each of `starts` a cell making a
     new scroller there (`SCROLL_CELL`): first page = running that cell → its canvas drawn
-    (the kernel's work, the widget's creation and its first reply included). Then one
+    (the kernel's work, the widget's creation and its first reply included), and from the
+    call that makes it → drawn. That call's time is the kernel's clock, the drawing's the
+    browser's (``performance.timeOrigin``): both the epoch's, on one machine. Then one
     click at a random place of its overview bar: jump = the click → the new page drawn.
     Each scroller is closed before the next (`CLOSE_CELL`); the last page is checked
     against a direct read, and the front end must have said it drew both its pages
@@ -321,14 +340,15 @@ def first_pages(
 
     Returns
     -------
-    first, jump : list of float
+    FirstPages
         Milliseconds per scroller.
 
     Raises
     ------
     AssertionError
-        When the last page drawn differs from the direct read, or the kernel did not hear
-        that its first page and its jump were drawn.
+        When the last page drawn differs from the direct read, the kernel did not hear
+        that its first page and its jump were drawn, or the call that made a scroller does
+        not lie between running its cell and its page drawn (the two clocks disagree).
     """
     cells = [setup]
     for s in starts:
@@ -339,16 +359,29 @@ def first_pages(
     page = lab.open(name)
     try:
         _run_cell(page, 0)
-        first, jump = [], []
+        first, called, jump = [], [], []
         for i, s in enumerate(starts):
             _start_cell(page, 1 + 2 * i)
-            widget = page.locator(".jp-Notebook .jp-Cell").nth(1 + 2 * i).locator(".m3s")
+            cell = page.locator(".jp-Notebook .jp-Cell").nth(1 + 2 * i)
+            widget = cell.locator(".m3s")
             widget.wait_for(timeout=120_000)
             handle = widget.element_handle()
             page.wait_for_function(
                 f"el => Number(el.dataset.drawnStart) === {s!r}", arg=handle, timeout=120_000
             )
-            first.append(widget.evaluate("el => Number(el.dataset.drawnAt) - window.m3sRunAt"))
+            run_at, drawn_at, origin = widget.evaluate(
+                "el => [window.m3sRunAt, Number(el.dataset.drawnAt), performance.timeOrigin]"
+            )
+            first.append(drawn_at - run_at)
+            said = cell.locator(".jp-OutputArea-output", has_text="called at").inner_text()
+            said = re.search(r"called at ([0-9.]+) ms", said)
+            since_call = origin + drawn_at - float(said[1])
+            if not 0 < since_call <= drawn_at - run_at:
+                raise AssertionError(
+                    f"scroll() called {since_call:.1f} ms before its page was drawn, but its "
+                    f"cell ran {drawn_at - run_at:.1f} ms before: the clocks disagree"
+                )
+            called.append(since_call)
             strip = widget.locator(".m3s-overview")
             # on screen before the click, as a reviewer has it: a click's own scrolling of the
             # notebook (the bar below the window) would be timed with the jump
@@ -376,7 +409,7 @@ def first_pages(
         drawn = re.search(r"drawn=(\d+)", verdict)
         if drawn is None or int(drawn[1]) < 2:  # its first page and its jump
             raise AssertionError(f"the kernel did not hear of both pages drawn: {verdict}")
-        return first, jump
+        return FirstPages(first, called, jump)
     finally:
         page.close()
 

@@ -97,10 +97,19 @@ def test_the_first_page_table_times_new_scrollers_and_jumps_in_a_browser(tmp_pat
     fast = [s for s in SMOKE_RUN.first_look if s.fs >= 8000]
     # the floor (a trivial widget, p50 and p95); per recording: the direct read; embedded and
     # served, each the kernel's first scroller, then p50 and p95 of new scrollers' first pages
-    # and of jumps
-    assert len(table.rows) == 2 + 11 * len(fast)
+    # (from running the cell, and from the call that makes it) and of jumps
+    assert len(table.rows) == 2 + 15 * len(fast)
     assert table.rows[0].label.startswith("a trivial widget") and table.rows[0].target is None
     assert sum(r.target is not None for r in table.rows) == 4 * len(fast)
+    for what in ("embedded", "served"):  # the call comes after running its cell
+        cell, call = (
+            next(r for r in table.rows if r.label.endswith(f"{what}: {label} p50"))
+            for label in (
+                "a new scroller's first page from running its cell",
+                "a new scroller's first page from scroll()",
+            )
+        )
+        assert 0 < call.value < cell.value and call.target is None
     for r in table.rows:
         assert r.value > 0 and r.status in ("PASS", "MISS", "—")
 
