@@ -270,6 +270,8 @@ SCROLL_CELL = (
     "print(f'scroll() called at {{called * 1e3!r}} ms')\n"
     "w"
 )
+#: What a cell printed is shown as.
+STDOUT = "application/vnd.jupyter.stdout"
 #: Milliseconds between scrolling the overview bar into view and clicking it (the notebook's
 #: layout and paint after a scroll settle first).
 SETTLE_MS = 200
@@ -373,8 +375,8 @@ def first_pages(
                 "el => [window.m3sRunAt, Number(el.dataset.drawnAt), performance.timeOrigin]"
             )
             first.append(drawn_at - run_at)
-            said = cell.locator(".jp-OutputArea-output", has_text="called at").inner_text()
-            said = re.search(r"called at ([0-9.]+) ms", said)
+            printed = cell.locator(f"[data-mime-type='{STDOUT}']", has_text="called at")
+            said = re.search(r"called at ([0-9.]+) ms", printed.inner_text())
             since_call = origin + drawn_at - float(said[1])
             if not 0 < since_call <= drawn_at - run_at:
                 raise AssertionError(
