@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -308,6 +309,7 @@ def first_pages(
     name: str,
     seed: int = 0,
     shot: Path | None = None,
+    warm: Callable[[], object] | None = None,
 ) -> FirstPages:
     """Milliseconds to a scroller's first page, and to the page after a jump, in the browser.
 
@@ -339,6 +341,9 @@ def first_pages(
         Where the jumps go.
     shot : pathlib.Path, optional
         Where to save a screenshot of the last scroller, after its jump.
+    warm : callable, optional
+        Called, untimed, before each scroller's cell runs: reads the recording's files
+        into the page cache again (this machine gives cold pages back within a minute).
 
     Returns
     -------
@@ -363,6 +368,8 @@ def first_pages(
         _run_cell(page, 0)
         first, called, jump = [], [], []
         for i, s in enumerate(starts):
+            if warm is not None:
+                warm()
             _start_cell(page, 1 + 2 * i)
             cell = page.locator(".jp-Notebook .jp-Cell").nth(1 + 2 * i)
             widget = cell.locator(".m3s")

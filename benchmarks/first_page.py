@@ -85,6 +85,7 @@ def run(_path: Path, params: Params, log=print) -> Table:
                     f"first-{spec.name}-{len(table.rows)}.ipynb",
                     params.seed,
                     SHOTS / f"bench-first-page-{spec.name}-{what}.png",
+                    warm=lambda path=path: warm_page_cache(path),
                 )
                 lab.shutdown_kernels()
                 table.add(
